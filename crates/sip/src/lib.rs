@@ -1,1 +1,23 @@
-//! placeholder
+//! SIP signalling for Concierge, sans-IO.
+//!
+//! Nothing in this crate owns a socket, a thread or a clock. The driver feeds bytes and the
+//! current [`std::time::Instant`] in and drains what to send and when to wake up out:
+//!
+//! * [`wire`] turns bytes into our own message types (the codec of `rsipstack` is used
+//!   behind it, and nothing else sees its types) and messages back into bytes;
+//! * [`transaction`] holds the four RFC 3261 §17 state machines and their timer table;
+//! * [`dialog`] holds the RFC 3261 §12 dialog state and builds in-dialog requests;
+//! * [`endpoint`] owns all transactions of one shard, matches each message to its
+//!   transaction (§17.1.3, §17.2.3, §9.2) and reports what the application must decide.
+//!
+//! The run loop a driver implements, for every socket event or expired deadline:
+//! `endpoint.handle_*(now, …)`, then drain `poll_transmit()` and `poll_event()` until both
+//! are empty, then sleep until `poll_timeout()`.
+#![forbid(unsafe_code)]
+
+pub mod dialog;
+pub mod endpoint;
+pub mod transaction;
+pub mod wire;
+
+

@@ -1,0 +1,70 @@
+use crate::wire::{Method, Request, Response};
+
+/// What identifies a transaction.
+///
+/// RFC 3261 §17.2.3: with a magic-cookie branch, the branch, the sent-by of the top Via and
+/// the method (ACK counted as INVITE) identify a server transaction; CANCEL is a
+/// transaction of its own with the same branch. Requests from RFC 2543 elements lack the
+/// cookie and are matched on Call-ID, From tag, CSeq number and the top Via instead.
+/// §17.1.3: a response matches a client transaction by branch and CSeq method.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TsxKey {
+    id: String,
+    method: Method,
+    server: bool,
+}
+
+impl TsxKey {
+    /// The key of the server transaction `request` belongs to. An ACK maps to its INVITE.
+    pub fn server(request: &Request) -> Self {
+        let method = match request.method {
+            Method::Ack => Method::Invite,
+            ref m => m.clone(),
+        };
+        let via = request.top_via();
+        let id = match via {
+            Some(v) if v.has_rfc3261_branch() => {
+                format!("{}|{}", v.branch().unwrap_or_default(), v.sent_by())
+            }
+            _ => format!(
+                "2543|{}|{}|{}|{}|{}",
+                request.call_id,
+                request.from.tag().unwrap_or_default(),
+                request.cseq.seq,
+                via.map(|v| v.sent_by()).unwrap_or_default(),
+                via.and_then(|v| v.branch()).unwrap_or_default(),
+            ),
+        };
+        Self { id, method, server: true }
+    }
+
+    /// The INVITE server transaction a CANCEL refers to (§9.2).
+    pub fn cancelled_invite(cancel: &Request) -> Self {
+        let mut key = Self::server(cancel);
+        key.method = Method::Invite;
+        key
+    }
+
+    /// The key of a client transaction for a request we send with `branch`.
+    pub fn client(branch: &str, method: &Method) -> Self {
+        let method = match method {
+            Method::Ack => Method::Invite,
+            m => m.clone(),
+        };
+        Self { id: branch.to_owned(), method, server: false }
+    }
+
+    /// The client transaction a response belongs to.
+    pub fn for_response(response: &Response) -> Option<Self> {
+        let branch = response.top_via()?.branch()?;
+        Some(Self::client(branch, &response.cseq.method))
+    }
+
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    pub fn is_server(&self) -> bool {
+        self.server
+    }
+}

@@ -1,0 +1,229 @@
+//! Finding one message's bytes: in a datagram (RFC 3261 §18.3, message per datagram) or in
+//! a byte stream (TCP, where Content-Length is the only frame boundary).
+
+use bytes::{Buf, Bytes, BytesMut};
+use thiserror::Error;
+
+/// Upper bound for one message on any transport. A UDP datagram cannot be larger; on TCP
+/// it bounds what a peer can make us buffer before we give up on the connection.
+pub const MAX_MESSAGE_SIZE: usize = 65_535;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum FramingError {
+    #[error("message larger than {MAX_MESSAGE_SIZE} bytes")]
+    TooLarge,
+    #[error("no empty line after the headers")]
+    NoHeaderEnd,
+    #[error("header section is not UTF-8")]
+    NotUtf8,
+    #[error("invalid Content-Length")]
+    BadContentLength,
+    #[error("Content-Length {declared} but only {available} body bytes")]
+    BodyTruncated { declared: usize, available: usize },
+    #[error("Content-Length missing on a stream transport")]
+    MissingContentLength,
+}
+
+/// One framed message: the header section (start line to the empty line, inclusive) and
+/// the body as delimited by Content-Length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Framed<'a> {
+    pub head: &'a [u8],
+    pub body: &'a [u8],
+}
+
+/// Frames a datagram. `Ok(None)` is a keep-alive (only CR/LF bytes, RFC 5626 §3.5.1).
+///
+/// RFC 3261 §18.3: on a datagram transport a missing Content-Length means the body runs to
+/// the end of the datagram, bytes beyond Content-Length are discarded, and a
+/// Content-Length larger than what arrived makes the message unusable (a request gets
+/// 400, which the caller builds from [`FramingError`] and the head).
+pub fn frame_datagram(data: &[u8]) -> Result<Option<Framed<'_>>, FramingError> {
+    if data.len() > MAX_MESSAGE_SIZE {
+        return Err(FramingError::TooLarge);
+    }
+    // §7.5: CRLFs before the start line are ignored.
+    let start = data.iter().position(|b| *b != b'\r' && *b != b'\n');
+    let Some(start) = start else { return Ok(None) };
+    let data = &data[start..];
+    let head_len = head_length(data).ok_or(FramingError::NoHeaderEnd)?;
+    let head = &data[..head_len];
+    let rest = &data[head_len..];
+    let body = match content_length(head)? {
+        None => rest,
+        Some(declared) if declared > rest.len() => {
+            return Err(FramingError::BodyTruncated { declared, available: rest.len() })
+        }
+        Some(declared) => &rest[..declared],
+    };
+    Ok(Some(Framed { head, body }))
+}
+
+/// What a [`StreamFramer`] yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamItem {
+    Message { head: Bytes, body: Bytes },
+    /// A CRLFCRLF keep-alive ping; RFC 5626 §4.4.1 asks for a CRLF pong.
+    Ping,
+}
+
+/// Splits a TCP byte stream into messages, however the reads cut it: several messages in
+/// one read, or one message across many.
+#[derive(Debug, Default)]
+pub struct StreamFramer {
+    buf: BytesMut,
+}
+
+impl StreamFramer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete item, `Ok(None)` when more bytes are needed. An error means the
+    /// stream can no longer be framed and the connection must be closed.
+    pub fn next_item(&mut self) -> Result<Option<StreamItem>, FramingError> {
+        if self.buf.starts_with(b"\r\n\r\n") {
+            self.buf.advance(4);
+            return Ok(Some(StreamItem::Ping));
+        }
+        // A lone CRLF between messages is allowed (§7.5); wait if it may become a ping.
+        let skip = self.buf.iter().position(|b| *b != b'\r' && *b != b'\n');
+        match skip {
+            None if self.buf.len() >= 4 => self.buf.clear(),
+            None => return Ok(None),
+            Some(n) if n > 0 => self.buf.advance(n),
+            Some(_) => {}
+        }
+        let Some(head_len) = head_length(&self.buf) else {
+            if self.buf.len() > MAX_MESSAGE_SIZE {
+                return Err(FramingError::TooLarge);
+            }
+            return Ok(None);
+        };
+        let body_len = content_length(&self.buf[..head_len])?.ok_or(FramingError::MissingContentLength)?;
+        if head_len + body_len > MAX_MESSAGE_SIZE {
+            return Err(FramingError::TooLarge);
+        }
+        if self.buf.len() < head_len + body_len {
+            return Ok(None);
+        }
+        let head = self.buf.split_to(head_len).freeze();
+        let body = self.buf.split_to(body_len).freeze();
+        Ok(Some(StreamItem::Message { head, body }))
+    }
+
+    /// Bytes held that do not yet form a message.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// Length of the header section including the terminating empty line.
+fn head_length(data: &[u8]) -> Option<usize> {
+    data.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// The Content-Length the header section declares, if any (full or compact name `l`).
+/// Two different values make the message unframeable.
+fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
+    let text = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
+    let mut found: Option<usize> = None;
+    for line in text.split("\r\n").skip(1) {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        if line.starts_with([' ', '\t']) {
+            continue;
+        }
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
+            let value = value.trim();
+            if value.is_empty() || value.len() > 9 || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(FramingError::BadContentLength);
+            }
+            let n: usize = value.parse().map_err(|_| FramingError::BadContentLength)?;
+            if found.is_some_and(|f| f != n) {
+                return Err(FramingError::BadContentLength);
+            }
+            found = Some(n);
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTIONS: &str = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 5\r\n\r\nhello";
+
+    #[test]
+    fn datagram_without_content_length_takes_the_rest() {
+        let f = frame_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\nbody!").unwrap().unwrap();
+        assert_eq!(f.body, b"body!");
+    }
+
+    #[test]
+    fn datagram_extra_bytes_after_content_length_are_discarded() {
+        let f = frame_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 2\r\n\r\nbody!").unwrap().unwrap();
+        assert_eq!(f.body, b"bo");
+    }
+
+    #[test]
+    fn datagram_with_too_large_content_length_is_rejected() {
+        let e = frame_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 50\r\n\r\nbody!").unwrap_err();
+        assert_eq!(e, FramingError::BodyTruncated { declared: 50, available: 5 });
+    }
+
+    #[test]
+    fn keepalive_datagram_is_not_a_message() {
+        assert_eq!(frame_datagram(b"\r\n\r\n").unwrap(), None);
+    }
+
+    #[test]
+    fn stream_with_two_messages_in_one_read() {
+        let mut f = StreamFramer::new();
+        f.push(format!("{OPTIONS}{OPTIONS}").as_bytes());
+        for _ in 0..2 {
+            match f.next_item().unwrap() {
+                Some(StreamItem::Message { body, .. }) => assert_eq!(&body[..], b"hello"),
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+        assert_eq!(f.next_item().unwrap(), None);
+        assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn stream_with_one_message_across_many_reads() {
+        let mut f = StreamFramer::new();
+        let bytes = OPTIONS.as_bytes();
+        for (i, b) in bytes.iter().enumerate() {
+            f.push(&[*b]);
+            let item = f.next_item().unwrap();
+            if i + 1 < bytes.len() {
+                assert_eq!(item, None, "complete too early at byte {i}");
+            } else {
+                assert!(matches!(item, Some(StreamItem::Message { .. })));
+            }
+        }
+    }
+
+    #[test]
+    fn stream_ping_and_missing_content_length() {
+        let mut f = StreamFramer::new();
+        f.push(b"\r\n\r\n");
+        assert_eq!(f.next_item().unwrap(), Some(StreamItem::Ping));
+        f.push(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n");
+        assert_eq!(f.next_item(), Err(FramingError::MissingContentLength));
+    }
+
+    #[test]
+    fn stream_rejects_oversized_without_header_end() {
+        let mut f = StreamFramer::new();
+        f.push(&vec![b'a'; MAX_MESSAGE_SIZE + 1]);
+        assert_eq!(f.next_item(), Err(FramingError::TooLarge));
+    }
+}

@@ -1,0 +1,76 @@
+use std::fmt;
+
+/// A request method. RFC 3261 §7.1: method names are case-sensitive, so `invite` is an
+/// unknown extension method, not INVITE.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Method {
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Options,
+    Register,
+    Info,
+    Notify,
+    Refer,
+    Subscribe,
+    Update,
+    Prack,
+    Message,
+    Other(String),
+}
+
+impl Method {
+    pub fn parse(token: &str) -> Option<Self> {
+        // RFC 3261 §25.1: a method is a token; anything else is not a method at all.
+        if token.is_empty() || !token.bytes().all(is_token_byte) {
+            return None;
+        }
+        Some(match token {
+            "INVITE" => Self::Invite,
+            "ACK" => Self::Ack,
+            "BYE" => Self::Bye,
+            "CANCEL" => Self::Cancel,
+            "OPTIONS" => Self::Options,
+            "REGISTER" => Self::Register,
+            "INFO" => Self::Info,
+            "NOTIFY" => Self::Notify,
+            "REFER" => Self::Refer,
+            "SUBSCRIBE" => Self::Subscribe,
+            "UPDATE" => Self::Update,
+            "PRACK" => Self::Prack,
+            "MESSAGE" => Self::Message,
+            other => Self::Other(other.to_owned()),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Invite => "INVITE",
+            Self::Ack => "ACK",
+            Self::Bye => "BYE",
+            Self::Cancel => "CANCEL",
+            Self::Options => "OPTIONS",
+            Self::Register => "REGISTER",
+            Self::Info => "INFO",
+            Self::Notify => "NOTIFY",
+            Self::Refer => "REFER",
+            Self::Subscribe => "SUBSCRIBE",
+            Self::Update => "UPDATE",
+            Self::Prack => "PRACK",
+            Self::Message => "MESSAGE",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// RFC 3261 §25.1 `token` characters.
+pub(crate) fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}

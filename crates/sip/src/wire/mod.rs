@@ -1,0 +1,33 @@
+//! SIP messages as Concierge sees them.
+//!
+//! This module is the only place that touches the message codec of `rsipstack` (see the
+//! README's design section for why that codec and not `rsip` 0.4). Everything outside sees
+//! the types defined here: a [`Request`] or [`Response`] keeps the headers every layer
+//! needs (Via, From, To, Call-ID, CSeq) already parsed and checked, and every other header
+//! as an ordered name/value list. Swapping the codec is a change inside this directory.
+//!
+//! Parsing is split in three steps, each with its own file:
+//! [`framing`] finds one message in a datagram or a stream (Content-Length, size limits),
+//! [`parse`] turns its bytes into our types via the codec, and [`sanity`] applies the
+//! checks of RFC 3261 §8.2 that decide which error response a broken request gets.
+
+mod framing;
+mod header;
+mod message;
+mod method;
+mod parse;
+mod reply;
+mod sanity;
+mod uri;
+mod via;
+mod write;
+
+pub use framing::{frame_datagram, Framed, FramingError, StreamFramer, StreamItem, MAX_MESSAGE_SIZE};
+pub use header::{HeaderName, Headers};
+pub use message::{CSeq, Message, Request, Response, StatusCode};
+pub use method::Method;
+pub use parse::{parse_datagram, parse_message, ParseError};
+pub use reply::{bad_request_for, response_to};
+pub use sanity::{check_request, Rejection};
+pub use uri::{NameAddr, SipUri};
+pub use via::{Transport, Via, MAGIC_COOKIE};

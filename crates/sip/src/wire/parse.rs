@@ -1,0 +1,313 @@
+use bytes::Bytes;
+use rsipstack::rsip;
+use thiserror::Error;
+
+use super::framing::{frame_datagram, FramingError};
+use super::header::{split_list, HeaderName, Headers};
+use super::message::{CSeq, Message, Request, Response, StatusCode};
+use super::method::{is_token_byte, Method};
+use super::uri::{NameAddr, SipUri};
+use super::via::Via;
+
+/// Why bytes are not a usable SIP message.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ParseError {
+    #[error(transparent)]
+    Framing(#[from] FramingError),
+    #[error("bad start line {0:?}")]
+    StartLine(String),
+    #[error("unsupported SIP version {0:?}")]
+    Version(String),
+    #[error("malformed header line {0:?}")]
+    HeaderLine(String),
+    #[error("bad {name} header: {why}")]
+    Header { name: &'static str, why: String },
+    #[error("missing {0} header")]
+    Missing(&'static str),
+    #[error("{0} header appears more than once")]
+    Duplicate(&'static str),
+    #[error("bad URI: {0}")]
+    Uri(String),
+    #[error("codec: {0}")]
+    Codec(String),
+}
+
+impl ParseError {
+    /// The status a request with this defect gets (RFC 3261 §8.2, §21.5.6).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Version(_) => StatusCode::VERSION_NOT_SUPPORTED,
+            Self::Framing(FramingError::TooLarge) => StatusCode(513),
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Parses one whole datagram. `Ok(None)` is a keep-alive.
+pub fn parse_datagram(data: &[u8]) -> Result<Option<Message>, ParseError> {
+    match frame_datagram(data)? {
+        None => Ok(None),
+        Some(f) => parse_message(f.head, f.body).map(Some),
+    }
+}
+
+/// The codec parses request lines of a fixed list of methods and matches them without
+/// regard to case, while RFC 3261 methods are case-sensitive extension tokens. So the
+/// start line is ours, and the codec gets the header section behind a neutral one.
+const NEUTRAL_START_LINE: &str = "OPTIONS sip:concierge.invalid SIP/2.0";
+
+/// Parses a framed message: `head` is the header section including its empty line.
+pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
+    let head = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
+    let (start_line, header_section) = head.split_once("\r\n").ok_or(FramingError::NoHeaderEnd)?;
+    check_header_lines(header_section)?;
+
+    let neutral = format!("{NEUTRAL_START_LINE}\r\n{header_section}");
+    let codec = rsip::parser::parse_message(neutral.as_bytes()).map_err(|e| ParseError::Codec(e.to_string()))?;
+    let rsip::SipMessage::Request(codec) = codec else {
+        return Err(ParseError::Codec("neutral start line not taken as a request".into()));
+    };
+    let mut core = CoreHeaders::default();
+    for h in codec.headers.iter() {
+        core.take(HeaderName::new(h.name()), h.value())?;
+    }
+    let body = Bytes::copy_from_slice(body);
+
+    if let Some(rest) = start_line.strip_prefix("SIP/").or_else(|| start_line.strip_prefix("sip/")) {
+        let (version, rest) = rest.split_once(' ').ok_or_else(|| ParseError::StartLine(start_line.into()))?;
+        if version != "2.0" {
+            return Err(ParseError::Version(format!("SIP/{version}")));
+        }
+        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        let code: u16 = code
+            .parse()
+            .ok()
+            .filter(|c| (100..=699).contains(c) && code.len() == 3)
+            .ok_or_else(|| ParseError::StartLine(start_line.into()))?;
+        let c = core.finish()?;
+        return Ok(Message::Response(Response {
+            status: StatusCode(code),
+            reason: reason.to_owned(),
+            vias: c.vias,
+            from: c.from,
+            to: c.to,
+            call_id: c.call_id,
+            cseq: c.cseq,
+            headers: c.headers,
+            body,
+        }));
+    }
+
+    // Request-Line = Method SP Request-URI SP SIP-Version (§7.1): single spaces, no LWS.
+    let mut parts = start_line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ParseError::StartLine(start_line.into()));
+    };
+    let method = Method::parse(method).ok_or_else(|| ParseError::StartLine(start_line.into()))?;
+    if !version.eq_ignore_ascii_case("SIP/2.0") {
+        if version.len() > 4 && version[..4].eq_ignore_ascii_case("SIP/") {
+            return Err(ParseError::Version(version.into()));
+        }
+        return Err(ParseError::StartLine(start_line.into()));
+    }
+    let uri = SipUri::parse(uri)?;
+    let max_forwards = core.max_forwards.take();
+    let c = core.finish()?;
+    Ok(Message::Request(Request {
+        method,
+        uri,
+        vias: c.vias,
+        from: c.from,
+        to: c.to,
+        call_id: c.call_id,
+        cseq: c.cseq,
+        max_forwards,
+        headers: c.headers,
+        body,
+    }))
+}
+
+/// Every header line is `token HCOLON value` or a continuation (§7.3.1). The codec drops
+/// lines without a colon silently; we reject them instead.
+fn check_header_lines(section: &str) -> Result<(), ParseError> {
+    for line in section.split("\r\n").take_while(|l| !l.is_empty()) {
+        if line.starts_with([' ', '\t']) {
+            continue;
+        }
+        let name = line.split_once(':').map(|(n, _)| n.trim_end_matches([' ', '\t']));
+        match name {
+            Some(n) if !n.is_empty() && n.bytes().all(is_token_byte) => {}
+            _ => return Err(ParseError::HeaderLine(line.chars().take(80).collect())),
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct CoreHeaders {
+    vias: Vec<Via>,
+    from: Option<NameAddr>,
+    to: Option<NameAddr>,
+    call_id: Option<String>,
+    cseq: Option<CSeq>,
+    max_forwards: Option<u32>,
+    headers: Headers,
+}
+
+struct Core {
+    vias: Vec<Via>,
+    from: NameAddr,
+    to: NameAddr,
+    call_id: String,
+    cseq: CSeq,
+    headers: Headers,
+}
+
+impl CoreHeaders {
+    fn take(&mut self, name: HeaderName, value: &str) -> Result<(), ParseError> {
+        let value = value.trim();
+        if name == HeaderName::VIA {
+            for v in split_list(value) {
+                self.vias.push(Via::parse(v)?);
+            }
+        } else if name == HeaderName::FROM {
+            set_once(&mut self.from, "From", name_addr("From", value)?)?;
+        } else if name == HeaderName::TO {
+            set_once(&mut self.to, "To", name_addr("To", value)?)?;
+        } else if name == HeaderName::CALL_ID {
+            // §25.1: callid = word [ "@" word ]; no whitespace inside.
+            if value.is_empty() || value.contains(char::is_whitespace) {
+                return Err(ParseError::Header { name: "Call-ID", why: format!("{value:?}") });
+            }
+            set_once(&mut self.call_id, "Call-ID", value.to_owned())?;
+        } else if name == HeaderName::CSEQ {
+            set_once(&mut self.cseq, "CSeq", parse_cseq(value)?)?;
+        } else if name == HeaderName::MAX_FORWARDS {
+            let n = value
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 255 && value.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| ParseError::Header { name: "Max-Forwards", why: format!("{value:?}") })?;
+            set_once(&mut self.max_forwards, "Max-Forwards", n)?;
+        } else if name == HeaderName::CONTENT_LENGTH {
+            // Framing already used it; the writer recomputes it.
+        } else if name.is_list() {
+            for v in split_list(value) {
+                self.headers.push(name.clone(), v);
+            }
+        } else {
+            self.headers.push(name, value);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Core, ParseError> {
+        if self.vias.is_empty() {
+            return Err(ParseError::Missing("Via"));
+        }
+        Ok(Core {
+            vias: self.vias,
+            from: self.from.ok_or(ParseError::Missing("From"))?,
+            to: self.to.ok_or(ParseError::Missing("To"))?,
+            call_id: self.call_id.ok_or(ParseError::Missing("Call-ID"))?,
+            cseq: self.cseq.ok_or(ParseError::Missing("CSeq"))?,
+            headers: self.headers,
+        })
+    }
+}
+
+fn set_once<T>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(), ParseError> {
+    if slot.is_some() {
+        return Err(ParseError::Duplicate(name));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn name_addr(name: &'static str, value: &str) -> Result<NameAddr, ParseError> {
+    NameAddr::parse(value).map_err(|e| ParseError::Header { name, why: e.to_string() })
+}
+
+fn parse_cseq(value: &str) -> Result<CSeq, ParseError> {
+    let bad = || ParseError::Header { name: "CSeq", why: format!("{value:?}") };
+    let mut parts = value.split_whitespace();
+    let (Some(seq), Some(method), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    // §8.1.1.5: the sequence number is a 32-bit unsigned integer less than 2**31.
+    let seq: u32 = seq
+        .parse()
+        .ok()
+        .filter(|n| *n < 1 << 31 && seq.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(bad)?;
+    Ok(CSeq { seq, method: Method::parse(method).ok_or_else(bad)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(text: &str) -> Request {
+        match parse_datagram(text.as_bytes()).unwrap().unwrap() {
+            Message::Request(r) => r,
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn compact_headers_folding_and_several_vias() {
+        let r = request(concat!(
+            "INVITE sip:ivr@127.0.0.1 SIP/2.0\r\n",
+            "v: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1, SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK2\r\n",
+            "VIA: SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bK3\r\n",
+            "f: \"Alice, A.\" <sip:+46706170786@a.example>;tag=1928\r\n",
+            "t: <sip:ivr@127.0.0.1>\r\n",
+            "i: abc@host\r\n",
+            "CSeq: 1\r\n INVITE\r\n",
+            "Call-Info : <http://x>\r\n",
+            "m: <sip:alice@10.0.0.1>\r\n",
+            "c: application/sdp\r\n",
+            "l: 4\r\n",
+            "\r\n",
+            "v=0\r\n"
+        ));
+        assert_eq!(r.method, Method::Invite);
+        assert_eq!(r.vias.len(), 3);
+        assert_eq!(r.vias[2].host, "[2001:db8::1]");
+        assert_eq!(r.from.display.as_deref(), Some("Alice, A."));
+        assert_eq!(r.from.tag(), Some("1928"));
+        assert_eq!(r.call_id, "abc@host");
+        assert_eq!(r.cseq, CSeq { seq: 1, method: Method::Invite });
+        assert_eq!(r.content_type(), Some("application/sdp"));
+        assert_eq!(&r.body[..], b"v=0\r");
+        assert!(r.headers.contains(&HeaderName::new("call-info")));
+    }
+
+    #[test]
+    fn extension_methods_are_case_sensitive_tokens() {
+        let r = request(concat!(
+            "NEWMETHOD sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n",
+            "From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 NEWMETHOD\r\n\r\n"
+        ));
+        assert_eq!(r.method, Method::Other("NEWMETHOD".into()));
+    }
+
+    #[test]
+    fn wrong_version_maps_to_505() {
+        let e = parse_datagram(
+            b"OPTIONS sip:a@b SIP/7.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.status(), StatusCode::VERSION_NOT_SUPPORTED);
+    }
+
+    #[test]
+    fn missing_call_id_is_an_error() {
+        let e = parse_datagram(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        )
+        .unwrap_err();
+        assert_eq!(e, ParseError::Missing("Call-ID"));
+    }
+}

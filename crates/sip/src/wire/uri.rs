@@ -1,0 +1,302 @@
+use std::fmt;
+
+use rsipstack::rsip;
+
+use super::parse::ParseError;
+
+/// A SIP (or other scheme) URI, kept as it arrived plus the parts we route on.
+///
+/// The text is kept verbatim so that a URI we echo (Request-URI of an ACK, Contact of a
+/// dialog's remote target) is byte-for-byte what the peer sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipUri {
+    raw: String,
+    scheme: String,
+    user: Option<String>,
+    host: String,
+    port: Option<u16>,
+    params: Vec<(String, Option<String>)>,
+}
+
+impl SipUri {
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        let text = text.trim();
+        let bad = |why: &str| ParseError::Uri(format!("{why}: {text:?}"));
+        let colon = text.find(':').ok_or_else(|| bad("no scheme"))?;
+        let scheme = &text[..colon];
+        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {
+            return Err(bad("bad scheme"));
+        }
+        if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
+            // tel:, urn: … are legal Request-URIs we may not route; keep them opaque.
+            return Ok(Self {
+                raw: text.to_owned(),
+                scheme: scheme.to_ascii_lowercase(),
+                user: Some(text[colon + 1..].split(';').next().unwrap_or("").to_owned()),
+                host: String::new(),
+                port: None,
+                params: Vec::new(),
+            });
+        }
+        if text.bytes().any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b'"') {
+            return Err(bad("forbidden character"));
+        }
+        let parsed = rsip::parse_uri(text).map_err(|e| bad(&e.to_string()))?;
+        let host = parsed.host_with_port.host.to_string();
+        if host.is_empty() {
+            return Err(bad("empty host"));
+        }
+        Ok(Self {
+            raw: text.to_owned(),
+            scheme: scheme.to_ascii_lowercase(),
+            user: parsed.auth.as_ref().map(|a| a.user.clone()),
+            host,
+            port: parsed.host_with_port.port.map(|p| p.value()),
+            params: split_params(text[colon + 1..].split('?').next().unwrap_or(""), true),
+        })
+    }
+
+    /// `sip` or `sips`; another scheme (`tel`, …) is carried but not routable by us.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    pub fn is_sip(&self) -> bool {
+        self.scheme == "sip" || self.scheme == "sips"
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The host as written, an IPv6 reference in brackets.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    pub fn param(&self, name: &str) -> Option<Option<&str>> {
+        find_param(&self.params, name)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+}
+
+impl fmt::Display for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+/// `name-addr` / `addr-spec` with header parameters: the value of From, To, Contact,
+/// Route, Record-Route, Refer-To (RFC 3261 §20.10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameAddr {
+    pub display: Option<String>,
+    pub uri: SipUri,
+    pub params: Vec<(String, Option<String>)>,
+}
+
+impl NameAddr {
+    pub fn new(uri: SipUri) -> Self {
+        Self { display: None, uri, params: Vec::new() }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        let text = text.trim();
+        // The codec's name-addr splitter handles quoted display names and both forms; we
+        // only take its boundaries and keep our own copies of the parts.
+        if let Some(lt) = find_unquoted(text, '<') {
+            let display = text[..lt].trim();
+            let rest = &text[lt + 1..];
+            let gt = rest
+                .find('>')
+                .ok_or_else(|| ParseError::Uri(format!("missing '>': {text:?}")))?;
+            let uri = SipUri::parse(&rest[..gt])?;
+            let params = split_params(rest[gt + 1..].trim(), false);
+            let display = unquote(display);
+            return Ok(Self {
+                display: (!display.is_empty()).then_some(display),
+                uri,
+                params,
+            });
+        }
+        // addr-spec form: RFC 3261 §20.10, parameters after the URI are header parameters.
+        let (uri_part, params) = match text.find(';') {
+            Some(i) => (&text[..i], split_params(&text[i..], false)),
+            None => (text, Vec::new()),
+        };
+        Ok(Self::new(SipUri::parse(uri_part)?))
+            .map(|mut na| {
+                na.params = params;
+                na
+            })
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        find_param(&self.params, "tag").flatten()
+    }
+
+    pub fn param(&self, name: &str) -> Option<Option<&str>> {
+        find_param(&self.params, name)
+    }
+
+    pub fn with_tag(mut self, tag: &str) -> Self {
+        self.params.retain(|(n, _)| !n.eq_ignore_ascii_case("tag"));
+        self.params.push(("tag".into(), Some(tag.into())));
+        self
+    }
+}
+
+impl fmt::Display for NameAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(d) = &self.display {
+            write!(f, "\"{}\" ", d.replace('\\', "\\\\").replace('"', "\\\""))?;
+        }
+        write!(f, "<{}>", self.uri)?;
+        write_params(f, &self.params)
+    }
+}
+
+pub(crate) fn write_params(f: &mut fmt::Formatter<'_>, params: &[(String, Option<String>)]) -> fmt::Result {
+    for (name, value) in params {
+        match value {
+            Some(v) => write!(f, ";{name}={v}")?,
+            None => write!(f, ";{name}")?,
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn find_param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<Option<&'a str>> {
+    params
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_deref())
+}
+
+/// `;a=1;b;c="x;y"` → pairs. With `uri_part`, the text before the first `;` is the URI
+/// body and is skipped.
+pub(crate) fn split_params(text: &str, uri_part: bool) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut pieces = split_unquoted(text, ';').into_iter();
+    if uri_part {
+        pieces.next();
+    }
+    for piece in pieces {
+        let piece = piece.trim();
+        if piece.is_empty() {
+            continue;
+        }
+        match piece.split_once('=') {
+            Some((n, v)) => out.push((n.trim().to_owned(), Some(v.trim().to_owned()))),
+            None => out.push((piece.to_owned(), None)),
+        }
+    }
+    out
+}
+
+fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut quoted, mut escaped, mut start) = (false, false, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c if c == sep && !quoted => {
+                out.push(&text[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    out.push(&text[start..]);
+    out
+}
+
+fn find_unquoted(text: &str, wanted: char) -> Option<usize> {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c if c == wanted && !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn unquote(display: &str) -> String {
+    let d = display.trim();
+    if d.len() >= 2 && d.starts_with('"') && d.ends_with('"') {
+        let mut out = String::with_capacity(d.len());
+        let mut escaped = false;
+        for c in d[1..d.len() - 1].chars() {
+            if escaped {
+                out.push(c);
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    } else {
+        d.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_uri_parts() {
+        let u = SipUri::parse("sip:+46706170786@example.com:5070;transport=tcp;lr").unwrap();
+        assert_eq!(u.user(), Some("+46706170786"));
+        assert_eq!(u.host(), "example.com");
+        assert_eq!(u.port(), Some(5070));
+        assert_eq!(u.param("transport"), Some(Some("tcp")));
+        assert_eq!(u.param("lr"), Some(None));
+    }
+
+    #[test]
+    fn ipv6_host() {
+        let u = SipUri::parse("sip:alice@[2001:db8::10]:5060").unwrap();
+        assert_eq!(u.host(), "[2001:db8::10]");
+        assert_eq!(u.port(), Some(5060));
+    }
+
+    #[test]
+    fn quoted_display_name_with_specials() {
+        let na = NameAddr::parse(r#""Bob \"the\" <Boss>; x" <sip:bob@b.example>;tag=a;x="1;2""#)
+            .unwrap();
+        assert_eq!(na.display.as_deref(), Some(r#"Bob "the" <Boss>; x"#));
+        assert_eq!(na.uri.user(), Some("bob"));
+        assert_eq!(na.tag(), Some("a"));
+        assert_eq!(na.param("x"), Some(Some("\"1;2\"")));
+    }
+
+    #[test]
+    fn addr_spec_params_belong_to_the_header() {
+        let na = NameAddr::parse("sip:a@b.example;tag=xyz").unwrap();
+        assert_eq!(na.uri.as_str(), "sip:a@b.example");
+        assert_eq!(na.tag(), Some("xyz"));
+    }
+
+    #[test]
+    fn tel_uri_is_kept_opaque() {
+        let u = SipUri::parse("tel:+1-201-555-0123").unwrap();
+        assert!(!u.is_sip());
+        assert_eq!(u.user(), Some("+1-201-555-0123"));
+    }
+}

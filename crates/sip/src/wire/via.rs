@@ -1,0 +1,204 @@
+use std::fmt;
+use std::net::IpAddr;
+
+use rsipstack::rsip;
+
+use super::parse::ParseError;
+use super::uri::{find_param, split_params, write_params};
+
+/// The transport named in a Via (RFC 3261 §20.42).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+    Sctp,
+    Ws,
+    Wss,
+}
+
+impl Transport {
+    pub fn parse(token: &str) -> Option<Self> {
+        Some(match token.to_ascii_uppercase().as_str() {
+            "UDP" => Self::Udp,
+            "TCP" => Self::Tcp,
+            "TLS" => Self::Tls,
+            "SCTP" => Self::Sctp,
+            "WS" => Self::Ws,
+            "WSS" => Self::Wss,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Udp => "UDP",
+            Self::Tcp => "TCP",
+            Self::Tls => "TLS",
+            Self::Sctp => "SCTP",
+            Self::Ws => "WS",
+            Self::Wss => "WSS",
+        }
+    }
+
+    /// RFC 3261 §17.1.1.2 and §17.2.1: on a reliable transport the retransmission timers
+    /// are not used and the "wait for retransmissions" timers are zero.
+    pub fn is_reliable(self) -> bool {
+        !matches!(self, Self::Udp)
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One Via header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    pub transport: Transport,
+    /// `sent-by` host as written; an IPv6 reference keeps its brackets.
+    pub host: String,
+    pub port: Option<u16>,
+    pub params: Vec<(String, Option<String>)>,
+}
+
+/// RFC 3261 §8.1.1.7: a branch starting with this cookie was made by an RFC 3261 element
+/// and is unique per transaction, so matching may use it alone.
+pub const MAGIC_COOKIE: &str = "z9hG4bK";
+
+impl Via {
+    pub fn new(transport: Transport, host: impl Into<String>, port: Option<u16>, branch: &str) -> Self {
+        Self {
+            transport,
+            host: host.into(),
+            port,
+            params: vec![
+                ("branch".into(), Some(branch.into())),
+                ("rport".into(), None),
+            ],
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        let text = text.trim();
+        let bad = |why: &str| ParseError::Header {
+            name: "Via",
+            why: format!("{why}: {text:?}"),
+        };
+        // The codec validates the protocol, host (incl. IPv6 references) and port.
+        let codec = rsip::typed::Via::parse(text).map_err(|e| bad(&e.to_string()))?;
+        let (proto, rest) = text.split_once('/').ok_or_else(|| bad("no protocol"))?;
+        let (version, rest) = rest.split_once('/').ok_or_else(|| bad("no version"))?;
+        if !proto.trim().eq_ignore_ascii_case("SIP") || version.trim() != "2.0" {
+            return Err(bad("not SIP/2.0"));
+        }
+        let transport_token = rest.trim_start().split(|c: char| c.is_whitespace()).next().unwrap_or("");
+        let transport = Transport::parse(transport_token).ok_or_else(|| bad("unknown transport"))?;
+        let hwp = &codec.uri.host_with_port;
+        let params = match text.find(';') {
+            Some(i) => split_params(&text[i..], false),
+            None => Vec::new(),
+        };
+        Ok(Self {
+            transport,
+            host: hwp.host.to_string(),
+            port: hwp.port.as_ref().map(|p| p.value()),
+            params,
+        })
+    }
+
+    pub fn branch(&self) -> Option<&str> {
+        find_param(&self.params, "branch").flatten()
+    }
+
+    /// Whether the branch carries the RFC 3261 magic cookie.
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch().is_some_and(|b| b.starts_with(MAGIC_COOKIE))
+    }
+
+    pub fn received(&self) -> Option<&str> {
+        find_param(&self.params, "received").flatten()
+    }
+
+    /// `Some(None)` for a bare `rport` (RFC 3581 §3: the client asks for it to be filled).
+    pub fn rport(&self) -> Option<Option<u16>> {
+        find_param(&self.params, "rport").map(|v| v.and_then(|p| p.parse().ok()))
+    }
+
+    /// RFC 3261 §18.2.1 and RFC 3581 §4: a server stamps the top Via with the address the
+    /// request really came from, so the response can find a client behind NAT.
+    pub fn stamp_source(&mut self, source: std::net::SocketAddr) {
+        let ip = source.ip();
+        let host_is_source = self
+            .host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+            .is_ok_and(|h| h == ip);
+        let wants_rport = self.rport().is_some();
+        self.params.retain(|(n, _)| {
+            !(n.eq_ignore_ascii_case("received") || (wants_rport && n.eq_ignore_ascii_case("rport")))
+        });
+        if !host_is_source || wants_rport {
+            self.params.push(("received".into(), Some(ip.to_string())));
+        }
+        if wants_rport {
+            self.params.push(("rport".into(), Some(source.port().to_string())));
+        }
+    }
+
+    /// `sent-by` as `host[:port]`, used to match CANCEL and RFC 2543 transactions.
+    pub fn sent_by(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}:{p}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SIP/2.0/{} {}", self.transport, self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        write_params(f, &self.params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_via_with_rport() {
+        let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1]:5070;branch=z9hG4bKas3-111;rport").unwrap();
+        assert_eq!(v.host, "[2001:db8::9:1]");
+        assert_eq!(v.port, Some(5070));
+        assert_eq!(v.branch(), Some("z9hG4bKas3-111"));
+        assert_eq!(v.rport(), Some(None));
+    }
+
+    #[test]
+    fn rfc3581_received_and_rport_are_stamped() {
+        let mut v = Via::parse("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1;rport").unwrap();
+        v.stamp_source("203.0.113.7:40123".parse().unwrap());
+        assert_eq!(v.received(), Some("203.0.113.7"));
+        assert_eq!(v.rport(), Some(Some(40123)));
+        assert_eq!(
+            v.to_string(),
+            "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1;received=203.0.113.7;rport=40123"
+        );
+    }
+
+    #[test]
+    fn received_only_when_host_differs_without_rport() {
+        let mut v = Via::parse("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1").unwrap();
+        v.stamp_source("127.0.0.1:5060".parse().unwrap());
+        assert_eq!(v.received(), None);
+        let mut v = Via::parse("SIP/2.0/TCP client.example;branch=z9hG4bK1").unwrap();
+        v.stamp_source("127.0.0.1:5060".parse().unwrap());
+        assert_eq!(v.received(), Some("127.0.0.1"));
+    }
+}
