@@ -1,1 +1,440 @@
+//! The transaction layer of one shard: owns every transaction, matches each incoming
+//! message to one (RFC 3261 §17.1.3, §17.2.3, §9.2), runs their timers and tells the
+//! transaction user (the call logic) what needs a decision.
+//!
+//! Calling contract: after every `handle_*` or TU call, drain [`Endpoint::poll_transmit`]
+//! and [`Endpoint::poll_event`] until both return `None`, then wake up at
+//! [`Endpoint::poll_timeout`] and call [`Endpoint::handle_timeout`].
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tracing::{debug, warn};
+
+use crate::transaction::{
+    InviteClient, InviteServer, InviteServerState, NonInviteClient, NonInviteServer, TimerConfig, TsxKey, TsxOutput,
+};
+use crate::wire::{
+    bad_request_for, check_request, frame_datagram, parse_message, response_to, Message, Method, ParseError,
+    Request, Response, StatusCode, Transport, Via, MAGIC_COOKIE,
+};
+
+/// Where a message came from or goes to. On TCP the driver maps the address to its
+/// connection (one per remote address), so in-dialog requests reuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Peer {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+/// Bytes to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub peer: Peer,
+    pub bytes: Bytes,
+}
+
+/// What the transaction user must handle.
+#[derive(Debug, Clone)]
+pub enum EndpointEvent {
+    /// A new request (never an ACK) with its server transaction; answer with
+    /// [`Endpoint::respond`].
+    Request { key: TsxKey, request: Request, peer: Peer },
+    /// An ACK outside any INVITE server transaction in Completed: the ACK for a 2xx.
+    Ack { request: Request, peer: Peer },
+    /// A CANCEL matched an INVITE still in Proceeding; the CANCEL got its 200 already,
+    /// and the TU should now end the INVITE with 487 (§9.2).
+    Cancelled { invite: TsxKey, cancel: Request },
+    /// A response to one of our client transactions.
+    Response { key: TsxKey, response: Response },
+    /// A 2xx to an INVITE whose transaction is gone (a retransmission): the TU re-ACKs.
+    StrayResponse { response: Response, peer: Peer },
+    /// Timer B/F (no answer to our request) or H (no ACK for our non-2xx final response).
+    Timeout { key: TsxKey },
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub timers: TimerConfig,
+    /// Option tags we implement, for Require checks and our Supported header.
+    pub supported: Vec<String>,
+    /// Host and port we put in our Via headers.
+    pub via_host: String,
+    pub via_port: u16,
+    /// Seed for tags and branches, so tests are reproducible.
+    pub seed: u64,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            timers: TimerConfig::default(),
+            supported: vec!["replaces".into(), "norefersub".into()],
+            via_host: "127.0.0.1".into(),
+            via_port: 5060,
+            seed: 0,
+        }
+    }
+}
+
+enum Machine {
+    InviteServer(InviteServer),
+    NonInviteServer(NonInviteServer),
+    InviteClient { tsx: InviteClient, request: Request },
+    NonInviteClient(NonInviteClient),
+}
+
+struct Entry {
+    machine: Machine,
+    peer: Peer,
+    /// The deadline this entry has in the heap, so stale heap entries can be skipped.
+    armed: Option<Instant>,
+}
+
+impl Entry {
+    fn poll_timeout(&self) -> Option<Instant> {
+        match &self.machine {
+            Machine::InviteServer(m) => m.poll_timeout(),
+            Machine::NonInviteServer(m) => m.poll_timeout(),
+            Machine::InviteClient { tsx, .. } => tsx.poll_timeout(),
+            Machine::NonInviteClient(m) => m.poll_timeout(),
+        }
+    }
+}
+
+pub struct Endpoint {
+    cfg: EndpointConfig,
+    tsxs: HashMap<TsxKey, Entry>,
+    /// Min-heap of (deadline, key); one entry per armed transaction plus stale ones.
+    timers: BinaryHeap<Reverse<(Instant, TsxKey)>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<EndpointEvent>,
+    rng: SmallRng,
+}
+
+impl Endpoint {
+    pub fn new(cfg: EndpointConfig) -> Self {
+        let rng = SmallRng::seed_from_u64(cfg.seed);
+        Self {
+            cfg,
+            tsxs: HashMap::new(),
+            timers: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            rng,
+        }
+    }
+
+    pub fn config(&self) -> &EndpointConfig {
+        &self.cfg
+    }
+
+    /// Live transactions, for metrics and tests.
+    pub fn transaction_count(&self) -> usize {
+        self.tsxs.len()
+    }
+
+    /// A datagram arrived.
+    pub fn handle_datagram(&mut self, now: Instant, peer: Peer, data: &[u8]) {
+        match frame_datagram(data) {
+            Ok(None) => {}
+            Ok(Some(f)) => self.handle_framed(now, peer, f.head, f.body),
+            Err(e) => self.reject_unparsable(peer, data, &ParseError::from(e)),
+        }
+    }
+
+    /// A message framed by the driver (a stream transport).
+    pub fn handle_framed(&mut self, now: Instant, peer: Peer, head: &[u8], body: &[u8]) {
+        match parse_message(head, body) {
+            Ok(Message::Request(r)) => self.handle_request(now, peer, r),
+            Ok(Message::Response(r)) => self.handle_response(now, peer, r),
+            Err(e) => self.reject_unparsable(peer, head, &e),
+        }
+    }
+
+    fn reject_unparsable(&mut self, peer: Peer, raw: &[u8], error: &ParseError) {
+        match bad_request_for(raw, error.status(), &error.to_string()) {
+            Some(bytes) => {
+                warn!(%error, from = %peer.addr, "unparsable request answered {}", error.status());
+                self.transmits.push_back(Transmit { peer, bytes });
+            }
+            None => warn!(%error, from = %peer.addr, "unparsable message dropped"),
+        }
+    }
+
+    fn handle_request(&mut self, now: Instant, source: Peer, mut request: Request) {
+        if let Some(top) = request.vias.first_mut() {
+            top.stamp_source(source.addr);
+        }
+        let peer = reply_peer(&request, source);
+        let key = TsxKey::server(&request);
+        if let Some(entry) = self.tsxs.get_mut(&key) {
+            let out = match (&mut entry.machine, &request.method) {
+                (Machine::InviteServer(m), Method::Ack) => m.handle_ack(now),
+                (Machine::InviteServer(m), Method::Invite) => m.handle_invite_retransmission(),
+                (Machine::NonInviteServer(m), _) => m.handle_request_retransmission(),
+                _ => None,
+            };
+            match out {
+                Some(TsxOutput::Transmit(bytes)) => self.transmits.push_back(Transmit { peer: entry.peer, bytes }),
+                Some(TsxOutput::Deliver) => self.events.push_back(EndpointEvent::Ack { request, peer }),
+                _ => {}
+            }
+            self.rearm(&key);
+            return;
+        }
+        match request.method {
+            Method::Ack => self.events.push_back(EndpointEvent::Ack { request, peer }),
+            Method::Cancel => self.handle_cancel(now, peer, key, request),
+            _ => {
+                let reliable = peer.transport.is_reliable();
+                let machine = if request.method == Method::Invite {
+                    Machine::InviteServer(InviteServer::new(reliable, self.cfg.timers))
+                } else {
+                    Machine::NonInviteServer(NonInviteServer::new(reliable, self.cfg.timers))
+                };
+                self.tsxs.insert(key.clone(), Entry { machine, peer, armed: None });
+                let supported: Vec<&str> = self.cfg.supported.iter().map(String::as_str).collect();
+                if let Err(rejection) = check_request(&request, &supported) {
+                    debug!(call_id = %request.call_id, status = %rejection.status, why = %rejection.why, "request rejected");
+                    let tag = self.new_tag();
+                    let response = rejection.response(&request, &tag);
+                    self.respond(now, &key, response);
+                    return;
+                }
+                self.events.push_back(EndpointEvent::Request { key, request, peer });
+            }
+        }
+    }
+
+    /// §9.2: a CANCEL is answered by the server that received it; it matches the INVITE
+    /// with the same branch and sent-by, and has no effect once a final answer was sent.
+    fn handle_cancel(&mut self, now: Instant, peer: Peer, key: TsxKey, cancel: Request) {
+        let invite = TsxKey::cancelled_invite(&cancel);
+        let in_progress = match self.tsxs.get(&invite).map(|e| &e.machine) {
+            Some(Machine::InviteServer(m)) => Some(m.state() == InviteServerState::Proceeding),
+            _ => None,
+        };
+        let reliable = peer.transport.is_reliable();
+        self.tsxs.insert(
+            key.clone(),
+            Entry { machine: Machine::NonInviteServer(NonInviteServer::new(reliable, self.cfg.timers)), peer, armed: None },
+        );
+        let status = if in_progress.is_some() { StatusCode::OK } else { StatusCode::CALL_DOES_NOT_EXIST };
+        let tag = self.new_tag();
+        let response = response_to(&cancel, status, Some(&tag));
+        self.respond(now, &key, response);
+        if in_progress == Some(true) {
+            self.events.push_back(EndpointEvent::Cancelled { invite, cancel });
+        }
+    }
+
+    fn handle_response(&mut self, now: Instant, source: Peer, response: Response) {
+        // §18.1.2: a response whose top Via is not ours is discarded.
+        let ours = response.top_via().is_some_and(|v| v.branch().is_some_and(|b| b.starts_with(MAGIC_COOKIE)));
+        let key = match TsxKey::for_response(&response) {
+            Some(k) if ours => k,
+            _ => {
+                debug!(from = %source.addr, "response without our Via dropped");
+                return;
+            }
+        };
+        let Some(entry) = self.tsxs.get_mut(&key) else {
+            if response.cseq.method == Method::Invite && response.status.is_success() {
+                self.events.push_back(EndpointEvent::StrayResponse { response, peer: source });
+            }
+            return;
+        };
+        let peer = entry.peer;
+        let outputs = match &mut entry.machine {
+            Machine::InviteClient { tsx, request } => {
+                let request = &*request;
+                tsx.handle_response(now, response.status, || non_2xx_ack(request, &response).to_bytes())
+            }
+            Machine::NonInviteClient(m) => m.handle_response(now, response.status).into_iter().collect(),
+            _ => Vec::new(),
+        };
+        for out in outputs {
+            match out {
+                TsxOutput::Transmit(bytes) => self.transmits.push_back(Transmit { peer, bytes }),
+                TsxOutput::Deliver => {
+                    self.events.push_back(EndpointEvent::Response { key: key.clone(), response: response.clone() })
+                }
+                _ => {}
+            }
+        }
+        self.rearm(&key);
+    }
+
+    /// Sends `response` through the server transaction `key`.
+    pub fn respond(&mut self, now: Instant, key: &TsxKey, response: Response) {
+        let Some(entry) = self.tsxs.get_mut(key) else {
+            debug!(status = %response.status, "response for a finished transaction not sent");
+            return;
+        };
+        let bytes = response.to_bytes();
+        let outputs = match &mut entry.machine {
+            Machine::InviteServer(m) => m.send_response(now, response.status, bytes),
+            Machine::NonInviteServer(m) => m.send_response(now, response.status, bytes).into_iter().collect(),
+            _ => Vec::new(),
+        };
+        for out in outputs {
+            if let TsxOutput::Transmit(bytes) = out {
+                self.transmits.push_back(Transmit { peer: entry.peer, bytes });
+            }
+        }
+        self.rearm(key);
+    }
+
+    /// Starts a client transaction for `request` (not ACK) towards `peer`, adding our Via
+    /// with a fresh branch. Returns the transaction's key.
+    pub fn send_request(&mut self, now: Instant, mut request: Request, peer: Peer) -> TsxKey {
+        let via = self.new_via(peer.transport);
+        let branch = via.branch().unwrap_or_default().to_owned();
+        request.vias.insert(0, via);
+        let key = TsxKey::client(&branch, &request.method);
+        let reliable = peer.transport.is_reliable();
+        let bytes = request.to_bytes();
+        let (machine, first) = if request.method == Method::Invite {
+            let (tsx, first) = InviteClient::start(now, bytes, reliable, self.cfg.timers);
+            (Machine::InviteClient { tsx, request }, first)
+        } else {
+            let (tsx, first) = NonInviteClient::start(now, bytes, reliable, self.cfg.timers);
+            (Machine::NonInviteClient(tsx), first)
+        };
+        if let TsxOutput::Transmit(bytes) = first {
+            self.transmits.push_back(Transmit { peer, bytes });
+        }
+        self.tsxs.insert(key.clone(), Entry { machine, peer, armed: None });
+        self.rearm(&key);
+        key
+    }
+
+    /// Sends bytes outside any transaction: the ACK for a 2xx, 2xx retransmissions.
+    pub fn send_raw(&mut self, peer: Peer, bytes: Bytes) {
+        self.transmits.push_back(Transmit { peer, bytes });
+    }
+
+    /// A Via for a new request of ours, with a fresh RFC 3261 branch.
+    pub fn new_via(&mut self, transport: Transport) -> Via {
+        let branch = format!("{MAGIC_COOKIE}{:016x}", self.rng.gen::<u64>());
+        Via::new(transport, self.cfg.via_host.clone(), Some(self.cfg.via_port), &branch)
+    }
+
+    pub fn new_tag(&mut self) -> String {
+        format!("{:012x}", self.rng.gen::<u64>() & 0xffff_ffff_ffff)
+    }
+
+    pub fn random_u64(&mut self) -> u64 {
+        self.rng.gen()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<EndpointEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        // Drop stale heap entries so the answer is the real next deadline.
+        while let Some(Reverse((at, key))) = self.timers.peek() {
+            if self.tsxs.get(key).is_some_and(|e| e.armed == Some(*at)) {
+                return Some(*at);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((at, key))) = self.timers.pop() else { break };
+            let Some(entry) = self.tsxs.get_mut(&key) else { continue };
+            if entry.armed != Some(at) {
+                continue;
+            }
+            entry.armed = None;
+            let outputs = match &mut entry.machine {
+                Machine::InviteServer(m) => m.handle_timeout(now),
+                Machine::NonInviteServer(m) => m.handle_timeout(now).into_iter().collect(),
+                Machine::InviteClient { tsx, .. } => tsx.handle_timeout(now),
+                Machine::NonInviteClient(m) => m.handle_timeout(now),
+            };
+            let peer = entry.peer;
+            let mut finished = false;
+            for out in outputs {
+                match out {
+                    TsxOutput::Transmit(bytes) => self.transmits.push_back(Transmit { peer, bytes }),
+                    TsxOutput::Timeout => {
+                        finished = true;
+                        self.events.push_back(EndpointEvent::Timeout { key: key.clone() });
+                    }
+                    TsxOutput::Terminated => finished = true,
+                    TsxOutput::Deliver => {}
+                }
+            }
+            if finished {
+                self.tsxs.remove(&key);
+            } else {
+                self.rearm(&key);
+            }
+        }
+    }
+
+    fn rearm(&mut self, key: &TsxKey) {
+        let Some(entry) = self.tsxs.get_mut(key) else { return };
+        let next = entry.poll_timeout();
+        if next != entry.armed {
+            entry.armed = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, key.clone())));
+            }
+        }
+    }
+}
+
+/// RFC 3261 §18.2.2 (with RFC 3581): where responses to `request` go. Over TCP, back on
+/// the connection it came from. Over UDP, to the source address when the client asked for
+/// `rport`, else to `received` (the source IP) at the sent-by port.
+fn reply_peer(request: &Request, source: Peer) -> Peer {
+    if source.transport.is_reliable() {
+        return source;
+    }
+    match request.top_via() {
+        Some(via) if via.rport().is_none() => {
+            let port = via.port.unwrap_or(5060);
+            Peer { transport: source.transport, addr: SocketAddr::new(source.addr.ip(), port) }
+        }
+        _ => source,
+    }
+}
+
+/// §17.1.1.3: the ACK a client transaction sends for a non-2xx final response.
+fn non_2xx_ack(invite: &Request, response: &Response) -> Request {
+    let mut headers = crate::wire::Headers::new();
+    for route in invite.headers.get_all(&crate::wire::HeaderName::ROUTE) {
+        headers.push(crate::wire::HeaderName::ROUTE, route);
+    }
+    Request {
+        method: Method::Ack,
+        uri: invite.uri.clone(),
+        vias: invite.vias.first().cloned().into_iter().collect(),
+        from: invite.from.clone(),
+        to: response.to.clone(),
+        call_id: invite.call_id.clone(),
+        cseq: crate::wire::CSeq { seq: invite.cseq.seq, method: Method::Ack },
+        max_forwards: Some(70),
+        headers,
+        body: Bytes::new(),
+    }
+}

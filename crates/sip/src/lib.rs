@@ -20,4 +20,6 @@ pub mod endpoint;
 pub mod transaction;
 pub mod wire;
 
+pub use endpoint::{Endpoint, EndpointConfig, EndpointEvent, Peer, Transmit};
+
 

@@ -1,1 +1,246 @@
+//! RFC 3261 §12 dialogs: identity, sequence numbers, route set and remote target, and the
+//! requests built inside a dialog. Plus [`AnswerRetransmit`], the UAS side of §13.3.1.4
+//! (the 2xx to an INVITE is retransmitted by the dialog layer until the ACK arrives).
 
+mod answer;
+
+pub use answer::{AnswerEvent, AnswerRetransmit};
+
+use bytes::Bytes;
+
+use crate::wire::{CSeq, HeaderName, Headers, Method, NameAddr, Request, Response, SipUri, StatusCode, Via};
+
+/// §12: Call-ID plus the local and remote tags.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DialogId {
+    pub call_id: String,
+    pub local_tag: String,
+    pub remote_tag: String,
+}
+
+impl DialogId {
+    /// The dialog an incoming request claims to belong to (its To tag is ours). `None` for
+    /// a dialog-creating request, which has no To tag.
+    pub fn of_incoming(request: &Request) -> Option<Self> {
+        Some(Self {
+            call_id: request.call_id.clone(),
+            local_tag: request.to.tag()?.to_owned(),
+            remote_tag: request.from.tag().unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+/// Why a request inside a dialog is refused (§12.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogRejection {
+    /// CSeq lower than the last one seen: 500 (§12.2.2).
+    OutOfOrder,
+}
+
+impl DialogRejection {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::OutOfOrder => StatusCode::SERVER_INTERNAL_ERROR,
+        }
+    }
+}
+
+/// The state of one dialog.
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    pub id: DialogId,
+    /// Our URI with our tag: the From of requests we send.
+    pub local: NameAddr,
+    /// The peer's URI with its tag: the To of requests we send.
+    pub remote: NameAddr,
+    pub local_seq: u32,
+    pub remote_seq: Option<u32>,
+    /// In the order our requests must visit them.
+    pub route_set: Vec<NameAddr>,
+    pub remote_target: SipUri,
+    pub local_contact: SipUri,
+}
+
+impl Dialog {
+    /// §12.1.1: the UAS side, created when we answer `invite` with a 2xx (or 1xx with tag).
+    pub fn uas(invite: &Request, local_tag: &str, local_contact: SipUri, local_seq: u32) -> Self {
+        let remote_target = invite
+            .contact()
+            .map(|c| c.uri)
+            .unwrap_or_else(|| invite.from.uri.clone());
+        Self {
+            id: DialogId {
+                call_id: invite.call_id.clone(),
+                local_tag: local_tag.to_owned(),
+                remote_tag: invite.from.tag().unwrap_or_default().to_owned(),
+            },
+            local: invite.to.clone().with_tag(local_tag),
+            remote: invite.from.clone(),
+            local_seq,
+            remote_seq: Some(invite.cseq.seq),
+            // §12.1.1: the Record-Route values in order.
+            route_set: invite.routes(&HeaderName::RECORD_ROUTE),
+            remote_target,
+            local_contact,
+        }
+    }
+
+    /// §12.1.2: the UAC side, from our INVITE and the 2xx (or tagged 1xx) that answered it.
+    pub fn uac(invite: &Request, response: &Response, local_contact: SipUri) -> Option<Self> {
+        let remote_tag = response.to.tag()?.to_owned();
+        let mut route_set = response.routes(&HeaderName::RECORD_ROUTE);
+        route_set.reverse();
+        Some(Self {
+            id: DialogId {
+                call_id: invite.call_id.clone(),
+                local_tag: invite.from.tag().unwrap_or_default().to_owned(),
+                remote_tag,
+            },
+            local: invite.from.clone(),
+            remote: response.to.clone(),
+            local_seq: invite.cseq.seq,
+            remote_seq: None,
+            route_set,
+            remote_target: response.contact().map(|c| c.uri).unwrap_or_else(|| invite.uri.clone()),
+            local_contact,
+        })
+    }
+
+    /// §12.2.2: checks the CSeq of a request from the peer and applies a target refresh.
+    pub fn handle_remote_request(&mut self, request: &Request) -> Result<(), DialogRejection> {
+        // ACK and CANCEL reuse the CSeq number of the request they belong to.
+        if !matches!(request.method, Method::Ack | Method::Cancel) {
+            if self.remote_seq.is_some_and(|seq| request.cseq.seq <= seq) {
+                return Err(DialogRejection::OutOfOrder);
+            }
+            self.remote_seq = Some(request.cseq.seq);
+        }
+        if matches!(request.method, Method::Invite | Method::Update) {
+            if let Some(contact) = request.contact() {
+                self.remote_target = contact.uri;
+            }
+        }
+        Ok(())
+    }
+
+    /// §12.2.1.1: a new request inside the dialog with the next local CSeq. `via` is the
+    /// Via of the new transaction (a fresh branch).
+    pub fn new_request(&mut self, method: Method, via: Via) -> Request {
+        self.local_seq += 1;
+        let seq = self.local_seq;
+        self.build(method, seq, via)
+    }
+
+    /// §13.2.2.4: the ACK for a 2xx carries the CSeq number of the INVITE.
+    pub fn ack(&self, invite_seq: u32, via: Via) -> Request {
+        self.build(Method::Ack, invite_seq, via)
+    }
+
+    fn build(&self, method: Method, seq: u32, via: Via) -> Request {
+        let mut headers = Headers::new();
+        let (uri, routes) = self.request_uri_and_routes();
+        for route in routes {
+            headers.push(HeaderName::ROUTE, route.to_string());
+        }
+        if matches!(method, Method::Invite | Method::Update | Method::Subscribe | Method::Refer | Method::Notify) {
+            headers.push(HeaderName::CONTACT, format!("<{}>", self.local_contact));
+        }
+        Request {
+            method: method.clone(),
+            uri,
+            vias: vec![via],
+            from: self.local.clone(),
+            to: self.remote.clone(),
+            call_id: self.id.call_id.clone(),
+            cseq: CSeq { seq, method },
+            max_forwards: Some(70),
+            headers,
+            body: Bytes::new(),
+        }
+    }
+
+    /// §12.2.1.1: loose routing uses the remote target as Request-URI and the route set as
+    /// Route; a strict router (first route without `lr`) gets the Request-URI itself, and
+    /// the remote target goes to the end of the Route list.
+    fn request_uri_and_routes(&self) -> (SipUri, Vec<NameAddr>) {
+        match self.route_set.first() {
+            Some(first) if first.uri.param("lr").is_none() => {
+                let mut routes: Vec<NameAddr> = self.route_set[1..].to_vec();
+                routes.push(NameAddr::new(self.remote_target.clone()));
+                (first.uri.clone(), routes)
+            }
+            _ => (self.remote_target.clone(), self.route_set.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{parse_datagram, Message, Transport};
+
+    fn invite() -> Request {
+        let text = concat!(
+            "INVITE sip:ivr@192.0.2.10 SIP/2.0\r\n",
+            "Via: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKp1\r\n",
+            "Via: SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bKc1\r\n",
+            "Record-Route: <sip:p2.example;lr>, <sip:p1.example;lr>\r\n",
+            "From: <sip:+46706170786@carrier.example>;tag=caller\r\n",
+            "To: <sip:ivr@192.0.2.10>\r\n",
+            "Call-ID: d1\r\n",
+            "CSeq: 10 INVITE\r\n",
+            "Contact: <sip:+46706170786@203.0.113.5:5060>\r\n",
+            "\r\n"
+        );
+        match parse_datagram(text.as_bytes()).unwrap().unwrap() {
+            Message::Request(r) => r,
+            _ => unreachable!(),
+        }
+    }
+
+    fn via() -> Via {
+        Via::new(Transport::Udp, "192.0.2.10", Some(5060), "z9hG4bKnew")
+    }
+
+    #[test]
+    fn uas_bye_goes_to_the_remote_target_through_the_record_routes() {
+        let contact = SipUri::parse("sip:ivr@192.0.2.10:5060").unwrap();
+        let mut d = Dialog::uas(&invite(), "ours", contact, 1);
+        let bye = d.new_request(Method::Bye, via());
+        assert_eq!(bye.uri.as_str(), "sip:+46706170786@203.0.113.5:5060");
+        let routes: Vec<&str> = bye.headers.get_all(&HeaderName::ROUTE).collect();
+        assert_eq!(routes, vec!["<sip:p2.example;lr>", "<sip:p1.example;lr>"]);
+        assert_eq!(bye.from.tag(), Some("ours"));
+        assert_eq!(bye.to.tag(), Some("caller"));
+        assert_eq!(bye.cseq, CSeq { seq: 2, method: Method::Bye });
+        let refer = d.new_request(Method::Refer, via());
+        assert_eq!(refer.cseq.seq, 3);
+    }
+
+    #[test]
+    fn remote_cseq_must_grow_and_reinvite_refreshes_the_target() {
+        let contact = SipUri::parse("sip:ivr@192.0.2.10").unwrap();
+        let mut d = Dialog::uas(&invite(), "ours", contact, 1);
+        let mut reinvite = invite();
+        reinvite.cseq.seq = 11;
+        reinvite.headers.set(HeaderName::CONTACT, "<sip:moved@203.0.113.9>");
+        d.handle_remote_request(&reinvite).unwrap();
+        assert_eq!(d.remote_target.as_str(), "sip:moved@203.0.113.9");
+        let mut old = invite();
+        old.method = Method::Info;
+        old.cseq = CSeq { seq: 5, method: Method::Info };
+        assert_eq!(d.handle_remote_request(&old), Err(DialogRejection::OutOfOrder));
+    }
+
+    #[test]
+    fn strict_router_becomes_the_request_uri() {
+        let contact = SipUri::parse("sip:ivr@192.0.2.10").unwrap();
+        let mut inv = invite();
+        inv.headers.set(HeaderName::RECORD_ROUTE, "<sip:strict.example>");
+        let mut d = Dialog::uas(&inv, "ours", contact, 1);
+        let bye = d.new_request(Method::Bye, via());
+        assert_eq!(bye.uri.as_str(), "sip:strict.example");
+        let routes: Vec<&str> = bye.headers.get_all(&HeaderName::ROUTE).collect();
+        assert_eq!(routes, vec!["<sip:+46706170786@203.0.113.5:5060>"]);
+    }
+}

@@ -7,7 +7,7 @@ use crate::wire::{Method, Request, Response};
 /// transaction of its own with the same branch. Requests from RFC 2543 elements lack the
 /// cookie and are matched on Call-ID, From tag, CSeq number and the top Via instead.
 /// §17.1.3: a response matches a client transaction by branch and CSeq method.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TsxKey {
     id: String,
     method: Method,

@@ -2,7 +2,7 @@ use std::fmt;
 
 /// A request method. RFC 3261 §7.1: method names are case-sensitive, so `invite` is an
 /// unknown extension method, not INVITE.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Method {
     Invite,
     Ack,
