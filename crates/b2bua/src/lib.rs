@@ -1,1 +1,20 @@
-//! placeholder
+//! Call control for Concierge, sans-IO.
+//!
+//! A [`Switch`] owns every call of one shard: the SIP [`concierge_sip::Endpoint`], each
+//! call's dialog, media session and flow run. The driver feeds it datagrams, RTP packets,
+//! HTTP results and the time; it answers with [`Output`]s (SIP and RTP to send, media
+//! ports to open or close, HTTP requests to perform, call records to write) and the next
+//! deadline.
+//!
+//! Run loop: call a `handle_*` method, then drain [`Switch::poll_output`] until `None`,
+//! then sleep until [`Switch::poll_timeout`] and call [`Switch::handle_timeout`].
+#![forbid(unsafe_code)]
+
+mod call;
+mod config;
+mod output;
+mod switch;
+
+pub use config::SwitchConfig;
+pub use output::{CallRef, Output};
+pub use switch::Switch;

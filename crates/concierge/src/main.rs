@@ -1,1 +1,88 @@
-fn main() {}
+//! The `concierge` binary: CLI, configuration, logging and the tokio driver.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod config;
+mod driver;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::sync::watch;
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::driver::{Server, Shutdown};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run { config: None }) {
+        Command::Run { config } => run(config.as_deref()),
+    }
+}
+
+fn run(config: Option<&std::path::Path>) -> ExitCode {
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("concierge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&cfg.log.filter);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("concierge: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let (tx, rx) = watch::channel(Shutdown::Running);
+        let server = match Server::start(&cfg, rx).await {
+            Ok(s) => s,
+            Err(e) => {
+                error!(error = %e, listen = %cfg.sip.listen, "cannot bind the SIP listeners");
+                return ExitCode::FAILURE;
+            }
+        };
+        info!(udp = ?server.udp_addr, tcp = ?server.tcp_addr, host = %cfg.advertised_host(), "concierge listening");
+        tokio::spawn(forward_signals(tx));
+        server.wait().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// SIGINT/SIGTERM once: drain (new INVITEs get 503, calls go on). Twice: hang up all.
+async fn forward_signals(tx: watch::Sender<Shutdown>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        error!("cannot install signal handlers");
+        return;
+    };
+    let mut state = Shutdown::Running;
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        state = if state == Shutdown::Running { Shutdown::Drain } else { Shutdown::Now };
+        info!(?state, "shutdown requested");
+        if tx.send(state).is_err() {
+            return;
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -123,20 +123,21 @@ impl Dialog {
         Ok(())
     }
 
-    /// §12.2.1.1: a new request inside the dialog with the next local CSeq. `via` is the
-    /// Via of the new transaction (a fresh branch).
-    pub fn new_request(&mut self, method: Method, via: Via) -> Request {
+    /// §12.2.1.1: a new request inside the dialog with the next local CSeq. It has no Via
+    /// yet: the endpoint adds one with a fresh branch when it starts the transaction.
+    pub fn new_request(&mut self, method: Method) -> Request {
         self.local_seq += 1;
         let seq = self.local_seq;
-        self.build(method, seq, via)
+        self.build(method, seq, Vec::new())
     }
 
-    /// §13.2.2.4: the ACK for a 2xx carries the CSeq number of the INVITE.
+    /// §13.2.2.4: the ACK for a 2xx carries the CSeq number of the INVITE and is sent
+    /// outside any transaction, so it gets its own `via`.
     pub fn ack(&self, invite_seq: u32, via: Via) -> Request {
-        self.build(Method::Ack, invite_seq, via)
+        self.build(Method::Ack, invite_seq, vec![via])
     }
 
-    fn build(&self, method: Method, seq: u32, via: Via) -> Request {
+    fn build(&self, method: Method, seq: u32, vias: Vec<Via>) -> Request {
         let mut headers = Headers::new();
         let (uri, routes) = self.request_uri_and_routes();
         for route in routes {
@@ -148,7 +149,7 @@ impl Dialog {
         Request {
             method: method.clone(),
             uri,
-            vias: vec![via],
+            vias,
             from: self.local.clone(),
             to: self.remote.clone(),
             call_id: self.id.call_id.clone(),
@@ -177,7 +178,7 @@ impl Dialog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{parse_datagram, Message, Transport};
+    use crate::wire::{parse_datagram, Message};
 
     fn invite() -> Request {
         let text = concat!(
@@ -198,22 +199,18 @@ mod tests {
         }
     }
 
-    fn via() -> Via {
-        Via::new(Transport::Udp, "192.0.2.10", Some(5060), "z9hG4bKnew")
-    }
-
     #[test]
     fn uas_bye_goes_to_the_remote_target_through_the_record_routes() {
         let contact = SipUri::parse("sip:ivr@192.0.2.10:5060").unwrap();
         let mut d = Dialog::uas(&invite(), "ours", contact, 1);
-        let bye = d.new_request(Method::Bye, via());
+        let bye = d.new_request(Method::Bye);
         assert_eq!(bye.uri.as_str(), "sip:+46706170786@203.0.113.5:5060");
         let routes: Vec<&str> = bye.headers.get_all(&HeaderName::ROUTE).collect();
         assert_eq!(routes, vec!["<sip:p2.example;lr>", "<sip:p1.example;lr>"]);
         assert_eq!(bye.from.tag(), Some("ours"));
         assert_eq!(bye.to.tag(), Some("caller"));
         assert_eq!(bye.cseq, CSeq { seq: 2, method: Method::Bye });
-        let refer = d.new_request(Method::Refer, via());
+        let refer = d.new_request(Method::Refer);
         assert_eq!(refer.cseq.seq, 3);
     }
 
@@ -238,7 +235,7 @@ mod tests {
         let mut inv = invite();
         inv.headers.set(HeaderName::RECORD_ROUTE, "<sip:strict.example>");
         let mut d = Dialog::uas(&inv, "ours", contact, 1);
-        let bye = d.new_request(Method::Bye, via());
+        let bye = d.new_request(Method::Bye);
         assert_eq!(bye.uri.as_str(), "sip:strict.example");
         let routes: Vec<&str> = bye.headers.get_all(&HeaderName::ROUTE).collect();
         assert_eq!(routes, vec!["<sip:+46706170786@203.0.113.5:5060>"]);

@@ -1,0 +1,43 @@
+use std::time::Instant;
+
+use concierge_sip::dialog::{AnswerRetransmit, Dialog};
+use concierge_sip::transaction::TsxKey;
+use concierge_sip::wire::Request;
+use concierge_sip::Peer;
+
+
+/// Where a call is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// INVITE received, no final answer yet.
+    Early,
+    /// 200 OK sent, waiting for the ACK.
+    Answered,
+    /// ACK received: the call is up.
+    Confirmed,
+    /// We sent BYE and wait for its answer.
+    Ending,
+}
+
+/// One inbound call: the caller's INVITE, its dialog once answered, and the bookkeeping
+/// the record needs.
+pub(crate) struct Call {
+    pub(crate) span: tracing::Span,
+    pub(crate) phase: Phase,
+    pub(crate) invite: Request,
+    pub(crate) invite_key: TsxKey,
+    pub(crate) peer: Peer,
+    pub(crate) local_tag: String,
+    pub(crate) dialog: Option<Dialog>,
+    pub(crate) answer: Option<AnswerRetransmit>,
+    /// Client transaction of our BYE, while in [`Phase::Ending`].
+    pub(crate) bye_key: Option<TsxKey>,
+    /// The deadline this call has in the switch's heap.
+    pub(crate) armed: Option<Instant>,
+}
+
+impl Call {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.answer.as_ref().and_then(AnswerRetransmit::poll_timeout)
+    }
+}

@@ -1,0 +1,410 @@
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::Instant;
+
+use concierge_sip::dialog::{AnswerEvent, AnswerRetransmit, Dialog, DialogId};
+use concierge_sip::transaction::TsxKey;
+use concierge_sip::wire::{response_to, HeaderName, Method, Request, Response, SipUri, StatusCode};
+use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer};
+use tracing::{debug, info, info_span, warn};
+
+use crate::call::{Call, Phase};
+use crate::config::SwitchConfig;
+use crate::output::{CallRef, Output};
+
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER";
+const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
+
+/// All calls of one shard. See the crate docs for the run loop.
+pub struct Switch {
+    cfg: SwitchConfig,
+    endpoint: Endpoint,
+    calls: HashMap<CallRef, Call>,
+    by_dialog: HashMap<DialogId, CallRef>,
+    by_invite: HashMap<TsxKey, CallRef>,
+    by_client_tsx: HashMap<TsxKey, CallRef>,
+    timers: BinaryHeap<Reverse<(Instant, CallRef)>>,
+    next_ref: CallRef,
+    draining: bool,
+    outputs: VecDeque<Output>,
+}
+
+impl Switch {
+    pub fn new(cfg: SwitchConfig) -> Self {
+        let endpoint = Endpoint::new(EndpointConfig {
+            timers: cfg.timers,
+            via_host: cfg.advertised_host.clone(),
+            via_port: cfg.sip_port,
+            seed: cfg.seed,
+            ..EndpointConfig::default()
+        });
+        Self {
+            cfg,
+            endpoint,
+            calls: HashMap::new(),
+            by_dialog: HashMap::new(),
+            by_invite: HashMap::new(),
+            by_client_tsx: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_ref: 1,
+            draining: false,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether a draining switch has no calls left and can be dropped.
+    pub fn is_idle(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// Stop taking calls: new INVITEs get 503 while existing calls run to their end.
+    pub fn start_draining(&mut self) {
+        self.draining = true;
+    }
+
+    pub fn handle_sip_datagram(&mut self, now: Instant, peer: Peer, data: &[u8]) {
+        self.endpoint.handle_datagram(now, peer, data);
+        self.pump(now);
+    }
+
+    pub fn handle_sip_framed(&mut self, now: Instant, peer: Peer, head: &[u8], body: &[u8]) {
+        self.endpoint.handle_framed(now, peer, head, body);
+        self.pump(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.endpoint.handle_timeout(now);
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match self.calls.get_mut(&id) {
+                Some(call) if call.armed == Some(at) => call.armed = None,
+                _ => continue,
+            }
+            self.call_timeout(now, id);
+            self.rearm(id);
+        }
+        self.pump(now);
+    }
+
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if self.calls.get(&id).is_some_and(|c| c.armed == Some(at)) {
+                break;
+            }
+            self.timers.pop();
+        }
+        let calls = self.timers.peek().map(|Reverse((at, _))| *at);
+        match (calls, self.endpoint.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(o) = self.outputs.pop_front() {
+            return Some(o);
+        }
+        self.endpoint.poll_transmit().map(Output::Sip)
+    }
+
+    /// Hands endpoint events to the calls until the endpoint has nothing more to say.
+    fn pump(&mut self, now: Instant) {
+        while let Some(event) = self.endpoint.poll_event() {
+            match event {
+                EndpointEvent::Request { key, request, peer } => self.on_request(now, key, request, peer),
+                EndpointEvent::Ack { request, .. } => self.on_ack(now, request),
+                EndpointEvent::Cancelled { invite, .. } => self.on_cancelled(now, invite),
+                EndpointEvent::Response { key, response } => self.on_response(now, key, response),
+                EndpointEvent::Timeout { key } => self.on_tsx_timeout(now, key),
+                EndpointEvent::StrayResponse { response, .. } => {
+                    debug!(call_id = %response.call_id, "2xx retransmission for a finished INVITE ignored");
+                }
+            }
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, key: TsxKey, request: Request, peer: Peer) {
+        let in_dialog = DialogId::of_incoming(&request);
+        match (&request.method, in_dialog) {
+            (Method::Invite, None) => self.on_new_invite(now, key, request, peer),
+            (Method::Options, None) => {
+                let mut r = self.response(&request, StatusCode::OK);
+                r.headers.push(HeaderName::ACCEPT, ACCEPT);
+                self.endpoint.respond(now, &key, r);
+            }
+            (Method::Other(_), _) => {
+                let mut r = self.response(&request, StatusCode::NOT_IMPLEMENTED);
+                r.headers.push(HeaderName::ALLOW, ALLOW);
+                self.endpoint.respond(now, &key, r);
+            }
+            (_, Some(id)) => self.on_in_dialog(now, key, request, id),
+            (_, None) => {
+                // REGISTER, SUBSCRIBE, MESSAGE … outside a dialog: known, but not ours.
+                let status = match request.method {
+                    Method::Bye | Method::Info | Method::Notify | Method::Refer => StatusCode::CALL_DOES_NOT_EXIST,
+                    _ => StatusCode::METHOD_NOT_ALLOWED,
+                };
+                let mut r = self.response(&request, status);
+                r.headers.push(HeaderName::ALLOW, ALLOW);
+                self.endpoint.respond(now, &key, r);
+            }
+        }
+    }
+
+    fn on_new_invite(&mut self, now: Instant, key: TsxKey, invite: Request, peer: Peer) {
+        if self.draining || self.calls.len() >= self.cfg.max_calls {
+            let mut r = self.response(&invite, StatusCode::SERVICE_UNAVAILABLE);
+            r.headers.push(HeaderName::RETRY_AFTER, self.cfg.retry_after.as_secs().to_string());
+            let why = if self.draining { "shutting down" } else { "at max_calls" };
+            info!(call_id = %invite.call_id, why, "INVITE refused with 503");
+            self.endpoint.respond(now, &key, r);
+            return;
+        }
+        let id = self.next_ref;
+        self.next_ref += 1;
+        let span = info_span!("call", call_id = %invite.call_id);
+        let local_tag = self.endpoint.new_tag();
+        span.in_scope(|| info!(from = %invite.from.uri, to = %invite.uri, "incoming call"));
+
+        let trying = response_to(&invite, StatusCode::TRYING, None);
+        self.endpoint.respond(now, &key, trying);
+        let ringing = self.response_tagged(&invite, StatusCode::RINGING, &local_tag);
+        self.endpoint.respond(now, &key, ringing);
+
+        self.by_invite.insert(key.clone(), id);
+        self.calls.insert(
+            id,
+            Call {
+                span,
+                phase: Phase::Early,
+                invite,
+                invite_key: key,
+                peer,
+                local_tag,
+                dialog: None,
+                answer: None,
+                bye_key: None,
+                armed: None,
+            },
+        );
+        self.answer(now, id);
+    }
+
+    /// Sends the 200 OK and sets up the dialog (§13.3.1.4).
+    fn answer(&mut self, now: Instant, id: CallRef) {
+        let contact = self.local_contact();
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let _g = call.span.clone().entered();
+        let mut ok = response_to(&call.invite, StatusCode::OK, Some(&call.local_tag));
+        ok.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
+        ok.headers.push(HeaderName::ALLOW, ALLOW);
+        ok.headers.push(HeaderName::SUPPORTED, "replaces, norefersub");
+        ok.headers.push(HeaderName::SERVER, self.cfg.user_agent.clone());
+        let bytes = ok.to_bytes();
+        let dialog = Dialog::uas(&call.invite, &call.local_tag, contact, 0);
+        self.by_dialog.insert(dialog.id.clone(), id);
+        call.dialog = Some(dialog);
+        call.answer = Some(AnswerRetransmit::new(now, bytes, call.peer.transport.is_reliable(), self.cfg.timers));
+        call.phase = Phase::Answered;
+        let key = call.invite_key.clone();
+        self.endpoint.respond(now, &key, ok);
+        info!("answered");
+        self.rearm(id);
+    }
+
+    fn on_ack(&mut self, _now: Instant, ack: Request) {
+        let Some(id) = DialogId::of_incoming(&ack).and_then(|d| self.by_dialog.get(&d).copied()) else {
+            debug!(call_id = %ack.call_id, "ACK for no dialog dropped");
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if let Some(a) = call.answer.as_mut() {
+            a.handle_ack();
+        }
+        if call.phase == Phase::Answered {
+            call.phase = Phase::Confirmed;
+            call.span.in_scope(|| info!("call confirmed by ACK"));
+        }
+    }
+
+    fn on_cancelled(&mut self, now: Instant, invite: TsxKey) {
+        let Some(id) = self.by_invite.get(&invite).copied() else { return };
+        let Some(call) = self.calls.get(&id) else { return };
+        if call.phase != Phase::Early {
+            return;
+        }
+        let _g = call.span.clone().entered();
+        let r = response_to(&call.invite, StatusCode::REQUEST_TERMINATED, Some(&call.local_tag));
+        self.endpoint.respond(now, &invite, r);
+        info!("cancelled by the caller before the answer");
+        self.end_call(id, "caller cancelled");
+    }
+
+    fn on_in_dialog(&mut self, now: Instant, key: TsxKey, request: Request, dialog: DialogId) {
+        let Some(id) = self.by_dialog.get(&dialog).copied() else {
+            let r = self.response(&request, StatusCode::CALL_DOES_NOT_EXIST);
+            self.endpoint.respond(now, &key, r);
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let _g = call.span.clone().entered();
+        if let Some(d) = call.dialog.as_mut() {
+            if let Err(rejection) = d.handle_remote_request(&request) {
+                let r = response_to(&request, rejection.status(), None);
+                self.endpoint.respond(now, &key, r);
+                return;
+            }
+        }
+        match request.method {
+            Method::Bye => {
+                let r = response_to(&request, StatusCode::OK, None);
+                self.endpoint.respond(now, &key, r);
+                info!("caller hung up");
+                self.end_call(id, "caller hung up");
+            }
+            Method::Invite => {
+                // A re-INVITE: the session stays as negotiated until media lands here.
+                let mut ok = response_to(&request, StatusCode::OK, None);
+                ok.headers.push(HeaderName::CONTACT, format!("<{}>", self.local_contact()));
+                self.endpoint.respond(now, &key, ok);
+            }
+            _ => {
+                let r = response_to(&request, StatusCode::OK, None);
+                self.endpoint.respond(now, &key, r);
+            }
+        }
+    }
+
+    fn on_response(&mut self, _now: Instant, key: TsxKey, response: Response) {
+        let Some(id) = self.by_client_tsx.get(&key).copied() else { return };
+        if response.status.is_final() {
+            self.by_client_tsx.remove(&key);
+            if response.cseq.method == Method::Bye {
+                if let Some(call) = self.calls.get(&id) {
+                    call.span.in_scope(|| debug!(status = %response.status, "BYE answered"));
+                }
+                self.forget(id);
+            }
+        }
+    }
+
+    fn on_tsx_timeout(&mut self, _now: Instant, key: TsxKey) {
+        if let Some(id) = self.by_client_tsx.remove(&key) {
+            if let Some(call) = self.calls.get(&id) {
+                call.span.in_scope(|| warn!("no answer to our request"));
+            }
+            self.forget(id);
+        } else if let Some(id) = self.by_invite.get(&key).copied() {
+            // Timer H: our error response was never ACKed; nothing left to do.
+            self.forget(id);
+        }
+    }
+
+    fn call_timeout(&mut self, now: Instant, id: CallRef) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let event = call.answer.as_mut().and_then(|a| a.handle_timeout(now));
+        match event {
+            Some(AnswerEvent::Retransmit(bytes)) => self.endpoint.send_raw(call.peer, bytes),
+            Some(AnswerEvent::AckTimeout) => {
+                call.span.in_scope(|| warn!("no ACK for our 200 OK; ending the call with BYE"));
+                call.phase = Phase::Confirmed;
+                self.hang_up(now, id, "no ACK");
+            }
+            None => {}
+        }
+    }
+
+    /// Ends an answered call from our side with BYE (§15.1.1).
+    pub fn hang_up(&mut self, now: Instant, id: CallRef, why: &str) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(dialog) = call.dialog.as_mut() else { return };
+        if call.phase == Phase::Ending {
+            return;
+        }
+        let bye = dialog.new_request(Method::Bye);
+        call.phase = Phase::Ending;
+        call.span.in_scope(|| info!(why, "hanging up"));
+        let peer = call.peer;
+        let key = self.endpoint.send_request(now, bye, peer);
+        self.by_client_tsx.insert(key.clone(), id);
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.bye_key = Some(key);
+        }
+    }
+
+    /// Ends every call: BYE for answered ones, 503 for the ones still ringing.
+    pub fn hang_up_all(&mut self, now: Instant, why: &str) {
+        let ids: Vec<CallRef> = self.calls.keys().copied().collect();
+        for id in ids {
+            let Some(call) = self.calls.get(&id) else { continue };
+            match call.phase {
+                Phase::Early => {
+                    let r = response_to(&call.invite, StatusCode::SERVICE_UNAVAILABLE, Some(&call.local_tag));
+                    let key = call.invite_key.clone();
+                    self.endpoint.respond(now, &key, r);
+                    self.end_call(id, why);
+                }
+                Phase::Answered | Phase::Confirmed => self.hang_up(now, id, why),
+                Phase::Ending => {}
+            }
+        }
+        self.pump(now);
+    }
+
+    /// The call is over for the caller; its state goes once nothing is pending.
+    fn end_call(&mut self, id: CallRef, why: &str) {
+        if let Some(call) = self.calls.get(&id) {
+            call.span.in_scope(|| info!(why, "call ended"));
+        }
+        self.forget(id);
+    }
+
+    fn forget(&mut self, id: CallRef) {
+        let Some(call) = self.calls.remove(&id) else { return };
+        self.by_invite.remove(&call.invite_key);
+        if let Some(d) = &call.dialog {
+            self.by_dialog.remove(&d.id);
+        }
+        if let Some(k) = &call.bye_key {
+            self.by_client_tsx.remove(k);
+        }
+    }
+
+    fn rearm(&mut self, id: CallRef) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let next = call.poll_timeout();
+        if next != call.armed {
+            call.armed = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, id)));
+            }
+        }
+    }
+
+    fn local_contact(&self) -> SipUri {
+        let text = format!("sip:concierge@{}:{}", self.cfg.advertised_host, self.cfg.sip_port);
+        SipUri::parse(&text).expect("advertised host was validated when the config was loaded")
+    }
+
+    fn response(&mut self, request: &Request, status: StatusCode) -> Response {
+        let tag = self.endpoint.new_tag();
+        self.response_tagged(request, status, &tag)
+    }
+
+    fn response_tagged(&self, request: &Request, status: StatusCode, tag: &str) -> Response {
+        let mut r = response_to(request, status, Some(tag));
+        if status == StatusCode::OK || status.class() >= 4 {
+            r.headers.push(HeaderName::ALLOW, ALLOW);
+            r.headers.push(HeaderName::SUPPORTED, "replaces, norefersub");
+        }
+        r.headers.push(HeaderName::SERVER, self.cfg.user_agent.clone());
+        r
+    }
+}

@@ -1,0 +1,221 @@
+//! `concierge.toml`: every field has a default, so `concierge run` needs no file at all.
+//! Unknown fields are errors, and every error names the file and the field.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub(crate) enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{file}: {message}")]
+    Invalid { file: PathBuf, message: String },
+    #[error("{file}: field `{field}`: {message}")]
+    Field { file: PathBuf, field: &'static str, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    pub(crate) sip: SipConfig,
+    pub(crate) rtp: RtpConfig,
+    pub(crate) calls: CallsConfig,
+    pub(crate) log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SipConfig {
+    /// Address and port for the UDP and TCP listeners.
+    pub(crate) listen: SocketAddr,
+    /// Host callers reach us on, for Contact, Via and SDP. Default: the listen address, or
+    /// 127.0.0.1 when listening on all interfaces.
+    pub(crate) advertised_host: Option<String>,
+    pub(crate) udp: bool,
+    pub(crate) tcp: bool,
+    pub(crate) t1_ms: u64,
+    pub(crate) t2_ms: u64,
+    pub(crate) t4_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RtpConfig {
+    pub(crate) port_min: u16,
+    pub(crate) port_max: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CallsConfig {
+    /// Beyond this many concurrent calls, INVITEs get 503 with Retry-After.
+    pub(crate) max_calls: usize,
+    pub(crate) retry_after_s: u64,
+    /// On SIGINT/SIGTERM, how long existing calls may go on before we hang them up.
+    pub(crate) drain_timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `concierge_b2bua=debug,info`. `RUST_LOG` wins.
+    pub(crate) filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            sip: SipConfig::default(),
+            rtp: RtpConfig::default(),
+            calls: CallsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:5060".parse().expect("literal address"),
+            advertised_host: None,
+            udp: true,
+            tcp: true,
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+        }
+    }
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        Self { port_min: 10_000, port_max: 20_000 }
+    }
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        Self { max_calls: 4_000, retry_after_s: 5, drain_timeout_s: 30 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { filter: "info".into() }
+    }
+}
+
+impl Config {
+    /// Loads `path`, or the defaults when `path` is `None`.
+    pub(crate) fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.into(), source })?;
+        Self::parse(path, &text)
+    }
+
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            file: path.into(),
+            message: describe_toml_error(text, &e),
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let field = |field: &'static str, message: String| ConfigError::Field { file: file.into(), field, message };
+        if !self.sip.udp && !self.sip.tcp {
+            return Err(field("sip.udp", "at least one of sip.udp and sip.tcp must be on".into()));
+        }
+        if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
+            return Err(field("sip.t2_ms", "T1 must be > 0 and T2 >= T1".into()));
+        }
+        if self.rtp.port_min % 2 != 0 || self.rtp.port_min >= self.rtp.port_max || self.rtp.port_min < 1024 {
+            return Err(field(
+                "rtp.port_min",
+                format!("need an even port_min >= 1024 below port_max, got {}..{}", self.rtp.port_min, self.rtp.port_max),
+            ));
+        }
+        if self.calls.max_calls == 0 {
+            return Err(field("calls.max_calls", "must be at least 1".into()));
+        }
+        let host = self.advertised_host();
+        if concierge_sip::wire::SipUri::parse(&format!("sip:x@{host}")).is_err() {
+            return Err(field("sip.advertised_host", format!("{host:?} is not a host name or IP address")));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn advertised_host(&self) -> String {
+        match &self.sip.advertised_host {
+            Some(h) => h.clone(),
+            None if self.sip.listen.ip().is_unspecified() => "127.0.0.1".into(),
+            None => match self.sip.listen.ip() {
+                IpAddr::V6(v6) => format!("[{v6}]"),
+                ip => ip.to_string(),
+            },
+        }
+    }
+
+    pub(crate) fn timers(&self) -> concierge_sip::transaction::TimerConfig {
+        concierge_sip::transaction::TimerConfig {
+            t1: Duration::from_millis(self.sip.t1_ms),
+            t2: Duration::from_millis(self.sip.t2_ms),
+            t4: Duration::from_millis(self.sip.t4_ms),
+        }
+    }
+}
+
+/// toml's message already names the key; add the line so the user can find it.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().to_owned();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_file_means_defaults() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.sip.listen.port(), 5060);
+        assert_eq!(c.advertised_host(), "127.0.0.1");
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_field() {
+        let e = Config::parse(Path::new("c.toml"), "[sip]\nlisten = \"127.0.0.1:5070\"\nlistne = 1\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("c.toml: line 3"), "{msg}");
+        assert!(msg.contains("listne"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let e = Config::parse(Path::new("c.toml"), "[calls]\nmax_calls = \"many\"\n").unwrap_err();
+        assert!(e.to_string().contains("max_calls"), "{e}");
+    }
+
+    #[test]
+    fn odd_rtp_port_is_refused_with_the_field_name() {
+        let e = Config::parse(Path::new("c.toml"), "[rtp]\nport_min = 10001\n").unwrap_err();
+        assert!(e.to_string().contains("rtp.port_min"), "{e}");
+    }
+
+    #[test]
+    fn shipped_config_parses() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/concierge.toml"));
+        Config::load(Some(path)).unwrap();
+    }
+}

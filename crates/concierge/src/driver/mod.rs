@@ -1,0 +1,183 @@
+//! The tokio side: sockets, the clock and signals around one sans-IO [`Switch`].
+//!
+//! One shard task owns the switch and runs the loop the switch documents: wait for a
+//! datagram, a framed TCP message, the next deadline or a shutdown signal; hand it in with
+//! the time it happened; drain the outputs. Several shards (hashed by Call-ID) fit the
+//! same loop; today there is one.
+
+mod tcp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use concierge_b2bua::{Output, Switch, SwitchConfig};
+use concierge_sip::wire::Transport;
+use concierge_sip::Peer;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::config::Config;
+
+/// Input from the TCP side to the shard.
+pub(crate) enum StreamInput {
+    Message { peer: SocketAddr, head: Bytes, body: Bytes },
+}
+
+/// The running server: its bound addresses and a way to stop it.
+pub(crate) struct Server {
+    pub(crate) udp_addr: Option<SocketAddr>,
+    pub(crate) tcp_addr: Option<SocketAddr>,
+    shard: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    pub(crate) async fn start(cfg: &Config, shutdown: watch::Receiver<Shutdown>) -> std::io::Result<Self> {
+        let udp = if cfg.sip.udp { Some(Arc::new(bind_udp(cfg.sip.listen)?)) } else { None };
+        let (stream_tx, stream_rx) = mpsc::channel(4096);
+        let tcp = if cfg.sip.tcp {
+            Some(tcp::Tcp::start(cfg.sip.listen, stream_tx).await?)
+        } else {
+            None
+        };
+        let udp_addr = udp.as_ref().map(|u| u.local_addr()).transpose()?;
+        let tcp_addr = tcp.as_ref().map(|t| t.local_addr);
+        let switch = Switch::new(SwitchConfig {
+            advertised_host: cfg.advertised_host(),
+            sip_port: udp_addr.or(tcp_addr).map(|a| a.port()).unwrap_or(cfg.sip.listen.port()),
+            max_calls: cfg.calls.max_calls,
+            retry_after: Duration::from_secs(cfg.calls.retry_after_s),
+            timers: cfg.timers(),
+            seed: rand::random(),
+            ..SwitchConfig::default()
+        });
+        let shard = Shard {
+            switch,
+            udp,
+            tcp,
+            stream_rx,
+            shutdown,
+            drain_timeout: Duration::from_secs(cfg.calls.drain_timeout_s),
+        };
+        let shard = tokio::spawn(shard.run());
+        Ok(Self { udp_addr, tcp_addr, shard })
+    }
+
+    pub(crate) async fn wait(self) {
+        if let Err(e) = self.shard.await {
+            warn!(error = %e, "shard task failed");
+        }
+    }
+}
+
+/// Shutdown requests: the first drains, the second (or the drain timeout) ends all calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Shutdown {
+    Running,
+    Drain,
+    Now,
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let std_socket = std::net::UdpSocket::bind(addr)?;
+    std_socket.set_nonblocking(true)?;
+    UdpSocket::from_std(std_socket)
+}
+
+struct Shard {
+    switch: Switch,
+    udp: Option<Arc<UdpSocket>>,
+    tcp: Option<tcp::Tcp>,
+    stream_rx: mpsc::Receiver<StreamInput>,
+    shutdown: watch::Receiver<Shutdown>,
+    drain_timeout: Duration,
+}
+
+impl Shard {
+    async fn run(mut self) {
+        let mut buf = vec![0u8; 65_536];
+        let mut drain_deadline: Option<Instant> = None;
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        loop {
+            let wake = self.switch.poll_timeout().map(Instant::from_std).unwrap_or(far);
+            let wake = drain_deadline.map_or(wake, |d| wake.min(d));
+            tokio::select! {
+                r = recv(self.udp.as_deref(), &mut buf) => match r {
+                    Ok((n, from)) => {
+                        let peer = Peer { transport: Transport::Udp, addr: from };
+                        self.switch.handle_sip_datagram(std::time::Instant::now(), peer, &buf[..n]);
+                    }
+                    // ICMP errors from earlier sends surface here on some platforms; not fatal.
+                    Err(e) => warn!(error = %e, "UDP receive failed"),
+                },
+                Some(input) = self.stream_rx.recv() => match input {
+                    StreamInput::Message { peer, head, body } => {
+                        let peer = Peer { transport: Transport::Tcp, addr: peer };
+                        self.switch.handle_sip_framed(std::time::Instant::now(), peer, &head, &body);
+                    }
+                },
+                _ = tokio::time::sleep_until(wake) => {
+                    let now = std::time::Instant::now();
+                    if drain_deadline.is_some_and(|d| Instant::from_std(now) >= d) {
+                        info!(calls = self.switch.call_count(), "drain timeout: hanging up the remaining calls");
+                        self.switch.hang_up_all(now, "server shutting down");
+                        drain_deadline = None;
+                    }
+                    self.switch.handle_timeout(now);
+                }
+                changed = self.shutdown.changed() => {
+                    let state = if changed.is_ok() { *self.shutdown.borrow() } else { Shutdown::Now };
+                    let now = std::time::Instant::now();
+                    match state {
+                        Shutdown::Running => {}
+                        Shutdown::Drain => {
+                            info!(calls = self.switch.call_count(), "draining: new calls get 503");
+                            self.switch.start_draining();
+                            drain_deadline = Some(Instant::from_std(now) + self.drain_timeout);
+                        }
+                        Shutdown::Now => {
+                            self.switch.start_draining();
+                            self.switch.hang_up_all(now, "server shutting down");
+                            drain_deadline = Some(Instant::from_std(now) + Duration::from_secs(2));
+                        }
+                    }
+                }
+            }
+            self.flush().await;
+            if *self.shutdown.borrow() != Shutdown::Running && self.switch.is_idle() {
+                info!("all calls ended; stopping");
+                return;
+            }
+        }
+    }
+
+    async fn flush(&mut self) {
+        while let Some(out) = self.switch.poll_output() {
+            match out {
+                Output::Sip(t) => match t.peer.transport {
+                    Transport::Udp => {
+                        if let Some(udp) = &self.udp {
+                            if let Err(e) = udp.send_to(&t.bytes, t.peer.addr).await {
+                                warn!(error = %e, to = %t.peer.addr, "UDP send failed");
+                            }
+                        }
+                    }
+                    _ => match &self.tcp {
+                        Some(tcp) => tcp.send(t.peer.addr, t.bytes),
+                        None => warn!(to = %t.peer.addr, "no TCP transport for this message"),
+                    },
+                },
+            }
+        }
+    }
+}
+
+async fn recv(udp: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match udp {
+        Some(u) => u.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
