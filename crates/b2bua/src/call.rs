@@ -32,12 +32,18 @@ pub(crate) struct Call {
     pub(crate) answer: Option<AnswerRetransmit>,
     /// Client transaction of our BYE, while in [`Phase::Ending`].
     pub(crate) bye_key: Option<TsxKey>,
+    /// When to send the 200 OK, while ringing.
+    pub(crate) answer_at: Option<Instant>,
     /// The deadline this call has in the switch's heap.
     pub(crate) armed: Option<Instant>,
 }
 
 impl Call {
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.answer.as_ref().and_then(AnswerRetransmit::poll_timeout)
+        let answer = self.answer.as_ref().and_then(AnswerRetransmit::poll_timeout);
+        match (self.answer_at, answer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }

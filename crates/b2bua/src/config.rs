@@ -11,6 +11,8 @@ pub struct SwitchConfig {
     /// Beyond this many calls new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
     pub retry_after: Duration,
+    /// How long a call rings (180) before we answer it.
+    pub answer_after: Duration,
     pub timers: TimerConfig,
     pub user_agent: String,
     /// Seed for tags, branches and SSRCs.
@@ -24,6 +26,7 @@ impl Default for SwitchConfig {
             sip_port: 5060,
             max_calls: 10_000,
             retry_after: Duration::from_secs(5),
+            answer_after: Duration::ZERO,
             timers: TimerConfig::default(),
             user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
             seed: 0,

@@ -191,10 +191,16 @@ impl Switch {
                 dialog: None,
                 answer: None,
                 bye_key: None,
+                answer_at: None,
                 armed: None,
             },
         );
-        self.answer(now, id);
+        if self.cfg.answer_after.is_zero() {
+            self.answer(now, id);
+        } else if let Some(call) = self.calls.get_mut(&id) {
+            call.answer_at = Some(now + self.cfg.answer_after);
+            self.rearm(id);
+        }
     }
 
     /// Sends the 200 OK and sets up the dialog (§13.3.1.4).
@@ -309,6 +315,11 @@ impl Switch {
 
     fn call_timeout(&mut self, now: Instant, id: CallRef) {
         let Some(call) = self.calls.get_mut(&id) else { return };
+        if call.answer_at.is_some_and(|at| at <= now) {
+            call.answer_at = None;
+            self.answer(now, id);
+            return;
+        }
         let event = call.answer.as_mut().and_then(|a| a.handle_timeout(now));
         match event {
             Some(AnswerEvent::Retransmit(bytes)) => self.endpoint.send_raw(call.peer, bytes),

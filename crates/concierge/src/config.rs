@@ -55,6 +55,8 @@ pub(crate) struct CallsConfig {
     /// Beyond this many concurrent calls, INVITEs get 503 with Retry-After.
     pub(crate) max_calls: usize,
     pub(crate) retry_after_s: u64,
+    /// How long a call rings (180 Ringing) before it is answered.
+    pub(crate) answer_after_ms: u64,
     /// On SIGINT/SIGTERM, how long existing calls may go on before we hang them up.
     pub(crate) drain_timeout_s: u64,
 }
@@ -99,7 +101,7 @@ impl Default for RtpConfig {
 
 impl Default for CallsConfig {
     fn default() -> Self {
-        Self { max_calls: 4_000, retry_after_s: 5, drain_timeout_s: 30 }
+        Self { max_calls: 4_000, retry_after_s: 5, answer_after_ms: 0, drain_timeout_s: 30 }
     }
 }
 

@@ -50,6 +50,7 @@ impl Server {
             sip_port: udp_addr.or(tcp_addr).map(|a| a.port()).unwrap_or(cfg.sip.listen.port()),
             max_calls: cfg.calls.max_calls,
             retry_after: Duration::from_secs(cfg.calls.retry_after_s),
+            answer_after: Duration::from_millis(cfg.calls.answer_after_ms),
             timers: cfg.timers(),
             seed: rand::random(),
             ..SwitchConfig::default()

@@ -1,0 +1,251 @@
+//! Shared harness for the end-to-end tests: the real `concierge` binary on 127.0.0.1 with
+//! a config written by the test, and real peers (SIPp, raw UDP) talking to it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The repository root, where `tests/sipp/` lives.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+pub fn scenario(name: &str) -> String {
+    repo_root().join("tests/sipp").join(name).display().to_string()
+}
+
+/// A fresh scratch directory per test.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "concierge-test-{}-{}-{}",
+        std::process::id(),
+        name,
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The server under test; killed when dropped.
+pub struct Server {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Server {
+    /// Starts the binary with `[sip] listen` on a free port plus `extra` TOML (which may
+    /// add keys to other tables, written as full tables).
+    pub fn start(name: &str, sip_extra: &str, extra: &str) -> Self {
+        let dir = scratch_dir(name);
+        let port = free_port();
+        let config = format!("[sip]\nlisten = \"127.0.0.1:{port}\"\n{sip_extra}\n{extra}\n");
+        let config_path = dir.join("concierge.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = std::fs::File::create(dir.join("server.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_concierge"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .current_dir(repo_root())
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start concierge");
+        let server = Self { child: Some(child), port, dir };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let replies = udp_exchange(self.port, &options_request(self.port), Duration::from_millis(200));
+            if replies.iter().any(|r| r.starts_with("SIP/2.0 200")) {
+                return;
+            }
+        }
+        panic!("server did not answer OPTIONS within 20 s; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill").args([sig, &self.pid().to_string()]).status().expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit by itself; returns whether it exited successfully.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<bool> {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut()?;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs SIPp against `server` with `args`, in a scratch directory. SIPp must be
+/// installed: a missing SIPp fails the test rather than skipping it.
+pub fn sipp(server: &Server, args: &[&str]) -> Output {
+    let dir = scratch_dir("sipp");
+    let local_port = free_port().to_string();
+    let target = format!("127.0.0.1:{}", server.port);
+    let out = Command::new("sipp")
+        .args(args)
+        .args(["-p", &local_port, "-i", "127.0.0.1", "-nostdin", "-trace_err", "-trace_screen"])
+        .arg(&target)
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("SIPp is required for this test (apt-get install -y sip-tester): {e}"));
+    let mut report = String::from_utf8_lossy(&out.stdout).into_owned();
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with("_errors.log") || name.ends_with("_screen.log") {
+            report.push_str(&format!("\n--- {name}\n"));
+            report.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    Output { status: out.status, stdout: report.into_bytes(), stderr: out.stderr }
+}
+
+/// Asserts SIPp exited 0 (every call succeeded), showing its report and the server log.
+pub fn assert_sipp_ok(out: &Output, server: &Server) {
+    if !out.status.success() {
+        let tail: String = server.log().lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        panic!(
+            "SIPp failed ({}):\n{}\n{}\n--- server log (tail)\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            tail
+        );
+    }
+}
+
+pub fn options_request(port: u16) -> String {
+    format!(
+        "OPTIONS sip:ivr@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{};rport\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: probe-{}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        rand_token(),
+        rand_token()
+    )
+}
+
+pub fn rand_token() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Sends one datagram from a fresh socket and collects every reply for `wait`.
+pub fn udp_exchange(port: u16, message: &str, wait: Duration) -> Vec<String> {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.send_to(message.as_bytes(), ("127.0.0.1", port)).expect("send");
+    collect(&sock, wait)
+}
+
+pub fn collect(sock: &UdpSocket, wait: Duration) -> Vec<String> {
+    let deadline = Instant::now() + wait;
+    let mut replies = Vec::new();
+    let mut buf = [0u8; 65_536];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return replies;
+        }
+        sock.set_read_timeout(Some(left)).expect("timeout");
+        match sock.recv_from(&mut buf) {
+            Ok((n, _)) => replies.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => return replies,
+        }
+    }
+}
+
+/// A raw SIP caller on its own UDP socket, for tests that need exact control.
+pub struct RawPeer {
+    pub sock: UdpSocket,
+    pub port: u16,
+    pub server: u16,
+}
+
+impl RawPeer {
+    pub fn new(server: u16) -> Self {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = sock.local_addr().expect("addr").port();
+        Self { sock, port, server }
+    }
+
+    pub fn send(&self, message: &str) {
+        self.sock.send_to(message.as_bytes(), ("127.0.0.1", self.server)).expect("send");
+    }
+
+    /// Waits for a message whose first line starts with `prefix`.
+    pub fn expect(&self, prefix: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            for m in collect(&self.sock, Duration::from_millis(50)) {
+                if m.starts_with(prefix) {
+                    return m;
+                }
+                seen.push(m.lines().next().unwrap_or_default().to_owned());
+            }
+        }
+        panic!("no {prefix:?} within {within:?}; saw {seen:?}");
+    }
+
+    pub fn invite(&self, call_id: &str, branch: &str) -> String {
+        format!(
+            "INVITE sip:ivr@127.0.0.1:{server} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{branch};rport\r\nFrom: <sip:+46700000009@127.0.0.1:{port}>;tag=raw{branch}\r\nTo: <sip:ivr@127.0.0.1:{server}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:raw@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+            server = self.server,
+            port = self.port,
+            len = SDP.len(),
+            sdp = SDP,
+        )
+    }
+}
+
+pub const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n";
+
+/// Pulls a header value out of a raw message.
+pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
