@@ -5,7 +5,6 @@ use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::Request;
 use concierge_sip::Peer;
 
-
 /// Where a call is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -40,7 +39,10 @@ pub(crate) struct Call {
 
 impl Call {
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        let answer = self.answer.as_ref().and_then(AnswerRetransmit::poll_timeout);
+        let answer = self
+            .answer
+            .as_ref()
+            .and_then(AnswerRetransmit::poll_timeout);
         match (self.answer_at, answer) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -118,7 +118,9 @@ impl Switch {
     fn pump(&mut self, now: Instant) {
         while let Some(event) = self.endpoint.poll_event() {
             match event {
-                EndpointEvent::Request { key, request, peer } => self.on_request(now, key, request, peer),
+                EndpointEvent::Request { key, request, peer } => {
+                    self.on_request(now, key, request, peer)
+                }
                 EndpointEvent::Ack { request, .. } => self.on_ack(now, request),
                 EndpointEvent::Cancelled { invite, .. } => self.on_cancelled(now, invite),
                 EndpointEvent::Response { key, response } => self.on_response(now, key, response),
@@ -148,7 +150,9 @@ impl Switch {
             (_, None) => {
                 // REGISTER, SUBSCRIBE, MESSAGE … outside a dialog: known, but not ours.
                 let status = match request.method {
-                    Method::Bye | Method::Info | Method::Notify | Method::Refer => StatusCode::CALL_DOES_NOT_EXIST,
+                    Method::Bye | Method::Info | Method::Notify | Method::Refer => {
+                        StatusCode::CALL_DOES_NOT_EXIST
+                    }
                     _ => StatusCode::METHOD_NOT_ALLOWED,
                 };
                 let mut r = self.response(&request, status);
@@ -161,8 +165,15 @@ impl Switch {
     fn on_new_invite(&mut self, now: Instant, key: TsxKey, invite: Request, peer: Peer) {
         if self.draining || self.calls.len() >= self.cfg.max_calls {
             let mut r = self.response(&invite, StatusCode::SERVICE_UNAVAILABLE);
-            r.headers.push(HeaderName::RETRY_AFTER, self.cfg.retry_after.as_secs().to_string());
-            let why = if self.draining { "shutting down" } else { "at max_calls" };
+            r.headers.push(
+                HeaderName::RETRY_AFTER,
+                self.cfg.retry_after.as_secs().to_string(),
+            );
+            let why = if self.draining {
+                "shutting down"
+            } else {
+                "at max_calls"
+            };
             info!(call_id = %invite.call_id, why, "INVITE refused with 503");
             self.endpoint.respond(now, &key, r);
             return;
@@ -206,18 +217,27 @@ impl Switch {
     /// Sends the 200 OK and sets up the dialog (§13.3.1.4).
     fn answer(&mut self, now: Instant, id: CallRef) {
         let contact = self.local_contact();
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         let _g = call.span.clone().entered();
         let mut ok = response_to(&call.invite, StatusCode::OK, Some(&call.local_tag));
         ok.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
         ok.headers.push(HeaderName::ALLOW, ALLOW);
-        ok.headers.push(HeaderName::SUPPORTED, "replaces, norefersub");
-        ok.headers.push(HeaderName::SERVER, self.cfg.user_agent.clone());
+        ok.headers
+            .push(HeaderName::SUPPORTED, "replaces, norefersub");
+        ok.headers
+            .push(HeaderName::SERVER, self.cfg.user_agent.clone());
         let bytes = ok.to_bytes();
         let dialog = Dialog::uas(&call.invite, &call.local_tag, contact, 0);
         self.by_dialog.insert(dialog.id.clone(), id);
         call.dialog = Some(dialog);
-        call.answer = Some(AnswerRetransmit::new(now, bytes, call.peer.transport.is_reliable(), self.cfg.timers));
+        call.answer = Some(AnswerRetransmit::new(
+            now,
+            bytes,
+            call.peer.transport.is_reliable(),
+            self.cfg.timers,
+        ));
         call.phase = Phase::Answered;
         let key = call.invite_key.clone();
         self.endpoint.respond(now, &key, ok);
@@ -226,11 +246,14 @@ impl Switch {
     }
 
     fn on_ack(&mut self, _now: Instant, ack: Request) {
-        let Some(id) = DialogId::of_incoming(&ack).and_then(|d| self.by_dialog.get(&d).copied()) else {
+        let Some(id) = DialogId::of_incoming(&ack).and_then(|d| self.by_dialog.get(&d).copied())
+        else {
             debug!(call_id = %ack.call_id, "ACK for no dialog dropped");
             return;
         };
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if let Some(a) = call.answer.as_mut() {
             a.handle_ack();
         }
@@ -241,13 +264,21 @@ impl Switch {
     }
 
     fn on_cancelled(&mut self, now: Instant, invite: TsxKey) {
-        let Some(id) = self.by_invite.get(&invite).copied() else { return };
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(id) = self.by_invite.get(&invite).copied() else {
+            return;
+        };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         if call.phase != Phase::Early {
             return;
         }
         let _g = call.span.clone().entered();
-        let r = response_to(&call.invite, StatusCode::REQUEST_TERMINATED, Some(&call.local_tag));
+        let r = response_to(
+            &call.invite,
+            StatusCode::REQUEST_TERMINATED,
+            Some(&call.local_tag),
+        );
         self.endpoint.respond(now, &invite, r);
         info!("cancelled by the caller before the answer");
         self.end_call(id, "caller cancelled");
@@ -259,7 +290,9 @@ impl Switch {
             self.endpoint.respond(now, &key, r);
             return;
         };
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         let _g = call.span.clone().entered();
         if let Some(d) = call.dialog.as_mut() {
             if let Err(rejection) = d.handle_remote_request(&request) {
@@ -278,7 +311,8 @@ impl Switch {
             Method::Invite => {
                 // A re-INVITE: the session stays as negotiated until media lands here.
                 let mut ok = response_to(&request, StatusCode::OK, None);
-                ok.headers.push(HeaderName::CONTACT, format!("<{}>", self.local_contact()));
+                ok.headers
+                    .push(HeaderName::CONTACT, format!("<{}>", self.local_contact()));
                 self.endpoint.respond(now, &key, ok);
             }
             _ => {
@@ -289,12 +323,15 @@ impl Switch {
     }
 
     fn on_response(&mut self, _now: Instant, key: TsxKey, response: Response) {
-        let Some(id) = self.by_client_tsx.get(&key).copied() else { return };
+        let Some(id) = self.by_client_tsx.get(&key).copied() else {
+            return;
+        };
         if response.status.is_final() {
             self.by_client_tsx.remove(&key);
             if response.cseq.method == Method::Bye {
                 if let Some(call) = self.calls.get(&id) {
-                    call.span.in_scope(|| debug!(status = %response.status, "BYE answered"));
+                    call.span
+                        .in_scope(|| debug!(status = %response.status, "BYE answered"));
                 }
                 self.forget(id);
             }
@@ -314,7 +351,9 @@ impl Switch {
     }
 
     fn call_timeout(&mut self, now: Instant, id: CallRef) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if call.answer_at.is_some_and(|at| at <= now) {
             call.answer_at = None;
             self.answer(now, id);
@@ -324,7 +363,8 @@ impl Switch {
         match event {
             Some(AnswerEvent::Retransmit(bytes)) => self.endpoint.send_raw(call.peer, bytes),
             Some(AnswerEvent::AckTimeout) => {
-                call.span.in_scope(|| warn!("no ACK for our 200 OK; ending the call with BYE"));
+                call.span
+                    .in_scope(|| warn!("no ACK for our 200 OK; ending the call with BYE"));
                 call.phase = Phase::Confirmed;
                 self.hang_up(now, id, "no ACK");
             }
@@ -334,8 +374,12 @@ impl Switch {
 
     /// Ends an answered call from our side with BYE (§15.1.1).
     pub fn hang_up(&mut self, now: Instant, id: CallRef, why: &str) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
-        let Some(dialog) = call.dialog.as_mut() else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(dialog) = call.dialog.as_mut() else {
+            return;
+        };
         if call.phase == Phase::Ending {
             return;
         }
@@ -354,10 +398,16 @@ impl Switch {
     pub fn hang_up_all(&mut self, now: Instant, why: &str) {
         let ids: Vec<CallRef> = self.calls.keys().copied().collect();
         for id in ids {
-            let Some(call) = self.calls.get(&id) else { continue };
+            let Some(call) = self.calls.get(&id) else {
+                continue;
+            };
             match call.phase {
                 Phase::Early => {
-                    let r = response_to(&call.invite, StatusCode::SERVICE_UNAVAILABLE, Some(&call.local_tag));
+                    let r = response_to(
+                        &call.invite,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Some(&call.local_tag),
+                    );
                     let key = call.invite_key.clone();
                     self.endpoint.respond(now, &key, r);
                     self.end_call(id, why);
@@ -378,7 +428,9 @@ impl Switch {
     }
 
     fn forget(&mut self, id: CallRef) {
-        let Some(call) = self.calls.remove(&id) else { return };
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
         self.by_invite.remove(&call.invite_key);
         if let Some(d) = &call.dialog {
             self.by_dialog.remove(&d.id);
@@ -389,7 +441,9 @@ impl Switch {
     }
 
     fn rearm(&mut self, id: CallRef) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         let next = call.poll_timeout();
         if next != call.armed {
             call.armed = next;
@@ -400,7 +454,10 @@ impl Switch {
     }
 
     fn local_contact(&self) -> SipUri {
-        let text = format!("sip:concierge@{}:{}", self.cfg.advertised_host, self.cfg.sip_port);
+        let text = format!(
+            "sip:concierge@{}:{}",
+            self.cfg.advertised_host, self.cfg.sip_port
+        );
         SipUri::parse(&text).expect("advertised host was validated when the config was loaded")
     }
 
@@ -413,9 +470,11 @@ impl Switch {
         let mut r = response_to(request, status, Some(tag));
         if status == StatusCode::OK || status.class() >= 4 {
             r.headers.push(HeaderName::ALLOW, ALLOW);
-            r.headers.push(HeaderName::SUPPORTED, "replaces, norefersub");
+            r.headers
+                .push(HeaderName::SUPPORTED, "replaces, norefersub");
         }
-        r.headers.push(HeaderName::SERVER, self.cfg.user_agent.clone());
+        r.headers
+            .push(HeaderName::SERVER, self.cfg.user_agent.clone());
         r
     }
 }

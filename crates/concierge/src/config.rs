@@ -11,14 +11,21 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub(crate) enum ConfigError {
     #[error("{file}: cannot read: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}: {message}")]
     Invalid { file: PathBuf, message: String },
     #[error("{file}: field `{field}`: {message}")]
-    Field { file: PathBuf, field: &'static str, message: String },
+    Field {
+        file: PathBuf,
+        field: &'static str,
+        message: String,
+    },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Config {
     pub(crate) sip: SipConfig,
@@ -68,17 +75,6 @@ pub(crate) struct LogConfig {
     pub(crate) filter: String,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            sip: SipConfig::default(),
-            rtp: RtpConfig::default(),
-            calls: CallsConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
-}
-
 impl Default for SipConfig {
     fn default() -> Self {
         Self {
@@ -95,27 +91,42 @@ impl Default for SipConfig {
 
 impl Default for RtpConfig {
     fn default() -> Self {
-        Self { port_min: 10_000, port_max: 20_000 }
+        Self {
+            port_min: 10_000,
+            port_max: 20_000,
+        }
     }
 }
 
 impl Default for CallsConfig {
     fn default() -> Self {
-        Self { max_calls: 4_000, retry_after_s: 5, answer_after_ms: 0, drain_timeout_s: 30 }
+        Self {
+            max_calls: 4_000,
+            retry_after_s: 5,
+            answer_after_ms: 0,
+            drain_timeout_s: 30,
+        }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { filter: "info".into() }
+        Self {
+            filter: "info".into(),
+        }
     }
 }
 
 impl Config {
     /// Loads `path`, or the defaults when `path` is `None`.
     pub(crate) fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let Some(path) = path else { return Ok(Self::default()) };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.into(), source })?;
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.into(),
+            source,
+        })?;
         Self::parse(path, &text)
     }
 
@@ -129,17 +140,30 @@ impl Config {
     }
 
     fn validate(&self, file: &Path) -> Result<(), ConfigError> {
-        let field = |field: &'static str, message: String| ConfigError::Field { file: file.into(), field, message };
+        let field = |field: &'static str, message: String| ConfigError::Field {
+            file: file.into(),
+            field,
+            message,
+        };
         if !self.sip.udp && !self.sip.tcp {
-            return Err(field("sip.udp", "at least one of sip.udp and sip.tcp must be on".into()));
+            return Err(field(
+                "sip.udp",
+                "at least one of sip.udp and sip.tcp must be on".into(),
+            ));
         }
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
             return Err(field("sip.t2_ms", "T1 must be > 0 and T2 >= T1".into()));
         }
-        if self.rtp.port_min % 2 != 0 || self.rtp.port_min >= self.rtp.port_max || self.rtp.port_min < 1024 {
+        if self.rtp.port_min % 2 != 0
+            || self.rtp.port_min >= self.rtp.port_max
+            || self.rtp.port_min < 1024
+        {
             return Err(field(
                 "rtp.port_min",
-                format!("need an even port_min >= 1024 below port_max, got {}..{}", self.rtp.port_min, self.rtp.port_max),
+                format!(
+                    "need an even port_min >= 1024 below port_max, got {}..{}",
+                    self.rtp.port_min, self.rtp.port_max
+                ),
             ));
         }
         if self.calls.max_calls == 0 {
@@ -147,7 +171,10 @@ impl Config {
         }
         let host = self.advertised_host();
         if concierge_sip::wire::SipUri::parse(&format!("sip:x@{host}")).is_err() {
-            return Err(field("sip.advertised_host", format!("{host:?} is not a host name or IP address")));
+            return Err(field(
+                "sip.advertised_host",
+                format!("{host:?} is not a host name or IP address"),
+            ));
         }
         Ok(())
     }
@@ -197,7 +224,11 @@ mod tests {
 
     #[test]
     fn unknown_field_names_file_line_and_field() {
-        let e = Config::parse(Path::new("c.toml"), "[sip]\nlisten = \"127.0.0.1:5070\"\nlistne = 1\n").unwrap_err();
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[sip]\nlisten = \"127.0.0.1:5070\"\nlistne = 1\n",
+        )
+        .unwrap_err();
         let msg = e.to_string();
         assert!(msg.starts_with("c.toml: line 3"), "{msg}");
         assert!(msg.contains("listne"), "{msg}");
@@ -217,7 +248,10 @@ mod tests {
 
     #[test]
     fn shipped_config_parses() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/concierge.toml"));
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/concierge.toml"
+        ));
         Config::load(Some(path)).unwrap();
     }
 }

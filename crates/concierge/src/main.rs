@@ -32,7 +32,10 @@ fn run(config: Option<&std::path::Path>) -> ExitCode {
         }
     };
     init_logging(&cfg.log.filter);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("concierge: cannot start the runtime: {e}");
@@ -58,7 +61,10 @@ fn run(config: Option<&std::path::Path>) -> ExitCode {
 /// SIGINT/SIGTERM once: drain (new INVITEs get 503, calls go on). Twice: hang up all.
 async fn forward_signals(tx: watch::Sender<Shutdown>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         error!("cannot install signal handlers");
         return;
     };
@@ -68,7 +74,11 @@ async fn forward_signals(tx: watch::Sender<Shutdown>) {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        state = if state == Shutdown::Running { Shutdown::Drain } else { Shutdown::Now };
+        state = if state == Shutdown::Running {
+            Shutdown::Drain
+        } else {
+            Shutdown::Now
+        };
         info!(?state, "shutdown requested");
         if tx.send(state).is_err() {
             return;

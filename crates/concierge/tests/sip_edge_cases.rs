@@ -17,7 +17,11 @@ fn malformed_request_gets_400_and_garbage_gets_nothing() {
     peer.send(bad);
     let reply = peer.expect("SIP/2.0 400", WAIT);
     assert_eq!(header(&reply, "Call-ID"), Some("bad1"));
-    let replies = udp_exchange(server.port, "\u{1}\u{2} not sip at all\r\n\r\n", Duration::from_millis(500));
+    let replies = udp_exchange(
+        server.port,
+        "\u{1}\u{2} not sip at all\r\n\r\n",
+        Duration::from_millis(500),
+    );
     assert!(replies.is_empty(), "{replies:?}");
     // And the server still works.
     udp_exchange(server.port, &common::options_request(server.port), WAIT)
@@ -30,7 +34,10 @@ fn malformed_request_gets_400_and_garbage_gets_nothing() {
 fn content_length_beyond_the_datagram_gets_400() {
     let server = Server::start("bad-cl", "", "");
     let peer = RawPeer::new(server.port);
-    let msg = peer.invite("cl1", "cl1").replace(&format!("Content-Length: {}", common::SDP.len()), "Content-Length: 9999");
+    let msg = peer.invite("cl1", "cl1").replace(
+        &format!("Content-Length: {}", common::SDP.len()),
+        "Content-Length: 9999",
+    );
     peer.send(&msg);
     peer.expect("SIP/2.0 400", WAIT);
 }
@@ -40,21 +47,31 @@ fn unknown_method_gets_501_and_bye_for_no_dialog_gets_481() {
     let server = Server::start("501-481", "", "");
     let peer = RawPeer::new(server.port);
     let invite = peer.invite("m1", "m1");
-    peer.send(&invite.replace("INVITE", "FROBNICATE").replace("Content-Type: application/sdp\r\n", ""));
+    peer.send(
+        &invite
+            .replace("INVITE", "FROBNICATE")
+            .replace("Content-Type: application/sdp\r\n", ""),
+    );
     let r = peer.expect("SIP/2.0 501", WAIT);
     assert!(header(&r, "Allow").is_some_and(|a| a.contains("INVITE")));
     let bye = invite
         .replace("INVITE sip", "BYE sip")
         .replace("1 INVITE", "2 BYE")
-        .replace("To: <sip:ivr@127.0.0.1", "To: <sip:ivr@127.0.0.1")
-        .replace(&format!("To: <sip:ivr@127.0.0.1:{}>", server.port), &format!("To: <sip:ivr@127.0.0.1:{}>;tag=nosuch", server.port));
+        .replace(
+            &format!("To: <sip:ivr@127.0.0.1:{}>", server.port),
+            &format!("To: <sip:ivr@127.0.0.1:{}>;tag=nosuch", server.port),
+        );
     peer.send(&bye);
     peer.expect("SIP/2.0 481", WAIT);
 }
 
 #[test]
 fn beyond_max_calls_an_invite_gets_503_with_retry_after() {
-    let server = Server::start("max-calls", "", "[calls]\nmax_calls = 1\nanswer_after_ms = 10000\nretry_after_s = 7\n");
+    let server = Server::start(
+        "max-calls",
+        "",
+        "[calls]\nmax_calls = 1\nanswer_after_ms = 10000\nretry_after_s = 7\n",
+    );
     let first = RawPeer::new(server.port);
     first.send(&first.invite("mc1", "mc1"));
     first.expect("SIP/2.0 180", WAIT);
@@ -84,10 +101,21 @@ fn sigterm_drains_new_calls_get_503_and_the_server_exits_when_calls_end() {
     let late = RawPeer::new(server.port);
     late.send(&late.invite("d2", "d2"));
     late.expect("SIP/2.0 503", WAIT);
-    assert_eq!(server.wait_exit(Duration::from_millis(500)), None, "the call in progress keeps the server up");
+    assert_eq!(
+        server.wait_exit(Duration::from_millis(500)),
+        None,
+        "the call in progress keeps the server up"
+    );
 
-    let bye = ack.replace("ACK sip", "BYE sip").replace("1 ACK", "2 BYE").replace("z9hG4bKack1", "z9hG4bKbye1");
+    let bye = ack
+        .replace("ACK sip", "BYE sip")
+        .replace("1 ACK", "2 BYE")
+        .replace("z9hG4bKack1", "z9hG4bKbye1");
     caller.send(&bye);
     caller.expect("SIP/2.0 200", WAIT);
-    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(true), "exits cleanly once the last call ended");
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(5)),
+        Some(true),
+        "exits cleanly once the last call ended"
+    );
 }

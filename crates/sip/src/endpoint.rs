@@ -17,11 +17,12 @@ use rand::{Rng, SeedableRng};
 use tracing::{debug, warn};
 
 use crate::transaction::{
-    InviteClient, InviteServer, InviteServerState, NonInviteClient, NonInviteServer, TimerConfig, TsxKey, TsxOutput,
+    InviteClient, InviteServer, InviteServerState, NonInviteClient, NonInviteServer, TimerConfig,
+    TsxKey, TsxOutput,
 };
 use crate::wire::{
-    bad_request_for, check_request, frame_datagram, parse_message, response_to, Message, Method, ParseError,
-    Request, Response, StatusCode, Transport, Via, MAGIC_COOKIE,
+    bad_request_for, check_request, frame_datagram, parse_message, response_to, Message, Method,
+    ParseError, Request, Response, StatusCode, Transport, Via, MAGIC_COOKIE,
 };
 
 /// Where a message came from or goes to. On TCP the driver maps the address to its
@@ -44,7 +45,11 @@ pub struct Transmit {
 pub enum EndpointEvent {
     /// A new request (never an ACK) with its server transaction; answer with
     /// [`Endpoint::respond`].
-    Request { key: TsxKey, request: Request, peer: Peer },
+    Request {
+        key: TsxKey,
+        request: Request,
+        peer: Peer,
+    },
     /// An ACK outside any INVITE server transaction in Completed: the ACK for a 2xx.
     Ack { request: Request, peer: Peer },
     /// A CANCEL matched an INVITE still in Proceeding; the CANCEL got its 200 already,
@@ -85,7 +90,11 @@ impl Default for EndpointConfig {
 enum Machine {
     InviteServer(InviteServer),
     NonInviteServer(NonInviteServer),
-    InviteClient { tsx: InviteClient, request: Request },
+    /// The INVITE is kept to build the ACK for a non-2xx answer (§17.1.1.3).
+    InviteClient {
+        tsx: InviteClient,
+        request: Box<Request>,
+    },
     NonInviteClient(NonInviteClient),
 }
 
@@ -181,8 +190,13 @@ impl Endpoint {
                 _ => None,
             };
             match out {
-                Some(TsxOutput::Transmit(bytes)) => self.transmits.push_back(Transmit { peer: entry.peer, bytes }),
-                Some(TsxOutput::Deliver) => self.events.push_back(EndpointEvent::Ack { request, peer }),
+                Some(TsxOutput::Transmit(bytes)) => self.transmits.push_back(Transmit {
+                    peer: entry.peer,
+                    bytes,
+                }),
+                Some(TsxOutput::Deliver) => {
+                    self.events.push_back(EndpointEvent::Ack { request, peer })
+                }
                 _ => {}
             }
             self.rearm(&key);
@@ -198,7 +212,14 @@ impl Endpoint {
                 } else {
                     Machine::NonInviteServer(NonInviteServer::new(reliable, self.cfg.timers))
                 };
-                self.tsxs.insert(key.clone(), Entry { machine, peer, armed: None });
+                self.tsxs.insert(
+                    key.clone(),
+                    Entry {
+                        machine,
+                        peer,
+                        armed: None,
+                    },
+                );
                 let supported: Vec<&str> = self.cfg.supported.iter().map(String::as_str).collect();
                 if let Err(rejection) = check_request(&request, &supported) {
                     debug!(call_id = %request.call_id, status = %rejection.status, why = %rejection.why, "request rejected");
@@ -207,7 +228,8 @@ impl Endpoint {
                     self.respond(now, &key, response);
                     return;
                 }
-                self.events.push_back(EndpointEvent::Request { key, request, peer });
+                self.events
+                    .push_back(EndpointEvent::Request { key, request, peer });
             }
         }
     }
@@ -223,20 +245,31 @@ impl Endpoint {
         let reliable = peer.transport.is_reliable();
         self.tsxs.insert(
             key.clone(),
-            Entry { machine: Machine::NonInviteServer(NonInviteServer::new(reliable, self.cfg.timers)), peer, armed: None },
+            Entry {
+                machine: Machine::NonInviteServer(NonInviteServer::new(reliable, self.cfg.timers)),
+                peer,
+                armed: None,
+            },
         );
-        let status = if in_progress.is_some() { StatusCode::OK } else { StatusCode::CALL_DOES_NOT_EXIST };
+        let status = if in_progress.is_some() {
+            StatusCode::OK
+        } else {
+            StatusCode::CALL_DOES_NOT_EXIST
+        };
         let tag = self.new_tag();
         let response = response_to(&cancel, status, Some(&tag));
         self.respond(now, &key, response);
         if in_progress == Some(true) {
-            self.events.push_back(EndpointEvent::Cancelled { invite, cancel });
+            self.events
+                .push_back(EndpointEvent::Cancelled { invite, cancel });
         }
     }
 
     fn handle_response(&mut self, now: Instant, source: Peer, response: Response) {
         // §18.1.2: a response whose top Via is not ours is discarded.
-        let ours = response.top_via().is_some_and(|v| v.branch().is_some_and(|b| b.starts_with(MAGIC_COOKIE)));
+        let ours = response
+            .top_via()
+            .is_some_and(|v| v.branch().is_some_and(|b| b.starts_with(MAGIC_COOKIE)));
         let key = match TsxKey::for_response(&response) {
             Some(k) if ours => k,
             _ => {
@@ -246,7 +279,10 @@ impl Endpoint {
         };
         let Some(entry) = self.tsxs.get_mut(&key) else {
             if response.cseq.method == Method::Invite && response.status.is_success() {
-                self.events.push_back(EndpointEvent::StrayResponse { response, peer: source });
+                self.events.push_back(EndpointEvent::StrayResponse {
+                    response,
+                    peer: source,
+                });
             }
             return;
         };
@@ -254,17 +290,23 @@ impl Endpoint {
         let outputs = match &mut entry.machine {
             Machine::InviteClient { tsx, request } => {
                 let request = &*request;
-                tsx.handle_response(now, response.status, || non_2xx_ack(request, &response).to_bytes())
+                tsx.handle_response(now, response.status, || {
+                    non_2xx_ack(request, &response).to_bytes()
+                })
             }
-            Machine::NonInviteClient(m) => m.handle_response(now, response.status).into_iter().collect(),
+            Machine::NonInviteClient(m) => m
+                .handle_response(now, response.status)
+                .into_iter()
+                .collect(),
             _ => Vec::new(),
         };
         for out in outputs {
             match out {
                 TsxOutput::Transmit(bytes) => self.transmits.push_back(Transmit { peer, bytes }),
-                TsxOutput::Deliver => {
-                    self.events.push_back(EndpointEvent::Response { key: key.clone(), response: response.clone() })
-                }
+                TsxOutput::Deliver => self.events.push_back(EndpointEvent::Response {
+                    key: key.clone(),
+                    response: response.clone(),
+                }),
                 _ => {}
             }
         }
@@ -280,12 +322,18 @@ impl Endpoint {
         let bytes = response.to_bytes();
         let outputs = match &mut entry.machine {
             Machine::InviteServer(m) => m.send_response(now, response.status, bytes),
-            Machine::NonInviteServer(m) => m.send_response(now, response.status, bytes).into_iter().collect(),
+            Machine::NonInviteServer(m) => m
+                .send_response(now, response.status, bytes)
+                .into_iter()
+                .collect(),
             _ => Vec::new(),
         };
         for out in outputs {
             if let TsxOutput::Transmit(bytes) = out {
-                self.transmits.push_back(Transmit { peer: entry.peer, bytes });
+                self.transmits.push_back(Transmit {
+                    peer: entry.peer,
+                    bytes,
+                });
             }
         }
         self.rearm(key);
@@ -302,7 +350,13 @@ impl Endpoint {
         let bytes = request.to_bytes();
         let (machine, first) = if request.method == Method::Invite {
             let (tsx, first) = InviteClient::start(now, bytes, reliable, self.cfg.timers);
-            (Machine::InviteClient { tsx, request }, first)
+            (
+                Machine::InviteClient {
+                    tsx,
+                    request: Box::new(request),
+                },
+                first,
+            )
         } else {
             let (tsx, first) = NonInviteClient::start(now, bytes, reliable, self.cfg.timers);
             (Machine::NonInviteClient(tsx), first)
@@ -310,7 +364,14 @@ impl Endpoint {
         if let TsxOutput::Transmit(bytes) = first {
             self.transmits.push_back(Transmit { peer, bytes });
         }
-        self.tsxs.insert(key.clone(), Entry { machine, peer, armed: None });
+        self.tsxs.insert(
+            key.clone(),
+            Entry {
+                machine,
+                peer,
+                armed: None,
+            },
+        );
         self.rearm(&key);
         key
     }
@@ -323,7 +384,12 @@ impl Endpoint {
     /// A Via for a new request of ours, with a fresh RFC 3261 branch.
     pub fn new_via(&mut self, transport: Transport) -> Via {
         let branch = format!("{MAGIC_COOKIE}{:016x}", self.rng.gen::<u64>());
-        Via::new(transport, self.cfg.via_host.clone(), Some(self.cfg.via_port), &branch)
+        Via::new(
+            transport,
+            self.cfg.via_host.clone(),
+            Some(self.cfg.via_port),
+            &branch,
+        )
     }
 
     pub fn new_tag(&mut self) -> String {
@@ -358,8 +424,12 @@ impl Endpoint {
             if *at > now {
                 break;
             }
-            let Some(Reverse((at, key))) = self.timers.pop() else { break };
-            let Some(entry) = self.tsxs.get_mut(&key) else { continue };
+            let Some(Reverse((at, key))) = self.timers.pop() else {
+                break;
+            };
+            let Some(entry) = self.tsxs.get_mut(&key) else {
+                continue;
+            };
             if entry.armed != Some(at) {
                 continue;
             }
@@ -374,10 +444,13 @@ impl Endpoint {
             let mut finished = false;
             for out in outputs {
                 match out {
-                    TsxOutput::Transmit(bytes) => self.transmits.push_back(Transmit { peer, bytes }),
+                    TsxOutput::Transmit(bytes) => {
+                        self.transmits.push_back(Transmit { peer, bytes })
+                    }
                     TsxOutput::Timeout => {
                         finished = true;
-                        self.events.push_back(EndpointEvent::Timeout { key: key.clone() });
+                        self.events
+                            .push_back(EndpointEvent::Timeout { key: key.clone() });
                     }
                     TsxOutput::Terminated => finished = true,
                     TsxOutput::Deliver => {}
@@ -392,7 +465,9 @@ impl Endpoint {
     }
 
     fn rearm(&mut self, key: &TsxKey) {
-        let Some(entry) = self.tsxs.get_mut(key) else { return };
+        let Some(entry) = self.tsxs.get_mut(key) else {
+            return;
+        };
         let next = entry.poll_timeout();
         if next != entry.armed {
             entry.armed = next;
@@ -413,7 +488,10 @@ fn reply_peer(request: &Request, source: Peer) -> Peer {
     match request.top_via() {
         Some(via) if via.rport().is_none() => {
             let port = via.port.unwrap_or(5060);
-            Peer { transport: source.transport, addr: SocketAddr::new(source.addr.ip(), port) }
+            Peer {
+                transport: source.transport,
+                addr: SocketAddr::new(source.addr.ip(), port),
+            }
         }
         _ => source,
     }
@@ -432,7 +510,10 @@ fn non_2xx_ack(invite: &Request, response: &Response) -> Request {
         from: invite.from.clone(),
         to: response.to.clone(),
         call_id: invite.call_id.clone(),
-        cseq: crate::wire::CSeq { seq: invite.cseq.seq, method: Method::Ack },
+        cseq: crate::wire::CSeq {
+            seq: invite.cseq.seq,
+            method: Method::Ack,
+        },
         max_forwards: Some(70),
         headers,
         body: Bytes::new(),
@@ -456,7 +537,10 @@ mod tests {
     );
 
     fn peer() -> Peer {
-        Peer { transport: Transport::Udp, addr: "127.0.0.1:5061".parse().unwrap() }
+        Peer {
+            transport: Transport::Udp,
+            addr: "127.0.0.1:5061".parse().unwrap(),
+        }
     }
 
     fn drain(ep: &mut Endpoint) -> (Vec<String>, Vec<EndpointEvent>) {
@@ -485,14 +569,20 @@ mod tests {
         let now = Instant::now();
         let mut ep = Endpoint::new(EndpointConfig::default());
         let (key, invite) = invite_key(&mut ep, now);
-        ep.respond(now, &key, response_to(&invite, StatusCode::RINGING, Some("t1")));
+        ep.respond(
+            now,
+            &key,
+            response_to(&invite, StatusCode::RINGING, Some("t1")),
+        );
         drain(&mut ep);
         ep.handle_datagram(now, peer(), INVITE.as_bytes());
         let (sent, events) = drain(&mut ep);
         assert!(events.is_empty(), "a retransmission is not a new request");
         assert_eq!(sent.len(), 1);
         assert!(sent[0].starts_with("SIP/2.0 180 Ringing"));
-        assert!(sent[0].contains("received=127.0.0.1;rport=5061") || sent[0].contains("rport=5061"));
+        assert!(
+            sent[0].contains("received=127.0.0.1;rport=5061") || sent[0].contains("rport=5061")
+        );
     }
 
     #[test]
@@ -500,7 +590,9 @@ mod tests {
         let now = Instant::now();
         let mut ep = Endpoint::new(EndpointConfig::default());
         let (key, _) = invite_key(&mut ep, now);
-        let cancel = INVITE.replace("INVITE sip", "CANCEL sip").replace("1 INVITE", "1 CANCEL");
+        let cancel = INVITE
+            .replace("INVITE sip", "CANCEL sip")
+            .replace("1 INVITE", "1 CANCEL");
         ep.handle_datagram(now, peer(), cancel.as_bytes());
         let (sent, events) = drain(&mut ep);
         assert!(sent[0].starts_with("SIP/2.0 200 OK") && sent[0].contains("CSeq: 1 CANCEL"));
@@ -511,7 +603,9 @@ mod tests {
     fn cancel_for_an_unknown_invite_gets_481() {
         let now = Instant::now();
         let mut ep = Endpoint::new(EndpointConfig::default());
-        let cancel = INVITE.replace("INVITE sip", "CANCEL sip").replace("1 INVITE", "1 CANCEL");
+        let cancel = INVITE
+            .replace("INVITE sip", "CANCEL sip")
+            .replace("1 INVITE", "1 CANCEL");
         ep.handle_datagram(now, peer(), cancel.as_bytes());
         let (sent, events) = drain(&mut ep);
         assert!(sent[0].starts_with("SIP/2.0 481"));
@@ -525,7 +619,11 @@ mod tests {
         let broken = INVITE.replace("CSeq: 1 INVITE", "CSeq: one INVITE");
         ep.handle_datagram(now, peer(), broken.as_bytes());
         let (sent, _) = drain(&mut ep);
-        assert!(sent[0].starts_with("SIP/2.0 400 Bad Request"), "{}", sent[0]);
+        assert!(
+            sent[0].starts_with("SIP/2.0 400 Bad Request"),
+            "{}",
+            sent[0]
+        );
         ep.handle_datagram(now, peer(), b"\x00\xff garbage \r\n\r\n");
         assert_eq!(drain(&mut ep).0.len(), 0);
     }
@@ -543,7 +641,9 @@ mod tests {
             ep.handle_timeout(at);
             let (sent, events) = drain(&mut ep);
             retransmits.extend(sent.iter().map(|_| (at - t0).as_millis()));
-            timed_out |= events.iter().any(|e| matches!(e, EndpointEvent::Timeout { .. }));
+            timed_out |= events
+                .iter()
+                .any(|e| matches!(e, EndpointEvent::Timeout { .. }));
         }
         assert_eq!(&retransmits[..4], &[500, 1500, 3500, 7500]);
         assert!(timed_out, "timer H reports the missing ACK");
@@ -557,17 +657,25 @@ mod tests {
         let (_, invite) = invite_key(&mut ep, t0);
         let mut bye = invite.clone();
         bye.method = Method::Bye;
-        bye.cseq = crate::wire::CSeq { seq: 2, method: Method::Bye };
+        bye.cseq = crate::wire::CSeq {
+            seq: 2,
+            method: Method::Bye,
+        };
         bye.vias.clear();
         let key = ep.send_request(t0, bye, peer());
         let (sent, _) = drain(&mut ep);
-        let parsed = match crate::wire::parse_datagram(sent[0].as_bytes()).unwrap().unwrap() {
+        let parsed = match crate::wire::parse_datagram(sent[0].as_bytes())
+            .unwrap()
+            .unwrap()
+        {
             Message::Request(r) => r,
             _ => unreachable!(),
         };
         let ok = response_to(&parsed, StatusCode::OK, None).to_bytes();
         ep.handle_datagram(t0 + Duration::from_millis(10), peer(), &ok);
         let (_, events) = drain(&mut ep);
-        assert!(matches!(&events[0], EndpointEvent::Response { key: k, response } if *k == key && response.status == StatusCode::OK));
+        assert!(
+            matches!(&events[0], EndpointEvent::Response { key: k, response } if *k == key && response.status == StatusCode::OK)
+        );
     }
 }

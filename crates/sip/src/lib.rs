@@ -21,5 +21,3 @@ pub mod transaction;
 pub mod wire;
 
 pub use endpoint::{Endpoint, EndpointConfig, EndpointEvent, Peer, Transmit};
-
-

@@ -24,7 +24,11 @@ use crate::config::Config;
 
 /// Input from the TCP side to the shard.
 pub(crate) enum StreamInput {
-    Message { peer: SocketAddr, head: Bytes, body: Bytes },
+    Message {
+        peer: SocketAddr,
+        head: Bytes,
+        body: Bytes,
+    },
 }
 
 /// The running server: its bound addresses and a way to stop it.
@@ -35,8 +39,15 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) async fn start(cfg: &Config, shutdown: watch::Receiver<Shutdown>) -> std::io::Result<Self> {
-        let udp = if cfg.sip.udp { Some(Arc::new(bind_udp(cfg.sip.listen)?)) } else { None };
+    pub(crate) async fn start(
+        cfg: &Config,
+        shutdown: watch::Receiver<Shutdown>,
+    ) -> std::io::Result<Self> {
+        let udp = if cfg.sip.udp {
+            Some(Arc::new(bind_udp(cfg.sip.listen)?))
+        } else {
+            None
+        };
         let (stream_tx, stream_rx) = mpsc::channel(4096);
         let tcp = if cfg.sip.tcp {
             Some(tcp::Tcp::start(cfg.sip.listen, stream_tx).await?)
@@ -47,7 +58,10 @@ impl Server {
         let tcp_addr = tcp.as_ref().map(|t| t.local_addr);
         let switch = Switch::new(SwitchConfig {
             advertised_host: cfg.advertised_host(),
-            sip_port: udp_addr.or(tcp_addr).map(|a| a.port()).unwrap_or(cfg.sip.listen.port()),
+            sip_port: udp_addr
+                .or(tcp_addr)
+                .map(|a| a.port())
+                .unwrap_or(cfg.sip.listen.port()),
             max_calls: cfg.calls.max_calls,
             retry_after: Duration::from_secs(cfg.calls.retry_after_s),
             answer_after: Duration::from_millis(cfg.calls.answer_after_ms),
@@ -64,7 +78,11 @@ impl Server {
             drain_timeout: Duration::from_secs(cfg.calls.drain_timeout_s),
         };
         let shard = tokio::spawn(shard.run());
-        Ok(Self { udp_addr, tcp_addr, shard })
+        Ok(Self {
+            udp_addr,
+            tcp_addr,
+            shard,
+        })
     }
 
     pub(crate) async fn wait(self) {
@@ -103,7 +121,11 @@ impl Shard {
         let mut drain_deadline: Option<Instant> = None;
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
         loop {
-            let wake = self.switch.poll_timeout().map(Instant::from_std).unwrap_or(far);
+            let wake = self
+                .switch
+                .poll_timeout()
+                .map(Instant::from_std)
+                .unwrap_or(far);
             let wake = drain_deadline.map_or(wake, |d| wake.min(d));
             tokio::select! {
                 r = recv(self.udp.as_deref(), &mut buf) => match r {

@@ -26,7 +26,10 @@ pub(super) struct Tcp {
 }
 
 impl Tcp {
-    pub(super) async fn start(addr: SocketAddr, to_shard: mpsc::Sender<StreamInput>) -> std::io::Result<Self> {
+    pub(super) async fn start(
+        addr: SocketAddr,
+        to_shard: mpsc::Sender<StreamInput>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let writers: Writers = Arc::default();
@@ -42,12 +45,21 @@ impl Tcp {
                 }
             }
         });
-        Ok(Self { local_addr, writers, to_shard })
+        Ok(Self {
+            local_addr,
+            writers,
+            to_shard,
+        })
     }
 
     /// Queues `bytes` for `peer`, connecting first when no connection is open.
     pub(super) fn send(&self, peer: SocketAddr, bytes: Bytes) {
-        let existing = self.writers.lock().expect("writers lock poisoned").get(&peer).cloned();
+        let existing = self
+            .writers
+            .lock()
+            .expect("writers lock poisoned")
+            .get(&peer)
+            .cloned();
         if let Some(tx) = existing {
             if tx.send(bytes.clone()).is_ok() {
                 return;
@@ -76,7 +88,10 @@ fn attach(
 ) -> Option<mpsc::UnboundedSender<Bytes>> {
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    writers.lock().expect("writers lock poisoned").insert(peer, tx.clone());
+    writers
+        .lock()
+        .expect("writers lock poisoned")
+        .insert(peer, tx.clone());
     let pong = tx.clone();
     tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
@@ -102,7 +117,11 @@ fn attach(
                         let _ = pong.send(Bytes::from_static(b"\r\n"));
                     }
                     Ok(Some(StreamItem::Message { head, body })) => {
-                        if to_shard.send(StreamInput::Message { peer, head, body }).await.is_err() {
+                        if to_shard
+                            .send(StreamInput::Message { peer, head, body })
+                            .await
+                            .is_err()
+                        {
                             break 'conn;
                         }
                     }

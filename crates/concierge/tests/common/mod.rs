@@ -10,11 +10,18 @@ use std::time::{Duration, Instant};
 
 /// The repository root, where `tests/sipp/` lives.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 pub fn scenario(name: &str) -> String {
-    repo_root().join("tests/sipp").join(name).display().to_string()
+    repo_root()
+        .join("tests/sipp")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 /// A fresh scratch directory per test.
@@ -68,7 +75,11 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("start concierge");
-        let server = Self { child: Some(child), port, dir };
+        let server = Self {
+            child: Some(child),
+            port,
+            dir,
+        };
         server.wait_ready();
         server
     }
@@ -76,12 +87,19 @@ impl Server {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            let replies = udp_exchange(self.port, &options_request(self.port), Duration::from_millis(200));
+            let replies = udp_exchange(
+                self.port,
+                &options_request(self.port),
+                Duration::from_millis(200),
+            );
             if replies.iter().any(|r| r.starts_with("SIP/2.0 200")) {
                 return;
             }
         }
-        panic!("server did not answer OPTIONS within 20 s; log:\n{}", self.log());
+        panic!(
+            "server did not answer OPTIONS within 20 s; log:\n{}",
+            self.log()
+        );
     }
 
     pub fn log(&self) -> String {
@@ -93,7 +111,10 @@ impl Server {
     }
 
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill").args([sig, &self.pid().to_string()]).status().expect("kill");
+        let status = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success());
     }
 
@@ -129,11 +150,21 @@ pub fn sipp(server: &Server, args: &[&str]) -> Output {
     let target = format!("127.0.0.1:{}", server.port);
     let out = Command::new("sipp")
         .args(args)
-        .args(["-p", &local_port, "-i", "127.0.0.1", "-nostdin", "-trace_err", "-trace_screen"])
+        .args([
+            "-p",
+            &local_port,
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+            "-trace_err",
+            "-trace_screen",
+        ])
         .arg(&target)
         .current_dir(&dir)
         .output()
-        .unwrap_or_else(|e| panic!("SIPp is required for this test (apt-get install -y sip-tester): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("SIPp is required for this test (apt-get install -y sip-tester): {e}")
+        });
     let mut report = String::from_utf8_lossy(&out.stdout).into_owned();
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -142,13 +173,26 @@ pub fn sipp(server: &Server, args: &[&str]) -> Output {
             report.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
         }
     }
-    Output { status: out.status, stdout: report.into_bytes(), stderr: out.stderr }
+    Output {
+        status: out.status,
+        stdout: report.into_bytes(),
+        stderr: out.stderr,
+    }
 }
 
 /// Asserts SIPp exited 0 (every call succeeded), showing its report and the server log.
 pub fn assert_sipp_ok(out: &Output, server: &Server) {
     if !out.status.success() {
-        let tail: String = server.log().lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        let tail: String = server
+            .log()
+            .lines()
+            .rev()
+            .take(60)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n");
         panic!(
             "SIPp failed ({}):\n{}\n{}\n--- server log (tail)\n{}",
             out.status,
@@ -169,13 +213,18 @@ pub fn options_request(port: u16) -> String {
 
 pub fn rand_token() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Sends one datagram from a fresh socket and collects every reply for `wait`.
 pub fn udp_exchange(port: u16, message: &str, wait: Duration) -> Vec<String> {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sock.send_to(message.as_bytes(), ("127.0.0.1", port)).expect("send");
+    sock.send_to(message.as_bytes(), ("127.0.0.1", port))
+        .expect("send");
     collect(&sock, wait)
 }
 
@@ -211,7 +260,9 @@ impl RawPeer {
     }
 
     pub fn send(&self, message: &str) {
-        self.sock.send_to(message.as_bytes(), ("127.0.0.1", self.server)).expect("send");
+        self.sock
+            .send_to(message.as_bytes(), ("127.0.0.1", self.server))
+            .expect("send");
     }
 
     /// Waits for a message whose first line starts with `prefix`.

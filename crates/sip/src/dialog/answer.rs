@@ -86,7 +86,12 @@ mod tests {
     #[test]
     fn two_hundred_is_retransmitted_until_ack_timeout_then_bye() {
         let t0 = Instant::now();
-        let mut r = AnswerRetransmit::new(t0, Bytes::from_static(b"200"), false, TimerConfig::default());
+        let mut r = AnswerRetransmit::new(
+            t0,
+            Bytes::from_static(b"200"),
+            false,
+            TimerConfig::default(),
+        );
         let mut at_ms = Vec::new();
         loop {
             let at = r.poll_timeout().unwrap();
@@ -106,7 +111,12 @@ mod tests {
     #[test]
     fn ack_stops_it() {
         let t0 = Instant::now();
-        let mut r = AnswerRetransmit::new(t0, Bytes::from_static(b"200"), false, TimerConfig::default());
+        let mut r = AnswerRetransmit::new(
+            t0,
+            Bytes::from_static(b"200"),
+            false,
+            TimerConfig::default(),
+        );
         r.handle_ack();
         assert_eq!(r.poll_timeout(), None);
         assert_eq!(r.handle_timeout(t0 + Duration::from_secs(40)), None);

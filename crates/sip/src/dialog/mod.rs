@@ -8,7 +8,9 @@ pub use answer::{AnswerEvent, AnswerRetransmit};
 
 use bytes::Bytes;
 
-use crate::wire::{CSeq, HeaderName, Headers, Method, NameAddr, Request, Response, SipUri, StatusCode, Via};
+use crate::wire::{
+    CSeq, HeaderName, Headers, Method, NameAddr, Request, Response, SipUri, StatusCode, Via,
+};
 
 /// §12: Call-ID plus the local and remote tags.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -101,7 +103,10 @@ impl Dialog {
             local_seq: invite.cseq.seq,
             remote_seq: None,
             route_set,
-            remote_target: response.contact().map(|c| c.uri).unwrap_or_else(|| invite.uri.clone()),
+            remote_target: response
+                .contact()
+                .map(|c| c.uri)
+                .unwrap_or_else(|| invite.uri.clone()),
             local_contact,
         })
     }
@@ -143,7 +148,10 @@ impl Dialog {
         for route in routes {
             headers.push(HeaderName::ROUTE, route.to_string());
         }
-        if matches!(method, Method::Invite | Method::Update | Method::Subscribe | Method::Refer | Method::Notify) {
+        if matches!(
+            method,
+            Method::Invite | Method::Update | Method::Subscribe | Method::Refer | Method::Notify
+        ) {
             headers.push(HeaderName::CONTACT, format!("<{}>", self.local_contact));
         }
         Request {
@@ -209,7 +217,13 @@ mod tests {
         assert_eq!(routes, vec!["<sip:p2.example;lr>", "<sip:p1.example;lr>"]);
         assert_eq!(bye.from.tag(), Some("ours"));
         assert_eq!(bye.to.tag(), Some("caller"));
-        assert_eq!(bye.cseq, CSeq { seq: 2, method: Method::Bye });
+        assert_eq!(
+            bye.cseq,
+            CSeq {
+                seq: 2,
+                method: Method::Bye
+            }
+        );
         let refer = d.new_request(Method::Refer);
         assert_eq!(refer.cseq.seq, 3);
     }
@@ -220,20 +234,29 @@ mod tests {
         let mut d = Dialog::uas(&invite(), "ours", contact, 1);
         let mut reinvite = invite();
         reinvite.cseq.seq = 11;
-        reinvite.headers.set(HeaderName::CONTACT, "<sip:moved@203.0.113.9>");
+        reinvite
+            .headers
+            .set(HeaderName::CONTACT, "<sip:moved@203.0.113.9>");
         d.handle_remote_request(&reinvite).unwrap();
         assert_eq!(d.remote_target.as_str(), "sip:moved@203.0.113.9");
         let mut old = invite();
         old.method = Method::Info;
-        old.cseq = CSeq { seq: 5, method: Method::Info };
-        assert_eq!(d.handle_remote_request(&old), Err(DialogRejection::OutOfOrder));
+        old.cseq = CSeq {
+            seq: 5,
+            method: Method::Info,
+        };
+        assert_eq!(
+            d.handle_remote_request(&old),
+            Err(DialogRejection::OutOfOrder)
+        );
     }
 
     #[test]
     fn strict_router_becomes_the_request_uri() {
         let contact = SipUri::parse("sip:ivr@192.0.2.10").unwrap();
         let mut inv = invite();
-        inv.headers.set(HeaderName::RECORD_ROUTE, "<sip:strict.example>");
+        inv.headers
+            .set(HeaderName::RECORD_ROUTE, "<sip:strict.example>");
         let mut d = Dialog::uas(&inv, "ours", contact, 1);
         let bye = d.new_request(Method::Bye);
         assert_eq!(bye.uri.as_str(), "sip:strict.example");

@@ -32,7 +32,12 @@ pub struct InviteClient {
 }
 
 impl InviteClient {
-    pub fn start(now: Instant, request: Bytes, reliable: bool, cfg: TimerConfig) -> (Self, TsxOutput) {
+    pub fn start(
+        now: Instant,
+        request: Bytes,
+        reliable: bool,
+        cfg: TimerConfig,
+    ) -> (Self, TsxOutput) {
         let mut timers = TsxTimers::default();
         if !reliable {
             timers.set(TsxTimer::A, now + cfg.t1);
@@ -77,16 +82,23 @@ impl InviteClient {
             (Calling | Proceeding, _) => {
                 self.state = Completed;
                 self.timers.clear_all();
-                let wait = if self.reliable { Duration::ZERO } else { Duration::from_secs(32) };
+                let wait = if self.reliable {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(32)
+                };
                 self.timers.set(TsxTimer::D, now + wait);
                 let ack = make_ack();
                 self.ack = Some(ack.clone());
                 vec![TsxOutput::Transmit(ack), TsxOutput::Deliver]
             }
             (Accepted, s) if s.is_success() => vec![TsxOutput::Deliver],
-            (Completed, s) if s.is_final() && !s.is_success() => {
-                self.ack.clone().map(TsxOutput::Transmit).into_iter().collect()
-            }
+            (Completed, s) if s.is_final() && !s.is_success() => self
+                .ack
+                .clone()
+                .map(TsxOutput::Transmit)
+                .into_iter()
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -136,7 +148,12 @@ mod tests {
     fn invite_retransmits_on_timer_a_doubling_until_timer_b() {
         // §17.1.1.2: A doubles without a cap (0.5, 1, 2, 4, 8, 16 s); B fires at 64·T1.
         let t0 = Instant::now();
-        let (mut tsx, _) = InviteClient::start(t0, Bytes::from_static(b"INVITE"), false, TimerConfig::default());
+        let (mut tsx, _) = InviteClient::start(
+            t0,
+            Bytes::from_static(b"INVITE"),
+            false,
+            TimerConfig::default(),
+        );
         let mut sent = Vec::new();
         let mut timed_out = None;
         while let Some(at) = tsx.poll_timeout() {
@@ -148,24 +165,52 @@ mod tests {
                 }
             }
         }
-        assert_eq!(sent, vec![ms(500), ms(1500), ms(3500), ms(7500), ms(15_500), ms(31_500)]);
+        assert_eq!(
+            sent,
+            vec![
+                ms(500),
+                ms(1500),
+                ms(3500),
+                ms(7500),
+                ms(15_500),
+                ms(31_500)
+            ]
+        );
         assert_eq!(timed_out, Some(ms(32_000)));
     }
 
     #[test]
     fn provisional_stops_timer_a() {
         let t0 = Instant::now();
-        let (mut tsx, _) = InviteClient::start(t0, Bytes::from_static(b"INVITE"), false, TimerConfig::default());
-        tsx.handle_response(t0 + ms(50), StatusCode::RINGING, || unreachable!("no ACK for 1xx"));
+        let (mut tsx, _) = InviteClient::start(
+            t0,
+            Bytes::from_static(b"INVITE"),
+            false,
+            TimerConfig::default(),
+        );
+        tsx.handle_response(t0 + ms(50), StatusCode::RINGING, || {
+            unreachable!("no ACK for 1xx")
+        });
         assert_eq!(tsx.poll_timeout(), Some(t0 + ms(32_000)), "only B remains");
     }
 
     #[test]
     fn non_2xx_final_is_acked_by_the_transaction_and_retransmissions_reacked() {
         let t0 = Instant::now();
-        let (mut tsx, _) = InviteClient::start(t0, Bytes::from_static(b"INVITE"), false, TimerConfig::default());
+        let (mut tsx, _) = InviteClient::start(
+            t0,
+            Bytes::from_static(b"INVITE"),
+            false,
+            TimerConfig::default(),
+        );
         let out = tsx.handle_response(t0 + ms(50), StatusCode(486), || Bytes::from_static(b"ACK"));
-        assert_eq!(out, vec![TsxOutput::Transmit(Bytes::from_static(b"ACK")), TsxOutput::Deliver]);
+        assert_eq!(
+            out,
+            vec![
+                TsxOutput::Transmit(Bytes::from_static(b"ACK")),
+                TsxOutput::Deliver
+            ]
+        );
         let again = tsx.handle_response(t0 + ms(60), StatusCode(486), || unreachable!());
         assert_eq!(again, vec![TsxOutput::Transmit(Bytes::from_static(b"ACK"))]);
         assert_eq!(tsx.poll_timeout(), Some(t0 + ms(32_050)), "timer D");
@@ -174,9 +219,20 @@ mod tests {
     #[test]
     fn every_2xx_is_passed_up_in_accepted() {
         let t0 = Instant::now();
-        let (mut tsx, _) = InviteClient::start(t0, Bytes::from_static(b"INVITE"), true, TimerConfig::default());
-        assert_eq!(tsx.handle_response(t0, StatusCode::OK, || unreachable!()), vec![TsxOutput::Deliver]);
-        assert_eq!(tsx.handle_response(t0, StatusCode::OK, || unreachable!()), vec![TsxOutput::Deliver]);
+        let (mut tsx, _) = InviteClient::start(
+            t0,
+            Bytes::from_static(b"INVITE"),
+            true,
+            TimerConfig::default(),
+        );
+        assert_eq!(
+            tsx.handle_response(t0, StatusCode::OK, || unreachable!()),
+            vec![TsxOutput::Deliver]
+        );
+        assert_eq!(
+            tsx.handle_response(t0, StatusCode::OK, || unreachable!()),
+            vec![TsxOutput::Deliver]
+        );
         assert_eq!(tsx.state(), InviteClientState::Accepted);
     }
 }

@@ -62,7 +62,12 @@ impl InviteServer {
     }
 
     /// The transaction user sends a response.
-    pub fn send_response(&mut self, now: Instant, status: StatusCode, bytes: Bytes) -> Vec<TsxOutput> {
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        status: StatusCode,
+        bytes: Bytes,
+    ) -> Vec<TsxOutput> {
         if self.state != InviteServerState::Proceeding {
             // A final answer was already given; RFC 6026 lets 2xx retransmissions through.
             if self.state == InviteServerState::Accepted && status.is_success() {
@@ -94,7 +99,11 @@ impl InviteServer {
                 self.state = InviteServerState::Confirmed;
                 self.timers.clear(TsxTimer::G);
                 self.timers.clear(TsxTimer::H);
-                let wait = if self.reliable { std::time::Duration::ZERO } else { self.cfg.t4 };
+                let wait = if self.reliable {
+                    std::time::Duration::ZERO
+                } else {
+                    self.cfg.t4
+                };
                 self.timers.set(TsxTimer::I, now + wait);
                 None
             }
@@ -180,7 +189,10 @@ mod tests {
                 Some(d)
             })
             .collect();
-        assert_eq!(&intervals[..6], &[ms(500), ms(1000), ms(2000), ms(4000), ms(4000), ms(4000)]);
+        assert_eq!(
+            &intervals[..6],
+            &[ms(500), ms(1000), ms(2000), ms(4000), ms(4000), ms(4000)]
+        );
         assert_eq!(timeout, Some(ms(32_000)));
         assert_eq!(sent.last(), Some(&ms(31_500)));
         assert_eq!(tsx.state(), InviteServerState::Terminated);
@@ -194,7 +206,10 @@ mod tests {
         assert_eq!(tsx.handle_ack(t0 + ms(100)), None);
         assert_eq!(tsx.state(), InviteServerState::Confirmed);
         assert_eq!(tsx.poll_timeout(), Some(t0 + ms(5100)));
-        assert_eq!(tsx.handle_timeout(t0 + ms(5100)), vec![TsxOutput::Terminated]);
+        assert_eq!(
+            tsx.handle_timeout(t0 + ms(5100)),
+            vec![TsxOutput::Terminated]
+        );
     }
 
     #[test]
@@ -214,7 +229,10 @@ mod tests {
         assert_eq!(tsx.handle_invite_retransmission(), None);
         tsx.send_response(t0, StatusCode::TRYING, Bytes::from_static(b"100"));
         tsx.send_response(t0, StatusCode::RINGING, Bytes::from_static(b"180"));
-        assert_eq!(tsx.handle_invite_retransmission(), Some(TsxOutput::Transmit(Bytes::from_static(b"180"))));
+        assert_eq!(
+            tsx.handle_invite_retransmission(),
+            Some(TsxOutput::Transmit(Bytes::from_static(b"180")))
+        );
     }
 
     #[test]
@@ -227,6 +245,9 @@ mod tests {
         assert_eq!(tsx.handle_invite_retransmission(), None);
         assert_eq!(tsx.handle_ack(t0 + ms(1)), Some(TsxOutput::Deliver));
         assert_eq!(tsx.poll_timeout(), Some(t0 + ms(32_000)));
-        assert_eq!(tsx.handle_timeout(t0 + ms(32_000)), vec![TsxOutput::Terminated]);
+        assert_eq!(
+            tsx.handle_timeout(t0 + ms(32_000)),
+            vec![TsxOutput::Terminated]
+        );
     }
 }

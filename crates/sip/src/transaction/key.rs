@@ -35,7 +35,11 @@ impl TsxKey {
                 via.and_then(|v| v.branch()).unwrap_or_default(),
             ),
         };
-        Self { id, method, server: true }
+        Self {
+            id,
+            method,
+            server: true,
+        }
     }
 
     /// The INVITE server transaction a CANCEL refers to (§9.2).
@@ -51,7 +55,11 @@ impl TsxKey {
             Method::Ack => Method::Invite,
             m => m.clone(),
         };
-        Self { id: branch.to_owned(), method, server: false }
+        Self {
+            id: branch.to_owned(),
+            method,
+            server: false,
+        }
     }
 
     /// The client transaction a response belongs to.

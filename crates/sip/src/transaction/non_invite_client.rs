@@ -28,7 +28,12 @@ pub struct NonInviteClient {
 
 impl NonInviteClient {
     /// Starts the transaction; the first output transmits the request.
-    pub fn start(now: Instant, request: Bytes, reliable: bool, cfg: TimerConfig) -> (Self, TsxOutput) {
+    pub fn start(
+        now: Instant,
+        request: Bytes,
+        reliable: bool,
+        cfg: TimerConfig,
+    ) -> (Self, TsxOutput) {
         let mut timers = TsxTimers::default();
         if !reliable {
             timers.set(TsxTimer::E, now + cfg.t1);
@@ -61,7 +66,11 @@ impl NonInviteClient {
             self.state = NonInviteClientState::Completed;
             self.timers.clear(TsxTimer::E);
             self.timers.clear(TsxTimer::F);
-            let wait = if self.reliable { Duration::ZERO } else { self.cfg.t4 };
+            let wait = if self.reliable {
+                Duration::ZERO
+            } else {
+                self.cfg.t4
+            };
             self.timers.set(TsxTimer::K, now + wait);
         }
         Some(TsxOutput::Deliver)
@@ -114,7 +123,12 @@ mod tests {
     #[test]
     fn request_retransmits_at_t1_doubling_to_t2_then_times_out_on_timer_f() {
         let t0 = Instant::now();
-        let (mut tsx, first) = NonInviteClient::start(t0, Bytes::from_static(b"BYE"), false, TimerConfig::default());
+        let (mut tsx, first) = NonInviteClient::start(
+            t0,
+            Bytes::from_static(b"BYE"),
+            false,
+            TimerConfig::default(),
+        );
         assert_eq!(first, TsxOutput::Transmit(Bytes::from_static(b"BYE")));
         let mut sent = Vec::new();
         let mut timed_out = None;
@@ -128,15 +142,26 @@ mod tests {
             }
         }
         // §17.1.2.2: 0.5, 1.5, 3.5, 7.5, 11.5 … every T2 after reaching it.
-        assert_eq!(&sent[..5], &[ms(500), ms(1500), ms(3500), ms(7500), ms(11_500)]);
+        assert_eq!(
+            &sent[..5],
+            &[ms(500), ms(1500), ms(3500), ms(7500), ms(11_500)]
+        );
         assert_eq!(timed_out, Some(ms(32_000)));
     }
 
     #[test]
     fn provisional_response_slows_retransmission_to_t2() {
         let t0 = Instant::now();
-        let (mut tsx, _) = NonInviteClient::start(t0, Bytes::from_static(b"REFER"), false, TimerConfig::default());
-        assert_eq!(tsx.handle_response(t0 + ms(100), StatusCode::TRYING), Some(TsxOutput::Deliver));
+        let (mut tsx, _) = NonInviteClient::start(
+            t0,
+            Bytes::from_static(b"REFER"),
+            false,
+            TimerConfig::default(),
+        );
+        assert_eq!(
+            tsx.handle_response(t0 + ms(100), StatusCode::TRYING),
+            Some(TsxOutput::Deliver)
+        );
         let at = tsx.poll_timeout().unwrap();
         assert_eq!(at, t0 + ms(500));
         tsx.handle_timeout(at);
@@ -146,16 +171,33 @@ mod tests {
     #[test]
     fn final_response_is_delivered_once_and_timer_k_ends_it() {
         let t0 = Instant::now();
-        let (mut tsx, _) = NonInviteClient::start(t0, Bytes::from_static(b"BYE"), false, TimerConfig::default());
-        assert_eq!(tsx.handle_response(t0 + ms(20), StatusCode::OK), Some(TsxOutput::Deliver));
-        assert_eq!(tsx.handle_response(t0 + ms(30), StatusCode::OK), None, "retransmission absorbed");
+        let (mut tsx, _) = NonInviteClient::start(
+            t0,
+            Bytes::from_static(b"BYE"),
+            false,
+            TimerConfig::default(),
+        );
+        assert_eq!(
+            tsx.handle_response(t0 + ms(20), StatusCode::OK),
+            Some(TsxOutput::Deliver)
+        );
+        assert_eq!(
+            tsx.handle_response(t0 + ms(30), StatusCode::OK),
+            None,
+            "retransmission absorbed"
+        );
         assert_eq!(tsx.poll_timeout(), Some(t0 + ms(5020)));
     }
 
     #[test]
     fn over_tcp_no_retransmissions() {
         let t0 = Instant::now();
-        let (tsx, _) = NonInviteClient::start(t0, Bytes::from_static(b"BYE"), true, TimerConfig::default());
-        assert_eq!(tsx.poll_timeout(), Some(t0 + ms(32_000)), "only timer F is armed");
+        let (tsx, _) =
+            NonInviteClient::start(t0, Bytes::from_static(b"BYE"), true, TimerConfig::default());
+        assert_eq!(
+            tsx.poll_timeout(),
+            Some(t0 + ms(32_000)),
+            "only timer F is armed"
+        );
     }
 }

@@ -49,7 +49,12 @@ impl NonInviteServer {
         }
     }
 
-    pub fn send_response(&mut self, now: Instant, status: StatusCode, bytes: Bytes) -> Option<TsxOutput> {
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        status: StatusCode,
+        bytes: Bytes,
+    ) -> Option<TsxOutput> {
         match self.state {
             NonInviteServerState::Trying | NonInviteServerState::Proceeding => {}
             _ => return None,
@@ -59,7 +64,11 @@ impl NonInviteServer {
             self.state = NonInviteServerState::Proceeding;
         } else {
             self.state = NonInviteServerState::Completed;
-            let wait = if self.reliable { Duration::ZERO } else { self.cfg.timeout() };
+            let wait = if self.reliable {
+                Duration::ZERO
+            } else {
+                self.cfg.timeout()
+            };
             self.timers.set(TsxTimer::J, now + wait);
         }
         Some(TsxOutput::Transmit(bytes))
@@ -89,11 +98,21 @@ mod tests {
     fn retransmitted_request_gets_the_final_response_until_timer_j() {
         let t0 = Instant::now();
         let mut tsx = NonInviteServer::new(false, TimerConfig::default());
-        assert_eq!(tsx.handle_request_retransmission(), None, "Trying absorbs silently");
+        assert_eq!(
+            tsx.handle_request_retransmission(),
+            None,
+            "Trying absorbs silently"
+        );
         tsx.send_response(t0, StatusCode::OK, Bytes::from_static(b"200"));
-        assert_eq!(tsx.handle_request_retransmission(), Some(TsxOutput::Transmit(Bytes::from_static(b"200"))));
+        assert_eq!(
+            tsx.handle_request_retransmission(),
+            Some(TsxOutput::Transmit(Bytes::from_static(b"200")))
+        );
         assert_eq!(tsx.poll_timeout(), Some(t0 + Duration::from_secs(32)));
-        assert_eq!(tsx.handle_timeout(t0 + Duration::from_secs(32)), Some(TsxOutput::Terminated));
+        assert_eq!(
+            tsx.handle_timeout(t0 + Duration::from_secs(32)),
+            Some(TsxOutput::Terminated)
+        );
     }
 
     #[test]
@@ -109,6 +128,9 @@ mod tests {
         let t0 = Instant::now();
         let mut tsx = NonInviteServer::new(false, TimerConfig::default());
         tsx.send_response(t0, StatusCode::OK, Bytes::from_static(b"200"));
-        assert_eq!(tsx.send_response(t0, StatusCode(500), Bytes::from_static(b"500")), None);
+        assert_eq!(
+            tsx.send_response(t0, StatusCode(500), Bytes::from_static(b"500")),
+            None
+        );
     }
 }

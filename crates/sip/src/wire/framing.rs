@@ -52,7 +52,10 @@ pub fn frame_datagram(data: &[u8]) -> Result<Option<Framed<'_>>, FramingError> {
     let body = match content_length(head)? {
         None => rest,
         Some(declared) if declared > rest.len() => {
-            return Err(FramingError::BodyTruncated { declared, available: rest.len() })
+            return Err(FramingError::BodyTruncated {
+                declared,
+                available: rest.len(),
+            })
         }
         Some(declared) => &rest[..declared],
     };
@@ -62,7 +65,10 @@ pub fn frame_datagram(data: &[u8]) -> Result<Option<Framed<'_>>, FramingError> {
 /// What a [`StreamFramer`] yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamItem {
-    Message { head: Bytes, body: Bytes },
+    Message {
+        head: Bytes,
+        body: Bytes,
+    },
     /// A CRLFCRLF keep-alive ping; RFC 5626 §4.4.1 asks for a CRLF pong.
     Ping,
 }
@@ -104,7 +110,8 @@ impl StreamFramer {
             }
             return Ok(None);
         };
-        let body_len = content_length(&self.buf[..head_len])?.ok_or(FramingError::MissingContentLength)?;
+        let body_len =
+            content_length(&self.buf[..head_len])?.ok_or(FramingError::MissingContentLength)?;
         if head_len + body_len > MAX_MESSAGE_SIZE {
             return Err(FramingError::TooLarge);
         }
@@ -124,7 +131,9 @@ impl StreamFramer {
 
 /// Length of the header section including the terminating empty line.
 fn head_length(data: &[u8]) -> Option<usize> {
-    data.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+    data.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
 }
 
 /// The Content-Length the header section declares, if any (full or compact name `l`).
@@ -133,7 +142,9 @@ fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
     let text = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
     let mut found: Option<usize> = None;
     for line in text.split("\r\n").skip(1) {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         if line.starts_with([' ', '\t']) {
             continue;
         }
@@ -157,24 +168,36 @@ fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
 mod tests {
     use super::*;
 
-    const OPTIONS: &str = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 5\r\n\r\nhello";
+    const OPTIONS: &str =
+        "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 5\r\n\r\nhello";
 
     #[test]
     fn datagram_without_content_length_takes_the_rest() {
-        let f = frame_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\nbody!").unwrap().unwrap();
+        let f = frame_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\nbody!")
+            .unwrap()
+            .unwrap();
         assert_eq!(f.body, b"body!");
     }
 
     #[test]
     fn datagram_extra_bytes_after_content_length_are_discarded() {
-        let f = frame_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 2\r\n\r\nbody!").unwrap().unwrap();
+        let f = frame_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 2\r\n\r\nbody!")
+            .unwrap()
+            .unwrap();
         assert_eq!(f.body, b"bo");
     }
 
     #[test]
     fn datagram_with_too_large_content_length_is_rejected() {
-        let e = frame_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 50\r\n\r\nbody!").unwrap_err();
-        assert_eq!(e, FramingError::BodyTruncated { declared: 50, available: 5 });
+        let e = frame_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 50\r\n\r\nbody!")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            FramingError::BodyTruncated {
+                declared: 50,
+                available: 5
+            }
+        );
     }
 
     #[test]

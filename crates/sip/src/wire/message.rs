@@ -184,7 +184,9 @@ macro_rules! common_accessors {
 
             /// The first Contact, when it parses.
             pub fn contact(&self) -> Option<NameAddr> {
-                self.headers.get(&HeaderName::CONTACT).and_then(|c| NameAddr::parse(c).ok())
+                self.headers
+                    .get(&HeaderName::CONTACT)
+                    .and_then(|c| NameAddr::parse(c).ok())
             }
 
             pub fn content_type(&self) -> Option<&str> {

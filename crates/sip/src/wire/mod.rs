@@ -22,7 +22,9 @@ mod uri;
 mod via;
 mod write;
 
-pub use framing::{frame_datagram, Framed, FramingError, StreamFramer, StreamItem, MAX_MESSAGE_SIZE};
+pub use framing::{
+    frame_datagram, Framed, FramingError, StreamFramer, StreamItem, MAX_MESSAGE_SIZE,
+};
 pub use header::{HeaderName, Headers};
 pub use message::{CSeq, Message, Request, Response, StatusCode};
 pub use method::Method;

@@ -63,9 +63,12 @@ pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
     check_header_lines(header_section)?;
 
     let neutral = format!("{NEUTRAL_START_LINE}\r\n{header_section}");
-    let codec = rsip::parser::parse_message(neutral.as_bytes()).map_err(|e| ParseError::Codec(e.to_string()))?;
+    let codec = rsip::parser::parse_message(neutral.as_bytes())
+        .map_err(|e| ParseError::Codec(e.to_string()))?;
     let rsip::SipMessage::Request(codec) = codec else {
-        return Err(ParseError::Codec("neutral start line not taken as a request".into()));
+        return Err(ParseError::Codec(
+            "neutral start line not taken as a request".into(),
+        ));
     };
     let mut core = CoreHeaders::default();
     for h in codec.headers.iter() {
@@ -73,8 +76,13 @@ pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
     }
     let body = Bytes::copy_from_slice(body);
 
-    if let Some(rest) = start_line.strip_prefix("SIP/").or_else(|| start_line.strip_prefix("sip/")) {
-        let (version, rest) = rest.split_once(' ').ok_or_else(|| ParseError::StartLine(start_line.into()))?;
+    if let Some(rest) = start_line
+        .strip_prefix("SIP/")
+        .or_else(|| start_line.strip_prefix("sip/"))
+    {
+        let (version, rest) = rest
+            .split_once(' ')
+            .ok_or_else(|| ParseError::StartLine(start_line.into()))?;
         if version != "2.0" {
             return Err(ParseError::Version(format!("SIP/{version}")));
         }
@@ -100,7 +108,8 @@ pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
 
     // Request-Line = Method SP Request-URI SP SIP-Version (§7.1): single spaces, no LWS.
     let mut parts = start_line.split(' ');
-    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(ParseError::StartLine(start_line.into()));
     };
@@ -135,7 +144,9 @@ fn check_header_lines(section: &str) -> Result<(), ParseError> {
         if line.starts_with([' ', '\t']) {
             continue;
         }
-        let name = line.split_once(':').map(|(n, _)| n.trim_end_matches([' ', '\t']));
+        let name = line
+            .split_once(':')
+            .map(|(n, _)| n.trim_end_matches([' ', '\t']));
         match name {
             Some(n) if !n.is_empty() && n.bytes().all(is_token_byte) => {}
             _ => return Err(ParseError::HeaderLine(line.chars().take(80).collect())),
@@ -178,7 +189,10 @@ impl CoreHeaders {
         } else if name == HeaderName::CALL_ID {
             // §25.1: callid = word [ "@" word ]; no whitespace inside.
             if value.is_empty() || value.contains(char::is_whitespace) {
-                return Err(ParseError::Header { name: "Call-ID", why: format!("{value:?}") });
+                return Err(ParseError::Header {
+                    name: "Call-ID",
+                    why: format!("{value:?}"),
+                });
             }
             set_once(&mut self.call_id, "Call-ID", value.to_owned())?;
         } else if name == HeaderName::CSEQ {
@@ -188,7 +202,10 @@ impl CoreHeaders {
                 .parse::<u32>()
                 .ok()
                 .filter(|n| *n <= 255 && value.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| ParseError::Header { name: "Max-Forwards", why: format!("{value:?}") })?;
+                .ok_or_else(|| ParseError::Header {
+                    name: "Max-Forwards",
+                    why: format!("{value:?}"),
+                })?;
             set_once(&mut self.max_forwards, "Max-Forwards", n)?;
         } else if name == HeaderName::CONTENT_LENGTH {
             // Framing already used it; the writer recomputes it.
@@ -226,11 +243,17 @@ fn set_once<T>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(),
 }
 
 fn name_addr(name: &'static str, value: &str) -> Result<NameAddr, ParseError> {
-    NameAddr::parse(value).map_err(|e| ParseError::Header { name, why: e.to_string() })
+    NameAddr::parse(value).map_err(|e| ParseError::Header {
+        name,
+        why: e.to_string(),
+    })
 }
 
 fn parse_cseq(value: &str) -> Result<CSeq, ParseError> {
-    let bad = || ParseError::Header { name: "CSeq", why: format!("{value:?}") };
+    let bad = || ParseError::Header {
+        name: "CSeq",
+        why: format!("{value:?}"),
+    };
     let mut parts = value.split_whitespace();
     let (Some(seq), Some(method), None) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
@@ -241,7 +264,10 @@ fn parse_cseq(value: &str) -> Result<CSeq, ParseError> {
         .ok()
         .filter(|n| *n < 1 << 31 && seq.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(bad)?;
-    Ok(CSeq { seq, method: Method::parse(method).ok_or_else(bad)? })
+    Ok(CSeq {
+        seq,
+        method: Method::parse(method).ok_or_else(bad)?,
+    })
 }
 
 #[cfg(test)]
@@ -278,7 +304,13 @@ mod tests {
         assert_eq!(r.from.display.as_deref(), Some("Alice, A."));
         assert_eq!(r.from.tag(), Some("1928"));
         assert_eq!(r.call_id, "abc@host");
-        assert_eq!(r.cseq, CSeq { seq: 1, method: Method::Invite });
+        assert_eq!(
+            r.cseq,
+            CSeq {
+                seq: 1,
+                method: Method::Invite
+            }
+        );
         assert_eq!(r.content_type(), Some("application/sdp"));
         assert_eq!(&r.body[..], b"v=0\r");
         assert!(r.headers.contains(&HeaderName::new("call-info")));

@@ -39,7 +39,9 @@ pub fn bad_request_for(raw: &[u8], status: StatusCode, why: &str) -> Option<Byte
     let mut copied: Vec<&str> = Vec::new();
     let mut have = [false; 5];
     for line in lines {
-        let Some((name, _)) = line.split_once(':') else { continue };
+        let Some((name, _)) = line.split_once(':') else {
+            continue;
+        };
         let name = name.trim();
         let Some(slot) = [
             ("via", "v"),
@@ -49,8 +51,9 @@ pub fn bad_request_for(raw: &[u8], status: StatusCode, why: &str) -> Option<Byte
             ("cseq", "cseq"),
         ]
         .iter()
-        .position(|(long, short)| name.eq_ignore_ascii_case(long) || name.eq_ignore_ascii_case(short))
-        else {
+        .position(|(long, short)| {
+            name.eq_ignore_ascii_case(long) || name.eq_ignore_ascii_case(short)
+        }) else {
             continue;
         };
         have[slot] = true;
@@ -65,6 +68,9 @@ pub fn bad_request_for(raw: &[u8], status: StatusCode, why: &str) -> Option<Byte
         out.push_str(line);
         out.push_str("\r\n");
     }
-    out.push_str(&format!("Warning: 399 concierge \"{}\"\r\nContent-Length: 0\r\n\r\n", reason.replace('"', "'")));
+    out.push_str(&format!(
+        "Warning: 399 concierge \"{}\"\r\nContent-Length: 0\r\n\r\n",
+        reason.replace('"', "'")
+    ));
     Some(Bytes::from(out))
 }

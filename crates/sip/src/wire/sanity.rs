@@ -19,16 +19,24 @@ pub struct Rejection {
 
 impl Rejection {
     fn new(status: StatusCode, why: impl Into<String>) -> Self {
-        Self { status, why: why.into(), unsupported: Vec::new() }
+        Self {
+            status,
+            why: why.into(),
+            unsupported: Vec::new(),
+        }
     }
 
     /// The response to send for `request`.
     pub fn response(&self, request: &Request, to_tag: &str) -> Response {
         let mut r = response_to(request, self.status, Some(to_tag));
         if !self.unsupported.is_empty() {
-            r.headers.push(HeaderName::UNSUPPORTED, self.unsupported.join(", "));
+            r.headers
+                .push(HeaderName::UNSUPPORTED, self.unsupported.join(", "));
         }
-        r.headers.push(HeaderName::new("Warning"), format!("399 concierge \"{}\"", self.why.replace('"', "'")));
+        r.headers.push(
+            HeaderName::new("Warning"),
+            format!("399 concierge \"{}\"", self.why.replace('"', "'")),
+        );
         r
     }
 }
@@ -37,7 +45,10 @@ impl Rejection {
 pub fn check_request(request: &Request, supported: &[&str]) -> Result<(), Rejection> {
     // §8.1.1.5: the CSeq method matches the request method (CANCEL and ACK included).
     if request.cseq.method != request.method {
-        return Err(Rejection::new(StatusCode::BAD_REQUEST, "CSeq method does not match the request"));
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "CSeq method does not match the request",
+        ));
     }
     // §8.2.2.1: a scheme we do not understand is 416.
     if !matches!(request.uri.scheme(), "sip" | "sips" | "tel") {
@@ -50,12 +61,21 @@ pub fn check_request(request: &Request, supported: &[&str]) -> Result<(), Reject
     // is not enforced here, but From and To must be usable URIs.
     for (which, uri) in [("From", &request.from.uri), ("To", &request.to.uri)] {
         if uri.is_sip() && uri.host().is_empty() {
-            return Err(Rejection::new(StatusCode::BAD_REQUEST, format!("{which} URI has no host")));
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                format!("{which} URI has no host"),
+            ));
         }
     }
     // §16.3 step 3, applied because a B2BUA may forward the call: no hops left.
-    if request.max_forwards == Some(0) && request.method != Method::Options && request.method != Method::Ack {
-        return Err(Rejection::new(StatusCode::TOO_MANY_HOPS, "Max-Forwards is 0"));
+    if request.max_forwards == Some(0)
+        && request.method != Method::Options
+        && request.method != Method::Ack
+    {
+        return Err(Rejection::new(
+            StatusCode::TOO_MANY_HOPS,
+            "Max-Forwards is 0",
+        ));
     }
     // §8.2.2.3: unknown Require option tags are 420, except for ACK and CANCEL.
     if request.method != Method::Ack && request.method != Method::Cancel {

@@ -24,7 +24,11 @@ impl SipUri {
         let bad = |why: &str| ParseError::Uri(format!("{why}: {text:?}"));
         let colon = text.find(':').ok_or_else(|| bad("no scheme"))?;
         let scheme = &text[..colon];
-        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {
+        if scheme.is_empty()
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        {
             return Err(bad("bad scheme"));
         }
         if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
@@ -38,7 +42,10 @@ impl SipUri {
                 params: Vec::new(),
             });
         }
-        if text.bytes().any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b'"') {
+        if text
+            .bytes()
+            .any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b'"')
+        {
             return Err(bad("forbidden character"));
         }
         let parsed = rsip::parse_uri(text).map_err(|e| bad(&e.to_string()))?;
@@ -104,7 +111,11 @@ pub struct NameAddr {
 
 impl NameAddr {
     pub fn new(uri: SipUri) -> Self {
-        Self { display: None, uri, params: Vec::new() }
+        Self {
+            display: None,
+            uri,
+            params: Vec::new(),
+        }
     }
 
     pub fn parse(text: &str) -> Result<Self, ParseError> {
@@ -131,11 +142,10 @@ impl NameAddr {
             Some(i) => (&text[..i], split_params(&text[i..], false)),
             None => (text, Vec::new()),
         };
-        Ok(Self::new(SipUri::parse(uri_part)?))
-            .map(|mut na| {
-                na.params = params;
-                na
-            })
+        Ok(Self::new(SipUri::parse(uri_part)?)).map(|mut na| {
+            na.params = params;
+            na
+        })
     }
 
     pub fn tag(&self) -> Option<&str> {
@@ -163,7 +173,10 @@ impl fmt::Display for NameAddr {
     }
 }
 
-pub(crate) fn write_params(f: &mut fmt::Formatter<'_>, params: &[(String, Option<String>)]) -> fmt::Result {
+pub(crate) fn write_params(
+    f: &mut fmt::Formatter<'_>,
+    params: &[(String, Option<String>)],
+) -> fmt::Result {
     for (name, value) in params {
         match value {
             Some(v) => write!(f, ";{name}={v}")?,
@@ -173,7 +186,10 @@ pub(crate) fn write_params(f: &mut fmt::Formatter<'_>, params: &[(String, Option
     Ok(())
 }
 
-pub(crate) fn find_param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<Option<&'a str>> {
+pub(crate) fn find_param<'a>(
+    params: &'a [(String, Option<String>)],
+    name: &str,
+) -> Option<Option<&'a str>> {
     params
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))

@@ -69,7 +69,12 @@ pub struct Via {
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
 impl Via {
-    pub fn new(transport: Transport, host: impl Into<String>, port: Option<u16>, branch: &str) -> Self {
+    pub fn new(
+        transport: Transport,
+        host: impl Into<String>,
+        port: Option<u16>,
+        branch: &str,
+    ) -> Self {
         Self {
             transport,
             host: host.into(),
@@ -94,8 +99,13 @@ impl Via {
         if !proto.trim().eq_ignore_ascii_case("SIP") || version.trim() != "2.0" {
             return Err(bad("not SIP/2.0"));
         }
-        let transport_token = rest.trim_start().split(|c: char| c.is_whitespace()).next().unwrap_or("");
-        let transport = Transport::parse(transport_token).ok_or_else(|| bad("unknown transport"))?;
+        let transport_token = rest
+            .trim_start()
+            .split(|c: char| c.is_whitespace())
+            .next()
+            .unwrap_or("");
+        let transport =
+            Transport::parse(transport_token).ok_or_else(|| bad("unknown transport"))?;
         let hwp = &codec.uri.host_with_port;
         let params = match text.find(';') {
             Some(i) => split_params(&text[i..], false),
@@ -138,13 +148,15 @@ impl Via {
             .is_ok_and(|h| h == ip);
         let wants_rport = self.rport().is_some();
         self.params.retain(|(n, _)| {
-            !(n.eq_ignore_ascii_case("received") || (wants_rport && n.eq_ignore_ascii_case("rport")))
+            !(n.eq_ignore_ascii_case("received")
+                || (wants_rport && n.eq_ignore_ascii_case("rport")))
         });
         if !host_is_source || wants_rport {
             self.params.push(("received".into(), Some(ip.to_string())));
         }
         if wants_rport {
-            self.params.push(("rport".into(), Some(source.port().to_string())));
+            self.params
+                .push(("rport".into(), Some(source.port().to_string())));
         }
     }
 

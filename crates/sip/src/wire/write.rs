@@ -18,17 +18,37 @@ impl Request {
         if let Some(mf) = self.max_forwards {
             let _ = write!(out, "Max-Forwards: {mf}\r\n");
         }
-        write_rest(&mut out, &self.from, &self.to, &self.call_id, &self.cseq, &self.headers, &self.body)
+        write_rest(
+            &mut out,
+            &self.from,
+            &self.to,
+            &self.call_id,
+            &self.cseq,
+            &self.headers,
+            &self.body,
+        )
     }
 }
 
 impl Response {
     pub fn to_bytes(&self) -> Bytes {
         let mut out = String::with_capacity(512 + self.body.len());
-        let reason = if self.reason.is_empty() { self.status.default_reason() } else { &self.reason };
+        let reason = if self.reason.is_empty() {
+            self.status.default_reason()
+        } else {
+            &self.reason
+        };
         let _ = write!(out, "SIP/2.0 {} {}\r\n", self.status, reason);
         write_vias(&mut out, &self.vias);
-        write_rest(&mut out, &self.from, &self.to, &self.call_id, &self.cseq, &self.headers, &self.body)
+        write_rest(
+            &mut out,
+            &self.from,
+            &self.to,
+            &self.call_id,
+            &self.cseq,
+            &self.headers,
+            &self.body,
+        )
     }
 }
 
@@ -56,7 +76,10 @@ fn write_rest(
     headers: &Headers,
     body: &[u8],
 ) -> Bytes {
-    let _ = write!(out, "From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\n");
+    let _ = write!(
+        out,
+        "From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\n"
+    );
     for (name, value) in headers.iter() {
         let _ = write!(out, "{name}: {value}\r\n");
     }
