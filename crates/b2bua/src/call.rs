@@ -5,6 +5,9 @@ use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::Request;
 use concierge_sip::Peer;
 
+use crate::record::TransferRecord;
+use crate::transfer::ReferTransfer;
+
 /// Where a call is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -31,6 +34,12 @@ pub(crate) struct Call {
     pub(crate) answer: Option<AnswerRetransmit>,
     /// Client transaction of our BYE, while in [`Phase::Ending`].
     pub(crate) bye_key: Option<TsxKey>,
+    pub(crate) arrived: Instant,
+    pub(crate) answered: Option<Instant>,
+    /// Who ended the call and why, once known.
+    pub(crate) ending: Option<(&'static str, String)>,
+    pub(crate) refer: Option<ReferTransfer>,
+    pub(crate) transfer_record: Option<TransferRecord>,
     /// When to send the 200 OK, while ringing.
     pub(crate) answer_at: Option<Instant>,
     /// The deadline this call has in the switch's heap.
@@ -43,9 +52,7 @@ impl Call {
             .answer
             .as_ref()
             .and_then(AnswerRetransmit::poll_timeout);
-        match (self.answer_at, answer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let refer = self.refer.as_ref().map(|r| r.deadline);
+        [self.answer_at, answer, refer].into_iter().flatten().min()
     }
 }

@@ -13,6 +13,8 @@ pub struct SwitchConfig {
     pub retry_after: Duration,
     /// How long a call rings (180) before we answer it.
     pub answer_after: Duration,
+    /// A REFER whose subscription reports no final status by then has failed.
+    pub transfer_timeout: Duration,
     pub timers: TimerConfig,
     pub user_agent: String,
     /// Seed for tags, branches and SSRCs.
@@ -27,6 +29,7 @@ impl Default for SwitchConfig {
             max_calls: 10_000,
             retry_after: Duration::from_secs(5),
             answer_after: Duration::ZERO,
+            transfer_timeout: Duration::from_secs(30),
             timers: TimerConfig::default(),
             user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
             seed: 0,

@@ -13,8 +13,12 @@
 mod call;
 mod config;
 mod output;
+mod record;
 mod switch;
+mod transfer;
 
 pub use config::SwitchConfig;
 pub use output::{CallRef, Output};
+pub use record::{CallRecord, HttpOutcome, PathStep, TransferRecord, WallClock};
 pub use switch::Switch;
+pub use transfer::{TransferMode, TransferOutcome};

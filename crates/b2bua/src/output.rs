@@ -1,5 +1,7 @@
 use concierge_sip::Transmit;
 
+use crate::record::CallRecord;
+
 /// A call inside one [`crate::Switch`]: stable for the call's life, never reused.
 pub type CallRef = u64;
 
@@ -8,4 +10,6 @@ pub type CallRef = u64;
 pub enum Output {
     /// Send SIP bytes.
     Sip(Transmit),
+    /// A call ended: append its record.
+    Record(Box<CallRecord>),
 }

@@ -11,6 +11,10 @@ use tracing::{debug, info, info_span, warn};
 use crate::call::{Call, Phase};
 use crate::config::SwitchConfig;
 use crate::output::{CallRef, Output};
+use crate::record::{CallRecord, TransferRecord, WallClock};
+use crate::transfer::{
+    self, ReferProgress, ReferTransfer, TransferMode, TransferOutcome, TransferResult,
+};
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER";
 const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
@@ -27,10 +31,14 @@ pub struct Switch {
     next_ref: CallRef,
     draining: bool,
     outputs: VecDeque<Output>,
+    wall: WallClock,
+    /// The time of the input being handled, for records.
+    last_now: Instant,
 }
 
 impl Switch {
-    pub fn new(cfg: SwitchConfig) -> Self {
+    /// `wall` pairs an `Instant` with the wall-clock time, for call records.
+    pub fn new(cfg: SwitchConfig, wall: WallClock) -> Self {
         let endpoint = Endpoint::new(EndpointConfig {
             timers: cfg.timers,
             via_host: cfg.advertised_host.clone(),
@@ -49,6 +57,8 @@ impl Switch {
             next_ref: 1,
             draining: false,
             outputs: VecDeque::new(),
+            wall,
+            last_now: wall.instant,
         }
     }
 
@@ -67,16 +77,19 @@ impl Switch {
     }
 
     pub fn handle_sip_datagram(&mut self, now: Instant, peer: Peer, data: &[u8]) {
+        self.last_now = now;
         self.endpoint.handle_datagram(now, peer, data);
         self.pump(now);
     }
 
     pub fn handle_sip_framed(&mut self, now: Instant, peer: Peer, head: &[u8], body: &[u8]) {
+        self.last_now = now;
         self.endpoint.handle_framed(now, peer, head, body);
         self.pump(now);
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = now;
         self.endpoint.handle_timeout(now);
         while let Some(Reverse((at, id))) = self.timers.peek().copied() {
             if at > now {
@@ -202,6 +215,11 @@ impl Switch {
                 dialog: None,
                 answer: None,
                 bye_key: None,
+                arrived: now,
+                answered: None,
+                ending: None,
+                refer: None,
+                transfer_record: None,
                 answer_at: None,
                 armed: None,
             },
@@ -239,6 +257,7 @@ impl Switch {
             self.cfg.timers,
         ));
         call.phase = Phase::Answered;
+        call.answered = Some(now);
         let key = call.invite_key.clone();
         self.endpoint.respond(now, &key, ok);
         info!("answered");
@@ -281,7 +300,7 @@ impl Switch {
         );
         self.endpoint.respond(now, &invite, r);
         info!("cancelled by the caller before the answer");
-        self.end_call(id, "caller cancelled");
+        self.end_call(id, "caller", "cancelled before the answer");
     }
 
     fn on_in_dialog(&mut self, now: Instant, key: TsxKey, request: Request, dialog: DialogId) {
@@ -306,7 +325,28 @@ impl Switch {
                 let r = response_to(&request, StatusCode::OK, None);
                 self.endpoint.respond(now, &key, r);
                 info!("caller hung up");
-                self.end_call(id, "caller hung up");
+                self.end_call(id, "caller", "hung up");
+            }
+            Method::Notify if call.refer.is_some() => {
+                let r = response_to(&request, StatusCode::OK, None);
+                self.endpoint.respond(now, &key, r);
+                let terminated = request
+                    .header(&HeaderName::SUBSCRIPTION_STATE)
+                    .is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("terminated"));
+                match transfer::progress(&request.body, terminated) {
+                    ReferProgress::Trying => debug!("transfer in progress"),
+                    ReferProgress::Done(TransferResult::Succeeded) => {
+                        self.refer_finished(now, id, TransferOutcome::Succeeded)
+                    }
+                    ReferProgress::Done(TransferResult::Failed(s)) => {
+                        let why = if s.0 == 0 {
+                            "subscription ended without a final status".into()
+                        } else {
+                            format!("transfer target answered {s}")
+                        };
+                        self.refer_finished(now, id, TransferOutcome::Failed(why))
+                    }
+                }
             }
             Method::Invite => {
                 // A re-INVITE: the session stays as negotiated until media lands here.
@@ -322,13 +362,24 @@ impl Switch {
         }
     }
 
-    fn on_response(&mut self, _now: Instant, key: TsxKey, response: Response) {
+    fn on_response(&mut self, now: Instant, key: TsxKey, response: Response) {
         let Some(id) = self.by_client_tsx.get(&key).copied() else {
             return;
         };
         if response.status.is_final() {
             self.by_client_tsx.remove(&key);
-            if response.cseq.method == Method::Bye {
+            if response.cseq.method == Method::Refer {
+                let Some(refer) = self.calls.get_mut(&id).and_then(|c| c.refer.as_mut()) else {
+                    return;
+                };
+                refer.key = None;
+                if response.status.is_success() {
+                    refer.accepted = true;
+                } else {
+                    let why = format!("REFER rejected with {}", response.status);
+                    self.refer_finished(now, id, TransferOutcome::Failed(why));
+                }
+            } else if response.cseq.method == Method::Bye {
                 if let Some(call) = self.calls.get(&id) {
                     call.span
                         .in_scope(|| debug!(status = %response.status, "BYE answered"));
@@ -338,16 +389,134 @@ impl Switch {
         }
     }
 
-    fn on_tsx_timeout(&mut self, _now: Instant, key: TsxKey) {
+    fn on_tsx_timeout(&mut self, now: Instant, key: TsxKey) {
         if let Some(id) = self.by_client_tsx.remove(&key) {
-            if let Some(call) = self.calls.get(&id) {
-                call.span.in_scope(|| warn!("no answer to our request"));
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
+            };
+            call.span
+                .in_scope(|| warn!(method = %key.method(), "no answer to our request"));
+            if *key.method() == Method::Refer {
+                if let Some(r) = call.refer.as_mut() {
+                    r.key = None;
+                }
+                self.refer_finished(
+                    now,
+                    id,
+                    TransferOutcome::Failed("no answer to REFER".into()),
+                );
+            } else {
+                call.ending
+                    .get_or_insert(("network", "no answer to BYE".into()));
+                self.forget(id);
             }
-            self.forget(id);
         } else if let Some(id) = self.by_invite.get(&key).copied() {
             // Timer H: our error response was never ACKed; nothing left to do.
             self.forget(id);
         }
+    }
+
+    /// Moves an answered call to `target` by REFER (RFC 3515) in its dialog. The outcome
+    /// arrives later through the NOTIFYs, the REFER's response or the transfer timeout.
+    pub fn transfer(&mut self, now: Instant, id: CallRef, mode: TransferMode, target: &str) {
+        match mode {
+            TransferMode::Refer => self.start_refer(now, id, target),
+            TransferMode::Redirect => self.redirect(now, id, target),
+        }
+    }
+
+    fn start_refer(&mut self, now: Instant, id: CallRef, target: &str) {
+        let contact = self.local_contact();
+        let timeout = self.cfg.transfer_timeout;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(dialog) = call.dialog.as_mut() else {
+            return;
+        };
+        let mut refer = dialog.new_request(Method::Refer);
+        refer
+            .headers
+            .push(HeaderName::REFER_TO, format!("<{target}>"));
+        refer
+            .headers
+            .push(HeaderName::REFERRED_BY, format!("<{contact}>"));
+        call.span
+            .in_scope(|| info!(%target, "transferring by REFER"));
+        let peer = call.peer;
+        call.refer = Some(ReferTransfer {
+            target: target.to_owned(),
+            key: None,
+            accepted: false,
+            deadline: now + timeout,
+        });
+        let key = self.endpoint.send_request(now, refer, peer);
+        self.by_client_tsx.insert(key.clone(), id);
+        if let Some(r) = self.calls.get_mut(&id).and_then(|c| c.refer.as_mut()) {
+            r.key = Some(key);
+        }
+        self.rearm(id);
+    }
+
+    /// RFC 3261 §21.3.3: answers a ringing call with 302 and the target as Contact, so the
+    /// caller's side places the call itself.
+    fn redirect(&mut self, now: Instant, id: CallRef, target: &str) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.phase != Phase::Early {
+            call.span
+                .in_scope(|| warn!("redirect asked for an answered call; ignored"));
+            return;
+        }
+        call.answer_at = None;
+        let mut r = response_to(
+            &call.invite,
+            StatusCode::MOVED_TEMPORARILY,
+            Some(&call.local_tag),
+        );
+        r.headers.push(HeaderName::CONTACT, format!("<{target}>"));
+        call.transfer_record = Some(TransferRecord {
+            mode: "redirect",
+            target: target.to_owned(),
+            result: "redirected".into(),
+        });
+        call.span.in_scope(|| info!(%target, "redirected with 302"));
+        let key = call.invite_key.clone();
+        self.endpoint.respond(now, &key, r);
+        self.end_call(id, "concierge", "redirected");
+    }
+
+    fn refer_finished(&mut self, now: Instant, id: CallRef, outcome: TransferOutcome) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(refer) = call.refer.take() else {
+            return;
+        };
+        if let Some(k) = &refer.key {
+            self.by_client_tsx.remove(k);
+        }
+        let result = match &outcome {
+            TransferOutcome::Succeeded => "succeeded".to_owned(),
+            TransferOutcome::Failed(why) => format!("failed: {why}"),
+        };
+        call.span
+            .in_scope(|| info!(target = %refer.target, %result, "REFER transfer finished"));
+        call.transfer_record = Some(TransferRecord {
+            mode: "refer",
+            target: refer.target,
+            result,
+        });
+        match outcome {
+            // RFC 5589 §6.1: the transferor ends its dialog once the transfer succeeded.
+            TransferOutcome::Succeeded => {
+                call.ending = Some(("concierge", "transferred".into()));
+                self.hang_up(now, id, "transferred");
+            }
+            TransferOutcome::Failed(_) => {}
+        }
+        self.rearm(id);
     }
 
     fn call_timeout(&mut self, now: Instant, id: CallRef) {
@@ -359,6 +528,15 @@ impl Switch {
             self.answer(now, id);
             return;
         }
+        if call.refer.as_ref().is_some_and(|r| r.deadline <= now) {
+            let why = if call.refer.as_ref().is_some_and(|r| r.accepted) {
+                "no final NOTIFY in time"
+            } else {
+                "REFER not accepted in time"
+            };
+            self.refer_finished(now, id, TransferOutcome::Failed(why.into()));
+            return;
+        }
         let event = call.answer.as_mut().and_then(|a| a.handle_timeout(now));
         match event {
             Some(AnswerEvent::Retransmit(bytes)) => self.endpoint.send_raw(call.peer, bytes),
@@ -366,6 +544,7 @@ impl Switch {
                 call.span
                     .in_scope(|| warn!("no ACK for our 200 OK; ending the call with BYE"));
                 call.phase = Phase::Confirmed;
+                call.ending = Some(("network", "no ACK".into()));
                 self.hang_up(now, id, "no ACK");
             }
             None => {}
@@ -385,6 +564,7 @@ impl Switch {
         }
         let bye = dialog.new_request(Method::Bye);
         call.phase = Phase::Ending;
+        call.ending.get_or_insert(("concierge", why.to_owned()));
         call.span.in_scope(|| info!(why, "hanging up"));
         let peer = call.peer;
         let key = self.endpoint.send_request(now, bye, peer);
@@ -410,7 +590,7 @@ impl Switch {
                     );
                     let key = call.invite_key.clone();
                     self.endpoint.respond(now, &key, r);
-                    self.end_call(id, why);
+                    self.end_call(id, "concierge", why);
                 }
                 Phase::Answered | Phase::Confirmed => self.hang_up(now, id, why),
                 Phase::Ending => {}
@@ -420,17 +600,22 @@ impl Switch {
     }
 
     /// The call is over for the caller; its state goes once nothing is pending.
-    fn end_call(&mut self, id: CallRef, why: &str) {
-        if let Some(call) = self.calls.get(&id) {
-            call.span.in_scope(|| info!(why, "call ended"));
+    /// The call is over; `by` is who ended it (`caller`, `concierge`, `network`).
+    fn end_call(&mut self, id: CallRef, by: &'static str, why: &str) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.span.in_scope(|| info!(by, why, "call ended"));
+            call.ending.get_or_insert((by, why.to_owned()));
         }
         self.forget(id);
     }
 
+    /// Drops a call's state and writes its record: every call ends here, whatever the path.
     fn forget(&mut self, id: CallRef) {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        let record = self.record_of(&call);
+        self.outputs.push_back(Output::Record(Box::new(record)));
         self.by_invite.remove(&call.invite_key);
         if let Some(d) = &call.dialog {
             self.by_dialog.remove(&d.id);
@@ -450,6 +635,28 @@ impl Switch {
             if let Some(at) = next {
                 self.timers.push(Reverse((at, id)));
             }
+        }
+    }
+
+    fn record_of(&self, call: &Call) -> CallRecord {
+        let (ended_by, reason) = call
+            .ending
+            .clone()
+            .unwrap_or(("network", "transaction ended".into()));
+        CallRecord {
+            call_id: call.invite.call_id.clone(),
+            caller: call.invite.from.uri.user().unwrap_or_default().to_owned(),
+            called: call.invite.uri.user().unwrap_or_default().to_owned(),
+            arrived_ms: self.wall.unix_ms(call.arrived),
+            answered_ms: call.answered.map(|a| self.wall.unix_ms(a)),
+            ended_ms: self.wall.unix_ms(self.last_now),
+            path: Vec::new(),
+            http: Vec::new(),
+            variables: Vec::new(),
+            transfer: call.transfer_record.clone(),
+            ended_by,
+            reason,
+            digits: Vec::new(),
         }
     }
 

@@ -31,7 +31,23 @@ pub(crate) struct Config {
     pub(crate) sip: SipConfig,
     pub(crate) rtp: RtpConfig,
     pub(crate) calls: CallsConfig,
+    pub(crate) records: RecordsConfig,
     pub(crate) log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RecordsConfig {
+    /// One JSON line per ended call, appended and flushed as each call ends.
+    pub(crate) path: PathBuf,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("calls.jsonl"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +80,8 @@ pub(crate) struct CallsConfig {
     pub(crate) retry_after_s: u64,
     /// How long a call rings (180 Ringing) before it is answered.
     pub(crate) answer_after_ms: u64,
+    /// A REFER transfer with no final NOTIFY by then has failed.
+    pub(crate) transfer_timeout_s: u64,
     /// On SIGINT/SIGTERM, how long existing calls may go on before we hang them up.
     pub(crate) drain_timeout_s: u64,
 }
@@ -104,6 +122,7 @@ impl Default for CallsConfig {
             max_calls: 4_000,
             retry_after_s: 5,
             answer_after_ms: 0,
+            transfer_timeout_s: 30,
             drain_timeout_s: 30,
         }
     }

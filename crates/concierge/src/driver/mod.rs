@@ -5,6 +5,7 @@
 //! the time it happened; drain the outputs. Several shards (hashed by Call-ID) fit the
 //! same loop; today there is one.
 
+mod records;
 mod tcp;
 
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use concierge_b2bua::{Output, Switch, SwitchConfig};
+use concierge_b2bua::{Output, Switch, SwitchConfig, WallClock};
 use concierge_sip::wire::Transport;
 use concierge_sip::Peer;
 use tokio::net::UdpSocket;
@@ -56,21 +57,31 @@ impl Server {
         };
         let udp_addr = udp.as_ref().map(|u| u.local_addr()).transpose()?;
         let tcp_addr = tcp.as_ref().map(|t| t.local_addr);
-        let switch = Switch::new(SwitchConfig {
-            advertised_host: cfg.advertised_host(),
-            sip_port: udp_addr
-                .or(tcp_addr)
-                .map(|a| a.port())
-                .unwrap_or(cfg.sip.listen.port()),
-            max_calls: cfg.calls.max_calls,
-            retry_after: Duration::from_secs(cfg.calls.retry_after_s),
-            answer_after: Duration::from_millis(cfg.calls.answer_after_ms),
-            timers: cfg.timers(),
-            seed: rand::random(),
-            ..SwitchConfig::default()
-        });
+        let records = records::Records::open(&cfg.records.path)?;
+        let wall = WallClock {
+            instant: std::time::Instant::now(),
+            system: std::time::SystemTime::now(),
+        };
+        let switch = Switch::new(
+            SwitchConfig {
+                advertised_host: cfg.advertised_host(),
+                sip_port: udp_addr
+                    .or(tcp_addr)
+                    .map(|a| a.port())
+                    .unwrap_or(cfg.sip.listen.port()),
+                max_calls: cfg.calls.max_calls,
+                retry_after: Duration::from_secs(cfg.calls.retry_after_s),
+                answer_after: Duration::from_millis(cfg.calls.answer_after_ms),
+                transfer_timeout: Duration::from_secs(cfg.calls.transfer_timeout_s),
+                timers: cfg.timers(),
+                seed: rand::random(),
+                ..SwitchConfig::default()
+            },
+            wall,
+        );
         let shard = Shard {
             switch,
+            records,
             udp,
             tcp,
             stream_rx,
@@ -108,6 +119,7 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 
 struct Shard {
     switch: Switch,
+    records: records::Records,
     udp: Option<Arc<UdpSocket>>,
     tcp: Option<tcp::Tcp>,
     stream_rx: mpsc::Receiver<StreamInput>,
@@ -193,6 +205,7 @@ impl Shard {
                         None => warn!(to = %t.peer.addr, "no TCP transport for this message"),
                     },
                 },
+                Output::Record(record) => self.records.write(&record),
             }
         }
     }

@@ -1,0 +1,70 @@
+//! The call record: one per call, written when the call ends, whatever way it ended.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// Converts the switch's monotonic `Instant`s to wall-clock times for records, from one
+/// pair of readings the driver took at start-up (the core never reads a clock).
+#[derive(Debug, Clone, Copy)]
+pub struct WallClock {
+    pub instant: Instant,
+    pub system: SystemTime,
+}
+
+impl WallClock {
+    /// Milliseconds since the Unix epoch at `at`.
+    pub fn unix_ms(&self, at: Instant) -> u64 {
+        let wall = if at >= self.instant {
+            self.system + (at - self.instant)
+        } else {
+            self.system - (self.instant - at)
+        };
+        wall.duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as u64
+    }
+}
+
+/// One JSON line in the call-record file.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CallRecord {
+    pub call_id: String,
+    pub caller: String,
+    pub called: String,
+    pub arrived_ms: u64,
+    pub answered_ms: Option<u64>,
+    pub ended_ms: u64,
+    /// Nodes of the flow in the order visited, with the exit each took.
+    pub path: Vec<PathStep>,
+    pub http: Vec<HttpOutcome>,
+    /// Flow variables at the end of the call; secret ones redacted.
+    pub variables: Vec<(String, String)>,
+    pub transfer: Option<TransferRecord>,
+    /// `caller`, `concierge` or `network`.
+    pub ended_by: &'static str,
+    pub reason: String,
+    /// Digits received, by the way they arrived (`rfc4733`, `info`, `inband`).
+    pub digits: Vec<(char, &'static str)>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PathStep {
+    pub node: String,
+    pub exit: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HttpOutcome {
+    pub node: String,
+    pub status: Option<u16>,
+    pub outcome: String,
+    pub latency_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TransferRecord {
+    pub mode: &'static str,
+    pub target: String,
+    pub result: String,
+}

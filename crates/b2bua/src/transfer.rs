@@ -1,0 +1,113 @@
+//! Transfers: REFER (RFC 3515, with the implicit subscription's NOTIFYs carrying
+//! `message/sipfrag`) and 302 redirect before the answer.
+
+use std::time::Instant;
+
+use concierge_sip::transaction::TsxKey;
+use concierge_sip::wire::StatusCode;
+
+/// How the flow wants a call moved to its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferMode {
+    /// REFER in the caller's dialog; the caller's phone places the new call.
+    Refer,
+    /// 302 Moved Temporarily before answering: no media at all.
+    Redirect,
+}
+
+impl TransferMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refer => "refer",
+            Self::Redirect => "redirect",
+        }
+    }
+}
+
+/// What became of a transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferOutcome {
+    Succeeded,
+    Failed(String),
+}
+
+/// A REFER in progress.
+#[derive(Debug, Clone)]
+pub(crate) struct ReferTransfer {
+    pub(crate) target: String,
+    /// The REFER's client transaction until its final response.
+    pub(crate) key: Option<TsxKey>,
+    pub(crate) accepted: bool,
+    /// No final NOTIFY by then: the transfer failed.
+    pub(crate) deadline: Instant,
+}
+
+/// Progress reported by one NOTIFY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReferProgress {
+    Trying,
+    Done(TransferResult),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransferResult {
+    Succeeded,
+    Failed(StatusCode),
+}
+
+/// RFC 3515 §2.4.5: the NOTIFY body is a `message/sipfrag` whose first line is the
+/// status line of the response the new call got.
+pub(crate) fn sipfrag_status(body: &[u8]) -> Option<StatusCode> {
+    let text = std::str::from_utf8(body).ok()?;
+    let line = text.lines().next()?.trim();
+    let rest = line.strip_prefix("SIP/2.0 ")?;
+    let code: u16 = rest.split_whitespace().next()?.parse().ok()?;
+    (100..700).contains(&code).then_some(StatusCode(code))
+}
+
+/// Reads a NOTIFY of the refer subscription. `terminated` is the Subscription-State; a
+/// subscription that ends without a final status is a failure.
+pub(crate) fn progress(body: &[u8], terminated: bool) -> ReferProgress {
+    match sipfrag_status(body) {
+        Some(s) if s.is_success() => ReferProgress::Done(TransferResult::Succeeded),
+        Some(s) if s.is_final() => ReferProgress::Done(TransferResult::Failed(s)),
+        _ if terminated => ReferProgress::Done(TransferResult::Failed(StatusCode(0))),
+        _ => ReferProgress::Trying,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sipfrag_first_line_is_the_status() {
+        assert_eq!(
+            sipfrag_status(b"SIP/2.0 100 Trying\r\n"),
+            Some(StatusCode(100))
+        );
+        assert_eq!(sipfrag_status(b"SIP/2.0 200 OK"), Some(StatusCode(200)));
+        assert_eq!(sipfrag_status(b"garbage"), None);
+        assert_eq!(sipfrag_status(b"SIP/2.0 9999 x"), None);
+    }
+
+    #[test]
+    fn progress_by_status_and_subscription_state() {
+        assert_eq!(
+            progress(b"SIP/2.0 180 Ringing", false),
+            ReferProgress::Trying
+        );
+        assert_eq!(
+            progress(b"SIP/2.0 200 OK", true),
+            ReferProgress::Done(TransferResult::Succeeded)
+        );
+        assert_eq!(
+            progress(b"SIP/2.0 486 Busy Here", true),
+            ReferProgress::Done(TransferResult::Failed(StatusCode(486)))
+        );
+        assert_eq!(
+            progress(b"", true),
+            ReferProgress::Done(TransferResult::Failed(StatusCode(0)))
+        );
+    }
+}

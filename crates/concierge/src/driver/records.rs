@@ -1,0 +1,42 @@
+//! The call-record file: one JSON line per call, appended and flushed as each call ends,
+//! so a crash loses no record of a call that had ended.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use concierge_b2bua::CallRecord;
+use tracing::error;
+
+pub(crate) struct Records {
+    path: PathBuf,
+    file: File,
+}
+
+impl Records {
+    pub(crate) fn open(path: &Path) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+        })
+    }
+
+    pub(crate) fn write(&mut self, record: &CallRecord) {
+        let mut line = match serde_json::to_vec(record) {
+            Ok(l) => l,
+            Err(e) => {
+                error!(error = %e, call_id = %record.call_id, "call record not serialisable");
+                return;
+            }
+        };
+        line.push(b'\n');
+        // One write per line keeps lines whole under O_APPEND; flush hands it to the OS.
+        if let Err(e) = self.file.write_all(&line).and_then(|_| self.file.flush()) {
+            error!(error = %e, path = %self.path.display(), call_id = %record.call_id, "call record write failed");
+        }
+    }
+}
