@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Concierge load benchmark: SIPp against the release binary on 127.0.0.1.
+
+Every figure is taken beside a reference measured in the same run (SIPp's own UAS answering
+the same calls), because absolute numbers drift on a shared 2-core machine. Prints one
+markdown table and writes it to bench/RESULTS.md with the date, core count and commit.
+
+    python3 bench/run.py              # 30 s per step, as the README quotes
+    python3 bench/run.py --step 5     # quick look
+
+Workloads today: plain call set-up (INVITE/200/ACK/BYE) at rising rates. Each step runs
+for --step seconds; a step passes when SIPp reports 0 failed calls. Server CPU per call is
+read from /proc/PID/stat (utime+stime) before and after the step.
+"""
+import argparse
+import csv
+import datetime
+import glob
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    while True:
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def start_concierge(workdir, port):
+    cfg = os.path.join(workdir, "concierge.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[sip]\nlisten = "127.0.0.1:{port}"\n[calls]\nmax_calls = 100000\n'
+                f'[records]\npath = "{workdir}/calls.jsonl"\n[log]\nfilter = "warn"\n')
+    proc = subprocess.Popen([os.path.join(ROOT, "target/release/concierge"), "run", "--config", cfg],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "server.log"), "w"))
+    wait_options(port)
+    return proc
+
+
+def start_sipp_uas(workdir, port):
+    proc = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-nostdin",
+                             "-buff_size", "4194304"],
+                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    return proc
+
+
+def wait_options(port, within=20):
+    msg = (f"OPTIONS sip:x@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbench;rport\r\n"
+           "From: <sip:b@127.0.0.1>;tag=b\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: bench-probe\r\nCSeq: 1 OPTIONS\r\n"
+           "Content-Length: 0\r\n\r\n").encode()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.2)
+    deadline = time.time() + within
+    while time.time() < deadline:
+        s.sendto(msg, ("127.0.0.1", port))
+        try:
+            if s.recv(65536).startswith(b"SIP/2.0 200"):
+                return
+        except socket.timeout:
+            pass
+    sys.exit(f"server on {port} did not answer OPTIONS")
+
+
+def run_uac(workdir, port, rate, seconds, scenario=("-sn", "uac")):
+    total = int(rate * seconds)
+    out = os.path.join(workdir, f"uac-{port}-{rate}")
+    os.makedirs(out, exist_ok=True)
+    cmd = ["sipp", *scenario, "-i", "127.0.0.1", "-p", str(free_port()), "-r", str(rate), "-m", str(total),
+           "-l", str(max(rate * 4, 1000)), "-nostdin", "-buff_size", "4194304", "-timeout", str(seconds + 30),
+           "-timeout_error", "-trace_stat", "-stf", "stat.csv", "-trace_rtt", "-rtt_freq", "1",
+           f"127.0.0.1:{port}"]
+    r = subprocess.run(cmd, cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ok, failed = last_stat(os.path.join(out, "stat.csv"))
+    rtts = response_times(out)
+    return {"rc": r.returncode, "ok": ok, "failed": failed, "p50": pct(rtts, 50), "p99": pct(rtts, 99)}
+
+
+def last_stat(path):
+    try:
+        with open(path) as f:
+            rows = list(csv.reader(f, delimiter=";"))
+        head, last = rows[0], rows[-1]
+        return int(last[head.index("SuccessfulCall(C)")]), int(last[head.index("FailedCall(C)")])
+    except (OSError, ValueError, IndexError):
+        return 0, -1
+
+
+def response_times(out):
+    values = []
+    for path in glob.glob(os.path.join(out, "*_rtt.csv")):
+        with open(path) as f:
+            for row in csv.reader(f, delimiter=";"):
+                try:
+                    values.append(float(row[2]))
+                except (ValueError, IndexError):
+                    pass
+    return values
+
+
+def pct(values, p):
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
+def ms(v):
+    return "–" if v is None else f"{v:.1f}"
+
+
+def step(workdir, pid, port, rate, seconds, scenario=("-sn", "uac")):
+    before = cpu_seconds(pid)
+    res = run_uac(workdir, port, rate, seconds, scenario)
+    used = cpu_seconds(pid) - before
+    res["cpu_us_per_call"] = used / res["ok"] * 1e6 if res["ok"] else None
+    return res
+
+
+def commit():
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--step", type=float, default=30.0, help="seconds per rate step (default 30)")
+    ap.add_argument("--rates", default="500,1000,2000,3000,4000,5000,6000", help="call rates to try, rising")
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+    if not shutil.which("sipp"):
+        sys.exit("sipp is required: apt-get install -y sip-tester")
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "-p", "concierge"], cwd=ROOT, check=True)
+    rates = [int(r) for r in args.rates.split(",")]
+    workdir = tempfile.mkdtemp(prefix="concierge-bench-")
+    rows = []
+
+    port = free_port()
+    server = start_concierge(workdir, port)
+    ref_port = free_port()
+    ref = start_sipp_uas(workdir, ref_port)
+    try:
+        best = None
+        for rate in rates:
+            res = step(workdir, server.pid, port, rate, args.step)
+            refres = step(workdir, ref.pid, ref_port, rate, args.step)
+            held = res["failed"] == 0 and res["ok"] >= rate * args.step * 0.99
+            rows.append(("plain set-up", rate, res, refres, held))
+            print(f"rate {rate}/s: concierge ok={res['ok']} failed={res['failed']} "
+                  f"cpu/call={res['cpu_us_per_call']} | sipp uas cpu/call={refres['cpu_us_per_call']}", flush=True)
+            if held:
+                best = rate
+            else:
+                break
+        peak_rss = rss_kib(server.pid)
+    finally:
+        server.terminate()
+        ref.terminate()
+        server.wait(timeout=30)
+
+    lines = [
+        f"# Benchmark results\n",
+        f"{datetime.date.today().isoformat()} · {os.cpu_count()} cores · commit {commit()} · "
+        f"{args.step:.0f} s per step · `python3 bench/run.py --step {args.step:.0f}`\n",
+        "| workload | calls/s | ok | failed | p50 ms | p99 ms | server CPU µs/call | SIPp UAS CPU µs/call | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, rate, res, refres, held in rows:
+        c, r = res["cpu_us_per_call"], refres["cpu_us_per_call"]
+        ratio = f"{c / r:.2f}" if c and r else "–"
+        lines.append(f"| {name}{'' if held else ' (failed)'} | {rate} | {res['ok']} | {res['failed']} | {ms(res['p50'])} | "
+                     f"{ms(res['p99'])} | {c or 0:.0f} | {r or 0:.0f} | {ratio} |")
+    lines.append("")
+    lines.append(f"Highest plain set-up rate held with 0 failed calls: **{best or 0} calls/s**. "
+                 f"Server peak RSS: {peak_rss / 1024:.1f} MiB.")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
+        f.write(table)
+
+
+if __name__ == "__main__":
+    main()
