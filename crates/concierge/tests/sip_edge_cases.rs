@@ -118,4 +118,18 @@ fn sigterm_drains_new_calls_get_503_and_the_server_exits_when_calls_end() {
         Some(true),
         "exits cleanly once the last call ended"
     );
+    let records = server.records();
+    let ends: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["call_id"].as_str().unwrap(),
+                r["ended_by"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        ends.contains(&("d1", "caller")),
+        "the drained call has its record: {records:?}"
+    );
 }

@@ -25,6 +25,7 @@ fn sipp_uac_completes_500_calls_over_udp() {
         ],
     );
     assert_sipp_ok(&out, &server);
+    assert_eq!(server.records().len(), 500, "a record for every call");
 }
 
 #[test]
@@ -72,6 +73,15 @@ fn cancel_before_answer_gets_200_then_487() {
     assert!(server
         .log()
         .contains("cancelled by the caller before the answer"));
+    let records = server.records();
+    assert_eq!(
+        records.len(),
+        5,
+        "one record per call, abandoned ones included"
+    );
+    assert!(records
+        .iter()
+        .all(|r| r["reason"] == "cancelled before the answer" && r["answered_ms"].is_null()));
 }
 
 #[test]

@@ -62,7 +62,11 @@ impl Server {
     pub fn start(name: &str, sip_extra: &str, extra: &str) -> Self {
         let dir = scratch_dir(name);
         let port = free_port();
-        let config = format!("[sip]\nlisten = \"127.0.0.1:{port}\"\n{sip_extra}\n{extra}\n");
+        let records = dir.join("calls.jsonl");
+        let config = format!(
+            "[sip]\nlisten = \"127.0.0.1:{port}\"\n{sip_extra}\n[records]\npath = \"{}\"\n{extra}\n",
+            records.display()
+        );
         let config_path = dir.join("concierge.toml");
         std::fs::write(&config_path, config).expect("write config");
         let log = std::fs::File::create(dir.join("server.log")).expect("log file");
@@ -100,6 +104,15 @@ impl Server {
             "server did not answer OPTIONS within 20 s; log:\n{}",
             self.log()
         );
+    }
+
+    /// The call records written so far, one JSON value per line.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("calls.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a call record is one JSON object per line"))
+            .collect()
     }
 
     pub fn log(&self) -> String {
