@@ -32,7 +32,28 @@ pub(crate) struct Config {
     pub(crate) rtp: RtpConfig,
     pub(crate) calls: CallsConfig,
     pub(crate) records: RecordsConfig,
+    pub(crate) demo: DemoConfig,
     pub(crate) log: LogConfig,
+}
+
+/// The embedded demo: a customer directory served by this process, so the shipped flow
+/// works with no other service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DemoConfig {
+    pub(crate) directory: bool,
+    pub(crate) directory_listen: SocketAddr,
+    pub(crate) customers: PathBuf,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            directory: true,
+            directory_listen: "127.0.0.1:8089".parse().expect("literal address"),
+            customers: PathBuf::from("config/customers.csv"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -218,15 +239,30 @@ impl Config {
     }
 }
 
-/// toml's message already names the key; add the line so the user can find it.
+/// Adds the line and, where the span points into a `key = value` line, the dotted field
+/// name (`calls.max_calls`): serde's message for a wrong type does not name the key.
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim().to_owned();
-    match e.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}: {message}")
+    let Some(span) = e.span() else { return message };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or_default();
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    match line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with('['))
+    {
+        Some(key) => {
+            let field = table.map_or_else(|| key.to_owned(), |t| format!("{t}.{key}"));
+            format!("line {line_no}: field `{field}`: {message}")
         }
-        None => message,
+        None => format!("line {line_no}: {message}"),
     }
 }
 
@@ -256,7 +292,11 @@ mod tests {
     #[test]
     fn wrong_type_names_the_field() {
         let e = Config::parse(Path::new("c.toml"), "[calls]\nmax_calls = \"many\"\n").unwrap_err();
-        assert!(e.to_string().contains("max_calls"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("c.toml: line 2: field `calls.max_calls`: invalid type"),
+            "{e}"
+        );
     }
 
     #[test]

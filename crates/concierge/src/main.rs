@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod demo;
 mod driver;
 
 use std::process::ExitCode;
@@ -23,7 +24,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Without `--config`, `config/concierge.toml` is used when it exists (the demo), and the
+/// built-in defaults otherwise.
 fn run(config: Option<&std::path::Path>) -> ExitCode {
+    let default_file = std::path::Path::new("config/concierge.toml");
+    let config = config.or_else(|| default_file.exists().then_some(default_file));
     let cfg = match Config::load(config) {
         Ok(c) => c,
         Err(e) => {
@@ -32,6 +37,8 @@ fn run(config: Option<&std::path::Path>) -> ExitCode {
         }
     };
     init_logging(&cfg.log.filter);
+    // One TLS provider for the process (ring), installed before any HTTP client exists.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,11 +58,28 @@ fn run(config: Option<&std::path::Path>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if cfg.demo.directory {
+            if let Err(e) = start_directory(&cfg).await {
+                error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
         info!(udp = ?server.udp_addr, tcp = ?server.tcp_addr, host = %cfg.advertised_host(), "concierge listening");
         tokio::spawn(forward_signals(tx));
         server.wait().await;
         ExitCode::SUCCESS
     })
+}
+
+async fn start_directory(cfg: &Config) -> Result<(), String> {
+    let directory =
+        demo::directory::Directory::load(&cfg.demo.customers).map_err(|e| e.to_string())?;
+    let count = directory.len();
+    let addr = demo::directory::serve(directory, cfg.demo.directory_listen)
+        .await
+        .map_err(|e| format!("demo directory on {}: {e}", cfg.demo.directory_listen))?;
+    info!(%addr, customers = count, "demo customer directory serving");
+    Ok(())
 }
 
 /// SIGINT/SIGTERM once: drain (new INVITEs get 503, calls go on). Twice: hang up all.

@@ -64,8 +64,10 @@ impl Server {
         let port = free_port();
         let records = dir.join("calls.jsonl");
         let config = format!(
-            "[sip]\nlisten = \"127.0.0.1:{port}\"\n{sip_extra}\n[records]\npath = \"{}\"\n{extra}\n",
-            records.display()
+            "[sip]\nlisten = \"127.0.0.1:{port}\"\n{sip_extra}\n[records]\npath = \"{}\"\n{extra}\n{}",
+            records.display(),
+            // Each test that wants the demo directory configures its own port.
+            if extra.contains("[demo]") { "" } else { "[demo]\ndirectory = false\n" }
         );
         let config_path = dir.join("concierge.toml");
         std::fs::write(&config_path, config).expect("write config");
