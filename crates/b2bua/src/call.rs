@@ -35,6 +35,15 @@ pub(crate) struct Call {
     /// Client transaction of our BYE, while in [`Phase::Ending`].
     pub(crate) bye_key: Option<TsxKey>,
     pub(crate) arrived: Instant,
+    /// Our RTP port, from the pool; returned when the call is forgotten.
+    pub(crate) rtp_port: Option<u16>,
+    /// The audio agreed in the SDP exchange; `None` until the answer (late offer: the ACK).
+    pub(crate) audio: Option<crate::offer_answer::AudioSession>,
+    /// Our SDP, sent in the 200 OK (the answer, or our offer when the INVITE had none).
+    pub(crate) local_sdp: Option<String>,
+    /// The `o=` version of our SDP, bumped on each re-INVITE answer (RFC 3264 §8).
+    pub(crate) sdp_version: u64,
+    pub(crate) media: crate::call_media::CallMedia,
     pub(crate) answered: Option<Instant>,
     /// Who ended the call and why, once known.
     pub(crate) ending: Option<(&'static str, String)>,

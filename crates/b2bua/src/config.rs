@@ -1,3 +1,4 @@
+use std::net::IpAddr;
 use std::time::Duration;
 
 use concierge_sip::transaction::TimerConfig;
@@ -8,6 +9,12 @@ pub struct SwitchConfig {
     /// Host (IP or name) we put in Contact, Via and SDP; the address callers reach us on.
     pub advertised_host: String,
     pub sip_port: u16,
+    /// The address in our SDP (`c=`) and where RTP sockets are bound.
+    pub media_ip: IpAddr,
+    /// Even RTP ports are taken from `rtp_ports.0 .. rtp_ports.1`.
+    pub rtp_ports: (u16, u16),
+    /// How long a released RTP port rests before another call may use it.
+    pub rtp_port_rest: Duration,
     /// Beyond this many calls new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
     pub retry_after: Duration,
@@ -26,6 +33,9 @@ impl Default for SwitchConfig {
         Self {
             advertised_host: "127.0.0.1".into(),
             sip_port: 5060,
+            media_ip: IpAddr::from([127, 0, 0, 1]),
+            rtp_ports: (10_000, 20_000),
+            rtp_port_rest: Duration::from_secs(4),
             max_calls: 10_000,
             retry_after: Duration::from_secs(5),
             answer_after: Duration::ZERO,

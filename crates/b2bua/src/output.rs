@@ -10,6 +10,10 @@ pub type CallRef = u64;
 pub enum Output {
     /// Send SIP bytes.
     Sip(Transmit),
+    /// Bind a UDP socket for a call's RTP on this port of the media address.
+    MediaOpen { port: u16 },
+    /// The call is over: close that socket.
+    MediaClose { port: u16 },
     /// A call ended: append its record.
     Record(Box<CallRecord>),
 }

@@ -10,8 +10,10 @@ use tracing::{debug, info, info_span, warn};
 
 use crate::call::{Call, Phase};
 use crate::config::SwitchConfig;
+use crate::offer_answer::{self, OfferError};
 use crate::output::{CallRef, Output};
 use crate::record::{CallRecord, TransferRecord, WallClock};
+use crate::rtp_ports::RtpPorts;
 use crate::transfer::{
     self, ReferProgress, ReferTransfer, TransferMode, TransferOutcome, TransferResult,
 };
@@ -27,11 +29,13 @@ pub struct Switch {
     by_dialog: HashMap<DialogId, CallRef>,
     by_invite: HashMap<TsxKey, CallRef>,
     by_client_tsx: HashMap<TsxKey, CallRef>,
+    by_port: HashMap<u16, CallRef>,
     timers: BinaryHeap<Reverse<(Instant, CallRef)>>,
     next_ref: CallRef,
     draining: bool,
     outputs: VecDeque<Output>,
     wall: WallClock,
+    ports: RtpPorts,
     /// The time of the input being handled, for records.
     last_now: Instant,
 }
@@ -47,18 +51,20 @@ impl Switch {
             ..EndpointConfig::default()
         });
         Self {
-            cfg,
             endpoint,
             calls: HashMap::new(),
             by_dialog: HashMap::new(),
             by_invite: HashMap::new(),
             by_client_tsx: HashMap::new(),
+            by_port: HashMap::new(),
             timers: BinaryHeap::new(),
             next_ref: 1,
             draining: false,
             outputs: VecDeque::new(),
+            ports: RtpPorts::new(cfg.rtp_ports.0, cfg.rtp_ports.1, cfg.rtp_port_rest),
             wall,
             last_now: wall.instant,
+            cfg,
         }
     }
 
@@ -86,6 +92,21 @@ impl Switch {
         self.last_now = now;
         self.endpoint.handle_framed(now, peer, head, body);
         self.pump(now);
+    }
+
+    /// A datagram arrived on a call's RTP port.
+    pub fn handle_rtp(&mut self, now: Instant, port: u16, from: std::net::SocketAddr, data: &[u8]) {
+        self.last_now = now;
+        let Some(call) = self
+            .by_port
+            .get(&port)
+            .and_then(|id| self.calls.get_mut(id))
+        else {
+            return;
+        };
+        if let Some(digit) = call.media.handle_datagram(now, from, data) {
+            call.span.in_scope(|| info!(%digit, "digit received"));
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -191,9 +212,42 @@ impl Switch {
             self.endpoint.respond(now, &key, r);
             return;
         }
+        let span = info_span!("call", call_id = %invite.call_id);
+        let Some(port) = self.ports.allocate(now) else {
+            span.in_scope(|| warn!("no free RTP port; INVITE refused with 503"));
+            let mut r = self.response(&invite, StatusCode::SERVICE_UNAVAILABLE);
+            r.headers.push(
+                HeaderName::RETRY_AFTER,
+                self.cfg.retry_after.as_secs().to_string(),
+            );
+            self.endpoint.respond(now, &key, r);
+            return;
+        };
+        let local_media = std::net::SocketAddr::new(self.cfg.media_ip, port);
+        // RFC 3264: answer the offer now, or offer ourselves in the 200 (late offer).
+        let (audio, local_sdp) = if invite.body.is_empty() {
+            (None, offer_answer::offer(local_media, 1))
+        } else {
+            let offer = String::from_utf8_lossy(&invite.body);
+            match offer_answer::answer(&offer, local_media, 1) {
+                Ok((audio, sdp)) => (Some(audio), sdp),
+                Err(OfferError::NotAcceptable(why)) => {
+                    self.ports.release(port, now);
+                    span.in_scope(|| info!(%why, "offer refused with 488"));
+                    let mut r = self.response(&invite, StatusCode::NOT_ACCEPTABLE_HERE);
+                    r.headers.push(
+                        HeaderName::new("Warning"),
+                        format!("304 concierge \"{why}\""),
+                    );
+                    self.endpoint.respond(now, &key, r);
+                    return;
+                }
+            }
+        };
+        self.outputs.push_back(Output::MediaOpen { port });
         let id = self.next_ref;
         self.next_ref += 1;
-        let span = info_span!("call", call_id = %invite.call_id);
+        self.by_port.insert(port, id);
         let local_tag = self.endpoint.new_tag();
         span.in_scope(|| info!(from = %invite.from.uri, to = %invite.uri, "incoming call"));
 
@@ -216,6 +270,11 @@ impl Switch {
                 answer: None,
                 bye_key: None,
                 arrived: now,
+                rtp_port: Some(port),
+                audio,
+                local_sdp: Some(local_sdp),
+                sdp_version: 1,
+                media: Default::default(),
                 answered: None,
                 ending: None,
                 refer: None,
@@ -246,6 +305,10 @@ impl Switch {
             .push(HeaderName::SUPPORTED, "replaces, norefersub");
         ok.headers
             .push(HeaderName::SERVER, self.cfg.user_agent.clone());
+        if let Some(sdp) = &call.local_sdp {
+            ok.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
+            ok.body = sdp.clone().into();
+        }
         let bytes = ok.to_bytes();
         let dialog = Dialog::uas(&call.invite, &call.local_tag, contact, 0);
         self.by_dialog.insert(dialog.id.clone(), id);
@@ -264,7 +327,7 @@ impl Switch {
         self.rearm(id);
     }
 
-    fn on_ack(&mut self, _now: Instant, ack: Request) {
+    fn on_ack(&mut self, now: Instant, ack: Request) {
         let Some(id) = DialogId::of_incoming(&ack).and_then(|d| self.by_dialog.get(&d).copied())
         else {
             debug!(call_id = %ack.call_id, "ACK for no dialog dropped");
@@ -276,10 +339,47 @@ impl Switch {
         if let Some(a) = call.answer.as_mut() {
             a.handle_ack();
         }
+        // Late offer: the ACK carries the answer to the offer in our 200 (§13.2.1).
+        if call.audio.is_none() && !ack.body.is_empty() {
+            match offer_answer::accept(&String::from_utf8_lossy(&ack.body)) {
+                Ok(audio) => call.audio = Some(audio),
+                Err(OfferError::NotAcceptable(why)) => {
+                    call.span
+                        .in_scope(|| warn!(%why, "unusable answer in the ACK; hanging up"));
+                    call.phase = Phase::Confirmed;
+                    self.hang_up(now, id, "unusable SDP answer");
+                    return;
+                }
+            }
+        }
         if call.phase == Phase::Answered {
             call.phase = Phase::Confirmed;
             call.span.in_scope(|| info!("call confirmed by ACK"));
+            self.start_media(id);
         }
+    }
+
+    /// RTP starts once the call is confirmed and the codec agreed; SSRC, sequence number
+    /// and timestamp start at random (RFC 3550 §5.1).
+    fn start_media(&mut self, id: CallRef) {
+        let r = self.endpoint.random_u64();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(audio) = call.audio.clone() else {
+            call.span
+                .in_scope(|| warn!("no agreed audio; the call has no media"));
+            return;
+        };
+        call.media.start(
+            &audio,
+            r as u32,
+            (r >> 32) as u16,
+            (r >> 48) as u32 * 7919,
+            true,
+        );
+        call.span
+            .in_scope(|| debug!(codec = audio.codec, remote = ?audio.remote, "media started"));
     }
 
     fn on_cancelled(&mut self, now: Instant, invite: TsxKey) {
@@ -348,12 +448,24 @@ impl Switch {
                     }
                 }
             }
-            Method::Invite => {
-                // A re-INVITE: the session stays as negotiated until media lands here.
-                let mut ok = response_to(&request, StatusCode::OK, None);
-                ok.headers
-                    .push(HeaderName::CONTACT, format!("<{}>", self.local_contact()));
-                self.endpoint.respond(now, &key, ok);
+            Method::Invite => self.on_reinvite(now, id, key, request),
+            Method::Info => {
+                // SIP INFO DTMF (application/dtmf-relay or application/dtmf).
+                let digit = request
+                    .content_type()
+                    .and_then(|ct| concierge_media::info_dtmf::parse(ct, &request.body));
+                let status = match (digit, request.body.is_empty()) {
+                    (Some(d), _) => {
+                        info!(digit = %d, "digit received by INFO");
+                        call.media.add_digit(d, crate::call_media::INFO);
+                        StatusCode::OK
+                    }
+                    // An empty INFO is a keep-alive probe; other bodies we do not read.
+                    (None, true) => StatusCode::OK,
+                    (None, false) => StatusCode(415),
+                };
+                let r = response_to(&request, status, None);
+                self.endpoint.respond(now, &key, r);
             }
             _ => {
                 let r = response_to(&request, StatusCode::OK, None);
@@ -609,11 +721,71 @@ impl Switch {
         self.forget(id);
     }
 
+    /// RFC 3264 §8: a re-INVITE offers a changed session (hold, resume, new address); we
+    /// answer from the same port with the next `o=` version. An offerless re-INVITE gets
+    /// our current SDP as a fresh offer.
+    fn on_reinvite(&mut self, now: Instant, id: CallRef, key: TsxKey, request: Request) {
+        let contact = self.local_contact();
+        let media_ip = self.cfg.media_ip;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(port) = call.rtp_port else { return };
+        call.sdp_version += 1;
+        let local = std::net::SocketAddr::new(media_ip, port);
+        let sdp = if request.body.is_empty() {
+            offer_answer::offer(local, call.sdp_version)
+        } else {
+            match offer_answer::answer(
+                &String::from_utf8_lossy(&request.body),
+                local,
+                call.sdp_version,
+            ) {
+                Ok((audio, sdp)) => {
+                    call.span
+                        .in_scope(|| info!(send = audio.send, "session changed by re-INVITE"));
+                    if call.phase == Phase::Confirmed {
+                        let r = self.endpoint.random_u64();
+                        call.media.start(
+                            &audio,
+                            r as u32,
+                            (r >> 32) as u16,
+                            (r >> 48) as u32,
+                            true,
+                        );
+                    }
+                    call.audio = Some(audio);
+                    sdp
+                }
+                Err(OfferError::NotAcceptable(why)) => {
+                    // §14.2: a refused re-INVITE leaves the session as it was.
+                    let mut r = response_to(&request, StatusCode::NOT_ACCEPTABLE_HERE, None);
+                    r.headers.push(
+                        HeaderName::new("Warning"),
+                        format!("304 concierge \"{why}\""),
+                    );
+                    self.endpoint.respond(now, &key, r);
+                    return;
+                }
+            }
+        };
+        let mut ok = response_to(&request, StatusCode::OK, None);
+        ok.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
+        ok.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
+        ok.body = sdp.into();
+        self.endpoint.respond(now, &key, ok);
+    }
+
     /// Drops a call's state and writes its record: every call ends here, whatever the path.
     fn forget(&mut self, id: CallRef) {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        if let Some(port) = call.rtp_port {
+            self.by_port.remove(&port);
+            self.ports.release(port, self.last_now);
+            self.outputs.push_back(Output::MediaClose { port });
+        }
         let record = self.record_of(&call);
         self.outputs.push_back(Output::Record(Box::new(record)));
         self.by_invite.remove(&call.invite_key);
@@ -656,7 +828,7 @@ impl Switch {
             transfer: call.transfer_record.clone(),
             ended_by,
             reason,
-            digits: Vec::new(),
+            digits: call.media.digits.clone(),
         }
     }
 

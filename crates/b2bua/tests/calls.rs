@@ -13,6 +13,7 @@ struct Rig {
     now: Instant,
     phone: Peer,
     records: Vec<CallRecord>,
+    open_ports: Vec<u16>,
 }
 
 impl Rig {
@@ -36,6 +37,7 @@ impl Rig {
                 addr: "127.0.0.1:5061".parse::<SocketAddr>().unwrap(),
             },
             records: Vec::new(),
+            open_ports: Vec::new(),
         }
     }
 
@@ -51,6 +53,8 @@ impl Rig {
             match o {
                 Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
                 Output::Record(r) => self.records.push(*r),
+                Output::MediaOpen { port } => self.open_ports.push(port),
+                Output::MediaClose { port } => self.open_ports.retain(|p| *p != port),
             }
         }
         out
@@ -89,6 +93,7 @@ const INVITE: &str = "INVITE sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0
 /// INVITE → 100, 180, 200; ACK. Returns our To tag.
 fn answered_call(rig: &mut Rig) -> String {
     let out = rig.send(INVITE);
+    assert_eq!(rig.open_ports.len(), 1, "one RTP port per call");
     let codes: Vec<u16> = out.iter().map(|m| response(m).status.0).collect();
     assert_eq!(codes, vec![100, 180, 200]);
     let tag = response(&out[2]).to.tag().unwrap().to_owned();
@@ -122,6 +127,10 @@ fn answered_call_ends_with_caller_bye_and_a_record() {
     );
     let out = rig.send(&in_dialog("BYE", 2, &tag, "bye1", "", ""));
     assert_eq!(response(&out[0]).status.0, 200);
+    assert!(
+        rig.open_ports.is_empty(),
+        "the RTP port is closed with the call"
+    );
     let rec = &rig.records[0];
     assert_eq!(
         (

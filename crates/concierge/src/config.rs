@@ -230,6 +230,17 @@ impl Config {
         }
     }
 
+    /// The IP for SDP and RTP sockets: the advertised host when it is an address, else the
+    /// listen address, else loopback.
+    pub(crate) fn media_ip(&self) -> IpAddr {
+        let host = self.advertised_host();
+        host.trim_matches(|c| c == '[' || c == ']')
+            .parse()
+            .ok()
+            .or_else(|| (!self.sip.listen.ip().is_unspecified()).then(|| self.sip.listen.ip()))
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    }
+
     pub(crate) fn timers(&self) -> concierge_sip::transaction::TimerConfig {
         concierge_sip::transaction::TimerConfig {
             t1: Duration::from_millis(self.sip.t1_ms),

@@ -1,1 +1,17 @@
-//! placeholder
+//! RTP media for Concierge, sans-IO, with no knowledge of SIP.
+//!
+//! The call logic feeds received datagrams to an [`RtpReceiver`] with the time they
+//! arrived and gets digits back; it asks an [`RtpSender`] to packetise one frame per ptime
+//! on the shard's pacing tick. G.711 goes through [`g711`]; DTMF arrives three ways and is
+//! decoded here: RFC 4733 telephone-events ([`telephone_event`]), SIP INFO bodies
+//! ([`info_dtmf`], handed over as bytes), and in-band tones ([`goertzel`]).
+#![forbid(unsafe_code)]
+
+pub mod g711;
+pub mod goertzel;
+pub mod info_dtmf;
+pub mod rtp_stream;
+pub mod telephone_event;
+
+pub use g711::Law;
+pub use rtp_stream::{Received, RtpReceiver, RtpSender};

@@ -6,6 +6,7 @@
 //! same loop; today there is one.
 
 mod records;
+mod rtp;
 mod tcp;
 
 use std::net::SocketAddr;
@@ -56,6 +57,9 @@ impl Server {
             None
         };
         let udp_addr = udp.as_ref().map(|u| u.local_addr()).transpose()?;
+        let media_ip = cfg.media_ip();
+        let (rtp_tx, rtp_rx) = mpsc::channel(16_384);
+        let rtp = rtp::RtpSockets::new(media_ip, rtp_tx);
         let tcp_addr = tcp.as_ref().map(|t| t.local_addr);
         let records = records::Records::open(&cfg.records.path)?;
         let wall = WallClock {
@@ -69,6 +73,8 @@ impl Server {
                     .or(tcp_addr)
                     .map(|a| a.port())
                     .unwrap_or(cfg.sip.listen.port()),
+                media_ip,
+                rtp_ports: (cfg.rtp.port_min, cfg.rtp.port_max),
                 max_calls: cfg.calls.max_calls,
                 retry_after: Duration::from_secs(cfg.calls.retry_after_s),
                 answer_after: Duration::from_millis(cfg.calls.answer_after_ms),
@@ -82,6 +88,8 @@ impl Server {
         let shard = Shard {
             switch,
             records,
+            rtp,
+            rtp_rx,
             udp,
             tcp,
             stream_rx,
@@ -120,6 +128,8 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 struct Shard {
     switch: Switch,
     records: records::Records,
+    rtp: rtp::RtpSockets,
+    rtp_rx: mpsc::Receiver<rtp::RtpIn>,
     udp: Option<Arc<UdpSocket>>,
     tcp: Option<tcp::Tcp>,
     stream_rx: mpsc::Receiver<StreamInput>,
@@ -154,6 +164,9 @@ impl Shard {
                         self.switch.handle_sip_framed(std::time::Instant::now(), peer, &head, &body);
                     }
                 },
+                Some(packet) = self.rtp_rx.recv() => {
+                    self.switch.handle_rtp(packet.at, packet.port, packet.from, &packet.bytes);
+                }
                 _ = tokio::time::sleep_until(wake) => {
                     let now = std::time::Instant::now();
                     if drain_deadline.is_some_and(|d| Instant::from_std(now) >= d) {
@@ -206,6 +219,12 @@ impl Shard {
                     },
                 },
                 Output::Record(record) => self.records.write(&record),
+                Output::MediaOpen { port } => {
+                    if let Err(e) = self.rtp.open(port) {
+                        warn!(error = %e, port, "cannot bind the RTP port; the call has no media");
+                    }
+                }
+                Output::MediaClose { port } => self.rtp.close(port),
             }
         }
     }

@@ -1,0 +1,283 @@
+//! The SDP the switch puts in its answers (RFC 3264), for the telephony subset: one audio
+//! stream, G.711 (PCMU, PCMA) in our preference order, and `telephone-event` at whatever
+//! payload type the offer used. The SIP codec treats SDP as an opaque body; this module
+//! reads just enough of the offer to answer it.
+
+use std::net::{IpAddr, SocketAddr};
+
+/// What was agreed for the call's audio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioSession {
+    /// Payload type and name of the chosen codec (0 PCMU or 8 PCMA).
+    pub payload_type: u8,
+    pub codec: &'static str,
+    pub telephone_event: Option<u8>,
+    /// Where the offer said to send RTP (latching may later replace it).
+    pub remote: Option<SocketAddr>,
+    pub ptime_ms: u32,
+    /// Whether we may send (the offer was not `sendonly`/`inactive` to us).
+    pub send: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfferError {
+    /// No `m=audio` line, or no codec we speak: 488 Not Acceptable Here.
+    NotAcceptable(String),
+}
+
+/// Answers `offer` from our `local` address.
+pub fn answer(
+    offer: &str,
+    local: SocketAddr,
+    session_version: u64,
+) -> Result<(AudioSession, String), OfferError> {
+    let mut session_ip: Option<IpAddr> = None;
+    let mut media: Option<(u16, Vec<u8>)> = None;
+    let mut media_ip: Option<IpAddr> = None;
+    let mut rtpmap: Vec<(u8, String)> = Vec::new();
+    let mut ptime = None;
+    let mut direction = "sendrecv";
+    let mut in_audio = false;
+    let mut other_media = Vec::new();
+    for line in offer.lines().map(str::trim) {
+        let Some((kind, value)) = line.split_once('=') else {
+            continue;
+        };
+        match kind {
+            "c" => {
+                let ip = value
+                    .split_whitespace()
+                    .nth(2)
+                    .and_then(|a| a.split('/').next()?.parse().ok());
+                if media.is_some() && in_audio {
+                    media_ip = ip
+                } else if media.is_none() {
+                    session_ip = ip
+                }
+            }
+            "m" => {
+                let mut f = value.split_whitespace();
+                let (m, port, proto) = (
+                    f.next().unwrap_or(""),
+                    f.next().unwrap_or(""),
+                    f.next().unwrap_or(""),
+                );
+                if m == "audio" && media.is_none() && proto.starts_with("RTP/AVP") {
+                    let port = port
+                        .split('/')
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(0);
+                    media = Some((port, f.filter_map(|p| p.parse().ok()).collect()));
+                    in_audio = true;
+                } else {
+                    in_audio = false;
+                    other_media.push(format!(
+                        "m={} 0 {} {}",
+                        m,
+                        proto,
+                        f.collect::<Vec<_>>().join(" ")
+                    ));
+                }
+            }
+            "a" if in_audio || media.is_none() => {
+                if let Some(map) = value.strip_prefix("rtpmap:") {
+                    if let Some((pt, name)) = map.split_once(' ') {
+                        if let Ok(pt) = pt.trim().parse() {
+                            rtpmap.push((pt, name.trim().to_ascii_lowercase()));
+                        }
+                    }
+                } else if let Some(p) = value.strip_prefix("ptime:") {
+                    ptime = p.trim().parse::<u32>().ok();
+                } else if matches!(value, "sendrecv" | "sendonly" | "recvonly" | "inactive") {
+                    direction = match value {
+                        "sendonly" => "sendonly",
+                        "recvonly" => "recvonly",
+                        "inactive" => "inactive",
+                        _ => "sendrecv",
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+    let (port, payloads) =
+        media.ok_or_else(|| OfferError::NotAcceptable("no audio stream offered".into()))?;
+    let named = |pt: u8| {
+        rtpmap
+            .iter()
+            .find(|(p, _)| *p == pt)
+            .map(|(_, n)| n.as_str())
+    };
+    let is = |pt: u8, want: &str, static_pt: u8| match named(pt) {
+        Some(n) => n.starts_with(want),
+        None => pt == static_pt,
+    };
+    let (payload_type, codec) = [("pcmu/8000", 0u8, "PCMU"), ("pcma/8000", 8u8, "PCMA")]
+        .iter()
+        .find_map(|(want, static_pt, name)| {
+            payloads
+                .iter()
+                .find(|pt| is(**pt, want, *static_pt))
+                .map(|pt| (*pt, *name))
+        })
+        .ok_or_else(|| {
+            OfferError::NotAcceptable("no common codec (we speak PCMU and PCMA)".into())
+        })?;
+    let telephone_event = payloads
+        .iter()
+        .copied()
+        .find(|pt| named(*pt).is_some_and(|n| n.starts_with("telephone-event/8000")));
+    let ip = media_ip.or(session_ip);
+    // RFC 3264 §8.4: c=0.0.0.0 is the old way to put a call on hold.
+    let hold = ip.is_some_and(|ip| ip.is_unspecified());
+    let answer_direction = match (direction, hold) {
+        (_, true) | ("inactive", _) => "inactive",
+        ("sendonly", _) => "recvonly",
+        ("recvonly", _) => "sendonly",
+        _ => "sendrecv",
+    };
+    let ptime_ms = ptime.filter(|p| [10, 20, 30, 40].contains(p)).unwrap_or(20);
+    let remote = ip
+        .filter(|ip| !ip.is_unspecified() && port != 0)
+        .map(|ip| SocketAddr::new(ip, port));
+    let family = if local.is_ipv4() { "IP4" } else { "IP6" };
+    let local_ip = local.ip();
+    let mut fmts = vec![payload_type.to_string()];
+    let mut attrs = vec![format!("a=rtpmap:{payload_type} {codec}/8000")];
+    if let Some(te) = telephone_event {
+        fmts.push(te.to_string());
+        attrs.push(format!("a=rtpmap:{te} telephone-event/8000"));
+        attrs.push(format!("a=fmtp:{te} 0-16"));
+    }
+    attrs.push(format!("a=ptime:{ptime_ms}"));
+    attrs.push(format!("a={answer_direction}"));
+    let mut sdp = format!(
+        "v=0\r\no=concierge {session_version} {session_version} IN {family} {local_ip}\r\ns=concierge\r\nc=IN {family} {local_ip}\r\nt=0 0\r\nm=audio {} RTP/AVP {}\r\n",
+        local.port(),
+        fmts.join(" ")
+    );
+    for a in attrs {
+        sdp.push_str(&a);
+        sdp.push_str("\r\n");
+    }
+    // RFC 3264 §6: every offered stream gets a line in the answer; ones we refuse, port 0.
+    for m in other_media {
+        sdp.push_str(m.trim_end());
+        sdp.push_str("\r\n");
+    }
+    let session = AudioSession {
+        payload_type,
+        codec,
+        telephone_event,
+        remote,
+        ptime_ms,
+        send: matches!(answer_direction, "sendrecv" | "sendonly"),
+    };
+    Ok((session, sdp))
+}
+
+/// Our offer, for an INVITE that came without one (RFC 3261 §13.2.1 late offer): we offer
+/// in the 200 OK and the ACK carries the answer.
+pub fn offer(local: SocketAddr, session_version: u64) -> String {
+    let family = if local.is_ipv4() { "IP4" } else { "IP6" };
+    let ip = local.ip();
+    format!(
+        "v=0\r\no=concierge {session_version} {session_version} IN {family} {ip}\r\ns=concierge\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+        local.port()
+    )
+}
+
+/// Reads the answer to our offer: the codec it kept, where to send, and the direction.
+pub fn accept(answer_sdp: &str) -> Result<AudioSession, OfferError> {
+    // An answer has the same shape as an offer restricted to what was agreed; reading it
+    // as one picks the same codec and direction.
+    answer(answer_sdp, SocketAddr::from(([0, 0, 0, 0], 0)), 0).map(|(s, _)| s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> SocketAddr {
+        "127.0.0.1:10000".parse().unwrap()
+    }
+
+    const SIPP: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    const BARESIP: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 10002 RTP/AVP 96 9 0 8 101\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtcp-mux\r\na=sendrecv\r\n";
+
+    #[test]
+    fn sipp_offer_gets_pcmu_and_our_port() {
+        let (s, sdp) = answer(SIPP, local(), 1).unwrap();
+        assert_eq!(
+            (s.payload_type, s.codec, s.telephone_event),
+            (0, "PCMU", None)
+        );
+        assert_eq!(s.remote, Some("127.0.0.1:6000".parse().unwrap()));
+        assert!(sdp.contains("m=audio 10000 RTP/AVP 0\r\n"), "{sdp}");
+        assert!(sdp.contains("c=IN IP4 127.0.0.1\r\n"));
+    }
+
+    #[test]
+    fn baresip_offer_keeps_its_telephone_event_payload_type() {
+        let (s, sdp) = answer(BARESIP, local(), 1).unwrap();
+        assert_eq!((s.payload_type, s.telephone_event), (0, Some(101)));
+        assert!(
+            sdp.contains("m=audio 10000 RTP/AVP 0 101\r\n") && sdp.contains("a=fmtp:101 0-16"),
+            "{sdp}"
+        );
+    }
+
+    #[test]
+    fn pcma_only_and_dynamic_telephone_event_96() {
+        let offer = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 8 96\r\na=rtpmap:96 telephone-event/8000\r\na=ptime:30\r\n";
+        let (s, _) = answer(offer, local(), 1).unwrap();
+        assert_eq!(
+            (s.payload_type, s.codec, s.telephone_event, s.ptime_ms),
+            (8, "PCMA", Some(96), 30)
+        );
+    }
+
+    #[test]
+    fn no_common_codec_is_not_acceptable() {
+        let offer =
+            "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+        assert!(matches!(
+            answer(offer, local(), 1),
+            Err(OfferError::NotAcceptable(_))
+        ));
+        assert!(matches!(
+            answer("garbage", local(), 1),
+            Err(OfferError::NotAcceptable(_))
+        ));
+    }
+
+    #[test]
+    fn hold_offers_are_answered_without_sending() {
+        let sendonly = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\na=sendonly\r\n";
+        let (s, sdp) = answer(sendonly, local(), 2).unwrap();
+        assert!(sdp.contains("a=recvonly") && !s.send);
+        let old_style = "v=0\r\nc=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\n";
+        let (s, sdp) = answer(old_style, local(), 2).unwrap();
+        assert!(sdp.contains("a=inactive") && s.remote.is_none());
+    }
+
+    #[test]
+    fn late_offer_round_trip() {
+        let ours = offer(local(), 1);
+        assert!(ours.contains("m=audio 10000 RTP/AVP 0 8 101"));
+        let their_answer = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 7000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+        let s = accept(their_answer).unwrap();
+        assert_eq!((s.payload_type, s.telephone_event), (8, Some(101)));
+        assert_eq!(s.remote, Some("127.0.0.1:7000".parse().unwrap()));
+    }
+
+    #[test]
+    fn video_stream_is_refused_with_port_zero() {
+        let offer = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\nm=video 4002 RTP/AVP 97\r\na=rtpmap:97 H264/90000\r\n";
+        let (_, sdp) = answer(offer, local(), 1).unwrap();
+        assert!(sdp.contains("m=video 0 RTP/AVP 97"), "{sdp}");
+    }
+}

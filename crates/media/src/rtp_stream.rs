@@ -1,0 +1,314 @@
+//! One call's RTP: what we send (sequence, timestamp, SSRC, marker) and what we receive
+//! (parsing, symmetric-RTP latching, telephone-events, audio for the in-band detector).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
+
+use crate::g711::Law;
+use crate::goertzel::ToneDetector;
+use crate::telephone_event::{EventDecoder, EventPayload};
+
+/// Packetises one frame per ptime. Sequence numbers and timestamps run on across prompts
+/// and silence (RFC 3550 §5.1); the marker bit flags the first packet of a talkspurt.
+#[derive(Debug)]
+pub struct RtpSender {
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    payload_type: u8,
+}
+
+impl RtpSender {
+    /// `ssrc`, `seq` and `timestamp` start random in production (RFC 3550 §5.1).
+    pub fn new(ssrc: u32, seq: u16, timestamp: u32, payload_type: u8) -> Self {
+        Self {
+            ssrc,
+            seq,
+            timestamp,
+            payload_type,
+        }
+    }
+
+    /// Writes the next packet into `out`; the timestamp then advances by the frame's
+    /// sample count (8 kHz clock: one byte per sample for G.711). Returns its length.
+    pub fn write(&mut self, payload: &[u8], talkspurt_start: bool, out: &mut [u8]) -> usize {
+        let n = self.build(
+            self.payload_type,
+            self.timestamp,
+            payload,
+            talkspurt_start,
+            out,
+        );
+        self.timestamp = self.timestamp.wrapping_add(payload.len() as u32);
+        n
+    }
+
+    /// Writes one RFC 4733 event packet (for relaying a key press). The timestamp stays at
+    /// the press's start for all its packets; call [`Self::skip`] after the last one.
+    pub fn write_event(
+        &mut self,
+        pt: u8,
+        event: EventPayload,
+        start_ts: u32,
+        first: bool,
+        out: &mut [u8],
+    ) -> usize {
+        self.build(pt, start_ts, &event.write(), first, out)
+    }
+
+    /// Advances the timestamp without sending (time passed without audio).
+    pub fn skip(&mut self, samples: u32) {
+        self.timestamp = self.timestamp.wrapping_add(samples);
+    }
+
+    pub fn timestamp(&self) -> u32 {
+        self.timestamp
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    fn build(&mut self, pt: u8, ts: u32, payload: &[u8], marker: bool, out: &mut [u8]) -> usize {
+        let n = RtpPacketBuilder::new()
+            .payload_type(pt)
+            .ssrc(self.ssrc)
+            .sequence(Seq::from(self.seq))
+            .timestamp(ts)
+            .marked(marker)
+            .payload(payload)
+            .build_into(out)
+            .unwrap_or(0);
+        self.seq = self.seq.wrapping_add(1);
+        n
+    }
+}
+
+/// What one received datagram amounted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// A key press by RFC 4733.
+    EventDigit(char),
+    /// A key press heard in the audio.
+    ToneDigit(char),
+    /// Audio or a repeated event packet: nothing to report.
+    Nothing,
+    /// RTCP on the RTP port (RFC 5761 demultiplexing): ignored.
+    Rtcp,
+    /// Not RTP, or a payload type we did not agree on.
+    Ignored,
+}
+
+/// Receives one call's RTP.
+#[derive(Debug)]
+pub struct RtpReceiver {
+    law: Law,
+    audio_pt: u8,
+    event_pt: Option<u8>,
+    events: EventDecoder,
+    tones: Option<ToneDetector>,
+    latching: bool,
+    /// Where we send: the SDP address until RTP arrives, then its source (symmetric RTP).
+    remote: Option<SocketAddr>,
+    latched_at: Option<Instant>,
+    scratch: Vec<i16>,
+    pub packets: u64,
+    pub bad: u64,
+}
+
+/// After this long with the latched source silent, RTP from a new source re-latches (a
+/// NAT binding changed); before it, a second source is ignored so a stray sender cannot
+/// steal the stream.
+const RELATCH_AFTER: Duration = Duration::from_secs(2);
+
+impl RtpReceiver {
+    pub fn new(
+        law: Law,
+        audio_pt: u8,
+        event_pt: Option<u8>,
+        sdp_remote: Option<SocketAddr>,
+        latching: bool,
+    ) -> Self {
+        Self {
+            law,
+            audio_pt,
+            event_pt,
+            events: EventDecoder::new(),
+            // In-band detection is on only when the peer cannot send telephone-events.
+            tones: event_pt.is_none().then(ToneDetector::new),
+            latching,
+            remote: sdp_remote,
+            latched_at: None,
+            scratch: Vec::with_capacity(320),
+            packets: 0,
+            bad: 0,
+        }
+    }
+
+    /// Turns in-band detection on or off regardless of the SDP.
+    pub fn set_inband(&mut self, on: bool) {
+        self.tones = on.then(ToneDetector::new);
+    }
+
+    /// The address our RTP goes to.
+    pub fn remote(&self) -> Option<SocketAddr> {
+        self.remote
+    }
+
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Received {
+        // RFC 5761 §4: version 2 with a second byte of 192–223 is RTCP.
+        if data.len() >= 2 && data[0] >> 6 == 2 && (192..=223).contains(&data[1]) {
+            return Received::Rtcp;
+        }
+        let Ok(packet) = RtpReader::new(data) else {
+            self.bad += 1;
+            return Received::Ignored;
+        };
+        let pt = packet.payload_type();
+        if pt != self.audio_pt && Some(pt) != self.event_pt {
+            self.bad += 1;
+            return Received::Ignored;
+        }
+        self.packets += 1;
+        if self.latching {
+            let stale = self
+                .latched_at
+                .is_none_or(|t| now.duration_since(t) > RELATCH_AFTER);
+            if self.remote != Some(from) && (stale || self.latched_at.is_none()) {
+                self.remote = Some(from);
+            }
+            if self.remote == Some(from) {
+                self.latched_at = Some(now);
+            }
+        }
+        if Some(pt) == self.event_pt {
+            return match self.events.handle(packet.timestamp(), packet.payload()) {
+                Some(d) => Received::EventDigit(d),
+                None => Received::Nothing,
+            };
+        }
+        if let Some(tones) = self.tones.as_mut() {
+            self.scratch.clear();
+            self.law.decode_into(packet.payload(), &mut self.scratch);
+            if let Some(d) = tones.push(&self.scratch).into_iter().next() {
+                return Received::ToneDigit(d);
+            }
+        }
+        Received::Nothing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn sequence_and_timestamp_continue_and_marker_only_at_talkspurts() {
+        let mut s = RtpSender::new(0x1234, 65_534, 1000, 0);
+        let mut buf = [0u8; 200];
+        let mut seen = Vec::new();
+        for (i, start) in [true, false, false, true].into_iter().enumerate() {
+            let n = s.write(&[0xff; 160], start, &mut buf);
+            let r = RtpReader::new(&buf[..n]).unwrap();
+            seen.push((
+                u16::from(r.sequence_number()),
+                r.timestamp(),
+                r.mark(),
+                r.ssrc(),
+            ));
+            if i == 1 {
+                s.skip(160); // one frame of nothing sent
+            }
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (65_534, 1000, true, 0x1234),
+                (65_535, 1160, false, 0x1234),
+                (0, 1480, false, 0x1234),
+                (1, 1640, true, 0x1234)
+            ]
+        );
+    }
+
+    #[test]
+    fn latches_to_the_real_source_behind_nat() {
+        let sdp: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        let real: SocketAddr = "127.0.0.1:5555".parse().unwrap();
+        let mut r = RtpReceiver::new(Law::Ulaw, 0, Some(101), Some(sdp), true);
+        let mut s = RtpSender::new(1, 1, 1, 0);
+        let mut buf = [0u8; 200];
+        let n = s.write(&[0xff; 160], true, &mut buf);
+        assert_eq!(r.remote(), Some(sdp));
+        r.handle_datagram(now(), real, &buf[..n]);
+        assert_eq!(r.remote(), Some(real));
+        let intruder: SocketAddr = "127.0.0.1:6666".parse().unwrap();
+        r.handle_datagram(now(), intruder, &buf[..n]);
+        assert_eq!(
+            r.remote(),
+            Some(real),
+            "no re-latch while the source is alive"
+        );
+    }
+
+    #[test]
+    fn rtcp_and_garbage_are_ignored_without_panic() {
+        let mut r = RtpReceiver::new(Law::Ulaw, 0, None, None, true);
+        assert_eq!(
+            r.handle_datagram(
+                now(),
+                "127.0.0.1:1".parse().unwrap(),
+                &[0x80, 200, 0, 6, 0, 0, 0, 1]
+            ),
+            Received::Rtcp
+        );
+        let mut x: u32 = 0x9e37_79b9;
+        for len in 0..3000usize {
+            let bytes: Vec<u8> = (0..len % 300)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect();
+            r.handle_datagram(now(), "127.0.0.1:1".parse().unwrap(), &bytes);
+        }
+        assert_eq!(r.remote(), r.remote());
+    }
+
+    #[test]
+    fn telephone_events_become_digits_once() {
+        let mut r = RtpReceiver::new(Law::Ulaw, 0, Some(101), None, true);
+        let mut s = RtpSender::new(9, 1, 5000, 0);
+        let mut buf = [0u8; 64];
+        let mut digits = Vec::new();
+        for (first, end) in [
+            (true, false),
+            (false, false),
+            (false, true),
+            (false, true),
+            (false, true),
+        ] {
+            let ev = EventPayload {
+                event: 9,
+                end,
+                volume: 10,
+                duration: 400,
+            };
+            let n = s.write_event(101, ev, 5000, first, &mut buf);
+            if let Received::EventDigit(d) =
+                r.handle_datagram(now(), "127.0.0.1:9".parse().unwrap(), &buf[..n])
+            {
+                digits.push(d);
+            }
+        }
+        assert_eq!(digits, vec!['9']);
+    }
+}
