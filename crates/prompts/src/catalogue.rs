@@ -1,0 +1,230 @@
+//! Prompts by name, each encoded once per G.711 law.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::wav::{load_wav, PromptError};
+
+/// A G.711 law; this crate stands alone, so it names its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Law {
+    Ulaw,
+    Alaw,
+}
+
+/// One prompt: its 8 kHz audio and both encodings.
+#[derive(Debug)]
+pub struct Prompt {
+    name: String,
+    pcm: Arc<[i16]>,
+    ulaw: Arc<[u8]>,
+    alaw: Arc<[u8]>,
+}
+
+impl Prompt {
+    pub fn from_pcm(name: impl Into<String>, pcm: Vec<i16>) -> Self {
+        let ulaw: Vec<u8> = pcm
+            .iter()
+            .map(|s| audio_codec_algorithms::encode_ulaw(*s))
+            .collect();
+        let alaw: Vec<u8> = pcm
+            .iter()
+            .map(|s| audio_codec_algorithms::encode_alaw(*s))
+            .collect();
+        Self {
+            name: name.into(),
+            pcm: pcm.into(),
+            ulaw: ulaw.into(),
+            alaw: alaw.into(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn samples(&self) -> usize {
+        self.pcm.len()
+    }
+
+    pub fn pcm(&self) -> &[i16] {
+        &self.pcm
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_micros(self.pcm.len() as u64 * 125)
+    }
+
+    pub fn frame_count(&self, samples_per_frame: usize) -> usize {
+        self.pcm.len().div_ceil(samples_per_frame.max(1))
+    }
+
+    /// Frame `index` of `samples_per_frame` samples (160 for 20 ms). The last frame may be
+    /// short; [`Self::frame_into`] pads it with silence.
+    pub fn frame(&self, law: Law, index: usize, samples_per_frame: usize) -> Option<&[u8]> {
+        let bytes = match law {
+            Law::Ulaw => &self.ulaw,
+            Law::Alaw => &self.alaw,
+        };
+        let start = index.checked_mul(samples_per_frame)?;
+        (start < bytes.len()).then(|| &bytes[start..(start + samples_per_frame).min(bytes.len())])
+    }
+
+    /// Copies frame `index` into `out` (exactly `out.len()` samples), padding with encoded
+    /// silence. Returns false past the end.
+    pub fn frame_into(&self, law: Law, index: usize, out: &mut [u8]) -> bool {
+        let Some(f) = self.frame(law, index, out.len()) else {
+            return false;
+        };
+        out[..f.len()].copy_from_slice(f);
+        let silence = match law {
+            Law::Ulaw => audio_codec_algorithms::encode_ulaw(0),
+            Law::Alaw => audio_codec_algorithms::encode_alaw(0),
+        };
+        out[f.len()..].fill(silence);
+        true
+    }
+}
+
+/// Every prompt the server may play, loaded once.
+#[derive(Debug, Default, Clone)]
+pub struct Catalogue {
+    prompts: BTreeMap<String, Arc<Prompt>>,
+    dir: PathBuf,
+}
+
+impl Catalogue {
+    /// Loads every `*.wav` in `dir`; the file stem is the prompt's name. Any unreadable file
+    /// is an error naming it.
+    pub fn load_dir(dir: &Path) -> Result<Self, PromptError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| PromptError::Io {
+            path: dir.into(),
+            source,
+        })?;
+        let mut prompts = BTreeMap::new();
+        for entry in entries {
+            let path = entry
+                .map_err(|source| PromptError::Io {
+                    path: dir.into(),
+                    source,
+                })?
+                .path();
+            if path.extension().and_then(|e| e.to_str()) != Some("wav") {
+                continue;
+            }
+            let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            let pcm = load_wav(&path)?;
+            prompts.insert(name.to_owned(), Arc::new(Prompt::from_pcm(name, pcm)));
+        }
+        Ok(Self {
+            prompts,
+            dir: dir.into(),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Prompt>> {
+        self.prompts.get(name).cloned()
+    }
+
+    /// Like [`Self::get`], as an error naming the directory.
+    pub fn require(&self, name: &str) -> Result<Arc<Prompt>, PromptError> {
+        self.get(name).ok_or_else(|| PromptError::Missing {
+            dir: self.dir.clone(),
+            name: name.into(),
+        })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.prompts.contains_key(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.prompts.keys().map(String::as_str)
+    }
+
+    pub fn insert(&mut self, prompt: Prompt) {
+        self.prompts
+            .insert(prompt.name().to_owned(), Arc::new(prompt));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The prompts the reference flows and the diagnostic routes play.
+    pub(crate) const SHIPPED: &[&str] = &[
+        "welcome",
+        "enter_code",
+        "invalid_code",
+        "transfer_vip",
+        "transfer_service",
+        "goodbye",
+        "echo_intro",
+        "you_entered",
+        "vip_desk",
+        "service_desk",
+        "please_hold",
+        "digit_0",
+        "digit_1",
+        "digit_2",
+        "digit_3",
+        "digit_4",
+        "digit_5",
+        "digit_6",
+        "digit_7",
+        "digit_8",
+        "digit_9",
+        "digit_star",
+        "digit_pound",
+    ];
+
+    #[test]
+    fn every_shipped_prompt_loads() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../prompts"));
+        let c = Catalogue::load_dir(dir).unwrap();
+        for name in SHIPPED {
+            let p = c.require(name).unwrap();
+            assert!(
+                p.duration() > Duration::from_millis(200),
+                "{name} is too short"
+            );
+        }
+    }
+
+    #[test]
+    fn frames_slice_and_pad_the_last_one_with_silence() {
+        let p = Prompt::from_pcm("t", (0..400).map(|i| (i * 50) as i16).collect());
+        assert_eq!(p.frame_count(160), 3);
+        assert_eq!(p.frame(Law::Ulaw, 2, 160).unwrap().len(), 80);
+        assert_eq!(p.frame(Law::Ulaw, 3, 160), None);
+        let mut buf = [0u8; 160];
+        assert!(p.frame_into(Law::Alaw, 2, &mut buf));
+        assert!(buf[80..]
+            .iter()
+            .all(|b| *b == audio_codec_algorithms::encode_alaw(0)));
+        assert_eq!(p.frame_count(240), 2);
+        assert_eq!(p.frame_count(80), 5);
+    }
+
+    #[test]
+    fn encoding_matches_the_reference_for_every_sample() {
+        let all: Vec<i16> = (i16::MIN..=i16::MAX).collect();
+        let p = Prompt::from_pcm("all", all.clone());
+        let mut buf = vec![0u8; 160];
+        for (i, chunk) in all.chunks(160).enumerate() {
+            assert!(p.frame_into(Law::Ulaw, i, &mut buf));
+            for (j, s) in chunk.iter().enumerate() {
+                assert_eq!(buf[j], audio_codec_algorithms::encode_ulaw(*s));
+            }
+            assert!(p.frame_into(Law::Alaw, i, &mut buf));
+            for (j, s) in chunk.iter().enumerate() {
+                assert_eq!(buf[j], audio_codec_algorithms::encode_alaw(*s));
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Regenerates the shipped prompts: espeak-ng speaks each text, sox makes it 8 kHz mono
+# 16-bit PCM (what telephony plays; the server also reads other rates and G.711 WAV).
+#   apt-get install -y espeak-ng sox && prompts/generate.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+say() { # name text
+  espeak-ng -v en-us -s 150 -w "$tmp/$1.wav" "$2"
+  sox "$tmp/$1.wav" -r 8000 -c 1 -b 16 "$1.wav"
+}
+
+say welcome          "Welcome to Concierge. One moment while we find your account."
+say enter_code       "Please enter your customer ID or security code, followed by the hash key."
+say invalid_code     "Sorry, that code is not valid."
+say transfer_vip     "Thank you. Transferring you to our VIP desk."
+say transfer_service "Transferring you to customer service."
+say goodbye          "Sorry, we could not complete your call. Goodbye."
+say echo_intro       "Echo test. Enter some digits, then press hash."
+say you_entered      "You entered"
+say vip_desk         "You are through to the VIP desk. An agent will be with you shortly."
+say service_desk     "You are through to customer service. An agent will be with you shortly."
+say please_hold      "Please hold while we connect you."
+for d in 0 1 2 3 4 5 6 7 8 9; do say "digit_$d" "$d"; done
+say digit_star  "star"
+say digit_pound "hash"
+say digit_a "A"
+say digit_b "B"
+say digit_c "C"
+say digit_d "D"
