@@ -1,1 +1,28 @@
-//! placeholder
+//! Flows for Concierge: how a business wants its calls handled, as a small TOML graph of
+//! nodes, and the interpreter that runs one per call.
+//!
+//! Calling contract: [`Run::start`] returns the first [`Action`]; the caller performs it
+//! (plays prompts, collects digits, makes the HTTP request, transfers, hangs up) and
+//! reports what happened with [`Run::handle`], which returns the next action, until
+//! [`Action::Done`]. The interpreter performs no IO and reads no clock, so a whole flow is
+//! testable with scripted events, and `concierge simulate` is this same interpreter
+//! driven by a real HTTP client and no SIP at all. [`Collector`] is the digit-collection
+//! state machine a media layer uses to carry out [`Action::CollectDigits`].
+#![forbid(unsafe_code)]
+
+mod collect;
+mod condition;
+mod model;
+mod run;
+mod template;
+mod validate;
+
+pub use collect::{CollectOutcome, Collector};
+pub use condition::Operator;
+pub use model::{Flow, Node, TransferMode};
+pub use run::{
+    Action, CollectSpec, EnvLookup, Event, HttpFailure, HttpRequest, HttpResponse, HttpStep, Run,
+    Step, TransferOutcome, Vars,
+};
+pub use template::{normalize_e164, Template, TemplateError};
+pub use validate::{check_dir, load_flow, Diagnostic, LoadedFlow, Severity};

@@ -1,0 +1,120 @@
+//! Condition operators, as operators of hosted PBX "advanced nodes" name them.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Operator {
+    EqualTo,
+    NotEqualTo,
+    Contains,
+    NotContains,
+    StartsWith,
+    EndsWith,
+    GreaterThan,
+    GreaterThanOrEqual,
+    LessThan,
+    LessThanOrEqual,
+    IsEmpty,
+    IsNotEmpty,
+    Matches,
+    Between,
+}
+
+impl Operator {
+    /// Whether the operator compares against a value (`IsEmpty` does not).
+    pub fn needs_value(self) -> bool {
+        !matches!(self, Self::IsEmpty | Self::IsNotEmpty)
+    }
+
+    /// Tests `left` against `right` (and `to` for Between). Ordering compares numbers
+    /// numerically when both sides parse as numbers, text otherwise. `regex` is the
+    /// compiled pattern for Matches.
+    pub(crate) fn test(
+        self,
+        left: &str,
+        right: &str,
+        to: &str,
+        case_sensitive: bool,
+        regex: Option<&regex::Regex>,
+    ) -> bool {
+        let fold = |s: &str| {
+            if case_sensitive {
+                s.to_owned()
+            } else {
+                s.to_lowercase()
+            }
+        };
+        let (l, r) = (fold(left.trim()), fold(right.trim()));
+        let order = |a: &str, b: &str| match (a.parse::<f64>(), b.parse::<f64>()) {
+            (Ok(x), Ok(y)) => x.partial_cmp(&y),
+            _ => Some(a.cmp(b)),
+        };
+        use std::cmp::Ordering::*;
+        match self {
+            Self::EqualTo => order(&l, &r) == Some(Equal),
+            Self::NotEqualTo => order(&l, &r) != Some(Equal),
+            Self::Contains => l.contains(&r),
+            Self::NotContains => !l.contains(&r),
+            Self::StartsWith => l.starts_with(&r),
+            Self::EndsWith => l.ends_with(&r),
+            Self::GreaterThan => order(&l, &r) == Some(Greater),
+            Self::GreaterThanOrEqual => matches!(order(&l, &r), Some(Greater | Equal)),
+            Self::LessThan => order(&l, &r) == Some(Less),
+            Self::LessThanOrEqual => matches!(order(&l, &r), Some(Less | Equal)),
+            Self::IsEmpty => l.is_empty(),
+            Self::IsNotEmpty => !l.is_empty(),
+            Self::Matches => regex.is_some_and(|re| re.is_match(left)),
+            Self::Between => {
+                let t = fold(to.trim());
+                matches!(order(&l, &r), Some(Greater | Equal))
+                    && matches!(order(&l, &t), Some(Less | Equal))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Operator::{self, *};
+
+    fn t(op: Operator, l: &str, r: &str) -> bool {
+        op.test(l, r, "", false, None)
+    }
+
+    #[test]
+    fn operator_table() {
+        let cases: &[(Operator, &str, &str, bool)] = &[
+            (EqualTo, "true", "true", true),
+            (EqualTo, "TRUE", "true", true),
+            (EqualTo, "10", "10.0", true),
+            (EqualTo, "101010", "202020", false),
+            (NotEqualTo, "a", "b", true),
+            (Contains, "gold member", "GOLD", true),
+            (NotContains, "silver", "gold", true),
+            (StartsWith, "+4670", "+46", true),
+            (EndsWith, "+4670", "70", true),
+            (GreaterThan, "10", "9", true),
+            (GreaterThan, "b", "a", true),
+            (GreaterThan, "10", "9a", false),
+            (GreaterThanOrEqual, "5", "5", true),
+            (LessThan, "9", "10", true),
+            (LessThanOrEqual, "4.5", "5", true),
+            (IsEmpty, "  ", "", true),
+            (IsNotEmpty, "x", "", true),
+        ];
+        for (op, l, r, want) in cases {
+            assert_eq!(t(*op, l, r), *want, "{op:?} {l:?} {r:?}");
+        }
+    }
+
+    #[test]
+    fn case_sensitivity_and_between_and_matches() {
+        assert!(!EqualTo.test("TRUE", "true", "", true, None));
+        assert!(Between.test("3", "1", "5", false, None));
+        assert!(Between.test("5", "1", "5", false, None));
+        assert!(!Between.test("6", "1", "5", false, None));
+        let re = regex::Regex::new("^[0-9]{6}$").unwrap();
+        assert!(Matches.test("101010", "", "", false, Some(&re)));
+        assert!(!Matches.test("10101", "", "", false, Some(&re)));
+    }
+}

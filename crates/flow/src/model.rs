@@ -1,0 +1,285 @@
+//! The flow file's schema (what a person writes) and the compiled flow (templates parsed,
+//! regexes and JSON paths compiled) the interpreter runs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json_path::JsonPath;
+
+use crate::condition::Operator;
+use crate::template::Template;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FlowFile {
+    pub(crate) name: Option<String>,
+    pub(crate) start: String,
+    pub(crate) nodes: BTreeMap<String, NodeFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum NodeFile {
+    Http(HttpFile),
+    Condition(ConditionFile),
+    Keypad(KeypadFile),
+    Play(PlayFile),
+    Set(SetFile),
+    Transfer(TransferFile),
+    Hangup(HangupFile),
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+fn default_timeout() -> u64 {
+    3000
+}
+fn default_backoff() -> u64 {
+    200
+}
+fn default_terminator() -> Option<String> {
+    Some("#".into())
+}
+fn default_first_digit() -> u64 {
+    5000
+}
+fn default_inter_digit() -> u64 {
+    3000
+}
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpFile {
+    pub(crate) url: String,
+    #[serde(default = "default_method")]
+    pub(crate) method: String,
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) body: Option<String>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) json_path: Option<String>,
+    pub(crate) save_as: String,
+    #[serde(default = "default_timeout")]
+    pub(crate) timeout_ms: u64,
+    #[serde(default)]
+    pub(crate) retries: u32,
+    #[serde(default = "default_backoff")]
+    pub(crate) retry_backoff_ms: u64,
+    pub(crate) success: String,
+    pub(crate) failure: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CaseFile {
+    pub(crate) operator: Operator,
+    pub(crate) value: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) exit: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConditionFile {
+    pub(crate) variable: String,
+    pub(crate) cases: Vec<CaseFile>,
+    pub(crate) default: String,
+    #[serde(default)]
+    pub(crate) case_sensitive: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeypadFile {
+    pub(crate) prompt: String,
+    pub(crate) save_as: String,
+    #[serde(default = "one")]
+    pub(crate) min_digits: u32,
+    pub(crate) max_digits: u32,
+    #[serde(default = "default_first_digit")]
+    pub(crate) first_digit_timeout_ms: u64,
+    #[serde(default = "default_inter_digit")]
+    pub(crate) inter_digit_timeout_ms: u64,
+    #[serde(default = "default_terminator")]
+    pub(crate) terminator: Option<String>,
+    #[serde(default)]
+    pub(crate) retries: u32,
+    pub(crate) retry_prompt: Option<String>,
+    #[serde(default)]
+    pub(crate) secret: bool,
+    pub(crate) done: String,
+    pub(crate) no_input: String,
+    pub(crate) invalid: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlayFile {
+    pub(crate) prompts: Vec<String>,
+    pub(crate) next: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetFile {
+    pub(crate) values: BTreeMap<String, String>,
+    pub(crate) next: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransferFile {
+    pub(crate) target: String,
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) mode: TransferMode,
+    pub(crate) prompt: Option<String>,
+    pub(crate) failed: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HangupFile {
+    pub(crate) prompt: Option<String>,
+}
+
+/// How a transfer node moves the call (the transfer itself is the call layer's job).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferMode {
+    Refer,
+    Redirect,
+    Bridge,
+    #[default]
+    ReferOrBridge,
+}
+
+/// A flow ready to run: every template parsed, every regex and JSON path compiled.
+#[derive(Debug)]
+pub struct Flow {
+    pub name: String,
+    pub start: String,
+    pub nodes: BTreeMap<String, Node>,
+    /// Variables whose values are redacted in logs and records.
+    pub secrets: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum Node {
+    Http {
+        url: Template,
+        method: String,
+        headers: Vec<(String, Template)>,
+        body: Option<Template>,
+        content_type: Option<String>,
+        json_path: Option<JsonPath>,
+        save_as: String,
+        timeout: Duration,
+        retries: u32,
+        backoff: Duration,
+        success: String,
+        failure: String,
+    },
+    Condition {
+        variable: String,
+        cases: Vec<Case>,
+        default: String,
+        case_sensitive: bool,
+    },
+    Keypad {
+        prompt: String,
+        save_as: String,
+        min: u32,
+        max: u32,
+        first_digit_timeout: Duration,
+        inter_digit_timeout: Duration,
+        terminator: Option<char>,
+        retries: u32,
+        retry_prompt: Option<String>,
+        done: String,
+        no_input: String,
+        invalid: String,
+    },
+    Play {
+        prompts: Vec<String>,
+        next: String,
+    },
+    Set {
+        values: Vec<(String, Template)>,
+        next: String,
+    },
+    Transfer {
+        target: Template,
+        headers: Vec<(String, Template)>,
+        mode: TransferMode,
+        prompt: Option<String>,
+        failed: Option<String>,
+    },
+    Hangup {
+        prompt: Option<String>,
+    },
+}
+
+#[derive(Debug)]
+pub struct Case {
+    pub operator: Operator,
+    pub value: Template,
+    pub to: Template,
+    pub regex: Option<regex::Regex>,
+    pub exit: String,
+}
+
+impl Node {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Http { .. } => "http",
+            Self::Condition { .. } => "condition",
+            Self::Keypad { .. } => "keypad",
+            Self::Play { .. } => "play",
+            Self::Set { .. } => "set",
+            Self::Transfer { .. } => "transfer",
+            Self::Hangup { .. } => "hangup",
+        }
+    }
+
+    /// Each exit with the field that names it.
+    pub fn exits(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Self::Http {
+                success, failure, ..
+            } => vec![("success", success), ("failure", failure)],
+            Self::Condition { cases, default, .. } => {
+                let mut v: Vec<(&'static str, &str)> = cases
+                    .iter()
+                    .map(|c| ("cases.exit", c.exit.as_str()))
+                    .collect();
+                v.push(("default", default));
+                v
+            }
+            Self::Keypad {
+                done,
+                no_input,
+                invalid,
+                ..
+            } => {
+                vec![("done", done), ("no_input", no_input), ("invalid", invalid)]
+            }
+            Self::Play { next, .. } | Self::Set { next, .. } => vec![("next", next)],
+            Self::Transfer { failed, .. } => {
+                failed.iter().map(|f| ("failed", f.as_str())).collect()
+            }
+            Self::Hangup { .. } => Vec::new(),
+        }
+    }
+
+    /// Whether running this node waits for the outside world (a prompt, a key, a server).
+    pub fn waits(&self) -> bool {
+        !matches!(self, Self::Condition { .. } | Self::Set { .. })
+    }
+}

@@ -1,0 +1,643 @@
+//! Loading and checking flow files. Every problem is a [`Diagnostic`] naming the file, the
+//! node and the field, with the line where it can be found, so `concierge check` output
+//! points straight at the mistake.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json_path::JsonPath;
+
+use crate::model::{Case, Flow, FlowFile, Node, NodeFile};
+use crate::template::{Escape, Template};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub file: PathBuf,
+    pub node: Option<String>,
+    pub field: Option<String>,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{level}: {}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if let Some(n) = &self.node {
+            write!(f, ": node \"{n}\"")?;
+        }
+        if let Some(fl) = &self.field {
+            write!(f, ", field \"{fl}\"")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// A flow that passed validation, with its warnings.
+#[derive(Debug)]
+pub struct LoadedFlow {
+    pub flow: Arc<Flow>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Reads, parses and validates one flow file. `known_prompt` says whether a prompt exists.
+pub fn load_flow(
+    path: &Path,
+    known_prompt: &dyn Fn(&str) -> bool,
+) -> Result<LoadedFlow, Vec<Diagnostic>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic {
+            severity: Severity::Error,
+            file: path.into(),
+            node: None,
+            field: None,
+            line: None,
+            message: format!("cannot read: {e}"),
+        }]
+    })?;
+    parse_flow(path, &text, known_prompt)
+}
+
+/// Validates every `*.toml` flow under `dir` (and `dir/flows`).
+pub fn check_dir(dir: &Path, known_prompt: &dyn Fn(&str) -> bool) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut files: Vec<PathBuf> = [dir.to_path_buf(), dir.join("flows")]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("toml") && is_flow_file(p))
+        .collect();
+    files.sort();
+    for f in files {
+        match load_flow(&f, known_prompt) {
+            Ok(l) => out.extend(l.warnings),
+            Err(errors) => out.extend(errors),
+        }
+    }
+    out
+}
+
+/// A TOML file is a flow when it has a `start` key and `[nodes…]` tables.
+fn is_flow_file(p: &Path) -> bool {
+    std::fs::read_to_string(p).is_ok_and(|t| {
+        t.contains("[nodes.") && t.lines().any(|l| l.trim_start().starts_with("start"))
+    })
+}
+
+pub(crate) fn parse_flow(
+    path: &Path,
+    text: &str,
+    known_prompt: &dyn Fn(&str) -> bool,
+) -> Result<LoadedFlow, Vec<Diagnostic>> {
+    let file: FlowFile = toml::from_str(text).map_err(|e| vec![toml_diagnostic(path, text, &e)])?;
+    let mut v = Validator {
+        path,
+        text,
+        diags: Vec::new(),
+    };
+    let flow = v.compile(&file, known_prompt);
+    v.graph_checks(&flow);
+    let (errors, warnings): (Vec<_>, Vec<_>) = v
+        .diags
+        .into_iter()
+        .partition(|d| d.severity == Severity::Error);
+    if errors.is_empty() {
+        Ok(LoadedFlow {
+            flow: Arc::new(flow),
+            warnings,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn toml_diagnostic(path: &Path, text: &str, e: &toml::de::Error) -> Diagnostic {
+    let message = e.message().trim().to_owned();
+    let start = e.span().map(|s| s.start.min(text.len()));
+    let mut line = start.map(|s| text[..s].matches('\n').count() + 1);
+    // serde names the field in backticks for unknown and missing fields.
+    let quoted = message.split('`').nth(1).map(str::to_owned);
+    let mut field = if message.starts_with("unknown variant") {
+        None
+    } else {
+        quoted.clone()
+    };
+    if message.starts_with("unknown variant") {
+        // The span covers the whole table; find `key = "Variant"` to name the field.
+        if let Some(variant) = &quoted {
+            let needle = format!("\"{variant}\"");
+            if let Some((i, l)) = text.lines().enumerate().find(|(_, l)| l.contains(&needle)) {
+                let before = &l[..l.find(&needle).unwrap_or(0)];
+                field = before
+                    .trim_end()
+                    .strip_suffix('=')
+                    .and_then(|b| b.split([' ', '{', ',']).rev().find(|w| !w.is_empty()))
+                    .map(str::to_owned);
+                line = Some(i + 1);
+            }
+        }
+    }
+    if field.is_none() {
+        field = line
+            .and_then(|n| text.lines().nth(n - 1))
+            .and_then(|l| l.split_once('=').map(|(k, _)| k.trim().to_owned()))
+            .filter(|k| !k.starts_with('['));
+    }
+    // The node is the `[nodes.X]` table the offending line is in (or heads).
+    let node = line.and_then(|n| {
+        text.lines()
+            .take(n)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .find_map(|l| {
+                let l = l.trim();
+                l.strip_prefix("[nodes.")
+                    .and_then(|r| r.strip_suffix(']'))
+                    .map(|n| n.trim_matches('"').to_owned())
+            })
+    });
+    Diagnostic {
+        severity: Severity::Error,
+        file: path.into(),
+        node,
+        field,
+        line,
+        message,
+    }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    text: &'a str,
+    diags: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn push(
+        &mut self,
+        severity: Severity,
+        node: Option<&str>,
+        field: Option<&str>,
+        message: String,
+    ) {
+        let line = node.and_then(|n| self.locate(n, field));
+        self.diags.push(Diagnostic {
+            severity,
+            file: self.path.into(),
+            node: node.map(str::to_owned),
+            field: field.map(str::to_owned),
+            line,
+            message,
+        });
+    }
+
+    fn error(&mut self, node: &str, field: &str, message: String) {
+        self.push(Severity::Error, Some(node), Some(field), message);
+    }
+
+    /// The line of `field = …` inside `[nodes.<node>]`, or of the header itself.
+    fn locate(&self, node: &str, field: Option<&str>) -> Option<usize> {
+        let header = format!("[nodes.{node}]");
+        let quoted = format!("[nodes.\"{node}\"]");
+        let lines: Vec<&str> = self.text.lines().collect();
+        let start = lines
+            .iter()
+            .position(|l| l.trim() == header || l.trim() == quoted)?;
+        let key = field.map(|f| f.split('.').next().unwrap_or(f));
+        if let Some(key) = key {
+            for (i, l) in lines.iter().enumerate().skip(start + 1) {
+                let t = l.trim();
+                if t.starts_with('[') && !t.starts_with("[[") {
+                    break;
+                }
+                if t.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
+                    return Some(i + 1);
+                }
+            }
+        }
+        Some(start + 1)
+    }
+
+    fn template(&mut self, node: &str, field: &str, source: &str) -> Template {
+        Template::parse(source).unwrap_or_else(|e| {
+            self.error(node, field, format!("bad template {source:?}: {e}"));
+            Template::parse("").expect("the empty template parses")
+        })
+    }
+
+    fn prompt(&mut self, node: &str, field: &str, name: &str, known: &dyn Fn(&str) -> bool) {
+        if !known(name) {
+            self.error(node, field, format!("unknown prompt {name:?}"));
+        }
+    }
+
+    fn compile(&mut self, file: &FlowFile, known: &dyn Fn(&str) -> bool) -> Flow {
+        let mut nodes = BTreeMap::new();
+        let mut secrets = Vec::new();
+        for (id, nf) in &file.nodes {
+            let node = match nf {
+                NodeFile::Http(h) => {
+                    let url = self.template(id, "url", &h.url);
+                    let dummy = url.render(&BTreeMap::new(), &|_| Some("x".into()), Escape::Url);
+                    if !(dummy.starts_with("http://") || dummy.starts_with("https://")) {
+                        self.error(
+                            id,
+                            "url",
+                            format!("{:?} is not an http:// or https:// URL", h.url),
+                        );
+                    }
+                    let method = h.method.to_ascii_uppercase();
+                    if !matches!(method.as_str(), "GET" | "POST" | "PUT") {
+                        self.error(id, "method", format!("{:?}: use GET or POST", h.method));
+                    }
+                    let json_path = h.json_path.as_ref().and_then(|p| {
+                        let full = if p.starts_with('$') {
+                            p.clone()
+                        } else {
+                            format!("$.{p}")
+                        };
+                        JsonPath::parse(&full)
+                            .map_err(|e| self.error(id, "json_path", format!("{p:?}: {e}")))
+                            .ok()
+                    });
+                    if h.timeout_ms == 0 {
+                        self.error(id, "timeout_ms", "must be above 0".into());
+                    }
+                    let headers = h
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.clone(), self.template(id, "headers", v)))
+                        .collect();
+                    let body = h.body.as_ref().map(|b| self.template(id, "body", b));
+                    Node::Http {
+                        url,
+                        method,
+                        headers,
+                        body,
+                        content_type: h.content_type.clone(),
+                        json_path,
+                        save_as: h.save_as.clone(),
+                        timeout: Duration::from_millis(h.timeout_ms),
+                        retries: h.retries,
+                        backoff: Duration::from_millis(h.retry_backoff_ms),
+                        success: h.success.clone(),
+                        failure: h.failure.clone(),
+                    }
+                }
+                NodeFile::Condition(c) => {
+                    let mut cases = Vec::new();
+                    for (i, cf) in c.cases.iter().enumerate() {
+                        let field = format!("cases[{i}]");
+                        if cf.operator.needs_value() && cf.value.is_none() {
+                            self.error(
+                                id,
+                                &format!("{field}.value"),
+                                format!("{:?} needs a value", cf.operator),
+                            );
+                        }
+                        if cf.operator == crate::Operator::Between && cf.to.is_none() {
+                            self.error(
+                                id,
+                                &format!("{field}.to"),
+                                "Between needs `to` (the upper bound)".into(),
+                            );
+                        }
+                        let value = self.template(
+                            id,
+                            &format!("{field}.value"),
+                            cf.value.as_deref().unwrap_or(""),
+                        );
+                        let to = self.template(
+                            id,
+                            &format!("{field}.to"),
+                            cf.to.as_deref().unwrap_or(""),
+                        );
+                        let regex = if cf.operator == crate::Operator::Matches {
+                            match regex::Regex::new(cf.value.as_deref().unwrap_or("")) {
+                                Ok(r) => Some(r),
+                                Err(e) => {
+                                    self.error(
+                                        id,
+                                        &format!("{field}.value"),
+                                        format!("invalid regex: {e}"),
+                                    );
+                                    None
+                                }
+                            }
+                        } else {
+                            None
+                        };
+                        cases.push(Case {
+                            operator: cf.operator,
+                            value,
+                            to,
+                            regex,
+                            exit: cf.exit.clone(),
+                        });
+                    }
+                    Node::Condition {
+                        variable: c.variable.clone(),
+                        cases,
+                        default: c.default.clone(),
+                        case_sensitive: c.case_sensitive,
+                    }
+                }
+                NodeFile::Keypad(k) => {
+                    self.prompt(id, "prompt", &k.prompt, known);
+                    if let Some(r) = &k.retry_prompt {
+                        self.prompt(id, "retry_prompt", r, known);
+                    }
+                    if k.max_digits == 0 || k.max_digits > 64 {
+                        self.error(
+                            id,
+                            "max_digits",
+                            format!("{} is not within 1..=64", k.max_digits),
+                        );
+                    }
+                    if k.min_digits > k.max_digits {
+                        self.error(
+                            id,
+                            "min_digits",
+                            format!("{} is above max_digits {}", k.min_digits, k.max_digits),
+                        );
+                    }
+                    let terminator = match k.terminator.as_deref() {
+                        None | Some("") => None,
+                        Some(t) if t.len() == 1 && "0123456789*#ABCD".contains(t) => {
+                            t.chars().next()
+                        }
+                        Some(t) => {
+                            self.error(id, "terminator", format!("{t:?} is not a keypad key"));
+                            None
+                        }
+                    };
+                    if k.secret {
+                        secrets.push(k.save_as.clone());
+                    }
+                    Node::Keypad {
+                        prompt: k.prompt.clone(),
+                        save_as: k.save_as.clone(),
+                        min: k.min_digits,
+                        max: k.max_digits,
+                        first_digit_timeout: Duration::from_millis(k.first_digit_timeout_ms),
+                        inter_digit_timeout: Duration::from_millis(k.inter_digit_timeout_ms),
+                        terminator,
+                        retries: k.retries,
+                        retry_prompt: k.retry_prompt.clone(),
+                        done: k.done.clone(),
+                        no_input: k.no_input.clone(),
+                        invalid: k.invalid.clone(),
+                    }
+                }
+                NodeFile::Play(p) => {
+                    if p.prompts.is_empty() {
+                        self.error(id, "prompts", "no prompt to play".into());
+                    }
+                    for name in &p.prompts {
+                        match name.strip_prefix("spell:") {
+                            // `spell:{var}` reads a variable back key by key (digit_0 …).
+                            Some(t) => {
+                                self.template(id, "prompts", t);
+                            }
+                            None => self.prompt(id, "prompts", name, known),
+                        }
+                    }
+                    Node::Play {
+                        prompts: p.prompts.clone(),
+                        next: p.next.clone(),
+                    }
+                }
+                NodeFile::Set(s) => Node::Set {
+                    values: s
+                        .values
+                        .iter()
+                        .map(|(k, v)| (k.clone(), self.template(id, "values", v)))
+                        .collect(),
+                    next: s.next.clone(),
+                },
+                NodeFile::Transfer(t) => {
+                    if let Some(p) = &t.prompt {
+                        self.prompt(id, "prompt", p, known);
+                    }
+                    let target = self.template(id, "target", &t.target);
+                    let dummy =
+                        target.render(&BTreeMap::new(), &|_| Some("x".into()), Escape::None);
+                    if !(dummy.starts_with("sip:")
+                        || dummy.starts_with("sips:")
+                        || dummy.starts_with("tel:"))
+                    {
+                        self.error(
+                            id,
+                            "target",
+                            format!("{:?} is not a sip:, sips: or tel: URI", t.target),
+                        );
+                    }
+                    Node::Transfer {
+                        target,
+                        headers: t
+                            .headers
+                            .iter()
+                            .map(|(n, v)| (n.clone(), self.template(id, "headers", v)))
+                            .collect(),
+                        mode: t.mode,
+                        prompt: t.prompt.clone(),
+                        failed: t.failed.clone(),
+                    }
+                }
+                NodeFile::Hangup(h) => {
+                    if let Some(p) = &h.prompt {
+                        self.prompt(id, "prompt", p, known);
+                    }
+                    Node::Hangup {
+                        prompt: h.prompt.clone(),
+                    }
+                }
+            };
+            nodes.insert(id.clone(), node);
+        }
+        let name = file.name.clone().unwrap_or_else(|| {
+            self.path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("flow")
+                .to_owned()
+        });
+        Flow {
+            name,
+            start: file.start.clone(),
+            nodes,
+            secrets,
+        }
+    }
+
+    fn graph_checks(&mut self, flow: &Flow) {
+        if !flow.nodes.contains_key(&flow.start) {
+            self.diags.push(Diagnostic {
+                severity: Severity::Error,
+                file: self.path.into(),
+                node: None,
+                field: Some("start".into()),
+                line: self
+                    .text
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("start"))
+                    .map(|i| i + 1),
+                message: format!("start node {:?} does not exist", flow.start),
+            });
+            return;
+        }
+        for (id, node) in &flow.nodes {
+            for (field, target) in node.exits() {
+                if !flow.nodes.contains_key(target) {
+                    self.error(id, field, format!("exit to unknown node {target:?}"));
+                }
+            }
+        }
+        // Reachability from the start.
+        let reach = reachable(flow, &flow.start);
+        for id in flow.nodes.keys() {
+            if !reach.contains(id.as_str()) {
+                self.push(
+                    Severity::Warning,
+                    Some(id),
+                    None,
+                    "unreachable from the start node".into(),
+                );
+            }
+        }
+        // A loop that never waits for a key or a server spins forever.
+        if let Some(id) = busy_cycle(flow) {
+            self.push(
+                Severity::Error,
+                Some(&id),
+                None,
+                "is on a cycle with no keypad or http node: the call would loop forever".into(),
+            );
+        }
+        // Variables read where no earlier node can have set them.
+        for (id, node) in &flow.nodes {
+            for (field, var) in reads(node) {
+                if var.starts_with("system.") {
+                    continue;
+                }
+                let setters: Vec<&str> = flow
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| sets(n).contains(&var))
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                if !setters
+                    .iter()
+                    .any(|s| reachable(flow, s).contains(id.as_str()))
+                {
+                    self.push(
+                        Severity::Warning,
+                        Some(id),
+                        Some(field),
+                        format!("reads {var:?} before any node can set it"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn reachable<'a>(flow: &'a Flow, from: &'a str) -> BTreeSet<&'a str> {
+    let mut seen = BTreeSet::from([from]);
+    let mut queue = VecDeque::from([from]);
+    while let Some(id) = queue.pop_front() {
+        if let Some(node) = flow.nodes.get(id) {
+            for (_, t) in node.exits() {
+                if seen.insert(t) {
+                    queue.push_back(t);
+                }
+            }
+        }
+    }
+    seen
+}
+
+/// A node on a cycle made only of nodes that do not wait for the caller or a server.
+fn busy_cycle(flow: &Flow) -> Option<String> {
+    let instant = |id: &str| {
+        flow.nodes
+            .get(id)
+            .is_some_and(|n| !matches!(n, Node::Keypad { .. } | Node::Http { .. }))
+    };
+    for id in flow.nodes.keys().filter(|id| instant(id)) {
+        let mut seen = BTreeSet::new();
+        let mut queue = VecDeque::from([id.as_str()]);
+        while let Some(cur) = queue.pop_front() {
+            for (_, t) in flow.nodes[cur].exits() {
+                if t == id {
+                    return Some(id.clone());
+                }
+                if instant(t) && seen.insert(t) {
+                    queue.push_back(t);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn reads(node: &Node) -> Vec<(&'static str, String)> {
+    let mut v: Vec<(&'static str, String)> = Vec::new();
+    let mut add =
+        |field: &'static str, t: &Template| v.extend(t.variables().map(|x| (field, x.to_owned())));
+    match node {
+        Node::Http {
+            url, headers, body, ..
+        } => {
+            add("url", url);
+            headers.iter().for_each(|(_, t)| add("headers", t));
+            if let Some(b) = body {
+                add("body", b);
+            }
+        }
+        Node::Condition {
+            variable, cases, ..
+        } => {
+            v.push(("variable", variable.clone()));
+            for c in cases {
+                v.extend(c.value.variables().map(|x| ("cases.value", x.to_owned())));
+            }
+        }
+        Node::Set { values, .. } => values.iter().for_each(|(_, t)| add("values", t)),
+        Node::Transfer {
+            target, headers, ..
+        } => {
+            add("target", target);
+            headers.iter().for_each(|(_, t)| add("headers", t));
+        }
+        _ => {}
+    }
+    v
+}
+
+fn sets(node: &Node) -> Vec<String> {
+    match node {
+        Node::Http { save_as, .. } | Node::Keypad { save_as, .. } => vec![save_as.clone()],
+        Node::Set { values, .. } => values.iter().map(|(k, _)| k.clone()).collect(),
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,287 @@
+//! The shipped reference flow, walked with scripted events: no network, no clock.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use concierge_flow::{
+    load_flow, Action, Event, Flow, HttpFailure, HttpResponse, Run, TransferOutcome, Vars,
+};
+
+const PROMPTS: &[&str] = &[
+    "welcome",
+    "enter_code",
+    "invalid_code",
+    "transfer_vip",
+    "transfer_service",
+    "goodbye",
+    "echo_intro",
+    "you_entered",
+    "vip_desk",
+    "service_desk",
+    "please_hold",
+];
+
+fn known(p: &str) -> bool {
+    PROMPTS.contains(&p) || p.starts_with("digit_")
+}
+
+fn flow(name: &str) -> Arc<Flow> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../config/flows")
+        .join(name);
+    let loaded = load_flow(&path, &known).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    loaded.flow
+}
+
+fn caller(number: &str) -> Vars {
+    [
+        ("system.caller", number),
+        ("system.called", "ivr"),
+        ("system.call_id", "c1"),
+        ("system.local_host", "127.0.0.1:5060"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn start(name: &str, number: &str) -> (Run, Action) {
+    let env = Box::new(|n: &str| (n == "CRM_TOKEN").then(|| "t0ken".to_string()));
+    Run::start_with_env(flow(name), caller(number), env)
+}
+
+fn ok(body: &str) -> Event {
+    Event::HttpResult(Ok(HttpResponse {
+        status: 200,
+        body: body.as_bytes().to_vec(),
+        latency: Duration::from_millis(12),
+    }))
+}
+
+fn expect_http(a: Action) -> concierge_flow::HttpRequest {
+    match a {
+        Action::Http(r) => r,
+        other => panic!("expected an HTTP request, got {other:?}"),
+    }
+}
+
+fn expect_transfer(a: &Action) -> (String, Vec<(String, String)>) {
+    match a {
+        Action::Transfer {
+            target, headers, ..
+        } => (target.clone(), headers.clone()),
+        other => panic!("expected a transfer, got {other:?}"),
+    }
+}
+
+#[test]
+fn vip_by_number_goes_straight_to_the_vip_desk() {
+    let (mut run, a) = start("vip.toml", "+46706170786");
+    assert_eq!(
+        a,
+        Action::Play {
+            prompts: vec!["welcome".into()]
+        }
+    );
+    let req = expect_http(run.handle(Event::PromptFinished));
+    assert_eq!(req.url, "http://127.0.0.1:8089/customers/%2B46706170786");
+    assert!(req
+        .headers
+        .contains(&("Authorization".into(), "Bearer t0ken".into())));
+    assert!(
+        !format!("{req:?}").contains("t0ken"),
+        "secrets stay out of Debug output"
+    );
+    let a = run.handle(ok(r#"{"customer":{"hasVIPMembership":true}}"#));
+    let (target, headers) = expect_transfer(&a);
+    assert_eq!(target, "sip:vip-desk@127.0.0.1:5060");
+    assert_eq!(headers, vec![("X-Concierge-Tier".into(), "member".into())]);
+    assert_eq!(
+        run.handle(Event::TransferResult(TransferOutcome::Succeeded)),
+        Action::Done
+    );
+    let path: Vec<_> = run
+        .trace()
+        .iter()
+        .map(|s| (s.node.as_str(), s.exit.as_deref()))
+        .collect();
+    assert_eq!(
+        path,
+        vec![
+            ("welcome", Some("next")),
+            ("lookup", Some("success")),
+            ("is_vip", Some("case 1")),
+            ("vip_by_number", Some("next")),
+            ("transfer_vip", Some("transferred"))
+        ]
+    );
+    assert_eq!(run.http_steps()[0].status, Some(200));
+}
+
+fn to_keypad(number: &str, lookup: Event) -> Run {
+    let (mut run, _) = start("vip.toml", number);
+    expect_http(run.handle(Event::PromptFinished));
+    match run.handle(lookup) {
+        Action::CollectDigits(spec) => {
+            assert_eq!(spec.prompts, vec!["enter_code".to_string()]);
+            assert_eq!((spec.min, spec.max, spec.terminator), (6, 6, Some('#')));
+        }
+        other => panic!("expected the keypad, got {other:?}"),
+    }
+    run
+}
+
+#[test]
+fn unknown_number_then_101010_is_gold() {
+    let not_found = Event::HttpResult(Ok(HttpResponse {
+        status: 404,
+        body: vec![],
+        latency: Duration::ZERO,
+    }));
+    let mut run = to_keypad("+46700000009", not_found);
+    let a = run.handle(Event::Digits("101010".into()));
+    let (target, headers) = expect_transfer(&a);
+    assert_eq!(target, "sip:vip-desk@127.0.0.1:5060");
+    assert_eq!(headers[0].1, "gold");
+    assert_eq!(
+        run.vars_redacted()["securityCode"],
+        "***",
+        "secret codes never reach records"
+    );
+}
+
+#[test]
+fn not_a_vip_then_202020_is_silver_and_999999_is_service() {
+    let mut run = to_keypad(
+        "+46700000003",
+        ok(r#"{"customer":{"hasVIPMembership":false}}"#),
+    );
+    assert_eq!(
+        expect_transfer(&run.handle(Event::Digits("202020".into()))).1[0].1,
+        "silver"
+    );
+    let mut run = to_keypad(
+        "+46700000003",
+        ok(r#"{"customer":{"hasVIPMembership":false}}"#),
+    );
+    assert_eq!(
+        expect_transfer(&run.handle(Event::Digits("999999".into()))).0,
+        "sip:service-desk@127.0.0.1:5060"
+    );
+}
+
+#[test]
+fn api_down_or_slow_or_broken_goes_to_the_keypad() {
+    to_keypad(
+        "+1",
+        Event::HttpResult(Err(HttpFailure::Connect("refused".into()))),
+    );
+    to_keypad("+1", Event::HttpResult(Err(HttpFailure::Timeout)));
+    to_keypad("+1", ok("not json"));
+    to_keypad("+1", ok(r#"{"other":1}"#));
+    to_keypad(
+        "+1",
+        Event::HttpResult(Ok(HttpResponse {
+            status: 500,
+            body: vec![],
+            latency: Duration::ZERO,
+        })),
+    );
+}
+
+#[test]
+fn short_code_retries_with_the_retry_prompt_then_goes_to_service() {
+    let mut run = to_keypad("+1", Event::HttpResult(Err(HttpFailure::Timeout)));
+    for _ in 0..2 {
+        match run.handle(Event::Digits("12".into())) {
+            Action::CollectDigits(spec) => assert_eq!(
+                spec.prompts,
+                vec!["invalid_code".to_string(), "enter_code".to_string()]
+            ),
+            other => panic!("expected a retry, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        expect_transfer(&run.handle(Event::Digits("12".into()))).0,
+        "sip:service-desk@127.0.0.1:5060"
+    );
+    assert!(run
+        .trace()
+        .iter()
+        .any(|s| s.node == "ask_code" && s.exit.as_deref() == Some("invalid")));
+}
+
+#[test]
+fn silence_at_the_keypad_is_no_input_after_retries() {
+    let mut run = to_keypad("+1", Event::HttpResult(Err(HttpFailure::Timeout)));
+    assert!(matches!(
+        run.handle(Event::InputTimeout),
+        Action::CollectDigits(_)
+    ));
+    assert!(matches!(
+        run.handle(Event::InputTimeout),
+        Action::CollectDigits(_)
+    ));
+    let a = run.handle(Event::InputTimeout);
+    assert_eq!(expect_transfer(&a).0, "sip:service-desk@127.0.0.1:5060");
+}
+
+#[test]
+fn failed_transfer_plays_goodbye_and_hangs_up() {
+    let (mut run, _) = start("vip.toml", "+46706170786");
+    run.handle(Event::PromptFinished);
+    run.handle(ok(r#"{"customer":{"hasVIPMembership":true}}"#));
+    assert_eq!(
+        run.handle(Event::TransferResult(TransferOutcome::Failed("486".into()))),
+        Action::Play {
+            prompts: vec!["goodbye".into()]
+        }
+    );
+    assert!(matches!(
+        run.handle(Event::PromptFinished),
+        Action::Hangup { .. }
+    ));
+}
+
+#[test]
+fn hang_up_mid_flow_ends_the_run() {
+    let (mut run, _) = start("vip.toml", "+1");
+    assert_eq!(run.handle(Event::HungUp), Action::Done);
+    assert_eq!(run.trace().last().unwrap().node, "welcome");
+    assert_eq!(run.handle(Event::PromptFinished), Action::Done);
+}
+
+#[test]
+fn customer_id_flow_checks_the_id_with_a_second_request() {
+    let (mut run, _) = start("vip-by-customer-id.toml", "+1");
+    run.handle(Event::PromptFinished);
+    assert!(matches!(
+        run.handle(ok(r#"{"customer":{"hasVIPMembership":false}}"#)),
+        Action::CollectDigits(_)
+    ));
+    let req = expect_http(run.handle(Event::Digits("505050".into())));
+    assert_eq!(req.url, "http://127.0.0.1:8089/customers/by-id/505050");
+    assert_eq!(
+        expect_transfer(&run.handle(ok(r#"{"customer":{"tier":"platinum"}}"#))).0,
+        "sip:vip-desk@127.0.0.1:5060"
+    );
+}
+
+#[test]
+fn echo_flow_spells_the_digits_back() {
+    let (mut run, a) = start("echo.toml", "+1");
+    assert!(matches!(a, Action::CollectDigits(_)));
+    assert_eq!(
+        run.handle(Event::Digits("4*#".into())),
+        Action::Play {
+            prompts: vec![
+                "you_entered".into(),
+                "digit_4".into(),
+                "digit_star".into(),
+                "digit_pound".into()
+            ]
+        }
+    );
+}

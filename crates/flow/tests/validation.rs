@@ -1,0 +1,165 @@
+//! One broken flow per kind of mistake; each message must name the file, node and field.
+
+use std::path::PathBuf;
+
+use concierge_flow::{check_dir, load_flow, Diagnostic, Severity};
+
+fn known(p: &str) -> bool {
+    [
+        "welcome",
+        "enter_code",
+        "invalid_code",
+        "goodbye",
+        "transfer_vip",
+    ]
+    .contains(&p)
+}
+
+fn write(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("concierge-flow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn errors(name: &str, text: &str) -> Vec<Diagnostic> {
+    match load_flow(&write(name, text), &known) {
+        Ok(l) => panic!("{name} passed validation; warnings {:?}", l.warnings),
+        Err(e) => e,
+    }
+}
+
+fn warnings(name: &str, text: &str) -> Vec<Diagnostic> {
+    load_flow(&write(name, text), &known)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .warnings
+}
+
+fn assert_names(d: &Diagnostic, node: &str, field: &str, needle: &str) {
+    let text = d.to_string();
+    assert_eq!(d.node.as_deref(), Some(node), "{text}");
+    assert_eq!(d.field.as_deref(), Some(field), "{text}");
+    assert!(text.contains(needle), "{text:?} lacks {needle:?}");
+    assert!(d.line.is_some(), "{text}");
+}
+
+const GOOD_TAIL: &str = "\n[nodes.bye]\ntype = \"hangup\"\n";
+
+#[test]
+fn unknown_exit_target() {
+    let e = errors("exit.toml", &format!("start = \"a\"\n[nodes.a]\ntype = \"play\"\nprompts = [\"welcome\"]\nnext = \"nowhere\"\n{GOOD_TAIL}"));
+    assert_names(&e[0], "a", "next", "unknown node \"nowhere\"");
+    assert!(e[0].to_string().contains("exit.toml:5"), "{}", e[0]);
+}
+
+#[test]
+fn missing_start_node() {
+    let e = errors("start.toml", &format!("start = \"nope\"{GOOD_TAIL}"));
+    assert_eq!(e[0].field.as_deref(), Some("start"));
+    assert!(e[0]
+        .to_string()
+        .contains("start node \"nope\" does not exist"));
+}
+
+#[test]
+fn exit_the_node_type_does_not_have() {
+    let e = errors("field.toml", "start = \"a\"\n[nodes.a]\ntype = \"play\"\nprompts = [\"welcome\"]\nnext = \"a2\"\nsuccess = \"a2\"\n[nodes.a2]\ntype = \"hangup\"\n");
+    assert_eq!(e[0].node.as_deref(), Some("a"), "{}", e[0]);
+    assert_eq!(e[0].field.as_deref(), Some("success"), "{}", e[0]);
+    assert!(e[0].to_string().contains("unknown field"), "{}", e[0]);
+}
+
+#[test]
+fn unknown_prompt() {
+    let e = errors("prompt.toml", &format!("start = \"a\"\n[nodes.a]\ntype = \"play\"\nprompts = [\"welcom\"]\nnext = \"bye\"\n{GOOD_TAIL}"));
+    assert_names(&e[0], "a", "prompts", "unknown prompt \"welcom\"");
+}
+
+#[test]
+fn bad_url_template_and_not_http() {
+    let head = "start = \"h\"\n[nodes.h]\ntype = \"http\"\nsave_as = \"x\"\nsuccess = \"bye\"\nfailure = \"bye\"\n";
+    let e = errors(
+        "url1.toml",
+        &format!("{head}url = \"http://crm/{{system.caller\"\n{GOOD_TAIL}"),
+    );
+    assert_names(&e[0], "h", "url", "unclosed");
+    let e = errors(
+        "url2.toml",
+        &format!("{head}url = \"ftp://crm/{{system.caller}}\"\n{GOOD_TAIL}"),
+    );
+    assert_names(&e[0], "h", "url", "not an http");
+}
+
+#[test]
+fn invalid_regex_and_between_without_to() {
+    let head = "start = \"c\"\n[nodes.c]\ntype = \"condition\"\nvariable = \"system.caller\"\ndefault = \"bye\"\n";
+    let e = errors("re.toml", &format!("{head}cases = [{{ operator = \"Matches\", value = \"([0-9\", exit = \"bye\" }}]\n{GOOD_TAIL}"));
+    assert_names(&e[0], "c", "cases[0].value", "invalid regex");
+    let e = errors("between.toml", &format!("{head}cases = [{{ operator = \"Between\", value = \"1\", exit = \"bye\" }}]\n{GOOD_TAIL}"));
+    assert_names(&e[0], "c", "cases[0].to", "Between needs `to`");
+}
+
+#[test]
+fn unknown_operator_names_the_node() {
+    let e = errors("op.toml", &format!("start = \"c\"\n[nodes.c]\ntype = \"condition\"\nvariable = \"x\"\ndefault = \"bye\"\ncases = [{{ operator = \"Equals\", value = \"1\", exit = \"bye\" }}]\n{GOOD_TAIL}"));
+    assert_eq!(e[0].node.as_deref(), Some("c"), "{}", e[0]);
+    assert!(e[0].to_string().contains("Equals"), "{}", e[0]);
+}
+
+#[test]
+fn min_above_max_digits() {
+    let e = errors("digits.toml", &format!("start = \"k\"\n[nodes.k]\ntype = \"keypad\"\nprompt = \"enter_code\"\nsave_as = \"c\"\nmin_digits = 8\nmax_digits = 6\ndone = \"bye\"\nno_input = \"bye\"\ninvalid = \"bye\"\n{GOOD_TAIL}"));
+    assert_names(&e[0], "k", "min_digits", "above max_digits");
+}
+
+#[test]
+fn loop_without_a_wait_is_an_error() {
+    let e = errors("loop.toml", "start = \"a\"\n[nodes.a]\ntype = \"set\"\nvalues = { x = \"1\" }\nnext = \"b\"\n[nodes.b]\ntype = \"condition\"\nvariable = \"x\"\ncases = [{ operator = \"EqualTo\", value = \"1\", exit = \"a\" }]\ndefault = \"a\"\n");
+    assert!(
+        e.iter().any(|d| d.to_string().contains("loop forever")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn unreachable_node_and_early_read_are_warnings() {
+    let w = warnings("warn.toml", "start = \"c\"\n[nodes.c]\ntype = \"condition\"\nvariable = \"tier\"\ncases = [{ operator = \"EqualTo\", value = \"gold\", exit = \"bye\" }]\ndefault = \"bye\"\n[nodes.bye]\ntype = \"hangup\"\n[nodes.orphan]\ntype = \"hangup\"\n");
+    assert!(w.iter().all(|d| d.severity == Severity::Warning));
+    assert!(
+        w.iter()
+            .any(|d| d.node.as_deref() == Some("orphan") && d.to_string().contains("unreachable")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|d| d.node.as_deref() == Some("c") && d.field.as_deref() == Some("variable")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn toml_syntax_error_has_a_line() {
+    let e = errors(
+        "syntax.toml",
+        "start = \"a\"\n[nodes.a\ntype = \"hangup\"\n",
+    );
+    assert_eq!(e[0].line, Some(2), "{}", e[0]);
+}
+
+#[test]
+fn every_shipped_flow_validates_clean() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let prompts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../prompts");
+    let names: Vec<String> = std::fs::read_dir(prompts)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .collect();
+    let diags = check_dir(&dir, &|p| names.iter().any(|n| n == p));
+    assert!(diags.is_empty(), "{diags:#?}");
+}
