@@ -5,6 +5,8 @@ use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::Request;
 use concierge_sip::Peer;
 
+use concierge_flow::{Action, Collector, Run};
+
 use crate::record::TransferRecord;
 use crate::transfer::ReferTransfer;
 
@@ -44,6 +46,8 @@ pub(crate) struct Call {
     /// The `o=` version of our SDP, bumped on each re-INVITE answer (RFC 3264 §8).
     pub(crate) sdp_version: u64,
     pub(crate) media: crate::call_media::CallMedia,
+    /// The call's flow run, when a flow handles the called number.
+    pub(crate) flow: Option<FlowState>,
     pub(crate) answered: Option<Instant>,
     /// Who ended the call and why, once known.
     pub(crate) ending: Option<(&'static str, String)>,
@@ -62,6 +66,35 @@ impl Call {
             .as_ref()
             .and_then(AnswerRetransmit::poll_timeout);
         let refer = self.refer.as_ref().map(|r| r.deadline);
-        [self.answer_at, answer, refer].into_iter().flatten().min()
+        let collect = match self.flow.as_ref().map(|f| &f.waiting) {
+            Some(Waiting::Collect(c)) => c.poll_timeout(),
+            _ => None,
+        };
+        [self.answer_at, answer, refer, collect]
+            .into_iter()
+            .flatten()
+            .min()
     }
+}
+
+/// A call's flow: the interpreter and what it waits for.
+pub(crate) struct FlowState {
+    pub(crate) run: Run,
+    pub(crate) waiting: Waiting,
+    /// An action that needs media, held until the ACK brings the media up.
+    pub(crate) deferred: Option<Action>,
+}
+
+pub(crate) enum Waiting {
+    Nothing,
+    /// The playlist to finish, then `PromptFinished`.
+    Prompt,
+    /// Digits, by this collector (prompt playing with barge-in, then the timers).
+    Collect(Collector),
+    Http,
+    /// The playlist to finish, then this action (a transfer or hangup with a prompt).
+    PromptThen(Box<Action>),
+    /// The outcome of a REFER.
+    Transfer,
+    Done,
 }

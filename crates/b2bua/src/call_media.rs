@@ -1,11 +1,14 @@
 //! A call's media as the switch sees it: the RTP receiver and sender once the SDP
-//! exchange settled them, and the digits that arrived by any of the three ways.
+//! exchange settled them, the prompts queued for playing, and the digits that arrived by
+//! any of the three ways.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use concierge_media::{Law, Received, RtpReceiver, RtpSender};
+use concierge_prompts::Prompt;
 
 use crate::offer_answer::AudioSession;
 
@@ -19,10 +22,24 @@ pub(crate) struct CallMedia {
     pub(crate) receiver: Option<RtpReceiver>,
     pub(crate) sender: Option<RtpSender>,
     pub(crate) law: Option<Law>,
+    /// Samples per packet (ptime × 8).
+    pub(crate) frame_samples: usize,
+    pub(crate) ptime: Duration,
+    /// Whether the SDP lets us send (not on hold).
+    pub(crate) may_send: bool,
+    /// When the next packet is due; on the switch's 10 ms grid.
+    pub(crate) next_send: Option<Instant>,
+    /// Prompts still to play; the front one is playing at `frame`.
+    pub(crate) playlist: VecDeque<Arc<Prompt>>,
+    pub(crate) frame: usize,
+    /// Whether the last packet carried audio (the next prompt frame after silence starts
+    /// a talkspurt and gets the marker bit).
+    pub(crate) talking: bool,
     /// Every digit of the call with its source, for the record.
     pub(crate) digits: Vec<(char, &'static str)>,
-    /// Digits not yet taken by the flow.
+    /// Digits not yet taken by the flow (type-ahead).
     pub(crate) pending: VecDeque<char>,
+    pub(crate) packets_sent: u64,
 }
 
 impl CallMedia {
@@ -44,9 +61,18 @@ impl CallMedia {
             audio.remote,
             latching,
         ));
-        if self.sender.is_none() {
-            self.sender = Some(RtpSender::new(ssrc, seq, ts, audio.payload_type));
+        self.ptime = Duration::from_millis(audio.ptime_ms as u64);
+        self.frame_samples = audio.ptime_ms as usize * 8;
+        self.may_send = audio.send;
+        match self.sender.as_mut() {
+            // A re-INVITE keeps SSRC and sequence; only the payload type may change.
+            Some(_) => {}
+            None => self.sender = Some(RtpSender::new(ssrc, seq, ts, audio.payload_type)),
         }
+    }
+
+    pub(crate) fn is_started(&self) -> bool {
+        self.sender.is_some()
     }
 
     pub(crate) fn handle_datagram(
@@ -72,5 +98,58 @@ impl CallMedia {
 
     pub(crate) fn remote(&self) -> Option<SocketAddr> {
         self.receiver.as_ref().and_then(RtpReceiver::remote)
+    }
+
+    pub(crate) fn play(&mut self, prompts: impl IntoIterator<Item = Arc<Prompt>>) {
+        self.playlist.extend(prompts);
+    }
+
+    pub(crate) fn is_playing(&self) -> bool {
+        !self.playlist.is_empty()
+    }
+
+    /// Barge-in: a key press stops what is playing.
+    pub(crate) fn stop_playing(&mut self) {
+        self.playlist.clear();
+        self.frame = 0;
+    }
+
+    /// Writes the next packet (prompt frame or silence) into `out`. Returns its length
+    /// and whether the playlist just ran out.
+    pub(crate) fn next_packet(&mut self, out: &mut [u8], frame: &mut Vec<u8>) -> (usize, bool) {
+        let (Some(law), Some(sender)) = (self.law, self.sender.as_mut()) else {
+            return (0, false);
+        };
+        let plaw = match law {
+            Law::Ulaw => concierge_prompts::Law::Ulaw,
+            Law::Alaw => concierge_prompts::Law::Alaw,
+        };
+        frame.clear();
+        frame.resize(self.frame_samples, law.silence());
+        let mut finished = false;
+        let mut audio = false;
+        while let Some(p) = self.playlist.front() {
+            if p.frame_into(plaw, self.frame, frame) {
+                self.frame += 1;
+                audio = true;
+                if self.frame >= p.frame_count(self.frame_samples) {
+                    self.playlist.pop_front();
+                    self.frame = 0;
+                    finished = self.playlist.is_empty();
+                }
+                break;
+            }
+            self.playlist.pop_front();
+            self.frame = 0;
+            finished = self.playlist.is_empty();
+        }
+        let start = audio && !self.talking;
+        self.talking = audio;
+        if !self.may_send {
+            sender.skip(self.frame_samples as u32);
+            return (0, finished);
+        }
+        self.packets_sent += 1;
+        (sender.write(frame, start, out), finished)
     }
 }

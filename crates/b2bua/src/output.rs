@@ -14,6 +14,17 @@ pub enum Output {
     MediaOpen { port: u16 },
     /// The call is over: close that socket.
     MediaClose { port: u16 },
+    /// Send one RTP packet from the call's port.
+    Rtp {
+        port: u16,
+        to: std::net::SocketAddr,
+        packet: bytes::Bytes,
+    },
+    /// Perform a flow's HTTP request and report with [`crate::Switch::handle_http_result`].
+    Http {
+        call: CallRef,
+        request: concierge_flow::HttpRequest,
+    },
     /// A call ended: append its record.
     Record(Box<CallRecord>),
 }

@@ -30,6 +30,7 @@ impl Rig {
                     ..SwitchConfig::default()
                 },
                 wall,
+                Default::default(),
             ),
             now,
             phone: Peer {
@@ -55,6 +56,7 @@ impl Rig {
                 Output::Record(r) => self.records.push(*r),
                 Output::MediaOpen { port } => self.open_ports.push(port),
                 Output::MediaClose { port } => self.open_ports.retain(|p| *p != port),
+                Output::Rtp { .. } | Output::Http { .. } => {}
             }
         }
         out
@@ -250,6 +252,7 @@ fn redirect_answers_302_with_the_target_as_contact() {
             instant: rig.now,
             system: SystemTime::now(),
         },
+        Default::default(),
     );
     let out = rig.send(INVITE);
     assert_eq!(out.len(), 2, "100 and 180, not yet answered");

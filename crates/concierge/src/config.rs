@@ -33,7 +33,33 @@ pub(crate) struct Config {
     pub(crate) calls: CallsConfig,
     pub(crate) records: RecordsConfig,
     pub(crate) demo: DemoConfig,
+    pub(crate) flows: FlowsConfig,
+    pub(crate) prompts: PromptsConfig,
     pub(crate) log: LogConfig,
+}
+
+/// Which flow runs a call: by Request-URI user, else the default. With neither, calls are
+/// answered and held (a plain SIP endpoint).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct FlowsConfig {
+    pub(crate) default: Option<PathBuf>,
+    pub(crate) routes: std::collections::BTreeMap<String, PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct PromptsConfig {
+    /// Every `*.wav` here is a prompt, named by its file stem.
+    pub(crate) dir: PathBuf,
+}
+
+impl Default for PromptsConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("prompts"),
+        }
+    }
 }
 
 /// The embedded demo: a customer directory served by this process, so the shipped flow

@@ -5,6 +5,8 @@ mod cli;
 mod config;
 mod demo;
 mod driver;
+mod http;
+mod program;
 
 use std::process::ExitCode;
 
@@ -51,7 +53,16 @@ fn run(config: Option<&std::path::Path>) -> ExitCode {
     };
     runtime.block_on(async move {
         let (tx, rx) = watch::channel(Shutdown::Running);
-        let server = match Server::start(&cfg, rx).await {
+        let program = match program::load(&cfg) {
+            Ok(p) => p,
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("concierge: {e}");
+                }
+                return ExitCode::from(2);
+            }
+        };
+        let server = match Server::start(&cfg, program, rx).await {
             Ok(s) => s,
             Err(e) => {
                 error!(error = %e, listen = %cfg.sip.listen, "cannot bind the SIP listeners");

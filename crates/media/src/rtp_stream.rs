@@ -184,7 +184,10 @@ impl RtpReceiver {
             }
         }
         if Some(pt) == self.event_pt {
-            return match self.events.handle(packet.timestamp(), packet.payload()) {
+            return match self
+                .events
+                .handle(packet.timestamp(), packet.mark(), packet.payload())
+            {
                 Some(d) => Received::EventDigit(d),
                 None => Received::Nothing,
             };

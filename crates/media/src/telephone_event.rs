@@ -66,9 +66,9 @@ impl EventPayload {
 /// Turns a call's telephone-event packets into key presses.
 #[derive(Debug, Default)]
 pub struct EventDecoder {
-    /// Timestamps of recent presses, newest last; a small window is enough because a
-    /// press lasts a few packets and reordering on a path spans a few more.
-    recent: Vec<u32>,
+    /// Recent presses as (timestamp, end seen), newest last; a small window is enough
+    /// because a press lasts a few packets and reordering on a path spans a few more.
+    recent: Vec<(u32, bool)>,
 }
 
 const WINDOW: usize = 16;
@@ -78,25 +78,35 @@ impl EventDecoder {
         Self::default()
     }
 
-    /// Handles one telephone-event packet's payload with its RTP timestamp; returns the
-    /// digit when this packet is the first seen of a new press.
-    pub fn handle(&mut self, timestamp: u32, payload: &[u8]) -> Option<char> {
+    /// Handles one telephone-event packet's payload with its RTP timestamp and marker
+    /// bit; returns the digit when this packet is the first seen of a new press.
+    ///
+    /// A marker bit on a timestamp whose press already ended starts a new press: senders
+    /// that replay recorded events (SIPp's pcaps) reuse the same timestamp for every press
+    /// of a key, and RFC 4733 §2.5.1.2 marks each event's first packet.
+    pub fn handle(&mut self, timestamp: u32, marker: bool, payload: &[u8]) -> Option<char> {
         let ev = EventPayload::parse(payload)?;
         let digit = digit_for(ev.event)?;
-        if self.recent.contains(&timestamp) {
-            return None;
-        }
-        // A press older than the newest one we know is a straggler of an old press whose
-        // packets all went missing before; RFC 4733 §2.5.2.2 lets us drop it.
-        if let Some(newest) = self.recent.last() {
-            if (timestamp.wrapping_sub(*newest) as i32) < 0 {
+        if let Some(i) = self.recent.iter().position(|(ts, _)| *ts == timestamp) {
+            let ended = self.recent[i].1;
+            self.recent[i].1 |= ev.end;
+            if !(marker && ended) {
                 return None;
+            }
+            self.recent.remove(i);
+        } else if !marker {
+            // A press older than the newest one we know is a straggler of an old press
+            // whose earlier packets all went missing; RFC 4733 §2.5.2.2 lets us drop it.
+            if let Some((newest, _)) = self.recent.last() {
+                if (timestamp.wrapping_sub(*newest) as i32) < 0 {
+                    return None;
+                }
             }
         }
         if self.recent.len() == WINDOW {
             self.recent.remove(0);
         }
-        self.recent.push(timestamp);
+        self.recent.push((timestamp, ev.end));
         Some(digit)
     }
 }
@@ -126,7 +136,7 @@ mod tests {
             (true, 480),
             (true, 480),
         ] {
-            got.extend(d.handle(8000, &pkt(5, end, dur)));
+            got.extend(d.handle(8000, !end && dur == 160, &pkt(5, end, dur)));
         }
         assert_eq!(got, vec!['5']);
     }
@@ -134,25 +144,25 @@ mod tests {
     #[test]
     fn a_lost_start_still_gives_the_digit_once() {
         let mut d = EventDecoder::new();
-        assert_eq!(d.handle(100, &pkt(11, true, 800)), Some('#'));
-        assert_eq!(d.handle(100, &pkt(11, true, 800)), None);
+        assert_eq!(d.handle(100, false, &pkt(11, true, 800)), Some('#'));
+        assert_eq!(d.handle(100, false, &pkt(11, true, 800)), None);
     }
 
     #[test]
     fn the_same_key_twice_is_two_presses() {
         let mut d = EventDecoder::new();
-        assert_eq!(d.handle(1000, &pkt(1, false, 160)), Some('1'));
-        assert_eq!(d.handle(1000, &pkt(1, true, 640)), None);
-        assert_eq!(d.handle(2600, &pkt(1, false, 160)), Some('1'));
+        assert_eq!(d.handle(1000, true, &pkt(1, false, 160)), Some('1'));
+        assert_eq!(d.handle(1000, false, &pkt(1, true, 640)), None);
+        assert_eq!(d.handle(2600, true, &pkt(1, false, 160)), Some('1'));
     }
 
     #[test]
     fn reordered_packets_never_make_a_ghost_digit() {
         let mut d = EventDecoder::new();
-        assert_eq!(d.handle(2000, &pkt(2, false, 160)), Some('2'));
-        assert_eq!(d.handle(3600, &pkt(3, false, 160)), Some('3'));
+        assert_eq!(d.handle(2000, true, &pkt(2, false, 160)), Some('2'));
+        assert_eq!(d.handle(3600, true, &pkt(3, false, 160)), Some('3'));
         assert_eq!(
-            d.handle(2000, &pkt(2, true, 480)),
+            d.handle(2000, false, &pkt(2, true, 480)),
             None,
             "late end packet of the '2'"
         );
@@ -161,9 +171,24 @@ mod tests {
     #[test]
     fn truncated_payloads_and_flash_are_ignored() {
         let mut d = EventDecoder::new();
-        assert_eq!(d.handle(1, &[5, 0]), None);
-        assert_eq!(d.handle(2, &pkt(16, false, 160)), None);
-        assert_eq!(d.handle(3, &[]), None);
+        assert_eq!(d.handle(1, true, &[5, 0]), None);
+        assert_eq!(d.handle(2, true, &pkt(16, false, 160)), None);
+        assert_eq!(d.handle(3, true, &[]), None);
+    }
+
+    #[test]
+    fn a_replayed_press_with_the_same_timestamp_counts_again_after_its_end() {
+        // SIPp replays dtmf_2833_1.pcap with timestamp 13280 every time.
+        let mut d = EventDecoder::new();
+        let mut got = String::new();
+        for _ in 0..3 {
+            got.extend(d.handle(13_280, true, &pkt(1, false, 0)));
+            got.extend(d.handle(13_280, false, &pkt(1, false, 320)));
+            for _ in 0..3 {
+                got.extend(d.handle(13_280, false, &pkt(1, true, 1120)));
+            }
+        }
+        assert_eq!(got, "111");
     }
 
     #[test]

@@ -14,7 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use concierge_b2bua::{Output, Switch, SwitchConfig, WallClock};
+use concierge_b2bua::{CallRef, Output, Program, Switch, SwitchConfig, WallClock};
+use concierge_flow::{HttpFailure, HttpResponse};
+
+use crate::http::HttpClient;
 use concierge_sip::wire::Transport;
 use concierge_sip::Peer;
 use tokio::net::UdpSocket;
@@ -43,6 +46,7 @@ pub(crate) struct Server {
 impl Server {
     pub(crate) async fn start(
         cfg: &Config,
+        program: Program,
         shutdown: watch::Receiver<Shutdown>,
     ) -> std::io::Result<Self> {
         let udp = if cfg.sip.udp {
@@ -84,10 +88,15 @@ impl Server {
                 ..SwitchConfig::default()
             },
             wall,
+            program,
         );
+        let (http_tx, http_rx) = mpsc::channel(4096);
         let shard = Shard {
             switch,
             records,
+            http: HttpClient::new(),
+            http_tx,
+            http_rx,
             rtp,
             rtp_rx,
             udp,
@@ -128,6 +137,9 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 struct Shard {
     switch: Switch,
     records: records::Records,
+    http: HttpClient,
+    http_tx: mpsc::Sender<(CallRef, Result<HttpResponse, HttpFailure>)>,
+    http_rx: mpsc::Receiver<(CallRef, Result<HttpResponse, HttpFailure>)>,
     rtp: rtp::RtpSockets,
     rtp_rx: mpsc::Receiver<rtp::RtpIn>,
     udp: Option<Arc<UdpSocket>>,
@@ -164,6 +176,9 @@ impl Shard {
                         self.switch.handle_sip_framed(std::time::Instant::now(), peer, &head, &body);
                     }
                 },
+                Some((call, result)) = self.http_rx.recv() => {
+                    self.switch.handle_http_result(std::time::Instant::now(), call, result);
+                }
                 Some(packet) = self.rtp_rx.recv() => {
                     self.switch.handle_rtp(packet.at, packet.port, packet.from, &packet.bytes);
                 }
@@ -225,6 +240,14 @@ impl Shard {
                     }
                 }
                 Output::MediaClose { port } => self.rtp.close(port),
+                Output::Rtp { port, to, packet } => self.rtp.send(port, to, &packet),
+                Output::Http { call, request } => {
+                    let (client, tx) = (self.http.clone(), self.http_tx.clone());
+                    tokio::spawn(async move {
+                        let result = client.execute(request).await;
+                        let _ = tx.send((call, result)).await;
+                    });
+                }
             }
         }
     }

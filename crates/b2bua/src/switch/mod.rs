@@ -8,11 +8,15 @@ use concierge_sip::wire::{response_to, HeaderName, Method, Request, Response, Si
 use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer};
 use tracing::{debug, info, info_span, warn};
 
+mod flow;
+mod media;
+
 use crate::call::{Call, Phase};
 use crate::config::SwitchConfig;
 use crate::offer_answer::{self, OfferError};
 use crate::output::{CallRef, Output};
-use crate::record::{CallRecord, TransferRecord, WallClock};
+use crate::program::Program;
+use crate::record::{CallRecord, HttpOutcome, PathStep, TransferRecord, WallClock};
 use crate::rtp_ports::RtpPorts;
 use crate::transfer::{
     self, ReferProgress, ReferTransfer, TransferMode, TransferOutcome, TransferResult,
@@ -38,11 +42,17 @@ pub struct Switch {
     ports: RtpPorts,
     /// The time of the input being handled, for records.
     last_now: Instant,
+    program: Program,
+    /// Calls with media, for the paced sender.
+    media_calls: Vec<CallRef>,
+    next_tick: Option<Instant>,
+    rtp_buf: Vec<u8>,
+    frame_buf: Vec<u8>,
 }
 
 impl Switch {
     /// `wall` pairs an `Instant` with the wall-clock time, for call records.
-    pub fn new(cfg: SwitchConfig, wall: WallClock) -> Self {
+    pub fn new(cfg: SwitchConfig, wall: WallClock, program: Program) -> Self {
         let endpoint = Endpoint::new(EndpointConfig {
             timers: cfg.timers,
             via_host: cfg.advertised_host.clone(),
@@ -64,6 +74,11 @@ impl Switch {
             ports: RtpPorts::new(cfg.rtp_ports.0, cfg.rtp_ports.1, cfg.rtp_port_rest),
             wall,
             last_now: wall.instant,
+            program,
+            media_calls: Vec::new(),
+            next_tick: None,
+            rtp_buf: vec![0u8; 1500],
+            frame_buf: Vec::with_capacity(320),
             cfg,
         }
     }
@@ -106,6 +121,12 @@ impl Switch {
         };
         if let Some(digit) = call.media.handle_datagram(now, from, data) {
             call.span.in_scope(|| info!(%digit, "digit received"));
+            let id = *self
+                .by_port
+                .get(&port)
+                .expect("the call was found by this port");
+            self.digit_arrived(now, id);
+            self.pump(now);
         }
     }
 
@@ -124,6 +145,9 @@ impl Switch {
             self.call_timeout(now, id);
             self.rearm(id);
         }
+        if self.next_tick.is_some_and(|t| t <= now) {
+            self.media_tick(now);
+        }
         self.pump(now);
     }
 
@@ -135,10 +159,10 @@ impl Switch {
             self.timers.pop();
         }
         let calls = self.timers.peek().map(|Reverse((at, _))| *at);
-        match (calls, self.endpoint.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [calls, self.endpoint.poll_timeout(), self.next_tick]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -275,6 +299,7 @@ impl Switch {
                 local_sdp: Some(local_sdp),
                 sdp_version: 1,
                 media: Default::default(),
+                flow: None,
                 answered: None,
                 ending: None,
                 refer: None,
@@ -283,7 +308,9 @@ impl Switch {
                 armed: None,
             },
         );
-        if self.cfg.answer_after.is_zero() {
+        if self.start_flow(now, id) {
+            // The flow answers when it first needs media.
+        } else if self.cfg.answer_after.is_zero() {
             self.answer(now, id);
         } else if let Some(call) = self.calls.get_mut(&id) {
             call.answer_at = Some(now + self.cfg.answer_after);
@@ -355,13 +382,13 @@ impl Switch {
         if call.phase == Phase::Answered {
             call.phase = Phase::Confirmed;
             call.span.in_scope(|| info!("call confirmed by ACK"));
-            self.start_media(id);
+            self.start_media(now, id);
         }
     }
 
     /// RTP starts once the call is confirmed and the codec agreed; SSRC, sequence number
     /// and timestamp start at random (RFC 3550 §5.1).
-    fn start_media(&mut self, id: CallRef) {
+    fn start_media(&mut self, now: Instant, id: CallRef) {
         let r = self.endpoint.random_u64();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -380,6 +407,8 @@ impl Switch {
         );
         call.span
             .in_scope(|| debug!(codec = audio.codec, remote = ?audio.remote, "media started"));
+        self.start_pacing(now, id);
+        self.media_ready(now, id);
     }
 
     fn on_cancelled(&mut self, now: Instant, invite: TsxKey) {
@@ -400,6 +429,7 @@ impl Switch {
         );
         self.endpoint.respond(now, &invite, r);
         info!("cancelled by the caller before the answer");
+        self.flow_hung_up(id);
         self.end_call(id, "caller", "cancelled before the answer");
     }
 
@@ -425,6 +455,7 @@ impl Switch {
                 let r = response_to(&request, StatusCode::OK, None);
                 self.endpoint.respond(now, &key, r);
                 info!("caller hung up");
+                self.flow_hung_up(id);
                 self.end_call(id, "caller", "hung up");
             }
             Method::Notify if call.refer.is_some() => {
@@ -450,6 +481,7 @@ impl Switch {
             }
             Method::Invite => self.on_reinvite(now, id, key, request),
             Method::Info => {
+                let mut info_digit = false;
                 // SIP INFO DTMF (application/dtmf-relay or application/dtmf).
                 let digit = request
                     .content_type()
@@ -458,6 +490,7 @@ impl Switch {
                     (Some(d), _) => {
                         info!(digit = %d, "digit received by INFO");
                         call.media.add_digit(d, crate::call_media::INFO);
+                        info_digit = true;
                         StatusCode::OK
                     }
                     // An empty INFO is a keep-alive probe; other bodies we do not read.
@@ -466,6 +499,9 @@ impl Switch {
                 };
                 let r = response_to(&request, status, None);
                 self.endpoint.respond(now, &key, r);
+                if info_digit {
+                    self.digit_arrived(now, id);
+                }
             }
             _ => {
                 let r = response_to(&request, StatusCode::OK, None);
@@ -609,6 +645,7 @@ impl Switch {
         if let Some(k) = &refer.key {
             self.by_client_tsx.remove(k);
         }
+        let outcome_for_flow = outcome.clone();
         let result = match &outcome {
             TransferOutcome::Succeeded => "succeeded".to_owned(),
             TransferOutcome::Failed(why) => format!("failed: {why}"),
@@ -628,6 +665,7 @@ impl Switch {
             }
             TransferOutcome::Failed(_) => {}
         }
+        self.flow_transfer_result(now, id, &outcome_for_flow);
         self.rearm(id);
     }
 
@@ -640,6 +678,12 @@ impl Switch {
             self.answer(now, id);
             return;
         }
+        if self.collect_timeout(now, id) {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if call.refer.as_ref().is_some_and(|r| r.deadline <= now) {
             let why = if call.refer.as_ref().is_some_and(|r| r.accepted) {
                 "no final NOTIFY in time"
@@ -811,6 +855,7 @@ impl Switch {
     }
 
     fn record_of(&self, call: &Call) -> CallRecord {
+        let flow = call.flow.as_ref();
         let (ended_by, reason) = call
             .ending
             .clone()
@@ -822,9 +867,35 @@ impl Switch {
             arrived_ms: self.wall.unix_ms(call.arrived),
             answered_ms: call.answered.map(|a| self.wall.unix_ms(a)),
             ended_ms: self.wall.unix_ms(self.last_now),
-            path: Vec::new(),
-            http: Vec::new(),
-            variables: Vec::new(),
+            path: flow
+                .map(|f| {
+                    f.run
+                        .trace()
+                        .iter()
+                        .map(|s| PathStep {
+                            node: s.node.clone(),
+                            exit: s.exit.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            http: flow
+                .map(|f| {
+                    f.run
+                        .http_steps()
+                        .iter()
+                        .map(|h| HttpOutcome {
+                            node: h.node.clone(),
+                            status: h.status,
+                            outcome: h.outcome.clone(),
+                            latency_ms: h.latency.as_millis() as u64,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            variables: flow
+                .map(|f| f.run.vars_redacted().into_iter().collect())
+                .unwrap_or_default(),
             transfer: call.transfer_record.clone(),
             ended_by,
             reason,

@@ -1,0 +1,27 @@
+//! What the switch runs: flows by called number, and the prompts they play.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use concierge_flow::Flow;
+use concierge_prompts::Catalogue;
+
+/// The loaded, validated configuration of calls. Built once at start-up (and, later, on
+/// reload) and shared read-only by every shard.
+#[derive(Debug, Default, Clone)]
+pub struct Program {
+    /// Flow for calls whose Request-URI user has no route of its own.
+    pub default_flow: Option<Arc<Flow>>,
+    /// Flows by Request-URI user (`echo-digits`, `vip-desk`, …).
+    pub routes: HashMap<String, Arc<Flow>>,
+    pub prompts: Catalogue,
+}
+
+impl Program {
+    pub fn flow_for(&self, called: &str) -> Option<Arc<Flow>> {
+        self.routes
+            .get(called)
+            .or(self.default_flow.as_ref())
+            .cloned()
+    }
+}

@@ -1,0 +1,434 @@
+//! Running a call's flow: turning the interpreter's actions into SIP and media work, and
+//! what happens on the call back into interpreter events.
+
+use std::time::Instant;
+
+use concierge_flow::{
+    Action, CollectOutcome, Collector, Event, HttpFailure, HttpResponse, Run, TransferMode, Vars,
+};
+use concierge_sip::wire::StatusCode;
+use tracing::{debug, info, warn};
+
+use super::Switch;
+use crate::call::{FlowState, Phase, Waiting};
+use crate::output::{CallRef, Output};
+use crate::transfer::TransferOutcome;
+
+impl Switch {
+    /// Starts the flow for a new call, before it is answered: an HTTP lookup runs while the
+    /// caller hears ringing, and a redirect can still answer 302.
+    pub(super) fn start_flow(&mut self, now: Instant, id: CallRef) -> bool {
+        let Some(call) = self.calls.get(&id) else {
+            return false;
+        };
+        let called = call.invite.uri.user().unwrap_or_default().to_owned();
+        let Some(flow) = self.program.flow_for(&called) else {
+            return false;
+        };
+        let caller = call
+            .invite
+            .header(&concierge_sip::wire::HeaderName::P_ASSERTED_IDENTITY)
+            .and_then(|p| concierge_sip::wire::NameAddr::parse(p).ok())
+            .and_then(|na| na.uri.user().map(str::to_owned))
+            .or_else(|| call.invite.from.uri.user().map(str::to_owned))
+            .unwrap_or_default();
+        let mut vars = Vars::new();
+        vars.insert(
+            "system.caller".into(),
+            concierge_flow::normalize_e164(&caller),
+        );
+        vars.insert("system.called".into(), called);
+        vars.insert("system.call_id".into(), call.invite.call_id.clone());
+        vars.insert(
+            "system.local_host".into(),
+            format!("{}:{}", self.cfg.advertised_host, self.cfg.sip_port),
+        );
+        call.span
+            .in_scope(|| info!(flow = %flow.name, caller = %vars["system.caller"], "flow started"));
+        let (run, action) = Run::start(flow, vars);
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.flow = Some(FlowState {
+                run,
+                waiting: Waiting::Nothing,
+                deferred: None,
+            });
+        }
+        self.step(now, id, action);
+        true
+    }
+
+    /// Carries out `action` and every action that follows at once from it.
+    pub(super) fn step(&mut self, now: Instant, id: CallRef, mut action: Action) {
+        // The interpreter bounds its own steps; this bounds immediate event ping-pong.
+        for _ in 0..64 {
+            let Some(event) = self.execute(now, id, action) else {
+                self.rearm(id);
+                return;
+            };
+            let Some(flow) = self.calls.get_mut(&id).and_then(|c| c.flow.as_mut()) else {
+                return;
+            };
+            action = flow.run.handle(event);
+        }
+        warn!("flow kept producing immediate events; hanging up");
+        self.hang_up(now, id, "flow loop");
+    }
+
+    /// Performs one action; returns an event when its outcome is known at once.
+    fn execute(&mut self, now: Instant, id: CallRef, action: Action) -> Option<Event> {
+        let call = self.calls.get_mut(&id)?;
+        let _g = call.span.clone().entered();
+        let media_ready = call.media.is_started();
+        let needs_media = match &action {
+            Action::Play { .. } | Action::CollectDigits(_) => true,
+            Action::Transfer {
+                prompt: Some(_), ..
+            }
+            | Action::Hangup {
+                prompt: Some(_), ..
+            } => true,
+            Action::Transfer { mode, .. } => {
+                *mode != TransferMode::Redirect || call.phase != Phase::Early
+            }
+            _ => false,
+        };
+        if needs_media && !media_ready {
+            // Answer now; the action runs once the ACK brings the media up.
+            let early = call.phase == Phase::Early;
+            call.flow.as_mut()?.deferred = Some(action);
+            if early {
+                call.answer_at = None;
+                self.answer(now, id);
+            }
+            return None;
+        }
+        let flow = call.flow.as_mut()?;
+        match action {
+            Action::Play { prompts } => {
+                let found = self.resolve(&prompts);
+                let call = self.calls.get_mut(&id)?;
+                if found.is_empty() {
+                    return Some(Event::PromptFinished);
+                }
+                call.media.play(found);
+                call.flow.as_mut()?.waiting = Waiting::Prompt;
+                None
+            }
+            Action::CollectDigits(spec) => {
+                let found = self.resolve(&spec.prompts);
+                let call = self.calls.get_mut(&id)?;
+                let mut collector = Collector::new(spec);
+                if found.is_empty() {
+                    collector.prompt_finished(now);
+                } else {
+                    call.media.play(found);
+                }
+                call.flow.as_mut()?.waiting = Waiting::Collect(collector);
+                self.take_digits(now, id)
+            }
+            Action::Http(request) => {
+                flow.waiting = Waiting::Http;
+                debug!(node = %request.node, url = %request.url, "HTTP request");
+                self.outputs.push_back(Output::Http { call: id, request });
+                None
+            }
+            Action::Transfer {
+                target,
+                headers,
+                mode,
+                prompt: Some(p),
+            } => {
+                flow.waiting = Waiting::PromptThen(Box::new(Action::Transfer {
+                    target,
+                    headers,
+                    mode,
+                    prompt: None,
+                }));
+                let found = self.resolve(&[p]);
+                self.calls.get_mut(&id)?.media.play(found);
+                self.after_prompt_if_silent(id)
+            }
+            Action::Transfer {
+                target,
+                headers,
+                mode,
+                prompt: None,
+            } => {
+                let uri = with_uri_headers(&target, &headers);
+                flow.waiting = Waiting::Transfer;
+                match mode {
+                    TransferMode::Redirect if call.phase == Phase::Early => {
+                        let done = flow.run.handle(Event::TransferResult(
+                            concierge_flow::TransferOutcome::Succeeded,
+                        ));
+                        debug_assert_eq!(done, Action::Done);
+                        flow.waiting = Waiting::Done;
+                        self.transfer(now, id, crate::TransferMode::Redirect, &uri);
+                        None
+                    }
+                    TransferMode::Bridge => Some(Event::TransferResult(
+                        concierge_flow::TransferOutcome::Failed(
+                            "bridge mode is not available in this build".into(),
+                        ),
+                    )),
+                    // refer, refer_or_bridge, or a redirect asked too late to be one.
+                    _ => {
+                        self.transfer(now, id, crate::TransferMode::Refer, &uri);
+                        None
+                    }
+                }
+            }
+            Action::Hangup {
+                prompt: Some(p),
+                reason,
+            } => {
+                flow.waiting = Waiting::PromptThen(Box::new(Action::Hangup {
+                    prompt: None,
+                    reason,
+                }));
+                let found = self.resolve(&[p]);
+                self.calls.get_mut(&id)?.media.play(found);
+                self.after_prompt_if_silent(id)
+            }
+            Action::Hangup {
+                prompt: None,
+                reason,
+            } => {
+                flow.waiting = Waiting::Done;
+                if call.phase == Phase::Early {
+                    let r = concierge_sip::wire::response_to(
+                        &call.invite,
+                        StatusCode(480),
+                        Some(&call.local_tag),
+                    );
+                    let key = call.invite_key.clone();
+                    self.endpoint.respond(now, &key, r);
+                    self.end_call(id, "concierge", &reason);
+                } else {
+                    self.hang_up(now, id, &reason);
+                }
+                None
+            }
+            Action::Done => {
+                flow.waiting = Waiting::Done;
+                None
+            }
+        }
+    }
+
+    /// A queued prompt list may be empty (unknown prompts were logged): then what waited
+    /// for it goes ahead at once.
+    fn after_prompt_if_silent(&mut self, id: CallRef) -> Option<Event> {
+        let call = self.calls.get_mut(&id)?;
+        if call.media.is_playing() {
+            return None;
+        }
+        match std::mem::replace(&mut call.flow.as_mut()?.waiting, Waiting::Nothing) {
+            Waiting::PromptThen(next) => {
+                let now = self.last_now;
+                self.step(now, id, *next);
+                None
+            }
+            other => {
+                call.flow.as_mut()?.waiting = other;
+                None
+            }
+        }
+    }
+
+    fn resolve(&self, names: &[String]) -> Vec<std::sync::Arc<concierge_prompts::Prompt>> {
+        names
+            .iter()
+            .filter_map(|n| {
+                let p = self.program.prompts.get(n);
+                if p.is_none() {
+                    warn!(prompt = %n, "unknown prompt skipped");
+                }
+                p
+            })
+            .collect()
+    }
+
+    /// The media came up (ACK): run the action that waited for it.
+    pub(super) fn media_ready(&mut self, now: Instant, id: CallRef) {
+        let Some(action) = self
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.flow.as_mut())
+            .and_then(|f| f.deferred.take())
+        else {
+            return;
+        };
+        self.step(now, id, action);
+    }
+
+    /// The playlist ran out.
+    pub(super) fn prompt_finished(&mut self, now: Instant, id: CallRef) {
+        let Some(flow) = self.calls.get_mut(&id).and_then(|c| c.flow.as_mut()) else {
+            return;
+        };
+        match std::mem::replace(&mut flow.waiting, Waiting::Nothing) {
+            Waiting::Prompt => {
+                let action = flow.run.handle(Event::PromptFinished);
+                self.step(now, id, action);
+            }
+            Waiting::Collect(mut c) => {
+                c.prompt_finished(now);
+                flow.waiting = Waiting::Collect(c);
+                self.rearm(id);
+            }
+            Waiting::PromptThen(next) => self.step(now, id, *next),
+            other => flow.waiting = other,
+        }
+    }
+
+    /// Feeds buffered digits to a collector, if one is waiting; barge-in stops the prompt.
+    fn take_digits(&mut self, now: Instant, id: CallRef) -> Option<Event> {
+        let call = self.calls.get_mut(&id)?;
+        let Some(flow) = call.flow.as_mut() else {
+            call.media.pending.clear();
+            return None;
+        };
+        let Waiting::Collect(collector) = &mut flow.waiting else {
+            return None;
+        };
+        while let Some(d) = call.media.pending.pop_front() {
+            call.media.stop_playing();
+            if let Some(outcome) = collector.handle_digit(now, d) {
+                flow.waiting = Waiting::Nothing;
+                return Some(collect_event(outcome));
+            }
+        }
+        None
+    }
+
+    /// A digit arrived by RTP or INFO.
+    pub(super) fn digit_arrived(&mut self, now: Instant, id: CallRef) {
+        if let Some(event) = self.take_digits(now, id) {
+            self.feed(now, id, event);
+        } else {
+            self.rearm(id);
+        }
+    }
+
+    /// The collector's timer fired.
+    pub(super) fn collect_timeout(&mut self, now: Instant, id: CallRef) -> bool {
+        let Some(flow) = self.calls.get_mut(&id).and_then(|c| c.flow.as_mut()) else {
+            return false;
+        };
+        let Waiting::Collect(c) = &mut flow.waiting else {
+            return false;
+        };
+        let Some(outcome) = c.handle_timeout(now) else {
+            return false;
+        };
+        flow.waiting = Waiting::Nothing;
+        self.feed(now, id, collect_event(outcome));
+        true
+    }
+
+    pub(super) fn feed(&mut self, now: Instant, id: CallRef, event: Event) {
+        let Some(flow) = self.calls.get_mut(&id).and_then(|c| c.flow.as_mut()) else {
+            return;
+        };
+        let action = flow.run.handle(event);
+        self.step(now, id, action);
+    }
+
+    /// The result of an [`Output::Http`] request.
+    pub fn handle_http_result(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        result: Result<HttpResponse, HttpFailure>,
+    ) {
+        self.last_now = now;
+        let Some(flow) = self.calls.get_mut(&id).and_then(|c| c.flow.as_mut()) else {
+            return;
+        };
+        if !matches!(flow.waiting, Waiting::Http) {
+            return;
+        }
+        flow.waiting = Waiting::Nothing;
+        self.feed(now, id, Event::HttpResult(result));
+        self.pump(now);
+    }
+
+    /// A REFER transfer finished; the flow decides what comes next.
+    pub(super) fn flow_transfer_result(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        outcome: &TransferOutcome,
+    ) {
+        let Some(flow) = self.calls.get_mut(&id).and_then(|c| c.flow.as_mut()) else {
+            return;
+        };
+        if !matches!(flow.waiting, Waiting::Transfer) {
+            return;
+        }
+        flow.waiting = Waiting::Nothing;
+        let event = match outcome {
+            TransferOutcome::Succeeded => concierge_flow::TransferOutcome::Succeeded,
+            TransferOutcome::Failed(why) => concierge_flow::TransferOutcome::Failed(why.clone()),
+        };
+        self.feed(now, id, Event::TransferResult(event));
+    }
+
+    /// The caller went away: the flow records where it was.
+    pub(super) fn flow_hung_up(&mut self, id: CallRef) {
+        if let Some(flow) = self.calls.get_mut(&id).and_then(|c| c.flow.as_mut()) {
+            flow.run.handle(Event::HungUp);
+            flow.waiting = Waiting::Done;
+        }
+    }
+}
+
+fn collect_event(outcome: CollectOutcome) -> Event {
+    match outcome {
+        CollectOutcome::Digits(d) => Event::Digits(d),
+        CollectOutcome::NoInput => Event::InputTimeout,
+    }
+}
+
+/// `sip:vip@q?X-Concierge-Tier=gold`: flow variables ride to the agent as URI headers
+/// (RFC 3261 §19.1.1), escaped so a value cannot add headers of its own.
+fn with_uri_headers(target: &str, headers: &[(String, String)]) -> String {
+    if headers.is_empty() {
+        return target.to_owned();
+    }
+    let esc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.!~*'()[]/:+$".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    let query: Vec<String> = headers
+        .iter()
+        .map(|(n, v)| format!("{}={}", esc(n), esc(v)))
+        .collect();
+    let sep = if target.contains('?') { '&' } else { '?' };
+    format!("{target}{sep}{}", query.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_uri_headers;
+
+    #[test]
+    fn uri_headers_are_escaped() {
+        assert_eq!(
+            with_uri_headers(
+                "sip:vip@q",
+                &[("X-Concierge-Tier".into(), "gold & more".into())]
+            ),
+            "sip:vip@q?X-Concierge-Tier=gold%20%26%20more"
+        );
+        assert_eq!(with_uri_headers("sip:vip@q", &[]), "sip:vip@q");
+    }
+}

@@ -1,0 +1,83 @@
+//! The HTTP client behind flow `http` nodes: one shared reqwest client (connection
+//! pooling), per-request timeouts, and every failure mapped to what the flow's failure
+//! exit needs to know.
+
+use std::time::{Duration, Instant};
+
+use concierge_flow::{HttpFailure, HttpRequest, HttpResponse};
+
+/// Bodies beyond this are cut: a customer API answers with a small JSON document.
+const MAX_BODY: usize = 1 << 20;
+
+#[derive(Clone)]
+pub(crate) struct HttpClient {
+    client: reqwest::Client,
+}
+
+impl HttpClient {
+    pub(crate) fn new() -> Self {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("Concierge/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(3))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self { client }
+    }
+
+    pub(crate) async fn execute(&self, req: HttpRequest) -> Result<HttpResponse, HttpFailure> {
+        if !req.delay.is_zero() {
+            tokio::time::sleep(req.delay).await;
+        }
+        let method = reqwest::Method::from_bytes(req.method.as_bytes())
+            .map_err(|e| HttpFailure::Other(e.to_string()))?;
+        let mut builder = self.client.request(method, &req.url).timeout(req.timeout);
+        for (name, value) in &req.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = req.body {
+            builder = builder.body(body);
+        }
+        let started = Instant::now();
+        let mut response = builder.send().await.map_err(classify)?;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    body.extend_from_slice(&chunk);
+                    if body.len() > MAX_BODY {
+                        return Err(HttpFailure::Other(format!(
+                            "response body over {MAX_BODY} bytes"
+                        )));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        Ok(HttpResponse {
+            status,
+            body,
+            latency: started.elapsed(),
+        })
+    }
+}
+
+fn classify(e: reqwest::Error) -> HttpFailure {
+    if e.is_timeout() {
+        HttpFailure::Timeout
+    } else if e.is_connect() {
+        HttpFailure::Connect(root_cause(&e))
+    } else {
+        HttpFailure::Other(root_cause(&e))
+    }
+}
+
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
