@@ -11,6 +11,8 @@ pub(crate) struct RtpPorts {
     /// Released ports with the time they become usable again, oldest first.
     resting: VecDeque<(Instant, u16)>,
     quarantine: Duration,
+    /// Ports another program holds: never handed out again.
+    retired: Vec<u16>,
 }
 
 impl RtpPorts {
@@ -21,6 +23,7 @@ impl RtpPorts {
             free,
             resting: VecDeque::new(),
             quarantine,
+            retired: Vec::new(),
         }
     }
 
@@ -36,7 +39,15 @@ impl RtpPorts {
     }
 
     pub(crate) fn release(&mut self, port: u16, now: Instant) {
-        self.resting.push_back((now + self.quarantine, port));
+        if !self.retired.contains(&port) {
+            self.resting.push_back((now + self.quarantine, port));
+        }
+    }
+
+    /// The port could not be bound (another program has it): take it out of the pool.
+    pub(crate) fn retire(&mut self, port: u16) {
+        self.retired.push(port);
+        self.free.retain(|p| *p != port);
     }
 }
 
@@ -50,6 +61,17 @@ mod tests {
         let mut p = RtpPorts::new(10_001, 10_006, Duration::from_secs(4));
         assert_eq!(p.allocate(now), Some(10_002));
         assert_eq!(p.allocate(now), Some(10_004));
+        assert_eq!(p.allocate(now), None);
+    }
+
+    #[test]
+    fn a_retired_port_never_comes_back() {
+        let now = Instant::now();
+        let mut p = RtpPorts::new(10_000, 10_004, Duration::ZERO);
+        let port = p.allocate(now).unwrap();
+        p.retire(port);
+        p.release(port, now);
+        assert_eq!(p.allocate(now), Some(10_002));
         assert_eq!(p.allocate(now), None);
     }
 

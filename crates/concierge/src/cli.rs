@@ -14,7 +14,32 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the server (the default when no command is given).
     Run {
-        /// Configuration file; without it every setting has its default.
+        /// Configuration file; default config/concierge.toml when it exists, else built-in defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration directory (its concierge.toml and flows) or one flow file.
+    Check {
+        /// A directory such as `config/`, a concierge.toml, or a flow file.
+        #[arg(default_value = "config")]
+        path: PathBuf,
+    },
+    /// Run a flow without a phone: real HTTP requests, digits from --digits.
+    Simulate {
+        #[arg(long)]
+        flow: PathBuf,
+        /// The caller's number (system.caller), e.g. +46706170786.
+        #[arg(long)]
+        caller: String,
+        /// The called number or user (system.called).
+        #[arg(long, default_value = "ivr")]
+        called: String,
+        /// Keys the caller presses, in order, e.g. 101010 or 4711#.
+        #[arg(long)]
+        digits: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
         #[arg(long, short)]
         config: Option<PathBuf>,
     },

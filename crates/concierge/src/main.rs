@@ -1,12 +1,14 @@
 //! The `concierge` binary: CLI, configuration, logging and the tokio driver.
 #![forbid(unsafe_code)]
 
+mod check;
 mod cli;
 mod config;
 mod demo;
 mod driver;
 mod http;
 mod program;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -23,6 +25,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run { config: None }) {
         Command::Run { config } => run(config.as_deref()),
+        Command::Check { path } => check::run(&path),
+        Command::Simulate {
+            flow,
+            caller,
+            called,
+            digits,
+            json,
+            config,
+        } => simulate::run(simulate::Args {
+            flow: &flow,
+            caller: &caller,
+            called: &called,
+            digits: digits.as_deref(),
+            json,
+            config: config.as_deref(),
+        }),
     }
 }
 

@@ -109,6 +109,20 @@ impl Switch {
         self.pump(now);
     }
 
+    /// The driver could not bind `port` for a call's media: the call goes on without
+    /// audio, and the port is never handed out again.
+    pub fn media_port_failed(&mut self, port: u16) {
+        self.ports.retire(port);
+        if let Some(call) = self.by_port.get(&port).and_then(|id| self.calls.get(id)) {
+            call.span.in_scope(|| {
+                warn!(
+                    port,
+                    "RTP port held by another program; this call has no media"
+                )
+            });
+        }
+    }
+
     /// A datagram arrived on a call's RTP port.
     pub fn handle_rtp(&mut self, now: Instant, port: u16, from: std::net::SocketAddr, data: &[u8]) {
         self.last_now = now;

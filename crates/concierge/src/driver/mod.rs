@@ -236,7 +236,8 @@ impl Shard {
                 Output::Record(record) => self.records.write(&record),
                 Output::MediaOpen { port } => {
                     if let Err(e) = self.rtp.open(port) {
-                        warn!(error = %e, port, "cannot bind the RTP port; the call has no media");
+                        warn!(error = %e, port, "cannot bind the RTP port; retiring it");
+                        self.switch.media_port_failed(port);
                     }
                 }
                 Output::MediaClose { port } => self.rtp.close(port),

@@ -69,6 +69,16 @@ impl Server {
             // Each test that wants the demo directory configures its own port.
             if extra.contains("[demo]") { "" } else { "[demo]\ndirectory = false\n" }
         );
+        // Parallel servers must not share RTP ports: a range of their own, near the SIP port.
+        let config = if extra.contains("[rtp]") {
+            config
+        } else {
+            let base = 20_000 + (port as u32 % 400) * 100;
+            format!(
+                "{config}\n[rtp]\nport_min = {base}\nport_max = {}\n",
+                base + 100
+            )
+        };
         let config_path = dir.join("concierge.toml");
         std::fs::write(&config_path, config).expect("write config");
         let log = std::fs::File::create(dir.join("server.log")).expect("log file");
@@ -173,6 +183,9 @@ pub fn sipp(server: &Server, args: &[&str]) -> Output {
             "-nostdin",
             "-trace_err",
             "-trace_screen",
+            // Each run gets its own media port: SIPp's default (6000) clashes between tests.
+            "-mp",
+            &free_port().to_string(),
         ])
         .arg(&target)
         .current_dir(&dir)
@@ -183,7 +196,10 @@ pub fn sipp(server: &Server, args: &[&str]) -> Output {
     let mut report = String::from_utf8_lossy(&out.stdout).into_owned();
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with("_errors.log") || name.ends_with("_screen.log") {
+        if name.ends_with("_errors.log")
+            || name.ends_with("_screen.log")
+            || name.ends_with("_logs.log")
+        {
             report.push_str(&format!("\n--- {name}\n"));
             report.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
         }
@@ -314,4 +330,167 @@ pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
         let (n, v) = l.split_once(':')?;
         n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
+}
+
+/// A server running the shipped VIP flow against its own demo customer directory.
+/// `edit` may change the flow text (point the lookup elsewhere, change a mode …); the
+/// string `CRM` in it stands for the directory's base URL.
+pub fn start_vip(name: &str, edit: impl Fn(String) -> String, calls_extra: &str) -> Server {
+    let root = repo_root();
+    let dir = scratch_dir(&format!("{name}-flow"));
+    let crm = free_port();
+    let flow = std::fs::read_to_string(root.join("config/flows/vip.toml"))
+        .expect("vip.toml")
+        .replace("http://127.0.0.1:8089", "CRM");
+    let flow = edit(flow).replace("CRM", &format!("http://127.0.0.1:{crm}"));
+    let flow_path = dir.join("vip.toml");
+    std::fs::write(&flow_path, flow).expect("write flow");
+    let extra = format!(
+        "[demo]\ndirectory = true\ndirectory_listen = \"127.0.0.1:{crm}\"\ncustomers = \"{}\"\n\
+         [prompts]\ndir = \"{}\"\n\
+         [flows]\ndefault = \"{}\"\nroutes = {{ \"vip-desk\" = \"{}\", \"service-desk\" = \"{}\" }}\n{calls_extra}",
+        root.join("config/customers.csv").display(),
+        root.join("prompts").display(),
+        flow_path.display(),
+        root.join("config/flows/vip-desk.toml").display(),
+        root.join("config/flows/service-desk.toml").display(),
+    );
+    Server::start(name, "", &extra)
+}
+
+/// The only record, once the server wrote it (records land when a call ends).
+pub fn wait_record(server: &Server, call_id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(r) = server
+            .records()
+            .into_iter()
+            .find(|r| r["call_id"] == call_id)
+        {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "no record for {call_id}; records {:?}\nlog tail:\n{}",
+        server.records(),
+        tail(&server.log(), 40)
+    );
+}
+
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The path of nodes in a record, as `node:exit` strings.
+pub fn path_of(record: &serde_json::Value) -> Vec<String> {
+    record["path"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            format!(
+                "{}:{}",
+                s["node"].as_str().unwrap_or(""),
+                s["exit"].as_str().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
+/// A caller on raw sockets: SIP on one UDP socket, RTP on another, every byte scripted.
+pub struct RawCall {
+    pub sip: RawPeer,
+    pub rtp: UdpSocket,
+    pub call_id: String,
+    pub to_tag: String,
+    pub caller: String,
+    seq: u32,
+}
+
+impl RawCall {
+    /// Sends an INVITE from `caller` whose SDP offers `payloads` (e.g. "0 101").
+    pub fn invite(server: u16, caller: &str, call_id: &str, payloads: &str) -> Self {
+        let sip = RawPeer::new(server);
+        let rtp = UdpSocket::bind("127.0.0.1:0").expect("rtp");
+        let rtp_port = rtp.local_addr().expect("addr").port();
+        let mut sdp = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP {payloads}\r\na=rtpmap:0 PCMU/8000\r\n");
+        if payloads.contains("101") {
+            sdp.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n");
+        }
+        let invite = format!(
+            "INVITE sip:ivr@127.0.0.1:{server} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{call_id}i;rport\r\nFrom: <sip:{caller}@127.0.0.1:{p}>;tag=raw\r\nTo: <sip:ivr@127.0.0.1:{server}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:raw@127.0.0.1:{p}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len(),
+            p = sip.port,
+        );
+        sip.send(&invite);
+        Self {
+            sip,
+            rtp,
+            call_id: call_id.into(),
+            to_tag: String::new(),
+            caller: caller.into(),
+            seq: 1,
+        }
+    }
+
+    /// Waits for the 200 OK and ACKs it; returns the server's RTP address from its SDP.
+    pub fn answer_and_ack(&mut self) -> std::net::SocketAddr {
+        let ok = self.sip.expect("SIP/2.0 200", Duration::from_secs(10));
+        let to = header(&ok, "To").expect("To");
+        self.to_tag = to.split("tag=").nth(1).expect("to tag").to_owned();
+        let port: u16 = ok
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|r| r.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .expect("m=audio port");
+        self.request("ACK", 1, "", "");
+        format!("127.0.0.1:{port}").parse().expect("addr")
+    }
+
+    /// Sends an in-dialog request with CSeq `seq` (or the next one for 0).
+    pub fn request(&mut self, method: &str, seq: u32, extra: &str, body: &str) {
+        let seq = if seq == 0 {
+            self.seq += 1;
+            self.seq
+        } else {
+            seq
+        };
+        let msg = format!(
+            "{method} sip:concierge@127.0.0.1:{s} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{}{method}{seq};rport\r\nFrom: <sip:{}@127.0.0.1:{p}>;tag=raw\r\nTo: <sip:ivr@127.0.0.1:{s}>;tag={}\r\nCall-ID: {}\r\nCSeq: {seq} {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            self.call_id,
+            self.caller,
+            self.to_tag,
+            self.call_id,
+            body.len(),
+            s = self.sip.server,
+            p = self.sip.port,
+        );
+        self.sip.send(&msg);
+    }
+
+    pub fn bye(&mut self) {
+        self.request("BYE", 0, "", "");
+    }
+
+    /// Answers a request we received (REFER, BYE, NOTIFY) with `code`.
+    pub fn reply(&self, request: &str, code: u16) {
+        let mut out = format!("SIP/2.0 {code} OK\r\n");
+        for l in request.lines() {
+            let name = l
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if ["via", "from", "to", "call-id", "cseq"].contains(&name.as_str()) {
+                out.push_str(l);
+                out.push_str("\r\n");
+            }
+        }
+        out.push_str("Content-Length: 0\r\n\r\n");
+        self.sip.send(&out);
+    }
 }

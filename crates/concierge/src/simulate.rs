@@ -1,0 +1,159 @@
+//! `concierge simulate`: runs a flow without a phone. The interpreter is the one calls
+//! use; HTTP requests are real; prompts "play" instantly; digits come from `--digits`;
+//! a transfer is reported as what would happen.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use concierge_flow::{load_flow, Action, Event, Run, TransferOutcome, Vars};
+use concierge_prompts::Catalogue;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::http::HttpClient;
+
+pub(crate) struct Args<'a> {
+    pub(crate) flow: &'a Path,
+    pub(crate) caller: &'a str,
+    pub(crate) called: &'a str,
+    pub(crate) digits: Option<&'a str>,
+    pub(crate) json: bool,
+    pub(crate) config: Option<&'a Path>,
+}
+
+pub(crate) fn run(args: Args<'_>) -> ExitCode {
+    let default_file = Path::new("config/concierge.toml");
+    let cfg = match Config::load(
+        args.config
+            .or_else(|| default_file.exists().then_some(default_file)),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("concierge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let prompts = Catalogue::load_dir(&cfg.prompts.dir).unwrap_or_default();
+    let flow = match load_flow(args.flow, &|p| prompts.contains(p)) {
+        Ok(l) => l.flow,
+        Err(diags) => {
+            for d in diags {
+                eprintln!("{d}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::FAILURE;
+    };
+    rt.block_on(async move {
+        // The demo directory, so the shipped flows have an API to call.
+        if cfg.demo.directory {
+            if let Ok(dir) = crate::demo::directory::Directory::load(&cfg.demo.customers) {
+                let _ = crate::demo::directory::serve(dir, cfg.demo.directory_listen).await;
+            }
+        }
+        simulate(flow, &args, &cfg).await
+    })
+}
+
+async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config) -> ExitCode {
+    let mut vars = Vars::new();
+    vars.insert(
+        "system.caller".into(),
+        concierge_flow::normalize_e164(args.caller),
+    );
+    vars.insert("system.called".into(), args.called.into());
+    vars.insert("system.call_id".into(), "simulated".into());
+    vars.insert(
+        "system.local_host".into(),
+        format!("{}:{}", cfg.advertised_host(), cfg.sip.listen.port()),
+    );
+    let http = HttpClient::new();
+    let mut keys: Vec<char> = args.digits.unwrap_or("").chars().collect();
+    let mut log: Vec<serde_json::Value> = Vec::new();
+    let (mut run, mut action) = Run::start(flow.clone(), vars);
+    let mut final_action = json!(null);
+    for _ in 0..200 {
+        let event = match &action {
+            Action::Play { prompts } => {
+                log.push(json!({"play": prompts}));
+                Event::PromptFinished
+            }
+            Action::CollectDigits(spec) => {
+                let mut typed = String::new();
+                while let Some(k) = (!keys.is_empty()).then(|| keys.remove(0)) {
+                    if Some(k) == spec.terminator {
+                        break;
+                    }
+                    typed.push(k);
+                    if typed.chars().count() as u32 >= spec.max {
+                        break;
+                    }
+                }
+                log.push(json!({"prompt": spec.prompts, "collect": typed}));
+                if typed.is_empty() {
+                    Event::InputTimeout
+                } else {
+                    Event::Digits(typed)
+                }
+            }
+            Action::Http(req) => {
+                let result = http.execute(req.clone()).await;
+                let shown = match &result {
+                    Ok(r) => {
+                        json!({"status": r.status, "body": String::from_utf8_lossy(&r.body), "latency_ms": r.latency.as_millis() as u64})
+                    }
+                    Err(e) => json!({"failure": format!("{e:?}")}),
+                };
+                log.push(json!({"http": {"node": req.node, "method": req.method, "url": req.url}, "result": shown}));
+                Event::HttpResult(result)
+            }
+            Action::Transfer {
+                target,
+                headers,
+                mode,
+                prompt,
+            } => {
+                final_action = json!({"transfer": {"target": target, "mode": format!("{mode:?}"), "headers": headers, "prompt": prompt}});
+                Event::TransferResult(TransferOutcome::Succeeded)
+            }
+            Action::Hangup { prompt, reason } => {
+                final_action = json!({"hangup": {"prompt": prompt, "reason": reason}});
+                break;
+            }
+            Action::Done => break,
+        };
+        action = run.handle(event);
+    }
+    let path: Vec<serde_json::Value> = run
+        .trace()
+        .iter()
+        .map(|s| json!({"node": s.node, "exit": s.exit}))
+        .collect();
+    let vars = run.vars_redacted();
+    if args.json {
+        let out = json!({"flow": flow.name, "path": path, "steps": log, "variables": vars, "final": final_action});
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    println!("flow {} for caller {}", flow.name, args.caller);
+    for step in &log {
+        println!("  {step}");
+    }
+    println!("path:");
+    for s in run.trace() {
+        println!("  {} -> {}", s.node, s.exit.as_deref().unwrap_or("(ended)"));
+    }
+    println!("variables:");
+    for (k, v) in &vars {
+        println!("  {k} = {v}");
+    }
+    println!("final: {final_action}");
+    ExitCode::SUCCESS
+}

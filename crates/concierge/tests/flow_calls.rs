@@ -1,0 +1,403 @@
+//! The reference VIP flow through the real server: SIPp and raw-socket callers, the demo
+//! customer directory as the real HTTP API, transfers by REFER and 302.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common::{
+    assert_sipp_ok, free_port, path_of, scenario, sipp, start_vip, tail, wait_record, RawCall,
+};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Runs a SIPp caller scenario and returns the Refer-To it logged and the call record.
+fn sipp_call(server: &common::Server, file: &str, caller: &str) -> (String, serde_json::Value) {
+    let out = sipp(
+        server,
+        &[
+            "-sf",
+            &scenario(file),
+            "-key",
+            "caller",
+            caller,
+            "-m",
+            "1",
+            "-timeout",
+            "40",
+            "-timeout_error",
+            "-trace_logs",
+        ],
+    );
+    assert_sipp_ok(&out, server);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let refer_to = report
+        .lines()
+        .find_map(|l| l.strip_prefix("REFER-TO "))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let record = server.records().pop().expect("a record");
+    (refer_to, record)
+}
+
+#[test]
+fn vip_by_number_is_referred_to_the_vip_desk() {
+    let server = start_vip("vip-number", |f| f, "");
+    let (refer_to, rec) = sipp_call(&server, "vip_refer.xml", "+46706170786");
+    assert_eq!(
+        refer_to,
+        format!(
+            "<sip:vip-desk@127.0.0.1:{}?X-Concierge-Tier=member>",
+            server.port
+        )
+    );
+    assert_eq!(rec["transfer"]["mode"], "refer");
+    assert_eq!(rec["transfer"]["result"], "succeeded");
+    assert_eq!(
+        (rec["ended_by"].as_str(), rec["reason"].as_str()),
+        (Some("concierge"), Some("transferred"))
+    );
+    assert_eq!(
+        path_of(&rec),
+        [
+            "welcome:next",
+            "lookup:success",
+            "is_vip:case 1",
+            "vip_by_number:next",
+            "transfer_vip:transferred"
+        ]
+    );
+    assert_eq!(rec["http"][0]["status"], 200);
+}
+
+#[test]
+fn unknown_number_and_101010_by_rfc2833_goes_to_the_vip_desk() {
+    let server = start_vip("code-gold", |f| f, "");
+    let (refer_to, rec) = sipp_call(&server, "keypad_101010_refer.xml", "+46700000009");
+    assert!(
+        refer_to.starts_with("<sip:vip-desk@") && refer_to.contains("X-Concierge-Tier=gold"),
+        "{refer_to}"
+    );
+    assert_eq!(rec["http"][0]["status"], 404);
+    let digits: String = rec["digits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d[0].as_str().unwrap())
+        .collect();
+    assert_eq!(digits, "101010");
+    assert!(rec["digits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d[1] == "rfc4733"));
+    assert!(rec["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v[0] == "securityCode" && v[1] == "***"));
+}
+
+#[test]
+fn unknown_number_and_a_wrong_code_goes_to_customer_service() {
+    let server = start_vip("code-wrong", |f| f, "");
+    let (refer_to, rec) = sipp_call(&server, "keypad_999999_refer.xml", "+46700000009");
+    assert!(refer_to.starts_with("<sip:service-desk@"), "{refer_to}");
+    assert!(
+        path_of(&rec).contains(&"check_code:default".to_string()),
+        "{:?}",
+        path_of(&rec)
+    );
+}
+
+#[test]
+fn api_down_goes_to_the_keypad() {
+    let closed = free_port();
+    let server = start_vip(
+        "api-down",
+        move |f| f.replace("CRM", &format!("http://127.0.0.1:{closed}")),
+        "",
+    );
+    let (refer_to, rec) = sipp_call(&server, "keypad_101010_refer.xml", "+46706170786");
+    assert!(refer_to.starts_with("<sip:vip-desk@"), "{refer_to}");
+    let outcome = rec["http"][0]["outcome"].as_str().unwrap();
+    assert!(outcome.starts_with("connect"), "{outcome}");
+    assert!(path_of(&rec).contains(&"lookup:failure".to_string()));
+}
+
+/// An HTTP server that accepts and says nothing for `silence`.
+fn slow_api(silence: Duration) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = stream;
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                std::thread::sleep(silence);
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 41\r\n\r\n{\"customer\":{\"hasVIPMembership\":true}}  ");
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn slow_api_times_out_to_the_keypad() {
+    let port = slow_api(Duration::from_secs(5));
+    let server = start_vip(
+        "api-slow",
+        move |f| {
+            f.replace("CRM", &format!("http://127.0.0.1:{port}"))
+                .replace("timeout_ms = 3000", "timeout_ms = 800")
+        },
+        "",
+    );
+    let (refer_to, rec) = sipp_call(&server, "keypad_101010_refer.xml", "+46706170786");
+    assert!(refer_to.starts_with("<sip:vip-desk@"), "{refer_to}");
+    assert_eq!(rec["http"][0]["outcome"], "timeout");
+}
+
+#[test]
+fn redirect_mode_answers_302_before_any_200() {
+    // A flow that decides before answering: lookup while ringing, then 302.
+    let server = start_vip(
+        "redirect",
+        |f| {
+            f.replace("start = \"welcome\"", "start = \"lookup\"")
+                .replace("prompt = \"transfer_vip\"\ntarget", "target")
+                .replace(
+                    "mode = \"refer\"\nfailed = \"sorry\"\n\n[nodes.transfer_service]",
+                    "mode = \"redirect\"\nfailed = \"sorry\"\n\n[nodes.transfer_service]",
+                )
+        },
+        "",
+    );
+    let mut call = RawCall::invite(server.port, "+46706170786", "redir1", "0 101");
+    let r = call.sip.expect("SIP/2.0 302", WAIT);
+    let contact = common::header(&r, "Contact").unwrap();
+    assert!(
+        contact.starts_with("<sip:vip-desk@127.0.0.1:")
+            && contact.contains("X-Concierge-Tier=member"),
+        "{contact}"
+    );
+    call.request("ACK", 1, "", "");
+    let rec = wait_record(&server, "redir1");
+    assert_eq!(rec["transfer"]["mode"], "redirect");
+    assert!(rec["answered_ms"].is_null(), "never answered");
+    assert!(!server.log().contains("answered"), "no 200 was sent");
+}
+
+#[test]
+fn prompt_audio_arrives_as_pcmu_paced_at_20_ms() {
+    let server = start_vip("pacing", |f| f, "");
+    let mut call = RawCall::invite(server.port, "+46700000003", "pace1", "0 101");
+    call.answer_and_ack();
+    let welcome =
+        concierge_prompts::load_wav(&common::repo_root().join("prompts/welcome.wav")).unwrap();
+    let mut arrivals = Vec::new();
+    let mut packets: Vec<Vec<u8>> = Vec::new();
+    let mut buf = [0u8; 2048];
+    call.rtp
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    while packets.len() < 100 {
+        let (n, _) = call.rtp.recv_from(&mut buf).expect("RTP from the server");
+        arrivals.push(Instant::now());
+        packets.push(buf[..n].to_vec());
+    }
+    call.bye();
+    // RTP header: PT 0, sequence +1 and timestamp +160 per packet, one SSRC.
+    for w in packets.windows(2) {
+        assert_eq!(w[1][1] & 0x7f, 0);
+        let seq = |p: &[u8]| u16::from_be_bytes([p[2], p[3]]);
+        let ts = |p: &[u8]| u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+        assert_eq!(seq(&w[1]), seq(&w[0]).wrapping_add(1));
+        assert_eq!(ts(&w[1]), ts(&w[0]).wrapping_add(160));
+        assert_eq!(w[0][8..12], w[1][8..12]);
+    }
+    assert_ne!(
+        packets[0][1] & 0x80,
+        0,
+        "the first packet of the talkspurt has the marker bit"
+    );
+    // The payload is the welcome prompt, µ-law encoded.
+    for (i, p) in packets.iter().take(50).enumerate() {
+        let expected: Vec<u8> = welcome[i * 160..(i + 1) * 160]
+            .iter()
+            .map(|s| audio_codec_algorithms::encode_ulaw(*s))
+            .collect();
+        assert_eq!(&p[12..], &expected[..], "packet {i}");
+    }
+    // Pacing, statistically: the median gap is 20 ms and the whole run takes 99 × 20 ms.
+    let mut gaps: Vec<f64> = arrivals
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+        .collect();
+    gaps.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let median = gaps[gaps.len() / 2];
+    let total = (arrivals[99] - arrivals[0]).as_secs_f64() * 1000.0;
+    assert!((17.0..=23.0).contains(&median), "median gap {median:.1} ms");
+    assert!(
+        (1800.0..=2200.0).contains(&total),
+        "99 gaps took {total:.0} ms"
+    );
+}
+
+#[test]
+fn sip_info_digits_are_collected() {
+    let server = start_vip("info", |f| f, "");
+    let mut call = RawCall::invite(server.port, "+46700000009", "info1", "0");
+    call.answer_and_ack();
+    for d in "101010".chars() {
+        call.request(
+            "INFO",
+            0,
+            "Content-Type: application/dtmf-relay\r\n",
+            &format!("Signal={d}\r\nDuration=160\r\n"),
+        );
+        call.sip.expect("SIP/2.0 200", WAIT);
+    }
+    let refer = call.sip.expect("REFER ", Duration::from_secs(20));
+    assert!(
+        common::header(&refer, "Refer-To")
+            .unwrap()
+            .contains("X-Concierge-Tier=gold"),
+        "{refer}"
+    );
+    call.reply(&refer, 603);
+    let bye = call.sip.expect("BYE ", Duration::from_secs(20));
+    call.reply(&bye, 200);
+    let rec = wait_record(&server, "info1");
+    assert!(rec["digits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d[1] == "info"));
+    assert_eq!(rec["transfer"]["result"], "failed: REFER rejected with 603");
+}
+
+/// G.711 µ-law RTP carrying DTMF tones: 80 ms per key, 80 ms gaps, at -15 dBFS per tone.
+fn tone_packets(keys: &str) -> Vec<Vec<u8>> {
+    let freq = |k: char| -> (f32, f32) {
+        let rows = [697.0, 770.0, 852.0, 941.0];
+        let cols = [1209.0, 1336.0, 1477.0, 1633.0];
+        let pos = "123A456B789C*0#D".find(k).unwrap();
+        (rows[pos / 4], cols[pos % 4])
+    };
+    let mut samples: Vec<i16> = vec![0; 800];
+    let amp = 32767.0 * 10f32.powf(-15.0 / 20.0);
+    for k in keys.chars() {
+        let (a, b) = freq(k);
+        for i in 0..640 {
+            let t = i as f32 / 8000.0;
+            samples.push(
+                (amp * ((2.0 * std::f32::consts::PI * a * t).sin()
+                    + (2.0 * std::f32::consts::PI * b * t).sin())) as i16,
+            );
+        }
+        samples.extend(std::iter::repeat_n(0, 640));
+    }
+    samples
+        .chunks(160)
+        .enumerate()
+        .map(|(i, c)| {
+            let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
+            p[2..4].copy_from_slice(&(i as u16).to_be_bytes());
+            p[4..8].copy_from_slice(&((i * 160) as u32).to_be_bytes());
+            p.extend(c.iter().map(|s| audio_codec_algorithms::encode_ulaw(*s)));
+            p
+        })
+        .collect()
+}
+
+#[test]
+fn inband_dtmf_tones_are_collected_when_no_telephone_event_was_offered() {
+    let server = start_vip("inband", |f| f, "");
+    let mut call = RawCall::invite(server.port, "+46700000009", "inband1", "0");
+    let media = call.answer_and_ack();
+    for p in tone_packets("101010") {
+        call.rtp.send_to(&p, media).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refer = call.sip.expect("REFER ", Duration::from_secs(20));
+    assert!(
+        common::header(&refer, "Refer-To")
+            .unwrap()
+            .contains("X-Concierge-Tier=gold"),
+        "{refer}"
+    );
+    call.reply(&refer, 405);
+    let bye = call.sip.expect("BYE ", Duration::from_secs(20));
+    call.reply(&bye, 200);
+    let rec = wait_record(&server, "inband1");
+    let digits: String = rec["digits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d[0].as_str().unwrap())
+        .collect();
+    assert_eq!(digits, "101010", "{}", tail(&server.log(), 30));
+    assert!(rec["digits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d[1] == "inband"));
+}
+
+#[test]
+fn caller_hanging_up_is_recorded_where_it_happened() {
+    // During the welcome prompt.
+    let server = start_vip("hangup-welcome", |f| f, "");
+    let mut call = RawCall::invite(server.port, "+46700000009", "hw1", "0 101");
+    call.answer_and_ack();
+    std::thread::sleep(Duration::from_millis(300));
+    call.bye();
+    let rec = wait_record(&server, "hw1");
+    assert_eq!(rec["ended_by"], "caller");
+    assert_eq!(path_of(&rec).last().unwrap(), "welcome:-");
+
+    // During digit entry.
+    let mut call = RawCall::invite(server.port, "+46700000009", "hd1", "0 101");
+    call.answer_and_ack();
+    std::thread::sleep(Duration::from_millis(5000));
+    call.request("INFO", 0, "Content-Type: application/dtmf\r\n", "1");
+    std::thread::sleep(Duration::from_millis(300));
+    call.bye();
+    let rec = wait_record(&server, "hd1");
+    assert_eq!(
+        path_of(&rec).last().unwrap(),
+        "ask_code:-",
+        "{:?}",
+        path_of(&rec)
+    );
+
+    // While the HTTP lookup is in flight: after the welcome prompt has played.
+    let welcome =
+        concierge_prompts::load_wav(&common::repo_root().join("prompts/welcome.wav")).unwrap();
+    let welcome = Duration::from_secs_f64(welcome.len() as f64 / 8000.0);
+    let port = slow_api(Duration::from_secs(15));
+    let server = start_vip(
+        "hangup-http",
+        move |f| f.replace("CRM", &format!("http://127.0.0.1:{port}")),
+        "",
+    );
+    let mut call = RawCall::invite(server.port, "+46700000009", "hh1", "0 101");
+    call.answer_and_ack();
+    std::thread::sleep(welcome + Duration::from_millis(1500));
+    call.bye();
+    let rec = wait_record(&server, "hh1");
+    assert_eq!(
+        path_of(&rec).last().unwrap(),
+        "lookup:-",
+        "{:?}",
+        path_of(&rec)
+    );
+    assert!(
+        rec["http"].as_array().unwrap().is_empty(),
+        "the lookup never finished"
+    );
+}
