@@ -73,10 +73,11 @@ impl Server {
         let config = if extra.contains("[rtp]") {
             config
         } else {
-            let base = 20_000 + (port as u32 % 400) * 100;
+            // 500 even ports: enough for 500 calls at 50/s with each port resting 4 s.
+            let base = 20_000 + (port as u32 % 44) * 1000;
             format!(
                 "{config}\n[rtp]\nport_min = {base}\nport_max = {}\n",
-                base + 100
+                base + 1000
             )
         };
         let config_path = dir.join("concierge.toml");
