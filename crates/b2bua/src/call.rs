@@ -40,7 +40,7 @@ pub(crate) struct Call {
     /// Our RTP port, from the pool; returned when the call is forgotten.
     pub(crate) rtp_port: Option<u16>,
     /// The audio agreed in the SDP exchange; `None` until the answer (late offer: the ACK).
-    pub(crate) audio: Option<crate::offer_answer::AudioSession>,
+    pub(crate) audio: Option<concierge_media::AudioSession>,
     /// Our SDP, sent in the 200 OK (the answer, or our offer when the INVITE had none).
     pub(crate) local_sdp: Option<String>,
     /// The `o=` version of our SDP, bumped on each re-INVITE answer (RFC 3264 §8).

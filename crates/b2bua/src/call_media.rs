@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use concierge_media::{Law, Received, RtpReceiver, RtpSender};
 use concierge_prompts::Prompt;
 
-use crate::offer_answer::AudioSession;
+use concierge_media::AudioSession;
 
 /// How a digit reached us, as call records name it.
 pub(crate) const RFC4733: &str = "rfc4733";

@@ -13,18 +13,13 @@
 mod call;
 mod call_media;
 mod config;
-mod offer_answer;
 mod output;
 mod program;
 mod record;
-mod rtp_ports;
 mod switch;
 mod transfer;
 
 pub use config::SwitchConfig;
-pub use offer_answer::{
-    accept as accept_answer, answer as answer_offer, offer as make_offer, AudioSession, OfferError,
-};
 pub use output::{CallRef, Output};
 pub use program::Program;
 pub use record::{CallRecord, HttpOutcome, PathStep, TransferRecord, WallClock};

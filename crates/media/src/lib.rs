@@ -1,4 +1,6 @@
-//! RTP media for Concierge, sans-IO, with no knowledge of SIP.
+//! RTP media for Concierge, sans-IO, with no knowledge of SIP: SDP offer/answer ([`sdp`],
+//! the SIP side hands the body over as text), the RTP port pool ([`ports`]), RTP sessions
+//! and DTMF detection.
 //!
 //! The call logic feeds received datagrams to an [`RtpReceiver`] with the time they
 //! arrived and gets digits back; it asks an [`RtpSender`] to packetise one frame per ptime
@@ -10,8 +12,12 @@
 pub mod g711;
 pub mod goertzel;
 pub mod info_dtmf;
+pub mod ports;
 pub mod rtp_stream;
+pub mod sdp;
 pub mod telephone_event;
 
 pub use g711::Law;
+pub use ports::RtpPorts;
 pub use rtp_stream::{Received, RtpReceiver, RtpSender};
+pub use sdp::{AudioSession, OfferError};

@@ -13,14 +13,14 @@ mod media;
 
 use crate::call::{Call, Phase};
 use crate::config::SwitchConfig;
-use crate::offer_answer::{self, OfferError};
 use crate::output::{CallRef, Output};
 use crate::program::Program;
 use crate::record::{CallRecord, HttpOutcome, PathStep, TransferRecord, WallClock};
-use crate::rtp_ports::RtpPorts;
 use crate::transfer::{
     self, ReferProgress, ReferTransfer, TransferMode, TransferOutcome, TransferResult,
 };
+use concierge_media::sdp::{self, OfferError};
+use concierge_media::RtpPorts;
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER";
 const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
@@ -264,10 +264,10 @@ impl Switch {
         let local_media = std::net::SocketAddr::new(self.cfg.media_ip, port);
         // RFC 3264: answer the offer now, or offer ourselves in the 200 (late offer).
         let (audio, local_sdp) = if invite.body.is_empty() {
-            (None, offer_answer::offer(local_media, 1))
+            (None, sdp::offer(local_media, 1))
         } else {
             let offer = String::from_utf8_lossy(&invite.body);
-            match offer_answer::answer(&offer, local_media, 1) {
+            match sdp::answer(&offer, local_media, 1) {
                 Ok((audio, sdp)) => (Some(audio), sdp),
                 Err(OfferError::NotAcceptable(why)) => {
                     self.ports.release(port, now);
@@ -382,7 +382,7 @@ impl Switch {
         }
         // Late offer: the ACK carries the answer to the offer in our 200 (§13.2.1).
         if call.audio.is_none() && !ack.body.is_empty() {
-            match offer_answer::accept(&String::from_utf8_lossy(&ack.body)) {
+            match sdp::accept(&String::from_utf8_lossy(&ack.body)) {
                 Ok(audio) => call.audio = Some(audio),
                 Err(OfferError::NotAcceptable(why)) => {
                     call.span
@@ -792,9 +792,9 @@ impl Switch {
         call.sdp_version += 1;
         let local = std::net::SocketAddr::new(media_ip, port);
         let sdp = if request.body.is_empty() {
-            offer_answer::offer(local, call.sdp_version)
+            sdp::offer(local, call.sdp_version)
         } else {
-            match offer_answer::answer(
+            match sdp::answer(
                 &String::from_utf8_lossy(&request.body),
                 local,
                 call.sdp_version,

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
-pub(crate) struct RtpPorts {
+pub struct RtpPorts {
     free: VecDeque<u16>,
     /// Released ports with the time they become usable again, oldest first.
     resting: VecDeque<(Instant, u16)>,
@@ -16,7 +16,7 @@ pub(crate) struct RtpPorts {
 }
 
 impl RtpPorts {
-    pub(crate) fn new(min: u16, max: u16, quarantine: Duration) -> Self {
+    pub fn new(min: u16, max: u16, quarantine: Duration) -> Self {
         let first = min + min % 2;
         let free = (first..max).step_by(2).collect();
         Self {
@@ -27,7 +27,7 @@ impl RtpPorts {
         }
     }
 
-    pub(crate) fn allocate(&mut self, now: Instant) -> Option<u16> {
+    pub fn allocate(&mut self, now: Instant) -> Option<u16> {
         while let Some((at, port)) = self.resting.front().copied() {
             if at > now {
                 break;
@@ -38,14 +38,14 @@ impl RtpPorts {
         self.free.pop_front()
     }
 
-    pub(crate) fn release(&mut self, port: u16, now: Instant) {
+    pub fn release(&mut self, port: u16, now: Instant) {
         if !self.retired.contains(&port) {
             self.resting.push_back((now + self.quarantine, port));
         }
     }
 
     /// The port could not be bound (another program has it): take it out of the pool.
-    pub(crate) fn retire(&mut self, port: u16) {
+    pub fn retire(&mut self, port: u16) {
         self.retired.push(port);
         self.free.retain(|p| *p != port);
     }
