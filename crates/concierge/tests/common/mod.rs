@@ -349,12 +349,13 @@ pub fn start_vip(name: &str, edit: impl Fn(String) -> String, calls_extra: &str)
     let extra = format!(
         "[demo]\ndirectory = true\ndirectory_listen = \"127.0.0.1:{crm}\"\ncustomers = \"{}\"\n\
          [prompts]\ndir = \"{}\"\n\
-         [flows]\ndefault = \"{}\"\nroutes = {{ \"vip-desk\" = \"{}\", \"service-desk\" = \"{}\" }}\n{calls_extra}",
+         [flows]\ndefault = \"{}\"\nroutes = {{ \"vip-desk\" = \"{}\", \"service-desk\" = \"{}\", \"echo-digits\" = \"{}\" }}\n{calls_extra}",
         root.join("config/customers.csv").display(),
         root.join("prompts").display(),
         flow_path.display(),
         root.join("config/flows/vip-desk.toml").display(),
         root.join("config/flows/service-desk.toml").display(),
+        root.join("config/flows/echo.toml").display(),
     );
     Server::start(name, "", &extra)
 }

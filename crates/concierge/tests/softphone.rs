@@ -1,0 +1,175 @@
+//! A real softphone: baresip dials the server, keys digits by RFC 2833, follows the REFER
+//! to the built-in VIP desk, and reads digits back on the echo route. baresip, espeak-ng
+//! and sox are required (CI installs them); their absence fails the test.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{path_of, start_vip, wait_record};
+
+/// baresip listens on fixed ports (SIP 5080, control 4444): one at a time.
+static ONE_PHONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs baresip as `user` and drives it with bsctl.py `steps`; returns its events.
+fn baresip(dir: &Path, user: &str, steps: &[String]) -> Vec<serde_json::Value> {
+    let _phone = ONE_PHONE.lock().unwrap_or_else(|e| e.into_inner());
+    let peers = common::repo_root().join("tests/peers");
+    let wav = dir.join("caller.wav");
+    let speak = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-w"])
+        .arg(dir.join("speech.wav"))
+        .arg(format!(
+            "Hello, I would like to talk about my booking. {}",
+            "One two three. ".repeat(25)
+        ))
+        .status();
+    // baresip ends the call when its audio source runs out, so the speech outlasts the test.
+    assert!(
+        speak.is_ok_and(|s| s.success()),
+        "espeak-ng is required (apt-get install -y espeak-ng)"
+    );
+    let sox = Command::new("sox")
+        .arg(dir.join("speech.wav"))
+        .args(["-r", "8000", "-c", "1", "-b", "16"])
+        .arg(&wav)
+        .status();
+    assert!(
+        sox.is_ok_and(|s| s.success()),
+        "sox is required (apt-get install -y sox)"
+    );
+    let conf = dir.join("baresip");
+    std::fs::create_dir_all(&conf).unwrap();
+    let config = std::fs::read_to_string(peers.join("baresip/config.in"))
+        .unwrap()
+        .replace("@AUDIO@", wav.to_str().unwrap());
+    std::fs::write(conf.join("config"), config).unwrap();
+    let accounts = std::fs::read_to_string(peers.join("baresip/accounts.in"))
+        .unwrap()
+        .replace("@USER@", user);
+    std::fs::write(conf.join("accounts"), accounts).unwrap();
+    // stdin must be a pipe: baresip's stdio module cannot poll /dev/null.
+    let mut phone = Command::new("baresip")
+        .arg("-f")
+        .arg(&conf)
+        .args(["-t", "60"])
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(dir.join("baresip.out")).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("baresip is required (apt-get install -y baresip)");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let out = Command::new("python3")
+        .arg(peers.join("bsctl.py"))
+        .args(["--port", "4444"])
+        .args(steps)
+        .output()
+        .expect("python3");
+    let _ = Command::new("python3")
+        .arg(peers.join("bsctl.py"))
+        .args(["--port", "4444", "cmd:quit"])
+        .output();
+    let _ = phone.kill();
+    let _ = phone.wait();
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        out.status.success(),
+        "bsctl steps failed: {events:#?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    events
+}
+
+#[test]
+fn baresip_keys_a_code_and_follows_the_refer_to_the_vip_desk() {
+    let server = start_vip("baresip", |f| f, "");
+    let dir = common::scratch_dir("baresip-run");
+    let ivr = format!("sip:ivr@127.0.0.1:{}", server.port);
+    let steps: Vec<String> = [
+        format!("cmd:dial:{ivr}"),
+        "wait:CALL_ESTABLISHED:10".into(),
+        "sleep:2".into(),
+        "cmd:sndcode:101010".into(),
+        "wait:TRANSFER:25".into(),
+        "wait:CALL_ESTABLISHED:10".into(),
+        "sleep:2".into(),
+    ]
+    .into();
+    let events = baresip(&dir, "caller", &steps);
+    let transfer = events
+        .iter()
+        .find(|e| e["type"] == "TRANSFER")
+        .expect("a TRANSFER event");
+    let target = transfer["param"].as_str().unwrap();
+    assert!(
+        target.contains("sip:vip-desk@127.0.0.1") && target.contains("X-Concierge-Tier=gold"),
+        "{target}"
+    );
+    let desk = events
+        .iter()
+        .filter(|e| e["type"] == "CALL_ESTABLISHED")
+        .nth(1)
+        .expect("the call to the desk");
+    assert!(
+        desk["peeruri"]
+            .as_str()
+            .unwrap()
+            .starts_with("sip:vip-desk@"),
+        "{desk}"
+    );
+
+    // The IVR leg's record, and the desk's: the new call really reached our desk.
+    let records = server.records();
+    let ivr_leg = records
+        .iter()
+        .find(|r| r["called"] == "ivr")
+        .expect("ivr record");
+    assert_eq!(ivr_leg["transfer"]["result"], "succeeded");
+    let digits: String = ivr_leg["digits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d[0].as_str().unwrap())
+        .collect();
+    assert_eq!(digits, "101010");
+}
+
+#[test]
+fn baresip_digits_are_read_back_on_the_echo_route() {
+    let server = start_vip("baresip-echo", |f| f, "");
+    let dir = common::scratch_dir("baresip-echo-run");
+    let steps: Vec<String> = [
+        format!("cmd:dial:sip:echo-digits@127.0.0.1:{}", server.port),
+        "wait:CALL_ESTABLISHED:10".into(),
+        "sleep:1".into(),
+        "cmd:sndcode:42#".into(),
+        "sleep:5".into(),
+        "cmd:hangup".into(),
+        "sleep:1".into(),
+    ]
+    .into();
+    baresip(&dir, "caller", &steps);
+    let rec = server
+        .records()
+        .into_iter()
+        .find(|r| r["called"] == "echo-digits")
+        .expect("the echo call's record");
+    let rec = wait_record(&server, rec["call_id"].as_str().unwrap());
+    let path = path_of(&rec);
+    assert!(
+        path.starts_with(&["ask:done".to_string(), "read_back:next".to_string()]),
+        "{path:?}"
+    );
+    assert!(
+        rec["variables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v[0] == "entered" && v[1] == "42"),
+        "{rec}"
+    );
+}
