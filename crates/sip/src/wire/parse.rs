@@ -61,6 +61,17 @@ pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
     let head = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
     let (start_line, header_section) = head.split_once("\r\n").ok_or(FramingError::NoHeaderEnd)?;
     check_header_lines(header_section)?;
+    // §8.2: an unsupported version is 505 whatever else is wrong; decide it first.
+    if let Some(version) = start_line.rsplit(' ').next() {
+        let is_response = start_line.starts_with("SIP/") || start_line.starts_with("sip/");
+        if !is_response
+            && version.len() > 4
+            && version[..4].eq_ignore_ascii_case("SIP/")
+            && !version.eq_ignore_ascii_case("SIP/2.0")
+        {
+            return Err(ParseError::Version(version.into()));
+        }
+    }
 
     let neutral = format!("{NEUTRAL_START_LINE}\r\n{header_section}");
     let codec = rsip::parser::parse_message(neutral.as_bytes())

@@ -48,7 +48,18 @@ impl SipUri {
         {
             return Err(bad("forbidden character"));
         }
-        let parsed = rsip::parse_uri(text).map_err(|e| bad(&e.to_string()))?;
+        // RFC 3261 §19.1.1 / RFC 4475 §3.1.1.2: the user part may hold unescaped `;`, `?`,
+        // `/` and `,`, so it ends at the last `@`; the codec then reads what follows.
+        let rest = &text[colon + 1..];
+        let (user, host_part) = match rest.rfind('@') {
+            Some(at) => (
+                Some(rest[..at].split(':').next().unwrap_or("").to_owned()),
+                &rest[at + 1..],
+            ),
+            None => (None, rest),
+        };
+        let parsed =
+            rsip::parse_uri(&format!("{scheme}:{host_part}")).map_err(|e| bad(&e.to_string()))?;
         let host = parsed.host_with_port.host.to_string();
         if host.is_empty() {
             return Err(bad("empty host"));
@@ -56,10 +67,10 @@ impl SipUri {
         Ok(Self {
             raw: text.to_owned(),
             scheme: scheme.to_ascii_lowercase(),
-            user: parsed.auth.as_ref().map(|a| a.user.clone()),
+            user,
             host,
             port: parsed.host_with_port.port.map(|p| p.value()),
-            params: split_params(text[colon + 1..].split('?').next().unwrap_or(""), true),
+            params: split_params(host_part.split('?').next().unwrap_or(""), true),
         })
     }
 
@@ -130,6 +141,20 @@ impl NameAddr {
                 .ok_or_else(|| ParseError::Uri(format!("missing '>': {text:?}")))?;
             let uri = SipUri::parse(&rest[..gt])?;
             let params = split_params(rest[gt + 1..].trim(), false);
+            // RFC 3261 §25.1: display-name = *(token LWS) / quoted-string.
+            let quoted = display.starts_with('"');
+            if quoted && !(display.len() >= 2 && display.ends_with('"')) {
+                return Err(ParseError::Uri(format!("unbalanced quotes: {text:?}")));
+            }
+            if !quoted
+                && !display
+                    .bytes()
+                    .all(|b| crate::wire::method::is_token_byte(b) || b == b' ' || b == b'\t')
+            {
+                return Err(ParseError::Uri(format!(
+                    "display name must be tokens or quoted: {display:?}"
+                )));
+            }
             let display = unquote(display);
             return Ok(Self {
                 display: (!display.is_empty()).then_some(display),

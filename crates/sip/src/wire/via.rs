@@ -15,6 +15,8 @@ pub enum Transport {
     Sctp,
     Ws,
     Wss,
+    /// A transport we do not speak (RFC 4475 §3.1.1.10: still a valid Via to echo).
+    Other,
 }
 
 impl Transport {
@@ -26,6 +28,7 @@ impl Transport {
             "SCTP" => Self::Sctp,
             "WS" => Self::Ws,
             "WSS" => Self::Wss,
+            t if !t.is_empty() && t.bytes().all(crate::wire::method::is_token_byte) => Self::Other,
             _ => return None,
         })
     }
@@ -38,6 +41,7 @@ impl Transport {
             Self::Sctp => "SCTP",
             Self::Ws => "WS",
             Self::Wss => "WSS",
+            Self::Other => "OTHER",
         }
     }
 
@@ -58,6 +62,8 @@ impl fmt::Display for Transport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
     pub transport: Transport,
+    /// The transport token as written (kept for one we do not know).
+    pub transport_token: String,
     /// `sent-by` host as written; an IPv6 reference keeps its brackets.
     pub host: String,
     pub port: Option<u16>,
@@ -77,6 +83,7 @@ impl Via {
     ) -> Self {
         Self {
             transport,
+            transport_token: transport.as_str().to_owned(),
             host: host.into(),
             port,
             params: vec![
@@ -92,20 +99,20 @@ impl Via {
             name: "Via",
             why: format!("{why}: {text:?}"),
         };
-        // The codec validates the protocol, host (incl. IPv6 references) and port.
-        let codec = rsip::typed::Via::parse(text).map_err(|e| bad(&e.to_string()))?;
         let (proto, rest) = text.split_once('/').ok_or_else(|| bad("no protocol"))?;
         let (version, rest) = rest.split_once('/').ok_or_else(|| bad("no version"))?;
         if !proto.trim().eq_ignore_ascii_case("SIP") || version.trim() != "2.0" {
             return Err(bad("not SIP/2.0"));
         }
-        let transport_token = rest
-            .trim_start()
-            .split(|c: char| c.is_whitespace())
-            .next()
-            .unwrap_or("");
-        let transport =
-            Transport::parse(transport_token).ok_or_else(|| bad("unknown transport"))?;
+        let rest = rest.trim_start();
+        let transport_token = rest.split(|c: char| c.is_whitespace()).next().unwrap_or("");
+        let transport = Transport::parse(transport_token).ok_or_else(|| bad("bad transport"))?;
+        // The codec validates sent-by (IPv6 references included) and port; it knows only
+        // the transports it speaks, so an unknown one is shown to it as UDP.
+        let sent_by_and_params = &rest[transport_token.len()..];
+        let codec =
+            rsip::typed::Via::parse(&format!("SIP/2.0/UDP {}", sent_by_and_params.trim_start()))
+                .map_err(|e| bad(&e.to_string()))?;
         let hwp = &codec.uri.host_with_port;
         let params = match text.find(';') {
             Some(i) => split_params(&text[i..], false),
@@ -113,6 +120,7 @@ impl Via {
         };
         Ok(Self {
             transport,
+            transport_token: transport_token.to_ascii_uppercase(),
             host: hwp.host.to_string(),
             port: hwp.port.as_ref().map(|p| p.value()),
             params,
@@ -171,7 +179,7 @@ impl Via {
 
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIP/2.0/{} {}", self.transport, self.host)?;
+        write!(f, "SIP/2.0/{} {}", self.transport_token, self.host)?;
         if let Some(p) = self.port {
             write!(f, ":{p}")?;
         }
