@@ -8,9 +8,14 @@ markdown table and writes it to bench/RESULTS.md with the date, core count and c
     python3 bench/run.py              # 30 s per step, as the README quotes
     python3 bench/run.py --step 5     # quick look
 
-Workloads today: plain call set-up (INVITE/200/ACK/BYE) at rising rates. Each step runs
-for --step seconds; a step passes when SIPp reports 0 failed calls. Server CPU per call is
-read from /proc/PID/stat (utime+stime) before and after the step.
+Workloads, each at rising rates until a step fails:
+  plain     INVITE/200/ACK/BYE against a server with no flow (SIPp's built-in uac), beside
+            SIPp's own UAS answering the same calls (the reference, same run);
+  vip       the full VIP path: HTTP lookup in the customer directory → REFER → NOTIFY 100,
+            NOTIFY 200 → BYE (bench/flows/vip-refer.toml, tests/sipp/vip_refer.xml);
+  redirect  HTTP lookup while ringing → 302 (bench/flows/redirect.toml, bench/sipp/redirect.xml).
+Each step runs for --step seconds; it holds when SIPp reports 0 failed calls. Server CPU per
+call is read from /proc/PID/stat (utime+stime) before and after the step.
 """
 import argparse
 import csv
@@ -59,11 +64,24 @@ def rss_kib(pid):
     return 0
 
 
-def start_concierge(workdir, port):
-    cfg = os.path.join(workdir, "concierge.toml")
+def start_concierge(workdir, port, flow=None):
+    cfg = os.path.join(workdir, f"concierge-{port}.toml")
+    text = (f'[sip]\nlisten = "127.0.0.1:{port}"\n[calls]\nmax_calls = 100000\n'
+            f'[rtp]\nport_min = 10000\nport_max = 60000\n'
+            f'[records]\npath = "{workdir}/calls-{port}.jsonl"\n[log]\nfilter = "warn"\n')
+    if flow:
+        crm = free_port()
+        src = open(os.path.join(ROOT, "bench", "flows", flow)).read().replace("CRM", f"http://127.0.0.1:{crm}")
+        flow_path = os.path.join(workdir, flow)
+        with open(flow_path, "w") as f:
+            f.write(src)
+        text += (f'[flows]\ndefault = "{flow_path}"\n[prompts]\ndir = "{ROOT}/prompts"\n'
+                 f'[demo]\ndirectory = true\ndirectory_listen = "127.0.0.1:{crm}"\n'
+                 f'customers = "{ROOT}/config/customers.csv"\n')
+    else:
+        text += '[demo]\ndirectory = false\n'
     with open(cfg, "w") as f:
-        f.write(f'[sip]\nlisten = "127.0.0.1:{port}"\n[calls]\nmax_calls = 100000\n'
-                f'[records]\npath = "{workdir}/calls.jsonl"\n[log]\nfilter = "warn"\n')
+        f.write(text)
     proc = subprocess.Popen([os.path.join(ROOT, "target/release/concierge"), "run", "--config", cfg],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "server.log"), "w"))
     wait_options(port)
@@ -96,10 +114,12 @@ def wait_options(port, within=20):
 
 
 def run_uac(workdir, port, rate, seconds, scenario=("-sn", "uac")):
+    scenario = list(scenario)
     total = int(rate * seconds)
     out = os.path.join(workdir, f"uac-{port}-{rate}")
     os.makedirs(out, exist_ok=True)
-    cmd = ["sipp", *scenario, "-i", "127.0.0.1", "-p", str(free_port()), "-r", str(rate), "-m", str(total),
+    cmd = ["sipp", *scenario, "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_port()),
+           "-r", str(rate), "-m", str(total),
            "-l", str(max(rate * 4, 1000)), "-nostdin", "-buff_size", "4194304", "-timeout", str(seconds + 30),
            "-timeout_error", "-trace_stat", "-stf", "stat.csv", "-trace_rtt", "-rtt_freq", "1",
            f"127.0.0.1:{port}"]
@@ -160,7 +180,9 @@ def commit():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--step", type=float, default=30.0, help="seconds per rate step (default 30)")
-    ap.add_argument("--rates", default="500,1000,2000,3000,4000,5000,6000", help="call rates to try, rising")
+    ap.add_argument("--rates", default="1000,2000,3000,4000,5000,6000", help="plain call rates to try, rising")
+    ap.add_argument("--vip-rates", default="250,500,1000,1500,2000", help="VIP-path call rates, rising")
+    ap.add_argument("--redirect-rates", default="500,1000,2000,3000,4000", help="redirect call rates, rising")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     if not shutil.which("sipp"):
@@ -171,28 +193,39 @@ def main():
     workdir = tempfile.mkdtemp(prefix="concierge-bench-")
     rows = []
 
-    port = free_port()
-    server = start_concierge(workdir, port)
-    ref_port = free_port()
-    ref = start_sipp_uas(workdir, ref_port)
-    try:
-        best = None
-        for rate in rates:
-            res = step(workdir, server.pid, port, rate, args.step)
-            refres = step(workdir, ref.pid, ref_port, rate, args.step)
-            held = res["failed"] == 0 and res["ok"] >= rate * args.step * 0.99
-            rows.append(("plain set-up", rate, res, refres, held))
-            print(f"rate {rate}/s: concierge ok={res['ok']} failed={res['failed']} "
-                  f"cpu/call={res['cpu_us_per_call']} | sipp uas cpu/call={refres['cpu_us_per_call']}", flush=True)
-            if held:
-                best = rate
-            else:
-                break
-        peak_rss = rss_kib(server.pid)
-    finally:
-        server.terminate()
-        ref.terminate()
-        server.wait(timeout=30)
+    vip = ("-sf", os.path.join(ROOT, "tests", "sipp", "vip_refer.xml"), "-key", "caller", "+46706170786")
+    redirect = ("-sf", os.path.join(ROOT, "bench", "sipp", "redirect.xml"), "-key", "caller", "+46706170786")
+    workloads = [
+        ("plain set-up", None, ("-sn", "uac"), [int(r) for r in args.rates.split(",")], True),
+        ("VIP path (HTTP → REFER → NOTIFY → BYE)", "vip-refer.toml", vip, [int(r) for r in args.vip_rates.split(",")], False),
+        ("redirect (HTTP → 302)", "redirect.toml", redirect, [int(r) for r in args.redirect_rates.split(",")], False),
+    ]
+    best = {}
+    peak_rss = {}
+    for name, flow, scenario, rates, with_reference in workloads:
+        port = free_port()
+        server = start_concierge(workdir, port, flow)
+        ref = ref_port = None
+        if with_reference:
+            ref_port = free_port()
+            ref = start_sipp_uas(workdir, ref_port)
+        try:
+            for rate in rates:
+                res = step(workdir, server.pid, port, rate, args.step, scenario)
+                refres = step(workdir, ref.pid, ref_port, rate, args.step) if ref else None
+                held = res["failed"] == 0 and res["ok"] >= rate * args.step * 0.99
+                rows.append((name, rate, res, refres, held))
+                print(f"{name} {rate}/s: ok={res['ok']} failed={res['failed']} cpu/call={res['cpu_us_per_call']}"
+                      + (f" | sipp uas cpu/call={refres['cpu_us_per_call']}" if refres else ""), flush=True)
+                if not held:
+                    break
+                best[name] = rate
+            peak_rss[name] = rss_kib(server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+            if ref:
+                ref.terminate()
 
     lines = [
         f"# Benchmark results\n",
@@ -202,13 +235,18 @@ def main():
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, rate, res, refres, held in rows:
-        c, r = res["cpu_us_per_call"], refres["cpu_us_per_call"]
+        c, r = res["cpu_us_per_call"], (refres or {}).get("cpu_us_per_call")
         ratio = f"{c / r:.2f}" if c and r else "–"
         lines.append(f"| {name}{'' if held else ' (failed)'} | {rate} | {res['ok']} | {res['failed']} | {ms(res['p50'])} | "
-                     f"{ms(res['p99'])} | {c or 0:.0f} | {r or 0:.0f} | {ratio} |")
+                     f"{ms(res['p99'])} | {c or 0:.0f} | {f'{r:.0f}' if r else '–'} | {ratio} |")
     lines.append("")
-    lines.append(f"Highest plain set-up rate held with 0 failed calls: **{best or 0} calls/s**. "
-                 f"Server peak RSS: {peak_rss / 1024:.1f} MiB.")
+    for name, _, _, _, _ in workloads:
+        lines.append(f"- {name}: highest rate held with 0 failed calls **{best.get(name, 0)} calls/s**; "
+                     f"server peak RSS {peak_rss.get(name, 0) / 1024:.1f} MiB.")
+    lines.append("")
+    lines.append("p50/p99: SIPp response time (INVITE to the 200, or to the 302), in ms at SIPp's 1 ms "
+                 "resolution. CPU µs/call: server user+system CPU during the step over successful calls. "
+                 "A failed step is the first rate that did not hold.")
     table = "\n".join(lines) + "\n"
     print(table)
     with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
