@@ -55,6 +55,9 @@ pub(crate) struct Call {
     pub(crate) transfer_record: Option<TransferRecord>,
     /// When to send the 200 OK, while ringing.
     pub(crate) answer_at: Option<Instant>,
+    /// The longest a call may last (`SwitchConfig::max_call_duration`): then it ends,
+    /// whatever it waits for.
+    pub(crate) expires: Instant,
     /// The deadline this call has in the switch's heap.
     pub(crate) armed: Option<Instant>,
 }
@@ -68,9 +71,10 @@ impl Call {
         let refer = self.refer.as_ref().map(|r| r.deadline);
         let collect = match self.flow.as_ref().map(|f| &f.waiting) {
             Some(Waiting::Collect(c)) => c.poll_timeout(),
+            Some(Waiting::Http { overdue }) => Some(*overdue),
             _ => None,
         };
-        [self.answer_at, answer, refer, collect]
+        [self.answer_at, answer, refer, collect, Some(self.expires)]
             .into_iter()
             .flatten()
             .min()
@@ -91,7 +95,11 @@ pub(crate) enum Waiting {
     Prompt,
     /// Digits, by this collector (prompt playing with barge-in, then the timers).
     Collect(Collector),
-    Http,
+    /// The driver's HTTP result. It enforces the node's timeout; `overdue` (a little
+    /// later) is ours, so a result that never comes cannot hold the call.
+    Http {
+        overdue: Instant,
+    },
     /// The playlist to finish, then this action (a transfer or hangup with a prompt).
     PromptThen(Box<Action>),
     /// The outcome of a REFER.

@@ -22,6 +22,9 @@ pub struct SwitchConfig {
     pub answer_after: Duration,
     /// A REFER whose subscription reports no final status by then has failed.
     pub transfer_timeout: Duration,
+    /// Calls are ended (BYE, or 480 while still ringing) after this long, so that no
+    /// peer or flow mistake can hold a call and its port for ever.
+    pub max_call_duration: Duration,
     pub timers: TimerConfig,
     pub user_agent: String,
     /// Seed for tags, branches and SSRCs.
@@ -40,6 +43,7 @@ impl Default for SwitchConfig {
             retry_after: Duration::from_secs(5),
             answer_after: Duration::ZERO,
             transfer_timeout: Duration::from_secs(30),
+            max_call_duration: Duration::from_secs(4 * 3600),
             timers: TimerConfig::default(),
             user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
             seed: 0,

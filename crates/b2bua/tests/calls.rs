@@ -18,20 +18,18 @@ struct Rig {
 
 impl Rig {
     fn new() -> Self {
+        Self::with(SwitchConfig::default(), Default::default())
+    }
+
+    /// A switch with `cfg` (the seed is fixed) running `program`.
+    fn with(cfg: SwitchConfig, program: concierge_b2bua::Program) -> Self {
         let now = Instant::now();
         let wall = WallClock {
             instant: now,
             system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
         };
         Self {
-            switch: Switch::new(
-                SwitchConfig {
-                    seed: 7,
-                    ..SwitchConfig::default()
-                },
-                wall,
-                Default::default(),
-            ),
+            switch: Switch::new(SwitchConfig { seed: 7, ..cfg }, wall, program),
             now,
             phone: Peer {
                 transport: Transport::Udp,
@@ -302,4 +300,110 @@ fn missing_ack_means_retransmitted_200_then_bye() {
         (rig.records[0].ended_by, rig.records[0].reason.as_str()),
         ("network", "no ACK")
     );
+}
+
+/// A program whose default flow is `toml` (no prompts).
+fn program(toml: &str) -> concierge_b2bua::Program {
+    let loaded = concierge_flow::parse_flow(std::path::Path::new("t.toml"), toml, &|_| true)
+        .expect("a valid flow");
+    concierge_b2bua::Program {
+        default_flow: Some(loaded.flow),
+        ..Default::default()
+    }
+}
+
+const LOOKUP_FLOW: &str = r#"
+name = "lookup"
+start = "lookup"
+
+[nodes.lookup]
+type = "http"
+url = "http://127.0.0.1:9/customers/{system.caller}"
+timeout_ms = 1000
+save_as = "customer"
+success = "found"
+failure = "not_found"
+
+[nodes.found]
+type = "hangup"
+
+[nodes.not_found]
+type = "hangup"
+"#;
+
+#[test]
+fn an_http_result_that_never_comes_is_taken_as_a_timeout() {
+    // The driver enforces the node's timeout; if its result is lost anyway, the switch's
+    // own watchdog (timeout + 2 s) takes the failure exit instead of holding the call.
+    let mut rig = Rig::with(SwitchConfig::default(), program(LOOKUP_FLOW));
+    let out = rig.send(INVITE);
+    let codes: Vec<u16> = out.iter().map(|m| response(m).status.0).collect();
+    assert_eq!(
+        codes,
+        vec![100, 180],
+        "the lookup runs while the caller hears ringing"
+    );
+    assert!(rig.advance(Duration::from_millis(2900)).is_empty());
+    let out = rig.advance(Duration::from_millis(200));
+    assert_eq!(
+        response(&out[0]).status.0,
+        480,
+        "the failure exit's hangup, before answer"
+    );
+    let rec = &rig.records[0];
+    assert_eq!(rec.http[0].outcome, "timeout");
+    assert_eq!(rec.path[0].exit.as_deref(), Some("failure"));
+    assert_eq!(rec.path[1].node, "not_found");
+}
+
+#[test]
+fn a_call_is_ended_at_its_maximum_duration() {
+    let cfg = SwitchConfig {
+        max_call_duration: Duration::from_secs(60),
+        ..SwitchConfig::default()
+    };
+    let mut rig = Rig::with(cfg, Default::default());
+    let tag = answered_call(&mut rig);
+    assert!(rig.advance(Duration::from_secs(59)).is_empty());
+    let out = rig.advance(Duration::from_secs(2));
+    let bye = request(&out[0]);
+    assert_eq!(bye.method.as_str(), "BYE");
+    assert_eq!(bye.to.tag(), Some("ph"), "the BYE goes to the caller");
+    assert_eq!(bye.from.tag(), Some(tag.as_str()));
+    rig.send(&reply(bye, 200));
+    assert_eq!(rig.records[0].reason, "maximum call duration");
+    assert!(rig.open_ports.is_empty());
+}
+
+#[test]
+fn a_ringing_call_at_its_maximum_duration_gets_480_and_a_silent_peer_is_forgotten() {
+    // A flow that never answers (a lookup whose result never comes, with a watchdog far
+    // beyond the limit) rings until the limit; then 480.
+    let cfg = SwitchConfig {
+        max_call_duration: Duration::from_secs(2),
+        ..SwitchConfig::default()
+    };
+    let mut rig = Rig::with(
+        cfg,
+        program(&LOOKUP_FLOW.replace("timeout_ms = 1000", "timeout_ms = 60000")),
+    );
+    rig.send(INVITE);
+    let out = rig.advance(Duration::from_millis(2100));
+    assert_eq!(response(&out[0]).status.0, 480);
+    assert_eq!(rig.records.len(), 1);
+    assert_eq!(rig.records[0].reason, "maximum call duration");
+
+    // An answered call whose caller never answers our BYE is forgotten 64·T1 later.
+    let cfg = SwitchConfig {
+        max_call_duration: Duration::from_secs(10),
+        ..SwitchConfig::default()
+    };
+    let mut rig = Rig::with(cfg, Default::default());
+    answered_call(&mut rig);
+    let out = rig.advance(Duration::from_secs(11));
+    assert_eq!(request(&out[0]).method.as_str(), "BYE");
+    rig.advance(Duration::from_secs(40));
+    assert_eq!(rig.records.len(), 1, "the call record is written");
+    assert!(rig.open_ports.is_empty());
+    assert_eq!(rig.switch.call_count(), 0);
 }

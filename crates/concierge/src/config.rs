@@ -131,6 +131,8 @@ pub(crate) struct CallsConfig {
     pub(crate) transfer_timeout_s: u64,
     /// On SIGINT/SIGTERM, how long existing calls may go on before we hang them up.
     pub(crate) drain_timeout_s: u64,
+    /// Any call is ended after this long (BYE, or 480 while ringing).
+    pub(crate) max_duration_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +173,7 @@ impl Default for CallsConfig {
             answer_after_ms: 0,
             transfer_timeout_s: 30,
             drain_timeout_s: 30,
+            max_duration_s: 4 * 3600,
         }
     }
 }
@@ -234,6 +237,9 @@ impl Config {
         }
         if self.calls.max_calls == 0 {
             return Err(field("calls.max_calls", "must be at least 1".into()));
+        }
+        if self.calls.max_duration_s == 0 {
+            return Err(field("calls.max_duration_s", "must be at least 1".into()));
         }
         let host = self.advertised_host();
         if concierge_sip::wire::SipUri::parse(&format!("sip:x@{host}")).is_err() {
@@ -340,6 +346,12 @@ mod tests {
     fn odd_rtp_port_is_refused_with_the_field_name() {
         let e = Config::parse(Path::new("c.toml"), "[rtp]\nport_min = 10001\n").unwrap_err();
         assert!(e.to_string().contains("rtp.port_min"), "{e}");
+    }
+
+    #[test]
+    fn a_zero_maximum_call_duration_is_refused() {
+        let e = Config::parse(Path::new("c.toml"), "[calls]\nmax_duration_s = 0\n").unwrap_err();
+        assert!(e.to_string().contains("calls.max_duration_s"), "{e}");
     }
 
     #[test]

@@ -401,3 +401,38 @@ fn caller_hanging_up_is_recorded_where_it_happened() {
         "the lookup never finished"
     );
 }
+
+#[test]
+fn an_rtp_port_another_program_holds_is_never_offered() {
+    // The first port of the range is taken before the server starts: the server leaves it
+    // out, so the call's SDP names a port the server really listens on, and the welcome
+    // prompt comes from there.
+    let held = std::net::UdpSocket::bind("127.0.0.1:31000").expect("hold 31000");
+    let server = start_vip(
+        "rtp-held",
+        |f| f,
+        "[rtp]\nport_min = 31000\nport_max = 31006\n",
+    );
+    assert!(
+        server
+            .log()
+            .contains("RTP ports held by other programs are left out of the pool"),
+        "{}",
+        server.log()
+    );
+    let mut call = RawCall::invite(server.port, "+46700000003", "held1", "0 101");
+    let media = call.answer_and_ack();
+    assert_eq!(media.port(), 31002);
+    call.rtp
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, from) = call.rtp.recv_from(&mut buf).expect("RTP from the server");
+    assert_eq!(
+        (n, from),
+        (172, media),
+        "a 20 ms PCMU packet from the SDP's port"
+    );
+    call.bye();
+    drop(held);
+}

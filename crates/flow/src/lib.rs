@@ -25,4 +25,4 @@ pub use run::{
     Step, TransferOutcome, Vars,
 };
 pub use template::{normalize_e164, Template, TemplateError};
-pub use validate::{check_dir, load_flow, Diagnostic, LoadedFlow, Severity};
+pub use validate::{check_dir, load_flow, parse_flow, Diagnostic, LoadedFlow, Severity};

@@ -102,7 +102,7 @@ fn is_flow_file(p: &Path) -> bool {
     })
 }
 
-pub(crate) fn parse_flow(
+pub fn parse_flow(
     path: &Path,
     text: &str,
     known_prompt: &dyn Fn(&str) -> bool,

@@ -2,7 +2,7 @@
 //! handed out in turn and held back for a while after a call ends so late packets of the
 //! old call never reach the next one.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
@@ -12,7 +12,7 @@ pub struct RtpPorts {
     resting: VecDeque<(Instant, u16)>,
     quarantine: Duration,
     /// Ports another program holds: never handed out again.
-    retired: Vec<u16>,
+    retired: HashSet<u16>,
 }
 
 impl RtpPorts {
@@ -23,7 +23,7 @@ impl RtpPorts {
             free,
             resting: VecDeque::new(),
             quarantine,
-            retired: Vec::new(),
+            retired: HashSet::new(),
         }
     }
 
@@ -46,8 +46,10 @@ impl RtpPorts {
 
     /// The port could not be bound (another program has it): take it out of the pool.
     pub fn retire(&mut self, port: u16) {
-        self.retired.push(port);
-        self.free.retain(|p| *p != port);
+        if self.retired.insert(port) {
+            self.free.retain(|p| *p != port);
+            self.resting.retain(|(_, p)| *p != port);
+        }
     }
 }
 

@@ -14,6 +14,9 @@ use crate::call::{FlowState, Phase, Waiting};
 use crate::output::{CallRef, Output};
 use crate::transfer::TransferOutcome;
 
+/// How long after an HTTP node's own timeout the switch stops waiting for the driver.
+const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Switch {
     /// Starts the flow for a new call, before it is answered: an HTTP lookup runs while the
     /// caller hears ringing, and a redirect can still answer 302.
@@ -127,7 +130,9 @@ impl Switch {
                 self.take_digits(now, id)
             }
             Action::Http(request) => {
-                flow.waiting = Waiting::Http;
+                flow.waiting = Waiting::Http {
+                    overdue: now + request.delay + request.timeout + HTTP_GRACE,
+                };
                 debug!(node = %request.node, url = %request.url, "HTTP request");
                 self.outputs.push_back(Output::Http { call: id, request });
                 None
@@ -198,7 +203,7 @@ impl Switch {
                 if call.phase == Phase::Early {
                     let r = concierge_sip::wire::response_to(
                         &call.invite,
-                        StatusCode(480),
+                        StatusCode::TEMPORARILY_UNAVAILABLE,
                         Some(&call.local_tag),
                     );
                     let key = call.invite_key.clone();
@@ -328,10 +333,13 @@ impl Switch {
     }
 
     pub(super) fn feed(&mut self, now: Instant, id: CallRef, event: Event) {
-        let Some(flow) = self.calls.get_mut(&id).and_then(|c| c.flow.as_mut()) else {
+        let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let action = flow.run.handle(event);
+        let Some(flow) = call.flow.as_mut() else {
+            return;
+        };
+        let action = call.span.in_scope(|| flow.run.handle(event));
         self.step(now, id, action);
     }
 
@@ -346,12 +354,31 @@ impl Switch {
         let Some(flow) = self.calls.get_mut(&id).and_then(|c| c.flow.as_mut()) else {
             return;
         };
-        if !matches!(flow.waiting, Waiting::Http) {
+        if !matches!(flow.waiting, Waiting::Http { .. }) {
+            // Late: the watchdog below already gave up on it.
             return;
         }
         flow.waiting = Waiting::Nothing;
         self.feed(now, id, Event::HttpResult(result));
         self.pump(now);
+    }
+
+    /// The HTTP result is overdue: the request is treated as timed out.
+    pub(super) fn http_overdue(&mut self, now: Instant, id: CallRef) -> bool {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        let Some(flow) = call.flow.as_mut() else {
+            return false;
+        };
+        if !matches!(flow.waiting, Waiting::Http { overdue } if overdue <= now) {
+            return false;
+        }
+        call.span
+            .in_scope(|| warn!("no HTTP result long after the node's timeout; taking it as one"));
+        flow.waiting = Waiting::Nothing;
+        self.feed(now, id, Event::HttpResult(Err(HttpFailure::Timeout)));
+        true
     }
 
     /// A REFER transfer finished; the flow decides what comes next.

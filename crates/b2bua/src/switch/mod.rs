@@ -319,6 +319,7 @@ impl Switch {
                 refer: None,
                 transfer_record: None,
                 answer_at: None,
+                expires: now + self.cfg.max_call_duration,
                 armed: None,
             },
         );
@@ -687,12 +688,19 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        if call.expires <= now {
+            call.span
+                .in_scope(|| warn!("the call reached its maximum duration; ending it"));
+            self.end_overlong(now, id);
+            self.pump(now);
+            return;
+        }
         if call.answer_at.is_some_and(|at| at <= now) {
             call.answer_at = None;
             self.answer(now, id);
             return;
         }
-        if self.collect_timeout(now, id) {
+        if self.collect_timeout(now, id) || self.http_overdue(now, id) {
             return;
         }
         let Some(call) = self.calls.get_mut(&id) else {
@@ -748,25 +756,51 @@ impl Switch {
     pub fn hang_up_all(&mut self, now: Instant, why: &str) {
         let ids: Vec<CallRef> = self.calls.keys().copied().collect();
         for id in ids {
-            let Some(call) = self.calls.get(&id) else {
-                continue;
-            };
-            match call.phase {
-                Phase::Early => {
-                    let r = response_to(
-                        &call.invite,
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        Some(&call.local_tag),
-                    );
-                    let key = call.invite_key.clone();
-                    self.endpoint.respond(now, &key, r);
-                    self.end_call(id, "concierge", why);
-                }
-                Phase::Answered | Phase::Confirmed => self.hang_up(now, id, why),
-                Phase::Ending => {}
-            }
+            self.end_from_our_side(now, id, StatusCode::SERVICE_UNAVAILABLE, why);
         }
         self.pump(now);
+    }
+
+    /// BYE for an answered call, `early_status` for one still ringing.
+    fn end_from_our_side(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        early_status: StatusCode,
+        why: &str,
+    ) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        match call.phase {
+            Phase::Early => {
+                let r = response_to(&call.invite, early_status, Some(&call.local_tag));
+                let key = call.invite_key.clone();
+                self.endpoint.respond(now, &key, r);
+                self.end_call(id, "concierge", why);
+            }
+            Phase::Answered | Phase::Confirmed => self.hang_up(now, id, why),
+            Phase::Ending => {}
+        }
+    }
+
+    /// The call outlived `max_call_duration`. A BYE already on its way gets as long as a
+    /// transaction can take (64·T1); after that the call is forgotten regardless.
+    fn end_overlong(&mut self, now: Instant, id: CallRef) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.phase == Phase::Ending {
+            self.end_call(id, "concierge", "maximum call duration");
+            return;
+        }
+        call.expires = now + self.cfg.timers.t1 * 64;
+        self.end_from_our_side(
+            now,
+            id,
+            StatusCode::TEMPORARILY_UNAVAILABLE,
+            "maximum call duration",
+        );
     }
 
     /// The call is over for the caller; its state goes once nothing is pending.

@@ -63,7 +63,8 @@ impl Server {
         let udp_addr = udp.as_ref().map(|u| u.local_addr()).transpose()?;
         let media_ip = cfg.media_ip();
         let (rtp_tx, rtp_rx) = mpsc::channel(16_384);
-        let rtp = rtp::RtpSockets::new(media_ip, rtp_tx);
+        let (rtp, taken) =
+            rtp::RtpSockets::bind_range(media_ip, cfg.rtp.port_min, cfg.rtp.port_max, rtp_tx);
         let tcp_addr = tcp.as_ref().map(|t| t.local_addr);
         let records = records::Records::open(&cfg.records.path)?;
         let wall = WallClock {
@@ -83,6 +84,7 @@ impl Server {
                 retry_after: Duration::from_secs(cfg.calls.retry_after_s),
                 answer_after: Duration::from_millis(cfg.calls.answer_after_ms),
                 transfer_timeout: Duration::from_secs(cfg.calls.transfer_timeout_s),
+                max_call_duration: Duration::from_secs(cfg.calls.max_duration_s),
                 timers: cfg.timers(),
                 seed: rand::random(),
                 ..SwitchConfig::default()
@@ -90,6 +92,17 @@ impl Server {
             wall,
             program,
         );
+        let mut switch = switch;
+        if !taken.is_empty() {
+            warn!(
+                count = taken.len(),
+                first = taken[0],
+                "RTP ports held by other programs are left out of the pool"
+            );
+            for port in taken {
+                switch.media_port_failed(port);
+            }
+        }
         let (http_tx, http_rx) = mpsc::channel(4096);
         let shard = Shard {
             switch,

@@ -69,12 +69,15 @@ impl Server {
             // Each test that wants the demo directory configures its own port.
             if extra.contains("[demo]") { "" } else { "[demo]\ndirectory = false\n" }
         );
-        // Parallel servers must not share RTP ports: a range of their own, near the SIP port.
+        // Parallel servers must not share RTP ports: each takes the next range of its own,
+        // below the kernel's ephemeral ports (32768 up) so no client socket holds one,
+        // and below the softphone harness's 30000-30099.
         let config = if extra.contains("[rtp]") {
             config
         } else {
+            static NEXT_RANGE: AtomicU32 = AtomicU32::new(0);
             // 500 even ports: enough for 500 calls at 50/s with each port resting 4 s.
-            let base = 20_000 + (port as u32 % 44) * 1000;
+            let base = 10_000 + (NEXT_RANGE.fetch_add(1, Ordering::Relaxed) % 20) * 1000;
             format!(
                 "{config}\n[rtp]\nport_min = {base}\nport_max = {}\n",
                 base + 1000
@@ -225,12 +228,13 @@ pub fn assert_sipp_ok(out: &Output, server: &Server) {
             .rev()
             .collect::<Vec<_>>()
             .join("\n");
+        // The server's side first: a CI report that keeps only the start still shows it.
         panic!(
-            "SIPp failed ({}):\n{}\n{}\n--- server log (tail)\n{}",
+            "SIPp failed ({})\n--- server log (tail)\n{}\n--- SIPp\n{}\n{}",
             out.status,
+            tail,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
-            tail
         );
     }
 }

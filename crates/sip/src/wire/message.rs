@@ -51,6 +51,7 @@ impl StatusCode {
     pub const NOT_FOUND: Self = Self(404);
     pub const METHOD_NOT_ALLOWED: Self = Self(405);
     pub const REQUEST_TIMEOUT: Self = Self(408);
+    pub const TEMPORARILY_UNAVAILABLE: Self = Self(480);
     pub const UNSUPPORTED_URI_SCHEME: Self = Self(416);
     pub const BAD_EXTENSION: Self = Self(420);
     pub const CALL_DOES_NOT_EXIST: Self = Self(481);
