@@ -39,6 +39,10 @@ pub(crate) struct Call {
     pub(crate) arrived: Instant,
     /// Our RTP port, from the pool; returned when the call is forgotten.
     pub(crate) rtp_port: Option<u16>,
+    /// The driver bound `rtp_port`; until then the call only has 100 Trying.
+    pub(crate) port_bound: bool,
+    /// Ports tried for this call so far.
+    pub(crate) port_attempts: u8,
     /// The audio agreed in the SDP exchange; `None` until the answer (late offer: the ACK).
     pub(crate) audio: Option<concierge_media::AudioSession>,
     /// Our SDP, sent in the 200 OK (the answer, or our offer when the INVITE had none).

@@ -20,7 +20,7 @@ mod switch;
 mod transfer;
 
 pub use config::SwitchConfig;
-pub use output::{CallRef, Output};
+pub use output::{CallRef, Output, PortError};
 pub use program::Program;
 pub use record::{CallRecord, HttpOutcome, PathStep, TransferRecord, WallClock};
 pub use switch::Switch;

@@ -5,12 +5,23 @@ use crate::record::CallRecord;
 /// A call inside one [`crate::Switch`]: stable for the call's life, never reused.
 pub type CallRef = u64;
 
+/// Why the driver could not bind an RTP port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortError {
+    /// Another program holds it: it is taken out of the pool for good.
+    InUse,
+    /// Anything else (out of descriptors, say): the port stays in the pool.
+    Other,
+}
+
 /// What the driver must do.
 #[derive(Debug, Clone)]
 pub enum Output {
     /// Send SIP bytes.
     Sip(Transmit),
-    /// Bind a UDP socket for a call's RTP on this port of the media address.
+    /// Bind a UDP socket for a call's RTP on this port of the media address, then report
+    /// with [`crate::Switch::media_port_ready`] or [`crate::Switch::media_port_failed`]:
+    /// the call waits for that before the port goes into an SDP answer.
     MediaOpen { port: u16 },
     /// The call is over: close that socket.
     MediaClose { port: u16 },

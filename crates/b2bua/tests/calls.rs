@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use concierge_b2bua::{CallRecord, Output, Switch, SwitchConfig, TransferMode, WallClock};
+use concierge_b2bua::{
+    CallRecord, Output, PortError, Switch, SwitchConfig, TransferMode, WallClock,
+};
 use concierge_sip::wire::{parse_datagram, Message, Request, Response, Transport};
 use concierge_sip::Peer;
 
@@ -14,6 +16,8 @@ struct Rig {
     phone: Peer,
     records: Vec<CallRecord>,
     open_ports: Vec<u16>,
+    /// Ports "another program" holds: binding them fails.
+    held_ports: Vec<u16>,
 }
 
 impl Rig {
@@ -37,6 +41,7 @@ impl Rig {
             },
             records: Vec::new(),
             open_ports: Vec::new(),
+            held_ports: Vec::new(),
         }
     }
 
@@ -52,7 +57,13 @@ impl Rig {
             match o {
                 Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
                 Output::Record(r) => self.records.push(*r),
-                Output::MediaOpen { port } => self.open_ports.push(port),
+                Output::MediaOpen { port } if self.held_ports.contains(&port) => self
+                    .switch
+                    .media_port_failed(self.now, port, PortError::InUse),
+                Output::MediaOpen { port } => {
+                    self.open_ports.push(port);
+                    self.switch.media_port_ready(self.now, port);
+                }
                 Output::MediaClose { port } => self.open_ports.retain(|p| *p != port),
                 Output::Rtp { .. } | Output::Http { .. } => {}
             }
@@ -405,5 +416,36 @@ fn a_ringing_call_at_its_maximum_duration_gets_480_and_a_silent_peer_is_forgotte
     rig.advance(Duration::from_secs(40));
     assert_eq!(rig.records.len(), 1, "the call record is written");
     assert!(rig.open_ports.is_empty());
+    assert_eq!(rig.switch.call_count(), 0);
+}
+
+#[test]
+fn a_port_another_program_holds_is_skipped_before_any_sdp_names_it() {
+    let mut rig = Rig::new();
+    rig.held_ports = vec![10_000, 10_002];
+    let out = rig.send(INVITE);
+    let codes: Vec<u16> = out.iter().map(|m| response(m).status.0).collect();
+    assert_eq!(codes, vec![100, 180, 200]);
+    let sdp = String::from_utf8_lossy(&response(&out[2]).body).into_owned();
+    assert!(sdp.contains("m=audio 10004 "), "{sdp}");
+    assert_eq!(rig.open_ports, vec![10_004]);
+}
+
+#[test]
+fn a_call_for_which_no_port_can_be_bound_gets_503() {
+    let cfg = SwitchConfig {
+        rtp_ports: (10_000, 10_006),
+        ..SwitchConfig::default()
+    };
+    let mut rig = Rig::with(cfg, Default::default());
+    rig.held_ports = vec![10_000, 10_002, 10_004];
+    let out = rig.send(INVITE);
+    let codes: Vec<u16> = out.iter().map(|m| response(m).status.0).collect();
+    assert_eq!(codes, vec![100, 503]);
+    assert!(response(&out[1])
+        .headers
+        .get(&concierge_sip::wire::HeaderName::RETRY_AFTER)
+        .is_some());
+    assert_eq!(rig.records[0].reason, "no RTP port");
     assert_eq!(rig.switch.call_count(), 0);
 }

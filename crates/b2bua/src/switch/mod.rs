@@ -13,7 +13,7 @@ mod media;
 
 use crate::call::{Call, Phase};
 use crate::config::SwitchConfig;
-use crate::output::{CallRef, Output};
+use crate::output::{CallRef, Output, PortError};
 use crate::program::Program;
 use crate::record::{CallRecord, HttpOutcome, PathStep, TransferRecord, WallClock};
 use crate::transfer::{
@@ -49,6 +49,9 @@ pub struct Switch {
     rtp_buf: Vec<u8>,
     frame_buf: Vec<u8>,
 }
+
+/// Ports tried for one call before it is refused with 503.
+const MAX_PORT_ATTEMPTS: u8 = 8;
 
 impl Switch {
     /// `wall` pairs an `Instant` with the wall-clock time, for call records.
@@ -109,18 +112,94 @@ impl Switch {
         self.pump(now);
     }
 
-    /// The driver could not bind `port` for a call's media: the call goes on without
-    /// audio, and the port is never handed out again.
-    pub fn media_port_failed(&mut self, port: u16) {
-        self.ports.retire(port);
-        if let Some(call) = self.by_port.get(&port).and_then(|id| self.calls.get(id)) {
-            call.span.in_scope(|| {
-                warn!(
-                    port,
-                    "RTP port held by another program; this call has no media"
-                )
-            });
+    /// The driver bound `port`: the call it was for rings and its flow starts.
+    pub fn media_port_ready(&mut self, now: Instant, port: u16) {
+        self.last_now = now;
+        let Some(&id) = self.by_port.get(&port) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.port_bound || call.phase != Phase::Early {
+            return;
         }
+        call.port_bound = true;
+        self.ring(now, id);
+        self.pump(now);
+    }
+
+    /// The driver could not bind `port`. A port another program holds is never handed out
+    /// again; the call waiting for it tries another before giving up with 503.
+    pub fn media_port_failed(&mut self, now: Instant, port: u16, error: PortError) {
+        self.last_now = now;
+        if error == PortError::InUse {
+            self.ports.retire(port);
+        }
+        let Some(id) = self.by_port.remove(&port) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.rtp_port = None;
+        if error == PortError::Other {
+            self.ports.release(port, now);
+        }
+        let _g = call.span.clone().entered();
+        warn!(port, ?error, "RTP port could not be bound");
+        if call.port_bound || call.phase != Phase::Early {
+            return;
+        }
+        let next = (call.port_attempts < MAX_PORT_ATTEMPTS)
+            .then(|| self.ports.allocate(now))
+            .flatten();
+        let Some(next) = next else {
+            warn!("no RTP port could be bound; INVITE refused with 503");
+            self.refuse_unbound(now, id);
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let local = std::net::SocketAddr::new(self.cfg.media_ip, next);
+        // The same offer answered again: only the port changes.
+        call.local_sdp = Some(if call.invite.body.is_empty() {
+            sdp::offer(local, call.sdp_version)
+        } else {
+            match sdp::answer(
+                &String::from_utf8_lossy(&call.invite.body),
+                local,
+                call.sdp_version,
+            ) {
+                Ok((_, sdp)) => sdp,
+                // It was acceptable a moment ago.
+                Err(_) => return self.refuse_unbound(now, id),
+            }
+        });
+        call.rtp_port = Some(next);
+        call.port_attempts += 1;
+        self.by_port.insert(next, id);
+        self.outputs.push_back(Output::MediaOpen { port: next });
+    }
+
+    fn refuse_unbound(&mut self, now: Instant, id: CallRef) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let mut r = self.response_tagged(
+            &call.invite,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &call.local_tag,
+        );
+        r.headers.push(
+            HeaderName::RETRY_AFTER,
+            self.cfg.retry_after.as_secs().to_string(),
+        );
+        let key = call.invite_key.clone();
+        self.endpoint.respond(now, &key, r);
+        self.end_call(id, "concierge", "no RTP port");
+        self.pump(now);
     }
 
     /// A datagram arrived on a call's RTP port.
@@ -282,7 +361,6 @@ impl Switch {
                 }
             }
         };
-        self.outputs.push_back(Output::MediaOpen { port });
         let id = self.next_ref;
         self.next_ref += 1;
         self.by_port.insert(port, id);
@@ -291,8 +369,6 @@ impl Switch {
 
         let trying = response_to(&invite, StatusCode::TRYING, None);
         self.endpoint.respond(now, &key, trying);
-        let ringing = self.response_tagged(&invite, StatusCode::RINGING, &local_tag);
-        self.endpoint.respond(now, &key, ringing);
 
         self.by_invite.insert(key.clone(), id);
         self.calls.insert(
@@ -309,6 +385,8 @@ impl Switch {
                 bye_key: None,
                 arrived: now,
                 rtp_port: Some(port),
+                port_bound: false,
+                port_attempts: 1,
                 audio,
                 local_sdp: Some(local_sdp),
                 sdp_version: 1,
@@ -323,6 +401,20 @@ impl Switch {
                 armed: None,
             },
         );
+        self.rearm(id);
+        // The port goes into an SDP only once the driver has bound it (`media_port_ready`).
+        self.outputs.push_back(Output::MediaOpen { port });
+    }
+
+    /// The call's RTP port is ours: 180, then the flow (which answers when it first needs
+    /// media) or the plain answer.
+    fn ring(&mut self, now: Instant, id: CallRef) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let ringing = self.response_tagged(&call.invite, StatusCode::RINGING, &call.local_tag);
+        let key = call.invite_key.clone();
+        self.endpoint.respond(now, &key, ringing);
         if self.start_flow(now, id) {
             // The flow answers when it first needs media.
         } else if self.cfg.answer_after.is_zero() {

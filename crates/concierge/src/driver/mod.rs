@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use concierge_b2bua::{CallRef, Output, Program, Switch, SwitchConfig, WallClock};
+use concierge_b2bua::{CallRef, Output, PortError, Program, Switch, SwitchConfig, WallClock};
 use concierge_flow::{HttpFailure, HttpResponse};
 
 use crate::http::HttpClient;
@@ -63,8 +63,7 @@ impl Server {
         let udp_addr = udp.as_ref().map(|u| u.local_addr()).transpose()?;
         let media_ip = cfg.media_ip();
         let (rtp_tx, rtp_rx) = mpsc::channel(16_384);
-        let (rtp, taken) =
-            rtp::RtpSockets::bind_range(media_ip, cfg.rtp.port_min, cfg.rtp.port_max, rtp_tx);
+        let rtp = rtp::RtpSockets::new(media_ip, rtp_tx);
         let tcp_addr = tcp.as_ref().map(|t| t.local_addr);
         let records = records::Records::open(&cfg.records.path)?;
         let wall = WallClock {
@@ -92,17 +91,6 @@ impl Server {
             wall,
             program,
         );
-        let mut switch = switch;
-        if !taken.is_empty() {
-            warn!(
-                count = taken.len(),
-                first = taken[0],
-                "RTP ports held by other programs are left out of the pool"
-            );
-            for port in taken {
-                switch.media_port_failed(port);
-            }
-        }
         let (http_tx, http_rx) = mpsc::channel(4096);
         let shard = Shard {
             switch,
@@ -247,12 +235,21 @@ impl Shard {
                     },
                 },
                 Output::Record(record) => self.records.write(&record),
-                Output::MediaOpen { port } => {
-                    if let Err(e) = self.rtp.open(port) {
-                        warn!(error = %e, port, "cannot bind the RTP port; retiring it");
-                        self.switch.media_port_failed(port);
+                Output::MediaOpen { port } => match self.rtp.open(port) {
+                    Ok(()) => self
+                        .switch
+                        .media_port_ready(std::time::Instant::now(), port),
+                    Err(e) => {
+                        let error = if e.kind() == std::io::ErrorKind::AddrInUse {
+                            PortError::InUse
+                        } else {
+                            PortError::Other
+                        };
+                        warn!(error = %e, port, "cannot bind the RTP port");
+                        self.switch
+                            .media_port_failed(std::time::Instant::now(), port, error);
                     }
-                }
+                },
                 Output::MediaClose { port } => self.rtp.close(port),
                 Output::Rtp { port, to, packet } => self.rtp.send(port, to, &packet),
                 Output::Http { call, request } => {

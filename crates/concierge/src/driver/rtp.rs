@@ -1,11 +1,9 @@
-//! RTP sockets: the whole configured port range is bound at start-up, so a port the
-//! switch hands to a call is known to be ours before its number goes into an SDP answer.
-//! Binding per call would let another program (or another server sharing the range) take
-//! the port between allocation and bind, and the call would advertise a port it cannot
-//! hear on. It also keeps bind syscalls off the call set-up path.
+//! RTP sockets: one UDP socket per call, bound when the switch asks for the port and
+//! dropped when it releases it. The switch waits for the bind's outcome before the port
+//! goes into an SDP answer; a port another program holds is retired and the call gets
+//! another. Each socket has a reader task that stamps packets with
+//! their arrival time and hands them to the shard; sends go straight out of the socket.
 //!
-//! A port's reader task runs only while a call holds it: it stamps packets with their
-//! arrival time and hands them to the shard; sends go straight out of the socket.
 //! Batched receive (recvmmsg) and one socket per shard are the planned optimisations; they
 //! change only this file.
 
@@ -28,80 +26,37 @@ pub(crate) struct RtpIn {
     pub(crate) bytes: Bytes,
 }
 
-struct Port {
+struct Open {
     socket: Arc<UdpSocket>,
-    /// Set while a call holds the port.
-    reader: Option<JoinHandle<()>>,
+    reader: JoinHandle<()>,
 }
 
 pub(crate) struct RtpSockets {
     ip: IpAddr,
-    ports: HashMap<u16, Port>,
+    open: HashMap<u16, Open>,
     to_shard: mpsc::Sender<RtpIn>,
 }
 
 impl RtpSockets {
-    /// Binds every even port of `min..max`; returns the sockets and the ports that could
-    /// not be bound (another program holds them), which the switch must never hand out.
-    pub(crate) fn bind_range(
-        ip: IpAddr,
-        min: u16,
-        max: u16,
-        to_shard: mpsc::Sender<RtpIn>,
-    ) -> (Self, Vec<u16>) {
-        let mut ports = HashMap::new();
-        let mut taken = Vec::new();
-        let first = min + min % 2;
-        for port in (first..max).step_by(2) {
-            match bind(ip, port) {
-                Ok(socket) => {
-                    ports.insert(
-                        port,
-                        Port {
-                            socket: Arc::new(socket),
-                            reader: None,
-                        },
-                    );
-                }
-                Err(e) => {
-                    debug!(port, error = %e, "RTP port not available");
-                    taken.push(port);
-                }
-            }
+    pub(crate) fn new(ip: IpAddr, to_shard: mpsc::Sender<RtpIn>) -> Self {
+        Self {
+            ip,
+            open: HashMap::new(),
+            to_shard,
         }
-        (
-            Self {
-                ip,
-                ports,
-                to_shard,
-            },
-            taken,
-        )
     }
 
-    /// Starts delivering packets for `port`. Whatever reached the port while no call held
-    /// it (late packets of the previous call, scans) is thrown away first.
+    /// Binds `port`. Failure (the port is taken by another program) is reported so the
+    /// switch can give the call another port or refuse it.
     pub(crate) fn open(&mut self, port: u16) -> std::io::Result<()> {
-        if !self.ports.contains_key(&port) {
-            // Outside the pre-bound range (cannot happen with the switch's own pool).
-            let socket = bind(self.ip, port)?;
-            self.ports.insert(
-                port,
-                Port {
-                    socket: Arc::new(socket),
-                    reader: None,
-                },
-            );
-        }
-        let Some(entry) = self.ports.get_mut(&port) else {
-            return Ok(());
-        };
-        if entry.reader.is_some() {
+        if self.open.contains_key(&port) {
             return Ok(());
         }
-        drain(&entry.socket);
-        let (rx_socket, tx) = (entry.socket.clone(), self.to_shard.clone());
-        entry.reader = Some(tokio::spawn(async move {
+        let std_socket = std::net::UdpSocket::bind((self.ip, port))?;
+        std_socket.set_nonblocking(true)?;
+        let socket = Arc::new(UdpSocket::from_std(std_socket)?);
+        let (rx_socket, tx) = (socket.clone(), self.to_shard.clone());
+        let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             loop {
                 match rx_socket.recv_from(&mut buf).await {
@@ -120,45 +75,26 @@ impl RtpSockets {
                     Err(e) => debug!(error = %e, port, "RTP receive error"),
                 }
             }
-        }));
+        });
+        self.open.insert(port, Open { socket, reader });
         Ok(())
     }
 
-    /// The call let go of `port`: stop reading; the socket stays bound for the next call.
     pub(crate) fn close(&mut self, port: u16) {
-        if let Some(reader) = self.ports.get_mut(&port).and_then(|p| p.reader.take()) {
-            reader.abort();
+        if let Some(open) = self.open.remove(&port) {
+            open.reader.abort();
         }
     }
 
     pub(crate) fn send(&self, port: u16, to: SocketAddr, bytes: &[u8]) {
-        let Some(entry) = self.ports.get(&port).filter(|p| p.reader.is_some()) else {
+        let Some(open) = self.open.get(&port) else {
             debug!(port, "RTP send on a closed port dropped");
             return;
         };
-        if let Err(e) = entry.socket.try_send_to(bytes, to) {
+        if let Err(e) = open.socket.try_send_to(bytes, to) {
             if e.kind() != std::io::ErrorKind::WouldBlock {
                 warn!(error = %e, %to, "RTP send failed");
             }
         }
     }
-}
-
-/// Reads and drops what is queued, through a duplicate of the descriptor: tokio's cached
-/// readiness may not know yet about packets that came while nobody was reading.
-fn drain(socket: &UdpSocket) {
-    use std::os::fd::AsFd;
-    let Ok(fd) = socket.as_fd().try_clone_to_owned() else {
-        return;
-    };
-    let std_socket = std::net::UdpSocket::from(fd);
-    let mut scratch = [0u8; 2048];
-    // The descriptor is non-blocking (shared with the original): this stops at WouldBlock.
-    while std_socket.recv_from(&mut scratch).is_ok() {}
-}
-
-fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
-    let std_socket = std::net::UdpSocket::bind((ip, port))?;
-    std_socket.set_nonblocking(true)?;
-    UdpSocket::from_std(std_socket)
 }
