@@ -56,6 +56,8 @@ pub(crate) struct Call {
     /// Who ended the call and why, once known.
     pub(crate) ending: Option<(&'static str, String)>,
     pub(crate) refer: Option<ReferTransfer>,
+    /// The second leg of a bridged transfer.
+    pub(crate) bridge: Option<Box<crate::bridge::Leg>>,
     pub(crate) transfer_record: Option<TransferRecord>,
     /// When to send the 200 OK, while ringing.
     pub(crate) answer_at: Option<Instant>,
@@ -73,15 +75,27 @@ impl Call {
             .as_ref()
             .and_then(AnswerRetransmit::poll_timeout);
         let refer = self.refer.as_ref().map(|r| r.deadline);
+        let bridge = self
+            .bridge
+            .as_ref()
+            .filter(|l| l.is_pending())
+            .map(|l| l.deadline);
         let collect = match self.flow.as_ref().map(|f| &f.waiting) {
             Some(Waiting::Collect(c)) => c.poll_timeout(),
             Some(Waiting::Http { overdue }) => Some(*overdue),
             _ => None,
         };
-        [self.answer_at, answer, refer, collect, Some(self.expires)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.answer_at,
+            answer,
+            refer,
+            bridge,
+            collect,
+            Some(self.expires),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 

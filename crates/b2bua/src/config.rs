@@ -25,6 +25,10 @@ pub struct SwitchConfig {
     /// Calls are ended (BYE, or 480 while still ringing) after this long, so that no
     /// peer or flow mistake can hold a call and its port for ever.
     pub max_call_duration: Duration,
+    /// A bridged transfer's second leg that is not answered by then is cancelled.
+    pub bridge_ring_timeout: Duration,
+    /// Credentials for bridge targets that challenge our INVITE.
+    pub outbound_auth: Option<crate::OutboundAuth>,
     pub timers: TimerConfig,
     pub user_agent: String,
     /// Seed for tags, branches and SSRCs.
@@ -44,6 +48,8 @@ impl Default for SwitchConfig {
             answer_after: Duration::ZERO,
             transfer_timeout: Duration::from_secs(30),
             max_call_duration: Duration::from_secs(4 * 3600),
+            bridge_ring_timeout: Duration::from_secs(30),
+            outbound_auth: None,
             timers: TimerConfig::default(),
             user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
             seed: 0,

@@ -10,6 +10,7 @@
 //! then sleep until [`Switch::poll_timeout`] and call [`Switch::handle_timeout`].
 #![forbid(unsafe_code)]
 
+mod bridge;
 mod call;
 mod call_media;
 mod config;
@@ -19,9 +20,10 @@ mod record;
 mod switch;
 mod transfer;
 
+pub use bridge::OutboundAuth;
 pub use config::SwitchConfig;
 pub use output::{CallRef, Output, PortError};
 pub use program::Program;
-pub use record::{CallRecord, HttpOutcome, PathStep, TransferRecord, WallClock};
+pub use record::{CallRecord, HttpOutcome, PathStep, RelayedPackets, TransferRecord, WallClock};
 pub use switch::Switch;
 pub use transfer::{TransferMode, TransferOutcome};

@@ -67,4 +67,13 @@ pub struct TransferRecord {
     pub mode: &'static str,
     pub target: String,
     pub result: String,
+    /// Bridge only: RTP packets relayed each way while the legs were connected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relayed: Option<RelayedPackets>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct RelayedPackets {
+    pub to_target: u64,
+    pub to_caller: u64,
 }

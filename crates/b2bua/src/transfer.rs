@@ -13,6 +13,10 @@ pub enum TransferMode {
     Refer,
     /// 302 Moved Temporarily before answering: no media at all.
     Redirect,
+    /// A second call leg from us to the target, media relayed between the two.
+    Bridge,
+    /// REFER; when it fails, a bridge.
+    ReferOrBridge,
 }
 
 impl TransferMode {
@@ -20,6 +24,8 @@ impl TransferMode {
         match self {
             Self::Refer => "refer",
             Self::Redirect => "redirect",
+            Self::Bridge => "bridge",
+            Self::ReferOrBridge => "refer_or_bridge",
         }
     }
 }
@@ -40,6 +46,8 @@ pub(crate) struct ReferTransfer {
     pub(crate) accepted: bool,
     /// No final NOTIFY by then: the transfer failed.
     pub(crate) deadline: Instant,
+    /// Bridge to this target (with these INVITE headers) if the REFER fails.
+    pub(crate) fallback: Option<(String, Vec<(String, String)>)>,
 }
 
 /// Progress reported by one NOTIFY.

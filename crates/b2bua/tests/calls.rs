@@ -18,6 +18,10 @@ struct Rig {
     open_ports: Vec<u16>,
     /// Ports "another program" holds: binding them fails.
     held_ports: Vec<u16>,
+    /// RTP the switch sent: (from port, to, packet).
+    rtp_out: Vec<(u16, SocketAddr, bytes::Bytes)>,
+    /// SIP the switch sent to peers other than the phone (the bridge target).
+    to_others: Vec<(SocketAddr, Message)>,
 }
 
 impl Rig {
@@ -42,6 +46,8 @@ impl Rig {
             records: Vec::new(),
             open_ports: Vec::new(),
             held_ports: Vec::new(),
+            rtp_out: Vec::new(),
+            to_others: Vec::new(),
         }
     }
 
@@ -55,6 +61,9 @@ impl Rig {
         let mut out = Vec::new();
         while let Some(o) = self.switch.poll_output() {
             match o {
+                Output::Sip(t) if t.peer.addr != self.phone.addr => self
+                    .to_others
+                    .push((t.peer.addr, parse_datagram(&t.bytes).unwrap().unwrap())),
                 Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
                 Output::Record(r) => self.records.push(*r),
                 Output::MediaOpen { port } if self.held_ports.contains(&port) => self
@@ -65,7 +74,8 @@ impl Rig {
                     self.switch.media_port_ready(self.now, port);
                 }
                 Output::MediaClose { port } => self.open_ports.retain(|p| *p != port),
-                Output::Rtp { .. } | Output::Http { .. } => {}
+                Output::Rtp { port, to, packet } => self.rtp_out.push((port, to, packet)),
+                Output::Http { .. } => {}
             }
         }
         out
@@ -448,4 +458,338 @@ fn a_call_for_which_no_port_can_be_bound_gets_503() {
         .is_some());
     assert_eq!(rig.records[0].reason, "no RTP port");
     assert_eq!(rig.switch.call_count(), 0);
+}
+
+// ---- Bridged transfer: a second leg from the switch to the target -------------------------
+
+const QUEUE: &str = "127.0.0.2:5070";
+
+const BRIDGE_FLOW: &str = r#"
+name = "bridge"
+start = "xfer"
+
+[nodes.xfer]
+type = "transfer"
+target = "sip:queue@127.0.0.2:5070"
+headers = { X-Concierge-Tier = "gold" }
+mode = "MODE"
+failed = "bye"
+
+[nodes.bye]
+type = "hangup"
+"#;
+
+/// An INVITE offering PCMA and telephone-event 96 from 127.0.0.1:4000.
+fn invite_with_sdp() -> String {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\n";
+    INVITE.replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
+    )
+}
+
+/// A caller answered and ACKed by a bridge flow; also returns what the ACK set off.
+fn bridge_rig(mode: &str) -> (Rig, String, Vec<Message>) {
+    let mut rig = Rig::with(
+        SwitchConfig::default(),
+        program(&BRIDGE_FLOW.replace("MODE", mode)),
+    );
+    let out = rig.send(&invite_with_sdp());
+    let ok = out
+        .iter()
+        .map(response)
+        .find(|r| r.status.0 == 200)
+        .expect("200");
+    let tag = ok.to.tag().unwrap().to_owned();
+    let out = rig.send(&in_dialog("ACK", 1, &tag, "ack1", "", ""));
+    (rig, tag, out)
+}
+
+/// What the switch sent to the queue since the last call, as requests.
+fn to_queue(rig: &mut Rig) -> Vec<Request> {
+    rig.to_others
+        .drain(..)
+        .map(|(to, m)| {
+            assert_eq!(to, QUEUE.parse::<SocketAddr>().unwrap());
+            request(&m).clone()
+        })
+        .collect()
+}
+
+/// The queue's answer to `req`, with its tag and (for 200) an SDP answer.
+fn queue_reply(req: &Request, code: u16, extra: &str, sdp: &str) -> String {
+    let mut r =
+        concierge_sip::wire::response_to(req, concierge_sip::wire::StatusCode(code), Some("q1"));
+    r.reason = String::new();
+    let mut text = String::from_utf8(r.to_bytes().to_vec()).unwrap();
+    let body_at = text.find("Content-Length").unwrap();
+    text.truncate(body_at);
+    format!(
+        "{text}{extra}Contact: <sip:agent@{QUEUE}>\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+const QUEUE_SDP: &str = "v=0\r\no=- 2 2 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+/// Hands the queue's message to the switch; returns what went to the caller.
+fn from_queue(rig: &mut Rig, text: &str) -> Vec<Message> {
+    let queue = Peer {
+        transport: Transport::Udp,
+        addr: QUEUE.parse().unwrap(),
+    };
+    rig.switch
+        .handle_sip_datagram(rig.now, queue, text.as_bytes());
+    rig.drain()
+}
+
+#[test]
+fn bridge_calls_the_target_relays_rtp_both_ways_and_ends_with_either_leg() {
+    let (mut rig, _tag, _) = bridge_rig("bridge");
+    let sent = to_queue(&mut rig);
+    let invite = &sent[0];
+    assert_eq!(invite.method.as_str(), "INVITE");
+    assert_eq!(invite.uri.as_str(), "sip:queue@127.0.0.2:5070");
+    assert_eq!(
+        invite.from.uri.user(),
+        Some("+46706170786"),
+        "the caller's number"
+    );
+    assert_eq!(
+        invite.header(&concierge_sip::wire::HeaderName::new("X-Concierge-Tier")),
+        Some("gold")
+    );
+    let offer = String::from_utf8_lossy(&invite.body).into_owned();
+    assert!(
+        offer.contains("RTP/AVP 8 96\r\n"),
+        "only the caller's codec: {offer}"
+    );
+    let leg_port: u16 = offer
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|r| r.split(' ').next()?.parse().ok())
+        .unwrap();
+    assert_eq!(rig.open_ports.len(), 2, "a port for each leg");
+
+    assert!(from_queue(&mut rig, &queue_reply(invite, 180, "", "")).is_empty());
+    assert!(from_queue(&mut rig, &queue_reply(invite, 200, "", QUEUE_SDP)).is_empty());
+    let ack = &to_queue(&mut rig)[0];
+    assert_eq!((ack.method.as_str(), ack.cseq.seq), ("ACK", 1));
+    assert_eq!(ack.to.tag(), Some("q1"));
+
+    // Caller → queue, from the leg's port; an RFC 4733 event is renumbered 96 → 101.
+    let caller_port = rig.open_ports[0];
+    rig.rtp_out.clear();
+    let caller: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    let mut audio = vec![0x80, 8, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
+    audio.extend([0xd5; 160]);
+    rig.switch.handle_rtp(rig.now, caller_port, caller, &audio);
+    let mut event = vec![
+        0x80,
+        0x80 | 96,
+        0,
+        2,
+        0,
+        0,
+        1,
+        64,
+        1,
+        2,
+        3,
+        4,
+        5,
+        10,
+        0,
+        160,
+    ];
+    rig.switch.handle_rtp(rig.now, caller_port, caller, &event);
+    rig.drain();
+    let queue_media: SocketAddr = "127.0.0.2:7000".parse().unwrap();
+    assert_eq!(rig.rtp_out.len(), 2);
+    assert_eq!(
+        (rig.rtp_out[0].0, rig.rtp_out[0].1),
+        (leg_port, queue_media)
+    );
+    assert_eq!(&rig.rtp_out[0].2[..], &audio[..], "audio passes untouched");
+    assert_eq!(rig.rtp_out[1].2[1], 0x80 | 101);
+
+    // Queue → caller, from the caller's port; and nothing of the IVR's own audio.
+    rig.rtp_out.clear();
+    event[1] = 0x80 | 101;
+    rig.switch
+        .handle_rtp(rig.now, leg_port, queue_media, &event);
+    rig.advance(Duration::from_millis(100));
+    assert_eq!(rig.rtp_out.len(), 1, "{:?}", rig.rtp_out);
+    assert_eq!((rig.rtp_out[0].0, rig.rtp_out[0].1), (caller_port, caller));
+    assert_eq!(rig.rtp_out[0].2[1], 0x80 | 96);
+
+    // The queue hangs up: 200 to it, BYE to the caller.
+    let bye = format!(
+        "BYE sip:concierge@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {QUEUE};branch=z9hG4bKqbye\r\nFrom: <sip:queue@127.0.0.2:5070>;tag=q1\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        invite.from, invite.call_id
+    );
+    let queue = Peer {
+        transport: Transport::Udp,
+        addr: QUEUE.parse().unwrap(),
+    };
+    rig.switch
+        .handle_sip_datagram(rig.now, queue, bye.as_bytes());
+    let out = rig.drain();
+    let ok = response(&rig.to_others.remove(0).1).clone();
+    assert_eq!(ok.status.0, 200);
+    let caller_bye = request(&out[0]);
+    assert_eq!(caller_bye.method.as_str(), "BYE");
+    rig.send(&reply(caller_bye, 200));
+    let rec = &rig.records[0];
+    let t = rec.transfer.as_ref().unwrap();
+    assert_eq!((t.mode, t.result.as_str()), ("bridge", "answered"));
+    let relayed = t.relayed.unwrap();
+    assert_eq!((relayed.to_target, relayed.to_caller), (2, 1));
+    assert_eq!(
+        (rec.ended_by, rec.reason.as_str()),
+        ("target", "transfer target hung up")
+    );
+    assert!(rig.open_ports.is_empty(), "both ports closed");
+}
+
+#[test]
+fn caller_hanging_up_while_the_target_rings_cancels_it() {
+    let (mut rig, tag, _) = bridge_rig("bridge");
+    let invite = to_queue(&mut rig).remove(0);
+    from_queue(&mut rig, &queue_reply(&invite, 180, "", ""));
+    rig.send(&in_dialog("BYE", 2, &tag, "cbye", "", ""));
+    let cancel = to_queue(&mut rig).remove(0);
+    assert_eq!(cancel.method.as_str(), "CANCEL");
+    assert_eq!(
+        (cancel.cseq.seq, cancel.call_id.as_str()),
+        (1, invite.call_id.as_str())
+    );
+    assert_eq!(
+        cancel.vias[0].branch(),
+        invite.vias[0].branch(),
+        "§9.1: the INVITE's branch"
+    );
+    assert!(rig.open_ports.is_empty());
+    assert_eq!(rig.records[0].ended_by, "caller");
+}
+
+#[test]
+fn busy_target_takes_the_failed_exit_and_no_answer_is_cancelled() {
+    let (mut rig, _, _) = bridge_rig("bridge");
+    let invite = to_queue(&mut rig).remove(0);
+    let out = from_queue(&mut rig, &queue_reply(&invite, 486, "", ""));
+    assert_eq!(
+        to_queue(&mut rig)[0].method.as_str(),
+        "ACK",
+        "the transaction ACKs the 486"
+    );
+    // failed → hangup node: BYE to the caller.
+    let bye = out
+        .iter()
+        .map(request)
+        .find(|r| r.method.as_str() == "BYE")
+        .expect("BYE");
+    rig.send(&reply(bye, 200));
+    let t = rig.records[0].transfer.clone().unwrap();
+    assert_eq!(t.result, "failed: target answered 486 Busy Here");
+    assert_eq!(rig.records[0].path[0].exit.as_deref(), Some("failed"));
+
+    let (mut rig, _, _) = bridge_rig("bridge");
+    let invite = to_queue(&mut rig).remove(0);
+    from_queue(&mut rig, &queue_reply(&invite, 180, "", ""));
+    rig.advance(Duration::from_secs(31));
+    let sent = to_queue(&mut rig);
+    assert!(
+        sent.iter().any(|r| r.method.as_str() == "CANCEL"),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn a_challenging_target_gets_the_invite_again_with_digest_credentials() {
+    let cfg = SwitchConfig {
+        outbound_auth: Some(concierge_b2bua::OutboundAuth {
+            username: "concierge".into(),
+            password: "s3cret".into(),
+        }),
+        ..SwitchConfig::default()
+    };
+    let mut rig = Rig::with(cfg, program(&BRIDGE_FLOW.replace("MODE", "bridge")));
+    let out = rig.send(&invite_with_sdp());
+    let tag = out
+        .iter()
+        .map(response)
+        .find(|r| r.status.0 == 200)
+        .unwrap()
+        .to
+        .tag()
+        .unwrap()
+        .to_owned();
+    rig.send(&in_dialog("ACK", 1, &tag, "ack1", "", ""));
+    let invite = to_queue(&mut rig).remove(0);
+    from_queue(
+        &mut rig,
+        &queue_reply(&invite, 407, "Proxy-Authenticate: Digest realm=\"queue\", nonce=\"abc\", qop=\"auth\", algorithm=SHA-256\r\n", ""),
+    );
+    let sent = to_queue(&mut rig);
+    assert_eq!(sent[0].method.as_str(), "ACK");
+    let again = &sent[1];
+    assert_eq!((again.method.as_str(), again.cseq.seq), ("INVITE", 2));
+    assert_eq!(again.call_id, invite.call_id);
+    let auth = again
+        .header(&concierge_sip::wire::HeaderName::PROXY_AUTHORIZATION)
+        .expect("Proxy-Authorization");
+    assert!(
+        auth.starts_with("Digest username=\"concierge\", realm=\"queue\", nonce=\"abc\", uri=\"sip:queue@127.0.0.2:5070\"")
+            && auth.contains("algorithm=SHA-256")
+            && auth.contains("qop=auth, nc=00000001"),
+        "{auth}"
+    );
+    // A second challenge is a failure, not a loop: the flow's failed exit hangs up.
+    let out = from_queue(
+        &mut rig,
+        &queue_reply(
+            again,
+            407,
+            "Proxy-Authenticate: Digest realm=\"queue\", nonce=\"abd\"\r\n",
+            "",
+        ),
+    );
+    let bye = request(&out[0]);
+    assert_eq!(bye.method.as_str(), "BYE");
+    rig.send(&reply(bye, 200));
+    let t = rig.records[0].transfer.clone().unwrap();
+    assert!(t.result.starts_with("failed: target answered 407"), "{t:?}");
+}
+
+#[test]
+fn refer_rejected_falls_back_to_a_bridge() {
+    let (mut rig, _, out) = bridge_rig("refer_or_bridge");
+    let refer = request(&out[0]).clone();
+    assert_eq!(refer.method.as_str(), "REFER", "REFER first");
+    assert!(rig.to_others.is_empty());
+    let out = rig.send(&reply(&refer, 405));
+    assert!(out.is_empty(), "{out:?}");
+    let invite = to_queue(&mut rig).remove(0);
+    assert_eq!(invite.method.as_str(), "INVITE");
+    let mut out = from_queue(&mut rig, &queue_reply(&invite, 200, "", QUEUE_SDP));
+    out.extend(rig.advance(Duration::from_millis(10)));
+    assert!(out.is_empty(), "the caller stays: {out:?}");
+    let tag = refer.from.tag().unwrap().to_owned();
+    rig.send(&in_dialog("BYE", 3, &tag, "cbye", "", ""));
+    let bye = to_queue(&mut rig)
+        .into_iter()
+        .find(|r| r.method.as_str() == "BYE")
+        .expect("BYE to the queue");
+    assert_eq!(bye.to.tag(), Some("q1"));
+    let t = rig.records[0].transfer.clone().unwrap();
+    assert_eq!(t.mode, "bridge");
+    assert!(
+        t.result
+            .starts_with("answered (after REFER rejected with 405"),
+        "{t:?}"
+    );
 }

@@ -36,6 +36,31 @@ pub(crate) struct Config {
     pub(crate) flows: FlowsConfig,
     pub(crate) prompts: PromptsConfig,
     pub(crate) log: LogConfig,
+    pub(crate) bridge: BridgeConfig,
+}
+
+/// The second leg of a bridged transfer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct BridgeConfig {
+    /// A target that has not answered by then is cancelled and the transfer fails.
+    pub(crate) ring_timeout_s: u64,
+    /// Digest credentials for a target that challenges our INVITE (401/407).
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    /// The environment variable holding the password (keeps it out of the file).
+    pub(crate) password_env: Option<String>,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        Self {
+            ring_timeout_s: 30,
+            username: None,
+            password: None,
+            password_env: None,
+        }
+    }
 }
 
 /// Which flow runs a call: by Request-URI user, else the default. With neither, calls are
@@ -238,6 +263,31 @@ impl Config {
         if self.calls.max_calls == 0 {
             return Err(field("calls.max_calls", "must be at least 1".into()));
         }
+        if self.bridge.ring_timeout_s == 0 {
+            return Err(field("bridge.ring_timeout_s", "must be at least 1".into()));
+        }
+        if self.bridge.password.is_some() && self.bridge.password_env.is_some() {
+            return Err(field(
+                "bridge.password_env",
+                "give either password or password_env, not both".into(),
+            ));
+        }
+        if self.bridge.username.is_none()
+            && (self.bridge.password.is_some() || self.bridge.password_env.is_some())
+        {
+            return Err(field(
+                "bridge.username",
+                "a password needs a username".into(),
+            ));
+        }
+        if let Some(var) = &self.bridge.password_env {
+            if std::env::var_os(var).is_none() {
+                return Err(field(
+                    "bridge.password_env",
+                    format!("the environment variable {var} is not set"),
+                ));
+            }
+        }
         if self.calls.max_duration_s == 0 {
             return Err(field("calls.max_duration_s", "must be at least 1".into()));
         }
@@ -249,6 +299,18 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Digest credentials for bridge targets, the password read from the environment
+    /// when the config names a variable.
+    pub(crate) fn outbound_auth(&self) -> Option<concierge_b2bua::OutboundAuth> {
+        let username = self.bridge.username.clone()?;
+        let password = match (&self.bridge.password, &self.bridge.password_env) {
+            (Some(p), _) => p.clone(),
+            (None, Some(var)) => std::env::var(var).unwrap_or_default(),
+            (None, None) => String::new(),
+        };
+        Some(concierge_b2bua::OutboundAuth { username, password })
     }
 
     pub(crate) fn advertised_host(&self) -> String {
@@ -346,6 +408,29 @@ mod tests {
     fn odd_rtp_port_is_refused_with_the_field_name() {
         let e = Config::parse(Path::new("c.toml"), "[rtp]\nport_min = 10001\n").unwrap_err();
         assert!(e.to_string().contains("rtp.port_min"), "{e}");
+    }
+
+    #[test]
+    fn bridge_credentials_need_a_username_and_one_password_source() {
+        let e = Config::parse(Path::new("c.toml"), "[bridge]\npassword = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("bridge.username"), "{e}");
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[bridge]\nusername = \"u\"\npassword_env = \"CONCIERGE_TEST_SURELY_UNSET\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("CONCIERGE_TEST_SURELY_UNSET is not set"),
+            "{e}"
+        );
+        let c = Config::parse(
+            Path::new("c.toml"),
+            "[bridge]\nusername = \"u\"\npassword = \"p\"\n",
+        )
+        .unwrap();
+        let auth = c.outbound_auth().unwrap();
+        assert_eq!((auth.username.as_str(), auth.password.as_str()), ("u", "p"));
     }
 
     #[test]

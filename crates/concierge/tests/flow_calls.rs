@@ -170,7 +170,7 @@ fn redirect_mode_answers_302_before_any_200() {
             f.replace("start = \"welcome\"", "start = \"lookup\"")
                 .replace("prompt = \"transfer_vip\"\ntarget", "target")
                 .replace(
-                    "mode = \"refer\"\nfailed = \"sorry\"\n\n[nodes.transfer_service]",
+                    "mode = \"refer_or_bridge\"\nfailed = \"sorry\"\n\n[nodes.transfer_service]",
                     "mode = \"redirect\"\nfailed = \"sorry\"\n\n[nodes.transfer_service]",
                 )
         },
@@ -277,7 +277,13 @@ fn sip_info_digits_are_collected() {
         .unwrap()
         .iter()
         .all(|d| d[1] == "info"));
-    assert_eq!(rec["transfer"]["result"], "failed: REFER rejected with 603");
+    // 603 to the REFER: the flow's refer_or_bridge bridges to the desk, which greets and
+    // hangs up.
+    assert_eq!(rec["transfer"]["mode"], "bridge");
+    assert_eq!(
+        rec["transfer"]["result"],
+        "answered (after REFER rejected with 603)"
+    );
 }
 
 /// G.711 µ-law RTP carrying DTMF tones: 80 ms per key, 80 ms gaps, at -15 dBFS per tone.
@@ -429,4 +435,121 @@ fn an_rtp_port_another_program_holds_is_never_offered() {
     call.bye();
     assert!(server.log().contains("cannot bind the RTP port"));
     drop(held);
+}
+
+#[test]
+fn refer_refused_with_405_falls_back_to_a_bridge_with_rtp_both_ways() {
+    // The reference flow transfers with `refer_or_bridge`. The queue: a SIPp UAS that
+    // answers the second leg and echoes the RTP it gets.
+    let queue_port = common::free_port();
+    let queue_dir = common::scratch_dir("queue");
+    let queue = std::process::Command::new("sipp")
+        .args(["-sf", &common::scenario("queue_uas.xml")])
+        .args(["-i", "127.0.0.1", "-p", &queue_port.to_string()])
+        .args(["-mp", &common::free_port().to_string(), "-rtp_echo"])
+        .args(["-m", "1", "-nostdin", "-timeout", "40", "-timeout_error"])
+        .args(["-trace_err", "-trace_screen"])
+        .current_dir(&queue_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("SIPp for the queue");
+    let server = start_vip(
+        "bridge-fallback",
+        move |f| {
+            f.replace(
+                "target = \"sip:vip-desk@{system.local_host}\"",
+                &format!("target = \"sip:vip-queue@127.0.0.1:{queue_port}\""),
+            )
+        },
+        "",
+    );
+    let out = common::sipp(
+        &server,
+        &[
+            "-sf",
+            &scenario("refer_405_bridge.xml"),
+            "-key",
+            "caller",
+            "+46706170786",
+            "-m",
+            "1",
+            "-timeout",
+            "40",
+            "-timeout_error",
+        ],
+    );
+    assert_sipp_ok(&out, &server);
+    let status = queue.wait_with_output().expect("queue SIPp").status;
+    assert!(
+        status.success(),
+        "the queue's SIPp failed ({status}): {}",
+        std::fs::read_dir(&queue_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<String>()
+    );
+    let rec = server.records().pop().expect("a record");
+    assert_eq!(rec["transfer"]["mode"], "bridge", "{rec}");
+    assert!(
+        rec["transfer"]["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("answered (after REFER rejected with 405"),
+        "{rec}"
+    );
+    // 4 s of 30 ms speech one way, and SIPp's echo of it back: both directions carried.
+    let to_target = rec["transfer"]["relayed"]["to_target"].as_u64().unwrap();
+    let to_caller = rec["transfer"]["relayed"]["to_caller"].as_u64().unwrap();
+    assert!(to_target >= 100, "caller → queue packets: {to_target}");
+    assert!(to_caller >= 100, "queue → caller packets: {to_caller}");
+    assert_eq!(rec["ended_by"], "caller");
+}
+
+#[test]
+fn a_caller_that_refuses_refer_is_bridged_to_the_built_in_vip_desk() {
+    // The demo as shipped: the VIP desk is an extension of the same server, so the bridge's
+    // second leg loops back into it and the caller hears the desk's greeting through the
+    // relay; when the desk hangs up, so does the caller's leg.
+    let server = start_vip("bridge-desk", |f| f, "");
+    let mut call = RawCall::invite(server.port, "+46706170786", "hairpin1", "0 101");
+    call.answer_and_ack();
+    let refer = call.sip.expect("REFER ", Duration::from_secs(20));
+    call.reply(&refer, 405);
+
+    let desk =
+        concierge_prompts::load_wav(&common::repo_root().join("prompts/vip_desk.wav")).unwrap();
+    // A loud frame of the greeting, µ-law encoded as the desk sends it.
+    let loud = (0..desk.len() / 160)
+        .find(|i| desk[i * 160..(i + 1) * 160].iter().any(|s| s.abs() > 8000))
+        .expect("the greeting has speech");
+    let frame: Vec<u8> = desk[loud * 160..(loud + 1) * 160]
+        .iter()
+        .map(|s| audio_codec_algorithms::encode_ulaw(*s))
+        .collect();
+    call.rtp
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut heard = false;
+    while Instant::now() < deadline && !heard {
+        let (n, _) = call
+            .rtp
+            .recv_from(&mut buf)
+            .expect("RTP through the bridge");
+        heard = n == 172 && buf[12..172] == frame[..];
+    }
+    assert!(heard, "the desk's greeting reached the caller");
+
+    let bye = call.sip.expect("BYE ", Duration::from_secs(15));
+    call.reply(&bye, 200);
+    let rec = wait_record(&server, "hairpin1");
+    assert_eq!(rec["transfer"]["mode"], "bridge", "{rec}");
+    assert_eq!(rec["ended_by"], "target", "{rec}");
+    assert!(
+        rec["transfer"]["relayed"]["to_caller"].as_u64().unwrap() > 100,
+        "{rec}"
+    );
 }

@@ -190,6 +190,24 @@ pub fn offer(local: SocketAddr, session_version: u64) -> String {
     )
 }
 
+/// Our offer for a second call leg that relays `caller`'s audio untouched: only the
+/// caller's codec (so packets pass through without transcoding) and telephone-event under
+/// the caller's payload type (101 when the caller had none).
+pub fn offer_for(local: SocketAddr, session_version: u64, caller: &AudioSession) -> String {
+    let family = if local.is_ipv4() { "IP4" } else { "IP6" };
+    let ip = local.ip();
+    let pt = caller.payload_type;
+    let ev = caller.telephone_event.unwrap_or(101);
+    format!(
+        "v=0\r\no=concierge {session_version} {session_version} IN {family} {ip}\r\ns=concierge\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP {pt} {ev}\r\na=rtpmap:{pt} {}/8000\r\n\
+         a=rtpmap:{ev} telephone-event/8000\r\na=fmtp:{ev} 0-16\r\na=ptime:{}\r\na=sendrecv\r\n",
+        local.port(),
+        caller.codec,
+        caller.ptime_ms,
+    )
+}
+
 /// Reads the answer to our offer: the codec it kept, where to send, and the direction.
 pub fn accept(answer_sdp: &str) -> Result<AudioSession, OfferError> {
     // An answer has the same shape as an offer restricted to what was agreed; reading it
@@ -207,6 +225,20 @@ mod tests {
 
     const SIPP: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
     const BARESIP: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 10002 RTP/AVP 96 9 0 8 101\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtcp-mux\r\na=sendrecv\r\n";
+
+    #[test]
+    fn a_second_leg_is_offered_only_the_callers_codec() {
+        let offer = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 8 96\r\na=rtpmap:96 telephone-event/8000\r\n";
+        let (caller, _) = answer(offer, local(), 1).unwrap();
+        let leg = offer_for("127.0.0.1:10002".parse().unwrap(), 1, &caller);
+        assert!(leg.contains("m=audio 10002 RTP/AVP 8 96\r\n"), "{leg}");
+        assert!(
+            leg.contains("a=rtpmap:8 PCMA/8000\r\n")
+                && leg.contains("a=rtpmap:96 telephone-event/8000")
+        );
+        let back = accept(&leg).unwrap();
+        assert_eq!((back.payload_type, back.telephone_event), (8, Some(96)));
+    }
 
     #[test]
     fn sipp_offer_gets_pcmu_and_our_port() {

@@ -376,6 +376,63 @@ impl Endpoint {
         key
     }
 
+    /// §9.1: cancels our INVITE `invite` (still without a final answer) with a CANCEL that
+    /// copies its Request-URI, top Via, Call-ID, From, To, CSeq number and Route, sent as a
+    /// non-INVITE client transaction of its own. `None` when the INVITE is not ours or
+    /// already finished.
+    pub fn cancel(&mut self, now: Instant, invite: &TsxKey) -> Option<TsxKey> {
+        let entry = self.tsxs.get(invite)?;
+        let Machine::InviteClient { tsx, request } = &entry.machine else {
+            return None;
+        };
+        // §9.1: only a request still waiting for its final response is cancelled.
+        if !matches!(
+            tsx.state(),
+            crate::transaction::InviteClientState::Calling
+                | crate::transaction::InviteClientState::Proceeding
+        ) {
+            return None;
+        }
+        let mut headers = crate::wire::Headers::new();
+        for route in request.headers.get_all(&crate::wire::HeaderName::ROUTE) {
+            headers.push(crate::wire::HeaderName::ROUTE, route);
+        }
+        let cancel = Request {
+            method: Method::Cancel,
+            uri: request.uri.clone(),
+            vias: request.vias.first().cloned().into_iter().collect(),
+            from: request.from.clone(),
+            to: request.to.clone(),
+            call_id: request.call_id.clone(),
+            cseq: crate::wire::CSeq {
+                seq: request.cseq.seq,
+                method: Method::Cancel,
+            },
+            max_forwards: Some(70),
+            headers,
+            body: Bytes::new(),
+        };
+        let peer = entry.peer;
+        let branch = cancel.vias.first()?.branch()?.to_owned();
+        let key = TsxKey::client(&branch, &Method::Cancel);
+        let reliable = peer.transport.is_reliable();
+        let (tsx, first) =
+            NonInviteClient::start(now, cancel.to_bytes(), reliable, self.cfg.timers);
+        if let TsxOutput::Transmit(bytes) = first {
+            self.transmits.push_back(Transmit { peer, bytes });
+        }
+        self.tsxs.insert(
+            key.clone(),
+            Entry {
+                machine: Machine::NonInviteClient(tsx),
+                peer,
+                armed: None,
+            },
+        );
+        self.rearm(&key);
+        Some(key)
+    }
+
     /// Sends bytes outside any transaction: the ACK for a 2xx, 2xx retransmissions.
     pub fn send_raw(&mut self, peer: Peer, bytes: Bytes) {
         self.transmits.push_back(Transmit { peer, bytes });

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod dialog;
+pub mod digest;
 pub mod endpoint;
 pub mod transaction;
 pub mod wire;

@@ -171,12 +171,15 @@ impl Switch {
                         self.transfer(now, id, crate::TransferMode::Redirect, &uri);
                         None
                     }
-                    TransferMode::Bridge => Some(Event::TransferResult(
-                        concierge_flow::TransferOutcome::Failed(
-                            "bridge mode is not available in this build".into(),
-                        ),
-                    )),
-                    // refer, refer_or_bridge, or a redirect asked too late to be one.
+                    TransferMode::Bridge => {
+                        self.start_bridge(now, id, &target, headers, None);
+                        None
+                    }
+                    TransferMode::ReferOrBridge => {
+                        self.start_refer(now, id, &uri, Some((target, headers)));
+                        None
+                    }
+                    // refer, or a redirect asked too late to be one.
                     _ => {
                         self.transfer(now, id, crate::TransferMode::Refer, &uri);
                         None

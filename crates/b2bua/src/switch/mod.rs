@@ -8,6 +8,7 @@ use concierge_sip::wire::{response_to, HeaderName, Method, Request, Response, Si
 use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer};
 use tracing::{debug, info, info_span, warn};
 
+mod bridge;
 mod flow;
 mod media;
 
@@ -51,7 +52,7 @@ pub struct Switch {
 }
 
 /// Ports tried for one call before it is refused with 503.
-const MAX_PORT_ATTEMPTS: u8 = 8;
+pub(super) const MAX_PORT_ATTEMPTS: u8 = 8;
 
 impl Switch {
     /// `wall` pairs an `Instant` with the wall-clock time, for call records.
@@ -121,6 +122,11 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        if call.rtp_port != Some(port) {
+            self.leg_port_ready(now, id);
+            self.pump(now);
+            return;
+        }
         if call.port_bound || call.phase != Phase::Early {
             return;
         }
@@ -142,6 +148,11 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        if call.rtp_port != Some(port) {
+            self.leg_port_failed(now, id, port, error);
+            self.pump(now);
+            return;
+        }
         call.rtp_port = None;
         if error == PortError::Other {
             self.ports.release(port, now);
@@ -205,6 +216,22 @@ impl Switch {
     /// A datagram arrived on a call's RTP port.
     pub fn handle_rtp(&mut self, now: Instant, port: u16, from: std::net::SocketAddr, data: &[u8]) {
         self.last_now = now;
+        let Some(call) = self
+            .by_port
+            .get(&port)
+            .and_then(|id| self.calls.get_mut(id))
+        else {
+            return;
+        };
+        if call.bridge.is_some() {
+            let id = *self
+                .by_port
+                .get(&port)
+                .expect("the call was found by this port");
+            if self.relay_rtp(id, port, from, data) {
+                return;
+            }
+        }
         let Some(call) = self
             .by_port
             .get(&port)
@@ -395,6 +422,7 @@ impl Switch {
                 answered: None,
                 ending: None,
                 refer: None,
+                bridge: None,
                 transfer_record: None,
                 answer_at: None,
                 expires: now + self.cfg.max_call_duration,
@@ -549,6 +577,14 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        if call
+            .bridge
+            .as_ref()
+            .and_then(|l| l.dialog.as_ref())
+            .is_some_and(|d| d.id == dialog)
+        {
+            return self.on_leg_request(now, id, key, request);
+        }
         let _g = call.span.clone().entered();
         if let Some(d) = call.dialog.as_mut() {
             if let Err(rejection) = d.handle_remote_request(&request) {
@@ -621,6 +657,10 @@ impl Switch {
         let Some(id) = self.by_client_tsx.get(&key).copied() else {
             return;
         };
+        if response.cseq.method == Method::Invite {
+            self.on_leg_response(now, id, response);
+            return;
+        }
         if response.status.is_final() {
             self.by_client_tsx.remove(&key);
             if response.cseq.method == Method::Refer {
@@ -651,7 +691,14 @@ impl Switch {
             };
             call.span
                 .in_scope(|| warn!(method = %key.method(), "no answer to our request"));
-            if *key.method() == Method::Refer {
+            if *key.method() == Method::Invite {
+                let target = call
+                    .bridge
+                    .as_ref()
+                    .map(|l| l.target.clone())
+                    .unwrap_or_default();
+                self.bridge_failed(now, id, &target, "no answer from the target".into());
+            } else if *key.method() == Method::Refer {
                 if let Some(r) = call.refer.as_mut() {
                     r.key = None;
                 }
@@ -675,12 +722,22 @@ impl Switch {
     /// arrives later through the NOTIFYs, the REFER's response or the transfer timeout.
     pub fn transfer(&mut self, now: Instant, id: CallRef, mode: TransferMode, target: &str) {
         match mode {
-            TransferMode::Refer => self.start_refer(now, id, target),
+            TransferMode::Refer => self.start_refer(now, id, target, None),
             TransferMode::Redirect => self.redirect(now, id, target),
+            TransferMode::Bridge => self.start_bridge(now, id, target, Vec::new(), None),
+            TransferMode::ReferOrBridge => {
+                self.start_refer(now, id, target, Some((target.to_owned(), Vec::new())))
+            }
         }
     }
 
-    fn start_refer(&mut self, now: Instant, id: CallRef, target: &str) {
+    fn start_refer(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        target: &str,
+        fallback: Option<(String, Vec<(String, String)>)>,
+    ) {
         let contact = self.local_contact();
         let timeout = self.cfg.transfer_timeout;
         let Some(call) = self.calls.get_mut(&id) else {
@@ -704,6 +761,7 @@ impl Switch {
             key: None,
             accepted: false,
             deadline: now + timeout,
+            fallback,
         });
         let key = self.endpoint.send_request(now, refer, peer);
         self.by_client_tsx.insert(key.clone(), id);
@@ -735,6 +793,7 @@ impl Switch {
             mode: "redirect",
             target: target.to_owned(),
             result: "redirected".into(),
+            relayed: None,
         });
         call.span.in_scope(|| info!(%target, "redirected with 302"));
         let key = call.invite_key.clone();
@@ -763,6 +822,7 @@ impl Switch {
             mode: "refer",
             target: refer.target,
             result,
+            relayed: None,
         });
         match outcome {
             // RFC 5589 §6.1: the transferor ends its dialog once the transfer succeeded.
@@ -770,7 +830,14 @@ impl Switch {
                 call.ending = Some(("concierge", "transferred".into()));
                 self.hang_up(now, id, "transferred");
             }
-            TransferOutcome::Failed(_) => {}
+            TransferOutcome::Failed(why) => {
+                if let Some((target, headers)) = refer.fallback {
+                    call.span
+                        .in_scope(|| info!(%why, "REFER failed; bridging instead"));
+                    self.start_bridge(now, id, &target, headers, Some(why));
+                    return;
+                }
+            }
         }
         self.flow_transfer_result(now, id, &outcome_for_flow);
         self.rearm(id);
@@ -792,7 +859,8 @@ impl Switch {
             self.answer(now, id);
             return;
         }
-        if self.collect_timeout(now, id) || self.http_overdue(now, id) {
+        if self.collect_timeout(now, id) || self.http_overdue(now, id) || self.leg_timeout(now, id)
+        {
             return;
         }
         let Some(call) = self.calls.get_mut(&id) else {
@@ -962,6 +1030,7 @@ impl Switch {
 
     /// Drops a call's state and writes its record: every call ends here, whatever the path.
     fn forget(&mut self, id: CallRef) {
+        self.end_leg(self.last_now, id);
         let Some(call) = self.calls.remove(&id) else {
             return;
         };

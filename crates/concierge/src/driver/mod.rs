@@ -84,6 +84,8 @@ impl Server {
                 answer_after: Duration::from_millis(cfg.calls.answer_after_ms),
                 transfer_timeout: Duration::from_secs(cfg.calls.transfer_timeout_s),
                 max_call_duration: Duration::from_secs(cfg.calls.max_duration_s),
+                bridge_ring_timeout: Duration::from_secs(cfg.bridge.ring_timeout_s),
+                outbound_auth: cfg.outbound_auth(),
                 timers: cfg.timers(),
                 seed: rand::random(),
                 ..SwitchConfig::default()

@@ -1,0 +1,143 @@
+//! The second call leg of a bridged transfer: the INVITE we place to the target, its
+//! dialog once answered, and the RTP relay between it and the caller.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use bytes::Bytes;
+use concierge_media::AudioSession;
+use concierge_sip::dialog::Dialog;
+use concierge_sip::transaction::TsxKey;
+use concierge_sip::wire::{SipUri, Transport};
+use concierge_sip::Peer;
+
+/// Where the second leg is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LegState {
+    /// Waiting for the driver to bind the leg's RTP port.
+    Binding,
+    /// INVITE sent, no provisional answer yet.
+    Calling,
+    /// 180/183 received.
+    Ringing,
+    /// Answered and ACKed: RTP is relayed.
+    Up,
+    /// Failed, cancelled or hung up; kept so a late 2xx can still be ACKed and ended.
+    Over,
+}
+
+/// Credentials for targets that challenge our INVITE (401/407).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundAuth {
+    pub username: String,
+    pub password: String,
+}
+
+pub(crate) struct Leg {
+    pub(crate) target: String,
+    pub(crate) uri: SipUri,
+    /// Extra headers for the INVITE (the flow's transfer headers).
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) peer: Peer,
+    pub(crate) state: LegState,
+    pub(crate) port: Option<u16>,
+    pub(crate) port_attempts: u8,
+    pub(crate) call_id: String,
+    pub(crate) local_tag: String,
+    pub(crate) cseq: u32,
+    /// The INVITE as last sent (without our Via), for the ACK and an authenticated retry.
+    pub(crate) invite: Option<concierge_sip::wire::Request>,
+    pub(crate) key: Option<TsxKey>,
+    pub(crate) auth_tried: bool,
+    pub(crate) dialog: Option<Dialog>,
+    /// Our ACK to the 2xx, re-sent when the 2xx is retransmitted.
+    pub(crate) ack: Option<Bytes>,
+    pub(crate) audio: Option<AudioSession>,
+    /// The target's RTP source, latched from its first packet (symmetric RTP).
+    pub(crate) latched: Option<SocketAddr>,
+    /// No answer by then: CANCEL and the transfer fails.
+    pub(crate) deadline: Instant,
+    /// Why the REFER failed, when this bridge is its fallback.
+    pub(crate) after_refer: Option<String>,
+    /// Packets relayed caller → target and target → caller.
+    pub(crate) relayed: [u64; 2],
+}
+
+impl Leg {
+    pub(crate) fn is_pending(&self) -> bool {
+        matches!(
+            self.state,
+            LegState::Binding | LegState::Calling | LegState::Ringing
+        )
+    }
+
+    /// Where the target's RTP goes: its latched source, else its SDP address.
+    pub(crate) fn media_to(&self) -> Option<SocketAddr> {
+        self.latched
+            .or_else(|| self.audio.as_ref().and_then(|a| a.remote))
+    }
+}
+
+/// The next hop for `uri`: its host must be an IP address (no DNS in the core); the port
+/// defaults to 5060 and `;transport=tcp` selects TCP.
+pub(crate) fn peer_for(uri: &SipUri) -> Option<Peer> {
+    let host = uri.host().trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = host.parse().ok()?;
+    let transport = match uri.param("transport").flatten() {
+        Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+        _ => Transport::Udp,
+    };
+    Some(Peer {
+        transport,
+        addr: SocketAddr::new(ip, uri.port().unwrap_or(5060)),
+    })
+}
+
+/// RFC 4733 events keep their meaning across legs that number them differently: the
+/// payload type byte is rewritten, everything else passes untouched.
+pub(crate) fn relay_packet(data: &[u8], event_from: Option<u8>, event_to: Option<u8>) -> Bytes {
+    let mut packet = Bytes::copy_from_slice(data);
+    if let (Some(from), Some(to)) = (event_from, event_to) {
+        if from != to && data.len() >= 12 && data[1] & 0x7f == from {
+            let mut v = packet.to_vec();
+            v[1] = (v[1] & 0x80) | to;
+            packet = Bytes::from(v);
+        }
+    }
+    packet
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_hop_is_the_uri_host_and_port() {
+        let p = peer_for(&SipUri::parse("sip:vip@127.0.0.1:5070").unwrap()).unwrap();
+        assert_eq!(
+            (p.addr, p.transport),
+            ("127.0.0.1:5070".parse().unwrap(), Transport::Udp)
+        );
+        let p = peer_for(&SipUri::parse("sip:vip@[::1];transport=TCP").unwrap()).unwrap();
+        assert_eq!(
+            (p.addr, p.transport),
+            ("[::1]:5060".parse().unwrap(), Transport::Tcp)
+        );
+        assert!(peer_for(&SipUri::parse("sip:vip@queue.example.com").unwrap()).is_none());
+    }
+
+    #[test]
+    fn event_payload_types_are_renumbered_and_the_marker_kept() {
+        let mut p = vec![0u8; 16];
+        p[0] = 0x80;
+        p[1] = 0x80 | 96;
+        let out = relay_packet(&p, Some(96), Some(101));
+        assert_eq!(out[1], 0x80 | 101);
+        p[1] = 0;
+        assert_eq!(
+            relay_packet(&p, Some(96), Some(101))[1],
+            0,
+            "audio untouched"
+        );
+    }
+}

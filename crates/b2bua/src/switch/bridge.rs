@@ -1,0 +1,553 @@
+//! Bridged transfer (what makes this a B2BUA): a second call leg from us to the target,
+//! the caller on hold meanwhile, RTP relayed both ways once the target answers, and each
+//! leg torn down when the other ends.
+
+use std::time::Instant;
+
+use concierge_media::sdp;
+use concierge_sip::dialog::Dialog;
+use concierge_sip::digest::Challenge;
+use concierge_sip::transaction::TsxKey;
+use concierge_sip::wire::{
+    response_to, CSeq, HeaderName, Method, NameAddr, Request, Response, SipUri, StatusCode,
+};
+use tracing::{debug, info, warn};
+
+use super::{Switch, MAX_PORT_ATTEMPTS};
+use crate::bridge::{peer_for, relay_packet, Leg, LegState};
+use crate::output::{CallRef, Output, PortError};
+use crate::record::{RelayedPackets, TransferRecord};
+use crate::transfer::TransferOutcome;
+
+/// The prompt the caller hears while the target rings, when the catalogue has it.
+const HOLD_PROMPT: &str = "please_hold";
+
+impl Switch {
+    /// Places the second leg to `target` for an answered call.
+    pub(super) fn start_bridge(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        target: &str,
+        headers: Vec<(String, String)>,
+        after_refer: Option<String>,
+    ) {
+        let deadline = now + self.cfg.bridge_ring_timeout;
+        let uri = SipUri::parse(target).ok();
+        let peer = uri.as_ref().and_then(peer_for);
+        let (Some(uri), Some(peer)) = (uri, peer) else {
+            let why = format!("cannot place a call to {target:?}: the host must be an IP address");
+            return self.bridge_failed(now, id, target, why);
+        };
+        let Some(port) = self.ports.allocate(now) else {
+            return self.bridge_failed(now, id, target, "no free RTP port".into());
+        };
+        let call_id = format!("{:016x}-b2b", self.endpoint.random_u64());
+        let local_tag = self.endpoint.new_tag();
+        let Some(call) = self.calls.get_mut(&id) else {
+            self.ports.release(port, now);
+            return;
+        };
+        call.span
+            .in_scope(|| info!(%target, "bridging: calling the target"));
+        call.bridge = Some(Box::new(Leg {
+            target: target.to_owned(),
+            uri,
+            headers,
+            peer,
+            state: LegState::Binding,
+            port: Some(port),
+            port_attempts: 1,
+            call_id,
+            local_tag,
+            cseq: 1,
+            invite: None,
+            key: None,
+            auth_tried: false,
+            dialog: None,
+            ack: None,
+            audio: None,
+            latched: None,
+            deadline,
+            after_refer,
+            relayed: [0, 0],
+        }));
+        if let Some(hold) = self.program.prompts.get(HOLD_PROMPT) {
+            call.media.play([hold]);
+        }
+        self.by_port.insert(port, id);
+        self.outputs.push_back(Output::MediaOpen { port });
+        self.rearm(id);
+    }
+
+    /// The leg's RTP port is bound: send the INVITE.
+    pub(super) fn leg_port_ready(&mut self, now: Instant, id: CallRef) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(leg) = call
+            .bridge
+            .as_mut()
+            .filter(|l| l.state == LegState::Binding)
+        else {
+            return;
+        };
+        let Some(caller_audio) = call.audio.clone() else {
+            let target = leg.target.clone();
+            return self.bridge_failed(now, id, &target, "the caller has no agreed audio".into());
+        };
+        let Some(port) = leg.port else { return };
+        let local = std::net::SocketAddr::new(self.cfg.media_ip, port);
+        let offer = sdp::offer_for(local, 1, &caller_audio);
+        let contact = format!(
+            "sip:concierge@{}:{}",
+            self.cfg.advertised_host, self.cfg.sip_port
+        );
+        // The target sees who is calling: the caller's number at our host.
+        let caller_user = call
+            .invite
+            .from
+            .uri
+            .user()
+            .unwrap_or("anonymous")
+            .to_owned();
+        let from = NameAddr::parse(&format!(
+            "<sip:{caller_user}@{}>;tag={}",
+            self.cfg.advertised_host, leg.local_tag
+        ));
+        let to = NameAddr::parse(&format!("<{}>", leg.uri));
+        let (Ok(from), Ok(to)) = (from, to) else {
+            let target = leg.target.clone();
+            return self.bridge_failed(now, id, &target, "cannot build the INVITE".into());
+        };
+        let mut invite = Request {
+            method: Method::Invite,
+            uri: leg.uri.clone(),
+            vias: Vec::new(),
+            from,
+            to,
+            call_id: leg.call_id.clone(),
+            cseq: CSeq {
+                seq: leg.cseq,
+                method: Method::Invite,
+            },
+            max_forwards: Some(70),
+            headers: Default::default(),
+            body: offer.into(),
+        };
+        invite
+            .headers
+            .push(HeaderName::CONTACT, format!("<{contact}>"));
+        invite
+            .headers
+            .push(HeaderName::CONTENT_TYPE, "application/sdp");
+        invite
+            .headers
+            .push(HeaderName::USER_AGENT, self.cfg.user_agent.clone());
+        for (name, value) in &leg.headers {
+            invite.headers.push(HeaderName::new(name), value.clone());
+        }
+        leg.state = LegState::Calling;
+        leg.invite = Some(invite.clone());
+        let peer = leg.peer;
+        let key = self.endpoint.send_request(now, invite, peer);
+        self.set_leg_key(id, key);
+    }
+
+    fn set_leg_key(&mut self, id: CallRef, key: TsxKey) {
+        if let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) {
+            if let Some(old) = leg.key.replace(key.clone()) {
+                self.by_client_tsx.remove(&old);
+            }
+        }
+        self.by_client_tsx.insert(key, id);
+        self.rearm(id);
+    }
+
+    pub(super) fn leg_port_failed(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        port: u16,
+        error: PortError,
+    ) {
+        let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
+            return;
+        };
+        leg.port = None;
+        if error == PortError::Other {
+            self.ports.release(port, now);
+        }
+        let (target, attempts) = (leg.target.clone(), leg.port_attempts);
+        let next = (attempts < MAX_PORT_ATTEMPTS)
+            .then(|| self.ports.allocate(now))
+            .flatten();
+        let Some(next) = next else {
+            return self.bridge_failed(now, id, &target, "no RTP port could be bound".into());
+        };
+        if let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) {
+            leg.port = Some(next);
+            leg.port_attempts += 1;
+        }
+        self.by_port.insert(next, id);
+        self.outputs.push_back(Output::MediaOpen { port: next });
+    }
+
+    /// A response to the leg's INVITE (any, including 2xx retransmissions).
+    pub(super) fn on_leg_response(&mut self, now: Instant, id: CallRef, response: Response) {
+        let contact = self.local_contact();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let _g = call.span.clone().entered();
+        let Some(leg) = call.bridge.as_mut() else {
+            return;
+        };
+        let status = response.status;
+        if status.is_provisional() {
+            if status.0 > 100 && leg.state == LegState::Calling {
+                debug!(%status, "target ringing");
+                leg.state = LegState::Ringing;
+            }
+            return;
+        }
+        if status.is_success() {
+            if let Some(ack) = &leg.ack {
+                // A retransmitted 2xx: our ACK was lost (§13.2.2.4).
+                let (peer, ack) = (leg.peer, ack.clone());
+                self.endpoint.send_raw(peer, ack);
+                return;
+            }
+            let Some(invite) = leg.invite.clone() else {
+                return;
+            };
+            let Some(dialog) = Dialog::uac(&invite, &response, contact) else {
+                warn!("2xx without a To tag from the target; ignored");
+                return;
+            };
+            let via = self.endpoint.new_via(leg.peer.transport);
+            let ack = dialog.ack(invite.cseq.seq, via).to_bytes();
+            let peer = leg.peer;
+            self.endpoint.send_raw(peer, ack.clone());
+            leg.ack = Some(ack);
+            self.by_dialog.insert(dialog.id.clone(), id);
+            leg.dialog = Some(dialog);
+            if leg.state == LegState::Over {
+                // Answered after we gave up (CANCEL crossed the 200): end it at once.
+                info!("target answered after the transfer was abandoned; hanging it up");
+                self.bye_leg(now, id);
+                return;
+            }
+            let caller_pt = call.audio.as_ref().map(|a| a.payload_type);
+            match sdp::accept(&String::from_utf8_lossy(&response.body)) {
+                Ok(audio) if Some(audio.payload_type) == caller_pt => {
+                    leg.audio = Some(audio);
+                    leg.state = LegState::Up;
+                    let target = leg.target.clone();
+                    let after = leg.after_refer.take();
+                    info!(%target, "target answered; relaying media");
+                    // The caller's own sender stops: from now on it hears the target.
+                    call.media.stop_playing();
+                    call.media.next_send = None;
+                    let result = match after {
+                        Some(why) => format!("answered (after {why})"),
+                        None => "answered".into(),
+                    };
+                    call.transfer_record = Some(TransferRecord {
+                        mode: "bridge",
+                        target,
+                        result,
+                        relayed: None,
+                    });
+                    self.flow_transfer_result(now, id, &TransferOutcome::Succeeded);
+                    self.rearm(id);
+                }
+                Ok(_) | Err(_) => {
+                    let target = leg.target.clone();
+                    warn!("the target's SDP answer does not keep the caller's codec");
+                    self.bye_leg(now, id);
+                    self.bridge_failed(
+                        now,
+                        id,
+                        &target,
+                        "target answered with another codec".into(),
+                    );
+                }
+            }
+            return;
+        }
+        // 3xx–6xx: the transaction has ACKed it.
+        if leg.state == LegState::Over {
+            return;
+        }
+        if matches!(status.0, 401 | 407) && !leg.auth_tried {
+            if let Some(auth) = self.cfg.outbound_auth.clone() {
+                let (challenge_header, answer_header) = if status.0 == 401 {
+                    (HeaderName::WWW_AUTHENTICATE, HeaderName::AUTHORIZATION)
+                } else {
+                    (
+                        HeaderName::PROXY_AUTHENTICATE,
+                        HeaderName::PROXY_AUTHORIZATION,
+                    )
+                };
+                match Challenge::best(response.headers.get_all(&challenge_header)) {
+                    Ok(challenge) => {
+                        let Some(mut invite) = leg.invite.clone() else {
+                            return;
+                        };
+                        let cnonce = format!("{:016x}", self.endpoint.random_u64());
+                        let line = challenge.answer(
+                            &auth.username,
+                            &auth.password,
+                            "INVITE",
+                            invite.uri.as_str(),
+                            &cnonce,
+                            1,
+                        );
+                        info!(realm = %challenge.realm, "target challenged; INVITE again with credentials");
+                        leg.auth_tried = true;
+                        leg.cseq += 1;
+                        invite.cseq.seq = leg.cseq;
+                        invite.headers.push(answer_header, line);
+                        leg.invite = Some(invite.clone());
+                        let peer = leg.peer;
+                        let key = self.endpoint.send_request(now, invite, peer);
+                        self.set_leg_key(id, key);
+                        return;
+                    }
+                    Err(e) => warn!(error = %e, "cannot answer the target's challenge"),
+                }
+            }
+        }
+        let target = leg.target.clone();
+        let reason = match response.reason.as_str() {
+            "" => status.default_reason(),
+            r => r,
+        };
+        let why = format!("target answered {status} {reason}");
+        self.bridge_failed(now, id, &target, why);
+    }
+
+    /// No answer from the target in time (the ring timeout or Timer B).
+    pub(super) fn leg_timeout(&mut self, now: Instant, id: CallRef) -> bool {
+        let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
+            return false;
+        };
+        if !leg.is_pending() || leg.deadline > now {
+            return false;
+        }
+        let target = leg.target.clone();
+        let secs = self.cfg.bridge_ring_timeout.as_secs();
+        self.bridge_failed(now, id, &target, format!("no answer within {secs} s"));
+        true
+    }
+
+    /// The second leg could not be set up: CANCEL what is still ringing, free its port and
+    /// let the flow take the transfer's `failed` exit.
+    pub(super) fn bridge_failed(&mut self, now: Instant, id: CallRef, target: &str, why: String) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.span
+                .in_scope(|| info!(%target, %why, "bridged transfer failed"));
+            call.transfer_record = Some(TransferRecord {
+                mode: "bridge",
+                target: target.to_owned(),
+                result: format!("failed: {why}"),
+                relayed: None,
+            });
+        }
+        self.cancel_leg(now, id);
+        self.close_leg_port(now, id);
+        self.flow_transfer_result(now, id, &TransferOutcome::Failed(why));
+        self.rearm(id);
+    }
+
+    /// CANCEL a leg still waiting for its final answer; the leg is over either way.
+    fn cancel_leg(&mut self, now: Instant, id: CallRef) {
+        let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
+            return;
+        };
+        let pending = leg.is_pending();
+        leg.state = LegState::Over;
+        if pending {
+            if let Some(key) = leg.key.clone() {
+                self.endpoint.cancel(now, &key);
+            }
+        }
+    }
+
+    /// BYE on an answered leg.
+    fn bye_leg(&mut self, now: Instant, id: CallRef) {
+        let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
+            return;
+        };
+        leg.state = LegState::Over;
+        let Some(dialog) = leg.dialog.as_mut() else {
+            return;
+        };
+        let bye = dialog.new_request(Method::Bye);
+        let peer = peer_for(&dialog.remote_target).unwrap_or(leg.peer);
+        self.endpoint.send_request(now, bye, peer);
+    }
+
+    fn close_leg_port(&mut self, now: Instant, id: CallRef) {
+        let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
+            return;
+        };
+        if let Some(port) = leg.port.take() {
+            self.by_port.remove(&port);
+            self.ports.release(port, now);
+            self.outputs.push_back(Output::MediaClose { port });
+        }
+    }
+
+    /// The caller's call is going away: the second leg goes with it.
+    pub(super) fn end_leg(&mut self, now: Instant, id: CallRef) {
+        let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
+            return;
+        };
+        match leg.state {
+            LegState::Up => self.bye_leg(now, id),
+            LegState::Binding | LegState::Calling | LegState::Ringing => self.cancel_leg(now, id),
+            LegState::Over => {}
+        }
+        self.close_leg_port(now, id);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(leg) = call.bridge.take() else {
+            return;
+        };
+        if leg.dialog.is_some() {
+            if let Some(t) = call.transfer_record.as_mut() {
+                t.relayed = Some(RelayedPackets {
+                    to_target: leg.relayed[0],
+                    to_caller: leg.relayed[1],
+                });
+            }
+        }
+        if let Some(k) = &leg.key {
+            self.by_client_tsx.remove(k);
+        }
+        if let Some(d) = &leg.dialog {
+            self.by_dialog.remove(&d.id);
+        }
+    }
+
+    /// A request in the second leg's dialog.
+    pub(super) fn on_leg_request(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        key: TsxKey,
+        request: Request,
+    ) {
+        let contact = self.local_contact();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let _g = call.span.clone().entered();
+        let Some(leg) = call.bridge.as_mut() else {
+            return;
+        };
+        if let Some(d) = leg.dialog.as_mut() {
+            if let Err(rejection) = d.handle_remote_request(&request) {
+                let r = response_to(&request, rejection.status(), None);
+                self.endpoint.respond(now, &key, r);
+                return;
+            }
+        }
+        match request.method {
+            Method::Bye => {
+                let r = response_to(&request, StatusCode::OK, None);
+                self.endpoint.respond(now, &key, r);
+                leg.state = LegState::Over;
+                info!(relayed = ?leg.relayed, "the transfer target hung up");
+                call.ending = Some(("target", "transfer target hung up".into()));
+                self.close_leg_port(now, id);
+                self.hang_up(now, id, "transfer target hung up");
+            }
+            Method::Invite => {
+                // A session refresh or new address from the target: same codec, same port.
+                if let Ok(audio) = sdp::accept(&String::from_utf8_lossy(&request.body)) {
+                    leg.latched = None;
+                    leg.audio = Some(audio);
+                }
+                let mut r = response_to(&request, StatusCode::OK, None);
+                if let (Some(port), Some(caller)) = (leg.port, call.audio.as_ref()) {
+                    let local = std::net::SocketAddr::new(self.cfg.media_ip, port);
+                    r.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
+                    r.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
+                    r.body = sdp::offer_for(local, 2, caller).into();
+                }
+                self.endpoint.respond(now, &key, r);
+            }
+            Method::Info | Method::Options | Method::Notify => {
+                let r = response_to(&request, StatusCode::OK, None);
+                self.endpoint.respond(now, &key, r);
+            }
+            _ => {
+                let r = response_to(&request, StatusCode::NOT_IMPLEMENTED, None);
+                self.endpoint.respond(now, &key, r);
+            }
+        }
+    }
+
+    /// RTP while bridged: each leg's packets go out of the other leg's port. Returns
+    /// false when the call is not bridged and the packet is the caller's, for the IVR.
+    pub(super) fn relay_rtp(
+        &mut self,
+        id: CallRef,
+        port: u16,
+        from: std::net::SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return true;
+        };
+        let caller_port = call.rtp_port;
+        let caller_event = call.audio.as_ref().and_then(|a| a.telephone_event);
+        let caller_to = call
+            .media
+            .remote()
+            .or_else(|| call.audio.as_ref().and_then(|a| a.remote));
+        let Some(leg) = call.bridge.as_mut() else {
+            return false;
+        };
+        let from_target = leg.port == Some(port);
+        if leg.state != LegState::Up {
+            // Early media from the target is not played; the caller's packets stay ours.
+            return from_target;
+        }
+        let leg_event = leg.audio.as_ref().and_then(|a| a.telephone_event);
+        if from_target {
+            if *leg.latched.get_or_insert(from) != from {
+                return true;
+            }
+            let (Some(out_port), Some(to)) = (caller_port, caller_to) else {
+                return true;
+            };
+            leg.relayed[1] += 1;
+            let packet = relay_packet(data, leg_event, caller_event);
+            self.outputs.push_back(Output::Rtp {
+                port: out_port,
+                to,
+                packet,
+            });
+        } else {
+            if caller_to.is_some_and(|c| c != from) {
+                return true;
+            }
+            let (Some(out_port), Some(to)) = (leg.port, leg.media_to()) else {
+                return true;
+            };
+            leg.relayed[0] += 1;
+            let packet = relay_packet(data, caller_event, leg_event);
+            self.outputs.push_back(Output::Rtp {
+                port: out_port,
+                to,
+                packet,
+            });
+        }
+        true
+    }
+}
