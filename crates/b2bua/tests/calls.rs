@@ -674,6 +674,14 @@ fn caller_hanging_up_while_the_target_rings_cancels_it() {
     );
     assert!(rig.open_ports.is_empty());
     assert_eq!(rig.records[0].ended_by, "caller");
+
+    // The queue's 200 crossed the CANCEL: §13.2.2.4, ACK it and end it with BYE.
+    from_queue(&mut rig, &queue_reply(&invite, 200, "", QUEUE_SDP));
+    let sent = to_queue(&mut rig);
+    let methods: Vec<&str> = sent.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(methods, vec!["ACK", "BYE"]);
+    assert_eq!(sent[1].to.tag(), Some("q1"));
+    assert_eq!(sent[1].cseq.seq, 2);
 }
 
 #[test]

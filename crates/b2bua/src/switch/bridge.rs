@@ -550,4 +550,60 @@ impl Switch {
         }
         true
     }
+
+    /// A 2xx to an INVITE of ours that no leg waits for any more (the leg was cancelled or
+    /// its call ended while the answer was on its way). A leg that is still up only lost its
+    /// ACK; anything else is ACKed and ended with BYE (§13.2.2.4), so the far end is not
+    /// left holding a call nobody is on.
+    pub(super) fn on_stray_answer(
+        &mut self,
+        now: Instant,
+        response: Response,
+        peer: Option<concierge_sip::Peer>,
+    ) {
+        let id = concierge_sip::dialog::DialogId {
+            call_id: response.call_id.clone(),
+            local_tag: response.from.tag().unwrap_or_default().to_owned(),
+            remote_tag: response.to.tag().unwrap_or_default().to_owned(),
+        };
+        if let Some(call) = self.by_dialog.get(&id).copied() {
+            if let Some(leg) = self.calls.get(&call).and_then(|c| c.bridge.as_ref()) {
+                if let Some(ack) = leg.ack.clone() {
+                    let peer = leg.peer;
+                    self.endpoint.send_raw(peer, ack);
+                }
+            }
+            return;
+        }
+        let target = response.contact().map(|c| c.uri);
+        let Some(peer) = target.as_ref().and_then(peer_for).or(peer) else {
+            return;
+        };
+        let Some(uri) = target else {
+            return;
+        };
+        info!(call_id = %response.call_id, "answer to an abandoned call leg: ACK and BYE");
+        let request = |method: Method, seq: u32, via| Request {
+            method: method.clone(),
+            uri: uri.clone(),
+            vias: vec![via],
+            from: response.from.clone(),
+            to: response.to.clone(),
+            call_id: response.call_id.clone(),
+            cseq: CSeq { seq, method },
+            max_forwards: Some(70),
+            headers: Default::default(),
+            body: Default::default(),
+        };
+        let via = self.endpoint.new_via(peer.transport);
+        let ack = request(Method::Ack, response.cseq.seq, via);
+        self.endpoint.send_raw(peer, ack.to_bytes());
+        let mut bye = request(
+            Method::Bye,
+            response.cseq.seq + 1,
+            self.endpoint.new_via(peer.transport),
+        );
+        bye.vias.clear();
+        self.endpoint.send_request(now, bye, peer);
+    }
 }

@@ -303,8 +303,8 @@ impl Switch {
                 EndpointEvent::Cancelled { invite, .. } => self.on_cancelled(now, invite),
                 EndpointEvent::Response { key, response } => self.on_response(now, key, response),
                 EndpointEvent::Timeout { key } => self.on_tsx_timeout(now, key),
-                EndpointEvent::StrayResponse { response, .. } => {
-                    debug!(call_id = %response.call_id, "2xx retransmission for a finished INVITE ignored");
+                EndpointEvent::StrayResponse { response, peer } => {
+                    self.on_stray_answer(now, response, Some(peer))
                 }
             }
         }
@@ -655,6 +655,9 @@ impl Switch {
 
     fn on_response(&mut self, now: Instant, key: TsxKey, response: Response) {
         let Some(id) = self.by_client_tsx.get(&key).copied() else {
+            if response.cseq.method == Method::Invite && response.status.is_success() {
+                self.on_stray_answer(now, response, None);
+            }
             return;
         };
         if response.cseq.method == Method::Invite {
