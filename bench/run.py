@@ -16,11 +16,20 @@ Workloads, each at rising rates until a step fails:
   redirect  HTTP lookup while ringing → 302 (bench/flows/redirect.toml, bench/sipp/redirect.xml).
 Each step runs for --step seconds; it holds when SIPp reports 0 failed calls. Server CPU per
 call is read from /proc/PID/stat (utime+stime) before and after the step.
+
+Then concurrent media (bench/loadgen, `concierge-loadgen callers`): N callers at once through
+the reference flow (config/flows/vip.toml): two-way 20 ms PCMU, the code keyed by RFC 4733
+during the welcome prompt, the keypad, the REFER answered 202 and held until --media-hold s
+after the answer, NOTIFY 200, the server's BYE. Server CPU is sampled between the moment all
+N calls are up and the first one ends (CPU µs per call-second); the server's RTP send jitter is
+measured by the callers on arrival. Beside it, in the same run, the packet floor: the same N
+two-way streams against `concierge-loadgen pump`, which does the socket work and nothing else.
 """
 import argparse
 import csv
 import datetime
 import glob
+import json
 import os
 import shutil
 import socket
@@ -71,7 +80,13 @@ def start_concierge(workdir, port, flow=None):
             f'[records]\npath = "{workdir}/calls-{port}.jsonl"\n[log]\nfilter = "warn"\n')
     if flow:
         crm = free_port()
-        src = open(os.path.join(ROOT, "bench", "flows", flow)).read().replace("CRM", f"http://127.0.0.1:{crm}")
+        if flow == "reference":
+            # The shipped reference flow itself, pointed at this run's customer directory.
+            src = open(os.path.join(ROOT, "config", "flows", "vip.toml")).read().replace(
+                "http://127.0.0.1:8089", f"http://127.0.0.1:{crm}")
+            flow = "vip.toml"
+        else:
+            src = open(os.path.join(ROOT, "bench", "flows", flow)).read().replace("CRM", f"http://127.0.0.1:{crm}")
         flow_path = os.path.join(workdir, flow)
         with open(flow_path, "w") as f:
             f.write(src)
@@ -170,6 +185,88 @@ def step(workdir, pid, port, rate, seconds, scenario=("-sn", "uac")):
     return res
 
 
+def stop(server):
+    """SIGTERM (drain), then SIGKILL if the drain outlasts a minute."""
+    server.terminate()
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def loadgen():
+    return os.path.join(ROOT, "target/release/concierge-loadgen")
+
+
+def timed_run(cmd, pid, cwd):
+    """Runs a loadgen mode; samples `pid`'s CPU at ALL_UP and FIRST_END; returns its JSON."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    marks = {}
+    summary = {}
+    for line in proc.stdout:
+        line = line.strip()
+        if line in ("ALL_UP", "FIRST_END"):
+            marks[line] = (time.time(), cpu_seconds(pid), rss_now_kib(pid))
+        elif line.startswith("{"):
+            summary = json.loads(line)
+    proc.wait()
+    summary["marks"] = marks
+    return summary
+
+
+def rss_now_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_per_call_second(res, n):
+    m = res.get("marks", {})
+    if "ALL_UP" not in m or "FIRST_END" not in m:
+        return None
+    (t0, c0, _), (t1, c1, _) = m["ALL_UP"], m["FIRST_END"]
+    if t1 <= t0:
+        return None
+    return (c1 - c0) / ((t1 - t0) * n) * 1e6
+
+
+def media_step(workdir, n, hold):
+    port = free_port()
+    server = start_concierge(workdir, port, "reference")
+    try:
+        base = rss_now_kib(server.pid)
+        ramp = max(2.0, n / 200)
+        res = timed_run([loadgen(), "callers", "--server", f"127.0.0.1:{port}", "--calls", str(n),
+                         "--ramp-s", str(ramp), "--hold-s", str(hold)], server.pid, workdir)
+        res["cpu_us_per_call_s"] = cpu_per_call_second(res, n)
+        up = res.get("marks", {}).get("ALL_UP")
+        res["rss_per_call_kib"] = (up[2] - base) / n if up else None
+        res["peak_rss_mib"] = rss_kib(server.pid) / 1024
+        return res
+    finally:
+        stop(server)
+
+
+def floor_step(workdir, n, hold):
+    port_min = 20000  # below the ephemeral ports the streams bind
+    ramp = max(2.0, n / 200)
+    pump = subprocess.Popen([loadgen(), "pump", "--port-min", str(port_min), "--streams", str(n),
+                             "--seconds", str(ramp + hold + 30)],
+                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    pump.stdout.readline()  # READY
+    try:
+        res = timed_run([loadgen(), "streams", "--port-min", str(port_min), "--streams", str(n),
+                         "--ramp-s", str(ramp), "--hold-s", str(hold)], pump.pid, workdir)
+        res["cpu_us_per_call_s"] = cpu_per_call_second(res, n)
+        return res
+    finally:
+        pump.kill()
+        pump.wait()
+
+
 def commit():
     try:
         return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
@@ -183,25 +280,31 @@ def main():
     ap.add_argument("--rates", default="1000,2000,3000,4000,5000,6000", help="plain call rates to try, rising")
     ap.add_argument("--vip-rates", default="250,500,1000,1500,2000", help="VIP-path call rates, rising")
     ap.add_argument("--redirect-rates", default="500,1000,2000,3000,4000", help="redirect call rates, rising")
+    ap.add_argument("--media", default="250,500,1000,2000", help="concurrent media calls to try, rising")
+    ap.add_argument("--media-hold", type=float, default=20.0, help="seconds each media call lasts from its answer")
+    ap.add_argument("--skip-setup", action="store_true", help="only the concurrent media workload")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     if not shutil.which("sipp"):
         sys.exit("sipp is required: apt-get install -y sip-tester")
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "concierge"], cwd=ROOT, check=True)
-    rates = [int(r) for r in args.rates.split(",")]
+        subprocess.run(["cargo", "build", "--release", "-p", "concierge", "-p", "concierge-loadgen"],
+                       cwd=ROOT, check=True)
+    rates = [int(r) for r in args.rates.split(",") if r]
     workdir = tempfile.mkdtemp(prefix="concierge-bench-")
     rows = []
 
     vip = ("-sf", os.path.join(ROOT, "tests", "sipp", "vip_refer.xml"), "-key", "caller", "+46706170786")
     redirect = ("-sf", os.path.join(ROOT, "bench", "sipp", "redirect.xml"), "-key", "caller", "+46706170786")
     workloads = [
-        ("plain set-up", None, ("-sn", "uac"), [int(r) for r in args.rates.split(",")], True),
-        ("VIP path (HTTP → REFER → NOTIFY → BYE)", "vip-refer.toml", vip, [int(r) for r in args.vip_rates.split(",")], False),
-        ("redirect (HTTP → 302)", "redirect.toml", redirect, [int(r) for r in args.redirect_rates.split(",")], False),
+        ("plain set-up", None, ("-sn", "uac"), [int(r) for r in args.rates.split(",") if r], True),
+        ("VIP path (HTTP → REFER → NOTIFY → BYE)", "vip-refer.toml", vip, [int(r) for r in args.vip_rates.split(",") if r], False),
+        ("redirect (HTTP → 302)", "redirect.toml", redirect, [int(r) for r in args.redirect_rates.split(",") if r], False),
     ]
     best = {}
     peak_rss = {}
+    if args.skip_setup:
+        workloads = []
     for name, flow, scenario, rates, with_reference in workloads:
         port = free_port()
         server = start_concierge(workdir, port, flow)
@@ -222,10 +325,19 @@ def main():
                 best[name] = rate
             peak_rss[name] = rss_kib(server.pid)
         finally:
-            server.terminate()
-            server.wait(timeout=60)
+            stop(server)
             if ref:
                 ref.terminate()
+
+    media_rows = []
+    for n in [int(x) for x in args.media.split(",") if x]:
+        res = media_step(workdir, n, args.media_hold)
+        floor = floor_step(workdir, n, args.media_hold)
+        media_rows.append((n, res, floor))
+        print(f"media {n}: failed={res.get('failed')} {res.get('failures')} cpu/call-s={res.get('cpu_us_per_call_s')} "
+              f"floor={floor.get('cpu_us_per_call_s')} jitter={res.get('jitter')}", flush=True)
+        if res.get("failed", 1) != 0:
+            break
 
     lines = [
         f"# Benchmark results\n",
@@ -247,6 +359,33 @@ def main():
     lines.append("p50/p99: SIPp response time (INVITE to the 200, or to the 302), in ms at SIPp's 1 ms "
                  "resolution. CPU µs/call: server user+system CPU during the step over successful calls. "
                  "A failed step is the first rate that did not hold.")
+    if media_rows:
+        lines += [
+            "",
+            "## Concurrent media calls",
+            "",
+            f"{args.media_hold:.0f} s per call from its answer · reference flow, keypad path, REFER held to the end · "
+            "`concierge-loadgen callers` against the server, `concierge-loadgen streams` against `concierge-loadgen pump` (the floor)",
+            "",
+            "| calls | failed | server CPU µs per call-second | floor µs per call-second | ratio | "
+            "send jitter p50 / p99 / max ms | RSS per call KiB | server peak RSS MiB |",
+            "|---:|---:|---:|---:|---:|---|---:|---:|",
+        ]
+        for n, res, floor in media_rows:
+            c, f = res.get("cpu_us_per_call_s"), floor.get("cpu_us_per_call_s")
+            j = res.get("jitter", {})
+            ratio = f"{c / f:.2f}" if c and f else "–"
+            jit = f"{j.get('p50_us', 0) / 1000:.2f} / {j.get('p99_us', 0) / 1000:.2f} / {j.get('max_us', 0) / 1000:.1f}"
+            rss = res.get("rss_per_call_kib")
+            lines.append(f"| {n} | {res.get('failed', '–')} | {c or 0:.0f} | {f or 0:.0f} | {ratio} | {jit} | "
+                         f"{rss or 0:.0f} | {res.get('peak_rss_mib', 0):.1f} |")
+        lines += [
+            "",
+            "CPU per call-second: server user+system CPU between the moment all N calls were up and the "
+            "first one ended, over N × that time. Jitter: |gap − 20 ms| between consecutive packets of "
+            "the server as each caller received them (so it includes the callers' own scheduling on the "
+            "same 2 cores). RSS per call: resident memory growth from the idle server to all calls up.",
+        ]
     table = "\n".join(lines) + "\n"
     print(table)
     with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:

@@ -62,7 +62,9 @@ pub(crate) struct Call {
     /// When to send the 200 OK, while ringing.
     pub(crate) answer_at: Option<Instant>,
     /// The longest a call may last (`SwitchConfig::max_call_duration`): then it ends,
-    /// whatever it waits for.
+    /// whatever it waits for. Kept in the switch's `expiry` set, not in the per-call timer
+    /// heap: the heap keeps a stale entry until its time, and hours-long deadlines of
+    /// finished calls would pile up there.
     pub(crate) expires: Instant,
     /// The deadline this call has in the switch's heap.
     pub(crate) armed: Option<Instant>,
@@ -85,17 +87,10 @@ impl Call {
             Some(Waiting::Http { overdue }) => Some(*overdue),
             _ => None,
         };
-        [
-            self.answer_at,
-            answer,
-            refer,
-            bridge,
-            collect,
-            Some(self.expires),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.answer_at, answer, refer, bridge, collect]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 

@@ -59,7 +59,7 @@ fn run(config: Option<&std::path::Path>) -> ExitCode {
     init_logging(&cfg.log.filter);
     // One TLS provider for the process (ring), installed before any HTTP client exists.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

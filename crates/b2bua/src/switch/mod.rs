@@ -36,6 +36,8 @@ pub struct Switch {
     by_client_tsx: HashMap<TsxKey, CallRef>,
     by_port: HashMap<u16, CallRef>,
     timers: BinaryHeap<Reverse<(Instant, CallRef)>>,
+    /// Each live call's maximum-duration deadline (removed when the call goes).
+    expiry: std::collections::BTreeSet<(Instant, CallRef)>,
     next_ref: CallRef,
     draining: bool,
     outputs: VecDeque<Output>,
@@ -72,6 +74,7 @@ impl Switch {
             by_client_tsx: HashMap::new(),
             by_port: HashMap::new(),
             timers: BinaryHeap::new(),
+            expiry: Default::default(),
             next_ref: 1,
             draining: false,
             outputs: VecDeque::new(),
@@ -253,6 +256,13 @@ impl Switch {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = now;
         self.endpoint.handle_timeout(now);
+        while let Some(&(at, id)) = self.expiry.first() {
+            if at > now {
+                break;
+            }
+            self.expiry.pop_first();
+            self.end_overlong(now, id);
+        }
         while let Some(Reverse((at, id))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -279,7 +289,8 @@ impl Switch {
             self.timers.pop();
         }
         let calls = self.timers.peek().map(|Reverse((at, _))| *at);
-        [calls, self.endpoint.poll_timeout(), self.next_tick]
+        let expiry = self.expiry.first().map(|(at, _)| *at);
+        [calls, expiry, self.endpoint.poll_timeout(), self.next_tick]
             .into_iter()
             .flatten()
             .min()
@@ -429,6 +440,7 @@ impl Switch {
                 armed: None,
             },
         );
+        self.expiry.insert((now + self.cfg.max_call_duration, id));
         self.rearm(id);
         // The port goes into an SDP only once the driver has bound it (`media_port_ready`).
         self.outputs.push_back(Output::MediaOpen { port });
@@ -850,13 +862,6 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.expires <= now {
-            call.span
-                .in_scope(|| warn!("the call reached its maximum duration; ending it"));
-            self.end_overlong(now, id);
-            self.pump(now);
-            return;
-        }
         if call.answer_at.is_some_and(|at| at <= now) {
             call.answer_at = None;
             self.answer(now, id);
@@ -915,6 +920,16 @@ impl Switch {
         }
     }
 
+    /// The last step of a shutdown: every call still here (a BYE nobody answers, say) is
+    /// dropped now, each with its record.
+    pub fn abandon_all(&mut self, now: Instant) {
+        self.last_now = now;
+        let ids: Vec<CallRef> = self.calls.keys().copied().collect();
+        for id in ids {
+            self.end_call(id, "concierge", "server shut down");
+        }
+    }
+
     /// Ends every call: BYE for answered ones, 503 for the ones still ringing.
     pub fn hang_up_all(&mut self, now: Instant, why: &str) {
         let ids: Vec<CallRef> = self.calls.keys().copied().collect();
@@ -957,7 +972,10 @@ impl Switch {
             self.end_call(id, "concierge", "maximum call duration");
             return;
         }
+        call.span
+            .in_scope(|| warn!("the call reached its maximum duration; ending it"));
         call.expires = now + self.cfg.timers.t1 * 64;
+        self.expiry.insert((call.expires, id));
         self.end_from_our_side(
             now,
             id,
@@ -1037,6 +1055,7 @@ impl Switch {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        self.expiry.remove(&(call.expires, id));
         if let Some(port) = call.rtp_port {
             self.by_port.remove(&port);
             self.ports.release(port, self.last_now);

@@ -137,6 +137,9 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(std_socket)
 }
 
+/// After hanging up at shutdown, how long BYEs may take before the calls are dropped.
+const BYE_GRACE: Duration = Duration::from_secs(4);
+
 struct Shard {
     switch: Switch,
     records: records::Records,
@@ -156,6 +159,8 @@ impl Shard {
     async fn run(mut self) {
         let mut buf = vec![0u8; 65_536];
         let mut drain_deadline: Option<Instant> = None;
+        // Whether the remaining calls were hung up; the next deadline then drops them.
+        let mut hung_up = false;
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
         loop {
             let wake = self
@@ -188,9 +193,17 @@ impl Shard {
                 _ = tokio::time::sleep_until(wake) => {
                     let now = std::time::Instant::now();
                     if drain_deadline.is_some_and(|d| Instant::from_std(now) >= d) {
-                        info!(calls = self.switch.call_count(), "drain timeout: hanging up the remaining calls");
-                        self.switch.hang_up_all(now, "server shutting down");
-                        drain_deadline = None;
+                        if hung_up {
+                            // BYEs nobody answered: the calls go, with their records.
+                            info!(calls = self.switch.call_count(), "shutdown: dropping the calls left");
+                            self.switch.abandon_all(now);
+                            drain_deadline = None;
+                        } else {
+                            info!(calls = self.switch.call_count(), "drain timeout: hanging up the remaining calls");
+                            self.switch.hang_up_all(now, "server shutting down");
+                            hung_up = true;
+                            drain_deadline = Some(Instant::from_std(now) + BYE_GRACE);
+                        }
                     }
                     self.switch.handle_timeout(now);
                 }
@@ -207,7 +220,8 @@ impl Shard {
                         Shutdown::Now => {
                             self.switch.start_draining();
                             self.switch.hang_up_all(now, "server shutting down");
-                            drain_deadline = Some(Instant::from_std(now) + Duration::from_secs(2));
+                            hung_up = true;
+                            drain_deadline = Some(Instant::from_std(now) + BYE_GRACE);
                         }
                     }
                 }
