@@ -10,6 +10,7 @@ mod http;
 mod program;
 mod simulate;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -20,6 +21,7 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::driver::{Server, Shutdown};
+use crate::program::Files;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -44,12 +46,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Without `--config`, `config/concierge.toml` is used when it exists (the demo), and the
-/// built-in defaults otherwise.
-fn run(config: Option<&std::path::Path>) -> ExitCode {
-    let default_file = std::path::Path::new("config/concierge.toml");
+/// Without `--config`, `config/concierge.toml` is used when it exists (the demo in the
+/// repository), and the same demo compiled into the binary otherwise.
+fn run(config: Option<&Path>) -> ExitCode {
+    let default_file = Path::new(demo::embedded::CONFIG);
     let config = config.or_else(|| default_file.exists().then_some(default_file));
-    let cfg = match Config::load(config) {
+    let (loaded, files) = match config {
+        Some(path) => (Config::load(Some(path)), Files::Disk),
+        None => (built_in_config(), Files::BuiltIn),
+    };
+    let cfg = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("concierge: {e}");
@@ -57,6 +63,12 @@ fn run(config: Option<&std::path::Path>) -> ExitCode {
         }
     };
     init_logging(&cfg.log.filter);
+    if files == Files::BuiltIn {
+        info!(
+            "no {} here: running the built-in demo",
+            default_file.display()
+        );
+    }
     // One TLS provider for the process (ring), installed before any HTTP client exists.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -71,7 +83,7 @@ fn run(config: Option<&std::path::Path>) -> ExitCode {
     };
     runtime.block_on(async move {
         let (tx, rx) = watch::channel(Shutdown::Running);
-        let program = match program::load(&cfg) {
+        let program = match program::load(&cfg, files) {
             Ok(p) => p,
             Err(errors) => {
                 for e in &errors {
@@ -88,7 +100,7 @@ fn run(config: Option<&std::path::Path>) -> ExitCode {
             }
         };
         if cfg.demo.directory {
-            if let Err(e) = start_directory(&cfg).await {
+            if let Err(e) = start_directory(&cfg, files).await {
                 error!("{e}");
                 return ExitCode::FAILURE;
             }
@@ -100,9 +112,20 @@ fn run(config: Option<&std::path::Path>) -> ExitCode {
     })
 }
 
-async fn start_directory(cfg: &Config) -> Result<(), String> {
-    let directory =
-        demo::directory::Directory::load(&cfg.demo.customers).map_err(|e| e.to_string())?;
+fn built_in_config() -> Result<Config, config::ConfigError> {
+    let path = Path::new(demo::embedded::CONFIG);
+    let text = Files::BuiltIn
+        .read_to_string(path)
+        .expect("the built-in demo has its config");
+    Config::parse(path, &text)
+}
+
+async fn start_directory(cfg: &Config, files: Files) -> Result<(), String> {
+    let path = &cfg.demo.customers;
+    let text = files
+        .read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let directory = demo::directory::Directory::parse(path, &text).map_err(|e| e.to_string())?;
     let count = directory.len();
     let addr = demo::directory::serve(directory, cfg.demo.directory_listen)
         .await

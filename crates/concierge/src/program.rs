@@ -5,16 +5,45 @@ use std::path::Path;
 use std::sync::Arc;
 
 use concierge_b2bua::Program;
-use concierge_flow::{load_flow, Diagnostic, Severity};
+use concierge_flow::{load_flow, parse_flow, Diagnostic, Severity};
 use concierge_prompts::Catalogue;
 use tracing::warn;
 
 use crate::config::Config;
+use crate::demo::embedded;
+
+/// Where the files a config names are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Files {
+    /// The disk, relative paths from the working directory.
+    Disk,
+    /// The demo compiled into the binary ([`embedded`]).
+    BuiltIn,
+}
+
+impl Files {
+    pub(crate) fn read_to_string(self, path: &Path) -> std::io::Result<String> {
+        match self {
+            Self::Disk => std::fs::read_to_string(path),
+            Self::BuiltIn => embedded::file(path)
+                .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "not one of the built-in demo files",
+                    )
+                }),
+        }
+    }
+}
 
 /// Loads prompts and flows. Warnings are logged; errors are returned, one line each.
-pub(crate) fn load(cfg: &Config) -> Result<Program, Vec<String>> {
+pub(crate) fn load(cfg: &Config, files: Files) -> Result<Program, Vec<String>> {
     let wants_flows = cfg.flows.default.is_some() || !cfg.flows.routes.is_empty();
-    let prompts = if cfg.prompts.dir.is_dir() {
+    let prompts = if files == Files::BuiltIn {
+        Catalogue::from_wavs(&cfg.prompts.dir, embedded::wavs(&cfg.prompts.dir))
+            .map_err(|e| vec![e.to_string()])?
+    } else if cfg.prompts.dir.is_dir() {
         Catalogue::load_dir(&cfg.prompts.dir).map_err(|e| vec![e.to_string()])?
     } else if wants_flows {
         return Err(vec![format!(
@@ -26,7 +55,18 @@ pub(crate) fn load(cfg: &Config) -> Result<Program, Vec<String>> {
     };
     let mut errors = Vec::new();
     let mut load_one = |path: &Path| -> Option<Arc<concierge_flow::Flow>> {
-        match load_flow(path, &|p| prompts.contains(p)) {
+        let known_prompt = |p: &str| prompts.contains(p);
+        let loaded = match files {
+            Files::Disk => load_flow(path, &known_prompt),
+            Files::BuiltIn => match files.read_to_string(path) {
+                Ok(text) => parse_flow(path, &text, &known_prompt),
+                Err(e) => {
+                    errors.push(format!("{}: cannot read: {e}", path.display()));
+                    return None;
+                }
+            },
+        };
+        match loaded {
             Ok(loaded) => {
                 for w in loaded.warnings {
                     warn!("{w}");

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::wav::{load_wav, PromptError};
+use crate::wav::{decode_wav, load_wav, PromptError};
 
 /// A G.711 law; this crate stands alone, so it names its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +118,23 @@ impl Catalogue {
                 continue;
             };
             let pcm = load_wav(&path)?;
+            prompts.insert(name.to_owned(), Arc::new(Prompt::from_pcm(name, pcm)));
+        }
+        Ok(Self {
+            prompts,
+            dir: dir.into(),
+        })
+    }
+
+    /// Decodes WAV files held in memory, `(name, bytes)` each; `dir` names where they came
+    /// from in errors (prompts compiled into a binary, say).
+    pub fn from_wavs<'a>(
+        dir: &Path,
+        files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<Self, PromptError> {
+        let mut prompts = BTreeMap::new();
+        for (name, bytes) in files {
+            let pcm = decode_wav(&dir.join(format!("{name}.wav")), bytes)?;
             prompts.insert(name.to_owned(), Arc::new(Prompt::from_pcm(name, pcm)));
         }
         Ok(Self {

@@ -9,4 +9,4 @@ mod wav;
 
 pub use catalogue::{Catalogue, Law, Prompt};
 pub use resample::to_8khz;
-pub use wav::{load_wav, PromptError};
+pub use wav::{decode_wav, load_wav, PromptError};

@@ -33,14 +33,19 @@ pub fn load_wav(path: &Path) -> Result<Vec<i16>, PromptError> {
         path: path.into(),
         source,
     })?;
+    decode_wav(path, &bytes)
+}
+
+/// Decodes the WAV file `bytes` (named `path` in errors) to 8 kHz mono 16-bit samples.
+pub fn decode_wav(path: &Path, bytes: &[u8]) -> Result<Vec<i16>, PromptError> {
     let bad = |why: &str| PromptError::Format {
         path: path.into(),
         why: why.into(),
     };
-    let fmt = read_fmt(&bytes).map_err(|w| bad(&w))?;
+    let fmt = read_fmt(bytes).map_err(|w| bad(&w))?;
     let (mono, rate) = match fmt.tag {
         WAVE_FORMAT_ALAW | WAVE_FORMAT_MULAW => {
-            let data = find_chunk(&bytes, b"data").map_err(|w| bad(&w))?;
+            let data = find_chunk(bytes, b"data").map_err(|w| bad(&w))?;
             let decode: fn(u8) -> i16 = if fmt.tag == WAVE_FORMAT_ALAW {
                 audio_codec_algorithms::decode_alaw
             } else {
@@ -56,7 +61,7 @@ pub fn load_wav(path: &Path) -> Result<Vec<i16>, PromptError> {
                     fmt.bits
                 )));
             }
-            let reader = hound::WavReader::new(std::io::Cursor::new(&bytes))
+            let reader = hound::WavReader::new(std::io::Cursor::new(bytes))
                 .map_err(|e| bad(&e.to_string()))?;
             let samples: Result<Vec<i16>, _> = reader.into_samples::<i16>().collect();
             let samples = samples.map_err(|e| bad(&e.to_string()))?;

@@ -55,6 +55,11 @@ impl Directory {
             file: path.into(),
             source,
         })?;
+        Self::parse(path, &text)
+    }
+
+    /// Like [`Self::load`], for the text of `path` already read.
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<Self, DirectoryError> {
         let mut dir = Self::default();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();

@@ -1,1 +1,2 @@
 pub(crate) mod directory;
+pub(crate) mod embedded;
