@@ -135,6 +135,10 @@ pub(crate) struct SipConfig {
     pub(crate) t1_ms: u64,
     pub(crate) t2_ms: u64,
     pub(crate) t4_ms: u64,
+    /// SO_RCVBUF of the SIP UDP socket. A burst (a load test, a trunk failing over) must
+    /// wait in it while the loop is busy; the kernel's 208 KiB default holds ~350 INVITEs.
+    /// Linux caps it at `net.core.rmem_max`.
+    pub(crate) udp_receive_buffer_kib: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +181,7 @@ impl Default for SipConfig {
             t1_ms: 500,
             t2_ms: 4000,
             t4_ms: 5000,
+            udp_receive_buffer_kib: 4096,
         }
     }
 }
@@ -243,6 +248,15 @@ impl Config {
             return Err(field(
                 "sip.udp",
                 "at least one of sip.udp and sip.tcp must be on".into(),
+            ));
+        }
+        if !(64..=1 << 20).contains(&self.sip.udp_receive_buffer_kib) {
+            return Err(field(
+                "sip.udp_receive_buffer_kib",
+                format!(
+                    "must be 64 to 1048576 KiB, got {}",
+                    self.sip.udp_receive_buffer_kib
+                ),
             ));
         }
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {

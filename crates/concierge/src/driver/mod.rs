@@ -50,7 +50,10 @@ impl Server {
         shutdown: watch::Receiver<Shutdown>,
     ) -> std::io::Result<Self> {
         let udp = if cfg.sip.udp {
-            Some(Arc::new(bind_udp(cfg.sip.listen)?))
+            Some(Arc::new(bind_udp(
+                cfg.sip.listen,
+                cfg.sip.udp_receive_buffer_kib * 1024,
+            )?))
         } else {
             None
         };
@@ -131,11 +134,30 @@ pub(crate) enum Shutdown {
     Now,
 }
 
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let std_socket = std::net::UdpSocket::bind(addr)?;
-    std_socket.set_nonblocking(true)?;
-    UdpSocket::from_std(std_socket)
+/// The SIP UDP socket, with the receive buffer `receive_buffer` bytes asks for.
+fn bind_udp(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = socket.set_recv_buffer_size(receive_buffer) {
+        warn!(error = %e, bytes = receive_buffer, "cannot set the SIP UDP receive buffer");
+    }
+    // Linux doubles what it grants (bookkeeping) and caps it at net.core.rmem_max.
+    if let Ok(granted) = socket.recv_buffer_size() {
+        if granted < receive_buffer {
+            warn!(
+                asked = receive_buffer,
+                granted, "SIP UDP receive buffer capped by the kernel (net.core.rmem_max)"
+            );
+        }
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }
+
+/// At most this many waiting SIP datagrams are taken before the timers run, so a flood
+/// cannot starve them (RTP pacing runs on the same deadline).
+const MAX_WAITING_DATAGRAMS: usize = 256;
 
 /// After hanging up at shutdown, how long BYEs may take before the calls are dropped.
 const BYE_GRACE: Duration = Duration::from_secs(4);
@@ -205,7 +227,8 @@ impl Shard {
                             drain_deadline = Some(Instant::from_std(now) + BYE_GRACE);
                         }
                     }
-                    self.switch.handle_timeout(now);
+                    self.take_waiting_datagrams(&mut buf);
+                    self.switch.handle_timeout(std::time::Instant::now());
                 }
                 changed = self.shutdown.changed() => {
                     let state = if changed.is_ok() { *self.shutdown.borrow() } else { Shutdown::Now };
@@ -231,6 +254,26 @@ impl Shard {
                 info!("all calls ended; stopping");
                 return;
             }
+        }
+    }
+
+    /// Hands the switch the SIP datagrams already waiting, before its timers fire: after
+    /// any stall of this loop, an answer that arrived in time must stop a retransmission,
+    /// not cross it (a REFER resent after its 202 came in derails the peer's dialog).
+    fn take_waiting_datagrams(&mut self, buf: &mut [u8]) {
+        let Some(udp) = self.udp.clone() else {
+            return;
+        };
+        for _ in 0..MAX_WAITING_DATAGRAMS {
+            let Ok((n, from)) = udp.try_recv_from(buf) else {
+                return;
+            };
+            let peer = Peer {
+                transport: Transport::Udp,
+                addr: from,
+            };
+            self.switch
+                .handle_sip_datagram(std::time::Instant::now(), peer, &buf[..n]);
         }
     }
 
