@@ -382,8 +382,9 @@ def main():
             c, f = res.get("cpu_us_per_call_s"), floor.get("cpu_us_per_call_s")
             ratio = f"{c / f:.2f}" if c and f else "–"
             rss = res.get("rss_per_call_kib")
-            lines.append(f"| {n} | {res.get('failed', '–')} | {c or 0:.0f} | {f or 0:.0f} | {ratio} | "
-                         f"{jitter_ms(res)} | {jitter_ms(floor)} | {rss or 0:.0f} | {res.get('peak_rss_mib', 0):.1f} |")
+            num = lambda v: "–" if v is None else f"{v:.0f}"
+            lines.append(f"| {n} | {res.get('failed', '–')} | {num(c)} | {num(f)} | {ratio} | "
+                         f"{jitter_ms(res)} | {jitter_ms(floor)} | {num(rss)} | {res.get('peak_rss_mib', 0):.1f} |")
         lines += [
             "",
             "CPU per call-second: server user+system CPU between the moment all N calls were up and the "

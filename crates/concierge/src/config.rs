@@ -454,6 +454,14 @@ mod tests {
     }
 
     #[test]
+    fn a_receive_buffer_too_small_to_hold_a_burst_is_refused() {
+        let e =
+            Config::parse(Path::new("c.toml"), "[sip]\nudp_receive_buffer_kib = 8\n").unwrap_err();
+        assert!(e.to_string().contains("sip.udp_receive_buffer_kib"), "{e}");
+        assert_eq!(Config::default().sip.udp_receive_buffer_kib, 4096);
+    }
+
+    #[test]
     fn shipped_config_parses() {
         let path = Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
