@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use concierge_b2bua::Program;
-use concierge_flow::{load_flow, parse_flow, Diagnostic, Severity};
+use concierge_flow::{parse_flow, Diagnostic, Severity};
 use concierge_prompts::Catalogue;
 use tracing::warn;
 
@@ -55,18 +55,14 @@ pub(crate) fn load(cfg: &Config, files: Files) -> Result<Program, Vec<String>> {
     };
     let mut errors = Vec::new();
     let mut load_one = |path: &Path| -> Option<Arc<concierge_flow::Flow>> {
-        let known_prompt = |p: &str| prompts.contains(p);
-        let loaded = match files {
-            Files::Disk => load_flow(path, &known_prompt),
-            Files::BuiltIn => match files.read_to_string(path) {
-                Ok(text) => parse_flow(path, &text, &known_prompt),
-                Err(e) => {
-                    errors.push(format!("{}: cannot read: {e}", path.display()));
-                    return None;
-                }
-            },
+        let text = match files.read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(format!("{}: cannot read: {e}", path.display()));
+                return None;
+            }
         };
-        match loaded {
+        match parse_flow(path, &text, &|p| prompts.contains(p)) {
             Ok(loaded) => {
                 for w in loaded.warnings {
                     warn!("{w}");
