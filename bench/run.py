@@ -274,6 +274,66 @@ def jitter_ms(res):
     return f"{j.get('p50_us', 0) / 1000:.2f} / {j.get('p99_us', 0) / 1000:.2f} / {j.get('max_us', 0) / 1000:.1f}"
 
 
+def ulaw(sample):
+    """ITU-T G.711 µ-law of one 16-bit sample."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = magnitude.bit_length() - 8
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def prompt_pcap(workdir, wav_path):
+    """The prompt as a pcap SIPp can replay: Ethernet/IPv4/UDP/RTP, PCMU, 20 ms a packet.
+    SIPp rewrites the addresses and ports, so the ones written here do not matter."""
+    import struct
+    import wave
+    with wave.open(wav_path) as w:
+        if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (8000, 1, 2):
+            sys.exit(f"{wav_path}: the reference pcap needs 8 kHz mono 16-bit PCM")
+        samples = struct.unpack(f"<{w.getnframes()}h", w.readframes(w.getnframes()))
+    payload = bytes(ulaw(x) for x in samples)
+    path = os.path.join(workdir, "prompt-pcmu.pcap")
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))  # Ethernet
+        for k in range(0, len(payload) // 160):
+            rtp = struct.pack("!BBHII", 0x80, 0x80 if k == 0 else 0, k & 0xFFFF, 160 * k, 0x5150) \
+                + payload[160 * k:160 * (k + 1)]
+            udp = struct.pack("!HHHH", 4000, 5000, 8 + len(rtp), 0) + rtp
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), k & 0xFFFF, 0, 64, 17, 0,
+                             bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+            frame = b"\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x01\x08\x00" + ip + udp
+            t = 0.02 * k
+            f.write(struct.pack("<IIII", int(t), int(round((t % 1) * 1e6)), len(frame), len(frame)))
+            f.write(frame)
+    return path
+
+
+def sipp_prompt_step(workdir, n, hold):
+    """The reference for concurrent media: SIPp's UAS playing the prompt to N callers."""
+    pcap = prompt_pcap(workdir, os.path.join(ROOT, "prompts", "welcome.wav"))
+    scenario = os.path.join(workdir, "uas_prompt.xml")
+    with open(os.path.join(ROOT, "bench", "sipp", "uas_prompt.xml")) as f:
+        text = f.read().replace("PROMPT_PCAP", pcap)
+    with open(scenario, "w") as f:
+        f.write(text)
+    port = free_port()
+    uas = subprocess.Popen(["sipp", "-sf", scenario, "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port()),
+                            "-nostdin", "-buff_size", "4194304"],
+                           cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    try:
+        ramp = max(2.0, n / 200)
+        res = timed_run([loadgen(), "callers", "--server", f"127.0.0.1:{port}", "--calls", str(n),
+                         "--ramp-s", str(ramp), "--hold-s", str(hold), "--digits", "", "--expect-refer", ""],
+                        uas.pid, workdir)
+        res["cpu_us_per_call_s"] = cpu_per_call_second(res, n)
+        return res
+    finally:
+        uas.kill()
+        uas.wait()
+
+
 def commit():
     try:
         return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
@@ -289,6 +349,8 @@ def main():
     ap.add_argument("--redirect-rates", default="500,1000,2000,3000,4000", help="redirect call rates, rising")
     ap.add_argument("--media", default="250,500,1000,2000,4000", help="concurrent media calls to try, rising")
     ap.add_argument("--media-hold", type=float, default=20.0, help="seconds each media call lasts from its answer")
+    ap.add_argument("--sipp-media-max", type=int, default=1000,
+                    help="largest N for the SIPp UAS reference (a thread per call; it saturates near 1,000-2,000)")
     ap.add_argument("--skip-setup", action="store_true", help="only the concurrent media workload")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
@@ -340,9 +402,11 @@ def main():
     for n in [int(x) for x in args.media.split(",") if x]:
         res = media_step(workdir, n, args.media_hold)
         floor = floor_step(workdir, n, args.media_hold)
-        media_rows.append((n, res, floor))
+        ref = sipp_prompt_step(workdir, n, args.media_hold) if n <= args.sipp_media_max else {}
+        media_rows.append((n, res, floor, ref))
         print(f"media {n}: failed={res.get('failed')} {res.get('failures')} cpu/call-s={res.get('cpu_us_per_call_s')} "
-              f"floor={floor.get('cpu_us_per_call_s')} jitter={res.get('jitter')} floor jitter={floor.get('jitter')}", flush=True)
+              f"floor={floor.get('cpu_us_per_call_s')} jitter={res.get('jitter')} floor jitter={floor.get('jitter')} "
+              f"sipp uas={ref.get('cpu_us_per_call_s')} failed={ref.get('failed')} {ref.get('failures')}", flush=True)
         if res.get("failed", 1) != 0:
             break
 
@@ -375,15 +439,19 @@ def main():
             "`concierge-loadgen callers` against the server, `concierge-loadgen streams` against `concierge-loadgen pump` (the floor)",
             "",
             "| calls | failed | server CPU µs per call-second | floor µs per call-second | ratio | "
+            "SIPp UAS µs per call-second (failed) | ratio | "
             "server send jitter p50 / p99 / max ms | floor jitter p50 / p99 / max ms | RSS per call KiB | server peak RSS MiB |",
-            "|---:|---:|---:|---:|---:|---|---|---:|---:|",
+            "|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
         ]
-        for n, res, floor in media_rows:
+        for n, res, floor, ref in media_rows:
             c, f = res.get("cpu_us_per_call_s"), floor.get("cpu_us_per_call_s")
             ratio = f"{c / f:.2f}" if c and f else "–"
             rss = res.get("rss_per_call_kib")
             num = lambda v: "–" if v is None else f"{v:.0f}"
-            lines.append(f"| {n} | {res.get('failed', '–')} | {num(c)} | {num(f)} | {ratio} | "
+            u = ref.get("cpu_us_per_call_s")
+            uas = f"{num(u)} ({ref.get('failed', '–')})" if ref else "–"
+            uas_ratio = f"{c / u:.2f}" if c and u else "–"
+            lines.append(f"| {n} | {res.get('failed', '–')} | {num(c)} | {num(f)} | {ratio} | {uas} | {uas_ratio} | "
                          f"{jitter_ms(res)} | {jitter_ms(floor)} | {num(rss)} | {res.get('peak_rss_mib', 0):.1f} |")
         lines += [
             "",
@@ -392,7 +460,10 @@ def main():
             "the server as each caller received them (so it includes the callers' own scheduling on the "
             "same 2 cores); floor jitter is the same measure of the packet pump's streams, so where both "
             "rise together the bound is the machine, not the server. RSS per call: resident memory "
-            "growth from the idle server to all calls up.",
+            "growth from the idle server to all calls up. SIPp UAS: `bench/sipp/uas_prompt.xml`, SIPp answering "
+            "the same callers (no transfer; they hang up after the hold) and playing the welcome prompt in a loop "
+            "(play_pcap_audio, 20 ms PCMU), its CPU sampled the same way; it neither decodes the callers' audio "
+            "nor runs a flow.",
         ]
     table = "\n".join(lines) + "\n"
     print(table)

@@ -263,8 +263,15 @@ async fn talk(
     let mut keyed = false;
     let mut referred = false;
     let mut notified = false;
+    let transfer_expected = !plan.expect_refer.is_empty();
+    let mut bye_seq = None;
     stream.next_send = Instant::now();
     loop {
+        if !transfer_expected && bye_seq.is_none() && Instant::now() >= hold_until {
+            let bye = leg.request("BYE", local, "", "");
+            let _ = sip.send_to(bye.as_bytes(), server).await;
+            bye_seq = Some(leg.cseq);
+        }
         if !keyed && Instant::now() >= key_at {
             stream.key(&plan.digits);
             keyed = true;
@@ -300,10 +307,17 @@ async fn talk(
                         _ => reply(sip, server, &r, 200).await,
                     }
                 }
-                Some(Message::Response(_)) => {}
+                Some(Message::Response(r)) => {
+                    if bye_seq == Some(r.cseq.seq) && r.status.is_final() {
+                        return if r.status.is_success() { Ok(()) } else { Err("BYE refused") };
+                    }
+                }
                 None => return Err("dispatcher gone"),
             },
             _ = sleep_until(deadline) => {
+                if !transfer_expected {
+                    return Err("no answer to BYE");
+                }
                 let bye = leg.request("BYE", local, "", "");
                 let _ = sip.send_to(bye.as_bytes(), server).await;
                 return Err(if referred { "no BYE after NOTIFY" } else { "no REFER" });

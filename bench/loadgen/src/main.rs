@@ -45,7 +45,8 @@ enum Mode {
         /// Keyed by RFC 4733 one second after the answer.
         #[arg(long, default_value = "101010")]
         digits: String,
-        /// The REFER's Refer-To must contain this.
+        /// The REFER's Refer-To must contain this. Empty: no transfer is expected, and the
+        /// caller hangs up itself when the hold is over (for a far end that only plays audio).
         #[arg(long, default_value = "vip-desk")]
         expect_refer: String,
     },
