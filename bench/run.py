@@ -34,10 +34,12 @@ import os
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import wave
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -285,15 +287,16 @@ def ulaw(sample):
 
 def prompt_pcap(workdir, wav_path):
     """The prompt as a pcap SIPp can replay: Ethernet/IPv4/UDP/RTP, PCMU, 20 ms a packet.
-    SIPp rewrites the addresses and ports, so the ones written here do not matter."""
-    import struct
-    import wave
+    SIPp rewrites the addresses and ports, so the ones written here do not matter. Made once
+    per run."""
+    path = os.path.join(workdir, "prompt-pcmu.pcap")
+    if os.path.exists(path):
+        return path
     with wave.open(wav_path) as w:
         if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (8000, 1, 2):
             sys.exit(f"{wav_path}: the reference pcap needs 8 kHz mono 16-bit PCM")
         samples = struct.unpack(f"<{w.getnframes()}h", w.readframes(w.getnframes()))
     payload = bytes(ulaw(x) for x in samples)
-    path = os.path.join(workdir, "prompt-pcmu.pcap")
     with open(path, "wb") as f:
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))  # Ethernet
         for k in range(0, len(payload) // 160):

@@ -193,10 +193,7 @@ impl Shard {
             let wake = drain_deadline.map_or(wake, |d| wake.min(d));
             tokio::select! {
                 r = recv(self.udp.as_deref(), &mut buf) => match r {
-                    Ok((n, from)) => {
-                        let peer = Peer { transport: Transport::Udp, addr: from };
-                        self.switch.handle_sip_datagram(std::time::Instant::now(), peer, &buf[..n]);
-                    }
+                    Ok((n, from)) => self.handle_udp(from, &buf[..n]),
                     // ICMP errors from earlier sends surface here on some platforms; not fatal.
                     Err(e) => warn!(error = %e, "UDP receive failed"),
                 },
@@ -261,20 +258,21 @@ impl Shard {
     /// any stall of this loop, an answer that arrived in time must stop a retransmission,
     /// not cross it (a REFER resent after its 202 came in derails the peer's dialog).
     fn take_waiting_datagrams(&mut self, buf: &mut [u8]) {
-        let Some(udp) = self.udp.clone() else {
-            return;
-        };
         for _ in 0..MAX_WAITING_DATAGRAMS {
-            let Ok((n, from)) = udp.try_recv_from(buf) else {
+            let Some(Ok((n, from))) = self.udp.as_ref().map(|u| u.try_recv_from(buf)) else {
                 return;
             };
-            let peer = Peer {
-                transport: Transport::Udp,
-                addr: from,
-            };
-            self.switch
-                .handle_sip_datagram(std::time::Instant::now(), peer, &buf[..n]);
+            self.handle_udp(from, &buf[..n]);
         }
+    }
+
+    fn handle_udp(&mut self, from: SocketAddr, data: &[u8]) {
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: from,
+        };
+        self.switch
+            .handle_sip_datagram(std::time::Instant::now(), peer, data);
     }
 
     async fn flush(&mut self) {
