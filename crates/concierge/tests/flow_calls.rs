@@ -38,7 +38,7 @@ fn sipp_call(server: &common::Server, file: &str, caller: &str) -> (String, serd
         .find_map(|l| l.strip_prefix("REFER-TO "))
         .map(str::to_owned)
         .unwrap_or_default();
-    let record = server.records().pop().expect("a record");
+    let record = common::wait_records(server, 1).pop().expect("a record");
     (refer_to, record)
 }
 
@@ -490,7 +490,7 @@ fn refer_refused_with_405_falls_back_to_a_bridge_with_rtp_both_ways() {
             .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
             .collect::<String>()
     );
-    let rec = server.records().pop().expect("a record");
+    let rec = common::wait_records(&server, 1).pop().expect("a record");
     assert_eq!(rec["transfer"]["mode"], "bridge", "{rec}");
     assert!(
         rec["transfer"]["result"]

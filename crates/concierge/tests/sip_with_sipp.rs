@@ -73,7 +73,7 @@ fn cancel_before_answer_gets_200_then_487() {
     assert!(server
         .log()
         .contains("cancelled by the caller before the answer"));
-    let records = server.records();
+    let records = common::wait_records(&server, 5);
     assert_eq!(
         records.len(),
         5,

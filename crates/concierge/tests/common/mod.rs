@@ -384,6 +384,25 @@ pub fn wait_record(server: &Server, call_id: &str) -> serde_json::Value {
     );
 }
 
+/// The records once at least `n` are written: a peer that has finished (SIPp exits after
+/// its last 200) may be ahead of the server, which writes a record when it sees the end.
+pub fn wait_records(server: &Server, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let records = server.records();
+        if records.len() >= n {
+            return records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} record(s), expected {n}\nlog tail:\n{}",
+            records.len(),
+            tail(&server.log(), 40)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
