@@ -1,7 +1,7 @@
 //! The second call leg of a bridged transfer: the INVITE we place to the target, its
 //! dialog once answered, and the RTP relay between it and the caller.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -81,16 +81,7 @@ impl Leg {
 /// The next hop for `uri`: its host must be an IP address (no DNS in the core); the port
 /// defaults to 5060 and `;transport=tcp` selects TCP.
 pub(crate) fn peer_for(uri: &SipUri) -> Option<Peer> {
-    let host = uri.host().trim_start_matches('[').trim_end_matches(']');
-    let ip: IpAddr = host.parse().ok()?;
-    let transport = match uri.param("transport").flatten() {
-        Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-        _ => Transport::Udp,
-    };
-    Some(Peer {
-        transport,
-        addr: SocketAddr::new(ip, uri.port().unwrap_or(5060)),
-    })
+    concierge_sip::dialog::peer_for_uri(uri, Transport::Udp)
 }
 
 /// RFC 4733 events keep their meaning across legs that number them differently: the

@@ -29,6 +29,11 @@ pub struct SwitchConfig {
     pub bridge_ring_timeout: Duration,
     /// Credentials for bridge targets that challenge our INVITE.
     pub outbound_auth: Option<crate::OutboundAuth>,
+    /// Every bridge leg goes through this proxy (RFC 3261 §8.1.2: a preloaded Route);
+    /// its host must be an IP address. `None`: straight to the target.
+    pub outbound_proxy: Option<concierge_sip::wire::SipUri>,
+    /// This instance's name, in every call's log span and record.
+    pub instance: String,
     pub timers: TimerConfig,
     pub user_agent: String,
     /// Seed for tags, branches and SSRCs.
@@ -50,6 +55,8 @@ impl Default for SwitchConfig {
             max_call_duration: Duration::from_secs(4 * 3600),
             bridge_ring_timeout: Duration::from_secs(30),
             outbound_auth: None,
+            outbound_proxy: None,
+            instance: "concierge".into(),
             timers: TimerConfig::default(),
             user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
             seed: 0,

@@ -46,6 +46,9 @@ pub struct CallRecord {
     pub reason: String,
     /// Digits received, by the way they arrived (`rfc4733`, `info`, `inband`).
     pub digits: Vec<(char, &'static str)>,
+    /// The instance that served the call (`[server] instance`), so records of several
+    /// instances behind one dispatcher can be told apart.
+    pub instance: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

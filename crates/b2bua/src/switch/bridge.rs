@@ -34,7 +34,12 @@ impl Switch {
     ) {
         let deadline = now + self.cfg.bridge_ring_timeout;
         let uri = SipUri::parse(target).ok();
-        let peer = uri.as_ref().and_then(peer_for);
+        // RFC 3261 §8.1.2: with an outbound proxy the INVITE goes to it, the target stays
+        // the Request-URI and the proxy is the preloaded Route.
+        let peer = match &self.cfg.outbound_proxy {
+            Some(proxy) => peer_for(proxy),
+            None => uri.as_ref().and_then(peer_for),
+        };
         let (Some(uri), Some(peer)) = (uri, peer) else {
             let why = format!("cannot place a call to {target:?}: the host must be an IP address");
             return self.bridge_failed(now, id, target, why);
@@ -82,6 +87,7 @@ impl Switch {
 
     /// The leg's RTP port is bound: send the INVITE.
     pub(super) fn leg_port_ready(&mut self, now: Instant, id: CallRef) {
+        let outbound_route = self.outbound_route();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -99,9 +105,11 @@ impl Switch {
         let Some(port) = leg.port else { return };
         let local = std::net::SocketAddr::new(self.cfg.media_ip, port);
         let offer = sdp::offer_for(local, 1, &caller_audio);
-        let contact = format!(
-            "sip:concierge@{}:{}",
-            self.cfg.advertised_host, self.cfg.sip_port
+        let contact = concierge_sip::dialog::local_contact(
+            "concierge",
+            &self.cfg.advertised_host,
+            self.cfg.sip_port,
+            leg.peer.transport,
         );
         // The target sees who is calling: the caller's number at our host.
         let caller_user = call
@@ -135,6 +143,9 @@ impl Switch {
             headers: Default::default(),
             body: offer.into(),
         };
+        if let Some(route) = outbound_route {
+            invite.headers.push(HeaderName::ROUTE, route.to_string());
+        }
         invite
             .headers
             .push(HeaderName::CONTACT, format!("<{contact}>"));
@@ -195,7 +206,16 @@ impl Switch {
 
     /// A response to the leg's INVITE (any, including 2xx retransmissions).
     pub(super) fn on_leg_response(&mut self, now: Instant, id: CallRef, response: Response) {
-        let contact = self.local_contact();
+        let Some(transport) = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.bridge.as_ref())
+            .map(|l| l.peer.transport)
+        else {
+            return;
+        };
+        let contact = self.local_contact(transport);
+        let outbound_route = self.outbound_route();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -214,20 +234,26 @@ impl Switch {
         if status.is_success() {
             if let Some(ack) = &leg.ack {
                 // A retransmitted 2xx: our ACK was lost (§13.2.2.4).
-                let (peer, ack) = (leg.peer, ack.clone());
+                let peer = leg.dialog.as_ref().map_or(leg.peer, |d| d.next_hop(leg.peer));
+                let ack = ack.clone();
                 self.endpoint.send_raw(peer, ack);
                 return;
             }
             let Some(invite) = leg.invite.clone() else {
                 return;
             };
-            let Some(dialog) = Dialog::uac(&invite, &response, contact) else {
+            let Some(mut dialog) = Dialog::uac(&invite, &response, contact) else {
                 warn!("2xx without a To tag from the target; ignored");
                 return;
             };
-            let via = self.endpoint.new_via(leg.peer.transport);
+            if dialog.route_set.is_empty() {
+                // The outbound proxy did not record-route; the leg still goes through it.
+                dialog.route_set.extend(outbound_route);
+            }
+            // §13.2.2.4: the ACK for a 2xx follows the dialog's route set.
+            let peer = dialog.next_hop(leg.peer);
+            let via = self.endpoint.new_via(peer.transport);
             let ack = dialog.ack(invite.cseq.seq, via).to_bytes();
-            let peer = leg.peer;
             self.endpoint.send_raw(peer, ack.clone());
             leg.ack = Some(ack);
             self.by_dialog.insert(dialog.id.clone(), id);
@@ -328,6 +354,18 @@ impl Switch {
         self.bridge_failed(now, id, &target, why);
     }
 
+    /// The outbound proxy as a loose-routing Route entry (`;lr` added when missing: a
+    /// preloaded route to a strict router would need the Request-URI rewritten).
+    fn outbound_route(&self) -> Option<NameAddr> {
+        let proxy = self.cfg.outbound_proxy.as_ref()?;
+        if proxy.param("lr").is_some() {
+            return Some(NameAddr::new(proxy.clone()));
+        }
+        SipUri::parse(&format!("{proxy};lr"))
+            .ok()
+            .map(NameAddr::new)
+    }
+
     /// No answer from the target in time (the ring timeout or Timer B).
     pub(super) fn leg_timeout(&mut self, now: Instant, id: CallRef) -> bool {
         let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
@@ -385,7 +423,7 @@ impl Switch {
             return;
         };
         let bye = dialog.new_request(Method::Bye);
-        let peer = peer_for(&dialog.remote_target).unwrap_or(leg.peer);
+        let peer = dialog.next_hop(leg.peer);
         self.endpoint.send_request(now, bye, peer);
     }
 
@@ -441,7 +479,15 @@ impl Switch {
         key: TsxKey,
         request: Request,
     ) {
-        let contact = self.local_contact();
+        let Some(transport) = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.bridge.as_ref())
+            .map(|l| l.peer.transport)
+        else {
+            return;
+        };
+        let contact = self.local_contact(transport);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };

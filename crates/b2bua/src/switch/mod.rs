@@ -4,7 +4,10 @@ use std::time::Instant;
 
 use concierge_sip::dialog::{AnswerEvent, AnswerRetransmit, Dialog, DialogId};
 use concierge_sip::transaction::TsxKey;
-use concierge_sip::wire::{response_to, HeaderName, Method, Request, Response, SipUri, StatusCode};
+use concierge_sip::wire::{
+    dialog_response_to, response_to, HeaderName, Method, Request, Response, SipUri, StatusCode,
+    Transport,
+};
 use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer};
 use tracing::{debug, info, info_span, warn};
 
@@ -325,6 +328,16 @@ impl Switch {
         let in_dialog = DialogId::of_incoming(&request);
         match (&request.method, in_dialog) {
             (Method::Invite, None) => self.on_new_invite(now, key, request, peer),
+            (Method::Options, None) if self.draining => {
+                // A dispatcher probing us (Kamailio's ds_ping) takes the node out of its
+                // set on 503, so no new call is sent here while the calls in progress end.
+                let mut r = self.response(&request, StatusCode::SERVICE_UNAVAILABLE);
+                r.headers.push(
+                    HeaderName::RETRY_AFTER,
+                    self.cfg.retry_after.as_secs().to_string(),
+                );
+                self.endpoint.respond(now, &key, r);
+            }
             (Method::Options, None) => {
                 let mut r = self.response(&request, StatusCode::OK);
                 r.headers.push(HeaderName::ACCEPT, ACCEPT);
@@ -367,7 +380,7 @@ impl Switch {
             self.endpoint.respond(now, &key, r);
             return;
         }
-        let span = info_span!("call", call_id = %invite.call_id);
+        let span = info_span!("call", call_id = %invite.call_id, instance = %self.cfg.instance);
         let Some(port) = self.ports.allocate(now) else {
             span.in_scope(|| warn!("no free RTP port; INVITE refused with 503"));
             let mut r = self.response(&invite, StatusCode::SERVICE_UNAVAILABLE);
@@ -452,7 +465,13 @@ impl Switch {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let ringing = self.response_tagged(&call.invite, StatusCode::RINGING, &call.local_tag);
+        // §12.1.1: a 180 with a To tag creates an early dialog: Record-Route and Contact.
+        let contact = self.local_contact(call.peer.transport);
+        let mut ringing =
+            dialog_response_to(&call.invite, StatusCode::RINGING, &call.local_tag, &contact);
+        ringing
+            .headers
+            .push(HeaderName::SERVER, self.cfg.user_agent.clone());
         let key = call.invite_key.clone();
         self.endpoint.respond(now, &key, ringing);
         if self.start_flow(now, id) {
@@ -467,13 +486,15 @@ impl Switch {
 
     /// Sends the 200 OK and sets up the dialog (§13.3.1.4).
     fn answer(&mut self, now: Instant, id: CallRef) {
-        let contact = self.local_contact();
+        let Some(transport) = self.calls.get(&id).map(|c| c.peer.transport) else {
+            return;
+        };
+        let contact = self.local_contact(transport);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let _g = call.span.clone().entered();
-        let mut ok = response_to(&call.invite, StatusCode::OK, Some(&call.local_tag));
-        ok.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
+        let mut ok = dialog_response_to(&call.invite, StatusCode::OK, &call.local_tag, &contact);
         ok.headers.push(HeaderName::ALLOW, ALLOW);
         ok.headers
             .push(HeaderName::SUPPORTED, "replaces, norefersub");
@@ -753,7 +774,6 @@ impl Switch {
         target: &str,
         fallback: Option<(String, Vec<(String, String)>)>,
     ) {
-        let contact = self.local_contact();
         let timeout = self.cfg.transfer_timeout;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -761,6 +781,7 @@ impl Switch {
         let Some(dialog) = call.dialog.as_mut() else {
             return;
         };
+        let contact = dialog.local_contact.clone();
         let mut refer = dialog.new_request(Method::Refer);
         refer
             .headers
@@ -770,7 +791,8 @@ impl Switch {
             .push(HeaderName::REFERRED_BY, format!("<{contact}>"));
         call.span
             .in_scope(|| info!(%target, "transferring by REFER"));
-        let peer = call.peer;
+        // §12.2.1.1: through the route set, not straight to the caller's Contact.
+        let peer = dialog.next_hop(call.peer);
         call.refer = Some(ReferTransfer {
             target: target.to_owned(),
             key: None,
@@ -912,7 +934,7 @@ impl Switch {
         call.phase = Phase::Ending;
         call.ending.get_or_insert(("concierge", why.to_owned()));
         call.span.in_scope(|| info!(why, "hanging up"));
-        let peer = call.peer;
+        let peer = dialog.next_hop(call.peer);
         let key = self.endpoint.send_request(now, bye, peer);
         self.by_client_tsx.insert(key.clone(), id);
         if let Some(call) = self.calls.get_mut(&id) {
@@ -998,8 +1020,11 @@ impl Switch {
     /// answer from the same port with the next `o=` version. An offerless re-INVITE gets
     /// our current SDP as a fresh offer.
     fn on_reinvite(&mut self, now: Instant, id: CallRef, key: TsxKey, request: Request) {
-        let contact = self.local_contact();
         let media_ip = self.cfg.media_ip;
+        let Some(transport) = self.calls.get(&id).map(|c| c.peer.transport) else {
+            return;
+        };
+        let contact = self.local_contact(transport);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1131,15 +1156,19 @@ impl Switch {
             ended_by,
             reason,
             digits: call.media.digits.clone(),
+            instance: self.cfg.instance.clone(),
         }
     }
 
-    fn local_contact(&self) -> SipUri {
-        let text = format!(
-            "sip:concierge@{}:{}",
-            self.cfg.advertised_host, self.cfg.sip_port
-        );
-        SipUri::parse(&text).expect("advertised host was validated when the config was loaded")
+    /// Our Contact for a dialog over `transport`: the advertised address, with
+    /// `;transport=tcp` over TCP (a TCP-only phone cannot reach a bare `sip:` URI).
+    fn local_contact(&self, transport: Transport) -> SipUri {
+        concierge_sip::dialog::local_contact(
+            "concierge",
+            &self.cfg.advertised_host,
+            self.cfg.sip_port,
+            transport,
+        )
     }
 
     fn response(&mut self, request: &Request, status: StatusCode) -> Response {

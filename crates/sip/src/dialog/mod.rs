@@ -3,8 +3,10 @@
 //! (the 2xx to an INVITE is retransmitted by the dialog layer until the ACK arrives).
 
 mod answer;
+mod route;
 
 pub use answer::{AnswerEvent, AnswerRetransmit};
+pub use route::{local_contact, peer_for_uri, DialogRole};
 
 use bytes::Bytes;
 
@@ -61,6 +63,9 @@ pub struct Dialog {
     pub route_set: Vec<NameAddr>,
     pub remote_target: SipUri,
     pub local_contact: SipUri,
+    /// Whether we answered or placed the call; decides where requests go when the
+    /// route set is empty ([`Dialog::next_hop`]).
+    pub role: DialogRole,
 }
 
 impl Dialog {
@@ -84,6 +89,7 @@ impl Dialog {
             route_set: invite.routes(&HeaderName::RECORD_ROUTE),
             remote_target,
             local_contact,
+            role: DialogRole::Uas,
         }
     }
 
@@ -108,6 +114,7 @@ impl Dialog {
                 .map(|c| c.uri)
                 .unwrap_or_else(|| invite.uri.clone()),
             local_contact,
+            role: DialogRole::Uac,
         })
     }
 

@@ -29,7 +29,7 @@ pub use header::{HeaderName, Headers};
 pub use message::{CSeq, Message, Request, Response, StatusCode};
 pub use method::Method;
 pub use parse::{parse_datagram, parse_message, ParseError};
-pub use reply::{bad_request_for, response_to};
+pub use reply::{bad_request_for, dialog_response_to, response_to};
 pub use sanity::{check_request, Rejection};
 pub use uri::{NameAddr, SipUri};
 pub use via::{Transport, Via, MAGIC_COOKIE};

@@ -2,8 +2,9 @@
 
 use bytes::Bytes;
 
-use super::header::Headers;
+use super::header::{HeaderName, Headers};
 use super::message::{Request, Response, StatusCode};
+use super::uri::SipUri;
 
 /// A response to `request` with the headers §8.2.6.2 says to copy: Via (all, in order),
 /// From, Call-ID, CSeq, and To with `to_tag` added when the request's To had none.
@@ -23,6 +24,29 @@ pub fn response_to(request: &Request, status: StatusCode, to_tag: Option<&str>) 
         headers: Headers::new(),
         body: Bytes::new(),
     }
+}
+
+/// A dialog-creating response of a UAS (an 18x with a To tag, or a 2xx, to an INVITE):
+/// [`response_to`] plus, as RFC 3261 §12.1.1 requires, every Record-Route value of the
+/// request copied in order, and our `contact` (§8.1.1.8, §13.3.1.4). Without the
+/// Record-Route the caller builds no route set and sends its ACK and BYE around the
+/// proxies that asked to stay on the path.
+pub fn dialog_response_to(
+    request: &Request,
+    status: StatusCode,
+    to_tag: &str,
+    contact: &SipUri,
+) -> Response {
+    let mut response = response_to(request, status, Some(to_tag));
+    for route in request.headers.get_all(&HeaderName::RECORD_ROUTE) {
+        response
+            .headers
+            .push(HeaderName::RECORD_ROUTE, route.to_owned());
+    }
+    response
+        .headers
+        .push(HeaderName::CONTACT, format!("<{contact}>"));
+    response
 }
 
 /// An error response for a request we could not parse, built by copying the raw Via,
@@ -73,4 +97,66 @@ pub fn bad_request_for(raw: &[u8], status: StatusCode, why: &str) -> Option<Byte
         reason.replace('"', "'")
     ));
     Some(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{parse_datagram, Message};
+
+    fn request(text: &str) -> Request {
+        match parse_datagram(text.as_bytes()).unwrap().unwrap() {
+            Message::Request(r) => r,
+            _ => unreachable!(),
+        }
+    }
+
+    const INVITE: &str = concat!(
+        "INVITE sip:ivr@192.0.2.10 SIP/2.0\r\n",
+        "Via: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKp1\r\n",
+        "Via: SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bKc1\r\n",
+        "Record-Route: <sip:p2.example;lr>, <sip:p1.example;lr;ftag=x>\r\n",
+        "Record-Route: <sip:198.51.100.9>\r\n",
+        "From: <sip:+46706170786@carrier.example>;tag=caller\r\n",
+        "To: <sip:ivr@192.0.2.10>\r\n",
+        "Call-ID: r1\r\n",
+        "CSeq: 10 INVITE\r\n",
+        "Contact: <sip:+46706170786@203.0.113.5:5060>\r\n",
+        "\r\n"
+    );
+
+    #[test]
+    fn rfc3261_12_1_1_dialog_response_copies_every_record_route_in_order() {
+        let invite = request(INVITE);
+        let contact = SipUri::parse("sip:concierge@192.0.2.10:5060;transport=tcp").unwrap();
+        for status in [StatusCode::RINGING, StatusCode::OK] {
+            let r = dialog_response_to(&invite, status, "ours", &contact);
+            let text = String::from_utf8(r.to_bytes().to_vec()).unwrap();
+            let rr: Vec<&str> = r.headers.get_all(&HeaderName::RECORD_ROUTE).collect();
+            assert_eq!(
+                rr,
+                vec![
+                    "<sip:p2.example;lr>",
+                    "<sip:p1.example;lr;ftag=x>",
+                    "<sip:198.51.100.9>"
+                ],
+                "{text}"
+            );
+            assert_eq!(
+                r.headers.get(&HeaderName::CONTACT),
+                Some("<sip:concierge@192.0.2.10:5060;transport=tcp>")
+            );
+            assert_eq!(r.to.tag(), Some("ours"));
+            // Both Vias, in order (§8.2.6.2).
+            assert_eq!(r.vias.len(), 2);
+            assert!(text.find("z9hG4bKp1").unwrap() < text.find("z9hG4bKc1").unwrap());
+        }
+    }
+
+    #[test]
+    fn plain_responses_carry_no_record_route() {
+        let invite = request(INVITE);
+        let r = response_to(&invite, StatusCode::TRYING, None);
+        assert_eq!(r.headers.get(&HeaderName::RECORD_ROUTE), None);
+    }
 }
