@@ -32,7 +32,7 @@ pub struct SwitchConfig {
     /// Every bridge leg goes through this proxy (RFC 3261 §8.1.2: a preloaded Route);
     /// its host must be an IP address. `None`: straight to the target.
     pub outbound_proxy: Option<concierge_sip::wire::SipUri>,
-    /// This instance's name, in every call's log span and record.
+    /// This instance's name, in every call record (the driver puts it on every log line).
     pub instance: String,
     pub timers: TimerConfig,
     pub user_agent: String,

@@ -28,6 +28,7 @@ pub(crate) enum ConfigError {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Config {
+    pub(crate) server: ServerConfig,
     pub(crate) sip: SipConfig,
     pub(crate) rtp: RtpConfig,
     pub(crate) calls: CallsConfig,
@@ -37,6 +38,23 @@ pub(crate) struct Config {
     pub(crate) prompts: PromptsConfig,
     pub(crate) log: LogConfig,
     pub(crate) bridge: BridgeConfig,
+}
+
+/// This process among several (behind a dispatcher).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ServerConfig {
+    /// The instance's name: a field of every log line and of every call record, so the
+    /// calls of several instances behind one proxy can be told apart.
+    pub(crate) instance: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            instance: "concierge".into(),
+        }
+    }
 }
 
 /// The second leg of a bridged transfer.
@@ -50,6 +68,9 @@ pub(crate) struct BridgeConfig {
     pub(crate) password: Option<String>,
     /// The environment variable holding the password (keeps it out of the file).
     pub(crate) password_env: Option<String>,
+    /// A SIP URI every bridge leg goes through (a preloaded Route, RFC 3261 §8.1.2), e.g.
+    /// `sip:192.0.2.5:5060;lr`; its host must be an IP address. Unset: straight to the target.
+    pub(crate) outbound_proxy: Option<String>,
 }
 
 impl Default for BridgeConfig {
@@ -59,6 +80,7 @@ impl Default for BridgeConfig {
             username: None,
             password: None,
             password_env: None,
+            outbound_proxy: None,
         }
     }
 }
@@ -302,6 +324,29 @@ impl Config {
                 ));
             }
         }
+        if let Some(proxy) = &self.bridge.outbound_proxy {
+            let routable = concierge_sip::wire::SipUri::parse(proxy)
+                .ok()
+                .and_then(|u| concierge_sip::dialog::peer_for_uri(&u, concierge_sip::wire::Transport::Udp));
+            if routable.is_none() {
+                return Err(field(
+                    "bridge.outbound_proxy",
+                    format!("{proxy:?} is not a SIP URI with an IP address host"),
+                ));
+            }
+        }
+        let instance = &self.server.instance;
+        if instance.is_empty()
+            || instance.len() > 64
+            || !instance
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(field(
+                "server.instance",
+                format!("{instance:?}: 1 to 64 letters, digits, '-', '_' or '.'"),
+            ));
+        }
         if self.calls.max_duration_s == 0 {
             return Err(field("calls.max_duration_s", "must be at least 1".into()));
         }
@@ -325,6 +370,11 @@ impl Config {
             (None, None) => String::new(),
         };
         Some(concierge_b2bua::OutboundAuth { username, password })
+    }
+
+    /// The outbound proxy for bridge legs, checked by `validate`.
+    pub(crate) fn outbound_proxy(&self) -> Option<concierge_sip::wire::SipUri> {
+        concierge_sip::wire::SipUri::parse(self.bridge.outbound_proxy.as_deref()?).ok()
     }
 
     pub(crate) fn advertised_host(&self) -> String {
@@ -445,6 +495,26 @@ mod tests {
         .unwrap();
         let auth = c.outbound_auth().unwrap();
         assert_eq!((auth.username.as_str(), auth.password.as_str()), ("u", "p"));
+    }
+
+    #[test]
+    fn outbound_proxy_and_instance_are_checked() {
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[bridge]\noutbound_proxy = \"sip:proxy.example.com\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("bridge.outbound_proxy"), "{e}");
+        let c = Config::parse(
+            Path::new("c.toml"),
+            "[bridge]\noutbound_proxy = \"sip:192.0.2.5:5070;lr\"\n[server]\ninstance = \"node-2\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.outbound_proxy().unwrap().port(), Some(5070));
+        assert_eq!(c.server.instance, "node-2");
+        let e = Config::parse(Path::new("c.toml"), "[server]\ninstance = \"a b\"\n").unwrap_err();
+        assert!(e.to_string().contains("server.instance"), "{e}");
+        assert_eq!(Config::default().server.instance, "concierge");
     }
 
     #[test]

@@ -63,6 +63,9 @@ fn run(config: Option<&Path>) -> ExitCode {
         }
     };
     init_logging(&cfg.log.filter);
+    // Every log line of this process carries the instance's name: the runtime is one
+    // thread, so every task runs inside this span (call spans are its children).
+    let _instance = tracing::info_span!("concierge", instance = %cfg.server.instance).entered();
     if files == Files::BuiltIn {
         info!(
             "no {} here: running the built-in demo",

@@ -380,7 +380,7 @@ impl Switch {
             self.endpoint.respond(now, &key, r);
             return;
         }
-        let span = info_span!("call", call_id = %invite.call_id, instance = %self.cfg.instance);
+        let span = info_span!("call", call_id = %invite.call_id);
         let Some(port) = self.ports.allocate(now) else {
             span.in_scope(|| warn!("no free RTP port; INVITE refused with 503"));
             let mut r = self.response(&invite, StatusCode::SERVICE_UNAVAILABLE);

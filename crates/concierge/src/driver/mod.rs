@@ -89,6 +89,8 @@ impl Server {
                 max_call_duration: Duration::from_secs(cfg.calls.max_duration_s),
                 bridge_ring_timeout: Duration::from_secs(cfg.bridge.ring_timeout_s),
                 outbound_auth: cfg.outbound_auth(),
+                outbound_proxy: cfg.outbound_proxy(),
+                instance: cfg.server.instance.clone(),
                 timers: cfg.timers(),
                 seed: rand::random(),
                 ..SwitchConfig::default()
