@@ -2,6 +2,8 @@
 //! a config written by the test, and real peers (SIPp, raw UDP) talking to it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod proxy;
+
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

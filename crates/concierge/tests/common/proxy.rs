@@ -1,0 +1,205 @@
+//! Peers for the tests behind a proxy: SIPp runs aimed at any port with a known local
+//! port and its message trace, and Kamailio started with the shipped dispatcher config.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{free_port, repo_root, scratch_dir, tail};
+
+/// One finished SIPp run.
+pub struct SippRun {
+    pub ok: bool,
+    /// SIPp's stdout plus its error and log files.
+    pub report: String,
+    /// Every message SIPp received, in order (from `-trace_msg`).
+    pub received: Vec<String>,
+    /// Every message SIPp sent.
+    pub sent: Vec<String>,
+    /// Calls that succeeded and failed (from `-trace_stat`'s last line).
+    pub successful: u64,
+    pub failed: u64,
+}
+
+/// Runs SIPp from `local_port` at 127.0.0.1:`target` with `args` (a scenario and keys).
+pub fn sipp_from(local_port: u16, target: u16, args: &[&str]) -> SippRun {
+    let dir = scratch_dir("sipp-proxy");
+    let out = Command::new("sipp")
+        .args(args)
+        .args(["-p", &local_port.to_string(), "-i", "127.0.0.1", "-nostdin"])
+        .args(["-trace_err", "-trace_msg", "-trace_logs", "-trace_stat", "-stf", "stat.csv"])
+        .args(["-mp", &free_port().to_string()])
+        .arg(format!("127.0.0.1:{target}"))
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("SIPp is required for this test (apt-get install -y sip-tester): {e}")
+        });
+    let mut report = String::from_utf8_lossy(&out.stdout).into_owned();
+    report.push_str(&String::from_utf8_lossy(&out.stderr));
+    let mut messages = String::new();
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        if name.ends_with("_messages.log") {
+            messages = text;
+        } else if name.ends_with("_errors.log") || name.ends_with("_logs.log") {
+            report.push_str(&format!("\n--- {name}\n{}", tail(&text, 80)));
+        }
+    }
+    let (successful, failed) = stats(&std::fs::read_to_string(dir.join("stat.csv")).unwrap_or_default());
+    let (received, sent) = split_trace(&messages);
+    SippRun {
+        ok: out.status.success(),
+        report,
+        received,
+        sent,
+        successful,
+        failed,
+    }
+}
+
+/// SuccessfulCall(C) and FailedCall(C) of the last line of a `-trace_stat` file.
+fn stats(csv: &str) -> (u64, u64) {
+    let mut lines = csv.lines();
+    let Some(head) = lines.next() else {
+        return (0, 0);
+    };
+    let Some(last) = lines.last() else {
+        return (0, 0);
+    };
+    let col = |name: &str| {
+        let i = head.split(';').position(|h| h == name)?;
+        last.split(';').nth(i)?.parse().ok()
+    };
+    (
+        col("SuccessfulCall(C)").unwrap_or(0),
+        col("FailedCall(C)").unwrap_or(0),
+    )
+}
+
+/// SIPp's message trace: blocks that start with a dashed line, say `message received` or
+/// `message sent`, then the message after an empty line.
+fn split_trace(log: &str) -> (Vec<String>, Vec<String>) {
+    let (mut received, mut sent) = (Vec::new(), Vec::new());
+    for block in log.split("\n----------------------------------------------- ") {
+        let Some((head, message)) = block.split_once("\n\n") else {
+            continue;
+        };
+        let message = message.trim().replace("\r\n", "\n");
+        if head.contains("message received") {
+            received.push(message);
+        } else if head.contains("message sent") {
+            sent.push(message);
+        }
+    }
+    (received, sent)
+}
+
+/// The values of header `name` in a traced message, one per element (commas split).
+pub fn header_values(message: &str, name: &str) -> Vec<String> {
+    message
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+        .flat_map(|v| {
+            v.split(", ")
+                .map(str::trim)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Kamailio running `deploy/kamailio/kamailio.cfg`, in its own process group; stopped
+/// (with all its worker processes) when dropped.
+pub struct Kamailio {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Kamailio {
+    /// Dispatches over `instances` (SIP ports on 127.0.0.1), probing every
+    /// `ping_interval_s`.
+    pub fn start(instances: &[u16], ping_interval_s: u32) -> Self {
+        use std::os::unix::process::CommandExt;
+        let dir = scratch_dir("kamailio");
+        let port = free_port();
+        let list = dir.join("dispatcher.list");
+        let lines: String = instances
+            .iter()
+            .map(|p| format!("1 sip:127.0.0.1:{p}\n"))
+            .collect();
+        std::fs::write(&list, lines).expect("dispatcher list");
+        let log = std::fs::File::create(dir.join("kamailio.log")).expect("log");
+        let child = Command::new("kamailio")
+            .args(["-DD", "-E", "-f"])
+            .arg(repo_root().join("deploy/kamailio/kamailio.cfg"))
+            .arg("-Y")
+            .arg(&dir)
+            .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
+            .args(["-A", &format!("DISPATCHER_LIST=\"{}\"", list.display())])
+            .args(["-A", &format!("PING_INTERVAL={ping_interval_s}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("Kamailio is required for this test (apt-get install -y kamailio): {e}")
+            });
+        let k = Self {
+            child: Some(child),
+            port,
+            dir,
+        };
+        k.wait_ready();
+        k
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            let probe = format!(
+                "OPTIONS sip:127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{t};rport\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{p}>\r\nCall-ID: kprobe-{t}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                p = self.port,
+                t = super::rand_token()
+            );
+            let replies = super::udp_exchange(self.port, &probe, Duration::from_millis(200));
+            if replies.iter().any(|r| r.starts_with("SIP/2.0 200")) {
+                return;
+            }
+        }
+        panic!("Kamailio did not answer OPTIONS within 15 s; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        tail(
+            &std::fs::read_to_string(self.dir.join("kamailio.log")).unwrap_or_default(),
+            60,
+        )
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // The whole group: the main process and the workers it forked.
+        let group = format!("-{}", child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = child.wait();
+    }
+}
