@@ -1,0 +1,140 @@
+//! Two real Concierge instances behind Kamailio running the shipped
+//! `deploy/kamailio/kamailio.cfg` on free loopback ports, SIPp calling through it and
+//! following its Record-Route. Calls spread over both instances and complete; `kill -9`
+//! of one loses only the calls it had; SIGTERM of one loses none (it answers 503 while it
+//! drains, so the dispatcher fails new calls over to the other).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::proxy::{sipp_from, Kamailio, SippRun};
+use common::{free_port, scenario, Server};
+
+/// An instance named `name` (plain answer-and-hold, no flow).
+fn instance(name: &str) -> Server {
+    Server::start(
+        &format!("kam-{name}"),
+        "",
+        &format!("[server]\ninstance = \"{name}\"\n[calls]\ndrain_timeout_s = 30\n"),
+    )
+}
+
+/// `calls` calls at `rate`/s through Kamailio, each lasting `hold_ms`.
+fn calls_through(kamailio: &Kamailio, calls: u32, rate: u32, hold_ms: u32) -> SippRun {
+    sipp_from(
+        free_port(),
+        kamailio.port,
+        &[
+            "-sf",
+            &scenario("kamailio_caller.xml"),
+            "-m",
+            &calls.to_string(),
+            "-r",
+            &rate.to_string(),
+            "-d",
+            &hold_ms.to_string(),
+            "-timeout",
+            "40",
+            "-timeout_error",
+        ],
+    )
+}
+
+fn report(run: &SippRun, kamailio: &Kamailio, servers: &[&Server]) -> String {
+    let mut s = format!("--- SIPp\n{}\n--- Kamailio\n{}", run.report, kamailio.log());
+    for server in servers {
+        s.push_str(&format!("\n--- {}\n{}", server.dir.display(), common::tail(&server.log(), 30)));
+    }
+    s
+}
+
+/// The records of `server` once they stop changing for a moment.
+fn settled_records(server: &Server, at_least: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let records = server.records();
+        if records.len() >= at_least || Instant::now() > deadline {
+            return records;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn calls_through_kamailio_spread_over_both_instances_and_all_complete() {
+    let (a, b) = (instance("a"), instance("b"));
+    let kamailio = Kamailio::start(&[a.port, b.port], 1);
+    let run = calls_through(&kamailio, 10, 10, 500);
+    assert!(run.ok && run.successful == 10, "{}", report(&run, &kamailio, &[&a, &b]));
+    let (ra, rb) = (settled_records(&a, 5), settled_records(&b, 5));
+    assert_eq!(ra.len() + rb.len(), 10);
+    assert!(!ra.is_empty() && !rb.is_empty(), "both instances took calls: {} / {}", ra.len(), rb.len());
+    for (records, name) in [(&ra, "a"), (&rb, "b")] {
+        for r in records.iter() {
+            assert_eq!(r["instance"], name);
+            assert_eq!(r["reason"], "hung up", "ended by the caller's BYE through Kamailio: {r}");
+        }
+    }
+    // Each instance's log lines name it.
+    assert!(a.log().lines().filter(|l| l.contains("incoming call")).all(|l| l.contains("instance=a")));
+    assert!(b.log().contains("instance=b"));
+}
+
+#[test]
+fn kill_9_of_one_instance_loses_only_its_calls_in_progress_and_new_calls_go_to_the_other() {
+    let (a, b) = (instance("a"), instance("b"));
+    let kamailio = Kamailio::start(&[a.port, b.port], 1);
+    // Ten calls of 4 s, all set up within a second, alternating between the instances.
+    let long = std::thread::scope(|s| {
+        let k = &kamailio;
+        let long = s.spawn(move || calls_through(k, 10, 10, 4000));
+        std::thread::sleep(Duration::from_millis(2000));
+        a.signal("-KILL");
+        long.join().expect("SIPp thread")
+    });
+    let rb = settled_records(&b, 5);
+    assert_eq!(long.successful + long.failed, 10, "{}", report(&long, &kamailio, &[&b]));
+    assert_eq!(
+        long.successful as usize,
+        rb.len(),
+        "every call on b completed, every call on a was lost\n{}",
+        report(&long, &kamailio, &[&b])
+    );
+    assert!(long.failed >= 1 && rb.len() >= 1, "{}", report(&long, &kamailio, &[&b]));
+    // New calls: a is dead; the dispatcher fails over (408 after its timer) and then
+    // takes a out of the set. All complete, on b.
+    let after = calls_through(&kamailio, 6, 6, 200);
+    assert!(after.ok && after.successful == 6, "{}", report(&after, &kamailio, &[&b]));
+    assert_eq!(settled_records(&b, rb.len() + 6).len(), rb.len() + 6);
+}
+
+#[test]
+fn sigterm_of_one_instance_loses_no_call() {
+    let (mut a, b) = (instance("a"), instance("b"));
+    let kamailio = Kamailio::start(&[a.port, b.port], 1);
+    let (long, more) = std::thread::scope(|s| {
+        let k = &kamailio;
+        let long = s.spawn(move || calls_through(k, 10, 10, 3000));
+        std::thread::sleep(Duration::from_millis(1500));
+        a.signal("-TERM");
+        std::thread::sleep(Duration::from_millis(200));
+        // Draining with calls in progress: a's answer to a probe is 503 (issue 9).
+        let probe = common::udp_exchange(a.port, &common::options_request(a.port), Duration::from_millis(500));
+        assert!(
+            probe.iter().any(|r| r.starts_with("SIP/2.0 503") && r.contains("Retry-After")),
+            "{probe:?}"
+        );
+        // New calls while a drains: each one a still gets is failed over to b.
+        let more = calls_through(k, 10, 10, 200);
+        (long.join().expect("SIPp thread"), more)
+    });
+    assert!(long.ok && long.successful == 10, "{}", report(&long, &kamailio, &[&a, &b]));
+    assert!(more.ok && more.successful == 10, "{}", report(&more, &kamailio, &[&a, &b]));
+    // a finished its calls and stopped by itself.
+    assert_eq!(a.wait_exit(Duration::from_secs(10)), Some(true), "a exits once drained");
+    let (ra, rb) = (a.records(), settled_records(&b, 20 - a.records().len()));
+    assert!(!ra.is_empty(), "a had calls when it was told to stop");
+    assert!(ra.iter().all(|r| r["reason"] == "hung up"), "{ra:?}");
+    assert_eq!(ra.len() + rb.len(), 20, "every call has exactly one record");
+}
