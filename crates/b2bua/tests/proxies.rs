@@ -113,7 +113,10 @@ fn answered_through(rig: &mut Rig, from: Peer, invite: &str) -> (Response, Respo
     let out = rig.receive(from, invite);
     let codes: Vec<u16> = out.iter().map(|(_, m)| response(m).status.0).collect();
     assert_eq!(codes, vec![100, 180, 200]);
-    assert!(out.iter().all(|(to, _)| *to == from), "responses go back the way the INVITE came");
+    assert!(
+        out.iter().all(|(to, _)| *to == from),
+        "responses go back the way the INVITE came"
+    );
     let ringing = response(&out[1].1).clone();
     let ok = response(&out[2].1).clone();
     let tag = ok.to.tag().unwrap();
@@ -150,7 +153,11 @@ fn rfc3261_12_1_1_ringing_and_ok_copy_every_record_route_in_order_with_our_conta
     for r in [&ringing, &ok] {
         assert_eq!(
             record_routes(r),
-            vec!["<sip:127.0.0.9:5070;lr;did=x>", "<sip:127.0.0.8:5080>", "<sip:127.0.0.7;lr>"],
+            vec![
+                "<sip:127.0.0.9:5070;lr;did=x>",
+                "<sip:127.0.0.8:5080>",
+                "<sip:127.0.0.7;lr>"
+            ],
             "{}",
             r.status
         );
@@ -162,7 +169,11 @@ fn rfc3261_12_1_1_ringing_and_ok_copy_every_record_route_in_order_with_our_conta
             "a UDP dialog's Contact needs no transport"
         );
     }
-    assert_eq!(ringing.to.tag(), ok.to.tag(), "one dialog, early then confirmed");
+    assert_eq!(
+        ringing.to.tag(),
+        ok.to.tag(),
+        "one dialog, early then confirmed"
+    );
 }
 
 #[test]
@@ -179,9 +190,16 @@ fn rfc3261_12_2_1_1_bye_and_refer_follow_the_loose_route_set_not_the_contact() {
     let out = rig.drain();
     let (to, refer) = (&out[0].0, request(&out[0].1));
     assert_eq!(refer.method.as_str(), "REFER");
-    assert_eq!(*to, udp(PROXY), "the first route, not the Contact's 10.0.0.5");
+    assert_eq!(
+        *to,
+        udp(PROXY),
+        "the first route, not the Contact's 10.0.0.5"
+    );
     assert_eq!(refer.uri.as_str(), "sip:+46706170786@10.0.0.5:5060");
-    assert_eq!(routes(refer), vec!["<sip:127.0.0.9:5070;lr>", "<sip:127.0.0.8:5080;lr>"]);
+    assert_eq!(
+        routes(refer),
+        vec!["<sip:127.0.0.9:5070;lr>", "<sip:127.0.0.8:5080;lr>"]
+    );
     // The REFER is refused: the call stays; then we hang up through the same route set.
     let refused = response_to(refer, StatusCode(603), None);
     rig.receive(udp(PROXY), &String::from_utf8_lossy(&refused.to_bytes()));
@@ -190,7 +208,10 @@ fn rfc3261_12_2_1_1_bye_and_refer_follow_the_loose_route_set_not_the_contact() {
     let (to, bye) = (&out[0].0, request(&out[0].1));
     assert_eq!(bye.method.as_str(), "BYE");
     assert_eq!(*to, udp(PROXY));
-    assert_eq!(routes(bye), vec!["<sip:127.0.0.9:5070;lr>", "<sip:127.0.0.8:5080;lr>"]);
+    assert_eq!(
+        routes(bye),
+        vec!["<sip:127.0.0.9:5070;lr>", "<sip:127.0.0.8:5080;lr>"]
+    );
 }
 
 #[test]
@@ -224,7 +245,10 @@ fn rfc5923_a_tcp_caller_gets_tcp_contacts_and_our_bye_on_its_own_connection() {
         addr: "127.0.0.1:49152".parse().unwrap(),
     };
     let invite = proxied_invite("", "sip:phone@192.168.1.20:5060;transport=tcp")
-        .replace(&format!("Via: SIP/2.0/UDP {PROXY};branch=z9hG4bKprx1\r\n"), "")
+        .replace(
+            &format!("Via: SIP/2.0/UDP {PROXY};branch=z9hG4bKprx1\r\n"),
+            "",
+        )
         .replace(
             "Via: SIP/2.0/UDP 10.0.0.5:5060;received=203.0.113.5;rport=40000",
             "Via: SIP/2.0/TCP 192.168.1.20:5060",
@@ -246,7 +270,10 @@ fn rfc5923_a_tcp_caller_gets_tcp_contacts_and_our_bye_on_its_own_connection() {
     let bye = request(&out[0].1);
     assert_eq!(bye.method.as_str(), "BYE");
     assert_eq!(out[0].0, conn, "the caller's connection, not its Contact");
-    assert_eq!(bye.uri.as_str(), "sip:phone@192.168.1.20:5060;transport=tcp");
+    assert_eq!(
+        bye.uri.as_str(),
+        "sip:phone@192.168.1.20:5060;transport=tcp"
+    );
     assert_eq!(bye.vias[0].transport_token.to_ascii_uppercase(), "TCP");
 }
 
@@ -255,13 +282,19 @@ fn rfc3581_a_udp_caller_behind_nat_gets_our_bye_at_its_source() {
     let mut rig = Rig::new(SwitchConfig::default(), Default::default());
     let nat = udp("127.0.0.1:40000");
     let invite = proxied_invite("", "sip:phone@10.0.0.5:5060")
-        .replace(&format!("Via: SIP/2.0/UDP {PROXY};branch=z9hG4bKprx1\r\n"), "")
+        .replace(
+            &format!("Via: SIP/2.0/UDP {PROXY};branch=z9hG4bKprx1\r\n"),
+            "",
+        )
         .replace(";received=203.0.113.5;rport=40000", ";rport");
     let out = rig.receive(nat, &invite);
     // RFC 3581 §4: the response goes to the source port, and says what it saw.
     assert!(out.iter().all(|(to, _)| *to == nat));
     let via = &response(&out[0].1).vias[0];
-    assert_eq!((via.received(), via.rport()), (Some("127.0.0.1"), Some(Some(40000))));
+    assert_eq!(
+        (via.received(), via.rport()),
+        (Some("127.0.0.1"), Some(Some(40000)))
+    );
     rig.switch.hang_up(rig.now, 1, "test");
     let out = rig.drain();
     assert_eq!(out[0].0, nat, "not the private Contact 10.0.0.5:5060");
@@ -284,18 +317,29 @@ fn draining_answers_options_and_new_invites_503_while_the_call_in_progress_goes_
     };
     let out = rig.receive(udp(PROXY), &options(1));
     assert_eq!(response(&out[0].1).status.0, 200);
-    let (_, ok) = answered_through(&mut rig, udp(PROXY), &proxied_invite("", "sip:a@127.0.0.9:5070"));
+    let (_, ok) = answered_through(
+        &mut rig,
+        udp(PROXY),
+        &proxied_invite("", "sip:a@127.0.0.9:5070"),
+    );
     rig.switch.start_draining();
     let out = rig.receive(udp(PROXY), &options(2));
     let r = response(&out[0].1);
-    assert_eq!(r.status.0, 503, "the dispatcher's probe takes this node out");
+    assert_eq!(
+        r.status.0, 503,
+        "the dispatcher's probe takes this node out"
+    );
     assert_eq!(r.header(&HeaderName::RETRY_AFTER), Some("7"));
     let second = proxied_invite("", "sip:a@127.0.0.9:5070")
         .replace("Call-ID: rr1", "Call-ID: rr2")
         .replace("z9hG4bKprx1", "z9hG4bKprx2");
     let out = rig.receive(udp(PROXY), &second);
     assert_eq!(response(&out[0].1).status.0, 503);
-    assert_eq!(rig.switch.call_count(), 1, "the call in progress is still here");
+    assert_eq!(
+        rig.switch.call_count(),
+        1,
+        "the call in progress is still here"
+    );
     // It ends normally, and its record names the instance.
     let tag = ok.to.tag().unwrap();
     let out = rig.receive(
@@ -307,7 +351,10 @@ fn draining_answers_options_and_new_invites_503_while_the_call_in_progress_goes_
     assert_eq!(response(&out[0].1).status.0, 200);
     assert!(rig.switch.is_idle());
     let rec = rig.records.iter().find(|r| r.call_id == "rr1").unwrap();
-    assert_eq!((rec.instance.as_str(), rec.reason.as_str()), ("node-b", "hung up"));
+    assert_eq!(
+        (rec.instance.as_str(), rec.reason.as_str()),
+        ("node-b", "hung up")
+    );
 }
 
 // ---- Bridge legs through an outbound proxy --------------------------------------------------
@@ -327,11 +374,9 @@ type = "hangup"
 "#;
 
 #[test]
-fn rfc3261_8_1_2_bridge_legs_go_through_the_outbound_proxy_and_follow_the_reversed_record_route(
-) {
-    let loaded =
-        concierge_flow::parse_flow(std::path::Path::new("t.toml"), BRIDGE_FLOW, &|_| true)
-            .expect("a valid flow");
+fn rfc3261_8_1_2_bridge_legs_go_through_the_outbound_proxy_and_follow_the_reversed_record_route() {
+    let loaded = concierge_flow::parse_flow(std::path::Path::new("t.toml"), BRIDGE_FLOW, &|_| true)
+        .expect("a valid flow");
     let program = concierge_b2bua::Program {
         default_flow: Some(loaded.flow),
         ..Default::default()
@@ -346,8 +391,14 @@ fn rfc3261_8_1_2_bridge_legs_go_through_the_outbound_proxy_and_follow_the_revers
     );
     let caller = udp("127.0.0.1:5061");
     let invite = proxied_invite("", "sip:phone@127.0.0.1:5061")
-        .replace(&format!("Via: SIP/2.0/UDP {PROXY};branch=z9hG4bKprx1\r\n"), "")
-        .replace("10.0.0.5:5060;received=203.0.113.5;rport=40000", "127.0.0.1:5061");
+        .replace(
+            &format!("Via: SIP/2.0/UDP {PROXY};branch=z9hG4bKprx1\r\n"),
+            "",
+        )
+        .replace(
+            "10.0.0.5:5060;received=203.0.113.5;rport=40000",
+            "127.0.0.1:5061",
+        );
     answered_through(&mut rig, caller, &invite);
     let (to, leg_invite) = rig
         .sent
@@ -356,7 +407,11 @@ fn rfc3261_8_1_2_bridge_legs_go_through_the_outbound_proxy_and_follow_the_revers
         .map(|(p, m)| (*p, request(m).clone()))
         .expect("the leg's INVITE");
     assert_eq!(to, udp(outbound), "the INVITE goes to the proxy");
-    assert_eq!(leg_invite.uri.as_str(), "sip:queue@127.0.0.2:5070", "the target stays the Request-URI");
+    assert_eq!(
+        leg_invite.uri.as_str(),
+        "sip:queue@127.0.0.2:5070",
+        "the target stays the Request-URI"
+    );
     assert_eq!(routes(&leg_invite), vec![format!("<sip:{outbound};lr>")]);
     assert_eq!(
         leg_invite.header(&HeaderName::CONTACT),
@@ -366,7 +421,8 @@ fn rfc3261_8_1_2_bridge_legs_go_through_the_outbound_proxy_and_follow_the_revers
     // The 200 comes back through two record-routing proxies: the nearest last.
     let sdp = "v=0\r\no=- 2 2 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
     let mut ok = response_to(&leg_invite, StatusCode::OK, Some("q1"));
-    ok.headers.push(HeaderName::RECORD_ROUTE, "<sip:127.0.0.5;lr>");
+    ok.headers
+        .push(HeaderName::RECORD_ROUTE, "<sip:127.0.0.5;lr>");
     ok.headers
         .push(HeaderName::RECORD_ROUTE, format!("<sip:{outbound};lr>"));
     ok.headers
@@ -383,7 +439,10 @@ fn rfc3261_8_1_2_bridge_legs_go_through_the_outbound_proxy_and_follow_the_revers
     assert_eq!(ack.uri.as_str(), "sip:agent@127.0.0.2:5070");
     assert_eq!(
         routes(&ack),
-        vec![format!("<sip:{outbound};lr>"), "<sip:127.0.0.5;lr>".to_owned()],
+        vec![
+            format!("<sip:{outbound};lr>"),
+            "<sip:127.0.0.5;lr>".to_owned()
+        ],
         "§12.1.2: the Record-Route reversed"
     );
     // The caller hangs up: the leg's BYE takes the same route.

@@ -327,7 +327,9 @@ impl Config {
         if let Some(proxy) = &self.bridge.outbound_proxy {
             let routable = concierge_sip::wire::SipUri::parse(proxy)
                 .ok()
-                .and_then(|u| concierge_sip::dialog::peer_for_uri(&u, concierge_sip::wire::Transport::Udp));
+                .and_then(|u| {
+                    concierge_sip::dialog::peer_for_uri(&u, concierge_sip::wire::Transport::Udp)
+                });
             if routable.is_none() {
                 return Err(field(
                     "bridge.outbound_proxy",

@@ -69,7 +69,10 @@ fn assert_dialog_responses(received: &[String], record_route: &[String], server:
         assert_eq!(header_values(r, "Record-Route"), record_route, "{r}");
         let vias = header_values(r, "Via");
         assert_eq!(vias.len(), 2, "{r}");
-        assert!(vias[1].contains("10.0.0.5:5060"), "the phone's Via below ours: {r}");
+        assert!(
+            vias[1].contains("10.0.0.5:5060"),
+            "the phone's Via below ours: {r}"
+        );
         assert_eq!(
             header_values(r, "Contact"),
             vec![format!("<sip:concierge@127.0.0.1:{}>", server.port)]
@@ -147,7 +150,7 @@ fn rfc3261_12_1_1_one_record_route_and_the_callers_ack_and_bye_along_it_reach_th
         ],
     );
     assert_ok(&run, &server);
-    assert_dialog_responses(&run.received, &[rr.clone()], &server);
+    assert_dialog_responses(&run.received, std::slice::from_ref(&rr), &server);
     // SIPp's ACK and BYE carried the route set (reversed: it is the caller) …
     for method in ["ACK", "BYE"] {
         let m = message(&run.sent, method);
@@ -161,6 +164,9 @@ fn rfc3261_12_1_1_one_record_route_and_the_callers_ack_and_bye_along_it_reach_th
         .count();
     assert_eq!(oks, 1, "the ACK stopped the 200's retransmissions");
     let rec = wait_records(&server, 1).pop().unwrap();
-    assert_eq!((rec["ended_by"].as_str(), rec["reason"].as_str()), (Some("caller"), Some("hung up")));
+    assert_eq!(
+        (rec["ended_by"].as_str(), rec["reason"].as_str()),
+        (Some("caller"), Some("hung up"))
+    );
     assert!(server.log().contains("call confirmed by ACK"));
 }

@@ -60,7 +60,11 @@ fn docker_compose_config_if_installed() {
             .current_dir(repo_root())
             .output()
             .expect("docker compose config");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -76,7 +80,10 @@ fn compose_runs_kamailio_in_front_of_two_instances_and_a_sipp_load_service() {
         BTreeSet::from(["kamailio", "concierge-1", "concierge-2", "sipp"])
     );
     for (name, s) in services {
-        assert_eq!(s["network_mode"], "host", "{name}: RTP ranges need host networking");
+        assert_eq!(
+            s["network_mode"], "host",
+            "{name}: RTP ranges need host networking"
+        );
         let context = s["build"].as_str().expect("each service is built here");
         assert!(
             root.join(context).join("Dockerfile").is_file(),
@@ -85,11 +92,18 @@ fn compose_runs_kamailio_in_front_of_two_instances_and_a_sipp_load_service() {
         for volume in strs(&s["volumes"]) {
             let source = volume.split(':').next().unwrap();
             if source != "./records" {
-                assert!(root.join(source).exists(), "{name}: {source} does not exist");
+                assert!(
+                    root.join(source).exists(),
+                    "{name}: {source} does not exist"
+                );
             }
         }
     }
-    assert_eq!(strs(&services["sipp"]["profiles"]), ["load"], "SIPp runs only on demand");
+    assert_eq!(
+        strs(&services["sipp"]["profiles"]),
+        ["load"],
+        "SIPp runs only on demand"
+    );
 
     // The instances: distinct names, SIP ports and RTP ranges; configs the binary accepts.
     let mut instance_ports = Vec::new();
@@ -113,8 +127,14 @@ fn compose_runs_kamailio_in_front_of_two_instances_and_a_sipp_load_service() {
         );
         let listen = toml_value(&text, "sip", "listen").expect("sip.listen");
         instance_ports.push(listen.rsplit(':').next().unwrap().to_owned());
-        let min: u32 = toml_value(&text, "rtp", "port_min").unwrap().parse().unwrap();
-        let max: u32 = toml_value(&text, "rtp", "port_max").unwrap().parse().unwrap();
+        let min: u32 = toml_value(&text, "rtp", "port_min")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let max: u32 = toml_value(&text, "rtp", "port_max")
+            .unwrap()
+            .parse()
+            .unwrap();
         rtp_ranges.push((min, max));
         instance_names.insert(toml_value(&text, "server", "instance").expect("server.instance"));
     }
@@ -127,7 +147,15 @@ fn compose_runs_kamailio_in_front_of_two_instances_and_a_sipp_load_service() {
     let targets: Vec<String> = list
         .lines()
         .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
-        .map(|l| l.split_whitespace().nth(1).unwrap().rsplit(':').next().unwrap().to_owned())
+        .map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(targets, instance_ports);
     let kamailio = strs(&services["kamailio"]["command"]).join(" ");

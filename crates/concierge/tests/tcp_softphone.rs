@@ -7,44 +7,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{repo_root, scratch_dir, start_vip, wait_record, Server};
-
-/// A Python with pjsua2: `CONCIERGE_PJSUA2_PYTHON`, else a venv in `target/pjsua2-venv`,
-/// made (with `pip install pjsua2-python`) the first time. A missing pjsua2 fails the test.
-fn pjsua2_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("CONCIERGE_PJSUA2_PYTHON") {
-        return p.into();
-    }
-    let venv = repo_root().join("target/pjsua2-venv");
-    let python = venv.join("bin/python");
-    let works = |p: &PathBuf| {
-        Command::new(p)
-            .args(["-c", "import pjsua2"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !works(&python) {
-        let made = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "pjsua2-python"])
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(
-            made && works(&python),
-            "pjsua2 is required for this test: python3 -m venv {0} && {0}/bin/pip install pjsua2-python",
-            venv.display()
-        );
-    }
-    python
-}
+use common::{pjsua2_python, repo_root, scratch_dir, start_vip, wait_record, Server};
 
 #[test]
 fn a_tcp_only_pjsip_phone_hears_the_prompt_is_referred_and_ends_cleanly() {
@@ -77,17 +43,30 @@ fn a_tcp_only_pjsip_phone_hears_the_prompt_is_referred_and_ends_cleanly() {
         .and_then(|l| serde_json::from_str(l).ok())
         .unwrap_or_else(|| panic!("no summary from the caller\n{context}"));
     assert_eq!(summary["confirmed"], true, "{context}");
-    assert_eq!(summary["tx_errors"], serde_json::json!([]), "every send worked: {context}");
+    assert_eq!(
+        summary["tx_errors"],
+        serde_json::json!([]),
+        "every send worked: {context}"
+    );
     assert!(
         summary["rms"].as_f64().unwrap_or(0.0) > 300.0,
         "the welcome prompt was heard: {summary}"
     );
     let refer_to = summary["refer_to"].as_str().unwrap_or_default();
     assert!(refer_to.contains("vip-desk@"), "{context}");
-    assert_eq!(summary["disconnect_code"], 200, "our 200 to its BYE: {context}");
+    assert_eq!(
+        summary["disconnect_code"], 200,
+        "our 200 to its BYE: {context}"
+    );
     // Everything went over TCP, and the phone's ACK reached us.
-    let our_contact = format!("Contact: <sip:concierge@127.0.0.1:{};transport=tcp>", server.port);
-    assert!(pjsip_log.contains(&our_contact), "{our_contact} in the 180/200\n{context}");
+    let our_contact = format!(
+        "Contact: <sip:concierge@127.0.0.1:{};transport=tcp>",
+        server.port
+    );
+    assert!(
+        pjsip_log.contains(&our_contact),
+        "{our_contact} in the 180/200\n{context}"
+    );
     let rec = wait_record(&server, &call_id(&pjsip_log));
     assert_eq!(
         (rec["ended_by"].as_str(), rec["reason"].as_str()),
@@ -122,5 +101,9 @@ fn rfc5626_3_5_1_a_crlf_crlf_ping_on_tcp_gets_a_crlf_pong_and_the_connection_sta
     conn.write_all(options.as_bytes()).expect("OPTIONS");
     let mut buf = [0u8; 4096];
     let n = conn.read(&mut buf).expect("answer");
-    assert!(buf[..n].starts_with(b"SIP/2.0 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"SIP/2.0 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A PJSIP softphone (pjsua2 from PyPI) with only a TCP transport, scripted.
+"""A PJSIP softphone (pjsua2 from PyPI) with only a TCP transport (or, with
+--transport udp, only UDP), scripted.
 
 It calls URI over TCP, records what it hears to a WAV file, answers the REFER it gets
 with 603 (it only observes it: its transport cannot reach the UDP target), listens a while
@@ -72,6 +73,7 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--after-refer", type=float, default=3.0)
     ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("--transport", choices=["tcp", "udp"], default="tcp")
     args = ap.parse_args()
     out = {"states": [], "confirmed": False, "refer_to": None, "disconnect_code": 0,
            "done": False, "wav": args.wav}
@@ -89,7 +91,8 @@ def main():
     tcfg = pj.TransportConfig()
     tcfg.port = 0
     tcfg.boundAddress = "127.0.0.1"
-    tid = ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, tcfg)
+    kind = pj.PJSIP_TRANSPORT_TCP if args.transport == "tcp" else pj.PJSIP_TRANSPORT_UDP
+    tid = ep.transportCreate(kind, tcfg)
     ep.libStart()
     ep.audDevManager().setNullDev()
 

@@ -234,7 +234,10 @@ impl Switch {
         if status.is_success() {
             if let Some(ack) = &leg.ack {
                 // A retransmitted 2xx: our ACK was lost (§13.2.2.4).
-                let peer = leg.dialog.as_ref().map_or(leg.peer, |d| d.next_hop(leg.peer));
+                let peer = leg
+                    .dialog
+                    .as_ref()
+                    .map_or(leg.peer, |d| d.next_hop(leg.peer));
                 let ack = ack.clone();
                 self.endpoint.send_raw(peer, ack);
                 return;

@@ -4,6 +4,9 @@
 
 pub mod proxy;
 
+#[allow(unused_imports)]
+pub use proxy::pjsua2_python;
+
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

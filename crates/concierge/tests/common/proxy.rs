@@ -27,7 +27,14 @@ pub fn sipp_from(local_port: u16, target: u16, args: &[&str]) -> SippRun {
     let out = Command::new("sipp")
         .args(args)
         .args(["-p", &local_port.to_string(), "-i", "127.0.0.1", "-nostdin"])
-        .args(["-trace_err", "-trace_msg", "-trace_logs", "-trace_stat", "-stf", "stat.csv"])
+        .args([
+            "-trace_err",
+            "-trace_msg",
+            "-trace_logs",
+            "-trace_stat",
+            "-stf",
+            "stat.csv",
+        ])
         .args(["-mp", &free_port().to_string()])
         .arg(format!("127.0.0.1:{target}"))
         .current_dir(&dir)
@@ -47,7 +54,8 @@ pub fn sipp_from(local_port: u16, target: u16, args: &[&str]) -> SippRun {
             report.push_str(&format!("\n--- {name}\n{}", tail(&text, 80)));
         }
     }
-    let (successful, failed) = stats(&std::fs::read_to_string(dir.join("stat.csv")).unwrap_or_default());
+    let (successful, failed) =
+        stats(&std::fs::read_to_string(dir.join("stat.csv")).unwrap_or_default());
     let (received, sent) = split_trace(&messages);
     SippRun {
         ok: out.status.success(),
@@ -103,7 +111,9 @@ pub fn header_values(message: &str, name: &str) -> Vec<String> {
         .take_while(|l| !l.trim().is_empty())
         .filter_map(|l| {
             let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
         })
         .flat_map(|v| {
             v.split(", ")
@@ -173,7 +183,10 @@ impl Kamailio {
                 return;
             }
         }
-        panic!("Kamailio did not answer OPTIONS within 15 s; log:\n{}", self.log());
+        panic!(
+            "Kamailio did not answer OPTIONS within 15 s; log:\n{}",
+            self.log()
+        );
     }
 
     pub fn log(&self) -> String {
@@ -209,4 +222,37 @@ impl Drop for Kamailio {
         kill("-KILL");
         let _ = child.wait();
     }
+}
+
+/// A Python with pjsua2: `CONCIERGE_PJSUA2_PYTHON`, else a venv in `target/pjsua2-venv`,
+/// made (with `pip install pjsua2-python`) the first time. A missing pjsua2 fails the test.
+pub fn pjsua2_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("CONCIERGE_PJSUA2_PYTHON") {
+        return p.into();
+    }
+    let venv = super::repo_root().join("target/pjsua2-venv");
+    let python = venv.join("bin/python");
+    let works = |p: &PathBuf| {
+        Command::new(p)
+            .args(["-c", "import pjsua2"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !works(&python) {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(venv.join("bin/pip"))
+                .args(["install", "-q", "pjsua2-python"])
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(
+            made && works(&python),
+            "pjsua2 is required for this test: python3 -m venv {0} && {0}/bin/pip install pjsua2-python",
+            venv.display()
+        );
+    }
+    python
 }

@@ -84,7 +84,9 @@ impl Dialog {
             return peer_for_uri(&first.uri, learned.transport).unwrap_or(learned);
         }
         match self.role {
-            DialogRole::Uac => peer_for_uri(&self.remote_target, learned.transport).unwrap_or(learned),
+            DialogRole::Uac => {
+                peer_for_uri(&self.remote_target, learned.transport).unwrap_or(learned)
+            }
             // RFC 5923 §4 / §18.2.2: back over the caller's own connection.
             DialogRole::Uas if learned.transport.is_reliable() => learned,
             DialogRole::Uas => match peer_for_uri(&self.remote_target, learned.transport) {
@@ -142,7 +144,10 @@ mod tests {
     fn contact_names_the_transport_of_the_dialog() {
         let c = |t| local_contact("concierge", "192.0.2.10", 5062, t).to_string();
         assert_eq!(c(Transport::Udp), "sip:concierge@192.0.2.10:5062");
-        assert_eq!(c(Transport::Tcp), "sip:concierge@192.0.2.10:5062;transport=tcp");
+        assert_eq!(
+            c(Transport::Tcp),
+            "sip:concierge@192.0.2.10:5062;transport=tcp"
+        );
         assert_eq!(c(Transport::Tls), "sips:concierge@192.0.2.10:5062");
     }
 
@@ -159,7 +164,10 @@ mod tests {
         assert_eq!(bye.uri.as_str(), "sip:+46706170786@203.0.113.5:5060");
         // The source of the INVITE does not matter: the first route does.
         let elsewhere = peer(Transport::Udp, "198.51.100.77:5999");
-        assert_eq!(d.next_hop(elsewhere).addr, "198.51.100.1:5070".parse().unwrap());
+        assert_eq!(
+            d.next_hop(elsewhere).addr,
+            "198.51.100.1:5070".parse().unwrap()
+        );
     }
 
     #[test]
@@ -199,10 +207,7 @@ mod tests {
         assert_eq!(d.next_hop(src), src);
         // Not behind NAT: the Contact's port, where the phone listens.
         let d = uas("", "sip:+46706170786@203.0.113.5:5062");
-        assert_eq!(
-            d.next_hop(src),
-            peer(Transport::Udp, "203.0.113.5:5062")
-        );
+        assert_eq!(d.next_hop(src), peer(Transport::Udp, "203.0.113.5:5062"));
     }
 
     #[test]
