@@ -30,6 +30,12 @@ pub struct SwitchConfig {
     /// Credentials for bridge targets that challenge our INVITE.
     pub outbound_auth: Option<crate::OutboundAuth>,
     pub timers: TimerConfig,
+    /// Peers whose P-Asserted-Identity (and From) we believe; everyone else's is claimed.
+    pub trusted_peers: crate::TrustedPeers,
+    /// Failed code attempts allowed across calls.
+    pub lockout: crate::LockoutConfig,
+    /// Signs the flow variables a transfer carries; `None`: they go unsigned.
+    pub transfer_signer: Option<crate::TransferSigner>,
     pub user_agent: String,
     /// Seed for tags, branches and SSRCs.
     pub seed: u64,
@@ -51,6 +57,9 @@ impl Default for SwitchConfig {
             bridge_ring_timeout: Duration::from_secs(30),
             outbound_auth: None,
             timers: TimerConfig::default(),
+            trusted_peers: Default::default(),
+            lockout: Default::default(),
+            transfer_signer: None,
             user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
             seed: 0,
         }

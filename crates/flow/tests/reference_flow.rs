@@ -20,6 +20,7 @@ const PROMPTS: &[&str] = &[
     "vip_desk",
     "service_desk",
     "please_hold",
+    "code_locked",
 ];
 
 fn known(p: &str) -> bool {
@@ -35,9 +36,16 @@ fn flow(name: &str) -> Arc<Flow> {
     loaded.flow
 }
 
+/// A caller a trusted peer asserted, with no STIR/SHAKEN result.
 fn caller(number: &str) -> Vars {
+    caller_as(number, "true", "")
+}
+
+fn caller_as(number: &str, verified: &str, verstat: &str) -> Vars {
     [
         ("system.caller", number),
+        ("system.caller_verified", verified),
+        ("system.caller_verstat", verstat),
         ("system.called", "ivr"),
         ("system.call_id", "c1"),
         ("system.local_host", "127.0.0.1:5060"),
@@ -113,6 +121,8 @@ fn vip_by_number_goes_straight_to_the_vip_desk() {
             ("welcome", Some("next")),
             ("lookup", Some("success")),
             ("is_vip", Some("case 1")),
+            ("is_verified", Some("case 1")),
+            ("verstat_ok", Some("case 1")),
             ("vip_by_number", Some("next")),
             ("transfer_vip", Some("transferred"))
         ]
@@ -284,4 +294,68 @@ fn echo_flow_spells_the_digits_back() {
             ]
         }
     );
+}
+
+fn start_as(number: &str, verified: &str, verstat: &str) -> (Run, Action) {
+    let env = Box::new(|n: &str| (n == "CRM_TOKEN").then(|| "t0ken".to_string()));
+    Run::start_with_env(flow("vip.toml"), caller_as(number, verified, verstat), env)
+}
+
+#[test]
+fn a_claimed_or_carrier_failed_vip_number_is_asked_for_the_code() {
+    for (verified, verstat) in [
+        ("false", ""),
+        ("false", "TN-Validation-Passed"),
+        ("true", "TN-Validation-Failed"),
+        ("true", "No-TN-Validation"),
+    ] {
+        let (mut run, _) = start_as("+46706170786", verified, verstat);
+        run.handle(Event::PromptFinished);
+        match run.handle(ok(r#"{"customer":{"hasVIPMembership":true}}"#)) {
+            Action::CollectDigits(spec) => {
+                assert!(spec.secret);
+                assert_eq!(spec.lockout.as_deref(), Some("codes"));
+            }
+            other => panic!("{verified}/{verstat}: expected the keypad, got {other:?}"),
+        }
+    }
+    let (mut run, _) = start_as("+46706170786", "true", "TN-Validation-Passed");
+    run.handle(Event::PromptFinished);
+    let a = run.handle(ok(r#"{"customer":{"hasVIPMembership":true}}"#));
+    assert_eq!(expect_transfer(&a).1[0].1, "member");
+}
+
+#[test]
+fn a_wrong_code_is_reported_as_a_failed_attempt_and_a_right_one_is_not() {
+    let mut run = to_keypad("+1", Event::HttpResult(Err(HttpFailure::Timeout)));
+    run.handle(Event::Digits("999999".into()));
+    assert_eq!(run.take_failed_attempts(), vec!["codes".to_string()]);
+    assert!(run.take_failed_attempts().is_empty(), "taken once");
+    let mut run = to_keypad("+1", Event::HttpResult(Err(HttpFailure::Timeout)));
+    run.handle(Event::Digits("101010".into()));
+    assert!(run.take_failed_attempts().is_empty());
+}
+
+#[test]
+fn a_locked_keypad_goes_to_customer_service_with_the_locked_prompt() {
+    let mut run = to_keypad("+1", Event::HttpResult(Err(HttpFailure::Timeout)));
+    match run.handle(Event::Locked) {
+        Action::Transfer { target, prompt, .. } => {
+            assert_eq!(target, "sip:service-desk@127.0.0.1:5060");
+            assert_eq!(prompt.as_deref(), Some("code_locked"));
+        }
+        other => panic!("expected the locked transfer, got {other:?}"),
+    }
+    assert!(run
+        .trace()
+        .iter()
+        .any(|s| s.node == "ask_code" && s.exit.as_deref() == Some("locked")));
+    assert!(run.take_failed_attempts().is_empty(), "a lock is no attempt");
+}
+
+#[test]
+fn digits_never_show_in_debug_output() {
+    let shown = format!("{:?}", Event::Digits("101010".into()));
+    assert!(!shown.contains("101010"), "{shown}");
+    assert_eq!(shown, "Digits(6 keys)");
 }

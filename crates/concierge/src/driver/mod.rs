@@ -73,6 +73,12 @@ impl Server {
             instant: std::time::Instant::now(),
             system: std::time::SystemTime::now(),
         };
+        if cfg.transfer_signer().is_none() {
+            warn!(
+                variable = %cfg.transfer.token_key_env,
+                "no transfer token key in the environment: flow variables ride transfers unsigned"
+            );
+        }
         let switch = Switch::new(
             SwitchConfig {
                 advertised_host: cfg.advertised_host(),
@@ -89,6 +95,11 @@ impl Server {
                 max_call_duration: Duration::from_secs(cfg.calls.max_duration_s),
                 bridge_ring_timeout: Duration::from_secs(cfg.bridge.ring_timeout_s),
                 outbound_auth: cfg.outbound_auth(),
+                trusted_peers: cfg
+                    .trusted_peers()
+                    .expect("trusted_peers was validated when the config was loaded"),
+                lockout: cfg.lockout(),
+                transfer_signer: cfg.transfer_signer(),
                 timers: cfg.timers(),
                 seed: rand::random(),
                 ..SwitchConfig::default()
