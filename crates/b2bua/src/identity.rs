@@ -227,7 +227,11 @@ mod tests {
 
     #[test]
     fn a_trusted_peer_vouches_for_from_without_pai_and_tel_verstat_is_read() {
-        let id = identify(&invite("<sip:+46706170786@pbx>", ""), TRUNK.into(), &trunk());
+        let id = identify(
+            &invite("<sip:+46706170786@pbx>", ""),
+            TRUNK.into(),
+            &trunk(),
+        );
         assert_eq!((id.number.as_str(), id.verified), ("+46706170786", true));
         let r = invite(
             "<sip:x@y>",

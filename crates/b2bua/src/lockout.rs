@@ -41,7 +41,10 @@ impl Default for LockoutConfig {
 pub(crate) enum Subject {
     /// A caller number, kept apart by whether it was verified: a stranger claiming a
     /// VIP's number in From must not be able to lock the real VIP out.
-    Number { number: String, verified: bool },
+    Number {
+        number: String,
+        verified: bool,
+    },
     Source(IpAddr),
 }
 
@@ -107,7 +110,12 @@ impl Lockout {
     }
 
     /// The first of `subjects` for which `group` is locked at `now`.
-    pub(crate) fn locked(&self, now: Instant, group: &str, subjects: &[Subject]) -> Option<Subject> {
+    pub(crate) fn locked(
+        &self,
+        now: Instant,
+        group: &str,
+        subjects: &[Subject],
+    ) -> Option<Subject> {
         subjects
             .iter()
             .find(|s| {
@@ -120,7 +128,12 @@ impl Lockout {
     }
 
     /// Counts one failed attempt in `group` against every subject.
-    pub(crate) fn failed(&mut self, now: Instant, group: &str, subjects: &[Subject]) -> Vec<Counted> {
+    pub(crate) fn failed(
+        &mut self,
+        now: Instant,
+        group: &str,
+        subjects: &[Subject],
+    ) -> Vec<Counted> {
         if self.counts.len() >= SWEEP_AT {
             self.sweep(now);
         }
@@ -132,12 +145,19 @@ impl Lockout {
                     Subject::Number { .. } => self.cfg.max_per_number,
                     Subject::Source(_) => self.cfg.max_per_source,
                 } as usize;
-                let c = self.counts.entry((group.to_owned(), s.clone())).or_default();
+                let c = self
+                    .counts
+                    .entry((group.to_owned(), s.clone()))
+                    .or_default();
                 if c.locked_until.is_some_and(|u| now < u) {
                     return Counted::Counted;
                 }
                 c.locked_until = None;
-                while c.failures.front().is_some_and(|t| now.saturating_duration_since(*t) >= window) {
+                while c
+                    .failures
+                    .front()
+                    .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+                {
                     c.failures.pop_front();
                 }
                 c.failures.push_back(now);
@@ -157,7 +177,9 @@ impl Lockout {
         let window = self.cfg.window;
         self.counts.retain(|_, c| {
             c.locked_until.is_some_and(|u| now < u)
-                || c.failures.back().is_some_and(|t| now.saturating_duration_since(*t) < window)
+                || c.failures
+                    .back()
+                    .is_some_and(|t| now.saturating_duration_since(*t) < window)
         });
     }
 }
@@ -189,7 +211,9 @@ mod tests {
         assert_eq!(l.locked(locked_at, "codes", &b), None);
         // Still locked a moment before the window ends; open at its end.
         let window = Duration::from_secs(15 * 60);
-        assert!(l.locked(locked_at + window - Duration::from_millis(1), "codes", &a).is_some());
+        assert!(l
+            .locked(locked_at + window - Duration::from_millis(1), "codes", &a)
+            .is_some());
         assert_eq!(l.locked(locked_at + window, "codes", &a), None);
         // And the count starts again from zero.
         l.failed(locked_at + window, "codes", &a);
@@ -217,7 +241,10 @@ mod tests {
             l.failed(t0, "codes", &subjects(&format!("+4670000{i:04}")));
         }
         let fresh = subjects("+46799999999");
-        assert_eq!(l.locked(t0, "codes", &fresh).map(|s| s.kind()), Some("source"));
+        assert_eq!(
+            l.locked(t0, "codes", &fresh).map(|s| s.kind()),
+            Some("source")
+        );
         // A trusted trunk is counted per number only.
         let via_trunk = Lockout::subjects("+46799999999", true, IpAddr::from([192, 0, 2, 1]), true);
         assert_eq!(l.locked(t0, "codes", &via_trunk), None);

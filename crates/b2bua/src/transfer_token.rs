@@ -45,7 +45,13 @@ impl TransferSigner {
     }
 
     /// Adds the call id, the caller and the token to a transfer's `headers`.
-    pub fn sign(&self, headers: &mut Vec<(String, String)>, call_id: &str, caller: &str, now_unix_s: u64) {
+    pub fn sign(
+        &self,
+        headers: &mut Vec<(String, String)>,
+        call_id: &str,
+        caller: &str,
+        now_unix_s: u64,
+    ) {
         headers.retain(|(n, _)| {
             ![CALL_ID_HEADER, CALLER_HEADER, TOKEN_HEADER]
                 .iter()
@@ -54,7 +60,10 @@ impl TransferSigner {
         headers.push((CALL_ID_HEADER.into(), call_id.into()));
         headers.push((CALLER_HEADER.into(), caller.into()));
         let exp = now_unix_s + self.ttl_s;
-        let names: Vec<String> = headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+        let names: Vec<String> = headers
+            .iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect();
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
             .expect("HMAC takes a key of any length");
         mac.update(format!("v1\n{exp}\n").as_bytes());

@@ -264,7 +264,12 @@ fn a_lock_that_comes_while_the_caller_types_still_refuses_the_code() {
 fn an_untrusted_address_is_locked_after_twenty_failures_from_any_numbers() {
     let mut rig = Rig::new(SwitchConfig::default(), CODE_FLOW);
     for i in 0..20 {
-        code_call(&mut rig, &format!("s{i}"), &format!("+467000{i:05}"), "999999");
+        code_call(
+            &mut rig,
+            &format!("s{i}"),
+            &format!("+467000{i:05}"),
+            "999999",
+        );
     }
     let to = code_call(&mut rig, "s20", "+46799999999", "");
     assert!(to.starts_with("<sip:normal@"), "{to}");
@@ -318,7 +323,8 @@ fn loopback_trusted() -> SwitchConfig {
 #[test]
 fn pai_from_an_untrusted_peer_is_ignored_and_from_is_only_claimed() {
     let mut rig = Rig::new(SwitchConfig::default(), ANSWER_AND_HANG_UP);
-    let pai = "P-Asserted-Identity: <sip:+46700000002@evil.example;verstat=TN-Validation-Passed>\r\n";
+    let pai =
+        "P-Asserted-Identity: <sip:+46700000002@evil.example;verstat=TN-Validation-Passed>\r\n";
     Call::answered(&mut rig, "u1", "sip:anonymous@anonymous.invalid", pai).bye(&mut rig);
     let rec = rig.record("u1");
     assert_eq!((rec.caller.as_str(), rec.verified), ("", false));
@@ -331,7 +337,8 @@ fn pai_from_an_untrusted_peer_is_ignored_and_from_is_only_claimed() {
 #[test]
 fn pai_from_a_trusted_peer_is_the_verified_caller_with_its_verstat() {
     let mut rig = Rig::new(loopback_trusted(), ANSWER_AND_HANG_UP);
-    let pai = "P-Asserted-Identity: <sip:+46706170786@trunk;user=phone;verstat=TN-Validation-Passed>\r\n";
+    let pai =
+        "P-Asserted-Identity: <sip:+46706170786@trunk;user=phone;verstat=TN-Validation-Passed>\r\n";
     Call::answered(&mut rig, "t1", "sip:anonymous@anonymous.invalid", pai).bye(&mut rig);
     let rec = rig.record("t1");
     assert_eq!((rec.caller.as_str(), rec.verified), ("+46706170786", true));
@@ -377,7 +384,11 @@ fn a_bridge_leg_asserts_only_a_verified_number_and_respects_privacy() {
     );
     // Privacy: id: the number is used but not passed on.
     let private = format!("{pai}Privacy: id\r\n");
-    let leg = leg_invite(loopback_trusted(), "sip:anonymous@anonymous.invalid", &private);
+    let leg = leg_invite(
+        loopback_trusted(),
+        "sip:anonymous@anonymous.invalid",
+        &private,
+    );
     assert_eq!(leg.from.uri.user(), Some("anonymous"));
     assert_eq!(leg.header(&pai_header), None);
     assert_eq!(leg.header(&HeaderName::new("Privacy")), Some("id"));

@@ -574,7 +574,10 @@ mod tests {
         assert!(Config::default().trusted_peers().unwrap().is_empty());
         let e = Config::parse(Path::new("c.toml"), "[lockout]\nwindow_s = 0\n").unwrap_err();
         assert!(e.to_string().contains("lockout.window_s"), "{e}");
-        assert_eq!(Config::default().lockout(), concierge_b2bua::LockoutConfig::default());
+        assert_eq!(
+            Config::default().lockout(),
+            concierge_b2bua::LockoutConfig::default()
+        );
     }
 
     #[test]

@@ -72,10 +72,7 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
         "system.caller".into(),
         concierge_flow::normalize_e164(args.caller),
     );
-    vars.insert(
-        "system.caller_verified".into(),
-        args.verified.to_string(),
-    );
+    vars.insert("system.caller_verified".into(), args.verified.to_string());
     vars.insert(
         "system.caller_verstat".into(),
         args.verstat

@@ -47,40 +47,71 @@ fn with_no_trusted_peers_a_vip_number_in_from_or_pai_must_give_the_code() {
     // The VIP's number in From: only claimed.
     let (to, rec) = code_call(&server, "+46706170786", "claimed-from", "999999", "");
     assert!(to.starts_with("<sip:service-desk@"), "{to}");
-    assert_eq!((rec["caller"].as_str(), rec["verified"].as_bool()), (Some("+46706170786"), Some(false)));
-    assert!(path_of(&rec).contains(&"is_verified:default".to_string()), "{:?}", path_of(&rec));
+    assert_eq!(
+        (rec["caller"].as_str(), rec["verified"].as_bool()),
+        (Some("+46706170786"), Some(false))
+    );
+    assert!(
+        path_of(&rec).contains(&"is_verified:default".to_string()),
+        "{:?}",
+        path_of(&rec)
+    );
     // The VIP's number in P-Asserted-Identity, From anonymous: the PAI is ignored.
     let (to, rec) = code_call(&server, "anonymous", "claimed-pai", "999999", VIP_PAI);
     assert!(to.starts_with("<sip:service-desk@"), "{to}");
-    assert_eq!((rec["caller"].as_str(), rec["verified"].as_bool()), (Some(""), Some(false)));
-    assert!(path_of(&rec).contains(&"ask_code:done".to_string()), "{:?}", path_of(&rec));
+    assert_eq!(
+        (rec["caller"].as_str(), rec["verified"].as_bool()),
+        (Some(""), Some(false))
+    );
+    assert!(
+        path_of(&rec).contains(&"ask_code:done".to_string()),
+        "{:?}",
+        path_of(&rec)
+    );
     // With the code, the claimed VIP gets through like anyone with the code.
     let (to, _) = code_call(&server, "+46706170786", "claimed-code", "101010", "");
-    assert!(to.starts_with("<sip:vip-desk@") && to.contains("X-Concierge-Tier=gold"), "{to}");
+    assert!(
+        to.starts_with("<sip:vip-desk@") && to.contains("X-Concierge-Tier=gold"),
+        "{to}"
+    );
 }
 
 #[test]
 fn a_trusted_peer_s_pai_identifies_a_vip() {
     let server = start_vip("trusted-pai", |f| f, "");
-    let mut call =
-        RawCall::invite_with(server.port, "anonymous", "asserted", "0 101", VIP_PAI);
+    let mut call = RawCall::invite_with(server.port, "anonymous", "asserted", "0 101", VIP_PAI);
     call.answer_and_ack();
     let refer = call.sip.expect("REFER ", WAIT);
     let to = header(&refer, "Refer-To").unwrap();
-    assert!(to.starts_with("<sip:vip-desk@") && to.contains("X-Concierge-Tier=member"), "{to}");
+    assert!(
+        to.starts_with("<sip:vip-desk@") && to.contains("X-Concierge-Tier=member"),
+        "{to}"
+    );
     call.bye();
     let rec = wait_record(&server, "asserted");
-    assert_eq!((rec["caller"].as_str(), rec["verified"].as_bool()), (Some("+46706170786"), Some(true)));
+    assert_eq!(
+        (rec["caller"].as_str(), rec["verified"].as_bool()),
+        (Some("+46706170786"), Some(true))
+    );
     // A carrier that says the number failed STIR/SHAKEN: the code is asked for.
     let failed = VIP_PAI.replace(";user=phone", ";user=phone;verstat=TN-Validation-Failed");
     let (to, rec) = code_call(&server, "anonymous", "verstat-failed", "999999", &failed);
     assert!(to.starts_with("<sip:service-desk@"), "{to}");
     assert_eq!(rec["verstat"], "TN-Validation-Failed");
-    assert!(path_of(&rec).contains(&"verstat_ok:default".to_string()), "{:?}", path_of(&rec));
+    assert!(
+        path_of(&rec).contains(&"verstat_ok:default".to_string()),
+        "{:?}",
+        path_of(&rec)
+    );
 }
 
 /// [`code_call`] on a thread of its own; the thread returns the Refer-To.
-fn code_call_thread(port: u16, caller: &str, call_id: &str, code: &str) -> std::thread::JoinHandle<String> {
+fn code_call_thread(
+    port: u16,
+    caller: &str,
+    call_id: &str,
+    code: &str,
+) -> std::thread::JoinHandle<String> {
     let (caller, call_id, code) = (caller.to_owned(), call_id.to_owned(), code.to_owned());
     std::thread::spawn(move || {
         let mut call = RawCall::invite(port, &caller, &call_id, "0 101");
@@ -113,13 +144,23 @@ fn five_wrong_codes_lock_a_number_while_another_number_s_code_works() {
     }
     for i in 0..5 {
         let rec = wait_record(&server, &format!("wrong{i}"));
-        assert!(path_of(&rec).contains(&"check_code:default".to_string()), "{rec}");
+        assert!(
+            path_of(&rec).contains(&"check_code:default".to_string()),
+            "{rec}"
+        );
     }
     // Now the right code from that number, and from another number at the same time.
     let other = code_call_thread(server.port, "+46700000003", "other-right", "101010");
     let (to, rec) = code_call(&server, "+46700000009", "locked-right", "101010", "");
-    assert!(to.starts_with("<sip:service-desk@"), "the locked number: {to}");
-    assert!(path_of(&rec).contains(&"ask_code:locked".to_string()), "{:?}", path_of(&rec));
+    assert!(
+        to.starts_with("<sip:service-desk@"),
+        "the locked number: {to}"
+    );
+    assert!(
+        path_of(&rec).contains(&"ask_code:locked".to_string()),
+        "{:?}",
+        path_of(&rec)
+    );
     assert_eq!(rec["lockout"], "codes: number");
     let to = other.join().unwrap();
     assert!(
@@ -129,7 +170,8 @@ fn five_wrong_codes_lock_a_number_while_another_number_s_code_works() {
     // The lock was logged once, when it came into force.
     let log = server.log();
     assert_eq!(
-        log.matches("too many failed attempts from this number").count(),
+        log.matches("too many failed attempts from this number")
+            .count(),
         1,
         "{}",
         common::tail(&log, 40)
@@ -162,10 +204,17 @@ fn codes_appear_in_no_record_no_debug_log_and_no_simulate_output() {
     let records = std::fs::read_to_string(server.dir.join("calls.jsonl")).unwrap();
     let log = std::fs::read_to_string(server.dir.join("server.log")).unwrap();
     assert!(log.contains("DEBUG"), "the log is at debug level");
-    assert!(records.contains("\"*\""), "the keys are in the records, as stars");
+    assert!(
+        records.contains("\"*\""),
+        "the keys are in the records, as stars"
+    );
     for code in ["101010", "202020", "999999"] {
         assert!(!records.contains(code), "{code} in the records:\n{records}");
-        assert!(!log.contains(code), "{code} in the log:\n{}", grep(&log, code));
+        assert!(
+            !log.contains(code),
+            "{code} in the log:\n{}",
+            grep(&log, code)
+        );
     }
 
     // `simulate` prints the path and variables but not what was typed, unless asked.
@@ -198,7 +247,10 @@ fn codes_appear_in_no_record_no_debug_log_and_no_simulate_output() {
         for extra in [&[][..], &["--json"][..]] {
             let shown = simulate(code, extra);
             assert!(shown.contains("check_code"), "{shown}");
-            assert!(!shown.contains(code), "{code} in simulate {extra:?}:\n{shown}");
+            assert!(
+                !shown.contains(code),
+                "{code} in simulate {extra:?}:\n{shown}"
+            );
         }
     }
     assert!(

@@ -130,7 +130,10 @@ mod tests {
     fn secrets_compare_as_exact_text() {
         assert!(EqualTo.test("101010", "101010", "", false, None, true));
         assert!(!EqualTo.test("0101010", "101010", "", false, None, true));
-        assert!(EqualTo.test("0101010", "101010", "", false, None, false), "numbers otherwise");
+        assert!(
+            EqualTo.test("0101010", "101010", "", false, None, false),
+            "numbers otherwise"
+        );
         assert!(!EqualTo.test("101011", "101010", "", false, None, true));
         assert!(NotEqualTo.test("101011", "101010", "", false, None, true));
         assert!(!NotEqualTo.test("101010", "101010", "", false, None, true));

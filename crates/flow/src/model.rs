@@ -284,7 +284,11 @@ impl Node {
                 locked,
                 ..
             } => {
-                let mut v = vec![("done", done.as_str()), ("no_input", no_input), ("invalid", invalid)];
+                let mut v = vec![
+                    ("done", done.as_str()),
+                    ("no_input", no_input),
+                    ("invalid", invalid),
+                ];
                 v.extend(locked.iter().map(|l| ("locked", l.as_str())));
                 v
             }

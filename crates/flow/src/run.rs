@@ -66,8 +66,8 @@ pub struct HttpRequest {
     pub timeout: Duration,
     /// Wait this long before sending (retry backoff).
     pub delay: Duration,
-    /// The URL, a header or the body was rendered from a secret variable or `${ENV}`:
-    /// logs and output show `<redacted>` for them.
+    /// The URL was rendered from a secret variable or `${ENV}`: logs and output show
+    /// `<redacted>` for it. (Header values and the body are never shown.)
     pub redact: bool,
 }
 
@@ -508,7 +508,8 @@ impl Run {
                 prompt,
                 ..
             } => Action::Transfer {
-                redact: self.sensitive(std::iter::once(target).chain(headers.iter().map(|(_, t)| t))),
+                redact: self
+                    .sensitive(std::iter::once(target).chain(headers.iter().map(|(_, t)| t))),
                 target: target.render(&self.vars, &self.env, Escape::None),
                 headers: headers
                     .iter()
@@ -635,11 +636,8 @@ impl Run {
                     .unwrap_or_else(|| "application/json".into()),
             ));
         }
-        let redact = self.sensitive(
-            std::iter::once(url)
-                .chain(headers.iter().map(|(_, t)| t))
-                .chain(body.iter()),
-        );
+        // Header values and the body are never logged or printed; the URL is.
+        let redact = self.sensitive(std::iter::once(url));
         Action::Http(HttpRequest {
             redact,
             node: id.to_owned(),

@@ -610,7 +610,8 @@ impl Validator<'_> {
 fn valid_group(g: &str) -> bool {
     !g.is_empty()
         && g.len() <= 64
-        && g.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && g.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn reachable<'a>(flow: &'a Flow, from: &'a str) -> BTreeSet<&'a str> {

@@ -350,7 +350,10 @@ fn a_locked_keypad_goes_to_customer_service_with_the_locked_prompt() {
         .trace()
         .iter()
         .any(|s| s.node == "ask_code" && s.exit.as_deref() == Some("locked")));
-    assert!(run.take_failed_attempts().is_empty(), "a lock is no attempt");
+    assert!(
+        run.take_failed_attempts().is_empty(),
+        "a lock is no attempt"
+    );
 }
 
 #[test]
@@ -358,4 +361,50 @@ fn digits_never_show_in_debug_output() {
     let shown = format!("{:?}", Event::Digits("101010".into()));
     assert!(!shown.contains("101010"), "{shown}");
     assert_eq!(shown, "Digits(6 keys)");
+}
+
+#[test]
+fn a_url_or_transfer_built_from_a_secret_or_the_environment_is_marked_for_redaction() {
+    let text = r#"
+start = "ask"
+[nodes.ask]
+type = "keypad"
+prompt = "enter_code"
+save_as = "pin"
+max_digits = 4
+secret = true
+done = "check"
+no_input = "bye"
+invalid = "bye"
+[nodes.check]
+type = "http"
+url = "https://bank.example/pins/{pin}"
+save_as = "ok"
+success = "go"
+failure = "bye"
+[nodes.go]
+type = "transfer"
+target = "sip:desk@127.0.0.1"
+headers = { X-Pin = "{pin}" }
+[nodes.bye]
+type = "hangup"
+"#;
+    let loaded = concierge_flow::parse_flow(Path::new("pin.toml"), text, &known)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let (mut run, a) = Run::start(loaded.flow, caller("+1"));
+    assert!(matches!(a, Action::CollectDigits(ref s) if s.secret));
+    let req = expect_http(run.handle(Event::Digits("4711".into())));
+    assert!(req.redact);
+    assert_eq!(req.url_for_log(), "<redacted>");
+    assert!(!format!("{req:?}").contains("4711"), "{req:?}");
+    match run.handle(ok("yes")) {
+        Action::Transfer { redact, .. } => assert!(redact),
+        other => panic!("{other:?}"),
+    }
+    // The shipped lookup's URL holds only the caller; its ${CRM_TOKEN} is in a header,
+    // whose values are never shown.
+    let (mut run, _) = start("vip.toml", "+46706170786");
+    let req = expect_http(run.handle(Event::PromptFinished));
+    assert!(!req.redact);
+    assert!(!format!("{req:?}").contains("t0ken"));
 }

@@ -170,14 +170,31 @@ fn lockout_needs_a_locked_exit_and_a_keypad_that_obeys_it() {
     let e = errors("lockout_no_exit.toml", &format!("{keypad}{GOOD_TAIL}"));
     assert_names(&e[0], "k", "locked", "needs a `locked` exit");
 
-    let ok = keypad.replace("lockout = \"codes\"\ndone", "lockout = \"codes\"\nlocked = \"bye\"\ndone");
+    let ok = keypad.replace(
+        "lockout = \"codes\"\ndone",
+        "lockout = \"codes\"\nlocked = \"bye\"\ndone",
+    );
     assert!(warnings("lockout_ok.toml", &format!("{ok}{GOOD_TAIL}")).is_empty());
 
-    let orphan = ok.replace("variable = \"c\"\nlockout = \"codes\"", "variable = \"c\"\nlockout = \"pins\"");
+    let orphan = ok.replace(
+        "variable = \"c\"\nlockout = \"codes\"",
+        "variable = \"c\"\nlockout = \"pins\"",
+    );
     let e = errors("lockout_orphan.toml", &format!("{orphan}{GOOD_TAIL}"));
-    assert_names(&e[0], "check", "lockout", "no keypad has `lockout = \"pins\"`");
+    assert_names(
+        &e[0],
+        "check",
+        "lockout",
+        "no keypad has `lockout = \"pins\"`",
+    );
 
-    let bad = ok.replace("lockout = \"codes\"\nlocked", "lockout = \"co des\"\nlocked");
+    let bad = ok.replace(
+        "lockout = \"codes\"\nlocked",
+        "lockout = \"co des\"\nlocked",
+    );
     let e = errors("lockout_bad_name.toml", &format!("{bad}{GOOD_TAIL}"));
-    assert!(e.iter().any(|d| d.field.as_deref() == Some("lockout")), "{e:?}");
+    assert!(
+        e.iter().any(|d| d.field.as_deref() == Some("lockout")),
+        "{e:?}"
+    );
 }

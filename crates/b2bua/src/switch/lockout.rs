@@ -32,7 +32,11 @@ impl Switch {
         };
         if let Some(call) = self.calls.get_mut(&id) {
             call.span.in_scope(|| {
-                info!(group, by = subject.kind(), "code entry locked for this caller")
+                info!(
+                    group,
+                    by = subject.kind(),
+                    "code entry locked for this caller"
+                )
             });
             call.lockout = Some(format!("{group}: {}", subject.kind()));
         }

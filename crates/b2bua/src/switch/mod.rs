@@ -417,8 +417,7 @@ impl Switch {
         self.next_ref += 1;
         self.by_port.insert(port, id);
         let local_tag = self.endpoint.new_tag();
-        let identity =
-            crate::identity::identify(&invite, peer.addr.ip(), &self.cfg.trusted_peers);
+        let identity = crate::identity::identify(&invite, peer.addr.ip(), &self.cfg.trusted_peers);
         span.in_scope(|| {
             info!(
                 caller = %identity.for_log(),
@@ -794,8 +793,9 @@ impl Switch {
         refer
             .headers
             .push(HeaderName::REFERRED_BY, format!("<{contact}>"));
-        call.span
-            .in_scope(|| info!(target = %shown(call.redact_target, target), "transferring by REFER"));
+        call.span.in_scope(
+            || info!(target = %shown(call.redact_target, target), "transferring by REFER"),
+        );
         let peer = call.peer;
         call.refer = Some(ReferTransfer {
             target: target.to_owned(),
@@ -836,7 +836,8 @@ impl Switch {
             result: "redirected".into(),
             relayed: None,
         });
-        call.span.in_scope(|| info!(target = %shown(call.redact_target, target), "redirected with 302"));
+        call.span
+            .in_scope(|| info!(target = %shown(call.redact_target, target), "redirected with 302"));
         let key = call.invite_key.clone();
         self.endpoint.respond(now, &key, r);
         self.end_call(id, "concierge", "redirected");
