@@ -65,14 +65,20 @@ struct Count {
     locked_until: Option<Instant>,
 }
 
-/// Entries kept before expired ones are swept; each is a few dozen bytes.
+/// Entries kept before expired ones are swept; each is about a hundred bytes.
 const SWEEP_AT: usize = 100_000;
+/// The most entries ever kept (~100 MB). Beyond it — only a flood of failures from more
+/// numbers and addresses than a window can hold — a subject not yet counted is not
+/// counted: memory stays bounded and the subjects already counted stay locked.
+const MAX_ENTRIES: usize = 1_000_000;
 
 /// The counts of one switch.
 #[derive(Debug, Default)]
 pub(crate) struct Lockout {
     cfg: LockoutConfig,
     counts: HashMap<(String, Subject), Count>,
+    /// No sweep before this (`None` before the first).
+    next_sweep: Option<Instant>,
 }
 
 /// What a failure did.
@@ -88,6 +94,7 @@ impl Lockout {
         Self {
             cfg,
             counts: HashMap::new(),
+            next_sweep: None,
         }
     }
 
@@ -134,8 +141,10 @@ impl Lockout {
         group: &str,
         subjects: &[Subject],
     ) -> Vec<Counted> {
-        if self.counts.len() >= SWEEP_AT {
+        if self.counts.len() >= SWEEP_AT && self.next_sweep.is_none_or(|t| now >= t) {
             self.sweep(now);
+            // A sweep walks every entry: at most one a second however hard the flood.
+            self.next_sweep = Some(now + Duration::from_secs(1));
         }
         let window = self.cfg.window;
         subjects
@@ -145,10 +154,11 @@ impl Lockout {
                     Subject::Number { .. } => self.cfg.max_per_number,
                     Subject::Source(_) => self.cfg.max_per_source,
                 } as usize;
-                let c = self
-                    .counts
-                    .entry((group.to_owned(), s.clone()))
-                    .or_default();
+                let key = (group.to_owned(), s.clone());
+                if self.counts.len() >= MAX_ENTRIES && !self.counts.contains_key(&key) {
+                    return Counted::Counted;
+                }
+                let c = self.counts.entry(key).or_default();
                 if c.locked_until.is_some_and(|u| now < u) {
                     return Counted::Counted;
                 }
@@ -262,5 +272,19 @@ mod tests {
             Lockout::subjects("+46706170786", true, IpAddr::from([203, 0, 113, 1]), true);
         assert!(l.locked(t0, "codes", &claimed).is_some());
         assert_eq!(l.locked(t0, "codes", &verified), None);
+    }
+
+    #[test]
+    fn expired_entries_are_swept_so_memory_follows_the_window() {
+        let t0 = Instant::now();
+        let mut l = Lockout::new(LockoutConfig::default());
+        for i in 0..SWEEP_AT {
+            let s = Lockout::subjects(&format!("+{i}"), true, IpAddr::from([192, 0, 2, 1]), true);
+            l.failed(t0, "codes", &s);
+        }
+        assert_eq!(l.counts.len(), SWEEP_AT);
+        let later = t0 + LockoutConfig::default().window;
+        l.failed(later, "codes", &subjects("+1"));
+        assert_eq!(l.counts.len(), 2, "the new number and its source");
     }
 }
