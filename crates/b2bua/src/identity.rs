@@ -99,9 +99,15 @@ pub fn identify(invite: &Request, source: IpAddr, trusted: &TrustedPeers) -> Cal
                 .find(|na| number_of(na).is_some())
         })
         .flatten();
-    let used = asserted.as_ref().unwrap_or(&from);
+    // A trusted peer that sent PAI without a number in it asserted nothing: its From is
+    // then no more than claimed.
+    let pai_sent = invite.headers.contains(&HeaderName::P_ASSERTED_IDENTITY);
+    let (used, vouched) = match &asserted {
+        Some(na) => (na, true),
+        None => (&from, trusted_source && !pai_sent),
+    };
     let number = number_of(used).unwrap_or_default();
-    let verified = trusted_source && !number.is_empty();
+    let verified = vouched && !number.is_empty();
     let verstat = verified.then(|| verstat_of(used)).flatten();
     let private = invite
         .headers
@@ -245,6 +251,16 @@ mod tests {
             &trunk(),
         );
         assert_eq!(id.verstat, None, "never from a stranger");
+    }
+
+    #[test]
+    fn a_trusted_pai_without_a_number_leaves_from_only_claimed() {
+        let r = invite(
+            "<sip:+46706170786@pbx>",
+            "P-Asserted-Identity: <sip:anonymous@anonymous.invalid>\r\n",
+        );
+        let id = identify(&r, TRUNK.into(), &trunk());
+        assert_eq!((id.number.as_str(), id.verified), ("+46706170786", false));
     }
 
     #[test]

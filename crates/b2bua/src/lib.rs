@@ -6,6 +6,10 @@
 //! ports to open or close, HTTP requests to perform, call records to write) and the next
 //! deadline.
 //!
+//! Who is calling is decided once per call from the INVITE and its source address
+//! ([`identify`], [`TrustedPeers`]); failed code attempts are counted across the shard's
+//! calls ([`LockoutConfig`]); a transfer's flow variables are signed ([`TransferSigner`]).
+//!
 //! Run loop: call a `handle_*` method, then drain [`Switch::poll_output`] until `None`,
 //! then sleep until [`Switch::poll_timeout`] and call [`Switch::handle_timeout`].
 #![forbid(unsafe_code)]
