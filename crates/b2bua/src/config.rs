@@ -35,6 +35,12 @@ pub struct SwitchConfig {
     /// This instance's name, in every call record (the driver puts it on every log line).
     pub instance: String,
     pub timers: TimerConfig,
+    /// Peers whose P-Asserted-Identity (and From) we believe; everyone else's is claimed.
+    pub trusted_peers: crate::TrustedPeers,
+    /// Failed code attempts allowed across calls.
+    pub lockout: crate::LockoutConfig,
+    /// Signs the flow variables a transfer carries; `None`: they go unsigned.
+    pub transfer_signer: Option<crate::TransferSigner>,
     pub user_agent: String,
     /// Seed for tags, branches and SSRCs.
     pub seed: u64,
@@ -58,6 +64,9 @@ impl Default for SwitchConfig {
             outbound_proxy: None,
             instance: "concierge".into(),
             timers: TimerConfig::default(),
+            trusted_peers: Default::default(),
+            lockout: Default::default(),
+            transfer_signer: None,
             user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
             seed: 0,
         }
