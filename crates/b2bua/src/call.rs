@@ -59,6 +59,8 @@ pub(crate) struct Call {
     /// The second leg of a bridged transfer.
     pub(crate) bridge: Option<Box<crate::bridge::Leg>>,
     pub(crate) transfer_record: Option<TransferRecord>,
+    /// When the flow first asked for a transfer (answer-to-transfer time, in the record).
+    pub(crate) transfer_started: Option<Instant>,
     /// Who is calling, settled when the INVITE arrived.
     pub(crate) identity: crate::identity::CallerIdentity,
     /// A transfer target or header came from a secret or `${ENV}`: not in logs or records.
@@ -106,6 +108,9 @@ pub(crate) struct FlowState {
     pub(crate) waiting: Waiting,
     /// An action that needs media, held until the ACK brings the media up.
     pub(crate) deferred: Option<Action>,
+    /// The program (flows, prompts) in force when the call started: its prompts are the
+    /// ones this call plays, whatever a reload installs meanwhile.
+    pub(crate) program: std::sync::Arc<crate::program::Program>,
 }
 
 pub(crate) enum Waiting {

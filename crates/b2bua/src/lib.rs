@@ -10,6 +10,9 @@
 //! ([`identify`], [`TrustedPeers`]); failed code attempts are counted across the shard's
 //! calls ([`LockoutConfig`]); a transfer's flow variables are signed ([`TransferSigner`]).
 //!
+//! What the driver counts comes from two places: each call's [`CallRecord`] as it ends, and
+//! [`SwitchStats`] for what has no record (INVITEs refused before a call existed).
+//!
 //! Run loop: call a `handle_*` method, then drain [`Switch::poll_output`] until `None`,
 //! then sleep until [`Switch::poll_timeout`] and call [`Switch::handle_timeout`].
 #![forbid(unsafe_code)]
@@ -23,6 +26,7 @@ mod lockout;
 mod output;
 mod program;
 mod record;
+mod stats;
 mod switch;
 mod transfer;
 mod transfer_token;
@@ -33,7 +37,11 @@ pub use identity::{identify, CallerIdentity, CidrError, TrustedPeers};
 pub use lockout::LockoutConfig;
 pub use output::{CallRef, Output, PortError};
 pub use program::Program;
-pub use record::{CallRecord, HttpOutcome, PathStep, RelayedPackets, TransferRecord, WallClock};
+pub use record::{
+    transfer_succeeded, CallRecord, HttpOutcome, PathStep, RelayedPackets, TransferRecord,
+    WallClock,
+};
+pub use stats::SwitchStats;
 pub use switch::Switch;
 pub use transfer::{TransferMode, TransferOutcome};
 pub use transfer_token::{TransferSigner, CALLER_HEADER, CALL_ID_HEADER, TOKEN_HEADER};

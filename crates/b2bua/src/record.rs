@@ -30,6 +30,14 @@ impl WallClock {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CallRecord {
     pub call_id: String,
+    /// The flow the call ran (its `name`), when one handled the called number.
+    pub flow: Option<String>,
+    /// That flow's version, the content hash of its file: a call keeps the version it
+    /// started with across reloads.
+    pub flow_version: Option<String>,
+    /// How the call ended, for counting: `transferred`, `hung_up`, `failed` or `refused`
+    /// (see [`outcome`]).
+    pub outcome: &'static str,
     /// The caller's number as the flow used it (`system.caller`): P-Asserted-Identity
     /// from a trusted peer, else From; empty when anonymous.
     pub caller: String,
@@ -83,6 +91,9 @@ pub struct TransferRecord {
     pub mode: &'static str,
     pub target: String,
     pub result: String,
+    /// When the flow started the transfer (ms since the Unix epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
     /// Bridge only: RTP packets relayed each way while the legs were connected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relayed: Option<RelayedPackets>,
@@ -92,4 +103,57 @@ pub struct TransferRecord {
 pub struct RelayedPackets {
     pub to_target: u64,
     pub to_caller: u64,
+}
+
+/// Whether a transfer's `result` means the caller reached the target: a REFER the target
+/// accepted (`succeeded`), a 302 sent (`redirected`) or a bridge answered (`answered…`).
+pub fn transfer_succeeded(result: &str) -> bool {
+    result == "succeeded" || result == "redirected" || result.starts_with("answered")
+}
+
+/// A call's outcome from what its record holds:
+/// - `transferred`: a transfer reached its target;
+/// - `failed`: a transfer failed, or the network ended the call (no ACK, timeouts);
+/// - `refused`: never answered and ended by us (no RTP port, no flow, shutdown);
+/// - `hung_up`: anything else — the caller hung up, or the flow did.
+pub(crate) fn outcome(
+    answered: bool,
+    ended_by: &str,
+    transfer: Option<&TransferRecord>,
+) -> &'static str {
+    match transfer {
+        Some(t) if transfer_succeeded(&t.result) => "transferred",
+        Some(_) => "failed",
+        None if ended_by == "network" => "failed",
+        None if !answered && ended_by == "concierge" => "refused",
+        None => "hung_up",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transfer(result: &str) -> TransferRecord {
+        TransferRecord {
+            mode: "refer",
+            target: "sip:desk@example.com".into(),
+            result: result.into(),
+            started_ms: None,
+            relayed: None,
+        }
+    }
+
+    #[test]
+    fn outcomes_follow_the_transfer_then_who_ended_the_call() {
+        assert_eq!(outcome(true, "concierge", Some(&transfer("succeeded"))), "transferred");
+        assert_eq!(outcome(false, "concierge", Some(&transfer("redirected"))), "transferred");
+        assert_eq!(outcome(true, "caller", Some(&transfer("answered (after 405)"))), "transferred");
+        assert_eq!(outcome(true, "concierge", Some(&transfer("failed: 486"))), "failed");
+        assert_eq!(outcome(true, "network", None), "failed");
+        assert_eq!(outcome(false, "concierge", None), "refused");
+        assert_eq!(outcome(true, "caller", None), "hung_up");
+        assert_eq!(outcome(true, "concierge", None), "hung_up");
+        assert_eq!(outcome(false, "caller", None), "hung_up");
+    }
 }

@@ -52,4 +52,26 @@ pub(crate) enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Draw a flow: nodes with their type and what matters, exits as labelled edges.
+    Diagram {
+        /// The flow file, e.g. config/flows/vip.toml.
+        flow: PathBuf,
+        /// `mermaid` (GitHub renders it) or `dot` (Graphviz).
+        #[arg(long, value_enum, default_value_t = DiagramFormat::Mermaid)]
+        format: DiagramFormat,
+    },
+    /// Ask the running server to reload its config, flows, prompts and demo directory
+    /// (POST to its `[metrics] listen`; `kill -HUP` does the same).
+    Reload {
+        /// The running server's configuration file (for its `[metrics] listen`).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// The drawing languages of `concierge diagram`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DiagramFormat {
+    Mermaid,
+    Dot,
 }

@@ -40,6 +40,16 @@ pub(crate) struct Config {
     pub(crate) bridge: BridgeConfig,
     pub(crate) lockout: LockoutConfig,
     pub(crate) transfer: TransferConfig,
+    pub(crate) metrics: MetricsConfig,
+}
+
+/// The operator's HTTP listener: `/metrics` (Prometheus), `/healthz`, `POST /-/reload`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MetricsConfig {
+    /// Where to serve it; `None` (the default) serves nothing. Keep it on loopback or a
+    /// management network: it answers anyone who reaches it, and may trigger a reload.
+    pub(crate) listen: Option<SocketAddr>,
 }
 
 /// Failed code attempts across calls (a keypad with `lockout = "…"`).
@@ -178,12 +188,27 @@ impl Default for DemoConfig {
 pub(crate) struct RecordsConfig {
     /// One JSON line per ended call, appended and flushed as each call ends.
     pub(crate) path: PathBuf,
+    /// Also POST each record as JSON here (http or https); `None`: the file only.
+    pub(crate) webhook_url: Option<String>,
+    /// Records waiting for the webhook beyond this many are dropped (and counted).
+    pub(crate) webhook_queue: usize,
+    /// Tries per record (the first and the retries) before it is dropped.
+    pub(crate) webhook_attempts: u32,
+    /// Wait before the first retry; doubles on each further one, at most 30 s.
+    pub(crate) webhook_backoff_ms: u64,
+    /// One POST may take this long.
+    pub(crate) webhook_timeout_ms: u64,
 }
 
 impl Default for RecordsConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("calls.jsonl"),
+            webhook_url: None,
+            webhook_queue: 10_000,
+            webhook_attempts: 5,
+            webhook_backoff_ms: 1000,
+            webhook_timeout_ms: 5000,
         }
     }
 }
@@ -314,6 +339,24 @@ impl Config {
             field,
             message,
         };
+        if let Some(url) = &self.records.webhook_url {
+            match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                Ok(u) => {
+                    return Err(field(
+                        "records.webhook_url",
+                        format!("must be http or https, got {}", u.scheme()),
+                    ))
+                }
+                Err(e) => return Err(field("records.webhook_url", format!("not a URL: {e}"))),
+            }
+        }
+        if self.records.webhook_queue == 0 || self.records.webhook_attempts == 0 {
+            return Err(field(
+                "records.webhook_queue",
+                "records.webhook_queue and records.webhook_attempts must be at least 1".into(),
+            ));
+        }
         if !self.sip.udp && !self.sip.tcp {
             return Err(field(
                 "sip.udp",

@@ -1,26 +1,32 @@
 //! The `concierge` binary: CLI, configuration, logging and the tokio driver.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod check;
 mod cli;
 mod config;
 mod demo;
+mod diagram;
 mod driver;
 mod http;
+mod metrics;
 mod program;
+mod reload;
 mod simulate;
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
-use crate::driver::{Server, Shutdown};
+use crate::driver::{Operate, Server, Shutdown};
 use crate::program::Files;
 
 fn main() -> ExitCode {
@@ -49,6 +55,8 @@ fn main() -> ExitCode {
             reveal_secrets,
             config: config.as_deref(),
         }),
+        Command::Diagram { flow, format } => diagram::run(&flow, format),
+        Command::Reload { config } => reload::request(config.as_deref()),
     }
 }
 
@@ -90,7 +98,18 @@ fn run(config: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let config_text = match config {
+        Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+        None => Files::BuiltIn
+            .read_to_string(default_file)
+            .unwrap_or_default(),
+    };
+    let config_path = config.map(Path::to_path_buf);
     runtime.block_on(async move {
+        // SIGHUP reloads; its default action would end the process, so the handler is
+        // installed before anything else can take time.
+        let (reload_tx, reload_rx) = mpsc::channel(4);
+        tokio::spawn(forward_hangups(reload_tx.clone()));
         let (tx, rx) = watch::channel(Shutdown::Running);
         let program = match program::load(&cfg, files) {
             Ok(p) => p,
@@ -101,19 +120,50 @@ fn run(config: Option<&Path>) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let server = match Server::start(&cfg, program, rx).await {
+        let metrics = Arc::new(metrics::Metrics::new());
+        metrics.set_flows(reload::flow_versions(&program));
+        info!(flows = %reload::flows_summary(&program), "flows loaded");
+        let (programs_tx, programs_rx) = mpsc::channel(4);
+        let operate = Operate {
+            metrics: metrics.clone(),
+            programs: programs_rx,
+        };
+        if let Some(listen) = cfg.metrics.listen {
+            match admin::serve(listen, metrics.clone(), rx.clone(), reload_tx.clone()).await {
+                Ok(addr) => info!(%addr, "metrics, health and reload listening"),
+                Err(e) => {
+                    error!(error = %e, %listen, "cannot bind the metrics listener");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        let server = match Server::start(&cfg, program, rx, operate).await {
             Ok(s) => s,
             Err(e) => {
                 error!(error = %e, listen = %cfg.sip.listen, "cannot bind the SIP listeners");
                 return ExitCode::FAILURE;
             }
         };
-        if cfg.demo.directory {
-            if let Err(e) = start_directory(&cfg, files).await {
-                error!("{e}");
-                return ExitCode::FAILURE;
+        let directory = if cfg.demo.directory {
+            match start_directory(&cfg, files).await {
+                Ok(swap) => Some(swap),
+                Err(e) => {
+                    error!("{e}");
+                    return ExitCode::FAILURE;
+                }
             }
-        }
+        } else {
+            None
+        };
+        let reloader = reload::Reloader {
+            config_path,
+            files,
+            started_with: config_text,
+            programs: programs_tx,
+            directory,
+            metrics,
+        };
+        tokio::spawn(reloader.run(reload_rx));
         info!(udp = ?server.udp_addr, tcp = ?server.tcp_addr, host = %cfg.advertised_host(), "concierge listening");
         tokio::spawn(forward_signals(tx));
         server.wait().await;
@@ -129,18 +179,31 @@ fn built_in_config() -> Result<Config, config::ConfigError> {
     Config::parse(path, &text)
 }
 
-async fn start_directory(cfg: &Config, files: Files) -> Result<(), String> {
-    let path = &cfg.demo.customers;
-    let text = files
-        .read_to_string(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let directory = demo::directory::Directory::parse(path, &text).map_err(|e| e.to_string())?;
+/// Serves the demo customer directory; returns the swap a reload sends a new one on.
+async fn start_directory(
+    cfg: &Config,
+    files: Files,
+) -> Result<watch::Sender<Arc<demo::directory::Directory>>, String> {
+    let directory = reload::load_directory(cfg, files)?;
     let count = directory.len();
-    let addr = demo::directory::serve(directory, cfg.demo.directory_listen)
+    let (addr, swap) = demo::directory::serve_reloadable(directory, cfg.demo.directory_listen)
         .await
         .map_err(|e| format!("demo directory on {}: {e}", cfg.demo.directory_listen))?;
     info!(%addr, customers = count, "demo customer directory serving");
-    Ok(())
+    Ok(swap)
+}
+
+/// SIGHUP: reload (never stop). A reload already waiting absorbs the extra signals.
+async fn forward_hangups(reload: mpsc::Sender<reload::ReloadRequest>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        error!("cannot install the SIGHUP handler");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        info!("SIGHUP: reloading");
+        let _ = reload.try_send(reload::ReloadRequest { reply: None });
+    }
 }
 
 /// SIGINT/SIGTERM once: drain (new INVITEs get 503, calls go on). Twice: hang up all.

@@ -12,6 +12,7 @@
 
 mod collect;
 mod condition;
+pub mod diagram;
 mod model;
 mod run;
 mod template;

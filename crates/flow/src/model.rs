@@ -176,6 +176,9 @@ pub struct Flow {
     pub nodes: BTreeMap<String, Node>,
     /// Variables whose values are redacted in logs and records.
     pub secrets: Vec<String>,
+    /// The flow file's content hash (first 12 hex digits of its SHA-256): which version
+    /// of the flow a call ran, in its record, across reloads.
+    pub version: String,
 }
 
 #[derive(Debug)]

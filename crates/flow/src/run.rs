@@ -241,6 +241,11 @@ impl Run {
         std::mem::take(&mut self.failed_attempts)
     }
 
+    /// The flow this run follows (its name and version go into the call record).
+    pub fn flow(&self) -> &Arc<Flow> {
+        &self.flow
+    }
+
     pub fn trace(&self) -> &[Step] {
         &self.trace
     }

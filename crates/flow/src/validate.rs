@@ -129,6 +129,17 @@ pub fn parse_flow(
     }
 }
 
+/// First 12 hex digits of the SHA-256 of a flow file: short enough to read in a record,
+/// long enough that two edits of one flow never collide in practice.
+fn content_version(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn toml_diagnostic(path: &Path, text: &str, e: &toml::de::Error) -> Diagnostic {
     let message = e.message().trim().to_owned();
     let start = e.span().map(|s| s.start.min(text.len()));
@@ -508,6 +519,7 @@ impl Validator<'_> {
             start: file.start.clone(),
             nodes,
             secrets,
+            version: content_version(self.text),
         }
     }
 

@@ -299,6 +299,7 @@ impl Switch {
                         mode: "bridge",
                         target,
                         result,
+                        started_ms: None,
                         relayed: None,
                     });
                     self.flow_transfer_result(now, id, &TransferOutcome::Succeeded);
@@ -406,6 +407,7 @@ impl Switch {
                 mode: "bridge",
                 target: target.to_owned(),
                 result: format!("failed: {why}"),
+                started_ms: None,
                 relayed: None,
             });
         }

@@ -25,7 +25,8 @@ impl Switch {
             return false;
         };
         let called = call.invite.uri.user().unwrap_or_default().to_owned();
-        let Some(flow) = self.program.flow_for(&called) else {
+        let program = self.program.clone();
+        let Some(flow) = program.flow_for(&called) else {
             return false;
         };
         // Who is calling was settled when the INVITE arrived (`identity`): PAI only from
@@ -63,6 +64,7 @@ impl Switch {
                 run,
                 waiting: Waiting::Nothing,
                 deferred: None,
+                program,
             });
         }
         self.step(now, id, action);
@@ -118,7 +120,7 @@ impl Switch {
         let flow = call.flow.as_mut()?;
         match action {
             Action::Play { prompts } => {
-                let found = self.resolve(&prompts);
+                let found = self.resolve(id, &prompts);
                 let call = self.calls.get_mut(&id)?;
                 if found.is_empty() {
                     return Some(Event::PromptFinished);
@@ -133,7 +135,7 @@ impl Switch {
                         return Some(Event::Locked);
                     }
                 }
-                let found = self.resolve(&spec.prompts);
+                let found = self.resolve(id, &spec.prompts);
                 let call = self.calls.get_mut(&id)?;
                 let mut collector = Collector::new(spec);
                 if found.is_empty() {
@@ -166,7 +168,7 @@ impl Switch {
                     prompt: None,
                     redact,
                 }));
-                let found = self.resolve(&[p]);
+                let found = self.resolve(id, &[p]);
                 self.calls.get_mut(&id)?.media.play(found);
                 self.after_prompt_if_silent(id)
             }
@@ -178,6 +180,7 @@ impl Switch {
                 redact,
             } => {
                 call.redact_target |= redact;
+                call.transfer_started.get_or_insert(now);
                 if let (Some(signer), false) = (&self.cfg.transfer_signer, headers.is_empty()) {
                     // The context rides through the caller's phone (REFER, 302): sign it.
                     let caller = if call.identity.private || call.identity.number.is_empty() {
@@ -224,7 +227,7 @@ impl Switch {
                     prompt: None,
                     reason,
                 }));
-                let found = self.resolve(&[p]);
+                let found = self.resolve(id, &[p]);
                 self.calls.get_mut(&id)?.media.play(found);
                 self.after_prompt_if_silent(id)
             }
@@ -274,11 +277,21 @@ impl Switch {
         }
     }
 
-    fn resolve(&self, names: &[String]) -> Vec<std::sync::Arc<concierge_prompts::Prompt>> {
+    /// The prompts named, from the program the call started with.
+    fn resolve(
+        &self,
+        id: CallRef,
+        names: &[String],
+    ) -> Vec<std::sync::Arc<concierge_prompts::Prompt>> {
+        let program = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.flow.as_ref())
+            .map_or(&self.program, |f| &f.program);
         names
             .iter()
             .filter_map(|n| {
-                let p = self.program.prompts.get(n);
+                let p = program.prompts.get(n);
                 if p.is_none() {
                     warn!(prompt = %n, "unknown prompt skipped");
                 }

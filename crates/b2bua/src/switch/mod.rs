@@ -49,7 +49,9 @@ pub struct Switch {
     ports: RtpPorts,
     /// The time of the input being handled, for records.
     last_now: Instant,
-    program: Program,
+    /// What new calls run; each call keeps the one it started with (see `set_program`).
+    program: std::sync::Arc<Program>,
+    stats: crate::stats::SwitchStats,
     /// Calls with media, for the paced sender.
     media_calls: Vec<CallRef>,
     next_tick: Option<Instant>,
@@ -96,7 +98,8 @@ impl Switch {
             ports: RtpPorts::new(cfg.rtp_ports.0, cfg.rtp_ports.1, cfg.rtp_port_rest),
             wall,
             last_now: wall.instant,
-            program,
+            program: std::sync::Arc::new(program),
+            stats: Default::default(),
             media_calls: Vec::new(),
             next_tick: None,
             rtp_buf: vec![0u8; 1500],
@@ -104,6 +107,24 @@ impl Switch {
             lockout: crate::lockout::Lockout::new(cfg.lockout),
             cfg,
         }
+    }
+
+    /// Installs a new program (flows and prompts, after a reload): calls that arrive from
+    /// now on run it, while every call in progress keeps the flows and prompts it started
+    /// with until it ends — a reload never changes a call under a caller's feet.
+    pub fn set_program(&mut self, program: Program) {
+        self.program = std::sync::Arc::new(program);
+        self.stats.programs_installed += 1;
+    }
+
+    /// Counters of what has no call record (see [`crate::SwitchStats`]).
+    pub fn stats(&self) -> crate::stats::SwitchStats {
+        self.stats
+    }
+
+    /// Whether new INVITEs are refused because the switch is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining
     }
 
     pub fn call_count(&self) -> usize {
@@ -227,6 +248,7 @@ impl Switch {
             self.cfg.retry_after.as_secs().to_string(),
         );
         let key = call.invite_key.clone();
+        self.stats.refused_no_port += 1;
         self.endpoint.respond(now, &key, r);
         self.end_call(id, "concierge", "no RTP port");
         self.pump(now);
@@ -386,8 +408,10 @@ impl Switch {
                 self.cfg.retry_after.as_secs().to_string(),
             );
             let why = if self.draining {
+                self.stats.refused_draining += 1;
                 "shutting down"
             } else {
+                self.stats.refused_max_calls += 1;
                 "at max_calls"
             };
             info!(call_id = %invite.call_id, why, "INVITE refused with 503");
@@ -397,6 +421,7 @@ impl Switch {
         let span = info_span!("call", call_id = %invite.call_id);
         let Some(port) = self.ports.allocate(now) else {
             span.in_scope(|| warn!("no free RTP port; INVITE refused with 503"));
+            self.stats.refused_no_port += 1;
             let mut r = self.response(&invite, StatusCode::SERVICE_UNAVAILABLE);
             r.headers.push(
                 HeaderName::RETRY_AFTER,
@@ -470,6 +495,7 @@ impl Switch {
                 refer: None,
                 bridge: None,
                 transfer_record: None,
+                transfer_started: None,
                 identity,
                 redact_target: false,
                 lockout: None,
@@ -856,6 +882,7 @@ impl Switch {
             mode: "redirect",
             target: target.to_owned(),
             result: "redirected".into(),
+            started_ms: None,
             relayed: None,
         });
         call.span
@@ -886,6 +913,7 @@ impl Switch {
             mode: "refer",
             target: refer.target,
             result,
+            started_ms: None,
             relayed: None,
         });
         match outcome {
@@ -1143,8 +1171,19 @@ impl Switch {
             .ending
             .clone()
             .unwrap_or(("network", "transaction ended".into()));
+        let transfer = call.transfer_record.clone().map(|mut t| {
+            if call.redact_target {
+                t.target = "<redacted>".into();
+            }
+            t.started_ms = call.transfer_started.map(|at| self.wall.unix_ms(at));
+            t
+        });
+        let outcome = crate::record::outcome(call.answered.is_some(), ended_by, transfer.as_ref());
         CallRecord {
             call_id: call.invite.call_id.clone(),
+            flow: flow.map(|f| f.run.flow().name.clone()),
+            flow_version: flow.map(|f| f.run.flow().version.clone()),
+            outcome,
             caller: call.identity.number.clone(),
             verified: call.identity.verified,
             verstat: call.identity.verstat.clone(),
@@ -1183,12 +1222,7 @@ impl Switch {
             variables: flow
                 .map(|f| f.run.vars_redacted().into_iter().collect())
                 .unwrap_or_default(),
-            transfer: call.transfer_record.clone().map(|mut t| {
-                if call.redact_target {
-                    t.target = "<redacted>".into();
-                }
-                t
-            }),
+            transfer,
             ended_by,
             reason,
             digits: call.media.digits_for_record(),

@@ -105,7 +105,19 @@ struct Found<'a> {
 
 /// Serves `directory` on `addr` until the process ends; returns the bound address.
 pub(crate) async fn serve(directory: Directory, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    let state = Arc::new(directory);
+    serve_reloadable(directory, addr).await.map(|(a, _)| a)
+}
+
+/// The directory being served; a reload sends a new one.
+type Current = tokio::sync::watch::Receiver<Arc<Directory>>;
+
+/// Serves `directory` on `addr` until the process ends; returns the bound address and
+/// the sender that swaps in a new directory (a reload) for the requests that follow.
+pub(crate) async fn serve_reloadable(
+    directory: Directory,
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, tokio::sync::watch::Sender<Arc<Directory>>)> {
+    let (swap, state) = tokio::sync::watch::channel(Arc::new(directory));
     let app = Router::new()
         .route("/customers/by-id/{id}", get(by_id))
         .route("/customers/{number}", get(by_number))
@@ -117,16 +129,18 @@ pub(crate) async fn serve(directory: Directory, addr: SocketAddr) -> std::io::Re
             tracing::error!(error = %e, "demo directory stopped");
         }
     });
-    Ok(bound)
+    Ok((bound, swap))
 }
 
 type Reply = Result<Json<serde_json::Value>, (StatusCode, Json<serde_json::Value>)>;
 
-async fn by_number(State(dir): State<Arc<Directory>>, UrlPath(number): UrlPath<String>) -> Reply {
+async fn by_number(State(dir): State<Current>, UrlPath(number): UrlPath<String>) -> Reply {
+    let dir = dir.borrow().clone();
     found(dir.by_number.get(&number))
 }
 
-async fn by_id(State(dir): State<Arc<Directory>>, UrlPath(id): UrlPath<String>) -> Reply {
+async fn by_id(State(dir): State<Current>, UrlPath(id): UrlPath<String>) -> Reply {
+    let dir = dir.borrow().clone();
     found(dir.by_id.get(&id))
 }
 

@@ -8,6 +8,7 @@
 mod records;
 mod rtp;
 mod tcp;
+mod webhook;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +37,14 @@ pub(crate) enum StreamInput {
     },
 }
 
+/// What the operator side hands the shard: the metrics it updates and the programs a
+/// reload installs.
+pub(crate) struct Operate {
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// New flows and prompts after a reload; each call keeps the one it started with.
+    pub(crate) programs: mpsc::Receiver<Program>,
+}
+
 /// The running server: its bound addresses and a way to stop it.
 pub(crate) struct Server {
     pub(crate) udp_addr: Option<SocketAddr>,
@@ -48,6 +57,7 @@ impl Server {
         cfg: &Config,
         program: Program,
         shutdown: watch::Receiver<Shutdown>,
+        operate: Operate,
     ) -> std::io::Result<Self> {
         let udp = if cfg.sip.udp {
             Some(Arc::new(bind_udp(
@@ -68,7 +78,8 @@ impl Server {
         let (rtp_tx, rtp_rx) = mpsc::channel(16_384);
         let rtp = rtp::RtpSockets::new(media_ip, rtp_tx);
         let tcp_addr = tcp.as_ref().map(|t| t.local_addr);
-        let records = records::Records::open(&cfg.records.path)?;
+        let mut records = records::Records::open(&cfg.records.path)?;
+        records.webhook = webhook::Webhook::start(&cfg.records, operate.metrics.clone());
         let wall = WallClock {
             instant: std::time::Instant::now(),
             system: std::time::SystemTime::now(),
@@ -123,6 +134,8 @@ impl Server {
             stream_rx,
             shutdown,
             drain_timeout: Duration::from_secs(cfg.calls.drain_timeout_s),
+            metrics: operate.metrics,
+            programs: operate.programs,
         };
         let shard = tokio::spawn(shard.run());
         Ok(Self {
@@ -188,6 +201,8 @@ struct Shard {
     stream_rx: mpsc::Receiver<StreamInput>,
     shutdown: watch::Receiver<Shutdown>,
     drain_timeout: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
+    programs: mpsc::Receiver<Program>,
 }
 
 impl Shard {
@@ -219,7 +234,12 @@ impl Shard {
                 Some((call, result)) = self.http_rx.recv() => {
                     self.switch.handle_http_result(std::time::Instant::now(), call, result);
                 }
+                Some(program) = self.programs.recv() => {
+                    info!(calls = self.switch.call_count(), "new flows installed; calls in progress keep theirs");
+                    self.switch.set_program(program);
+                }
                 Some(packet) = self.rtp_rx.recv() => {
+                    self.metrics.rtp_received();
                     self.switch.handle_rtp(packet.at, packet.port, packet.from, &packet.bytes);
                 }
                 _ = tokio::time::sleep_until(wake) => {
@@ -260,6 +280,7 @@ impl Shard {
                 }
             }
             self.flush().await;
+            self.publish();
             if *self.shutdown.borrow() != Shutdown::Running && self.switch.is_idle() {
                 info!("all calls ended; stopping");
                 return;
@@ -288,6 +309,18 @@ impl Shard {
             .handle_sip_datagram(std::time::Instant::now(), peer, data);
     }
 
+    /// Gauges and the switch's counters into the metrics (a few atomic stores).
+    fn publish(&self) {
+        self.metrics.observe_switch(
+            self.switch.call_count(),
+            self.switch.is_draining(),
+            self.switch.stats(),
+        );
+        if let Some(tcp) = &self.tcp {
+            self.metrics.set_tcp_connections(tcp.connections());
+        }
+    }
+
     async fn flush(&mut self) {
         while let Some(out) = self.switch.poll_output() {
             match out {
@@ -304,7 +337,10 @@ impl Shard {
                         None => warn!(to = %t.peer.addr, "no TCP transport for this message"),
                     },
                 },
-                Output::Record(record) => self.records.write(&record),
+                Output::Record(record) => {
+                    self.metrics.observe_record(&record);
+                    self.records.write(&record);
+                }
                 Output::MediaOpen { port } => match self.rtp.open(port) {
                     Ok(()) => self
                         .switch
@@ -321,7 +357,10 @@ impl Shard {
                     }
                 },
                 Output::MediaClose { port } => self.rtp.close(port),
-                Output::Rtp { port, to, packet } => self.rtp.send(port, to, &packet),
+                Output::Rtp { port, to, packet } => {
+                    self.metrics.rtp_sent();
+                    self.rtp.send(port, to, &packet);
+                }
                 Output::Http { call, request } => {
                     let (client, tx) = (self.http.clone(), self.http_tx.clone());
                     tokio::spawn(async move {

@@ -11,6 +11,8 @@ use tracing::error;
 pub(crate) struct Records {
     path: PathBuf,
     file: File,
+    /// Also POSTs each record (`[records] webhook_url`).
+    pub(crate) webhook: Option<super::webhook::Webhook>,
 }
 
 impl Records {
@@ -22,6 +24,7 @@ impl Records {
         Ok(Self {
             path: path.to_owned(),
             file,
+            webhook: None,
         })
     }
 
@@ -33,6 +36,9 @@ impl Records {
                 return;
             }
         };
+        if let Some(webhook) = &mut self.webhook {
+            webhook.offer(line.clone());
+        }
         line.push(b'\n');
         // One write per line keeps lines whole under O_APPEND; flush hands it to the OS.
         if let Err(e) = self.file.write_all(&line).and_then(|_| self.file.flush()) {

@@ -52,6 +52,11 @@ impl Tcp {
         })
     }
 
+    /// Open connections (for the metrics).
+    pub(super) fn connections(&self) -> usize {
+        self.writers.lock().expect("writers lock poisoned").len()
+    }
+
     /// Queues `bytes` for `peer`, connecting first when no connection is open.
     pub(super) fn send(&self, peer: SocketAddr, bytes: Bytes) {
         let existing = self

@@ -1,0 +1,107 @@
+//! The operator's HTTP listener (`[metrics] listen`): `GET /metrics` (Prometheus),
+//! `GET /healthz` (200 while accepting calls, 503 while draining) and `POST /-/reload`
+//! (the same reload as SIGHUP, answering with its result).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::driver::Shutdown;
+use crate::metrics::Metrics;
+use crate::reload::ReloadRequest;
+
+#[derive(Clone)]
+struct Admin {
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<Shutdown>,
+    reload: mpsc::Sender<ReloadRequest>,
+}
+
+/// Binds `addr` and serves until the process ends; returns the bound address.
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<Shutdown>,
+    reload: mpsc::Sender<ReloadRequest>,
+) -> std::io::Result<SocketAddr> {
+    let app = Router::new()
+        .route("/metrics", get(metrics_page))
+        .route("/healthz", get(healthz))
+        .route("/-/reload", post(reload_now))
+        .with_state(Admin {
+            metrics,
+            shutdown,
+            reload,
+        });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics listener stopped");
+        }
+    });
+    Ok(bound)
+}
+
+async fn metrics_page(State(admin): State<Admin>, headers: HeaderMap) -> impl IntoResponse {
+    // Prometheus asks for OpenMetrics first; anything else gets the classic text format.
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        admin.metrics.render(openmetrics),
+    )
+}
+
+async fn healthz(State(admin): State<Admin>) -> impl IntoResponse {
+    if *admin.shutdown.borrow() == Shutdown::Running {
+        (StatusCode::OK, "accepting calls\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    }
+}
+
+/// How long `POST /-/reload` waits for the reload to finish.
+const RELOAD_WAIT: Duration = Duration::from_secs(60);
+
+async fn reload_now(State(admin): State<Admin>) -> impl IntoResponse {
+    let (tx, rx) = oneshot::channel();
+    if admin
+        .reload
+        .try_send(ReloadRequest { reply: Some(tx) })
+        .is_err()
+    {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "reloads are already waiting\n".to_owned(),
+        );
+    }
+    match tokio::time::timeout(RELOAD_WAIT, rx).await {
+        Ok(Ok(Ok(summary))) => (StatusCode::OK, format!("reload applied: {summary}\n")),
+        Ok(Ok(Err(problems))) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "reload refused; the running version keeps serving:\n{}\n",
+                problems.join("\n")
+            ),
+        ),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no answer from the reload\n".to_owned(),
+        ),
+    }
+}
