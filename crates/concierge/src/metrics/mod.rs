@@ -44,7 +44,7 @@ struct NodeExitLabels {
 struct HttpLabels {
     flow: String,
     node: String,
-    outcome: String,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -308,7 +308,7 @@ impl Metrics {
                 .get_or_create(&HttpLabels {
                     flow: flow.clone(),
                     node: h.node.clone(),
-                    outcome: h.outcome.clone(),
+                    outcome: http_outcome(h.status, &h.outcome),
                 })
                 .observe(h.latency_ms as f64 / 1000.0);
         }
@@ -443,3 +443,46 @@ impl Metrics {
     }
 }
 
+
+/// An HTTP step's outcome as a bounded label. The record's text holds the value the API
+/// returned (`ok: true`) or an error message, neither of which may become a label.
+fn http_outcome(status: Option<u16>, outcome: &str) -> &'static str {
+    match status {
+        _ if outcome.starts_with("ok") => "success",
+        Some(200..=299) => "bad_body",
+        Some(400..=499) => "http_4xx",
+        Some(500..=599) => "http_5xx",
+        Some(_) => "http_other",
+        None if outcome == "timeout" => "timeout",
+        None if outcome.starts_with("connect") => "connect_error",
+        None => "error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_outcomes_are_a_fixed_set_whatever_the_api_said() {
+        assert_eq!(http_outcome(Some(200), "ok: true"), "success");
+        assert_eq!(http_outcome(Some(200), "ok: ***"), "success");
+        assert_eq!(http_outcome(Some(200), "no value at customer.vip"), "bad_body");
+        assert_eq!(http_outcome(Some(404), "HTTP 404"), "http_4xx");
+        assert_eq!(http_outcome(Some(503), "HTTP 503"), "http_5xx");
+        assert_eq!(http_outcome(None, "timeout"), "timeout");
+        assert_eq!(http_outcome(None, "connect: refused"), "connect_error");
+        assert_eq!(http_outcome(None, "tls handshake eof"), "error");
+    }
+
+    #[test]
+    fn a_rendered_page_names_counters_with_total_in_both_formats() {
+        let m = Metrics::new();
+        m.reload(true);
+        let text = m.render(false);
+        assert!(text.contains("# TYPE concierge_reloads_total counter\n"), "{text}");
+        assert!(text.contains("concierge_reloads_total{result=\"applied\"} 1\n"), "{text}");
+        let om = m.render(true);
+        assert!(om.contains("# TYPE concierge_reloads counter\n") && om.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,189 @@
+//! `/metrics` and `/healthz` of the real server: the page passes `promtool check metrics`,
+//! and after a VIP call and a normal call through the reference flow every counter moved
+//! by exactly what those two calls did; refusals are counted by reason and `/healthz`
+//! turns 503 while draining.
+
+mod common;
+
+use std::time::Duration;
+
+use common::ops::{eventually, http, metric, metric_sum, promtool_check, scrape};
+use common::{assert_sipp_ok, free_port, scenario, sipp, start_vip, wait_records, RawCall};
+
+/// The `[metrics]` lines for a listener on `port`.
+fn metrics_on(port: u16) -> String {
+    format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n")
+}
+
+/// Runs a SIPp caller scenario from `caller` to completion.
+fn call(server: &common::Server, file: &str, caller: &str) {
+    let out = sipp(
+        server,
+        &[
+            "-sf",
+            &scenario(file),
+            "-key",
+            "caller",
+            caller,
+            "-m",
+            "1",
+            "-timeout",
+            "40",
+            "-timeout_error",
+        ],
+    );
+    assert_sipp_ok(&out, server);
+}
+
+/// The difference of one series between two pages (absent counts as 0).
+fn moved(before: &str, after: &str, series: &str) -> f64 {
+    metric(after, series).unwrap_or(0.0) - metric(before, series).unwrap_or(0.0)
+}
+
+#[test]
+fn a_vip_call_and_a_normal_call_move_the_counters_by_exactly_what_happened() {
+    let port = free_port();
+    let server = start_vip("metrics-calls", |f| f, &metrics_on(port));
+    let before = scrape(port);
+    promtool_check(&before);
+    assert_eq!(metric(&before, "concierge_calls_in_progress"), Some(0.0));
+
+    // A known VIP number from a trusted peer: straight to the VIP desk.
+    call(&server, "vip_refer.xml", "+46706170786");
+    wait_records(&server, 1);
+    // An unknown number keys a wrong code: customer service.
+    call(&server, "keypad_999999_refer.xml", "+46700000009");
+    let records = wait_records(&server, 2);
+    let after = scrape(port);
+    promtool_check(&after);
+
+    let version = records[0]["flow_version"].as_str().expect("flow_version");
+    assert_eq!(version.len(), 12, "a content hash: {version}");
+    assert_eq!(records[1]["flow_version"], version);
+    for r in &records {
+        assert_eq!(r["flow"], "vip");
+        assert_eq!(r["outcome"], "transferred");
+    }
+    let moved = |series: &str| moved(&before, &after, series);
+    let calls = |outcome: &str, node: &str| {
+        format!("concierge_calls_total{{flow=\"vip\",outcome=\"{outcome}\",node=\"{node}\"}}")
+    };
+    assert_eq!(moved(&calls("transferred", "transfer_vip")), 1.0);
+    assert_eq!(moved(&calls("transferred", "transfer_service")), 1.0);
+    assert_eq!(
+        metric_sum(&after, "concierge_calls_total") - metric_sum(&before, "concierge_calls_total"),
+        2.0,
+        "two calls, nothing else:\n{after}"
+    );
+    let transfers = |node: &str| {
+        format!("concierge_transfers_total{{flow=\"vip\",node=\"{node}\",mode=\"refer\",result=\"succeeded\"}}")
+    };
+    assert_eq!(moved(&transfers("transfer_vip")), 1.0);
+    assert_eq!(moved(&transfers("transfer_service")), 1.0);
+    assert_eq!(metric_sum(&after, "concierge_transfers_total"), 2.0);
+    for node in ["transfer_vip", "transfer_service"] {
+        assert_eq!(
+            moved(&format!(
+                "concierge_answer_to_transfer_seconds_count{{flow=\"vip\",node=\"{node}\"}}"
+            )),
+            1.0
+        );
+    }
+
+    // Node visits: the two paths the records show, step by step.
+    let visit = |node: &str, exit: &str| {
+        format!("concierge_flow_node_visits_total{{flow=\"vip\",node=\"{node}\",exit=\"{exit}\"}}")
+    };
+    assert_eq!(moved(&visit("welcome", "next")), 2.0);
+    assert_eq!(moved(&visit("lookup", "success")), 1.0);
+    assert_eq!(moved(&visit("lookup", "failure")), 1.0);
+    assert_eq!(moved(&visit("ask_code", "done")), 1.0);
+    assert_eq!(moved(&visit("check_code", "default")), 1.0);
+    assert_eq!(moved(&visit("transfer_vip", "transferred")), 1.0);
+    assert_eq!(moved(&visit("transfer_service", "transferred")), 1.0);
+    let steps: usize = records
+        .iter()
+        .map(|r| r["path"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(
+        metric_sum(&after, "concierge_flow_node_visits_total"),
+        steps as f64
+    );
+
+    // The customer lookup: found for the VIP, 404 for the unknown number.
+    let http_count = |outcome: &str| {
+        format!("concierge_http_request_duration_seconds_count{{flow=\"vip\",node=\"lookup\",outcome=\"{outcome}\"}}")
+    };
+    assert_eq!(moved(&http_count("success")), 1.0);
+    assert_eq!(moved(&http_count("http_4xx")), 1.0);
+
+    // Six keys by RFC 4733, and none any other way.
+    let digits = records[1]["digits"].as_array().unwrap().len();
+    assert_eq!(digits, 6);
+    assert_eq!(
+        moved("concierge_digits_total{method=\"rfc4733\"}"),
+        digits as f64
+    );
+    assert_eq!(metric_sum(&after, "concierge_digits_total"), 6.0);
+
+    // Media both ways, no call left, nothing refused, no lockout, this flow version live.
+    assert!(moved("concierge_rtp_packets_sent_total") > 0.0);
+    assert!(moved("concierge_rtp_packets_received_total") > 0.0);
+    assert_eq!(metric(&after, "concierge_calls_in_progress"), Some(0.0));
+    assert_eq!(metric_sum(&after, "concierge_invites_refused_total"), 0.0);
+    assert_eq!(metric_sum(&after, "concierge_lockouts_total"), 0.0);
+    assert_eq!(
+        metric(
+            &after,
+            &format!("concierge_flow_version_info{{flow=\"vip\",version=\"{version}\"}}")
+        ),
+        Some(1.0)
+    );
+    assert!(metric(&after, "process_resident_memory_bytes").is_some_and(|b| b > 1e6));
+    assert!(metric(&after, "process_cpu_seconds_total").is_some());
+    // Never a caller number or a Call-ID in a label.
+    assert!(!after.contains("+4670"), "{after}");
+}
+
+#[test]
+fn refusals_are_counted_by_reason_and_healthz_is_503_while_draining() {
+    let port = free_port();
+    let server = start_vip(
+        "metrics-drain",
+        |f| f,
+        &format!("[calls]\nmax_calls = 1\n{}", metrics_on(port)),
+    );
+    assert_eq!(http(port, "GET", "/healthz"), (200, "accepting calls\n".into()));
+    // An unknown number waits at the keypad: one call in progress.
+    let mut held = RawCall::invite(server.port, "+46700000009", "held-1", "0 101");
+    held.answer_and_ack();
+    eventually(Duration::from_secs(5), "one call in progress", || {
+        metric(&scrape(port), "concierge_calls_in_progress") == Some(1.0)
+    });
+    let full = RawCall::invite(server.port, "+46700000001", "full-1", "0");
+    full.sip.expect("SIP/2.0 503", Duration::from_secs(5));
+
+    server.signal("-TERM");
+    eventually(Duration::from_secs(5), "healthz 503", || {
+        http(port, "GET", "/healthz") == (503, "draining\n".into())
+    });
+    let late = RawCall::invite(server.port, "+46700000002", "late-1", "0");
+    late.sip.expect("SIP/2.0 503", Duration::from_secs(5));
+    let page = scrape(port);
+    promtool_check(&page);
+    assert_eq!(
+        metric(&page, "concierge_invites_refused_total{reason=\"max_calls\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&page, "concierge_invites_refused_total{reason=\"draining\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&page, "concierge_invites_refused_total{reason=\"no_port\"}"),
+        Some(0.0)
+    );
+    assert_eq!(metric(&page, "concierge_draining"), Some(1.0));
+    assert_eq!(metric(&page, "concierge_calls_in_progress"), Some(1.0));
+    held.bye();
+}
