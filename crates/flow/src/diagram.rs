@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use crate::model::{Flow, Node};
+use crate::model::{Flow, Node, TransferMode};
 
 /// The terminal every successful transfer leads to.
 const TRANSFERRED: &str = "transferred";
@@ -226,7 +226,12 @@ fn describe(node: &Node) -> String {
             prompt,
             ..
         } => {
-            let mode = format!("{mode:?}").to_lowercase();
+            let mode = match mode {
+                TransferMode::Refer => "refer",
+                TransferMode::Redirect => "redirect",
+                TransferMode::Bridge => "bridge",
+                TransferMode::ReferOrBridge => "refer_or_bridge",
+            };
             let prompt = prompt
                 .as_ref()
                 .map(|p| format!(" after {p}"))
