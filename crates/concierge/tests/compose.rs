@@ -1,8 +1,10 @@
-//! `docker-compose.yml`: Kamailio in front of two Concierge instances and a SIPp load
-//! service. With Docker Compose on the machine, `docker compose config` validates it;
-//! either way the file is parsed as YAML (python3's yaml module) and checked against the
-//! files it names: build contexts, instance configs (which `concierge check` must accept),
-//! Kamailio's dispatcher list and the ports everything uses.
+//! `docker-compose.yml`: Kamailio in front of two Concierge instances, Prometheus scraping
+//! both, and a SIPp load service. With Docker Compose on the machine, `docker compose
+//! config` validates it; either way the file is parsed as YAML (python3's yaml module) and
+//! checked against the files it names: build contexts, instance configs (which `concierge
+//! check` must accept), Kamailio's dispatcher list, Prometheus' scrape targets (which
+//! `promtool check config` must accept) and the ports everything uses. The Grafana
+//! dashboard's queries must parse as PromQL and name only documented metrics.
 
 mod common;
 
@@ -77,7 +79,7 @@ fn compose_runs_kamailio_in_front_of_two_instances_and_a_sipp_load_service() {
     let names: BTreeSet<&str> = services.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["kamailio", "concierge-1", "concierge-2", "sipp"])
+        BTreeSet::from(["kamailio", "concierge-1", "concierge-2", "prometheus", "sipp"])
     );
     for (name, s) in services {
         assert_eq!(
@@ -109,6 +111,7 @@ fn compose_runs_kamailio_in_front_of_two_instances_and_a_sipp_load_service() {
     let mut instance_ports = Vec::new();
     let mut rtp_ranges = Vec::new();
     let mut instance_names = BTreeSet::new();
+    let mut metrics_listen = Vec::new();
     for name in ["concierge-1", "concierge-2"] {
         let command = strs(&services[name]["command"]);
         assert_eq!(&command[..2], ["run", "--config"], "{name}");
@@ -137,6 +140,7 @@ fn compose_runs_kamailio_in_front_of_two_instances_and_a_sipp_load_service() {
             .unwrap();
         rtp_ranges.push((min, max));
         instance_names.insert(toml_value(&text, "server", "instance").expect("server.instance"));
+        metrics_listen.push(toml_value(&text, "metrics", "listen").expect("metrics.listen"));
     }
     assert_eq!(instance_names.len(), 2, "each instance has its own name");
     assert_ne!(instance_ports[0], instance_ports[1]);
@@ -172,4 +176,106 @@ fn compose_runs_kamailio_in_front_of_two_instances_and_a_sipp_load_service() {
         !instance_ports.contains(&listen.rsplit(':').next().unwrap().to_owned()),
         "Kamailio and the instances need their own ports"
     );
+
+    // Prometheus scrapes exactly the instances' metrics listeners, with a config promtool accepts.
+    assert_ne!(metrics_listen[0], metrics_listen[1]);
+    let prometheus_yml = root.join("deploy/prometheus/prometheus.yml");
+    let check = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&prometheus_yml)
+        .output()
+        .expect("promtool is required (Debian package prometheus)");
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let scrape = yaml(&prometheus_yml);
+    let targets: Vec<String> = scrape["scrape_configs"]
+        .as_array()
+        .expect("scrape_configs")
+        .iter()
+        .flat_map(|job| job["static_configs"].as_array().cloned().unwrap_or_default())
+        .flat_map(|s| strs(&s["targets"]))
+        .collect();
+    assert_eq!(targets, metrics_listen, "Prometheus scrapes both instances");
+    let prometheus = strs(&services["prometheus"]["command"]).join(" ");
+    assert!(prometheus.contains("--config.file=/etc/prometheus/prometheus.yml"));
+    let dockerfile =
+        std::fs::read_to_string(root.join("deploy/prometheus/Dockerfile")).unwrap();
+    assert!(dockerfile.contains("COPY prometheus.yml /etc/prometheus/prometheus.yml"));
+}
+
+/// A YAML file as JSON, through python3's yaml module.
+fn yaml(path: &std::path::Path) -> serde_json::Value {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(path)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON from python")
+}
+
+#[test]
+fn the_grafana_dashboard_queries_parse_and_use_only_documented_metrics() {
+    let root = repo_root();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("deploy/grafana/concierge.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().expect("expr").to_owned())
+        .collect();
+    assert!(exprs.len() >= 15, "{exprs:?}");
+    // Each query as a recording rule: promtool parses its PromQL.
+    let dir = common::scratch_dir("grafana-rules");
+    let rules: String = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("      - record: dashboard:query{i}\n        expr: '{}'\n", e.replace('\'', "''")))
+        .collect();
+    let file = dir.join("rules.yml");
+    std::fs::write(&file, format!("groups:\n  - name: dashboard\n    rules:\n{rules}")).unwrap();
+    let check = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool");
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // Every metric a query names is in the README's metrics table.
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let documented: BTreeSet<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_owned)
+        .collect();
+    for expr in &exprs {
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("concierge_") || word.starts_with("process_") {
+                let family = ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|s| word.strip_suffix(s))
+                    .unwrap_or(word);
+                assert!(
+                    documented.contains(family),
+                    "{family} (in `{expr}`) is not in README's metrics table"
+                );
+            }
+        }
+    }
 }

@@ -143,6 +143,18 @@ fn a_vip_call_and_a_normal_call_move_the_counters_by_exactly_what_happened() {
     assert!(metric(&after, "process_cpu_seconds_total").is_some());
     // Never a caller number or a Call-ID in a label.
     assert!(!after.contains("+4670"), "{after}");
+    for r in &records {
+        assert!(!after.contains(r["call_id"].as_str().unwrap()));
+    }
+    // Every metric on the page is in README's table.
+    let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
+    for name in after.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let name = name.split(' ').next().unwrap();
+        assert!(
+            readme.contains(&format!("| `{name}` |")),
+            "{name} is not in README's metrics table"
+        );
+    }
 }
 
 #[test]
