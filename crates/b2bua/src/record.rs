@@ -146,10 +146,22 @@ mod tests {
 
     #[test]
     fn outcomes_follow_the_transfer_then_who_ended_the_call() {
-        assert_eq!(outcome(true, "concierge", Some(&transfer("succeeded"))), "transferred");
-        assert_eq!(outcome(false, "concierge", Some(&transfer("redirected"))), "transferred");
-        assert_eq!(outcome(true, "caller", Some(&transfer("answered (after 405)"))), "transferred");
-        assert_eq!(outcome(true, "concierge", Some(&transfer("failed: 486"))), "failed");
+        assert_eq!(
+            outcome(true, "concierge", Some(&transfer("succeeded"))),
+            "transferred"
+        );
+        assert_eq!(
+            outcome(false, "concierge", Some(&transfer("redirected"))),
+            "transferred"
+        );
+        assert_eq!(
+            outcome(true, "caller", Some(&transfer("answered (after 405)"))),
+            "transferred"
+        );
+        assert_eq!(
+            outcome(true, "concierge", Some(&transfer("failed: 486"))),
+            "failed"
+        );
         assert_eq!(outcome(true, "network", None), "failed");
         assert_eq!(outcome(false, "concierge", None), "refused");
         assert_eq!(outcome(true, "caller", None), "hung_up");

@@ -100,7 +100,10 @@ impl Reloader {
             return Err(vec!["the call switch has stopped".into()]);
         }
         if let (Some(swap), Some(directory)) = (&self.directory, directory) {
-            info!(customers = directory.len(), "demo customer directory reloaded");
+            info!(
+                customers = directory.len(),
+                "demo customer directory reloaded"
+            );
             let _ = swap.send(Arc::new(directory));
         }
         Ok(summary)
@@ -159,7 +162,8 @@ pub(crate) fn restart_needed(before: &str, after: &str) -> Vec<String> {
             (None, None) => {}
             (bt, at) => {
                 let (bt, at) = (bt.unwrap_or(&empty), at.unwrap_or(&empty));
-                let keys: std::collections::BTreeSet<&String> = bt.keys().chain(at.keys()).collect();
+                let keys: std::collections::BTreeSet<&String> =
+                    bt.keys().chain(at.keys()).collect();
                 for key in keys {
                     let name = format!("{section}.{key}");
                     if bt.get(key) != at.get(key) && !LIVE_KEYS.contains(&name.as_str()) {

@@ -79,7 +79,13 @@ fn compose_runs_kamailio_in_front_of_two_instances_and_a_sipp_load_service() {
     let names: BTreeSet<&str> = services.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["kamailio", "concierge-1", "concierge-2", "prometheus", "sipp"])
+        BTreeSet::from([
+            "kamailio",
+            "concierge-1",
+            "concierge-2",
+            "prometheus",
+            "sipp"
+        ])
     );
     for (name, s) in services {
         assert_eq!(
@@ -196,14 +202,18 @@ fn compose_runs_kamailio_in_front_of_two_instances_and_a_sipp_load_service() {
         .as_array()
         .expect("scrape_configs")
         .iter()
-        .flat_map(|job| job["static_configs"].as_array().cloned().unwrap_or_default())
+        .flat_map(|job| {
+            job["static_configs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .flat_map(|s| strs(&s["targets"]))
         .collect();
     assert_eq!(targets, metrics_listen, "Prometheus scrapes both instances");
     let prometheus = strs(&services["prometheus"]["command"]).join(" ");
     assert!(prometheus.contains("--config.file=/etc/prometheus/prometheus.yml"));
-    let dockerfile =
-        std::fs::read_to_string(root.join("deploy/prometheus/Dockerfile")).unwrap();
+    let dockerfile = std::fs::read_to_string(root.join("deploy/prometheus/Dockerfile")).unwrap();
     assert!(dockerfile.contains("COPY prometheus.yml /etc/prometheus/prometheus.yml"));
 }
 
@@ -217,7 +227,11 @@ fn yaml(path: &std::path::Path) -> serde_json::Value {
         .arg(path)
         .output()
         .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON from python")
 }
 
@@ -241,10 +255,19 @@ fn the_grafana_dashboard_queries_parse_and_use_only_documented_metrics() {
     let rules: String = exprs
         .iter()
         .enumerate()
-        .map(|(i, e)| format!("      - record: dashboard:query{i}\n        expr: '{}'\n", e.replace('\'', "''")))
+        .map(|(i, e)| {
+            format!(
+                "      - record: dashboard:query{i}\n        expr: '{}'\n",
+                e.replace('\'', "''")
+            )
+        })
         .collect();
     let file = dir.join("rules.yml");
-    std::fs::write(&file, format!("groups:\n  - name: dashboard\n    rules:\n{rules}")).unwrap();
+    std::fs::write(
+        &file,
+        format!("groups:\n  - name: dashboard\n    rules:\n{rules}"),
+    )
+    .unwrap();
     let check = Command::new("promtool")
         .args(["check", "rules"])
         .arg(&file)

@@ -27,12 +27,19 @@ fn diagram(flow: &str, format: &str) -> String {
 /// Every `(node, exit target)` pair the flow file declares, read from the TOML itself.
 fn declared_exits(node: &toml::Table) -> Vec<String> {
     let mut targets = Vec::new();
-    for field in ["next", "success", "failure", "done", "no_input", "invalid", "locked", "default", "failed"] {
+    for field in [
+        "next", "success", "failure", "done", "no_input", "invalid", "locked", "default", "failed",
+    ] {
         if let Some(t) = node.get(field).and_then(|v| v.as_str()) {
             targets.push(t.to_owned());
         }
     }
-    for case in node.get("cases").and_then(|c| c.as_array()).into_iter().flatten() {
+    for case in node
+        .get("cases")
+        .and_then(|c| c.as_array())
+        .into_iter()
+        .flatten()
+    {
         targets.push(case["exit"].as_str().expect("case exit").to_owned());
     }
     targets
@@ -61,12 +68,16 @@ fn every_node_and_exit_of_each_shipped_flow_is_drawn() {
         assert!(mermaid.starts_with("flowchart TD\n"), "{flow}");
         assert!(dot.starts_with("digraph "), "{flow}");
         let start = doc["start"].as_str().unwrap();
-        assert!(mermaid.contains(&format!("start --> n_{start}\n")), "{flow}");
+        assert!(
+            mermaid.contains(&format!("start --> n_{start}\n")),
+            "{flow}"
+        );
         for (id, node) in nodes {
             let node = node.as_table().unwrap();
             let kind = node["type"].as_str().unwrap();
             assert!(
-                mermaid.contains(&format!("n_{id}")) && mermaid.contains(&format!("\"{id}<br/>{kind}")),
+                mermaid.contains(&format!("n_{id}"))
+                    && mermaid.contains(&format!("\"{id}<br/>{kind}")),
                 "{flow}: node {id} ({kind}) missing:\n{mermaid}"
             );
             assert!(dot.contains(&format!("\"{id}\" [shape=")), "{flow}: {id}");
@@ -75,7 +86,8 @@ fn every_node_and_exit_of_each_shipped_flow_is_drawn() {
                 assert!(
                     mermaid
                         .lines()
-                        .any(|l| l.trim_start().starts_with(&format!("n_{id} -->|")) && format!("{l}\n").ends_with(&edge)),
+                        .any(|l| l.trim_start().starts_with(&format!("n_{id} -->|"))
+                            && format!("{l}\n").ends_with(&edge)),
                     "{flow}: exit {id} -> {target} missing:\n{mermaid}"
                 );
                 assert!(
@@ -103,7 +115,10 @@ fn the_readme_shows_the_reference_flow_as_the_command_draws_it() {
         .unwrap_or_else(|| panic!("README.md has no {MARKER}"))
         + MARKER.len();
     let open = "\n```mermaid\n";
-    assert!(readme[start..].starts_with(open), "a mermaid block follows the marker");
+    assert!(
+        readme[start..].starts_with(open),
+        "a mermaid block follows the marker"
+    );
     let body_start = start + open.len();
     let body_end = body_start + readme[body_start..].find("```\n").expect("block closes");
     if std::env::var_os("UPDATE_README").is_some() {

@@ -165,7 +165,10 @@ fn refusals_are_counted_by_reason_and_healthz_is_503_while_draining() {
         |f| f,
         &format!("[calls]\nmax_calls = 1\n{}", metrics_on(port)),
     );
-    assert_eq!(http(port, "GET", "/healthz"), (200, "accepting calls\n".into()));
+    assert_eq!(
+        http(port, "GET", "/healthz"),
+        (200, "accepting calls\n".into())
+    );
     // An unknown number waits at the keypad: one call in progress.
     let mut held = RawCall::invite(server.port, "+46700000009", "held-1", "0 101");
     held.answer_and_ack();
@@ -184,11 +187,17 @@ fn refusals_are_counted_by_reason_and_healthz_is_503_while_draining() {
     let page = scrape(port);
     promtool_check(&page);
     assert_eq!(
-        metric(&page, "concierge_invites_refused_total{reason=\"max_calls\"}"),
+        metric(
+            &page,
+            "concierge_invites_refused_total{reason=\"max_calls\"}"
+        ),
         Some(1.0)
     );
     assert_eq!(
-        metric(&page, "concierge_invites_refused_total{reason=\"draining\"}"),
+        metric(
+            &page,
+            "concierge_invites_refused_total{reason=\"draining\"}"
+        ),
         Some(1.0)
     );
     assert_eq!(

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::ops::{eventually, http, metric, scrape};
 use common::{
-    free_port, header, options_request, path_of, repo_root, scratch_dir, udp_exchange,
-    wait_record, RawCall, Server,
+    free_port, header, options_request, path_of, repo_root, scratch_dir, udp_exchange, wait_record,
+    RawCall, Server,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -128,11 +128,7 @@ fn calls_keep_their_flow_across_sighup_and_a_broken_flow_is_refused() {
         .lines()
         .find(|l| l.contains("reload refused: error:"))
         .expect("a refusal naming the problem");
-    let line = broken
-        .lines()
-        .position(|l| l.contains("nowhere"))
-        .unwrap()
-        + 1;
+    let line = broken.lines().position(|l| l.contains("nowhere")).unwrap() + 1;
     assert!(
         refused.contains(&format!("{}:{line}", flow_path.display())),
         "file and line: {refused}"
@@ -148,8 +144,14 @@ fn calls_keep_their_flow_across_sighup_and_a_broken_flow_is_refused() {
         ["ask:done", "new:next", "bye:-"]
     );
     let page = scrape(metrics);
-    assert_eq!(metric(&page, "concierge_reloads_total{result=\"applied\"}"), Some(1.0));
-    assert_eq!(metric(&page, "concierge_reloads_total{result=\"refused\"}"), Some(1.0));
+    assert_eq!(
+        metric(&page, "concierge_reloads_total{result=\"applied\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&page, "concierge_reloads_total{result=\"refused\"}"),
+        Some(1.0)
+    );
     assert_eq!(
         metric(
             &page,
@@ -191,7 +193,11 @@ fn sighup_never_stops_the_process_and_restart_only_settings_are_named() {
     }
     key_and_expect_bye(&mut call);
     assert_eq!(path_of(&wait_record(&server, "hup-call"))[1], "only:next");
-    assert_eq!(server.wait_exit(Duration::from_millis(500)), None, "still running");
+    assert_eq!(
+        server.wait_exit(Duration::from_millis(500)),
+        None,
+        "still running"
+    );
     let ok = udp_exchange(server.port, &options_request(server.port), WAIT);
     assert!(ok.iter().any(|r| r.starts_with("SIP/2.0 200")), "{ok:?}");
     assert!(ok.iter().all(|r| header(r, "Call-ID").is_some()));

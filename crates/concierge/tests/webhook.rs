@@ -82,8 +82,7 @@ fn with_the_receiver_down_calls_go_on_records_are_retried_and_overflow_is_counte
     let filed = wait_records(&server, 6);
     assert_eq!(filed.len(), 6);
     eventually(Duration::from_secs(10), "retries", || {
-        metric(&scrape(metrics), "concierge_record_webhook_retries_total")
-            .is_some_and(|r| r >= 2.0)
+        metric(&scrape(metrics), "concierge_record_webhook_retries_total").is_some_and(|r| r >= 2.0)
     });
     // One record in delivery, two queued: the other three did not fit.
     let page = scrape(metrics);

@@ -41,7 +41,12 @@ pub fn mermaid(flow: &Flow) -> String {
     let id = |node: &str| ids.get(node).cloned().unwrap_or_else(|| "missing".into());
     let mut out = format!("flowchart TD\n    start((\"{}\"))\n", mm(&flow.name));
     for b in &boxes {
-        let text = b.lines.iter().map(|l| mm(l)).collect::<Vec<_>>().join("<br/>");
+        let text = b
+            .lines
+            .iter()
+            .map(|l| mm(l))
+            .collect::<Vec<_>>()
+            .join("<br/>");
         let (open, close) = match b.shape {
             Shape::Step => ("[\"", "\"]"),
             Shape::Decision => ("{\"", "\"}"),
@@ -75,7 +80,12 @@ pub fn dot(flow: &Flow) -> String {
             Shape::Decision => "diamond",
             Shape::End => "oval",
         };
-        let text = b.lines.iter().map(|l| dq(l)).collect::<Vec<_>>().join("\\n");
+        let text = b
+            .lines
+            .iter()
+            .map(|l| dq(l))
+            .collect::<Vec<_>>()
+            .join("\\n");
         out.push_str(&format!(
             "    \"{}\" [shape={shape}, label=\"{text}\"];\n",
             dq(&b.id)
@@ -251,11 +261,10 @@ fn mermaid_ids(boxes: &[Box_]) -> BTreeMap<String, String> {
     let mut ids = BTreeMap::new();
     let mut used = HashSet::new();
     for (i, b) in boxes.iter().enumerate() {
-        let clean: String = b
-            .id
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
+        let clean: String =
+            b.id.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
         let mut id = format!("n_{clean}");
         if !used.insert(id.clone()) {
             id = format!("n{i}_{clean}");
@@ -326,8 +335,14 @@ type = "hangup"
         assert!(m.contains("n_hello[\"hello<br/>play: welcome\"]"), "{m}");
         assert!(m.contains("n_hello -->|\"next\"| n_ask\n"), "{m}");
         assert!(m.contains("n_ask -->|\"no_input\"| n_end\n"), "{m}");
-        assert!(m.contains("n_check -->|\"case 1: EqualTo 1#quot;2\"| n_desk\n"), "{m}");
-        assert!(m.contains("n_desk -->|\"transferred\"| n_transferred\n"), "{m}");
+        assert!(
+            m.contains("n_check -->|\"case 1: EqualTo 1#quot;2\"| n_desk\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("n_desk -->|\"transferred\"| n_transferred\n"),
+            "{m}"
+        );
         assert!(m.contains("n_desk -->|\"failed\"| n_end\n"), "{m}");
         // `end` is a Mermaid keyword: the prefix keeps it a node.
         assert!(m.contains("n_end([\"end<br/>hangup\"])"), "{m}");
@@ -337,7 +352,10 @@ type = "hangup"
     fn dot_quotes_labels_and_lists_every_edge() {
         let d = dot(&flow(FLOW));
         assert!(d.starts_with("digraph \"demo\" {"));
-        assert!(d.contains("\"check\" -> \"desk\" [label=\"case 1: EqualTo 1\\\"2\"];"), "{d}");
+        assert!(
+            d.contains("\"check\" -> \"desk\" [label=\"case 1: EqualTo 1\\\"2\"];"),
+            "{d}"
+        );
         assert!(d.contains("\"ask\" -> \"check\" [label=\"done\"];"), "{d}");
         assert!(d.trim_end().ends_with('}'));
     }

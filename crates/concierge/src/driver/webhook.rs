@@ -58,7 +58,8 @@ impl Webhook {
             Ok(()) => {}
             Err(_) => {
                 self.metrics.webhook_dropped("queue_full");
-                self.drops.dropped("webhook queue full: call record dropped");
+                self.drops
+                    .dropped("webhook queue full: call record dropped");
             }
         }
         self.metrics
@@ -139,7 +140,10 @@ impl DropLog {
     fn dropped(&mut self, what: &'static str) {
         self.since += 1;
         let now = Instant::now();
-        if self.last.is_none_or(|t| now.duration_since(t) >= DROP_LOG_EVERY) {
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= DROP_LOG_EVERY)
+        {
             warn!(dropped = self.since, "{what}");
             self.last = Some(now);
             self.since = 0;

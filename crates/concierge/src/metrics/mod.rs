@@ -151,9 +151,7 @@ impl Metrics {
             node_visits.clone(),
         );
         let http_duration =
-            Family::<HttpLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(HTTP_BUCKETS)
-            });
+            Family::<HttpLabels, Histogram>::new_with_constructor(|| Histogram::new(HTTP_BUCKETS));
         registry.register_with_unit(
             "http_request_duration",
             "Flow HTTP requests, by flow, node and outcome",
@@ -166,10 +164,9 @@ impl Metrics {
             "Transfers, by flow, transfer node, mode (refer, redirect, bridge) and result (succeeded, failed)",
             transfers.clone(),
         );
-        let answer_to_transfer =
-            Family::<FlowNodeLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(TRANSFER_BUCKETS)
-            });
+        let answer_to_transfer = Family::<FlowNodeLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(TRANSFER_BUCKETS)
+        });
         registry.register_with_unit(
             "answer_to_transfer",
             "Time from answering a call to its flow starting a transfer, by flow and transfer node",
@@ -443,7 +440,6 @@ impl Metrics {
     }
 }
 
-
 /// An HTTP step's outcome as a bounded label. The record's text holds the value the API
 /// returned (`ok: true`) or an error message, neither of which may become a label.
 fn http_outcome(status: Option<u16>, outcome: &str) -> &'static str {
@@ -467,7 +463,10 @@ mod tests {
     fn http_outcomes_are_a_fixed_set_whatever_the_api_said() {
         assert_eq!(http_outcome(Some(200), "ok: true"), "success");
         assert_eq!(http_outcome(Some(200), "ok: ***"), "success");
-        assert_eq!(http_outcome(Some(200), "no value at customer.vip"), "bad_body");
+        assert_eq!(
+            http_outcome(Some(200), "no value at customer.vip"),
+            "bad_body"
+        );
         assert_eq!(http_outcome(Some(404), "HTTP 404"), "http_4xx");
         assert_eq!(http_outcome(Some(503), "HTTP 503"), "http_5xx");
         assert_eq!(http_outcome(None, "timeout"), "timeout");
@@ -480,8 +479,14 @@ mod tests {
         let m = Metrics::new();
         m.reload(true);
         let text = m.render(false);
-        assert!(text.contains("# TYPE concierge_reloads_total counter\n"), "{text}");
-        assert!(text.contains("concierge_reloads_total{result=\"applied\"} 1\n"), "{text}");
+        assert!(
+            text.contains("# TYPE concierge_reloads_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("concierge_reloads_total{result=\"applied\"} 1\n"),
+            "{text}"
+        );
         let om = m.render(true);
         assert!(om.contains("# TYPE concierge_reloads counter\n") && om.ends_with("# EOF\n"));
     }

@@ -173,9 +173,6 @@ fn serve(stream: TcpStream, status: u16, bodies: &Mutex<Vec<String>>) {
                 .unwrap()
                 .push(String::from_utf8_lossy(&body).into_owned());
         }
-        let _ = write!(
-            writer,
-            "HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n"
-        );
+        let _ = write!(writer, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
     }
 }
