@@ -30,6 +30,9 @@ pub struct SwitchConfig {
     /// Credentials for bridge targets that challenge our INVITE.
     pub outbound_auth: Option<crate::OutboundAuth>,
     pub timers: TimerConfig,
+    /// Base URL of the customer directory (`http://127.0.0.1:8089`), given to flows as
+    /// `system.directory_url` so that moving its port is one setting.
+    pub directory_url: String,
     pub user_agent: String,
     /// Seed for tags, branches and SSRCs.
     pub seed: u64,
@@ -51,6 +54,7 @@ impl Default for SwitchConfig {
             bridge_ring_timeout: Duration::from_secs(30),
             outbound_auth: None,
             timers: TimerConfig::default(),
+            directory_url: "http://127.0.0.1:8089".into(),
             user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
             seed: 0,
         }

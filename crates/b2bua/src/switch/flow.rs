@@ -46,6 +46,7 @@ impl Switch {
             "system.local_host".into(),
             format!("{}:{}", self.cfg.advertised_host, self.cfg.sip_port),
         );
+        vars.insert("system.directory_url".into(), self.cfg.directory_url.clone());
         call.span
             .in_scope(|| info!(flow = %flow.name, caller = %vars["system.caller"], "flow started"));
         let (run, action) = Run::start(flow, vars);

@@ -346,7 +346,7 @@ pub fn start_vip(name: &str, edit: impl Fn(String) -> String, calls_extra: &str)
     let crm = free_port();
     let flow = std::fs::read_to_string(root.join("config/flows/vip.toml"))
         .expect("vip.toml")
-        .replace("http://127.0.0.1:8089", "CRM");
+        .replace("{system.directory_url}", "CRM");
     let flow = edit(flow).replace("CRM", &format!("http://127.0.0.1:{crm}"));
     let flow_path = dir.join("vip.toml");
     std::fs::write(&flow_path, flow).expect("write flow");
