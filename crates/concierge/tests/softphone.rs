@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use common::{path_of, start_vip, wait_record};
 
-/// baresip listens on fixed ports (SIP 5080, control 4444): one at a time.
+/// One phone at a time: two would only compete for the two cores.
 static ONE_PHONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs baresip as `user` and drives it with bsctl.py `steps`; returns its events.
@@ -41,13 +41,21 @@ fn baresip(dir: &Path, user: &str, steps: &[String]) -> Vec<serde_json::Value> {
     );
     let conf = dir.join("baresip");
     std::fs::create_dir_all(&conf).unwrap();
+    // Ports of its own, none fixed: the suite runs beside a demo or another phone.
+    let sip_port = common::free_port().to_string();
+    let ctrl_port = common::free_port().to_string();
+    let (rtp_min, rtp_max) = common::free_rtp_range(20);
     let config = std::fs::read_to_string(peers.join("baresip/config.in"))
         .unwrap()
-        .replace("@AUDIO@", wav.to_str().unwrap());
+        .replace("@AUDIO@", wav.to_str().unwrap())
+        .replace("@SIP_PORT@", &sip_port)
+        .replace("@CTRL_PORT@", &ctrl_port)
+        .replace("@RTP_PORTS@", &format!("{rtp_min}-{}", rtp_max - 1));
     std::fs::write(conf.join("config"), config).unwrap();
     let accounts = std::fs::read_to_string(peers.join("baresip/accounts.in"))
         .unwrap()
-        .replace("@USER@", user);
+        .replace("@USER@", user)
+        .replace("@SIP_PORT@", &sip_port);
     std::fs::write(conf.join("accounts"), accounts).unwrap();
     // stdin must be a pipe: baresip's stdio module cannot poll /dev/null.
     let mut phone = Command::new("baresip")
@@ -62,13 +70,13 @@ fn baresip(dir: &Path, user: &str, steps: &[String]) -> Vec<serde_json::Value> {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let out = Command::new("python3")
         .arg(peers.join("bsctl.py"))
-        .args(["--port", "4444"])
+        .args(["--port", &ctrl_port])
         .args(steps)
         .output()
         .expect("python3");
     let _ = Command::new("python3")
         .arg(peers.join("bsctl.py"))
-        .args(["--port", "4444", "cmd:quit"])
+        .args(["--port", &ctrl_port, "cmd:quit"])
         .output();
     let _ = phone.kill();
     let _ = phone.wait();
@@ -86,6 +94,7 @@ fn baresip(dir: &Path, user: &str, steps: &[String]) -> Vec<serde_json::Value> {
 
 #[test]
 fn baresip_keys_a_code_and_follows_the_refer_to_the_vip_desk() {
+    let _held = common::hold_default_ports();
     let server = start_vip("baresip", |f| f, "");
     let dir = common::scratch_dir("baresip-run");
     let ivr = format!("sip:ivr@127.0.0.1:{}", server.port);
@@ -140,6 +149,7 @@ fn baresip_keys_a_code_and_follows_the_refer_to_the_vip_desk() {
 
 #[test]
 fn baresip_digits_are_read_back_on_the_echo_route() {
+    let _held = common::hold_default_ports();
     let server = start_vip("baresip-echo", |f| f, "");
     let dir = common::scratch_dir("baresip-echo-run");
     let steps: Vec<String> = [
