@@ -95,7 +95,9 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
     };
     println!("checking {config}, as `concierge run` would load it");
     let mut errors = Vec::new();
-    let loaded = program::load(&cfg, files).map_err(|e| errors.extend(e)).ok();
+    let loaded = program::load(&cfg, files)
+        .map_err(|e| errors.extend(e))
+        .ok();
     let directory = program::directory(&cfg, files)
         .map_err(|e| errors.push(e))
         .ok()
@@ -142,7 +144,10 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
             for e in &errors {
                 println!("error: {}", e.strip_prefix("error: ").unwrap_or(e));
             }
-            println!("{} error(s): `concierge run` would refuse this", errors.len());
+            println!(
+                "{} error(s): `concierge run` would refuse this",
+                errors.len()
+            );
             ExitCode::FAILURE
         }
     }
@@ -178,7 +183,10 @@ fn check_flow(flow: &Path, args: &ConfigArgs) -> ExitCode {
             for w in &warnings {
                 println!("warning: {w}");
             }
-            println!("ok: 1 flow(s), {} prompt(s) checked", prompts.names().count());
+            println!(
+                "ok: 1 flow(s), {} prompt(s) checked",
+                prompts.names().count()
+            );
             ExitCode::SUCCESS
         }
         Err(errors) => {

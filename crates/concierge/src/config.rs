@@ -486,9 +486,14 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     let column = text[line_start..start].chars().count() + 1;
     // serde's data errors concern a key's value; anything else is the TOML syntax itself,
     // best pointed at by its character.
-    let about_a_value = ["invalid type", "invalid value", "unknown variant", "invalid length"]
-        .iter()
-        .any(|m| message.starts_with(m));
+    let about_a_value = [
+        "invalid type",
+        "invalid value",
+        "unknown variant",
+        "invalid length",
+    ]
+    .iter()
+    .any(|m| message.starts_with(m));
     if !about_a_value && !message.starts_with("unknown field") {
         return format!("line {line_no}, column {column}: {message}");
     }
@@ -609,13 +614,23 @@ mod path_tests {
             "[flows]\ndefault = \"flows/vip.toml\"\nroutes = { a = \"/abs/a.toml\" }\n[prompts]\ndir = \"../prompts\"\n[records]\npath = \"./calls.jsonl\"\n",
         )
         .unwrap();
-        assert_eq!(c.flows.default.unwrap(), Path::new("/srv/concierge/flows/vip.toml"));
+        assert_eq!(
+            c.flows.default.unwrap(),
+            Path::new("/srv/concierge/flows/vip.toml")
+        );
         assert_eq!(c.flows.routes["a"], Path::new("/abs/a.toml"));
         assert_eq!(c.prompts.dir, Path::new("/srv/prompts"));
         assert_eq!(c.records.path, Path::new("/srv/concierge/calls.jsonl"));
-        assert_eq!(c.demo.customers, Path::new("/srv/concierge/config/customers.csv"));
+        assert_eq!(
+            c.demo.customers,
+            Path::new("/srv/concierge/config/customers.csv")
+        );
         // The built-in demo's names, as its file list has them.
-        let c = Config::parse(Path::new("config/concierge.toml"), "[prompts]\ndir = \"../prompts\"\n[records]\npath = \"../calls.jsonl\"\n").unwrap();
+        let c = Config::parse(
+            Path::new("config/concierge.toml"),
+            "[prompts]\ndir = \"../prompts\"\n[records]\npath = \"../calls.jsonl\"\n",
+        )
+        .unwrap();
         assert_eq!(c.prompts.dir, Path::new("prompts"));
         assert_eq!(c.records.path, Path::new("calls.jsonl"));
     }

@@ -141,7 +141,11 @@ impl Summary {
             .flows
             .iter()
             .map(|(route, file)| {
-                let route = if route.is_empty() { "every call" } else { route };
+                let route = if route.is_empty() {
+                    "every call"
+                } else {
+                    route
+                };
                 format!("{route} -> {}", file.display())
             })
             .collect();

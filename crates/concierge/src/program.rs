@@ -91,11 +91,7 @@ pub(crate) fn load(cfg: &Config, files: Files) -> Result<Loaded, Vec<String>> {
             }
         }
     };
-    let default_flow = cfg
-        .flows
-        .default
-        .as_deref()
-        .and_then(|p| load_one("", p));
+    let default_flow = cfg.flows.default.as_deref().and_then(|p| load_one("", p));
     let mut routes = std::collections::HashMap::new();
     for (user, path) in &cfg.flows.routes {
         if let Some(flow) = load_one(user, path) {
@@ -198,11 +194,7 @@ fn unserved_local_urls(cfg: &Config, path: &Path, flow: &Flow) -> Vec<String> {
             ));
             continue;
         }
-        let rendered = url.render(
-            &vars,
-            &|_| Some("x".into()),
-            concierge_flow::Escape::Url,
-        );
+        let rendered = url.render(&vars, &|_| Some("x".into()), concierge_flow::Escape::Url);
         let Ok(parsed) = reqwest::Url::parse(&rendered) else {
             continue;
         };

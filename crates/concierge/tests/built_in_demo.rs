@@ -51,10 +51,7 @@ fn run_with_no_files_at_all_serves_the_built_in_demo() {
             break;
         }
         if let Ok(Some(status)) = demo.0.try_wait() {
-            panic!(
-                "the demo exited ({status})\n{}",
-                server_log()
-            );
+            panic!("the demo exited ({status})\n{}", server_log());
         }
         assert!(
             Instant::now() < deadline,

@@ -87,7 +87,11 @@ fn simulate_shows_the_three_paths_of_the_reference_flow() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     };
     let vip = run("+46706170786", "");
@@ -184,7 +188,9 @@ fn check_outside_the_repository_checks_the_built_in_demo_that_run_would_start() 
 fn a_misspelt_system_variable_fails_check_with_the_valid_names() {
     let (ok, out) = check_flow(
         "callr",
-        &format!("{LOOKUP}url = \"{{system.directory_url}}/customers/{{system.callr}}\"\n{LOOKUP_END}"),
+        &format!(
+            "{LOOKUP}url = \"{{system.directory_url}}/customers/{{system.callr}}\"\n{LOOKUP_END}"
+        ),
     );
     assert!(!ok, "{out}");
     assert!(out.contains("unknown variable \"system.callr\""), "{out}");
@@ -221,7 +227,10 @@ fn template_and_toml_errors_point_at_the_character() {
         &format!("{LOOKUP}url = \"http://crm/customers/{{system.caller\"\n{LOOKUP_END}"),
     );
     assert!(!ok, "{out}");
-    assert!(out.contains("brace.toml:4:29: node \"lookup\", field \"url\": bad template"), "{out}");
+    assert!(
+        out.contains("brace.toml:4:29: node \"lookup\", field \"url\": bad template"),
+        "{out}"
+    );
     assert!(!out.contains("is not an http"), "{out}");
     let dir = common::scratch_dir("toml-syntax");
     let config = dir.join("concierge.toml");
@@ -229,7 +238,10 @@ fn template_and_toml_errors_point_at_the_character() {
     let (ok, out) = concierge(&["check", config.to_str().unwrap()]);
     assert!(!ok, "{out}");
     assert!(out.contains("concierge.toml: line 2, column "), "{out}");
-    assert!(!out.contains("field \"]\"") && !out.contains("field `]`"), "{out}");
+    assert!(
+        !out.contains("field \"]\"") && !out.contains("field `]`"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -247,10 +259,17 @@ fn a_lookup_at_a_local_port_nothing_serves_is_a_warning() {
     let flow = dir.join("old.toml");
     std::fs::write(
         &flow,
-        format!("{LOOKUP}url = \"http://127.0.0.1:8089/customers/{{system.caller}}\"\n{LOOKUP_END}"),
+        format!(
+            "{LOOKUP}url = \"http://127.0.0.1:8089/customers/{{system.caller}}\"\n{LOOKUP_END}"
+        ),
     )
     .unwrap();
-    let (ok, out) = concierge(&["check", "--config", config.to_str().unwrap(), flow.to_str().unwrap()]);
+    let (ok, out) = concierge(&[
+        "check",
+        "--config",
+        config.to_str().unwrap(),
+        flow.to_str().unwrap(),
+    ]);
     assert!(ok, "{out}");
     assert!(
         out.contains("points at local port 8089, which nothing in this config serves")
@@ -258,7 +277,12 @@ fn a_lookup_at_a_local_port_nothing_serves_is_a_warning() {
         "{out}"
     );
     // The shipped flow follows the directory wherever it is: no warning.
-    let (ok, out) = concierge(&["check", "--config", config.to_str().unwrap(), "config/flows/vip.toml"]);
+    let (ok, out) = concierge(&[
+        "check",
+        "--config",
+        config.to_str().unwrap(),
+        "config/flows/vip.toml",
+    ]);
     assert!(ok && !out.contains("points at local port"), "{out}");
 }
 
@@ -270,7 +294,9 @@ fn every_flag_has_help_and_run_help_describes_the_built_in_demo() {
         let lines: Vec<&str> = out.lines().collect();
         for (i, l) in lines.iter().enumerate() {
             let t = l.trim_start();
-            if t.starts_with("--") || (t.starts_with('-') && t.chars().nth(1).is_some_and(char::is_alphabetic)) {
+            if t.starts_with("--")
+                || (t.starts_with('-') && t.chars().nth(1).is_some_and(char::is_alphabetic))
+            {
                 // clap puts the help on the same line or, for long help, on the next.
                 let described = t.split("  ").filter(|p| !p.trim().is_empty()).count() > 1
                     || lines.get(i + 1).is_some_and(|n| {
@@ -282,7 +308,13 @@ fn every_flag_has_help_and_run_help_describes_the_built_in_demo() {
         }
     }
     let (_, out) = concierge(&["run", "--help"]);
-    for needle in ["built into the binary", "customer directory", "--listen", "--rtp-ports", "--directory-listen"] {
+    for needle in [
+        "built into the binary",
+        "customer directory",
+        "--listen",
+        "--rtp-ports",
+        "--directory-listen",
+    ] {
         assert!(out.contains(needle), "{needle:?} not in {out}");
     }
     assert!(!out.contains("built-in defaults"), "{out}");

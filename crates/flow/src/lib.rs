@@ -27,6 +27,4 @@ pub use run::{
 pub use template::{
     normalize_e164, Escape, Template, TemplateError, SYSTEM_VARIABLES, URL_BASE_VARIABLE,
 };
-pub use validate::{
-    check_dir, load_flow, parse_flow, unset_env, Diagnostic, LoadedFlow, Severity,
-};
+pub use validate::{check_dir, load_flow, parse_flow, unset_env, Diagnostic, LoadedFlow, Severity};

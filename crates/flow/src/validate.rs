@@ -334,8 +334,7 @@ impl Validator<'_> {
             Ok(t) => return Some(t),
             Err(e) => e,
         };
-        let (TemplateError::Unclosed(at) | TemplateError::Stray(at) | TemplateError::Empty(at)) =
-            e;
+        let (TemplateError::Unclosed(at) | TemplateError::Stray(at) | TemplateError::Empty(at)) = e;
         let what = match e {
             TemplateError::Unclosed(_) => "unclosed `{` (no `}` after it)",
             TemplateError::Stray(_) => "a `}` closes nothing (write `}}` for a literal brace)",
@@ -381,9 +380,8 @@ impl Validator<'_> {
                             );
                         }
                     }
-                    let url = parsed.unwrap_or_else(|| {
-                        Template::parse("").expect("the empty template parses")
-                    });
+                    let url = parsed
+                        .unwrap_or_else(|| Template::parse("").expect("the empty template parses"));
                     let method = h.method.to_ascii_uppercase();
                     if !matches!(method.as_str(), "GET" | "POST" | "PUT") {
                         self.error(id, "method", format!("{:?}: use GET or POST", h.method));

@@ -17,7 +17,8 @@ fn known(p: &str) -> bool {
 
 fn write(name: &str, text: &str) -> PathBuf {
     // Under target/, not the system temp directory: nothing is left behind in /tmp.
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("concierge-flow-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("concierge-flow-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -166,7 +167,8 @@ fn every_shipped_flow_validates_clean() {
 }
 
 const LOOKUP_HEAD: &str = "start = \"lookup\"\n[nodes.lookup]\ntype = \"http\"\n";
-const LOOKUP_TAIL: &str = "save_as = \"r\"\nsuccess = \"bye\"\nfailure = \"bye\"\n[nodes.bye]\ntype = \"hangup\"\n";
+const LOOKUP_TAIL: &str =
+    "save_as = \"r\"\nsuccess = \"bye\"\nfailure = \"bye\"\n[nodes.bye]\ntype = \"hangup\"\n";
 
 #[test]
 fn a_misspelt_system_variable_is_an_error_listing_the_real_ones() {
@@ -197,7 +199,12 @@ fn an_unclosed_brace_is_reported_at_its_character_and_nothing_else() {
     );
     assert_eq!(e.len(), 1, "{e:?}");
     // `url = "` is 7 characters; the `{` is the 29th of the value.
-    assert!(e[0].to_string().contains("brace.toml:4:29: node \"lookup\", field \"url\""), "{}", e[0]);
+    assert!(
+        e[0].to_string()
+            .contains("brace.toml:4:29: node \"lookup\", field \"url\""),
+        "{}",
+        e[0]
+    );
     assert!(e[0].message.contains("unclosed"), "{}", e[0]);
 }
 
@@ -208,7 +215,10 @@ fn a_toml_syntax_error_names_line_and_column_and_no_made_up_field() {
         "start = \"a\"\n[nodes.a]\ntype = \"play\"\nprompts = [\"welcome\"\nnext = \"a\"\n",
     );
     let text = e[0].to_string();
-    assert!(text.contains("syntax.toml:4:") || text.contains("syntax.toml:5:"), "{text}");
+    assert!(
+        text.contains("syntax.toml:4:") || text.contains("syntax.toml:5:"),
+        "{text}"
+    );
     assert!(!text.contains("field \"]\""), "{text}");
     assert!(e[0].column.is_some(), "{text}");
 }
@@ -224,6 +234,12 @@ fn unset_environment_variables_are_warned_about() {
     let w = concierge_flow::unset_env(&path, &text, &flow, &|_| false);
     assert_eq!(w.len(), 1, "{w:?}");
     assert_eq!(w[0].severity, Severity::Warning);
-    assert!(w[0].to_string().contains("env.toml:5: node \"lookup\", field \"headers\": ${CRM_TOKEN_SURELY_UNSET} is not set"), "{}", w[0]);
+    assert!(
+        w[0].to_string().contains(
+            "env.toml:5: node \"lookup\", field \"headers\": ${CRM_TOKEN_SURELY_UNSET} is not set"
+        ),
+        "{}",
+        w[0]
+    );
     assert!(concierge_flow::unset_env(&path, &text, &flow, &|_| true).is_empty());
 }

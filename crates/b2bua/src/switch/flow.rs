@@ -46,7 +46,10 @@ impl Switch {
             "system.local_host".into(),
             format!("{}:{}", self.cfg.advertised_host, self.cfg.sip_port),
         );
-        vars.insert("system.directory_url".into(), self.cfg.directory_url.clone());
+        vars.insert(
+            "system.directory_url".into(),
+            self.cfg.directory_url.clone(),
+        );
         call.span
             .in_scope(|| info!(flow = %flow.name, caller = %vars["system.caller"], "flow started"));
         let (run, action) = Run::start(flow, vars);

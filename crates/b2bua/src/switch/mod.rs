@@ -1062,9 +1062,8 @@ impl Switch {
         }
         let record = self.record_of(&call);
         // One line per call, whichever path ended it (a BYE either way, CANCEL, a timeout).
-        call.span.in_scope(
-            || info!(by = %record.ended_by, why = %record.reason, "call ended"),
-        );
+        call.span
+            .in_scope(|| info!(by = %record.ended_by, why = %record.reason, "call ended"));
         self.outputs.push_back(Output::Record(Box::new(record)));
         self.by_invite.remove(&call.invite_key);
         if let Some(d) = &call.dialog {

@@ -45,7 +45,9 @@ pub(crate) enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot open the call records file {path}: {source}; change `[records] path` in the config")]
+    #[error(
+        "cannot open the call records file {path}: {source}; change `[records] path` in the config"
+    )]
     Records {
         path: std::path::PathBuf,
         source: std::io::Error,
@@ -66,10 +68,12 @@ impl Server {
         shutdown: watch::Receiver<Shutdown>,
     ) -> Result<Self, StartError> {
         let addr = cfg.sip.listen;
-        let bind = |transport| move |source| StartError::Bind {
-            transport,
-            addr,
-            source,
+        let bind = |transport| {
+            move |source| StartError::Bind {
+                transport,
+                addr,
+                source,
+            }
         };
         let udp = if cfg.sip.udp {
             Some(Arc::new(
