@@ -102,6 +102,16 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
         .map_err(|e| errors.push(e))
         .ok()
         .flatten();
+    // `run` opens the records file at start-up; a missing directory stops it there.
+    if let Some(parent) = cfg.records.path.parent() {
+        if !parent.as_os_str().is_empty() && !parent.is_dir() {
+            errors.push(format!(
+                "{}: directory not found (records.path {})",
+                parent.display(),
+                cfg.records.path.display()
+            ));
+        }
+    }
     if let Some(loaded) = &loaded {
         for (route, file) in &loaded.flows {
             let route = if route.is_empty() {

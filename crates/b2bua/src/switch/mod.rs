@@ -161,7 +161,11 @@ impl Switch {
             self.ports.release(port, now);
         }
         let _g = call.span.clone().entered();
-        warn!(port, ?error, "RTP port could not be bound");
+        let why = match error {
+            PortError::InUse => "another program holds it",
+            PortError::Other => "bind failed",
+        };
+        warn!(port, why, "RTP port could not be bound");
         if call.port_bound || call.phase != Phase::Early {
             return;
         }
