@@ -46,16 +46,22 @@ impl ConfigArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run the server (the default when no command is given). Without --config and with
-    /// no config/concierge.toml here, it runs the whole demo compiled into the binary: SIP
-    /// on 0.0.0.0:5060, the VIP flow, the desks and echo route, and the demo customer
-    /// directory on 127.0.0.1:8089; the flags below move its ports.
+    /// Run the server (the default when no command is given).
+    ///
+    /// Without --config and with no config/concierge.toml here, it runs the whole demo
+    /// built into the binary: SIP on 0.0.0.0:5060 (UDP and TCP), the VIP flow for every
+    /// call, the VIP and service desks and the echo-digits route, and the demo customer
+    /// directory on 127.0.0.1:8089 the flow looks callers up in; call records go to
+    /// calls.jsonl here. The flags below move its ports.
     Run {
         #[command(flatten)]
         config: ConfigArgs,
     },
-    /// Check everything `run` would load — the config, its default and routed flows, the
-    /// prompts and the demo directory's file — or one flow file; non-zero on any error.
+    /// Check what `run` would load, or one flow file; non-zero on any error.
+    ///
+    /// Loads the config (or the built-in demo, where `run` would use it), its default and
+    /// routed flows, the prompts and the demo directory's file through the same code as
+    /// `run`, says what it checked, and prints every problem with file, line and field.
     Check {
         /// A config file, a directory holding concierge.toml, or one flow file. Default:
         /// what `run` would use.
