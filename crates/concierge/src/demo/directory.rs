@@ -172,6 +172,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("concierge-dir-{}.csv", std::process::id()));
         std::fs::write(&dir, "number,name,vip,tier,customer_id\n+1,A,maybe,,1\n").unwrap();
         let e = Directory::load(&dir).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&dir);
         assert!(e.contains("line 2") && e.contains("maybe"), "{e}");
     }
 
