@@ -80,6 +80,15 @@ fn is_flow(text: &str) -> bool {
     }
 }
 
+/// Which configuration this is, in words.
+fn describe(cfg: &crate::config::Config, files: Files) -> String {
+    match (&cfg.source, files) {
+        (Some(f), Files::BuiltIn) => format!("the built-in demo ({})", f.display()),
+        (Some(f), Files::Disk) => f.display().to_string(),
+        (None, _) => "the defaults".to_owned(),
+    }
+}
+
 fn check_config(args: &ConfigArgs) -> ExitCode {
     let (cfg, files) = match program::configure(args) {
         Ok(c) => c,
@@ -88,12 +97,10 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = match (&cfg.source, files) {
-        (Some(f), Files::BuiltIn) => format!("the built-in demo ({})", f.display()),
-        (Some(f), Files::Disk) => f.display().to_string(),
-        (None, _) => "the defaults".to_owned(),
-    };
-    println!("checking {config}, as `concierge run` would load it");
+    println!(
+        "checking {}, as `concierge run` would load it",
+        describe(&cfg, files)
+    );
     let mut errors = Vec::new();
     let loaded = program::load(&cfg, files)
         .map_err(|e| errors.extend(e))
@@ -184,9 +191,7 @@ fn check_flow(flow: &Path, args: &ConfigArgs) -> ExitCode {
         "checking the flow {} with the {} prompt(s) of {}",
         flow.display(),
         prompts.names().count(),
-        cfg.source
-            .as_ref()
-            .map_or_else(|| "the defaults".to_owned(), |f| f.display().to_string())
+        describe(&cfg, files)
     );
     match program::load_flow(&cfg, Files::Disk, &prompts, flow) {
         Ok((_, warnings)) => {

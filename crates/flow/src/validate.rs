@@ -170,7 +170,16 @@ fn toml_diagnostic(path: &Path, text: &str, e: &toml::de::Error) -> Diagnostic {
             }
         }
     }
-    if field.is_none() {
+    // A value of the wrong type names its key; a syntax error names no field at all.
+    let about_a_value = [
+        "invalid type",
+        "invalid value",
+        "invalid length",
+        "unknown variant",
+    ]
+    .iter()
+    .any(|m| message.starts_with(m));
+    if field.is_none() && about_a_value {
         field = line
             .and_then(|n| text.lines().nth(n - 1))
             .and_then(|l| l.split_once('=').map(|(k, _)| k.trim().to_owned()))

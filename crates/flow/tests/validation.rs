@@ -220,6 +220,7 @@ fn a_toml_syntax_error_names_line_and_column_and_no_made_up_field() {
         "{text}"
     );
     assert!(!text.contains("field \"]\""), "{text}");
+    assert_eq!(e[0].field, None, "a syntax error is no field's: {text}");
     assert!(e[0].column.is_some(), "{text}");
 }
 
