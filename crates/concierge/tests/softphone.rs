@@ -183,3 +183,68 @@ fn baresip_digits_are_read_back_on_the_echo_route() {
         "{rec}"
     );
 }
+
+/// The README's recipe as written: `config/baresip/` (no sound card, no ALSA) dials the IVR
+/// as the VIP number in its `accounts` and follows the REFER to the VIP desk. Only its SIP
+/// and RTP ports are moved, so it runs beside anything.
+#[test]
+fn the_shipped_headless_baresip_config_reaches_the_vip_desk() {
+    let _held = common::hold_default_ports();
+    let server = start_vip("readme-baresip", |f| f, "");
+    let dir = common::scratch_dir("readme-baresip-run");
+    let _phone = ONE_PHONE.lock().unwrap_or_else(|e| e.into_inner());
+    let shipped = common::repo_root().join("config/baresip");
+    let config = std::fs::read_to_string(shipped.join("config")).unwrap();
+    assert!(
+        !config
+            .lines()
+            .any(|l| l.starts_with("module") && (l.contains("alsa") || l.contains("pulse"))),
+        "the headless config loads no sound-card module"
+    );
+    let sip_port = common::free_port();
+    let (rtp_min, rtp_max) = common::free_rtp_range(20);
+    let moved = config
+        .replace("127.0.0.1:5080", &format!("127.0.0.1:{sip_port}"))
+        .replace("30000-30099", &format!("{rtp_min}-{}", rtp_max - 1));
+    assert!(
+        moved.contains(&format!("sip_listen\t\t127.0.0.1:{sip_port}"))
+            && moved.contains(&format!("rtp_ports\t\t{rtp_min}-")),
+        "the shipped config's ports are where this test expects them"
+    );
+    std::fs::write(dir.join("config"), moved).unwrap();
+    std::fs::copy(shipped.join("accounts"), dir.join("accounts")).unwrap();
+    let mut phone = Command::new("baresip")
+        .arg("-f")
+        .arg(&dir)
+        .args(["-e", &format!("/dial sip:ivr@127.0.0.1:{}", server.port)])
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(dir.join("baresip.out")).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("baresip is required (apt-get install -y baresip)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let records = loop {
+        let records = server.records();
+        let desk_done = records.iter().any(|r| r["called"] == "vip-desk");
+        let ivr_done = records.iter().any(|r| r["called"] == "ivr");
+        if (desk_done && ivr_done) || std::time::Instant::now() > deadline {
+            break records;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = phone.kill();
+    let _ = phone.wait();
+    let out = std::fs::read_to_string(dir.join("baresip.out")).unwrap_or_default();
+    let ivr = records
+        .iter()
+        .find(|r| r["called"] == "ivr")
+        .unwrap_or_else(|| panic!("no IVR call record; baresip said:\n{out}"));
+    assert_eq!(ivr["caller"], "+46706170786");
+    assert_eq!(ivr["transfer"]["result"], "succeeded", "{ivr}");
+    let desk = records
+        .iter()
+        .find(|r| r["called"] == "vip-desk")
+        .unwrap_or_else(|| panic!("baresip never called the VIP desk:\n{out}"));
+    assert_eq!(desk["caller"], "+46706170786", "{desk}");
+    assert!(!out.contains("could not open auplay"), "{out}");
+}
