@@ -14,26 +14,27 @@ mod program;
 mod reload;
 mod simulate;
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ConfigArgs};
 use crate::config::Config;
 use crate::driver::{Operate, Server, Shutdown};
 use crate::program::Files;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Run { config: None }) {
-        Command::Run { config } => run(config.as_deref()),
-        Command::Check { path } => check::run(&path),
+    match cli.command.unwrap_or(Command::Run {
+        config: ConfigArgs::default(),
+    }) {
+        Command::Run { config } => run(&config),
+        Command::Check { path, config } => check::run(path.as_deref(), &config),
         Command::Simulate {
             flow,
             caller,
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
             verstat: verstat.as_deref(),
             json,
             reveal_secrets,
-            config: config.as_deref(),
+            config: &config,
         }),
         Command::Diagram { flow, format } => diagram::run(&flow, format),
         Command::Reload { config } => reload::request(config.as_deref()),
@@ -62,14 +63,8 @@ fn main() -> ExitCode {
 
 /// Without `--config`, `config/concierge.toml` is used when it exists (the demo in the
 /// repository), and the same demo compiled into the binary otherwise.
-fn run(config: Option<&Path>) -> ExitCode {
-    let default_file = Path::new(demo::embedded::CONFIG);
-    let config = config.or_else(|| default_file.exists().then_some(default_file));
-    let (loaded, files) = match config {
-        Some(path) => (Config::load(Some(path)), Files::Disk),
-        None => (built_in_config(), Files::BuiltIn),
-    };
-    let cfg = match loaded {
+fn run(args: &ConfigArgs) -> ExitCode {
+    let (cfg, files) = match program::configure(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("concierge: {e}");
@@ -83,7 +78,7 @@ fn run(config: Option<&Path>) -> ExitCode {
     if files == Files::BuiltIn {
         info!(
             "no {} here: running the built-in demo",
-            default_file.display()
+            demo::embedded::CONFIG
         );
     }
     // One TLS provider for the process (ring), installed before any HTTP client exists.
@@ -98,20 +93,19 @@ fn run(config: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config_text = match config {
-        Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
-        None => Files::BuiltIn
-            .read_to_string(default_file)
-            .unwrap_or_default(),
-    };
-    let config_path = config.map(Path::to_path_buf);
+    // What the config said at start, to name the settings a reload cannot apply.
+    let config_text = cfg
+        .source
+        .as_deref()
+        .and_then(|p| files.read_to_string(p).ok())
+        .unwrap_or_default();
     runtime.block_on(async move {
         // SIGHUP reloads; its default action would end the process, so the handler is
         // installed before anything else can take time.
         let (reload_tx, reload_rx) = mpsc::channel(4);
         tokio::spawn(forward_hangups(reload_tx.clone()));
         let (tx, rx) = watch::channel(Shutdown::Running);
-        let program = match program::load(&cfg, files) {
+        let loaded = match program::load(&cfg, files) {
             Ok(p) => p,
             Err(errors) => {
                 for e in &errors {
@@ -120,9 +114,19 @@ fn run(config: Option<&Path>) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        for w in &loaded.warnings {
+            warn!("{w}");
+        }
+        let directory = match program::directory(&cfg, files) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("concierge: {e}");
+                return ExitCode::from(2);
+            }
+        };
         let metrics = Arc::new(metrics::Metrics::new());
-        metrics.set_flows(reload::flow_versions(&program));
-        info!(flows = %reload::flows_summary(&program), "flows loaded");
+        metrics.set_flows(reload::flow_versions(&loaded.program));
+        info!(flows = %reload::flows_summary(&loaded.program), "flow versions");
         let (programs_tx, programs_rx) = mpsc::channel(4);
         let operate = Operate {
             metrics: metrics.clone(),
@@ -130,67 +134,111 @@ fn run(config: Option<&Path>) -> ExitCode {
         };
         if let Some(listen) = cfg.metrics.listen {
             match admin::serve(listen, metrics.clone(), rx.clone(), reload_tx.clone()).await {
-                Ok(addr) => info!(%addr, "metrics, health and reload listening"),
+                Ok(addr) => info!("metrics, health and reload: http://{addr}/metrics, /healthz, POST /-/reload"),
                 Err(e) => {
-                    error!(error = %e, %listen, "cannot bind the metrics listener");
+                    error!("cannot serve metrics on {listen}: {e}; change `[metrics] listen` in the config");
                     return ExitCode::FAILURE;
                 }
             }
         }
-        let server = match Server::start(&cfg, program, rx, operate).await {
+        let summary = Summary::new(&cfg, files, &loaded);
+        let server = match Server::start(&cfg, loaded.program, rx, operate).await {
             Ok(s) => s,
             Err(e) => {
-                error!(error = %e, listen = %cfg.sip.listen, "cannot bind the SIP listeners");
+                error!("{e}");
                 return ExitCode::FAILURE;
             }
         };
-        let directory = if cfg.demo.directory {
-            match start_directory(&cfg, files).await {
-                Ok(swap) => Some(swap),
-                Err(e) => {
-                    error!("{e}");
-                    return ExitCode::FAILURE;
+        let directory = match directory {
+            Some(directory) => {
+                let count = directory.len();
+                let addr = cfg.demo.directory_listen;
+                match demo::directory::serve_reloadable(directory, addr).await {
+                    Ok((_, swap)) => {
+                        info!("demo customer directory: {} ({count} customers from {})", cfg.directory_url(), cfg.demo.customers.display());
+                        Some(swap)
+                    }
+                    Err(e) => {
+                        error!(
+                            "cannot serve the demo customer directory on {addr}: {e}; change `[demo] directory_listen` in the config or pass --directory-listen ADDR:PORT"
+                        );
+                        return ExitCode::FAILURE;
+                    }
                 }
             }
-        } else {
-            None
+            None => None,
         };
         let reloader = reload::Reloader {
-            config_path,
+            config_path: cfg.source.clone(),
             files,
+            overrides: args.overrides(),
             started_with: config_text,
             programs: programs_tx,
             directory,
             metrics,
         };
         tokio::spawn(reloader.run(reload_rx));
-        info!(udp = ?server.udp_addr, tcp = ?server.tcp_addr, host = %cfg.advertised_host(), "concierge listening");
+        summary.log(&cfg, &server);
         tokio::spawn(forward_signals(tx));
         server.wait().await;
         ExitCode::SUCCESS
     })
 }
 
-fn built_in_config() -> Result<Config, config::ConfigError> {
-    let path = Path::new(demo::embedded::CONFIG);
-    let text = Files::BuiltIn
-        .read_to_string(path)
-        .expect("the built-in demo has its config");
-    Config::parse(path, &text)
+/// What the server runs, said once at start-up so that a log shows which files and ports
+/// this process used.
+struct Summary {
+    config: String,
+    flows: Vec<String>,
 }
 
-/// Serves the demo customer directory; returns the swap a reload sends a new one on.
-async fn start_directory(
-    cfg: &Config,
-    files: Files,
-) -> Result<watch::Sender<Arc<demo::directory::Directory>>, String> {
-    let directory = reload::load_directory(cfg, files)?;
-    let count = directory.len();
-    let (addr, swap) = demo::directory::serve_reloadable(directory, cfg.demo.directory_listen)
-        .await
-        .map_err(|e| format!("demo directory on {}: {e}", cfg.demo.directory_listen))?;
-    info!(%addr, customers = count, "demo customer directory serving");
-    Ok(swap)
+impl Summary {
+    fn new(cfg: &Config, files: Files, loaded: &program::Loaded) -> Self {
+        let config = match (&cfg.source, files) {
+            (Some(f), Files::Disk) => f.display().to_string(),
+            (Some(f), Files::BuiltIn) => format!("{} (built into the binary)", f.display()),
+            (None, _) => "none (defaults)".to_owned(),
+        };
+        let flows = loaded
+            .flows
+            .iter()
+            .map(|(route, file)| {
+                let route = if route.is_empty() {
+                    "every call"
+                } else {
+                    route
+                };
+                format!("{route} -> {}", file.display())
+            })
+            .collect();
+        Self { config, flows }
+    }
+
+    fn log(&self, cfg: &Config, server: &Server) {
+        info!("config: {}", self.config);
+        if self.flows.is_empty() {
+            info!("flows: none; calls are answered and held");
+        } else {
+            info!("flows: {}", self.flows.join(", "));
+        }
+        info!("call records: {}", cfg.records.path.display());
+        info!("RTP ports: {}-{}", cfg.rtp.port_min, cfg.rtp.port_max);
+        if !cfg.demo.directory {
+            info!(
+                "demo customer directory: off; flows see {{system.directory_url}} = {}",
+                cfg.directory_url()
+            );
+        }
+        let listening: Vec<String> = [("UDP", server.udp_addr), ("TCP", server.tcp_addr)]
+            .into_iter()
+            .filter_map(|(t, a)| a.map(|a| format!("{t} {a}")))
+            .collect();
+        info!(
+            "concierge listening: SIP on {}, advertised as {}",
+            listening.join(" and "),
+            cfg.advertised_host()
+        );
+    }
 }
 
 /// SIGHUP: reload (never stop). A reload already waiting absorbs the extra signals.
@@ -227,7 +275,12 @@ async fn forward_signals(tx: watch::Sender<Shutdown>) {
         } else {
             Shutdown::Now
         };
-        info!(?state, "shutdown requested");
+        let what = if state == Shutdown::Drain {
+            "draining: calls in progress go on, new ones get 503 (signal again to hang up all)"
+        } else {
+            "hanging up every call"
+        };
+        info!("shutdown requested: {what}");
         if tx.send(state).is_err() {
             return;
         }

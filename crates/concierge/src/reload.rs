@@ -9,13 +9,14 @@
 //! when they differ from those it started with, and take effect at the next restart.
 
 use std::path::{Path, PathBuf};
+
 use std::sync::Arc;
 
 use concierge_b2bua::Program;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, Overrides};
 use crate::demo;
 use crate::metrics::Metrics;
 use crate::program::{self, Files};
@@ -34,9 +35,12 @@ const LIVE_SECTIONS: [&str; 2] = ["flows", "prompts"];
 const LIVE_KEYS: [&str; 1] = ["demo.customers"];
 
 pub(crate) struct Reloader {
-    /// The config file; `None` when running the built-in demo (nothing to re-read).
+    /// The config file (for the built-in demo, its name among the embedded files); `None`
+    /// when running on defaults alone.
     pub(crate) config_path: Option<PathBuf>,
     pub(crate) files: Files,
+    /// The command line's overrides (`--listen` …), applied again to what is re-read.
+    pub(crate) overrides: Overrides,
     /// The configuration text the process started with, to name what needs a restart.
     pub(crate) started_with: String,
     pub(crate) programs: mpsc::Sender<Program>,
@@ -69,21 +73,28 @@ impl Reloader {
     }
 
     async fn reload(&self) -> ReloadResult {
-        let (path, text) = match &self.config_path {
-            Some(path) => (
-                path.clone(),
-                std::fs::read_to_string(path)
-                    .map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?,
-            ),
-            None => (
-                PathBuf::from(demo::embedded::CONFIG),
-                self.started_with.clone(),
-            ),
+        let (mut cfg, text) = match &self.config_path {
+            Some(path) => {
+                let text = self
+                    .files
+                    .read_to_string(path)
+                    .map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
+                (
+                    Config::parse(path, &text).map_err(|e| vec![e.to_string()])?,
+                    text,
+                )
+            }
+            None => (Config::default(), String::new()),
         };
-        let cfg = Config::parse(&path, &text).map_err(|e| vec![e.to_string()])?;
-        let program = program::load(&cfg, self.files)?;
+        cfg.apply(&self.overrides)
+            .map_err(|e| vec![e.to_string()])?;
+        let loaded = program::load(&cfg, self.files)?;
+        for w in &loaded.warnings {
+            warn!("reload: {w}");
+        }
+        let program = loaded.program;
         let directory = match &self.directory {
-            Some(_) => Some(load_directory(&cfg, self.files).map_err(|e| vec![e])?),
+            Some(_) => program::directory(&cfg, self.files).map_err(|e| vec![e])?,
             None => None,
         };
         // Everything checked: from here on the reload happens.
@@ -108,18 +119,6 @@ impl Reloader {
         }
         Ok(summary)
     }
-}
-
-/// The demo customer directory `cfg` names, parsed.
-pub(crate) fn load_directory(
-    cfg: &Config,
-    files: Files,
-) -> Result<demo::directory::Directory, String> {
-    let path = &cfg.demo.customers;
-    let text = files
-        .read_to_string(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    demo::directory::Directory::parse(path, &text).map_err(|e| e.to_string())
 }
 
 /// `(name, version)` of every flow in `program`, routes and default.
