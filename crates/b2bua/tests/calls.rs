@@ -457,6 +457,8 @@ fn a_call_for_which_no_port_can_be_bound_gets_503() {
         .get(&concierge_sip::wire::HeaderName::RETRY_AFTER)
         .is_some());
     assert_eq!(rig.records[0].reason, "no RTP port");
+    assert_eq!(rig.records[0].outcome, "refused");
+    assert_eq!(rig.switch.stats().refused_no_port, 1);
     assert_eq!(rig.switch.call_count(), 0);
 }
 
@@ -800,4 +802,62 @@ fn refer_rejected_falls_back_to_a_bridge() {
             .starts_with("answered (after REFER rejected with 405"),
         "{t:?}"
     );
+}
+
+#[test]
+fn a_call_keeps_the_flow_it_started_with_when_a_new_program_is_installed() {
+    let mut rig = Rig::with(SwitchConfig::default(), program(LOOKUP_FLOW));
+    rig.send(INVITE);
+    // A reload while the first call waits for its lookup: the new flow names its nodes
+    // differently, so the records show which flow each call ran.
+    let renamed = LOOKUP_FLOW
+        .replace("name = \"lookup\"", "name = \"lookup-v2\"")
+        .replace("not_found", "unknown_caller");
+    rig.switch.set_program(program(&renamed));
+    assert_eq!(rig.switch.stats().programs_installed, 1);
+    rig.advance(Duration::from_millis(3100));
+    let first = rig.records[0].clone();
+    assert_eq!(first.flow.as_deref(), Some("lookup"));
+    assert_eq!(first.path[1].node, "not_found", "the old flow to its end");
+    assert_eq!(first.outcome, "refused", "never answered, ended by the flow");
+
+    let second = INVITE.replace("c1", "c2").replace("call1", "call2");
+    rig.send(&second);
+    rig.advance(Duration::from_millis(3100));
+    let second = &rig.records[1];
+    assert_eq!(second.flow.as_deref(), Some("lookup-v2"));
+    assert_eq!(second.path[1].node, "unknown_caller");
+    assert_ne!(second.flow_version, first.flow_version);
+    assert_eq!(second.flow_version.as_deref().map(str::len), Some(12));
+}
+
+#[test]
+fn invites_refused_before_a_call_exists_are_counted_by_reason() {
+    let mut rig = Rig::with(
+        SwitchConfig {
+            max_calls: 1,
+            ..SwitchConfig::default()
+        },
+        Default::default(),
+    );
+    let tag = answered_call(&mut rig);
+    let full = rig.send(&INVITE.replace("c1", "c2").replace("call1", "call2"));
+    assert_eq!(response(&full[0]).status.0, 503);
+    rig.switch.start_draining();
+    assert!(rig.switch.is_draining());
+    let late = rig.send(&INVITE.replace("c1", "c3").replace("call1", "call3"));
+    assert_eq!(response(&late[0]).status.0, 503);
+    let stats = rig.switch.stats();
+    assert_eq!(
+        (
+            stats.refused_max_calls,
+            stats.refused_draining,
+            stats.refused_no_port
+        ),
+        (1, 1, 0)
+    );
+    rig.send(&in_dialog("BYE", 2, &tag, "bye1", "", ""));
+    assert_eq!(rig.records.len(), 1, "a refused INVITE leaves no record");
+    assert_eq!(rig.records[0].outcome, "hung_up");
+    assert_eq!(rig.records[0].flow, None);
 }
