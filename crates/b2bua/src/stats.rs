@@ -5,7 +5,8 @@
 //! library, and a counter costs one add on the hot path. Everything a call did is in its
 //! [`crate::CallRecord`] instead, which the driver reads as each call ends.
 
-/// Totals since the switch started.
+/// Totals since the switch started. A new counter is a field here plus one line in the
+/// driver's `Metrics::observe_switch`, which adds what grew since it last looked.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SwitchStats {
     /// New INVITEs answered 503 because `max_calls` calls were up.

@@ -819,7 +819,10 @@ fn a_call_keeps_the_flow_it_started_with_when_a_new_program_is_installed() {
     let first = rig.records[0].clone();
     assert_eq!(first.flow.as_deref(), Some("lookup"));
     assert_eq!(first.path[1].node, "not_found", "the old flow to its end");
-    assert_eq!(first.outcome, "refused", "never answered, ended by the flow");
+    assert_eq!(
+        first.outcome, "refused",
+        "never answered, ended by the flow"
+    );
 
     let second = INVITE.replace("c1", "c2").replace("call1", "call2");
     rig.send(&second);

@@ -101,9 +101,15 @@ fn run(args: &ConfigArgs) -> ExitCode {
         .unwrap_or_default();
     runtime.block_on(async move {
         // SIGHUP reloads; its default action would end the process, so the handler is
-        // installed before anything else can take time.
+        // installed here, before loading prompts and flows takes time (a spawned task
+        // would only install it at the first await).
         let (reload_tx, reload_rx) = mpsc::channel(4);
-        tokio::spawn(forward_hangups(reload_tx.clone()));
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hup) => {
+                tokio::spawn(forward_hangups(hup, reload_tx.clone()));
+            }
+            Err(e) => error!("cannot install the SIGHUP handler: {e}"),
+        }
         let (tx, rx) = watch::channel(Shutdown::Running);
         let loaded = match program::load(&cfg, files) {
             Ok(p) => p,
@@ -242,12 +248,10 @@ impl Summary {
 }
 
 /// SIGHUP: reload (never stop). A reload already waiting absorbs the extra signals.
-async fn forward_hangups(reload: mpsc::Sender<reload::ReloadRequest>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        error!("cannot install the SIGHUP handler");
-        return;
-    };
+async fn forward_hangups(
+    mut hup: tokio::signal::unix::Signal,
+    reload: mpsc::Sender<reload::ReloadRequest>,
+) {
     while hup.recv().await.is_some() {
         info!("SIGHUP: reloading");
         let _ = reload.try_send(reload::ReloadRequest { reply: None });
