@@ -168,6 +168,29 @@ fn calls_keep_their_flow_across_sighup_and_a_broken_flow_is_refused() {
     let (status, body) = http(metrics, "POST", "/-/reload");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("reloadable@"), "{body}");
+    // `concierge reload` posts to the config's [metrics] listen and says what it answered.
+    std::fs::write(&flow_path, &broken).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .args(["reload", "--config"])
+        .arg(server.dir.join("concierge.toml"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "a refused reload fails the command: {said}"
+    );
+    assert!(
+        said.contains("reload refused") && said.contains("nowhere"),
+        "{said}"
+    );
+    assert_eq!(
+        metric(
+            &scrape(metrics),
+            "concierge_reloads_total{result=\"refused\"}"
+        ),
+        Some(2.0)
+    );
 }
 
 #[test]
