@@ -30,7 +30,15 @@ pub struct SwitchConfig {
     /// Credentials for bridge targets that challenge our INVITE.
     pub outbound_auth: Option<crate::OutboundAuth>,
     pub timers: TimerConfig,
+    /// `Server` / `User-Agent` value. The default names no version: a scanner learns
+    /// nothing from it to match against advisories.
     pub user_agent: String,
+    /// No RTP from the caller for this long ends an up call with BYE (a BYE that was
+    /// lost must not hold the call until `max_call_duration`). Held calls are exempt.
+    pub media_timeout: Duration,
+    /// INVITE admission: global and per-source token buckets, checked before a call
+    /// takes anything.
+    pub admission: crate::admission::AdmissionConfig,
     /// Seed for tags, branches and SSRCs.
     pub seed: u64,
 }
@@ -51,7 +59,9 @@ impl Default for SwitchConfig {
             bridge_ring_timeout: Duration::from_secs(30),
             outbound_auth: None,
             timers: TimerConfig::default(),
-            user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
+            user_agent: "Concierge".into(),
+            media_timeout: Duration::from_secs(60),
+            admission: Default::default(),
             seed: 0,
         }
     }

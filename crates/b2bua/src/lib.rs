@@ -10,6 +10,7 @@
 //! then sleep until [`Switch::poll_timeout`] and call [`Switch::handle_timeout`].
 #![forbid(unsafe_code)]
 
+mod admission;
 mod bridge;
 mod call;
 mod call_media;
@@ -20,6 +21,7 @@ mod record;
 mod switch;
 mod transfer;
 
+pub use admission::AdmissionConfig;
 pub use bridge::OutboundAuth;
 pub use config::SwitchConfig;
 pub use output::{CallRef, Output, PortError};

@@ -46,6 +46,9 @@ pub struct CallRecord {
     pub reason: String,
     /// Digits received, by the way they arrived (`rfc4733`, `info`, `inband`).
     pub digits: Vec<(char, &'static str)>,
+    /// RTP packets dropped because they came from a source that was not the caller's (or
+    /// the bridged target's): injected media and key presses.
+    pub rtp_foreign_dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
