@@ -78,6 +78,8 @@ def rss_kib(pid):
 def start_concierge(workdir, port, flow=None):
     cfg = os.path.join(workdir, f"concierge-{port}.toml")
     text = (f'[sip]\nlisten = "127.0.0.1:{port}"\n[calls]\nmax_calls = 100000\n'
+            # The benchmark measures capacity: admission's rate limits are off.
+            f'invite_rate = 0\nsource_invite_rate = 0\n'
             f'[rtp]\nport_min = 10000\nport_max = 60000\n'
             f'[records]\npath = "{workdir}/calls-{port}.jsonl"\n[log]\nfilter = "warn"\n')
     if flow:
