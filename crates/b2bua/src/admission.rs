@@ -24,8 +24,8 @@ impl Default for AdmissionConfig {
         Self {
             invite_rate: 2_000,
             invite_burst: 2_000,
-            source_invite_rate: 500,
-            source_invite_burst: 1_000,
+            source_invite_rate: 100,
+            source_invite_burst: 200,
         }
     }
 }

@@ -228,8 +228,8 @@ impl Default for CallsConfig {
             media_timeout_s: 60,
             invite_rate: 2_000,
             invite_burst: 2_000,
-            source_invite_rate: 500,
-            source_invite_burst: 1_000,
+            source_invite_rate: 100,
+            source_invite_burst: 200,
         }
     }
 }
