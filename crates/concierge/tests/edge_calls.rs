@@ -224,7 +224,6 @@ fn with_ten_percent_packet_loss_no_call_record_is_lost() {
     // T1 = 100 ms: a call whose ACK or BYE was lost for good ends (and is recorded)
     // within 2·64·T1 = 12.8 s instead of a minute.
     let server = Server::start("lost", "t1_ms = 100\nt2_ms = 400\n", "");
-    let started = Instant::now();
     let out = sipp(
         &server,
         &[
