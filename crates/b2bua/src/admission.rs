@@ -151,8 +151,7 @@ impl Admission {
         }
         if per_source {
             if now >= self.next_sweep || self.sources.len() >= MAX_SOURCES {
-                self.sources
-                    .retain(|_, b| !b.is_full(now, s_rate, s_burst));
+                self.sources.retain(|_, b| !b.is_full(now, s_rate, s_burst));
                 self.next_sweep = now + SWEEP_EVERY;
             }
             let room = self.sources.len() < MAX_SOURCES;

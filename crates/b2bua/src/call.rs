@@ -89,10 +89,17 @@ impl Call {
             Some(Waiting::Http { overdue }) => Some(*overdue),
             _ => None,
         };
-        [self.answer_at, answer, refer, bridge, collect, self.media_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.answer_at,
+            answer,
+            refer,
+            bridge,
+            collect,
+            self.media_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// When the caller's silence ends the call: `media_timeout` after the last RTP packet

@@ -319,7 +319,10 @@ fn an_unacked_200_gives_its_port_back_as_soon_as_the_call_is_given_up() {
         rig.open_ports.is_empty(),
         "the port is closed when the BYE goes, not when it is answered"
     );
-    assert!(rig.records.is_empty(), "the call waits for its BYE's answer");
+    assert!(
+        rig.records.is_empty(),
+        "the call waits for its BYE's answer"
+    );
     // The BYE is never answered: the call goes after Timer F, with its record.
     rig.advance(Duration::from_secs(33));
     assert_eq!(rig.records.len(), 1);
@@ -372,7 +375,9 @@ fn bridged() -> (Rig, String, u16, Request) {
     let invite = rig
         .sip_out
         .iter()
-        .find(|(to, m)| *to == queue && matches!(m, Message::Request(r) if r.method.as_str() == "INVITE"))
+        .find(|(to, m)| {
+            *to == queue && matches!(m, Message::Request(r) if r.method.as_str() == "INVITE")
+        })
         .map(|(_, m)| request(m).clone())
         .expect("INVITE to the queue");
     rig.sip_out.clear();
@@ -426,7 +431,10 @@ fn a_2xx_for_an_abandoned_leg_is_ended_at_the_next_hop_we_chose_not_its_contact(
     rig.sip_out.clear();
     // The 200 crossed our CANCEL; its Contact names somebody else.
     let to_queue = rig.send_from(QUEUE, &queue_ok(&invite, "sip:victim@192.0.2.66:5099"));
-    let methods: Vec<&str> = to_queue.iter().map(|m| request(m).method.as_str()).collect();
+    let methods: Vec<&str> = to_queue
+        .iter()
+        .map(|m| request(m).method.as_str())
+        .collect();
     assert_eq!(methods, ["ACK", "BYE"], "to the queue we called");
     assert_eq!(
         request(&to_queue[1]).uri.as_str(),

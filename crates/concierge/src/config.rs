@@ -542,8 +542,11 @@ mod tests {
         assert!(acl.permits("192.0.2.7".parse().unwrap()));
         assert!(!acl.permits("192.0.2.8".parse().unwrap()));
         assert!(acl.permits("2001:db8::1".parse().unwrap()));
-        assert!(Config::default().acl().permits("198.51.100.1".parse().unwrap()));
-        let e = Config::parse(Path::new("c.toml"), "[sip]\ndeny = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(Config::default()
+            .acl()
+            .permits("198.51.100.1".parse().unwrap()));
+        let e =
+            Config::parse(Path::new("c.toml"), "[sip]\ndeny = [\"10.0.0.0/33\"]\n").unwrap_err();
         assert!(e.to_string().contains("sip.deny"), "{e}");
     }
 

@@ -75,9 +75,7 @@ impl HttpClient {
 /// would go to another resource than the flow names.
 fn has_dot_segment(url: &str) -> bool {
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let path = after_scheme
-        .find('/')
-        .map_or("", |i| &after_scheme[i..]);
+    let path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
     let path = path.split(['?', '#']).next().unwrap_or_default();
     path.split('/').any(|segment| {
         let s = segment.to_ascii_lowercase().replace("%2e", ".");

@@ -8,8 +8,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_sipp_ok, collect, options_request, rand_token, scenario, sipp, start_vip,
-    udp_exchange, wait_record, wait_records, RawCall, Server,
+    assert_sipp_ok, collect, options_request, rand_token, scenario, sipp, start_vip, udp_exchange,
+    wait_record, wait_records, RawCall, Server,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -154,7 +154,11 @@ fn a_source_that_sends_before_the_caller_does_not_take_the_media() {
         "the caller hears the prompt: {}",
         to_caller.len()
     );
-    assert!(to_early.is_empty(), "{} packets to the early source", to_early.len());
+    assert!(
+        to_early.is_empty(),
+        "{} packets to the early source",
+        to_early.len()
+    );
     call.bye();
     let rec = wait_record(&server, "early1");
     assert!(rec["rtp_foreign_dropped"].as_u64().unwrap() >= 40, "{rec}");
@@ -211,7 +215,11 @@ fn at_three_times_the_admitted_rate_admitted_calls_complete_and_the_rest_get_503
         "{admitted} admitted\n{screen}"
     );
     let records = wait_records(&server, admitted as usize);
-    assert_eq!(records.len() as u64, admitted, "one record per admitted call");
+    assert_eq!(
+        records.len() as u64,
+        admitted,
+        "one record per admitted call"
+    );
     assert!(
         records.iter().all(|r| r["reason"] == "hung up"),
         "every admitted call completed"
@@ -304,7 +312,17 @@ fn after_a_flood_of_invites_never_acked_new_calls_succeed_within_seconds() {
     let stopped = Instant::now();
     let out = sipp(
         &server,
-        &["-sn", "uac", "-m", "5", "-r", "5", "-timeout", "20", "-timeout_error"],
+        &[
+            "-sn",
+            "uac",
+            "-m",
+            "5",
+            "-r",
+            "5",
+            "-timeout",
+            "20",
+            "-timeout_error",
+        ],
     );
     assert_sipp_ok(&out, &server);
     assert!(stopped.elapsed() < Duration::from_secs(10));

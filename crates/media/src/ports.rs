@@ -84,7 +84,9 @@ mod tests {
         let now = Instant::now();
         let picks = |seed| {
             let mut p = RtpPorts::new(10_000, 20_000, Duration::ZERO, seed);
-            (0..20).map(|_| p.allocate(now).unwrap()).collect::<Vec<_>>()
+            (0..20)
+                .map(|_| p.allocate(now).unwrap())
+                .collect::<Vec<_>>()
         };
         let a = picks(7);
         assert_eq!(a, picks(7), "same seed, same ports");

@@ -326,7 +326,14 @@ mod tests {
 
     #[test]
     fn telephone_events_become_digits_once() {
-        let mut r = RtpReceiver::new(Law::Ulaw, 0, Some(101), Some("127.0.0.1:9".parse().unwrap()), None, true);
+        let mut r = RtpReceiver::new(
+            Law::Ulaw,
+            0,
+            Some(101),
+            Some("127.0.0.1:9".parse().unwrap()),
+            None,
+            true,
+        );
         let mut s = RtpSender::new(9, 1, 5000, 0);
         let mut buf = [0u8; 64];
         let mut digits = Vec::new();

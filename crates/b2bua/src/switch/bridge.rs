@@ -596,7 +596,11 @@ impl Switch {
             return;
         };
         // The Request-URI is the remote target (§12.1.2); where the bytes go is `peer`.
-        let Some(uri) = response.contact().map(|c| c.uri).or_else(|| Some(response.to.uri.clone())) else {
+        let Some(uri) = response
+            .contact()
+            .map(|c| c.uri)
+            .or_else(|| Some(response.to.uri.clone()))
+        else {
             return;
         };
         info!(call_id = %response.call_id, "answer to an abandoned call leg: ACK and BYE");

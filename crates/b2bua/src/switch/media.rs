@@ -94,7 +94,7 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
-        if !call.media_deadline().is_some_and(|d| d <= now) {
+        if call.media_deadline().is_none_or(|d| d > now) {
             return false;
         }
         let secs = call.media_timeout.as_secs();

@@ -89,7 +89,7 @@ impl Switch {
                 cfg.rtp_ports.0,
                 cfg.rtp_ports.1,
                 cfg.rtp_port_rest,
-                cfg.seed ^ 0x5eed_0f_4a11_0c47,
+                cfg.seed ^ 0x5eed_0f4a_110c_4700,
             ),
             wall,
             last_now: wall.instant,

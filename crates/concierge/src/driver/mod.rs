@@ -311,7 +311,11 @@ impl Shard {
             debug!(behind, "load state changed");
             // Near capacity the state flips many times a second: one line per interval.
             let now = Instant::now();
-            if behind && self.overload_logged.is_none_or(|t| now >= t + OVERLOAD_LOG_EVERY) {
+            if behind
+                && self
+                    .overload_logged
+                    .is_none_or(|t| now >= t + OVERLOAD_LOG_EVERY)
+            {
                 self.overload_logged = Some(now);
                 warn!(
                     refused_so_far = self.switch.refused_invites(),
