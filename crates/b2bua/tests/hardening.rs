@@ -369,7 +369,11 @@ type = "hangup"
 /// A caller answered by the bridge flow; returns the rig, our tag to the caller, the
 /// caller's RTP port, and the INVITE the switch sent to the queue.
 fn bridged() -> (Rig, String, u16, Request) {
-    let mut rig = Rig::with(SwitchConfig::default(), program(BRIDGE_FLOW));
+    bridged_with(SwitchConfig::default())
+}
+
+fn bridged_with(cfg: SwitchConfig) -> (Rig, String, u16, Request) {
+    let mut rig = Rig::with(cfg, program(BRIDGE_FLOW));
     let (tag, port) = answered(&mut rig, "br", "127.0.0.1:4000", "sendrecv");
     let queue: SocketAddr = QUEUE.parse().unwrap();
     let invite = rig
@@ -608,4 +612,25 @@ fn the_server_header_names_no_version_by_default() {
             Some("Concierge")
         );
     }
+}
+
+#[test]
+fn a_to_tag_is_no_way_around_the_limits_but_a_bridged_targets_reinvite_passes() {
+    // One new call a second: the caller's INVITE takes it.
+    let (mut rig, tag, _, invite) = bridged_with(limits(1, 1, 0, 0));
+    rig.send_from(QUEUE, &queue_ok(&invite, "sip:agent@127.0.0.2:5070"));
+    // An INVITE with a To tag but a Call-ID of no call of ours is budgeted as new.
+    let forged = in_dialog("INVITE", 1, "nobody", "made-up", "", "");
+    let out = rig.send(&forged);
+    assert_eq!(out.iter().map(status).collect::<Vec<_>>(), [503]);
+    // The target's re-INVITE in the bridge leg is not a new call.
+    let reinvite = format!(
+        "INVITE sip:concierge@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {QUEUE};branch=z9hG4bKqre\r\nFrom: {};tag=q1\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 2 INVITE\r\nContact: <sip:agent@{QUEUE}>\r\nContent-Length: 0\r\n\r\n",
+        invite.to, invite.from, invite.call_id
+    );
+    let out = rig.send_from(QUEUE, &reinvite);
+    assert_eq!(out.iter().map(status).collect::<Vec<_>>(), [200]);
+    // And the caller's own re-INVITE neither.
+    let out = rig.send(&in_dialog("INVITE", 2, "br", &tag, "", ""));
+    assert!(out.iter().all(|m| status(m) != 503), "{out:?}");
 }

@@ -29,8 +29,11 @@ impl Switch {
         let Some(peek) = peek_invite(data) else {
             return false;
         };
-        // A re-INVITE, or a retransmission of an INVITE we took: not a new call.
-        if peek.to_tag || self.call_ids.contains(peek.call_id) {
+        // A retransmission of an INVITE we took, or a re-INVITE in one of our calls (or
+        // their bridge legs): not a new call. A tagged INVITE with any other Call-ID
+        // belongs to no dialog of ours and is budgeted like a new one, so a To tag is no
+        // way around the limits.
+        if self.call_ids.contains(peek.call_id) {
             return false;
         }
         let Err(refusal) = self.admission.admit(now, peer.addr.ip()) else {

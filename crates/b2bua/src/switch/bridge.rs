@@ -50,6 +50,8 @@ impl Switch {
         };
         call.span
             .in_scope(|| info!(%target, "bridging: calling the target"));
+        // The target's re-INVITEs in this leg are not new calls for admission control.
+        self.call_ids.insert(call_id.as_bytes().to_vec());
         call.bridge = Some(Box::new(Leg {
             target: target.to_owned(),
             uri,
@@ -426,6 +428,7 @@ impl Switch {
                 });
             }
         }
+        self.call_ids.remove(leg.call_id.as_bytes());
         if let Some(k) = &leg.key {
             self.by_client_tsx.remove(k);
         }
