@@ -119,6 +119,7 @@ impl Server {
             acl: cfg.acl(),
             overloaded: false,
             overload_logged: None,
+            sip_drained_at: Instant::now(),
         };
         let shard = tokio::spawn(shard.run());
         Ok(Self {
@@ -168,6 +169,9 @@ fn bind_udp(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<UdpSocke
 /// cannot starve them (RTP pacing runs on the same deadline).
 const MAX_WAITING_DATAGRAMS: usize = 256;
 
+/// SIP input waiting longer than this (the socket not once empty) means overload.
+const OVERLOAD_LAG: Duration = Duration::from_millis(100);
+
 /// The overload warning is logged at most this often.
 const OVERLOAD_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -197,6 +201,8 @@ struct Shard {
     overloaded: bool,
     /// When the overload warning was last logged.
     overload_logged: Option<Instant>,
+    /// When the SIP socket was last found empty.
+    sip_drained_at: Instant,
 }
 
 impl Shard {
@@ -217,12 +223,9 @@ impl Shard {
                 r = recv(self.udp.as_deref(), &mut buf) => match r {
                     Ok((n, from)) => {
                         self.handle_udp(from, &buf[..n]);
-                        // Whatever else is waiting comes in the same turn; a socket still
-                        // not empty after the batch means the loop is behind: new calls
-                        // are refused cheaply until it catches up, so the ACKs and BYEs
-                        // of admitted calls in the same queue are not lost behind them.
-                        let behind = !self.take_waiting_datagrams(&mut buf);
-                        self.report_load(behind);
+                        // Whatever else is waiting comes in the same turn.
+                        let emptied = self.take_waiting_datagrams(&mut buf);
+                        self.report_load(emptied);
                     }
                     // ICMP errors from earlier sends surface here on some platforms; not fatal.
                     Err(e) => warn!(error = %e, "UDP receive failed"),
@@ -256,8 +259,8 @@ impl Shard {
                             drain_deadline = Some(Instant::from_std(now) + BYE_GRACE);
                         }
                     }
-                    let behind = !self.take_waiting_datagrams(&mut buf);
-                    self.report_load(behind);
+                    let emptied = self.take_waiting_datagrams(&mut buf);
+                    self.report_load(emptied);
                     self.switch.handle_timeout(std::time::Instant::now());
                 }
                 changed = self.shutdown.changed() => {
@@ -301,16 +304,23 @@ impl Shard {
         false
     }
 
-    /// Tells the switch when the loop falls behind (SIP still waiting after a full batch,
-    /// or the RTP channel half full) and when it has caught up.
-    fn report_load(&mut self, sip_behind: bool) {
-        let behind = sip_behind || self.rtp_rx.len() > RTP_BACKLOG_OVERLOAD;
+    /// Tells the switch when the loop falls behind and when it has caught up. Behind means
+    /// the SIP socket has not once been found empty for `OVERLOAD_LAG` (what waits there
+    /// waits at least that long: the caller's timers start retransmitting at 500 ms), or
+    /// the RTP channel is half full. While behind, new calls are refused cheaply, so the
+    /// ACKs and BYEs of admitted calls in the same queue are not lost behind a flood.
+    fn report_load(&mut self, sip_emptied: bool) {
+        let now = Instant::now();
+        if sip_emptied {
+            self.sip_drained_at = now;
+        }
+        let behind = now.duration_since(self.sip_drained_at) > OVERLOAD_LAG
+            || self.rtp_rx.len() > RTP_BACKLOG_OVERLOAD;
         if behind != self.overloaded {
             self.overloaded = behind;
             self.switch.set_overloaded(behind);
             debug!(behind, "load state changed");
             // Near capacity the state flips many times a second: one line per interval.
-            let now = Instant::now();
             if behind
                 && self
                     .overload_logged
