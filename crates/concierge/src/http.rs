@@ -17,7 +17,8 @@ pub(crate) struct HttpClient {
 impl HttpClient {
     pub(crate) fn new() -> Self {
         let client = reqwest::Client::builder()
-            .user_agent(concat!("Concierge/", env!("CARGO_PKG_VERSION")))
+            // No version, like the SIP side's default: nothing to match against advisories.
+            .user_agent("Concierge")
             .connect_timeout(Duration::from_secs(3))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()

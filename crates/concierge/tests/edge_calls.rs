@@ -333,3 +333,24 @@ fn after_a_flood_of_invites_never_acked_new_calls_succeed_within_seconds() {
     );
     let _ = wait_records(&server, 5);
 }
+
+#[test]
+fn a_caller_that_stops_sending_rtp_is_hung_up_after_the_media_timeout() {
+    let server = Server::start("media-timeout", "", "[calls]\nmedia_timeout_s = 2\n");
+    let mut call = RawCall::invite(server.port, "+46700000009", "mute1", "0 101");
+    let media = call.answer_and_ack();
+    let started = Instant::now();
+    for i in 0..50 {
+        call.rtp.send_to(&audio(i, 0xca11), media).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let bye = call.sip.expect("BYE ", Duration::from_secs(6));
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "1 s of RTP, then 2 s of silence"
+    );
+    call.reply(&bye, 200);
+    let rec = wait_record(&server, "mute1");
+    assert_eq!(rec["ended_by"], "network");
+    assert_eq!(rec["reason"], "no RTP from the caller for 2 s");
+}
