@@ -354,3 +354,27 @@ fn a_caller_that_stops_sending_rtp_is_hung_up_after_the_media_timeout() {
     assert_eq!(rec["ended_by"], "network");
     assert_eq!(rec["reason"], "no RTP from the caller for 2 s");
 }
+
+#[test]
+fn sources_outside_allow_or_in_deny_are_dropped_silently() {
+    for (name, lists) in [
+        ("deny", "deny = [\"127.0.0.0/8\"]\n"),
+        ("allow", "allow = [\"192.0.2.0/24\", \"2001:db8::1\"]\n"),
+    ] {
+        let server = Server::start_unprobed(name, lists, "");
+        let options = udp_exchange(
+            server.port,
+            &options_request(server.port),
+            Duration::from_millis(500),
+        );
+        assert!(options.is_empty(), "{name}: {options:?}");
+        let call = RawCall::invite(server.port, "+46700000009", "acl1", "0");
+        let replies = collect(&call.sip.sock, Duration::from_millis(500));
+        assert!(replies.is_empty(), "{name}: {replies:?}");
+        assert!(server.records().is_empty());
+        assert!(
+            !server.log().contains("acl1"),
+            "dropped before parsing, without a log line"
+        );
+    }
+}
