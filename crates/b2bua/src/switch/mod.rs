@@ -1047,7 +1047,12 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(port) = call.rtp_port else { return };
+        let Some(port) = call.rtp_port else {
+            // Our BYE is on its way (the port went back with it): the session is over.
+            let r = response_to(&request, StatusCode::CALL_DOES_NOT_EXIST, None);
+            self.endpoint.respond(now, &key, r);
+            return;
+        };
         call.sdp_version += 1;
         let local = std::net::SocketAddr::new(media_ip, port);
         let sdp = if request.body.is_empty() {

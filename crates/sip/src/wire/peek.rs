@@ -22,6 +22,7 @@ pub struct InvitePeek<'a> {
 /// `None` for anything else, and for an INVITE without a Call-ID (the parser answers
 /// that one with 400).
 pub fn peek_invite(message: &[u8]) -> Option<InvitePeek<'_>> {
+    let message = skip_leading_crlf(message);
     if !message.starts_with(b"INVITE ") {
         return None;
     }
@@ -53,7 +54,7 @@ pub fn stateless_response(
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(format!("SIP/2.0 {status} {reason}\r\n").as_bytes());
     let mut seen = [false; 5];
-    for (name, value) in header_lines(request) {
+    for (name, value) in header_lines(skip_leading_crlf(request)) {
         let which = [
             is_header(name, b"via", b"v"),
             is_header(name, b"from", b"f"),
@@ -102,6 +103,15 @@ fn header_lines(message: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
         })
 }
 
+/// RFC 3261 §7.5: CRLFs before the start line are ignored; they must not hide an INVITE.
+fn skip_leading_crlf(message: &[u8]) -> &[u8] {
+    let start = message
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .unwrap_or(message.len());
+    message.get(start..).unwrap_or_default()
+}
+
 fn is_header(name: &[u8], long: &[u8], compact: &[u8]) -> bool {
     name.eq_ignore_ascii_case(long) || (!compact.is_empty() && name.eq_ignore_ascii_case(compact))
 }
@@ -143,6 +153,9 @@ mod tests {
         assert!(!p.to_tag, "a tag inside the URI is not the To's tag");
         let re = INVITE.replace("Content-Length", "t: <sip:ivr@h>;tag=9\r\nContent-Length");
         assert!(peek_invite(re.as_bytes()).unwrap().to_tag);
+        let padded = format!("\r\n\r\n{INVITE}");
+        assert_eq!(peek_invite(padded.as_bytes()).unwrap().call_id, b"abc@host");
+        assert!(stateless_response(padded.as_bytes(), 503, "x", "t", &[]).is_some());
         assert!(peek_invite(b"ACK sip:x SIP/2.0\r\nCall-ID: a\r\n\r\n").is_none());
         assert!(peek_invite(b"INVITE sip:x SIP/2.0\r\nTo: <sip:y>\r\n\r\n").is_none());
     }
