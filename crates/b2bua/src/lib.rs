@@ -6,6 +6,9 @@
 //! ports to open or close, HTTP requests to perform, call records to write) and the next
 //! deadline.
 //!
+//! New INVITEs pass admission control (global and per-source token buckets, the driver's
+//! overload signal) on their raw bytes, before anything is parsed or allocated.
+//!
 //! Run loop: call a `handle_*` method, then drain [`Switch::poll_output`] until `None`,
 //! then sleep until [`Switch::poll_timeout`] and call [`Switch::handle_timeout`].
 #![forbid(unsafe_code)]

@@ -634,3 +634,16 @@ fn a_to_tag_is_no_way_around_the_limits_but_a_bridged_targets_reinvite_passes() 
     let out = rig.send(&in_dialog("INVITE", 2, "br", &tag, "", ""));
     assert!(out.iter().all(|m| status(m) != 503), "{out:?}");
 }
+
+#[test]
+fn after_our_bye_the_port_is_back_and_a_crossing_reinvite_gets_481() {
+    let mut rig = Rig::with(SwitchConfig::default(), Default::default());
+    let (tag, _) = answered(&mut rig, "crossing", "127.0.0.1:4000", "sendrecv");
+    rig.switch.hang_up(rig.now, 1, "test");
+    rig.drain();
+    assert!(rig.open_ports.is_empty(), "the port went with the BYE");
+    let sent: Vec<Message> = rig.sip_out.drain(..).map(|(_, m)| m).collect();
+    assert_eq!(request(&sent[0]).method.as_str(), "BYE");
+    let out = rig.send(&in_dialog("INVITE", 2, "crossing", &tag, "", ""));
+    assert_eq!(out.iter().map(status).collect::<Vec<_>>(), [481]);
+}

@@ -209,11 +209,13 @@ fn at_three_times_the_admitted_rate_admitted_calls_complete_and_the_rest_get_503
         1500,
         "every call was admitted or refused:\n{screen}"
     );
-    // 50 at once, then 50 a second over the ~10 s of the run.
+    // 50 at once, then 50 a second over the run (10 s when SIPp keeps its rate).
+    let most = 50 + 50 * started.elapsed().as_secs() + 25;
     assert!(
-        (450..=650).contains(&admitted),
-        "{admitted} admitted\n{screen}"
+        (300..=most).contains(&admitted),
+        "{admitted} admitted, at most {most}\n{screen}"
     );
+    assert!(refused >= 500, "{refused} refused");
     let records = wait_records(&server, admitted as usize);
     assert_eq!(
         records.len() as u64,
