@@ -9,6 +9,8 @@
 //! Who is calling is decided once per call from the INVITE and its source address
 //! ([`identify`], [`TrustedPeers`]); failed code attempts are counted across the shard's
 //! calls ([`LockoutConfig`]); a transfer's flow variables are signed ([`TransferSigner`]).
+//! New INVITEs pass admission control (global and per-source token buckets, the driver's
+//! overload signal) on their raw bytes, before anything is parsed or allocated.
 //!
 //! What the driver counts comes from two places: each call's [`CallRecord`] as it ends, and
 //! [`SwitchStats`] for what has no record (INVITEs refused before a call existed).
@@ -17,6 +19,7 @@
 //! then sleep until [`Switch::poll_timeout`] and call [`Switch::handle_timeout`].
 #![forbid(unsafe_code)]
 
+mod admission;
 mod bridge;
 mod call;
 mod call_media;
@@ -31,6 +34,7 @@ mod switch;
 mod transfer;
 mod transfer_token;
 
+pub use admission::AdmissionConfig;
 pub use bridge::OutboundAuth;
 pub use config::SwitchConfig;
 pub use identity::{identify, CallerIdentity, CidrError, TrustedPeers};

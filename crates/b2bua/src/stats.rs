@@ -15,6 +15,12 @@ pub struct SwitchStats {
     pub refused_draining: u64,
     /// New INVITEs answered 503 because no RTP port was free or could be bound.
     pub refused_no_port: u64,
+    /// New INVITEs answered 503 (stateless) over `[calls] invite_rate`.
+    pub refused_rate_limit: u64,
+    /// New INVITEs answered 503 (stateless) over `[calls] source_invite_rate` for their source.
+    pub refused_source_rate_limit: u64,
+    /// New INVITEs answered 503 (stateless) while the driver reported overload.
+    pub refused_overloaded: u64,
     /// Times a new flow version was installed ([`crate::Switch::set_program`]).
     pub programs_installed: u64,
 }

@@ -431,7 +431,13 @@ fn a_ringing_call_at_its_maximum_duration_gets_480_and_a_silent_peer_is_forgotte
 
 #[test]
 fn a_port_another_program_holds_is_skipped_before_any_sdp_names_it() {
-    let mut rig = Rig::new();
+    // Ports are picked at random: with two of the three held, every call that tries one
+    // of them must still end up on the third, and no SDP names a held one.
+    let cfg = SwitchConfig {
+        rtp_ports: (10_000, 10_006),
+        ..SwitchConfig::default()
+    };
+    let mut rig = Rig::with(cfg, Default::default());
     rig.held_ports = vec![10_000, 10_002];
     let out = rig.send(INVITE);
     let codes: Vec<u16> = out.iter().map(|m| response(m).status.0).collect();
@@ -855,12 +861,47 @@ fn invites_refused_before_a_call_exists_are_counted_by_reason() {
         (
             stats.refused_max_calls,
             stats.refused_draining,
-            stats.refused_no_port
+            stats.refused_no_port,
+            stats.refused_rate_limit
         ),
-        (1, 1, 0)
+        (1, 1, 0, 0)
     );
     rig.send(&in_dialog("BYE", 2, &tag, "bye1", "", ""));
     assert_eq!(rig.records.len(), 1, "a refused INVITE leaves no record");
     assert_eq!(rig.records[0].outcome, "hung_up");
     assert_eq!(rig.records[0].flow, None);
+}
+
+#[test]
+fn invites_over_the_admission_rates_are_counted_apart() {
+    let mut rig = Rig::with(
+        SwitchConfig {
+            admission: concierge_b2bua::AdmissionConfig {
+                invite_rate: 1,
+                invite_burst: 1,
+                source_invite_rate: 1000,
+                source_invite_burst: 1000,
+            },
+            ..SwitchConfig::default()
+        },
+        Default::default(),
+    );
+    answered_call(&mut rig);
+    let over = rig.send(&INVITE.replace("c1", "c2").replace("call1", "call2"));
+    assert_eq!(response(&over[0]).status.0, 503);
+    let stats = rig.switch.stats();
+    assert_eq!(
+        (
+            stats.refused_rate_limit,
+            stats.refused_source_rate_limit,
+            stats.refused_overloaded,
+            stats.refused_max_calls
+        ),
+        (1, 0, 0, 0)
+    );
+    rig.switch.set_overloaded(true);
+    rig.advance(Duration::from_secs(2));
+    let overloaded = rig.send(&INVITE.replace("c1", "c3").replace("call1", "call3"));
+    assert_eq!(response(&overloaded[0]).status.0, 503);
+    assert_eq!(rig.switch.stats().refused_overloaded, 1);
 }

@@ -132,6 +132,7 @@ fn a_vip_call_and_a_normal_call_move_the_counters_by_exactly_what_happened() {
     assert_eq!(metric(&after, "concierge_calls_in_progress"), Some(0.0));
     assert_eq!(metric_sum(&after, "concierge_invites_refused_total"), 0.0);
     assert_eq!(metric_sum(&after, "concierge_lockouts_total"), 0.0);
+    assert_eq!(moved("concierge_rtp_foreign_dropped_total"), 0.0);
     assert_eq!(
         metric(
             &after,

@@ -108,6 +108,7 @@ pub(crate) struct Metrics {
     lockouts: Family<LockoutLabels, Counter>,
     rtp_received: Counter,
     rtp_sent: Counter,
+    rtp_foreign_dropped: Counter,
     tcp_connections: Gauge,
     draining: Gauge,
     reloads: Family<ResultLabels, Counter>,
@@ -141,7 +142,7 @@ impl Metrics {
         let refused = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "invites_refused",
-            "New INVITEs answered 503, by reason (max_calls, draining, no_port)",
+            "New INVITEs answered 503, by reason (max_calls, draining, no_port, rate_limit, source_rate_limit, overloaded)",
             refused.clone(),
         );
         let node_visits = Family::<NodeExitLabels, Counter>::default();
@@ -197,6 +198,12 @@ impl Metrics {
             "RTP packets sent from call ports",
             rtp_sent.clone(),
         );
+        let rtp_foreign_dropped = Counter::default();
+        registry.register(
+            "rtp_foreign_dropped",
+            "RTP packets dropped because they came from a source that was not the caller's or the bridged target's (counted as calls end)",
+            rtp_foreign_dropped.clone(),
+        );
         let tcp_connections = Gauge::default();
         registry.register(
             "sip_tcp_connections",
@@ -246,7 +253,14 @@ impl Metrics {
             webhook_queued.clone(),
         );
         // Series that should read 0 rather than be absent before the first event.
-        for reason in ["max_calls", "draining", "no_port"] {
+        for reason in [
+            "max_calls",
+            "draining",
+            "no_port",
+            "rate_limit",
+            "source_rate_limit",
+            "overloaded",
+        ] {
             drop(refused.get_or_create(&ReasonLabels { reason }));
         }
         for reason in ["queue_full", "attempts"] {
@@ -268,6 +282,7 @@ impl Metrics {
             lockouts,
             rtp_received,
             rtp_sent,
+            rtp_foreign_dropped,
             tcp_connections,
             draining,
             reloads,
@@ -336,6 +351,7 @@ impl Metrics {
                     .observe(started.saturating_sub(answered) as f64 / 1000.0);
             }
         }
+        self.rtp_foreign_dropped.inc_by(r.rtp_foreign_dropped);
         for &(_, method) in &r.digits {
             self.digits.get_or_create(&MethodLabels { method }).inc();
         }
@@ -374,6 +390,21 @@ impl Metrics {
         add("max_calls", stats.refused_max_calls, seen.refused_max_calls);
         add("draining", stats.refused_draining, seen.refused_draining);
         add("no_port", stats.refused_no_port, seen.refused_no_port);
+        add(
+            "rate_limit",
+            stats.refused_rate_limit,
+            seen.refused_rate_limit,
+        );
+        add(
+            "source_rate_limit",
+            stats.refused_source_rate_limit,
+            seen.refused_source_rate_limit,
+        );
+        add(
+            "overloaded",
+            stats.refused_overloaded,
+            seen.refused_overloaded,
+        );
         *seen = stats;
     }
 
@@ -506,6 +537,7 @@ mod tests {
             ended_by: "concierge",
             reason: "hung up".into(),
             digits: vec![('*', "info")],
+            rtp_foreign_dropped: 4,
             instance: "concierge".into(),
         }
     }
@@ -521,6 +553,7 @@ mod tests {
             "concierge_answer_to_transfer_seconds_sum{flow=\"vip\",node=\"xfer\"} 7.5",
             "concierge_lockouts_total{group=\"codes\",scope=\"source\"} 1",
             "concierge_digits_total{method=\"info\"} 1",
+            "concierge_rtp_foreign_dropped_total 4",
         ] {
             assert!(page.contains(&format!("{line}\n")), "{line} not in:\n{page}");
         }
