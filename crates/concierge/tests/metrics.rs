@@ -164,7 +164,11 @@ fn refusals_are_counted_by_reason_and_healthz_is_503_while_draining() {
     let server = start_vip(
         "metrics-drain",
         |f| f,
-        &format!("[calls]\nmax_calls = 1\n{}", metrics_on(port)),
+        // Two new calls at once, then one a second: the third INVITE in a row is over the rate.
+        &format!(
+            "[calls]\nmax_calls = 1\ninvite_rate = 1\ninvite_burst = 2\n{}",
+            metrics_on(port)
+        ),
     );
     assert_eq!(
         http(port, "GET", "/healthz"),
@@ -178,6 +182,10 @@ fn refusals_are_counted_by_reason_and_healthz_is_503_while_draining() {
     });
     let full = RawCall::invite(server.port, "+46700000001", "full-1", "0");
     full.sip.expect("SIP/2.0 503", Duration::from_secs(5));
+    let flood = RawCall::invite(server.port, "+46700000003", "flood-1", "0");
+    flood.sip.expect("SIP/2.0 503", Duration::from_secs(5));
+    // A token for the next INVITE, which then meets the drain.
+    std::thread::sleep(Duration::from_millis(1100));
 
     server.signal("-TERM");
     eventually(Duration::from_secs(5), "healthz 503", || {
@@ -202,9 +210,17 @@ fn refusals_are_counted_by_reason_and_healthz_is_503_while_draining() {
         Some(1.0)
     );
     assert_eq!(
+        metric(
+            &page,
+            "concierge_invites_refused_total{reason=\"rate_limit\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
         metric(&page, "concierge_invites_refused_total{reason=\"no_port\"}"),
         Some(0.0)
     );
+    assert_eq!(metric_sum(&page, "concierge_invites_refused_total"), 3.0);
     assert_eq!(metric(&page, "concierge_draining"), Some(1.0));
     assert_eq!(metric(&page, "concierge_calls_in_progress"), Some(1.0));
     held.bye();

@@ -32,10 +32,16 @@ impl Webhook {
     pub(crate) fn start(cfg: &RecordsConfig, metrics: Arc<Metrics>) -> Option<Self> {
         let url = cfg.webhook_url.clone()?;
         let (tx, rx) = mpsc::channel(cfg.webhook_queue);
-        let client = reqwest::Client::builder()
+        let client = match reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.webhook_timeout_ms))
             .build()
-            .ok()?;
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot make the webhook's HTTP client: records go to the file only");
+                return None;
+            }
+        };
         let delivery = Delivery {
             client,
             url,
