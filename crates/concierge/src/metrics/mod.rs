@@ -9,88 +9,20 @@
 //! names, transfer modes) or a fixed list: never a caller number, a Call-ID or free text,
 //! so the number of series stays bounded whatever callers do.
 
+mod labels;
 mod process;
+#[cfg(test)]
+mod tests;
 mod text;
 
 use concierge_b2bua::{transfer_succeeded, CallRecord, SwitchStats};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-/// `flow`, `outcome` and the node the call ended at.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CallLabels {
-    flow: String,
-    outcome: &'static str,
-    node: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct NodeExitLabels {
-    flow: String,
-    node: String,
-    exit: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct HttpLabels {
-    flow: String,
-    node: String,
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TransferLabels {
-    flow: String,
-    node: String,
-    mode: &'static str,
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FlowNodeLabels {
-    flow: String,
-    node: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct MethodLabels {
-    method: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct LockoutLabels {
-    group: String,
-    scope: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FlowVersionLabels {
-    flow: String,
-    version: String,
-}
-
-/// Seconds an HTTP node's request may take: 5 ms to 10 s.
-const HTTP_BUCKETS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-/// Seconds from answer to transfer: how long the IVR held a caller, 1 s to 5 min.
-const TRANSFER_BUCKETS: [f64; 12] = [
-    1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0,
-];
+use labels::*;
 
 /// Every metric of the process; shared (`Arc`) by the shard, the webhook, the reload task
 /// and the HTTP listener. All updates are atomic adds; only a scrape walks the registry.
@@ -483,111 +415,5 @@ fn http_outcome(status: Option<u16>, outcome: &str) -> &'static str {
         None if outcome == "timeout" => "timeout",
         None if outcome.starts_with("connect") => "connect_error",
         None => "error",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn http_outcomes_are_a_fixed_set_whatever_the_api_said() {
-        assert_eq!(http_outcome(Some(200), "ok: true"), "success");
-        assert_eq!(http_outcome(Some(200), "ok: ***"), "success");
-        assert_eq!(
-            http_outcome(Some(200), "no value at customer.vip"),
-            "bad_body"
-        );
-        assert_eq!(http_outcome(Some(404), "HTTP 404"), "http_4xx");
-        assert_eq!(http_outcome(Some(503), "HTTP 503"), "http_5xx");
-        assert_eq!(http_outcome(None, "timeout"), "timeout");
-        assert_eq!(http_outcome(None, "connect: refused"), "connect_error");
-        assert_eq!(http_outcome(None, "tls handshake eof"), "error");
-    }
-
-    fn record() -> CallRecord {
-        let step = |node: &str, exit: &str| concierge_b2bua::PathStep {
-            node: node.into(),
-            exit: Some(exit.into()),
-        };
-        CallRecord {
-            call_id: "c1".into(),
-            flow: Some("vip".into()),
-            flow_version: Some("0123456789ab".into()),
-            outcome: "failed",
-            caller: "+46700000009".into(),
-            verified: false,
-            verstat: None,
-            private: false,
-            lockout: Some("codes: source".into()),
-            called: "ivr".into(),
-            arrived_ms: 1_000,
-            answered_ms: Some(2_000),
-            ended_ms: 30_000,
-            path: vec![step("xfer", "failed"), step("sorry", "hung up")],
-            http: Vec::new(),
-            variables: Vec::new(),
-            transfer: Some(concierge_b2bua::TransferRecord {
-                mode: "refer",
-                target: "sip:desk@example.com".into(),
-                result: "failed: 486 Busy Here".into(),
-                started_ms: Some(9_500),
-                relayed: None,
-            }),
-            ended_by: "concierge",
-            reason: "hung up".into(),
-            digits: vec![('*', "info")],
-            rtp_foreign_dropped: 4,
-            instance: "concierge".into(),
-        }
-    }
-
-    #[test]
-    fn a_failed_transfer_counts_at_its_node_and_free_text_never_becomes_a_label() {
-        let m = Metrics::new();
-        m.observe_record(&record());
-        let page = m.render(false);
-        for line in [
-            "concierge_calls_total{flow=\"vip\",outcome=\"failed\",node=\"sorry\"} 1",
-            "concierge_transfers_total{flow=\"vip\",node=\"xfer\",mode=\"refer\",result=\"failed\"} 1",
-            "concierge_answer_to_transfer_seconds_sum{flow=\"vip\",node=\"xfer\"} 7.5",
-            "concierge_lockouts_total{group=\"codes\",scope=\"source\"} 1",
-            "concierge_digits_total{method=\"info\"} 1",
-            "concierge_rtp_foreign_dropped_total 4",
-        ] {
-            assert!(page.contains(&format!("{line}\n")), "{line} not in:\n{page}");
-        }
-        assert!(!page.contains("Busy") && !page.contains("+4670"), "{page}");
-    }
-
-    #[test]
-    fn switch_counters_are_added_once() {
-        let m = Metrics::new();
-        let stats = SwitchStats {
-            refused_max_calls: 2,
-            ..SwitchStats::default()
-        };
-        m.observe_switch(3, false, stats);
-        m.observe_switch(3, false, stats);
-        let page = m.render(false);
-        assert!(page.contains("concierge_invites_refused_total{reason=\"max_calls\"} 2\n"));
-        assert!(page.contains("concierge_calls_in_progress 3\n"));
-    }
-
-    #[test]
-    fn a_rendered_page_names_counters_with_total_in_both_formats() {
-        let m = Metrics::new();
-        m.reload(true);
-        let text = m.render(false);
-        assert!(
-            text.contains("# TYPE concierge_reloads_total counter\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("concierge_reloads_total{result=\"applied\"} 1\n"),
-            "{text}"
-        );
-        let om = m.render(true);
-        assert!(om.contains("# TYPE concierge_reloads counter\n") && om.ends_with("# EOF\n"));
     }
 }
