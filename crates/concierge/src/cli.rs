@@ -32,6 +32,10 @@ pub(crate) struct ConfigArgs {
     /// (e.g. 127.0.0.1:8092). Flows reach it as {system.directory_url}.
     #[arg(long, value_name = "ADDR:PORT")]
     pub(crate) directory_listen: Option<SocketAddr>,
+    /// Where /metrics, /healthz and POST /-/reload listen, instead of `[metrics] listen`
+    /// (e.g. 127.0.0.1:9465).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
 }
 
 impl ConfigArgs {
@@ -40,6 +44,7 @@ impl ConfigArgs {
             listen: self.listen,
             rtp_ports: self.rtp_ports,
             directory_listen: self.directory_listen,
+            metrics_listen: self.metrics_listen,
         }
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct Overrides {
     pub(crate) rtp_ports: Option<(u16, u16)>,
     /// `--directory-listen`: `[demo] directory_listen`.
     pub(crate) directory_listen: Option<SocketAddr>,
+    /// `--metrics-listen`: `[metrics] listen`.
+    pub(crate) metrics_listen: Option<SocketAddr>,
 }
 
 /// Parses `--rtp-ports` as `MIN-MAX`.
@@ -418,6 +420,9 @@ impl Config {
         }
         if let Some(addr) = o.directory_listen {
             self.demo.directory_listen = addr;
+        }
+        if let Some(addr) = o.metrics_listen {
+            self.metrics.listen = Some(addr);
         }
         self.validate(Path::new("the command line"))
             .map_err(|e| match e {

@@ -138,15 +138,7 @@ fn run(args: &ConfigArgs) -> ExitCode {
             metrics: metrics.clone(),
             programs: programs_rx,
         };
-        if let Some(listen) = cfg.metrics.listen {
-            match admin::serve(listen, metrics.clone(), rx.clone(), reload_tx.clone()).await {
-                Ok(addr) => info!("metrics, health and reload: http://{addr}/metrics, /healthz, POST /-/reload"),
-                Err(e) => {
-                    error!("cannot serve metrics on {listen}: {e}; change `[metrics] listen` in the config");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
+        let health = rx.clone();
         let summary = Summary::new(&cfg, files, &loaded);
         let server = match Server::start(&cfg, loaded.program, rx, operate).await {
             Ok(s) => s,
@@ -174,6 +166,16 @@ fn run(args: &ConfigArgs) -> ExitCode {
             }
             None => None,
         };
+        // Bound after SIP and the directory, whose errors say more about a busy port.
+        if let Some(listen) = cfg.metrics.listen {
+            match admin::serve(listen, metrics.clone(), health, reload_tx.clone()).await {
+                Ok(addr) => info!("metrics, health and reload: http://{addr}/metrics, /healthz, POST /-/reload"),
+                Err(e) => {
+                    error!("cannot serve metrics on {listen}: {e}; change `[metrics] listen` in the config or pass --metrics-listen ADDR:PORT");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         let reloader = reload::Reloader {
             config_path: cfg.source.clone(),
             files,

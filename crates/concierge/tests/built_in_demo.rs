@@ -26,12 +26,14 @@ fn run_with_no_files_at_all_serves_the_built_in_demo() {
     let log = std::fs::File::create(dir.join("server.log")).unwrap();
     let sip_port = common::free_port();
     let directory = common::free_port();
+    let metrics = common::free_port();
     let (rtp_min, rtp_max) = common::free_rtp_range(20);
     let mut demo = Demo(
         Command::new(env!("CARGO_BIN_EXE_concierge"))
             .arg("run")
             .args(["--listen", &format!("127.0.0.1:{sip_port}")])
             .args(["--directory-listen", &format!("127.0.0.1:{directory}")])
+            .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
             .args(["--rtp-ports", &format!("{rtp_min}-{rtp_max}")])
             .current_dir(&dir)
             .stdout(Stdio::null())

@@ -59,9 +59,12 @@ fn a_moved_directory_port_still_recognises_a_vip() {
 /// `run` with `args` in a scratch directory (the built-in demo); its exit and output.
 fn run_until_exit(args: &[&str]) -> (bool, String) {
     let dir = common::scratch_dir("busy");
+    // The shipped metrics port (9464) is not the one under test: a free one.
+    let metrics = format!("127.0.0.1:{}", common::free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_concierge"))
         .arg("run")
         .args(args)
+        .args(["--metrics-listen", &metrics])
         .current_dir(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -627,7 +627,7 @@ impl RawCall {
     }
 }
 
-/// Holds the demo's default ports (SIP 5060 on UDP and TCP, the directory's 8089) while
+/// Holds the demo's default ports (SIP 5060 on UDP and TCP, the directory's 8089, metrics' 9464) while
 /// alive, where they are free: a test holding them proves it needs none of them, as when
 /// `concierge run` is running beside the test suite. Ports someone else holds already
 /// prove the same.
@@ -642,7 +642,7 @@ pub fn hold_default_ports() -> DefaultPortsHeld {
             .iter()
             .filter_map(|a| UdpSocket::bind(a).ok())
             .collect(),
-        _tcp: ["0.0.0.0:5060", "127.0.0.1:8089"]
+        _tcp: ["0.0.0.0:5060", "127.0.0.1:8089", "127.0.0.1:9464"]
             .iter()
             .filter_map(|a| TcpListener::bind(a).ok())
             .collect(),
