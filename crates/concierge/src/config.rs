@@ -987,9 +987,11 @@ mod path_tests {
             listen: Some("127.0.0.1:5999".parse().unwrap()),
             rtp_ports: Some((30000, 30100)),
             directory_listen: Some("0.0.0.0:8092".parse().unwrap()),
+            metrics_listen: Some("127.0.0.1:9999".parse().unwrap()),
         })
         .unwrap();
         assert_eq!(c.sip.listen.port(), 5999);
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9999".parse().unwrap()));
         assert_eq!((c.rtp.port_min, c.rtp.port_max), (30000, 30100));
         assert_eq!(c.directory_url(), "http://127.0.0.1:8092");
         let e = c
