@@ -68,6 +68,8 @@ pub(crate) struct Call {
     pub(crate) expires: Instant,
     /// The deadline this call has in the switch's heap.
     pub(crate) armed: Option<Instant>,
+    /// Reliable 18x, session timer, refresh in flight, early media.
+    pub(crate) carrier: crate::carrier::Carrier,
 }
 
 impl Call {
@@ -87,7 +89,14 @@ impl Call {
             Some(Waiting::Http { overdue }) => Some(*overdue),
             _ => None,
         };
-        [self.answer_at, answer, refer, bridge, collect]
+        [
+            self.answer_at,
+            answer,
+            refer,
+            bridge,
+            collect,
+            self.carrier.poll_timeout(),
+        ]
             .into_iter()
             .flatten()
             .min()

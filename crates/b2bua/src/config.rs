@@ -1,6 +1,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use concierge_sip::dialog::session_timer::SessionTimerConfig;
 use concierge_sip::transaction::TimerConfig;
 
 /// What the call logic needs to know about its deployment.
@@ -35,6 +36,11 @@ pub struct SwitchConfig {
     /// This instance's name, in every call record (the driver puts it on every log line).
     pub instance: String,
     pub timers: TimerConfig,
+    /// RFC 4028: the interval we ask for, our minimum and the preferred refresher.
+    pub session_timer: SessionTimerConfig,
+    /// RFC 3262: send 18x reliably when the caller merely supports `100rel` (a caller
+    /// that requires it always gets reliable 18x).
+    pub prefer_100rel: bool,
     pub user_agent: String,
     /// Seed for tags, branches and SSRCs.
     pub seed: u64,
@@ -58,6 +64,8 @@ impl Default for SwitchConfig {
             outbound_proxy: None,
             instance: "concierge".into(),
             timers: TimerConfig::default(),
+            session_timer: SessionTimerConfig::default(),
+            prefer_100rel: false,
             user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
             seed: 0,
         }

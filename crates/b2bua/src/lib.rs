@@ -13,6 +13,7 @@
 mod bridge;
 mod call;
 mod call_media;
+mod carrier;
 mod config;
 mod output;
 mod program;

@@ -12,6 +12,7 @@ use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer};
 use tracing::{debug, info, info_span, warn};
 
 mod bridge;
+mod carrier;
 mod flow;
 mod media;
 
@@ -26,7 +27,7 @@ use crate::transfer::{
 use concierge_media::sdp::{self, OfferError};
 use concierge_media::RtpPorts;
 
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER, UPDATE, PRACK";
 const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
 
 /// All calls of one shard. See the crate docs for the run loop.
@@ -67,7 +68,10 @@ impl Switch {
             via_host: cfg.advertised_host.clone(),
             via_port: cfg.sip_port,
             seed: cfg.seed,
-            ..EndpointConfig::default()
+            supported: crate::carrier::SUPPORTED
+                .split(", ")
+                .map(str::to_owned)
+                .collect(),
         });
         Self {
             endpoint,
@@ -352,7 +356,12 @@ impl Switch {
             (_, None) => {
                 // REGISTER, SUBSCRIBE, MESSAGE … outside a dialog: known, but not ours.
                 let status = match request.method {
-                    Method::Bye | Method::Info | Method::Notify | Method::Refer => {
+                    Method::Bye
+                    | Method::Info
+                    | Method::Notify
+                    | Method::Refer
+                    | Method::Prack
+                    | Method::Update => {
                         StatusCode::CALL_DOES_NOT_EXIST
                     }
                     _ => StatusCode::METHOD_NOT_ALLOWED,
@@ -381,6 +390,14 @@ impl Switch {
             return;
         }
         let span = info_span!("call", call_id = %invite.call_id);
+        let carrier = match self.carrier_for_invite(&invite) {
+            Ok(c) => c,
+            Err(r) => {
+                span.in_scope(|| info!(status = %r.status, "INVITE refused by the session timer"));
+                self.endpoint.respond(now, &key, r);
+                return;
+            }
+        };
         let Some(port) = self.ports.allocate(now) else {
             span.in_scope(|| warn!("no free RTP port; INVITE refused with 503"));
             let mut r = self.response(&invite, StatusCode::SERVICE_UNAVAILABLE);
@@ -451,6 +468,7 @@ impl Switch {
                 answer_at: None,
                 expires: now + self.cfg.max_call_duration,
                 armed: None,
+                carrier,
             },
         );
         self.expiry.insert((now + self.cfg.max_call_duration, id));
@@ -465,15 +483,9 @@ impl Switch {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        // §12.1.1: a 180 with a To tag creates an early dialog: Record-Route and Contact.
-        let contact = self.local_contact(call.peer.transport);
-        let mut ringing =
-            dialog_response_to(&call.invite, StatusCode::RINGING, &call.local_tag, &contact);
-        ringing
-            .headers
-            .push(HeaderName::SERVER, self.cfg.user_agent.clone());
-        let key = call.invite_key.clone();
-        self.endpoint.respond(now, &key, ringing);
+        let _ = call;
+        // §12.1.1: a 180 (or 183) with a To tag creates an early dialog.
+        self.send_ringing(now, id);
         if self.start_flow(now, id) {
             // The flow answers when it first needs media.
         } else if self.cfg.answer_after.is_zero() {
@@ -486,6 +498,9 @@ impl Switch {
 
     /// Sends the 200 OK and sets up the dialog (§13.3.1.4).
     fn answer(&mut self, now: Instant, id: CallRef) {
+        if self.answer_waits_for_prack(id) {
+            return;
+        }
         let Some(transport) = self.calls.get(&id).map(|c| c.peer.transport) else {
             return;
         };
@@ -497,9 +512,13 @@ impl Switch {
         let mut ok = dialog_response_to(&call.invite, StatusCode::OK, &call.local_tag, &contact);
         ok.headers.push(HeaderName::ALLOW, ALLOW);
         ok.headers
-            .push(HeaderName::SUPPORTED, "replaces, norefersub");
+            .push(HeaderName::SUPPORTED, crate::carrier::SUPPORTED);
         ok.headers
             .push(HeaderName::SERVER, self.cfg.user_agent.clone());
+        self.answer_session_timer(now, id, &mut ok.headers);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if let Some(sdp) = &call.local_sdp {
             ok.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
             ok.body = sdp.clone().into();
@@ -619,6 +638,17 @@ impl Switch {
             return self.on_leg_request(now, id, key, request);
         }
         let _g = call.span.clone().entered();
+        let request = if call.phase == Phase::Early {
+            match self.on_early_dialog_request(now, id, key.clone(), request) {
+                Some(r) => r,
+                None => return,
+            }
+        } else {
+            request
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if let Some(d) = call.dialog.as_mut() {
             if let Err(rejection) = d.handle_remote_request(&request) {
                 let r = response_to(&request, rejection.status(), None);
@@ -656,6 +686,8 @@ impl Switch {
                 }
             }
             Method::Invite => self.on_reinvite(now, id, key, request),
+            Method::Update => self.on_update(now, id, key, request),
+            Method::Prack => self.on_prack(now, id, key, request),
             Method::Info => {
                 let mut info_digit = false;
                 // SIP INFO DTMF (application/dtmf-relay or application/dtmf).
@@ -687,6 +719,9 @@ impl Switch {
     }
 
     fn on_response(&mut self, now: Instant, key: TsxKey, response: Response) {
+        if self.on_refresh_response(now, &key, &response) {
+            return;
+        }
         let Some(id) = self.by_client_tsx.get(&key).copied() else {
             if response.cseq.method == Method::Invite && response.status.is_success() {
                 self.on_stray_answer(now, response, None);
@@ -721,6 +756,9 @@ impl Switch {
     }
 
     fn on_tsx_timeout(&mut self, now: Instant, key: TsxKey) {
+        if self.on_refresh_timeout(now, &key) {
+            return;
+        }
         if let Some(id) = self.by_client_tsx.remove(&key) {
             let Some(call) = self.calls.get_mut(&id) else {
                 return;
@@ -889,7 +927,10 @@ impl Switch {
             self.answer(now, id);
             return;
         }
-        if self.collect_timeout(now, id) || self.http_overdue(now, id) || self.leg_timeout(now, id)
+        if self.collect_timeout(now, id)
+            || self.http_overdue(now, id)
+            || self.leg_timeout(now, id)
+            || self.carrier_timeout(now, id)
         {
             return;
         }
@@ -1020,6 +1061,9 @@ impl Switch {
     /// answer from the same port with the next `o=` version. An offerless re-INVITE gets
     /// our current SDP as a fresh offer.
     fn on_reinvite(&mut self, now: Instant, id: CallRef, key: TsxKey, request: Request) {
+        if self.refuse_glare(now, id, &key, &request) {
+            return;
+        }
         let media_ip = self.cfg.media_ip;
         let Some(transport) = self.calls.get(&id).map(|c| c.peer.transport) else {
             return;
@@ -1042,7 +1086,8 @@ impl Switch {
                 Ok((audio, sdp)) => {
                     call.span
                         .in_scope(|| info!(send = audio.send, "session changed by re-INVITE"));
-                    if call.phase == Phase::Confirmed {
+                    // Early media runs before the ACK: an UPDATE changes it too.
+                    if call.phase == Phase::Confirmed || call.media.is_started() {
                         let r = self.endpoint.random_u64();
                         call.media.start(
                             &audio,
@@ -1067,10 +1112,12 @@ impl Switch {
                 }
             }
         };
+        call.local_sdp = Some(sdp.clone());
         let mut ok = response_to(&request, StatusCode::OK, None);
         ok.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
         ok.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
         ok.body = sdp.into();
+        self.session_refreshed_by_peer(now, id, &request, &mut ok.headers);
         self.endpoint.respond(now, &key, ok);
     }
 
@@ -1091,6 +1138,10 @@ impl Switch {
         self.by_invite.remove(&call.invite_key);
         if let Some(d) = &call.dialog {
             self.by_dialog.remove(&d.id);
+        }
+        self.by_dialog.remove(&carrier::early_dialog_id(&call));
+        if let Some(k) = &call.carrier.refresh.as_ref().map(|r| r.key.clone()) {
+            self.by_client_tsx.remove(k);
         }
         if let Some(k) = &call.bye_key {
             self.by_client_tsx.remove(k);
@@ -1181,7 +1232,7 @@ impl Switch {
         if status == StatusCode::OK || status.class() >= 4 {
             r.headers.push(HeaderName::ALLOW, ALLOW);
             r.headers
-                .push(HeaderName::SUPPORTED, "replaces, norefersub");
+                .push(HeaderName::SUPPORTED, crate::carrier::SUPPORTED);
         }
         r.headers
             .push(HeaderName::SERVER, self.cfg.user_agent.clone());
