@@ -135,7 +135,8 @@ impl Agreed {
 pub fn negotiate_uas(headers: &Headers, cfg: &SessionTimerConfig) -> Negotiation {
     let peer_supports = has_option_tag(headers, &HeaderName::SUPPORTED, "timer")
         || has_option_tag(headers, &HeaderName::REQUIRE, "timer");
-    let their_min = min_se_of(headers).unwrap_or(RFC_MIN_SE);
+    // Absent, the caller's floor is 90 s (§5) and its Session-Expires respects it already.
+    let their_min = min_se_of(headers).unwrap_or(0);
     let asked = SessionExpires::of(headers);
     let delta = match asked {
         // §9: too small for us; only a caller that knows the extension can act on 422 — for
