@@ -161,6 +161,26 @@ pub(crate) struct SipConfig {
     /// wait in it while the loop is busy; the kernel's 208 KiB default holds ~350 INVITEs.
     /// Linux caps it at `net.core.rmem_max`.
     pub(crate) udp_receive_buffer_kib: usize,
+    /// RFC 4028: the session interval we ask for when the caller names none (or a longer
+    /// one), in seconds.
+    pub(crate) session_expires_s: u32,
+    /// RFC 4028: a caller's Session-Expires below this gets 422 with this Min-SE. The RFC
+    /// floor is 90; lower values are for tests.
+    pub(crate) min_se_s: u32,
+    /// Who refreshes the session when the caller leaves it to us: `uac` (the caller) or
+    /// `uas` (we do, by UPDATE or re-INVITE).
+    pub(crate) session_refresher: RefresherConfig,
+    /// RFC 3262: send 18x reliably (PRACK) also when the caller only supports `100rel`;
+    /// a caller that requires it always gets it.
+    pub(crate) prefer_100rel: bool,
+}
+
+/// `sip.session_refresher`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RefresherConfig {
+    Uac,
+    Uas,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -204,6 +224,10 @@ impl Default for SipConfig {
             t2_ms: 4000,
             t4_ms: 5000,
             udp_receive_buffer_kib: 4096,
+            session_expires_s: 1800,
+            min_se_s: 90,
+            session_refresher: RefresherConfig::Uac,
+            prefer_100rel: false,
         }
     }
 }
@@ -349,6 +373,15 @@ impl Config {
                 format!("{instance:?}: 1 to 64 letters, digits, '-', '_' or '.'"),
             ));
         }
+        if self.sip.min_se_s == 0 || self.sip.session_expires_s < self.sip.min_se_s {
+            return Err(field(
+                "sip.session_expires_s",
+                format!(
+                    "need 1 <= min_se_s <= session_expires_s, got {} and {}",
+                    self.sip.min_se_s, self.sip.session_expires_s
+                ),
+            ));
+        }
         if self.calls.max_duration_s == 0 {
             return Err(field("calls.max_duration_s", "must be at least 1".into()));
         }
@@ -399,6 +432,19 @@ impl Config {
             .ok()
             .or_else(|| (!self.sip.listen.ip().is_unspecified()).then(|| self.sip.listen.ip()))
             .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    }
+
+    /// RFC 4028 settings for the switch.
+    pub(crate) fn session_timer(&self) -> concierge_sip::dialog::session_timer::SessionTimerConfig {
+        use concierge_sip::dialog::session_timer::{Refresher, SessionTimerConfig};
+        SessionTimerConfig {
+            interval: self.sip.session_expires_s,
+            min_se: self.sip.min_se_s,
+            refresher: match self.sip.session_refresher {
+                RefresherConfig::Uac => Refresher::Uac,
+                RefresherConfig::Uas => Refresher::Uas,
+            },
+        }
     }
 
     pub(crate) fn timers(&self) -> concierge_sip::transaction::TimerConfig {

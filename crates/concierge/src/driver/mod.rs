@@ -92,6 +92,8 @@ impl Server {
                 outbound_proxy: cfg.outbound_proxy(),
                 instance: cfg.server.instance.clone(),
                 timers: cfg.timers(),
+                session_timer: cfg.session_timer(),
+                prefer_100rel: cfg.sip.prefer_100rel,
                 seed: rand::random(),
                 ..SwitchConfig::default()
             },
