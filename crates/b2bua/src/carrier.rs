@@ -30,6 +30,14 @@ pub(crate) struct Carrier {
     pub(crate) early_answer_reliable: bool,
     /// The 200 waits for PRACKs of outstanding reliable 18x (RFC 3262 §3).
     pub(crate) answer_waiting: bool,
+    /// The bridge leg's session timer, when the target agreed to one.
+    pub(crate) leg_timer: Option<SessionTimer>,
+    /// The target's Allow lists UPDATE: the leg is refreshed with it.
+    pub(crate) leg_allows_update: bool,
+    /// Our refresh on the bridge leg in flight.
+    pub(crate) leg_refresh: Option<Refresh>,
+    /// The leg's INVITE was already repeated after a 422 (once is enough).
+    pub(crate) leg_retried_422: bool,
 }
 
 /// A refresh request of ours in flight.
@@ -47,7 +55,8 @@ impl Carrier {
             .as_ref()
             .and_then(ReliableProvisionals::poll_timeout);
         let timer = self.timer.as_ref().map(SessionTimer::poll_timeout);
-        [prack, timer].into_iter().flatten().min()
+        let leg = self.leg_timer.as_ref().map(SessionTimer::poll_timeout);
+        [prack, timer, leg].into_iter().flatten().min()
     }
 
     /// An offer of ours is outstanding (RFC 3311 §5.2: an incoming offer is then 491).

@@ -17,6 +17,8 @@ struct Rig {
     records: Vec<CallRecord>,
     /// RTP the switch sent, with the virtual time it left.
     rtp_out: Vec<Instant>,
+    /// SIP the switch sent to anyone but the caller (the bridge target).
+    to_others: Vec<Message>,
 }
 
 impl Rig {
@@ -35,6 +37,7 @@ impl Rig {
             },
             records: Vec::new(),
             rtp_out: Vec::new(),
+            to_others: Vec::new(),
         }
     }
 
@@ -52,6 +55,9 @@ impl Rig {
         let mut out = Vec::new();
         while let Some(o) = self.switch.poll_output() {
             match o {
+                Output::Sip(t) if t.peer.addr != self.phone.addr => self
+                    .to_others
+                    .push(parse_datagram(&t.bytes).unwrap().unwrap()),
                 Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
                 Output::Record(r) => self.records.push(*r),
                 Output::MediaOpen { port } => self.switch.media_port_ready(self.now, port),
@@ -542,4 +548,150 @@ prompt = "welcome"
     assert!(codes.iter().all(|c| *c == 480), "never a 200: {codes:?}");
     assert!(rig.rtp_out.len() >= 45);
     assert!(rig.records[0].answered_ms.is_none());
+}
+
+// ---- RFC 4028 on the bridge leg ----------------------------------------------------
+
+const BRIDGE_FLOW: &str = r#"
+name = "bridge"
+start = "xfer"
+
+[nodes.xfer]
+type = "transfer"
+target = "sip:queue@127.0.0.2:5070"
+mode = "bridge"
+failed = "bye"
+
+[nodes.bye]
+type = "hangup"
+"#;
+
+const QUEUE_SDP: &str = "v=0\r\no=- 2 2 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+
+/// The target's answer to `req`: its tag, Contact, `extra` headers and `sdp`.
+fn queue_reply(req: &Request, code: u16, extra: &str, sdp: &str) -> String {
+    let mut r =
+        concierge_sip::wire::response_to(req, concierge_sip::wire::StatusCode(code), Some("q1"));
+    r.reason = String::new();
+    let mut text = String::from_utf8(r.to_bytes().to_vec()).unwrap();
+    let body_at = text.find("Content-Length").unwrap();
+    text.truncate(body_at);
+    let ct = if sdp.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
+    format!(
+        "{text}{extra}Contact: <sip:agent@127.0.0.2:5070>\r\n{ct}Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+/// What the switch sent to the target since the last call.
+fn to_queue(rig: &mut Rig) -> Vec<Request> {
+    rig.to_others.drain(..).map(|m| request(&m).clone()).collect()
+}
+
+/// A caller answered and bridged: returns the leg's INVITE (not yet answered).
+fn bridging(rig: &mut Rig) -> Request {
+    let out = rig.send(&invite(""));
+    let tag = find_response(&out, 200, "INVITE").to.tag().unwrap().to_owned();
+    rig.send(&ack(&tag));
+    let sent = to_queue(rig);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    sent[0].clone()
+}
+
+#[test]
+fn the_bridge_leg_offers_a_session_timer_and_refreshes_when_the_target_makes_us_refresher() {
+    let mut rig = Rig::with(short_timers(), early_program(BRIDGE_FLOW));
+    let leg_invite = bridging(&mut rig);
+    assert_eq!(leg_invite.method.as_str(), "INVITE");
+    assert_eq!(leg_invite.headers.get(&HeaderName::SESSION_EXPIRES), Some("1800"));
+    assert_eq!(leg_invite.headers.get(&HeaderName::MIN_SE), Some("2"));
+    assert_eq!(leg_invite.headers.get(&HeaderName::SUPPORTED), Some("timer"));
+    rig.send(&queue_reply(
+        &leg_invite,
+        200,
+        "Session-Expires: 4;refresher=uac\r\nRequire: timer\r\nAllow: INVITE, ACK, BYE, UPDATE\r\n",
+        QUEUE_SDP,
+    ));
+    let acked = to_queue(&mut rig);
+    assert_eq!(acked[0].method.as_str(), "ACK");
+    let t0 = rig.now;
+    rig.advance_timed(Duration::from_millis(2500), t0);
+    let sent = to_queue(&mut rig);
+    let update = &sent[0];
+    assert_eq!(update.method.as_str(), "UPDATE", "refresh at half of 4 s");
+    assert_eq!(update.headers.get(&HeaderName::SESSION_EXPIRES), Some("4;refresher=uac"));
+    rig.send(&queue_reply(update, 200, "Session-Expires: 4;refresher=uac\r\n", ""));
+    assert!(rig.records.is_empty(), "the bridged call goes on");
+    // From now on the target stays silent: the next refresh gets no answer and the leg's
+    // session expires (4 s less 4/3 s after the last refresh); both legs end.
+    let out = rig.advance(Duration::from_secs(3));
+    let bye = out
+        .iter()
+        .find_map(|m| match m {
+            Message::Request(r) if r.method.as_str() == "BYE" => Some(r.clone()),
+            _ => None,
+        })
+        .expect("the caller gets a BYE");
+    assert!(to_queue(&mut rig).iter().any(|r| r.method.as_str() == "BYE"));
+    rig.send(&reply(&bye, 200, ""));
+    assert_eq!(
+        rig.records[0].reason,
+        "bridge leg session expired: no refresh (RFC 4028)"
+    );
+}
+
+#[test]
+fn the_bridge_leg_answers_422_with_the_targets_min_se() {
+    let mut rig = Rig::with(SwitchConfig::default(), early_program(BRIDGE_FLOW));
+    let leg_invite = bridging(&mut rig);
+    rig.send(&queue_reply(&leg_invite, 422, "Min-SE: 3600\r\n", ""));
+    let sent = to_queue(&mut rig);
+    let again = sent
+        .iter()
+        .find(|r| r.method.as_str() == "INVITE")
+        .expect("INVITE again");
+    assert_eq!(again.headers.get(&HeaderName::SESSION_EXPIRES), Some("3600"));
+    assert_eq!(again.cseq.seq, leg_invite.cseq.seq + 1);
+    // A second 422 is not chased: the transfer fails.
+    rig.send(&queue_reply(again, 422, "Min-SE: 7200\r\n", ""));
+    assert!(to_queue(&mut rig).iter().all(|r| r.method.as_str() == "ACK"));
+}
+
+#[test]
+fn the_targets_refresh_on_the_bridge_leg_is_answered_with_session_expires() {
+    let mut rig = Rig::with(short_timers(), early_program(BRIDGE_FLOW));
+    let leg_invite = bridging(&mut rig);
+    rig.send(&queue_reply(
+        &leg_invite,
+        200,
+        "Session-Expires: 4;refresher=uas\r\nRequire: timer\r\n",
+        QUEUE_SDP,
+    ));
+    to_queue(&mut rig);
+    let from_q = leg_invite.from.tag().unwrap().to_owned();
+    let update = format!(
+        "UPDATE sip:concierge@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5070;branch=z9hG4bKqupd\r\nFrom: <sip:queue@127.0.0.2:5070>;tag=q1\r\nTo: {};tag={from_q}\r\nCall-ID: {}\r\nCSeq: 10 UPDATE\r\nSupported: timer\r\nSession-Expires: 4;refresher=uac\r\nContent-Length: 0\r\n\r\n",
+        leg_invite.from.to_string().split(";tag=").next().unwrap(),
+        leg_invite.call_id,
+    );
+    rig.switch.handle_sip_datagram(
+        rig.now,
+        Peer {
+            transport: Transport::Udp,
+            addr: "127.0.0.2:5070".parse().unwrap(),
+        },
+        update.as_bytes(),
+    );
+    rig.drain();
+    let answer = rig
+        .to_others
+        .drain(..)
+        .find_map(|m| match m {
+            Message::Response(r) => Some(r),
+            _ => None,
+        })
+        .expect("the UPDATE is answered");
+    assert_eq!(answer.status.0, 200);
+    assert_eq!(header(&answer, "Session-Expires"), Some("4;refresher=uac"));
+    assert!(answer.body.is_empty(), "no offer, no answer");
 }

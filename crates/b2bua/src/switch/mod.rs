@@ -14,6 +14,7 @@ use tracing::{debug, info, info_span, warn};
 mod bridge;
 mod carrier;
 mod flow;
+mod leg_timer;
 mod media;
 
 use crate::call::{Call, Phase};
@@ -719,7 +720,9 @@ impl Switch {
     }
 
     fn on_response(&mut self, now: Instant, key: TsxKey, response: Response) {
-        if self.on_refresh_response(now, &key, &response) {
+        if self.on_refresh_response(now, &key, &response)
+            || self.on_leg_refresh_answer(now, &key, Some(&response))
+        {
             return;
         }
         let Some(id) = self.by_client_tsx.get(&key).copied() else {
@@ -756,7 +759,7 @@ impl Switch {
     }
 
     fn on_tsx_timeout(&mut self, now: Instant, key: TsxKey) {
-        if self.on_refresh_timeout(now, &key) {
+        if self.on_refresh_timeout(now, &key) || self.on_leg_refresh_answer(now, &key, None) {
             return;
         }
         if let Some(id) = self.by_client_tsx.remove(&key) {
@@ -931,6 +934,7 @@ impl Switch {
             || self.http_overdue(now, id)
             || self.leg_timeout(now, id)
             || self.carrier_timeout(now, id)
+            || self.leg_timer_timeout(now, id)
         {
             return;
         }
@@ -1140,8 +1144,11 @@ impl Switch {
             self.by_dialog.remove(&d.id);
         }
         self.by_dialog.remove(&carrier::early_dialog_id(&call));
-        if let Some(k) = &call.carrier.refresh.as_ref().map(|r| r.key.clone()) {
-            self.by_client_tsx.remove(k);
+        for r in [&call.carrier.refresh, &call.carrier.leg_refresh]
+            .into_iter()
+            .flatten()
+        {
+            self.by_client_tsx.remove(&r.key);
         }
         if let Some(k) = &call.bye_key {
             self.by_client_tsx.remove(k);
