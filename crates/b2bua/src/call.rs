@@ -97,9 +97,9 @@ impl Call {
             collect,
             self.carrier.poll_timeout(),
         ]
-            .into_iter()
-            .flatten()
-            .min()
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 

@@ -139,13 +139,12 @@ fn in_dialog(method: &str, seq: u32, tag: &str, extra: &str, body: &str) -> Stri
 }
 
 fn ack(tag: &str) -> String {
-    in_dialog("ACK", 1, tag, "", "").replace("CSeq: 1 ACK", "CSeq: 1 ACK")
+    in_dialog("ACK", 1, tag, "", "")
 }
 
 /// Our answer to a request of the switch, with `extra` header lines.
 fn reply(req: &Request, code: u16, extra: &str) -> String {
-    let mut r =
-        concierge_sip::wire::response_to(req, concierge_sip::wire::StatusCode(code), None);
+    let mut r = concierge_sip::wire::response_to(req, concierge_sip::wire::StatusCode(code), None);
     r.reason = String::new();
     let text = String::from_utf8(r.to_bytes().to_vec()).unwrap();
     text.replacen("Content-Length", &format!("{extra}Content-Length"), 1)
@@ -192,9 +191,18 @@ fn require_100rel_gets_a_reliable_180_and_the_200_waits_for_the_prack() {
 
     let again = rig.advance(Duration::from_millis(500));
     assert_eq!(codes(&again), vec![180], "retransmitted at T1");
-    assert_eq!(header(response(&again[0]), "RSeq"), Some(rseq.to_string().as_str()));
+    assert_eq!(
+        header(response(&again[0]), "RSeq"),
+        Some(rseq.to_string().as_str())
+    );
 
-    let out = rig.send(&in_dialog("PRACK", 2, &tag, &format!("RAck: {rseq} 1 INVITE\r\n"), ""));
+    let out = rig.send(&in_dialog(
+        "PRACK",
+        2,
+        &tag,
+        &format!("RAck: {rseq} 1 INVITE\r\n"),
+        "",
+    ));
     find_response(&out, 200, "PRACK");
     let ok = find_response(&out, 200, "INVITE");
     assert!(!ok.body.is_empty(), "the 200 carries the SDP answer");
@@ -238,7 +246,13 @@ fn a_prack_that_matches_nothing_gets_481() {
     let ringing = response(&out[1]).clone();
     let tag = ringing.to.tag().unwrap().to_owned();
     let rseq: u32 = header(&ringing, "RSeq").unwrap().parse().unwrap();
-    let out = rig.send(&in_dialog("PRACK", 2, &tag, &format!("RAck: {} 1 INVITE\r\n", rseq + 5), ""));
+    let out = rig.send(&in_dialog(
+        "PRACK",
+        2,
+        &tag,
+        &format!("RAck: {} 1 INVITE\r\n", rseq + 5),
+        "",
+    ));
     assert_eq!(codes(&out), vec![481]);
     let out = rig.send(&in_dialog("PRACK", 3, &tag, "RAck: banana\r\n", ""));
     assert_eq!(codes(&out), vec![400]);
@@ -292,12 +306,24 @@ fn session_expires_below_our_minimum_is_422_with_min_se() {
 #[test]
 fn a_caller_refresher_that_stops_refreshing_gets_our_bye() {
     let mut rig = Rig::with(short_timers(), Default::default());
-    let out = rig.send(&invite("Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n"));
-    let tag = find_response(&out, 200, "INVITE").to.tag().unwrap().to_owned();
+    let out = rig.send(&invite(
+        "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
+    ));
+    let tag = find_response(&out, 200, "INVITE")
+        .to
+        .tag()
+        .unwrap()
+        .to_owned();
     rig.send(&ack(&tag));
     // A refresh at 40 s restarts the interval.
     rig.advance(Duration::from_secs(40));
-    let out = rig.send(&in_dialog("UPDATE", 2, &tag, "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n", ""));
+    let out = rig.send(&in_dialog(
+        "UPDATE",
+        2,
+        &tag,
+        "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
+        "",
+    ));
     let ok = find_response(&out, 200, "UPDATE");
     assert_eq!(header(&ok, "Session-Expires"), Some("90;refresher=uac"));
     let t_refresh = rig.now;
@@ -328,7 +354,8 @@ fn as_refresher_we_send_update_at_half_the_interval() {
     let t0 = rig.now;
     let out = rig.advance_timed(Duration::from_millis(2500), t0);
     assert!(
-        out.iter().all(|(_, m)| request(m).method.as_str() == "UPDATE"),
+        out.iter()
+            .all(|(_, m)| request(m).method.as_str() == "UPDATE"),
         "only the refresh (and its retransmission at T1)"
     );
     let (at, update) = &out[0];
@@ -355,16 +382,27 @@ fn without_update_in_allow_we_refresh_by_reinvite_and_ack_its_200() {
     let out = rig.send(&invite(
         "Supported: timer\r\nSession-Expires: 4;refresher=uas\r\n",
     ));
-    let tag = find_response(&out, 200, "INVITE").to.tag().unwrap().to_owned();
+    let tag = find_response(&out, 200, "INVITE")
+        .to
+        .tag()
+        .unwrap()
+        .to_owned();
     rig.send(&ack(&tag));
     let out = rig.advance(Duration::from_secs(2));
     let reinvite = request(&out[0]).clone();
     assert_eq!(reinvite.method.as_str(), "INVITE");
-    assert!(!reinvite.body.is_empty(), "a re-INVITE offers our SDP unchanged");
+    assert!(
+        !reinvite.body.is_empty(),
+        "a re-INVITE offers our SDP unchanged"
+    );
     // Glare: the caller's offer crossing ours gets 491.
     let crossing = rig.send(&in_dialog("UPDATE", 2, &tag, "", SDP_MOVED));
     assert_eq!(codes(&crossing), vec![491]);
-    let out = rig.send(&reply(&reinvite, 200, "Session-Expires: 4;refresher=uac\r\n"));
+    let out = rig.send(&reply(
+        &reinvite,
+        200,
+        "Session-Expires: 4;refresher=uac\r\n",
+    ));
     let ack = request(&out[0]);
     assert_eq!(ack.method.as_str(), "ACK");
     assert_eq!(ack.cseq.seq, reinvite.cseq.seq);
@@ -376,7 +414,11 @@ fn a_refresh_nobody_answers_ends_the_call() {
     let out = rig.send(&invite(
         "Allow: UPDATE\r\nSupported: timer\r\nSession-Expires: 4;refresher=uas\r\n",
     ));
-    let tag = find_response(&out, 200, "INVITE").to.tag().unwrap().to_owned();
+    let tag = find_response(&out, 200, "INVITE")
+        .to
+        .tag()
+        .unwrap()
+        .to_owned();
     rig.send(&ack(&tag));
     let out = rig.advance(Duration::from_secs(40));
     assert!(out
@@ -407,7 +449,10 @@ fn update_with_an_offer_mid_call_gets_an_sdp_answer() {
     let out = rig.send(&in_dialog("UPDATE", 2, &tag, "", SDP_MOVED));
     let answer = find_response(&out, 200, "UPDATE");
     let body = String::from_utf8_lossy(&answer.body);
-    assert!(body.contains("m=audio") && body.contains("o=concierge") || body.contains("m=audio"));
+    assert!(
+        !body.contains("m=audio 4100") && body.contains("m=audio"),
+        "our answer: {body}"
+    );
     assert_eq!(header(&answer, "Content-Type"), Some("application/sdp"));
     // Without SDP: a plain 200 (a refresh), no body.
     let out = rig.send(&in_dialog("UPDATE", 3, &tag, "", ""));
@@ -431,7 +476,11 @@ fn update_in_the_early_dialog() {
     assert_eq!(codes(&out), vec![100, 180]);
     let tag = response(&out[1]).to.tag().unwrap().to_owned();
     let out = rig.send(&in_dialog("UPDATE", 2, &tag, "", ""));
-    assert_eq!(codes(&out), vec![200], "an UPDATE without offer in the early dialog");
+    assert_eq!(
+        codes(&out),
+        vec![200],
+        "an UPDATE without offer in the early dialog"
+    );
     // The INVITE's offer has no reliable answer yet (an unreliable 180): §5.2 says 500.
     let out = rig.send(&in_dialog("UPDATE", 3, &tag, "", SDP_MOVED));
     assert_eq!(codes(&out), vec![500]);
@@ -506,13 +555,26 @@ fn early_media_plays_the_prompt_in_a_reliable_183_and_answers_for_the_keypad() {
     assert!(String::from_utf8_lossy(&progress.body).contains("m=audio"));
     let tag = progress.to.tag().unwrap().to_owned();
     let rseq = header(&progress, "RSeq").unwrap().to_owned();
-    let out = rig.send(&in_dialog("PRACK", 2, &tag, &format!("RAck: {rseq} 1 INVITE\r\n"), ""));
+    let out = rig.send(&in_dialog(
+        "PRACK",
+        2,
+        &tag,
+        &format!("RAck: {rseq} 1 INVITE\r\n"),
+        "",
+    ));
     assert_eq!(codes(&out), vec![200]);
 
     // The one-second prompt plays before any 200.
     let out = rig.advance(Duration::from_millis(900));
-    assert!(codes(&out).is_empty(), "no 200 while the prompt plays: {out:?}");
-    assert!(rig.rtp_out.len() >= 40, "RTP before the answer: {}", rig.rtp_out.len());
+    assert!(
+        codes(&out).is_empty(),
+        "no 200 while the prompt plays: {out:?}"
+    );
+    assert!(
+        rig.rtp_out.len() >= 40,
+        "RTP before the answer: {}",
+        rig.rtp_out.len()
+    );
     // An UPDATE with an offer is answered in the early dialog (the 183 was reliable).
     let out = rig.send(&in_dialog("UPDATE", 3, &tag, "", SDP_MOVED));
     let answer = find_response(&out, 200, "UPDATE");
@@ -524,7 +586,10 @@ fn early_media_plays_the_prompt_in_a_reliable_183_and_answers_for_the_keypad() {
     let answered_at = rig.now;
     rig.send(&ack(&tag));
     rig.advance(Duration::from_millis(200));
-    assert!(rig.rtp_out.iter().any(|t| *t >= answered_at), "the keypad prompt plays after the ACK");
+    assert!(
+        rig.rtp_out.iter().any(|t| *t >= answered_at),
+        "the keypad prompt plays after the ACK"
+    );
 }
 
 #[test]
@@ -576,7 +641,11 @@ fn queue_reply(req: &Request, code: u16, extra: &str, sdp: &str) -> String {
     let mut text = String::from_utf8(r.to_bytes().to_vec()).unwrap();
     let body_at = text.find("Content-Length").unwrap();
     text.truncate(body_at);
-    let ct = if sdp.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
+    let ct = if sdp.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
     format!(
         "{text}{extra}Contact: <sip:agent@127.0.0.2:5070>\r\n{ct}Content-Length: {}\r\n\r\n{sdp}",
         sdp.len()
@@ -585,13 +654,20 @@ fn queue_reply(req: &Request, code: u16, extra: &str, sdp: &str) -> String {
 
 /// What the switch sent to the target since the last call.
 fn to_queue(rig: &mut Rig) -> Vec<Request> {
-    rig.to_others.drain(..).map(|m| request(&m).clone()).collect()
+    rig.to_others
+        .drain(..)
+        .map(|m| request(&m).clone())
+        .collect()
 }
 
 /// A caller answered and bridged: returns the leg's INVITE (not yet answered).
 fn bridging(rig: &mut Rig) -> Request {
     let out = rig.send(&invite(""));
-    let tag = find_response(&out, 200, "INVITE").to.tag().unwrap().to_owned();
+    let tag = find_response(&out, 200, "INVITE")
+        .to
+        .tag()
+        .unwrap()
+        .to_owned();
     rig.send(&ack(&tag));
     let sent = to_queue(rig);
     assert_eq!(sent.len(), 1, "{sent:?}");
@@ -603,9 +679,15 @@ fn the_bridge_leg_offers_a_session_timer_and_refreshes_when_the_target_makes_us_
     let mut rig = Rig::with(short_timers(), early_program(BRIDGE_FLOW));
     let leg_invite = bridging(&mut rig);
     assert_eq!(leg_invite.method.as_str(), "INVITE");
-    assert_eq!(leg_invite.headers.get(&HeaderName::SESSION_EXPIRES), Some("1800"));
+    assert_eq!(
+        leg_invite.headers.get(&HeaderName::SESSION_EXPIRES),
+        Some("1800")
+    );
     assert_eq!(leg_invite.headers.get(&HeaderName::MIN_SE), Some("2"));
-    assert_eq!(leg_invite.headers.get(&HeaderName::SUPPORTED), Some("timer"));
+    assert_eq!(
+        leg_invite.headers.get(&HeaderName::SUPPORTED),
+        Some("timer")
+    );
     rig.send(&queue_reply(
         &leg_invite,
         200,
@@ -619,8 +701,16 @@ fn the_bridge_leg_offers_a_session_timer_and_refreshes_when_the_target_makes_us_
     let sent = to_queue(&mut rig);
     let update = &sent[0];
     assert_eq!(update.method.as_str(), "UPDATE", "refresh at half of 4 s");
-    assert_eq!(update.headers.get(&HeaderName::SESSION_EXPIRES), Some("4;refresher=uac"));
-    rig.send(&queue_reply(update, 200, "Session-Expires: 4;refresher=uac\r\n", ""));
+    assert_eq!(
+        update.headers.get(&HeaderName::SESSION_EXPIRES),
+        Some("4;refresher=uac")
+    );
+    rig.send(&queue_reply(
+        update,
+        200,
+        "Session-Expires: 4;refresher=uac\r\n",
+        "",
+    ));
     assert!(rig.records.is_empty(), "the bridged call goes on");
     // From now on the target stays silent: the next refresh gets no answer and the leg's
     // session expires (4 s less 4/3 s after the last refresh); both legs end.
@@ -632,7 +722,9 @@ fn the_bridge_leg_offers_a_session_timer_and_refreshes_when_the_target_makes_us_
             _ => None,
         })
         .expect("the caller gets a BYE");
-    assert!(to_queue(&mut rig).iter().any(|r| r.method.as_str() == "BYE"));
+    assert!(to_queue(&mut rig)
+        .iter()
+        .any(|r| r.method.as_str() == "BYE"));
     rig.send(&reply(&bye, 200, ""));
     assert_eq!(
         rig.records[0].reason,
@@ -650,11 +742,16 @@ fn the_bridge_leg_answers_422_with_the_targets_min_se() {
         .iter()
         .find(|r| r.method.as_str() == "INVITE")
         .expect("INVITE again");
-    assert_eq!(again.headers.get(&HeaderName::SESSION_EXPIRES), Some("3600"));
+    assert_eq!(
+        again.headers.get(&HeaderName::SESSION_EXPIRES),
+        Some("3600")
+    );
     assert_eq!(again.cseq.seq, leg_invite.cseq.seq + 1);
     // A second 422 is not chased: the transfer fails.
     rig.send(&queue_reply(again, 422, "Min-SE: 7200\r\n", ""));
-    assert!(to_queue(&mut rig).iter().all(|r| r.method.as_str() == "ACK"));
+    assert!(to_queue(&mut rig)
+        .iter()
+        .all(|r| r.method.as_str() == "ACK"));
 }
 
 #[test]

@@ -98,10 +98,17 @@ fn without_prack_the_180_is_retransmitted_then_the_invite_fails_with_504() {
     let out = run(&server, "prack_withheld.xml", "30");
     assert_sipp_ok(&out, &server);
     // T1 = 100 ms, doubling without cap: 0.1 0.3 0.7 1.5 3.1 6.3 s, then 504 at 6.4 s.
-    let retrans = retransmissions_of_first(&String::from_utf8_lossy(&out.stdout), "180 <----------");
-    assert!((5..=7).contains(&retrans), "180 retransmitted {retrans} times");
+    let retrans =
+        retransmissions_of_first(&String::from_utf8_lossy(&out.stdout), "180 <----------");
+    assert!(
+        (5..=7).contains(&retrans),
+        "180 retransmitted {retrans} times"
+    );
     let rec = common::wait_records(&server, 1).remove(0);
-    assert_eq!(rec["reason"], "no PRACK for a reliable provisional response");
+    assert_eq!(
+        rec["reason"],
+        "no PRACK for a reliable provisional response"
+    );
     assert!(rec["answered_ms"].is_null());
 }
 
@@ -121,9 +128,15 @@ fn session_expires_30_gets_422_with_min_se_90_by_default() {
 #[test]
 fn as_refresher_we_send_update_before_half_the_interval_plus_a_margin() {
     let server = Server::start("timer-uas", "min_se_s = 2\n", "");
-    assert_sipp_ok(&run(&server, "session_timer_uas_refresh.xml", "20"), &server);
+    assert_sipp_ok(
+        &run(&server, "session_timer_uas_refresh.xml", "20"),
+        &server,
+    );
     let rec = common::wait_records(&server, 1).remove(0);
-    assert_eq!(rec["ended_by"], "caller", "the refreshed call lasted until the BYE");
+    assert_eq!(
+        rec["ended_by"], "caller",
+        "the refreshed call lasted until the BYE"
+    );
 }
 
 #[test]
@@ -136,7 +149,10 @@ fn a_caller_refresher_that_stops_refreshing_gets_our_bye() {
     let rec = common::wait_records(&server, 1).remove(0);
     assert_eq!(
         (rec["ended_by"].as_str(), rec["reason"].as_str()),
-        (Some("network"), Some("session expired: no refresh (RFC 4028)"))
+        (
+            Some("network"),
+            Some("session expired: no refresh (RFC 4028)")
+        )
     );
 }
 
@@ -166,7 +182,8 @@ fn raw_invite(sip: &common::RawPeer, rtp: &UdpSocket, call_id: &str, extra: &str
 
 /// Waits for RTP on `rtp`; meanwhile no SIP message on `sip` may be a 200 to the INVITE.
 fn rtp_before_any_200(sip: &common::RawPeer, rtp: &UdpSocket) -> usize {
-    rtp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    rtp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut packets = 0;
     let mut buf = [0u8; 1500];
@@ -199,14 +216,23 @@ fn early_media_plays_the_prompt_in_a_183_before_the_200() {
     // The prompt ends, the keypad needs the call answered.
     let ok = sip.expect("SIP/2.0 200", Duration::from_secs(15));
     assert!(ok.contains("CSeq: 1 INVITE"));
-    let rec_tag = header(&ok, "To").unwrap().split("tag=").nth(1).unwrap().to_owned();
+    let rec_tag = header(&ok, "To")
+        .unwrap()
+        .split("tag=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
     let ack = format!(
         "ACK sip:concierge@127.0.0.1:{s} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKearlyack;rport\r\nFrom: <sip:+46700000003@127.0.0.1:{p}>;tag=em\r\nTo: <sip:ivr@127.0.0.1:{s}>;tag={rec_tag}\r\nCall-ID: early-1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         s = server.port,
         p = sip.port,
     );
     sip.send(&ack);
-    sip.send(&ack.replace("ACK sip", "BYE sip").replace("1 ACK", "2 BYE").replace("earlyack", "earlybye"));
+    sip.send(
+        &ack.replace("ACK sip", "BYE sip")
+            .replace("1 ACK", "2 BYE")
+            .replace("earlyack", "earlybye"),
+    );
     sip.expect("SIP/2.0 200", Duration::from_secs(5));
     let rec = wait_record(&server, "early-1");
     assert!(rec["answered_ms"].is_number());
@@ -222,7 +248,12 @@ fn early_media_with_100rel_goes_in_a_reliable_183_and_plays_after_the_prack() {
     assert!(progress.contains("m=audio"));
     assert_eq!(header(&progress, "Require"), Some("100rel"));
     let rseq = header(&progress, "RSeq").expect("RSeq").to_owned();
-    let tag = header(&progress, "To").unwrap().split("tag=").nth(1).unwrap().to_owned();
+    let tag = header(&progress, "To")
+        .unwrap()
+        .split("tag=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
     sip.send(&format!(
         "PRACK sip:concierge@127.0.0.1:{s} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKearlyprack;rport\r\nFrom: <sip:+46700000003@127.0.0.1:{p}>;tag=em\r\nTo: <sip:ivr@127.0.0.1:{s}>;tag={tag}\r\nCall-ID: early-2\r\nCSeq: 2 PRACK\r\nRAck: {rseq} 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         s = server.port,

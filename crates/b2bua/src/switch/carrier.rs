@@ -27,13 +27,16 @@ use crate::output::CallRef;
 impl Switch {
     /// What the INVITE asks of the extensions: the session timer (or a 422 to send) and
     /// whether its 18x go reliably.
-    pub(super) fn carrier_for_invite(&mut self, invite: &Request) -> Result<Carrier, Response> {
+    pub(super) fn carrier_for_invite(
+        &mut self,
+        invite: &Request,
+    ) -> Result<Carrier, Box<Response>> {
         let mut carrier = Carrier::default();
         match negotiate_uas(&invite.headers, &self.cfg.session_timer) {
             Negotiation::TooSmall { min_se } => {
                 let mut r = self.response(invite, StatusCode::SESSION_INTERVAL_TOO_SMALL);
                 r.headers.push(HeaderName::MIN_SE, min_se.to_string());
-                return Err(r);
+                return Err(Box::new(r));
             }
             Negotiation::Agreed(a) => carrier.agreed = Some(a),
         }
@@ -85,7 +88,13 @@ impl Switch {
     }
 
     /// Sends a 18x that creates the early dialog (§12.1.1), reliably when 100rel is in use.
-    fn send_provisional(&mut self, now: Instant, id: CallRef, status: StatusCode, sdp: Option<String>) {
+    fn send_provisional(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        status: StatusCode,
+        sdp: Option<String>,
+    ) {
         let Some(transport) = self.calls.get(&id).map(|c| c.peer.transport) else {
             return;
         };
@@ -146,7 +155,12 @@ impl Switch {
 
     /// Our 200 OK: the session timer's Session-Expires (RFC 4028 §9) and `Require: timer`
     /// when the caller knows the extension; the timer starts now.
-    pub(super) fn answer_session_timer(&mut self, now: Instant, id: CallRef, headers: &mut Headers) {
+    pub(super) fn answer_session_timer(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        headers: &mut Headers,
+    ) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -154,7 +168,11 @@ impl Switch {
             return;
         };
         push_session_expires(headers, &agreed.expires, agreed.peer_supports);
-        call.carrier.timer = Some(SessionTimer::new(now, agreed.interval(), agreed.we_refresh()));
+        call.carrier.timer = Some(SessionTimer::new(
+            now,
+            agreed.interval(),
+            agreed.we_refresh(),
+        ));
     }
 
     /// Requests in the early dialog, before our 200. Returns whether it was handled.
@@ -261,7 +279,13 @@ impl Switch {
 
     /// RFC 3311 §5.2 / RFC 3261 §14.2: an offer that crosses ours gets 491. Returns
     /// whether `request` was refused so.
-    pub(super) fn refuse_glare(&mut self, now: Instant, id: CallRef, key: &TsxKey, request: &Request) -> bool {
+    pub(super) fn refuse_glare(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        key: &TsxKey,
+        request: &Request,
+    ) -> bool {
         if !self
             .calls
             .get(&id)
@@ -294,7 +318,10 @@ impl Switch {
             Negotiation::Agreed(a) => a,
             // Mid-call we do not refuse the session for it: our minimum stands.
             Negotiation::TooSmall { min_se } => {
-                let mut a = call.carrier.agreed.unwrap_or_else(|| unreachable_agreed(min_se));
+                let mut a = call
+                    .carrier
+                    .agreed
+                    .unwrap_or_else(|| unreachable_agreed(min_se));
                 a.expires.delta = min_se;
                 a
             }
@@ -310,7 +337,12 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
-        match call.carrier.reliable.as_mut().and_then(|r| r.handle_timeout(now)) {
+        match call
+            .carrier
+            .reliable
+            .as_mut()
+            .and_then(|r| r.handle_timeout(now))
+        {
             Some(ReliableEvent::Retransmit(bytes)) => {
                 let peer = call.peer;
                 self.endpoint.send_raw(peer, bytes);
@@ -321,11 +353,19 @@ impl Switch {
                 call.span
                     .in_scope(|| warn!("no PRACK for a reliable 18x; INVITE rejected with 504"));
                 if call.phase == Phase::Early {
-                    let r = response_to(&call.invite, StatusCode::SERVER_TIMEOUT, Some(&call.local_tag));
+                    let r = response_to(
+                        &call.invite,
+                        StatusCode::SERVER_TIMEOUT,
+                        Some(&call.local_tag),
+                    );
                     let key = call.invite_key.clone();
                     self.endpoint.respond(now, &key, r);
                     self.flow_hung_up(id);
-                    self.end_call(id, "network", "no PRACK for a reliable provisional response");
+                    self.end_call(
+                        id,
+                        "network",
+                        "no PRACK for a reliable provisional response",
+                    );
                 }
                 return true;
             }
@@ -333,9 +373,18 @@ impl Switch {
         }
         if !matches!(call.phase, Phase::Answered | Phase::Confirmed) {
             // Ending or not yet answered: nothing to refresh or expire.
-            return call.carrier.timer.take().is_some_and(|t| t.poll_timeout() <= now);
+            return call
+                .carrier
+                .timer
+                .take()
+                .is_some_and(|t| t.poll_timeout() <= now);
         }
-        match call.carrier.timer.as_mut().and_then(|t| t.handle_timeout(now)) {
+        match call
+            .carrier
+            .timer
+            .as_mut()
+            .and_then(|t| t.handle_timeout(now))
+        {
             Some(SessionTimerEvent::Refresh) => {
                 self.send_refresh(now, id);
                 true
@@ -361,11 +410,16 @@ impl Switch {
         if call.carrier.refresh.is_some() {
             return;
         }
-        let (Some(dialog), Some(timer)) = (call.dialog.as_mut(), call.carrier.timer.as_ref()) else {
+        let (Some(dialog), Some(timer)) = (call.dialog.as_mut(), call.carrier.timer.as_ref())
+        else {
             return;
         };
         let use_update = call.carrier.peer_allows_update;
-        let method = if use_update { Method::Update } else { Method::Invite };
+        let method = if use_update {
+            Method::Update
+        } else {
+            Method::Invite
+        };
         let mut req = dialog.new_request(method.clone());
         let se = SessionExpires {
             delta: timer.interval().as_secs() as u32,
@@ -376,7 +430,8 @@ impl Switch {
         if !use_update {
             req.headers.push(HeaderName::ALLOW, ALLOW);
             if let Some(sdp) = &call.local_sdp {
-                req.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
+                req.headers
+                    .push(HeaderName::CONTENT_TYPE, "application/sdp");
                 req.body = sdp.clone().into();
             }
         }
@@ -394,14 +449,19 @@ impl Switch {
     }
 
     /// The answer to our refresh. Returns whether `key` was one.
-    pub(super) fn on_refresh_response(&mut self, now: Instant, key: &TsxKey, response: &Response) -> bool {
+    pub(super) fn on_refresh_response(
+        &mut self,
+        now: Instant,
+        key: &TsxKey,
+        response: &Response,
+    ) -> bool {
         let Some(&id) = self.by_client_tsx.get(key) else {
             return false;
         };
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
-        if !call.carrier.refresh.as_ref().is_some_and(|r| &r.key == key) {
+        if call.carrier.refresh.as_ref().map(|r| &r.key) != Some(key) {
             return false;
         }
         if response.status.is_provisional() {
@@ -436,9 +496,13 @@ impl Switch {
             }
         } else if matches!(response.status.0, 408 | 481) {
             // §10: the dialog is gone on the far side.
-            call.span
-                .in_scope(|| warn!(status = %response.status, "session refresh failed; ending the call"));
-            call.ending = Some(("network", format!("session refresh answered {}", response.status)));
+            call.span.in_scope(
+                || warn!(status = %response.status, "session refresh failed; ending the call"),
+            );
+            call.ending = Some((
+                "network",
+                format!("session refresh answered {}", response.status),
+            ));
             self.hang_up(now, id, "session refresh failed");
         } else {
             // Anything else leaves the session as it was; the expiry decides.
@@ -457,7 +521,7 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
-        if !call.carrier.refresh.as_ref().is_some_and(|r| &r.key == key) {
+        if call.carrier.refresh.as_ref().map(|r| &r.key) != Some(key) {
             return false;
         }
         self.by_client_tsx.remove(key);

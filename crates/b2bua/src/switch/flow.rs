@@ -83,8 +83,8 @@ impl Switch {
         let _g = call.span.clone().entered();
         // In early media only prompts play before the 200; keypad input and transfers
         // answer first (digits and REFER need a confirmed call, RFC 3515 §2.4.2).
-        let media_ready = call.media.is_started()
-            && (call.phase != Phase::Early || plays_early(&action));
+        let media_ready =
+            call.media.is_started() && (call.phase != Phase::Early || plays_early(&action));
         let needs_media = match &action {
             Action::Play { .. } | Action::CollectDigits(_) => true,
             Action::Transfer {

@@ -26,7 +26,6 @@ pub(super) fn push_invite_session_timer(cfg: &SessionTimerConfig, headers: &mut 
 }
 
 impl Switch {
-
     /// §7.2: the target's 2xx. A Session-Expires there starts the leg's timer; `uac` is us.
     pub(super) fn leg_answered_session_timer(&mut self, now: Instant, id: CallRef, ok: &Response) {
         let Some(call) = self.calls.get_mut(&id) else {
@@ -39,15 +38,25 @@ impl Switch {
             .any(|m| m.trim() == "UPDATE");
         call.carrier.leg_timer = SessionExpires::of(&ok.headers).map(|se| {
             let we = se.refresher != Some(Refresher::Uas);
-            call.span
-                .in_scope(|| debug!(interval_s = se.delta, we_refresh = we, "bridge leg session timer"));
+            call.span.in_scope(|| {
+                debug!(
+                    interval_s = se.delta,
+                    we_refresh = we,
+                    "bridge leg session timer"
+                )
+            });
             SessionTimer::new(now, Duration::from_secs(se.delta.into()), we)
         });
     }
 
     /// §7.3: a 422 from the target: INVITE once more with its Min-SE as our interval.
     /// Returns whether the INVITE went out again.
-    pub(super) fn leg_retry_after_422(&mut self, now: Instant, id: CallRef, response: &Response) -> bool {
+    pub(super) fn leg_retry_after_422(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        response: &Response,
+    ) -> bool {
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
@@ -67,12 +76,18 @@ impl Switch {
         call.carrier.leg_retried_422 = true;
         leg.cseq += 1;
         invite.cseq.seq = leg.cseq;
-        invite.headers.set(HeaderName::SESSION_EXPIRES, min_se.to_string());
+        invite
+            .headers
+            .set(HeaderName::SESSION_EXPIRES, min_se.to_string());
         invite.headers.set(HeaderName::MIN_SE, min_se.to_string());
         leg.invite = Some(invite.clone());
         let peer = leg.peer;
-        call.span
-            .in_scope(|| info!(min_se, "target wants a longer session interval; INVITE again"));
+        call.span.in_scope(|| {
+            info!(
+                min_se,
+                "target wants a longer session interval; INVITE again"
+            )
+        });
         let key = self.endpoint.send_request(now, invite, peer);
         self.set_leg_key(id, key);
         true
@@ -83,10 +98,23 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
-        if !call.bridge.as_ref().is_some_and(|l| l.state == LegState::Up) {
-            return call.carrier.leg_timer.take().is_some_and(|t| t.poll_timeout() <= now);
+        if !call
+            .bridge
+            .as_ref()
+            .is_some_and(|l| l.state == LegState::Up)
+        {
+            return call
+                .carrier
+                .leg_timer
+                .take()
+                .is_some_and(|t| t.poll_timeout() <= now);
         }
-        match call.carrier.leg_timer.as_mut().and_then(|t| t.handle_timeout(now)) {
+        match call
+            .carrier
+            .leg_timer
+            .as_mut()
+            .and_then(|t| t.handle_timeout(now))
+        {
             Some(SessionTimerEvent::Refresh) => {
                 self.refresh_leg(now, id);
                 true
@@ -130,7 +158,11 @@ impl Switch {
         let Some(dialog) = leg.dialog.as_mut() else {
             return;
         };
-        let method = if use_update { Method::Update } else { Method::Invite };
+        let method = if use_update {
+            Method::Update
+        } else {
+            Method::Invite
+        };
         let mut req = dialog.new_request(method.clone());
         let se = SessionExpires {
             delta: interval.as_secs() as u32,
@@ -141,7 +173,8 @@ impl Switch {
         if !use_update {
             req.headers.push(HeaderName::ALLOW, ALLOW);
             if let Some(body) = offer.filter(|b| !b.is_empty()) {
-                req.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
+                req.headers
+                    .push(HeaderName::CONTENT_TYPE, "application/sdp");
                 req.body = body;
             }
         }
@@ -159,14 +192,19 @@ impl Switch {
     }
 
     /// The answer to our leg refresh, or its timeout (`None`). Returns whether `key` was one.
-    pub(super) fn on_leg_refresh_answer(&mut self, now: Instant, key: &TsxKey, response: Option<&Response>) -> bool {
+    pub(super) fn on_leg_refresh_answer(
+        &mut self,
+        now: Instant,
+        key: &TsxKey,
+        response: Option<&Response>,
+    ) -> bool {
         let Some(&id) = self.by_client_tsx.get(key) else {
             return false;
         };
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
-        if !call.carrier.leg_refresh.as_ref().is_some_and(|r| &r.key == key) {
+        if call.carrier.leg_refresh.as_ref().map(|r| &r.key) != Some(key) {
             return false;
         }
         if response.is_some_and(|r| r.status.is_provisional()) {
@@ -180,7 +218,11 @@ impl Switch {
         };
         if response.cseq.method == Method::Invite && response.status.is_success() {
             // §13.2.2.4: our re-INVITE's 2xx is ACKed by us.
-            if let Some(d) = call.bridge.as_ref().and_then(|l| l.dialog.as_ref().map(|d| (d, l.peer))) {
+            if let Some(d) = call
+                .bridge
+                .as_ref()
+                .and_then(|l| l.dialog.as_ref().map(|d| (d, l.peer)))
+            {
                 let (dialog, leg_peer) = d;
                 let peer = dialog.next_hop(leg_peer);
                 let via = self.endpoint.new_via(peer.transport);
@@ -194,7 +236,10 @@ impl Switch {
         if response.status.is_success() {
             if let Some(t) = call.carrier.leg_timer.as_mut() {
                 let (interval, we) = match SessionExpires::of(&response.headers) {
-                    Some(se) => (Duration::from_secs(se.delta.into()), se.refresher != Some(Refresher::Uas)),
+                    Some(se) => (
+                        Duration::from_secs(se.delta.into()),
+                        se.refresher != Some(Refresher::Uas),
+                    ),
                     None => (t.interval(), true),
                 };
                 t.refreshed(now, interval, we);

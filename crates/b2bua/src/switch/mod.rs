@@ -362,9 +362,7 @@ impl Switch {
                     | Method::Notify
                     | Method::Refer
                     | Method::Prack
-                    | Method::Update => {
-                        StatusCode::CALL_DOES_NOT_EXIST
-                    }
+                    | Method::Update => StatusCode::CALL_DOES_NOT_EXIST,
                     _ => StatusCode::METHOD_NOT_ALLOWED,
                 };
                 let mut r = self.response(&request, status);
@@ -395,7 +393,7 @@ impl Switch {
             Ok(c) => c,
             Err(r) => {
                 span.in_scope(|| info!(status = %r.status, "INVITE refused by the session timer"));
-                self.endpoint.respond(now, &key, r);
+                self.endpoint.respond(now, &key, *r);
                 return;
             }
         };

@@ -108,7 +108,13 @@ impl ReliableProvisionals {
 
     /// Hands over a reliable 1xx built with `rseq`. Returns the bytes to send now, or
     /// `None` when it waits behind an unacknowledged one.
-    pub fn send(&mut self, now: Instant, rseq: u32, bytes: Bytes, carries_sdp: bool) -> Option<Bytes> {
+    pub fn send(
+        &mut self,
+        now: Instant,
+        rseq: u32,
+        bytes: Bytes,
+        carries_sdp: bool,
+    ) -> Option<Bytes> {
         if self.outstanding.is_some() {
             if self.queue.len() < MAX_QUEUED {
                 self.queue.push_back((rseq, bytes, carries_sdp));
@@ -203,7 +209,14 @@ mod tests {
 
     #[test]
     fn rack_parses_three_fields_and_nothing_else() {
-        assert_eq!(RAck::parse(" 776656 1 INVITE"), Some(RAck { rseq: 776656, cseq: 1, method: Method::Invite }));
+        assert_eq!(
+            RAck::parse(" 776656 1 INVITE"),
+            Some(RAck {
+                rseq: 776656,
+                cseq: 1,
+                method: Method::Invite
+            })
+        );
         assert_eq!(RAck::parse("1 INVITE"), None);
         assert_eq!(RAck::parse("x 1 INVITE"), None);
         assert_eq!(RAck::parse("1 2 INVITE extra"), None);
@@ -215,7 +228,10 @@ mod tests {
         let t0 = Instant::now();
         let mut r = ReliableProvisionals::new(100, 7, TimerConfig::default());
         let rseq = r.take_rseq();
-        assert_eq!(r.send(t0, rseq, Bytes::from_static(b"180"), false), Some(Bytes::from_static(b"180")));
+        assert_eq!(
+            r.send(t0, rseq, Bytes::from_static(b"180"), false),
+            Some(Bytes::from_static(b"180"))
+        );
         let mut at_ms = Vec::new();
         loop {
             let at = r.poll_timeout().expect("armed until the timeout");
@@ -240,12 +256,19 @@ mod tests {
         r.send(t0, first, Bytes::from_static(b"180"), false);
         let second = r.take_rseq();
         assert_eq!(second, 101);
-        assert_eq!(r.send(t0, second, Bytes::from_static(b"183"), true), None, "one at a time");
+        assert_eq!(
+            r.send(t0, second, Bytes::from_static(b"183"), true),
+            None,
+            "one at a time"
+        );
         assert!(r.blocks_answer());
         // A PRACK for the second before the first matches nothing.
         assert_eq!(r.handle_prack(t0, &rack(101)), Err(NoMatch));
         let t1 = t0 + Duration::from_millis(100);
-        assert_eq!(r.handle_prack(t1, &rack(100)), Ok(Some(Bytes::from_static(b"183"))));
+        assert_eq!(
+            r.handle_prack(t1, &rack(100)),
+            Ok(Some(Bytes::from_static(b"183")))
+        );
         assert!(r.outstanding_has_sdp());
         assert_eq!(r.poll_timeout(), Some(t1 + Duration::from_millis(500)));
         assert_eq!(r.handle_prack(t1, &rack(101)), Ok(None));
@@ -261,8 +284,16 @@ mod tests {
         let mut r = ReliableProvisionals::new(5, 7, TimerConfig::default());
         let rseq = r.take_rseq();
         r.send(t0, rseq, Bytes::from_static(b"180"), false);
-        let wrong_cseq = RAck { rseq: 5, cseq: 8, method: Method::Invite };
-        let wrong_method = RAck { rseq: 5, cseq: 7, method: Method::Update };
+        let wrong_cseq = RAck {
+            rseq: 5,
+            cseq: 8,
+            method: Method::Invite,
+        };
+        let wrong_method = RAck {
+            rseq: 5,
+            cseq: 7,
+            method: Method::Update,
+        };
         assert_eq!(r.handle_prack(t0, &wrong_cseq), Err(NoMatch));
         assert_eq!(r.handle_prack(t0, &wrong_method), Err(NoMatch));
         assert!(r.blocks_answer());

@@ -255,11 +255,17 @@ mod tests {
     fn session_expires_parses_with_and_without_refresher() {
         assert_eq!(
             SessionExpires::parse("90;refresher=uas"),
-            Some(SessionExpires { delta: 90, refresher: Some(Refresher::Uas) })
+            Some(SessionExpires {
+                delta: 90,
+                refresher: Some(Refresher::Uas)
+            })
         );
         assert_eq!(
             SessionExpires::parse(" 1800 ; foo=bar"),
-            Some(SessionExpires { delta: 1800, refresher: None })
+            Some(SessionExpires {
+                delta: 1800,
+                refresher: None
+            })
         );
         assert_eq!(SessionExpires::parse("soon"), None);
         assert_eq!(SessionExpires::parse("-5"), None);
@@ -290,18 +296,29 @@ mod tests {
 
     #[test]
     fn a_caller_without_the_extension_gets_our_interval_and_we_refresh() {
-        let a = agreed(negotiate_uas(&Headers::new(), &SessionTimerConfig::default()));
+        let a = agreed(negotiate_uas(
+            &Headers::new(),
+            &SessionTimerConfig::default(),
+        ));
         assert_eq!(a.expires.value(), "1800;refresher=uas");
         assert!(!a.peer_supports && a.we_refresh());
         // Too small but not understood: raised, not refused.
         let h = headers(&[(&HeaderName::SESSION_EXPIRES, "30")]);
-        assert_eq!(agreed(negotiate_uas(&h, &SessionTimerConfig::default())).expires.delta, 90);
+        assert_eq!(
+            agreed(negotiate_uas(&h, &SessionTimerConfig::default()))
+                .expires
+                .delta,
+            90
+        );
     }
 
     #[test]
     fn a_long_interval_is_lowered_to_ours_but_not_below_the_callers_min_se() {
         let cfg = SessionTimerConfig::default();
-        let h = headers(&[(&HeaderName::SUPPORTED, "timer"), (&HeaderName::SESSION_EXPIRES, "7200")]);
+        let h = headers(&[
+            (&HeaderName::SUPPORTED, "timer"),
+            (&HeaderName::SESSION_EXPIRES, "7200"),
+        ]);
         let a = agreed(negotiate_uas(&h, &cfg));
         assert_eq!(a.expires.delta, 1800);
         assert_eq!(a.expires.refresher, Some(Refresher::Uac), "our preference");
@@ -318,7 +335,10 @@ mod tests {
         let t0 = Instant::now();
         let mut t = SessionTimer::new(t0, Duration::from_secs(90), true);
         assert_eq!(t.poll_timeout(), t0 + Duration::from_secs(45));
-        assert_eq!(t.handle_timeout(t0 + Duration::from_secs(45)), Some(SessionTimerEvent::Refresh));
+        assert_eq!(
+            t.handle_timeout(t0 + Duration::from_secs(45)),
+            Some(SessionTimerEvent::Refresh)
+        );
         // Asked once; now only the expiry remains until the refresh succeeds.
         assert_eq!(t.poll_timeout(), t0 + Duration::from_secs(60));
         let t1 = t0 + Duration::from_secs(46);
@@ -332,7 +352,10 @@ mod tests {
         let mut t = SessionTimer::new(t0, Duration::from_secs(90), false);
         assert_eq!(t.poll_timeout(), t0 + Duration::from_secs(60));
         assert_eq!(t.handle_timeout(t0 + Duration::from_secs(59)), None);
-        assert_eq!(t.handle_timeout(t0 + Duration::from_secs(60)), Some(SessionTimerEvent::Expired));
+        assert_eq!(
+            t.handle_timeout(t0 + Duration::from_secs(60)),
+            Some(SessionTimerEvent::Expired)
+        );
         let long = SessionTimer::new(t0, Duration::from_secs(1800), false);
         assert_eq!(long.expires_at(), t0 + Duration::from_secs(1768));
     }
