@@ -21,6 +21,8 @@ pub(crate) struct Carrier {
     pub(crate) timer: Option<SessionTimer>,
     /// Our refresh (UPDATE or re-INVITE) waiting for its answer.
     pub(crate) refresh: Option<Refresh>,
+    /// The ACK of our last refresh re-INVITE and its CSeq, for 2xx retransmissions.
+    pub(crate) refresh_ack: Option<(u32, bytes::Bytes)>,
     /// The caller's Allow lists UPDATE: we refresh with it, else with a re-INVITE.
     pub(crate) peer_allows_update: bool,
     /// The answer to the INVITE went out in a 183 (prompts play before the 200).

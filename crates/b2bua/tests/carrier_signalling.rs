@@ -403,9 +403,17 @@ fn without_update_in_allow_we_refresh_by_reinvite_and_ack_its_200() {
         200,
         "Session-Expires: 4;refresher=uac\r\n",
     ));
-    let ack = request(&out[0]);
+    let ack = request(&out[0]).clone();
     assert_eq!(ack.method.as_str(), "ACK");
     assert_eq!(ack.cseq.seq, reinvite.cseq.seq);
+    // The ACK was lost: the retransmitted 200 gets it again.
+    let out = rig.send(&reply(
+        &reinvite,
+        200,
+        "Session-Expires: 4;refresher=uac\r\n",
+    ));
+    assert_eq!(request(&out[0]).method.as_str(), "ACK");
+    assert_eq!(request(&out[0]).cseq.seq, reinvite.cseq.seq);
 }
 
 #[test]
@@ -485,8 +493,12 @@ fn update_in_the_early_dialog() {
     let out = rig.send(&in_dialog("UPDATE", 3, &tag, "", SDP_MOVED));
     assert_eq!(codes(&out), vec![500]);
     assert!(header(response(&out[0]), "Retry-After").is_some());
+    // RFC 3261 §14.2: no re-INVITE before the first INVITE is answered.
+    let out = rig.send(&in_dialog("INVITE", 4, &tag, "", SDP_MOVED));
+    assert_eq!(codes(&out), vec![500]);
     let out = rig.advance(Duration::from_secs(11));
-    assert_eq!(codes(&out)[0], 200, "the call is answered as configured");
+    let ok = find_response(&out, 200, "INVITE");
+    assert_eq!(ok.cseq.seq, 1, "the call is answered as configured");
 }
 
 #[test]

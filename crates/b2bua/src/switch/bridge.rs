@@ -632,6 +632,9 @@ impl Switch {
             remote_tag: response.to.tag().unwrap_or_default().to_owned(),
         };
         if let Some(call) = self.by_dialog.get(&id).copied() {
+            if self.reack_refresh(call, &response) {
+                return;
+            }
             if let Some(leg) = self.calls.get(&call).and_then(|c| c.bridge.as_ref()) {
                 if let Some(ack) = leg.ack.clone() {
                     let peer = leg.peer;

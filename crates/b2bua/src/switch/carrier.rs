@@ -186,6 +186,12 @@ impl Switch {
         match request.method {
             Method::Prack => self.on_prack(now, id, key, request),
             Method::Update => self.on_update(now, id, key, request),
+            Method::Invite => {
+                // RFC 3261 §14.2: a second INVITE before the first one's final answer.
+                let mut r = response_to(&request, StatusCode::SERVER_INTERNAL_ERROR, None);
+                r.headers.push(HeaderName::RETRY_AFTER, "1");
+                self.endpoint.respond(now, &key, r);
+            }
             Method::Bye => {
                 // §15: a BYE in an early dialog ends it; the INVITE gets its 487.
                 let r = response_to(&request, StatusCode::OK, None);
@@ -455,6 +461,9 @@ impl Switch {
         key: &TsxKey,
         response: &Response,
     ) -> bool {
+        // A 2xx naming an interval below our floor is a peer error; it must not make the
+        // timer fire at once.
+        let min_se = self.cfg.session_timer.min_se;
         let Some(&id) = self.by_client_tsx.get(key) else {
             return false;
         };
@@ -475,6 +484,8 @@ impl Switch {
             if let Some(d) = call.dialog.as_ref() {
                 let ack = d.ack(response.cseq.seq, via).to_bytes();
                 let peer = d.next_hop(call.peer);
+                // Kept to answer a retransmitted 2xx whose ACK was lost.
+                call.carrier.refresh_ack = Some((response.cseq.seq, ack.clone()));
                 self.endpoint.send_raw(peer, ack);
             }
         }
@@ -486,7 +497,7 @@ impl Switch {
                 // §7.4: the 2xx names the refresher from our side: `uac` is us.
                 let (interval, we_refresh) = match SessionExpires::of(&response.headers) {
                     Some(se) => (
-                        Duration::from_secs(se.delta.into()),
+                        Duration::from_secs(se.delta.max(min_se).into()),
                         se.refresher != Some(Refresher::Uas),
                     ),
                     None => (timer.interval(), true),
@@ -559,5 +570,27 @@ fn unreachable_agreed(min_se: u32) -> concierge_sip::dialog::session_timer::Agre
             refresher: Some(Refresher::Uas),
         },
         peer_supports: false,
+    }
+}
+
+impl Switch {
+    /// A retransmitted 2xx to our refresh re-INVITE (its ACK was lost): ACK it again.
+    /// Returns whether it was one.
+    pub(super) fn reack_refresh(&mut self, id: CallRef, response: &Response) -> bool {
+        let Some(call) = self.calls.get(&id) else {
+            return false;
+        };
+        let Some((seq, ack)) = call.carrier.refresh_ack.clone() else {
+            return false;
+        };
+        if response.cseq.seq != seq {
+            return false;
+        }
+        let peer = call
+            .dialog
+            .as_ref()
+            .map_or(call.peer, |d| d.next_hop(call.peer));
+        self.endpoint.send_raw(peer, ack);
+        true
     }
 }

@@ -28,6 +28,7 @@ pub(super) fn push_invite_session_timer(cfg: &SessionTimerConfig, headers: &mut 
 impl Switch {
     /// §7.2: the target's 2xx. A Session-Expires there starts the leg's timer; `uac` is us.
     pub(super) fn leg_answered_session_timer(&mut self, now: Instant, id: CallRef, ok: &Response) {
+        let min_se = self.cfg.session_timer.min_se;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -45,7 +46,7 @@ impl Switch {
                     "bridge leg session timer"
                 )
             });
-            SessionTimer::new(now, Duration::from_secs(se.delta.into()), we)
+            SessionTimer::new(now, Duration::from_secs(se.delta.max(min_se).into()), we)
         });
     }
 
@@ -198,6 +199,7 @@ impl Switch {
         key: &TsxKey,
         response: Option<&Response>,
     ) -> bool {
+        let min_se = self.cfg.session_timer.min_se;
         let Some(&id) = self.by_client_tsx.get(key) else {
             return false;
         };
@@ -237,7 +239,7 @@ impl Switch {
             if let Some(t) = call.carrier.leg_timer.as_mut() {
                 let (interval, we) = match SessionExpires::of(&response.headers) {
                     Some(se) => (
-                        Duration::from_secs(se.delta.into()),
+                        Duration::from_secs(se.delta.max(min_se).into()),
                         se.refresher != Some(Refresher::Uas),
                     ),
                     None => (t.interval(), true),
