@@ -23,6 +23,7 @@ say you_entered      "You entered"
 say vip_desk         "You are through to the VIP desk. An agent will be with you shortly."
 say service_desk     "You are through to customer service. An agent will be with you shortly."
 say please_hold      "Please hold while we connect you."
+say code_locked      "For your security, codes cannot be entered from this line right now. Transferring you to customer service."
 for d in 0 1 2 3 4 5 6 7 8 9; do say "digit_$d" "$d"; done
 say digit_star  "star"
 say digit_pound "hash"

@@ -59,6 +59,12 @@ pub(crate) struct Call {
     /// The second leg of a bridged transfer.
     pub(crate) bridge: Option<Box<crate::bridge::Leg>>,
     pub(crate) transfer_record: Option<TransferRecord>,
+    /// Who is calling, settled when the INVITE arrived.
+    pub(crate) identity: crate::identity::CallerIdentity,
+    /// A transfer target or header came from a secret or `${ENV}`: not in logs or records.
+    pub(crate) redact_target: bool,
+    /// The lockout that stopped this call's code entry (`codes: number`), for the record.
+    pub(crate) lockout: Option<String>,
     /// When to send the 200 OK, while ringing.
     pub(crate) answer_at: Option<Instant>,
     /// The longest a call may last (`SwitchConfig::max_call_duration`): then it ends,

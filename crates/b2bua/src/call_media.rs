@@ -37,8 +37,12 @@ pub(crate) struct CallMedia {
     pub(crate) talking: bool,
     /// Every digit of the call with its source, for the record.
     pub(crate) digits: Vec<(char, &'static str)>,
-    /// Digits not yet taken by the flow (type-ahead).
-    pub(crate) pending: VecDeque<char>,
+    /// Per digit: whether the record may show it. Only keys a non-secret keypad took are
+    /// shown; a key that arrives is a potential secret until a keypad says otherwise
+    /// (type-ahead reaches the flow before it knows which keypad will take it).
+    pub(crate) shown: Vec<bool>,
+    /// Digits not yet taken by the flow (type-ahead), with their index in `digits`.
+    pub(crate) pending: VecDeque<(char, usize)>,
     pub(crate) packets_sent: u64,
 }
 
@@ -92,8 +96,18 @@ impl CallMedia {
     }
 
     pub(crate) fn add_digit(&mut self, digit: char, source: &'static str) {
+        self.pending.push_back((digit, self.digits.len()));
         self.digits.push((digit, source));
-        self.pending.push_back(digit);
+        self.shown.push(false);
+    }
+
+    /// The digits for the call record: `*` for every key not known to be harmless.
+    pub(crate) fn digits_for_record(&self) -> Vec<(char, &'static str)> {
+        self.digits
+            .iter()
+            .zip(&self.shown)
+            .map(|(&(d, how), &shown)| (if shown { d } else { '*' }, how))
+            .collect()
     }
 
     pub(crate) fn remote(&self) -> Option<SocketAddr> {

@@ -36,6 +36,12 @@ pub struct SwitchConfig {
     /// This instance's name, in every call record (the driver puts it on every log line).
     pub instance: String,
     pub timers: TimerConfig,
+    /// Peers whose P-Asserted-Identity (and From) we believe; everyone else's is claimed.
+    pub trusted_peers: crate::TrustedPeers,
+    /// Failed code attempts allowed across calls.
+    pub lockout: crate::LockoutConfig,
+    /// Signs the flow variables a transfer carries; `None`: they go unsigned.
+    pub transfer_signer: Option<crate::TransferSigner>,
     /// RFC 4028: the interval we ask for, our minimum and the preferred refresher.
     pub session_timer: SessionTimerConfig,
     /// RFC 3262: send 18x reliably when the caller merely supports `100rel` (a caller
@@ -64,6 +70,9 @@ impl Default for SwitchConfig {
             outbound_proxy: None,
             instance: "concierge".into(),
             timers: TimerConfig::default(),
+            trusted_peers: Default::default(),
+            lockout: Default::default(),
+            transfer_signer: None,
             session_timer: SessionTimerConfig::default(),
             prefer_100rel: false,
             user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),

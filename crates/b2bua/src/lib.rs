@@ -6,6 +6,10 @@
 //! ports to open or close, HTTP requests to perform, call records to write) and the next
 //! deadline.
 //!
+//! Who is calling is decided once per call from the INVITE and its source address
+//! ([`identify`], [`TrustedPeers`]); failed code attempts are counted across the shard's
+//! calls ([`LockoutConfig`]); a transfer's flow variables are signed ([`TransferSigner`]).
+//!
 //! Run loop: call a `handle_*` method, then drain [`Switch::poll_output`] until `None`,
 //! then sleep until [`Switch::poll_timeout`] and call [`Switch::handle_timeout`].
 #![forbid(unsafe_code)]
@@ -15,16 +19,22 @@ mod call;
 mod call_media;
 mod carrier;
 mod config;
+mod identity;
+mod lockout;
 mod output;
 mod program;
 mod record;
 mod switch;
 mod transfer;
+mod transfer_token;
 
 pub use bridge::OutboundAuth;
 pub use config::SwitchConfig;
+pub use identity::{identify, CallerIdentity, CidrError, TrustedPeers};
+pub use lockout::LockoutConfig;
 pub use output::{CallRef, Output, PortError};
 pub use program::Program;
 pub use record::{CallRecord, HttpOutcome, PathStep, RelayedPackets, TransferRecord, WallClock};
 pub use switch::Switch;
 pub use transfer::{TransferMode, TransferOutcome};
+pub use transfer_token::{TransferSigner, CALLER_HEADER, CALL_ID_HEADER, TOKEN_HEADER};

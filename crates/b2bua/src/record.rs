@@ -30,7 +30,19 @@ impl WallClock {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CallRecord {
     pub call_id: String,
+    /// The caller's number as the flow used it (`system.caller`): P-Asserted-Identity
+    /// from a trusted peer, else From; empty when anonymous.
     pub caller: String,
+    /// Whether `caller` was asserted by a trusted peer.
+    pub verified: bool,
+    /// The carrier's STIR/SHAKEN result (`verstat`), from a trusted peer only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verstat: Option<String>,
+    /// The caller asked for privacy: `caller` must not leave this record.
+    pub private: bool,
+    /// Code entry was locked for this call (`<group>: number|source`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lockout: Option<String>,
     pub called: String,
     pub arrived_ms: u64,
     pub answered_ms: Option<u64>,
@@ -44,7 +56,8 @@ pub struct CallRecord {
     /// `caller`, `concierge` or `network`.
     pub ended_by: &'static str,
     pub reason: String,
-    /// Digits received, by the way they arrived (`rfc4733`, `info`, `inband`).
+    /// Digits received, by the way they arrived (`rfc4733`, `info`, `inband`); `*` for
+    /// every key a non-secret keypad did not take.
     pub digits: Vec<(char, &'static str)>,
     /// The instance that served the call (`[server] instance`), so records of several
     /// instances behind one dispatcher can be told apart.

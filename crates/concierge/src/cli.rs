@@ -37,9 +37,18 @@ pub(crate) enum Command {
         /// Keys the caller presses, in order, e.g. 101010 or 4711#.
         #[arg(long)]
         digits: Option<String>,
+        /// Treat the caller as asserted by a trusted peer (system.caller_verified = true).
+        #[arg(long)]
+        verified: bool,
+        /// The carrier's STIR/SHAKEN result for a verified caller, e.g. TN-Validation-Passed.
+        #[arg(long)]
+        verstat: Option<String>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Show what secret keypads collected and URLs built from secrets (hidden by default).
+        #[arg(long)]
+        reveal_secrets: bool,
         #[arg(long, short)]
         config: Option<PathBuf>,
     },

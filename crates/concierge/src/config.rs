@@ -38,6 +38,50 @@ pub(crate) struct Config {
     pub(crate) prompts: PromptsConfig,
     pub(crate) log: LogConfig,
     pub(crate) bridge: BridgeConfig,
+    pub(crate) lockout: LockoutConfig,
+    pub(crate) transfer: TransferConfig,
+}
+
+/// Failed code attempts across calls (a keypad with `lockout = "…"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LockoutConfig {
+    /// Failed attempts from one caller number within the window before code entry locks.
+    pub(crate) max_failures_per_number: u32,
+    /// Failed attempts from one source address that is not a trusted peer.
+    pub(crate) max_failures_per_source: u32,
+    /// How far back failures count, and how long a lock lasts.
+    pub(crate) window_s: u64,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        Self {
+            max_failures_per_number: 5,
+            max_failures_per_source: 20,
+            window_s: 15 * 60,
+        }
+    }
+}
+
+/// The signed transfer context (`X-Concierge-Token`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct TransferConfig {
+    /// The environment variable holding the HMAC key. When it is unset or empty, transfer
+    /// headers go unsigned (and the log says so at start-up).
+    pub(crate) token_key_env: String,
+    /// How long a token is accepted after the transfer.
+    pub(crate) token_ttl_s: u64,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        Self {
+            token_key_env: "CONCIERGE_TRANSFER_KEY".into(),
+            token_ttl_s: 120,
+        }
+    }
 }
 
 /// This process among several (behind a dispatcher).
@@ -161,6 +205,9 @@ pub(crate) struct SipConfig {
     /// wait in it while the loop is busy; the kernel's 208 KiB default holds ~350 INVITEs.
     /// Linux caps it at `net.core.rmem_max`.
     pub(crate) udp_receive_buffer_kib: usize,
+    /// CIDR blocks (or addresses) of peers whose P-Asserted-Identity we believe: carrier
+    /// trunks, SBCs, the proxy in front. Everyone else's caller ID is only claimed.
+    pub(crate) trusted_peers: Vec<String>,
     /// RFC 4028: the session interval we ask for when the caller names none (or a longer
     /// one), in seconds.
     pub(crate) session_expires_s: u32,
@@ -224,6 +271,7 @@ impl Default for SipConfig {
             t2_ms: 4000,
             t4_ms: 5000,
             udp_receive_buffer_kib: 4096,
+            trusted_peers: Vec::new(),
             session_expires_s: 1800,
             min_se_s: 90,
             session_refresher: RefresherConfig::Uac,
@@ -373,6 +421,27 @@ impl Config {
                 format!("{instance:?}: 1 to 64 letters, digits, '-', '_' or '.'"),
             ));
         }
+        if let Err(e) = self.trusted_peers() {
+            return Err(field("sip.trusted_peers", e.to_string()));
+        }
+        if self.lockout.max_failures_per_number == 0 {
+            return Err(field(
+                "lockout.max_failures_per_number",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.lockout.max_failures_per_source == 0 {
+            return Err(field(
+                "lockout.max_failures_per_source",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.lockout.window_s == 0 {
+            return Err(field("lockout.window_s", "must be at least 1".into()));
+        }
+        if self.transfer.token_ttl_s == 0 {
+            return Err(field("transfer.token_ttl_s", "must be at least 1".into()));
+        }
         if self.sip.min_se_s == 0 || self.sip.session_expires_s < self.sip.min_se_s {
             return Err(field(
                 "sip.session_expires_s",
@@ -410,6 +479,29 @@ impl Config {
     /// The outbound proxy for bridge legs, checked by `validate`.
     pub(crate) fn outbound_proxy(&self) -> Option<concierge_sip::wire::SipUri> {
         concierge_sip::wire::SipUri::parse(self.bridge.outbound_proxy.as_deref()?).ok()
+    }
+
+    pub(crate) fn trusted_peers(
+        &self,
+    ) -> Result<concierge_b2bua::TrustedPeers, concierge_b2bua::CidrError> {
+        concierge_b2bua::TrustedPeers::parse(self.sip.trusted_peers.iter().map(String::as_str))
+    }
+
+    pub(crate) fn lockout(&self) -> concierge_b2bua::LockoutConfig {
+        concierge_b2bua::LockoutConfig {
+            max_per_number: self.lockout.max_failures_per_number,
+            max_per_source: self.lockout.max_failures_per_source,
+            window: Duration::from_secs(self.lockout.window_s),
+        }
+    }
+
+    /// The transfer-token signer, with the key from the environment; `None` when the
+    /// variable is unset or empty.
+    pub(crate) fn transfer_signer(&self) -> Option<concierge_b2bua::TransferSigner> {
+        let key = std::env::var(&self.transfer.token_key_env).ok()?;
+        (!key.is_empty()).then(|| {
+            concierge_b2bua::TransferSigner::new(key.into_bytes(), self.transfer.token_ttl_s)
+        })
     }
 
     pub(crate) fn advertised_host(&self) -> String {
@@ -577,6 +669,33 @@ mod tests {
             Config::parse(Path::new("c.toml"), "[sip]\nudp_receive_buffer_kib = 8\n").unwrap_err();
         assert!(e.to_string().contains("sip.udp_receive_buffer_kib"), "{e}");
         assert_eq!(Config::default().sip.udp_receive_buffer_kib, 4096);
+    }
+
+    #[test]
+    fn trusted_peers_and_lockout_limits_are_checked() {
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[sip]\ntrusted_peers = [\"10.0.0.0/8\", \"carrier.example\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("sip.trusted_peers"), "{e}");
+        assert!(e.to_string().contains("carrier.example"), "{e}");
+        let c = Config::parse(
+            Path::new("c.toml"),
+            "[sip]\ntrusted_peers = [\"10.0.0.0/8\", \"::1\"]\n",
+        )
+        .unwrap();
+        assert!(c
+            .trusted_peers()
+            .unwrap()
+            .contains("10.1.2.3".parse().unwrap()));
+        assert!(Config::default().trusted_peers().unwrap().is_empty());
+        let e = Config::parse(Path::new("c.toml"), "[lockout]\nwindow_s = 0\n").unwrap_err();
+        assert!(e.to_string().contains("lockout.window_s"), "{e}");
+        assert_eq!(
+            Config::default().lockout(),
+            concierge_b2bua::LockoutConfig::default()
+        );
     }
 
     #[test]

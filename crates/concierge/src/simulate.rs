@@ -18,7 +18,11 @@ pub(crate) struct Args<'a> {
     pub(crate) caller: &'a str,
     pub(crate) called: &'a str,
     pub(crate) digits: Option<&'a str>,
+    pub(crate) verified: bool,
+    pub(crate) verstat: Option<&'a str>,
     pub(crate) json: bool,
+    /// Show secret keys and secret-derived URLs; hidden by default like in logs.
+    pub(crate) reveal_secrets: bool,
     pub(crate) config: Option<&'a Path>,
 }
 
@@ -68,6 +72,15 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
         "system.caller".into(),
         concierge_flow::normalize_e164(args.caller),
     );
+    vars.insert("system.caller_verified".into(), args.verified.to_string());
+    vars.insert(
+        "system.caller_verstat".into(),
+        args.verstat
+            .filter(|_| args.verified)
+            .unwrap_or_default()
+            .into(),
+    );
+    vars.insert("system.caller_private".into(), "false".into());
     vars.insert("system.called".into(), args.called.into());
     vars.insert("system.call_id".into(), "simulated".into());
     vars.insert(
@@ -96,7 +109,12 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
                         break;
                     }
                 }
-                log.push(json!({"prompt": spec.prompts, "collect": typed}));
+                let shown = if spec.secret && !args.reveal_secrets {
+                    "*".repeat(typed.chars().count())
+                } else {
+                    typed.clone()
+                };
+                log.push(json!({"prompt": spec.prompts, "collect": shown}));
                 if typed.is_empty() {
                     Event::InputTimeout
                 } else {
@@ -111,7 +129,12 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
                     }
                     Err(e) => json!({"failure": format!("{e:?}")}),
                 };
-                log.push(json!({"http": {"node": req.node, "method": req.method, "url": req.url}, "result": shown}));
+                let url = if args.reveal_secrets {
+                    req.url.as_str()
+                } else {
+                    req.url_for_log()
+                };
+                log.push(json!({"http": {"node": req.node, "method": req.method, "url": url}, "result": shown}));
                 Event::HttpResult(result)
             }
             Action::Transfer {
@@ -119,8 +142,13 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
                 headers,
                 mode,
                 prompt,
+                redact,
             } => {
-                final_action = json!({"transfer": {"target": target, "mode": format!("{mode:?}"), "headers": headers, "prompt": prompt}});
+                final_action = if *redact && !args.reveal_secrets {
+                    json!({"transfer": {"target": "<redacted>", "mode": format!("{mode:?}"), "headers": "<redacted>", "prompt": prompt}})
+                } else {
+                    json!({"transfer": {"target": target, "mode": format!("{mode:?}"), "headers": headers, "prompt": prompt}})
+                };
                 Event::TransferResult(TransferOutcome::Succeeded)
             }
             Action::Hangup { prompt, reason } => {
@@ -136,7 +164,11 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
         .iter()
         .map(|s| json!({"node": s.node, "exit": s.exit}))
         .collect();
-    let vars = run.vars_redacted();
+    let vars = if args.reveal_secrets {
+        run.vars().clone()
+    } else {
+        run.vars_redacted()
+    };
     if args.json {
         let out = json!({"flow": flow.name, "path": path, "steps": log, "variables": vars, "final": final_action});
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());

@@ -58,6 +58,8 @@ fn simulate_shows_the_three_paths_of_the_reference_flow() {
     )
     .unwrap();
     let run = |caller: &str, digits: &str| -> serde_json::Value {
+        let verified = caller.starts_with("verified:");
+        let caller = caller.trim_start_matches("verified:");
         let mut args = vec![
             "simulate",
             "--flow",
@@ -71,14 +73,23 @@ fn simulate_shows_the_three_paths_of_the_reference_flow() {
         if !digits.is_empty() {
             args.extend(["--digits", digits]);
         }
+        if verified {
+            args.push("--verified");
+        }
         let (ok, out) = concierge(&args);
         assert!(ok, "{out}");
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
     };
-    let vip = run("+46706170786", "");
+    let vip = run("verified:+46706170786", "");
     assert_eq!(
         vip["final"]["transfer"]["target"],
         "sip:vip-desk@127.0.0.1:5060"
+    );
+    // The same number, only claimed: asked for the code; none typed → customer service.
+    let claimed = run("+46706170786", "");
+    assert_eq!(
+        claimed["final"]["transfer"]["target"],
+        "sip:service-desk@127.0.0.1:5060"
     );
     let gold = run("+46700000009", "101010");
     assert_eq!(gold["final"]["transfer"]["headers"][0][1], "gold");

@@ -65,6 +65,8 @@ fn vip_by_number_is_referred_to_the_vip_desk() {
             "welcome:next",
             "lookup:success",
             "is_vip:case 1",
+            "is_verified:case 1",
+            "verstat_ok:case 1",
             "vip_by_number:next",
             "transfer_vip:transferred"
         ]
@@ -81,13 +83,15 @@ fn unknown_number_and_101010_by_rfc2833_goes_to_the_vip_desk() {
         "{refer_to}"
     );
     assert_eq!(rec["http"][0]["status"], 404);
+    // The code is a secret: the record counts its keys but never shows them.
     let digits: String = rec["digits"]
         .as_array()
         .unwrap()
         .iter()
         .map(|d| d[0].as_str().unwrap())
         .collect();
-    assert_eq!(digits, "101010");
+    assert_eq!(digits, "******");
+    assert!(!rec.to_string().contains("101010"), "{rec}");
     assert!(rec["digits"]
         .as_array()
         .unwrap()
@@ -346,7 +350,7 @@ fn inband_dtmf_tones_are_collected_when_no_telephone_event_was_offered() {
         .iter()
         .map(|d| d[0].as_str().unwrap())
         .collect();
-    assert_eq!(digits, "101010", "{}", tail(&server.log(), 30));
+    assert_eq!(digits, "******", "{}", tail(&server.log(), 30));
     assert!(rec["digits"]
         .as_array()
         .unwrap()

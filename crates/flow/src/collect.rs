@@ -73,6 +73,12 @@ impl Collector {
         })
     }
 
+    /// What this collector was asked to collect (whether the keys are secret, the
+    /// lockout group).
+    pub fn spec(&self) -> &CollectSpec {
+        &self.spec
+    }
+
     /// Whether a key was pressed (a prompt playing should stop: barge-in).
     pub fn has_input(&self) -> bool {
         !self.digits.is_empty()
@@ -92,6 +98,8 @@ mod tests {
             first_digit_timeout: Duration::from_secs(5),
             inter_digit_timeout: Duration::from_secs(3),
             terminator: Some('#'),
+            secret: true,
+            lockout: None,
         }
     }
 

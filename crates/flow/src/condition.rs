@@ -28,7 +28,9 @@ impl Operator {
 
     /// Tests `left` against `right` (and `to` for Between). Ordering compares numbers
     /// numerically when both sides parse as numbers, text otherwise. `regex` is the
-    /// compiled pattern for Matches.
+    /// compiled pattern for Matches. For a `secret` left side, `EqualTo` and `NotEqualTo`
+    /// compare the text exactly (never as numbers: `0101010` is not `101010`) and in
+    /// constant time, so response timing cannot tell how much of a guessed code was right.
     pub(crate) fn test(
         self,
         left: &str,
@@ -36,6 +38,7 @@ impl Operator {
         to: &str,
         case_sensitive: bool,
         regex: Option<&regex::Regex>,
+        secret: bool,
     ) -> bool {
         let fold = |s: &str| {
             if case_sensitive {
@@ -45,6 +48,11 @@ impl Operator {
             }
         };
         let (l, r) = (fold(left.trim()), fold(right.trim()));
+        if secret && matches!(self, Self::EqualTo | Self::NotEqualTo) {
+            use subtle::ConstantTimeEq;
+            let equal: bool = l.as_bytes().ct_eq(r.as_bytes()).into();
+            return equal == (self == Self::EqualTo);
+        }
         let order = |a: &str, b: &str| match (a.parse::<f64>(), b.parse::<f64>()) {
             (Ok(x), Ok(y)) => x.partial_cmp(&y),
             _ => Some(a.cmp(b)),
@@ -78,7 +86,7 @@ mod tests {
     use super::Operator::{self, *};
 
     fn t(op: Operator, l: &str, r: &str) -> bool {
-        op.test(l, r, "", false, None)
+        op.test(l, r, "", false, None, false)
     }
 
     #[test]
@@ -109,12 +117,25 @@ mod tests {
 
     #[test]
     fn case_sensitivity_and_between_and_matches() {
-        assert!(!EqualTo.test("TRUE", "true", "", true, None));
-        assert!(Between.test("3", "1", "5", false, None));
-        assert!(Between.test("5", "1", "5", false, None));
-        assert!(!Between.test("6", "1", "5", false, None));
+        assert!(!EqualTo.test("TRUE", "true", "", true, None, false));
+        assert!(Between.test("3", "1", "5", false, None, false));
+        assert!(Between.test("5", "1", "5", false, None, false));
+        assert!(!Between.test("6", "1", "5", false, None, false));
         let re = regex::Regex::new("^[0-9]{6}$").unwrap();
-        assert!(Matches.test("101010", "", "", false, Some(&re)));
-        assert!(!Matches.test("10101", "", "", false, Some(&re)));
+        assert!(Matches.test("101010", "", "", false, Some(&re), false));
+        assert!(!Matches.test("10101", "", "", false, Some(&re), false));
+    }
+
+    #[test]
+    fn secrets_compare_as_exact_text() {
+        assert!(EqualTo.test("101010", "101010", "", false, None, true));
+        assert!(!EqualTo.test("0101010", "101010", "", false, None, true));
+        assert!(
+            EqualTo.test("0101010", "101010", "", false, None, false),
+            "numbers otherwise"
+        );
+        assert!(!EqualTo.test("101011", "101010", "", false, None, true));
+        assert!(NotEqualTo.test("101011", "101010", "", false, None, true));
+        assert!(!NotEqualTo.test("101010", "101010", "", false, None, true));
     }
 }

@@ -94,6 +94,9 @@ pub(crate) struct ConditionFile {
     pub(crate) default: String,
     #[serde(default)]
     pub(crate) case_sensitive: bool,
+    /// A lockout group (see [`KeypadFile::lockout`]): taking `default` counts a failed
+    /// attempt for the caller's number and source address.
+    pub(crate) lockout: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +118,11 @@ pub(crate) struct KeypadFile {
     pub(crate) retry_prompt: Option<String>,
     #[serde(default)]
     pub(crate) secret: bool,
+    /// A lockout group (`codes`): while the caller's number or source address has used up
+    /// its failed attempts in this group, no digits are collected and the node takes
+    /// `locked` instead.
+    pub(crate) lockout: Option<String>,
+    pub(crate) locked: Option<String>,
     pub(crate) done: String,
     pub(crate) no_input: String,
     pub(crate) invalid: String,
@@ -198,6 +206,8 @@ pub enum Node {
         cases: Vec<Case>,
         default: String,
         case_sensitive: bool,
+        /// Taking `default` is a failed attempt in this lockout group.
+        lockout: Option<String>,
     },
     Keypad {
         prompt: String,
@@ -209,6 +219,11 @@ pub enum Node {
         terminator: Option<char>,
         retries: u32,
         retry_prompt: Option<String>,
+        /// The digits are a secret: `*` in logs and records, compared in constant time.
+        secret: bool,
+        /// The lockout group this keypad obeys, and the exit it takes while locked.
+        lockout: Option<String>,
+        locked: Option<String>,
         done: String,
         no_input: String,
         invalid: String,
@@ -273,9 +288,16 @@ impl Node {
                 done,
                 no_input,
                 invalid,
+                locked,
                 ..
             } => {
-                vec![("done", done), ("no_input", no_input), ("invalid", invalid)]
+                let mut v = vec![
+                    ("done", done.as_str()),
+                    ("no_input", no_input),
+                    ("invalid", invalid),
+                ];
+                v.extend(locked.iter().map(|l| ("locked", l.as_str())));
+                v
             }
             Self::Play { next, .. } | Self::Set { next, .. } => vec![("next", next)],
             Self::Transfer { failed, .. } => {

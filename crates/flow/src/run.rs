@@ -26,6 +26,9 @@ pub enum Action {
         headers: Vec<(String, String)>,
         mode: TransferMode,
         prompt: Option<String>,
+        /// The target or a header was rendered from a secret variable or `${ENV}`: logs
+        /// and records must not show them.
+        redact: bool,
     },
     Hangup {
         prompt: Option<String>,
@@ -44,6 +47,11 @@ pub struct CollectSpec {
     pub first_digit_timeout: Duration,
     pub inter_digit_timeout: Duration,
     pub terminator: Option<char>,
+    /// The digits are a secret (`secret = true`): never shown in logs, records or output.
+    pub secret: bool,
+    /// The keypad's lockout group: while it is locked for this caller, answer
+    /// [`Event::Locked`] instead of collecting.
+    pub lockout: Option<String>,
 }
 
 /// An HTTP request to perform. Header values may hold secrets from the environment, so
@@ -58,6 +66,9 @@ pub struct HttpRequest {
     pub timeout: Duration,
     /// Wait this long before sending (retry backoff).
     pub delay: Duration,
+    /// The URL was rendered from a secret variable or `${ENV}`: logs and output show
+    /// `<redacted>` for it. (Header values and the body are never shown.)
+    pub redact: bool,
 }
 
 impl std::fmt::Debug for HttpRequest {
@@ -65,7 +76,7 @@ impl std::fmt::Debug for HttpRequest {
         f.debug_struct("HttpRequest")
             .field("node", &self.node)
             .field("method", &self.method)
-            .field("url", &self.url)
+            .field("url", &self.url_for_log())
             .field(
                 "headers",
                 &self
@@ -76,6 +87,17 @@ impl std::fmt::Debug for HttpRequest {
             )
             .field("timeout", &self.timeout)
             .finish()
+    }
+}
+
+impl HttpRequest {
+    /// The URL as logs may show it.
+    pub fn url_for_log(&self) -> &str {
+        if self.redact {
+            "<redacted>"
+        } else {
+            &self.url
+        }
     }
 }
 
@@ -99,16 +121,32 @@ pub enum TransferOutcome {
     Failed(String),
 }
 
-/// What happened since the last action.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What happened since the last action. `Debug` shows how many digits, never which.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Event {
     PromptFinished,
     /// Digits collected for [`Action::CollectDigits`], terminator removed.
     Digits(String),
     InputTimeout,
+    /// The keypad's lockout group is locked for this caller: no digits were collected.
+    Locked,
     HttpResult(Result<HttpResponse, HttpFailure>),
     TransferResult(TransferOutcome),
     HungUp,
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PromptFinished => f.write_str("PromptFinished"),
+            Self::Digits(d) => write!(f, "Digits({} keys)", d.chars().count()),
+            Self::InputTimeout => f.write_str("InputTimeout"),
+            Self::Locked => f.write_str("Locked"),
+            Self::HttpResult(r) => f.debug_tuple("HttpResult").field(r).finish(),
+            Self::TransferResult(t) => f.debug_tuple("TransferResult").field(t).finish(),
+            Self::HungUp => f.write_str("HungUp"),
+        }
+    }
 }
 
 /// One node visited, with the exit it took.
@@ -140,6 +178,8 @@ pub struct Run {
     env: EnvLookup,
     /// A hangup node with a prompt plays it first.
     hanging_up: bool,
+    /// Lockout groups in which this call failed an attempt, not yet taken by the caller.
+    failed_attempts: Vec<String>,
 }
 
 impl Run {
@@ -162,6 +202,7 @@ impl Run {
             http: Vec::new(),
             env,
             hanging_up: false,
+            failed_attempts: Vec::new(),
         };
         let action = run.enter(start);
         (run, action)
@@ -186,6 +227,18 @@ impl Run {
                 )
             })
             .collect()
+    }
+
+    /// Whether `name` holds a secret (a `secret = true` keypad's `save_as`).
+    pub fn is_secret(&self, name: &str) -> bool {
+        self.flow.secrets.iter().any(|s| s == name)
+    }
+
+    /// The lockout groups in which the call failed an attempt since the last call (a
+    /// condition with `lockout` took its `default` exit). The call layer counts them
+    /// across calls; the interpreter only reports them.
+    pub fn take_failed_attempts(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.failed_attempts)
     }
 
     pub fn trace(&self) -> &[Step] {
@@ -243,6 +296,16 @@ impl Run {
             }
             (Node::Keypad { no_input, .. }, Event::InputTimeout) => {
                 self.retry_keypad(node, "no_input", no_input)
+            }
+            (
+                Node::Keypad {
+                    locked: Some(locked),
+                    ..
+                },
+                Event::Locked,
+            ) => {
+                self.attempts = 0;
+                self.follow("locked", locked)
             }
             (Node::Http { .. }, Event::HttpResult(result)) => self.http_result(&id, node, result),
             (Node::Transfer { failed, .. }, Event::TransferResult(outcome)) => match outcome {
@@ -309,10 +372,12 @@ impl Run {
             Err(HttpFailure::Timeout) => Err("timeout".into()),
             Err(HttpFailure::Other(e)) => Err(e),
         };
+        let secret = self.is_secret(save_as);
         self.http.push(HttpStep {
             node: id.to_owned(),
             status,
             outcome: match &outcome {
+                Ok(_) if secret => "ok: ***".into(),
                 Ok(v) => format!("ok: {v}"),
                 Err(e) => e.clone(),
             },
@@ -378,18 +443,40 @@ impl Run {
                     cases,
                     default,
                     case_sensitive,
+                    lockout,
                 } => {
                     let value = self.vars.get(variable).cloned().unwrap_or_default();
+                    let secret = self.is_secret(variable);
                     let env = &self.env;
-                    let hit = cases.iter().position(|c| {
+                    // A secret is tested against every case, each in constant time, so
+                    // neither the comparison nor how many cases ran tells the value.
+                    let mut hit = None;
+                    for (i, c) in cases.iter().enumerate() {
                         let right = c.value.render(&self.vars, env, Escape::None);
                         let to = c.to.render(&self.vars, env, Escape::None);
-                        c.operator
-                            .test(&value, &right, &to, *case_sensitive, c.regex.as_ref())
-                    });
+                        let m = c.operator.test(
+                            &value,
+                            &right,
+                            &to,
+                            *case_sensitive,
+                            c.regex.as_ref(),
+                            secret,
+                        );
+                        if m && hit.is_none() {
+                            hit = Some(i);
+                            if !secret {
+                                break;
+                            }
+                        }
+                    }
                     let (exit, next) = match hit {
                         Some(i) => (format!("case {}", i + 1), cases[i].exit.clone()),
-                        None => ("default".to_owned(), default.clone()),
+                        None => {
+                            if let Some(g) = lockout {
+                                self.failed_attempts.push(g.clone());
+                            }
+                            ("default".to_owned(), default.clone())
+                        }
                     };
                     self.leave(Some(&exit));
                     id = next;
@@ -421,6 +508,8 @@ impl Run {
                 prompt,
                 ..
             } => Action::Transfer {
+                redact: self
+                    .sensitive(std::iter::once(target).chain(headers.iter().map(|(_, t)| t))),
                 target: target.render(&self.vars, &self.env, Escape::None),
                 headers: headers
                     .iter()
@@ -471,6 +560,11 @@ impl Run {
         out
     }
 
+    /// Whether any of `templates` reads a secret variable or the environment.
+    fn sensitive<'a>(&self, mut templates: impl Iterator<Item = &'a crate::Template>) -> bool {
+        templates.any(|t| t.has_env() || t.variables().any(|v| self.is_secret(v)))
+    }
+
     fn repeat_action(&mut self, node: &Node) -> Action {
         let id = self.current.clone().unwrap_or_default();
         match node {
@@ -488,6 +582,8 @@ impl Run {
             inter_digit_timeout,
             terminator,
             retry_prompt,
+            secret,
+            lockout,
             ..
         } = node
         else {
@@ -505,6 +601,8 @@ impl Run {
             first_digit_timeout: *first_digit_timeout,
             inter_digit_timeout: *inter_digit_timeout,
             terminator: *terminator,
+            secret: *secret,
+            lockout: lockout.clone(),
         })
     }
 
@@ -538,7 +636,10 @@ impl Run {
                     .unwrap_or_else(|| "application/json".into()),
             ));
         }
+        // Header values and the body are never logged or printed; the URL is.
+        let redact = self.sensitive(std::iter::once(url));
         Action::Http(HttpRequest {
+            redact,
             node: id.to_owned(),
             method: method.clone(),
             url: url.render(&self.vars, &self.env, Escape::Url),

@@ -359,6 +359,7 @@ impl Validator<'_> {
                         cases,
                         default: c.default.clone(),
                         case_sensitive: c.case_sensitive,
+                        lockout: c.lockout.clone(),
                     }
                 }
                 NodeFile::Keypad(k) => {
@@ -393,6 +394,24 @@ impl Validator<'_> {
                     if k.secret {
                         secrets.push(k.save_as.clone());
                     }
+                    match (&k.lockout, &k.locked) {
+                        (Some(_), None) => self.error(
+                            id,
+                            "locked",
+                            "a keypad with `lockout` needs a `locked` exit".into(),
+                        ),
+                        (None, Some(_)) => self.error(
+                            id,
+                            "lockout",
+                            "a `locked` exit needs a `lockout` group".into(),
+                        ),
+                        (Some(g), _) if !valid_group(g) => self.error(
+                            id,
+                            "lockout",
+                            format!("{g:?}: a group name is letters, digits, `-` and `_`"),
+                        ),
+                        _ => {}
+                    }
                     Node::Keypad {
                         prompt: k.prompt.clone(),
                         save_as: k.save_as.clone(),
@@ -403,6 +422,9 @@ impl Validator<'_> {
                         terminator,
                         retries: k.retries,
                         retry_prompt: k.retry_prompt.clone(),
+                        secret: k.secret,
+                        lockout: k.lockout.clone(),
+                        locked: k.locked.clone(),
                         done: k.done.clone(),
                         no_input: k.no_input.clone(),
                         invalid: k.invalid.clone(),
@@ -513,6 +535,29 @@ impl Validator<'_> {
                 }
             }
         }
+        // A condition counting failures for a group no keypad obeys locks nothing.
+        let obeyed: BTreeSet<&str> = flow
+            .nodes
+            .values()
+            .filter_map(|n| match n {
+                Node::Keypad { lockout, .. } => lockout.as_deref(),
+                _ => None,
+            })
+            .collect();
+        for (id, node) in &flow.nodes {
+            if let Node::Condition {
+                lockout: Some(g), ..
+            } = node
+            {
+                if !obeyed.contains(g.as_str()) {
+                    self.error(
+                        id,
+                        "lockout",
+                        format!("no keypad has `lockout = {g:?}`: the failures would lock nothing"),
+                    );
+                }
+            }
+        }
         // Reachability from the start.
         let reach = reachable(flow, &flow.start);
         for id in flow.nodes.keys() {
@@ -560,6 +605,14 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// Lockout group names appear in logs and records; keep them plain.
+fn valid_group(g: &str) -> bool {
+    !g.is_empty()
+        && g.len() <= 64
+        && g.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn reachable<'a>(flow: &'a Flow, from: &'a str) -> BTreeSet<&'a str> {

@@ -20,6 +20,7 @@ const PROMPTS: &[&str] = &[
     "vip_desk",
     "service_desk",
     "please_hold",
+    "code_locked",
 ];
 
 fn known(p: &str) -> bool {
@@ -35,9 +36,16 @@ fn flow(name: &str) -> Arc<Flow> {
     loaded.flow
 }
 
+/// A caller a trusted peer asserted, with no STIR/SHAKEN result.
 fn caller(number: &str) -> Vars {
+    caller_as(number, "true", "")
+}
+
+fn caller_as(number: &str, verified: &str, verstat: &str) -> Vars {
     [
         ("system.caller", number),
+        ("system.caller_verified", verified),
+        ("system.caller_verstat", verstat),
         ("system.called", "ivr"),
         ("system.call_id", "c1"),
         ("system.local_host", "127.0.0.1:5060"),
@@ -113,6 +121,8 @@ fn vip_by_number_goes_straight_to_the_vip_desk() {
             ("welcome", Some("next")),
             ("lookup", Some("success")),
             ("is_vip", Some("case 1")),
+            ("is_verified", Some("case 1")),
+            ("verstat_ok", Some("case 1")),
             ("vip_by_number", Some("next")),
             ("transfer_vip", Some("transferred"))
         ]
@@ -284,4 +294,117 @@ fn echo_flow_spells_the_digits_back() {
             ]
         }
     );
+}
+
+fn start_as(number: &str, verified: &str, verstat: &str) -> (Run, Action) {
+    let env = Box::new(|n: &str| (n == "CRM_TOKEN").then(|| "t0ken".to_string()));
+    Run::start_with_env(flow("vip.toml"), caller_as(number, verified, verstat), env)
+}
+
+#[test]
+fn a_claimed_or_carrier_failed_vip_number_is_asked_for_the_code() {
+    for (verified, verstat) in [
+        ("false", ""),
+        ("false", "TN-Validation-Passed"),
+        ("true", "TN-Validation-Failed"),
+        ("true", "No-TN-Validation"),
+    ] {
+        let (mut run, _) = start_as("+46706170786", verified, verstat);
+        run.handle(Event::PromptFinished);
+        match run.handle(ok(r#"{"customer":{"hasVIPMembership":true}}"#)) {
+            Action::CollectDigits(spec) => {
+                assert!(spec.secret);
+                assert_eq!(spec.lockout.as_deref(), Some("codes"));
+            }
+            other => panic!("{verified}/{verstat}: expected the keypad, got {other:?}"),
+        }
+    }
+    let (mut run, _) = start_as("+46706170786", "true", "TN-Validation-Passed");
+    run.handle(Event::PromptFinished);
+    let a = run.handle(ok(r#"{"customer":{"hasVIPMembership":true}}"#));
+    assert_eq!(expect_transfer(&a).1[0].1, "member");
+}
+
+#[test]
+fn a_wrong_code_is_reported_as_a_failed_attempt_and_a_right_one_is_not() {
+    let mut run = to_keypad("+1", Event::HttpResult(Err(HttpFailure::Timeout)));
+    run.handle(Event::Digits("999999".into()));
+    assert_eq!(run.take_failed_attempts(), vec!["codes".to_string()]);
+    assert!(run.take_failed_attempts().is_empty(), "taken once");
+    let mut run = to_keypad("+1", Event::HttpResult(Err(HttpFailure::Timeout)));
+    run.handle(Event::Digits("101010".into()));
+    assert!(run.take_failed_attempts().is_empty());
+}
+
+#[test]
+fn a_locked_keypad_goes_to_customer_service_with_the_locked_prompt() {
+    let mut run = to_keypad("+1", Event::HttpResult(Err(HttpFailure::Timeout)));
+    match run.handle(Event::Locked) {
+        Action::Transfer { target, prompt, .. } => {
+            assert_eq!(target, "sip:service-desk@127.0.0.1:5060");
+            assert_eq!(prompt.as_deref(), Some("code_locked"));
+        }
+        other => panic!("expected the locked transfer, got {other:?}"),
+    }
+    assert!(run
+        .trace()
+        .iter()
+        .any(|s| s.node == "ask_code" && s.exit.as_deref() == Some("locked")));
+    assert!(
+        run.take_failed_attempts().is_empty(),
+        "a lock is no attempt"
+    );
+}
+
+#[test]
+fn digits_never_show_in_debug_output() {
+    let shown = format!("{:?}", Event::Digits("101010".into()));
+    assert!(!shown.contains("101010"), "{shown}");
+    assert_eq!(shown, "Digits(6 keys)");
+}
+
+#[test]
+fn a_url_or_transfer_built_from_a_secret_or_the_environment_is_marked_for_redaction() {
+    let text = r#"
+start = "ask"
+[nodes.ask]
+type = "keypad"
+prompt = "enter_code"
+save_as = "pin"
+max_digits = 4
+secret = true
+done = "check"
+no_input = "bye"
+invalid = "bye"
+[nodes.check]
+type = "http"
+url = "https://bank.example/pins/{pin}"
+save_as = "ok"
+success = "go"
+failure = "bye"
+[nodes.go]
+type = "transfer"
+target = "sip:desk@127.0.0.1"
+headers = { X-Pin = "{pin}" }
+[nodes.bye]
+type = "hangup"
+"#;
+    let loaded = concierge_flow::parse_flow(Path::new("pin.toml"), text, &known)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let (mut run, a) = Run::start(loaded.flow, caller("+1"));
+    assert!(matches!(a, Action::CollectDigits(ref s) if s.secret));
+    let req = expect_http(run.handle(Event::Digits("4711".into())));
+    assert!(req.redact);
+    assert_eq!(req.url_for_log(), "<redacted>");
+    assert!(!format!("{req:?}").contains("4711"), "{req:?}");
+    match run.handle(ok("yes")) {
+        Action::Transfer { redact, .. } => assert!(redact),
+        other => panic!("{other:?}"),
+    }
+    // The shipped lookup's URL holds only the caller; its ${CRM_TOKEN} is in a header,
+    // whose values are never shown.
+    let (mut run, _) = start("vip.toml", "+46706170786");
+    let req = expect_http(run.handle(Event::PromptFinished));
+    assert!(!req.redact);
+    assert!(!format!("{req:?}").contains("t0ken"));
 }

@@ -163,3 +163,38 @@ fn every_shipped_flow_validates_clean() {
     let diags = check_dir(&dir, &|p| names.iter().any(|n| n == p));
     assert!(diags.is_empty(), "{diags:#?}");
 }
+
+#[test]
+fn lockout_needs_a_locked_exit_and_a_keypad_that_obeys_it() {
+    let keypad = "start = \"k\"\n[nodes.k]\ntype = \"keypad\"\nprompt = \"enter_code\"\nsave_as = \"c\"\nmax_digits = 6\nsecret = true\nlockout = \"codes\"\ndone = \"check\"\nno_input = \"bye\"\ninvalid = \"bye\"\n\n[nodes.check]\ntype = \"condition\"\nvariable = \"c\"\nlockout = \"codes\"\ncases = [{ operator = \"EqualTo\", value = \"1\", exit = \"bye\" }]\ndefault = \"bye\"\n";
+    let e = errors("lockout_no_exit.toml", &format!("{keypad}{GOOD_TAIL}"));
+    assert_names(&e[0], "k", "locked", "needs a `locked` exit");
+
+    let ok = keypad.replace(
+        "lockout = \"codes\"\ndone",
+        "lockout = \"codes\"\nlocked = \"bye\"\ndone",
+    );
+    assert!(warnings("lockout_ok.toml", &format!("{ok}{GOOD_TAIL}")).is_empty());
+
+    let orphan = ok.replace(
+        "variable = \"c\"\nlockout = \"codes\"",
+        "variable = \"c\"\nlockout = \"pins\"",
+    );
+    let e = errors("lockout_orphan.toml", &format!("{orphan}{GOOD_TAIL}"));
+    assert_names(
+        &e[0],
+        "check",
+        "lockout",
+        "no keypad has `lockout = \"pins\"`",
+    );
+
+    let bad = ok.replace(
+        "lockout = \"codes\"\nlocked",
+        "lockout = \"co des\"\nlocked",
+    );
+    let e = errors("lockout_bad_name.toml", &format!("{bad}{GOOD_TAIL}"));
+    assert!(
+        e.iter().any(|d| d.field.as_deref() == Some("lockout")),
+        "{e:?}"
+    );
+}

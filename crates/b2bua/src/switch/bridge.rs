@@ -54,7 +54,7 @@ impl Switch {
             return;
         };
         call.span
-            .in_scope(|| info!(%target, "bridging: calling the target"));
+            .in_scope(|| info!(target = %super::shown(call.redact_target, target), "bridging: calling the target"));
         call.bridge = Some(Box::new(Leg {
             target: target.to_owned(),
             uri,
@@ -112,18 +112,25 @@ impl Switch {
             self.cfg.sip_port,
             leg.peer.transport,
         );
-        // The target sees who is calling: the caller's number at our host.
-        let caller_user = call
-            .invite
-            .from
-            .uri
-            .user()
-            .unwrap_or("anonymous")
-            .to_owned();
-        let from = NameAddr::parse(&format!(
-            "<sip:{caller_user}@{}>;tag={}",
-            self.cfg.advertised_host, leg.local_tag
-        ));
+        // The target sees who is calling: the number the flow used, at our host. Only a
+        // number a trusted peer asserted goes on as P-Asserted-Identity (RFC 3325 §9.1);
+        // the caller's own PAI is never copied. A caller who asked for privacy is
+        // anonymous to the target (RFC 3323 §4.1): no number in From or PAI.
+        let identity = &call.identity;
+        let private = identity.private || identity.number.is_empty();
+        let from = if private {
+            NameAddr::parse(&format!(
+                "\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag={}",
+                leg.local_tag
+            ))
+        } else {
+            NameAddr::parse(&format!(
+                "<sip:{}@{}>;tag={}",
+                identity.number, self.cfg.advertised_host, leg.local_tag
+            ))
+        };
+        let asserted = (identity.verified && !private)
+            .then(|| format!("<sip:{}@{}>", identity.number, self.cfg.advertised_host));
         let to = NameAddr::parse(&format!("<{}>", leg.uri));
         let (Ok(from), Ok(to)) = (from, to) else {
             let target = leg.target.clone();
@@ -156,6 +163,12 @@ impl Switch {
         invite
             .headers
             .push(HeaderName::USER_AGENT, self.cfg.user_agent.clone());
+        if let Some(pai) = asserted {
+            invite.headers.push(HeaderName::P_ASSERTED_IDENTITY, pai);
+        }
+        if identity.private {
+            invite.headers.push(HeaderName::new("Privacy"), "id");
+        }
         for (name, value) in &leg.headers {
             invite.headers.push(HeaderName::new(name), value.clone());
         }
@@ -280,7 +293,7 @@ impl Switch {
                     leg.state = LegState::Up;
                     let target = leg.target.clone();
                     let after = leg.after_refer.take();
-                    info!(%target, "target answered; relaying media");
+                    info!(target = %super::shown(call.redact_target, &target), "target answered; relaying media");
                     // The caller's own sender stops: from now on it hears the target.
                     call.media.stop_playing();
                     call.media.next_send = None;
@@ -395,7 +408,7 @@ impl Switch {
     pub(super) fn bridge_failed(&mut self, now: Instant, id: CallRef, target: &str, why: String) {
         if let Some(call) = self.calls.get_mut(&id) {
             call.span
-                .in_scope(|| info!(%target, %why, "bridged transfer failed"));
+                .in_scope(|| info!(target = %super::shown(call.redact_target, target), %why, "bridged transfer failed"));
             call.transfer_record = Some(TransferRecord {
                 mode: "bridge",
                 target: target.to_owned(),

@@ -28,26 +28,35 @@ impl Switch {
         let Some(flow) = self.program.flow_for(&called) else {
             return false;
         };
-        let caller = call
-            .invite
-            .header(&concierge_sip::wire::HeaderName::P_ASSERTED_IDENTITY)
-            .and_then(|p| concierge_sip::wire::NameAddr::parse(p).ok())
-            .and_then(|na| na.uri.user().map(str::to_owned))
-            .or_else(|| call.invite.from.uri.user().map(str::to_owned))
-            .unwrap_or_default();
+        // Who is calling was settled when the INVITE arrived (`identity`): PAI only from
+        // a trusted peer, From claimed otherwise.
+        let identity = &call.identity;
         let mut vars = Vars::new();
+        vars.insert("system.caller".into(), identity.number.clone());
         vars.insert(
-            "system.caller".into(),
-            concierge_flow::normalize_e164(&caller),
+            "system.caller_verified".into(),
+            identity.verified.to_string(),
         );
+        vars.insert(
+            "system.caller_verstat".into(),
+            identity.verstat.clone().unwrap_or_default(),
+        );
+        vars.insert("system.caller_private".into(), identity.private.to_string());
         vars.insert("system.called".into(), called);
         vars.insert("system.call_id".into(), call.invite.call_id.clone());
         vars.insert(
             "system.local_host".into(),
             format!("{}:{}", self.cfg.advertised_host, self.cfg.sip_port),
         );
-        call.span
-            .in_scope(|| info!(flow = %flow.name, caller = %vars["system.caller"], "flow started"));
+        call.span.in_scope(|| {
+            info!(
+                flow = %flow.name,
+                caller = %identity.for_log(),
+                verified = identity.verified,
+                verstat = identity.verstat.as_deref().unwrap_or("-"),
+                "flow started"
+            )
+        });
         let (run, action) = Run::start(flow, vars);
         if let Some(call) = self.calls.get_mut(&id) {
             call.flow = Some(FlowState {
@@ -64,6 +73,7 @@ impl Switch {
     pub(super) fn step(&mut self, now: Instant, id: CallRef, mut action: Action) {
         // The interpreter bounds its own steps; this bounds immediate event ping-pong.
         for _ in 0..64 {
+            self.count_failed_attempts(now, id);
             let Some(event) = self.execute(now, id, action) else {
                 self.rearm(id);
                 return;
@@ -121,6 +131,11 @@ impl Switch {
                 None
             }
             Action::CollectDigits(spec) => {
+                if let Some(group) = &spec.lockout {
+                    if self.lockout_applies(now, id, group) {
+                        return Some(Event::Locked);
+                    }
+                }
                 let found = self.resolve(&spec.prompts);
                 let call = self.calls.get_mut(&id)?;
                 let mut collector = Collector::new(spec);
@@ -136,7 +151,7 @@ impl Switch {
                 flow.waiting = Waiting::Http {
                     overdue: now + request.delay + request.timeout + HTTP_GRACE,
                 };
-                debug!(node = %request.node, url = %request.url, "HTTP request");
+                debug!(node = %request.node, url = %request.url_for_log(), "HTTP request");
                 self.outputs.push_back(Output::Http { call: id, request });
                 None
             }
@@ -145,12 +160,14 @@ impl Switch {
                 headers,
                 mode,
                 prompt: Some(p),
+                redact,
             } => {
                 flow.waiting = Waiting::PromptThen(Box::new(Action::Transfer {
                     target,
                     headers,
                     mode,
                     prompt: None,
+                    redact,
                 }));
                 let found = self.resolve(&[p]);
                 self.calls.get_mut(&id)?.media.play(found);
@@ -158,10 +175,23 @@ impl Switch {
             }
             Action::Transfer {
                 target,
-                headers,
+                mut headers,
                 mode,
                 prompt: None,
+                redact,
             } => {
+                call.redact_target |= redact;
+                if let (Some(signer), false) = (&self.cfg.transfer_signer, headers.is_empty()) {
+                    // The context rides through the caller's phone (REFER, 302): sign it.
+                    let caller = if call.identity.private || call.identity.number.is_empty() {
+                        "anonymous"
+                    } else {
+                        call.identity.number.as_str()
+                    };
+                    let unix_s = self.wall.unix_ms(now) / 1000;
+                    signer.sign(&mut headers, &call.invite.call_id, caller, unix_s);
+                }
+                let flow = call.flow.as_mut()?;
                 let uri = with_uri_headers(&target, &headers);
                 flow.waiting = Waiting::Transfer;
                 match mode {
@@ -303,10 +333,23 @@ impl Switch {
         let Waiting::Collect(collector) = &mut flow.waiting else {
             return None;
         };
-        while let Some(d) = call.media.pending.pop_front() {
+        while let Some((d, index)) = call.media.pending.pop_front() {
             call.media.stop_playing();
+            if !collector.spec().secret {
+                if let Some(shown) = call.media.shown.get_mut(index) {
+                    *shown = true;
+                }
+            }
             if let Some(outcome) = collector.handle_digit(now, d) {
+                let lockout = collector.spec().lockout.clone();
                 flow.waiting = Waiting::Nothing;
+                // A lock that came into force while the caller typed (another call's
+                // failure) still stops this code.
+                if let (Some(group), CollectOutcome::Digits(_)) = (lockout, &outcome) {
+                    if self.lockout_applies(now, id, &group) {
+                        return Some(Event::Locked);
+                    }
+                }
                 return Some(collect_event(outcome));
             }
         }
@@ -333,8 +376,15 @@ impl Switch {
         let Some(outcome) = c.handle_timeout(now) else {
             return false;
         };
+        let lockout = c.spec().lockout.clone();
         flow.waiting = Waiting::Nothing;
-        self.feed(now, id, collect_event(outcome));
+        let event = match (lockout, &outcome) {
+            (Some(group), CollectOutcome::Digits(_)) if self.lockout_applies(now, id, &group) => {
+                Event::Locked
+            }
+            _ => collect_event(outcome),
+        };
+        self.feed(now, id, event);
         true
     }
 

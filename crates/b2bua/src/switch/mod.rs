@@ -15,6 +15,7 @@ mod bridge;
 mod carrier;
 mod flow;
 mod leg_timer;
+mod lockout;
 mod media;
 
 use crate::call::{Call, Phase};
@@ -56,6 +57,17 @@ pub struct Switch {
     next_tick: Option<Instant>,
     rtp_buf: Vec<u8>,
     frame_buf: Vec<u8>,
+    /// Failed code attempts across this switch's calls.
+    lockout: crate::lockout::Lockout,
+}
+
+/// A transfer target as logs may show it: not when it was rendered from a secret.
+fn shown(redact: bool, target: &str) -> &str {
+    if redact {
+        "<redacted>"
+    } else {
+        target
+    }
 }
 
 /// Ports tried for one call before it is refused with 503.
@@ -94,6 +106,7 @@ impl Switch {
             next_tick: None,
             rtp_buf: vec![0u8; 1500],
             frame_buf: Vec::with_capacity(320),
+            lockout: crate::lockout::Lockout::new(cfg.lockout),
             cfg,
         }
     }
@@ -250,8 +263,9 @@ impl Switch {
         else {
             return;
         };
-        if let Some(digit) = call.media.handle_datagram(now, from, data) {
-            call.span.in_scope(|| info!(%digit, "digit received"));
+        if call.media.handle_datagram(now, from, data).is_some() {
+            // Never the key itself: it may be part of a code (see `CallMedia::shown`).
+            call.span.in_scope(|| debug!("digit received by RTP"));
             let id = *self
                 .by_port
                 .get(&port)
@@ -432,7 +446,15 @@ impl Switch {
         self.next_ref += 1;
         self.by_port.insert(port, id);
         let local_tag = self.endpoint.new_tag();
-        span.in_scope(|| info!(from = %invite.from.uri, to = %invite.uri, "incoming call"));
+        let identity = crate::identity::identify(&invite, peer.addr.ip(), &self.cfg.trusted_peers);
+        span.in_scope(|| {
+            info!(
+                caller = %identity.for_log(),
+                verified = identity.verified,
+                to = %invite.uri,
+                "incoming call"
+            )
+        });
 
         let trying = response_to(&invite, StatusCode::TRYING, None);
         self.endpoint.respond(now, &key, trying);
@@ -464,6 +486,9 @@ impl Switch {
                 refer: None,
                 bridge: None,
                 transfer_record: None,
+                identity,
+                redact_target: false,
+                lockout: None,
                 answer_at: None,
                 expires: now + self.cfg.max_call_duration,
                 armed: None,
@@ -479,10 +504,9 @@ impl Switch {
     /// The call's RTP port is ours: 180, then the flow (which answers when it first needs
     /// media) or the plain answer.
     fn ring(&mut self, now: Instant, id: CallRef) {
-        let Some(call) = self.calls.get(&id) else {
+        if !self.calls.contains_key(&id) {
             return;
-        };
-        let _ = call;
+        }
         // §12.1.1: a 180 (or 183) with a To tag creates an early dialog.
         self.send_ringing(now, id);
         if self.start_flow(now, id) {
@@ -695,7 +719,7 @@ impl Switch {
                     .and_then(|ct| concierge_media::info_dtmf::parse(ct, &request.body));
                 let status = match (digit, request.body.is_empty()) {
                     (Some(d), _) => {
-                        info!(digit = %d, "digit received by INFO");
+                        debug!("digit received by INFO");
                         call.media.add_digit(d, crate::call_media::INFO);
                         info_digit = true;
                         StatusCode::OK
@@ -828,8 +852,9 @@ impl Switch {
         refer
             .headers
             .push(HeaderName::REFERRED_BY, format!("<{contact}>"));
-        call.span
-            .in_scope(|| info!(%target, "transferring by REFER"));
+        call.span.in_scope(
+            || info!(target = %shown(call.redact_target, target), "transferring by REFER"),
+        );
         // §12.2.1.1: through the route set, not straight to the caller's Contact.
         let peer = dialog.next_hop(call.peer);
         call.refer = Some(ReferTransfer {
@@ -871,7 +896,8 @@ impl Switch {
             result: "redirected".into(),
             relayed: None,
         });
-        call.span.in_scope(|| info!(%target, "redirected with 302"));
+        call.span
+            .in_scope(|| info!(target = %shown(call.redact_target, target), "redirected with 302"));
         let key = call.invite_key.clone();
         self.endpoint.respond(now, &key, r);
         self.end_call(id, "concierge", "redirected");
@@ -893,7 +919,7 @@ impl Switch {
             TransferOutcome::Failed(why) => format!("failed: {why}"),
         };
         call.span
-            .in_scope(|| info!(target = %refer.target, %result, "REFER transfer finished"));
+            .in_scope(|| info!(target = %shown(call.redact_target, &refer.target), %result, "REFER transfer finished"));
         call.transfer_record = Some(TransferRecord {
             mode: "refer",
             target: refer.target,
@@ -1174,7 +1200,11 @@ impl Switch {
             .unwrap_or(("network", "transaction ended".into()));
         CallRecord {
             call_id: call.invite.call_id.clone(),
-            caller: call.invite.from.uri.user().unwrap_or_default().to_owned(),
+            caller: call.identity.number.clone(),
+            verified: call.identity.verified,
+            verstat: call.identity.verstat.clone(),
+            private: call.identity.private,
+            lockout: call.lockout.clone(),
             called: call.invite.uri.user().unwrap_or_default().to_owned(),
             arrived_ms: self.wall.unix_ms(call.arrived),
             answered_ms: call.answered.map(|a| self.wall.unix_ms(a)),
@@ -1208,10 +1238,15 @@ impl Switch {
             variables: flow
                 .map(|f| f.run.vars_redacted().into_iter().collect())
                 .unwrap_or_default(),
-            transfer: call.transfer_record.clone(),
+            transfer: call.transfer_record.clone().map(|mut t| {
+                if call.redact_target {
+                    t.target = "<redacted>".into();
+                }
+                t
+            }),
             ended_by,
             reason,
-            digits: call.media.digits.clone(),
+            digits: call.media.digits_for_record(),
             instance: self.cfg.instance.clone(),
         }
     }

@@ -27,6 +27,7 @@ static FILES: &[(&str, &[u8])] = &[
     shipped!("config/flows/vip-by-customer-id.toml"),
     shipped!("config/flows/vip-desk.toml"),
     shipped!("config/flows/vip.toml"),
+    shipped!("prompts/code_locked.wav"),
     shipped!("prompts/digit_0.wav"),
     shipped!("prompts/digit_1.wav"),
     shipped!("prompts/digit_2.wav"),
@@ -120,7 +121,7 @@ mod tests {
         assert!(file(Path::new("config/flows/vip.toml")).is_some());
         assert!(file(Path::new("./config/customers.csv")).is_some());
         assert!(file(Path::new("/etc/passwd")).is_none());
-        assert_eq!(wavs(Path::new("prompts")).count(), 27);
+        assert_eq!(wavs(Path::new("prompts")).count(), 28);
         assert!(wavs(Path::new("prompts")).any(|(name, _)| name == "welcome"));
         assert_eq!(wavs(Path::new("config")).count(), 0);
     }

@@ -73,6 +73,12 @@ impl Server {
             instant: std::time::Instant::now(),
             system: std::time::SystemTime::now(),
         };
+        if cfg.transfer_signer().is_none() {
+            warn!(
+                variable = %cfg.transfer.token_key_env,
+                "no transfer token key in the environment: flow variables ride transfers unsigned"
+            );
+        }
         let switch = Switch::new(
             SwitchConfig {
                 advertised_host: cfg.advertised_host(),
@@ -91,6 +97,11 @@ impl Server {
                 outbound_auth: cfg.outbound_auth(),
                 outbound_proxy: cfg.outbound_proxy(),
                 instance: cfg.server.instance.clone(),
+                trusted_peers: cfg
+                    .trusted_peers()
+                    .expect("trusted_peers was validated when the config was loaded"),
+                lockout: cfg.lockout(),
+                transfer_signer: cfg.transfer_signer(),
                 timers: cfg.timers(),
                 session_timer: cfg.session_timer(),
                 prefer_100rel: cfg.sip.prefer_100rel,

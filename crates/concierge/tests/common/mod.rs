@@ -342,10 +342,25 @@ pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// A server running the shipped VIP flow against its own demo customer directory.
+/// `[sip]` lines that trust this machine, as the shipped demo config does: a caller on
+/// 127.0.0.1 is a verified caller.
+pub const TRUST_LOOPBACK: &str = "trusted_peers = [\"127.0.0.0/8\", \"::1/128\"]\n";
+
+/// A server running the shipped VIP flow against its own demo customer directory, trusting
+/// loopback like the shipped demo (see [`start_vip_with`] to choose).
 /// `edit` may change the flow text (point the lookup elsewhere, change a mode …); the
 /// string `CRM` in it stands for the directory's base URL.
 pub fn start_vip(name: &str, edit: impl Fn(String) -> String, calls_extra: &str) -> Server {
+    start_vip_with(name, edit, TRUST_LOOPBACK, calls_extra)
+}
+
+/// As [`start_vip`], with `sip_extra` lines in `[sip]` (e.g. `trusted_peers = []`).
+pub fn start_vip_with(
+    name: &str,
+    edit: impl Fn(String) -> String,
+    sip_extra: &str,
+    calls_extra: &str,
+) -> Server {
     let root = repo_root();
     let dir = scratch_dir(&format!("{name}-flow"));
     let crm = free_port();
@@ -366,7 +381,7 @@ pub fn start_vip(name: &str, edit: impl Fn(String) -> String, calls_extra: &str)
         root.join("config/flows/service-desk.toml").display(),
         root.join("config/flows/echo.toml").display(),
     );
-    Server::start(name, "", &extra)
+    Server::start(name, sip_extra, &extra)
 }
 
 /// The only record, once the server wrote it (records land when a call ends).
@@ -442,6 +457,18 @@ pub struct RawCall {
 impl RawCall {
     /// Sends an INVITE from `caller` whose SDP offers `payloads` (e.g. "0 101").
     pub fn invite(server: u16, caller: &str, call_id: &str, payloads: &str) -> Self {
+        Self::invite_with(server, caller, call_id, payloads, "")
+    }
+
+    /// As [`Self::invite`], with `extra` header lines (each ending in CRLF), e.g. a
+    /// P-Asserted-Identity.
+    pub fn invite_with(
+        server: u16,
+        caller: &str,
+        call_id: &str,
+        payloads: &str,
+        extra: &str,
+    ) -> Self {
         let sip = RawPeer::new(server);
         let rtp = UdpSocket::bind("127.0.0.1:0").expect("rtp");
         let rtp_port = rtp.local_addr().expect("addr").port();
@@ -450,7 +477,7 @@ impl RawCall {
             sdp.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n");
         }
         let invite = format!(
-            "INVITE sip:ivr@127.0.0.1:{server} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{call_id}i;rport\r\nFrom: <sip:{caller}@127.0.0.1:{p}>;tag=raw\r\nTo: <sip:ivr@127.0.0.1:{server}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:raw@127.0.0.1:{p}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            "INVITE sip:ivr@127.0.0.1:{server} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{call_id}i;rport\r\nFrom: <sip:{caller}@127.0.0.1:{p}>;tag=raw\r\nTo: <sip:ivr@127.0.0.1:{server}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:raw@127.0.0.1:{p}>\r\nMax-Forwards: 70\r\n{extra}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
             sdp.len(),
             p = sip.port,
         );
