@@ -664,6 +664,59 @@ mod tests {
     }
 
     #[test]
+    fn session_timer_options_default_to_the_rfc_and_are_checked() {
+        let d = Config::default();
+        let st = d.session_timer();
+        assert_eq!(
+            (st.interval, st.min_se),
+            (1800, 90),
+            "RFC 4028 floor by default"
+        );
+        assert!(!d.sip.prefer_100rel);
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[sip]
+min_se_s = 0
+",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("sip.session_expires_s"), "{e}");
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[sip]
+session_expires_s = 60
+",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("min_se_s"), "{e}");
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[sip]
+session_refresher = \"me\"
+",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("session_refresher"), "{e}");
+        let c = Config::parse(
+            Path::new("c.toml"),
+            "[sip]
+min_se_s = 2
+session_expires_s = 4
+session_refresher = \"uas\"
+prefer_100rel = true
+",
+        )
+        .unwrap();
+        let st = c.session_timer();
+        assert_eq!((st.interval, st.min_se), (4, 2));
+        assert_eq!(
+            st.refresher,
+            concierge_sip::dialog::session_timer::Refresher::Uas
+        );
+        assert!(c.sip.prefer_100rel);
+    }
+
+    #[test]
     fn a_receive_buffer_too_small_to_hold_a_burst_is_refused() {
         let e =
             Config::parse(Path::new("c.toml"), "[sip]\nudp_receive_buffer_kib = 8\n").unwrap_err();
