@@ -273,3 +273,62 @@ fn early_media_with_100rel_goes_in_a_reliable_183_and_plays_after_the_prack() {
     let rec = wait_record(&server, "early-2");
     assert!(rec["answered_ms"].is_null(), "never answered: {rec}");
 }
+
+/// A real PJSIP phone that requires 100rel and session timers (as a carrier gateway does)
+/// calls an early-media flow: it PRACKs our reliable 183, hears the prompt before the 200,
+/// accepts our Session-Expires, and the call ends cleanly.
+#[test]
+fn a_pjsip_phone_requiring_100rel_and_timer_hears_early_media_and_completes_the_call() {
+    let python = common::pjsua2_python();
+    let server = early_media_server("pjsua2-carrier", "");
+    let dir = scratch_dir("pjsua2-carrier");
+    let wav = dir.join("heard.wav");
+    let log = dir.join("pjsip.log");
+    let out = std::process::Command::new(python)
+        .arg(repo_root().join("tests/peers/pjsua2/carrier_caller.py"))
+        .arg("--uri")
+        .arg(format!("sip:ivr@127.0.0.1:{}", server.port))
+        .arg("--wav")
+        .arg(&wav)
+        .arg("--log")
+        .arg(&log)
+        .output()
+        .expect("run the pjsua2 caller");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pjsip_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let context = format!(
+        "stdout: {stdout}\nstderr: {}\n--- PJSIP log (tail)\n{}\n--- server log (tail)\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        common::tail(&pjsip_log, 80),
+        common::tail(&server.log(), 40)
+    );
+    let summary: serde_json::Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no summary from the caller\n{context}"));
+    assert_eq!(summary["confirmed"], true, "{context}");
+    assert_eq!(
+        summary["disconnect_code"], 200,
+        "our 200 to its BYE: {context}"
+    );
+    assert!(pjsip_log.contains("Require: 100rel"), "{context}");
+    assert!(pjsip_log.contains("RSeq: "), "a reliable 183: {context}");
+    assert!(
+        pjsip_log.contains("PRACK sip:"),
+        "the phone PRACKed: {context}"
+    );
+    assert!(
+        pjsip_log.contains("Session-Expires: 90;refresher="),
+        "our 200 carries the session timer: {context}"
+    );
+    assert!(
+        summary["early_s"].as_f64().unwrap_or(0.0) > 1.0,
+        "media well before the 200: {summary}"
+    );
+    assert!(
+        summary["early_rms"].as_f64().unwrap_or(0.0) > 300.0,
+        "the welcome prompt was heard in early media: {summary}"
+    );
+    assert!(!server.log().contains("no PRACK"), "{context}");
+}
