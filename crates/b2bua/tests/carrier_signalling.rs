@@ -567,14 +567,16 @@ fn early_media_plays_the_prompt_in_a_reliable_183_and_answers_for_the_keypad() {
     assert!(String::from_utf8_lossy(&progress.body).contains("m=audio"));
     let tag = progress.to.tag().unwrap().to_owned();
     let rseq = header(&progress, "RSeq").unwrap().to_owned();
+    // The PRACK carries a new offer (RFC 3262 §5): its 200 answers it.
     let out = rig.send(&in_dialog(
         "PRACK",
         2,
         &tag,
         &format!("RAck: {rseq} 1 INVITE\r\n"),
-        "",
+        SDP_MOVED,
     ));
     assert_eq!(codes(&out), vec![200]);
+    assert!(String::from_utf8_lossy(&response(&out[0]).body).contains("m=audio"));
 
     // The one-second prompt plays before any 200.
     let out = rig.advance(Duration::from_millis(900));

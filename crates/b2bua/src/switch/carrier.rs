@@ -246,8 +246,18 @@ impl Switch {
                 .reliable
                 .as_ref()
                 .is_some_and(ReliableProvisionals::blocks_answer);
-        let r = response_to(&request, StatusCode::OK, None);
-        self.endpoint.respond(now, &key, r);
+        // RFC 3262 §5: once our reliable 18x carried the answer, a PRACK may carry a new
+        // offer; its 200 then carries our answer, as for an UPDATE.
+        if !request.body.is_empty() && call.carrier.early_answer_reliable {
+            self.on_reinvite(now, id, key, request);
+        } else {
+            if !request.body.is_empty() {
+                call.span
+                    .in_scope(|| debug!("PRACK body ignored: no offer/answer pending for it"));
+            }
+            let r = response_to(&request, StatusCode::OK, None);
+            self.endpoint.respond(now, &key, r);
+        }
         if let Some(bytes) = next {
             self.endpoint.send_raw(peer, bytes);
         }
