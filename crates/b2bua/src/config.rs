@@ -42,6 +42,9 @@ pub struct SwitchConfig {
     pub lockout: crate::LockoutConfig,
     /// Signs the flow variables a transfer carries; `None`: they go unsigned.
     pub transfer_signer: Option<crate::TransferSigner>,
+    /// Base URL of the customer directory (`http://127.0.0.1:8089`), given to flows as
+    /// `system.directory_url` so that moving its port is one setting.
+    pub directory_url: String,
     /// RFC 4028: the interval we ask for, our minimum and the preferred refresher.
     pub session_timer: SessionTimerConfig,
     /// RFC 3262: send 18x reliably when the caller merely supports `100rel` (a caller
@@ -73,6 +76,7 @@ impl Default for SwitchConfig {
             trusted_peers: Default::default(),
             lockout: Default::default(),
             transfer_signer: None,
+            directory_url: "http://127.0.0.1:8089".into(),
             session_timer: SessionTimerConfig::default(),
             prefer_100rel: false,
             user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),

@@ -24,5 +24,7 @@ pub use run::{
     Action, CollectSpec, EnvLookup, Event, HttpFailure, HttpRequest, HttpResponse, HttpStep, Run,
     Step, TransferOutcome, Vars,
 };
-pub use template::{normalize_e164, Template, TemplateError};
-pub use validate::{check_dir, load_flow, parse_flow, Diagnostic, LoadedFlow, Severity};
+pub use template::{
+    normalize_e164, Escape, Template, TemplateError, SYSTEM_VARIABLES, URL_BASE_VARIABLE,
+};
+pub use validate::{check_dir, load_flow, parse_flow, unset_env, Diagnostic, LoadedFlow, Severity};

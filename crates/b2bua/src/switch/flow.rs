@@ -48,6 +48,10 @@ impl Switch {
             "system.local_host".into(),
             format!("{}:{}", self.cfg.advertised_host, self.cfg.sip_port),
         );
+        vars.insert(
+            "system.directory_url".into(),
+            self.cfg.directory_url.clone(),
+        );
         call.span.in_scope(|| {
             info!(
                 flow = %flow.name,
