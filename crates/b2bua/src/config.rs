@@ -50,7 +50,15 @@ pub struct SwitchConfig {
     /// RFC 3262: send 18x reliably when the caller merely supports `100rel` (a caller
     /// that requires it always gets reliable 18x).
     pub prefer_100rel: bool,
+    /// `Server` / `User-Agent` value. The default names no version: a scanner learns
+    /// nothing from it to match against advisories.
     pub user_agent: String,
+    /// No RTP from the caller for this long ends an up call with BYE (a BYE that was
+    /// lost must not hold the call until `max_call_duration`). Held calls are exempt.
+    pub media_timeout: Duration,
+    /// INVITE admission: global and per-source token buckets, checked before a call
+    /// takes anything.
+    pub admission: crate::admission::AdmissionConfig,
     /// Seed for tags, branches and SSRCs.
     pub seed: u64,
 }
@@ -79,7 +87,9 @@ impl Default for SwitchConfig {
             directory_url: "http://127.0.0.1:8089".into(),
             session_timer: SessionTimerConfig::default(),
             prefer_100rel: false,
-            user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
+            user_agent: "Concierge".into(),
+            media_timeout: Duration::from_secs(60),
+            admission: Default::default(),
             seed: 0,
         }
     }

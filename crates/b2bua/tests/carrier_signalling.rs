@@ -166,12 +166,15 @@ fn find_response(out: &[Message], code: u16, method: &str) -> Response {
         .unwrap_or_else(|| panic!("no {code} to {method} in {out:?}"))
 }
 
+/// Session intervals of seconds (min 2), and no media-inactivity timeout: the scripted
+/// gateway sends no RTP, and these tests are about signalling alone.
 fn short_timers() -> SwitchConfig {
     SwitchConfig {
         session_timer: SessionTimerConfig {
             min_se: 2,
             ..SessionTimerConfig::default()
         },
+        media_timeout: Duration::ZERO,
         ..SwitchConfig::default()
     }
 }

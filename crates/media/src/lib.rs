@@ -15,9 +15,11 @@ pub mod info_dtmf;
 pub mod ports;
 pub mod rtp_stream;
 pub mod sdp;
+pub mod source;
 pub mod telephone_event;
 
 pub use g711::Law;
 pub use ports::RtpPorts;
 pub use rtp_stream::{Received, RtpReceiver, RtpSender};
 pub use sdp::{AudioSession, OfferError};
+pub use source::SourcePolicy;
