@@ -243,7 +243,7 @@ mod tests {
         let t = Template::parse("http://crm/?next={system.directory_url}").unwrap();
         assert_eq!(
             t.render(&base, &no_env, Escape::Url),
-            "http://crm/?next=http%3A%2F%2F127.0.0.1%3A8092"
+            "http://crm/?next=http%3A%2F%2F127%2E0%2E0%2E1%3A8092"
         );
         // A caller-controlled variable at the start is still encoded.
         let t = Template::parse("{system.caller}/x").unwrap();

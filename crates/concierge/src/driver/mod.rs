@@ -158,6 +158,8 @@ impl Server {
                 user_agent: cfg.sip.user_agent.clone(),
                 media_timeout: Duration::from_secs(cfg.calls.media_timeout_s),
                 admission: cfg.admission(),
+                session_timer: cfg.session_timer(),
+                prefer_100rel: cfg.sip.prefer_100rel,
                 seed: rand::random(),
                 ..SwitchConfig::default()
             },

@@ -42,10 +42,12 @@ known_headers! {
     EXPIRES = "Expires";
     FROM = "From", "f";
     MAX_FORWARDS = "Max-Forwards";
+    MIN_SE = "Min-SE";
     P_ASSERTED_IDENTITY = "P-Asserted-Identity";
     PROXY_AUTHENTICATE = "Proxy-Authenticate";
     PROXY_AUTHORIZATION = "Proxy-Authorization";
     PROXY_REQUIRE = "Proxy-Require";
+    RACK = "RAck";
     REASON = "Reason";
     RECORD_ROUTE = "Record-Route";
     REFER_TO = "Refer-To", "r";
@@ -53,6 +55,7 @@ known_headers! {
     REQUIRE = "Require";
     RETRY_AFTER = "Retry-After";
     ROUTE = "Route";
+    RSEQ = "RSeq";
     SERVER = "Server";
     SESSION_EXPIRES = "Session-Expires", "x";
     SUBJECT = "Subject", "s";
