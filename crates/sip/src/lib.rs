@@ -18,6 +18,8 @@
 pub mod dialog;
 pub mod digest;
 pub mod endpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod transaction;
 pub mod wire;
 

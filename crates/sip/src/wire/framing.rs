@@ -45,19 +45,17 @@ pub fn frame_datagram(data: &[u8]) -> Result<Option<Framed<'_>>, FramingError> {
     // §7.5: CRLFs before the start line are ignored.
     let start = data.iter().position(|b| *b != b'\r' && *b != b'\n');
     let Some(start) = start else { return Ok(None) };
-    let data = &data[start..];
+    let data = data.get(start..).unwrap_or_default();
     let head_len = head_length(data).ok_or(FramingError::NoHeaderEnd)?;
-    let head = &data[..head_len];
-    let rest = &data[head_len..];
+    let (head, rest) = data
+        .split_at_checked(head_len)
+        .ok_or(FramingError::NoHeaderEnd)?;
     let body = match content_length(head)? {
         None => rest,
-        Some(declared) if declared > rest.len() => {
-            return Err(FramingError::BodyTruncated {
-                declared,
-                available: rest.len(),
-            })
-        }
-        Some(declared) => &rest[..declared],
+        Some(declared) => rest.get(..declared).ok_or(FramingError::BodyTruncated {
+            declared,
+            available: rest.len(),
+        })?,
     };
     Ok(Some(Framed { head, body }))
 }
@@ -110,9 +108,9 @@ impl StreamFramer {
             }
             return Ok(None);
         };
-        let body_len =
-            content_length(&self.buf[..head_len])?.ok_or(FramingError::MissingContentLength)?;
-        if head_len + body_len > MAX_MESSAGE_SIZE {
+        let head = self.buf.get(..head_len).unwrap_or_default();
+        let body_len = content_length(head)?.ok_or(FramingError::MissingContentLength)?;
+        if head_len.saturating_add(body_len) > MAX_MESSAGE_SIZE {
             return Err(FramingError::TooLarge);
         }
         if self.buf.len() < head_len + body_len {
@@ -165,6 +163,7 @@ fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
