@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod demo;
 mod driver;
+mod fatal;
 mod http;
 mod program;
 mod simulate;
@@ -63,6 +64,7 @@ fn run(config: Option<&Path>) -> ExitCode {
         }
     };
     init_logging(&cfg.log.filter);
+    fatal::exit_on_panic();
     if files == Files::BuiltIn {
         info!(
             "no {} here: running the built-in demo",
@@ -107,8 +109,15 @@ fn run(config: Option<&Path>) -> ExitCode {
         }
         info!(udp = ?server.udp_addr, tcp = ?server.tcp_addr, host = %cfg.advertised_host(), "concierge listening");
         tokio::spawn(forward_signals(tx));
-        server.wait().await;
-        ExitCode::SUCCESS
+        match server.wait().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                // Unreachable while the panic hook exits first; kept so a cancelled or
+                // panicked shard can never look like a clean stop.
+                error!(error = %e, "the shard task failed");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

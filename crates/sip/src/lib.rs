@@ -21,6 +21,8 @@ pub mod endpoint;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod transaction;
+pub mod untrusted;
 pub mod wire;
 
+pub use untrusted::{LogLimiter, Untrusted, UntrustedBytes};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointEvent, Peer, Transmit};

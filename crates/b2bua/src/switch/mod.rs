@@ -5,7 +5,7 @@ use std::time::Instant;
 use concierge_sip::dialog::{AnswerEvent, AnswerRetransmit, Dialog, DialogId};
 use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::{response_to, HeaderName, Method, Request, Response, SipUri, StatusCode};
-use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer};
+use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer, Untrusted};
 use tracing::{debug, info, info_span, warn};
 
 mod bridge;
@@ -367,7 +367,7 @@ impl Switch {
             self.endpoint.respond(now, &key, r);
             return;
         }
-        let span = info_span!("call", call_id = %invite.call_id);
+        let span = info_span!("call", call_id = %Untrusted(&invite.call_id));
         let Some(port) = self.ports.allocate(now) else {
             span.in_scope(|| warn!("no free RTP port; INVITE refused with 503"));
             let mut r = self.response(&invite, StatusCode::SERVICE_UNAVAILABLE);
@@ -388,7 +388,7 @@ impl Switch {
                 Ok((audio, sdp)) => (Some(audio), sdp),
                 Err(OfferError::NotAcceptable(why)) => {
                     self.ports.release(port, now);
-                    span.in_scope(|| info!(%why, "offer refused with 488"));
+                    span.in_scope(|| info!(why = %Untrusted(&why), "offer refused with 488"));
                     let mut r = self.response(&invite, StatusCode::NOT_ACCEPTABLE_HERE);
                     r.headers.push(
                         HeaderName::new("Warning"),
@@ -403,7 +403,7 @@ impl Switch {
         self.next_ref += 1;
         self.by_port.insert(port, id);
         let local_tag = self.endpoint.new_tag();
-        span.in_scope(|| info!(from = %invite.from.uri, to = %invite.uri, "incoming call"));
+        span.in_scope(|| info!(from = %Untrusted(&invite.from.uri), to = %Untrusted(&invite.uri), "incoming call"));
 
         let trying = response_to(&invite, StatusCode::TRYING, None);
         self.endpoint.respond(now, &key, trying);
@@ -504,7 +504,7 @@ impl Switch {
     fn on_ack(&mut self, now: Instant, ack: Request) {
         let Some(id) = DialogId::of_incoming(&ack).and_then(|d| self.by_dialog.get(&d).copied())
         else {
-            debug!(call_id = %ack.call_id, "ACK for no dialog dropped");
+            debug!(call_id = %Untrusted(&ack.call_id), "ACK for no dialog dropped");
             return;
         };
         let Some(call) = self.calls.get_mut(&id) else {

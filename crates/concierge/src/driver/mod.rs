@@ -119,10 +119,9 @@ impl Server {
         })
     }
 
-    pub(crate) async fn wait(self) {
-        if let Err(e) = self.shard.await {
-            warn!(error = %e, "shard task failed");
-        }
+    /// Waits for the shard to stop; an error is a shard that panicked or was cancelled.
+    pub(crate) async fn wait(self) -> Result<(), tokio::task::JoinError> {
+        self.shard.await
     }
 }
 
