@@ -59,7 +59,8 @@ impl Server {
         };
         let (stream_tx, stream_rx) = mpsc::channel(4096);
         let tcp = if cfg.sip.tcp {
-            Some(tcp::Tcp::start(cfg.sip.listen, stream_tx).await?)
+            let limits = tcp::TcpLimits::from_config(&cfg.tcp);
+            Some(tcp::Tcp::start(cfg.sip.listen, limits, stream_tx).await?)
         } else {
             None
         };
