@@ -92,9 +92,40 @@ struct Conn {
 #[derive(Default)]
 struct Registry {
     conns: HashMap<SocketAddr, Conn>,
+    /// Peers we disconnected for not reading, until when: what is still queued for them
+    /// is dropped rather than sent on a new connection we would open to them.
+    shunned: HashMap<SocketAddr, Instant>,
 }
 
+/// How long a peer disconnected for not reading gets no new connection from us.
+const SHUN_FOR: Duration = Duration::from_secs(32);
+/// At most this many shunned peers are remembered (the oldest are forgotten first).
+const MAX_SHUNNED: usize = 4096;
+
 impl Registry {
+    fn shun(&mut self, peer: SocketAddr, now: Instant) {
+        if self.shunned.len() >= MAX_SHUNNED {
+            self.shunned.retain(|_, until| *until > now);
+            if self.shunned.len() >= MAX_SHUNNED {
+                if let Some(oldest) = self.shunned.iter().min_by_key(|(_, u)| **u).map(|(a, _)| *a) {
+                    self.shunned.remove(&oldest);
+                }
+            }
+        }
+        self.shunned.insert(peer, now + SHUN_FOR);
+    }
+
+    fn is_shunned(&mut self, peer: SocketAddr, now: Instant) -> bool {
+        match self.shunned.get(&peer) {
+            Some(until) if *until > now => true,
+            Some(_) => {
+                self.shunned.remove(&peer);
+                false
+            }
+            None => false,
+        }
+    }
+
     fn from_ip(&self, ip: IpAddr) -> usize {
         self.conns.keys().filter(|a| a.ip() == ip).count()
     }
@@ -179,17 +210,19 @@ impl Tcp {
     /// Queues `bytes` for `peer`, connecting first when no connection is open. A peer
     /// whose queue is full is not reading: it is disconnected and the message dropped.
     pub(super) fn send(&self, peer: SocketAddr, bytes: Bytes) {
-        let existing = self
-            .shared
-            .registry()
-            .conns
-            .get(&peer)
-            .map(|c| (c.tx.clone(), c.id));
+        let existing = {
+            let mut reg = self.shared.registry();
+            if reg.is_shunned(peer, Instant::now()) {
+                return;
+            }
+            reg.conns.get(&peer).map(|c| (c.tx.clone(), c.id))
+        };
         if let Some((tx, id)) = existing {
             match tx.try_send(bytes) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     close(&self.shared, peer, id);
+                    self.shared.registry().shun(peer, Instant::now());
                     self.shared
                         .note("TCP peer does not read its messages; disconnected", peer);
                     return;
@@ -210,7 +243,7 @@ impl Tcp {
                     let tx = attach(stream, peer, &shared);
                     let _ = tx.try_send(bytes);
                 }
-                Err(e) => warn!(error = %e, %peer, "TCP connect failed; message dropped"),
+                Err(e) => shared.note(&format!("TCP connect failed ({e}); message dropped"), peer),
             }
         });
     }
@@ -352,6 +385,7 @@ fn attach(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> mpsc::Se
                 _ = killed_r.changed() => break,
             };
             framer.push(buf.get(..n).unwrap_or_default());
+            let mut completed = false;
             loop {
                 match framer.next_item() {
                     Ok(None) => break,
@@ -360,6 +394,7 @@ fn attach(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> mpsc::Se
                     }
                     Ok(Some(StreamItem::Message { head, body })) => {
                         proven.store(true, Ordering::Relaxed);
+                        completed = true;
                         if shared
                             .to_shard
                             .send(StreamInput::Message { peer, head, body })
@@ -381,11 +416,12 @@ fn attach(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> mpsc::Se
                     }
                 }
             }
-            // A partial message keeps the clock of its first byte; none resets it.
+            // A partial message keeps the clock of its first byte; none resets it, and
+            // one begun in the read that completed another starts its own.
             started = match (framer.buffered(), started) {
                 (0, _) => None,
-                (_, Some(t)) => Some(t),
-                (_, None) => Some(Instant::now()),
+                (_, Some(t)) if !completed => Some(t),
+                _ => Some(Instant::now()),
             };
         }
         close(&shared, peer, id);
