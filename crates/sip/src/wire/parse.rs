@@ -59,6 +59,7 @@ const NEUTRAL_START_LINE: &str = "OPTIONS sip:concierge.invalid SIP/2.0";
 /// Parses a framed message: `head` is the header section including its empty line.
 pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
     let head = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
+    check_line_ends(head)?;
     let (start_line, header_section) = head.split_once("\r\n").ok_or(FramingError::NoHeaderEnd)?;
     check_header_lines(header_section)?;
     // §8.2: an unsupported version is 505 whatever else is wrong; decide it first.
@@ -154,6 +155,24 @@ fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
     text.as_bytes()
         .get(..prefix.len())
         .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+/// CR and LF appear only as the CRLF that ends a line (RFC 3261 §7.3.1; folding is CRLF
+/// then whitespace). A bare one inside a value would pass the codec and come out of our
+/// writer as a line end: a header the peer injected into our answer (found by fuzzing).
+fn check_line_ends(head: &str) -> Result<(), ParseError> {
+    let bytes = head.as_bytes();
+    let bare = bytes.iter().enumerate().position(|(i, b)| match b {
+        b'\r' => bytes.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || bytes.get(i - 1) != Some(&b'\r'),
+        _ => false,
+    });
+    match bare {
+        None => Ok(()),
+        Some(i) => Err(ParseError::HeaderLine(format!(
+            "bare CR or LF at byte {i}"
+        ))),
+    }
 }
 
 /// Every header line is `token HCOLON value` or a continuation (§7.3.1). The codec drops
@@ -431,5 +450,19 @@ mod tests {
         let mut bytes = b"OPTIONS sip:a@b SIP\xc3/2.0\r\n".to_vec();
         bytes.extend_from_slice(REST.as_bytes());
         assert!(parse_datagram(&bytes).is_err());
+    }
+
+    #[test]
+    fn bare_cr_or_lf_in_a_header_is_rejected() {
+        // Found by fuzzing (fuzz/regressions/sip_datagram/bare-lf-in-header-value): a bare
+        // LF in a value came out of our writer as a line end, an injected header.
+        for bad in ["Subject: a\nInjected: 1", "Subject: a\rInjected: 1", "Sub\nject: a"] {
+            let text = format!("OPTIONS sip:a@b SIP/2.0\r\n{bad}\r\n{REST}");
+            let e = parse_datagram(text.as_bytes()).unwrap_err();
+            assert!(matches!(e, ParseError::HeaderLine(_)), "{bad:?}: {e:?}");
+        }
+        // Folding (CRLF then whitespace) is still a continuation.
+        let folded = format!("OPTIONS sip:a@b SIP/2.0\r\nSubject: a\r\n b\r\n{REST}");
+        assert!(parse_datagram(folded.as_bytes()).is_ok());
     }
 }
