@@ -348,7 +348,10 @@ impl Config {
         let tcp = &self.tcp;
         for (name, value) in [
             ("tcp.max_connections", tcp.max_connections as u64),
-            ("tcp.max_connections_per_source", tcp.max_connections_per_source as u64),
+            (
+                "tcp.max_connections_per_source",
+                tcp.max_connections_per_source as u64,
+            ),
             ("tcp.idle_timeout_s", tcp.idle_timeout_s),
             ("tcp.message_timeout_s", tcp.message_timeout_s),
             ("tcp.write_queue_messages", tcp.write_queue_messages as u64),

@@ -72,7 +72,11 @@ mod tests {
     fn a_panic_in_a_task_ends_the_process_with_its_message() {
         let started = Instant::now();
         let out = Command::new(std::env::current_exe().expect("test binary path"))
-            .args(["--exact", "fatal::tests::child_panics_in_a_task", "--nocapture"])
+            .args([
+                "--exact",
+                "fatal::tests::child_panics_in_a_task",
+                "--nocapture",
+            ])
             .env(CHILD, "1")
             .output()
             .expect("child runs");

@@ -48,8 +48,15 @@ fn multi_byte_messages() -> Vec<Vec<u8>> {
 
 fn assert_alive_and_answering(server: &mut Server) {
     assert!(udp_options_ok(server.port), "no 200 to OPTIONS over UDP");
-    assert!(tcp_options_ok(server.port, LOCAL), "no 200 to OPTIONS over TCP");
-    assert!(server.is_alive(), "the server exited; log:\n{}", server.log());
+    assert!(
+        tcp_options_ok(server.port, LOCAL),
+        "no 200 to OPTIONS over TCP"
+    );
+    assert!(
+        server.is_alive(),
+        "the server exited; log:\n{}",
+        server.log()
+    );
     assert!(!server.log().contains("panic"), "{}", server.log());
 }
 
@@ -87,8 +94,7 @@ fn a_flood_of_malformed_datagrams_costs_a_bounded_clean_log() {
     }
     // The interval's summary line comes when the interval ends (10 s).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline && !server.log().contains("malformed or rejected messages")
-    {
+    while Instant::now() < deadline && !server.log().contains("malformed or rejected messages") {
         std::thread::sleep(Duration::from_millis(200));
     }
     let log = server.log();
@@ -154,9 +160,8 @@ fn mutate(rng: &mut StdRng, msg: &[u8]) -> Vec<u8> {
         // Little left to mutate (an earlier truncation): send it with garbage behind.
         m.extend_from_slice(b"\r\n\xc3\x28\r\n");
     }
-    let lines = |m: &[u8]| -> Vec<Vec<u8>> {
-        m.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect()
-    };
+    let lines =
+        |m: &[u8]| -> Vec<Vec<u8>> { m.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect() };
     match rng.gen_range(0..8) {
         0 => m.truncate(rng.gen_range(0..m.len())),
         1 => {
@@ -198,8 +203,15 @@ fn mutate(rng: &mut StdRng, msg: &[u8]) -> Vec<u8> {
         }
         6 => {
             let text = String::from_utf8_lossy(&m).into_owned();
-            let cl = ["0", "4294967296", "-1", "99999999999", "1e3", " 5", "18446744073709551616"]
-                [rng.gen_range(0..7)];
+            let cl = [
+                "0",
+                "4294967296",
+                "-1",
+                "99999999999",
+                "1e3",
+                " 5",
+                "18446744073709551616",
+            ][rng.gen_range(0..7)];
             m = text
                 .replacen("Content-Length: ", &format!("Content-Length: {cl}"), 1)
                 .into_bytes();

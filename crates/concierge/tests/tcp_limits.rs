@@ -39,11 +39,24 @@ fn open_many(port: u16, n: usize, per_ip: usize) -> Vec<TcpStream> {
 
 /// A call over UDP and one over TCP (SIPp's built-in UAC: INVITE, 200, ACK, BYE).
 fn calls_complete(server: &Server) {
-    let udp = sipp(server, &["-sn", "uac", "-m", "1", "-timeout", "20", "-timeout_error"]);
+    let udp = sipp(
+        server,
+        &["-sn", "uac", "-m", "1", "-timeout", "20", "-timeout_error"],
+    );
     assert_sipp_ok(&udp, server);
     let tcp = sipp(
         server,
-        &["-sn", "uac", "-t", "t1", "-m", "1", "-timeout", "20", "-timeout_error"],
+        &[
+            "-sn",
+            "uac",
+            "-t",
+            "t1",
+            "-m",
+            "1",
+            "-timeout",
+            "20",
+            "-timeout_error",
+        ],
     );
     assert_sipp_ok(&tcp, server);
     assert!(udp_options_ok(server.port), "UDP OPTIONS unanswered");
@@ -74,7 +87,9 @@ fn closed_by_server(s: &TcpStream, within: Duration) -> bool {
 fn eleven_hundred_connections_under_a_1024_fd_limit_leave_calls_working() {
     let mut server = Server::start_wrapped("fd-limit", "", "", ULIMIT_1024);
     assert!(
-        server.log().contains("tcp.max_connections lowered to fit the open-files limit"),
+        server
+            .log()
+            .contains("tcp.max_connections lowered to fit the open-files limit"),
         "{}",
         server.log()
     );
@@ -85,7 +100,11 @@ fn eleven_hundred_connections_under_a_1024_fd_limit_leave_calls_working() {
         Instant::now(),
     );
     let held = open_many(server.port, 1_100, 50);
-    assert!(held.len() >= 1_000, "only {} connections opened", held.len());
+    assert!(
+        held.len() >= 1_000,
+        "only {} connections opened",
+        held.len()
+    );
     // Idle connections held while real traffic goes on.
     std::thread::sleep(Duration::from_secs(2));
     calls_complete(&server);
@@ -125,7 +144,10 @@ fn accept_out_of_descriptors_pauses_instead_of_spinning() {
     std::thread::sleep(Duration::from_secs(4));
     let cpu = server.cpu_time() - cpu0;
     let wall = t0.elapsed();
-    assert!(cpu < wall / 2, "{cpu:?} of CPU in {wall:?}: accept is spinning");
+    assert!(
+        cpu < wall / 2,
+        "{cpu:?} of CPU in {wall:?}: accept is spinning"
+    );
     let log = server.log();
     assert!(
         log.contains("TCP accept out of file descriptors"),
@@ -173,8 +195,8 @@ fn a_client_that_never_reads_is_disconnected_with_memory_bounded() {
     let rss0 = server.rss_kib();
     // A small receive buffer (set before connecting, so the window is small from the
     // start): the server's answers back up quickly.
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-        .expect("socket");
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
     sock.connect(&SocketAddr::from(([127, 0, 0, 1], server.port)).into())
         .expect("connect");
@@ -212,7 +234,11 @@ fn a_client_that_never_reads_is_disconnected_with_memory_bounded() {
         disconnected || closed_by_server(&greedy, Duration::from_secs(5)),
         "a client that never reads was not disconnected"
     );
-    assert!(server.log().contains("does not read"), "{}", common::tail(&server.log(), 20));
+    assert!(
+        server.log().contains("does not read"),
+        "{}",
+        common::tail(&server.log(), 20)
+    );
     let rss = server.rss_kib();
     assert!(rss < rss0 + 64 * 1024, "RSS {rss0} → {rss} KiB");
     calls_complete(&server);

@@ -23,7 +23,10 @@ pub fn sdp_offer_answer(data: &[u8]) {
             Err(e) => panic!("our answer is not acceptable: {e:?}\n{answer}"),
         }
         let leg = sdp::offer_for(local, 2, &session);
-        assert!(sdp::accept(&leg).is_ok(), "our offer is not acceptable: {leg}");
+        assert!(
+            sdp::accept(&leg).is_ok(),
+            "our offer is not acceptable: {leg}"
+        );
     }
     let _ = sdp::accept(&text);
 }
@@ -48,7 +51,11 @@ pub fn rtp_and_telephone_events(now: Instant, data: &[u8]) {
     let mut decoder = EventDecoder::new();
     for record in data.chunks_exact(9) {
         if let [t0, t1, t2, t3, marker, payload @ ..] = record {
-            let _ = decoder.handle(u32::from_be_bytes([*t0, *t1, *t2, *t3]), marker & 1 == 1, payload);
+            let _ = decoder.handle(
+                u32::from_be_bytes([*t0, *t1, *t2, *t3]),
+                marker & 1 == 1,
+                payload,
+            );
         }
     }
 }
@@ -64,7 +71,10 @@ pub fn info_body(data: &[u8]) {
     let Some((&pick, body)) = data.split_first() else {
         return;
     };
-    let content_type = TYPES.get(usize::from(pick) % TYPES.len()).copied().unwrap_or_default();
+    let content_type = TYPES
+        .get(usize::from(pick) % TYPES.len())
+        .copied()
+        .unwrap_or_default();
     if let Some(key) = crate::info_dtmf::parse(content_type, body) {
         assert!(matches!(key, '0'..='9' | '*' | '#' | 'A'..='D'), "{key:?}");
     }

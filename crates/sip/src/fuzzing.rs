@@ -79,11 +79,25 @@ pub fn digest_challenge(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     for line in text.lines() {
         if let Ok(c) = Challenge::parse(line) {
-            let _ = c.answer("user", "secret", "INVITE", "sip:desk@127.0.0.1", "cn0nce", 1);
+            let _ = c.answer(
+                "user",
+                "secret",
+                "INVITE",
+                "sip:desk@127.0.0.1",
+                "cn0nce",
+                1,
+            );
         }
     }
     if let Ok(c) = Challenge::best(text.lines()) {
-        let _ = c.answer("user", "secret", "INVITE", "sip:desk@127.0.0.1", "cn0nce", 2);
+        let _ = c.answer(
+            "user",
+            "secret",
+            "INVITE",
+            "sip:desk@127.0.0.1",
+            "cn0nce",
+            2,
+        );
     }
 }
 

@@ -24,5 +24,5 @@ pub mod transaction;
 pub mod untrusted;
 pub mod wire;
 
-pub use untrusted::{LogLimiter, Untrusted, UntrustedBytes};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointEvent, Peer, Transmit};
+pub use untrusted::{LogLimiter, Untrusted, UntrustedBytes};

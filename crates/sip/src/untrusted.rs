@@ -231,7 +231,10 @@ mod tests {
 
     #[test]
     fn short_text_is_unchanged() {
-        assert_eq!(Untrusted("sip:+46706170786@a.example").to_string(), "sip:+46706170786@a.example");
+        assert_eq!(
+            Untrusted("sip:+46706170786@a.example").to_string(),
+            "sip:+46706170786@a.example"
+        );
         assert_eq!(Untrusted(42).to_string(), "42");
     }
 

@@ -107,7 +107,12 @@ impl Registry {
         if self.shunned.len() >= MAX_SHUNNED {
             self.shunned.retain(|_, until| *until > now);
             if self.shunned.len() >= MAX_SHUNNED {
-                if let Some(oldest) = self.shunned.iter().min_by_key(|(_, u)| **u).map(|(a, _)| *a) {
+                if let Some(oldest) = self
+                    .shunned
+                    .iter()
+                    .min_by_key(|(_, u)| **u)
+                    .map(|(a, _)| *a)
+                {
                     self.shunned.remove(&oldest);
                 }
             }
@@ -126,7 +131,7 @@ impl Registry {
         }
     }
 
-    fn from_ip(&self, ip: IpAddr) -> usize {
+    fn count_from(&self, ip: IpAddr) -> usize {
         self.conns.keys().filter(|a| a.ip() == ip).count()
     }
 
@@ -291,7 +296,7 @@ fn is_out_of_fds(e: &std::io::Error) -> bool {
 fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
     {
         let mut reg = shared.registry();
-        if reg.from_ip(peer.ip()) >= shared.limits.per_source {
+        if reg.count_from(peer.ip()) >= shared.limits.per_source {
             drop(reg);
             shared.note("TCP connection refused: too many from this source", peer);
             return;

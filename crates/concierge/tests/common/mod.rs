@@ -588,7 +588,8 @@ pub fn tcp_exchange(
 ) -> Option<String> {
     use std::io::{Read, Write};
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
-    sock.bind(&std::net::SocketAddr::from((source, 0)).into()).ok()?;
+    sock.bind(&std::net::SocketAddr::from((source, 0)).into())
+        .ok()?;
     sock.connect_timeout(
         &std::net::SocketAddr::from(([127, 0, 0, 1], port)).into(),
         wait,

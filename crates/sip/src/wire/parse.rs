@@ -169,9 +169,7 @@ fn check_line_ends(head: &str) -> Result<(), ParseError> {
     });
     match bare {
         None => Ok(()),
-        Some(i) => Err(ParseError::HeaderLine(format!(
-            "bare CR or LF at byte {i}"
-        ))),
+        Some(i) => Err(ParseError::HeaderLine(format!("bare CR or LF at byte {i}"))),
     }
 }
 
@@ -392,7 +390,10 @@ mod tests {
     fn multi_byte_version_is_an_error_not_a_panic() {
         // Issue 9: byte 4 of "SIPé/2.0" is inside the "é"; slicing there panicked.
         let e = parse_with_start("OPTIONS sip:a@127.0.0.1 SIPé/2.0").unwrap_err();
-        assert_eq!(e, ParseError::StartLine("OPTIONS sip:a@127.0.0.1 SIPé/2.0".into()));
+        assert_eq!(
+            e,
+            ParseError::StartLine("OPTIONS sip:a@127.0.0.1 SIPé/2.0".into())
+        );
         assert!(parse_with_start("OPTIONS sip:a@127.0.0.1 é").is_err());
         assert!(parse_with_start("OPTIONS sip:a@127.0.0.1 SIéP/2.0").is_err());
         assert!(parse_with_start("OPTIONS sip:a@127.0.0.1 €€€€€").is_err());
@@ -456,7 +457,11 @@ mod tests {
     fn bare_cr_or_lf_in_a_header_is_rejected() {
         // Found by fuzzing (fuzz/regressions/sip_datagram/bare-lf-in-header-value): a bare
         // LF in a value came out of our writer as a line end, an injected header.
-        for bad in ["Subject: a\nInjected: 1", "Subject: a\rInjected: 1", "Sub\nject: a"] {
+        for bad in [
+            "Subject: a\nInjected: 1",
+            "Subject: a\rInjected: 1",
+            "Sub\nject: a",
+        ] {
             let text = format!("OPTIONS sip:a@b SIP/2.0\r\n{bad}\r\n{REST}");
             let e = parse_datagram(text.as_bytes()).unwrap_err();
             assert!(matches!(e, ParseError::HeaderLine(_)), "{bad:?}: {e:?}");

@@ -275,10 +275,7 @@ fn find_unquoted(text: &str, wanted: char) -> Option<usize> {
 
 fn unquote(display: &str) -> String {
     let d = display.trim();
-    if let Some(inner) = d
-        .strip_prefix('"')
-        .and_then(|d| d.strip_suffix('"'))
-    {
+    if let Some(inner) = d.strip_prefix('"').and_then(|d| d.strip_suffix('"')) {
         let mut out = String::with_capacity(d.len());
         let mut escaped = false;
         for c in inner.chars() {
