@@ -1,5 +1,7 @@
 //! The interpreter: one [`Run`] per call.
 
+// HTTP bodies and caller values reach this module: no slice or index that can panic.
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -388,7 +390,12 @@ impl Run {
                             .test(&value, &right, &to, *case_sensitive, c.regex.as_ref())
                     });
                     let (exit, next) = match hit {
-                        Some(i) => (format!("case {}", i + 1), cases[i].exit.clone()),
+                        Some(i) => (
+                            format!("case {}", i + 1),
+                            cases
+                                .get(i)
+                                .map_or_else(|| default.clone(), |c| c.exit.clone()),
+                        ),
                         None => ("default".to_owned(), default.clone()),
                     };
                     self.leave(Some(&exit));
