@@ -111,6 +111,7 @@ impl Server {
             stream_rx,
             shutdown,
             drain_timeout: Duration::from_secs(cfg.calls.drain_timeout_s),
+            udp_errors: concierge_sip::LogLimiter::new(Duration::from_secs(10), 10),
         };
         let shard = tokio::spawn(shard.run());
         Ok(Self {
@@ -175,6 +176,9 @@ struct Shard {
     stream_rx: mpsc::Receiver<StreamInput>,
     shutdown: watch::Receiver<Shutdown>,
     drain_timeout: Duration,
+    /// UDP send/receive errors: a peer can cause one per datagram (ICMP unreachable for
+    /// answers to spoofed sources), so they are logged within a budget.
+    udp_errors: concierge_sip::LogLimiter,
 }
 
 impl Shard {
@@ -195,7 +199,7 @@ impl Shard {
                 r = recv(self.udp.as_deref(), &mut buf) => match r {
                     Ok((n, from)) => self.handle_udp(from, &buf[..n]),
                     // ICMP errors from earlier sends surface here on some platforms; not fatal.
-                    Err(e) => warn!(error = %e, "UDP receive failed"),
+                    Err(e) => self.udp_error(&e, None),
                 },
                 Some(input) = self.stream_rx.recv() => match input {
                     StreamInput::Message { peer, head, body } => {
@@ -275,6 +279,26 @@ impl Shard {
             .handle_sip_datagram(std::time::Instant::now(), peer, data);
     }
 
+    /// Logs a UDP error within the budget, and the summary of the interval before.
+    fn udp_error(&mut self, e: &std::io::Error, to: Option<SocketAddr>) {
+        let now = std::time::Instant::now();
+        if let Some(s) = self.udp_errors.poll_summary(now) {
+            warn!(
+                errors = s.seen,
+                "{} UDP send/receive errors in the last {} s ({} not logged one by one)",
+                s.seen,
+                s.interval.as_secs(),
+                s.suppressed
+            );
+        }
+        if self.udp_errors.admit(now) {
+            match to {
+                Some(to) => warn!(error = %e, %to, "UDP send failed"),
+                None => warn!(error = %e, "UDP receive failed"),
+            }
+        }
+    }
+
     async fn flush(&mut self) {
         while let Some(out) = self.switch.poll_output() {
             match out {
@@ -282,7 +306,7 @@ impl Shard {
                     Transport::Udp => {
                         if let Some(udp) = &self.udp {
                             if let Err(e) = udp.send_to(&t.bytes, t.peer.addr).await {
-                                warn!(error = %e, to = %t.peer.addr, "UDP send failed");
+                                self.udp_error(&e, Some(t.peer.addr));
                             }
                         }
                     }
