@@ -73,6 +73,7 @@ pub(crate) struct Config {
     pub(crate) source: Option<PathBuf>,
     pub(crate) lockout: LockoutConfig,
     pub(crate) transfer: TransferConfig,
+    pub(crate) tcp: TcpConfig,
     pub(crate) metrics: MetricsConfig,
 }
 
@@ -140,6 +141,45 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             instance: "concierge".into(),
+        }
+    }
+}
+
+/// Limits on SIP over TCP, so no peer can hold the server's file descriptors, memory or
+/// CPU with connections (see README, "Security and limits").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct TcpConfig {
+    /// Open connections in all. At start-up it is lowered to leave `fd_reserve` of the
+    /// process's file-descriptor limit for RTP sockets and HTTP. At the cap a newcomer
+    /// replaces the oldest connection that never delivered a whole message, or is closed.
+    pub(crate) max_connections: usize,
+    /// Open connections from one IP address.
+    pub(crate) max_connections_per_source: usize,
+    /// File descriptors kept free of TCP connections (RTP sockets, HTTP, records).
+    pub(crate) fd_reserve: usize,
+    /// A connection that sends nothing for this long is closed.
+    pub(crate) idle_timeout_s: u64,
+    /// A message whose first byte arrived this long ago and is still not complete closes
+    /// its connection (slowloris).
+    pub(crate) message_timeout_s: u64,
+    /// Messages queued for one connection whose peer does not read; beyond it the peer is
+    /// disconnected.
+    pub(crate) write_queue_messages: usize,
+    /// After EMFILE/ENFILE on accept, wait this long before accepting again.
+    pub(crate) accept_backoff_ms: u64,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1000,
+            max_connections_per_source: 100,
+            fd_reserve: 128,
+            idle_timeout_s: 600,
+            message_timeout_s: 10,
+            write_queue_messages: 256,
+            accept_backoff_ms: 100,
         }
     }
 }
@@ -625,6 +665,21 @@ impl Config {
         }
         if self.calls.max_duration_s == 0 {
             return Err(field("calls.max_duration_s", "must be at least 1".into()));
+        }
+        let tcp = &self.tcp;
+        for (name, value) in [
+            ("tcp.max_connections", tcp.max_connections as u64),
+            (
+                "tcp.max_connections_per_source",
+                tcp.max_connections_per_source as u64,
+            ),
+            ("tcp.idle_timeout_s", tcp.idle_timeout_s),
+            ("tcp.message_timeout_s", tcp.message_timeout_s),
+            ("tcp.write_queue_messages", tcp.write_queue_messages as u64),
+        ] {
+            if value == 0 {
+                return Err(field(name, "must be at least 1".into()));
+            }
         }
         let host = self.advertised_host();
         if concierge_sip::wire::SipUri::parse(&format!("sip:x@{host}")).is_err() {

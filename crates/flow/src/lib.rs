@@ -13,6 +13,8 @@
 mod collect;
 mod condition;
 pub mod diagram;
+#[doc(hidden)]
+pub mod fuzzing;
 mod model;
 mod run;
 mod template;

@@ -356,7 +356,7 @@ impl Switch {
                             &cnonce,
                             1,
                         );
-                        info!(realm = %challenge.realm, "target challenged; INVITE again with credentials");
+                        info!(realm = %concierge_sip::Untrusted(&challenge.realm), "target challenged; INVITE again with credentials");
                         leg.auth_tried = true;
                         leg.cseq += 1;
                         invite.cseq.seq = leg.cseq;

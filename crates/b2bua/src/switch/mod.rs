@@ -8,7 +8,7 @@ use concierge_sip::wire::{
     dialog_response_to, response_to, HeaderName, Method, Request, Response, SipUri, StatusCode,
     Transport,
 };
-use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer};
+use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer, Untrusted};
 use tracing::{debug, info, info_span, warn};
 
 mod admit;
@@ -448,7 +448,7 @@ impl Switch {
             self.endpoint.respond(now, &key, r);
             return;
         }
-        let span = info_span!("call", call_id = %invite.call_id);
+        let span = info_span!("call", call_id = %Untrusted(&invite.call_id));
         let carrier = match self.carrier_for_invite(&invite) {
             Ok(c) => c,
             Err(r) => {
@@ -478,7 +478,7 @@ impl Switch {
                 Ok((audio, sdp)) => (Some(audio), sdp),
                 Err(OfferError::NotAcceptable(why)) => {
                     self.ports.release(port, now);
-                    span.in_scope(|| info!(%why, "offer refused with 488"));
+                    span.in_scope(|| info!(why = %Untrusted(&why), "offer refused with 488"));
                     let mut r = self.response(&invite, StatusCode::NOT_ACCEPTABLE_HERE);
                     r.headers.push(
                         HeaderName::new("Warning"),
@@ -498,7 +498,7 @@ impl Switch {
             info!(
                 caller = %identity.for_log(),
                 verified = identity.verified,
-                to = %invite.uri,
+                to = %Untrusted(&invite.uri),
                 "incoming call"
             )
         });
@@ -617,7 +617,7 @@ impl Switch {
     fn on_ack(&mut self, now: Instant, ack: Request) {
         let Some(id) = DialogId::of_incoming(&ack).and_then(|d| self.by_dialog.get(&d).copied())
         else {
-            debug!(call_id = %ack.call_id, "ACK for no dialog dropped");
+            debug!(call_id = %Untrusted(&ack.call_id), "ACK for no dialog dropped");
             return;
         };
         let Some(call) = self.calls.get_mut(&id) else {

@@ -97,8 +97,9 @@ impl Server {
         };
         let (stream_tx, stream_rx) = mpsc::channel(4096);
         let tcp = if cfg.sip.tcp {
+            let limits = tcp::TcpLimits::from_config(&cfg.tcp);
             Some(
-                tcp::Tcp::start(addr, stream_tx)
+                tcp::Tcp::start(addr, limits, stream_tx)
                     .await
                     .map_err(bind("TCP"))?,
             )
@@ -186,6 +187,7 @@ impl Server {
             overloaded: false,
             overload_logged: None,
             sip_drained_at: Instant::now(),
+            udp_errors: concierge_sip::LogLimiter::new(Duration::from_secs(10), 10),
         };
         let shard = tokio::spawn(shard.run());
         Ok(Self {
@@ -195,10 +197,9 @@ impl Server {
         })
     }
 
-    pub(crate) async fn wait(self) {
-        if let Err(e) = self.shard.await {
-            warn!(error = %e, "shard task failed");
-        }
+    /// Waits for the shard to stop; an error is a shard that panicked or was cancelled.
+    pub(crate) async fn wait(self) -> Result<(), tokio::task::JoinError> {
+        self.shard.await
     }
 }
 
@@ -271,6 +272,9 @@ struct Shard {
     overload_logged: Option<Instant>,
     /// When the SIP socket was last found empty.
     sip_drained_at: Instant,
+    /// UDP send/receive errors: a peer can cause one per datagram (ICMP unreachable for
+    /// answers to spoofed sources), so they are logged within a budget.
+    udp_errors: concierge_sip::LogLimiter,
 }
 
 impl Shard {
@@ -296,7 +300,7 @@ impl Shard {
                         self.report_load(emptied);
                     }
                     // ICMP errors from earlier sends surface here on some platforms; not fatal.
-                    Err(e) => warn!(error = %e, "UDP receive failed"),
+                    Err(e) => self.udp_error(&e, None),
                 },
                 Some(input) = self.stream_rx.recv() => match input {
                     StreamInput::Message { peer, head, body } => {
@@ -429,7 +433,27 @@ impl Shard {
             self.switch.stats(),
         );
         if let Some(tcp) = &self.tcp {
-            self.metrics.set_tcp_connections(tcp.connections());
+            self.metrics.set_tcp(tcp.connections(), tcp.refused());
+        }
+    }
+
+    /// Logs a UDP error within the budget, and the summary of the interval before.
+    fn udp_error(&mut self, e: &std::io::Error, to: Option<SocketAddr>) {
+        let now = std::time::Instant::now();
+        if let Some(s) = self.udp_errors.poll_summary(now) {
+            warn!(
+                errors = s.seen,
+                "{} UDP send/receive errors in the last {} s ({} not logged one by one)",
+                s.seen,
+                s.interval.as_secs(),
+                s.suppressed
+            );
+        }
+        if self.udp_errors.admit(now) {
+            match to {
+                Some(to) => warn!(error = %e, %to, "UDP send failed"),
+                None => warn!(error = %e, "UDP receive failed"),
+            }
         }
     }
 
@@ -440,7 +464,7 @@ impl Shard {
                     Transport::Udp => {
                         if let Some(udp) = &self.udp {
                             if let Err(e) = udp.send_to(&t.bytes, t.peer.addr).await {
-                                warn!(error = %e, to = %t.peer.addr, "UDP send failed");
+                                self.udp_error(&e, Some(t.peer.addr));
                             }
                         }
                     }

@@ -42,6 +42,8 @@ pub(crate) struct Metrics {
     rtp_sent: Counter,
     rtp_foreign_dropped: Counter,
     tcp_connections: Gauge,
+    tcp_refused: Counter,
+    tcp_refused_seen: std::sync::atomic::AtomicU64,
     draining: Gauge,
     reloads: Family<ResultLabels, Counter>,
     flow_info: Family<FlowVersionLabels, Gauge>,
@@ -142,6 +144,12 @@ impl Metrics {
             "Open SIP TCP connections",
             tcp_connections.clone(),
         );
+        let tcp_refused = Counter::default();
+        registry.register(
+            "sip_tcp_connections_refused",
+            "SIP TCP connections refused at [tcp] max_connections or max_connections_per_source",
+            tcp_refused.clone(),
+        );
         let draining = Gauge::default();
         registry.register(
             "draining",
@@ -216,6 +224,8 @@ impl Metrics {
             rtp_sent,
             rtp_foreign_dropped,
             tcp_connections,
+            tcp_refused,
+            tcp_refused_seen: Default::default(),
             draining,
             reloads,
             flow_info,
@@ -348,8 +358,15 @@ impl Metrics {
         self.rtp_sent.inc();
     }
 
-    pub(crate) fn set_tcp_connections(&self, n: usize) {
-        self.tcp_connections.set(n as i64);
+    /// Open SIP TCP connections, and how many were refused at the limits since start.
+    pub(crate) fn set_tcp(&self, open: usize, refused_total: u64) {
+        self.tcp_connections.set(open as i64);
+        let before = self
+            .tcp_refused_seen
+            .swap(refused_total, std::sync::atomic::Ordering::Relaxed);
+        if refused_total > before {
+            self.tcp_refused.inc_by(refused_total - before);
+        }
     }
 
     pub(crate) fn reload(&self, applied: bool) {

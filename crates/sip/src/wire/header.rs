@@ -166,18 +166,19 @@ pub(crate) fn split_list(value: &str) -> Vec<&str> {
             '<' if !in_quotes => in_angle = true,
             '>' if !in_quotes => in_angle = false,
             ',' if !in_quotes && !in_angle => {
-                parts.push(value[start..i].trim());
+                parts.push(value.get(start..i).unwrap_or_default().trim());
                 start = i + 1;
             }
             _ => {}
         }
     }
-    parts.push(value[start..].trim());
+    parts.push(value.get(start..).unwrap_or_default().trim());
     parts.retain(|p| !p.is_empty());
     parts
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 

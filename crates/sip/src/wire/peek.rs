@@ -65,7 +65,10 @@ pub fn stateless_response(
         let Some(i) = which.iter().position(|w| *w) else {
             continue;
         };
-        seen[i] = true;
+        // `i` is a position in `which`, which has as many entries as `seen`.
+        if let Some(s) = seen.get_mut(i) {
+            *s = true;
+        }
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(trim(value));
@@ -141,6 +144,7 @@ fn has_tag(value: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
