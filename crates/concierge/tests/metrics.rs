@@ -256,3 +256,34 @@ fn refusals_are_counted_by_reason_and_healthz_is_503_while_draining() {
     assert_eq!(metric(&page, "concierge_calls_in_progress"), Some(1.0));
     held.bye();
 }
+
+#[test]
+fn open_sip_tcp_connections_are_a_gauge_read_at_each_scrape() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let server = start_vip("metrics-tcp", |f| f, &metrics_on(port));
+    assert_eq!(
+        metric(&scrape(port), "concierge_sip_tcp_connections"),
+        Some(0.0)
+    );
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let options = common::options_request(server.port).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    conn.write_all(options.as_bytes()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = conn.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200"));
+    assert_eq!(
+        metric(&scrape(port), "concierge_sip_tcp_connections"),
+        Some(1.0)
+    );
+    // Closed by the peer: gone at the next scrape, with nothing else happening meanwhile.
+    drop(conn);
+    eventually(Duration::from_secs(5), "the connection gone", || {
+        metric(&scrape(port), "concierge_sip_tcp_connections") == Some(0.0)
+    });
+    assert_eq!(
+        metric(&scrape(port), "concierge_sip_tcp_connections_refused_total"),
+        Some(0.0)
+    );
+}

@@ -114,6 +114,9 @@ impl Server {
         let media_ip = cfg.media_ip();
         let (rtp_tx, rtp_rx) = mpsc::channel(16_384);
         let rtp = rtp::RtpSockets::new(media_ip, rtp_tx);
+        if let Some(tcp) = &tcp {
+            operate.metrics.set_tcp_probe(tcp.probe());
+        }
         let tcp_addr = tcp.as_ref().map(|t| t.local_addr);
         let mut records =
             records::Records::open(&cfg.records.path).map_err(|source| StartError::Records {
@@ -432,9 +435,6 @@ impl Shard {
             self.switch.is_draining(),
             self.switch.stats(),
         );
-        if let Some(tcp) = &self.tcp {
-            self.metrics.set_tcp(tcp.connections(), tcp.refused());
-        }
     }
 
     /// Logs a UDP error within the budget, and the summary of the interval before.

@@ -215,14 +215,17 @@ impl Tcp {
         Ok(Self { local_addr, shared })
     }
 
-    /// Open connections (for the metrics).
-    pub(super) fn connections(&self) -> usize {
-        self.shared.registry().conns.len()
-    }
-
-    /// Connections refused at the limits since start (for the metrics).
-    pub(super) fn refused(&self) -> u64 {
-        self.shared.refused.load(Ordering::Relaxed)
+    /// For the metrics, read at each scrape: open connections, and connections refused at
+    /// the limits since start. (Connections close in their own tasks, with no turn of the
+    /// shard's loop to report it.)
+    pub(super) fn probe(&self) -> crate::metrics::TcpProbe {
+        let shared = self.shared.clone();
+        Box::new(move || {
+            (
+                shared.registry().conns.len(),
+                shared.refused.load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Queues `bytes` for `peer`, connecting first when no connection is open. A peer

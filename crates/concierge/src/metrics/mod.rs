@@ -24,9 +24,11 @@ use prometheus_client::registry::{Registry, Unit};
 
 use labels::*;
 
+/// Reads `(open connections, refused since start)` of the SIP TCP transport.
+pub(crate) type TcpProbe = Box<dyn Fn() -> (usize, u64) + Send + Sync>;
+
 /// Every metric of the process; shared (`Arc`) by the shard, the webhook, the reload task
 /// and the HTTP listener. All updates are atomic adds; only a scrape walks the registry.
-#[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
     calls_in_progress: Gauge,
@@ -44,6 +46,7 @@ pub(crate) struct Metrics {
     tcp_connections: Gauge,
     tcp_refused: Counter,
     tcp_refused_seen: std::sync::atomic::AtomicU64,
+    tcp_probe: std::sync::OnceLock<TcpProbe>,
     draining: Gauge,
     reloads: Family<ResultLabels, Counter>,
     flow_info: Family<FlowVersionLabels, Gauge>,
@@ -226,6 +229,7 @@ impl Metrics {
             tcp_connections,
             tcp_refused,
             tcp_refused_seen: Default::default(),
+            tcp_probe: Default::default(),
             draining,
             reloads,
             flow_info,
@@ -358,8 +362,13 @@ impl Metrics {
         self.rtp_sent.inc();
     }
 
+    /// Where a scrape reads the SIP TCP connections from.
+    pub(crate) fn set_tcp_probe(&self, probe: TcpProbe) {
+        let _ = self.tcp_probe.set(probe);
+    }
+
     /// Open SIP TCP connections, and how many were refused at the limits since start.
-    pub(crate) fn set_tcp(&self, open: usize, refused_total: u64) {
+    fn set_tcp(&self, open: usize, refused_total: u64) {
         self.tcp_connections.set(open as i64);
         let before = self
             .tcp_refused_seen
@@ -409,6 +418,10 @@ impl Metrics {
     /// The exposition: OpenMetrics when the scraper asks for it (Prometheus does), else
     /// the classic Prometheus text format (curl, promtool).
     pub(crate) fn render(&self, openmetrics: bool) -> String {
+        if let Some(probe) = self.tcp_probe.get() {
+            let (open, refused) = probe();
+            self.set_tcp(open, refused);
+        }
         let mut out = String::with_capacity(16 * 1024);
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
