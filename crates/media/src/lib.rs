@@ -15,6 +15,8 @@ pub mod info_dtmf;
 pub mod ports;
 pub mod rtp_stream;
 pub mod sdp;
+pub mod sdes;
+pub mod srtp;
 pub mod telephone_event;
 
 pub use g711::Law;
