@@ -61,6 +61,10 @@ pub(crate) struct Leg {
     pub(crate) after_refer: Option<String>,
     /// Packets relayed caller → target and target → caller.
     pub(crate) relayed: [u64; 2],
+    /// Our SRTP key in the leg's offer (when `srtp = "mandatory"`); `None`: a plain offer.
+    pub(crate) srtp_key: Option<concierge_media::srtp::MasterKey>,
+    /// The leg's own SRTP contexts once the target answered with keys.
+    pub(crate) srtp: Option<concierge_media::sdes::SrtpSession>,
 }
 
 impl Leg {

@@ -47,6 +47,12 @@ pub struct SwitchConfig {
     pub user_agent: String,
     /// Seed for tags, branches and SSRCs.
     pub seed: u64,
+    /// Whether calls are encrypted: SRTP with SDES keys (`[rtp] srtp`).
+    pub srtp: concierge_media::sdes::SrtpPolicy,
+    /// Seed of the generator that draws SRTP master keys: a cryptographic generator of its
+    /// own (tags and branches, which anyone sees, come from a fast non-cryptographic one).
+    /// The driver fills it from the system's random source; tests fix it.
+    pub key_seed: [u8; 32],
 }
 
 impl Default for SwitchConfig {
@@ -73,6 +79,8 @@ impl Default for SwitchConfig {
             directory_url: "http://127.0.0.1:8089".into(),
             user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
             seed: 0,
+            srtp: Default::default(),
+            key_seed: [0; 32],
         }
     }
 }

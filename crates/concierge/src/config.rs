@@ -246,6 +246,30 @@ pub(crate) struct SipConfig {
 pub(crate) struct RtpConfig {
     pub(crate) port_min: u16,
     pub(crate) port_max: u16,
+    /// SRTP with SDES keys: `off`, `optional` (SRTP when offered) or `mandatory` (488 for
+    /// plain offers).
+    pub(crate) srtp: SrtpMode,
+}
+
+/// `[rtp] srtp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SrtpMode {
+    Off,
+    #[default]
+    Optional,
+    Mandatory,
+}
+
+impl SrtpMode {
+    pub(crate) fn policy(self) -> concierge_media::sdes::SrtpPolicy {
+        use concierge_media::sdes::SrtpPolicy;
+        match self {
+            Self::Off => SrtpPolicy::Off,
+            Self::Optional => SrtpPolicy::Optional,
+            Self::Mandatory => SrtpPolicy::Mandatory,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -292,6 +316,7 @@ impl Default for RtpConfig {
         Self {
             port_min: 10_000,
             port_max: 20_000,
+            srtp: SrtpMode::Optional,
         }
     }
 }

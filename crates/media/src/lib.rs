@@ -14,8 +14,8 @@ pub mod goertzel;
 pub mod info_dtmf;
 pub mod ports;
 pub mod rtp_stream;
-pub mod sdp;
 pub mod sdes;
+pub mod sdp;
 pub mod srtp;
 pub mod telephone_event;
 

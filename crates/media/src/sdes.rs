@@ -86,6 +86,7 @@ pub struct SrtpKeying {
 /// A call leg's SRTP: one context for what we send, one for what we receive.
 #[derive(Debug)]
 pub struct SrtpSession {
+    keying: SrtpKeying,
     tx: SrtpContext,
     rx: SrtpContext,
     /// Packets refused (forged, replayed, too old, malformed), for the logs' counts.
@@ -95,10 +96,23 @@ pub struct SrtpSession {
 impl SrtpSession {
     pub fn new(keying: &SrtpKeying) -> Self {
         Self {
+            keying: keying.clone(),
             tx: SrtpContext::new(keying.profile, &keying.ours),
             rx: SrtpContext::new(keying.profile, &keying.theirs),
             rejected: 0,
         }
+    }
+
+    /// New keys from a renegotiation (re-INVITE): a direction whose key and suite did not
+    /// change keeps its context — its packet index goes on, so no keystream is reused.
+    pub fn rekey(&mut self, keying: &SrtpKeying) {
+        if keying.profile != self.keying.profile || keying.ours != self.keying.ours {
+            self.tx = SrtpContext::new(keying.profile, &keying.ours);
+        }
+        if keying.profile != self.keying.profile || keying.theirs != self.keying.theirs {
+            self.rx = SrtpContext::new(keying.profile, &keying.theirs);
+        }
+        self.keying = keying.clone();
     }
 
     /// RTP we send → SRTP.

@@ -49,6 +49,8 @@ impl Switch {
         };
         let call_id = format!("{:016x}-b2b", self.endpoint.random_u64());
         let local_tag = self.endpoint.new_tag();
+        let key = self.new_srtp_key();
+        let srtp_key = super::srtp::offer_key(self.cfg.srtp, &key).cloned();
         let Some(call) = self.calls.get_mut(&id) else {
             self.ports.release(port, now);
             return;
@@ -76,6 +78,8 @@ impl Switch {
             deadline,
             after_refer,
             relayed: [0, 0],
+            srtp_key,
+            srtp: None,
         }));
         if let Some(hold) = self.program.prompts.get(HOLD_PROMPT) {
             call.media.play([hold]);
@@ -104,7 +108,7 @@ impl Switch {
         };
         let Some(port) = leg.port else { return };
         let local = std::net::SocketAddr::new(self.cfg.media_ip, port);
-        let offer = sdp::offer_for(local, 1, &caller_audio);
+        let offer = sdp::offer_for_with(local, 1, &caller_audio, leg.srtp_key.as_ref());
         let contact = concierge_sip::dialog::local_contact(
             "concierge",
             &self.cfg.advertised_host,
@@ -281,8 +285,12 @@ impl Switch {
                 return;
             }
             let caller_pt = call.audio.as_ref().map(|a| a.payload_type);
-            match sdp::accept(&String::from_utf8_lossy(&response.body)) {
+            match sdp::accept_with(&String::from_utf8_lossy(&response.body), leg.srtp_key.as_ref()) {
                 Ok(audio) if Some(audio.payload_type) == caller_pt => {
+                    leg.srtp = audio
+                        .srtp
+                        .as_ref()
+                        .map(concierge_media::sdes::SrtpSession::new);
                     leg.audio = Some(audio);
                     leg.state = LegState::Up;
                     let target = leg.target.clone();
@@ -534,8 +542,12 @@ impl Switch {
             }
             Method::Invite => {
                 // A session refresh or new address from the target: same codec, same port.
-                if let Ok(audio) = sdp::accept(&String::from_utf8_lossy(&request.body)) {
+                let offer = String::from_utf8_lossy(&request.body);
+                if let Ok(audio) = sdp::accept_with(&offer, leg.srtp_key.as_ref()) {
                     leg.latched = None;
+                    if let (Some(keying), Some(session)) = (&audio.srtp, leg.srtp.as_mut()) {
+                        session.rekey(keying);
+                    }
                     leg.audio = Some(audio);
                 }
                 let mut r = response_to(&request, StatusCode::OK, None);
@@ -543,7 +555,7 @@ impl Switch {
                     let local = std::net::SocketAddr::new(self.cfg.media_ip, port);
                     r.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
                     r.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
-                    r.body = sdp::offer_for(local, 2, caller).into();
+                    r.body = sdp::offer_for_with(local, 2, caller, leg.srtp_key.as_ref()).into();
                 }
                 self.endpoint.respond(now, &key, r);
             }
@@ -594,6 +606,10 @@ impl Switch {
             };
             leg.relayed[1] += 1;
             let packet = relay_packet(data, leg_event, caller_event);
+            // Decrypted on the way in; encrypted again with the caller's own key.
+            let Some(packet) = super::srtp::protect(call.media.srtp.as_mut(), &packet) else {
+                return true;
+            };
             self.outputs.push_back(Output::Rtp {
                 port: out_port,
                 to,
@@ -608,6 +624,9 @@ impl Switch {
             };
             leg.relayed[0] += 1;
             let packet = relay_packet(data, caller_event, leg_event);
+            let Some(packet) = super::srtp::protect(leg.srtp.as_mut(), &packet) else {
+                return true;
+            };
             self.outputs.push_back(Output::Rtp {
                 port: out_port,
                 to,

@@ -142,6 +142,9 @@ impl Server {
                 timers: cfg.timers(),
                 directory_url: cfg.directory_url(),
                 seed: rand::random(),
+                srtp: cfg.rtp.srtp.policy(),
+                // 256 bits from the system's CSPRNG: SRTP keys must not be guessable.
+                key_seed: rand::random(),
                 ..SwitchConfig::default()
             },
             wall,

@@ -50,7 +50,10 @@ fn rfc3711_b2_aes_cm_keystream() {
 #[test]
 fn rfc3711_b3_key_derivation() {
     let keys = derive_session_keys(&rfc_master());
-    assert_eq!(keys.cipher.to_vec(), hex("C61E7A93744F39EE10734AFE3FF7A087"));
+    assert_eq!(
+        keys.cipher.to_vec(),
+        hex("C61E7A93744F39EE10734AFE3FF7A087")
+    );
     assert_eq!(keys.salt.to_vec(), hex("30CBBC08863D8C85D49DB34A9AE1"));
     assert_eq!(
         keys.auth.to_vec(),
@@ -63,9 +66,8 @@ fn rfc3711_b3_key_derivation() {
 #[test]
 fn libsrtp_reference_packet_80() {
     let plain = hex("800f1234decafbadcafebabe abababababababababababababababab");
-    let expected = hex(
-        "800f1234decafbadcafebabe 4e55dc4ce79978d88ca4d215949d2402 b78d6acc99ea179b8dbb",
-    );
+    let expected =
+        hex("800f1234decafbadcafebabe 4e55dc4ce79978d88ca4d215949d2402 b78d6acc99ea179b8dbb");
     let mut tx = SrtpContext::new(SrtpProfile::AesCm128HmacSha1_80, &rfc_master());
     let mut out = Vec::new();
     tx.protect(&plain, &mut out).unwrap();
@@ -87,7 +89,10 @@ fn round_trip_with_both_tag_lengths() {
         SrtpProfile::AesCm128HmacSha1_80,
         SrtpProfile::AesCm128HmacSha1_32,
     ] {
-        let key = master("00112233445566778899aabbccddeeff", "0102030405060708090a0b0c0d0e");
+        let key = master(
+            "00112233445566778899aabbccddeeff",
+            "0102030405060708090a0b0c0d0e",
+        );
         let mut tx = SrtpContext::new(profile, &key);
         let mut rx = SrtpContext::new(profile, &key);
         let (mut wire, mut back) = (Vec::new(), Vec::new());
@@ -121,11 +126,20 @@ fn a_replayed_packet_is_rejected_and_a_late_one_accepted() {
         .collect();
     rx.unprotect(&packets[0], &mut back).unwrap();
     rx.unprotect(&packets[5], &mut back).unwrap();
-    assert_eq!(rx.unprotect(&packets[5], &mut back), Err(SrtpError::Replayed));
+    assert_eq!(
+        rx.unprotect(&packets[5], &mut back),
+        Err(SrtpError::Replayed)
+    );
     // Reordered but inside the window: accepted once.
     rx.unprotect(&packets[3], &mut back).unwrap();
-    assert_eq!(rx.unprotect(&packets[3], &mut back), Err(SrtpError::Replayed));
-    assert_eq!(rx.unprotect(&packets[0], &mut back), Err(SrtpError::Replayed));
+    assert_eq!(
+        rx.unprotect(&packets[3], &mut back),
+        Err(SrtpError::Replayed)
+    );
+    assert_eq!(
+        rx.unprotect(&packets[0], &mut back),
+        Err(SrtpError::Replayed)
+    );
 }
 
 #[test]
@@ -158,12 +172,18 @@ fn tampering_anywhere_is_rejected() {
             bad[i] ^= 0x01;
             let mut rx = SrtpContext::new(profile, &key);
             let mut back = Vec::new();
-            assert!(rx.unprotect(&bad, &mut back).is_err(), "{profile:?} byte {i}");
+            assert!(
+                rx.unprotect(&bad, &mut back).is_err(),
+                "{profile:?} byte {i}"
+            );
             // A forged packet leaves no state behind.
             assert!(rx.streams.is_empty());
         }
         // The wrong key fails authentication.
-        let other = master("ffeeddccbbaa99887766554433221100", "0e0d0c0b0a090807060504030201");
+        let other = master(
+            "ffeeddccbbaa99887766554433221100",
+            "0e0d0c0b0a090807060504030201",
+        );
         let mut rx = SrtpContext::new(profile, &other);
         assert_eq!(
             rx.unprotect(&wire, &mut Vec::new()),
@@ -181,17 +201,32 @@ fn garbage_is_malformed_not_a_panic() {
         &[0x80; 11],
         &[0x00; 40],
         // CSRC count 15 but no CSRCs.
-        &[0x8f, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        &[
+            0x8f, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ],
         // Extension bit with a length running past the end.
-        &[0x90, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xbe, 0xde, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        &[
+            0x90, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xbe, 0xde, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0,
+        ],
     ] {
-        assert_eq!(rx.unprotect(data, &mut out), Err(SrtpError::Malformed), "{data:?}");
+        assert_eq!(
+            rx.unprotect(data, &mut out),
+            Err(SrtpError::Malformed),
+            "{data:?}"
+        );
     }
 }
 
 #[test]
 fn keys_never_show_in_debug() {
     let k = rfc_master();
-    let shown = format!("{k:?} {:?}", SrtpContext::new(SrtpProfile::AesCm128HmacSha1_80, &k));
-    assert!(!shown.to_lowercase().contains("e1f9") && !shown.contains("225"), "{shown}");
+    let shown = format!(
+        "{k:?} {:?}",
+        SrtpContext::new(SrtpProfile::AesCm128HmacSha1_80, &k)
+    );
+    assert!(
+        !shown.to_lowercase().contains("e1f9") && !shown.contains("225"),
+        "{shown}"
+    );
 }
