@@ -153,10 +153,17 @@ fn srtp_call(rig: &mut Rig) -> (String, SrtpSession) {
     let ok = response(&out[2]);
     let answer = String::from_utf8_lossy(&ok.body).into_owned();
     assert!(answer.contains(" RTP/SAVP 0 101\r\n"), "{answer}");
-    assert!(answer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:"), "{answer}");
+    assert!(
+        answer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:"),
+        "{answer}"
+    );
     let phone = sdp::accept_with(&answer, Some(&phone_key())).unwrap();
     let keying = phone.srtp.expect("the answer keys the call");
-    assert_ne!(keying.theirs, phone_key(), "the switch answers with a key of its own");
+    assert_ne!(
+        keying.theirs,
+        phone_key(),
+        "the switch answers with a key of its own"
+    );
     let tag = ok.to.tag().unwrap().to_owned();
     rig.send(&format!(
         "ACK sip:concierge@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKack;rport\r\nFrom: <sip:+46706170786@127.0.0.1>;tag=ph\r\nTo: <sip:ivr@127.0.0.1>;tag={tag}\r\nCall-ID: s1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
@@ -176,8 +183,14 @@ fn a_savp_offer_is_answered_with_srtp_and_media_leaves_encrypted() {
         phone.unprotect(packet, &mut plain).expect("authentic SRTP");
         // 12 bytes of header, 160 bytes of PCMU silence, 4 bytes of tag.
         assert_eq!((packet.len(), plain.len()), (176, 172));
-        assert!(plain[12..].iter().all(|b| *b == 0xff), "PCMU silence inside");
-        assert!(packet[12..172].iter().any(|b| *b != 0xff), "not on the wire");
+        assert!(
+            plain[12..].iter().all(|b| *b == 0xff),
+            "PCMU silence inside"
+        );
+        assert!(
+            packet[12..172].iter().any(|b| *b != 0xff),
+            "not on the wire"
+        );
     }
     rig.send(&in_dialog("BYE", 2, &tag));
     assert_eq!(rig.records.len(), 1);
@@ -196,7 +209,12 @@ fn rfc4733_digits_arrive_over_srtp_and_forgeries_and_replays_are_dropped() {
     rig.rtp_in(&tampered);
     // The real key press: 7.
     let mut sent = Vec::new();
-    for (seq, end, dur) in [(10, false, 160), (11, false, 320), (12, true, 480), (13, true, 480)] {
+    for (seq, end, dur) in [
+        (10, false, 160),
+        (11, false, 320),
+        (12, true, 480),
+        (13, true, 480),
+    ] {
         phone.protect(&dtmf(seq, 7, end, dur), &mut wire).unwrap();
         sent.push(wire.clone());
         rig.rtp_in(&wire);
@@ -207,7 +225,11 @@ fn rfc4733_digits_arrive_over_srtp_and_forgeries_and_replays_are_dropped() {
     }
     rig.send(&in_dialog("BYE", 2, &tag));
     let digits = &rig.records[0].digits;
-    assert_eq!(digits.len(), 1, "one key press, neither forged nor replayed: {digits:?}");
+    assert_eq!(
+        digits.len(),
+        1,
+        "one key press, neither forged nor replayed: {digits:?}"
+    );
     assert_eq!(digits[0].1, "rfc4733");
 }
 
@@ -217,7 +239,9 @@ fn a_plain_offer_to_mandatory_srtp_gets_488() {
     let out = rig.send(&invite(&offer("RTP/AVP", false)));
     let r = response(out.last().unwrap());
     assert_eq!(r.status.0, 488);
-    let warning = r.header(&concierge_sip::wire::HeaderName::new("Warning")).unwrap();
+    let warning = r
+        .header(&concierge_sip::wire::HeaderName::new("Warning"))
+        .unwrap();
     assert!(warning.contains("mandatory"), "{warning}");
     assert!(rig.ports.is_empty());
 }
@@ -228,7 +252,10 @@ fn a_plain_offer_gets_plain_rtp_when_srtp_is_optional() {
     let out = rig.send(&invite(&offer("RTP/AVP", false)));
     let ok = response(&out[2]);
     let answer = String::from_utf8_lossy(&ok.body);
-    assert!(answer.contains(" RTP/AVP 0 101") && !answer.contains("crypto"), "{answer}");
+    assert!(
+        answer.contains(" RTP/AVP 0 101") && !answer.contains("crypto"),
+        "{answer}"
+    );
 }
 
 #[test]
@@ -244,5 +271,8 @@ fn a_late_offer_under_mandatory_srtp_is_a_savp_offer() {
     let out = rig.send(&invite(""));
     let ok = response(&out[2]);
     let body = String::from_utf8_lossy(&ok.body);
-    assert!(body.contains(" RTP/SAVP ") && body.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80"), "{body}");
+    assert!(
+        body.contains(" RTP/SAVP ") && body.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80"),
+        "{body}"
+    );
 }

@@ -285,7 +285,10 @@ impl Switch {
                 return;
             }
             let caller_pt = call.audio.as_ref().map(|a| a.payload_type);
-            match sdp::accept_with(&String::from_utf8_lossy(&response.body), leg.srtp_key.as_ref()) {
+            match sdp::accept_with(
+                &String::from_utf8_lossy(&response.body),
+                leg.srtp_key.as_ref(),
+            ) {
                 Ok(audio) if Some(audio.payload_type) == caller_pt => {
                     leg.srtp = audio
                         .srtp

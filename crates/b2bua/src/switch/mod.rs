@@ -206,7 +206,11 @@ impl Switch {
         // The same offer answered again: only the port changes.
         let policy = self.cfg.srtp;
         call.local_sdp = Some(if call.invite.body.is_empty() {
-            sdp::offer_with(local, call.sdp_version, srtp::offer_key(policy, &call.srtp_key))
+            sdp::offer_with(
+                local,
+                call.sdp_version,
+                srtp::offer_key(policy, &call.srtp_key),
+            )
         } else {
             match sdp::answer_with(
                 &String::from_utf8_lossy(&call.invite.body),
@@ -1081,7 +1085,11 @@ impl Switch {
         let local = std::net::SocketAddr::new(media_ip, port);
         let policy = self.cfg.srtp;
         let sdp = if request.body.is_empty() {
-            sdp::offer_with(local, call.sdp_version, srtp::offer_key(policy, &call.srtp_key))
+            sdp::offer_with(
+                local,
+                call.sdp_version,
+                srtp::offer_key(policy, &call.srtp_key),
+            )
         } else {
             match sdp::answer_with(
                 &String::from_utf8_lossy(&request.body),
