@@ -90,7 +90,7 @@ impl Call {
             .bridge
             .as_ref()
             .filter(|l| l.is_pending())
-            .map(|l| l.deadline);
+            .map(|l| l.attempt_deadline.map_or(l.deadline, |a| a.min(l.deadline)));
         let collect = match self.flow.as_ref().map(|f| &f.waiting) {
             Some(Waiting::Collect(c)) => c.poll_timeout(),
             Some(Waiting::Http { overdue }) => Some(*overdue),

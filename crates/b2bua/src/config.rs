@@ -30,7 +30,7 @@ pub struct SwitchConfig {
     /// Credentials for bridge targets that challenge our INVITE.
     pub outbound_auth: Option<crate::OutboundAuth>,
     /// Every bridge leg goes through this proxy (RFC 3261 §8.1.2: a preloaded Route);
-    /// its host must be an IP address. `None`: straight to the target.
+    /// a name is resolved like a target's (RFC 3263). `None`: straight to the target.
     pub outbound_proxy: Option<concierge_sip::wire::SipUri>,
     /// This instance's name, in every call record (the driver puts it on every log line).
     pub instance: String,
@@ -47,6 +47,9 @@ pub struct SwitchConfig {
     pub user_agent: String,
     /// Seed for tags, branches and SSRCs.
     pub seed: u64,
+    /// An address of a resolved target that sends no response at all by then is given up
+    /// for the next one (RFC 3263 §4.3; Timer B, 64·T1, is longer than anyone waits).
+    pub dns_failover: Duration,
     /// Whether calls are encrypted: SRTP with SDES keys (`[rtp] srtp`).
     pub srtp: concierge_media::sdes::SrtpPolicy,
     /// Seed of the generator that draws SRTP master keys: a cryptographic generator of its
@@ -79,6 +82,7 @@ impl Default for SwitchConfig {
             directory_url: "http://127.0.0.1:8089".into(),
             user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
             seed: 0,
+            dns_failover: Duration::from_secs(4),
             srtp: Default::default(),
             key_seed: [0; 32],
         }

@@ -31,7 +31,7 @@ pub use bridge::OutboundAuth;
 pub use config::SwitchConfig;
 pub use identity::{identify, CallerIdentity, CidrError, TrustedPeers};
 pub use lockout::LockoutConfig;
-pub use output::{CallRef, Output, PortError};
+pub use output::{CallRef, Output, PortError, Resolve};
 pub use program::Program;
 pub use record::{CallRecord, HttpOutcome, PathStep, RelayedPackets, TransferRecord, WallClock};
 pub use switch::Switch;

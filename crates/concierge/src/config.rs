@@ -71,6 +71,28 @@ pub(crate) struct Config {
     pub(crate) source: Option<PathBuf>,
     pub(crate) lockout: LockoutConfig,
     pub(crate) transfer: TransferConfig,
+    pub(crate) dns: DnsConfig,
+}
+
+/// Looking up named bridge targets and the outbound proxy (RFC 3263).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DnsConfig {
+    /// DNS servers to ask (UDP), e.g. `["127.0.0.1:5353"]`; empty: the system's
+    /// (`/etc/resolv.conf`).
+    pub(crate) servers: Vec<std::net::SocketAddr>,
+    /// An address of a resolved target that sends no response at all within this is given
+    /// up for the next SRV/A record.
+    pub(crate) failover_ms: u64,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            servers: Vec::new(),
+            failover_ms: 4000,
+        }
+    }
 }
 
 /// Failed code attempts across calls (a keypad with `lockout = "…"`).
@@ -144,7 +166,8 @@ pub(crate) struct BridgeConfig {
     /// The environment variable holding the password (keeps it out of the file).
     pub(crate) password_env: Option<String>,
     /// A SIP URI every bridge leg goes through (a preloaded Route, RFC 3261 §8.1.2), e.g.
-    /// `sip:192.0.2.5:5060;lr`; its host must be an IP address. Unset: straight to the target.
+    /// `sip:192.0.2.5:5060;lr` or `sip:proxy.example.com;lr` (a name is located by RFC 3263:
+    /// NAPTR, SRV, A/AAAA). Unset: straight to the target.
     pub(crate) outbound_proxy: Option<String>,
 }
 
@@ -485,15 +508,19 @@ impl Config {
         if let Some(proxy) = &self.bridge.outbound_proxy {
             let routable = concierge_sip::wire::SipUri::parse(proxy)
                 .ok()
-                .and_then(|u| {
-                    concierge_sip::dialog::peer_for_uri(&u, concierge_sip::wire::Transport::Udp)
-                });
+                .filter(|u| !u.host().is_empty());
             if routable.is_none() {
                 return Err(field(
                     "bridge.outbound_proxy",
-                    format!("{proxy:?} is not a SIP URI with an IP address host"),
+                    format!("{proxy:?} is not a SIP URI with a host"),
                 ));
             }
+        }
+        if self.dns.failover_ms == 0 || self.dns.failover_ms > 60_000 {
+            return Err(field(
+                "dns.failover_ms",
+                format!("{} is not between 1 and 60000", self.dns.failover_ms),
+            ));
         }
         let instance = &self.server.instance;
         if instance.is_empty()

@@ -33,16 +33,23 @@ impl Switch {
         after_refer: Option<String>,
     ) {
         let deadline = now + self.cfg.bridge_ring_timeout;
-        let uri = SipUri::parse(target).ok();
+        let Ok(uri) = SipUri::parse(target) else {
+            let why = format!("cannot place a call to {target:?}: not a SIP URI");
+            return self.bridge_failed(now, id, target, why);
+        };
         // RFC 3261 §8.1.2: with an outbound proxy the INVITE goes to it, the target stays
         // the Request-URI and the proxy is the preloaded Route.
-        let peer = match &self.cfg.outbound_proxy {
-            Some(proxy) => peer_for(proxy),
-            None => uri.as_ref().and_then(peer_for),
-        };
-        let (Some(uri), Some(peer)) = (uri, peer) else {
-            let why = format!("cannot place a call to {target:?}: the host must be an IP address");
-            return self.bridge_failed(now, id, target, why);
+        let hop = self.cfg.outbound_proxy.clone().unwrap_or_else(|| uri.clone());
+        // A name is looked up by the driver (RFC 3263); the INVITE waits for the answer.
+        let (peer, needs_dns) = match peer_for(&hop) {
+            Some(peer) => (peer, false),
+            None => (
+                concierge_sip::Peer {
+                    transport: concierge_sip::wire::Transport::Udp,
+                    addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                },
+                true,
+            ),
         };
         let Some(port) = self.ports.allocate(now) else {
             return self.bridge_failed(now, id, target, "no free RTP port".into());
@@ -80,12 +87,19 @@ impl Switch {
             relayed: [0, 0],
             srtp_key,
             srtp: None,
+            dns: None,
+            port_bound: false,
+            alternates: Default::default(),
+            attempt_deadline: None,
         }));
         if let Some(hold) = self.program.prompts.get(HOLD_PROMPT) {
             call.media.play([hold]);
         }
         self.by_port.insert(port, id);
         self.outputs.push_back(Output::MediaOpen { port });
+        if needs_dns {
+            self.request_resolve(id, hop);
+        }
         self.rearm(id);
     }
 
@@ -102,6 +116,11 @@ impl Switch {
         else {
             return;
         };
+        leg.port_bound = true;
+        if leg.dns.is_some() {
+            // The INVITE goes once the name is resolved (`handle_resolved`).
+            return;
+        }
         let Some(caller_audio) = call.audio.clone() else {
             let target = leg.target.clone();
             return self.bridge_failed(now, id, &target, "the caller has no agreed audio".into());
@@ -177,12 +196,15 @@ impl Switch {
         }
         leg.state = LegState::Calling;
         leg.invite = Some(invite.clone());
+        if !leg.alternates.is_empty() {
+            leg.attempt_deadline = Some(now + self.cfg.dns_failover);
+        }
         let peer = leg.peer;
         let key = self.endpoint.send_request(now, invite, peer);
         self.set_leg_key(id, key);
     }
 
-    fn set_leg_key(&mut self, id: CallRef, key: TsxKey) {
+    pub(super) fn set_leg_key(&mut self, id: CallRef, key: TsxKey) {
         if let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) {
             if let Some(old) = leg.key.replace(key.clone()) {
                 self.by_client_tsx.remove(&old);
@@ -241,6 +263,8 @@ impl Switch {
             return;
         };
         let status = response.status;
+        // Someone answers at this address: no failover for silence any more.
+        leg.attempt_deadline = None;
         if status.is_provisional() {
             if status.0 > 100 && leg.state == LegState::Calling {
                 debug!(%status, "target ringing");
@@ -333,6 +357,13 @@ impl Switch {
         if leg.state == LegState::Over {
             return;
         }
+        // RFC 3263 §4.3: 503 from one address of a name sends the request to the next.
+        if status.0 == 503 && self.try_next_address(now, id, "503") {
+            return;
+        }
+        let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
+            return;
+        };
         if matches!(status.0, 401 | 407) && !leg.auth_tried {
             if let Some(auth) = self.cfg.outbound_auth.clone() {
                 let (challenge_header, answer_header) = if status.0 == 401 {
@@ -398,7 +429,14 @@ impl Switch {
         let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
             return false;
         };
-        if !leg.is_pending() || leg.deadline > now {
+        if !leg.is_pending() {
+            return false;
+        }
+        if leg.attempt_deadline.is_some_and(|at| at <= now && at < leg.deadline) {
+            leg.attempt_deadline = None;
+            return self.try_next_address(now, id, "no response");
+        }
+        if leg.deadline > now {
             return false;
         }
         let target = leg.target.clone();

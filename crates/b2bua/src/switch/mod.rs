@@ -12,6 +12,7 @@ use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer};
 use tracing::{debug, info, info_span, warn};
 
 mod bridge;
+mod dns;
 mod flow;
 mod lockout;
 mod media;
@@ -61,6 +62,10 @@ pub struct Switch {
     /// Draws SRTP master keys (a CSPRNG; see `SwitchConfig::key_seed`).
     key_rng: rand::rngs::StdRng,
     srtp_buf: Vec<u8>,
+    /// Names waiting for the driver's resolver, and which call asked.
+    resolves: VecDeque<crate::output::Resolve>,
+    pending_dns: HashMap<u64, CallRef>,
+    next_dns: u64,
 }
 
 /// A transfer target as logs may show it: not when it was rendered from a secret.
@@ -108,6 +113,9 @@ impl Switch {
             lockout: crate::lockout::Lockout::new(cfg.lockout),
             key_rng: rand::SeedableRng::from_seed(cfg.key_seed),
             srtp_buf: Vec::with_capacity(1500),
+            resolves: VecDeque::new(),
+            pending_dns: HashMap::new(),
+            next_dns: 1,
             cfg,
         }
     }
@@ -779,6 +787,13 @@ impl Switch {
             call.span
                 .in_scope(|| warn!(method = %key.method(), "no answer to our request"));
             if *key.method() == Method::Invite {
+                // RFC 3263 §4.3: a transaction timeout moves on to the next address.
+                if self.try_next_address(now, id, "no answer") {
+                    return;
+                }
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
                 let target = call
                     .bridge
                     .as_ref()
