@@ -1,14 +1,20 @@
 //! Secure media and named targets against the real binary on 127.0.0.1: a PJSIP phone
 //! that insists on SRTP (SDES over UDP signalling) hears the prompt, keys 101010 by
 //! RFC 2833 inside SRTP and is REFERred to the VIP desk, while tshark on loopback sees no
-//! plain RTP; a plain offer to `srtp = "mandatory"` gets 488.
+//! plain RTP; a plain offer to `srtp = "mandatory"` gets 488; a bridge to
+//! `sip:queue@desk.test` is located through NAPTR and SRV records on a dnsmasq the test
+//! starts on a loopback port, and fails over to the second SRV target when the first is
+//! silent.
 
 mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_rtp_range, pjsua2_python, repo_root, scratch_dir, start_vip, RawCall};
+use common::{
+    assert_sipp_ok, free_port, free_rtp_range, pjsua2_python, repo_root, scenario, scratch_dir,
+    start_vip, RawCall,
+};
 
 /// tshark writing loopback UDP in `ports` to a file until stopped.
 struct Capture {
@@ -195,4 +201,165 @@ fn a_plain_rtp_offer_to_mandatory_srtp_gets_488() {
     assert!(answer.starts_with("SIP/2.0 488"), "{answer}");
     let warning = common::header(&answer, "Warning").unwrap_or_default();
     assert!(warning.contains("SRTP is mandatory"), "{answer}");
+}
+
+/// dnsmasq answering only from its command line, on a loopback port; killed when dropped.
+struct Dns {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Dns {
+    fn start(records: &[String]) -> Self {
+        let dir = scratch_dir("dnsmasq");
+        let log = dir.join("dnsmasq.log");
+        let port = free_port();
+        let child = Command::new("dnsmasq")
+            .args([
+                "--no-daemon",
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+            ])
+            .args([
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+            ])
+            .args(["--log-facility=-", "--log-queries"])
+            .arg(format!("--port={port}"))
+            .args(records)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("dnsmasq log"))
+            .spawn()
+            .expect("dnsmasq is installed (.ci/run installs dnsmasq-base)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("started")
+            {
+                return Self { child, port, log };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "dnsmasq did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_bridge_to_a_name_follows_naptr_and_srv_and_fails_over_to_the_second_target() {
+    // The queue: a SIPp UAS behind the second SRV record. Nothing listens behind the first.
+    let (dead, queue_port) = (free_port(), free_port());
+    let queue_dir = scratch_dir("dns-queue");
+    let queue = Command::new("sipp")
+        .args(["-sf", &scenario("queue_uas.xml")])
+        .args(["-i", "127.0.0.1", "-p", &queue_port.to_string()])
+        .args(["-mp", &free_port().to_string(), "-rtp_echo"])
+        .args(["-m", "1", "-nostdin", "-timeout", "40", "-timeout_error"])
+        .args(["-trace_err", "-trace_screen"])
+        .current_dir(&queue_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("SIPp for the queue");
+    let dns = Dns::start(&[
+        "--naptr-record=desk.test,10,10,S,SIP+D2U,,_sip._udp.desk.test".into(),
+        format!("--srv-host=_sip._udp.desk.test,host1.desk.test,{dead},10,1"),
+        format!("--srv-host=_sip._udp.desk.test,host2.desk.test,{queue_port},20,1"),
+        "--host-record=host1.desk.test,127.0.0.1".into(),
+        "--host-record=host2.desk.test,127.0.0.1".into(),
+    ]);
+    let server = start_vip(
+        "dns-bridge",
+        |f| {
+            f.replace(
+                "target = \"sip:vip-desk@{system.local_host}\"",
+                "target = \"sip:queue@desk.test\"",
+            )
+        },
+        &format!(
+            "[dns]\nservers = [\"127.0.0.1:{}\"]\nfailover_ms = 1500\n",
+            dns.port
+        ),
+    );
+    // A VIP caller refuses the REFER (405): the flow bridges to the named queue.
+    let out = common::sipp(
+        &server,
+        &[
+            "-sf",
+            &scenario("refer_405_bridge.xml"),
+            "-key",
+            "caller",
+            "+46706170786",
+            "-m",
+            "1",
+            "-timeout",
+            "40",
+            "-timeout_error",
+        ],
+    );
+    let context = format!(
+        "--- server log (tail)\n{}\n--- dnsmasq\n{}",
+        common::tail(&server.log(), 40),
+        dns.log()
+    );
+    assert_sipp_ok(&out, &server);
+    let status = queue.wait_with_output().expect("queue SIPp").status;
+    assert!(
+        status.success(),
+        "the queue's SIPp failed ({status})\n{context}"
+    );
+    let rec = common::wait_records(&server, 1).pop().expect("a record");
+    assert_eq!(rec["transfer"]["mode"], "bridge", "{rec}\n{context}");
+    assert!(
+        rec["transfer"]["result"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("answered"),
+        "{rec}\n{context}"
+    );
+    let to_caller = rec["transfer"]["relayed"]["to_caller"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        to_caller >= 50,
+        "the queue's echo reached the caller: {rec}"
+    );
+    // RFC 3263 as it happened: NAPTR, then SRV, then the two hosts; the silent first
+    // address was given up for the second.
+    let dns_log = dns.log();
+    for q in [
+        "query[NAPTR] desk.test",
+        "query[SRV] _sip._udp.desk.test",
+        "query[A] host1.desk.test",
+        "query[A] host2.desk.test",
+    ] {
+        assert!(dns_log.contains(q), "{q}\n{context}");
+    }
+    let log = server.log();
+    let failover = log
+        .lines()
+        .find(|l| l.contains("trying the target's next address"))
+        .unwrap_or_else(|| panic!("no failover\n{context}"));
+    assert!(
+        failover.contains(&format!("127.0.0.1:{dead}"))
+            && failover.contains(&format!("127.0.0.1:{queue_port}")),
+        "{failover}"
+    );
 }

@@ -39,7 +39,11 @@ impl Switch {
         };
         // RFC 3261 §8.1.2: with an outbound proxy the INVITE goes to it, the target stays
         // the Request-URI and the proxy is the preloaded Route.
-        let hop = self.cfg.outbound_proxy.clone().unwrap_or_else(|| uri.clone());
+        let hop = self
+            .cfg
+            .outbound_proxy
+            .clone()
+            .unwrap_or_else(|| uri.clone());
         // A name is looked up by the driver (RFC 3263); the INVITE waits for the answer.
         let (peer, needs_dns) = match peer_for(&hop) {
             Some(peer) => (peer, false),
@@ -432,7 +436,10 @@ impl Switch {
         if !leg.is_pending() {
             return false;
         }
-        if leg.attempt_deadline.is_some_and(|at| at <= now && at < leg.deadline) {
+        if leg
+            .attempt_deadline
+            .is_some_and(|at| at <= now && at < leg.deadline)
+        {
             leg.attempt_deadline = None;
             return self.try_next_address(now, id, "no response");
         }
