@@ -276,3 +276,83 @@ fn a_late_offer_under_mandatory_srtp_is_a_savp_offer() {
         "{body}"
     );
 }
+
+#[test]
+fn a_bridge_decrypts_the_srtp_leg_and_encrypts_what_goes_back_to_it() {
+    // Optional policy: the caller's leg is SRTP, the target's (offered plain) is not; each
+    // leg keeps its own protection.
+    let mut rig = Rig::new(SrtpPolicy::Optional);
+    let (_tag, mut phone) = srtp_call(&mut rig);
+    rig.switch.transfer(
+        rig.now,
+        1,
+        concierge_b2bua::TransferMode::Bridge,
+        "sip:queue@127.0.0.1:7003",
+    );
+    let out = rig.drain();
+    let invite = out
+        .iter()
+        .find_map(|m| match m {
+            Message::Request(r) if r.method.as_str() == "INVITE" => Some(r.clone()),
+            _ => None,
+        })
+        .expect("the second leg's INVITE");
+    let offer = String::from_utf8_lossy(&invite.body);
+    assert!(
+        offer.contains("RTP/AVP") && !offer.contains("crypto"),
+        "{offer}"
+    );
+    let body = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7004 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let mut ok =
+        concierge_sip::wire::response_to(&invite, concierge_sip::wire::StatusCode::OK, Some("q"));
+    ok.headers.push(
+        concierge_sip::wire::HeaderName::CONTENT_TYPE,
+        "application/sdp",
+    );
+    ok.headers.push(
+        concierge_sip::wire::HeaderName::CONTACT,
+        "<sip:queue@127.0.0.1:7003>",
+    );
+    ok.body = body.to_owned().into();
+    let target = Peer {
+        transport: Transport::Udp,
+        addr: "127.0.0.1:7003".parse().unwrap(),
+    };
+    rig.switch
+        .handle_sip_datagram(rig.now, target, &ok.to_bytes());
+    rig.drain();
+    let leg_port = rig.ports[1];
+    rig.rtp_out.clear();
+
+    // Caller → target: SRTP in, plain RTP out.
+    let voice: Vec<u8> = [0x80, 0, 0, 50, 0, 0, 1, 0, 0xca, 0xfe, 0xba, 0xbe]
+        .into_iter()
+        .chain((0..160).map(|i| i as u8))
+        .collect();
+    let mut wire = Vec::new();
+    phone.protect(&voice, &mut wire).unwrap();
+    rig.rtp_in(&wire);
+    let (from, to, relayed) = rig.rtp_out.pop().expect("relayed to the target");
+    assert_eq!(
+        (from, to.to_string().as_str()),
+        (leg_port, "127.0.0.1:7004")
+    );
+    assert_eq!(&relayed[..], &voice[..], "the target gets plain RTP");
+
+    // Target → caller: plain RTP in, SRTP out under our key for the caller.
+    let back: Vec<u8> = [0x80, 0, 0, 9, 0, 0, 2, 0, 0x0b, 0x0b, 0x0b, 0x0b]
+        .into_iter()
+        .chain(std::iter::repeat_n(0x55, 160))
+        .collect();
+    rig.switch
+        .handle_rtp(rig.now, leg_port, "127.0.0.1:7004".parse().unwrap(), &back);
+    rig.drain();
+    let (_, to, packet) = rig.rtp_out.pop().expect("relayed to the caller");
+    assert_eq!(to.to_string(), PHONE_MEDIA);
+    assert_ne!(&packet[..], &back[..]);
+    let mut plain = Vec::new();
+    phone
+        .unprotect(&packet, &mut plain)
+        .expect("SRTP under the caller leg's key");
+    assert_eq!(plain, back);
+}
