@@ -747,6 +747,25 @@ mod tests {
     }
 
     #[test]
+    fn srtp_policy_and_dns_servers_are_read_and_checked() {
+        let c = Config::parse(
+            Path::new("c.toml"),
+            "[rtp]\nsrtp = \"mandatory\"\n[dns]\nservers = [\"127.0.0.1:5353\"]\nfailover_ms = 1500\n[bridge]\noutbound_proxy = \"sip:proxy.example.com;lr\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.rtp.srtp, SrtpMode::Mandatory);
+        assert_eq!(c.dns.servers, vec!["127.0.0.1:5353".parse().unwrap()]);
+        assert_eq!(c.dns.failover_ms, 1500);
+        assert!(c.outbound_proxy().is_some(), "a named proxy is allowed");
+        assert_eq!(Config::default().rtp.srtp, SrtpMode::Optional);
+        let e = Config::parse(Path::new("c.toml"), "[rtp]\nsrtp = \"sometimes\"\n").unwrap_err();
+        assert!(e.to_string().contains("srtp"), "{e}");
+        let e = Config::parse(Path::new("c.toml"), "[dns]\nfailover_ms = 0\n").unwrap_err();
+        assert!(e.to_string().contains("dns.failover_ms"), "{e}");
+        assert!(Config::parse(Path::new("c.toml"), "[dns]\nserver = []\n").is_err());
+    }
+
+    #[test]
     fn odd_rtp_port_is_refused_with_the_field_name() {
         let e = Config::parse(Path::new("c.toml"), "[rtp]\nport_min = 10001\n").unwrap_err();
         assert!(e.to_string().contains("rtp.port_min"), "{e}");
@@ -779,7 +798,8 @@ mod tests {
     fn outbound_proxy_and_instance_are_checked() {
         let e = Config::parse(
             Path::new("c.toml"),
-            "[bridge]\noutbound_proxy = \"sip:proxy.example.com\"\n",
+            // Names are located by RFC 3263 now; what is refused is no SIP URI at all.
+            "[bridge]\noutbound_proxy = \"proxy.example.com\"\n",
         )
         .unwrap_err();
         assert!(e.to_string().contains("bridge.outbound_proxy"), "{e}");
