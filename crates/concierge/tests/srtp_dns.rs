@@ -37,6 +37,8 @@ impl Capture {
             .stderr(std::fs::File::create(&log).expect("tshark log"))
             .spawn()
             .expect("tshark is installed (.ci/run installs it)");
+        // Owned at once: a panic below kills it (Drop).
+        let capture = Self { child, file };
         // tshark says "Capturing on" once the capture runs.
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
@@ -44,7 +46,7 @@ impl Capture {
                 .unwrap_or_default()
                 .contains("Capturing on")
             {
-                return Self { child, file };
+                return capture;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -234,20 +236,16 @@ impl Dns {
             .stderr(std::fs::File::create(&log).expect("dnsmasq log"))
             .spawn()
             .expect("dnsmasq is installed (.ci/run installs dnsmasq-base)");
+        // Owned at once: a panic below kills it (Drop).
+        let dns = Self { child, port, log };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("started")
-            {
-                return Self { child, port, log };
+            if dns.log().contains("started") {
+                return dns;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "dnsmasq did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        panic!("dnsmasq did not start: {}", dns.log());
     }
 
     fn log(&self) -> String {
