@@ -44,7 +44,15 @@ pub struct SwitchConfig {
     /// Base URL of the customer directory (`http://127.0.0.1:8089`), given to flows as
     /// `system.directory_url` so that moving its port is one setting.
     pub directory_url: String,
+    /// `Server` / `User-Agent` value. The default names no version: a scanner learns
+    /// nothing from it to match against advisories.
     pub user_agent: String,
+    /// No RTP from the caller for this long ends an up call with BYE (a BYE that was
+    /// lost must not hold the call until `max_call_duration`). Held calls are exempt.
+    pub media_timeout: Duration,
+    /// INVITE admission: global and per-source token buckets, checked before a call
+    /// takes anything.
+    pub admission: crate::admission::AdmissionConfig,
     /// Seed for tags, branches and SSRCs.
     pub seed: u64,
     /// An address of a resolved target that sends no response at all by then is given up
@@ -80,7 +88,9 @@ impl Default for SwitchConfig {
             lockout: Default::default(),
             transfer_signer: None,
             directory_url: "http://127.0.0.1:8089".into(),
-            user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
+            user_agent: "Concierge".into(),
+            media_timeout: Duration::from_secs(60),
+            admission: Default::default(),
             seed: 0,
             dns_failover: Duration::from_secs(4),
             srtp: Default::default(),

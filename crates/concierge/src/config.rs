@@ -262,6 +262,14 @@ pub(crate) struct SipConfig {
     /// CIDR blocks (or addresses) of peers whose P-Asserted-Identity we believe: carrier
     /// trunks, SBCs, the proxy in front. Everyone else's caller ID is only claimed.
     pub(crate) trusted_peers: Vec<String>,
+    /// The `Server` / `User-Agent` value. The default names no version, so a scanner
+    /// learns nothing to match against advisories.
+    pub(crate) user_agent: String,
+    /// Sources (CIDR, or a bare address) whose SIP is read; empty: everyone. Anything
+    /// else is dropped silently, before parsing.
+    pub(crate) allow: Vec<String>,
+    /// Sources whose SIP is always dropped silently, whatever `allow` says.
+    pub(crate) deny: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -309,6 +317,16 @@ pub(crate) struct CallsConfig {
     pub(crate) drain_timeout_s: u64,
     /// Any call is ended after this long (BYE, or 480 while ringing).
     pub(crate) max_duration_s: u64,
+    /// No RTP from the caller for this long ends an up call with BYE (held calls are
+    /// exempt); 0: never.
+    pub(crate) media_timeout_s: u64,
+    /// New calls admitted per second over all sources; beyond it (and its burst) new
+    /// INVITEs get 503 + Retry-After before anything is allocated. 0: no limit.
+    pub(crate) invite_rate: u32,
+    pub(crate) invite_burst: u32,
+    /// The same per source IP address. 0: no limit.
+    pub(crate) source_invite_rate: u32,
+    pub(crate) source_invite_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -330,6 +348,9 @@ impl Default for SipConfig {
             t4_ms: 5000,
             udp_receive_buffer_kib: 4096,
             trusted_peers: Vec::new(),
+            user_agent: "Concierge".into(),
+            allow: Vec::new(),
+            deny: Vec::new(),
         }
     }
 }
@@ -353,6 +374,11 @@ impl Default for CallsConfig {
             transfer_timeout_s: 30,
             drain_timeout_s: 30,
             max_duration_s: 4 * 3600,
+            media_timeout_s: 60,
+            invite_rate: 2_000,
+            invite_burst: 2_000,
+            source_invite_rate: 100,
+            source_invite_burst: 200,
         }
     }
 }
@@ -555,6 +581,19 @@ impl Config {
         if self.transfer.token_ttl_s == 0 {
             return Err(field("transfer.token_ttl_s", "must be at least 1".into()));
         }
+        for (name, list) in [("sip.allow", &self.sip.allow), ("sip.deny", &self.sip.deny)] {
+            if let Err(e) = parse_nets(list) {
+                return Err(field(name, e));
+            }
+        }
+        if self.sip.user_agent.trim().is_empty()
+            || self.sip.user_agent.chars().any(|c| c.is_control())
+        {
+            return Err(field(
+                "sip.user_agent",
+                "must be non-empty text on one line".into(),
+            ));
+        }
         if self.calls.max_duration_s == 0 {
             return Err(field("calls.max_duration_s", "must be at least 1".into()));
         }
@@ -630,6 +669,23 @@ impl Config {
             .unwrap_or(IpAddr::from([127, 0, 0, 1]))
     }
 
+    /// The `[sip] allow` / `deny` lists (validated when the config was loaded).
+    pub(crate) fn acl(&self) -> crate::driver::Acl {
+        crate::driver::Acl::new(
+            parse_nets(&self.sip.allow).unwrap_or_default(),
+            parse_nets(&self.sip.deny).unwrap_or_default(),
+        )
+    }
+
+    pub(crate) fn admission(&self) -> concierge_b2bua::AdmissionConfig {
+        concierge_b2bua::AdmissionConfig {
+            invite_rate: self.calls.invite_rate,
+            invite_burst: self.calls.invite_burst,
+            source_invite_rate: self.calls.source_invite_rate,
+            source_invite_burst: self.calls.source_invite_burst,
+        }
+    }
+
     pub(crate) fn timers(&self) -> concierge_sip::transaction::TimerConfig {
         concierge_sip::transaction::TimerConfig {
             t1: Duration::from_millis(self.sip.t1_ms),
@@ -662,6 +718,18 @@ fn resolve(base: &Path, rel: &Path) -> PathBuf {
         out.push(".");
     }
     out
+}
+
+/// CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`) or bare addresses (one host).
+fn parse_nets(list: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+    list.iter()
+        .map(|text| {
+            let t = text.trim();
+            t.parse::<ipnet::IpNet>()
+                .or_else(|_| t.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{text:?} is not an address or CIDR block"))
+        })
+        .collect()
 }
 
 /// Adds the line and, where the span points into a `key = value` line, the dotted field
@@ -854,6 +922,36 @@ mod tests {
             Config::default().lockout(),
             concierge_b2bua::LockoutConfig::default()
         );
+    }
+
+    #[test]
+    fn allow_and_deny_take_cidr_blocks_and_addresses_and_name_a_bad_entry() {
+        let c = Config::parse(
+            Path::new("c.toml"),
+            "[sip]\nallow = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]\ndeny = [\"10.1.0.0/16\"]\n",
+        )
+        .unwrap();
+        let acl = c.acl();
+        assert!(acl.permits("10.2.3.4".parse().unwrap()));
+        assert!(!acl.permits("10.1.3.4".parse().unwrap()), "deny wins");
+        assert!(acl.permits("192.0.2.7".parse().unwrap()));
+        assert!(!acl.permits("192.0.2.8".parse().unwrap()));
+        assert!(acl.permits("2001:db8::1".parse().unwrap()));
+        assert!(Config::default()
+            .acl()
+            .permits("198.51.100.1".parse().unwrap()));
+        let e =
+            Config::parse(Path::new("c.toml"), "[sip]\ndeny = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(e.to_string().contains("sip.deny"), "{e}");
+    }
+
+    #[test]
+    fn the_default_server_header_names_no_version() {
+        let c = Config::default();
+        assert_eq!(c.sip.user_agent, "Concierge");
+        let e = Config::parse(Path::new("c.toml"), "[sip]\nuser_agent = \"a\\r\\nX: y\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("sip.user_agent"), "{e}");
     }
 
     #[test]

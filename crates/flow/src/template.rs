@@ -8,12 +8,11 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use thiserror::Error;
 
 /// Everything outside RFC 3986 `unreserved` is encoded, `+` included: a leading `+` of an
-/// E.164 number must not turn into a space on the server side.
-const STRICT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+/// E.164 number must not turn into a space on the server side. `.` is encoded too, so a
+/// value is never a literal `.` or `..` path segment. (That alone does not stop a URL
+/// library from folding the segment: WHATWG URL parsing treats `%2E%2E` as `..`. The HTTP
+/// client refuses such a URL; see `concierge`'s `http.rs`.)
+const STRICT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
 
 /// The variables the server sets for every call (`concierge check` rejects any other
 /// `system.*` name: a typo would render empty and fail only at run time).
@@ -259,7 +258,10 @@ mod tests {
             ("+4670&admin=1", "%2B4670%26admin%3D1"),
             ("a b", "a%20b"),
             ("\"quoted'", "%22quoted%27"),
-            ("ünï/../x", "%C3%BCn%C3%AF%2F..%2Fx"),
+            ("ünï/../x", "%C3%BCn%C3%AF%2F%2E%2E%2Fx"),
+            ("..", "%2E%2E"),
+            (".", "%2E"),
+            ("a.b", "a%2Eb"),
         ] {
             let url = t.render(&vars(&[("system.caller", caller)]), &no_env, Escape::Url);
             assert_eq!(url, format!("http://crm/customers/{encoded}?x=1"));

@@ -16,6 +16,7 @@ pub mod ports;
 pub mod rtp_stream;
 pub mod sdes;
 pub mod sdp;
+pub mod source;
 pub mod srtp;
 pub mod telephone_event;
 
@@ -23,3 +24,4 @@ pub use g711::Law;
 pub use ports::RtpPorts;
 pub use rtp_stream::{Received, RtpReceiver, RtpSender};
 pub use sdp::{AudioSession, OfferError};
+pub use source::SourcePolicy;

@@ -57,7 +57,10 @@ pub enum EndpointEvent {
     Cancelled { invite: TsxKey, cancel: Request },
     /// A response to one of our client transactions.
     Response { key: TsxKey, response: Response },
-    /// A 2xx to an INVITE whose transaction is gone (a retransmission): the TU re-ACKs.
+    /// A 2xx to an INVITE that matches no transaction: a retransmission after the
+    /// transaction ended, or a forgery. `peer` is only where it came from, which anyone
+    /// can claim: the TU acts only when the response matches a dialog of its own, and
+    /// then sends to addresses it chose itself (never to this `peer` or the Contact).
     StrayResponse { response: Response, peer: Peer },
     /// Timer B/F (no answer to our request) or H (no ACK for our non-2xx final response).
     Timeout { key: TsxKey },
@@ -447,6 +450,12 @@ impl Endpoint {
             Some(self.cfg.via_port),
             &branch,
         )
+    }
+
+    /// Where transaction `key` sends: for one of our client transactions, the next hop
+    /// we chose when we sent the request.
+    pub fn peer_of(&self, key: &TsxKey) -> Option<Peer> {
+        self.tsxs.get(key).map(|e| e.peer)
     }
 
     pub fn new_tag(&mut self) -> String {

@@ -68,6 +68,8 @@ impl Switch {
         };
         call.span
             .in_scope(|| info!(target = %super::shown(call.redact_target, target), "bridging: calling the target"));
+        // The target's re-INVITEs in this leg are not new calls for admission control.
+        self.call_ids.insert(call_id.as_bytes().to_vec());
         call.bridge = Some(Box::new(Leg {
             target: target.to_owned(),
             uri,
@@ -85,7 +87,7 @@ impl Switch {
             dialog: None,
             ack: None,
             audio: None,
-            latched: None,
+            source: None,
             deadline,
             after_refer,
             relayed: [0, 0],
@@ -322,7 +324,7 @@ impl Switch {
                         .srtp
                         .as_ref()
                         .map(concierge_media::sdes::SrtpSession::new);
-                    leg.audio = Some(audio);
+                    leg.set_audio(audio);
                     leg.state = LegState::Up;
                     let target = leg.target.clone();
                     let after = leg.after_refer.take();
@@ -527,6 +529,7 @@ impl Switch {
         let Some(leg) = call.bridge.take() else {
             return;
         };
+        call.media.add_foreign(leg.foreign_dropped());
         if leg.dialog.is_some() {
             if let Some(t) = call.transfer_record.as_mut() {
                 t.relayed = Some(RelayedPackets {
@@ -535,6 +538,7 @@ impl Switch {
                 });
             }
         }
+        self.call_ids.remove(leg.call_id.as_bytes());
         if let Some(k) = &leg.key {
             self.by_client_tsx.remove(k);
         }
@@ -592,11 +596,12 @@ impl Switch {
                 // A session refresh or new address from the target: same codec, same port.
                 let offer = String::from_utf8_lossy(&request.body);
                 if let Ok(audio) = sdp::accept_with(&offer, leg.srtp_key.as_ref()) {
-                    leg.latched = None;
                     if let (Some(keying), Some(session)) = (&audio.srtp, leg.srtp.as_mut()) {
                         session.rekey(keying);
                     }
-                    leg.audio = Some(audio);
+                    let dropped = leg.foreign_dropped();
+                    leg.set_audio(audio);
+                    call.media.add_foreign(dropped);
                 }
                 let mut r = response_to(&request, StatusCode::OK, None);
                 if let (Some(port), Some(caller)) = (leg.port, call.audio.as_ref()) {
@@ -622,6 +627,7 @@ impl Switch {
     /// false when the call is not bridged and the packet is the caller's, for the IVR.
     pub(super) fn relay_rtp(
         &mut self,
+        now: Instant,
         id: CallRef,
         port: u16,
         from: std::net::SocketAddr,
@@ -632,21 +638,32 @@ impl Switch {
         };
         let caller_port = call.rtp_port;
         let caller_event = call.audio.as_ref().and_then(|a| a.telephone_event);
-        let caller_to = call
-            .media
-            .remote()
-            .or_else(|| call.audio.as_ref().and_then(|a| a.remote));
         let Some(leg) = call.bridge.as_mut() else {
             return false;
         };
         let from_target = leg.port == Some(port);
+        // The caller's packets pass its source check whatever the leg's state (the IVR
+        // would have checked them too); a stranger's go nowhere.
+        if !from_target
+            && !call
+                .media
+                .receiver
+                .as_mut()
+                .is_some_and(|r| r.accept_source(now, from))
+        {
+            return true;
+        }
+        let caller_to = call
+            .media
+            .remote()
+            .or_else(|| call.audio.as_ref().and_then(|a| a.remote));
         if leg.state != LegState::Up {
             // Early media from the target is not played; the caller's packets stay ours.
             return from_target;
         }
         let leg_event = leg.audio.as_ref().and_then(|a| a.telephone_event);
         if from_target {
-            if *leg.latched.get_or_insert(from) != from {
+            if !leg.source.as_mut().is_some_and(|s| s.accept(from)) {
                 return true;
             }
             let (Some(out_port), Some(to)) = (caller_port, caller_to) else {
@@ -664,9 +681,6 @@ impl Switch {
                 packet,
             });
         } else {
-            if caller_to.is_some_and(|c| c != from) {
-                return true;
-            }
             let (Some(out_port), Some(to)) = (leg.port, leg.media_to()) else {
                 return true;
             };
@@ -684,15 +698,20 @@ impl Switch {
         true
     }
 
-    /// A 2xx to an INVITE of ours that no leg waits for any more (the leg was cancelled or
-    /// its call ended while the answer was on its way). A leg that is still up only lost its
-    /// ACK; anything else is ACKed and ended with BYE (§13.2.2.4), so the far end is not
-    /// left holding a call nobody is on.
+    /// A 2xx to an INVITE that no leg waits for any more. Two cases are ours, and nothing
+    /// else is acted on (an unsolicited 2xx must not make us send anything anywhere: that
+    /// would be a reflection vector):
+    /// - it matches a leg's dialog (our Call-ID and tags): the leg only lost its ACK, which
+    ///   goes again to the leg's next hop;
+    /// - `transaction_peer` is set: it answers an INVITE client transaction of ours whose
+    ///   leg was given up (the CANCEL crossed the 200). It is ACKed and ended with BYE
+    ///   (§13.2.2.4) — sent to the next hop we chose for the INVITE, never to an address
+    ///   the response names.
     pub(super) fn on_stray_answer(
         &mut self,
         now: Instant,
         response: Response,
-        peer: Option<concierge_sip::Peer>,
+        transaction_peer: Option<concierge_sip::Peer>,
     ) {
         let id = concierge_sip::dialog::DialogId {
             call_id: response.call_id.clone(),
@@ -708,11 +727,16 @@ impl Switch {
             }
             return;
         }
-        let target = response.contact().map(|c| c.uri);
-        let Some(peer) = target.as_ref().and_then(peer_for).or(peer) else {
+        let Some(peer) = transaction_peer else {
+            debug!(call_id = %response.call_id, status = %response.status, "2xx matching none of our INVITEs dropped");
             return;
         };
-        let Some(uri) = target else {
+        // The Request-URI is the remote target (§12.1.2); where the bytes go is `peer`.
+        let Some(uri) = response
+            .contact()
+            .map(|c| c.uri)
+            .or_else(|| Some(response.to.uri.clone()))
+        else {
             return;
         };
         info!(call_id = %response.call_id, "answer to an abandoned call leg: ACK and BYE");

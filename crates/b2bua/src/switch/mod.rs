@@ -1,5 +1,5 @@
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use concierge_sip::dialog::{AnswerEvent, AnswerRetransmit, Dialog, DialogId};
@@ -11,6 +11,7 @@ use concierge_sip::wire::{
 use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer};
 use tracing::{debug, info, info_span, warn};
 
+mod admit;
 mod bridge;
 mod dns;
 mod flow;
@@ -18,6 +19,7 @@ mod lockout;
 mod media;
 mod srtp;
 
+use crate::admission::Admission;
 use crate::call::{Call, Phase};
 use crate::config::SwitchConfig;
 use crate::output::{CallRef, Output, PortError};
@@ -41,6 +43,9 @@ pub struct Switch {
     by_invite: HashMap<TsxKey, CallRef>,
     by_client_tsx: HashMap<TsxKey, CallRef>,
     by_port: HashMap<u16, CallRef>,
+    /// Call-IDs of the live calls: an INVITE with one of them is not a new call.
+    call_ids: HashSet<Vec<u8>>,
+    admission: Admission,
     timers: BinaryHeap<Reverse<(Instant, CallRef)>>,
     /// Each live call's maximum-duration deadline (removed when the call goes).
     expiry: std::collections::BTreeSet<(Instant, CallRef)>,
@@ -97,12 +102,19 @@ impl Switch {
             by_invite: HashMap::new(),
             by_client_tsx: HashMap::new(),
             by_port: HashMap::new(),
+            call_ids: HashSet::new(),
+            admission: Admission::new(cfg.admission, wall.instant),
             timers: BinaryHeap::new(),
             expiry: Default::default(),
             next_ref: 1,
             draining: false,
             outputs: VecDeque::new(),
-            ports: RtpPorts::new(cfg.rtp_ports.0, cfg.rtp_ports.1, cfg.rtp_port_rest),
+            ports: RtpPorts::new(
+                cfg.rtp_ports.0,
+                cfg.rtp_ports.1,
+                cfg.rtp_port_rest,
+                cfg.seed ^ 0x5eed_0f4a_110c_4700,
+            ),
             wall,
             last_now: wall.instant,
             program,
@@ -136,12 +148,18 @@ impl Switch {
 
     pub fn handle_sip_datagram(&mut self, now: Instant, peer: Peer, data: &[u8]) {
         self.last_now = now;
+        if self.refuse_early(now, peer, data) {
+            return;
+        }
         self.endpoint.handle_datagram(now, peer, data);
         self.pump(now);
     }
 
     pub fn handle_sip_framed(&mut self, now: Instant, peer: Peer, head: &[u8], body: &[u8]) {
         self.last_now = now;
+        if self.refuse_early(now, peer, head) {
+            return;
+        }
         self.endpoint.handle_framed(now, peer, head, body);
         self.pump(now);
     }
@@ -285,7 +303,7 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.bridge.is_some() && self.relay_rtp(id, port, from, data) {
+        if call.bridge.is_some() && self.relay_rtp(now, id, port, from, data) {
             return;
         }
         let Some(call) = self.calls.get_mut(&id) else {
@@ -360,8 +378,8 @@ impl Switch {
                 EndpointEvent::Cancelled { invite, .. } => self.on_cancelled(now, invite),
                 EndpointEvent::Response { key, response } => self.on_response(now, key, response),
                 EndpointEvent::Timeout { key } => self.on_tsx_timeout(now, key),
-                EndpointEvent::StrayResponse { response, peer } => {
-                    self.on_stray_answer(now, response, Some(peer))
+                EndpointEvent::StrayResponse { response, .. } => {
+                    self.on_stray_answer(now, response, None)
                 }
             }
         }
@@ -476,6 +494,7 @@ impl Switch {
         self.endpoint.respond(now, &key, trying);
 
         self.by_invite.insert(key.clone(), id);
+        self.call_ids.insert(invite.call_id.as_bytes().to_vec());
         self.calls.insert(
             id,
             Call {
@@ -508,6 +527,7 @@ impl Switch {
                 lockout: None,
                 answer_at: None,
                 expires: now + self.cfg.max_call_duration,
+                media_timeout: self.cfg.media_timeout,
                 armed: None,
             },
         );
@@ -626,10 +646,12 @@ impl Switch {
             return;
         };
         call.media.start(
+            now,
             &audio,
             r as u32,
             (r >> 32) as u16,
             (r >> 48) as u32 * 7919,
+            call.peer.addr.ip(),
             true,
         );
         call.span
@@ -748,7 +770,10 @@ impl Switch {
     fn on_response(&mut self, now: Instant, key: TsxKey, response: Response) {
         let Some(id) = self.by_client_tsx.get(&key).copied() else {
             if response.cseq.method == Method::Invite && response.status.is_success() {
-                self.on_stray_answer(now, response, None);
+                // Our own INVITE, answered after its leg was given up: the transaction
+                // knows where we sent it, and only there do the ACK and BYE go.
+                let peer = self.endpoint.peer_of(&key);
+                self.on_stray_answer(now, response, peer);
             }
             return;
         };
@@ -957,7 +982,10 @@ impl Switch {
             self.answer(now, id);
             return;
         }
-        if self.collect_timeout(now, id) || self.http_overdue(now, id) || self.leg_timeout(now, id)
+        if self.collect_timeout(now, id)
+            || self.http_overdue(now, id)
+            || self.leg_timeout(now, id)
+            || self.media_inactive(now, id)
         {
             return;
         }
@@ -1007,6 +1035,22 @@ impl Switch {
         self.by_client_tsx.insert(key.clone(), id);
         if let Some(call) = self.calls.get_mut(&id) {
             call.bye_key = Some(key);
+        }
+        // The media is over once we said BYE: the port goes back to the pool now, not
+        // when (or whether) the peer answers the BYE up to 64·T1 later.
+        self.release_port(now, id);
+    }
+
+    /// Gives the call's RTP port back to the pool (it rests first) and closes its socket.
+    fn release_port(&mut self, now: Instant, id: CallRef) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(port) = call.rtp_port.take() {
+            call.media.next_send = None;
+            self.by_port.remove(&port);
+            self.ports.release(port, now);
+            self.outputs.push_back(Output::MediaClose { port });
         }
     }
 
@@ -1095,7 +1139,12 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(port) = call.rtp_port else { return };
+        let Some(port) = call.rtp_port else {
+            // Our BYE is on its way (the port went back with it): the session is over.
+            let r = response_to(&request, StatusCode::CALL_DOES_NOT_EXIST, None);
+            self.endpoint.respond(now, &key, r);
+            return;
+        };
         call.sdp_version += 1;
         let local = std::net::SocketAddr::new(media_ip, port);
         let policy = self.cfg.srtp;
@@ -1119,10 +1168,12 @@ impl Switch {
                     if call.phase == Phase::Confirmed {
                         let r = self.endpoint.random_u64();
                         call.media.start(
+                            now,
                             &audio,
                             r as u32,
                             (r >> 32) as u16,
                             (r >> 48) as u32,
+                            call.peer.addr.ip(),
                             true,
                         );
                     }
@@ -1154,6 +1205,7 @@ impl Switch {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        self.call_ids.remove(call.invite.call_id.as_bytes());
         self.expiry.remove(&(call.expires, id));
         if let Some(port) = call.rtp_port {
             self.by_port.remove(&port);
@@ -1243,6 +1295,7 @@ impl Switch {
             reason,
             digits: call.media.digits_for_record(),
             instance: self.cfg.instance.clone(),
+            rtp_foreign_dropped: call.media.foreign_dropped(),
         }
     }
 

@@ -113,6 +113,28 @@ impl Server {
     /// Starts the binary with `[sip] listen` on a free port plus `extra` TOML (which may
     /// add keys to other tables, written as full tables).
     pub fn start(name: &str, sip_extra: &str, extra: &str) -> Self {
+        let server = Self::spawn(name, sip_extra, extra);
+        server.wait_ready();
+        server
+    }
+
+    /// Like [`Server::start`], for a server that will not answer the readiness probe (its
+    /// `allow`/`deny` lists drop 127.0.0.1): waits for its "listening" log line instead.
+    pub fn start_unprobed(name: &str, sip_extra: &str, extra: &str) -> Self {
+        let server = Self::spawn(name, sip_extra, extra);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !server.log().contains("concierge listening") {
+            assert!(
+                Instant::now() < deadline,
+                "not listening within 20 s:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn spawn(name: &str, sip_extra: &str, extra: &str) -> Self {
         let dir = scratch_dir(name);
         let port = free_port();
         let records = dir.join("calls.jsonl");
@@ -148,13 +170,11 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("start concierge");
-        let server = Self {
+        Self {
             child: Some(child),
             port,
             dir,
-        };
-        server.wait_ready();
-        server
+        }
     }
 
     fn wait_ready(&self) {
