@@ -261,3 +261,41 @@ fn an_ip_target_needs_no_lookup() {
     assert!(rig.switch.poll_resolve().is_none());
     assert_eq!(rig.invites()[0].0, addr("127.0.0.1:7003"));
 }
+
+#[test]
+fn a_named_outbound_proxy_is_resolved_and_the_target_stays_the_request_uri() {
+    let now = Instant::now();
+    let wall = WallClock {
+        instant: now,
+        system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+    };
+    let cfg = SwitchConfig {
+        seed: 3,
+        outbound_proxy: Some(
+            concierge_sip::wire::SipUri::parse("sip:proxy.example.test;lr").unwrap(),
+        ),
+        ..SwitchConfig::default()
+    };
+    let mut rig = Rig::new();
+    rig.switch = Switch::new(cfg, wall, Default::default());
+    rig.now = now;
+    answered_call(&mut rig);
+    rig.switch
+        .transfer(rig.now, 1, TransferMode::Bridge, "sip:queue@127.0.0.1:7003");
+    rig.drain();
+    let resolve = rig
+        .switch
+        .poll_resolve()
+        .expect("the proxy's name is looked up");
+    assert_eq!(resolve.uri.host(), "proxy.example.test");
+    rig.switch
+        .handle_resolved(rig.now, resolve.id, Ok(vec![udp("127.0.0.1:7010")]));
+    rig.drain();
+    let (to, invite) = rig.invites().pop().expect("an INVITE");
+    assert_eq!(to, addr("127.0.0.1:7010"), "sent to the proxy's address");
+    assert_eq!(invite.uri.as_str(), "sip:queue@127.0.0.1:7003");
+    let route = invite
+        .header(&concierge_sip::wire::HeaderName::ROUTE)
+        .unwrap_or_default();
+    assert!(route.contains("proxy.example.test"), "{route}");
+}
