@@ -179,6 +179,20 @@ impl SrtpContext {
         // Our own sequence only moves forward; a guess below zero cannot happen for it.
         let roc = u32::try_from(v.max(0)).unwrap_or(u32::MAX);
         let index = (u64::from(roc) << 16) | u64::from(seq);
+        // §9.2: an index must never be encrypted twice under one key (the keystream would
+        // repeat). Our own sender never does; a relayed stream that repeats or jumps far
+        // back is refused rather than sent.
+        if let Some(s) = self.stream(ssrc) {
+            if index <= s.max_index {
+                let behind = s.max_index - index;
+                if behind >= REPLAY_WINDOW {
+                    return Err(SrtpError::TooOld);
+                }
+                if s.window & (1 << behind) != 0 {
+                    return Err(SrtpError::Replayed);
+                }
+            }
+        }
         out.clear();
         out.extend_from_slice(rtp);
         self.apply_keystream(ssrc, index, &mut out[header_len..]);
