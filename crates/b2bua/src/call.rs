@@ -79,6 +79,8 @@ pub(crate) struct Call {
     pub(crate) media_timeout: std::time::Duration,
     /// The deadline this call has in the switch's heap.
     pub(crate) armed: Option<Instant>,
+    /// Reliable 18x, session timer, refresh in flight, early media.
+    pub(crate) carrier: crate::carrier::Carrier,
 }
 
 impl Call {
@@ -104,6 +106,7 @@ impl Call {
             refer,
             bridge,
             collect,
+            self.carrier.poll_timeout(),
             self.media_deadline(),
         ]
         .into_iter()

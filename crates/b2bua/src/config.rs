@@ -1,6 +1,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use concierge_sip::dialog::session_timer::SessionTimerConfig;
 use concierge_sip::transaction::TimerConfig;
 
 /// What the call logic needs to know about its deployment.
@@ -44,6 +45,11 @@ pub struct SwitchConfig {
     /// Base URL of the customer directory (`http://127.0.0.1:8089`), given to flows as
     /// `system.directory_url` so that moving its port is one setting.
     pub directory_url: String,
+    /// RFC 4028: the interval we ask for, our minimum and the preferred refresher.
+    pub session_timer: SessionTimerConfig,
+    /// RFC 3262: send 18x reliably when the caller merely supports `100rel` (a caller
+    /// that requires it always gets reliable 18x).
+    pub prefer_100rel: bool,
     /// `Server` / `User-Agent` value. The default names no version: a scanner learns
     /// nothing from it to match against advisories.
     pub user_agent: String,
@@ -88,6 +94,8 @@ impl Default for SwitchConfig {
             lockout: Default::default(),
             transfer_signer: None,
             directory_url: "http://127.0.0.1:8089".into(),
+            session_timer: SessionTimerConfig::default(),
+            prefer_100rel: false,
             user_agent: "Concierge".into(),
             media_timeout: Duration::from_secs(60),
             admission: Default::default(),

@@ -25,6 +25,7 @@ mod admission;
 mod bridge;
 mod call;
 mod call_media;
+mod carrier;
 mod config;
 mod identity;
 mod lockout;

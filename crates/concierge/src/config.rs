@@ -72,6 +72,7 @@ pub(crate) struct Config {
     pub(crate) lockout: LockoutConfig,
     pub(crate) transfer: TransferConfig,
     pub(crate) dns: DnsConfig,
+    pub(crate) tcp: TcpConfig,
 }
 
 /// Looking up named bridge targets and the outbound proxy (RFC 3263).
@@ -150,6 +151,45 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             instance: "concierge".into(),
+        }
+    }
+}
+
+/// Limits on SIP over TCP, so no peer can hold the server's file descriptors, memory or
+/// CPU with connections (see README, "Security and limits").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct TcpConfig {
+    /// Open connections in all. At start-up it is lowered to leave `fd_reserve` of the
+    /// process's file-descriptor limit for RTP sockets and HTTP. At the cap a newcomer
+    /// replaces the oldest connection that never delivered a whole message, or is closed.
+    pub(crate) max_connections: usize,
+    /// Open connections from one IP address.
+    pub(crate) max_connections_per_source: usize,
+    /// File descriptors kept free of TCP connections (RTP sockets, HTTP, records).
+    pub(crate) fd_reserve: usize,
+    /// A connection that sends nothing for this long is closed.
+    pub(crate) idle_timeout_s: u64,
+    /// A message whose first byte arrived this long ago and is still not complete closes
+    /// its connection (slowloris).
+    pub(crate) message_timeout_s: u64,
+    /// Messages queued for one connection whose peer does not read; beyond it the peer is
+    /// disconnected.
+    pub(crate) write_queue_messages: usize,
+    /// After EMFILE/ENFILE on accept, wait this long before accepting again.
+    pub(crate) accept_backoff_ms: u64,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1000,
+            max_connections_per_source: 100,
+            fd_reserve: 128,
+            idle_timeout_s: 600,
+            message_timeout_s: 10,
+            write_queue_messages: 256,
+            accept_backoff_ms: 100,
         }
     }
 }
@@ -270,6 +310,26 @@ pub(crate) struct SipConfig {
     pub(crate) allow: Vec<String>,
     /// Sources whose SIP is always dropped silently, whatever `allow` says.
     pub(crate) deny: Vec<String>,
+    /// RFC 4028: the session interval we ask for when the caller names none (or a longer
+    /// one), in seconds.
+    pub(crate) session_expires_s: u32,
+    /// RFC 4028: a caller's Session-Expires below this gets 422 with this Min-SE. The RFC
+    /// floor is 90; lower values are for tests.
+    pub(crate) min_se_s: u32,
+    /// Who refreshes the session when the caller leaves it to us: `uac` (the caller) or
+    /// `uas` (we do, by UPDATE or re-INVITE).
+    pub(crate) session_refresher: RefresherConfig,
+    /// RFC 3262: send 18x reliably (PRACK) also when the caller only supports `100rel`;
+    /// a caller that requires it always gets it.
+    pub(crate) prefer_100rel: bool,
+}
+
+/// `sip.session_refresher`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RefresherConfig {
+    Uac,
+    Uas,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -351,6 +411,10 @@ impl Default for SipConfig {
             user_agent: "Concierge".into(),
             allow: Vec::new(),
             deny: Vec::new(),
+            session_expires_s: 1800,
+            min_se_s: 90,
+            session_refresher: RefresherConfig::Uac,
+            prefer_100rel: false,
         }
     }
 }
@@ -594,8 +658,32 @@ impl Config {
                 "must be non-empty text on one line".into(),
             ));
         }
+        if self.sip.min_se_s == 0 || self.sip.session_expires_s < self.sip.min_se_s {
+            return Err(field(
+                "sip.session_expires_s",
+                format!(
+                    "need 1 <= min_se_s <= session_expires_s, got {} and {}",
+                    self.sip.min_se_s, self.sip.session_expires_s
+                ),
+            ));
+        }
         if self.calls.max_duration_s == 0 {
             return Err(field("calls.max_duration_s", "must be at least 1".into()));
+        }
+        let tcp = &self.tcp;
+        for (name, value) in [
+            ("tcp.max_connections", tcp.max_connections as u64),
+            (
+                "tcp.max_connections_per_source",
+                tcp.max_connections_per_source as u64,
+            ),
+            ("tcp.idle_timeout_s", tcp.idle_timeout_s),
+            ("tcp.message_timeout_s", tcp.message_timeout_s),
+            ("tcp.write_queue_messages", tcp.write_queue_messages as u64),
+        ] {
+            if value == 0 {
+                return Err(field(name, "must be at least 1".into()));
+            }
         }
         let host = self.advertised_host();
         if concierge_sip::wire::SipUri::parse(&format!("sip:x@{host}")).is_err() {
@@ -683,6 +771,19 @@ impl Config {
             invite_burst: self.calls.invite_burst,
             source_invite_rate: self.calls.source_invite_rate,
             source_invite_burst: self.calls.source_invite_burst,
+        }
+    }
+
+    /// RFC 4028 settings for the switch.
+    pub(crate) fn session_timer(&self) -> concierge_sip::dialog::session_timer::SessionTimerConfig {
+        use concierge_sip::dialog::session_timer::{Refresher, SessionTimerConfig};
+        SessionTimerConfig {
+            interval: self.sip.session_expires_s,
+            min_se: self.sip.min_se_s,
+            refresher: match self.sip.session_refresher {
+                RefresherConfig::Uac => Refresher::Uac,
+                RefresherConfig::Uas => Refresher::Uas,
+            },
         }
     }
 
@@ -887,6 +988,59 @@ mod tests {
     fn a_zero_maximum_call_duration_is_refused() {
         let e = Config::parse(Path::new("c.toml"), "[calls]\nmax_duration_s = 0\n").unwrap_err();
         assert!(e.to_string().contains("calls.max_duration_s"), "{e}");
+    }
+
+    #[test]
+    fn session_timer_options_default_to_the_rfc_and_are_checked() {
+        let d = Config::default();
+        let st = d.session_timer();
+        assert_eq!(
+            (st.interval, st.min_se),
+            (1800, 90),
+            "RFC 4028 floor by default"
+        );
+        assert!(!d.sip.prefer_100rel);
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[sip]
+min_se_s = 0
+",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("sip.session_expires_s"), "{e}");
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[sip]
+session_expires_s = 60
+",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("min_se_s"), "{e}");
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[sip]
+session_refresher = \"me\"
+",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("session_refresher"), "{e}");
+        let c = Config::parse(
+            Path::new("c.toml"),
+            "[sip]
+min_se_s = 2
+session_expires_s = 4
+session_refresher = \"uas\"
+prefer_100rel = true
+",
+        )
+        .unwrap();
+        let st = c.session_timer();
+        assert_eq!((st.interval, st.min_se), (4, 2));
+        assert_eq!(
+            st.refresher,
+            concierge_sip::dialog::session_timer::Refresher::Uas
+        );
+        assert!(c.sip.prefer_100rel);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod dns;
 mod driver;
+mod fatal;
 mod http;
 mod program;
 mod simulate;
@@ -65,6 +66,7 @@ fn run(args: &ConfigArgs) -> ExitCode {
         }
     };
     init_logging(&cfg.log.filter);
+    fatal::exit_on_panic();
     // Every log line of this process carries the instance's name: the runtime is one
     // thread, so every task runs inside this span (call spans are its children).
     let _instance = tracing::info_span!("concierge", instance = %cfg.server.instance).entered();
@@ -128,8 +130,15 @@ fn run(args: &ConfigArgs) -> ExitCode {
         }
         summary.log(&cfg, &server);
         tokio::spawn(forward_signals(tx));
-        server.wait().await;
-        ExitCode::SUCCESS
+        match server.wait().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                // Unreachable while the panic hook exits first; kept so a cancelled or
+                // panicked shard can never look like a clean stop.
+                error!(error = %e, "the shard task failed");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

@@ -438,7 +438,6 @@ fn an_rtp_port_another_program_holds_is_never_offered() {
         "a 20 ms PCMU packet from the SDP's port"
     );
     call.bye();
-    assert!(server.log().contains("cannot bind the RTP port"));
     drop(held);
 }
 

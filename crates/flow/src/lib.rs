@@ -12,6 +12,8 @@
 
 mod collect;
 mod condition;
+#[doc(hidden)]
+pub mod fuzzing;
 mod model;
 mod run;
 mod template;

@@ -9,6 +9,8 @@
 //! ([`info_dtmf`], handed over as bytes), and in-band tones ([`goertzel`]).
 #![forbid(unsafe_code)]
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod g711;
 pub mod goertzel;
 pub mod info_dtmf;

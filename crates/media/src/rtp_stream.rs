@@ -1,5 +1,8 @@
 //! One call's RTP: what we send (sequence, timestamp, SSRC, marker) and what we receive
 //! (parsing, symmetric-RTP latching, telephone-events, audio for the in-band detector).
+// Peer bytes reach every function here: a slice at a byte offset inside a multi-byte
+// character, or an index past the end, would be a remote panic. Use `get(..)` instead.
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -179,8 +182,10 @@ impl RtpReceiver {
 
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Received {
         // RFC 5761 §4: version 2 with a second byte of 192–223 is RTCP.
-        if data.len() >= 2 && data[0] >> 6 == 2 && (192..=223).contains(&data[1]) {
-            return Received::Rtcp;
+        if let [first, second, ..] = data {
+            if first >> 6 == 2 && (192..=223).contains(second) {
+                return Received::Rtcp;
+            }
         }
         let Ok(packet) = RtpReader::new(data) else {
             self.bad += 1;
@@ -218,6 +223,7 @@ impl RtpReceiver {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 

@@ -112,6 +112,7 @@ impl Switch {
     /// The leg's RTP port is bound: send the INVITE.
     pub(super) fn leg_port_ready(&mut self, now: Instant, id: CallRef) {
         let outbound_route = self.outbound_route();
+        let session_timer = self.cfg.session_timer;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -200,6 +201,7 @@ impl Switch {
         for (name, value) in &leg.headers {
             invite.headers.push(HeaderName::new(name), value.clone());
         }
+        super::leg_timer::push_invite_session_timer(&session_timer, &mut invite.headers);
         leg.state = LegState::Calling;
         leg.invite = Some(invite.clone());
         if !leg.alternates.is_empty() {
@@ -251,6 +253,10 @@ impl Switch {
 
     /// A response to the leg's INVITE (any, including 2xx retransmissions).
     pub(super) fn on_leg_response(&mut self, now: Instant, id: CallRef, response: Response) {
+        // RFC 4028 §7.3: the target wants a longer session interval.
+        if response.status.0 == 422 && self.leg_retry_after_422(now, id, &response) {
+            return;
+        }
         let Some(transport) = self
             .calls
             .get(&id)
@@ -343,6 +349,7 @@ impl Switch {
                         relayed: None,
                     });
                     self.flow_transfer_result(now, id, &TransferOutcome::Succeeded);
+                    self.leg_answered_session_timer(now, id, &response);
                     self.rearm(id);
                 }
                 Ok(_) | Err(_) => {
@@ -394,7 +401,7 @@ impl Switch {
                             &cnonce,
                             1,
                         );
-                        info!(realm = %challenge.realm, "target challenged; INVITE again with credentials");
+                        info!(realm = %concierge_sip::Untrusted(&challenge.realm), "target challenged; INVITE again with credentials");
                         leg.auth_tried = true;
                         leg.cseq += 1;
                         invite.cseq.seq = leg.cseq;
@@ -488,7 +495,7 @@ impl Switch {
     }
 
     /// BYE on an answered leg.
-    fn bye_leg(&mut self, now: Instant, id: CallRef) {
+    pub(super) fn bye_leg(&mut self, now: Instant, id: CallRef) {
         let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
             return;
         };
@@ -592,7 +599,7 @@ impl Switch {
                 self.close_leg_port(now, id);
                 self.hang_up(now, id, "transfer target hung up");
             }
-            Method::Invite => {
+            Method::Invite | Method::Update => {
                 // A session refresh or new address from the target: same codec, same port.
                 let offer = String::from_utf8_lossy(&request.body);
                 if let Ok(audio) = sdp::accept_with(&offer, leg.srtp_key.as_ref()) {
@@ -604,7 +611,16 @@ impl Switch {
                     call.media.add_foreign(dropped);
                 }
                 let mut r = response_to(&request, StatusCode::OK, None);
-                if let (Some(port), Some(caller)) = (leg.port, call.audio.as_ref()) {
+                super::leg_timer::leg_refreshed_by_peer(
+                    &mut call.carrier,
+                    now,
+                    &request,
+                    &mut r.headers,
+                    &self.cfg.session_timer,
+                );
+                // RFC 3311: an UPDATE without SDP is answered without SDP.
+                let offered = request.method == Method::Invite || !request.body.is_empty();
+                if let (true, Some(port), Some(caller)) = (offered, leg.port, call.audio.as_ref()) {
                     let local = std::net::SocketAddr::new(self.cfg.media_ip, port);
                     r.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
                     r.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
@@ -719,6 +735,9 @@ impl Switch {
             remote_tag: response.to.tag().unwrap_or_default().to_owned(),
         };
         if let Some(call) = self.by_dialog.get(&id).copied() {
+            if self.reack_refresh(call, &response) {
+                return;
+            }
             if let Some(leg) = self.calls.get(&call).and_then(|c| c.bridge.as_ref()) {
                 if let Some(ack) = leg.ack.clone() {
                     let peer = leg.peer;

@@ -8,13 +8,15 @@ use concierge_sip::wire::{
     dialog_response_to, response_to, HeaderName, Method, Request, Response, SipUri, StatusCode,
     Transport,
 };
-use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer};
+use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer, Untrusted};
 use tracing::{debug, info, info_span, warn};
 
 mod admit;
 mod bridge;
 mod dns;
+mod carrier;
 mod flow;
+mod leg_timer;
 mod lockout;
 mod media;
 mod srtp;
@@ -31,7 +33,7 @@ use crate::transfer::{
 use concierge_media::sdp::{self, OfferError};
 use concierge_media::RtpPorts;
 
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER, UPDATE, PRACK";
 const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
 
 /// All calls of one shard. See the crate docs for the run loop.
@@ -93,7 +95,10 @@ impl Switch {
             via_host: cfg.advertised_host.clone(),
             via_port: cfg.sip_port,
             seed: cfg.seed,
-            ..EndpointConfig::default()
+            supported: crate::carrier::SUPPORTED
+                .split(", ")
+                .map(str::to_owned)
+                .collect(),
         });
         Self {
             endpoint,
@@ -413,9 +418,12 @@ impl Switch {
             (_, None) => {
                 // REGISTER, SUBSCRIBE, MESSAGE … outside a dialog: known, but not ours.
                 let status = match request.method {
-                    Method::Bye | Method::Info | Method::Notify | Method::Refer => {
-                        StatusCode::CALL_DOES_NOT_EXIST
-                    }
+                    Method::Bye
+                    | Method::Info
+                    | Method::Notify
+                    | Method::Refer
+                    | Method::Prack
+                    | Method::Update => StatusCode::CALL_DOES_NOT_EXIST,
                     _ => StatusCode::METHOD_NOT_ALLOWED,
                 };
                 let mut r = self.response(&request, status);
@@ -441,7 +449,15 @@ impl Switch {
             self.endpoint.respond(now, &key, r);
             return;
         }
-        let span = info_span!("call", call_id = %invite.call_id);
+        let span = info_span!("call", call_id = %Untrusted(&invite.call_id));
+        let carrier = match self.carrier_for_invite(&invite) {
+            Ok(c) => c,
+            Err(r) => {
+                span.in_scope(|| info!(status = %r.status, "INVITE refused by the session timer"));
+                self.endpoint.respond(now, &key, *r);
+                return;
+            }
+        };
         let Some(port) = self.ports.allocate(now) else {
             span.in_scope(|| warn!("no free RTP port; INVITE refused with 503"));
             let mut r = self.response(&invite, StatusCode::SERVICE_UNAVAILABLE);
@@ -465,7 +481,7 @@ impl Switch {
                 Ok((audio, sdp)) => (Some(audio), sdp),
                 Err(OfferError::NotAcceptable(why)) => {
                     self.ports.release(port, now);
-                    span.in_scope(|| info!(%why, "offer refused with 488"));
+                    span.in_scope(|| info!(why = %Untrusted(&why), "offer refused with 488"));
                     let mut r = self.response(&invite, StatusCode::NOT_ACCEPTABLE_HERE);
                     r.headers.push(
                         HeaderName::new("Warning"),
@@ -485,7 +501,7 @@ impl Switch {
             info!(
                 caller = %identity.for_log(),
                 verified = identity.verified,
-                to = %invite.uri,
+                to = %Untrusted(&invite.uri),
                 "incoming call"
             )
         });
@@ -529,6 +545,7 @@ impl Switch {
                 expires: now + self.cfg.max_call_duration,
                 media_timeout: self.cfg.media_timeout,
                 armed: None,
+                carrier,
             },
         );
         self.expiry.insert((now + self.cfg.max_call_duration, id));
@@ -540,18 +557,11 @@ impl Switch {
     /// The call's RTP port is ours: 180, then the flow (which answers when it first needs
     /// media) or the plain answer.
     fn ring(&mut self, now: Instant, id: CallRef) {
-        let Some(call) = self.calls.get(&id) else {
+        if !self.calls.contains_key(&id) {
             return;
-        };
-        // §12.1.1: a 180 with a To tag creates an early dialog: Record-Route and Contact.
-        let contact = self.local_contact(call.peer.transport);
-        let mut ringing =
-            dialog_response_to(&call.invite, StatusCode::RINGING, &call.local_tag, &contact);
-        ringing
-            .headers
-            .push(HeaderName::SERVER, self.cfg.user_agent.clone());
-        let key = call.invite_key.clone();
-        self.endpoint.respond(now, &key, ringing);
+        }
+        // §12.1.1: a 180 (or 183) with a To tag creates an early dialog.
+        self.send_ringing(now, id);
         if self.start_flow(now, id) {
             // The flow answers when it first needs media.
         } else if self.cfg.answer_after.is_zero() {
@@ -564,6 +574,9 @@ impl Switch {
 
     /// Sends the 200 OK and sets up the dialog (§13.3.1.4).
     fn answer(&mut self, now: Instant, id: CallRef) {
+        if self.answer_waits_for_prack(id) {
+            return;
+        }
         let Some(transport) = self.calls.get(&id).map(|c| c.peer.transport) else {
             return;
         };
@@ -575,9 +588,13 @@ impl Switch {
         let mut ok = dialog_response_to(&call.invite, StatusCode::OK, &call.local_tag, &contact);
         ok.headers.push(HeaderName::ALLOW, ALLOW);
         ok.headers
-            .push(HeaderName::SUPPORTED, "replaces, norefersub");
+            .push(HeaderName::SUPPORTED, crate::carrier::SUPPORTED);
         ok.headers
             .push(HeaderName::SERVER, self.cfg.user_agent.clone());
+        self.answer_session_timer(now, id, &mut ok.headers);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if let Some(sdp) = &call.local_sdp {
             ok.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
             ok.body = sdp.clone().into();
@@ -603,7 +620,7 @@ impl Switch {
     fn on_ack(&mut self, now: Instant, ack: Request) {
         let Some(id) = DialogId::of_incoming(&ack).and_then(|d| self.by_dialog.get(&d).copied())
         else {
-            debug!(call_id = %ack.call_id, "ACK for no dialog dropped");
+            debug!(call_id = %Untrusted(&ack.call_id), "ACK for no dialog dropped");
             return;
         };
         let Some(call) = self.calls.get_mut(&id) else {
@@ -700,6 +717,17 @@ impl Switch {
             return self.on_leg_request(now, id, key, request);
         }
         let _g = call.span.clone().entered();
+        let request = if call.phase == Phase::Early {
+            match self.on_early_dialog_request(now, id, key.clone(), request) {
+                Some(r) => r,
+                None => return,
+            }
+        } else {
+            request
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if let Some(d) = call.dialog.as_mut() {
             if let Err(rejection) = d.handle_remote_request(&request) {
                 let r = response_to(&request, rejection.status(), None);
@@ -737,6 +765,8 @@ impl Switch {
                 }
             }
             Method::Invite => self.on_reinvite(now, id, key, request),
+            Method::Update => self.on_update(now, id, key, request),
+            Method::Prack => self.on_prack(now, id, key, request),
             Method::Info => {
                 let mut info_digit = false;
                 // SIP INFO DTMF (application/dtmf-relay or application/dtmf).
@@ -768,6 +798,11 @@ impl Switch {
     }
 
     fn on_response(&mut self, now: Instant, key: TsxKey, response: Response) {
+        if self.on_refresh_response(now, &key, &response)
+            || self.on_leg_refresh_answer(now, &key, Some(&response))
+        {
+            return;
+        }
         let Some(id) = self.by_client_tsx.get(&key).copied() else {
             if response.cseq.method == Method::Invite && response.status.is_success() {
                 // Our own INVITE, answered after its leg was given up: the transaction
@@ -805,6 +840,9 @@ impl Switch {
     }
 
     fn on_tsx_timeout(&mut self, now: Instant, key: TsxKey) {
+        if self.on_refresh_timeout(now, &key) || self.on_leg_refresh_answer(now, &key, None) {
+            return;
+        }
         if let Some(id) = self.by_client_tsx.remove(&key) {
             let Some(call) = self.calls.get_mut(&id) else {
                 return;
@@ -985,6 +1023,8 @@ impl Switch {
         if self.collect_timeout(now, id)
             || self.http_overdue(now, id)
             || self.leg_timeout(now, id)
+            || self.carrier_timeout(now, id)
+            || self.leg_timer_timeout(now, id)
             || self.media_inactive(now, id)
         {
             return;
@@ -1131,6 +1171,9 @@ impl Switch {
     /// answer from the same port with the next `o=` version. An offerless re-INVITE gets
     /// our current SDP as a fresh offer.
     fn on_reinvite(&mut self, now: Instant, id: CallRef, key: TsxKey, request: Request) {
+        if self.refuse_glare(now, id, &key, &request) {
+            return;
+        }
         let media_ip = self.cfg.media_ip;
         let Some(transport) = self.calls.get(&id).map(|c| c.peer.transport) else {
             return;
@@ -1165,7 +1208,8 @@ impl Switch {
                 Ok((audio, sdp)) => {
                     call.span
                         .in_scope(|| info!(send = audio.send, "session changed by re-INVITE"));
-                    if call.phase == Phase::Confirmed {
+                    // Early media runs before the ACK: an UPDATE changes it too.
+                    if call.phase == Phase::Confirmed || call.media.is_started() {
                         let r = self.endpoint.random_u64();
                         call.media.start(
                             now,
@@ -1192,10 +1236,12 @@ impl Switch {
                 }
             }
         };
+        call.local_sdp = Some(sdp.clone());
         let mut ok = response_to(&request, StatusCode::OK, None);
         ok.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
         ok.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
         ok.body = sdp.into();
+        self.session_refreshed_by_peer(now, id, &request, &mut ok.headers);
         self.endpoint.respond(now, &key, ok);
     }
 
@@ -1220,6 +1266,13 @@ impl Switch {
         self.by_invite.remove(&call.invite_key);
         if let Some(d) = &call.dialog {
             self.by_dialog.remove(&d.id);
+        }
+        self.by_dialog.remove(&carrier::early_dialog_id(&call));
+        for r in [&call.carrier.refresh, &call.carrier.leg_refresh]
+            .into_iter()
+            .flatten()
+        {
+            self.by_client_tsx.remove(&r.key);
         }
         if let Some(k) = &call.bye_key {
             self.by_client_tsx.remove(k);
@@ -1320,7 +1373,7 @@ impl Switch {
         if status == StatusCode::OK || status.class() >= 4 {
             r.headers.push(HeaderName::ALLOW, ALLOW);
             r.headers
-                .push(HeaderName::SUPPORTED, "replaces, norefersub");
+                .push(HeaderName::SUPPORTED, crate::carrier::SUPPORTED);
         }
         r.headers
             .push(HeaderName::SERVER, self.cfg.user_agent.clone());

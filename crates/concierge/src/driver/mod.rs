@@ -90,8 +90,9 @@ impl Server {
         };
         let (stream_tx, stream_rx) = mpsc::channel(4096);
         let tcp = if cfg.sip.tcp {
+            let limits = tcp::TcpLimits::from_config(&cfg.tcp);
             Some(
-                tcp::Tcp::start(addr, stream_tx)
+                tcp::Tcp::start(addr, limits, stream_tx)
                     .await
                     .map_err(bind("TCP"))?,
             )
@@ -150,6 +151,8 @@ impl Server {
                 user_agent: cfg.sip.user_agent.clone(),
                 media_timeout: Duration::from_secs(cfg.calls.media_timeout_s),
                 admission: cfg.admission(),
+                session_timer: cfg.session_timer(),
+                prefer_100rel: cfg.sip.prefer_100rel,
                 seed: rand::random(),
                 srtp: cfg.rtp.srtp.policy(),
                 dns_failover: Duration::from_millis(cfg.dns.failover_ms),
@@ -189,6 +192,7 @@ impl Server {
             overloaded: false,
             overload_logged: None,
             sip_drained_at: Instant::now(),
+            udp_errors: concierge_sip::LogLimiter::new(Duration::from_secs(10), 10),
         };
         let shard = tokio::spawn(shard.run());
         Ok(Self {
@@ -198,10 +202,9 @@ impl Server {
         })
     }
 
-    pub(crate) async fn wait(self) {
-        if let Err(e) = self.shard.await {
-            warn!(error = %e, "shard task failed");
-        }
+    /// Waits for the shard to stop; an error is a shard that panicked or was cancelled.
+    pub(crate) async fn wait(self) -> Result<(), tokio::task::JoinError> {
+        self.shard.await
     }
 }
 
@@ -276,6 +279,9 @@ struct Shard {
     overload_logged: Option<Instant>,
     /// When the SIP socket was last found empty.
     sip_drained_at: Instant,
+    /// UDP send/receive errors: a peer can cause one per datagram (ICMP unreachable for
+    /// answers to spoofed sources), so they are logged within a budget.
+    udp_errors: concierge_sip::LogLimiter,
 }
 
 impl Shard {
@@ -301,7 +307,7 @@ impl Shard {
                         self.report_load(emptied);
                     }
                     // ICMP errors from earlier sends surface here on some platforms; not fatal.
-                    Err(e) => warn!(error = %e, "UDP receive failed"),
+                    Err(e) => self.udp_error(&e, None),
                 },
                 Some(input) = self.stream_rx.recv() => match input {
                     StreamInput::Message { peer, head, body } => {
@@ -423,6 +429,26 @@ impl Shard {
             .handle_sip_datagram(std::time::Instant::now(), peer, data);
     }
 
+    /// Logs a UDP error within the budget, and the summary of the interval before.
+    fn udp_error(&mut self, e: &std::io::Error, to: Option<SocketAddr>) {
+        let now = std::time::Instant::now();
+        if let Some(s) = self.udp_errors.poll_summary(now) {
+            warn!(
+                errors = s.seen,
+                "{} UDP send/receive errors in the last {} s ({} not logged one by one)",
+                s.seen,
+                s.interval.as_secs(),
+                s.suppressed
+            );
+        }
+        if self.udp_errors.admit(now) {
+            match to {
+                Some(to) => warn!(error = %e, %to, "UDP send failed"),
+                None => warn!(error = %e, "UDP receive failed"),
+            }
+        }
+    }
+
     async fn flush(&mut self) {
         while let Some(out) = self.switch.poll_output() {
             match out {
@@ -430,7 +456,7 @@ impl Shard {
                     Transport::Udp => {
                         if let Some(udp) = &self.udp {
                             if let Err(e) = udp.send_to(&t.bytes, t.peer.addr).await {
-                                warn!(error = %e, to = %t.peer.addr, "UDP send failed");
+                                self.udp_error(&e, Some(t.peer.addr));
                             }
                         }
                     }

@@ -10,6 +10,9 @@
 //! [`framing`] finds one message in a datagram or a stream (Content-Length, size limits),
 //! [`parse`] turns its bytes into our types via the codec, and [`sanity`] applies the
 //! checks of RFC 3261 §8.2 that decide which error response a broken request gets.
+// Peer bytes reach every function here: a slice at a byte offset inside a multi-byte
+// character, or an index past the end, would be a remote panic. Use `get(..)` instead.
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 mod framing;
 mod header;
