@@ -13,8 +13,8 @@ use tracing::{debug, info, info_span, warn};
 
 mod admit;
 mod bridge;
-mod dns;
 mod carrier;
+mod dns;
 mod flow;
 mod leg_timer;
 mod lockout;
