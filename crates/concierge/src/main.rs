@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod demo;
 mod diagram;
+mod dns;
 mod driver;
 mod fatal;
 mod http;
