@@ -10,16 +10,22 @@
 //! state machine a media layer uses to carry out [`Action::CollectDigits`].
 #![forbid(unsafe_code)]
 
+mod auth;
+mod cache;
 mod collect;
 mod condition;
 mod model;
 mod run;
+mod schedule;
 mod template;
 mod validate;
 
+pub use auth::{AuthSpec, ClientAuth};
+pub use cache::{CacheSpec, CacheUse, LookupCache};
 pub use collect::{CollectOutcome, Collector};
 pub use condition::Operator;
-pub use model::{Flow, Node, TransferMode};
+pub use model::{ComfortSpec, Flow, Node, TransferMode};
+pub use schedule::{Schedule, ScheduleError};
 pub use run::{
     Action, CollectSpec, EnvLookup, Event, HttpFailure, HttpRequest, HttpResponse, HttpStep, Run,
     Step, TransferOutcome, Vars,
