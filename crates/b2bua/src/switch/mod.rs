@@ -12,9 +12,13 @@ use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer};
 use tracing::{debug, info, info_span, warn};
 
 mod bridge;
+mod comfort;
 mod flow;
 mod lockout;
+mod lookup;
 mod media;
+
+pub(crate) use comfort::Comfort;
 
 use crate::call::{Call, Phase};
 use crate::config::SwitchConfig;
@@ -57,6 +61,8 @@ pub struct Switch {
     frame_buf: Vec<u8>,
     /// Failed code attempts across this switch's calls.
     lockout: crate::lockout::Lockout,
+    /// Answers of caching `http` nodes, shared by this switch's calls.
+    lookups: concierge_flow::LookupCache,
 }
 
 /// A transfer target as logs may show it: not when it was rendered from a secret.
@@ -102,6 +108,7 @@ impl Switch {
             rtp_buf: vec![0u8; 1500],
             frame_buf: Vec::with_capacity(320),
             lockout: crate::lockout::Lockout::new(cfg.lockout),
+            lookups: concierge_flow::LookupCache::new(),
             cfg,
         }
     }
@@ -916,7 +923,10 @@ impl Switch {
             self.answer(now, id);
             return;
         }
-        if self.collect_timeout(now, id) || self.http_overdue(now, id) || self.leg_timeout(now, id)
+        if self.comfort_due(now, id)
+            || self.collect_timeout(now, id)
+            || self.http_overdue(now, id)
+            || self.leg_timeout(now, id)
         {
             return;
         }
@@ -1176,6 +1186,7 @@ impl Switch {
                             status: h.status,
                             outcome: h.outcome.clone(),
                             latency_ms: h.latency.as_millis() as u64,
+                            cache: h.cache,
                         })
                         .collect()
                 })
