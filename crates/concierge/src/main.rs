@@ -1,6 +1,7 @@
 //! The `concierge` binary: CLI, configuration, logging and the tokio driver.
 #![forbid(unsafe_code)]
 
+mod auth;
 mod check;
 mod cli;
 mod config;

@@ -88,14 +88,20 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
         format!("{}:{}", cfg.advertised_host(), cfg.sip.listen.port()),
     );
     let http = HttpClient::new();
+    // The same cache a switch keeps; a simulation is one call, so a repeated node hits.
+    let mut cache = concierge_flow::LookupCache::new();
     let mut keys: Vec<char> = args.digits.unwrap_or("").chars().collect();
     let mut log: Vec<serde_json::Value> = Vec::new();
+    vars.insert("system.now".into(), unix_now().to_string());
     let (mut run, mut action) = Run::start(flow.clone(), vars);
     let mut final_action = json!(null);
     for _ in 0..200 {
         let event = match &action {
-            Action::Play { prompts } => {
-                log.push(json!({"play": prompts}));
+            Action::Play {
+                prompts,
+                interruptible,
+            } => {
+                log.push(json!({"play": prompts, "interruptible": interruptible}));
                 Event::PromptFinished
             }
             Action::CollectDigits(spec) => {
@@ -122,7 +128,15 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
                 }
             }
             Action::Http(req) => {
-                let result = http.execute(req.clone()).await;
+                let now = std::time::Instant::now();
+                let (result, used) = match cache.fresh(now, req) {
+                    Some(hit) => (Ok(hit), Some(concierge_flow::CacheUse::Hit)),
+                    None => {
+                        let result = http.execute(req.clone()).await;
+                        cache.settle(std::time::Instant::now(), req, result)
+                    }
+                };
+                run.note_cache(used);
                 let shown = match &result {
                     Ok(r) => {
                         json!({"status": r.status, "body": String::from_utf8_lossy(&r.body), "latency_ms": r.latency.as_millis() as u64})
@@ -134,7 +148,8 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
                 } else {
                     req.url_for_log()
                 };
-                log.push(json!({"http": {"node": req.node, "method": req.method, "url": url}, "result": shown}));
+                // The auth block by name only: its token and secret are never shown.
+                log.push(json!({"http": {"node": req.node, "method": req.method, "url": url, "auth": req.auth.as_ref().map(|a| &a.name)}, "cache": used.map(|u| u.as_str()), "result": shown}));
                 Event::HttpResult(result)
             }
             Action::Transfer {
@@ -157,6 +172,7 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
             }
             Action::Done => break,
         };
+        run.set_clock(unix_now());
         action = run.handle(event);
     }
     let path: Vec<serde_json::Value> = run
@@ -188,4 +204,11 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
     }
     println!("final: {final_action}");
     ExitCode::SUCCESS
+}
+
+/// The wall time for `system.now` (opening hours): simulation runs now.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -2,6 +2,7 @@
 //! a config written by the test, and real peers (SIPp, raw UDP) talking to it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod http_stub;
 pub mod proxy;
 
 #[allow(unused_imports)]
@@ -65,6 +66,11 @@ impl Server {
     /// Starts the binary with `[sip] listen` on a free port plus `extra` TOML (which may
     /// add keys to other tables, written as full tables).
     pub fn start(name: &str, sip_extra: &str, extra: &str) -> Self {
+        Self::start_env(name, sip_extra, extra, &[])
+    }
+
+    /// As [`Self::start`], with `env` set for the server process (secrets a flow reads).
+    pub fn start_env(name: &str, sip_extra: &str, extra: &str, env: &[(&str, &str)]) -> Self {
         let dir = scratch_dir(name);
         let port = free_port();
         let records = dir.join("calls.jsonl");
@@ -96,6 +102,7 @@ impl Server {
             .arg(&config_path)
             .current_dir(repo_root())
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -361,6 +368,17 @@ pub fn start_vip_with(
     sip_extra: &str,
     calls_extra: &str,
 ) -> Server {
+    start_vip_env(name, edit, sip_extra, calls_extra, &[])
+}
+
+/// As [`start_vip_with`], with `env` set for the server process.
+pub fn start_vip_env(
+    name: &str,
+    edit: impl Fn(String) -> String,
+    sip_extra: &str,
+    calls_extra: &str,
+    env: &[(&str, &str)],
+) -> Server {
     let root = repo_root();
     let dir = scratch_dir(&format!("{name}-flow"));
     let crm = free_port();
@@ -381,7 +399,7 @@ pub fn start_vip_with(
         root.join("config/flows/service-desk.toml").display(),
         root.join("config/flows/echo.toml").display(),
     );
-    Server::start(name, sip_extra, &extra)
+    Server::start_env(name, sip_extra, &extra, env)
 }
 
 /// The only record, once the server wrote it (records land when a call ends).
