@@ -20,7 +20,7 @@ fn concierge(args: &[&str]) -> (bool, String) {
 fn check_passes_on_the_shipped_config_and_fails_on_a_broken_flow() {
     let (ok, out) = concierge(&["check", "config"]);
     assert!(ok, "{out}");
-    assert!(out.contains("ok: 5 flow(s)"), "{out}");
+    assert!(out.contains("ok: 6 flow(s)"), "{out}");
     let dir = common::scratch_dir("broken-flow");
     let broken = dir.join("broken.toml");
     std::fs::write(
@@ -99,8 +99,11 @@ fn simulate_shows_the_three_paths_of_the_reference_flow() {
         wrong["final"]["transfer"]["target"],
         "sip:service-desk@127.0.0.1:5060"
     );
+    // The lookup comes first now (while the phone would ring).
     assert_eq!(
-        wrong["steps"][1]["result"]["status"], 200,
+        wrong["steps"][0]["result"]["status"], 200,
         "the lookup really reached the API"
     );
+    assert_eq!(wrong["steps"][0]["cache"], "miss", "simulate shows the cache");
+    assert_eq!(wrong["steps"][1]["interruptible"], true, "the welcome can be skipped");
 }
