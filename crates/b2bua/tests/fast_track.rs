@@ -140,7 +140,21 @@ impl Rig {
         let from: SocketAddr = CALLER_MEDIA.parse().unwrap();
         let t = ts.to_be_bytes();
         let packet = [
-            0x80, 0x80 | 96, 0, (ts / 8000) as u8, t[0], t[1], t[2], t[3], 1, 2, 3, 4, event, 0x8a, 3,
+            0x80,
+            0x80 | 96,
+            0,
+            (ts / 8000) as u8,
+            t[0],
+            t[1],
+            t[2],
+            t[3],
+            1,
+            2,
+            3,
+            4,
+            event,
+            0x8a,
+            3,
             0x20,
         ];
         self.switch.handle_rtp(self.now, port, from, &packet);
@@ -228,10 +242,18 @@ fn a_key_stops_an_interruptible_prompt_within_40_ms_and_reaches_the_keypad() {
         1_800_000_000,
     );
     let out = rig.send(&invite("b1"));
-    let tag = ok_response(&out).expect("answered to play").to.tag().unwrap().to_owned();
+    let tag = ok_response(&out)
+        .expect("answered to play")
+        .to
+        .tag()
+        .unwrap()
+        .to_owned();
     rig.send(&ack("b1", &tag));
     rig.advance(Duration::from_millis(1000));
-    assert!(rig.sound_since(rig.now - Duration::from_millis(900)) > 40, "the welcome plays");
+    assert!(
+        rig.sound_since(rig.now - Duration::from_millis(900)) > 40,
+        "the welcome plays"
+    );
 
     let pressed = rig.now;
     assert!(rig.key(1, 16_000).is_empty());
@@ -248,7 +270,11 @@ fn a_key_stops_an_interruptible_prompt_within_40_ms_and_reaches_the_keypad() {
     }
     rig.answer_bye(&out);
     let rec = rig.records.last().expect("a record");
-    let code = rec.variables.iter().find(|(k, _)| k == "code").map(|(_, v)| v.as_str());
+    let code = rec
+        .variables
+        .iter()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.as_str());
     assert_eq!(code, Some("123"), "the interrupting key reached the keypad");
     assert_eq!(rec.path[0].node, "welcome");
     assert_eq!(rec.path[1].exit.as_deref(), Some("done"));
@@ -257,7 +283,11 @@ fn a_key_stops_an_interruptible_prompt_within_40_ms_and_reaches_the_keypad() {
 #[test]
 fn a_plain_play_is_not_interrupted() {
     let flow = BARGE_IN.replace("interruptible = true\n", "");
-    let mut rig = Rig::new(&flow, prompts(&[("welcome", 2000), ("enter_code", 3000)]), 0);
+    let mut rig = Rig::new(
+        &flow,
+        prompts(&[("welcome", 2000), ("enter_code", 3000)]),
+        0,
+    );
     let out = rig.send(&invite("p1"));
     let tag = ok_response(&out).unwrap().to.tag().unwrap().to_owned();
     rig.send(&ack("p1", &tag));
@@ -290,11 +320,20 @@ fn a_slow_lookup_answers_and_plays_comfort_audio_until_the_result() {
         0,
     );
     let out = rig.send(&invite("s1"));
-    assert_eq!(statuses(&out), vec![100, 180], "the lookup runs while it rings");
+    assert_eq!(
+        statuses(&out),
+        vec![100, 180],
+        "the lookup runs while it rings"
+    );
     assert_eq!(rig.http.len(), 1);
     assert!(rig.advance(Duration::from_millis(999)).is_empty());
     let out = rig.advance(Duration::from_millis(1));
-    let tag = ok_response(&out).expect("answered for comfort").to.tag().unwrap().to_owned();
+    let tag = ok_response(&out)
+        .expect("answered for comfort")
+        .to
+        .tag()
+        .unwrap()
+        .to_owned();
     rig.send(&ack("s1", &tag));
     let started = rig.now;
     rig.advance(Duration::from_millis(2500));
@@ -305,18 +344,29 @@ fn a_slow_lookup_answers_and_plays_comfort_audio_until_the_result() {
     let ended = rig.now;
     rig.answer_bye(&out);
     rig.advance(Duration::from_millis(200));
-    assert_eq!(rig.sound_since(ended + Duration::from_millis(1)), 0, "silence after the result");
+    assert_eq!(
+        rig.sound_since(ended + Duration::from_millis(1)),
+        0,
+        "silence after the result"
+    );
     assert_eq!(rig.records[0].path[0].exit.as_deref(), Some("success"));
 }
 
 #[test]
 fn a_fast_lookup_plays_no_comfort_and_stays_unanswered() {
-    let mut rig = Rig::new(SLOW_LOOKUP, prompts(&[("one_moment", 600), ("hold_music", 400)]), 0);
+    let mut rig = Rig::new(
+        SLOW_LOOKUP,
+        prompts(&[("one_moment", 600), ("hold_music", 400)]),
+        0,
+    );
     rig.send(&invite("f1"));
     rig.advance(Duration::from_millis(300));
     let out = rig.http_result(200, "true");
     assert_eq!(statuses(&out), vec![480], "the hangup, never answered");
-    assert!(rig.advance(Duration::from_secs(2)).iter().all(|m| ok_response(std::slice::from_ref(m)).is_none()));
+    assert!(rig
+        .advance(Duration::from_secs(2))
+        .iter()
+        .all(|m| ok_response(std::slice::from_ref(m)).is_none()));
 }
 
 const CACHED: &str = r#"
@@ -409,7 +459,10 @@ fn opening_hours_follow_the_switch_wall_clock_across_dst() {
     let out = rig.send(&invite("h2"));
     assert_eq!(statuses(&out), vec![100, 180, 302], "08:00:30 CEST is open");
     let contact = match &out[2] {
-        Message::Response(r) => r.header(&concierge_sip::wire::HeaderName::CONTACT).unwrap().to_owned(),
+        Message::Response(r) => r
+            .header(&concierge_sip::wire::HeaderName::CONTACT)
+            .unwrap()
+            .to_owned(),
         _ => unreachable!(),
     };
     assert!(contact.contains("Priority=urgent"), "{contact}");
@@ -417,4 +470,41 @@ fn opening_hours_follow_the_switch_wall_clock_across_dst() {
     rig.advance(Duration::from_secs(10 * 3600));
     let out = rig.send(&invite("h3"));
     assert_eq!(statuses(&out), vec![100, 180, 480]);
+}
+
+const BRIDGE_PRIORITY: &str = r#"
+start = "desk"
+[nodes.desk]
+type = "transfer"
+target = "sip:queue@127.0.0.2:5070"
+mode = "bridge"
+priority = "urgent"
+priority_header = "X-Queue-Priority"
+"#;
+
+#[test]
+fn a_bridge_leg_carries_the_priority_as_real_headers() {
+    let mut rig = Rig::new(BRIDGE_PRIORITY, Catalogue::default(), 0);
+    let out = rig.send(&invite("q1"));
+    let tag = ok_response(&out)
+        .expect("answered")
+        .to
+        .tag()
+        .unwrap()
+        .to_owned();
+    let out = rig.send(&ack("q1", &tag));
+    let leg = requests(&out)
+        .into_iter()
+        .find(|r| r.method.as_str() == "INVITE")
+        .expect("the bridge leg's INVITE")
+        .clone();
+    // RFC 3261 §20.26.
+    assert_eq!(
+        leg.header(&concierge_sip::wire::HeaderName::new("Priority")),
+        Some("urgent")
+    );
+    assert_eq!(
+        leg.header(&concierge_sip::wire::HeaderName::new("X-Queue-Priority")),
+        Some("urgent")
+    );
 }

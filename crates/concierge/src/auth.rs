@@ -180,11 +180,12 @@ async fn fetch(client: &reqwest::Client, spec: &AuthSpec) -> Result<(Bearer, Dur
         .map(|(k, v)| format!("{k}={}", enc(v)))
         .collect::<Vec<_>>()
         .join("&");
-    let mut response = request
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("token endpoint unreachable: {}", crate::http::root_cause(&e)))?;
+    let mut response = request.body(body).send().await.map_err(|e| {
+        format!(
+            "token endpoint unreachable: {}",
+            crate::http::root_cause(&e)
+        )
+    })?;
     let status = response.status().as_u16();
     let mut bytes = Vec::new();
     while let Some(chunk) = response
@@ -213,7 +214,9 @@ async fn fetch(client: &reqwest::Client, spec: &AuthSpec) -> Result<(Bearer, Dur
         } else {
             String::new()
         };
-        return Err(format!("token endpoint refused: HTTP {status} ({code}){hint}"));
+        return Err(format!(
+            "token endpoint refused: HTTP {status} ({code}){hint}"
+        ));
     }
     let token = json
         .get("access_token")

@@ -104,6 +104,12 @@ fn simulate_shows_the_three_paths_of_the_reference_flow() {
         wrong["steps"][0]["result"]["status"], 200,
         "the lookup really reached the API"
     );
-    assert_eq!(wrong["steps"][0]["cache"], "miss", "simulate shows the cache");
-    assert_eq!(wrong["steps"][1]["interruptible"], true, "the welcome can be skipped");
+    assert_eq!(
+        wrong["steps"][0]["cache"], "miss",
+        "simulate shows the cache"
+    );
+    assert_eq!(
+        wrong["steps"][1]["interruptible"], true,
+        "the welcome can be skipped"
+    );
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::http_stub::{Reply, Stub};
 use common::{
-    header, path_of, pjsua2_python, repo_root, scratch_dir, start_vip, start_vip_env,
-    wait_record, RawCall, TRUST_LOOPBACK,
+    header, path_of, pjsua2_python, repo_root, scratch_dir, start_vip, start_vip_env, wait_record,
+    RawCall, TRUST_LOOPBACK,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -53,7 +53,12 @@ fn vip_call(server: &common::Server, caller: &str, call_id: &str) -> (String, se
 }
 
 /// A caller that keys `code` by SIP INFO after the ACK (type-ahead skips the welcome).
-fn code_call(server: &common::Server, caller: &str, call_id: &str, code: &str) -> (String, serde_json::Value) {
+fn code_call(
+    server: &common::Server,
+    caller: &str,
+    call_id: &str,
+    code: &str,
+) -> (String, serde_json::Value) {
     let mut call = RawCall::invite(server.port, caller, call_id, "0 101");
     call.answer_and_ack();
     for d in code.chars() {
@@ -79,7 +84,14 @@ fn a_verified_vip_on_a_pjsip_softphone_is_referred_within_2_s_of_the_answer() {
     let log = dir.join("pjsip.log");
     let out = Command::new(python)
         .arg(repo_root().join("tests/peers/pjsua2/tcp_caller.py"))
-        .args(["--transport", "udp", "--after-refer", "0.5", "--caller", VIP])
+        .args([
+            "--transport",
+            "udp",
+            "--after-refer",
+            "0.5",
+            "--caller",
+            VIP,
+        ])
         .arg("--uri")
         .arg(format!("sip:ivr@127.0.0.1:{}", server.port))
         .arg("--wav")
@@ -109,13 +121,15 @@ fn a_verified_vip_on_a_pjsip_softphone_is_referred_within_2_s_of_the_answer() {
     // The greeting is 1.41 s; what is left of the 2 s is the margin for the ACK, the
     // pacing tick and a loaded machine.
     assert!(secs <= 2.0, "REFER {secs:.3} s after the answer\n{context}");
-    assert!(secs >= 1.0, "the greeting played first ({secs:.3} s)\n{context}");
+    assert!(
+        secs >= 1.0,
+        "the greeting played first ({secs:.3} s)\n{context}"
+    );
     eprintln!("answer → REFER: {secs:.3} s");
 }
 
 #[test]
-fn with_the_crm_down_a_known_vip_still_reaches_the_vip_desk_and_a_stranger_is_asked_for_the_code()
-{
+fn with_the_crm_down_a_known_vip_still_reaches_the_vip_desk_and_a_stranger_is_asked_for_the_code() {
     let crm = crm(Duration::ZERO);
     let base = crm.url();
     // The shipped cache, with a 1 s TTL so the second call asks the CRM again.
@@ -132,7 +146,10 @@ fn with_the_crm_down_a_known_vip_still_reaches_the_vip_desk_and_a_stranger_is_as
     crm.stop();
     std::thread::sleep(Duration::from_millis(1200));
     let (to, rec) = vip_call(&server, VIP, "stale-2");
-    assert!(to.starts_with("<sip:vip-desk@"), "the VIP still goes to the VIP desk: {to}");
+    assert!(
+        to.starts_with("<sip:vip-desk@"),
+        "the VIP still goes to the VIP desk: {to}"
+    );
     assert_eq!(rec["http"][0]["cache"], "stale", "{rec}");
     assert!(
         path_of(&rec).contains(&"lookup:success".to_string()),
@@ -209,7 +226,12 @@ fn a_crm_answering_after_2_5_s_gets_comfort_audio_first_then_the_flow_goes_on() 
             }
         }
     };
-    let result_at = *crm.answered.lock().unwrap().first().expect("the CRM answered");
+    let result_at = *crm
+        .answered
+        .lock()
+        .unwrap()
+        .first()
+        .expect("the CRM answered");
     let first_sound = first_sound.expect("comfort audio with speech energy");
     assert!(
         first_sound < result_at,
@@ -224,7 +246,10 @@ fn a_crm_answering_after_2_5_s_gets_comfort_audio_first_then_the_flow_goes_on() 
         path_of(&rec).contains(&"lookup:success".to_string()),
         "{rec}"
     );
-    assert!(rec["http"][0]["latency_ms"].as_u64().unwrap() >= 2400, "{rec}");
+    assert!(
+        rec["http"][0]["latency_ms"].as_u64().unwrap() >= 2400,
+        "{rec}"
+    );
 }
 
 const SECRET_ENV: &str = "CONCIERGE_TEST_OAUTH_SECRET";
@@ -254,7 +279,9 @@ fn oauth_crm() -> (Stub, Arc<Mutex<HashSet<String>>>) {
                 delay: Duration::from_millis(300),
                 ..Reply::json(
                     200,
-                    format!(r#"{{"access_token": "{token}", "token_type": "Bearer", "expires_in": 3600}}"#),
+                    format!(
+                        r#"{{"access_token": "{token}", "token_type": "Bearer", "expires_in": 3600}}"#
+                    ),
                 )
             };
         }
@@ -315,7 +342,11 @@ fn oauth2_one_token_for_two_calls_and_one_renewal_when_it_is_revoked() {
         }
     });
     assert_eq!(token_requests(&stub), 1, "one token for both calls");
-    let lookups: Vec<_> = stub.seen().into_iter().filter(|r| r.path != "/token").collect();
+    let lookups: Vec<_> = stub
+        .seen()
+        .into_iter()
+        .filter(|r| r.path != "/token")
+        .collect();
     assert_eq!(lookups.len(), 2);
     assert!(lookups.iter().all(|r| r
         .header("authorization")
@@ -328,7 +359,10 @@ fn oauth2_one_token_for_two_calls_and_one_renewal_when_it_is_revoked() {
     assert!(to.starts_with("<sip:vip-desk@"), "{to}\n{rec}");
     assert_eq!(token_requests(&stub), 2, "one renewal");
     let last = stub.seen().into_iter().last().unwrap();
-    assert!(last.header("authorization").unwrap().starts_with("Bearer tok-2-"));
+    assert!(last
+        .header("authorization")
+        .unwrap()
+        .starts_with("Bearer tok-2-"));
 
     // Neither the secret nor a token in the log (at debug) or the records.
     let log = server.log();
@@ -337,7 +371,11 @@ fn oauth2_one_token_for_two_calls_and_one_renewal_when_it_is_revoked() {
         assert!(!text.contains(SECRET), "the secret leaked");
         assert!(!text.contains("tok-"), "a token leaked");
     }
-    assert!(log.contains("OAuth2 token obtained"), "{}", common::tail(&log, 30));
+    assert!(
+        log.contains("OAuth2 token obtained"),
+        "{}",
+        common::tail(&log, 30)
+    );
 }
 
 #[test]
@@ -368,7 +406,10 @@ fn oauth2_with_a_wrong_secret_takes_the_failure_exit_with_a_clear_log_line() {
         .find(|l| l.contains("OAuth2 token request failed"))
         .unwrap_or_else(|| panic!("no log line\n{}", common::tail(&log, 30)));
     assert!(line.contains("WARN"), "{line}");
-    assert!(line.contains("invalid_client") && line.contains(SECRET_ENV), "{line}");
+    assert!(
+        line.contains("invalid_client") && line.contains(SECRET_ENV),
+        "{line}"
+    );
     assert!(!log.contains("not-the-secret"), "the secret leaked");
     assert_eq!(
         stub.seen().iter().filter(|r| r.path != "/token").count(),

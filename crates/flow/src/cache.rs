@@ -279,14 +279,20 @@ mod tests {
         let a = req("http://crm/a");
         assert_eq!(c.fresh(t0, &a), None);
         let (r, used) = c.settle(t0, &a, ok(200, "yes"));
-        assert_eq!((r.map(|r| r.body), used), (Ok(b"yes".to_vec()), Some(CacheUse::Miss)));
+        assert_eq!(
+            (r.map(|r| r.body), used),
+            (Ok(b"yes".to_vec()), Some(CacheUse::Miss))
+        );
         let hit = c.fresh(t0 + Duration::from_secs(59), &a).expect("fresh");
         assert_eq!(hit.body, b"yes");
         assert_eq!(c.fresh(t0 + Duration::from_secs(60), &a), None, "expired");
         // A 404 is kept for the shorter negative TTL.
         let b = req("http://crm/b");
         let _ = c.settle(t0, &b, ok(404, ""));
-        assert_eq!(c.fresh(t0 + Duration::from_secs(9), &b).map(|r| r.status), Some(404));
+        assert_eq!(
+            c.fresh(t0 + Duration::from_secs(9), &b).map(|r| r.status),
+            Some(404)
+        );
         assert_eq!(c.fresh(t0 + Duration::from_secs(10), &b), None);
         assert_eq!(c.counts(), (2, 2, 0));
     }
@@ -307,7 +313,11 @@ mod tests {
             assert_eq!(r.expect("stale answer").body, b"yes");
         }
         // Too old to stand in: the failure goes through.
-        let (r, used) = c.settle(t0 + Duration::from_secs(3600), &a, Err(HttpFailure::Timeout));
+        let (r, used) = c.settle(
+            t0 + Duration::from_secs(3600),
+            &a,
+            Err(HttpFailure::Timeout),
+        );
         assert_eq!((r, used), (Err(HttpFailure::Timeout), Some(CacheUse::Miss)));
         // A failure for an unknown key has nothing to stand in.
         let (r, _) = c.settle(t0, &req("http://crm/x"), Err(HttpFailure::Timeout));
@@ -322,7 +332,11 @@ mod tests {
     fn the_least_recently_used_entry_goes_first() {
         let t0 = Instant::now();
         let mut c = LookupCache::new();
-        let (a, b, d) = (req("http://crm/a"), req("http://crm/b"), req("http://crm/d"));
+        let (a, b, d) = (
+            req("http://crm/a"),
+            req("http://crm/b"),
+            req("http://crm/d"),
+        );
         let _ = c.settle(t0, &a, ok(200, "a"));
         let _ = c.settle(t0, &b, ok(200, "b"));
         assert!(c.fresh(t0, &a).is_some(), "a is now the most recent");

@@ -25,10 +25,10 @@ pub use cache::{CacheSpec, CacheUse, LookupCache};
 pub use collect::{CollectOutcome, Collector};
 pub use condition::Operator;
 pub use model::{ComfortSpec, Flow, Node, TransferMode};
-pub use schedule::{Schedule, ScheduleError};
 pub use run::{
     Action, CollectSpec, EnvLookup, Event, HttpFailure, HttpRequest, HttpResponse, HttpStep, Run,
     Step, TransferOutcome, Vars,
 };
+pub use schedule::{Schedule, ScheduleError};
 pub use template::{normalize_e164, Template, TemplateError};
 pub use validate::{check_dir, load_flow, parse_flow, Diagnostic, LoadedFlow, Severity};

@@ -496,13 +496,13 @@ impl Run {
                                 .is_some_and(|(s, at)| s.contains(at))
                         } else {
                             c.operator.test(
-                            &value,
-                            &right,
-                            &to,
-                            *case_sensitive,
-                            c.regex.as_ref(),
-                            secret,
-                        )
+                                &value,
+                                &right,
+                                &to,
+                                *case_sensitive,
+                                c.regex.as_ref(),
+                                secret,
+                            )
                         };
                         if m && hit.is_none() {
                             hit = Some(i);

@@ -178,12 +178,24 @@ mod tests {
         let s = stockholm();
         // Tuesday 1 December 2026; Stockholm is UTC+1 in winter.
         assert!(s.contains(utc("2026-12-01T07:00:00Z")), "08:00 local opens");
-        assert!(!s.contains(utc("2026-12-01T06:59:59Z")), "07:59 local is closed");
-        assert!(s.contains(utc("2026-12-01T16:59:00Z")), "17:59 local is open");
-        assert!(!s.contains(utc("2026-12-01T17:00:00Z")), "18:00 local closes");
+        assert!(
+            !s.contains(utc("2026-12-01T06:59:59Z")),
+            "07:59 local is closed"
+        );
+        assert!(
+            s.contains(utc("2026-12-01T16:59:00Z")),
+            "17:59 local is open"
+        );
+        assert!(
+            !s.contains(utc("2026-12-01T17:00:00Z")),
+            "18:00 local closes"
+        );
         // Saturday 5 and Sunday 6 December.
         assert!(s.contains(utc("2026-12-05T10:00:00Z")));
-        assert!(!s.contains(utc("2026-12-05T13:00:00Z")), "14:00 local Saturday");
+        assert!(
+            !s.contains(utc("2026-12-05T13:00:00Z")),
+            "14:00 local Saturday"
+        );
         assert!(!s.contains(utc("2026-12-06T10:00:00Z")), "Sunday is closed");
     }
 
@@ -204,8 +216,14 @@ mod tests {
         assert!(s.contains(utc("2026-03-27T07:00:00Z")));
         assert!(!s.contains(utc("2026-03-27T06:30:00Z")));
         assert!(s.contains(utc("2026-03-30T06:00:00Z")), "08:00 CEST opens");
-        assert!(!s.contains(utc("2026-03-30T05:30:00Z")), "07:30 CEST is closed");
-        assert!(!s.contains(utc("2026-03-30T16:00:00Z")), "18:00 CEST closes");
+        assert!(
+            !s.contains(utc("2026-03-30T05:30:00Z")),
+            "07:30 CEST is closed"
+        );
+        assert!(
+            !s.contains(utc("2026-03-30T16:00:00Z")),
+            "18:00 CEST closes"
+        );
         // And back on Sunday 25 October 2026 (UTC+2 → UTC+1).
         assert!(s.contains(utc("2026-10-23T06:00:00Z")), "Friday 08:00 CEST");
         assert!(!s.contains(utc("2026-10-26T06:30:00Z")), "Monday 07:30 CET");
@@ -224,7 +242,13 @@ mod tests {
             Err(ScheduleError::TimeZone(_))
         ));
         f.time_zone = "UTC".into();
-        for bad in ["mon-fri 8-18", "fri-mon 08:00-18:00", "mon 18:00-08:00", "xyz 08:00-09:00", "mon 24:30-25:00"] {
+        for bad in [
+            "mon-fri 8-18",
+            "fri-mon 08:00-18:00",
+            "mon 18:00-08:00",
+            "xyz 08:00-09:00",
+            "mon 24:30-25:00",
+        ] {
             f.hours = vec![bad.into()];
             assert!(
                 matches!(Schedule::compile(&f), Err(ScheduleError::Hours(_))),

@@ -337,7 +337,11 @@ impl Validator<'_> {
                             );
                         }
                         if c.ttl_s == 0 && c.negative_ttl_s == 0 && c.stale_if_error_s == 0 {
-                            self.error(id, "cache", "every lifetime is 0: nothing would be kept".into());
+                            self.error(
+                                id,
+                                "cache",
+                                "every lifetime is 0: nothing would be kept".into(),
+                            );
                         }
                         crate::CacheSpec::from_file(c)
                     });
@@ -359,11 +363,15 @@ impl Validator<'_> {
                         if found.is_none() && !file.auth.contains_key(name) {
                             self.error(id, "auth", format!("no [auth.{name}] block"));
                         }
-                        if h.headers.keys().any(|k| k.eq_ignore_ascii_case("authorization")) {
+                        if h.headers
+                            .keys()
+                            .any(|k| k.eq_ignore_ascii_case("authorization"))
+                        {
                             self.error(
                                 id,
                                 "headers",
-                                "an `auth` node sets Authorization itself; remove the header".into(),
+                                "an `auth` node sets Authorization itself; remove the header"
+                                    .into(),
                             );
                         }
                         found
@@ -580,7 +588,11 @@ impl Validator<'_> {
                             if h.is_empty()
                                 || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                             {
-                                self.error(id, "priority_header", format!("{h:?} is not a header name"));
+                                self.error(
+                                    id,
+                                    "priority_header",
+                                    format!("{h:?} is not a header name"),
+                                );
                             }
                             let value = Template::parse(p).unwrap_or_else(|_| {
                                 Template::parse("").expect("the empty template parses")

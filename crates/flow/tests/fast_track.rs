@@ -37,8 +37,8 @@ type = "hangup"
 
 /// Starts the flow at the given UTC instant, as the switch does with its wall clock.
 fn at(utc: &str) -> Action {
-    let loaded = parse_flow(Path::new("hours.toml"), HOURS, &known)
-        .unwrap_or_else(|e| panic!("{e:?}"));
+    let loaded =
+        parse_flow(Path::new("hours.toml"), HOURS, &known).unwrap_or_else(|e| panic!("{e:?}"));
     let unix: i64 = utc
         .parse::<jiff::Timestamp>()
         .expect("a timestamp")
@@ -135,16 +135,25 @@ fn auth_cache_and_comfort_blocks_are_validated() {
     let Action::Http(req) = a else {
         panic!("{a:?}")
     };
-    assert_eq!(req.auth.as_ref().map(|a| a.scope.as_deref()), Some(Some("crm.read")));
+    assert_eq!(
+        req.auth.as_ref().map(|a| a.scope.as_deref()),
+        Some(Some("crm.read"))
+    );
     assert!(req.cache_key.is_some());
 
     let missing = errors(LOOKUP);
-    assert!(missing.iter().any(|e| e.contains("no [auth.crm] block")), "{missing:?}");
+    assert!(
+        missing.iter().any(|e| e.contains("no [auth.crm] block")),
+        "{missing:?}"
+    );
 
     let secret_inline = good.replace("CRM_CLIENT_SECRET", "s3cr3t-value");
     let e = errors(&secret_inline);
     assert!(e.iter().any(|e| e.contains("client_secret_env")), "{e:?}");
-    assert!(e.iter().all(|e| !e.contains("s3cr3t")), "the value is not echoed: {e:?}");
+    assert!(
+        e.iter().all(|e| !e.contains("s3cr3t")),
+        "the value is not echoed: {e:?}"
+    );
 
     let bad_url = good.replace("https://login.example/token", "login.example");
     assert!(errors(&bad_url).iter().any(|e| e.contains("token_url")));
@@ -160,7 +169,10 @@ fn auth_cache_and_comfort_blocks_are_validated() {
 #[test]
 fn schedule_and_priority_mistakes_are_named() {
     let e = errors(&HOURS.replace("value = \"desk\"", "value = \"office\""));
-    assert!(e.iter().any(|e| e.contains("no [schedules.office]")), "{e:?}");
+    assert!(
+        e.iter().any(|e| e.contains("no [schedules.office]")),
+        "{e:?}"
+    );
     let e = errors(&HOURS.replace("Europe/Stockholm", "Europe/Atlantis"));
     assert!(e.iter().any(|e| e.contains("unknown time zone")), "{e:?}");
     let e = errors(&HOURS.replace("mon-fri 08:00-18:00", "weekdays 8-6"));

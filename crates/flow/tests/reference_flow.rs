@@ -113,7 +113,11 @@ fn vip_by_number_goes_straight_to_the_vip_desk() {
     );
     match &a {
         Action::Transfer { prompt, .. } => {
-            assert_eq!(prompt.as_deref(), Some("vip_greeting"), "the short greeting")
+            assert_eq!(
+                prompt.as_deref(),
+                Some("vip_greeting"),
+                "the short greeting"
+            )
         }
         _ => unreachable!(),
     }

@@ -44,7 +44,10 @@ impl Switch {
             return false;
         };
         let waiting = matches!(flow.waiting, Waiting::Http { .. });
-        let Some(comfort) = flow.comfort.as_mut().filter(|c| c.at.is_some_and(|t| t <= now))
+        let Some(comfort) = flow
+            .comfort
+            .as_mut()
+            .filter(|c| c.at.is_some_and(|t| t <= now))
         else {
             return false;
         };

@@ -277,7 +277,10 @@ impl Switch {
         }
     }
 
-    pub(super) fn resolve(&self, names: &[String]) -> Vec<std::sync::Arc<concierge_prompts::Prompt>> {
+    pub(super) fn resolve(
+        &self,
+        names: &[String],
+    ) -> Vec<std::sync::Arc<concierge_prompts::Prompt>> {
         names
             .iter()
             .filter_map(|n| {

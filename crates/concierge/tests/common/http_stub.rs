@@ -96,8 +96,7 @@ impl Stub {
         self.stopped.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(("127.0.0.1", self.port));
         let deadline = Instant::now() + Duration::from_secs(2);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline
-        {
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
