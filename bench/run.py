@@ -86,9 +86,9 @@ def start_concierge(workdir, port, flow=None):
     if flow:
         crm = free_port()
         if flow == "reference":
-            # The shipped reference flow itself, pointed at this run's customer directory.
-            src = open(os.path.join(ROOT, "config", "flows", "vip.toml")).read().replace(
-                "http://127.0.0.1:8089", f"http://127.0.0.1:{crm}")
+            # The shipped reference flow itself; it reaches this run's customer directory
+            # through {system.directory_url} ([demo] directory_listen below).
+            src = open(os.path.join(ROOT, "config", "flows", "vip.toml")).read()
             flow = "vip.toml"
         else:
             src = open(os.path.join(ROOT, "bench", "flows", flow)).read().replace("CRM", f"http://127.0.0.1:{crm}")

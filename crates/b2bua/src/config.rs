@@ -41,6 +41,9 @@ pub struct SwitchConfig {
     pub lockout: crate::LockoutConfig,
     /// Signs the flow variables a transfer carries; `None`: they go unsigned.
     pub transfer_signer: Option<crate::TransferSigner>,
+    /// Base URL of the customer directory (`http://127.0.0.1:8089`), given to flows as
+    /// `system.directory_url` so that moving its port is one setting.
+    pub directory_url: String,
     pub user_agent: String,
     /// Seed for tags, branches and SSRCs.
     pub seed: u64,
@@ -67,6 +70,7 @@ impl Default for SwitchConfig {
             trusted_peers: Default::default(),
             lockout: Default::default(),
             transfer_signer: None,
+            directory_url: "http://127.0.0.1:8089".into(),
             user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
             seed: 0,
         }

@@ -1,109 +1,215 @@
-//! `concierge check [PATH]`: validates a configuration and its flows, or one flow file,
-//! and prints every problem with its file, node, field and line.
+//! `concierge check [PATH]`: loads what `run` would load, through the same code — the
+//! config, its default and routed flows, the prompts, the demo directory's file — or one
+//! flow file, and prints every problem with its file, line, node and field. It says what
+//! it checked, and exits non-zero wherever `run` would refuse to start.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use concierge_flow::{check_dir, load_flow, Diagnostic, Severity};
-use concierge_prompts::Catalogue;
+use crate::cli::ConfigArgs;
+use crate::program::{self, Files};
 
-use crate::config::Config;
+/// What PATH names.
+enum Target {
+    /// What `run` would use with these arguments.
+    Config(ConfigArgs),
+    /// One flow file, checked with the prompts of the config `run` would use.
+    Flow(PathBuf, ConfigArgs),
+}
 
-pub(crate) fn run(path: &Path) -> ExitCode {
-    let mut diags: Vec<String> = Vec::new();
-    let mut errors = 0usize;
-    let mut flows = 0usize;
-    let mut report = |d: &Diagnostic| {
-        if d.severity == Severity::Error {
-            errors += 1;
+pub(crate) fn run(path: Option<&Path>, args: &ConfigArgs) -> ExitCode {
+    let target = match target(path, args) {
+        Ok(t) => t,
+        Err(e) => {
+            println!("error: {e}");
+            return ExitCode::FAILURE;
         }
-        diags.push(d.to_string());
     };
+    match target {
+        Target::Config(args) => check_config(&args),
+        Target::Flow(flow, args) => check_flow(&flow, &args),
+    }
+}
 
-    // The configuration: PATH itself, or PATH/concierge.toml.
-    let config_file = if path.is_dir() {
-        path.join("concierge.toml")
-    } else {
-        path.to_path_buf()
+fn target(path: Option<&Path>, args: &ConfigArgs) -> Result<Target, String> {
+    let Some(path) = path else {
+        return Ok(Target::Config(args.clone()));
     };
-    let is_flow =
-        path.is_file() && std::fs::read_to_string(path).is_ok_and(|t| t.contains("[nodes."));
-    let cfg = if config_file.is_file() && !is_flow {
-        match Config::load(Some(&config_file)) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                println!("error: {e}");
-                return ExitCode::FAILURE;
-            }
+    let with_config = |file: PathBuf| -> Result<Target, String> {
+        if let Some(c) = &args.config {
+            return Err(format!(
+                "two configs given, {} and --config {}; give one",
+                file.display(),
+                c.display()
+            ));
         }
-    } else {
-        None
+        Ok(Target::Config(ConfigArgs {
+            config: Some(file),
+            ..args.clone()
+        }))
     };
-    let prompt_dir = cfg
-        .as_ref()
-        .map(|c| c.prompts.dir.clone())
-        .unwrap_or_else(|| PathBuf::from("prompts"));
-    let prompts = match Catalogue::load_dir(&prompt_dir) {
+    if path.is_dir() {
+        let file = path.join("concierge.toml");
+        if !file.is_file() {
+            return Err(format!(
+                "{}: no concierge.toml in this directory",
+                path.display()
+            ));
+        }
+        return with_config(file);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "{}: {e} (check takes a config file, a directory holding concierge.toml, or a flow file)",
+            path.display()
+        )
+    })?;
+    if is_flow(&text) {
+        Ok(Target::Flow(path.to_path_buf(), args.clone()))
+    } else {
+        with_config(path.to_path_buf())
+    }
+}
+
+/// A flow has a `start` key or `[nodes…]` tables; a config has neither.
+fn is_flow(text: &str) -> bool {
+    match toml::from_str::<toml::Table>(text) {
+        Ok(table) => table.contains_key("start") || table.contains_key("nodes"),
+        // Unparseable: guess from the text, and let that file's parser show where it breaks.
+        Err(_) => text.contains("[nodes."),
+    }
+}
+
+/// Which configuration this is, in words.
+fn describe(cfg: &crate::config::Config, files: Files) -> String {
+    match (&cfg.source, files) {
+        (Some(f), Files::BuiltIn) => format!("the built-in demo ({})", f.display()),
+        (Some(f), Files::Disk) => f.display().to_string(),
+        (None, _) => "the defaults".to_owned(),
+    }
+}
+
+fn check_config(args: &ConfigArgs) -> ExitCode {
+    let (cfg, files) = match program::configure(args) {
         Ok(c) => c,
         Err(e) => {
             println!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let known = |p: &str| prompts.contains(p);
-
-    if is_flow {
-        flows += 1;
-        match load_flow(path, &known) {
-            Ok(l) => l.warnings.iter().for_each(&mut report),
-            Err(ds) => ds.iter().for_each(&mut report),
-        }
-    } else {
-        let dir = if path.is_dir() {
-            path.to_path_buf()
-        } else {
-            path.parent().unwrap_or(Path::new(".")).to_path_buf()
-        };
-        for d in check_dir(&dir, &known) {
-            report(&d);
-        }
-        flows += count_flows(&dir);
-        // Flows the configuration names must exist, wherever they live.
-        if let Some(cfg) = &cfg {
-            let named = cfg.flows.default.iter().chain(cfg.flows.routes.values());
-            for f in named {
-                if !f.is_file() {
-                    errors += 1;
-                    diags.push(format!(
-                        "error: {}: flow {} does not exist",
-                        config_file.display(),
-                        f.display()
-                    ));
-                }
-            }
+    println!(
+        "checking {}, as `concierge run` would load it",
+        describe(&cfg, files)
+    );
+    let mut errors = Vec::new();
+    let loaded = program::load(&cfg, files)
+        .map_err(|e| errors.extend(e))
+        .ok();
+    let directory = program::directory(&cfg, files)
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    // `run` opens the records file at start-up; a missing directory stops it there.
+    if let Some(parent) = cfg.records.path.parent() {
+        if !parent.as_os_str().is_empty() && !parent.is_dir() {
+            errors.push(format!(
+                "{}: directory not found (records.path {})",
+                parent.display(),
+                cfg.records.path.display()
+            ));
         }
     }
-    for d in &diags {
-        println!("{d}");
-    }
-    if errors > 0 {
-        println!("{errors} error(s)");
-        ExitCode::FAILURE
-    } else {
+    if let Some(loaded) = &loaded {
+        for (route, file) in &loaded.flows {
+            let route = if route.is_empty() {
+                "default flow".to_owned()
+            } else {
+                format!("route {route:?}")
+            };
+            println!("  {route}: {}", file.display());
+        }
+        if loaded.flows.is_empty() {
+            println!("  no flows: calls would be answered and held");
+        }
         println!(
-            "ok: {flows} flow(s), {} prompt(s) checked",
-            prompts.names().count()
+            "  prompts: {} in {}",
+            loaded.program.prompts.names().count(),
+            cfg.prompts.dir.display()
         );
-        ExitCode::SUCCESS
+    }
+    if let Some(d) = &directory {
+        println!(
+            "  demo directory: {} customer(s) from {}, served on {}",
+            d.len(),
+            cfg.demo.customers.display(),
+            cfg.directory_url()
+        );
+    }
+    for w in loaded.iter().flat_map(|l| &l.warnings) {
+        println!("warning: {w}");
+    }
+    match (&loaded, errors.is_empty()) {
+        (Some(loaded), true) => {
+            println!(
+                "ok: {} flow(s), {} prompt(s) checked",
+                loaded.flows.len(),
+                loaded.program.prompts.names().count()
+            );
+            ExitCode::SUCCESS
+        }
+        _ => {
+            for e in &errors {
+                println!("error: {}", e.strip_prefix("error: ").unwrap_or(e));
+            }
+            println!(
+                "{} error(s): `concierge run` would refuse this",
+                errors.len()
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn count_flows(dir: &Path) -> usize {
-    [dir.to_path_buf(), dir.join("flows")]
-        .iter()
-        .filter_map(|d| std::fs::read_dir(d).ok())
-        .flatten()
-        .flatten()
-        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("[nodes.")))
-        .count()
+fn check_flow(flow: &Path, args: &ConfigArgs) -> ExitCode {
+    let (cfg, files) = match program::configure(args) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let prompts = match program::prompts(&cfg, files) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in errors {
+                println!("error: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "checking the flow {} with the {} prompt(s) of {}",
+        flow.display(),
+        prompts.names().count(),
+        describe(&cfg, files)
+    );
+    match program::load_flow(&cfg, Files::Disk, &prompts, flow) {
+        Ok((_, warnings)) => {
+            for w in &warnings {
+                println!("warning: {w}");
+            }
+            println!(
+                "ok: 1 flow(s), {} prompt(s) checked",
+                prompts.names().count()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                println!("{e}");
+            }
+            println!("{} error(s)", errors.len());
+            ExitCode::FAILURE
+        }
+    }
 }

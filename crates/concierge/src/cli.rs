@@ -1,6 +1,9 @@
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{parse_port_range, Overrides};
 
 /// Concierge: a SIP B2BUA with a built-in IVR that fast-tracks VIP callers.
 #[derive(Debug, Parser)]
@@ -10,23 +13,66 @@ pub(crate) struct Cli {
     pub(crate) command: Option<Command>,
 }
 
+/// Which configuration to use, and the settings the command line may change in it. `run`,
+/// `check` and `simulate` take the same ones, so `check` checks what `run` would run.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ConfigArgs {
+    /// Configuration file. Default: config/concierge.toml when it exists here, else the
+    /// demo built into the binary (its config, flows, customer directory and prompts).
+    /// Relative paths inside a file are read from the file's directory.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// SIP listen address for UDP and TCP, instead of `[sip] listen` (e.g. 127.0.0.1:5062).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// RTP port range, instead of `[rtp] port_min`/`port_max` (e.g. 30000-30999).
+    #[arg(long, value_name = "MIN-MAX", value_parser = parse_port_range)]
+    pub(crate) rtp_ports: Option<(u16, u16)>,
+    /// Where the demo customer directory listens, instead of `[demo] directory_listen`
+    /// (e.g. 127.0.0.1:8092). Flows reach it as {system.directory_url}.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) directory_listen: Option<SocketAddr>,
+}
+
+impl ConfigArgs {
+    pub(crate) fn overrides(&self) -> Overrides {
+        Overrides {
+            listen: self.listen,
+            rtp_ports: self.rtp_ports,
+            directory_listen: self.directory_listen,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run the server (the default when no command is given).
+    ///
+    /// Without --config and with no config/concierge.toml here, it runs the whole demo
+    /// built into the binary: SIP on 0.0.0.0:5060 (UDP and TCP), the VIP flow for every
+    /// call, the VIP and service desks and the echo-digits route, and the demo customer
+    /// directory on 127.0.0.1:8089 the flow looks callers up in; call records go to
+    /// calls.jsonl here. The flags below move its ports.
     Run {
-        /// Configuration file; default config/concierge.toml when it exists, else built-in defaults.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
-    /// Validate a configuration directory (its concierge.toml and flows) or one flow file.
+    /// Check what `run` would load, or one flow file; non-zero on any error.
+    ///
+    /// Loads the config (or the built-in demo, where `run` would use it), its default and
+    /// routed flows, the prompts and the demo directory's file through the same code as
+    /// `run`, says what it checked, and prints every problem with file, line and field.
     Check {
-        /// A directory such as `config/`, a concierge.toml, or a flow file.
-        #[arg(default_value = "config")]
-        path: PathBuf,
+        /// A config file, a directory holding concierge.toml, or one flow file. Default:
+        /// what `run` would use.
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Run a flow without a phone: real HTTP requests, digits from --digits.
     Simulate {
-        #[arg(long)]
+        /// The flow file to run, e.g. config/flows/vip.toml.
+        #[arg(long, value_name = "FILE")]
         flow: PathBuf,
         /// The caller's number (system.caller), e.g. +46706170786.
         #[arg(long)]
@@ -49,7 +95,7 @@ pub(crate) enum Command {
         /// Show what secret keypads collected and URLs built from secrets (hidden by default).
         #[arg(long)]
         reveal_secrets: bool,
-        #[arg(long, short)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
 }

@@ -1,5 +1,6 @@
 //! `concierge.toml`: every field has a default, so `concierge run` needs no file at all.
-//! Unknown fields are errors, and every error names the file and the field.
+//! Unknown fields are errors, and every error names the file and the field. Relative paths
+//! in a file are relative to the file's own directory, so a config works from anywhere.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,33 @@ pub(crate) enum ConfigError {
         field: &'static str,
         message: String,
     },
+    #[error("{flag}: {message}")]
+    Flag { flag: &'static str, message: String },
+}
+
+/// Command-line settings that win over the config file (and the built-in demo's), for the
+/// usual reason to touch a config at all: a port someone else holds.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Overrides {
+    /// `--listen`: `[sip] listen`.
+    pub(crate) listen: Option<SocketAddr>,
+    /// `--rtp-ports MIN-MAX`: `[rtp] port_min` and `port_max`.
+    pub(crate) rtp_ports: Option<(u16, u16)>,
+    /// `--directory-listen`: `[demo] directory_listen`.
+    pub(crate) directory_listen: Option<SocketAddr>,
+}
+
+/// Parses `--rtp-ports` as `MIN-MAX`.
+pub(crate) fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (min, max) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?}: write the range as MIN-MAX, e.g. 30000-30999"))?;
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .map_err(|e| format!("{p:?} is not a port: {e}"))
+    };
+    Ok((port(min)?, port(max)?))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -38,6 +66,9 @@ pub(crate) struct Config {
     pub(crate) prompts: PromptsConfig,
     pub(crate) log: LogConfig,
     pub(crate) bridge: BridgeConfig,
+    /// The file this was read from (`None`: the defaults, no file at all).
+    #[serde(skip)]
+    pub(crate) source: Option<PathBuf>,
     pub(crate) lockout: LockoutConfig,
     pub(crate) transfer: TransferConfig,
 }
@@ -299,13 +330,67 @@ impl Config {
         Self::parse(path, &text)
     }
 
+    /// Parses `text` as the file `path`; its relative paths become relative to `path`'s
+    /// directory.
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        let mut cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Invalid {
             file: path.into(),
             message: describe_toml_error(text, &e),
         })?;
         cfg.validate(path)?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        for p in [
+            &mut cfg.records.path,
+            &mut cfg.demo.customers,
+            &mut cfg.prompts.dir,
+        ] {
+            *p = resolve(base, p);
+        }
+        if let Some(f) = cfg.flows.default.as_mut() {
+            *f = resolve(base, f);
+        }
+        for f in cfg.flows.routes.values_mut() {
+            *f = resolve(base, f);
+        }
+        cfg.source = Some(path.into());
         Ok(cfg)
+    }
+
+    /// Applies command-line overrides, checked as the file's own values are.
+    pub(crate) fn apply(&mut self, o: &Overrides) -> Result<(), ConfigError> {
+        if let Some(listen) = o.listen {
+            self.sip.listen = listen;
+        }
+        if let Some((min, max)) = o.rtp_ports {
+            self.rtp.port_min = min;
+            self.rtp.port_max = max;
+        }
+        if let Some(addr) = o.directory_listen {
+            self.demo.directory_listen = addr;
+        }
+        self.validate(Path::new("the command line"))
+            .map_err(|e| match e {
+                ConfigError::Field { field, message, .. } => ConfigError::Flag {
+                    flag: match field {
+                        "rtp.port_min" => "--rtp-ports",
+                        "sip.advertised_host" => "--listen",
+                        other => other,
+                    },
+                    message,
+                },
+                other => other,
+            })
+    }
+
+    /// The base URL flows reach the demo directory on (`system.directory_url`): its listen
+    /// address, loopback when it listens on every interface.
+    pub(crate) fn directory_url(&self) -> String {
+        let addr = self.demo.directory_listen;
+        match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
+            IpAddr::V6(ip) if ip.is_unspecified() => format!("http://[::1]:{}", addr.port()),
+            _ => format!("http://{addr}"),
+        }
     }
 
     fn validate(&self, file: &Path) -> Result<(), ConfigError> {
@@ -502,13 +587,60 @@ impl Config {
     }
 }
 
+/// `rel` read from a file in `base`: joined, with `..` taken off lexically so that the
+/// built-in demo's paths (`config/../prompts`) match its file list.
+fn resolve(base: &Path, rel: &Path) -> PathBuf {
+    use std::path::Component;
+    if rel.is_absolute() {
+        return rel.to_path_buf();
+    }
+    let mut out = PathBuf::new();
+    for c in base.join(rel).components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
 /// Adds the line and, where the span points into a `key = value` line, the dotted field
 /// name (`calls.max_calls`): serde's message for a wrong type does not name the key.
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
-    let message = e.message().trim().to_owned();
+    // A syntax error's message has a second line (`expected …`): one line reads better.
+    let message = e
+        .message()
+        .trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
     let Some(span) = e.span() else { return message };
     let start = span.start.min(text.len());
     let line_no = text[..start].matches('\n').count() + 1;
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..start].chars().count() + 1;
+    // serde's data errors concern a key's value; anything else is the TOML syntax itself,
+    // best pointed at by its character.
+    let about_a_value = [
+        "invalid type",
+        "invalid value",
+        "unknown variant",
+        "invalid length",
+    ]
+    .iter()
+    .any(|m| message.starts_with(m));
+    if !about_a_value && !message.starts_with("unknown field") {
+        return format!("line {line_no}, column {column}: {message}");
+    }
     let line = text.lines().nth(line_no - 1).unwrap_or_default();
     let table = text[..start]
         .lines()
@@ -659,5 +791,69 @@ mod tests {
             "/../../config/concierge.toml"
         ));
         Config::load(Some(path)).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_read_from_the_config_file_s_directory() {
+        let c = Config::parse(
+            Path::new("/srv/concierge/concierge.toml"),
+            "[flows]\ndefault = \"flows/vip.toml\"\nroutes = { a = \"/abs/a.toml\" }\n[prompts]\ndir = \"../prompts\"\n[records]\npath = \"./calls.jsonl\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.flows.default.unwrap(),
+            Path::new("/srv/concierge/flows/vip.toml")
+        );
+        assert_eq!(c.flows.routes["a"], Path::new("/abs/a.toml"));
+        assert_eq!(c.prompts.dir, Path::new("/srv/prompts"));
+        assert_eq!(c.records.path, Path::new("/srv/concierge/calls.jsonl"));
+        assert_eq!(
+            c.demo.customers,
+            Path::new("/srv/concierge/config/customers.csv")
+        );
+        // The built-in demo's names, as its file list has them.
+        let c = Config::parse(
+            Path::new("config/concierge.toml"),
+            "[prompts]\ndir = \"../prompts\"\n[records]\npath = \"../calls.jsonl\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.prompts.dir, Path::new("prompts"));
+        assert_eq!(c.records.path, Path::new("calls.jsonl"));
+    }
+
+    #[test]
+    fn a_toml_syntax_error_is_shown_at_its_line_and_column() {
+        let e = Config::parse(Path::new("c.toml"), "[flows]\nroutes = { a = \"x\" \n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("c.toml: line 2, column "), "{msg}");
+        assert!(!msg.contains("field"), "{msg}");
+    }
+
+    #[test]
+    fn overrides_win_and_are_checked_with_the_flag_s_name() {
+        let mut c = Config::default();
+        c.apply(&Overrides {
+            listen: Some("127.0.0.1:5999".parse().unwrap()),
+            rtp_ports: Some((30000, 30100)),
+            directory_listen: Some("0.0.0.0:8092".parse().unwrap()),
+        })
+        .unwrap();
+        assert_eq!(c.sip.listen.port(), 5999);
+        assert_eq!((c.rtp.port_min, c.rtp.port_max), (30000, 30100));
+        assert_eq!(c.directory_url(), "http://127.0.0.1:8092");
+        let e = c
+            .apply(&Overrides {
+                rtp_ports: Some((30001, 30100)),
+                ..Overrides::default()
+            })
+            .unwrap_err();
+        assert!(e.to_string().starts_with("--rtp-ports: "), "{e}");
+        assert_eq!(parse_port_range("30000-30099"), Ok((30000, 30099)));
+        assert!(parse_port_range("30000").is_err());
     }
 }

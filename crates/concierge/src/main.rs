@@ -11,24 +11,25 @@ mod http;
 mod program;
 mod simulate;
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ConfigArgs};
 use crate::config::Config;
 use crate::driver::{Server, Shutdown};
 use crate::program::Files;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Run { config: None }) {
-        Command::Run { config } => run(config.as_deref()),
-        Command::Check { path } => check::run(&path),
+    match cli.command.unwrap_or(Command::Run {
+        config: ConfigArgs::default(),
+    }) {
+        Command::Run { config } => run(&config),
+        Command::Check { path, config } => check::run(path.as_deref(), &config),
         Command::Simulate {
             flow,
             caller,
@@ -48,21 +49,15 @@ fn main() -> ExitCode {
             verstat: verstat.as_deref(),
             json,
             reveal_secrets,
-            config: config.as_deref(),
+            config: &config,
         }),
     }
 }
 
 /// Without `--config`, `config/concierge.toml` is used when it exists (the demo in the
 /// repository), and the same demo compiled into the binary otherwise.
-fn run(config: Option<&Path>) -> ExitCode {
-    let default_file = Path::new(demo::embedded::CONFIG);
-    let config = config.or_else(|| default_file.exists().then_some(default_file));
-    let (loaded, files) = match config {
-        Some(path) => (Config::load(Some(path)), Files::Disk),
-        None => (built_in_config(), Files::BuiltIn),
-    };
-    let cfg = match loaded {
+fn run(args: &ConfigArgs) -> ExitCode {
+    let (cfg, files) = match program::configure(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("concierge: {e}");
@@ -76,7 +71,7 @@ fn run(config: Option<&Path>) -> ExitCode {
     if files == Files::BuiltIn {
         info!(
             "no {} here: running the built-in demo",
-            default_file.display()
+            demo::embedded::CONFIG
         );
     }
     // One TLS provider for the process (ring), installed before any HTTP client exists.
@@ -93,7 +88,7 @@ fn run(config: Option<&Path>) -> ExitCode {
     };
     runtime.block_on(async move {
         let (tx, rx) = watch::channel(Shutdown::Running);
-        let program = match program::load(&cfg, files) {
+        let loaded = match program::load(&cfg, files) {
             Ok(p) => p,
             Err(errors) => {
                 for e in &errors {
@@ -102,46 +97,96 @@ fn run(config: Option<&Path>) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let server = match Server::start(&cfg, program, rx).await {
-            Ok(s) => s,
+        for w in &loaded.warnings {
+            warn!("{w}");
+        }
+        let directory = match program::directory(&cfg, files) {
+            Ok(d) => d,
             Err(e) => {
-                error!(error = %e, listen = %cfg.sip.listen, "cannot bind the SIP listeners");
-                return ExitCode::FAILURE;
+                eprintln!("concierge: {e}");
+                return ExitCode::from(2);
             }
         };
-        if cfg.demo.directory {
-            if let Err(e) = start_directory(&cfg, files).await {
+        let summary = Summary::new(&cfg, files, &loaded);
+        let server = match Server::start(&cfg, loaded.program, rx).await {
+            Ok(s) => s,
+            Err(e) => {
                 error!("{e}");
                 return ExitCode::FAILURE;
             }
+        };
+        if let Some(directory) = directory {
+            let count = directory.len();
+            let addr = cfg.demo.directory_listen;
+            if let Err(e) = demo::directory::serve(directory, addr).await {
+                error!(
+                    "cannot serve the demo customer directory on {addr}: {e}; change `[demo] directory_listen` in the config or pass --directory-listen ADDR:PORT"
+                );
+                return ExitCode::FAILURE;
+            }
+            info!("demo customer directory: {} ({count} customers from {})", cfg.directory_url(), cfg.demo.customers.display());
         }
-        info!(udp = ?server.udp_addr, tcp = ?server.tcp_addr, host = %cfg.advertised_host(), "concierge listening");
+        summary.log(&cfg, &server);
         tokio::spawn(forward_signals(tx));
         server.wait().await;
         ExitCode::SUCCESS
     })
 }
 
-fn built_in_config() -> Result<Config, config::ConfigError> {
-    let path = Path::new(demo::embedded::CONFIG);
-    let text = Files::BuiltIn
-        .read_to_string(path)
-        .expect("the built-in demo has its config");
-    Config::parse(path, &text)
+/// What the server runs, said once at start-up so that a log shows which files and ports
+/// this process used.
+struct Summary {
+    config: String,
+    flows: Vec<String>,
 }
 
-async fn start_directory(cfg: &Config, files: Files) -> Result<(), String> {
-    let path = &cfg.demo.customers;
-    let text = files
-        .read_to_string(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let directory = demo::directory::Directory::parse(path, &text).map_err(|e| e.to_string())?;
-    let count = directory.len();
-    let addr = demo::directory::serve(directory, cfg.demo.directory_listen)
-        .await
-        .map_err(|e| format!("demo directory on {}: {e}", cfg.demo.directory_listen))?;
-    info!(%addr, customers = count, "demo customer directory serving");
-    Ok(())
+impl Summary {
+    fn new(cfg: &Config, files: Files, loaded: &program::Loaded) -> Self {
+        let config = match (&cfg.source, files) {
+            (Some(f), Files::Disk) => f.display().to_string(),
+            (Some(f), Files::BuiltIn) => format!("{} (built into the binary)", f.display()),
+            (None, _) => "none (defaults)".to_owned(),
+        };
+        let flows = loaded
+            .flows
+            .iter()
+            .map(|(route, file)| {
+                let route = if route.is_empty() {
+                    "every call"
+                } else {
+                    route
+                };
+                format!("{route} -> {}", file.display())
+            })
+            .collect();
+        Self { config, flows }
+    }
+
+    fn log(&self, cfg: &Config, server: &Server) {
+        info!("config: {}", self.config);
+        if self.flows.is_empty() {
+            info!("flows: none; calls are answered and held");
+        } else {
+            info!("flows: {}", self.flows.join(", "));
+        }
+        info!("call records: {}", cfg.records.path.display());
+        info!("RTP ports: {}-{}", cfg.rtp.port_min, cfg.rtp.port_max);
+        if !cfg.demo.directory {
+            info!(
+                "demo customer directory: off; flows see {{system.directory_url}} = {}",
+                cfg.directory_url()
+            );
+        }
+        let listening: Vec<String> = [("UDP", server.udp_addr), ("TCP", server.tcp_addr)]
+            .into_iter()
+            .filter_map(|(t, a)| a.map(|a| format!("{t} {a}")))
+            .collect();
+        info!(
+            "concierge listening: SIP on {}, advertised as {}",
+            listening.join(" and "),
+            cfg.advertised_host()
+        );
+    }
 }
 
 /// SIGINT/SIGTERM once: drain (new INVITEs get 503, calls go on). Twice: hang up all.
@@ -165,7 +210,12 @@ async fn forward_signals(tx: watch::Sender<Shutdown>) {
         } else {
             Shutdown::Now
         };
-        info!(?state, "shutdown requested");
+        let what = if state == Shutdown::Drain {
+            "draining: calls in progress go on, new ones get 503 (signal again to hang up all)"
+        } else {
+            "hanging up every call"
+        };
+        info!("shutdown requested: {what}");
         if tx.send(state).is_err() {
             return;
         }

@@ -1,21 +1,23 @@
-//! Loading what calls run: the prompt catalogue and the flows, validated together so a
-//! flow that names a missing prompt stops start-up with a message saying where.
+//! Loading what calls run: the configuration, the prompt catalogue, the flows and the demo
+//! directory's file. `run`, `check` and `simulate` all load through here, so `check` says
+//! ok exactly when `run` would start, and warns about what `run` would only warn about.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use concierge_b2bua::Program;
-use concierge_flow::{parse_flow, Diagnostic, Severity};
+use concierge_flow::{parse_flow, unset_env, Diagnostic, Flow, Node, Severity, URL_BASE_VARIABLE};
 use concierge_prompts::Catalogue;
-use tracing::warn;
 
-use crate::config::Config;
-use crate::demo::embedded;
+use crate::cli::ConfigArgs;
+use crate::config::{Config, ConfigError};
+use crate::demo::{directory::Directory, embedded};
 
 /// Where the files a config names are read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Files {
-    /// The disk, relative paths from the working directory.
+    /// The disk; a config's relative paths are from its own directory.
     Disk,
     /// The demo compiled into the binary ([`embedded`]).
     BuiltIn,
@@ -37,63 +39,203 @@ impl Files {
     }
 }
 
-/// Loads prompts and flows. Warnings are logged; errors are returned, one line each.
-pub(crate) fn load(cfg: &Config, files: Files) -> Result<Program, Vec<String>> {
-    let wants_flows = cfg.flows.default.is_some() || !cfg.flows.routes.is_empty();
-    let prompts = if files == Files::BuiltIn {
-        Catalogue::from_wavs(&cfg.prompts.dir, embedded::wavs(&cfg.prompts.dir))
-            .map_err(|e| vec![e.to_string()])?
-    } else if cfg.prompts.dir.is_dir() {
-        Catalogue::load_dir(&cfg.prompts.dir).map_err(|e| vec![e.to_string()])?
-    } else if wants_flows {
-        return Err(vec![format!(
-            "{}: prompt directory not found (prompts.dir)",
-            cfg.prompts.dir.display()
-        )]);
-    } else {
-        Catalogue::default()
+/// The configuration a command runs with: `--config`, else `config/concierge.toml` when it
+/// exists here, else the built-in demo; the command line's overrides applied.
+pub(crate) fn configure(args: &ConfigArgs) -> Result<(Config, Files), ConfigError> {
+    let default_file = Path::new(embedded::CONFIG);
+    let file = args
+        .config
+        .as_deref()
+        .or_else(|| default_file.exists().then_some(default_file));
+    let (mut cfg, files) = match file {
+        Some(path) => (Config::load(Some(path))?, Files::Disk),
+        None => (built_in_config()?, Files::BuiltIn),
     };
+    cfg.apply(&args.overrides())?;
+    Ok((cfg, files))
+}
+
+fn built_in_config() -> Result<Config, ConfigError> {
+    let path = Path::new(embedded::CONFIG);
+    let text = Files::BuiltIn
+        .read_to_string(path)
+        .expect("the built-in demo has its config");
+    Config::parse(path, &text)
+}
+
+/// What `load` made of a configuration.
+pub(crate) struct Loaded {
+    pub(crate) program: Program,
+    /// One line each, without a level: `run` logs them at WARN, `check` prints them.
+    pub(crate) warnings: Vec<String>,
+    /// `(route, file)`: `""` for the default flow, then the routes by Request-URI user.
+    pub(crate) flows: Vec<(String, PathBuf)>,
+}
+
+/// Loads prompts and flows. Errors are returned, one line each.
+pub(crate) fn load(cfg: &Config, files: Files) -> Result<Loaded, Vec<String>> {
+    let prompts = prompts(cfg, files)?;
     let mut errors = Vec::new();
-    let mut load_one = |path: &Path| -> Option<Arc<concierge_flow::Flow>> {
-        let text = match files.read_to_string(path) {
-            Ok(text) => text,
+    let mut warnings = Vec::new();
+    let mut flows = Vec::new();
+    let mut load_one = |route: &str, path: &Path| -> Option<Arc<Flow>> {
+        flows.push((route.to_owned(), path.to_path_buf()));
+        match load_flow(cfg, files, &prompts, path) {
+            Ok((flow, w)) => {
+                warnings.extend(w);
+                Some(flow)
+            }
             Err(e) => {
-                errors.push(format!("{}: cannot read: {e}", path.display()));
-                return None;
-            }
-        };
-        match parse_flow(path, &text, &|p| prompts.contains(p)) {
-            Ok(loaded) => {
-                for w in loaded.warnings {
-                    warn!("{w}");
-                }
-                Some(loaded.flow)
-            }
-            Err(diags) => {
-                errors.extend(
-                    diags
-                        .iter()
-                        .filter(|d| d.severity == Severity::Error)
-                        .map(Diagnostic::to_string),
-                );
+                errors.extend(e);
                 None
             }
         }
     };
-    let default_flow = cfg.flows.default.as_deref().and_then(&mut load_one);
+    let default_flow = cfg.flows.default.as_deref().and_then(|p| load_one("", p));
     let mut routes = std::collections::HashMap::new();
     for (user, path) in &cfg.flows.routes {
-        if let Some(flow) = load_one(path) {
+        if let Some(flow) = load_one(user, path) {
             routes.insert(user.clone(), flow);
         }
     }
     if errors.is_empty() {
-        Ok(Program {
-            default_flow,
-            routes,
-            prompts,
+        Ok(Loaded {
+            program: Program {
+                default_flow,
+                routes,
+                prompts,
+            },
+            warnings,
+            flows,
         })
     } else {
         Err(errors)
     }
+}
+
+/// The prompt catalogue the config names.
+pub(crate) fn prompts(cfg: &Config, files: Files) -> Result<Catalogue, Vec<String>> {
+    let wants_flows = cfg.flows.default.is_some() || !cfg.flows.routes.is_empty();
+    if files == Files::BuiltIn {
+        Catalogue::from_wavs(&cfg.prompts.dir, embedded::wavs(&cfg.prompts.dir))
+            .map_err(|e| vec![e.to_string()])
+    } else if cfg.prompts.dir.is_dir() {
+        Catalogue::load_dir(&cfg.prompts.dir).map_err(|e| vec![e.to_string()])
+    } else if wants_flows {
+        Err(vec![format!(
+            "{}: prompt directory not found (prompts.dir{})",
+            cfg.prompts.dir.display(),
+            cfg.source
+                .as_ref()
+                .map(|f| format!(" in {}", f.display()))
+                .unwrap_or_default()
+        )])
+    } else {
+        Ok(Catalogue::default())
+    }
+}
+
+/// One flow file, validated against the prompts; its warnings include environment
+/// variables that are not set and lookups aimed at a local port nothing here serves.
+pub(crate) fn load_flow(
+    cfg: &Config,
+    files: Files,
+    prompts: &Catalogue,
+    path: &Path,
+) -> Result<(Arc<Flow>, Vec<String>), Vec<String>> {
+    let text = files
+        .read_to_string(path)
+        .map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
+    let loaded = parse_flow(path, &text, &|p| prompts.contains(p)).map_err(|diags| {
+        diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(Diagnostic::to_string)
+            .collect::<Vec<_>>()
+    })?;
+    let mut warnings: Vec<String> = loaded
+        .warnings
+        .iter()
+        .chain(&unset_env(path, &text, &loaded.flow, &|name| {
+            std::env::var_os(name).is_some()
+        }))
+        .map(without_level)
+        .collect();
+    warnings.extend(unserved_local_urls(cfg, path, &loaded.flow));
+    Ok((loaded.flow, warnings))
+}
+
+fn without_level(d: &Diagnostic) -> String {
+    let text = d.to_string();
+    text.strip_prefix("warning: ").unwrap_or(&text).to_owned()
+}
+
+/// HTTP nodes whose URL is on this machine at a port the config does not serve: the
+/// shipped flows moved to a config whose directory listens elsewhere, say.
+fn unserved_local_urls(cfg: &Config, path: &Path, flow: &Flow) -> Vec<String> {
+    let served: BTreeSet<u16> = cfg
+        .demo
+        .directory
+        .then_some(cfg.demo.directory_listen.port())
+        .into_iter()
+        .collect();
+    let vars = [(URL_BASE_VARIABLE.to_owned(), cfg.directory_url())]
+        .into_iter()
+        .collect();
+    let mut out = Vec::new();
+    for (id, node) in &flow.nodes {
+        let Node::Http { url, .. } = node else {
+            continue;
+        };
+        if url.variables().next() == Some(URL_BASE_VARIABLE) && !cfg.demo.directory {
+            out.push(format!(
+                "{}: node \"{id}\", field \"url\": {{{URL_BASE_VARIABLE}}} is the demo directory, which this config does not serve ([demo] directory = false)",
+                path.display()
+            ));
+            continue;
+        }
+        let rendered = url.render(&vars, &|_| Some("x".into()), concierge_flow::Escape::Url);
+        let Ok(parsed) = reqwest::Url::parse(&rendered) else {
+            continue;
+        };
+        let host = parsed.host_str().unwrap_or_default();
+        let local = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        let Some(port) = parsed.port_or_known_default() else {
+            continue;
+        };
+        if local && !served.contains(&port) {
+            let what = if cfg.demo.directory {
+                format!(
+                    "the demo directory is on {} (use {{{URL_BASE_VARIABLE}}})",
+                    cfg.demo.directory_listen
+                )
+            } else {
+                "the demo directory is off".to_owned()
+            };
+            out.push(format!(
+                "{}: node \"{id}\", field \"url\": {} points at local port {port}, which nothing in this config serves; {what}",
+                path.display(),
+                url.source()
+            ));
+        }
+    }
+    out
+}
+
+/// The demo directory's customers, when the config serves it.
+pub(crate) fn directory(cfg: &Config, files: Files) -> Result<Option<Directory>, String> {
+    if !cfg.demo.directory {
+        return Ok(None);
+    }
+    let path = &cfg.demo.customers;
+    let text = files
+        .read_to_string(path)
+        .map_err(|e| format!("{}: cannot read (demo.customers): {e}", path.display()))?;
+    Directory::parse(path, &text)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }

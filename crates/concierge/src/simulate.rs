@@ -6,12 +6,13 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use concierge_flow::{load_flow, Action, Event, Run, TransferOutcome, Vars};
-use concierge_prompts::Catalogue;
+use concierge_flow::{Action, Event, Run, TransferOutcome, Vars};
 use serde_json::json;
 
+use crate::cli::ConfigArgs;
 use crate::config::Config;
 use crate::http::HttpClient;
+use crate::program::{self, Files};
 
 pub(crate) struct Args<'a> {
     pub(crate) flow: &'a Path,
@@ -23,28 +24,36 @@ pub(crate) struct Args<'a> {
     pub(crate) json: bool,
     /// Show secret keys and secret-derived URLs; hidden by default like in logs.
     pub(crate) reveal_secrets: bool,
-    pub(crate) config: Option<&'a Path>,
+    pub(crate) config: &'a ConfigArgs,
 }
 
 pub(crate) fn run(args: Args<'_>) -> ExitCode {
-    let default_file = Path::new("config/concierge.toml");
-    let cfg = match Config::load(
-        args.config
-            .or_else(|| default_file.exists().then_some(default_file)),
-    ) {
+    let (cfg, files) = match program::configure(args.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("concierge: {e}");
             return ExitCode::from(2);
         }
     };
-    let prompts = Catalogue::load_dir(&cfg.prompts.dir).unwrap_or_default();
-    let flow = match load_flow(args.flow, &|p| prompts.contains(p)) {
-        Ok(l) => l.flow,
-        Err(diags) => {
-            for d in diags {
-                eprintln!("{d}");
+    let prompts = program::prompts(&cfg, files).unwrap_or_default();
+    let flow = match program::load_flow(&cfg, Files::Disk, &prompts, args.flow) {
+        Ok((flow, warnings)) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
             }
+            flow
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let directory = match program::directory(&cfg, files) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("concierge: {e}");
             return ExitCode::from(2);
         }
     };
@@ -57,9 +66,11 @@ pub(crate) fn run(args: Args<'_>) -> ExitCode {
     };
     rt.block_on(async move {
         // The demo directory, so the shipped flows have an API to call.
-        if cfg.demo.directory {
-            if let Ok(dir) = crate::demo::directory::Directory::load(&cfg.demo.customers) {
-                let _ = crate::demo::directory::serve(dir, cfg.demo.directory_listen).await;
+        if let Some(dir) = directory {
+            let addr = cfg.demo.directory_listen;
+            if let Err(e) = crate::demo::directory::serve(dir, addr).await {
+                // Another process may serve it (a running `concierge run`): say so, go on.
+                eprintln!("warning: demo directory not started on {addr}: {e} (--directory-listen moves it)");
             }
         }
         simulate(flow, &args, &cfg).await
@@ -87,6 +98,7 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
         "system.local_host".into(),
         format!("{}:{}", cfg.advertised_host(), cfg.sip.listen.port()),
     );
+    vars.insert("system.directory_url".into(), cfg.directory_url());
     let http = HttpClient::new();
     // The same cache a switch keeps; a simulation is one call, so a repeated node hits.
     let mut cache = concierge_flow::LookupCache::new();

@@ -1,7 +1,7 @@
-//! `concierge run` with no arguments, started where there is no repository: the demo
-//! compiled into the binary answers on the default port 5060, looks the caller up in its
-//! own customer directory (port 8089) and transfers a VIP by REFER to the built-in desk.
-//! It takes those two fixed ports, so nothing else may hold them while it runs.
+//! `concierge run` started where there is no repository: the demo compiled into the
+//! binary answers, looks the caller up in its own customer directory and transfers a VIP
+//! by REFER to the built-in desk. Its ports are moved with `--listen`, `--directory-listen`
+//! and `--rtp-ports`, so it runs beside a `concierge run` holding 5060 and 8089.
 
 mod common;
 
@@ -9,9 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{header, options_request, udp_exchange, RawCall};
-
-/// The demo's fixed SIP port (the built-in config's `[sip] listen`).
-const SIP_PORT: u16 = 5060;
 
 struct Demo(Child);
 
@@ -24,11 +21,18 @@ impl Drop for Demo {
 
 #[test]
 fn run_with_no_files_at_all_serves_the_built_in_demo() {
+    let _held = common::hold_default_ports();
     let dir = common::scratch_dir("built-in-demo");
     let log = std::fs::File::create(dir.join("server.log")).unwrap();
+    let sip_port = common::free_port();
+    let directory = common::free_port();
+    let (rtp_min, rtp_max) = common::free_rtp_range(20);
     let mut demo = Demo(
         Command::new(env!("CARGO_BIN_EXE_concierge"))
             .arg("run")
+            .args(["--listen", &format!("127.0.0.1:{sip_port}")])
+            .args(["--directory-listen", &format!("127.0.0.1:{directory}")])
+            .args(["--rtp-ports", &format!("{rtp_min}-{rtp_max}")])
             .current_dir(&dir)
             .stdout(Stdio::null())
             .stderr(log)
@@ -39,22 +43,19 @@ fn run_with_no_files_at_all_serves_the_built_in_demo() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let replies = udp_exchange(
-            SIP_PORT,
-            &options_request(SIP_PORT),
+            sip_port,
+            &options_request(sip_port),
             Duration::from_millis(300),
         );
         if replies.iter().any(|r| r.starts_with("SIP/2.0 200")) {
             break;
         }
         if let Ok(Some(status)) = demo.0.try_wait() {
-            panic!(
-                "the demo exited ({status}); is port {SIP_PORT} or 8089 taken?\n{}",
-                server_log()
-            );
+            panic!("the demo exited ({status})\n{}", server_log());
         }
         assert!(
             Instant::now() < deadline,
-            "no answer on {SIP_PORT}\n{}",
+            "no answer on {sip_port}\n{}",
             server_log()
         );
     }
@@ -65,12 +66,12 @@ fn run_with_no_files_at_all_serves_the_built_in_demo() {
     );
 
     // A VIP number of the built-in directory: welcome, lookup over HTTP, REFER to the desk.
-    let mut call = RawCall::invite(SIP_PORT, "+46706170786", "builtin-demo-1", "0 101");
+    let mut call = RawCall::invite(sip_port, "+46706170786", "builtin-demo-1", "0 101");
     call.answer_and_ack();
     let refer = call.sip.expect("REFER ", Duration::from_secs(20));
     let refer_to = header(&refer, "Refer-To").unwrap_or_default();
     assert!(
-        refer_to.starts_with("<sip:vip-desk@127.0.0.1:5060")
+        refer_to.starts_with(&format!("<sip:vip-desk@127.0.0.1:{sip_port}"))
             && refer_to.contains("X-Concierge-Tier=member"),
         "{refer_to}"
     );
@@ -90,4 +91,18 @@ fn run_with_no_files_at_all_serves_the_built_in_demo() {
     };
     assert_eq!(record["http"][0]["status"], 200, "{record}");
     assert_eq!(record["caller"], "+46706170786");
+    // The start-up summary names what runs and where.
+    let log = server_log();
+    for needle in [
+        "config: config/concierge.toml (built into the binary)",
+        "flows: every call -> config/flows/vip.toml",
+        "call records: calls.jsonl",
+        &format!("RTP ports: {rtp_min}-{rtp_max}"),
+        &format!("demo customer directory: http://127.0.0.1:{directory}"),
+        &format!("SIP on UDP 127.0.0.1:{sip_port} and TCP 127.0.0.1:{sip_port}"),
+        "call ended",
+    ] {
+        assert!(log.contains(needle), "{needle:?} not in\n{log}");
+    }
+    assert!(!log.contains("Some("), "{log}");
 }

@@ -20,7 +20,15 @@ fn concierge(args: &[&str]) -> (bool, String) {
 fn check_passes_on_the_shipped_config_and_fails_on_a_broken_flow() {
     let (ok, out) = concierge(&["check", "config"]);
     assert!(ok, "{out}");
-    assert!(out.contains("ok: 6 flow(s)"), "{out}");
+    assert!(out.contains("ok: 4 flow(s)"), "{out}");
+    for checked in [
+        "default flow: config/flows/vip.toml",
+        "route \"echo-digits\": config/flows/echo.toml",
+        "prompts: 30 in prompts",
+        "demo directory: 5 customer(s) from config/customers.csv, served on http://127.0.0.1:8089",
+    ] {
+        assert!(out.contains(checked), "{checked:?} not in {out}");
+    }
     let dir = common::scratch_dir("broken-flow");
     let broken = dir.join("broken.toml");
     std::fs::write(
@@ -42,19 +50,20 @@ fn check_passes_on_the_shipped_config_and_fails_on_a_broken_flow() {
 
 #[test]
 fn simulate_shows_the_three_paths_of_the_reference_flow() {
-    // Its own directory port and a flow pointing at it, so tests do not share 8089.
+    // Its own directory port, so tests do not share 8089: the shipped flow follows it
+    // through {system.directory_url}.
     let dir = common::scratch_dir("simulate");
     let port = common::free_port();
     let root = common::repo_root();
-    let flow = std::fs::read_to_string(root.join("config/flows/vip.toml"))
-        .unwrap()
-        .replace("127.0.0.1:8089", &format!("127.0.0.1:{port}"));
-    let flow_path = dir.join("vip.toml");
-    std::fs::write(&flow_path, flow).unwrap();
+    let flow_path = root.join("config/flows/vip.toml");
     let cfg = dir.join("concierge.toml");
     std::fs::write(
         &cfg,
-        format!("[demo]\ndirectory_listen = \"127.0.0.1:{port}\"\n"),
+        format!(
+            "[demo]\ndirectory_listen = \"127.0.0.1:{port}\"\ncustomers = \"{}\"\n[prompts]\ndir = \"{}\"\n",
+            root.join("config/customers.csv").display(),
+            root.join("prompts").display()
+        ),
     )
     .unwrap();
     let run = |caller: &str, digits: &str| -> serde_json::Value {
@@ -76,9 +85,19 @@ fn simulate_shows_the_three_paths_of_the_reference_flow() {
         if verified {
             args.push("--verified");
         }
-        let (ok, out) = concierge(&args);
-        assert!(ok, "{out}");
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+        // The JSON on stdout; warnings (an unset ${CRM_TOKEN}) go to stderr.
+        let out = Command::new(env!("CARGO_BIN_EXE_concierge"))
+            .args(&args)
+            .current_dir(common::repo_root())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     };
     let vip = run("verified:+46706170786", "");
     assert_eq!(
@@ -112,4 +131,211 @@ fn simulate_shows_the_three_paths_of_the_reference_flow() {
         wrong["steps"][1]["interruptible"], true,
         "the welcome can be skipped"
     );
+}
+
+/// A flow file in a scratch directory, checked from the repository.
+fn check_flow(name: &str, text: &str) -> (bool, String) {
+    let dir = common::scratch_dir(name);
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    concierge(&["check", path.to_str().unwrap()])
+}
+
+const LOOKUP: &str = "start = \"lookup\"\n[nodes.lookup]\ntype = \"http\"\n";
+const LOOKUP_END: &str =
+    "save_as = \"r\"\nsuccess = \"bye\"\nfailure = \"bye\"\n[nodes.bye]\ntype = \"hangup\"\n";
+
+#[test]
+fn check_fails_on_a_path_that_does_not_exist_or_names_nothing_to_check() {
+    for path in ["does-not-exist.toml", "confg", "config/flows/nope.toml"] {
+        let (ok, out) = concierge(&["check", path]);
+        assert!(!ok, "{path}: {out}");
+        assert!(out.contains(path) && out.starts_with("error:"), "{out}");
+    }
+    // A directory without a concierge.toml is not a config either.
+    let (ok, out) = concierge(&["check", "prompts"]);
+    assert!(!ok && out.contains("no concierge.toml"), "{out}");
+}
+
+#[test]
+fn a_broken_default_flow_fails_check_as_it_stops_run() {
+    let dir = common::scratch_dir("broken-default");
+    std::fs::write(
+        dir.join("broken.toml"),
+        "start = \"a\"\n[nodes.a]\ntype = \"play\"\nprompts = [\"welcome\"]\nnext = \"nowhere\"\n",
+    )
+    .unwrap();
+    // Relative paths: from the config file's directory, whatever the working directory.
+    let prompts = common::repo_root().join("prompts");
+    std::fs::write(
+        dir.join("concierge.toml"),
+        format!(
+            "[sip]\nlisten = \"127.0.0.1:{}\"\n[demo]\ndirectory = false\n[prompts]\ndir = \"{}\"\n[flows]\ndefault = \"broken.toml\"\n",
+            common::free_port(),
+            prompts.display()
+        ),
+    )
+    .unwrap();
+    let config = dir.join("concierge.toml");
+    let (ok, out) = concierge(&["check", "--config", config.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("broken.toml:5: node \"a\", field \"next\": exit to unknown node \"nowhere\""),
+        "{out}"
+    );
+    assert!(out.contains("`concierge run` would refuse this"), "{out}");
+    // The positional form checks the same.
+    let (ok, _) = concierge(&["check", config.to_str().unwrap()]);
+    assert!(!ok);
+    let (ok, out) = concierge(&["run", "--config", config.to_str().unwrap()]);
+    assert!(!ok && out.contains("exit to unknown node"), "{out}");
+}
+
+#[test]
+fn check_outside_the_repository_checks_the_built_in_demo_that_run_would_start() {
+    let dir = common::scratch_dir("elsewhere");
+    let (ok, out) = common::concierge_in(&dir, &["check"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("checking the built-in demo"), "{out}");
+    assert!(out.contains("ok: 4 flow(s), 27 prompt(s)"), "{out}");
+    // And the repository's config from here: its paths are read from its own directory.
+    let config = common::repo_root().join("config/concierge.toml");
+    let (ok, out) = common::concierge_in(&dir, &["check", "--config", config.to_str().unwrap()]);
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn a_misspelt_system_variable_fails_check_with_the_valid_names() {
+    let (ok, out) = check_flow(
+        "callr",
+        &format!(
+            "{LOOKUP}url = \"{{system.directory_url}}/customers/{{system.callr}}\"\n{LOOKUP_END}"
+        ),
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("unknown variable \"system.callr\""), "{out}");
+    for valid in [
+        "system.caller",
+        "system.called",
+        "system.call_id",
+        "system.local_host",
+        "system.directory_url",
+        "system.caller_verified",
+        "system.caller_verstat",
+    ] {
+        assert!(out.contains(valid), "{valid} not in {out}");
+    }
+}
+
+#[test]
+fn an_unset_environment_variable_is_a_warning() {
+    let (ok, out) = check_flow(
+        "env",
+        &format!("{LOOKUP}url = \"{{system.directory_url}}/x\"\nheaders = {{ Authorization = \"Bearer ${{CONCIERGE_TEST_UNSET_TOKEN}}\" }}\n{LOOKUP_END}"),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("warning: ") && out.contains("${CONCIERGE_TEST_UNSET_TOKEN} is not set"),
+        "{out}"
+    );
+}
+
+#[test]
+fn template_and_toml_errors_point_at_the_character() {
+    let (ok, out) = check_flow(
+        "brace",
+        &format!("{LOOKUP}url = \"http://crm/customers/{{system.caller\"\n{LOOKUP_END}"),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("brace.toml:4:29: node \"lookup\", field \"url\": bad template"),
+        "{out}"
+    );
+    assert!(!out.contains("is not an http"), "{out}");
+    let dir = common::scratch_dir("toml-syntax");
+    let config = dir.join("concierge.toml");
+    std::fs::write(&config, "[flows]\nroutes = { a = \"x.toml\" \n").unwrap();
+    let (ok, out) = concierge(&["check", config.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("concierge.toml: line 2, column "), "{out}");
+    assert!(
+        !out.contains("field \"]\"") && !out.contains("field `]`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_lookup_at_a_local_port_nothing_serves_is_a_warning() {
+    let dir = common::scratch_dir("unserved");
+    let port = common::free_port();
+    let config = dir.join("concierge.toml");
+    std::fs::write(
+        &config,
+        format!("[demo]\ndirectory_listen = \"127.0.0.1:{port}\"\ncustomers = \"{}\"\n[prompts]\ndir = \"{}\"\n",
+            common::repo_root().join("config/customers.csv").display(),
+            common::repo_root().join("prompts").display()),
+    )
+    .unwrap();
+    let flow = dir.join("old.toml");
+    std::fs::write(
+        &flow,
+        format!(
+            "{LOOKUP}url = \"http://127.0.0.1:8089/customers/{{system.caller}}\"\n{LOOKUP_END}"
+        ),
+    )
+    .unwrap();
+    let (ok, out) = concierge(&[
+        "check",
+        "--config",
+        config.to_str().unwrap(),
+        flow.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("points at local port 8089, which nothing in this config serves")
+            && out.contains(&format!("the demo directory is on 127.0.0.1:{port}")),
+        "{out}"
+    );
+    // The shipped flow follows the directory wherever it is: no warning.
+    let (ok, out) = concierge(&[
+        "check",
+        "--config",
+        config.to_str().unwrap(),
+        "config/flows/vip.toml",
+    ]);
+    assert!(ok && !out.contains("points at local port"), "{out}");
+}
+
+#[test]
+fn every_flag_has_help_and_run_help_describes_the_built_in_demo() {
+    for cmd in ["run", "check", "simulate"] {
+        let (ok, out) = concierge(&[cmd, "--help"]);
+        assert!(ok, "{out}");
+        let lines: Vec<&str> = out.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let t = l.trim_start();
+            if t.starts_with("--")
+                || (t.starts_with('-') && t.chars().nth(1).is_some_and(char::is_alphabetic))
+            {
+                // clap puts the help on the same line or, for long help, on the next.
+                let described = t.split("  ").filter(|p| !p.trim().is_empty()).count() > 1
+                    || lines.get(i + 1).is_some_and(|n| {
+                        let n = n.trim_start();
+                        !n.is_empty() && !n.starts_with('-')
+                    });
+                assert!(described, "{cmd}: no help for {t:?}\n{out}");
+            }
+        }
+    }
+    let (_, out) = concierge(&["run", "--help"]);
+    for needle in [
+        "built into the binary",
+        "customer directory",
+        "--listen",
+        "--rtp-ports",
+        "--directory-listen",
+    ] {
+        assert!(out.contains(needle), "{needle:?} not in {out}");
+    }
+    assert!(!out.contains("built-in defaults"), "{out}");
 }

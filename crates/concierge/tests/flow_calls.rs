@@ -172,7 +172,7 @@ fn redirect_mode_answers_302_before_any_200() {
         |_| {
             std::fs::read_to_string(common::repo_root().join("config/flows/vip-redirect.toml"))
                 .expect("vip-redirect.toml")
-                .replace("http://127.0.0.1:8089", "CRM")
+                .replace("{system.directory_url}", "CRM")
         },
         "",
     );
@@ -412,15 +412,16 @@ fn an_rtp_port_another_program_holds_is_never_offered() {
     // The first port of the range is taken by another program: the server finds out when
     // it binds it, before any SDP names it, and gives the call the next one; the welcome
     // prompt comes from there.
-    let held = std::net::UdpSocket::bind("127.0.0.1:31000").expect("hold 31000");
+    let (first, last) = common::free_rtp_range(6);
+    let held = std::net::UdpSocket::bind(("127.0.0.1", first)).expect("hold the first port");
     let server = start_vip(
         "rtp-held",
         |f| f,
-        "[rtp]\nport_min = 31000\nport_max = 31006\n",
+        &format!("[rtp]\nport_min = {first}\nport_max = {last}\n"),
     );
     let mut call = RawCall::invite(server.port, "+46700000003", "held1", "0 101");
     let media = call.answer_and_ack();
-    assert_eq!(media.port(), 31002);
+    assert_eq!(media.port(), first + 2);
     call.rtp
         .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use common::{path_of, start_vip, wait_record};
 
-/// baresip listens on fixed ports (SIP 5080, control 4444): one at a time.
+/// One phone at a time: two would only compete for the two cores.
 static ONE_PHONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs baresip as `user` and drives it with bsctl.py `steps`; returns its events.
@@ -41,13 +41,21 @@ fn baresip(dir: &Path, user: &str, steps: &[String]) -> Vec<serde_json::Value> {
     );
     let conf = dir.join("baresip");
     std::fs::create_dir_all(&conf).unwrap();
+    // Ports of its own, none fixed: the suite runs beside a demo or another phone.
+    let sip_port = common::free_port().to_string();
+    let ctrl_port = common::free_port().to_string();
+    let (rtp_min, rtp_max) = common::free_rtp_range(20);
     let config = std::fs::read_to_string(peers.join("baresip/config.in"))
         .unwrap()
-        .replace("@AUDIO@", wav.to_str().unwrap());
+        .replace("@AUDIO@", wav.to_str().unwrap())
+        .replace("@SIP_PORT@", &sip_port)
+        .replace("@CTRL_PORT@", &ctrl_port)
+        .replace("@RTP_PORTS@", &format!("{rtp_min}-{}", rtp_max - 1));
     std::fs::write(conf.join("config"), config).unwrap();
     let accounts = std::fs::read_to_string(peers.join("baresip/accounts.in"))
         .unwrap()
-        .replace("@USER@", user);
+        .replace("@USER@", user)
+        .replace("@SIP_PORT@", &sip_port);
     std::fs::write(conf.join("accounts"), accounts).unwrap();
     // stdin must be a pipe: baresip's stdio module cannot poll /dev/null.
     let mut phone = Command::new("baresip")
@@ -62,13 +70,13 @@ fn baresip(dir: &Path, user: &str, steps: &[String]) -> Vec<serde_json::Value> {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let out = Command::new("python3")
         .arg(peers.join("bsctl.py"))
-        .args(["--port", "4444"])
+        .args(["--port", &ctrl_port])
         .args(steps)
         .output()
         .expect("python3");
     let _ = Command::new("python3")
         .arg(peers.join("bsctl.py"))
-        .args(["--port", "4444", "cmd:quit"])
+        .args(["--port", &ctrl_port, "cmd:quit"])
         .output();
     let _ = phone.kill();
     let _ = phone.wait();
@@ -86,6 +94,7 @@ fn baresip(dir: &Path, user: &str, steps: &[String]) -> Vec<serde_json::Value> {
 
 #[test]
 fn baresip_keys_a_code_and_follows_the_refer_to_the_vip_desk() {
+    let _held = common::hold_default_ports();
     let server = start_vip("baresip", |f| f, "");
     let dir = common::scratch_dir("baresip-run");
     let ivr = format!("sip:ivr@127.0.0.1:{}", server.port);
@@ -135,11 +144,17 @@ fn baresip_keys_a_code_and_follows_the_refer_to_the_vip_desk() {
         .iter()
         .map(|d| d[0].as_str().unwrap())
         .collect();
-    assert_eq!(digits, "101010");
+    // Six keys arrived, and the secret code itself is nowhere in the record.
+    assert_eq!(digits, "******");
+    assert!(
+        !ivr_leg.to_string().contains("101010"),
+        "the code leaked into the record: {ivr_leg}"
+    );
 }
 
 #[test]
 fn baresip_digits_are_read_back_on_the_echo_route() {
+    let _held = common::hold_default_ports();
     let server = start_vip("baresip-echo", |f| f, "");
     let dir = common::scratch_dir("baresip-echo-run");
     let steps: Vec<String> = [
@@ -172,4 +187,69 @@ fn baresip_digits_are_read_back_on_the_echo_route() {
             .any(|v| v[0] == "entered" && v[1] == "42"),
         "{rec}"
     );
+}
+
+/// The README's recipe as written: `config/baresip/` (no sound card, no ALSA) dials the IVR
+/// as the VIP number in its `accounts` and follows the REFER to the VIP desk. Only its SIP
+/// and RTP ports are moved, so it runs beside anything.
+#[test]
+fn the_shipped_headless_baresip_config_reaches_the_vip_desk() {
+    let _held = common::hold_default_ports();
+    let server = start_vip("readme-baresip", |f| f, "");
+    let dir = common::scratch_dir("readme-baresip-run");
+    let _phone = ONE_PHONE.lock().unwrap_or_else(|e| e.into_inner());
+    let shipped = common::repo_root().join("config/baresip");
+    let config = std::fs::read_to_string(shipped.join("config")).unwrap();
+    assert!(
+        !config
+            .lines()
+            .any(|l| l.starts_with("module") && (l.contains("alsa") || l.contains("pulse"))),
+        "the headless config loads no sound-card module"
+    );
+    let sip_port = common::free_port();
+    let (rtp_min, rtp_max) = common::free_rtp_range(20);
+    let moved = config
+        .replace("127.0.0.1:5080", &format!("127.0.0.1:{sip_port}"))
+        .replace("30000-30099", &format!("{rtp_min}-{}", rtp_max - 1));
+    assert!(
+        moved.contains(&format!("sip_listen\t\t127.0.0.1:{sip_port}"))
+            && moved.contains(&format!("rtp_ports\t\t{rtp_min}-")),
+        "the shipped config's ports are where this test expects them"
+    );
+    std::fs::write(dir.join("config"), moved).unwrap();
+    std::fs::copy(shipped.join("accounts"), dir.join("accounts")).unwrap();
+    let mut phone = Command::new("baresip")
+        .arg("-f")
+        .arg(&dir)
+        .args(["-e", &format!("/dial sip:ivr@127.0.0.1:{}", server.port)])
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(dir.join("baresip.out")).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("baresip is required (apt-get install -y baresip)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let records = loop {
+        let records = server.records();
+        let desk_done = records.iter().any(|r| r["called"] == "vip-desk");
+        let ivr_done = records.iter().any(|r| r["called"] == "ivr");
+        if (desk_done && ivr_done) || std::time::Instant::now() > deadline {
+            break records;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = phone.kill();
+    let _ = phone.wait();
+    let out = std::fs::read_to_string(dir.join("baresip.out")).unwrap_or_default();
+    let ivr = records
+        .iter()
+        .find(|r| r["called"] == "ivr")
+        .unwrap_or_else(|| panic!("no IVR call record; baresip said:\n{out}"));
+    assert_eq!(ivr["caller"], "+46706170786");
+    assert_eq!(ivr["transfer"]["result"], "succeeded", "{ivr}");
+    let desk = records
+        .iter()
+        .find(|r| r["called"] == "vip-desk")
+        .unwrap_or_else(|| panic!("baresip never called the VIP desk:\n{out}"));
+    assert_eq!(desk["caller"], "+46706170786", "{desk}");
+    assert!(!out.contains("could not open auplay"), "{out}");
 }

@@ -30,5 +30,7 @@ pub use run::{
     Step, TransferOutcome, Vars,
 };
 pub use schedule::{Schedule, ScheduleError};
-pub use template::{normalize_e164, Template, TemplateError};
-pub use validate::{check_dir, load_flow, parse_flow, Diagnostic, LoadedFlow, Severity};
+pub use template::{
+    normalize_e164, Escape, Template, TemplateError, SYSTEM_VARIABLES, URL_BASE_VARIABLE,
+};
+pub use validate::{check_dir, load_flow, parse_flow, unset_env, Diagnostic, LoadedFlow, Severity};

@@ -15,6 +15,25 @@ const STRICT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// The variables the server sets for every call (`concierge check` rejects any other
+/// `system.*` name: a typo would render empty and fail only at run time).
+pub const SYSTEM_VARIABLES: &[&str] = &[
+    "system.caller",
+    "system.called",
+    "system.call_id",
+    "system.local_host",
+    "system.directory_url",
+    "system.caller_verified",
+    "system.caller_verstat",
+    "system.now",
+];
+
+/// A variable that may open a URL unescaped: its value is a base URL the server takes from
+/// its own configuration, never from the caller, so it cannot steer a request elsewhere.
+pub const URL_BASE_VARIABLE: &str = "system.directory_url";
+
+/// Why a template does not parse; each error carries the byte offset in the template
+/// where the problem is.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TemplateError {
     #[error("unclosed `{{` at byte {0}")]
@@ -123,6 +142,14 @@ impl Template {
         self.parts.iter().any(|p| matches!(p, Part::Env(_)))
     }
 
+    /// The environment variables (`${NAME}`) this template reads.
+    pub fn env_names(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Env(v) => Some(v.as_str()),
+            _ => None,
+        })
+    }
+
     /// Renders with `vars`; a missing variable renders empty. `env` resolves `${NAME}`.
     pub fn render(
         &self,
@@ -131,9 +158,13 @@ impl Template {
         escape: Escape,
     ) -> String {
         let mut out = String::new();
-        for p in &self.parts {
+        for (i, p) in self.parts.iter().enumerate() {
             match p {
                 Part::Text(t) => out.push_str(t),
+                // The configured base URL opening a URL template goes in as it is.
+                Part::Var(name) if i == 0 && escape == Escape::Url && name == URL_BASE_VARIABLE => {
+                    out.push_str(vars.get(name).map(String::as_str).unwrap_or(""));
+                }
                 Part::Var(name) => out.push_str(&escaped(
                     vars.get(name).map(String::as_str).unwrap_or(""),
                     escape,
@@ -197,6 +228,28 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn the_configured_base_url_opens_a_url_unescaped_and_nowhere_else() {
+        let base = vars(&[
+            ("system.directory_url", "http://127.0.0.1:8092"),
+            ("system.caller", "+4670/x"),
+        ]);
+        let t = Template::parse("{system.directory_url}/customers/{system.caller}").unwrap();
+        assert_eq!(
+            t.render(&base, &no_env, Escape::Url),
+            "http://127.0.0.1:8092/customers/%2B4670%2Fx"
+        );
+        // Anywhere but the start, it is a value like any other.
+        let t = Template::parse("http://crm/?next={system.directory_url}").unwrap();
+        assert_eq!(
+            t.render(&base, &no_env, Escape::Url),
+            "http://crm/?next=http%3A%2F%2F127.0.0.1%3A8092"
+        );
+        // A caller-controlled variable at the start is still encoded.
+        let t = Template::parse("{system.caller}/x").unwrap();
+        assert_eq!(t.render(&base, &no_env, Escape::Url), "%2B4670%2Fx/x");
     }
 
     #[test]

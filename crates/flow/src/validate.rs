@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json_path::JsonPath;
 
 use crate::model::{Case, Flow, FlowFile, Node, NodeFile};
-use crate::template::{Escape, Template};
+use crate::template::{Escape, Template, TemplateError, SYSTEM_VARIABLES, URL_BASE_VARIABLE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -26,6 +26,8 @@ pub struct Diagnostic {
     pub node: Option<String>,
     pub field: Option<String>,
     pub line: Option<usize>,
+    /// The character on `line` (1-based) where the problem is, when it is that precise.
+    pub column: Option<usize>,
     pub message: String,
 }
 
@@ -38,6 +40,9 @@ impl fmt::Display for Diagnostic {
         write!(f, "{level}: {}", self.file.display())?;
         if let Some(l) = self.line {
             write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
         }
         if let Some(n) = &self.node {
             write!(f, ": node \"{n}\"")?;
@@ -68,6 +73,7 @@ pub fn load_flow(
             node: None,
             field: None,
             line: None,
+            column: None,
             message: format!("cannot read: {e}"),
         }]
     })?;
@@ -130,16 +136,24 @@ pub fn parse_flow(
 }
 
 fn toml_diagnostic(path: &Path, text: &str, e: &toml::de::Error) -> Diagnostic {
-    let message = e.message().trim().to_owned();
+    // A syntax error's message has a second line (`expected …`): one line reads better.
+    let message = e
+        .message()
+        .trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
     let start = e.span().map(|s| s.start.min(text.len()));
     let mut line = start.map(|s| text[..s].matches('\n').count() + 1);
-    // serde names the field in backticks for unknown and missing fields.
+    let mut column = start.map(|s| column_at(text, s));
+    // serde names the field in backticks for unknown and missing fields; a syntax error's
+    // backticks hold the token it expected, which is no field.
+    let names_field = ["unknown field", "missing field", "duplicate field"]
+        .iter()
+        .any(|m| message.starts_with(m));
     let quoted = message.split('`').nth(1).map(str::to_owned);
-    let mut field = if message.starts_with("unknown variant") {
-        None
-    } else {
-        quoted.clone()
-    };
+    let mut field = if names_field { quoted.clone() } else { None };
     if message.starts_with("unknown variant") {
         // The span covers the whole table; find `key = "Variant"` to name the field.
         if let Some(variant) = &quoted {
@@ -152,14 +166,28 @@ fn toml_diagnostic(path: &Path, text: &str, e: &toml::de::Error) -> Diagnostic {
                     .and_then(|b| b.split([' ', '{', ',']).rev().find(|w| !w.is_empty()))
                     .map(str::to_owned);
                 line = Some(i + 1);
+                column = None;
             }
         }
     }
-    if field.is_none() {
+    // A value of the wrong type names its key; a syntax error names no field at all.
+    let about_a_value = [
+        "invalid type",
+        "invalid value",
+        "invalid length",
+        "unknown variant",
+    ]
+    .iter()
+    .any(|m| message.starts_with(m));
+    if field.is_none() && about_a_value {
         field = line
             .and_then(|n| text.lines().nth(n - 1))
             .and_then(|l| l.split_once('=').map(|(k, _)| k.trim().to_owned()))
-            .filter(|k| !k.starts_with('['));
+            .filter(|k| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c))
+            });
     }
     // The node is the `[nodes.X]` table the offending line is in (or heads).
     let node = line.and_then(|n| {
@@ -181,8 +209,74 @@ fn toml_diagnostic(path: &Path, text: &str, e: &toml::de::Error) -> Diagnostic {
         node,
         field,
         line,
+        column,
         message,
     }
+}
+
+/// The 1-based character column of byte `offset` in `text`.
+fn column_at(text: &str, offset: usize) -> usize {
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    text[line_start..offset].chars().count() + 1
+}
+
+/// Warns about every `${NAME}` in `flow` that `is_set` says is not in the environment: it
+/// would be sent empty (an `Authorization: Bearer ` with no token).
+pub fn unset_env(
+    path: &Path,
+    text: &str,
+    flow: &Flow,
+    is_set: &dyn Fn(&str) -> bool,
+) -> Vec<Diagnostic> {
+    let mut v = Validator {
+        path,
+        text,
+        diags: Vec::new(),
+    };
+    for (id, node) in &flow.nodes {
+        for (field, t) in templates(node) {
+            for name in t.env_names() {
+                if !is_set(name) {
+                    v.push(
+                        Severity::Warning,
+                        Some(id),
+                        Some(field),
+                        format!("${{{name}}} is not set in the environment: it would be empty"),
+                    );
+                }
+            }
+        }
+    }
+    v.diags
+}
+
+/// Every template of a node, with the field it is in.
+fn templates(node: &Node) -> Vec<(&'static str, &Template)> {
+    let mut v = Vec::new();
+    match node {
+        Node::Http {
+            url, headers, body, ..
+        } => {
+            v.push(("url", url));
+            v.extend(headers.iter().map(|(_, t)| ("headers", t)));
+            v.extend(body.iter().map(|t| ("body", t)));
+        }
+        Node::Condition { cases, .. } => {
+            for c in cases {
+                v.push(("cases", &c.value));
+                v.push(("cases", &c.to));
+            }
+        }
+        Node::Set { values, .. } => v.extend(values.iter().map(|(_, t)| ("values", t))),
+        Node::Transfer {
+            target, headers, ..
+        } => {
+            v.push(("target", target));
+            v.extend(headers.iter().map(|(_, t)| ("headers", t)));
+        }
+        Node::Keypad { .. } | Node::Play { .. } | Node::Hangup { .. } => {}
+    }
+    v
 }
 
 struct Validator<'a> {
@@ -206,6 +300,7 @@ impl Validator<'_> {
             node: node.map(str::to_owned),
             field: field.map(str::to_owned),
             line,
+            column: None,
             message,
         });
     }
@@ -238,10 +333,32 @@ impl Validator<'_> {
     }
 
     fn template(&mut self, node: &str, field: &str, source: &str) -> Template {
-        Template::parse(source).unwrap_or_else(|e| {
-            self.error(node, field, format!("bad template {source:?}: {e}"));
-            Template::parse("").expect("the empty template parses")
-        })
+        self.try_template(node, field, source)
+            .unwrap_or_else(|| Template::parse("").expect("the empty template parses"))
+    }
+
+    /// Parses a template; a broken one is reported at the character where it breaks.
+    fn try_template(&mut self, node: &str, field: &str, source: &str) -> Option<Template> {
+        let e = match Template::parse(source) {
+            Ok(t) => return Some(t),
+            Err(e) => e,
+        };
+        let (TemplateError::Unclosed(at) | TemplateError::Stray(at) | TemplateError::Empty(at)) = e;
+        let what = match e {
+            TemplateError::Unclosed(_) => "unclosed `{` (no `}` after it)",
+            TemplateError::Stray(_) => "a `}` closes nothing (write `}}` for a literal brace)",
+            TemplateError::Empty(_) => "`{}` names no variable",
+        };
+        self.error(node, field, format!("bad template {source:?}: {what}"));
+        // The column of the offending character, where the value is written as it is.
+        let diag = self.diags.last_mut().expect("just pushed");
+        if let Some(line_no) = diag.line {
+            let line = self.text.lines().nth(line_no - 1).unwrap_or_default();
+            if let Some(pos) = line.find(source) {
+                diag.column = Some(line[..pos + at].chars().count() + 1);
+            }
+        }
+        None
     }
 
     /// An error in a flow-level block (`[auth.crm]`, `[schedules.office]`), at its header.
@@ -258,6 +375,7 @@ impl Validator<'_> {
             node: None,
             field: Some(format!("{kind}.{name}")),
             line,
+            column: None,
             message,
         });
     }
@@ -292,15 +410,24 @@ impl Validator<'_> {
         for (id, nf) in &file.nodes {
             let node = match nf {
                 NodeFile::Http(h) => {
-                    let url = self.template(id, "url", &h.url);
-                    let dummy = url.render(&BTreeMap::new(), &|_| Some("x".into()), Escape::Url);
-                    if !(dummy.starts_with("http://") || dummy.starts_with("https://")) {
-                        self.error(
-                            id,
-                            "url",
-                            format!("{:?} is not an http:// or https:// URL", h.url),
-                        );
+                    let parsed = self.try_template(id, "url", &h.url);
+                    let base =
+                        BTreeMap::from([(URL_BASE_VARIABLE.to_owned(), "http://base".to_owned())]);
+                    if let Some(url) = &parsed {
+                        let dummy = url.render(&base, &|_| Some("x".into()), Escape::Url);
+                        if !(dummy.starts_with("http://") || dummy.starts_with("https://")) {
+                            self.error(
+                                id,
+                                "url",
+                                format!(
+                                    "{:?} is not an http:// or https:// URL (or {{{URL_BASE_VARIABLE}}}/…)",
+                                    h.url
+                                ),
+                            );
+                        }
                     }
+                    let url = parsed
+                        .unwrap_or_else(|| Template::parse("").expect("the empty template parses"));
                     let method = h.method.to_ascii_uppercase();
                     if !matches!(method.as_str(), "GET" | "POST" | "PUT") {
                         self.error(id, "method", format!("{:?}: use GET or POST", h.method));
@@ -668,6 +795,7 @@ impl Validator<'_> {
                     .lines()
                     .position(|l| l.trim_start().starts_with("start"))
                     .map(|i| i + 1),
+                column: None,
                 message: format!("start node {:?} does not exist", flow.start),
             });
             return;
@@ -727,6 +855,17 @@ impl Validator<'_> {
         for (id, node) in &flow.nodes {
             for (field, var) in reads(node) {
                 if var.starts_with("system.") {
+                    if !SYSTEM_VARIABLES.contains(&var.as_str()) {
+                        self.push(
+                            Severity::Error,
+                            Some(id),
+                            Some(field),
+                            format!(
+                                "unknown variable {var:?}: the server sets {}",
+                                SYSTEM_VARIABLES.join(", ")
+                            ),
+                        );
+                    }
                     continue;
                 }
                 let setters: Vec<&str> = flow

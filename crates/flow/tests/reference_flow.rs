@@ -52,6 +52,7 @@ fn caller_as(number: &str, verified: &str, verstat: &str) -> Vars {
         ("system.called", "ivr"),
         ("system.call_id", "c1"),
         ("system.local_host", "127.0.0.1:5060"),
+        ("system.directory_url", "http://127.0.0.1:8089"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -16,7 +16,9 @@ fn known(p: &str) -> bool {
 }
 
 fn write(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("concierge-flow-{}", std::process::id()));
+    // Under target/, not the system temp directory: nothing is left behind in /tmp.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("concierge-flow-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -197,4 +199,83 @@ fn lockout_needs_a_locked_exit_and_a_keypad_that_obeys_it() {
         e.iter().any(|d| d.field.as_deref() == Some("lockout")),
         "{e:?}"
     );
+}
+
+const LOOKUP_HEAD: &str = "start = \"lookup\"\n[nodes.lookup]\ntype = \"http\"\n";
+const LOOKUP_TAIL: &str =
+    "save_as = \"r\"\nsuccess = \"bye\"\nfailure = \"bye\"\n[nodes.bye]\ntype = \"hangup\"\n";
+
+#[test]
+fn a_misspelt_system_variable_is_an_error_listing_the_real_ones() {
+    let e = errors(
+        "callr.toml",
+        &format!("{LOOKUP_HEAD}url = \"http://crm/customers/{{system.callr}}\"\n{LOOKUP_TAIL}"),
+    );
+    assert_names(&e[0], "lookup", "url", "unknown variable \"system.callr\"");
+    for valid in concierge_flow::SYSTEM_VARIABLES {
+        assert!(e[0].message.contains(valid), "{}", e[0]);
+    }
+    assert!(concierge_flow::SYSTEM_VARIABLES.contains(&"system.caller_verstat"));
+}
+
+#[test]
+fn the_directory_url_variable_may_open_a_lookup_url() {
+    let text = format!(
+        "{LOOKUP_HEAD}url = \"{{system.directory_url}}/customers/{{system.caller}}\"\n{LOOKUP_TAIL}"
+    );
+    assert!(warnings("base.toml", &text).is_empty());
+}
+
+#[test]
+fn an_unclosed_brace_is_reported_at_its_character_and_nothing_else() {
+    let e = errors(
+        "brace.toml",
+        &format!("{LOOKUP_HEAD}url = \"http://crm/customers/{{system.caller\"\n{LOOKUP_TAIL}"),
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    // `url = "` is 7 characters; the `{` is the 29th of the value.
+    assert!(
+        e[0].to_string()
+            .contains("brace.toml:4:29: node \"lookup\", field \"url\""),
+        "{}",
+        e[0]
+    );
+    assert!(e[0].message.contains("unclosed"), "{}", e[0]);
+}
+
+#[test]
+fn a_toml_syntax_error_names_line_and_column_and_no_made_up_field() {
+    let e = errors(
+        "syntax.toml",
+        "start = \"a\"\n[nodes.a]\ntype = \"play\"\nprompts = [\"welcome\"\nnext = \"a\"\n",
+    );
+    let text = e[0].to_string();
+    assert!(
+        text.contains("syntax.toml:4:") || text.contains("syntax.toml:5:"),
+        "{text}"
+    );
+    assert!(!text.contains("field \"]\""), "{text}");
+    assert_eq!(e[0].field, None, "a syntax error is no field's: {text}");
+    assert!(e[0].column.is_some(), "{text}");
+}
+
+#[test]
+fn unset_environment_variables_are_warned_about() {
+    let path = write(
+        "env.toml",
+        &format!("{LOOKUP_HEAD}url = \"http://crm/x\"\nheaders = {{ Authorization = \"Bearer ${{CRM_TOKEN_SURELY_UNSET}}\" }}\n{LOOKUP_TAIL}"),
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let flow = load_flow(&path, &known).unwrap().flow;
+    let w = concierge_flow::unset_env(&path, &text, &flow, &|_| false);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].severity, Severity::Warning);
+    assert!(
+        w[0].to_string().contains(
+            "env.toml:5: node \"lookup\", field \"headers\": ${CRM_TOKEN_SURELY_UNSET} is not set"
+        ),
+        "{}",
+        w[0]
+    );
+    assert!(concierge_flow::unset_env(&path, &text, &flow, &|_| true).is_empty());
 }

@@ -145,10 +145,13 @@ fn downmix(samples: &[i16], channels: u16) -> Vec<i16> {
 mod tests {
     use super::*;
 
-    fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
+    /// Loads `bytes` as a WAV file, through a temporary file removed afterwards.
+    fn load_tmp(name: &str, bytes: &[u8]) -> Result<Vec<i16>, PromptError> {
         let p = std::env::temp_dir().join(format!("concierge-wav-{}-{name}", std::process::id()));
         std::fs::write(&p, bytes).unwrap();
-        p
+        let loaded = load_wav(&p);
+        let _ = std::fs::remove_file(&p);
+        loaded
     }
 
     fn riff(tag: u16, channels: u16, rate: u32, bits: u16, data: &[u8], data_len: u32) -> Vec<u8> {
@@ -179,8 +182,8 @@ mod tests {
             .iter()
             .map(|s| audio_codec_algorithms::encode_alaw(*s))
             .collect();
-        let u = load_wav(&tmp("u.wav", &riff(7, 1, 8000, 8, &ulaw, 800))).unwrap();
-        let a = load_wav(&tmp("a.wav", &riff(6, 1, 8000, 8, &alaw, 800))).unwrap();
+        let u = load_tmp("u.wav", &riff(7, 1, 8000, 8, &ulaw, 800)).unwrap();
+        let a = load_tmp("a.wav", &riff(6, 1, 8000, 8, &alaw, 800)).unwrap();
         for ((x, y), z) in pcm.iter().zip(&u).zip(&a) {
             assert!((*x as i32 - *y as i32).abs() <= 300 && (*x as i32 - *z as i32).abs() <= 300);
         }
@@ -201,7 +204,7 @@ mod tests {
             ("no audio", riff(7, 1, 8000, 8, &[], 0)),
         ];
         for (name, bytes) in cases {
-            let e = load_wav(&tmp(name, &bytes));
+            let e = load_tmp(name, &bytes);
             assert!(e.is_err(), "{name} accepted");
         }
     }

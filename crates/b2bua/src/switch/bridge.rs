@@ -523,7 +523,11 @@ impl Switch {
                 let r = response_to(&request, StatusCode::OK, None);
                 self.endpoint.respond(now, &key, r);
                 leg.state = LegState::Over;
-                info!(relayed = ?leg.relayed, "the transfer target hung up");
+                info!(
+                    to_target = leg.relayed[0],
+                    to_caller = leg.relayed[1],
+                    "the transfer target hung up"
+                );
                 call.ending = Some(("target", "transfer target hung up".into()));
                 self.close_leg_port(now, id);
                 self.hang_up(now, id, "transfer target hung up");

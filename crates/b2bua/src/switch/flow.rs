@@ -46,6 +46,10 @@ impl Switch {
             format!("{}:{}", self.cfg.advertised_host, self.cfg.sip_port),
         );
         vars.insert("system.now".into(), self.unix_s(now).to_string());
+        vars.insert(
+            "system.directory_url".into(),
+            self.cfg.directory_url.clone(),
+        );
         call.span.in_scope(|| {
             info!(
                 flow = %flow.name,

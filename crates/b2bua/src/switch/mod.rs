@@ -184,7 +184,11 @@ impl Switch {
             self.ports.release(port, now);
         }
         let _g = call.span.clone().entered();
-        warn!(port, ?error, "RTP port could not be bound");
+        let why = match error {
+            PortError::InUse => "another program holds it",
+            PortError::Other => "bind failed",
+        };
+        warn!(port, why, "RTP port could not be bound");
         if call.port_bound || call.phase != Phase::Early {
             return;
         }
@@ -1047,7 +1051,6 @@ impl Switch {
     /// The call is over; `by` is who ended it (`caller`, `concierge`, `network`).
     fn end_call(&mut self, id: CallRef, by: &'static str, why: &str) {
         if let Some(call) = self.calls.get_mut(&id) {
-            call.span.in_scope(|| info!(by, why, "call ended"));
             call.ending.get_or_insert((by, why.to_owned()));
         }
         self.forget(id);
@@ -1124,6 +1127,9 @@ impl Switch {
             self.outputs.push_back(Output::MediaClose { port });
         }
         let record = self.record_of(&call);
+        // One line per call, whichever path ended it (a BYE either way, CANCEL, a timeout).
+        call.span
+            .in_scope(|| info!(by = %record.ended_by, why = %record.reason, "call ended"));
         self.outputs.push_back(Output::Record(Box::new(record)));
         self.by_invite.remove(&call.invite_key);
         if let Some(d) = &call.dialog {

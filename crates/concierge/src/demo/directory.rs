@@ -18,6 +18,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub(crate) enum DirectoryError {
+    #[cfg(test)]
     #[error("{file}: cannot read: {source}")]
     Read {
         file: PathBuf,
@@ -50,6 +51,8 @@ pub(crate) struct Directory {
 
 impl Directory {
     /// Reads `number,name,vip,tier,customer_id` rows; `#` lines and the header are skipped.
+    /// (The server reads the file through [`crate::program::directory`].)
+    #[cfg(test)]
     pub(crate) fn load(path: &Path) -> Result<Self, DirectoryError> {
         let text = std::fs::read_to_string(path).map_err(|source| DirectoryError::Read {
             file: path.into(),
@@ -58,7 +61,8 @@ impl Directory {
         Self::parse(path, &text)
     }
 
-    /// Like [`Self::load`], for the text of `path` already read.
+    /// Reads `number,name,vip,tier,customer_id` rows from the text of `path`; `#` lines
+    /// and the header are skipped.
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Self, DirectoryError> {
         let mut dir = Self::default();
         for (i, line) in text.lines().enumerate() {
@@ -168,6 +172,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("concierge-dir-{}.csv", std::process::id()));
         std::fs::write(&dir, "number,name,vip,tier,customer_id\n+1,A,maybe,,1\n").unwrap();
         let e = Directory::load(&dir).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&dir);
         assert!(e.contains("line 2") && e.contains("maybe"), "{e}");
     }
 

@@ -36,6 +36,24 @@ pub(crate) enum StreamInput {
     },
 }
 
+/// Why the server could not start; each names the setting that changes it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartError {
+    #[error("cannot bind SIP over {transport} on {addr}: {source}; change `[sip] listen` in the config or pass --listen ADDR:PORT")]
+    Bind {
+        transport: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot open the call records file {path}: {source}; change `[records] path` in the config"
+    )]
+    Records {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// The running server: its bound addresses and a way to stop it.
 pub(crate) struct Server {
     pub(crate) udp_addr: Option<SocketAddr>,
@@ -48,27 +66,46 @@ impl Server {
         cfg: &Config,
         program: Program,
         shutdown: watch::Receiver<Shutdown>,
-    ) -> std::io::Result<Self> {
+    ) -> Result<Self, StartError> {
+        let addr = cfg.sip.listen;
+        let bind = |transport| {
+            move |source| StartError::Bind {
+                transport,
+                addr,
+                source,
+            }
+        };
         let udp = if cfg.sip.udp {
-            Some(Arc::new(bind_udp(
-                cfg.sip.listen,
-                cfg.sip.udp_receive_buffer_kib * 1024,
-            )?))
+            Some(Arc::new(
+                bind_udp(addr, cfg.sip.udp_receive_buffer_kib * 1024).map_err(bind("UDP"))?,
+            ))
         } else {
             None
         };
         let (stream_tx, stream_rx) = mpsc::channel(4096);
         let tcp = if cfg.sip.tcp {
-            Some(tcp::Tcp::start(cfg.sip.listen, stream_tx).await?)
+            Some(
+                tcp::Tcp::start(addr, stream_tx)
+                    .await
+                    .map_err(bind("TCP"))?,
+            )
         } else {
             None
         };
-        let udp_addr = udp.as_ref().map(|u| u.local_addr()).transpose()?;
+        let udp_addr = udp
+            .as_ref()
+            .map(|u| u.local_addr())
+            .transpose()
+            .map_err(bind("UDP"))?;
         let media_ip = cfg.media_ip();
         let (rtp_tx, rtp_rx) = mpsc::channel(16_384);
         let rtp = rtp::RtpSockets::new(media_ip, rtp_tx);
         let tcp_addr = tcp.as_ref().map(|t| t.local_addr);
-        let records = records::Records::open(&cfg.records.path)?;
+        let records =
+            records::Records::open(&cfg.records.path).map_err(|source| StartError::Records {
+                path: cfg.records.path.clone(),
+                source,
+            })?;
         let wall = WallClock {
             instant: std::time::Instant::now(),
             system: std::time::SystemTime::now(),
@@ -103,6 +140,7 @@ impl Server {
                 lockout: cfg.lockout(),
                 transfer_signer: cfg.transfer_signer(),
                 timers: cfg.timers(),
+                directory_url: cfg.directory_url(),
                 seed: rand::random(),
                 ..SwitchConfig::default()
             },

@@ -30,11 +30,31 @@ pub fn scenario(name: &str) -> String {
         .to_string()
 }
 
-/// A fresh scratch directory per test.
+/// A fresh scratch directory per test. It is removed when the test (the thread that
+/// asked for it) ends, unless that thread panicked: a failed test keeps its files (server
+/// log, records, SIPp's logs) and says where they are.
 pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = make_scratch_dir(name);
+    CLEANUP.with(|c| c.dirs.borrow_mut().push(dir.clone()));
+    dir
+}
+
+/// The prefix of every scratch directory name in the system temp directory.
+pub const SCRATCH_PREFIX: &str = "concierge-test-";
+
+fn make_scratch_dir(name: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    // A panic marks its thread, so the cleanup below knows the test failed.
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = CLEANUP.try_with(|c| c.panicked.set(true));
+            previous(info);
+        }));
+    });
     let dir = std::env::temp_dir().join(format!(
-        "concierge-test-{}-{}-{}",
+        "{SCRATCH_PREFIX}{}-{}-{}",
         std::process::id(),
         name,
         N.fetch_add(1, Ordering::Relaxed)
@@ -42,6 +62,34 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
+}
+
+/// The scratch directories a test thread made; dropped when the thread ends (libtest runs
+/// each test on a thread of its own).
+struct Cleanup {
+    dirs: std::cell::RefCell<Vec<PathBuf>>,
+    panicked: std::cell::Cell<bool>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for dir in self.dirs.borrow().iter() {
+            if self.panicked.get() || std::thread::panicking() {
+                eprintln!("kept for the failed test: {}", dir.display());
+            } else {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static CLEANUP: Cleanup = const {
+        Cleanup {
+            dirs: std::cell::RefCell::new(Vec::new()),
+            panicked: std::cell::Cell::new(false),
+        }
+    };
 }
 
 /// A port free for both UDP and TCP on 127.0.0.1 right now.
@@ -179,6 +227,12 @@ impl Drop for Server {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        // Its folder goes with it, unless the test is failing (then the log is wanted).
+        if std::thread::panicking() {
+            eprintln!("server files kept: {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
@@ -384,7 +438,7 @@ pub fn start_vip_env(
     let crm = free_port();
     let flow = std::fs::read_to_string(root.join("config/flows/vip.toml"))
         .expect("vip.toml")
-        .replace("http://127.0.0.1:8089", "CRM");
+        .replace("{system.directory_url}", "CRM");
     let flow = edit(flow).replace("CRM", &format!("http://127.0.0.1:{crm}"));
     let flow_path = dir.join("vip.toml");
     std::fs::write(&flow_path, flow).expect("write flow");
@@ -567,5 +621,51 @@ impl RawCall {
         }
         out.push_str("Content-Length: 0\r\n\r\n");
         self.sip.send(&out);
+    }
+}
+
+/// Holds the demo's default ports (SIP 5060 on UDP and TCP, the directory's 8089) while
+/// alive, where they are free: a test holding them proves it needs none of them, as when
+/// `concierge run` is running beside the test suite. Ports someone else holds already
+/// prove the same.
+pub struct DefaultPortsHeld {
+    _udp: Vec<UdpSocket>,
+    _tcp: Vec<TcpListener>,
+}
+
+pub fn hold_default_ports() -> DefaultPortsHeld {
+    DefaultPortsHeld {
+        _udp: ["0.0.0.0:5060"]
+            .iter()
+            .filter_map(|a| UdpSocket::bind(a).ok())
+            .collect(),
+        _tcp: ["0.0.0.0:5060", "127.0.0.1:8089"]
+            .iter()
+            .filter_map(|a| TcpListener::bind(a).ok())
+            .collect(),
+    }
+}
+
+/// Runs the binary with `args` in `cwd` to completion: (succeeded, stdout + stderr).
+pub fn concierge_in(cwd: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run concierge");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// A free even port with the next one free too, as the start of a small RTP range.
+pub fn free_rtp_range(len: u16) -> (u16, u16) {
+    loop {
+        let p = free_port();
+        let base = p - p % 2;
+        if (base..base + len).all(|q| UdpSocket::bind(("127.0.0.1", q)).is_ok()) {
+            return (base, base + len);
+        }
     }
 }

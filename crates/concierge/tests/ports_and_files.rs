@@ -1,0 +1,170 @@
+//! Ports and files as an operator meets them: the shipped flows follow the demo directory
+//! when it moves, a port someone else holds is reported with the setting that moves it,
+//! and the test harness leaves no folders behind.
+
+mod common;
+
+use std::net::{TcpListener, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{header, path_of, wait_record, RawCall, Server};
+
+/// The shipped config's flows, prompts and customers, unmodified, with the demo directory
+/// on a port of the test's choosing (the default 8089 may be held by a running demo).
+fn shipped_flows_with_directory_on(port: u16) -> Server {
+    let root = common::repo_root();
+    let extra = format!(
+        "[demo]\ndirectory = true\ndirectory_listen = \"127.0.0.1:{port}\"\ncustomers = \"{}\"\n\
+         [prompts]\ndir = \"{}\"\n\
+         [flows]\ndefault = \"{}\"\nroutes = {{ \"vip-desk\" = \"{}\" }}\n",
+        root.join("config/customers.csv").display(),
+        root.join("prompts").display(),
+        root.join("config/flows/vip.toml").display(),
+        root.join("config/flows/vip-desk.toml").display(),
+    );
+    Server::start("moved-directory", "", &extra)
+}
+
+#[test]
+fn a_moved_directory_port_still_recognises_a_vip() {
+    let _held = common::hold_default_ports();
+    let directory = common::free_port();
+    let server = shipped_flows_with_directory_on(directory);
+    let mut call = RawCall::invite(server.port, "+46706170786", "moved-dir-1", "0 101");
+    call.answer_and_ack();
+    // Recognised by number: straight to the VIP desk, never asked for a code.
+    let refer = call.sip.expect("REFER ", Duration::from_secs(20));
+    let refer_to = header(&refer, "Refer-To").unwrap_or_default();
+    assert!(
+        refer_to.contains("X-Concierge-Tier=member"),
+        "{refer_to}\n{}",
+        common::tail(&server.log(), 30)
+    );
+    call.reply(&refer, 202);
+    call.bye();
+    call.sip.expect("SIP/2.0 200", Duration::from_secs(10));
+    let record = wait_record(&server, "moved-dir-1");
+    assert_eq!(record["http"][0]["status"], 200, "{record}");
+    let path = path_of(&record);
+    assert!(
+        path.starts_with(&["welcome:next".into(), "lookup:success".into()]),
+        "{path:?}"
+    );
+    assert!(!path.iter().any(|s| s.starts_with("ask_code")), "{path:?}");
+    // The log says the call ended, once, whoever ended it.
+    assert_eq!(server.log().matches("call ended").count(), 1);
+}
+
+/// `run` with `args` in a scratch directory (the built-in demo); its exit and output.
+fn run_until_exit(args: &[&str]) -> (bool, String) {
+    let dir = common::scratch_dir("busy");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .arg("run")
+        .args(args)
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("concierge run did not stop on a busy port");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn a_busy_port_is_reported_with_the_field_and_the_flag_that_move_it() {
+    let (rtp_min, rtp_max) = common::free_rtp_range(10);
+    let rtp = format!("{rtp_min}-{rtp_max}");
+    // The SIP port.
+    let holder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sip = holder.local_addr().unwrap().to_string();
+    let directory = format!("127.0.0.1:{}", common::free_port());
+    let (ok, out) = run_until_exit(&[
+        "--listen",
+        &sip,
+        "--directory-listen",
+        &directory,
+        "--rtp-ports",
+        &rtp,
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("cannot bind SIP over UDP on {sip}"))
+            && out.contains("`[sip] listen`")
+            && out.contains("--listen"),
+        "{out}"
+    );
+    // The demo directory's port.
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let directory = holder.local_addr().unwrap().to_string();
+    let sip = format!("127.0.0.1:{}", common::free_port());
+    let (ok, out) = run_until_exit(&[
+        "--listen",
+        &sip,
+        "--directory-listen",
+        &directory,
+        "--rtp-ports",
+        &rtp,
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("demo customer directory on {directory}"))
+            && out.contains("`[demo] directory_listen`")
+            && out.contains("--directory-listen"),
+        "{out}"
+    );
+}
+
+#[test]
+fn scratch_folders_go_when_a_test_passes_and_stay_when_it_fails() {
+    // A passing "test": a thread of its own, as libtest gives each test.
+    let passed = std::thread::spawn(|| {
+        let dir = common::scratch_dir("passes");
+        std::fs::write(dir.join("server.log"), "x").unwrap();
+        dir
+    })
+    .join()
+    .unwrap();
+    assert!(!passed.exists(), "{} left behind", passed.display());
+
+    let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = failed.clone();
+    let outcome = std::thread::spawn(move || {
+        let dir = common::scratch_dir("fails");
+        *slot.lock().unwrap() = Some(dir);
+        panic!("a failing test (expected here)");
+    })
+    .join();
+    assert!(outcome.is_err());
+    let kept = failed.lock().unwrap().take().unwrap();
+    assert!(kept.exists(), "a failed test's files are kept");
+    std::fs::remove_dir_all(&kept).unwrap();
+
+    // A server's folder (config, log, records) goes when it is dropped.
+    let server = Server::start("cleanup", "", "");
+    let dir = server.dir.clone();
+    assert!(dir.join("server.log").exists());
+    drop(server);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+
+    // And no folder of this test process is left but the ones in use by tests running now.
+    let ours = format!("{}{}-", common::SCRATCH_PREFIX, std::process::id());
+    let stale: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&ours) && (n.contains("-passes-") || n.contains("-cleanup-")))
+        .collect();
+    assert!(stale.is_empty(), "{stale:?}");
+}
