@@ -125,7 +125,7 @@ mod tests {
         assert!(file(Path::new("config/flows/vip.toml")).is_some());
         assert!(file(Path::new("./config/customers.csv")).is_some());
         assert!(file(Path::new("/etc/passwd")).is_none());
-        assert_eq!(wavs(Path::new("prompts")).count(), 28);
+        assert_eq!(wavs(Path::new("prompts")).count(), 31);
         assert!(wavs(Path::new("prompts")).any(|(name, _)| name == "welcome"));
         assert_eq!(wavs(Path::new("config")).count(), 0);
     }
