@@ -227,7 +227,12 @@ fn codes_appear_in_no_record_no_debug_log_and_no_simulate_output() {
     std::fs::write(dir.join("vip.toml"), flow).unwrap();
     std::fs::write(
         dir.join("concierge.toml"),
-        format!("[demo]\ndirectory_listen = \"127.0.0.1:{crm}\"\n"),
+        // Paths in a config are read from its own directory: name the repository's.
+        format!(
+            "[demo]\ndirectory_listen = \"127.0.0.1:{crm}\"\ncustomers = \"{}\"\n[prompts]\ndir = \"{}\"\n",
+            root.join("config/customers.csv").display(),
+            root.join("prompts").display()
+        ),
     )
     .unwrap();
     let simulate = |code: &str, extra: &[&str]| {
