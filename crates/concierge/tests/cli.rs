@@ -24,7 +24,7 @@ fn check_passes_on_the_shipped_config_and_fails_on_a_broken_flow() {
     for checked in [
         "default flow: config/flows/vip.toml",
         "route \"echo-digits\": config/flows/echo.toml",
-        "prompts: 30 in prompts",
+        "prompts: 31 in prompts",
         "demo directory: 5 customer(s) from config/customers.csv, served on http://127.0.0.1:8089",
     ] {
         assert!(out.contains(checked), "{checked:?} not in {out}");
@@ -197,7 +197,7 @@ fn check_outside_the_repository_checks_the_built_in_demo_that_run_would_start() 
     let (ok, out) = common::concierge_in(&dir, &["check"]);
     assert!(ok, "{out}");
     assert!(out.contains("checking the built-in demo"), "{out}");
-    assert!(out.contains("ok: 4 flow(s), 27 prompt(s)"), "{out}");
+    assert!(out.contains("ok: 4 flow(s), 31 prompt(s)"), "{out}");
     // And the repository's config from here: its paths are read from its own directory.
     let config = common::repo_root().join("config/concierge.toml");
     let (ok, out) = common::concierge_in(&dir, &["check", "--config", config.to_str().unwrap()]);
