@@ -80,7 +80,7 @@ impl Rig {
                 }
                 Output::MediaClose { .. } => {}
                 Output::Rtp { packet, .. } => self.rtp.push((self.now, packet[12..].to_vec())),
-                Output::Http { call, request } => self.http.push((call, request)),
+                Output::Http { call, request } => self.http.push((call, *request)),
             }
         }
         out
@@ -125,7 +125,7 @@ impl Rig {
             .expect("a BYE")
             .clone();
         let r = concierge_sip::wire::response_to(&bye, concierge_sip::wire::StatusCode(200), None);
-        self.send(&String::from_utf8(r.to_bytes().to_vec()).unwrap());
+        self.send(std::str::from_utf8(&r.to_bytes()).unwrap());
     }
 
     fn http_failure(&mut self, failure: HttpFailure) -> Vec<Message> {

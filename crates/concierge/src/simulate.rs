@@ -144,7 +144,7 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
                 let (result, used) = match cache.fresh(now, req) {
                     Some(hit) => (Ok(hit), Some(concierge_flow::CacheUse::Hit)),
                     None => {
-                        let result = http.execute(req.clone()).await;
+                        let result = http.execute((**req).clone()).await;
                         cache.settle(std::time::Instant::now(), req, result)
                     }
                 };

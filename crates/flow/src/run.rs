@@ -22,7 +22,8 @@ pub enum Action {
         interruptible: bool,
     },
     CollectDigits(CollectSpec),
-    Http(HttpRequest),
+    /// Boxed: a request is by far the largest action.
+    Http(Box<HttpRequest>),
     Transfer {
         target: String,
         headers: Vec<(String, String)>,
@@ -704,7 +705,7 @@ impl Run {
             key.push_str(body.as_deref().unwrap_or(""));
             key
         });
-        Action::Http(HttpRequest {
+        Action::Http(Box::new(HttpRequest {
             redact,
             node: id.to_owned(),
             method: method.clone(),
@@ -717,7 +718,7 @@ impl Run {
             cache_key,
             comfort: comfort.clone(),
             auth: auth.clone(),
-        })
+        }))
     }
 }
 

@@ -74,7 +74,7 @@ fn ok(body: &str) -> Event {
 
 fn expect_http(a: Action) -> concierge_flow::HttpRequest {
     match a {
-        Action::Http(r) => r,
+        Action::Http(r) => *r,
         other => panic!("expected an HTTP request, got {other:?}"),
     }
 }

@@ -26,7 +26,7 @@ impl Switch {
         &mut self,
         now: Instant,
         id: CallRef,
-        request: HttpRequest,
+        request: Box<HttpRequest>,
     ) -> Option<Event> {
         let call = self.calls.get_mut(&id)?;
         let flow = call.flow.as_mut()?;
@@ -42,7 +42,7 @@ impl Switch {
             .comfort
             .as_ref()
             .map(|spec| Comfort::new(now + request.delay + spec.after, spec));
-        flow.in_flight = request.cache.is_some().then(|| request.clone());
+        flow.in_flight = request.cache.is_some().then(|| (*request).clone());
         debug!(node = %request.node, url = %request.url_for_log(), "HTTP request");
         self.outputs.push_back(Output::Http { call: id, request });
         None
