@@ -246,6 +246,23 @@ pub fn unset_env(
                 }
             }
         }
+        // An OAuth2 block whose secret is missing: every token request would fail.
+        if let Node::Http {
+            auth: Some(spec), ..
+        } = node
+        {
+            if !is_set(&spec.client_secret_env) {
+                v.push(
+                    Severity::Warning,
+                    Some(id),
+                    Some("auth"),
+                    format!(
+                        "[auth.{}]: {} is not set in the environment: no token can be fetched",
+                        spec.name, spec.client_secret_env
+                    ),
+                );
+            }
+        }
     }
     v.diags
 }

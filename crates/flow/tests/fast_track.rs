@@ -180,3 +180,20 @@ fn schedule_and_priority_mistakes_are_named() {
     let e = errors(&HOURS.replace("priority = \"urgent\"", "priority = \"asap\""));
     assert!(e.iter().any(|e| e.contains("asap")), "{e:?}");
 }
+
+#[test]
+fn check_warns_when_the_client_secret_is_not_in_the_environment() {
+    let text = format!(
+        "{LOOKUP}\n[auth.crm]\ntype = \"oauth2_client_credentials\"\ntoken_url = \"https://login.example/token\"\nclient_id = \"concierge\"\nclient_secret_env = \"CRM_CLIENT_SECRET\"\n"
+    );
+    let loaded = parse_flow(Path::new("f.toml"), &text, &known).expect("valid");
+    let unset = concierge_flow::unset_env(Path::new("f.toml"), &text, &loaded.flow, &|_| false);
+    assert!(
+        unset
+            .iter()
+            .any(|d| d.to_string().contains("CRM_CLIENT_SECRET is not set")),
+        "{unset:?}"
+    );
+    let set = concierge_flow::unset_env(Path::new("f.toml"), &text, &loaded.flow, &|_| true);
+    assert!(set.is_empty(), "{set:?}");
+}
