@@ -21,6 +21,8 @@ pub(crate) struct Args<'a> {
     pub(crate) digits: Option<&'a str>,
     pub(crate) verified: bool,
     pub(crate) verstat: Option<&'a str>,
+    /// `--now`: the wall time in Unix seconds; the real clock when absent.
+    pub(crate) now: Option<i64>,
     pub(crate) json: bool,
     /// Show secret keys and secret-derived URLs; hidden by default like in logs.
     pub(crate) reveal_secrets: bool,
@@ -104,7 +106,8 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
     let mut cache = concierge_flow::LookupCache::new();
     let mut keys: Vec<char> = args.digits.unwrap_or("").chars().collect();
     let mut log: Vec<serde_json::Value> = Vec::new();
-    vars.insert("system.now".into(), unix_now().to_string());
+    let clock = || args.now.unwrap_or_else(unix_now);
+    vars.insert("system.now".into(), clock().to_string());
     let (mut run, mut action) = Run::start(flow.clone(), vars);
     let mut final_action = json!(null);
     for _ in 0..200 {
@@ -184,7 +187,7 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
             }
             Action::Done => break,
         };
-        run.set_clock(unix_now());
+        run.set_clock(clock());
         action = run.handle(event);
     }
     let path: Vec<serde_json::Value> = run

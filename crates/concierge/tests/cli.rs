@@ -339,3 +339,37 @@ fn every_flag_has_help_and_run_help_describes_the_built_in_demo() {
     }
     assert!(!out.contains("built-in defaults"), "{out}");
 }
+
+#[test]
+fn simulate_judges_opening_hours_at_the_given_time() {
+    let dir = common::scratch_dir("simulate-hours");
+    let flow = dir.join("hours.toml");
+    std::fs::write(
+        &flow,
+        "start = \"open\"\n[schedules.desk]\ntime_zone = \"Europe/Stockholm\"\nhours = [\"mon-fri 08:00-18:00\"]\n\
+         [nodes.open]\ntype = \"condition\"\nvariable = \"system.now\"\n\
+         cases = [{ operator = \"WithinSchedule\", value = \"desk\", exit = \"desk\" }]\ndefault = \"closed\"\n\
+         [nodes.desk]\ntype = \"transfer\"\ntarget = \"sip:vip@127.0.0.1\"\npriority = \"urgent\"\n\
+         [nodes.closed]\ntype = \"hangup\"\n",
+    )
+    .unwrap();
+    let at = |now: &str| {
+        let (ok, out) = concierge(&[
+            "simulate",
+            "--flow",
+            flow.to_str().unwrap(),
+            "--caller",
+            "+46700000009",
+            "--now",
+            now,
+            "--json",
+        ]);
+        assert!(ok, "{out}");
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        v["path"][0]["exit"].as_str().unwrap_or_default().to_owned()
+    };
+    // Monday 30 March 2026 (summer time since Sunday): 06:00 UTC is 08:00 in Stockholm.
+    assert_eq!(at("1774850400"), "case 1", "08:00 CEST is open");
+    assert_eq!(at("1774850340"), "default", "07:59 CEST is closed");
+}
