@@ -81,6 +81,8 @@ def start_concierge(workdir, port, flow=None):
     # number (each load caller has its own), not per the one source address.
     text = (f'[sip]\nlisten = "127.0.0.1:{port}"\ntrusted_peers = ["127.0.0.0/8"]\n'
             f'[calls]\nmax_calls = 100000\n'
+            # The benchmark measures capacity: admission's rate limits are off.
+            f'invite_rate = 0\nsource_invite_rate = 0\n'
             f'[rtp]\nport_min = 10000\nport_max = 60000\n'
             f'[records]\npath = "{workdir}/calls-{port}.jsonl"\n[log]\nfilter = "warn"\n')
     if flow:

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use concierge_media::AudioSession;
+use concierge_media::{AudioSession, SourcePolicy};
 use concierge_sip::dialog::Dialog;
 use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::{SipUri, Transport};
@@ -53,8 +53,9 @@ pub(crate) struct Leg {
     /// Our ACK to the 2xx, re-sent when the 2xx is retransmitted.
     pub(crate) ack: Option<Bytes>,
     pub(crate) audio: Option<AudioSession>,
-    /// The target's RTP source, latched from its first packet (symmetric RTP).
-    pub(crate) latched: Option<SocketAddr>,
+    /// Which sources may send the target's RTP (its SDP address, or its first source at
+    /// the SDP's or the signalling IP), and where ours goes; set when it answers.
+    pub(crate) source: Option<SourcePolicy>,
     /// No answer by then: CANCEL and the transfer fails.
     pub(crate) deadline: Instant,
     /// Why the REFER failed, when this bridge is its fallback.
@@ -73,8 +74,25 @@ impl Leg {
 
     /// Where the target's RTP goes: its latched source, else its SDP address.
     pub(crate) fn media_to(&self) -> Option<SocketAddr> {
-        self.latched
+        self.source
+            .as_ref()
+            .and_then(SourcePolicy::remote)
             .or_else(|| self.audio.as_ref().and_then(|a| a.remote))
+    }
+
+    /// Takes the target's answer (or new offer) as the leg's media.
+    pub(crate) fn set_audio(&mut self, audio: AudioSession) {
+        self.source = Some(SourcePolicy::new(
+            audio.remote,
+            Some(self.peer.addr.ip()),
+            true,
+        ));
+        self.audio = Some(audio);
+    }
+
+    /// Packets dropped on this leg's port because a stranger sent them.
+    pub(crate) fn foreign_dropped(&self) -> u64 {
+        self.source.as_ref().map_or(0, SourcePolicy::dropped)
     }
 }
 

@@ -72,8 +72,12 @@ pub(crate) struct Call {
     /// heap: the heap keeps a stale entry until its time, and hours-long deadlines of
     /// finished calls would pile up there.
     pub(crate) expires: Instant,
+    /// No RTP from the caller for this long ends the call (`Duration::ZERO`: never).
+    pub(crate) media_timeout: std::time::Duration,
     /// The deadline this call has in the switch's heap.
     pub(crate) armed: Option<Instant>,
+    /// Reliable 18x, session timer, refresh in flight, early media.
+    pub(crate) carrier: crate::carrier::Carrier,
 }
 
 impl Call {
@@ -98,10 +102,32 @@ impl Call {
             .as_ref()
             .and_then(|f| f.comfort.as_ref())
             .and_then(|c| c.at);
-        [self.answer_at, answer, refer, bridge, collect, comfort]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.answer_at,
+            answer,
+            refer,
+            bridge,
+            collect,
+            comfort,
+            self.carrier.poll_timeout(),
+            self.media_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// When the caller's silence ends the call: `media_timeout` after the last RTP packet
+    /// it sent (or after the ACK started its media). Only for an up call whose caller is
+    /// meant to send: a caller holding us (`sendonly`/`inactive`) sends nothing.
+    pub(crate) fn media_deadline(&self) -> Option<Instant> {
+        if self.media_timeout.is_zero() || self.phase != Phase::Confirmed {
+            return None;
+        }
+        if !self.audio.as_ref().is_some_and(|a| a.send) {
+            return None;
+        }
+        self.media.last_heard().map(|t| t + self.media_timeout)
     }
 }
 

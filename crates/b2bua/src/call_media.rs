@@ -3,7 +3,7 @@
 //! any of the three ways.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,25 +44,38 @@ pub(crate) struct CallMedia {
     /// Digits not yet taken by the flow (type-ahead), with their index in `digits`.
     pub(crate) pending: VecDeque<(char, usize)>,
     pub(crate) packets_sent: u64,
+    /// Foreign packets dropped by receivers a re-INVITE has since replaced.
+    foreign_before: u64,
+    /// When the caller's media started (ACK); with the last packet heard, the base of the
+    /// inactivity timeout.
+    pub(crate) started_at: Option<Instant>,
 }
 
 impl CallMedia {
-    /// Sets up RTP for the agreed session. `ssrc`, `seq`, `ts` are the call's random starts.
+    /// Sets up RTP for the agreed session at `now`. `ssrc`, `seq`, `ts` are the call's
+    /// random starts; `signalling_ip` is where the caller's SIP comes from (a NAT's
+    /// address RTP may come from instead of the SDP's).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         &mut self,
+        now: Instant,
         audio: &AudioSession,
         ssrc: u32,
         seq: u16,
         ts: u32,
+        signalling_ip: IpAddr,
         latching: bool,
     ) {
         let law = Law::from_payload_type(audio.payload_type).unwrap_or(Law::Ulaw);
         self.law = Some(law);
+        self.foreign_before += self.receiver.as_ref().map_or(0, |r| r.foreign_dropped());
+        self.started_at = Some(now);
         self.receiver = Some(RtpReceiver::new(
             law,
             audio.payload_type,
             audio.telephone_event,
             audio.remote,
+            Some(signalling_ip),
             latching,
         ));
         self.ptime = Duration::from_millis(audio.ptime_ms as u64);
@@ -112,6 +125,25 @@ impl CallMedia {
 
     pub(crate) fn remote(&self) -> Option<SocketAddr> {
         self.receiver.as_ref().and_then(RtpReceiver::remote)
+    }
+
+    /// Adds packets another stream of the call (a bridge leg) dropped.
+    pub(crate) fn add_foreign(&mut self, n: u64) {
+        self.foreign_before += n;
+    }
+
+    /// RTP packets dropped over the call because a stranger sent them.
+    pub(crate) fn foreign_dropped(&self) -> u64 {
+        self.foreign_before + self.receiver.as_ref().map_or(0, |r| r.foreign_dropped())
+    }
+
+    /// When the caller was last heard (or its media started, if it never sent).
+    pub(crate) fn last_heard(&self) -> Option<Instant> {
+        let heard = self.receiver.as_ref().and_then(RtpReceiver::last_heard);
+        match (heard, self.started_at) {
+            (Some(h), Some(s)) => Some(h.max(s)),
+            (h, s) => h.or(s),
+        }
     }
 
     pub(crate) fn play(&mut self, prompts: impl IntoIterator<Item = Arc<Prompt>>) {

@@ -1,6 +1,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use concierge_sip::dialog::session_timer::SessionTimerConfig;
 use concierge_sip::transaction::TimerConfig;
 
 /// What the call logic needs to know about its deployment.
@@ -44,7 +45,20 @@ pub struct SwitchConfig {
     /// Base URL of the customer directory (`http://127.0.0.1:8089`), given to flows as
     /// `system.directory_url` so that moving its port is one setting.
     pub directory_url: String,
+    /// RFC 4028: the interval we ask for, our minimum and the preferred refresher.
+    pub session_timer: SessionTimerConfig,
+    /// RFC 3262: send 18x reliably when the caller merely supports `100rel` (a caller
+    /// that requires it always gets reliable 18x).
+    pub prefer_100rel: bool,
+    /// `Server` / `User-Agent` value. The default names no version: a scanner learns
+    /// nothing from it to match against advisories.
     pub user_agent: String,
+    /// No RTP from the caller for this long ends an up call with BYE (a BYE that was
+    /// lost must not hold the call until `max_call_duration`). Held calls are exempt.
+    pub media_timeout: Duration,
+    /// INVITE admission: global and per-source token buckets, checked before a call
+    /// takes anything.
+    pub admission: crate::admission::AdmissionConfig,
     /// Seed for tags, branches and SSRCs.
     pub seed: u64,
 }
@@ -71,7 +85,11 @@ impl Default for SwitchConfig {
             lockout: Default::default(),
             transfer_signer: None,
             directory_url: "http://127.0.0.1:8089".into(),
-            user_agent: format!("Concierge/{}", env!("CARGO_PKG_VERSION")),
+            session_timer: SessionTimerConfig::default(),
+            prefer_100rel: false,
+            user_agent: "Concierge".into(),
+            media_timeout: Duration::from_secs(60),
+            admission: Default::default(),
             seed: 0,
         }
     }

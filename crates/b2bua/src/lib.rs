@@ -9,14 +9,18 @@
 //! Who is calling is decided once per call from the INVITE and its source address
 //! ([`identify`], [`TrustedPeers`]); failed code attempts are counted across the shard's
 //! calls ([`LockoutConfig`]); a transfer's flow variables are signed ([`TransferSigner`]).
+//! New INVITEs pass admission control (global and per-source token buckets, the driver's
+//! overload signal) on their raw bytes, before anything is parsed or allocated.
 //!
 //! Run loop: call a `handle_*` method, then drain [`Switch::poll_output`] until `None`,
 //! then sleep until [`Switch::poll_timeout`] and call [`Switch::handle_timeout`].
 #![forbid(unsafe_code)]
 
+mod admission;
 mod bridge;
 mod call;
 mod call_media;
+mod carrier;
 mod config;
 mod identity;
 mod lockout;
@@ -27,6 +31,7 @@ mod switch;
 mod transfer;
 mod transfer_token;
 
+pub use admission::AdmissionConfig;
 pub use bridge::OutboundAuth;
 pub use config::SwitchConfig;
 pub use identity::{identify, CallerIdentity, CidrError, TrustedPeers};

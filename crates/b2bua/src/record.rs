@@ -62,6 +62,9 @@ pub struct CallRecord {
     /// The instance that served the call (`[server] instance`), so records of several
     /// instances behind one dispatcher can be told apart.
     pub instance: String,
+    /// RTP packets dropped because they came from a source that was not the caller's (or
+    /// the bridged target's): injected media and key presses.
+    pub rtp_foreign_dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

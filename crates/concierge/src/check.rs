@@ -109,14 +109,21 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
         .map_err(|e| errors.push(e))
         .ok()
         .flatten();
-    // `run` opens the records file at start-up; a missing directory stops it there.
+    // `run` opens the records file at start-up and makes its directory when missing; only
+    // something in the way (a file where a directory must be) stops it there.
     if let Some(parent) = cfg.records.path.parent() {
-        if !parent.as_os_str().is_empty() && !parent.is_dir() {
-            errors.push(format!(
-                "{}: directory not found (records.path {})",
-                parent.display(),
+        let existing = parent.ancestors().find(|a| a.exists());
+        match existing {
+            Some(a) if !a.as_os_str().is_empty() && !a.is_dir() => errors.push(format!(
+                "{}: not a directory (records.path {})",
+                a.display(),
                 cfg.records.path.display()
-            ));
+            )),
+            _ if !parent.as_os_str().is_empty() && !parent.is_dir() => println!(
+                "  records: {} (its directory is made at start-up)",
+                cfg.records.path.display()
+            ),
+            _ => println!("  records: {}", cfg.records.path.display()),
         }
     }
     if let Some(loaded) = &loaded {

@@ -71,6 +71,7 @@ pub(crate) struct Config {
     pub(crate) source: Option<PathBuf>,
     pub(crate) lockout: LockoutConfig,
     pub(crate) transfer: TransferConfig,
+    pub(crate) tcp: TcpConfig,
 }
 
 /// Failed code attempts across calls (a keypad with `lockout = "…"`).
@@ -128,6 +129,45 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             instance: "concierge".into(),
+        }
+    }
+}
+
+/// Limits on SIP over TCP, so no peer can hold the server's file descriptors, memory or
+/// CPU with connections (see README, "Security and limits").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct TcpConfig {
+    /// Open connections in all. At start-up it is lowered to leave `fd_reserve` of the
+    /// process's file-descriptor limit for RTP sockets and HTTP. At the cap a newcomer
+    /// replaces the oldest connection that never delivered a whole message, or is closed.
+    pub(crate) max_connections: usize,
+    /// Open connections from one IP address.
+    pub(crate) max_connections_per_source: usize,
+    /// File descriptors kept free of TCP connections (RTP sockets, HTTP, records).
+    pub(crate) fd_reserve: usize,
+    /// A connection that sends nothing for this long is closed.
+    pub(crate) idle_timeout_s: u64,
+    /// A message whose first byte arrived this long ago and is still not complete closes
+    /// its connection (slowloris).
+    pub(crate) message_timeout_s: u64,
+    /// Messages queued for one connection whose peer does not read; beyond it the peer is
+    /// disconnected.
+    pub(crate) write_queue_messages: usize,
+    /// After EMFILE/ENFILE on accept, wait this long before accepting again.
+    pub(crate) accept_backoff_ms: u64,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1000,
+            max_connections_per_source: 100,
+            fd_reserve: 128,
+            idle_timeout_s: 600,
+            message_timeout_s: 10,
+            write_queue_messages: 256,
+            accept_backoff_ms: 100,
         }
     }
 }
@@ -239,6 +279,34 @@ pub(crate) struct SipConfig {
     /// CIDR blocks (or addresses) of peers whose P-Asserted-Identity we believe: carrier
     /// trunks, SBCs, the proxy in front. Everyone else's caller ID is only claimed.
     pub(crate) trusted_peers: Vec<String>,
+    /// The `Server` / `User-Agent` value. The default names no version, so a scanner
+    /// learns nothing to match against advisories.
+    pub(crate) user_agent: String,
+    /// Sources (CIDR, or a bare address) whose SIP is read; empty: everyone. Anything
+    /// else is dropped silently, before parsing.
+    pub(crate) allow: Vec<String>,
+    /// Sources whose SIP is always dropped silently, whatever `allow` says.
+    pub(crate) deny: Vec<String>,
+    /// RFC 4028: the session interval we ask for when the caller names none (or a longer
+    /// one), in seconds.
+    pub(crate) session_expires_s: u32,
+    /// RFC 4028: a caller's Session-Expires below this gets 422 with this Min-SE. The RFC
+    /// floor is 90; lower values are for tests.
+    pub(crate) min_se_s: u32,
+    /// Who refreshes the session when the caller leaves it to us: `uac` (the caller) or
+    /// `uas` (we do, by UPDATE or re-INVITE).
+    pub(crate) session_refresher: RefresherConfig,
+    /// RFC 3262: send 18x reliably (PRACK) also when the caller only supports `100rel`;
+    /// a caller that requires it always gets it.
+    pub(crate) prefer_100rel: bool,
+}
+
+/// `sip.session_refresher`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RefresherConfig {
+    Uac,
+    Uas,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -262,6 +330,16 @@ pub(crate) struct CallsConfig {
     pub(crate) drain_timeout_s: u64,
     /// Any call is ended after this long (BYE, or 480 while ringing).
     pub(crate) max_duration_s: u64,
+    /// No RTP from the caller for this long ends an up call with BYE (held calls are
+    /// exempt); 0: never.
+    pub(crate) media_timeout_s: u64,
+    /// New calls admitted per second over all sources; beyond it (and its burst) new
+    /// INVITEs get 503 + Retry-After before anything is allocated. 0: no limit.
+    pub(crate) invite_rate: u32,
+    pub(crate) invite_burst: u32,
+    /// The same per source IP address. 0: no limit.
+    pub(crate) source_invite_rate: u32,
+    pub(crate) source_invite_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -283,6 +361,13 @@ impl Default for SipConfig {
             t4_ms: 5000,
             udp_receive_buffer_kib: 4096,
             trusted_peers: Vec::new(),
+            user_agent: "Concierge".into(),
+            allow: Vec::new(),
+            deny: Vec::new(),
+            session_expires_s: 1800,
+            min_se_s: 90,
+            session_refresher: RefresherConfig::Uac,
+            prefer_100rel: false,
         }
     }
 }
@@ -305,6 +390,11 @@ impl Default for CallsConfig {
             transfer_timeout_s: 30,
             drain_timeout_s: 30,
             max_duration_s: 4 * 3600,
+            media_timeout_s: 60,
+            invite_rate: 2_000,
+            invite_burst: 2_000,
+            source_invite_rate: 100,
+            source_invite_burst: 200,
         }
     }
 }
@@ -503,8 +593,45 @@ impl Config {
         if self.transfer.token_ttl_s == 0 {
             return Err(field("transfer.token_ttl_s", "must be at least 1".into()));
         }
+        for (name, list) in [("sip.allow", &self.sip.allow), ("sip.deny", &self.sip.deny)] {
+            if let Err(e) = parse_nets(list) {
+                return Err(field(name, e));
+            }
+        }
+        if self.sip.user_agent.trim().is_empty()
+            || self.sip.user_agent.chars().any(|c| c.is_control())
+        {
+            return Err(field(
+                "sip.user_agent",
+                "must be non-empty text on one line".into(),
+            ));
+        }
+        if self.sip.min_se_s == 0 || self.sip.session_expires_s < self.sip.min_se_s {
+            return Err(field(
+                "sip.session_expires_s",
+                format!(
+                    "need 1 <= min_se_s <= session_expires_s, got {} and {}",
+                    self.sip.min_se_s, self.sip.session_expires_s
+                ),
+            ));
+        }
         if self.calls.max_duration_s == 0 {
             return Err(field("calls.max_duration_s", "must be at least 1".into()));
+        }
+        let tcp = &self.tcp;
+        for (name, value) in [
+            ("tcp.max_connections", tcp.max_connections as u64),
+            (
+                "tcp.max_connections_per_source",
+                tcp.max_connections_per_source as u64,
+            ),
+            ("tcp.idle_timeout_s", tcp.idle_timeout_s),
+            ("tcp.message_timeout_s", tcp.message_timeout_s),
+            ("tcp.write_queue_messages", tcp.write_queue_messages as u64),
+        ] {
+            if value == 0 {
+                return Err(field(name, "must be at least 1".into()));
+            }
         }
         let host = self.advertised_host();
         if concierge_sip::wire::SipUri::parse(&format!("sip:x@{host}")).is_err() {
@@ -578,6 +705,36 @@ impl Config {
             .unwrap_or(IpAddr::from([127, 0, 0, 1]))
     }
 
+    /// The `[sip] allow` / `deny` lists (validated when the config was loaded).
+    pub(crate) fn acl(&self) -> crate::driver::Acl {
+        crate::driver::Acl::new(
+            parse_nets(&self.sip.allow).unwrap_or_default(),
+            parse_nets(&self.sip.deny).unwrap_or_default(),
+        )
+    }
+
+    pub(crate) fn admission(&self) -> concierge_b2bua::AdmissionConfig {
+        concierge_b2bua::AdmissionConfig {
+            invite_rate: self.calls.invite_rate,
+            invite_burst: self.calls.invite_burst,
+            source_invite_rate: self.calls.source_invite_rate,
+            source_invite_burst: self.calls.source_invite_burst,
+        }
+    }
+
+    /// RFC 4028 settings for the switch.
+    pub(crate) fn session_timer(&self) -> concierge_sip::dialog::session_timer::SessionTimerConfig {
+        use concierge_sip::dialog::session_timer::{Refresher, SessionTimerConfig};
+        SessionTimerConfig {
+            interval: self.sip.session_expires_s,
+            min_se: self.sip.min_se_s,
+            refresher: match self.sip.session_refresher {
+                RefresherConfig::Uac => Refresher::Uac,
+                RefresherConfig::Uas => Refresher::Uas,
+            },
+        }
+    }
+
     pub(crate) fn timers(&self) -> concierge_sip::transaction::TimerConfig {
         concierge_sip::transaction::TimerConfig {
             t1: Duration::from_millis(self.sip.t1_ms),
@@ -610,6 +767,18 @@ fn resolve(base: &Path, rel: &Path) -> PathBuf {
         out.push(".");
     }
     out
+}
+
+/// CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`) or bare addresses (one host).
+fn parse_nets(list: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+    list.iter()
+        .map(|text| {
+            let t = text.trim();
+            t.parse::<ipnet::IpNet>()
+                .or_else(|_| t.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{text:?} is not an address or CIDR block"))
+        })
+        .collect()
 }
 
 /// Adds the line and, where the span points into a `key = value` line, the dotted field
@@ -750,6 +919,59 @@ mod tests {
     }
 
     #[test]
+    fn session_timer_options_default_to_the_rfc_and_are_checked() {
+        let d = Config::default();
+        let st = d.session_timer();
+        assert_eq!(
+            (st.interval, st.min_se),
+            (1800, 90),
+            "RFC 4028 floor by default"
+        );
+        assert!(!d.sip.prefer_100rel);
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[sip]
+min_se_s = 0
+",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("sip.session_expires_s"), "{e}");
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[sip]
+session_expires_s = 60
+",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("min_se_s"), "{e}");
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[sip]
+session_refresher = \"me\"
+",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("session_refresher"), "{e}");
+        let c = Config::parse(
+            Path::new("c.toml"),
+            "[sip]
+min_se_s = 2
+session_expires_s = 4
+session_refresher = \"uas\"
+prefer_100rel = true
+",
+        )
+        .unwrap();
+        let st = c.session_timer();
+        assert_eq!((st.interval, st.min_se), (4, 2));
+        assert_eq!(
+            st.refresher,
+            concierge_sip::dialog::session_timer::Refresher::Uas
+        );
+        assert!(c.sip.prefer_100rel);
+    }
+
+    #[test]
     fn a_receive_buffer_too_small_to_hold_a_burst_is_refused() {
         let e =
             Config::parse(Path::new("c.toml"), "[sip]\nudp_receive_buffer_kib = 8\n").unwrap_err();
@@ -782,6 +1004,36 @@ mod tests {
             Config::default().lockout(),
             concierge_b2bua::LockoutConfig::default()
         );
+    }
+
+    #[test]
+    fn allow_and_deny_take_cidr_blocks_and_addresses_and_name_a_bad_entry() {
+        let c = Config::parse(
+            Path::new("c.toml"),
+            "[sip]\nallow = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]\ndeny = [\"10.1.0.0/16\"]\n",
+        )
+        .unwrap();
+        let acl = c.acl();
+        assert!(acl.permits("10.2.3.4".parse().unwrap()));
+        assert!(!acl.permits("10.1.3.4".parse().unwrap()), "deny wins");
+        assert!(acl.permits("192.0.2.7".parse().unwrap()));
+        assert!(!acl.permits("192.0.2.8".parse().unwrap()));
+        assert!(acl.permits("2001:db8::1".parse().unwrap()));
+        assert!(Config::default()
+            .acl()
+            .permits("198.51.100.1".parse().unwrap()));
+        let e =
+            Config::parse(Path::new("c.toml"), "[sip]\ndeny = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(e.to_string().contains("sip.deny"), "{e}");
+    }
+
+    #[test]
+    fn the_default_server_header_names_no_version() {
+        let c = Config::default();
+        assert_eq!(c.sip.user_agent, "Concierge");
+        let e = Config::parse(Path::new("c.toml"), "[sip]\nuser_agent = \"a\\r\\nX: y\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("sip.user_agent"), "{e}");
     }
 
     #[test]

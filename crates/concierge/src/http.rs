@@ -20,7 +20,8 @@ pub(crate) struct HttpClient {
 impl HttpClient {
     pub(crate) fn new() -> Self {
         let client = reqwest::Client::builder()
-            .user_agent(concat!("Concierge/", env!("CARGO_PKG_VERSION")))
+            // No version, like the SIP side's default: nothing to match against advisories.
+            .user_agent("Concierge")
             .connect_timeout(Duration::from_secs(3))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
@@ -57,6 +58,11 @@ impl HttpClient {
     ) -> Result<HttpResponse, HttpFailure> {
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|e| HttpFailure::Other(e.to_string()))?;
+        if has_dot_segment(&req.url) {
+            return Err(HttpFailure::Other(
+                "the URL has a `.` or `..` path segment (from a variable?); not sent".into(),
+            ));
+        }
         let mut builder = self.client.request(method, &req.url).timeout(req.timeout);
         for (name, value) in &req.headers {
             builder = builder.header(name, value);
@@ -93,6 +99,20 @@ impl HttpClient {
     }
 }
 
+/// Whether the path of `url` has a segment the URL parser folds away: `.`, `..` or their
+/// percent-encoded forms (WHATWG URL: `%2e`, `.%2e`, `%2e.`, `%2e%2e`, any case). A
+/// caller number of `..` would otherwise turn `/customers/{caller}` into `/`: the request
+/// would go to another resource than the flow names.
+fn has_dot_segment(url: &str) -> bool {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    path.split('/').any(|segment| {
+        let s = segment.to_ascii_lowercase().replace("%2e", ".");
+        s == "." || s == ".."
+    })
+}
+
 fn classify(e: reqwest::Error) -> HttpFailure {
     if e.is_timeout() {
         HttpFailure::Timeout
@@ -109,4 +129,33 @@ pub(crate) fn root_cause(e: &dyn std::error::Error) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_library_folds_encoded_dot_segments_so_they_are_refused() {
+        // Why encoding `.` as `%2E` is not enough: the parser reqwest uses folds it.
+        let folded = reqwest::Url::parse("http://crm/customers/%2E%2E?called=ivr").unwrap();
+        assert_eq!(folded.path(), "/");
+        for url in [
+            "http://crm/customers/%2E%2E?called=ivr",
+            "http://crm/customers/..",
+            "http://crm/customers/%2e",
+            "http://crm/customers/.%2E/x",
+        ] {
+            assert!(has_dot_segment(url), "{url}");
+        }
+        for url in [
+            "http://crm/customers/%2B46706170786?called=ivr",
+            "http://crm/customers/a%2Eb",
+            "http://crm/customers/%2E%2E%2E",
+            "http://crm",
+            "http://crm/x?next=../..",
+        ] {
+            assert!(!has_dot_segment(url), "{url}");
+        }
+    }
 }

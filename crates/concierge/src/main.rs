@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod demo;
 mod driver;
+mod fatal;
 mod http;
 mod program;
 mod simulate;
@@ -67,6 +68,7 @@ fn run(args: &ConfigArgs) -> ExitCode {
         }
     };
     init_logging(&cfg.log.filter);
+    fatal::exit_on_panic();
     // Every log line of this process carries the instance's name: the runtime is one
     // thread, so every task runs inside this span (call spans are its children).
     let _instance = tracing::info_span!("concierge", instance = %cfg.server.instance).entered();
@@ -130,8 +132,15 @@ fn run(args: &ConfigArgs) -> ExitCode {
         }
         summary.log(&cfg, &server);
         tokio::spawn(forward_signals(tx));
-        server.wait().await;
-        ExitCode::SUCCESS
+        match server.wait().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                // Unreachable while the panic hook exits first; kept so a cancelled or
+                // panicked shard can never look like a clean stop.
+                error!(error = %e, "the shard task failed");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

@@ -409,10 +409,10 @@ fn caller_hanging_up_is_recorded_where_it_happened() {
 
 #[test]
 fn an_rtp_port_another_program_holds_is_never_offered() {
-    // The first port of the range is taken by another program: the server finds out when
-    // it binds it, before any SDP names it, and gives the call the next one; the welcome
-    // prompt comes from there.
-    let (first, last) = common::free_rtp_range(6);
+    // Two ports, the first taken by another program: whichever the random pick tries first,
+    // the server finds out when it binds, before any SDP names it, and the call gets the
+    // other one; the welcome prompt comes from there.
+    let (first, last) = common::free_rtp_range(4);
     let held = std::net::UdpSocket::bind(("127.0.0.1", first)).expect("hold the first port");
     let server = start_vip(
         "rtp-held",
@@ -433,7 +433,6 @@ fn an_rtp_port_another_program_holds_is_never_offered() {
         "a 20 ms PCMU packet from the SDP's port"
     );
     call.bye();
-    assert!(server.log().contains("cannot bind the RTP port"));
     drop(held);
 }
 

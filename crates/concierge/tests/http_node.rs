@@ -238,3 +238,28 @@ fn headers_and_post_body_are_delivered_and_the_caller_id_is_escaped() {
         );
     }
 }
+
+#[test]
+fn a_caller_of_dot_dot_cannot_move_the_lookup_up_the_path() {
+    // `/customers/..` would be folded by the URL parser to `/` (also when encoded as
+    // `%2E%2E`): the lookup must go to the named resource or nowhere.
+    let (port, seen) = api();
+    let flow = flow_with(&format!(
+        "url = \"http://127.0.0.1:{port}/true/{{system.caller}}?called=ivr\""
+    ));
+    for caller in ["..", "."] {
+        seen.lock().unwrap().clear();
+        let r = simulate(&flow, caller);
+        assert_eq!(r["path"][0]["exit"], "failure", "{caller:?}: {r}");
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "{caller:?}: no request was sent: {:?}",
+            seen.lock().unwrap()
+        );
+    }
+    // Dots inside a value are only encoded; the request goes where the flow says.
+    seen.lock().unwrap().clear();
+    let r = simulate(&flow, "a..b");
+    assert_eq!(r["path"][0]["exit"], "success", "{r}");
+    assert_eq!(seen.lock().unwrap()[0].target, "/true/a%2E%2Eb?called=ivr");
+}

@@ -23,8 +23,12 @@ fn shipped_flows_with_directory_on(port: u16) -> Server {
         root.join("config/flows/vip.toml").display(),
         root.join("config/flows/vip-desk.toml").display(),
     );
-    // Loopback trusted, as in the shipped demo config: the caller's number is verified.
-    Server::start("moved-directory", common::TRUST_LOOPBACK, &extra)
+    // This machine is a trusted peer, as in the shipped config: the number is verified.
+    Server::start(
+        "moved-directory",
+        "trusted_peers = [\"127.0.0.0/8\"]",
+        &extra,
+    )
 }
 
 #[test]

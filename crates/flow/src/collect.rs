@@ -1,6 +1,8 @@
 //! Digit collection for [`crate::Action::CollectDigits`], as a state machine in explicit
 //! time: the media layer feeds key presses and the clock, and asks when to wake.
 
+// Caller input (digits, values) reaches this module: no slice or index that can panic.
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 use std::time::Instant;
 
 use crate::run::CollectSpec;
@@ -86,6 +88,7 @@ impl Collector {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
     use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Condition operators, as operators of hosted PBX "advanced nodes" name them.
 
+// Caller input (digits, values) reaches this module: no slice or index that can panic.
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -87,6 +89,7 @@ impl Operator {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::Operator::{self, *};
 

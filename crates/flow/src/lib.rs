@@ -14,6 +14,8 @@ mod auth;
 mod cache;
 mod collect;
 mod condition;
+#[doc(hidden)]
+pub mod fuzzing;
 mod model;
 mod run;
 mod schedule;

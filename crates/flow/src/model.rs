@@ -15,6 +15,9 @@ use crate::template::Template;
 pub(crate) struct FlowFile {
     pub(crate) name: Option<String>,
     pub(crate) start: String,
+    /// Answer with 183 Session Progress + SDP and play prompts before the 200.
+    #[serde(default)]
+    pub(crate) early_media: bool,
     pub(crate) nodes: BTreeMap<String, NodeFile>,
     /// `[auth.<name>]`: credentials `http` nodes name with `auth = "<name>"`.
     #[serde(default)]
@@ -217,6 +220,10 @@ pub enum TransferMode {
 pub struct Flow {
     pub name: String,
     pub start: String,
+    /// Early media: the call layer sends 183 Session Progress with SDP and plays prompts
+    /// before answering; it answers (200) when the flow first needs more than a prompt
+    /// (keypad input, a REFER or bridge transfer).
+    pub early_media: bool,
     pub nodes: BTreeMap<String, Node>,
     /// Variables whose values are redacted in logs and records.
     pub secrets: Vec<String>,

@@ -1,5 +1,7 @@
 //! The interpreter: one [`Run`] per call.
 
+// HTTP bodies and caller values reach this module: no slice or index that can panic.
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -513,7 +515,12 @@ impl Run {
                         }
                     }
                     let (exit, next) = match hit {
-                        Some(i) => (format!("case {}", i + 1), cases[i].exit.clone()),
+                        Some(i) => (
+                            format!("case {}", i + 1),
+                            cases
+                                .get(i)
+                                .map_or_else(|| default.clone(), |c| c.exit.clone()),
+                        ),
                         None => {
                             if let Some(g) = lockout {
                                 self.failed_attempts.push(g.clone());

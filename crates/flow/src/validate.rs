@@ -794,6 +794,7 @@ impl Validator<'_> {
         Flow {
             name,
             start: file.start.clone(),
+            early_media: file.early_media,
             nodes,
             secrets,
             schedules,

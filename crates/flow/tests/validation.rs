@@ -201,6 +201,23 @@ fn lockout_needs_a_locked_exit_and_a_keypad_that_obeys_it() {
     );
 }
 
+#[test]
+fn early_media_is_a_top_level_switch_off_by_default() {
+    let flow = |extra: &str| {
+        load_flow(
+            &write(
+                "early.toml",
+                &format!("start = \"bye\"\n{extra}{GOOD_TAIL}"),
+            ),
+            &known,
+        )
+    };
+    assert!(!flow("").unwrap().flow.early_media);
+    assert!(flow("early_media = true\n").unwrap().flow.early_media);
+    let e = flow("early_media = \"yes\"\n").unwrap_err();
+    assert!(e[0].to_string().contains("early_media"), "{}", e[0]);
+}
+
 const LOOKUP_HEAD: &str = "start = \"lookup\"\n[nodes.lookup]\ntype = \"http\"\n";
 const LOOKUP_TAIL: &str =
     "save_as = \"r\"\nsuccess = \"bye\"\nfailure = \"bye\"\n[nodes.bye]\ntype = \"hangup\"\n";

@@ -1,6 +1,9 @@
 //! DTMF in SIP INFO bodies: `application/dtmf-relay` (`Signal=5` / `Duration=160`) and
 //! `application/dtmf` (the key alone). No SIP types here: the caller passes the
 //! Content-Type and the body.
+// Peer bytes reach every function here: a slice at a byte offset inside a multi-byte
+// character, or an index past the end, would be a remote panic. Use `get(..)` instead.
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 /// The key an INFO body carries, or `None` for any other or garbled body.
 pub fn parse(content_type: &str, body: &[u8]) -> Option<char> {
@@ -27,6 +30,7 @@ pub fn parse(content_type: &str, body: &[u8]) -> Option<char> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::parse;
 

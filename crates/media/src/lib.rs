@@ -9,15 +9,19 @@
 //! ([`info_dtmf`], handed over as bytes), and in-band tones ([`goertzel`]).
 #![forbid(unsafe_code)]
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod g711;
 pub mod goertzel;
 pub mod info_dtmf;
 pub mod ports;
 pub mod rtp_stream;
 pub mod sdp;
+pub mod source;
 pub mod telephone_event;
 
 pub use g711::Law;
 pub use ports::RtpPorts;
 pub use rtp_stream::{Received, RtpReceiver, RtpSender};
 pub use sdp::{AudioSession, OfferError};
+pub use source::SourcePolicy;

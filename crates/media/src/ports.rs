@@ -1,13 +1,19 @@
 //! RTP ports for calls: even ports from a range (the odd one above stays free for RTCP),
-//! handed out in turn and held back for a while after a call ends so late packets of the
-//! old call never reach the next one.
+//! picked at random among the free ones (an attacker cannot predict the next call's port
+//! to inject media into it) and held back for a while after a call ends so late packets
+//! of the old call never reach the next one.
 
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
 #[derive(Debug)]
 pub struct RtpPorts {
-    free: VecDeque<u16>,
+    free: Vec<u16>,
+    /// Picks among the free ports; seeded, so tests are reproducible.
+    rng: SmallRng,
     /// Released ports with the time they become usable again, oldest first.
     resting: VecDeque<(Instant, u16)>,
     quarantine: Duration,
@@ -16,11 +22,13 @@ pub struct RtpPorts {
 }
 
 impl RtpPorts {
-    pub fn new(min: u16, max: u16, quarantine: Duration) -> Self {
+    /// Even ports of `min..max`; `seed` seeds the random pick.
+    pub fn new(min: u16, max: u16, quarantine: Duration, seed: u64) -> Self {
         let first = min + min % 2;
         let free = (first..max).step_by(2).collect();
         Self {
             free,
+            rng: SmallRng::seed_from_u64(seed),
             resting: VecDeque::new(),
             quarantine,
             retired: HashSet::new(),
@@ -33,9 +41,13 @@ impl RtpPorts {
                 break;
             }
             self.resting.pop_front();
-            self.free.push_back(port);
+            self.free.push(port);
         }
-        self.free.pop_front()
+        if self.free.is_empty() {
+            return None;
+        }
+        let i = self.rng.gen_range(0..self.free.len());
+        Some(self.free.swap_remove(i))
     }
 
     pub fn release(&mut self, port: u16, now: Instant) {
@@ -58,29 +70,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn even_ports_in_turn_and_none_when_exhausted() {
+    fn even_ports_of_the_range_and_none_when_exhausted() {
         let now = Instant::now();
-        let mut p = RtpPorts::new(10_001, 10_006, Duration::from_secs(4));
-        assert_eq!(p.allocate(now), Some(10_002));
-        assert_eq!(p.allocate(now), Some(10_004));
+        let mut p = RtpPorts::new(10_001, 10_006, Duration::from_secs(4), 1);
+        let mut got = [p.allocate(now).unwrap(), p.allocate(now).unwrap()];
+        got.sort();
+        assert_eq!(got, [10_002, 10_004]);
         assert_eq!(p.allocate(now), None);
+    }
+
+    #[test]
+    fn ports_are_picked_at_random_and_reproducibly_from_the_seed() {
+        let now = Instant::now();
+        let picks = |seed| {
+            let mut p = RtpPorts::new(10_000, 20_000, Duration::ZERO, seed);
+            (0..20)
+                .map(|_| p.allocate(now).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let a = picks(7);
+        assert_eq!(a, picks(7), "same seed, same ports");
+        assert_ne!(a, picks(8));
+        let in_turn: Vec<u16> = (0..20).map(|i| 10_000 + 2 * i).collect();
+        assert_ne!(a, in_turn, "not handed out in order");
+        assert!(a.iter().all(|p| p % 2 == 0 && (10_000..20_000).contains(p)));
     }
 
     #[test]
     fn a_retired_port_never_comes_back() {
         let now = Instant::now();
-        let mut p = RtpPorts::new(10_000, 10_004, Duration::ZERO);
+        let mut p = RtpPorts::new(10_000, 10_004, Duration::ZERO, 1);
         let port = p.allocate(now).unwrap();
         p.retire(port);
         p.release(port, now);
-        assert_eq!(p.allocate(now), Some(10_002));
+        assert_eq!(p.allocate(now), Some(20_002 - port));
         assert_eq!(p.allocate(now), None);
     }
 
     #[test]
     fn a_released_port_rests_before_reuse() {
         let now = Instant::now();
-        let mut p = RtpPorts::new(10_000, 10_002, Duration::from_secs(4));
+        let mut p = RtpPorts::new(10_000, 10_002, Duration::from_secs(4), 1);
         let port = p.allocate(now).unwrap();
         p.release(port, now);
         assert_eq!(p.allocate(now + Duration::from_secs(3)), None);

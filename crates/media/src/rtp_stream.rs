@@ -1,13 +1,17 @@
 //! One call's RTP: what we send (sequence, timestamp, SSRC, marker) and what we receive
 //! (parsing, symmetric-RTP latching, telephone-events, audio for the in-band detector).
+// Peer bytes reach every function here: a slice at a byte offset inside a multi-byte
+// character, or an index past the end, would be a remote panic. Use `get(..)` instead.
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 
 use crate::g711::Law;
 use crate::goertzel::ToneDetector;
+use crate::source::SourcePolicy;
 use crate::telephone_event::{EventDecoder, EventPayload};
 
 /// Packetises one frame per ptime. Sequence numbers and timestamps run on across prompts
@@ -99,6 +103,8 @@ pub enum Received {
     Rtcp,
     /// Not RTP, or a payload type we did not agree on.
     Ignored,
+    /// From a source that is not the peer's: dropped and counted.
+    Foreign,
 }
 
 /// Receives one call's RTP.
@@ -109,26 +115,24 @@ pub struct RtpReceiver {
     event_pt: Option<u8>,
     events: EventDecoder,
     tones: Option<ToneDetector>,
-    latching: bool,
-    /// Where we send: the SDP address until RTP arrives, then its source (symmetric RTP).
-    remote: Option<SocketAddr>,
-    latched_at: Option<Instant>,
+    /// Which sources may feed the stream, and where we send (symmetric RTP).
+    source: SourcePolicy,
+    /// When the peer's last accepted packet arrived.
+    last_heard: Option<Instant>,
     scratch: Vec<i16>,
     pub packets: u64,
     pub bad: u64,
 }
 
-/// After this long with the latched source silent, RTP from a new source re-latches (a
-/// NAT binding changed); before it, a second source is ignored so a stray sender cannot
-/// steal the stream.
-const RELATCH_AFTER: Duration = Duration::from_secs(2);
-
 impl RtpReceiver {
+    /// `sdp_remote` is the peer's SDP address, `signalling_ip` where its SIP came from
+    /// (see [`SourcePolicy`]); `latching` allows a NAT's address in place of the SDP's.
     pub fn new(
         law: Law,
         audio_pt: u8,
         event_pt: Option<u8>,
         sdp_remote: Option<SocketAddr>,
+        signalling_ip: Option<IpAddr>,
         latching: bool,
     ) -> Self {
         Self {
@@ -138,9 +142,8 @@ impl RtpReceiver {
             events: EventDecoder::new(),
             // In-band detection is on only when the peer cannot send telephone-events.
             tones: event_pt.is_none().then(ToneDetector::new),
-            latching,
-            remote: sdp_remote,
-            latched_at: None,
+            source: SourcePolicy::new(sdp_remote, signalling_ip, latching),
+            last_heard: None,
             scratch: Vec::with_capacity(320),
             packets: 0,
             bad: 0,
@@ -154,13 +157,35 @@ impl RtpReceiver {
 
     /// The address our RTP goes to.
     pub fn remote(&self) -> Option<SocketAddr> {
-        self.remote
+        self.source.remote()
+    }
+
+    /// Whether a packet from `from` is the peer's (for packets handled elsewhere, such as
+    /// a bridge's relay); counts it as heard or as dropped.
+    pub fn accept_source(&mut self, now: Instant, from: SocketAddr) -> bool {
+        let ok = self.source.accept(from);
+        if ok {
+            self.last_heard = Some(now);
+        }
+        ok
+    }
+
+    /// Packets dropped because they came from another source than the peer's.
+    pub fn foreign_dropped(&self) -> u64 {
+        self.source.dropped()
+    }
+
+    /// When the peer last sent a packet we accepted.
+    pub fn last_heard(&self) -> Option<Instant> {
+        self.last_heard
     }
 
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Received {
         // RFC 5761 §4: version 2 with a second byte of 192–223 is RTCP.
-        if data.len() >= 2 && data[0] >> 6 == 2 && (192..=223).contains(&data[1]) {
-            return Received::Rtcp;
+        if let [first, second, ..] = data {
+            if first >> 6 == 2 && (192..=223).contains(second) {
+                return Received::Rtcp;
+            }
         }
         let Ok(packet) = RtpReader::new(data) else {
             self.bad += 1;
@@ -171,18 +196,12 @@ impl RtpReceiver {
             self.bad += 1;
             return Received::Ignored;
         }
-        self.packets += 1;
-        if self.latching {
-            let stale = self
-                .latched_at
-                .is_none_or(|t| now.duration_since(t) > RELATCH_AFTER);
-            if self.remote != Some(from) && (stale || self.latched_at.is_none()) {
-                self.remote = Some(from);
-            }
-            if self.remote == Some(from) {
-                self.latched_at = Some(now);
-            }
+        // The source is checked before anything is decoded: a stranger's events must
+        // not become key presses (RFC 3550 §8.2 leaves source validation to us).
+        if !self.accept_source(now, from) {
+            return Received::Foreign;
         }
+        self.packets += 1;
         if Some(pt) == self.event_pt {
             return match self
                 .events
@@ -204,6 +223,7 @@ impl RtpReceiver {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
@@ -244,7 +264,7 @@ mod tests {
     fn latches_to_the_real_source_behind_nat() {
         let sdp: SocketAddr = "192.0.2.1:4000".parse().unwrap();
         let real: SocketAddr = "127.0.0.1:5555".parse().unwrap();
-        let mut r = RtpReceiver::new(Law::Ulaw, 0, Some(101), Some(sdp), true);
+        let mut r = RtpReceiver::new(Law::Ulaw, 0, Some(101), Some(sdp), Some(real.ip()), true);
         let mut s = RtpSender::new(1, 1, 1, 0);
         let mut buf = [0u8; 200];
         let n = s.write(&[0xff; 160], true, &mut buf);
@@ -253,16 +273,40 @@ mod tests {
         assert_eq!(r.remote(), Some(real));
         let intruder: SocketAddr = "127.0.0.1:6666".parse().unwrap();
         r.handle_datagram(now(), intruder, &buf[..n]);
+        assert_eq!(r.remote(), Some(real), "a second source never re-latches");
+        assert_eq!(r.foreign_dropped(), 1);
+    }
+
+    #[test]
+    fn events_from_a_second_source_are_not_digits() {
+        let sdp: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let mut r = RtpReceiver::new(Law::Ulaw, 0, Some(101), Some(sdp), None, true);
+        let mut s = RtpSender::new(9, 1, 5000, 0);
+        let mut buf = [0u8; 200];
+        let n = s.write(&[0xff; 160], true, &mut buf);
+        assert_eq!(r.handle_datagram(now(), sdp, &buf[..n]), Received::Nothing);
+        let intruder: SocketAddr = "127.0.0.1:6666".parse().unwrap();
+        let ev = EventPayload {
+            event: 1,
+            end: true,
+            volume: 10,
+            duration: 400,
+        };
+        let n = s.write_event(101, ev, 5000, true, &mut buf);
         assert_eq!(
-            r.remote(),
-            Some(real),
-            "no re-latch while the source is alive"
+            r.handle_datagram(now(), intruder, &buf[..n]),
+            Received::Foreign
         );
+        assert_eq!(
+            r.handle_datagram(now(), sdp, &buf[..n]),
+            Received::EventDigit('1')
+        );
+        assert_eq!(r.foreign_dropped(), 1);
     }
 
     #[test]
     fn rtcp_and_garbage_are_ignored_without_panic() {
-        let mut r = RtpReceiver::new(Law::Ulaw, 0, None, None, true);
+        let mut r = RtpReceiver::new(Law::Ulaw, 0, None, None, None, true);
         assert_eq!(
             r.handle_datagram(
                 now(),
@@ -288,7 +332,14 @@ mod tests {
 
     #[test]
     fn telephone_events_become_digits_once() {
-        let mut r = RtpReceiver::new(Law::Ulaw, 0, Some(101), None, true);
+        let mut r = RtpReceiver::new(
+            Law::Ulaw,
+            0,
+            Some(101),
+            Some("127.0.0.1:9".parse().unwrap()),
+            None,
+            true,
+        );
         let mut s = RtpSender::new(9, 1, 5000, 0);
         let mut buf = [0u8; 64];
         let mut digits = Vec::new();

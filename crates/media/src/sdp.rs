@@ -2,6 +2,9 @@
 //! stream, G.711 (PCMU, PCMA) in our preference order, and `telephone-event` at whatever
 //! payload type the offer used. The SIP codec treats SDP as an opaque body; this module
 //! reads just enough of the offer to answer it.
+// Peer bytes reach every function here: a slice at a byte offset inside a multi-byte
+// character, or an index past the end, would be a remote panic. Use `get(..)` instead.
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -216,6 +219,7 @@ pub fn accept(answer_sdp: &str) -> Result<AudioSession, OfferError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 

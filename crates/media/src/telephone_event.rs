@@ -5,6 +5,9 @@
 //! identified by its timestamp: we report it once, on the first packet we see, whichever
 //! that is (the start may be lost), and remember recent timestamps so late, duplicate or
 //! reordered packets of the same press never count twice.
+// Peer bytes reach every function here: a slice at a byte offset inside a multi-byte
+// character, or an index past the end, would be a remote panic. Use `get(..)` instead.
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 /// The key for an event code (§3.2); flash (16) and others are not keypad digits.
 pub fn digit_for(event: u8) -> Option<char> {
@@ -88,8 +91,10 @@ impl EventDecoder {
         let ev = EventPayload::parse(payload)?;
         let digit = digit_for(ev.event)?;
         if let Some(i) = self.recent.iter().position(|(ts, _)| *ts == timestamp) {
-            let ended = self.recent[i].1;
-            self.recent[i].1 |= ev.end;
+            let ended = self.recent.get(i).is_some_and(|r| r.1);
+            if let Some(r) = self.recent.get_mut(i) {
+                r.1 |= ev.end;
+            }
             if !(marker && ended) {
                 return None;
             }
@@ -112,6 +117,7 @@ impl EventDecoder {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 

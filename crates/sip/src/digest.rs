@@ -1,6 +1,9 @@
 //! HTTP Digest authentication for our outbound requests (RFC 3261 §22.4 with RFC 2617's
 //! `qop=auth`, and RFC 8760's SHA-256): reading a `WWW-Authenticate`/`Proxy-Authenticate`
 //! challenge and computing the `Authorization`/`Proxy-Authorization` answer.
+// Peer bytes reach every function here: a slice at a byte offset inside a multi-byte
+// character, or an index past the end, would be a remote panic. Use `get(..)` instead.
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -215,6 +218,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 

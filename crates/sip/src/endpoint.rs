@@ -9,7 +9,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::rngs::SmallRng;
@@ -20,6 +20,7 @@ use crate::transaction::{
     InviteClient, InviteServer, InviteServerState, NonInviteClient, NonInviteServer, TimerConfig,
     TsxKey, TsxOutput,
 };
+use crate::untrusted::{LogLimiter, Untrusted};
 use crate::wire::{
     bad_request_for, check_request, frame_datagram, parse_message, response_to, Message, Method,
     ParseError, Request, Response, StatusCode, Transport, Via, MAGIC_COOKIE,
@@ -57,7 +58,10 @@ pub enum EndpointEvent {
     Cancelled { invite: TsxKey, cancel: Request },
     /// A response to one of our client transactions.
     Response { key: TsxKey, response: Response },
-    /// A 2xx to an INVITE whose transaction is gone (a retransmission): the TU re-ACKs.
+    /// A 2xx to an INVITE that matches no transaction: a retransmission after the
+    /// transaction ended, or a forgery. `peer` is only where it came from, which anyone
+    /// can claim: the TU acts only when the response matches a dialog of its own, and
+    /// then sends to addresses it chose itself (never to this `peer` or the Contact).
     StrayResponse { response: Response, peer: Peer },
     /// Timer B/F (no answer to our request) or H (no ACK for our non-2xx final response).
     Timeout { key: TsxKey },
@@ -124,7 +128,15 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<EndpointEvent>,
     rng: SmallRng,
+    /// Lines about unparsable or rejected messages: a few per interval, then a summary.
+    bad_input: LogLimiter,
 }
+
+/// Unparsable or rejected messages logged one by one per [`BAD_INPUT_LOG_INTERVAL`];
+/// the rest are counted into one summary line.
+pub const BAD_INPUT_LOG_BURST: u32 = 10;
+/// The interval of the bad-input summary lines.
+pub const BAD_INPUT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Endpoint {
     pub fn new(cfg: EndpointConfig) -> Self {
@@ -136,6 +148,7 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             rng,
+            bad_input: LogLimiter::new(BAD_INPUT_LOG_INTERVAL, BAD_INPUT_LOG_BURST),
         }
     }
 
@@ -153,7 +166,7 @@ impl Endpoint {
         match frame_datagram(data) {
             Ok(None) => {}
             Ok(Some(f)) => self.handle_framed(now, peer, f.head, f.body),
-            Err(e) => self.reject_unparsable(peer, data, &ParseError::from(e)),
+            Err(e) => self.reject_unparsable(now, peer, data, &ParseError::from(e)),
         }
     }
 
@@ -162,17 +175,39 @@ impl Endpoint {
         match parse_message(head, body) {
             Ok(Message::Request(r)) => self.handle_request(now, peer, r),
             Ok(Message::Response(r)) => self.handle_response(now, peer, r),
-            Err(e) => self.reject_unparsable(peer, head, &e),
+            Err(e) => self.reject_unparsable(now, peer, head, &e),
         }
     }
 
-    fn reject_unparsable(&mut self, peer: Peer, raw: &[u8], error: &ParseError) {
-        match bad_request_for(raw, error.status(), &error.to_string()) {
-            Some(bytes) => {
-                warn!(%error, from = %peer.addr, "unparsable request answered {}", error.status());
-                self.transmits.push_back(Transmit { peer, bytes });
+    fn reject_unparsable(&mut self, now: Instant, peer: Peer, raw: &[u8], error: &ParseError) {
+        let answer = bad_request_for(raw, error.status(), &error.to_string());
+        self.log_bad_input_summary(now);
+        if self.bad_input.admit(now) {
+            // The error quotes the peer's text: bounded and escaped.
+            let error = Untrusted(error);
+            match answer {
+                Some(_) => {
+                    warn!(%error, from = %peer.addr, "unparsable request answered {}", error.0.status())
+                }
+                None => warn!(%error, from = %peer.addr, "unparsable message dropped"),
             }
-            None => warn!(%error, from = %peer.addr, "unparsable message dropped"),
+        }
+        if let Some(bytes) = answer {
+            self.transmits.push_back(Transmit { peer, bytes });
+        }
+    }
+
+    /// The summary line of a bad-input interval that ended, if it held unlogged messages.
+    fn log_bad_input_summary(&mut self, now: Instant) {
+        if let Some(s) = self.bad_input.poll_summary(now) {
+            warn!(
+                malformed = s.seen,
+                not_logged = s.suppressed,
+                "{} malformed or rejected messages in the last {} s ({} not logged one by one)",
+                s.seen,
+                s.interval.as_secs(),
+                s.suppressed
+            );
         }
     }
 
@@ -222,7 +257,7 @@ impl Endpoint {
                 );
                 let supported: Vec<&str> = self.cfg.supported.iter().map(String::as_str).collect();
                 if let Err(rejection) = check_request(&request, &supported) {
-                    debug!(call_id = %request.call_id, status = %rejection.status, why = %rejection.why, "request rejected");
+                    debug!(call_id = %Untrusted(&request.call_id), status = %rejection.status, why = %Untrusted(&rejection.why), "request rejected");
                     let tag = self.new_tag();
                     let response = rejection.response(&request, &tag);
                     self.respond(now, &key, response);
@@ -449,6 +484,12 @@ impl Endpoint {
         )
     }
 
+    /// Where transaction `key` sends: for one of our client transactions, the next hop
+    /// we chose when we sent the request.
+    pub fn peer_of(&self, key: &TsxKey) -> Option<Peer> {
+        self.tsxs.get(key).map(|e| e.peer)
+    }
+
     pub fn new_tag(&mut self) -> String {
         format!("{:012x}", self.rng.gen::<u64>() & 0xffff_ffff_ffff)
     }
@@ -466,17 +507,19 @@ impl Endpoint {
     }
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let summary = self.bad_input.poll_timeout();
         // Drop stale heap entries so the answer is the real next deadline.
         while let Some(Reverse((at, key))) = self.timers.peek() {
             if self.tsxs.get(key).is_some_and(|e| e.armed == Some(*at)) {
-                return Some(*at);
+                return Some(summary.map_or(*at, |s| s.min(*at)));
             }
             self.timers.pop();
         }
-        None
+        summary
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.log_bad_input_summary(now);
         while let Some(Reverse((at, _))) = self.timers.peek() {
             if *at > now {
                 break;

@@ -18,7 +18,11 @@
 pub mod dialog;
 pub mod digest;
 pub mod endpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod transaction;
+pub mod untrusted;
 pub mod wire;
 
 pub use endpoint::{Endpoint, EndpointConfig, EndpointEvent, Peer, Transmit};
+pub use untrusted::{LogLimiter, Untrusted, UntrustedBytes};

@@ -55,6 +55,8 @@ impl Switch {
         };
         call.span
             .in_scope(|| info!(target = %super::shown(call.redact_target, target), "bridging: calling the target"));
+        // The target's re-INVITEs in this leg are not new calls for admission control.
+        self.call_ids.insert(call_id.as_bytes().to_vec());
         call.bridge = Some(Box::new(Leg {
             target: target.to_owned(),
             uri,
@@ -72,7 +74,7 @@ impl Switch {
             dialog: None,
             ack: None,
             audio: None,
-            latched: None,
+            source: None,
             deadline,
             after_refer,
             relayed: [0, 0],
@@ -88,6 +90,7 @@ impl Switch {
     /// The leg's RTP port is bound: send the INVITE.
     pub(super) fn leg_port_ready(&mut self, now: Instant, id: CallRef) {
         let outbound_route = self.outbound_route();
+        let session_timer = self.cfg.session_timer;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -171,6 +174,7 @@ impl Switch {
         for (name, value) in &leg.headers {
             invite.headers.push(HeaderName::new(name), value.clone());
         }
+        super::leg_timer::push_invite_session_timer(&session_timer, &mut invite.headers);
         leg.state = LegState::Calling;
         leg.invite = Some(invite.clone());
         let peer = leg.peer;
@@ -178,7 +182,7 @@ impl Switch {
         self.set_leg_key(id, key);
     }
 
-    fn set_leg_key(&mut self, id: CallRef, key: TsxKey) {
+    pub(super) fn set_leg_key(&mut self, id: CallRef, key: TsxKey) {
         if let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) {
             if let Some(old) = leg.key.replace(key.clone()) {
                 self.by_client_tsx.remove(&old);
@@ -219,6 +223,10 @@ impl Switch {
 
     /// A response to the leg's INVITE (any, including 2xx retransmissions).
     pub(super) fn on_leg_response(&mut self, now: Instant, id: CallRef, response: Response) {
+        // RFC 4028 §7.3: the target wants a longer session interval.
+        if response.status.0 == 422 && self.leg_retry_after_422(now, id, &response) {
+            return;
+        }
         let Some(transport) = self
             .calls
             .get(&id)
@@ -283,7 +291,7 @@ impl Switch {
             let caller_pt = call.audio.as_ref().map(|a| a.payload_type);
             match sdp::accept(&String::from_utf8_lossy(&response.body)) {
                 Ok(audio) if Some(audio.payload_type) == caller_pt => {
-                    leg.audio = Some(audio);
+                    leg.set_audio(audio);
                     leg.state = LegState::Up;
                     let target = leg.target.clone();
                     let after = leg.after_refer.take();
@@ -302,6 +310,7 @@ impl Switch {
                         relayed: None,
                     });
                     self.flow_transfer_result(now, id, &TransferOutcome::Succeeded);
+                    self.leg_answered_session_timer(now, id, &response);
                     self.rearm(id);
                 }
                 Ok(_) | Err(_) => {
@@ -346,7 +355,7 @@ impl Switch {
                             &cnonce,
                             1,
                         );
-                        info!(realm = %challenge.realm, "target challenged; INVITE again with credentials");
+                        info!(realm = %concierge_sip::Untrusted(&challenge.realm), "target challenged; INVITE again with credentials");
                         leg.auth_tried = true;
                         leg.cseq += 1;
                         invite.cseq.seq = leg.cseq;
@@ -430,7 +439,7 @@ impl Switch {
     }
 
     /// BYE on an answered leg.
-    fn bye_leg(&mut self, now: Instant, id: CallRef) {
+    pub(super) fn bye_leg(&mut self, now: Instant, id: CallRef) {
         let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
             return;
         };
@@ -471,6 +480,7 @@ impl Switch {
         let Some(leg) = call.bridge.take() else {
             return;
         };
+        call.media.add_foreign(leg.foreign_dropped());
         if leg.dialog.is_some() {
             if let Some(t) = call.transfer_record.as_mut() {
                 t.relayed = Some(RelayedPackets {
@@ -479,6 +489,7 @@ impl Switch {
                 });
             }
         }
+        self.call_ids.remove(leg.call_id.as_bytes());
         if let Some(k) = &leg.key {
             self.by_client_tsx.remove(k);
         }
@@ -532,14 +543,24 @@ impl Switch {
                 self.close_leg_port(now, id);
                 self.hang_up(now, id, "transfer target hung up");
             }
-            Method::Invite => {
+            Method::Invite | Method::Update => {
                 // A session refresh or new address from the target: same codec, same port.
                 if let Ok(audio) = sdp::accept(&String::from_utf8_lossy(&request.body)) {
-                    leg.latched = None;
-                    leg.audio = Some(audio);
+                    let dropped = leg.foreign_dropped();
+                    leg.set_audio(audio);
+                    call.media.add_foreign(dropped);
                 }
                 let mut r = response_to(&request, StatusCode::OK, None);
-                if let (Some(port), Some(caller)) = (leg.port, call.audio.as_ref()) {
+                super::leg_timer::leg_refreshed_by_peer(
+                    &mut call.carrier,
+                    now,
+                    &request,
+                    &mut r.headers,
+                    &self.cfg.session_timer,
+                );
+                // RFC 3311: an UPDATE without SDP is answered without SDP.
+                let offered = request.method == Method::Invite || !request.body.is_empty();
+                if let (true, Some(port), Some(caller)) = (offered, leg.port, call.audio.as_ref()) {
                     let local = std::net::SocketAddr::new(self.cfg.media_ip, port);
                     r.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
                     r.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
@@ -562,6 +583,7 @@ impl Switch {
     /// false when the call is not bridged and the packet is the caller's, for the IVR.
     pub(super) fn relay_rtp(
         &mut self,
+        now: Instant,
         id: CallRef,
         port: u16,
         from: std::net::SocketAddr,
@@ -572,21 +594,32 @@ impl Switch {
         };
         let caller_port = call.rtp_port;
         let caller_event = call.audio.as_ref().and_then(|a| a.telephone_event);
-        let caller_to = call
-            .media
-            .remote()
-            .or_else(|| call.audio.as_ref().and_then(|a| a.remote));
         let Some(leg) = call.bridge.as_mut() else {
             return false;
         };
         let from_target = leg.port == Some(port);
+        // The caller's packets pass its source check whatever the leg's state (the IVR
+        // would have checked them too); a stranger's go nowhere.
+        if !from_target
+            && !call
+                .media
+                .receiver
+                .as_mut()
+                .is_some_and(|r| r.accept_source(now, from))
+        {
+            return true;
+        }
+        let caller_to = call
+            .media
+            .remote()
+            .or_else(|| call.audio.as_ref().and_then(|a| a.remote));
         if leg.state != LegState::Up {
             // Early media from the target is not played; the caller's packets stay ours.
             return from_target;
         }
         let leg_event = leg.audio.as_ref().and_then(|a| a.telephone_event);
         if from_target {
-            if *leg.latched.get_or_insert(from) != from {
+            if !leg.source.as_mut().is_some_and(|s| s.accept(from)) {
                 return true;
             }
             let (Some(out_port), Some(to)) = (caller_port, caller_to) else {
@@ -600,9 +633,6 @@ impl Switch {
                 packet,
             });
         } else {
-            if caller_to.is_some_and(|c| c != from) {
-                return true;
-            }
             let (Some(out_port), Some(to)) = (leg.port, leg.media_to()) else {
                 return true;
             };
@@ -617,15 +647,20 @@ impl Switch {
         true
     }
 
-    /// A 2xx to an INVITE of ours that no leg waits for any more (the leg was cancelled or
-    /// its call ended while the answer was on its way). A leg that is still up only lost its
-    /// ACK; anything else is ACKed and ended with BYE (§13.2.2.4), so the far end is not
-    /// left holding a call nobody is on.
+    /// A 2xx to an INVITE that no leg waits for any more. Two cases are ours, and nothing
+    /// else is acted on (an unsolicited 2xx must not make us send anything anywhere: that
+    /// would be a reflection vector):
+    /// - it matches a leg's dialog (our Call-ID and tags): the leg only lost its ACK, which
+    ///   goes again to the leg's next hop;
+    /// - `transaction_peer` is set: it answers an INVITE client transaction of ours whose
+    ///   leg was given up (the CANCEL crossed the 200). It is ACKed and ended with BYE
+    ///   (§13.2.2.4) — sent to the next hop we chose for the INVITE, never to an address
+    ///   the response names.
     pub(super) fn on_stray_answer(
         &mut self,
         now: Instant,
         response: Response,
-        peer: Option<concierge_sip::Peer>,
+        transaction_peer: Option<concierge_sip::Peer>,
     ) {
         let id = concierge_sip::dialog::DialogId {
             call_id: response.call_id.clone(),
@@ -633,6 +668,9 @@ impl Switch {
             remote_tag: response.to.tag().unwrap_or_default().to_owned(),
         };
         if let Some(call) = self.by_dialog.get(&id).copied() {
+            if self.reack_refresh(call, &response) {
+                return;
+            }
             if let Some(leg) = self.calls.get(&call).and_then(|c| c.bridge.as_ref()) {
                 if let Some(ack) = leg.ack.clone() {
                     let peer = leg.peer;
@@ -641,11 +679,16 @@ impl Switch {
             }
             return;
         }
-        let target = response.contact().map(|c| c.uri);
-        let Some(peer) = target.as_ref().and_then(peer_for).or(peer) else {
+        let Some(peer) = transaction_peer else {
+            debug!(call_id = %response.call_id, status = %response.status, "2xx matching none of our INVITEs dropped");
             return;
         };
-        let Some(uri) = target else {
+        // The Request-URI is the remote target (§12.1.2); where the bytes go is `peer`.
+        let Some(uri) = response
+            .contact()
+            .map(|c| c.uri)
+            .or_else(|| Some(response.to.uri.clone()))
+        else {
             return;
         };
         info!(call_id = %response.call_id, "answer to an abandoned call leg: ACK and BYE");

@@ -1,5 +1,6 @@
 //! Comfort audio while an `http` node waits ("never silence"): after the node's
-//! `comfort.after_ms` the call is answered if it still rings, `comfort.prompt` plays once
+//! `comfort.after_ms` the call is answered if it still rings (in early media it plays
+//! before the answer instead), `comfort.prompt` plays once
 //! and `comfort.hold` loops until the result arrives, which stops it at once.
 
 use std::time::Instant;
@@ -57,11 +58,12 @@ impl Switch {
         }
         comfort.sounding = true;
         call.span.in_scope(|| debug!("HTTP slow: comfort audio"));
-        if call.phase == Phase::Early {
+        if call.media.is_started() {
+            // Up, or in early media (a flow with `early_media`): play without answering.
+            self.comfort_play(id, true);
+        } else if call.phase == Phase::Early {
             call.answer_at = None;
             self.answer(now, id);
-        } else if call.media.is_started() {
-            self.comfort_play(id, true);
         }
         true
     }

@@ -97,7 +97,10 @@ impl Switch {
     fn execute(&mut self, now: Instant, id: CallRef, action: Action) -> Option<Event> {
         let call = self.calls.get_mut(&id)?;
         let _g = call.span.clone().entered();
-        let media_ready = call.media.is_started();
+        // In early media only prompts play before the 200; keypad input and transfers
+        // answer first (digits and REFER need a confirmed call, RFC 3515 §2.4.2).
+        let media_ready =
+            call.media.is_started() && (call.phase != Phase::Early || plays_early(&action));
         let needs_media = match &action {
             Action::Play { .. } | Action::CollectDigits(_) => true,
             Action::Transfer {
@@ -484,6 +487,23 @@ impl Switch {
             flow.waiting = Waiting::Done;
         }
     }
+}
+
+/// Actions early media can carry: a prompt, alone or before a hangup or transfer (the
+/// transfer itself then answers, or a redirect rejects with 302).
+fn plays_early(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Play { .. }
+            | Action::Hangup {
+                prompt: Some(_),
+                ..
+            }
+            | Action::Transfer {
+                prompt: Some(_),
+                ..
+            }
+    )
 }
 
 fn collect_event(outcome: CollectOutcome) -> Event {

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tracing::warn;
 
 use super::Switch;
 use crate::output::{CallRef, Output};
@@ -83,5 +84,25 @@ impl Switch {
             }
             self.next_tick = Some(next);
         }
+    }
+}
+
+impl Switch {
+    /// The caller has sent no RTP for `media_timeout` (its BYE was lost, or it vanished):
+    /// the call ends with BYE. Returns whether it did.
+    pub(super) fn media_inactive(&mut self, now: Instant, id: CallRef) -> bool {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        if call.media_deadline().is_none_or(|d| d > now) {
+            return false;
+        }
+        let secs = call.media_timeout.as_secs();
+        call.span
+            .in_scope(|| warn!(secs, "no RTP from the caller; ending the call"));
+        call.ending = Some(("network", format!("no RTP from the caller for {secs} s")));
+        self.flow_hung_up(id);
+        self.hang_up(now, id, "no RTP from the caller");
+        true
     }
 }

@@ -1,5 +1,5 @@
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use concierge_sip::dialog::{AnswerEvent, AnswerRetransmit, Dialog, DialogId};
@@ -8,18 +8,22 @@ use concierge_sip::wire::{
     dialog_response_to, response_to, HeaderName, Method, Request, Response, SipUri, StatusCode,
     Transport,
 };
-use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer};
+use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer, Untrusted};
 use tracing::{debug, info, info_span, warn};
 
+mod admit;
 mod bridge;
+mod carrier;
 mod comfort;
 mod flow;
+mod leg_timer;
 mod lockout;
 mod lookup;
 mod media;
 
 pub(crate) use comfort::Comfort;
 
+use crate::admission::Admission;
 use crate::call::{Call, Phase};
 use crate::config::SwitchConfig;
 use crate::output::{CallRef, Output, PortError};
@@ -31,7 +35,7 @@ use crate::transfer::{
 use concierge_media::sdp::{self, OfferError};
 use concierge_media::RtpPorts;
 
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER, UPDATE, PRACK";
 const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
 
 /// All calls of one shard. See the crate docs for the run loop.
@@ -43,6 +47,9 @@ pub struct Switch {
     by_invite: HashMap<TsxKey, CallRef>,
     by_client_tsx: HashMap<TsxKey, CallRef>,
     by_port: HashMap<u16, CallRef>,
+    /// Call-IDs of the live calls: an INVITE with one of them is not a new call.
+    call_ids: HashSet<Vec<u8>>,
+    admission: Admission,
     timers: BinaryHeap<Reverse<(Instant, CallRef)>>,
     /// Each live call's maximum-duration deadline (removed when the call goes).
     expiry: std::collections::BTreeSet<(Instant, CallRef)>,
@@ -85,7 +92,10 @@ impl Switch {
             via_host: cfg.advertised_host.clone(),
             via_port: cfg.sip_port,
             seed: cfg.seed,
-            ..EndpointConfig::default()
+            supported: crate::carrier::SUPPORTED
+                .split(", ")
+                .map(str::to_owned)
+                .collect(),
         });
         Self {
             endpoint,
@@ -94,12 +104,19 @@ impl Switch {
             by_invite: HashMap::new(),
             by_client_tsx: HashMap::new(),
             by_port: HashMap::new(),
+            call_ids: HashSet::new(),
+            admission: Admission::new(cfg.admission, wall.instant),
             timers: BinaryHeap::new(),
             expiry: Default::default(),
             next_ref: 1,
             draining: false,
             outputs: VecDeque::new(),
-            ports: RtpPorts::new(cfg.rtp_ports.0, cfg.rtp_ports.1, cfg.rtp_port_rest),
+            ports: RtpPorts::new(
+                cfg.rtp_ports.0,
+                cfg.rtp_ports.1,
+                cfg.rtp_port_rest,
+                cfg.seed ^ 0x5eed_0f4a_110c_4700,
+            ),
             wall,
             last_now: wall.instant,
             program,
@@ -129,12 +146,18 @@ impl Switch {
 
     pub fn handle_sip_datagram(&mut self, now: Instant, peer: Peer, data: &[u8]) {
         self.last_now = now;
+        if self.refuse_early(now, peer, data) {
+            return;
+        }
         self.endpoint.handle_datagram(now, peer, data);
         self.pump(now);
     }
 
     pub fn handle_sip_framed(&mut self, now: Instant, peer: Peer, head: &[u8], body: &[u8]) {
         self.last_now = now;
+        if self.refuse_early(now, peer, head) {
+            return;
+        }
         self.endpoint.handle_framed(now, peer, head, body);
         self.pump(now);
     }
@@ -258,7 +281,7 @@ impl Switch {
                 .by_port
                 .get(&port)
                 .expect("the call was found by this port");
-            if self.relay_rtp(id, port, from, data) {
+            if self.relay_rtp(now, id, port, from, data) {
                 return;
             }
         }
@@ -342,8 +365,8 @@ impl Switch {
                 EndpointEvent::Cancelled { invite, .. } => self.on_cancelled(now, invite),
                 EndpointEvent::Response { key, response } => self.on_response(now, key, response),
                 EndpointEvent::Timeout { key } => self.on_tsx_timeout(now, key),
-                EndpointEvent::StrayResponse { response, peer } => {
-                    self.on_stray_answer(now, response, Some(peer))
+                EndpointEvent::StrayResponse { response, .. } => {
+                    self.on_stray_answer(now, response, None)
                 }
             }
         }
@@ -377,9 +400,12 @@ impl Switch {
             (_, None) => {
                 // REGISTER, SUBSCRIBE, MESSAGE … outside a dialog: known, but not ours.
                 let status = match request.method {
-                    Method::Bye | Method::Info | Method::Notify | Method::Refer => {
-                        StatusCode::CALL_DOES_NOT_EXIST
-                    }
+                    Method::Bye
+                    | Method::Info
+                    | Method::Notify
+                    | Method::Refer
+                    | Method::Prack
+                    | Method::Update => StatusCode::CALL_DOES_NOT_EXIST,
                     _ => StatusCode::METHOD_NOT_ALLOWED,
                 };
                 let mut r = self.response(&request, status);
@@ -405,7 +431,15 @@ impl Switch {
             self.endpoint.respond(now, &key, r);
             return;
         }
-        let span = info_span!("call", call_id = %invite.call_id);
+        let span = info_span!("call", call_id = %Untrusted(&invite.call_id));
+        let carrier = match self.carrier_for_invite(&invite) {
+            Ok(c) => c,
+            Err(r) => {
+                span.in_scope(|| info!(status = %r.status, "INVITE refused by the session timer"));
+                self.endpoint.respond(now, &key, *r);
+                return;
+            }
+        };
         let Some(port) = self.ports.allocate(now) else {
             span.in_scope(|| warn!("no free RTP port; INVITE refused with 503"));
             let mut r = self.response(&invite, StatusCode::SERVICE_UNAVAILABLE);
@@ -426,7 +460,7 @@ impl Switch {
                 Ok((audio, sdp)) => (Some(audio), sdp),
                 Err(OfferError::NotAcceptable(why)) => {
                     self.ports.release(port, now);
-                    span.in_scope(|| info!(%why, "offer refused with 488"));
+                    span.in_scope(|| info!(why = %Untrusted(&why), "offer refused with 488"));
                     let mut r = self.response(&invite, StatusCode::NOT_ACCEPTABLE_HERE);
                     r.headers.push(
                         HeaderName::new("Warning"),
@@ -446,7 +480,7 @@ impl Switch {
             info!(
                 caller = %identity.for_log(),
                 verified = identity.verified,
-                to = %invite.uri,
+                to = %Untrusted(&invite.uri),
                 "incoming call"
             )
         });
@@ -455,6 +489,7 @@ impl Switch {
         self.endpoint.respond(now, &key, trying);
 
         self.by_invite.insert(key.clone(), id);
+        self.call_ids.insert(invite.call_id.as_bytes().to_vec());
         self.calls.insert(
             id,
             Call {
@@ -486,7 +521,9 @@ impl Switch {
                 lockout: None,
                 answer_at: None,
                 expires: now + self.cfg.max_call_duration,
+                media_timeout: self.cfg.media_timeout,
                 armed: None,
+                carrier,
             },
         );
         self.expiry.insert((now + self.cfg.max_call_duration, id));
@@ -498,18 +535,11 @@ impl Switch {
     /// The call's RTP port is ours: 180, then the flow (which answers when it first needs
     /// media) or the plain answer.
     fn ring(&mut self, now: Instant, id: CallRef) {
-        let Some(call) = self.calls.get(&id) else {
+        if !self.calls.contains_key(&id) {
             return;
-        };
-        // §12.1.1: a 180 with a To tag creates an early dialog: Record-Route and Contact.
-        let contact = self.local_contact(call.peer.transport);
-        let mut ringing =
-            dialog_response_to(&call.invite, StatusCode::RINGING, &call.local_tag, &contact);
-        ringing
-            .headers
-            .push(HeaderName::SERVER, self.cfg.user_agent.clone());
-        let key = call.invite_key.clone();
-        self.endpoint.respond(now, &key, ringing);
+        }
+        // §12.1.1: a 180 (or 183) with a To tag creates an early dialog.
+        self.send_ringing(now, id);
         if self.start_flow(now, id) {
             // The flow answers when it first needs media.
         } else if self.cfg.answer_after.is_zero() {
@@ -522,6 +552,9 @@ impl Switch {
 
     /// Sends the 200 OK and sets up the dialog (§13.3.1.4).
     fn answer(&mut self, now: Instant, id: CallRef) {
+        if self.answer_waits_for_prack(id) {
+            return;
+        }
         let Some(transport) = self.calls.get(&id).map(|c| c.peer.transport) else {
             return;
         };
@@ -533,9 +566,13 @@ impl Switch {
         let mut ok = dialog_response_to(&call.invite, StatusCode::OK, &call.local_tag, &contact);
         ok.headers.push(HeaderName::ALLOW, ALLOW);
         ok.headers
-            .push(HeaderName::SUPPORTED, "replaces, norefersub");
+            .push(HeaderName::SUPPORTED, crate::carrier::SUPPORTED);
         ok.headers
             .push(HeaderName::SERVER, self.cfg.user_agent.clone());
+        self.answer_session_timer(now, id, &mut ok.headers);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if let Some(sdp) = &call.local_sdp {
             ok.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
             ok.body = sdp.clone().into();
@@ -561,7 +598,7 @@ impl Switch {
     fn on_ack(&mut self, now: Instant, ack: Request) {
         let Some(id) = DialogId::of_incoming(&ack).and_then(|d| self.by_dialog.get(&d).copied())
         else {
-            debug!(call_id = %ack.call_id, "ACK for no dialog dropped");
+            debug!(call_id = %Untrusted(&ack.call_id), "ACK for no dialog dropped");
             return;
         };
         let Some(call) = self.calls.get_mut(&id) else {
@@ -603,10 +640,12 @@ impl Switch {
             return;
         };
         call.media.start(
+            now,
             &audio,
             r as u32,
             (r >> 32) as u16,
             (r >> 48) as u32 * 7919,
+            call.peer.addr.ip(),
             true,
         );
         call.span
@@ -655,6 +694,17 @@ impl Switch {
             return self.on_leg_request(now, id, key, request);
         }
         let _g = call.span.clone().entered();
+        let request = if call.phase == Phase::Early {
+            match self.on_early_dialog_request(now, id, key.clone(), request) {
+                Some(r) => r,
+                None => return,
+            }
+        } else {
+            request
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if let Some(d) = call.dialog.as_mut() {
             if let Err(rejection) = d.handle_remote_request(&request) {
                 let r = response_to(&request, rejection.status(), None);
@@ -692,6 +742,8 @@ impl Switch {
                 }
             }
             Method::Invite => self.on_reinvite(now, id, key, request),
+            Method::Update => self.on_update(now, id, key, request),
+            Method::Prack => self.on_prack(now, id, key, request),
             Method::Info => {
                 let mut info_digit = false;
                 // SIP INFO DTMF (application/dtmf-relay or application/dtmf).
@@ -723,9 +775,17 @@ impl Switch {
     }
 
     fn on_response(&mut self, now: Instant, key: TsxKey, response: Response) {
+        if self.on_refresh_response(now, &key, &response)
+            || self.on_leg_refresh_answer(now, &key, Some(&response))
+        {
+            return;
+        }
         let Some(id) = self.by_client_tsx.get(&key).copied() else {
             if response.cseq.method == Method::Invite && response.status.is_success() {
-                self.on_stray_answer(now, response, None);
+                // Our own INVITE, answered after its leg was given up: the transaction
+                // knows where we sent it, and only there do the ACK and BYE go.
+                let peer = self.endpoint.peer_of(&key);
+                self.on_stray_answer(now, response, peer);
             }
             return;
         };
@@ -757,6 +817,9 @@ impl Switch {
     }
 
     fn on_tsx_timeout(&mut self, now: Instant, key: TsxKey) {
+        if self.on_refresh_timeout(now, &key) || self.on_leg_refresh_answer(now, &key, None) {
+            return;
+        }
         if let Some(id) = self.by_client_tsx.remove(&key) {
             let Some(call) = self.calls.get_mut(&id) else {
                 return;
@@ -931,6 +994,9 @@ impl Switch {
             || self.collect_timeout(now, id)
             || self.http_overdue(now, id)
             || self.leg_timeout(now, id)
+            || self.carrier_timeout(now, id)
+            || self.leg_timer_timeout(now, id)
+            || self.media_inactive(now, id)
         {
             return;
         }
@@ -980,6 +1046,22 @@ impl Switch {
         self.by_client_tsx.insert(key.clone(), id);
         if let Some(call) = self.calls.get_mut(&id) {
             call.bye_key = Some(key);
+        }
+        // The media is over once we said BYE: the port goes back to the pool now, not
+        // when (or whether) the peer answers the BYE up to 64·T1 later.
+        self.release_port(now, id);
+    }
+
+    /// Gives the call's RTP port back to the pool (it rests first) and closes its socket.
+    fn release_port(&mut self, now: Instant, id: CallRef) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(port) = call.rtp_port.take() {
+            call.media.next_send = None;
+            self.by_port.remove(&port);
+            self.ports.release(port, now);
+            self.outputs.push_back(Output::MediaClose { port });
         }
     }
 
@@ -1060,6 +1142,9 @@ impl Switch {
     /// answer from the same port with the next `o=` version. An offerless re-INVITE gets
     /// our current SDP as a fresh offer.
     fn on_reinvite(&mut self, now: Instant, id: CallRef, key: TsxKey, request: Request) {
+        if self.refuse_glare(now, id, &key, &request) {
+            return;
+        }
         let media_ip = self.cfg.media_ip;
         let Some(transport) = self.calls.get(&id).map(|c| c.peer.transport) else {
             return;
@@ -1068,7 +1153,12 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(port) = call.rtp_port else { return };
+        let Some(port) = call.rtp_port else {
+            // Our BYE is on its way (the port went back with it): the session is over.
+            let r = response_to(&request, StatusCode::CALL_DOES_NOT_EXIST, None);
+            self.endpoint.respond(now, &key, r);
+            return;
+        };
         call.sdp_version += 1;
         let local = std::net::SocketAddr::new(media_ip, port);
         let sdp = if request.body.is_empty() {
@@ -1082,13 +1172,16 @@ impl Switch {
                 Ok((audio, sdp)) => {
                     call.span
                         .in_scope(|| info!(send = audio.send, "session changed by re-INVITE"));
-                    if call.phase == Phase::Confirmed {
+                    // Early media runs before the ACK: an UPDATE changes it too.
+                    if call.phase == Phase::Confirmed || call.media.is_started() {
                         let r = self.endpoint.random_u64();
                         call.media.start(
+                            now,
                             &audio,
                             r as u32,
                             (r >> 32) as u16,
                             (r >> 48) as u32,
+                            call.peer.addr.ip(),
                             true,
                         );
                     }
@@ -1107,10 +1200,12 @@ impl Switch {
                 }
             }
         };
+        call.local_sdp = Some(sdp.clone());
         let mut ok = response_to(&request, StatusCode::OK, None);
         ok.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
         ok.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
         ok.body = sdp.into();
+        self.session_refreshed_by_peer(now, id, &request, &mut ok.headers);
         self.endpoint.respond(now, &key, ok);
     }
 
@@ -1120,6 +1215,7 @@ impl Switch {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        self.call_ids.remove(call.invite.call_id.as_bytes());
         self.expiry.remove(&(call.expires, id));
         if let Some(port) = call.rtp_port {
             self.by_port.remove(&port);
@@ -1134,6 +1230,13 @@ impl Switch {
         self.by_invite.remove(&call.invite_key);
         if let Some(d) = &call.dialog {
             self.by_dialog.remove(&d.id);
+        }
+        self.by_dialog.remove(&carrier::early_dialog_id(&call));
+        for r in [&call.carrier.refresh, &call.carrier.leg_refresh]
+            .into_iter()
+            .flatten()
+        {
+            self.by_client_tsx.remove(&r.key);
         }
         if let Some(k) = &call.bye_key {
             self.by_client_tsx.remove(k);
@@ -1210,6 +1313,7 @@ impl Switch {
             reason,
             digits: call.media.digits_for_record(),
             instance: self.cfg.instance.clone(),
+            rtp_foreign_dropped: call.media.foreign_dropped(),
         }
     }
 
@@ -1234,7 +1338,7 @@ impl Switch {
         if status == StatusCode::OK || status.class() >= 4 {
             r.headers.push(HeaderName::ALLOW, ALLOW);
             r.headers
-                .push(HeaderName::SUPPORTED, "replaces, norefersub");
+                .push(HeaderName::SUPPORTED, crate::carrier::SUPPORTED);
         }
         r.headers
             .push(HeaderName::SERVER, self.cfg.user_agent.clone());

@@ -5,9 +5,12 @@
 //! the time it happened; drain the outputs. Several shards (hashed by Call-ID) fit the
 //! same loop; today there is one.
 
+mod acl;
 mod records;
 mod rtp;
 mod tcp;
+
+pub(crate) use acl::Acl;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +26,7 @@ use concierge_sip::Peer;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 
@@ -84,8 +87,9 @@ impl Server {
         };
         let (stream_tx, stream_rx) = mpsc::channel(4096);
         let tcp = if cfg.sip.tcp {
+            let limits = tcp::TcpLimits::from_config(&cfg.tcp);
             Some(
-                tcp::Tcp::start(addr, stream_tx)
+                tcp::Tcp::start(addr, limits, stream_tx)
                     .await
                     .map_err(bind("TCP"))?,
             )
@@ -141,6 +145,11 @@ impl Server {
                 transfer_signer: cfg.transfer_signer(),
                 timers: cfg.timers(),
                 directory_url: cfg.directory_url(),
+                user_agent: cfg.sip.user_agent.clone(),
+                media_timeout: Duration::from_secs(cfg.calls.media_timeout_s),
+                admission: cfg.admission(),
+                session_timer: cfg.session_timer(),
+                prefer_100rel: cfg.sip.prefer_100rel,
                 seed: rand::random(),
                 ..SwitchConfig::default()
             },
@@ -161,6 +170,11 @@ impl Server {
             stream_rx,
             shutdown,
             drain_timeout: Duration::from_secs(cfg.calls.drain_timeout_s),
+            acl: cfg.acl(),
+            overloaded: false,
+            overload_logged: None,
+            sip_drained_at: Instant::now(),
+            udp_errors: concierge_sip::LogLimiter::new(Duration::from_secs(10), 10),
         };
         let shard = tokio::spawn(shard.run());
         Ok(Self {
@@ -170,10 +184,9 @@ impl Server {
         })
     }
 
-    pub(crate) async fn wait(self) {
-        if let Err(e) = self.shard.await {
-            warn!(error = %e, "shard task failed");
-        }
+    /// Waits for the shard to stop; an error is a shard that panicked or was cancelled.
+    pub(crate) async fn wait(self) -> Result<(), tokio::task::JoinError> {
+        self.shard.await
     }
 }
 
@@ -210,6 +223,16 @@ fn bind_udp(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<UdpSocke
 /// cannot starve them (RTP pacing runs on the same deadline).
 const MAX_WAITING_DATAGRAMS: usize = 256;
 
+/// SIP input waiting longer than this (the socket not once empty) means overload.
+const OVERLOAD_LAG: Duration = Duration::from_millis(100);
+
+/// The overload warning is logged at most this often.
+const OVERLOAD_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// RTP packets waiting for the shard beyond which it counts as overloaded (the channel
+/// holds 16,384).
+const RTP_BACKLOG_OVERLOAD: usize = 8_192;
+
 /// After hanging up at shutdown, how long BYEs may take before the calls are dropped.
 const BYE_GRACE: Duration = Duration::from_secs(4);
 
@@ -226,6 +249,17 @@ struct Shard {
     stream_rx: mpsc::Receiver<StreamInput>,
     shutdown: watch::Receiver<Shutdown>,
     drain_timeout: Duration,
+    /// `[sip] allow` / `deny`.
+    acl: Acl,
+    /// What the switch was last told about overload.
+    overloaded: bool,
+    /// When the overload warning was last logged.
+    overload_logged: Option<Instant>,
+    /// When the SIP socket was last found empty.
+    sip_drained_at: Instant,
+    /// UDP send/receive errors: a peer can cause one per datagram (ICMP unreachable for
+    /// answers to spoofed sources), so they are logged within a budget.
+    udp_errors: concierge_sip::LogLimiter,
 }
 
 impl Shard {
@@ -244,14 +278,21 @@ impl Shard {
             let wake = drain_deadline.map_or(wake, |d| wake.min(d));
             tokio::select! {
                 r = recv(self.udp.as_deref(), &mut buf) => match r {
-                    Ok((n, from)) => self.handle_udp(from, &buf[..n]),
+                    Ok((n, from)) => {
+                        self.handle_udp(from, &buf[..n]);
+                        // Whatever else is waiting comes in the same turn.
+                        let emptied = self.take_waiting_datagrams(&mut buf);
+                        self.report_load(emptied);
+                    }
                     // ICMP errors from earlier sends surface here on some platforms; not fatal.
-                    Err(e) => warn!(error = %e, "UDP receive failed"),
+                    Err(e) => self.udp_error(&e, None),
                 },
                 Some(input) = self.stream_rx.recv() => match input {
                     StreamInput::Message { peer, head, body } => {
-                        let peer = Peer { transport: Transport::Tcp, addr: peer };
-                        self.switch.handle_sip_framed(std::time::Instant::now(), peer, &head, &body);
+                        if self.acl.permits(peer.ip()) {
+                            let peer = Peer { transport: Transport::Tcp, addr: peer };
+                            self.switch.handle_sip_framed(std::time::Instant::now(), peer, &head, &body);
+                        }
                     }
                 },
                 Some((call, result)) = self.http_rx.recv() => {
@@ -275,7 +316,8 @@ impl Shard {
                             drain_deadline = Some(Instant::from_std(now) + BYE_GRACE);
                         }
                     }
-                    self.take_waiting_datagrams(&mut buf);
+                    let emptied = self.take_waiting_datagrams(&mut buf);
+                    self.report_load(emptied);
                     self.switch.handle_timeout(std::time::Instant::now());
                 }
                 changed = self.shutdown.changed() => {
@@ -308,22 +350,78 @@ impl Shard {
     /// Hands the switch the SIP datagrams already waiting, before its timers fire: after
     /// any stall of this loop, an answer that arrived in time must stop a retransmission,
     /// not cross it (a REFER resent after its 202 came in derails the peer's dialog).
-    fn take_waiting_datagrams(&mut self, buf: &mut [u8]) {
+    /// Returns whether the socket was emptied.
+    fn take_waiting_datagrams(&mut self, buf: &mut [u8]) -> bool {
         for _ in 0..MAX_WAITING_DATAGRAMS {
             let Some(Ok((n, from))) = self.udp.as_ref().map(|u| u.try_recv_from(buf)) else {
-                return;
+                return true;
             };
             self.handle_udp(from, &buf[..n]);
+        }
+        false
+    }
+
+    /// Tells the switch when the loop falls behind and when it has caught up. Behind means
+    /// the SIP socket has not once been found empty for `OVERLOAD_LAG` (what waits there
+    /// waits at least that long: the caller's timers start retransmitting at 500 ms), or
+    /// the RTP channel is half full. While behind, new calls are refused cheaply, so the
+    /// ACKs and BYEs of admitted calls in the same queue are not lost behind a flood.
+    fn report_load(&mut self, sip_emptied: bool) {
+        let now = Instant::now();
+        if sip_emptied {
+            self.sip_drained_at = now;
+        }
+        let behind = now.duration_since(self.sip_drained_at) > OVERLOAD_LAG
+            || self.rtp_rx.len() > RTP_BACKLOG_OVERLOAD;
+        if behind != self.overloaded {
+            self.overloaded = behind;
+            self.switch.set_overloaded(behind);
+            debug!(behind, "load state changed");
+            // Near capacity the state flips many times a second: one line per interval.
+            if behind
+                && self
+                    .overload_logged
+                    .is_none_or(|t| now >= t + OVERLOAD_LOG_EVERY)
+            {
+                self.overload_logged = Some(now);
+                warn!(
+                    refused_so_far = self.switch.refused_invites(),
+                    "overloaded: new calls get 503 until the backlog is worked off"
+                );
+            }
         }
     }
 
     fn handle_udp(&mut self, from: SocketAddr, data: &[u8]) {
+        if !self.acl.is_open() && !self.acl.permits(from.ip()) {
+            return;
+        }
         let peer = Peer {
             transport: Transport::Udp,
             addr: from,
         };
         self.switch
             .handle_sip_datagram(std::time::Instant::now(), peer, data);
+    }
+
+    /// Logs a UDP error within the budget, and the summary of the interval before.
+    fn udp_error(&mut self, e: &std::io::Error, to: Option<SocketAddr>) {
+        let now = std::time::Instant::now();
+        if let Some(s) = self.udp_errors.poll_summary(now) {
+            warn!(
+                errors = s.seen,
+                "{} UDP send/receive errors in the last {} s ({} not logged one by one)",
+                s.seen,
+                s.interval.as_secs(),
+                s.suppressed
+            );
+        }
+        if self.udp_errors.admit(now) {
+            match to {
+                Some(to) => warn!(error = %e, %to, "UDP send failed"),
+                None => warn!(error = %e, "UDP receive failed"),
+            }
+        }
     }
 
     async fn flush(&mut self) {
@@ -333,7 +431,7 @@ impl Shard {
                     Transport::Udp => {
                         if let Some(udp) = &self.udp {
                             if let Err(e) = udp.send_to(&t.bytes, t.peer.addr).await {
-                                warn!(error = %e, to = %t.peer.addr, "UDP send failed");
+                                self.udp_error(&e, Some(t.peer.addr));
                             }
                         }
                     }

@@ -3,121 +3,405 @@
 //! Connections are keyed by the remote address, so in-dialog requests and responses reuse
 //! the connection the caller opened (RFC 3261 §18.2.2, §18.1.1); when none is open we
 //! connect.
+//!
+//! Every connection is a peer's claim on a file descriptor, buffers and a task, so each
+//! claim is bounded ([`TcpLimits`]): connections in all and per source IP, an idle timeout,
+//! a deadline for finishing a message once it started (slowloris), and a bounded write
+//! queue (a peer that does not read is disconnected instead of growing our memory). When
+//! accept fails for want of descriptors the loop pauses instead of spinning.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
+use concierge_sip::untrusted::LogLimiter;
 use concierge_sip::wire::{StreamFramer, StreamItem};
+use concierge_sip::Untrusted;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
 use super::StreamInput;
+use crate::config::TcpConfig;
 
-type Writers = Arc<Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>>>;
+/// The limits in force (the config's, with the connection cap fitted to the fd limit).
+#[derive(Debug, Clone)]
+pub(super) struct TcpLimits {
+    max_connections: usize,
+    per_source: usize,
+    idle: Duration,
+    message: Duration,
+    write_queue: usize,
+    accept_backoff: Duration,
+}
+
+impl TcpLimits {
+    pub(super) fn from_config(cfg: &TcpConfig) -> Self {
+        let mut max_connections = cfg.max_connections;
+        if let Some(fds) = open_files_limit() {
+            let fit = fds.saturating_sub(cfg.fd_reserve as u64).max(1) as usize;
+            if fit < max_connections {
+                info!(
+                    configured = max_connections,
+                    fd_limit = fds,
+                    reserve = cfg.fd_reserve,
+                    max_connections = fit,
+                    "tcp.max_connections lowered to fit the open-files limit"
+                );
+                max_connections = fit;
+            }
+        }
+        Self {
+            max_connections,
+            per_source: cfg.max_connections_per_source,
+            idle: Duration::from_secs(cfg.idle_timeout_s),
+            message: Duration::from_secs(cfg.message_timeout_s),
+            write_queue: cfg.write_queue_messages,
+            accept_backoff: Duration::from_millis(cfg.accept_backoff_ms),
+        }
+    }
+}
+
+/// The soft RLIMIT_NOFILE, read from procfs (the crate forbids the unsafe a libc call
+/// needs); `None` where there is no procfs or the limit is unlimited.
+fn open_files_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// One open connection as the registry sees it.
+struct Conn {
+    id: u64,
+    tx: mpsc::Sender<Bytes>,
+    kill: watch::Sender<bool>,
+    opened: Instant,
+    /// Whether a whole message arrived on it; at the cap, unproven connections go first.
+    proven: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct Registry {
+    conns: HashMap<SocketAddr, Conn>,
+    /// Peers we disconnected for not reading, until when: what is still queued for them
+    /// is dropped rather than sent on a new connection we would open to them.
+    shunned: HashMap<SocketAddr, Instant>,
+}
+
+/// How long a peer disconnected for not reading gets no new connection from us.
+const SHUN_FOR: Duration = Duration::from_secs(32);
+/// At most this many shunned peers are remembered (the oldest are forgotten first).
+const MAX_SHUNNED: usize = 4096;
+
+impl Registry {
+    fn shun(&mut self, peer: SocketAddr, now: Instant) {
+        if self.shunned.len() >= MAX_SHUNNED {
+            self.shunned.retain(|_, until| *until > now);
+            if self.shunned.len() >= MAX_SHUNNED {
+                if let Some(oldest) = self
+                    .shunned
+                    .iter()
+                    .min_by_key(|(_, u)| **u)
+                    .map(|(a, _)| *a)
+                {
+                    self.shunned.remove(&oldest);
+                }
+            }
+        }
+        self.shunned.insert(peer, now + SHUN_FOR);
+    }
+
+    fn is_shunned(&mut self, peer: SocketAddr, now: Instant) -> bool {
+        match self.shunned.get(&peer) {
+            Some(until) if *until > now => true,
+            Some(_) => {
+                self.shunned.remove(&peer);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn count_from(&self, ip: IpAddr) -> usize {
+        self.conns.keys().filter(|a| a.ip() == ip).count()
+    }
+
+    /// Closes the oldest connection that never delivered a message; `false` if none.
+    fn evict_unproven(&mut self) -> bool {
+        let victim = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.proven.load(Ordering::Relaxed))
+            .min_by_key(|(_, c)| c.opened)
+            .map(|(a, _)| *a);
+        match victim.and_then(|a| self.conns.remove(&a)) {
+            Some(c) => {
+                let _ = c.kill.send(true);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Shared by the accept loop, the connection tasks and the shard's sends.
+struct Shared {
+    registry: Mutex<Registry>,
+    limits: TcpLimits,
+    to_shard: mpsc::Sender<StreamInput>,
+    next_id: AtomicU64,
+    /// Lines about refused and closed connections: a few per interval, then a summary.
+    log: Mutex<LogLimiter>,
+}
+
+impl Shared {
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().expect("TCP registry lock poisoned")
+    }
+
+    /// Logs one event about a misbehaving or excess peer within the log budget.
+    fn note(&self, what: &str, peer: SocketAddr) {
+        let now = std::time::Instant::now();
+        let mut log = self.log.lock().expect("TCP log lock poisoned");
+        if let Some(s) = log.poll_summary(now) {
+            warn!(
+                events = s.seen,
+                not_logged = s.suppressed,
+                "{} TCP connections refused or closed in the last {} s ({} not logged one by one)",
+                s.seen,
+                s.interval.as_secs(),
+                s.suppressed
+            );
+        }
+        if log.admit(now) {
+            warn!(%peer, "{what}");
+        }
+    }
+}
 
 pub(super) struct Tcp {
     pub(super) local_addr: SocketAddr,
-    writers: Writers,
-    to_shard: mpsc::Sender<StreamInput>,
+    shared: Arc<Shared>,
 }
 
 impl Tcp {
     pub(super) async fn start(
         addr: SocketAddr,
+        limits: TcpLimits,
         to_shard: mpsc::Sender<StreamInput>,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let writers: Writers = Arc::default();
-        let (w, tx) = (writers.clone(), to_shard.clone());
-        tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        attach(stream, peer, w.clone(), tx.clone());
-                    }
-                    Err(e) => warn!(error = %e, "TCP accept failed"),
-                }
-            }
-        });
-        Ok(Self {
-            local_addr,
-            writers,
+        let shared = Arc::new(Shared {
+            registry: Mutex::default(),
+            limits,
             to_shard,
-        })
+            next_id: AtomicU64::new(0),
+            log: Mutex::new(LogLimiter::new(Duration::from_secs(10), 10)),
+        });
+        tokio::spawn(accept_loop(listener, shared.clone()));
+        Ok(Self { local_addr, shared })
     }
 
-    /// Queues `bytes` for `peer`, connecting first when no connection is open.
+    /// Queues `bytes` for `peer`, connecting first when no connection is open. A peer
+    /// whose queue is full is not reading: it is disconnected and the message dropped.
     pub(super) fn send(&self, peer: SocketAddr, bytes: Bytes) {
-        let existing = self
-            .writers
-            .lock()
-            .expect("writers lock poisoned")
-            .get(&peer)
-            .cloned();
-        if let Some(tx) = existing {
-            if tx.send(bytes.clone()).is_ok() {
+        let existing = {
+            let mut reg = self.shared.registry();
+            if reg.is_shunned(peer, Instant::now()) {
                 return;
             }
+            reg.conns.get(&peer).map(|c| (c.tx.clone(), c.id))
+        };
+        if let Some((tx, id)) = existing {
+            match tx.try_send(bytes) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    close(&self.shared, peer, id);
+                    self.shared.registry().shun(peer, Instant::now());
+                    self.shared
+                        .note("TCP peer does not read its messages; disconnected", peer);
+                    return;
+                }
+                // The connection just went; open a new one below.
+                Err(mpsc::error::TrySendError::Closed(b)) => return self.connect(peer, b),
+            }
         }
-        let (writers, to_shard) = (self.writers.clone(), self.to_shard.clone());
+        self.connect(peer, bytes);
+    }
+
+    fn connect(&self, peer: SocketAddr, bytes: Bytes) {
+        let shared = self.shared.clone();
         tokio::spawn(async move {
             match TcpStream::connect(peer).await {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
-                    if let Some(tx) = attach(stream, peer, writers, to_shard) {
-                        let _ = tx.send(bytes);
-                    }
+                    let tx = attach(stream, peer, &shared);
+                    let _ = tx.try_send(bytes);
                 }
-                Err(e) => warn!(error = %e, %peer, "TCP connect failed; message dropped"),
+                Err(e) => shared.note(&format!("TCP connect failed ({e}); message dropped"), peer),
             }
         });
     }
 }
 
-fn attach(
-    stream: TcpStream,
-    peer: SocketAddr,
-    writers: Writers,
-    to_shard: mpsc::Sender<StreamInput>,
-) -> Option<mpsc::UnboundedSender<Bytes>> {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut out_of_fds = LogLimiter::new(Duration::from_secs(10), 1);
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => admit(stream, peer, &shared),
+            Err(e) if is_out_of_fds(&e) => {
+                // The pending connection stays in the backlog and accept would fail again
+                // at once: a tight loop at 100 % CPU. Free a descriptor held by a peer that
+                // never sent a message, and pause.
+                let now = std::time::Instant::now();
+                if let Some(s) = out_of_fds.poll_summary(now) {
+                    warn!(
+                        times = s.seen,
+                        "TCP accept out of file descriptors {} times in the last {} s",
+                        s.seen,
+                        s.interval.as_secs()
+                    );
+                }
+                if out_of_fds.admit(now) {
+                    warn!(error = %e, backoff = ?shared.limits.accept_backoff, "TCP accept out of file descriptors; pausing accepts");
+                }
+                shared.registry().evict_unproven();
+                tokio::time::sleep(shared.limits.accept_backoff).await;
+            }
+            Err(e) => {
+                debug!(error = %e, "TCP accept failed");
+                // Whatever it is, never spin on it.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+fn is_out_of_fds(e: &std::io::Error) -> bool {
+    // EMFILE (24) and ENFILE (23) on Linux; also the kernel being out of socket memory.
+    matches!(e.raw_os_error(), Some(23 | 24 | 105))
+}
+
+/// Takes an accepted connection within the limits, or closes it at once.
+fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
+    {
+        let mut reg = shared.registry();
+        if reg.count_from(peer.ip()) >= shared.limits.per_source {
+            drop(reg);
+            shared.note("TCP connection refused: too many from this source", peer);
+            return;
+        }
+        if reg.conns.len() >= shared.limits.max_connections && !reg.evict_unproven() {
+            drop(reg);
+            shared.note("TCP connection refused: connection limit reached", peer);
+            return;
+        }
+    }
+    let _ = stream.set_nodelay(true);
+    attach(stream, peer, shared);
+}
+
+/// Removes `peer`'s connection `id` from the registry (if still there) and stops its tasks.
+fn close(shared: &Shared, peer: SocketAddr, id: u64) {
+    let mut reg = shared.registry();
+    if reg.conns.get(&peer).is_some_and(|c| c.id == id) {
+        if let Some(c) = reg.conns.remove(&peer) {
+            let _ = c.kill.send(true);
+        }
+    }
+}
+
+fn attach(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> mpsc::Sender<Bytes> {
     let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    writers
-        .lock()
-        .expect("writers lock poisoned")
-        .insert(peer, tx.clone());
-    let pong = tx.clone();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(shared.limits.write_queue);
+    // Any change, or the registry dropping the sender, means: stop (it only goes to true).
+    let (kill, mut killed_w) = watch::channel(false);
+    let mut killed_r = kill.subscribe();
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let proven = Arc::new(AtomicBool::new(false));
+    let replaced = shared.registry().conns.insert(
+        peer,
+        Conn {
+            id,
+            tx: tx.clone(),
+            kill,
+            opened: Instant::now(),
+            proven: proven.clone(),
+        },
+    );
+    if let Some(old) = replaced {
+        let _ = old.kill.send(true);
+    }
     tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            if let Err(e) = wr.write_all(&bytes).await {
-                debug!(error = %e, %peer, "TCP write failed");
-                break;
+        loop {
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(bytes) = msg else { break };
+                    // A peer that stops reading blocks this write; the kill ends it.
+                    tokio::select! {
+                        r = wr.write_all(&bytes) => if let Err(e) = r {
+                            debug!(error = %e, %peer, "TCP write failed");
+                            break;
+                        },
+                        _ = killed_w.changed() => break,
+                    }
+                }
+                _ = killed_w.changed() => break,
             }
         }
     });
+    let pong = tx.clone();
+    let shared = shared.clone();
     tokio::spawn(async move {
+        let limits = shared.limits.clone();
         let mut framer = StreamFramer::new();
         let mut buf = vec![0u8; 16 * 1024];
+        // When the message now being received started (its first byte), if one has.
+        let mut started: Option<Instant> = None;
         'conn: loop {
-            let n = match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            let deadline = match started {
+                Some(t) => t + limits.message,
+                None => Instant::now() + limits.idle,
             };
-            framer.push(&buf[..n]);
+            let n = tokio::select! {
+                r = rd.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    let what = if started.is_some() {
+                        "TCP message not completed in time; closing the connection"
+                    } else {
+                        "TCP connection idle; closing it"
+                    };
+                    shared.note(what, peer);
+                    break;
+                }
+                _ = killed_r.changed() => break,
+            };
+            framer.push(buf.get(..n).unwrap_or_default());
+            let mut completed = false;
             loop {
                 match framer.next_item() {
                     Ok(None) => break,
                     Ok(Some(StreamItem::Ping)) => {
-                        let _ = pong.send(Bytes::from_static(b"\r\n"));
+                        let _ = pong.try_send(Bytes::from_static(b"\r\n"));
                     }
                     Ok(Some(StreamItem::Message { head, body })) => {
-                        if to_shard
+                        proven.store(true, Ordering::Relaxed);
+                        completed = true;
+                        if shared
+                            .to_shard
                             .send(StreamInput::Message { peer, head, body })
                             .await
                             .is_err()
@@ -126,16 +410,26 @@ fn attach(
                         }
                     }
                     Err(e) => {
-                        warn!(error = %e, %peer, "unframeable TCP stream; closing the connection");
+                        shared.note(
+                            &format!(
+                                "unframeable TCP stream ({}); closing the connection",
+                                Untrusted(&e)
+                            ),
+                            peer,
+                        );
                         break 'conn;
                     }
                 }
             }
+            // A partial message keeps the clock of its first byte; none resets it, and
+            // one begun in the read that completed another starts its own.
+            started = match (framer.buffered(), started) {
+                (0, _) => None,
+                (_, Some(t)) if !completed => Some(t),
+                _ => Some(Instant::now()),
+            };
         }
-        let mut w = writers.lock().expect("writers lock poisoned");
-        if w.get(&peer).is_some_and(|t| t.same_channel(&pong)) {
-            w.remove(&peer);
-        }
+        close(&shared, peer, id);
     });
-    Some(tx)
+    tx
 }

@@ -114,11 +114,48 @@ impl Server {
     /// Starts the binary with `[sip] listen` on a free port plus `extra` TOML (which may
     /// add keys to other tables, written as full tables).
     pub fn start(name: &str, sip_extra: &str, extra: &str) -> Self {
-        Self::start_env(name, sip_extra, extra, &[])
+        Self::start_wrapped(name, sip_extra, extra, &[])
+    }
+
+    /// Like [`Server::start`], with the binary run through `wrapper` (a command and its
+    /// arguments that end by exec'ing the rest of the line, e.g. `sh -c 'ulimit -n 1024;
+    /// exec "$0" "$@"'`), so the server's own process has the wrapper's limits.
+    pub fn start_wrapped(name: &str, sip_extra: &str, extra: &str, wrapper: &[&str]) -> Self {
+        let server = Self::spawn(name, sip_extra, extra, wrapper, &[]);
+        server.wait_ready();
+        server
+    }
+
+    /// Like [`Server::start`], for a server that will not answer the readiness probe (its
+    /// `allow`/`deny` lists drop 127.0.0.1): waits for its "listening" log line instead.
+    pub fn start_unprobed(name: &str, sip_extra: &str, extra: &str) -> Self {
+        let server = Self::spawn(name, sip_extra, extra, &[], &[]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !server.log().contains("concierge listening") {
+            assert!(
+                Instant::now() < deadline,
+                "not listening within 20 s:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
     }
 
     /// As [`Self::start`], with `env` set for the server process (secrets a flow reads).
     pub fn start_env(name: &str, sip_extra: &str, extra: &str, env: &[(&str, &str)]) -> Self {
+        let server = Self::spawn(name, sip_extra, extra, &[], env);
+        server.wait_ready();
+        server
+    }
+
+    fn spawn(
+        name: &str,
+        sip_extra: &str,
+        extra: &str,
+        wrapper: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = scratch_dir(name);
         let port = free_port();
         let records = dir.join("calls.jsonl");
@@ -145,7 +182,16 @@ impl Server {
         let config_path = dir.join("concierge.toml");
         std::fs::write(&config_path, config).expect("write config");
         let log = std::fs::File::create(dir.join("server.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_concierge"))
+        let binary = env!("CARGO_BIN_EXE_concierge");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .args(["run", "--config"])
             .arg(&config_path)
             .current_dir(repo_root())
@@ -155,13 +201,11 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("start concierge");
-        let server = Self {
+        Self {
             child: Some(child),
             port,
             dir,
-        };
-        server.wait_ready();
-        server
+        }
     }
 
     fn wait_ready(&self) {
@@ -197,6 +241,48 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
+    }
+
+    /// Whether the process is still running (it has not exited, cleanly or not).
+    pub fn is_alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The server's resident set size in KiB (`VmRSS` in /proc/PID/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/PID/status of the server");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// CPU time the server has used so far (user + system, from /proc/PID/stat).
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .expect("/proc/PID/stat of the server");
+        // Fields after the command name (which may hold spaces) in parentheses.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+            .sum();
+        // USER_HZ is 100 on Linux.
+        Duration::from_millis(ticks * 10)
+    }
+
+    /// Lines in the server log so far.
+    pub fn log_lines(&self) -> usize {
+        std::fs::read(self.dir.join("server.log"))
+            .unwrap_or_default()
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
     }
 
     pub fn signal(&self, sig: &str) {
@@ -668,4 +754,58 @@ pub fn free_rtp_range(len: u16) -> (u16, u16) {
             return (base, base + len);
         }
     }
+}
+
+/// Sends `message` on a fresh TCP connection from `source` (any 127.0.0.0/8 address) and
+/// returns what came back within `wait`, or `None` when no connection could be made.
+pub fn tcp_exchange(
+    port: u16,
+    source: std::net::Ipv4Addr,
+    message: &str,
+    wait: Duration,
+) -> Option<String> {
+    use std::io::{Read, Write};
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+    sock.bind(&std::net::SocketAddr::from((source, 0)).into())
+        .ok()?;
+    sock.connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)).into(),
+        wait,
+    )
+    .ok()?;
+    let mut stream: std::net::TcpStream = sock.into();
+    stream.write_all(message.as_bytes()).ok()?;
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                if got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&got).into_owned())
+}
+
+/// An OPTIONS over TCP (Via says TCP) from `source`: whether it got a 200.
+pub fn tcp_options_ok(port: u16, source: std::net::Ipv4Addr) -> bool {
+    let msg = options_request(port).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    tcp_exchange(port, source, &msg, Duration::from_secs(3))
+        .is_some_and(|r| r.starts_with("SIP/2.0 200"))
+}
+
+/// An OPTIONS over UDP: whether it got a 200 within a few seconds.
+pub fn udp_options_ok(port: u16) -> bool {
+    udp_exchange(port, &options_request(port), Duration::from_secs(3))
+        .iter()
+        .any(|r| r.starts_with("SIP/2.0 200"))
 }

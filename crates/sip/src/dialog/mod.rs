@@ -1,9 +1,13 @@
 //! RFC 3261 §12 dialogs: identity, sequence numbers, route set and remote target, and the
 //! requests built inside a dialog. Plus [`AnswerRetransmit`], the UAS side of §13.3.1.4
-//! (the 2xx to an INVITE is retransmitted by the dialog layer until the ACK arrives).
+//! (the 2xx to an INVITE is retransmitted by the dialog layer until the ACK arrives), the
+//! RFC 3262 reliable provisional responses ([`prack`]) and RFC 4028 session timers
+//! ([`session_timer`]).
 
 mod answer;
+pub mod prack;
 mod route;
+pub mod session_timer;
 
 pub use answer::{AnswerEvent, AnswerRetransmit};
 pub use route::{local_contact, peer_for_uri, DialogRole};

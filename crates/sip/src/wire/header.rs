@@ -42,10 +42,12 @@ known_headers! {
     EXPIRES = "Expires";
     FROM = "From", "f";
     MAX_FORWARDS = "Max-Forwards";
+    MIN_SE = "Min-SE";
     P_ASSERTED_IDENTITY = "P-Asserted-Identity";
     PROXY_AUTHENTICATE = "Proxy-Authenticate";
     PROXY_AUTHORIZATION = "Proxy-Authorization";
     PROXY_REQUIRE = "Proxy-Require";
+    RACK = "RAck";
     REASON = "Reason";
     RECORD_ROUTE = "Record-Route";
     REFER_TO = "Refer-To", "r";
@@ -53,6 +55,7 @@ known_headers! {
     REQUIRE = "Require";
     RETRY_AFTER = "Retry-After";
     ROUTE = "Route";
+    RSEQ = "RSeq";
     SERVER = "Server";
     SESSION_EXPIRES = "Session-Expires", "x";
     SUBJECT = "Subject", "s";
@@ -163,18 +166,19 @@ pub(crate) fn split_list(value: &str) -> Vec<&str> {
             '<' if !in_quotes => in_angle = true,
             '>' if !in_quotes => in_angle = false,
             ',' if !in_quotes && !in_angle => {
-                parts.push(value[start..i].trim());
+                parts.push(value.get(start..i).unwrap_or_default().trim());
                 start = i + 1;
             }
             _ => {}
         }
     }
-    parts.push(value[start..].trim());
+    parts.push(value.get(start..).unwrap_or_default().trim());
     parts.retain(|p| !p.is_empty());
     parts
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 

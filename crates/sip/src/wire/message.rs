@@ -44,6 +44,7 @@ pub struct StatusCode(pub u16);
 impl StatusCode {
     pub const TRYING: Self = Self(100);
     pub const RINGING: Self = Self(180);
+    pub const SESSION_PROGRESS: Self = Self(183);
     pub const OK: Self = Self(200);
     pub const ACCEPTED: Self = Self(202);
     pub const MOVED_TEMPORARILY: Self = Self(302);
@@ -58,10 +59,15 @@ impl StatusCode {
     pub const LOOP_DETECTED: Self = Self(482);
     pub const TOO_MANY_HOPS: Self = Self(483);
     pub const REQUEST_TERMINATED: Self = Self(487);
+    /// RFC 4028 §6: the Session-Expires asked for is below our Min-SE.
+    pub const SESSION_INTERVAL_TOO_SMALL: Self = Self(422);
+    /// RFC 3261 §14.2: an offer crossed one of ours (glare).
+    pub const REQUEST_PENDING: Self = Self(491);
     pub const NOT_ACCEPTABLE_HERE: Self = Self(488);
     pub const SERVER_INTERNAL_ERROR: Self = Self(500);
     pub const NOT_IMPLEMENTED: Self = Self(501);
     pub const SERVICE_UNAVAILABLE: Self = Self(503);
+    pub const SERVER_TIMEOUT: Self = Self(504);
     pub const VERSION_NOT_SUPPORTED: Self = Self(505);
     pub const DECLINE: Self = Self(603);
 
@@ -106,6 +112,7 @@ impl StatusCode {
             415 => "Unsupported Media Type",
             416 => "Unsupported URI Scheme",
             420 => "Bad Extension",
+            422 => "Session Interval Too Small",
             480 => "Temporarily Unavailable",
             481 => "Call/Transaction Does Not Exist",
             482 => "Loop Detected",

@@ -10,12 +10,16 @@
 //! [`framing`] finds one message in a datagram or a stream (Content-Length, size limits),
 //! [`parse`] turns its bytes into our types via the codec, and [`sanity`] applies the
 //! checks of RFC 3261 §8.2 that decide which error response a broken request gets.
+// Peer bytes reach every function here: a slice at a byte offset inside a multi-byte
+// character, or an index past the end, would be a remote panic. Use `get(..)` instead.
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 mod framing;
 mod header;
 mod message;
 mod method;
 mod parse;
+mod peek;
 mod reply;
 mod sanity;
 mod uri;
@@ -29,6 +33,7 @@ pub use header::{HeaderName, Headers};
 pub use message::{CSeq, Message, Request, Response, StatusCode};
 pub use method::Method;
 pub use parse::{parse_datagram, parse_message, ParseError};
+pub use peek::{peek_invite, stateless_response, InvitePeek};
 pub use reply::{bad_request_for, dialog_response_to, response_to};
 pub use sanity::{check_request, Rejection};
 pub use uri::{NameAddr, SipUri};

@@ -59,6 +59,7 @@ const NEUTRAL_START_LINE: &str = "OPTIONS sip:concierge.invalid SIP/2.0";
 /// Parses a framed message: `head` is the header section including its empty line.
 pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
     let head = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
+    check_line_ends(head)?;
     let (start_line, header_section) = head.split_once("\r\n").ok_or(FramingError::NoHeaderEnd)?;
     check_header_lines(header_section)?;
     // §8.2: an unsupported version is 505 whatever else is wrong; decide it first.
@@ -66,7 +67,7 @@ pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
         let is_response = start_line.starts_with("SIP/") || start_line.starts_with("sip/");
         if !is_response
             && version.len() > 4
-            && version[..4].eq_ignore_ascii_case("SIP/")
+            && starts_with_ignore_case(version, "SIP/")
             && !version.eq_ignore_ascii_case("SIP/2.0")
         {
             return Err(ParseError::Version(version.into()));
@@ -126,7 +127,7 @@ pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
     };
     let method = Method::parse(method).ok_or_else(|| ParseError::StartLine(start_line.into()))?;
     if !version.eq_ignore_ascii_case("SIP/2.0") {
-        if version.len() > 4 && version[..4].eq_ignore_ascii_case("SIP/") {
+        if version.len() > 4 && starts_with_ignore_case(version, "SIP/") {
             return Err(ParseError::Version(version.into()));
         }
         return Err(ParseError::StartLine(start_line.into()));
@@ -146,6 +147,30 @@ pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
         headers: c.headers,
         body,
     }))
+}
+
+/// Whether `text` starts with `prefix`, ASCII case aside. Compares bytes: the peer's text
+/// may hold multi-byte characters where a `str` slice at `prefix.len()` would panic.
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+/// CR and LF appear only as the CRLF that ends a line (RFC 3261 §7.3.1; folding is CRLF
+/// then whitespace). A bare one inside a value would pass the codec and come out of our
+/// writer as a line end: a header the peer injected into our answer (found by fuzzing).
+fn check_line_ends(head: &str) -> Result<(), ParseError> {
+    let bytes = head.as_bytes();
+    let bare = bytes.iter().enumerate().position(|(i, b)| match b {
+        b'\r' => bytes.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || bytes.get(i - 1) != Some(&b'\r'),
+        _ => false,
+    });
+    match bare {
+        None => Ok(()),
+        Some(i) => Err(ParseError::HeaderLine(format!("bare CR or LF at byte {i}"))),
+    }
 }
 
 /// Every header line is `token HCOLON value` or a continuation (§7.3.1). The codec drops
@@ -282,6 +307,7 @@ fn parse_cseq(value: &str) -> Result<CSeq, ParseError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
@@ -352,5 +378,96 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e, ParseError::Missing("Call-ID"));
+    }
+
+    const REST: &str = "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n";
+
+    fn parse_with_start(start: &str) -> Result<Option<Message>, ParseError> {
+        parse_datagram(format!("{start}\r\n{REST}").as_bytes())
+    }
+
+    #[test]
+    fn multi_byte_version_is_an_error_not_a_panic() {
+        // Issue 9: byte 4 of "SIPé/2.0" is inside the "é"; slicing there panicked.
+        let e = parse_with_start("OPTIONS sip:a@127.0.0.1 SIPé/2.0").unwrap_err();
+        assert_eq!(
+            e,
+            ParseError::StartLine("OPTIONS sip:a@127.0.0.1 SIPé/2.0".into())
+        );
+        assert!(parse_with_start("OPTIONS sip:a@127.0.0.1 é").is_err());
+        assert!(parse_with_start("OPTIONS sip:a@127.0.0.1 SIéP/2.0").is_err());
+        assert!(parse_with_start("OPTIONS sip:a@127.0.0.1 €€€€€").is_err());
+        // A multi-byte character after a real "SIP/" prefix is a version we do not speak.
+        assert_eq!(
+            parse_with_start("OPTIONS sip:a@127.0.0.1 SIP/é.0")
+                .unwrap_err()
+                .status(),
+            StatusCode::VERSION_NOT_SUPPORTED
+        );
+    }
+
+    #[test]
+    fn multi_byte_method_uri_and_status_line_are_errors() {
+        for start in [
+            "OPTIéNS sip:a@127.0.0.1 SIP/2.0",
+            "é sip:a@127.0.0.1 SIP/2.0",
+            "OPTIONS sip:a@127.0.0.1\u{a0}SIP/2.0",
+            "SIP/2.0 2é0 OK",
+            "SIP/é.0 200 OK",
+            "SIP/2.0 €",
+            "sip/2.0 200 Ökay",
+        ] {
+            match parse_with_start(start) {
+                Err(_) => {}
+                // A reason phrase may be any UTF-8 (RFC 3261 §25.1 Reason-Phrase).
+                Ok(Some(Message::Response(r))) if start == "sip/2.0 200 Ökay" => {
+                    assert_eq!(r.reason, "Ökay")
+                }
+                other => panic!("{start:?} parsed as {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unescaped_multi_byte_user_part_is_taken_as_it_is() {
+        // RFC 3261 §25.1 wants it escaped; being lenient here costs nothing and panics never.
+        match parse_with_start("OPTIONS sip:é@127.0.0.1 SIP/2.0") {
+            Ok(Some(Message::Request(r))) => assert_eq!(r.uri.user(), Some("é")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn multi_byte_header_names_are_rejected() {
+        for line in ["Vía: x", "é: x", "Call-IDé: x", "\u{2028}: x"] {
+            let text = format!("OPTIONS sip:a@b SIP/2.0\r\n{line}\r\n{REST}");
+            let e = parse_datagram(text.as_bytes()).unwrap_err();
+            assert!(matches!(e, ParseError::HeaderLine(_)), "{line:?}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_in_the_head_is_an_error() {
+        let mut bytes = b"OPTIONS sip:a@b SIP\xc3/2.0\r\n".to_vec();
+        bytes.extend_from_slice(REST.as_bytes());
+        assert!(parse_datagram(&bytes).is_err());
+    }
+
+    #[test]
+    fn bare_cr_or_lf_in_a_header_is_rejected() {
+        // Found by fuzzing (fuzz/regressions/sip_datagram/bare-lf-in-header-value): a bare
+        // LF in a value came out of our writer as a line end, an injected header.
+        for bad in [
+            "Subject: a\nInjected: 1",
+            "Subject: a\rInjected: 1",
+            "Sub\nject: a",
+        ] {
+            let text = format!("OPTIONS sip:a@b SIP/2.0\r\n{bad}\r\n{REST}");
+            let e = parse_datagram(text.as_bytes()).unwrap_err();
+            assert!(matches!(e, ParseError::HeaderLine(_)), "{bad:?}: {e:?}");
+        }
+        // Folding (CRLF then whitespace) is still a continuation.
+        let folded = format!("OPTIONS sip:a@b SIP/2.0\r\nSubject: a\r\n b\r\n{REST}");
+        assert!(parse_datagram(folded.as_bytes()).is_ok());
     }
 }

@@ -80,7 +80,9 @@ pub fn bad_request_for(raw: &[u8], status: StatusCode, why: &str) -> Option<Byte
         }) else {
             continue;
         };
-        have[slot] = true;
+        if let Some(h) = have.get_mut(slot) {
+            *h = true;
+        }
         copied.push(line);
     }
     if !have.iter().all(|h| *h) {

@@ -22,8 +22,7 @@ impl SipUri {
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let text = text.trim();
         let bad = |why: &str| ParseError::Uri(format!("{why}: {text:?}"));
-        let colon = text.find(':').ok_or_else(|| bad("no scheme"))?;
-        let scheme = &text[..colon];
+        let (scheme, rest) = text.split_once(':').ok_or_else(|| bad("no scheme"))?;
         if scheme.is_empty()
             || !scheme
                 .bytes()
@@ -36,7 +35,7 @@ impl SipUri {
             return Ok(Self {
                 raw: text.to_owned(),
                 scheme: scheme.to_ascii_lowercase(),
-                user: Some(text[colon + 1..].split(';').next().unwrap_or("").to_owned()),
+                user: Some(rest.split(';').next().unwrap_or("").to_owned()),
                 host: String::new(),
                 port: None,
                 params: Vec::new(),
@@ -50,11 +49,10 @@ impl SipUri {
         }
         // RFC 3261 §19.1.1 / RFC 4475 §3.1.1.2: the user part may hold unescaped `;`, `?`,
         // `/` and `,`, so it ends at the last `@`; the codec then reads what follows.
-        let rest = &text[colon + 1..];
-        let (user, host_part) = match rest.rfind('@') {
-            Some(at) => (
-                Some(rest[..at].split(':').next().unwrap_or("").to_owned()),
-                &rest[at + 1..],
+        let (user, host_part) = match rest.rsplit_once('@') {
+            Some((user, host_part)) => (
+                Some(user.split(':').next().unwrap_or("").to_owned()),
+                host_part,
             ),
             None => (None, rest),
         };
@@ -134,13 +132,13 @@ impl NameAddr {
         // The codec's name-addr splitter handles quoted display names and both forms; we
         // only take its boundaries and keep our own copies of the parts.
         if let Some(lt) = find_unquoted(text, '<') {
-            let display = text[..lt].trim();
-            let rest = &text[lt + 1..];
-            let gt = rest
-                .find('>')
+            let (display, rest) = text.split_at_checked(lt).unwrap_or_default();
+            let (display, rest) = (display.trim(), rest.strip_prefix('<').unwrap_or(rest));
+            let (uri, after) = rest
+                .split_once('>')
                 .ok_or_else(|| ParseError::Uri(format!("missing '>': {text:?}")))?;
-            let uri = SipUri::parse(&rest[..gt])?;
-            let params = split_params(rest[gt + 1..].trim(), false);
+            let uri = SipUri::parse(uri)?;
+            let params = split_params(after.trim(), false);
             // RFC 3261 §25.1: display-name = *(token LWS) / quoted-string.
             let quoted = display.starts_with('"');
             if quoted && !(display.len() >= 2 && display.ends_with('"')) {
@@ -163,8 +161,8 @@ impl NameAddr {
             });
         }
         // addr-spec form: RFC 3261 §20.10, parameters after the URI are header parameters.
-        let (uri_part, params) = match text.find(';') {
-            Some(i) => (&text[..i], split_params(&text[i..], false)),
+        let (uri_part, params) = match text.find(';').and_then(|i| text.split_at_checked(i)) {
+            Some((uri_part, params)) => (uri_part, split_params(params, false)),
             None => (text, Vec::new()),
         };
         Ok(Self::new(SipUri::parse(uri_part)?)).map(|mut na| {
@@ -251,13 +249,13 @@ fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
             '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
             c if c == sep && !quoted => {
-                out.push(&text[start..i]);
+                out.push(text.get(start..i).unwrap_or_default());
                 start = i + c.len_utf8();
             }
             _ => {}
         }
     }
-    out.push(&text[start..]);
+    out.push(text.get(start..).unwrap_or_default());
     out
 }
 
@@ -277,10 +275,10 @@ fn find_unquoted(text: &str, wanted: char) -> Option<usize> {
 
 fn unquote(display: &str) -> String {
     let d = display.trim();
-    if d.len() >= 2 && d.starts_with('"') && d.ends_with('"') {
+    if let Some(inner) = d.strip_prefix('"').and_then(|d| d.strip_suffix('"')) {
         let mut out = String::with_capacity(d.len());
         let mut escaped = false;
-        for c in d[1..d.len() - 1].chars() {
+        for c in inner.chars() {
             if escaped {
                 out.push(c);
                 escaped = false;
@@ -297,6 +295,7 @@ fn unquote(display: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 

@@ -109,13 +109,13 @@ impl Via {
         let transport = Transport::parse(transport_token).ok_or_else(|| bad("bad transport"))?;
         // The codec validates sent-by (IPv6 references included) and port; it knows only
         // the transports it speaks, so an unknown one is shown to it as UDP.
-        let sent_by_and_params = &rest[transport_token.len()..];
+        let sent_by_and_params = rest.strip_prefix(transport_token).unwrap_or_default();
         let codec =
             rsip::typed::Via::parse(&format!("SIP/2.0/UDP {}", sent_by_and_params.trim_start()))
                 .map_err(|e| bad(&e.to_string()))?;
         let hwp = &codec.uri.host_with_port;
-        let params = match text.find(';') {
-            Some(i) => split_params(&text[i..], false),
+        let params = match text.find(';').and_then(|i| text.get(i..)) {
+            Some(params) => split_params(params, false),
             None => Vec::new(),
         };
         Ok(Self {
@@ -188,6 +188,7 @@ impl fmt::Display for Via {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 

@@ -90,6 +90,7 @@ fn write_rest(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::super::parse::parse_datagram;
 

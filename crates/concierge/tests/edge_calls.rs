@@ -1,0 +1,384 @@
+//! The real server against what a hostile network does to calls: forged responses,
+//! injected RTP, floods of new INVITEs (answered or never ACKed) and packet loss. All on
+//! 127.0.0.1, with SIPp and raw UDP sockets.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::{
+    assert_sipp_ok, collect, options_request, rand_token, scenario, sipp, start_vip, udp_exchange,
+    wait_record, wait_records, RawCall, Server,
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// One 20 ms PCMU packet of silence.
+fn audio(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0];
+    p.extend(seq.to_be_bytes());
+    p.extend((u32::from(seq) * 160).to_be_bytes());
+    p.extend(ssrc.to_be_bytes());
+    p.extend([0xff; 160]);
+    p
+}
+
+/// The RTP packets of one RFC 4733 key press (payload type 101): a start packet and three
+/// end packets, all with the press's timestamp.
+fn key_press(digit: u8, ts: u32, ssrc: u32, seq: &mut u16) -> Vec<Vec<u8>> {
+    (0..4)
+        .map(|i| {
+            let mut p = vec![0x80, if i == 0 { 0x80 | 101 } else { 101 }];
+            *seq = seq.wrapping_add(1);
+            p.extend(seq.to_be_bytes());
+            p.extend(ts.to_be_bytes());
+            p.extend(ssrc.to_be_bytes());
+            let end = if i == 0 { 0 } else { 0x80 };
+            p.extend([digit, end | 10]);
+            p.extend((160u16 * (i + 1)).to_be_bytes());
+            p
+        })
+        .collect()
+}
+
+fn press(sock: &UdpSocket, to: SocketAddr, digits: &str, ssrc: u32, ts0: u32) {
+    let mut seq = 0u16;
+    for (i, d) in digits.chars().enumerate() {
+        let digit = d.to_digit(10).expect("a digit") as u8;
+        for p in key_press(digit, ts0 + i as u32 * 8000, ssrc, &mut seq) {
+            sock.send_to(&p, to).unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(80));
+    }
+}
+
+#[test]
+fn a_stray_2xx_sends_nothing_anywhere() {
+    let server = Server::start("stray", "", "");
+    let victim = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let victim_addr = victim.local_addr().unwrap();
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for (i, via) in [
+        format!("127.0.0.1:{}", server.port),
+        victim_addr.to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let forged = format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bK{}\r\nFrom: <sip:a@127.0.0.1>;tag=f{i}\r\nTo: <sip:victim@{victim_addr}>;tag=t{i}\r\nCall-ID: reflect-{}\r\nCSeq: 1 INVITE\r\nContact: <sip:victim@{victim_addr}>\r\nContent-Length: 0\r\n\r\n",
+            rand_token(),
+            rand_token()
+        );
+        attacker
+            .send_to(forged.as_bytes(), ("127.0.0.1", server.port))
+            .unwrap();
+    }
+    let to_victim = collect(&victim, Duration::from_secs(2));
+    let to_attacker = collect(&attacker, Duration::from_millis(100));
+    assert!(to_victim.is_empty(), "the Contact got {to_victim:?}");
+    assert!(to_attacker.is_empty(), "the sender got {to_attacker:?}");
+    let replies = udp_exchange(
+        server.port,
+        &options_request(server.port),
+        Duration::from_secs(1),
+    );
+    assert!(replies.iter().any(|r| r.starts_with("SIP/2.0 200")));
+}
+
+#[test]
+fn rfc4733_keys_from_a_second_source_are_ignored_and_the_callers_own_keys_work() {
+    let server = start_vip("inject-keys", |f| f, "");
+    // An unknown number: the flow asks for a code (101010 would be the VIP desk, gold).
+    let mut call = RawCall::invite(server.port, "+46700000009", "inject1", "0 101");
+    let media = call.answer_and_ack();
+    for i in 0..5 {
+        call.rtp.send_to(&audio(i, 0xca11), media).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    // The injector, on this host but another port, keys the gold code first.
+    let injector = UdpSocket::bind("127.0.0.1:0").unwrap();
+    press(&injector, media, "101010", 0x0bad, 1_000_000);
+    // The caller keys a wrong code: customer service, not the VIP desk.
+    press(&call.rtp, media, "999999", 0xca11, 2_000_000);
+    let refer = call.sip.expect("REFER ", WAIT);
+    let refer_to = common::header(&refer, "Refer-To").unwrap().to_owned();
+    assert!(refer_to.contains("service-desk"), "{refer_to}");
+    call.bye();
+    let rec = wait_record(&server, "inject1");
+    let digits: String = rec["digits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d[0].as_str().unwrap())
+        .collect();
+    // Six keys, the caller's own (the code is secret: stars in the record); the injected
+    // ones never reached the keypad.
+    assert_eq!(digits, "******", "{rec}");
+    assert!(
+        rec["rtp_foreign_dropped"].as_u64().unwrap() >= 24,
+        "six presses of four packets each: {rec}"
+    );
+}
+
+#[test]
+fn a_source_that_sends_before_the_caller_does_not_take_the_media() {
+    let server = start_vip("early-source", |f| f, "");
+    let mut call = RawCall::invite(server.port, "+46700000003", "early1", "0 101");
+    let media = call.answer_and_ack();
+    let early = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..5 {
+        early.send_to(&audio(i, 0xbad), media).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for i in 0..5 {
+        call.rtp.send_to(&audio(i, 0xca11), media).unwrap();
+    }
+    // Whatever went to the early source before the caller spoke up is past; from now on
+    // the prompt goes to the caller alone.
+    std::thread::sleep(Duration::from_millis(200));
+    collect(&early, Duration::from_millis(50));
+    collect(&call.rtp, Duration::from_millis(50));
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut seq = 5;
+    while Instant::now() < deadline {
+        early.send_to(&audio(seq, 0xbad), media).unwrap();
+        call.rtp.send_to(&audio(seq, 0xca11), media).unwrap();
+        seq += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let to_caller = collect(&call.rtp, Duration::from_millis(100));
+    let to_early = collect(&early, Duration::from_millis(100));
+    assert!(
+        to_caller.len() >= 30,
+        "the caller hears the prompt: {}",
+        to_caller.len()
+    );
+    assert!(
+        to_early.is_empty(),
+        "{} packets to the early source",
+        to_early.len()
+    );
+    call.bye();
+    let rec = wait_record(&server, "early1");
+    assert!(rec["rtp_foreign_dropped"].as_u64().unwrap() >= 40, "{rec}");
+}
+
+/// The `count` column of the first row of SIPp's scenario screen that starts with `row`.
+fn count_of(screen: &str, row: &str) -> u64 {
+    screen
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with(row))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn at_three_times_the_admitted_rate_admitted_calls_complete_and_the_rest_get_503() {
+    // 50 new calls/s admitted (burst 50); SIPp offers 150/s for 10 s.
+    let server = Server::start(
+        "overload",
+        "",
+        "[calls]\ninvite_rate = 50\ninvite_burst = 50\nsource_invite_rate = 0\n",
+    );
+    let started = Instant::now();
+    let out = sipp(
+        &server,
+        &[
+            "-sf",
+            &scenario("uac_or_503.xml"),
+            "-m",
+            "1500",
+            "-r",
+            "150",
+            "-l",
+            "400",
+            "-timeout",
+            "30",
+            "-timeout_error",
+        ],
+    );
+    assert_sipp_ok(&out, &server);
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    let refused = count_of(&screen, "503 <----------");
+    let admitted = count_of(&screen, "180 <----------");
+    assert_eq!(
+        admitted + refused,
+        1500,
+        "every call was admitted or refused:\n{screen}"
+    );
+    // 50 at once, then 50 a second over the run (10 s when SIPp keeps its rate).
+    let most = 50 + 50 * started.elapsed().as_secs() + 25;
+    assert!(
+        (300..=most).contains(&admitted),
+        "{admitted} admitted, at most {most}\n{screen}"
+    );
+    assert!(refused >= 500, "{refused} refused");
+    let records = wait_records(&server, admitted as usize);
+    assert_eq!(
+        records.len() as u64,
+        admitted,
+        "one record per admitted call"
+    );
+    assert!(
+        records.iter().all(|r| r["reason"] == "hung up"),
+        "every admitted call completed"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn with_ten_percent_packet_loss_no_call_record_is_lost() {
+    // T1 = 100 ms: a call whose ACK or BYE was lost for good ends (and is recorded)
+    // within 2·64·T1 = 12.8 s instead of a minute.
+    let server = Server::start("lost", "t1_ms = 100\nt2_ms = 400\n", "");
+    let out = sipp(
+        &server,
+        &[
+            "-sn", "uac", "-m", "200", "-r", "50", "-l", "200", "-lost", "10", "-timeout", "60",
+        ],
+    );
+    // SIPp may give up on a call whose every retransmission was lost; the server must
+    // still end and record every call it saw.
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut records = server.records();
+    while records.len() < 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        records = server.records();
+    }
+    let mut ids: Vec<&str> = records
+        .iter()
+        .map(|r| r["call_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), records.len(), "one record per call");
+    assert_eq!(records.len(), 200, "{screen}");
+}
+
+#[test]
+fn after_a_flood_of_invites_never_acked_new_calls_succeed_within_seconds() {
+    // One source may start 20 calls a second; its un-ACKed answers hold at most that many
+    // ports for 64·T1, so the flood cannot empty the pool.
+    let server = Server::start(
+        "unacked-flood",
+        "",
+        "[calls]\nsource_invite_rate = 20\nsource_invite_burst = 20\n",
+    );
+    let flood = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = flood.local_addr().unwrap().port();
+    // Everything the server answers, read while the flood goes on: (Call-ID, status).
+    let reader = flood.try_clone().unwrap();
+    let answers = std::thread::spawn(move || {
+        let mut seen = std::collections::HashMap::<String, Vec<u16>>::new();
+        for m in collect(&reader, Duration::from_secs(4)) {
+            let status = m.get(8..11).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let id = common::header(&m, "Call-ID").unwrap_or_default().to_owned();
+            seen.entry(id).or_default().push(status);
+        }
+        seen
+    });
+    let sdp = common::SDP;
+    let mut sent = 0;
+    // 3,000 INVITEs in about 2 s, never ACKed.
+    while sent < 3000 {
+        for _ in 0..15 {
+            let id = rand_token();
+            let invite = format!(
+                "INVITE sip:ivr@127.0.0.1:{s} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{id}\r\nFrom: <sip:flood@127.0.0.1>;tag={id}\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: flood-{id}\r\nCSeq: 1 INVITE\r\nContact: <sip:flood@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                sdp.len(),
+                s = server.port
+            );
+            flood
+                .send_to(invite.as_bytes(), ("127.0.0.1", server.port))
+                .unwrap();
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let answers = answers.join().unwrap();
+    let refused = answers.values().filter(|s| s.contains(&503)).count();
+    let admitted = answers.values().filter(|s| s.contains(&100)).count();
+    assert!(
+        refused + admitted >= 2900,
+        "{refused} refused and {admitted} admitted of {sent}"
+    );
+    assert!(
+        admitted <= 20 + 20 * 3,
+        "the per-source rate bounds what one source holds: {admitted}"
+    );
+    // The flood has stopped: a real caller gets through within a few seconds.
+    let stopped = Instant::now();
+    let out = sipp(
+        &server,
+        &[
+            "-sn",
+            "uac",
+            "-m",
+            "5",
+            "-r",
+            "5",
+            "-timeout",
+            "20",
+            "-timeout_error",
+        ],
+    );
+    assert_sipp_ok(&out, &server);
+    assert!(stopped.elapsed() < Duration::from_secs(10));
+    let records = server.records();
+    assert!(
+        records.iter().filter(|r| r["reason"] == "hung up").count() >= 5,
+        "{records:?}"
+    );
+    let _ = wait_records(&server, 5);
+}
+
+#[test]
+fn a_caller_that_stops_sending_rtp_is_hung_up_after_the_media_timeout() {
+    let server = Server::start("media-timeout", "", "[calls]\nmedia_timeout_s = 2\n");
+    let mut call = RawCall::invite(server.port, "+46700000009", "mute1", "0 101");
+    let media = call.answer_and_ack();
+    let started = Instant::now();
+    for i in 0..50 {
+        call.rtp.send_to(&audio(i, 0xca11), media).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let bye = call.sip.expect("BYE ", Duration::from_secs(6));
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "1 s of RTP, then 2 s of silence"
+    );
+    call.reply(&bye, 200);
+    let rec = wait_record(&server, "mute1");
+    assert_eq!(rec["ended_by"], "network");
+    assert_eq!(rec["reason"], "no RTP from the caller for 2 s");
+}
+
+#[test]
+fn sources_outside_allow_or_in_deny_are_dropped_silently() {
+    for (name, lists) in [
+        ("deny", "deny = [\"127.0.0.0/8\"]\n"),
+        ("allow", "allow = [\"192.0.2.0/24\", \"2001:db8::1\"]\n"),
+    ] {
+        let server = Server::start_unprobed(name, lists, "");
+        let options = udp_exchange(
+            server.port,
+            &options_request(server.port),
+            Duration::from_millis(500),
+        );
+        assert!(options.is_empty(), "{name}: {options:?}");
+        let call = RawCall::invite(server.port, "+46700000009", "acl1", "0");
+        let replies = collect(&call.sip.sock, Duration::from_millis(500));
+        assert!(replies.is_empty(), "{name}: {replies:?}");
+        assert!(server.records().is_empty());
+        assert!(
+            !server.log().contains("acl1"),
+            "dropped before parsing, without a log line"
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! Replays the committed fuzz corpora and crash regressions (`fuzz/corpus/<target>/`,
+//! `fuzz/regressions/<target>/`) through the same functions the fuzz targets call, so
+//! the normal test command keeps every input libFuzzer ever found interesting working.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+const TARGETS: &[&str] = &["sip_datagram", "sip_stream", "digest_challenge"];
+
+fn run(target: &str, now: Instant, data: &[u8]) {
+    match target {
+        "sip_datagram" => concierge_sip::fuzzing::datagram(now, data),
+        "sip_stream" => concierge_sip::fuzzing::stream(now, data),
+        "digest_challenge" => concierge_sip::fuzzing::digest_challenge(data),
+        other => panic!("no fuzz target {other}"),
+    }
+}
+
+#[test]
+fn every_corpus_and_regression_input_replays_cleanly() {
+    let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let now = Instant::now();
+    for target in TARGETS {
+        let mut replayed = 0;
+        for dir in ["corpus", "regressions"] {
+            let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join(target)) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.expect("readable corpus directory").path();
+                let data = match std::fs::read(&path) {
+                    Ok(d) => d,
+                    // A fuzzer running meanwhile replaces corpus files as it minimises.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => panic!("{}: {e}", path.display()),
+                };
+                let outcome = std::panic::catch_unwind(|| run(target, now, &data));
+                assert!(outcome.is_ok(), "{target}: {} panics", path.display());
+                replayed += 1;
+            }
+        }
+        // The seeds alone are several files per target; none means the corpus went missing.
+        assert!(replayed > 0, "{target}: no corpus under {}", fuzz.display());
+    }
+}

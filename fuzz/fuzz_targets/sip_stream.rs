@@ -1,0 +1,7 @@
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    concierge_sip::fuzzing::stream(std::time::Instant::now(), data);
+});
