@@ -508,3 +508,22 @@ fn a_bridge_leg_carries_the_priority_as_real_headers() {
         Some("urgent")
     );
 }
+
+#[test]
+fn in_early_media_comfort_audio_plays_before_any_answer() {
+    let flow = format!("early_media = true\n{SLOW_LOOKUP}");
+    let mut rig = Rig::new(
+        &flow,
+        prompts(&[("one_moment", 600), ("hold_music", 400)]),
+        0,
+    );
+    let out = rig.send(&invite("e1"));
+    assert!(statuses(&out).contains(&183), "{:?}", statuses(&out));
+    let started = rig.now;
+    let out = rig.advance(Duration::from_millis(2000));
+    assert!(ok_response(&out).is_none(), "not answered for comfort");
+    assert!(
+        rig.sound_since(started + Duration::from_millis(1000)) > 40,
+        "comfort audio in early media"
+    );
+}
