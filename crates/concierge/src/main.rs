@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod auth;
 mod check;
 mod cli;
 mod config;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
             digits,
             verified,
             verstat,
+            now,
             json,
             reveal_secrets,
             config,
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
             digits: digits.as_deref(),
             verified,
             verstat: verstat.as_deref(),
+            now,
             json,
             reveal_secrets,
             config: &config,

@@ -31,6 +31,13 @@ pub(super) struct HttpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct CacheLabels {
+    pub(super) flow: String,
+    pub(super) node: String,
+    pub(super) result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct TransferLabels {
     pub(super) flow: String,
     pub(super) node: String,

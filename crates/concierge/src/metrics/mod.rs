@@ -36,6 +36,7 @@ pub(crate) struct Metrics {
     refused: Family<ReasonLabels, Counter>,
     node_visits: Family<NodeExitLabels, Counter>,
     http_duration: Family<HttpLabels, Histogram>,
+    http_cache: Family<CacheLabels, Counter>,
     transfers: Family<TransferLabels, Counter>,
     answer_to_transfer: Family<FlowNodeLabels, Histogram>,
     digits: Family<MethodLabels, Counter>,
@@ -95,6 +96,12 @@ impl Metrics {
             "Flow HTTP requests, by flow, node and outcome",
             Unit::Seconds,
             http_duration.clone(),
+        );
+        let http_cache = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "http_cache",
+            "Lookups of HTTP nodes with a cache, by flow, node and result (hit, miss, stale: the server failed and a kept answer stood in)",
+            http_cache.clone(),
         );
         let transfers = Family::<TransferLabels, Counter>::default();
         registry.register(
@@ -219,6 +226,7 @@ impl Metrics {
             refused,
             node_visits,
             http_duration,
+            http_cache,
             transfers,
             answer_to_transfer,
             digits,
@@ -262,6 +270,19 @@ impl Metrics {
                 .inc();
         }
         for h in &r.http {
+            if let Some(result) = h.cache {
+                self.http_cache
+                    .get_or_create(&CacheLabels {
+                        flow: flow.clone(),
+                        node: h.node.clone(),
+                        result: cache_result(result),
+                    })
+                    .inc();
+            }
+            // A cache hit made no request: it has no latency to count.
+            if h.cache == Some("hit") {
+                continue;
+            }
             self.http_duration
                 .get_or_create(&HttpLabels {
                     flow: flow.clone(),
@@ -430,6 +451,16 @@ impl Metrics {
         } else {
             text::to_prometheus_text(&out)
         }
+    }
+}
+
+/// A cache result as a bounded label (the record's value is one of these already).
+fn cache_result(result: &str) -> &'static str {
+    match result {
+        "hit" => "hit",
+        "miss" => "miss",
+        "stale" => "stale",
+        _ => "other",
     }
 }
 

@@ -106,3 +106,31 @@ fn a_rendered_page_names_counters_with_total_in_both_formats() {
     let om = m.render(true);
     assert!(om.contains("# TYPE concierge_reloads counter\n") && om.ends_with("# EOF\n"));
 }
+
+#[test]
+fn cache_hits_are_counted_and_kept_out_of_the_latency_histogram() {
+    let lookup = |cache: Option<&'static str>, latency_ms| concierge_b2bua::HttpOutcome {
+        node: "lookup".into(),
+        status: Some(200),
+        outcome: "ok: true".into(),
+        latency_ms,
+        cache,
+    };
+    let m = Metrics::new();
+    let mut r = record();
+    r.http = vec![
+        lookup(Some("miss"), 120),
+        lookup(Some("hit"), 0),
+        lookup(None, 80),
+    ];
+    m.observe_record(&r);
+    let page = m.render(false);
+    for line in [
+        "concierge_http_cache_total{flow=\"vip\",node=\"lookup\",result=\"miss\"} 1",
+        "concierge_http_cache_total{flow=\"vip\",node=\"lookup\",result=\"hit\"} 1",
+        "concierge_http_request_duration_seconds_count{flow=\"vip\",node=\"lookup\",outcome=\"success\"} 2",
+        "concierge_http_request_duration_seconds_sum{flow=\"vip\",node=\"lookup\",outcome=\"success\"} 0.2",
+    ] {
+        assert!(page.contains(&format!("{line}\n")), "{line} not in:\n{page}");
+    }
+}
