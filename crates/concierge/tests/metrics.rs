@@ -147,6 +147,24 @@ fn a_vip_call_and_a_normal_call_move_the_counters_by_exactly_what_happened() {
     };
     assert_eq!(moved(&http_count("success")), 1.0);
     assert_eq!(moved(&http_count("http_4xx")), 1.0);
+    // The lookup's cache, as the records say it took part (two numbers: two misses).
+    let mut cache = std::collections::BTreeMap::<String, f64>::new();
+    for r in &records {
+        for h in r["http"].as_array().unwrap() {
+            if let Some(result) = h["cache"].as_str() {
+                *cache.entry(result.to_owned()).or_default() += 1.0;
+            }
+        }
+    }
+    assert_eq!(cache.get("miss"), Some(&2.0), "{records:?}");
+    for (result, n) in &cache {
+        assert_eq!(
+            moved(&format!(
+                "concierge_http_cache_total{{flow=\"vip\",node=\"lookup\",result=\"{result}\"}}"
+            )),
+            *n
+        );
+    }
 
     // Six keys by RFC 4733, and none any other way.
     let digits = records[1]["digits"].as_array().unwrap().len();
