@@ -185,7 +185,11 @@ impl Summary {
                 cfg.directory_url()
             );
         }
-        let listening: Vec<String> = [("UDP", server.udp_addr), ("TCP", server.tcp_addr)]
+        let listening: Vec<String> = [
+            ("UDP", server.udp_addr),
+            ("TCP", server.tcp_addr),
+            ("TLS", server.tls_addr),
+        ]
             .into_iter()
             .filter_map(|(t, a)| a.map(|a| format!("{t} {a}")))
             .collect();

@@ -9,23 +9,29 @@
 //! a deadline for finishing a message once it started (slowloris), and a bounded write
 //! queue (a peer that does not read is disconnected instead of growing our memory). When
 //! accept fails for want of descriptors the loop pauses instead of spinning.
+//!
+//! SIP over TLS runs on the same machinery (its own registry and listeners): the
+//! connection tasks are generic over the byte stream, and a TLS connection is a TCP one
+//! with a handshake first, bounded by the message deadline and counted against the
+//! connection limit while it runs.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use concierge_sip::untrusted::LogLimiter;
-use concierge_sip::wire::{StreamFramer, StreamItem};
+use concierge_sip::wire::{StreamFramer, StreamItem, Transport};
 use concierge_sip::Untrusted;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::tls::TlsSetup;
 use super::StreamInput;
 use crate::config::TcpConfig;
 
@@ -161,6 +167,12 @@ struct Shared {
     next_id: AtomicU64,
     /// Lines about refused and closed connections: a few per interval, then a summary.
     log: Mutex<LogLimiter>,
+    /// `Tcp` or `Tls`: what messages from these connections arrive as.
+    transport: Transport,
+    /// Present for SIP over TLS.
+    tls: Option<TlsSetup>,
+    /// TLS handshakes under way (connections not yet in the registry).
+    handshakes: AtomicUsize,
 }
 
 impl Shared {
@@ -189,26 +201,45 @@ impl Shared {
 }
 
 pub(super) struct Tcp {
-    pub(super) local_addr: SocketAddr,
+    /// The first listener's address (none when only connecting out).
+    pub(super) local_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
 }
 
 impl Tcp {
+    /// Listens on every address of `addrs` (IPv4 and IPv6 alike), SIP over TLS when `tls`
+    /// is given; with no addresses it only connects out.
     pub(super) async fn start(
-        addr: SocketAddr,
+        addrs: &[SocketAddr],
         limits: TcpLimits,
         to_shard: mpsc::Sender<StreamInput>,
-    ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
-        let local_addr = listener.local_addr()?;
+        tls: Option<TlsSetup>,
+    ) -> Result<Self, (SocketAddr, std::io::Error)> {
         let shared = Arc::new(Shared {
             registry: Mutex::default(),
             limits,
             to_shard,
             next_id: AtomicU64::new(0),
             log: Mutex::new(LogLimiter::new(Duration::from_secs(10), 10)),
+            transport: if tls.is_some() {
+                Transport::Tls
+            } else {
+                Transport::Tcp
+            },
+            tls,
+            handshakes: AtomicUsize::new(0),
         });
-        tokio::spawn(accept_loop(listener, shared.clone()));
+        let mut local_addr = None;
+        let mut listeners = Vec::new();
+        for &addr in addrs {
+            let listener = bind(addr).map_err(|e| (addr, e))?;
+            let bound = listener.local_addr().map_err(|e| (addr, e))?;
+            local_addr.get_or_insert(bound);
+            listeners.push(listener);
+        }
+        for listener in listeners {
+            tokio::spawn(accept_loop(listener, shared.clone()));
+        }
         Ok(Self { local_addr, shared })
     }
 
@@ -242,16 +273,52 @@ impl Tcp {
     fn connect(&self, peer: SocketAddr, bytes: Bytes) {
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            match TcpStream::connect(peer).await {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    let tx = attach(stream, peer, &shared);
-                    let _ = tx.try_send(bytes);
+            let stream = match TcpStream::connect(peer).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    return shared.note(&format!("TCP connect failed ({e}); message dropped"), peer)
                 }
-                Err(e) => shared.note(&format!("TCP connect failed ({e}); message dropped"), peer),
-            }
+            };
+            let _ = stream.set_nodelay(true);
+            let tx = match &shared.tls {
+                None => attach(stream, peer, &shared, false),
+                Some(tls) => {
+                    // Targets are addresses: the certificate must name the IP address.
+                    let name = rustls::pki_types::ServerName::IpAddress(peer.ip().into());
+                    let handshake = tls.connector.connect(name, stream);
+                    match tokio::time::timeout(shared.limits.message, handshake).await {
+                        Ok(Ok(stream)) => attach(stream, peer, &shared, false),
+                        Ok(Err(e)) => {
+                            return shared.note(
+                                &format!("TLS handshake with the server failed ({e}); message dropped"),
+                                peer,
+                            )
+                        }
+                        Err(_) => {
+                            return shared
+                                .note("TLS handshake with the server timed out; message dropped", peer)
+                        }
+                    }
+                }
+            };
+            let _ = tx.try_send(bytes);
         });
     }
+}
+
+/// A listener on `addr`; an IPv6 one takes only IPv6, so `[::]:5060` can sit beside
+/// `0.0.0.0:5060`.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -301,14 +368,40 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
             shared.note("TCP connection refused: too many from this source", peer);
             return;
         }
-        if reg.conns.len() >= shared.limits.max_connections && !reg.evict_unproven() {
+        let pending = shared.handshakes.load(Ordering::Relaxed);
+        if reg.conns.len() + pending >= shared.limits.max_connections && !reg.evict_unproven() {
             drop(reg);
             shared.note("TCP connection refused: connection limit reached", peer);
             return;
         }
     }
     let _ = stream.set_nodelay(true);
-    attach(stream, peer, shared);
+    let Some(tls) = shared.tls.clone() else {
+        attach(stream, peer, shared, false);
+        return;
+    };
+    shared.handshakes.fetch_add(1, Ordering::Relaxed);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let handshake = tokio::time::timeout(shared.limits.message, tls.acceptor.accept(stream));
+        let outcome = handshake.await;
+        shared.handshakes.fetch_sub(1, Ordering::Relaxed);
+        match outcome {
+            Ok(Ok(stream)) => {
+                // rustls only hands out a client certificate that `tls_client_ca` verified.
+                let authenticated = stream.get_ref().1.peer_certificates().is_some();
+                if authenticated {
+                    debug!(%peer, "TLS client certificate verified: a trusted peer");
+                }
+                attach(stream, peer, &shared, authenticated);
+            }
+            Ok(Err(e)) => shared.note(
+                &format!("TLS handshake failed ({}); connection closed", Untrusted(&e.to_string())),
+                peer,
+            ),
+            Err(_) => shared.note("TLS handshake not completed in time; connection closed", peer),
+        }
+    });
 }
 
 /// Removes `peer`'s connection `id` from the registry (if still there) and stops its tasks.
@@ -321,8 +414,18 @@ fn close(shared: &Shared, peer: SocketAddr, id: u64) {
     }
 }
 
-fn attach(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> mpsc::Sender<Bytes> {
-    let (mut rd, mut wr) = stream.into_split();
+/// Registers a connection (plain or TLS) and starts its reader and writer tasks;
+/// `authenticated`: its client certificate was verified (mutual TLS).
+fn attach<S>(
+    stream: S,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    authenticated: bool,
+) -> mpsc::Sender<Bytes>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Bytes>(shared.limits.write_queue);
     // Any change, or the registry dropping the sender, means: stop (it only goes to true).
     let (kill, mut killed_w) = watch::channel(false);
@@ -349,7 +452,8 @@ fn attach(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> mpsc::Se
                     let Some(bytes) = msg else { break };
                     // A peer that stops reading blocks this write; the kill ends it.
                     tokio::select! {
-                        r = wr.write_all(&bytes) => if let Err(e) = r {
+                        // TLS buffers inside the stream: flush puts the record on the wire.
+                        r = async { wr.write_all(&bytes).await?; wr.flush().await } => if let Err(e) = r {
                             debug!(error = %e, %peer, "TCP write failed");
                             break;
                         },
@@ -402,7 +506,13 @@ fn attach(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> mpsc::Se
                         completed = true;
                         if shared
                             .to_shard
-                            .send(StreamInput::Message { peer, head, body })
+                            .send(StreamInput::Message {
+                                peer,
+                                head,
+                                body,
+                                transport: shared.transport,
+                                authenticated,
+                            })
                             .await
                             .is_err()
                         {
