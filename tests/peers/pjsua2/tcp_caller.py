@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """A PJSIP softphone (pjsua2 from PyPI) with only a TCP transport (or, with
---transport udp, only UDP), scripted.
+--transport udp, only UDP; with --transport tls, only TLS, not verifying the server's
+self-signed certificate), scripted. With --dtmf it keys those digits by RFC 2833
+--dtmf-after seconds into the call.
 
 It calls URI over TCP, records what it hears to a WAV file, answers the REFER it gets
 with 603 (it only observes it: its transport cannot reach the UDP target), listens a while
@@ -31,6 +33,7 @@ class Call(pj.Call):
         self.out["states"].append(ci.stateText)
         if ci.state == pj.PJSIP_INV_STATE_CONFIRMED:
             self.out["confirmed"] = True
+            self.out["confirmed_at"] = time.monotonic()
         if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.out["disconnect_code"] = ci.lastStatusCode
             self.out["done"] = True
@@ -73,7 +76,9 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--after-refer", type=float, default=3.0)
     ap.add_argument("--timeout", type=float, default=30.0)
-    ap.add_argument("--transport", choices=["tcp", "udp"], default="tcp")
+    ap.add_argument("--transport", choices=["tcp", "udp", "tls"], default="tcp")
+    ap.add_argument("--dtmf", default="")
+    ap.add_argument("--dtmf-after", type=float, default=2.0)
     args = ap.parse_args()
     out = {"states": [], "confirmed": False, "refer_to": None, "disconnect_code": 0,
            "done": False, "wav": args.wav}
@@ -91,7 +96,11 @@ def main():
     tcfg = pj.TransportConfig()
     tcfg.port = 0
     tcfg.boundAddress = "127.0.0.1"
-    kind = pj.PJSIP_TRANSPORT_TCP if args.transport == "tcp" else pj.PJSIP_TRANSPORT_UDP
+    kind = {"tcp": pj.PJSIP_TRANSPORT_TCP, "udp": pj.PJSIP_TRANSPORT_UDP,
+            "tls": pj.PJSIP_TRANSPORT_TLS}[args.transport]
+    if args.transport == "tls":
+        # The demo's certificate is self-signed: encrypted, not authenticated.
+        tcfg.tlsConfig.verifyServer = False
     tid = ep.transportCreate(kind, tcfg)
     ep.libStart()
     ep.audDevManager().setNullDev()
@@ -110,8 +119,16 @@ def main():
     call.makeCall(args.uri, prm)
     deadline = time.monotonic() + args.timeout
     hung_up = False
+    keyed = not args.dtmf
     while time.monotonic() < deadline and not out["done"]:
         ep.libHandleEvents(20)
+        if not keyed and out.get("confirmed_at") \
+                and time.monotonic() > out["confirmed_at"] + args.dtmf_after:
+            keyed = True
+            dp = pj.CallSendDtmfParam()
+            dp.digits = args.dtmf
+            dp.method = pj.PJSUA_DTMF_METHOD_RFC2833
+            call.sendDtmf(dp)
         refer_at = out.get("refer_at")
         if not hung_up and refer_at and time.monotonic() > refer_at + args.after_refer:
             hung_up = True
@@ -127,6 +144,7 @@ def main():
     ep.libDestroy()
     out["rms"] = rms_of(args.wav, 2.0) if recorded else 0.0
     out.pop("refer_at", None)
+    out.pop("confirmed_at", None)
     try:
         with open(args.log) as f:
             out["tx_errors"] = [l.strip() for l in f
