@@ -1230,3 +1230,52 @@ mod path_tests {
         assert!(parse_port_range("30000").is_err());
     }
 }
+
+#[cfg(test)]
+mod secure_transport_tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_one_address_or_a_list_and_ipv6_gets_its_own_host_and_media_address() {
+        let one = Config::parse(Path::new("c.toml"), "[sip]\nlisten = \"127.0.0.1:5070\"\n").unwrap();
+        assert_eq!(one.sip.listen.all(), ["127.0.0.1:5070".parse().unwrap()]);
+        assert_eq!(one.advertised_host_v6(), None);
+        let both = Config::parse(
+            Path::new("c.toml"),
+            "[sip]\nlisten = [\"127.0.0.1:5070\", \"[::1]:5070\"]\n",
+        )
+        .unwrap();
+        assert_eq!(both.sip.listen.port(), 5070);
+        assert_eq!(both.advertised_host(), "127.0.0.1");
+        assert_eq!(both.advertised_host_v6().as_deref(), Some("[::1]"));
+        assert_eq!(both.media_ip_v6(), Some("::1".parse().unwrap()));
+        // IPv6 only: the one host is IPv6 and there is no second one.
+        let v6 = Config::parse(Path::new("c.toml"), "[sip]\nlisten = \"[::1]:5070\"\n").unwrap();
+        assert_eq!(v6.advertised_host(), "[::1]");
+        assert_eq!(v6.media_ip_v6(), None);
+        for bad in ["listen = []", "listen = [\"nope\"]", "listen = 5"] {
+            let e = Config::parse(Path::new("c.toml"), &format!("[sip]\n{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains("ADDR:PORT"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn tls_files_are_read_from_the_config_file_s_directory_and_listen_moves_tls_beside_it() {
+        let mut c = Config::parse(
+            Path::new("/srv/c/concierge.toml"),
+            "[sip]\ntls_listen = \"0.0.0.0:5061\"\ntls_cert = \"tls/cert.pem\"\ntls_key = \"/k.pem\"\ntls_client_ca = \"ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.sip.tls_cert.as_deref(), Some(Path::new("/srv/c/tls/cert.pem")));
+        assert_eq!(c.sip.tls_key.as_deref(), Some(Path::new("/k.pem")));
+        assert_eq!(c.sip.tls_client_ca.as_deref(), Some(Path::new("/srv/c/ca.pem")));
+        assert_eq!(c.sip.tls_ca_file, None);
+        c.apply(&Overrides {
+            listen: Some("127.0.0.1:6000".parse().unwrap()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(c.sip.tls_listen, Some("127.0.0.1:6001".parse().unwrap()));
+        assert_eq!(Config::default().sip.tls_listen, None, "off when unset");
+    }
+}
