@@ -1255,7 +1255,8 @@ mod secure_transport_tests {
         assert_eq!(v6.media_ip_v6(), None);
         for bad in ["listen = []", "listen = [\"nope\"]", "listen = 5"] {
             let e = Config::parse(Path::new("c.toml"), &format!("[sip]\n{bad}\n")).unwrap_err();
-            assert!(e.to_string().contains("ADDR:PORT"), "{bad}: {e}");
+            let e = e.to_string();
+            assert!(e.contains("ADDR:PORT") || e.contains("empty"), "{bad}: {e}");
         }
     }
 
