@@ -1237,7 +1237,8 @@ mod secure_transport_tests {
 
     #[test]
     fn listen_takes_one_address_or_a_list_and_ipv6_gets_its_own_host_and_media_address() {
-        let one = Config::parse(Path::new("c.toml"), "[sip]\nlisten = \"127.0.0.1:5070\"\n").unwrap();
+        let one =
+            Config::parse(Path::new("c.toml"), "[sip]\nlisten = \"127.0.0.1:5070\"\n").unwrap();
         assert_eq!(one.sip.listen.all(), ["127.0.0.1:5070".parse().unwrap()]);
         assert_eq!(one.advertised_host_v6(), None);
         let both = Config::parse(
@@ -1267,9 +1268,15 @@ mod secure_transport_tests {
             "[sip]\ntls_listen = \"0.0.0.0:5061\"\ntls_cert = \"tls/cert.pem\"\ntls_key = \"/k.pem\"\ntls_client_ca = \"ca.pem\"\n",
         )
         .unwrap();
-        assert_eq!(c.sip.tls_cert.as_deref(), Some(Path::new("/srv/c/tls/cert.pem")));
+        assert_eq!(
+            c.sip.tls_cert.as_deref(),
+            Some(Path::new("/srv/c/tls/cert.pem"))
+        );
         assert_eq!(c.sip.tls_key.as_deref(), Some(Path::new("/k.pem")));
-        assert_eq!(c.sip.tls_client_ca.as_deref(), Some(Path::new("/srv/c/ca.pem")));
+        assert_eq!(
+            c.sip.tls_client_ca.as_deref(),
+            Some(Path::new("/srv/c/ca.pem"))
+        );
         assert_eq!(c.sip.tls_ca_file, None);
         c.apply(&Overrides {
             listen: Some("127.0.0.1:6000".parse().unwrap()),

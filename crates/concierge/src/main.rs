@@ -190,9 +190,9 @@ impl Summary {
             ("TCP", server.tcp_addr),
             ("TLS", server.tls_addr),
         ]
-            .into_iter()
-            .filter_map(|(t, a)| a.map(|a| format!("{t} {a}")))
-            .collect();
+        .into_iter()
+        .filter_map(|(t, a)| a.map(|a| format!("{t} {a}")))
+        .collect();
         info!(
             "concierge listening: SIP on {}, advertised as {}",
             listening.join(" and "),

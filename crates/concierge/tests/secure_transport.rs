@@ -29,7 +29,14 @@ fn a_tls_only_pjsip_phone_keys_its_code_by_rfc2833_and_is_referred_to_the_vip_de
     let (wav, log) = (dir.join("heard.wav"), dir.join("pjsip.log"));
     let out = Command::new(python)
         .arg(repo_root().join("tests/peers/pjsua2/tcp_caller.py"))
-        .args(["--transport", "tls", "--dtmf", "101010", "--dtmf-after", "1.5"])
+        .args([
+            "--transport",
+            "tls",
+            "--dtmf",
+            "101010",
+            "--dtmf-after",
+            "1.5",
+        ])
         .arg("--uri")
         .arg(format!("sip:ivr@127.0.0.1:{tls};transport=tls"))
         .arg("--wav")
@@ -66,7 +73,10 @@ fn a_tls_only_pjsip_phone_keys_its_code_by_rfc2833_and_is_referred_to_the_vip_de
     // Our Contact sends the phone's ACK, BYE and our REFER's NOTIFY answers over TLS.
     let our_contact = format!("Contact: <sips:concierge@127.0.0.1:{tls}>");
     assert!(pjsip_log.contains(&our_contact), "{our_contact}\n{context}");
-    assert!(server.log().contains("self-signed TLS certificate"), "{context}");
+    assert!(
+        server.log().contains("self-signed TLS certificate"),
+        "{context}"
+    );
     let call_id = pjsip_log
         .lines()
         .find_map(|l| l.trim().strip_prefix("Call-ID: "))
@@ -175,7 +185,11 @@ fn expect_on<S: Read>(stream: &mut S, buf: &mut Vec<u8>, prefix: &str) -> String
         match stream.read(&mut chunk) {
             Ok(0) => panic!("connection closed waiting for {prefix:?}; saw {seen:?}"),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => panic!("read: {e}"),
         }
     }
@@ -238,7 +252,8 @@ fn mutual_tls_a_client_certificate_from_the_configured_ca_makes_a_trusted_peer()
         .unwrap();
     let ok = expect_on(&mut conn, &mut buf, "SIP/2.0 200");
     assert!(
-        header(&ok, "Contact").is_some_and(|c| c.contains(&format!("sips:concierge@127.0.0.1:{tls}"))),
+        header(&ok, "Contact")
+            .is_some_and(|c| c.contains(&format!("sips:concierge@127.0.0.1:{tls}"))),
         "{ok}"
     );
     let (ack, bye) = ack_and_bye(tls, local, "mtls-trusted", &ok);
@@ -282,7 +297,8 @@ fn mutual_tls_a_client_certificate_from_the_configured_ca_makes_a_trusted_peer()
             match conn.read(&mut chunk) {
                 Ok(n) if n > 0 => break true,
                 Ok(_) => break false,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {}
                 Err(_) => break false,
             }
         };
@@ -345,12 +361,20 @@ fn a_call_over_ipv6_loopback_has_ip6_sdp_and_rtp_over_ipv6() {
     let mut packets = 0;
     while packets < 10 && Instant::now() < deadline {
         if let Ok((n, from)) = rtp.recv_from(&mut buf) {
-            assert_eq!(from, SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], their_rtp)));
+            assert_eq!(
+                from,
+                SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], their_rtp))
+            );
             assert!(n >= 12 && buf[0] >> 6 == 2, "an RTP packet");
             packets += 1;
         }
     }
-    assert_eq!(packets, 10, "RTP over IPv6\n{}", common::tail(&server.log(), 30));
+    assert_eq!(
+        packets,
+        10,
+        "RTP over IPv6\n{}",
+        common::tail(&server.log(), 30)
+    );
     let bye = format!(
         "BYE sip:concierge@[::1]:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKv6b;rport\r\n{dialog}To: {to}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
     );
@@ -373,4 +397,99 @@ fn recv_starting(sock: &UdpSocket, prefix: &str) -> String {
         }
     }
     panic!("no {prefix:?}; saw {seen:?}");
+}
+
+/// The VIP flow with its desk at `target`, for a VIP caller on UDP who declines the
+/// REFER: the flow bridges to the target instead. Returns the call's record.
+fn bridge_to(server: &common::Server, call_id: &str) -> serde_json::Value {
+    let mut call = common::RawCall::invite(server.port, "+46706170786", call_id, "0 101");
+    call.answer_and_ack();
+    let refer = call.sip.expect("REFER ", Duration::from_secs(20));
+    call.reply(&refer, 603);
+    let bye = call.sip.expect("BYE ", Duration::from_secs(30));
+    call.reply(&bye, 200);
+    wait_record(server, call_id)
+}
+
+#[test]
+fn a_bridge_leg_to_a_sips_target_goes_over_tls_and_verifies_the_server_certificate() {
+    let pki = Pki::new();
+    let dir = scratch_dir("bridge-tls-pki");
+    let (cert, key) = pki.issue(&["127.0.0.1"]);
+    for (name, text) in [
+        ("ca.pem", &pki.ca_pem),
+        ("cert.pem", &cert),
+        ("key.pem", &key),
+    ] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let files = format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        dir.join("cert.pem").display(),
+        dir.join("key.pem").display()
+    );
+    // The desk is this server's own TLS listener: the leg is a TLS client of it.
+    let tls = free_port();
+    let desk = move |f: String| {
+        f.replace(
+            "target = \"sip:vip-desk@{system.local_host}\"",
+            &format!("target = \"sips:vip-desk@127.0.0.1:{tls}\""),
+        )
+    };
+    let sip = format!(
+        "{}tls_listen = \"127.0.0.1:{tls}\"\n{files}tls_ca_file = \"{}\"\n",
+        common::TRUST_LOOPBACK,
+        dir.join("ca.pem").display()
+    );
+    let server = start_vip_with("bridge-tls", desk, &sip, "");
+    let rec = bridge_to(&server, "bridge-tls");
+    assert_eq!(rec["transfer"]["mode"], "bridge", "{rec}");
+    assert_eq!(
+        rec["transfer"]["result"],
+        "answered (after REFER rejected with 603)",
+        "{rec}\n{}",
+        common::tail(&server.log(), 30)
+    );
+    assert!(
+        server.log().contains("to=sips:vip-desk@127.0.0.1"),
+        "the desk took the leg over TLS\n{}",
+        common::tail(&server.log(), 30)
+    );
+    drop(server);
+
+    // Trusting only the Mozilla roots, our test CA's certificate does not verify: no leg.
+    let tls = free_port();
+    let desk = move |f: String| {
+        f.replace(
+            "target = \"sip:vip-desk@{system.local_host}\"",
+            &format!("target = \"sips:vip-desk@127.0.0.1:{tls}\""),
+        )
+    };
+    let sip = format!(
+        "{}tls_listen = \"127.0.0.1:{tls}\"\n{files}",
+        common::TRUST_LOOPBACK
+    );
+    let server = start_vip_with("bridge-tls-unverified", desk, &sip, "");
+    let mut call =
+        common::RawCall::invite(server.port, "+46706170786", "bridge-unverified", "0 101");
+    call.answer_and_ack();
+    let refer = call.sip.expect("REFER ", Duration::from_secs(20));
+    call.reply(&refer, 603);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server
+        .log()
+        .contains("TLS handshake with the server failed")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the unverified server was not refused\n{}",
+            common::tail(&server.log(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !server.log().contains("to=sips:vip-desk"),
+        "no call reached the desk"
+    );
+    call.bye();
 }

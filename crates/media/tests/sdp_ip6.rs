@@ -17,8 +17,14 @@ fn an_ip6_offer_is_answered_from_our_ipv6_address_and_rtp_goes_to_its_ipv6_addre
     let (audio, answer) = sdp::answer(OFFER_V6, ours(), 1).expect("an answer");
     assert_eq!(audio.remote, Some("[2001:db8::5]:4000".parse().unwrap()));
     assert!(answer.contains("c=IN IP6 2001:db8::1\r\n"), "{answer}");
-    assert!(answer.contains("o=concierge 1 1 IN IP6 2001:db8::1\r\n"), "{answer}");
-    assert!(answer.contains("m=audio 10000 RTP/AVP 0 101\r\n"), "{answer}");
+    assert!(
+        answer.contains("o=concierge 1 1 IN IP6 2001:db8::1\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("m=audio 10000 RTP/AVP 0 101\r\n"),
+        "{answer}"
+    );
     assert!(!answer.contains("IP4"), "{answer}");
 }
 

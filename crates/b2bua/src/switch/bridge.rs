@@ -107,7 +107,10 @@ impl Switch {
         };
         let Some(port) = leg.port else { return };
         let leg_peer = leg.peer;
-        let local = std::net::SocketAddr::new(super::family::media_ip_for(&self.cfg, leg_peer.addr.ip()), port);
+        let local = std::net::SocketAddr::new(
+            super::family::media_ip_for(&self.cfg, leg_peer.addr.ip()),
+            port,
+        );
         let offer = sdp::offer_for(local, 1, &caller_audio);
         let contact = super::family::local_contact(&self.cfg, leg_peer);
         // The target sees who is calling: the number the flow used, at our host. Only a
@@ -557,7 +560,10 @@ impl Switch {
                 // RFC 3311: an UPDATE without SDP is answered without SDP.
                 let offered = request.method == Method::Invite || !request.body.is_empty();
                 if let (true, Some(port), Some(caller)) = (offered, leg.port, call.audio.as_ref()) {
-                    let local = std::net::SocketAddr::new(super::family::media_ip_for(&self.cfg, leg.peer.addr.ip()), port);
+                    let local = std::net::SocketAddr::new(
+                        super::family::media_ip_for(&self.cfg, leg.peer.addr.ip()),
+                        port,
+                    );
                     r.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
                     r.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
                     r.body = sdp::offer_for(local, 2, caller).into();

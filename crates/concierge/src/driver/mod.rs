@@ -54,7 +54,9 @@ pub(crate) enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot bind SIP over TLS on {addr}: {source}; change `[sip] tls_listen` in the config")]
+    #[error(
+        "cannot bind SIP over TLS on {addr}: {source}; change `[sip] tls_listen` in the config"
+    )]
     BindTls {
         addr: SocketAddr,
         source: std::io::Error,
@@ -98,8 +100,7 @@ impl Server {
         if cfg.sip.udp {
             for &a in cfg.sip.listen.all() {
                 let socket = Arc::new(
-                    bind_udp(a, cfg.sip.udp_receive_buffer_kib * 1024)
-                        .map_err(bind("UDP", a))?,
+                    bind_udp(a, cfg.sip.udp_receive_buffer_kib * 1024).map_err(bind("UDP", a))?,
                 );
                 if udp.is_none() {
                     udp = Some(socket);
@@ -113,9 +114,14 @@ impl Server {
         let limits = tcp::TcpLimits::from_config(&cfg.tcp);
         let tcp = if cfg.sip.tcp {
             Some(
-                tcp::Tcp::start(cfg.sip.listen.all(), limits.clone(), stream_tx.clone(), None)
-                    .await
-                    .map_err(|(a, e)| bind("TCP", a)(e))?,
+                tcp::Tcp::start(
+                    cfg.sip.listen.all(),
+                    limits.clone(),
+                    stream_tx.clone(),
+                    None,
+                )
+                .await
+                .map_err(|(a, e)| bind("TCP", a)(e))?,
             )
         } else {
             None

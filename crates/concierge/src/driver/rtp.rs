@@ -69,14 +69,7 @@ impl RtpSockets {
             },
             None => None,
         };
-        self.open.insert(
-            port,
-            Open {
-                socket,
-                reader,
-                v6,
-            },
-        );
+        self.open.insert(port, Open { socket, reader, v6 });
         Ok(())
     }
 

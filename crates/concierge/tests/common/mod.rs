@@ -159,7 +159,11 @@ impl Server {
             "[sip]\n{listen}{sip_extra}\n[records]\npath = \"{}\"\n{extra}\n{}",
             records.display(),
             // Each test that wants the demo directory configures its own port.
-            if extra.contains("[demo]") { "" } else { "[demo]\ndirectory = false\n" }
+            if extra.contains("[demo]") {
+                ""
+            } else {
+                "[demo]\ndirectory = false\n"
+            }
         );
         // Parallel servers must not share RTP ports: each takes the next range of its own,
         // below the kernel's ephemeral ports (32768 up) so no client socket holds one,
