@@ -280,30 +280,31 @@ impl Tcp {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let tx =
-                match &shared.tls {
-                    None => attach(stream, peer, &shared, false),
-                    Some(tls) => {
-                        // Targets are addresses: the certificate must name the IP address.
-                        let name = rustls::pki_types::ServerName::IpAddress(peer.ip().into());
-                        let handshake = tls.connector.connect(name, stream);
-                        match tokio::time::timeout(shared.limits.message, handshake).await {
-                            Ok(Ok(stream)) => attach(stream, peer, &shared, false),
-                            Ok(Err(e)) => return shared.note(
+            let tx = match &shared.tls {
+                None => attach(stream, peer, &shared, false),
+                Some(tls) => {
+                    // Targets are addresses: the certificate must name the IP address.
+                    let name = rustls::pki_types::ServerName::IpAddress(peer.ip().into());
+                    let handshake = tls.connector.connect(name, stream);
+                    match tokio::time::timeout(shared.limits.message, handshake).await {
+                        Ok(Ok(stream)) => attach(stream, peer, &shared, false),
+                        Ok(Err(e)) => {
+                            return shared.note(
                                 &format!(
                                     "TLS handshake with the server failed ({e}); message dropped"
                                 ),
                                 peer,
-                            ),
-                            Err(_) => {
-                                return shared.note(
-                                    "TLS handshake with the server timed out; message dropped",
-                                    peer,
-                                )
-                            }
+                            )
+                        }
+                        Err(_) => {
+                            return shared.note(
+                                "TLS handshake with the server timed out; message dropped",
+                                peer,
+                            )
                         }
                     }
-                };
+                }
+            };
             let _ = tx.try_send(bytes);
         });
     }
