@@ -493,3 +493,43 @@ fn a_bridge_leg_to_a_sips_target_goes_over_tls_and_verifies_the_server_certifica
     );
     call.bye();
 }
+
+#[test]
+fn check_loads_the_tls_files_as_run_would_and_names_the_field_of_a_missing_one() {
+    let dir = scratch_dir("check-tls");
+    let root = repo_root();
+    let cfg = dir.join("concierge.toml");
+    let write = |sip: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[sip]\n{sip}\n[demo]\ndirectory = false\ncustomers = \"{}\"\n[prompts]\ndir = \"{}\"\n",
+                root.join("config/customers.csv").display(),
+                root.join("prompts").display()
+            ),
+        )
+        .unwrap()
+    };
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_concierge"))
+            .args(["check", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    write(
+        "tls_listen = \"127.0.0.1:5061\"\ntls_cert = \"missing.pem\"\ntls_key = \"missing.key\"\n",
+    );
+    let (ok, text) = check();
+    assert!(
+        !ok && text.contains("tls_cert") && text.contains("missing.pem"),
+        "{text}"
+    );
+    write("tls_listen = \"127.0.0.1:5061\"\n");
+    let (ok, text) = check();
+    assert!(ok && text.contains("self-signed"), "{text}");
+}

@@ -45,6 +45,24 @@ pub(crate) enum StreamInput {
     },
 }
 
+/// For `concierge check`: whether the TLS files load as `run` would load them, and what TLS
+/// will use.
+pub(crate) fn check_tls(cfg: &Config) -> Result<String, String> {
+    let sip = &cfg.sip;
+    if sip.tls_cert.is_none() && sip.tls_ca_file.is_none() && sip.tls_client_ca.is_none() {
+        return Ok(match sip.tls_listen {
+            Some(a) => format!("TLS on {a}: a self-signed certificate is made at start-up"),
+            None => "TLS: no listener; outbound TLS verifies against the Mozilla roots".into(),
+        });
+    }
+    tls::TlsSetup::from_config(sip, &cfg.advertised_host()).map_err(|e| e.to_string())?;
+    Ok(match (sip.tls_listen, &sip.tls_cert) {
+        (Some(a), Some(c)) => format!("TLS on {a}: certificate {}", c.display()),
+        (Some(a), None) => format!("TLS on {a}: a self-signed certificate is made at start-up"),
+        (None, _) => "TLS: no listener; the configured files load".into(),
+    })
+}
+
 /// Why the server could not start; each names the setting that changes it.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StartError {
