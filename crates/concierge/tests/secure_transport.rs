@@ -533,3 +533,56 @@ fn check_loads_the_tls_files_as_run_would_and_names_the_field_of_a_missing_one()
     let (ok, text) = check();
     assert!(ok && text.contains("self-signed"), "{text}");
 }
+
+#[test]
+fn tls_handshakes_under_way_count_against_the_tcp_limits_and_must_finish_in_time() {
+    let tls = free_port();
+    let server = common::Server::start(
+        "tls-limits",
+        &format!("tls_listen = \"127.0.0.1:{tls}\"\n"),
+        "[tcp]\nmax_connections_per_source = 3\nmessage_timeout_s = 2\n",
+    );
+    // Three connections that never start their handshake hold the source's allowance...
+    let silent: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", tls)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // ...so a fourth is closed at once.
+    let mut fourth = TcpStream::connect(("127.0.0.1", tls)).unwrap();
+    fourth
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        match fourth.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        },
+        "the fourth connection from one source was kept"
+    );
+    // The silent ones are closed when the handshake deadline passes.
+    for mut s in silent {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let t0 = Instant::now();
+        let r = s.read(&mut byte);
+        assert!(
+            matches!(r, Ok(0)) || r.is_err() && t0.elapsed() < Duration::from_secs(5),
+            "{r:?}"
+        );
+    }
+    assert!(
+        server.log().contains("TLS handshake not completed in time"),
+        "{}",
+        common::tail(&server.log(), 20)
+    );
+    // Then the source may connect again.
+    let mut again = TcpStream::connect(("127.0.0.1", tls)).unwrap();
+    again
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(
+        matches!(again.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a new connection is held open, waiting for its handshake"
+    );
+}

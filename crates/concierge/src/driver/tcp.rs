@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -101,6 +101,9 @@ struct Registry {
     /// Peers we disconnected for not reading, until when: what is still queued for them
     /// is dropped rather than sent on a new connection we would open to them.
     shunned: HashMap<SocketAddr, Instant>,
+    /// TLS handshakes under way per source (connections not yet in `conns`): they hold a
+    /// descriptor and a task too, so they count against the limits.
+    handshaking: HashMap<IpAddr, usize>,
 }
 
 /// How long a peer disconnected for not reading gets no new connection from us.
@@ -137,8 +140,24 @@ impl Registry {
         }
     }
 
+    /// Connections from `ip`, counting TLS handshakes under way.
     fn count_from(&self, ip: IpAddr) -> usize {
         self.conns.keys().filter(|a| a.ip() == ip).count()
+            + self.handshaking.get(&ip).copied().unwrap_or(0)
+    }
+
+    /// Connections in all, counting TLS handshakes under way.
+    fn count(&self) -> usize {
+        self.conns.len() + self.handshaking.values().sum::<usize>()
+    }
+
+    fn handshake_done(&mut self, ip: IpAddr) {
+        if let Some(n) = self.handshaking.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.handshaking.remove(&ip);
+            }
+        }
     }
 
     /// Closes the oldest connection that never delivered a message; `false` if none.
@@ -171,8 +190,6 @@ struct Shared {
     transport: Transport,
     /// Present for SIP over TLS.
     tls: Option<TlsSetup>,
-    /// TLS handshakes under way (connections not yet in the registry).
-    handshakes: AtomicUsize,
 }
 
 impl Shared {
@@ -227,7 +244,6 @@ impl Tcp {
                 Transport::Tcp
             },
             tls,
-            handshakes: AtomicUsize::new(0),
         });
         let mut local_addr = None;
         let mut listeners = Vec::new();
@@ -372,11 +388,13 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
             shared.note("TCP connection refused: too many from this source", peer);
             return;
         }
-        let pending = shared.handshakes.load(Ordering::Relaxed);
-        if reg.conns.len() + pending >= shared.limits.max_connections && !reg.evict_unproven() {
+        if reg.count() >= shared.limits.max_connections && !reg.evict_unproven() {
             drop(reg);
             shared.note("TCP connection refused: connection limit reached", peer);
             return;
+        }
+        if shared.tls.is_some() {
+            *reg.handshaking.entry(peer.ip()).or_default() += 1;
         }
     }
     let _ = stream.set_nodelay(true);
@@ -384,12 +402,11 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
         attach(stream, peer, shared, false);
         return;
     };
-    shared.handshakes.fetch_add(1, Ordering::Relaxed);
     let shared = shared.clone();
     tokio::spawn(async move {
         let handshake = tokio::time::timeout(shared.limits.message, tls.acceptor.accept(stream));
         let outcome = handshake.await;
-        shared.handshakes.fetch_sub(1, Ordering::Relaxed);
+        shared.registry().handshake_done(peer.ip());
         match outcome {
             Ok(Ok(stream)) => {
                 // rustls only hands out a client certificate that `tls_client_ca` verified.
