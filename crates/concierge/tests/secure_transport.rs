@@ -1,6 +1,7 @@
 //! SIP over TLS and IPv6, against real peers on loopback:
-//! - a PJSIP softphone (pjsua2) with only a TLS transport calls the VIP flow, hears the
-//!   prompt, keys 101010 by RFC 2833 as an untrusted caller and is REFERred to the VIP desk;
+//! - a PJSIP softphone (pjsua2) with only a TLS transport and SRTP mandatory on both sides
+//!   calls the VIP flow, hears the prompt, keys 101010 by RFC 2833 as an untrusted caller
+//!   and is REFERred to the VIP desk;
 //! - mutual TLS: a client certificate from `[sip] tls_client_ca` makes the connection a
 //!   trusted peer (its P-Asserted-Identity is believed), one without is only claimed;
 //! - a call over `[::1]` whose SDP and RTP are IPv6.
@@ -20,11 +21,12 @@ use common::{
 const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
-fn a_tls_only_pjsip_phone_keys_its_code_by_rfc2833_and_is_referred_to_the_vip_desk() {
+fn a_tls_only_pjsip_phone_with_mandatory_srtp_keys_its_code_by_rfc2833_and_is_referred() {
     let python = pjsua2_python();
     let tls = free_port();
     let sip = format!("trusted_peers = []\ntls_listen = \"127.0.0.1:{tls}\"\n");
-    let server = start_vip_with("pjsua2-tls", |f| f, &sip, "");
+    // SRTP mandatory: a plain offer would get 488, so a call with sound is an SRTP call.
+    let server = start_vip_with("pjsua2-tls", |f| f, &sip, "[rtp]\nsrtp = \"mandatory\"\n");
     let dir = scratch_dir("pjsua2-tls");
     let (wav, log) = (dir.join("heard.wav"), dir.join("pjsip.log"));
     let out = Command::new(python)
@@ -32,6 +34,7 @@ fn a_tls_only_pjsip_phone_keys_its_code_by_rfc2833_and_is_referred_to_the_vip_de
         .args([
             "--transport",
             "tls",
+            "--srtp",
             "--dtmf",
             "101010",
             "--dtmf-after",
@@ -77,6 +80,10 @@ fn a_tls_only_pjsip_phone_keys_its_code_by_rfc2833_and_is_referred_to_the_vip_de
         server.log().contains("self-signed TLS certificate"),
         "{context}"
     );
+    // Both sides insist on SRTP (a plain offer would get 488): the call that was heard was
+    // SRTP, keyed inside TLS. The key never reaches our log.
+    assert!(pjsip_log.contains("RTP/SAVP"), "{context}");
+    assert!(!server.log().contains("inline:"), "a key in the server log");
     let call_id = pjsip_log
         .lines()
         .find_map(|l| l.trim().strip_prefix("Call-ID: "))

@@ -2,7 +2,7 @@
 """A PJSIP softphone (pjsua2 from PyPI) with only a TCP transport (or, with
 --transport udp, only UDP; with --transport tls, only TLS, not verifying the server's
 self-signed certificate), scripted. With --dtmf it keys those digits by RFC 2833
---dtmf-after seconds into the call.
+--dtmf-after seconds into the call; with --srtp it insists on SRTP, keyed over TLS only.
 
 It calls URI over TCP, records what it hears to a WAV file, answers the REFER it gets
 with 603 (it only observes it: its transport cannot reach the UDP target), listens a while
@@ -79,6 +79,8 @@ def main():
     ap.add_argument("--transport", choices=["tcp", "udp", "tls"], default="tcp")
     ap.add_argument("--dtmf", default="")
     ap.add_argument("--dtmf-after", type=float, default=2.0)
+    ap.add_argument("--srtp", action="store_true",
+                    help="insist on SRTP (SDES), keys only over secure signalling (TLS)")
     args = ap.parse_args()
     out = {"states": [], "confirmed": False, "refer_to": None, "disconnect_code": 0,
            "done": False, "wav": args.wav}
@@ -111,6 +113,10 @@ def main():
     acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
     # Any free RTP port (PJSIP's default 4000 would clash between parallel runs).
     acfg.mediaConfig.transportConfig.port = 0
+    if args.srtp:
+        acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+        # 1: SDES keys only in SIP over TLS (sips or transport=tls).
+        acfg.mediaConfig.srtpSecureSignaling = 1
     acc = pj.Account()
     acc.create(acfg)
 
