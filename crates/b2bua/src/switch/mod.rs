@@ -5,8 +5,7 @@ use std::time::Instant;
 use concierge_sip::dialog::{AnswerEvent, AnswerRetransmit, Dialog, DialogId};
 use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::{
-    dialog_response_to, response_to, HeaderName, Method, Request, Response, SipUri, StatusCode,
-    Transport,
+    dialog_response_to, response_to, HeaderName, Method, Request, Response, StatusCode,
 };
 use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer, Untrusted};
 use tracing::{debug, info, info_span, warn};
@@ -16,6 +15,7 @@ mod bridge;
 mod carrier;
 mod comfort;
 mod dns;
+mod family;
 mod flow;
 mod leg_timer;
 mod lockout;
@@ -70,6 +70,9 @@ pub struct Switch {
     frame_buf: Vec<u8>,
     /// Failed code attempts across this switch's calls.
     lockout: crate::lockout::Lockout,
+    /// The input being handled came over a connection whose client certificate a
+    /// configured CA verified (mutual TLS): its sender is a trusted peer.
+    authenticated_input: bool,
     /// Draws SRTP master keys (a CSPRNG; see `SwitchConfig::key_seed`).
     key_rng: rand::rngs::StdRng,
     srtp_buf: Vec<u8>,
@@ -134,6 +137,7 @@ impl Switch {
             rtp_buf: vec![0u8; 1500],
             frame_buf: Vec::with_capacity(320),
             lockout: crate::lockout::Lockout::new(cfg.lockout),
+            authenticated_input: false,
             key_rng: rand::SeedableRng::from_seed(cfg.key_seed),
             srtp_buf: Vec::with_capacity(1500),
             resolves: VecDeque::new(),
@@ -174,6 +178,22 @@ impl Switch {
         }
         self.endpoint.handle_framed(now, peer, head, body);
         self.pump(now);
+    }
+
+    /// A message framed from a connection whose peer proved who it is (a client
+    /// certificate verified against `[sip] tls_client_ca`): an INVITE in it is from a
+    /// trusted peer, whatever its address, so its P-Asserted-Identity is believed.
+    pub fn handle_sip_framed_authenticated(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        head: &[u8],
+        body: &[u8],
+    ) {
+        // Everything the message causes is handled within this call (pump drains it).
+        self.authenticated_input = true;
+        self.handle_sip_framed(now, peer, head, body);
+        self.authenticated_input = false;
     }
 
     /// The driver bound `port`: the call it was for rings and its flow starts.
@@ -237,10 +257,11 @@ impl Switch {
             self.refuse_unbound(now, id);
             return;
         };
+        let media_ip = family::media_ip_for(&self.cfg, call.peer.addr.ip());
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let local = std::net::SocketAddr::new(self.cfg.media_ip, next);
+        let local = std::net::SocketAddr::new(media_ip, next);
         // The same offer answered again: only the port changes.
         let policy = self.cfg.srtp;
         call.local_sdp = Some(if call.invite.body.is_empty() {
@@ -475,7 +496,7 @@ impl Switch {
             self.endpoint.respond(now, &key, r);
             return;
         };
-        let local_media = std::net::SocketAddr::new(self.cfg.media_ip, port);
+        let local_media = std::net::SocketAddr::new(self.media_ip_for(peer.addr.ip()), port);
         let srtp_key = self.new_srtp_key();
         let policy = self.cfg.srtp;
         // RFC 3264: answer the offer now, or offer ourselves in the 200 (late offer).
@@ -503,7 +524,10 @@ impl Switch {
         self.next_ref += 1;
         self.by_port.insert(port, id);
         let local_tag = self.endpoint.new_tag();
-        let identity = crate::identity::identify(&invite, peer.addr.ip(), &self.cfg.trusted_peers);
+        let identity = crate::identity::identify_source(
+            &invite,
+            self.authenticated_input || self.cfg.trusted_peers.contains(peer.addr.ip()),
+        );
         span.in_scope(|| {
             info!(
                 caller = %identity.for_log(),
@@ -584,10 +608,10 @@ impl Switch {
         if self.answer_waits_for_prack(id) {
             return;
         }
-        let Some(transport) = self.calls.get(&id).map(|c| c.peer.transport) else {
+        let Some(call_peer) = self.calls.get(&id).map(|c| c.peer) else {
             return;
         };
-        let contact = self.local_contact(transport);
+        let contact = self.local_contact(call_peer);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1182,11 +1206,11 @@ impl Switch {
         if self.refuse_glare(now, id, &key, &request) {
             return;
         }
-        let media_ip = self.cfg.media_ip;
-        let Some(transport) = self.calls.get(&id).map(|c| c.peer.transport) else {
+        let Some(call_peer) = self.calls.get(&id).map(|c| c.peer) else {
             return;
         };
-        let contact = self.local_contact(transport);
+        let media_ip = family::media_ip_for(&self.cfg, call_peer.addr.ip());
+        let contact = self.local_contact(call_peer);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1359,17 +1383,6 @@ impl Switch {
             instance: self.cfg.instance.clone(),
             rtp_foreign_dropped: call.media.foreign_dropped(),
         }
-    }
-
-    /// Our Contact for a dialog over `transport`: the advertised address, with
-    /// `;transport=tcp` over TCP (a TCP-only phone cannot reach a bare `sip:` URI).
-    fn local_contact(&self, transport: Transport) -> SipUri {
-        concierge_sip::dialog::local_contact(
-            "concierge",
-            &self.cfg.advertised_host,
-            self.cfg.sip_port,
-            transport,
-        )
     }
 
     fn response(&mut self, request: &Request, status: StatusCode) -> Response {
