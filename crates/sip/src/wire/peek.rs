@@ -65,7 +65,9 @@ pub fn stateless_response(
         let Some(i) = which.iter().position(|w| *w) else {
             continue;
         };
-        seen[i] = true;
+        if let Some(seen) = seen.get_mut(i) {
+            *seen = true;
+        }
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(trim(value));
@@ -141,6 +143,7 @@ fn has_tag(value: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,7 +1,6 @@
 use std::fmt;
 
-use rsipstack::rsip;
-
+use super::host::parse_host_port;
 use super::parse::ParseError;
 
 /// A SIP (or other scheme) URI, kept as it arrived plus the parts we route on.
@@ -56,18 +55,18 @@ impl SipUri {
             ),
             None => (None, rest),
         };
-        let parsed =
-            rsip::parse_uri(&format!("{scheme}:{host_part}")).map_err(|e| bad(&e.to_string()))?;
-        let host = parsed.host_with_port.host.to_string();
-        if host.is_empty() {
-            return Err(bad("empty host"));
-        }
+        // hostport ends where the URI parameters or headers begin.
+        let host_port = host_part
+            .split([';', '?'])
+            .next()
+            .unwrap_or_default();
+        let (host, port) = parse_host_port(host_port).map_err(bad)?;
         Ok(Self {
             raw: text.to_owned(),
             scheme: scheme.to_ascii_lowercase(),
             user,
             host,
-            port: parsed.host_with_port.port.map(|p| p.value()),
+            port,
             params: split_params(host_part.split('?').next().unwrap_or(""), true),
         })
     }

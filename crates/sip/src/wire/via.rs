@@ -1,8 +1,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use rsipstack::rsip;
-
+use super::host::parse_host_port;
 use super::parse::ParseError;
 use super::uri::{find_param, split_params, write_params};
 
@@ -107,22 +106,29 @@ impl Via {
         let rest = rest.trim_start();
         let transport_token = rest.split(|c: char| c.is_whitespace()).next().unwrap_or("");
         let transport = Transport::parse(transport_token).ok_or_else(|| bad("bad transport"))?;
-        // The codec validates sent-by (IPv6 references included) and port; it knows only
-        // the transports it speaks, so an unknown one is shown to it as UDP.
+        // sent-protocol LWS sent-by: the host starts after whitespace and ends where the
+        // parameters begin.
         let sent_by_and_params = rest.strip_prefix(transport_token).unwrap_or_default();
-        let codec =
-            rsip::typed::Via::parse(&format!("SIP/2.0/UDP {}", sent_by_and_params.trim_start()))
-                .map_err(|e| bad(&e.to_string()))?;
-        let hwp = &codec.uri.host_with_port;
+        if !sent_by_and_params.starts_with(|c: char| c.is_whitespace()) {
+            return Err(bad("no sent-by"));
+        }
+        let sent_by = sent_by_and_params.split(';').next().unwrap_or_default();
+        let (host, port) = parse_host_port(sent_by).map_err(bad)?;
         let params = match text.find(';').and_then(|i| text.get(i..)) {
             Some(params) => split_params(params, false),
             None => Vec::new(),
         };
+        // RFC 3581 §4: rport carries a port or nothing.
+        if let Some(Some(rport)) = find_param(&params, "rport") {
+            if rport.parse::<u16>().is_err() {
+                return Err(bad("bad rport"));
+            }
+        }
         Ok(Self {
             transport,
             transport_token: transport_token.to_ascii_uppercase(),
-            host: hwp.host.to_string(),
-            port: hwp.port.as_ref().map(|p| p.value()),
+            host,
+            port,
             params,
         })
     }
