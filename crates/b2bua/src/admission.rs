@@ -176,6 +176,7 @@ impl Admission {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 

@@ -1,5 +1,9 @@
 //! Whole calls through a [`Switch`] in virtual time: a scripted phone on one side, the
 //! switch's outputs inspected on the other. No sockets, no sleeps.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test's base instant; the rest is virtual time"
+)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};

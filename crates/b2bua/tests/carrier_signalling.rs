@@ -1,6 +1,10 @@
 //! Carrier signalling through a [`Switch`] in virtual time: reliable 18x and PRACK
 //! (RFC 3262), session timers (RFC 4028), UPDATE (RFC 3311) and early media. A scripted
 //! carrier gateway on one side, the switch's outputs on the other; no sockets, no sleeps.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test's base instant; the rest is virtual time"
+)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};

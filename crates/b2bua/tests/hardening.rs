@@ -2,6 +2,10 @@
 //! forged response can and cannot make it do. Admission control, the RTP source policy,
 //! stray responses, the media inactivity timeout, and ports given back when a call is
 //! abandoned.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test's base instant; the rest is virtual time"
+)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};

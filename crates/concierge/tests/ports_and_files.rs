@@ -24,7 +24,11 @@ fn shipped_flows_with_directory_on(port: u16) -> Server {
         root.join("config/flows/vip-desk.toml").display(),
     );
     // This machine is a trusted peer, as in the shipped config: the number is verified.
-    Server::start("moved-directory", "trusted_peers = [\"127.0.0.0/8\"]", &extra)
+    Server::start(
+        "moved-directory",
+        "trusted_peers = [\"127.0.0.0/8\"]",
+        &extra,
+    )
 }
 
 #[test]

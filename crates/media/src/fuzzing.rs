@@ -37,7 +37,14 @@ pub fn sdp_offer_answer(data: &[u8]) {
 pub fn rtp_and_telephone_events(now: Instant, data: &[u8]) {
     let caller = SocketAddr::from(([127, 0, 0, 1], 6000));
     let other = SocketAddr::from(([127, 0, 0, 2], 6002));
-    let mut rx = RtpReceiver::new(Law::Ulaw, 0, Some(101), Some(caller), Some(caller.ip()), true);
+    let mut rx = RtpReceiver::new(
+        Law::Ulaw,
+        0,
+        Some(101),
+        Some(caller),
+        Some(caller.ip()),
+        true,
+    );
     let mut rest = data;
     let mut at = now;
     while let Some((&len, tail)) = rest.split_first() {

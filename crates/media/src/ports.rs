@@ -66,6 +66,7 @@ impl RtpPorts {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 

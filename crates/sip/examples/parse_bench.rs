@@ -11,6 +11,7 @@
 //! cargo run --release -p concierge-sip --example parse_bench            # timing
 //! cargo run --release -p concierge-sip --example parse_bench -- --verdicts > verdicts.txt
 //! ```
+#![allow(clippy::disallowed_methods, reason = "a benchmark measures real time")]
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

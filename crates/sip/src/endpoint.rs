@@ -621,6 +621,7 @@ fn non_2xx_ack(invite: &Request, response: &Response) -> Request {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
     use std::time::Duration;

@@ -80,6 +80,7 @@ impl AnswerRetransmit {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 

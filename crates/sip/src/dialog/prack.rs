@@ -196,6 +196,7 @@ impl ReliableProvisionals {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 

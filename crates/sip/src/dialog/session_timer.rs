@@ -233,6 +233,7 @@ impl SessionTimer {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 

@@ -137,6 +137,7 @@ impl InviteClient {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 

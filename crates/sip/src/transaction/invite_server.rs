@@ -149,6 +149,7 @@ impl InviteServer {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
     use std::time::Duration;

@@ -91,6 +91,7 @@ impl NonInviteServer {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 

@@ -56,10 +56,7 @@ impl SipUri {
             None => (None, rest),
         };
         // hostport ends where the URI parameters or headers begin.
-        let host_port = host_part
-            .split([';', '?'])
-            .next()
-            .unwrap_or_default();
+        let host_port = host_part.split([';', '?']).next().unwrap_or_default();
         let (host, port) = parse_host_port(host_port).map_err(bad)?;
         Ok(Self {
             raw: text.to_owned(),
