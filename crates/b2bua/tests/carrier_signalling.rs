@@ -241,7 +241,7 @@ fn without_a_prack_the_180_is_retransmitted_then_the_invite_fails_with_504() {
     assert!(!out.iter().any(|(_, m)| response(m).status.0 == 200));
     let rec = &rig.records[0];
     assert_eq!(
-        (rec.ended_by, rec.reason.as_str()),
+        (rec.ended_by.as_str(), rec.reason.as_str()),
         ("network", "no PRACK for a reliable provisional response")
     );
 }
@@ -343,7 +343,7 @@ fn a_caller_refresher_that_stops_refreshing_gets_our_bye() {
     rig.send(&reply(request(bye), 200, ""));
     let rec = &rig.records[0];
     assert_eq!(
-        (rec.ended_by, rec.reason.as_str()),
+        (rec.ended_by.as_str(), rec.reason.as_str()),
         ("network", "session expired: no refresh (RFC 4028)")
     );
 }
@@ -449,7 +449,7 @@ fn a_refresh_nobody_answers_ends_the_call() {
         .unwrap();
     rig.send(&reply(&bye, 200, ""));
     assert_eq!(rig.records.len(), 1);
-    assert_eq!(rig.records[0].ended_by, "network");
+    assert_eq!(rig.records[0].ended_by.as_str(), "network");
 }
 
 // ---- RFC 3311 ---------------------------------------------------------------------

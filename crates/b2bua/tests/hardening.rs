@@ -581,7 +581,7 @@ fn a_caller_silent_for_the_media_timeout_is_hung_up_with_a_record_saying_so() {
     ));
     let rec = &rig.records[0];
     assert_eq!(
-        (rec.ended_by, rec.reason.as_str()),
+        (rec.ended_by.as_str(), rec.reason.as_str()),
         ("network", "no RTP from the caller for 60 s")
     );
 }

@@ -12,6 +12,7 @@ use tracing::{debug, info, warn};
 use super::Switch;
 use crate::call::{FlowState, Phase, Waiting};
 use crate::output::{CallRef, Output};
+use crate::record::EndedBy;
 use crate::transfer::TransferOutcome;
 
 /// How long after an HTTP node's own timeout the switch stops waiting for the driver.
@@ -248,7 +249,7 @@ impl Switch {
                     );
                     let key = call.invite_key.clone();
                     self.endpoint.respond(now, &key, r);
-                    self.end_call(id, "concierge", &reason);
+                    self.end_call(id, EndedBy::Concierge, &reason);
                 } else {
                     self.hang_up(now, id, &reason);
                 }
