@@ -14,6 +14,7 @@
 //! `endpoint.handle_*(now, …)`, then drain `poll_transmit()` and `poll_event()` until both
 //! are empty, then sleep until `poll_timeout()`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod dialog;
 pub mod digest;

@@ -14,20 +14,33 @@ use super::via::Via;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParseError {
     #[error(transparent)]
+    /// The bytes do not frame as one message.
     Framing(#[from] FramingError),
     #[error("bad start line {0:?}")]
+    /// The start line is neither a Request-Line nor a Status-Line.
     StartLine(String),
     #[error("unsupported SIP version {0:?}")]
+    /// A SIP version other than 2.0 (answered 505).
     Version(String),
     #[error("malformed header line {0:?}")]
+    /// A header line that is not `name: value` or a continuation, or a bare CR/LF.
     HeaderLine(String),
     #[error("bad {name} header: {why}")]
-    Header { name: &'static str, why: String },
+    /// A core header's value is malformed.
+    Header {
+        /// The header's canonical name.
+        name: &'static str,
+        /// What is wrong, for the log.
+        why: String,
+    },
     #[error("missing {0} header")]
+    /// A mandatory header is missing.
     Missing(&'static str),
     #[error("{0} header appears more than once")]
+    /// A header that must appear once appears again.
     Duplicate(&'static str),
     #[error("bad URI: {0}")]
+    /// A URI is malformed.
     Uri(String),
 }
 

@@ -8,17 +8,24 @@ use super::uri::{find_param, split_params, write_params};
 /// The transport named in a Via (RFC 3261 §20.42).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
+    /// UDP.
     Udp,
+    /// TCP.
     Tcp,
+    /// TLS over TCP.
     Tls,
+    /// SCTP.
     Sctp,
+    /// WebSocket.
     Ws,
+    /// Secure WebSocket.
     Wss,
     /// A transport we do not speak (RFC 4475 §3.1.1.10: still a valid Via to echo).
     Other,
 }
 
 impl Transport {
+    /// The transport a Via token names, case aside; `None` if it is not a token.
     pub fn parse(token: &str) -> Option<Self> {
         Some(match token.to_ascii_uppercase().as_str() {
             "UDP" => Self::Udp,
@@ -32,6 +39,7 @@ impl Transport {
         })
     }
 
+    /// The token as written in a Via.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Udp => "UDP",
@@ -60,12 +68,15 @@ impl fmt::Display for Transport {
 /// One Via header value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
+    /// The transport named.
     pub transport: Transport,
     /// The transport token as written (kept for one we do not know).
     pub transport_token: String,
     /// `sent-by` host as written; an IPv6 reference keeps its brackets.
     pub host: String,
+    /// `sent-by` port, if written.
     pub port: Option<u16>,
+    /// Via parameters (`branch`, `received`, `rport`, …), in order.
     pub params: Vec<(String, Option<String>)>,
 }
 
@@ -74,6 +85,7 @@ pub struct Via {
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
 impl Via {
+    /// Our own Via for a request we send: the branch and a bare `rport` (RFC 3581).
     pub fn new(
         transport: Transport,
         host: impl Into<String>,
@@ -92,6 +104,7 @@ impl Via {
         }
     }
 
+    /// Parses one Via value (`SIP/2.0/UDP host:port;params`).
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let text = text.trim();
         let bad = |why: &str| ParseError::Header {
@@ -133,6 +146,7 @@ impl Via {
         })
     }
 
+    /// The `branch` parameter.
     pub fn branch(&self) -> Option<&str> {
         find_param(&self.params, "branch").flatten()
     }
@@ -142,6 +156,7 @@ impl Via {
         self.branch().is_some_and(|b| b.starts_with(MAGIC_COOKIE))
     }
 
+    /// The `received` parameter.
     pub fn received(&self) -> Option<&str> {
         find_param(&self.params, "received").flatten()
     }
