@@ -128,22 +128,29 @@ impl Admission {
         self.overloaded = on;
     }
 
-    /// Takes a token for a new call from `source`, or says why not.
-    pub(crate) fn admit(&mut self, now: Instant, source: IpAddr) -> Result<(), Refusal> {
-        let refusal = self.check(now, source);
+    /// Takes a token for a new call from `source`, or says why not. A `trusted` source (a
+    /// trunk, an SBC, the proxy in front: `[sip] trusted_peers`) carries many callers, so
+    /// only the global budget applies to it.
+    pub(crate) fn admit(
+        &mut self,
+        now: Instant,
+        source: IpAddr,
+        trusted: bool,
+    ) -> Result<(), Refusal> {
+        let refusal = self.check(now, source, trusted);
         if refusal.is_err() {
             self.refused += 1;
         }
         refusal
     }
 
-    fn check(&mut self, now: Instant, source: IpAddr) -> Result<(), Refusal> {
+    fn check(&mut self, now: Instant, source: IpAddr, trusted: bool) -> Result<(), Refusal> {
         if self.overloaded {
             return Err(Refusal::Overloaded);
         }
         let c = self.cfg;
         let global = c.invite_rate > 0;
-        let per_source = c.source_invite_rate > 0;
+        let per_source = c.source_invite_rate > 0 && !trusted;
         let (rate, burst) = (c.invite_rate, c.invite_burst.max(1));
         let (s_rate, s_burst) = (c.source_invite_rate, c.source_invite_burst.max(1));
         if global && !self.global.has_token(now, rate, burst) {
@@ -193,19 +200,35 @@ mod tests {
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
 
     #[test]
+    fn a_trusted_peer_is_held_to_the_global_budget_only() {
+        let now = Instant::now();
+        let mut a = Admission::new(cfg(0, 0, 1, 2), now);
+        assert_eq!(
+            (0..10).filter(|_| a.admit(now, A, false).is_ok()).count(),
+            2
+        );
+        assert_eq!(
+            (0..10).filter(|_| a.admit(now, B, true).is_ok()).count(),
+            10
+        );
+        let mut g = Admission::new(cfg(1, 3, 1, 1), now);
+        assert_eq!((0..10).filter(|_| g.admit(now, B, true).is_ok()).count(), 3);
+    }
+
+    #[test]
     fn the_global_bucket_admits_its_burst_then_its_rate() {
         let now = Instant::now();
         let mut a = Admission::new(cfg(10, 5, 0, 0), now);
-        let admitted = (0..20).filter(|_| a.admit(now, A).is_ok()).count();
+        let admitted = (0..20).filter(|_| a.admit(now, A, false).is_ok()).count();
         assert_eq!(admitted, 5, "the burst");
-        assert_eq!(a.admit(now, B), Err(Refusal::Rate));
+        assert_eq!(a.admit(now, B, false), Err(Refusal::Rate));
         // 10/s: one more every 100 ms.
         let later = now + Duration::from_millis(100);
-        assert!(a.admit(later, B).is_ok());
-        assert_eq!(a.admit(later, B), Err(Refusal::Rate));
+        assert!(a.admit(later, B, false).is_ok());
+        assert_eq!(a.admit(later, B, false), Err(Refusal::Rate));
         let mut n = 0;
         for ms in 101..=1100 {
-            n += a.admit(now + Duration::from_millis(ms), A).is_ok() as u32;
+            n += a.admit(now + Duration::from_millis(ms), A, false).is_ok() as u32;
         }
         assert_eq!(n, 10, "ten a second, whatever the offer");
         assert_eq!(a.refused, 15 + 1 + 1 + 990);
@@ -215,22 +238,25 @@ mod tests {
     fn one_source_over_its_rate_does_not_take_the_others_share() {
         let now = Instant::now();
         let mut a = Admission::new(cfg(1000, 1000, 2, 2), now);
-        assert!(a.admit(now, A).is_ok());
-        assert!(a.admit(now, A).is_ok());
-        assert_eq!(a.admit(now, A), Err(Refusal::SourceRate));
-        assert!(a.admit(now, B).is_ok(), "another source still gets in");
-        assert!(a.admit(now + Duration::from_millis(500), A).is_ok());
+        assert!(a.admit(now, A, false).is_ok());
+        assert!(a.admit(now, A, false).is_ok());
+        assert_eq!(a.admit(now, A, false), Err(Refusal::SourceRate));
+        assert!(
+            a.admit(now, B, false).is_ok(),
+            "another source still gets in"
+        );
+        assert!(a.admit(now + Duration::from_millis(500), A, false).is_ok());
     }
 
     #[test]
     fn overload_refuses_everything_until_cleared_and_zero_means_no_limit() {
         let now = Instant::now();
         let mut a = Admission::new(cfg(0, 0, 0, 0), now);
-        assert!((0..10_000).all(|_| a.admit(now, A).is_ok()));
+        assert!((0..10_000).all(|_| a.admit(now, A, false).is_ok()));
         a.set_overloaded(true);
-        assert_eq!(a.admit(now, A), Err(Refusal::Overloaded));
+        assert_eq!(a.admit(now, A, false), Err(Refusal::Overloaded));
         a.set_overloaded(false);
-        assert!(a.admit(now, A).is_ok());
+        assert!(a.admit(now, A, false).is_ok());
     }
 
     #[test]
@@ -238,10 +264,10 @@ mod tests {
         let now = Instant::now();
         let mut a = Admission::new(cfg(0, 0, 1, 1), now);
         for i in 0..100u8 {
-            assert!(a.admit(now, IpAddr::from([10, 0, 0, i])).is_ok());
+            assert!(a.admit(now, IpAddr::from([10, 0, 0, i]), false).is_ok());
         }
         assert_eq!(a.sources.len(), 100);
-        assert!(a.admit(now + SWEEP_EVERY, A).is_ok());
+        assert!(a.admit(now + SWEEP_EVERY, A, false).is_ok());
         assert_eq!(a.sources.len(), 1, "only the bucket just used is kept");
     }
 }

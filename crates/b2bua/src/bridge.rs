@@ -62,6 +62,19 @@ pub(crate) struct Leg {
     pub(crate) after_refer: Option<String>,
     /// Packets relayed caller → target and target → caller.
     pub(crate) relayed: [u64; 2],
+    /// Our SRTP key in the leg's offer (when `srtp = "mandatory"`); `None`: a plain offer.
+    pub(crate) srtp_key: Option<concierge_media::srtp::MasterKey>,
+    /// The leg's own SRTP contexts once the target answered with keys.
+    pub(crate) srtp: Option<concierge_media::sdes::SrtpSession>,
+    /// The DNS lookup this leg waits for (its next hop is a name); `peer` is a placeholder
+    /// until it answers.
+    pub(crate) dns: Option<u64>,
+    /// Whether the leg's RTP port is bound (the INVITE waits for it and for DNS).
+    pub(crate) port_bound: bool,
+    /// The next addresses of a resolved name, tried in turn on 503 or silence.
+    pub(crate) alternates: std::collections::VecDeque<Peer>,
+    /// No response at all from the current address by then: try the next one.
+    pub(crate) attempt_deadline: Option<Instant>,
 }
 
 impl Leg {
@@ -96,8 +109,8 @@ impl Leg {
     }
 }
 
-/// The next hop for `uri`: its host must be an IP address (no DNS in the core); the port
-/// defaults to 5060 and `;transport=tcp` selects TCP.
+/// The next hop for `uri` when its host is an IP address (names go to the driver's
+/// resolver); the port defaults to 5060 and `;transport=tcp` selects TCP.
 pub(crate) fn peer_for(uri: &SipUri) -> Option<Peer> {
     concierge_sip::dialog::peer_for_uri(uri, Transport::Udp)
 }

@@ -48,6 +48,9 @@ pub(crate) struct Call {
     pub(crate) audio: Option<concierge_media::AudioSession>,
     /// Our SDP, sent in the 200 OK (the answer, or our offer when the INVITE had none).
     pub(crate) local_sdp: Option<String>,
+    /// Our SRTP master key for the caller's leg, drawn when the call arrived; it goes
+    /// into the SDP only when the call is encrypted.
+    pub(crate) srtp_key: concierge_media::srtp::MasterKey,
     /// The `o=` version of our SDP, bumped on each re-INVITE answer (RFC 3264 §8).
     pub(crate) sdp_version: u64,
     pub(crate) media: crate::call_media::CallMedia,
@@ -92,7 +95,7 @@ impl Call {
             .bridge
             .as_ref()
             .filter(|l| l.is_pending())
-            .map(|l| l.deadline);
+            .map(|l| l.attempt_deadline.map_or(l.deadline, |a| a.min(l.deadline)));
         let collect = match self.flow.as_ref().map(|f| &f.waiting) {
             Some(Waiting::Collect(c)) => c.poll_timeout(),
             Some(Waiting::Http { overdue }) => Some(*overdue),

@@ -44,6 +44,9 @@ pub(crate) struct CallMedia {
     /// Digits not yet taken by the flow (type-ahead), with their index in `digits`.
     pub(crate) pending: VecDeque<(char, usize)>,
     pub(crate) packets_sent: u64,
+    /// The call's SRTP contexts when its audio is encrypted (RFC 3711); every packet in
+    /// and out of the caller's port goes through them.
+    pub(crate) srtp: Option<concierge_media::sdes::SrtpSession>,
     /// Foreign packets dropped by receivers a re-INVITE has since replaced.
     foreign_before: u64,
     /// When the caller's media started (ACK); with the last packet heard, the base of the
@@ -81,6 +84,15 @@ impl CallMedia {
         self.ptime = Duration::from_millis(audio.ptime_ms as u64);
         self.frame_samples = audio.ptime_ms as usize * 8;
         self.may_send = audio.send;
+        // A re-INVITE that keeps the keys keeps the contexts (their rollover counters and
+        // replay lists): a fresh context under the same key would reuse keystream.
+        match (&audio.srtp, self.srtp.as_mut()) {
+            (Some(keying), Some(session)) => session.rekey(keying),
+            (Some(keying), None) => {
+                self.srtp = Some(concierge_media::sdes::SrtpSession::new(keying))
+            }
+            (None, _) => self.srtp = None,
+        }
         match self.sender.as_mut() {
             // A re-INVITE keeps SSRC and sequence; only the payload type may change.
             Some(_) => {}

@@ -31,7 +31,7 @@ pub struct SwitchConfig {
     /// Credentials for bridge targets that challenge our INVITE.
     pub outbound_auth: Option<crate::OutboundAuth>,
     /// Every bridge leg goes through this proxy (RFC 3261 §8.1.2: a preloaded Route);
-    /// its host must be an IP address. `None`: straight to the target.
+    /// a name is resolved like a target's (RFC 3263). `None`: straight to the target.
     pub outbound_proxy: Option<concierge_sip::wire::SipUri>,
     /// This instance's name, in every call record (the driver puts it on every log line).
     pub instance: String,
@@ -61,6 +61,15 @@ pub struct SwitchConfig {
     pub admission: crate::admission::AdmissionConfig,
     /// Seed for tags, branches and SSRCs.
     pub seed: u64,
+    /// An address of a resolved target that sends no response at all by then is given up
+    /// for the next one (RFC 3263 §4.3; Timer B, 64·T1, is longer than anyone waits).
+    pub dns_failover: Duration,
+    /// Whether calls are encrypted: SRTP with SDES keys (`[rtp] srtp`).
+    pub srtp: concierge_media::sdes::SrtpPolicy,
+    /// Seed of the generator that draws SRTP master keys: a cryptographic generator of its
+    /// own (tags and branches, which anyone sees, come from a fast non-cryptographic one).
+    /// The driver fills it from the system's random source; tests fix it.
+    pub key_seed: [u8; 32],
 }
 
 impl Default for SwitchConfig {
@@ -91,6 +100,9 @@ impl Default for SwitchConfig {
             media_timeout: Duration::from_secs(60),
             admission: Default::default(),
             seed: 0,
+            dns_failover: Duration::from_secs(4),
+            srtp: Default::default(),
+            key_seed: [0; 32],
         }
     }
 }

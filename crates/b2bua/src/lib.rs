@@ -12,8 +12,13 @@
 //! New INVITEs pass admission control (global and per-source token buckets, the driver's
 //! overload signal) on their raw bytes, before anything is parsed or allocated.
 //!
-//! Run loop: call a `handle_*` method, then drain [`Switch::poll_output`] until `None`,
-//! then sleep until [`Switch::poll_timeout`] and call [`Switch::handle_timeout`].
+//! Calls may be encrypted (SRTP with SDES keys, by the `srtp` policy); each leg decrypts what
+//! it receives and encrypts what it sends with its own keys. A bridge leg to a name waits for
+//! the driver's RFC 3263 lookup ([`Switch::poll_resolve`], [`Switch::handle_resolved`]).
+//!
+//! Run loop: call a `handle_*` method, then drain [`Switch::poll_output`] until `None` and
+//! [`Switch::poll_resolve`] until `None`, then sleep until [`Switch::poll_timeout`] and call
+//! [`Switch::handle_timeout`].
 #![forbid(unsafe_code)]
 
 mod admission;
@@ -36,7 +41,7 @@ pub use bridge::OutboundAuth;
 pub use config::SwitchConfig;
 pub use identity::{identify, CallerIdentity, CidrError, TrustedPeers};
 pub use lockout::LockoutConfig;
-pub use output::{CallRef, Output, PortError};
+pub use output::{CallRef, Output, PortError, Resolve};
 pub use program::Program;
 pub use record::{
     CallRecord, EndedBy, HttpOutcome, PathStep, RelayedPackets, TransferRecord, WallClock,

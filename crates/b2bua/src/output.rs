@@ -39,3 +39,14 @@ pub enum Output {
     /// A call ended: append its record.
     Record(Box<CallRecord>),
 }
+
+/// A name the driver must look up (RFC 3263: NAPTR, SRV, then A/AAAA) for a bridge leg
+/// whose next hop — the target, or the outbound proxy — is not an IP address. Taken with
+/// [`crate::Switch::poll_resolve`]; the answer goes back through
+/// [`crate::Switch::handle_resolved`] with the same `id`.
+#[derive(Debug, Clone)]
+pub struct Resolve {
+    pub id: u64,
+    pub call: CallRef,
+    pub uri: concierge_sip::wire::SipUri,
+}

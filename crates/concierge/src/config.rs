@@ -71,7 +71,29 @@ pub(crate) struct Config {
     pub(crate) source: Option<PathBuf>,
     pub(crate) lockout: LockoutConfig,
     pub(crate) transfer: TransferConfig,
+    pub(crate) dns: DnsConfig,
     pub(crate) tcp: TcpConfig,
+}
+
+/// Looking up named bridge targets and the outbound proxy (RFC 3263).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DnsConfig {
+    /// DNS servers to ask (UDP), e.g. `["127.0.0.1:5353"]`; empty: the system's
+    /// (`/etc/resolv.conf`).
+    pub(crate) servers: Vec<std::net::SocketAddr>,
+    /// An address of a resolved target that sends no response at all within this is given
+    /// up for the next SRV/A record.
+    pub(crate) failover_ms: u64,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            servers: Vec::new(),
+            failover_ms: 4000,
+        }
+    }
 }
 
 /// Failed code attempts across calls (a keypad with `lockout = "…"`).
@@ -184,7 +206,8 @@ pub(crate) struct BridgeConfig {
     /// The environment variable holding the password (keeps it out of the file).
     pub(crate) password_env: Option<String>,
     /// A SIP URI every bridge leg goes through (a preloaded Route, RFC 3261 §8.1.2), e.g.
-    /// `sip:192.0.2.5:5060;lr`; its host must be an IP address. Unset: straight to the target.
+    /// `sip:192.0.2.5:5060;lr` or `sip:proxy.example.com;lr` (a name is located by RFC 3263:
+    /// NAPTR, SRV, A/AAAA). Unset: straight to the target.
     pub(crate) outbound_proxy: Option<String>,
 }
 
@@ -314,6 +337,30 @@ pub(crate) enum RefresherConfig {
 pub(crate) struct RtpConfig {
     pub(crate) port_min: u16,
     pub(crate) port_max: u16,
+    /// SRTP with SDES keys: `off`, `optional` (SRTP when offered) or `mandatory` (488 for
+    /// plain offers).
+    pub(crate) srtp: SrtpMode,
+}
+
+/// `[rtp] srtp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SrtpMode {
+    Off,
+    #[default]
+    Optional,
+    Mandatory,
+}
+
+impl SrtpMode {
+    pub(crate) fn policy(self) -> concierge_media::sdes::SrtpPolicy {
+        use concierge_media::sdes::SrtpPolicy;
+        match self {
+            Self::Off => SrtpPolicy::Off,
+            Self::Optional => SrtpPolicy::Optional,
+            Self::Mandatory => SrtpPolicy::Mandatory,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -377,6 +424,7 @@ impl Default for RtpConfig {
         Self {
             port_min: 10_000,
             port_max: 20_000,
+            srtp: SrtpMode::Optional,
         }
     }
 }
@@ -550,15 +598,19 @@ impl Config {
         if let Some(proxy) = &self.bridge.outbound_proxy {
             let routable = concierge_sip::wire::SipUri::parse(proxy)
                 .ok()
-                .and_then(|u| {
-                    concierge_sip::dialog::peer_for_uri(&u, concierge_sip::wire::Transport::Udp)
-                });
+                .filter(|u| !u.host().is_empty());
             if routable.is_none() {
                 return Err(field(
                     "bridge.outbound_proxy",
-                    format!("{proxy:?} is not a SIP URI with an IP address host"),
+                    format!("{proxy:?} is not a SIP URI with a host"),
                 ));
             }
+        }
+        if self.dns.failover_ms == 0 || self.dns.failover_ms > 60_000 {
+            return Err(field(
+                "dns.failover_ms",
+                format!("{} is not between 1 and 60000", self.dns.failover_ms),
+            ));
         }
         let instance = &self.server.instance;
         if instance.is_empty()
@@ -864,6 +916,25 @@ mod tests {
     }
 
     #[test]
+    fn srtp_policy_and_dns_servers_are_read_and_checked() {
+        let c = Config::parse(
+            Path::new("c.toml"),
+            "[rtp]\nsrtp = \"mandatory\"\n[dns]\nservers = [\"127.0.0.1:5353\"]\nfailover_ms = 1500\n[bridge]\noutbound_proxy = \"sip:proxy.example.com;lr\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.rtp.srtp, SrtpMode::Mandatory);
+        assert_eq!(c.dns.servers, vec!["127.0.0.1:5353".parse().unwrap()]);
+        assert_eq!(c.dns.failover_ms, 1500);
+        assert!(c.outbound_proxy().is_some(), "a named proxy is allowed");
+        assert_eq!(Config::default().rtp.srtp, SrtpMode::Optional);
+        let e = Config::parse(Path::new("c.toml"), "[rtp]\nsrtp = \"sometimes\"\n").unwrap_err();
+        assert!(e.to_string().contains("srtp"), "{e}");
+        let e = Config::parse(Path::new("c.toml"), "[dns]\nfailover_ms = 0\n").unwrap_err();
+        assert!(e.to_string().contains("dns.failover_ms"), "{e}");
+        assert!(Config::parse(Path::new("c.toml"), "[dns]\nserver = []\n").is_err());
+    }
+
+    #[test]
     fn odd_rtp_port_is_refused_with_the_field_name() {
         let e = Config::parse(Path::new("c.toml"), "[rtp]\nport_min = 10001\n").unwrap_err();
         assert!(e.to_string().contains("rtp.port_min"), "{e}");
@@ -896,7 +967,8 @@ mod tests {
     fn outbound_proxy_and_instance_are_checked() {
         let e = Config::parse(
             Path::new("c.toml"),
-            "[bridge]\noutbound_proxy = \"sip:proxy.example.com\"\n",
+            // Names are located by RFC 3263 now; what is refused is no SIP URI at all.
+            "[bridge]\noutbound_proxy = \"proxy.example.com\"\n",
         )
         .unwrap_err();
         assert!(e.to_string().contains("bridge.outbound_proxy"), "{e}");

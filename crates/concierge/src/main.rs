@@ -5,6 +5,7 @@ mod check;
 mod cli;
 mod config;
 mod demo;
+mod dns;
 mod driver;
 mod fatal;
 mod http;

@@ -17,8 +17,10 @@ pub mod goertzel;
 pub mod info_dtmf;
 pub mod ports;
 pub mod rtp_stream;
+pub mod sdes;
 pub mod sdp;
 pub mod source;
+pub mod srtp;
 pub mod telephone_event;
 
 pub use g711::Law;

@@ -8,6 +8,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::sdes::{CryptoAttribute, SrtpKeying, SrtpPolicy};
+use crate::srtp::{MasterKey, SrtpProfile};
+
 /// What was agreed for the call's audio.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioSession {
@@ -23,6 +26,8 @@ pub struct AudioSession {
     pub ptime_ms: u32,
     /// Whether we may send (the offer was not `sendonly`/`inactive` to us).
     pub send: bool,
+    /// SRTP keys when the call is encrypted (RFC 4568 SDES); `None`: plain RTP.
+    pub srtp: Option<SrtpKeying>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,11 +37,24 @@ pub enum OfferError {
     NotAcceptable(String),
 }
 
-/// Answers `offer` from our `local` address.
+/// Answers `offer` from our `local` address, plain RTP only (an `RTP/SAVP` offer is not
+/// acceptable).
 pub fn answer(
     offer: &str,
     local: SocketAddr,
     session_version: u64,
+) -> Result<(AudioSession, String), OfferError> {
+    answer_with(offer, local, session_version, SrtpPolicy::Off, None)
+}
+
+/// Answers `offer` under the SRTP `policy`. `key` is our master key for this call, used
+/// when the answer is SRTP (the caller draws it from the switch's seeded generator).
+pub fn answer_with(
+    offer: &str,
+    local: SocketAddr,
+    session_version: u64,
+    policy: SrtpPolicy,
+    key: Option<&MasterKey>,
 ) -> Result<(AudioSession, String), OfferError> {
     let mut session_ip: Option<IpAddr> = None;
     let mut media: Option<(u16, Vec<u8>)> = None;
@@ -46,6 +64,10 @@ pub fn answer(
     let mut direction = "sendrecv";
     let mut in_audio = false;
     let mut other_media = Vec::new();
+    let mut proto_offered = "RTP/AVP";
+    // The usable `a=crypto` lines of the audio stream, and whether there were any at all.
+    let mut crypto: Vec<CryptoAttribute> = Vec::new();
+    let mut crypto_lines = 0usize;
     for line in offer.lines().map(str::trim) {
         let Some((kind, value)) = line.split_once('=') else {
             continue;
@@ -69,7 +91,13 @@ pub fn answer(
                     f.next().unwrap_or(""),
                     f.next().unwrap_or(""),
                 );
-                if m == "audio" && media.is_none() && proto.starts_with("RTP/AVP") {
+                let known = proto.starts_with("RTP/AVP") || proto.starts_with("RTP/SAVP");
+                if m == "audio" && media.is_none() && known {
+                    proto_offered = if proto.starts_with("RTP/SAVP") {
+                        "RTP/SAVP"
+                    } else {
+                        "RTP/AVP"
+                    };
                     let port = port
                         .split('/')
                         .next()
@@ -88,7 +116,13 @@ pub fn answer(
                 }
             }
             "a" if in_audio || media.is_none() => {
-                if let Some(map) = value.strip_prefix("rtpmap:") {
+                if let Some(c) = value.strip_prefix("crypto:") {
+                    // RFC 4568 §5.1.2: a media-level attribute only.
+                    if in_audio && crypto_lines < 16 {
+                        crypto_lines += 1;
+                        crypto.extend(CryptoAttribute::parse(c));
+                    }
+                } else if let Some(map) = value.strip_prefix("rtpmap:") {
                     if let Some((pt, name)) = map.split_once(' ') {
                         if let Ok(pt) = pt.trim().parse() {
                             rtpmap.push((pt, name.trim().to_ascii_lowercase()));
@@ -135,6 +169,36 @@ pub fn answer(
         .iter()
         .copied()
         .find(|pt| named(*pt).is_some_and(|n| n.starts_with("telephone-event/8000")));
+    // RFC 4568 §7.1.1: the answer takes the first offered line we can use.
+    let chosen = crypto.into_iter().next();
+    let secure = proto_offered == "RTP/SAVP";
+    let srtp = match (policy, secure, chosen) {
+        (SrtpPolicy::Off, true, _) => {
+            return Err(OfferError::NotAcceptable(
+                "SRTP offered; srtp is off here".into(),
+            ))
+        }
+        (SrtpPolicy::Off, false, _) => None,
+        (_, true, None) => {
+            let why = if crypto_lines == 0 {
+                "RTP/SAVP offered without a=crypto (only SDES keying is supported)"
+            } else {
+                "no a=crypto line we can use (AES_CM_128_HMAC_SHA1_80 or _32, no MKI)"
+            };
+            return Err(OfferError::NotAcceptable(why.into()));
+        }
+        (SrtpPolicy::Mandatory, false, None) => {
+            return Err(OfferError::NotAcceptable(
+                "plain RTP offered; SRTP is mandatory here".into(),
+            ))
+        }
+        (SrtpPolicy::Optional, false, None) => None,
+        (_, _, Some(theirs)) => {
+            let ours =
+                key.ok_or_else(|| OfferError::NotAcceptable("no key to answer SRTP with".into()))?;
+            Some((theirs, ours.clone()))
+        }
+    };
     let ip = media_ip.or(session_ip);
     // RFC 3264 §8.4: c=0.0.0.0 is the old way to put a call on hold.
     let hold = ip.is_some_and(|ip| ip.is_unspecified());
@@ -159,8 +223,19 @@ pub fn answer(
     }
     attrs.push(format!("a=ptime:{ptime_ms}"));
     attrs.push(format!("a={answer_direction}"));
+    if let Some((theirs, ours)) = &srtp {
+        // Same tag and suite as the line we took, our own key (RFC 4568 §7.1.2).
+        attrs.push(
+            CryptoAttribute {
+                tag: theirs.tag,
+                profile: theirs.profile,
+                key: ours.clone(),
+            }
+            .line(),
+        );
+    }
     let mut sdp = format!(
-        "v=0\r\no=concierge {session_version} {session_version} IN {family} {local_ip}\r\ns=concierge\r\nc=IN {family} {local_ip}\r\nt=0 0\r\nm=audio {} RTP/AVP {}\r\n",
+        "v=0\r\no=concierge {session_version} {session_version} IN {family} {local_ip}\r\ns=concierge\r\nc=IN {family} {local_ip}\r\nt=0 0\r\nm=audio {} {proto_offered} {}\r\n",
         local.port(),
         fmts.join(" ")
     );
@@ -180,6 +255,11 @@ pub fn answer(
         remote,
         ptime_ms,
         send: matches!(answer_direction, "sendrecv" | "sendonly"),
+        srtp: srtp.map(|(theirs, ours)| SrtpKeying {
+            profile: theirs.profile,
+            ours,
+            theirs: theirs.key,
+        }),
     };
     Ok((session, sdp))
 }
@@ -187,28 +267,63 @@ pub fn answer(
 /// Our offer, for an INVITE that came without one (RFC 3261 §13.2.1 late offer): we offer
 /// in the 200 OK and the ACK carries the answer.
 pub fn offer(local: SocketAddr, session_version: u64) -> String {
+    offer_with(local, session_version, None)
+}
+
+/// Our offer; with `srtp`, an `RTP/SAVP` offer keyed with it (AES_CM_128_HMAC_SHA1_80).
+pub fn offer_with(local: SocketAddr, session_version: u64, srtp: Option<&MasterKey>) -> String {
     let family = if local.is_ipv4() { "IP4" } else { "IP6" };
     let ip = local.ip();
+    let (proto, crypto) = offer_security(srtp);
     format!(
         "v=0\r\no=concierge {session_version} {session_version} IN {family} {ip}\r\ns=concierge\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
-         m=audio {} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
-         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+         m=audio {} {proto} 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n{crypto}",
         local.port()
     )
+}
+
+/// The transport and `a=crypto` line (with its line end) of an offer of ours.
+fn offer_security(srtp: Option<&MasterKey>) -> (&'static str, String) {
+    match srtp {
+        Some(key) => (
+            "RTP/SAVP",
+            CryptoAttribute {
+                tag: 1,
+                profile: SrtpProfile::AesCm128HmacSha1_80,
+                key: key.clone(),
+            }
+            .line()
+                + "\r\n",
+        ),
+        None => ("RTP/AVP", String::new()),
+    }
 }
 
 /// Our offer for a second call leg that relays `caller`'s audio untouched: only the
 /// caller's codec (so packets pass through without transcoding) and telephone-event under
 /// the caller's payload type (101 when the caller had none).
 pub fn offer_for(local: SocketAddr, session_version: u64, caller: &AudioSession) -> String {
+    offer_for_with(local, session_version, caller, None)
+}
+
+/// [`offer_for`], as `RTP/SAVP` keyed with `srtp` when given: the leg's own protection,
+/// whatever the caller's.
+pub fn offer_for_with(
+    local: SocketAddr,
+    session_version: u64,
+    caller: &AudioSession,
+    srtp: Option<&MasterKey>,
+) -> String {
     let family = if local.is_ipv4() { "IP4" } else { "IP6" };
     let ip = local.ip();
     let pt = caller.payload_type;
     let ev = caller.telephone_event.unwrap_or(101);
+    let (proto, crypto) = offer_security(srtp);
     format!(
         "v=0\r\no=concierge {session_version} {session_version} IN {family} {ip}\r\ns=concierge\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
-         m=audio {} RTP/AVP {pt} {ev}\r\na=rtpmap:{pt} {}/8000\r\n\
-         a=rtpmap:{ev} telephone-event/8000\r\na=fmtp:{ev} 0-16\r\na=ptime:{}\r\na=sendrecv\r\n",
+         m=audio {} {proto} {pt} {ev}\r\na=rtpmap:{pt} {}/8000\r\n\
+         a=rtpmap:{ev} telephone-event/8000\r\na=fmtp:{ev} 0-16\r\na=ptime:{}\r\na=sendrecv\r\n{crypto}",
         local.port(),
         caller.codec,
         caller.ptime_ms,
@@ -217,9 +332,31 @@ pub fn offer_for(local: SocketAddr, session_version: u64, caller: &AudioSession)
 
 /// Reads the answer to our offer: the codec it kept, where to send, and the direction.
 pub fn accept(answer_sdp: &str) -> Result<AudioSession, OfferError> {
+    accept_with(answer_sdp, None)
+}
+
+/// Reads the answer to an offer of ours that was keyed with `ours` (SRTP) or not: an
+/// SRTP offer needs an answer with a usable `a=crypto` line.
+pub fn accept_with(answer_sdp: &str, ours: Option<&MasterKey>) -> Result<AudioSession, OfferError> {
     // An answer has the same shape as an offer restricted to what was agreed; reading it
-    // as one picks the same codec and direction.
-    answer(answer_sdp, SocketAddr::from(([0, 0, 0, 0], 0)), 0).map(|(s, _)| s)
+    // as one picks the same codec and direction (and the peer's key).
+    let policy = match ours {
+        Some(_) => SrtpPolicy::Mandatory,
+        None => SrtpPolicy::Off,
+    };
+    let mut audio = answer_with(
+        answer_sdp,
+        SocketAddr::from(([0, 0, 0, 0], 0)),
+        0,
+        policy,
+        ours,
+    )
+    .map(|(s, _)| s)?;
+    if ours.is_none() {
+        // A plain offer of ours cannot be answered with keys.
+        audio.srtp = None;
+    }
+    Ok(audio)
 }
 
 #[cfg(test)]
@@ -319,5 +456,108 @@ mod tests {
         let offer = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\nm=video 4002 RTP/AVP 97\r\na=rtpmap:97 H264/90000\r\n";
         let (_, sdp) = answer(offer, local(), 1).unwrap();
         assert!(sdp.contains("m=video 0 RTP/AVP 97"), "{sdp}");
+    }
+
+    const PJSIP_SAVP: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=pjmedia\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd\r\na=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:HRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgEA\r\na=sendrecv\r\n";
+
+    fn our_key() -> MasterKey {
+        MasterKey::from_bytes(&[0x42; 30])
+    }
+
+    #[test]
+    fn a_savp_offer_is_answered_with_srtp_and_our_own_key() {
+        for policy in [SrtpPolicy::Optional, SrtpPolicy::Mandatory] {
+            let (s, sdp) = answer_with(PJSIP_SAVP, local(), 1, policy, Some(&our_key())).unwrap();
+            assert!(sdp.contains("m=audio 10000 RTP/SAVP 0 101\r\n"), "{sdp}");
+            let ours = CryptoAttribute {
+                tag: 1,
+                profile: SrtpProfile::AesCm128HmacSha1_80,
+                key: our_key(),
+            };
+            assert!(sdp.contains(&format!("{}\r\n", ours.line())), "{sdp}");
+            assert_eq!(sdp.matches("a=crypto:").count(), 1);
+            let k = s.srtp.expect("keyed");
+            assert_eq!(k.profile, SrtpProfile::AesCm128HmacSha1_80);
+            let theirs: Vec<u8> = (0..30).collect();
+            assert_eq!(k.theirs.to_bytes().to_vec(), theirs);
+            assert_eq!(k.ours, our_key());
+        }
+    }
+
+    #[test]
+    fn the_first_usable_crypto_line_wins_and_32_bit_tags_work() {
+        let offer = PJSIP_SAVP.replace(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80",
+            "a=crypto:1 F8_128_HMAC_SHA1_80",
+        );
+        let (s, sdp) =
+            answer_with(&offer, local(), 1, SrtpPolicy::Optional, Some(&our_key())).unwrap();
+        assert!(
+            sdp.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"),
+            "{sdp}"
+        );
+        assert_eq!(s.srtp.unwrap().profile, SrtpProfile::AesCm128HmacSha1_32);
+    }
+
+    #[test]
+    fn a_plain_offer_gets_plain_rtp_unless_srtp_is_mandatory() {
+        let (s, sdp) =
+            answer_with(SIPP, local(), 1, SrtpPolicy::Optional, Some(&our_key())).unwrap();
+        assert!(s.srtp.is_none() && !sdp.contains("crypto") && sdp.contains("RTP/AVP 0"));
+        let e = answer_with(SIPP, local(), 1, SrtpPolicy::Mandatory, Some(&our_key()));
+        assert!(matches!(e, Err(OfferError::NotAcceptable(w)) if w.contains("mandatory")));
+    }
+
+    #[test]
+    fn srtp_off_refuses_savp_and_savp_without_usable_keys_is_refused() {
+        let e = answer_with(PJSIP_SAVP, local(), 1, SrtpPolicy::Off, Some(&our_key()));
+        assert!(matches!(e, Err(OfferError::NotAcceptable(_))));
+        assert!(answer(PJSIP_SAVP, local(), 1).is_err());
+        let no_keys = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\n";
+        let e = answer_with(no_keys, local(), 1, SrtpPolicy::Optional, Some(&our_key()));
+        assert!(matches!(e, Err(OfferError::NotAcceptable(w)) if w.contains("a=crypto")));
+    }
+
+    #[test]
+    fn best_effort_crypto_on_avp_is_taken() {
+        let offer = PJSIP_SAVP.replace("RTP/SAVP", "RTP/AVP");
+        let (s, sdp) =
+            answer_with(&offer, local(), 1, SrtpPolicy::Optional, Some(&our_key())).unwrap();
+        assert!(s.srtp.is_some() && sdp.contains("RTP/AVP 0 101") && sdp.contains("a=crypto:1"));
+        // With srtp off the keys are ignored and the answer is plain.
+        let (s, sdp) = answer_with(&offer, local(), 1, SrtpPolicy::Off, None).unwrap();
+        assert!(s.srtp.is_none() && !sdp.contains("crypto"));
+    }
+
+    #[test]
+    fn our_srtp_offer_and_its_answer() {
+        let mine = offer_with(local(), 1, Some(&our_key()));
+        assert!(
+            mine.contains("m=audio 10000 RTP/SAVP 0 8 101\r\n")
+                && mine.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+            "{mine}"
+        );
+        // The far end answers with its own key; reading it pairs the two.
+        let their_key = MasterKey::from_bytes(&[7; 30]);
+        let (_, their_answer) = answer_with(
+            &mine,
+            "127.0.0.1:7000".parse().unwrap(),
+            1,
+            SrtpPolicy::Mandatory,
+            Some(&their_key),
+        )
+        .unwrap();
+        let s = accept_with(&their_answer, Some(&our_key())).unwrap();
+        let k = s.srtp.unwrap();
+        assert_eq!((k.ours, k.theirs), (our_key(), their_key));
+        // An answer that drops the keys to an SRTP offer is not acceptable.
+        let plain = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 7000 RTP/AVP 0\r\n";
+        assert!(accept_with(plain, Some(&our_key())).is_err());
+        let (caller, _) = answer(SIPP, local(), 1).unwrap();
+        let leg = offer_for_with(local(), 1, &caller, Some(&our_key()));
+        assert!(
+            leg.contains("RTP/SAVP 0 101") && leg.contains("a=crypto:1 "),
+            "{leg}"
+        );
     }
 }

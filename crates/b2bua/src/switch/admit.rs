@@ -36,7 +36,8 @@ impl Switch {
         if self.call_ids.contains(peek.call_id) {
             return false;
         }
-        let Err(refusal) = self.admission.admit(now, peer.addr.ip()) else {
+        let trusted = self.cfg.trusted_peers.contains(peer.addr.ip());
+        let Err(refusal) = self.admission.admit(now, peer.addr.ip(), trusted) else {
             return false;
         };
         debug!(from = %peer.addr, why = refusal.as_str(), "new INVITE refused with 503");

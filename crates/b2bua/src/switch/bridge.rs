@@ -34,22 +34,35 @@ impl Switch {
         after_refer: Option<String>,
     ) {
         let deadline = now + self.cfg.bridge_ring_timeout;
-        let uri = SipUri::parse(target).ok();
+        let Ok(uri) = SipUri::parse(target) else {
+            let why = format!("cannot place a call to {target:?}: not a SIP URI");
+            return self.bridge_failed(now, id, target, why);
+        };
         // RFC 3261 §8.1.2: with an outbound proxy the INVITE goes to it, the target stays
         // the Request-URI and the proxy is the preloaded Route.
-        let peer = match &self.cfg.outbound_proxy {
-            Some(proxy) => peer_for(proxy),
-            None => uri.as_ref().and_then(peer_for),
-        };
-        let (Some(uri), Some(peer)) = (uri, peer) else {
-            let why = format!("cannot place a call to {target:?}: the host must be an IP address");
-            return self.bridge_failed(now, id, target, why);
+        let hop = self
+            .cfg
+            .outbound_proxy
+            .clone()
+            .unwrap_or_else(|| uri.clone());
+        // A name is looked up by the driver (RFC 3263); the INVITE waits for the answer.
+        let (peer, needs_dns) = match peer_for(&hop) {
+            Some(peer) => (peer, false),
+            None => (
+                concierge_sip::Peer {
+                    transport: concierge_sip::wire::Transport::Udp,
+                    addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                },
+                true,
+            ),
         };
         let Some(port) = self.ports.allocate(now) else {
             return self.bridge_failed(now, id, target, "no free RTP port".into());
         };
         let call_id = format!("{:016x}-b2b", self.endpoint.random_u64());
         let local_tag = self.endpoint.new_tag();
+        let key = self.new_srtp_key();
+        let srtp_key = super::srtp::offer_key(self.cfg.srtp, &key).cloned();
         let Some(call) = self.calls.get_mut(&id) else {
             self.ports.release(port, now);
             return;
@@ -79,12 +92,21 @@ impl Switch {
             deadline,
             after_refer,
             relayed: [0, 0],
+            srtp_key,
+            srtp: None,
+            dns: None,
+            port_bound: false,
+            alternates: Default::default(),
+            attempt_deadline: None,
         }));
         if let Some(hold) = self.program.prompts.get(HOLD_PROMPT) {
             call.media.play([hold]);
         }
         self.by_port.insert(port, id);
         self.outputs.push_back(Output::MediaOpen { port });
+        if needs_dns {
+            self.request_resolve(id, hop);
+        }
         self.rearm(id);
     }
 
@@ -102,13 +124,18 @@ impl Switch {
         else {
             return;
         };
+        leg.port_bound = true;
+        if leg.dns.is_some() {
+            // The INVITE goes once the name is resolved (`handle_resolved`).
+            return;
+        }
         let Some(caller_audio) = call.audio.clone() else {
             let target = leg.target.clone();
             return self.bridge_failed(now, id, &target, "the caller has no agreed audio".into());
         };
         let Some(port) = leg.port else { return };
         let local = std::net::SocketAddr::new(self.cfg.media_ip, port);
-        let offer = sdp::offer_for(local, 1, &caller_audio);
+        let offer = sdp::offer_for_with(local, 1, &caller_audio, leg.srtp_key.as_ref());
         let contact = concierge_sip::dialog::local_contact(
             "concierge",
             &self.cfg.advertised_host,
@@ -178,6 +205,9 @@ impl Switch {
         super::leg_timer::push_invite_session_timer(&session_timer, &mut invite.headers);
         leg.state = LegState::Calling;
         leg.invite = Some(invite.clone());
+        if !leg.alternates.is_empty() {
+            leg.attempt_deadline = Some(now + self.cfg.dns_failover);
+        }
         let peer = leg.peer;
         let key = self.endpoint.send_request(now, invite, peer);
         self.set_leg_key(id, key);
@@ -246,6 +276,8 @@ impl Switch {
             return;
         };
         let status = response.status;
+        // Someone answers at this address: no failover for silence any more.
+        leg.attempt_deadline = None;
         if status.is_provisional() {
             if status.0 > 100 && leg.state == LegState::Calling {
                 debug!(%status, "target ringing");
@@ -290,8 +322,15 @@ impl Switch {
                 return;
             }
             let caller_pt = call.audio.as_ref().map(|a| a.payload_type);
-            match sdp::accept(&String::from_utf8_lossy(&response.body)) {
+            match sdp::accept_with(
+                &String::from_utf8_lossy(&response.body),
+                leg.srtp_key.as_ref(),
+            ) {
                 Ok(audio) if Some(audio.payload_type) == caller_pt => {
+                    leg.srtp = audio
+                        .srtp
+                        .as_ref()
+                        .map(concierge_media::sdes::SrtpSession::new);
                     leg.set_audio(audio);
                     leg.state = LegState::Up;
                     let target = leg.target.clone();
@@ -332,6 +371,13 @@ impl Switch {
         if leg.state == LegState::Over {
             return;
         }
+        // RFC 3263 §4.3: 503 from one address of a name sends the request to the next.
+        if status.0 == 503 && self.try_next_address(now, id, "503") {
+            return;
+        }
+        let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
+            return;
+        };
         if matches!(status.0, 401 | 407) && !leg.auth_tried {
             if let Some(auth) = self.cfg.outbound_auth.clone() {
                 let (challenge_header, answer_header) = if status.0 == 401 {
@@ -397,7 +443,17 @@ impl Switch {
         let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
             return false;
         };
-        if !leg.is_pending() || leg.deadline > now {
+        if !leg.is_pending() {
+            return false;
+        }
+        if leg
+            .attempt_deadline
+            .is_some_and(|at| at <= now && at < leg.deadline)
+        {
+            leg.attempt_deadline = None;
+            return self.try_next_address(now, id, "no response");
+        }
+        if leg.deadline > now {
             return false;
         }
         let target = leg.target.clone();
@@ -546,7 +602,11 @@ impl Switch {
             }
             Method::Invite | Method::Update => {
                 // A session refresh or new address from the target: same codec, same port.
-                if let Ok(audio) = sdp::accept(&String::from_utf8_lossy(&request.body)) {
+                let offer = String::from_utf8_lossy(&request.body);
+                if let Ok(audio) = sdp::accept_with(&offer, leg.srtp_key.as_ref()) {
+                    if let (Some(keying), Some(session)) = (&audio.srtp, leg.srtp.as_mut()) {
+                        session.rekey(keying);
+                    }
                     let dropped = leg.foreign_dropped();
                     leg.set_audio(audio);
                     call.media.add_foreign(dropped);
@@ -565,7 +625,7 @@ impl Switch {
                     let local = std::net::SocketAddr::new(self.cfg.media_ip, port);
                     r.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
                     r.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
-                    r.body = sdp::offer_for(local, 2, caller).into();
+                    r.body = sdp::offer_for_with(local, 2, caller, leg.srtp_key.as_ref()).into();
                 }
                 self.endpoint.respond(now, &key, r);
             }
@@ -628,6 +688,10 @@ impl Switch {
             };
             leg.relayed[1] += 1;
             let packet = relay_packet(data, leg_event, caller_event);
+            // Decrypted on the way in; encrypted again with the caller's own key.
+            let Some(packet) = super::srtp::protect(call.media.srtp.as_mut(), &packet) else {
+                return true;
+            };
             self.outputs.push_back(Output::Rtp {
                 port: out_port,
                 to,
@@ -639,6 +703,9 @@ impl Switch {
             };
             leg.relayed[0] += 1;
             let packet = relay_packet(data, caller_event, leg_event);
+            let Some(packet) = super::srtp::protect(leg.srtp.as_mut(), &packet) else {
+                return true;
+            };
             self.outputs.push_back(Output::Rtp {
                 port: out_port,
                 to,

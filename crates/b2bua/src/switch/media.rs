@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tracing::warn;
 
 use super::Switch;
@@ -58,11 +57,10 @@ impl Switch {
                     .media
                     .next_packet(&mut self.rtp_buf, &mut self.frame_buf);
                 if let (true, Some(to)) = (n > 0, call.media.remote()) {
-                    self.outputs.push_back(Output::Rtp {
-                        port,
-                        to,
-                        packet: Bytes::copy_from_slice(&self.rtp_buf[..n]),
-                    });
+                    let packet = super::srtp::protect(call.media.srtp.as_mut(), &self.rtp_buf[..n]);
+                    if let Some(packet) = packet {
+                        self.outputs.push_back(Output::Rtp { port, to, packet });
+                    }
                 }
                 if done {
                     finished.push(*id);

@@ -14,10 +14,12 @@ use tracing::{debug, info, info_span, warn};
 mod admit;
 mod bridge;
 mod carrier;
+mod dns;
 mod flow;
 mod leg_timer;
 mod lockout;
 mod media;
+mod srtp;
 
 use crate::admission::Admission;
 use crate::call::{Call, Phase};
@@ -65,6 +67,13 @@ pub struct Switch {
     frame_buf: Vec<u8>,
     /// Failed code attempts across this switch's calls.
     lockout: crate::lockout::Lockout,
+    /// Draws SRTP master keys (a CSPRNG; see `SwitchConfig::key_seed`).
+    key_rng: rand::rngs::StdRng,
+    srtp_buf: Vec<u8>,
+    /// Names waiting for the driver's resolver, and which call asked.
+    resolves: VecDeque<crate::output::Resolve>,
+    pending_dns: HashMap<u64, CallRef>,
+    next_dns: u64,
 }
 
 /// A transfer target as logs may show it: not when it was rendered from a secret.
@@ -120,6 +129,11 @@ impl Switch {
             rtp_buf: vec![0u8; 1500],
             frame_buf: Vec::with_capacity(320),
             lockout: crate::lockout::Lockout::new(cfg.lockout),
+            key_rng: rand::SeedableRng::from_seed(cfg.key_seed),
+            srtp_buf: Vec::with_capacity(1500),
+            resolves: VecDeque::new(),
+            pending_dns: HashMap::new(),
+            next_dns: 1,
             cfg,
         }
     }
@@ -222,13 +236,20 @@ impl Switch {
         };
         let local = std::net::SocketAddr::new(self.cfg.media_ip, next);
         // The same offer answered again: only the port changes.
+        let policy = self.cfg.srtp;
         call.local_sdp = Some(if call.invite.body.is_empty() {
-            sdp::offer(local, call.sdp_version)
+            sdp::offer_with(
+                local,
+                call.sdp_version,
+                srtp::offer_key(policy, &call.srtp_key),
+            )
         } else {
-            match sdp::answer(
+            match sdp::answer_with(
                 &String::from_utf8_lossy(&call.invite.body),
                 local,
                 call.sdp_version,
+                policy,
+                Some(&call.srtp_key),
             ) {
                 Ok((_, sdp)) => sdp,
                 // It was acceptable a moment ago.
@@ -260,39 +281,43 @@ impl Switch {
         self.pump(now);
     }
 
-    /// A datagram arrived on a call's RTP port.
+    /// A datagram arrived on a call's RTP port. On an encrypted leg it is checked and
+    /// decrypted first (a forged or replayed packet goes no further); after that the relay,
+    /// RFC 4733 events and in-band detection see plain RTP either way.
     pub fn handle_rtp(&mut self, now: Instant, port: u16, from: std::net::SocketAddr, data: &[u8]) {
         self.last_now = now;
-        let Some(call) = self
-            .by_port
-            .get(&port)
-            .and_then(|id| self.calls.get_mut(id))
-        else {
+        let Some(&id) = self.by_port.get(&port) else {
             return;
         };
-        if call.bridge.is_some() {
-            let id = *self
-                .by_port
-                .get(&port)
-                .expect("the call was found by this port");
-            if self.relay_rtp(now, id, port, from, data) {
-                return;
-            }
+        let mut plain = std::mem::take(&mut self.srtp_buf);
+        match self.unprotect_rtp(id, port, data, &mut plain) {
+            Some(true) => self.handle_plain_rtp(now, id, port, from, &plain),
+            Some(false) => self.handle_plain_rtp(now, id, port, from, data),
+            None => {}
         }
-        let Some(call) = self
-            .by_port
-            .get(&port)
-            .and_then(|id| self.calls.get_mut(id))
-        else {
+        self.srtp_buf = plain;
+    }
+
+    fn handle_plain_rtp(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        port: u16,
+        from: std::net::SocketAddr,
+        data: &[u8],
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.bridge.is_some() && self.relay_rtp(now, id, port, from, data) {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         if call.media.handle_datagram(now, from, data).is_some() {
             // Never the key itself: it may be part of a code (see `CallMedia::shown`).
             call.span.in_scope(|| debug!("digit received by RTP"));
-            let id = *self
-                .by_port
-                .get(&port)
-                .expect("the call was found by this port");
             self.digit_arrived(now, id);
             self.pump(now);
         }
@@ -445,12 +470,15 @@ impl Switch {
             return;
         };
         let local_media = std::net::SocketAddr::new(self.cfg.media_ip, port);
+        let srtp_key = self.new_srtp_key();
+        let policy = self.cfg.srtp;
         // RFC 3264: answer the offer now, or offer ourselves in the 200 (late offer).
         let (audio, local_sdp) = if invite.body.is_empty() {
-            (None, sdp::offer(local_media, 1))
+            let key = srtp::offer_key(policy, &srtp_key);
+            (None, sdp::offer_with(local_media, 1, key))
         } else {
             let offer = String::from_utf8_lossy(&invite.body);
-            match sdp::answer(&offer, local_media, 1) {
+            match sdp::answer_with(&offer, local_media, 1, policy, Some(&srtp_key)) {
                 Ok((audio, sdp)) => (Some(audio), sdp),
                 Err(OfferError::NotAcceptable(why)) => {
                     self.ports.release(port, now);
@@ -502,6 +530,7 @@ impl Switch {
                 port_attempts: 1,
                 audio,
                 local_sdp: Some(local_sdp),
+                srtp_key,
                 sdp_version: 1,
                 media: Default::default(),
                 flow: None,
@@ -603,7 +632,8 @@ impl Switch {
         }
         // Late offer: the ACK carries the answer to the offer in our 200 (§13.2.1).
         if call.audio.is_none() && !ack.body.is_empty() {
-            match sdp::accept(&String::from_utf8_lossy(&ack.body)) {
+            let ours = srtp::offer_key(self.cfg.srtp, &call.srtp_key);
+            match sdp::accept_with(&String::from_utf8_lossy(&ack.body), ours) {
                 Ok(audio) => call.audio = Some(audio),
                 Err(OfferError::NotAcceptable(why)) => {
                     call.span
@@ -821,6 +851,13 @@ impl Switch {
             call.span
                 .in_scope(|| warn!(method = %key.method(), "no answer to our request"));
             if *key.method() == Method::Invite {
+                // RFC 3263 §4.3: a transaction timeout moves on to the next address.
+                if self.try_next_address(now, id, "no answer") {
+                    return;
+                }
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
                 let target = call
                     .bridge
                     .as_ref()
@@ -1155,13 +1192,20 @@ impl Switch {
         };
         call.sdp_version += 1;
         let local = std::net::SocketAddr::new(media_ip, port);
+        let policy = self.cfg.srtp;
         let sdp = if request.body.is_empty() {
-            sdp::offer(local, call.sdp_version)
+            sdp::offer_with(
+                local,
+                call.sdp_version,
+                srtp::offer_key(policy, &call.srtp_key),
+            )
         } else {
-            match sdp::answer(
+            match sdp::answer_with(
                 &String::from_utf8_lossy(&request.body),
                 local,
                 call.sdp_version,
+                policy,
+                Some(&call.srtp_key),
             ) {
                 Ok((audio, sdp)) => {
                     call.span

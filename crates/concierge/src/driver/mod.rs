@@ -30,6 +30,9 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 
+/// A finished RFC 3263 lookup: the switch's request id and the addresses to try.
+type DnsAnswer = (u64, Result<Vec<Peer>, String>);
+
 /// Input from the TCP side to the shard.
 pub(crate) enum StreamInput {
     Message {
@@ -151,18 +154,33 @@ impl Server {
                 session_timer: cfg.session_timer(),
                 prefer_100rel: cfg.sip.prefer_100rel,
                 seed: rand::random(),
+                srtp: cfg.rtp.srtp.policy(),
+                dns_failover: Duration::from_millis(cfg.dns.failover_ms),
+                // 256 bits from the system's CSPRNG: SRTP keys must not be guessable.
+                key_seed: rand::random(),
                 ..SwitchConfig::default()
             },
             wall,
             program,
         );
         let (http_tx, http_rx) = mpsc::channel(4096);
+        let (dns_tx, dns_rx) = mpsc::channel(1024);
+        let resolver = match crate::dns::SipResolver::new(&cfg.dns.servers) {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => {
+                warn!(error = %e, "no DNS resolver (set `[dns] servers`): named bridge targets will fail");
+                None
+            }
+        };
         let shard = Shard {
             switch,
             records,
             http: HttpClient::new(),
             http_tx,
             http_rx,
+            resolver,
+            dns_tx,
+            dns_rx,
             rtp,
             rtp_rx,
             udp,
@@ -242,6 +260,10 @@ struct Shard {
     http: HttpClient,
     http_tx: mpsc::Sender<(CallRef, Result<HttpResponse, HttpFailure>)>,
     http_rx: mpsc::Receiver<(CallRef, Result<HttpResponse, HttpFailure>)>,
+    /// Looks up named bridge targets; `None` when the system's DNS config is unreadable.
+    resolver: Option<Arc<crate::dns::SipResolver>>,
+    dns_tx: mpsc::Sender<DnsAnswer>,
+    dns_rx: mpsc::Receiver<DnsAnswer>,
     rtp: rtp::RtpSockets,
     rtp_rx: mpsc::Receiver<rtp::RtpIn>,
     udp: Option<Arc<UdpSocket>>,
@@ -297,6 +319,9 @@ impl Shard {
                 },
                 Some((call, result)) = self.http_rx.recv() => {
                     self.switch.handle_http_result(std::time::Instant::now(), call, result);
+                }
+                Some((id, result)) = self.dns_rx.recv() => {
+                    self.switch.handle_resolved(std::time::Instant::now(), id, result);
                 }
                 Some(packet) = self.rtp_rx.recv() => {
                     self.switch.handle_rtp(packet.at, packet.port, packet.from, &packet.bytes);
@@ -466,6 +491,16 @@ impl Shard {
                     });
                 }
             }
+        }
+        while let Some(resolve) = self.switch.poll_resolve() {
+            let (resolver, tx) = (self.resolver.clone(), self.dns_tx.clone());
+            tokio::spawn(async move {
+                let result = match resolver {
+                    Some(r) => r.locate(&resolve.uri).await.map_err(|e| e.to_string()),
+                    None => Err("no DNS resolver configured".to_owned()),
+                };
+                let _ = tx.send((resolve.id, result)).await;
+            });
         }
     }
 }

@@ -93,8 +93,8 @@ pub enum StreamItem {
 ///
 /// A peer may send a message a byte per segment. Each byte is therefore looked at once:
 /// the search for the end of the headers resumes where it stopped, and the header section
-/// is read for Content-Length once, not on every read of the body (both were quadratic,
-/// seconds of CPU per 64 KiB message; found by the `sip_stream` fuzz target's speed).
+/// is read for Content-Length once, not on every read of the body (both used to be
+/// repeated per read: CPU quadratic in the message size for a byte-per-segment sender).
 #[derive(Debug, Default)]
 pub struct StreamFramer {
     buf: BytesMut,

@@ -65,8 +65,8 @@ pub fn stateless_response(
         let Some(i) = which.iter().position(|w| *w) else {
             continue;
         };
-        if let Some(seen) = seen.get_mut(i) {
-            *seen = true;
+        if let Some(s) = seen.get_mut(i) {
+            *s = true;
         }
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
@@ -143,7 +143,6 @@ fn has_tag(value: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -199,7 +198,11 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 17;
                 x ^= x << 5;
-                [b'\r', b'\n', b':', b';', b'<', b'>', b' ', b'i', b't', 0xc3][x as usize % 10]
+                const ALPHABET: &[u8] = b"\r\n:;<> it\xc3";
+                ALPHABET
+                    .get(x as usize % ALPHABET.len())
+                    .copied()
+                    .unwrap_or(b' ')
             }));
             let _ = peek_invite(&bytes);
             let _ = stateless_response(&bytes, 503, "x", "t", &[]);
