@@ -116,9 +116,10 @@ fn fifty_concurrent_callers_all_reach_the_vip_desk() {
         std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
     );
     assert_eq!(summary["peak_concurrent_up"], 50, "{summary}");
-    // Each caller heard ~8 s of prompts and silence: 50 packets a second.
+    // Each caller hears prompts and silence at 50 packets a second to the end of the call:
+    // ~5 s, since its first key skips the (interruptible) welcome.
     assert!(
-        summary["rtp_received"].as_u64().unwrap() > 50 * 300,
+        summary["rtp_received"].as_u64().unwrap() > 50 * 200,
         "{summary}"
     );
 

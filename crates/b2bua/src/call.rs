@@ -101,12 +101,18 @@ impl Call {
             Some(Waiting::Http { overdue }) => Some(*overdue),
             _ => None,
         };
+        let comfort = self
+            .flow
+            .as_ref()
+            .and_then(|f| f.comfort.as_ref())
+            .and_then(|c| c.at);
         [
             self.answer_at,
             answer,
             refer,
             bridge,
             collect,
+            comfort,
             self.carrier.poll_timeout(),
             self.media_deadline(),
         ]
@@ -135,12 +141,19 @@ pub(crate) struct FlowState {
     pub(crate) waiting: Waiting,
     /// An action that needs media, held until the ACK brings the media up.
     pub(crate) deferred: Option<Action>,
+    /// Comfort audio of the HTTP request in flight (`comfort = { … }` on its node).
+    pub(crate) comfort: Option<crate::switch::Comfort>,
+    /// The request in flight, kept when its node caches: its result settles the cache.
+    pub(crate) in_flight: Option<concierge_flow::HttpRequest>,
 }
 
 pub(crate) enum Waiting {
     Nothing,
     /// The playlist to finish, then `PromptFinished`.
     Prompt,
+    /// As `Prompt`, but a key stops it (an `interruptible` play): the key stays for the
+    /// next keypad.
+    BargeIn,
     /// Digits, by this collector (prompt playing with barge-in, then the timers).
     Collect(Collector),
     /// The driver's HTTP result. It enforces the node's timeout; `overdue` (a little

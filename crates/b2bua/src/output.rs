@@ -34,7 +34,7 @@ pub enum Output {
     /// Perform a flow's HTTP request and report with [`crate::Switch::handle_http_result`].
     Http {
         call: CallRef,
-        request: concierge_flow::HttpRequest,
+        request: Box<concierge_flow::HttpRequest>,
     },
     /// A call ended: append its record.
     Record(Box<CallRecord>),

@@ -113,6 +113,10 @@ pub struct HttpOutcome {
     pub status: Option<u16>,
     pub outcome: String,
     pub latency_ms: u64,
+    /// `hit`, `miss` or `stale` when the node caches (`stale`: the server failed and a
+    /// kept answer stood in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -89,6 +89,10 @@ pub(crate) enum Command {
         /// The carrier's STIR/SHAKEN result for a verified caller, e.g. TN-Validation-Passed.
         #[arg(long)]
         verstat: Option<String>,
+        /// The wall time to simulate, in Unix seconds (system.now, what opening hours
+        /// judge); the current time by default.
+        #[arg(long)]
+        now: Option<i64>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,

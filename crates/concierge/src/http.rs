@@ -2,6 +2,7 @@
 //! pooling), per-request timeouts, and every failure mapped to what the flow's failure
 //! exit needs to know.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use concierge_flow::{HttpFailure, HttpRequest, HttpResponse};
@@ -12,6 +13,8 @@ const MAX_BODY: usize = 1 << 20;
 #[derive(Clone)]
 pub(crate) struct HttpClient {
     client: reqwest::Client,
+    /// OAuth2 tokens of `auth` blocks, shared by every request of the process.
+    tokens: Arc<crate::auth::Tokens>,
 }
 
 impl HttpClient {
@@ -23,13 +26,36 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self { client }
+        Self {
+            client,
+            tokens: Arc::default(),
+        }
     }
 
+    /// Performs a flow's request: with a bearer token when its node names an `auth`
+    /// block, renewed once and retried once if the server answers 401.
     pub(crate) async fn execute(&self, req: HttpRequest) -> Result<HttpResponse, HttpFailure> {
         if !req.delay.is_zero() {
             tokio::time::sleep(req.delay).await;
         }
+        let Some(spec) = req.auth.clone() else {
+            return self.send(&req, None).await;
+        };
+        let bearer = self.tokens.bearer(&self.client, &spec).await?;
+        let response = self.send(&req, Some(&bearer)).await?;
+        if response.status != 401 {
+            return Ok(response);
+        }
+        tracing::info!(auth = %spec.name, node = %req.node, "HTTP 401 with the current token; renewing it once");
+        let bearer = self.tokens.renew(&self.client, &spec, &bearer).await?;
+        self.send(&req, Some(&bearer)).await
+    }
+
+    async fn send(
+        &self,
+        req: &HttpRequest,
+        bearer: Option<&crate::auth::Bearer>,
+    ) -> Result<HttpResponse, HttpFailure> {
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|e| HttpFailure::Other(e.to_string()))?;
         if has_dot_segment(&req.url) {
@@ -41,8 +67,11 @@ impl HttpClient {
         for (name, value) in &req.headers {
             builder = builder.header(name, value);
         }
-        if let Some(body) = req.body {
-            builder = builder.body(body);
+        if let Some(b) = bearer {
+            builder = builder.header("Authorization", b.header_value());
+        }
+        if let Some(body) = &req.body {
+            builder = builder.body(body.clone());
         }
         let started = Instant::now();
         let mut response = builder.send().await.map_err(classify)?;
@@ -94,7 +123,7 @@ fn classify(e: reqwest::Error) -> HttpFailure {
     }
 }
 
-fn root_cause(e: &dyn std::error::Error) -> String {
+pub(crate) fn root_cause(e: &dyn std::error::Error) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;

@@ -1,6 +1,7 @@
 //! The `concierge` binary: CLI, configuration, logging and the tokio driver.
 #![forbid(unsafe_code)]
 
+mod auth;
 mod check;
 mod cli;
 mod config;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
             digits,
             verified,
             verstat,
+            now,
             json,
             reveal_secrets,
             config,
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
             digits: digits.as_deref(),
             verified,
             verstat: verstat.as_deref(),
+            now,
             json,
             reveal_secrets,
             config: &config,

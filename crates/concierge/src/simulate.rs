@@ -21,6 +21,8 @@ pub(crate) struct Args<'a> {
     pub(crate) digits: Option<&'a str>,
     pub(crate) verified: bool,
     pub(crate) verstat: Option<&'a str>,
+    /// `--now`: the wall time in Unix seconds; the real clock when absent.
+    pub(crate) now: Option<i64>,
     pub(crate) json: bool,
     /// Show secret keys and secret-derived URLs; hidden by default like in logs.
     pub(crate) reveal_secrets: bool,
@@ -100,14 +102,21 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
     );
     vars.insert("system.directory_url".into(), cfg.directory_url());
     let http = HttpClient::new();
+    // The same cache a switch keeps; a simulation is one call, so a repeated node hits.
+    let mut cache = concierge_flow::LookupCache::new();
     let mut keys: Vec<char> = args.digits.unwrap_or("").chars().collect();
     let mut log: Vec<serde_json::Value> = Vec::new();
+    let clock = || args.now.unwrap_or_else(unix_now);
+    vars.insert("system.now".into(), clock().to_string());
     let (mut run, mut action) = Run::start(flow.clone(), vars);
     let mut final_action = json!(null);
     for _ in 0..200 {
         let event = match &action {
-            Action::Play { prompts } => {
-                log.push(json!({"play": prompts}));
+            Action::Play {
+                prompts,
+                interruptible,
+            } => {
+                log.push(json!({"play": prompts, "interruptible": interruptible}));
                 Event::PromptFinished
             }
             Action::CollectDigits(spec) => {
@@ -134,7 +143,15 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
                 }
             }
             Action::Http(req) => {
-                let result = http.execute(req.clone()).await;
+                let now = std::time::Instant::now();
+                let (result, used) = match cache.fresh(now, req) {
+                    Some(hit) => (Ok(hit), Some(concierge_flow::CacheUse::Hit)),
+                    None => {
+                        let result = http.execute((**req).clone()).await;
+                        cache.settle(std::time::Instant::now(), req, result)
+                    }
+                };
+                run.note_cache(used);
                 let shown = match &result {
                     Ok(r) => {
                         json!({"status": r.status, "body": String::from_utf8_lossy(&r.body), "latency_ms": r.latency.as_millis() as u64})
@@ -146,7 +163,8 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
                 } else {
                     req.url_for_log()
                 };
-                log.push(json!({"http": {"node": req.node, "method": req.method, "url": url}, "result": shown}));
+                // The auth block by name only: its token and secret are never shown.
+                log.push(json!({"http": {"node": req.node, "method": req.method, "url": url, "auth": req.auth.as_ref().map(|a| &a.name)}, "cache": used.map(|u| u.as_str()), "result": shown}));
                 Event::HttpResult(result)
             }
             Action::Transfer {
@@ -169,6 +187,7 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
             }
             Action::Done => break,
         };
+        run.set_clock(clock());
         action = run.handle(event);
     }
     let path: Vec<serde_json::Value> = run
@@ -200,4 +219,11 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
     }
     println!("final: {final_action}");
     ExitCode::SUCCESS
+}
+
+/// The wall time for `system.now` (opening hours): simulation runs now.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -24,7 +24,7 @@ fn check_passes_on_the_shipped_config_and_fails_on_a_broken_flow() {
     for checked in [
         "default flow: config/flows/vip.toml",
         "route \"echo-digits\": config/flows/echo.toml",
-        "prompts: 28 in prompts",
+        "prompts: 31 in prompts",
         "demo directory: 5 customer(s) from config/customers.csv, served on http://127.0.0.1:8089",
     ] {
         assert!(out.contains(checked), "{checked:?} not in {out}");
@@ -118,9 +118,18 @@ fn simulate_shows_the_three_paths_of_the_reference_flow() {
         wrong["final"]["transfer"]["target"],
         "sip:service-desk@127.0.0.1:5060"
     );
+    // The lookup comes first now (while the phone would ring).
     assert_eq!(
-        wrong["steps"][1]["result"]["status"], 200,
+        wrong["steps"][0]["result"]["status"], 200,
         "the lookup really reached the API"
+    );
+    assert_eq!(
+        wrong["steps"][0]["cache"], "miss",
+        "simulate shows the cache"
+    );
+    assert_eq!(
+        wrong["steps"][1]["interruptible"], true,
+        "the welcome can be skipped"
     );
 }
 
@@ -188,7 +197,7 @@ fn check_outside_the_repository_checks_the_built_in_demo_that_run_would_start() 
     let (ok, out) = common::concierge_in(&dir, &["check"]);
     assert!(ok, "{out}");
     assert!(out.contains("checking the built-in demo"), "{out}");
-    assert!(out.contains("ok: 4 flow(s), 28 prompt(s)"), "{out}");
+    assert!(out.contains("ok: 4 flow(s), 31 prompt(s)"), "{out}");
     // And the repository's config from here: its paths are read from its own directory.
     let config = common::repo_root().join("config/concierge.toml");
     let (ok, out) = common::concierge_in(&dir, &["check", "--config", config.to_str().unwrap()]);
@@ -329,4 +338,38 @@ fn every_flag_has_help_and_run_help_describes_the_built_in_demo() {
         assert!(out.contains(needle), "{needle:?} not in {out}");
     }
     assert!(!out.contains("built-in defaults"), "{out}");
+}
+
+#[test]
+fn simulate_judges_opening_hours_at_the_given_time() {
+    let dir = common::scratch_dir("simulate-hours");
+    let flow = dir.join("hours.toml");
+    std::fs::write(
+        &flow,
+        "start = \"open\"\n[schedules.desk]\ntime_zone = \"Europe/Stockholm\"\nhours = [\"mon-fri 08:00-18:00\"]\n\
+         [nodes.open]\ntype = \"condition\"\nvariable = \"system.now\"\n\
+         cases = [{ operator = \"WithinSchedule\", value = \"desk\", exit = \"desk\" }]\ndefault = \"closed\"\n\
+         [nodes.desk]\ntype = \"transfer\"\ntarget = \"sip:vip@127.0.0.1\"\npriority = \"urgent\"\n\
+         [nodes.closed]\ntype = \"hangup\"\n",
+    )
+    .unwrap();
+    let at = |now: &str| {
+        let (ok, out) = concierge(&[
+            "simulate",
+            "--flow",
+            flow.to_str().unwrap(),
+            "--caller",
+            "+46700000009",
+            "--now",
+            now,
+            "--json",
+        ]);
+        assert!(ok, "{out}");
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        v["path"][0]["exit"].as_str().unwrap_or_default().to_owned()
+    };
+    // Monday 30 March 2026 (summer time since Sunday): 06:00 UTC is 08:00 in Stockholm.
+    assert_eq!(at("1774850400"), "case 1", "08:00 CEST is open");
+    assert_eq!(at("1774850340"), "default", "07:59 CEST is closed");
 }

@@ -49,7 +49,7 @@ fn vip_by_number_is_referred_to_the_vip_desk() {
     assert_eq!(
         refer_to,
         format!(
-            "<sip:vip-desk@127.0.0.1:{}?X-Concierge-Tier=member>",
+            "<sip:vip-desk@127.0.0.1:{}?X-Concierge-Tier=member&Priority=urgent>",
             server.port
         )
     );
@@ -62,13 +62,12 @@ fn vip_by_number_is_referred_to_the_vip_desk() {
     assert_eq!(
         path_of(&rec),
         [
-            "welcome:next",
             "lookup:success",
             "is_vip:case 1",
             "is_verified:case 1",
             "verstat_ok:case 1",
             "vip_by_number:next",
-            "transfer_vip:transferred"
+            "fast_track:transferred"
         ]
     );
     assert_eq!(rec["http"][0]["status"], 200);
@@ -167,16 +166,13 @@ fn slow_api_times_out_to_the_keypad() {
 
 #[test]
 fn redirect_mode_answers_302_before_any_200() {
-    // A flow that decides before answering: lookup while ringing, then 302.
+    // The shipped alternative flow: lookup while ringing, then 302.
     let server = start_vip(
         "redirect",
-        |f| {
-            f.replace("start = \"welcome\"", "start = \"lookup\"")
-                .replace("prompt = \"transfer_vip\"\ntarget", "target")
-                .replace(
-                    "mode = \"refer_or_bridge\"\nfailed = \"sorry\"\n\n[nodes.transfer_service]",
-                    "mode = \"redirect\"\nfailed = \"sorry\"\n\n[nodes.transfer_service]",
-                )
+        |_| {
+            std::fs::read_to_string(common::repo_root().join("config/flows/vip-redirect.toml"))
+                .expect("vip-redirect.toml")
+                .replace("{system.directory_url}", "CRM")
         },
         "",
     );
@@ -185,7 +181,8 @@ fn redirect_mode_answers_302_before_any_200() {
     let contact = common::header(&r, "Contact").unwrap();
     assert!(
         contact.starts_with("<sip:vip-desk@127.0.0.1:")
-            && contact.contains("X-Concierge-Tier=member"),
+            && contact.contains("X-Concierge-Tier=member")
+            && contact.contains("Priority=urgent"),
         "{contact}"
     );
     call.request("ACK", 1, "", "");
@@ -385,10 +382,8 @@ fn caller_hanging_up_is_recorded_where_it_happened() {
         path_of(&rec)
     );
 
-    // While the HTTP lookup is in flight: after the welcome prompt has played.
-    let welcome =
-        concierge_prompts::load_wav(&common::repo_root().join("prompts/welcome.wav")).unwrap();
-    let welcome = Duration::from_secs_f64(welcome.len() as f64 / 8000.0);
+    // While the HTTP lookup is in flight: the lookup comes first, and the comfort audio
+    // answers the call after 1 s; hang up during it, before the 3 s timeout.
     let port = slow_api(Duration::from_secs(15));
     let server = start_vip(
         "hangup-http",
@@ -397,7 +392,7 @@ fn caller_hanging_up_is_recorded_where_it_happened() {
     );
     let mut call = RawCall::invite(server.port, "+46700000009", "hh1", "0 101");
     call.answer_and_ack();
-    std::thread::sleep(welcome + Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(500));
     call.bye();
     let rec = wait_record(&server, "hh1");
     assert_eq!(

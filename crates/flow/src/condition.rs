@@ -20,6 +20,9 @@ pub enum Operator {
     IsNotEmpty,
     Matches,
     Between,
+    /// The variable (`system.now`, Unix seconds) falls within the opening hours of the
+    /// `[schedules.<value>]` block.
+    WithinSchedule,
 }
 
 impl Operator {
@@ -74,6 +77,8 @@ impl Operator {
             Self::IsEmpty => l.is_empty(),
             Self::IsNotEmpty => !l.is_empty(),
             Self::Matches => regex.is_some_and(|re| re.is_match(left)),
+            // Judged by the interpreter, which holds the flow's schedules.
+            Self::WithinSchedule => false,
             Self::Between => {
                 let t = fold(to.trim());
                 matches!(order(&l, &r), Some(Greater | Equal))

@@ -10,22 +10,28 @@
 //! state machine a media layer uses to carry out [`Action::CollectDigits`].
 #![forbid(unsafe_code)]
 
+mod auth;
+mod cache;
 mod collect;
 mod condition;
 #[doc(hidden)]
 pub mod fuzzing;
 mod model;
 mod run;
+mod schedule;
 mod template;
 mod validate;
 
+pub use auth::{AuthSpec, ClientAuth};
+pub use cache::{CacheSpec, CacheUse, LookupCache};
 pub use collect::{CollectOutcome, Collector};
 pub use condition::Operator;
-pub use model::{Flow, Node, TransferMode};
+pub use model::{ComfortSpec, Flow, Node, TransferMode};
 pub use run::{
     Action, CollectSpec, EnvLookup, Event, HttpFailure, HttpRequest, HttpResponse, HttpStep, Run,
     Step, TransferOutcome, Vars,
 };
+pub use schedule::{Schedule, ScheduleError};
 pub use template::{
     normalize_e164, Escape, Template, TemplateError, SYSTEM_VARIABLES, URL_BASE_VARIABLE,
 };

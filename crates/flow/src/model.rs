@@ -19,6 +19,12 @@ pub(crate) struct FlowFile {
     #[serde(default)]
     pub(crate) early_media: bool,
     pub(crate) nodes: BTreeMap<String, NodeFile>,
+    /// `[auth.<name>]`: credentials `http` nodes name with `auth = "<name>"`.
+    #[serde(default)]
+    pub(crate) auth: BTreeMap<String, crate::auth::AuthFile>,
+    /// `[schedules.<name>]`: opening hours for `WithinSchedule`.
+    #[serde(default)]
+    pub(crate) schedules: BTreeMap<String, crate::schedule::ScheduleFile>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,8 +79,37 @@ pub(crate) struct HttpFile {
     pub(crate) retries: u32,
     #[serde(default = "default_backoff")]
     pub(crate) retry_backoff_ms: u64,
+    /// Answers kept and reused (see `cache.rs`).
+    pub(crate) cache: Option<crate::cache::CacheFile>,
+    /// Audio while the request is in flight.
+    pub(crate) comfort: Option<ComfortFile>,
+    /// An `[auth.<name>]` block: the request carries its bearer token.
+    pub(crate) auth: Option<String>,
     pub(crate) success: String,
     pub(crate) failure: String,
+}
+
+/// `comfort = { after_ms, prompt, hold }` on an `http` node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ComfortFile {
+    #[serde(default = "default_comfort_after")]
+    pub(crate) after_ms: u64,
+    pub(crate) prompt: Option<String>,
+    pub(crate) hold: Option<String>,
+}
+
+fn default_comfort_after() -> u64 {
+    1000
+}
+
+/// What a caller hears while an `http` node waits: after `after`, `prompt` once, then
+/// `hold` looped until the result arrives (the call is answered first if it still rings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComfortSpec {
+    pub after: Duration,
+    pub prompt: Option<String>,
+    pub hold: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +167,9 @@ pub(crate) struct KeypadFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlayFile {
     pub(crate) prompts: Vec<String>,
+    /// A key stops the prompts (barge-in) and waits for the next keypad node.
+    #[serde(default)]
+    pub(crate) interruptible: bool,
     pub(crate) next: String,
 }
 
@@ -151,6 +189,12 @@ pub(crate) struct TransferFile {
     #[serde(default)]
     pub(crate) mode: TransferMode,
     pub(crate) prompt: Option<String>,
+    /// RFC 3261 §20.26 `Priority` for the queue side: `non-urgent`, `normal`, `urgent`,
+    /// `emergency`.
+    pub(crate) priority: Option<String>,
+    /// Another header that carries the same priority value (`X-Queue-Priority`), for
+    /// queues that read their own.
+    pub(crate) priority_header: Option<String>,
     pub(crate) failed: Option<String>,
 }
 
@@ -183,6 +227,8 @@ pub struct Flow {
     pub nodes: BTreeMap<String, Node>,
     /// Variables whose values are redacted in logs and records.
     pub secrets: Vec<String>,
+    /// Opening hours by name (`[schedules.<name>]`).
+    pub schedules: BTreeMap<String, crate::Schedule>,
 }
 
 #[derive(Debug)]
@@ -198,6 +244,9 @@ pub enum Node {
         timeout: Duration,
         retries: u32,
         backoff: Duration,
+        cache: Option<crate::CacheSpec>,
+        comfort: Option<ComfortSpec>,
+        auth: Option<std::sync::Arc<crate::AuthSpec>>,
         success: String,
         failure: String,
     },
@@ -230,6 +279,8 @@ pub enum Node {
     },
     Play {
         prompts: Vec<String>,
+        /// A key stops the prompts and is kept for the next keypad.
+        interruptible: bool,
         next: String,
     },
     Set {

@@ -20,9 +20,12 @@ pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send>;
 pub enum Action {
     Play {
         prompts: Vec<String>,
+        /// A key stops the prompts; it stays for the next keypad (barge-in).
+        interruptible: bool,
     },
     CollectDigits(CollectSpec),
-    Http(HttpRequest),
+    /// Boxed: a request is by far the largest action.
+    Http(Box<HttpRequest>),
     Transfer {
         target: String,
         headers: Vec<(String, String)>,
@@ -71,6 +74,15 @@ pub struct HttpRequest {
     /// The URL was rendered from a secret variable or `${ENV}`: logs and output show
     /// `<redacted>` for it. (Header values and the body are never shown.)
     pub redact: bool,
+    /// The node caches its answers ([`crate::LookupCache`]).
+    pub cache: Option<crate::CacheSpec>,
+    /// The cache key: method, URL, body and the headers not rendered from a secret or
+    /// `${ENV}` (a token that changes must not empty the cache). Never shown.
+    pub cache_key: Option<String>,
+    /// Audio for the caller while the request is in flight.
+    pub comfort: Option<crate::ComfortSpec>,
+    /// The request carries a bearer token from this `[auth.<name>]` block.
+    pub auth: Option<Arc<crate::AuthSpec>>,
 }
 
 impl std::fmt::Debug for HttpRequest {
@@ -88,6 +100,8 @@ impl std::fmt::Debug for HttpRequest {
                     .collect::<Vec<_>>(),
             )
             .field("timeout", &self.timeout)
+            .field("cache", &self.cache.is_some())
+            .field("auth", &self.auth.as_ref().map(|a| a.name.as_str()))
             .finish()
     }
 }
@@ -165,9 +179,14 @@ pub struct HttpStep {
     pub status: Option<u16>,
     pub outcome: String,
     pub latency: Duration,
+    /// `hit`, `miss` or `stale` when the node caches.
+    pub cache: Option<&'static str>,
 }
 
 const MAX_STEPS: usize = 1000;
+
+/// The wall time in Unix seconds, set by the call layer ([`Run::set_clock`]).
+pub(crate) const NOW: &str = "system.now";
 
 pub struct Run {
     flow: Arc<Flow>,
@@ -182,6 +201,8 @@ pub struct Run {
     hanging_up: bool,
     /// Lockout groups in which this call failed an attempt, not yet taken by the caller.
     failed_attempts: Vec<String>,
+    /// How the lookup cache took part in the HTTP result about to be handled.
+    cache_use: Option<crate::CacheUse>,
 }
 
 impl Run {
@@ -205,6 +226,7 @@ impl Run {
             env,
             hanging_up: false,
             failed_attempts: Vec::new(),
+            cache_use: None,
         };
         let action = run.enter(start);
         (run, action)
@@ -241,6 +263,18 @@ impl Run {
     /// across calls; the interpreter only reports them.
     pub fn take_failed_attempts(&mut self) -> Vec<String> {
         std::mem::take(&mut self.failed_attempts)
+    }
+
+    /// Tells the run how the lookup cache took part in the next [`Event::HttpResult`]
+    /// (a hit answered it, a miss let it through, a stale answer stood in for a failure).
+    pub fn note_cache(&mut self, used: Option<crate::CacheUse>) {
+        self.cache_use = used;
+    }
+
+    /// Sets `system.now`, the wall time in Unix seconds, which `WithinSchedule` judges.
+    /// The call layer calls it before every event: the interpreter reads no clock.
+    pub fn set_clock(&mut self, unix_s: i64) {
+        self.vars.insert(NOW.into(), unix_s.to_string());
     }
 
     pub fn trace(&self) -> &[Step] {
@@ -384,6 +418,7 @@ impl Run {
                 Err(e) => e.clone(),
             },
             latency,
+            cache: self.cache_use.take().map(crate::CacheUse::as_str),
         });
         match outcome {
             Ok(value) => {
@@ -456,14 +491,22 @@ impl Run {
                     for (i, c) in cases.iter().enumerate() {
                         let right = c.value.render(&self.vars, env, Escape::None);
                         let to = c.to.render(&self.vars, env, Escape::None);
-                        let m = c.operator.test(
-                            &value,
-                            &right,
-                            &to,
-                            *case_sensitive,
-                            c.regex.as_ref(),
-                            secret,
-                        );
+                        let m = if c.operator == crate::Operator::WithinSchedule {
+                            let at = value.trim().parse::<i64>().ok();
+                            flow.schedules
+                                .get(right.trim())
+                                .zip(at)
+                                .is_some_and(|(s, at)| s.contains(at))
+                        } else {
+                            c.operator.test(
+                                &value,
+                                &right,
+                                &to,
+                                *case_sensitive,
+                                c.regex.as_ref(),
+                                secret,
+                            )
+                        };
                         if m && hit.is_none() {
                             hit = Some(i);
                             if !secret {
@@ -503,8 +546,13 @@ impl Run {
 
     fn first_action(&mut self, id: &str, node: &Node) -> Action {
         match node {
-            Node::Play { prompts, .. } => Action::Play {
+            Node::Play {
+                prompts,
+                interruptible,
+                ..
+            } => Action::Play {
                 prompts: self.expand(prompts),
+                interruptible: *interruptible,
             },
             Node::Keypad { .. } => self.collect_action(node, false),
             Node::Http { .. } => self.http_action(id, node),
@@ -529,6 +577,7 @@ impl Run {
                 self.hanging_up = true;
                 Action::Play {
                     prompts: vec![p.clone()],
+                    interruptible: false,
                 }
             }
             Node::Hangup { prompt: None } => {
@@ -622,6 +671,9 @@ impl Run {
             content_type,
             timeout,
             backoff,
+            cache,
+            comfort,
+            auth,
             ..
         } = node
         else {
@@ -645,18 +697,35 @@ impl Run {
         }
         // Header values and the body are never logged or printed; the URL is.
         let redact = self.sensitive(std::iter::once(url));
-        Action::Http(HttpRequest {
+        let url = url.render(&self.vars, &self.env, Escape::Url);
+        let body = body
+            .as_ref()
+            .map(|b| b.render(&self.vars, &self.env, escape));
+        let cache_key = cache.map(|_| {
+            let mut key = format!("{method} {url}\n");
+            for ((name, t), (_, value)) in headers.iter().zip(&hdrs) {
+                if !self.sensitive(std::iter::once(t)) {
+                    key.push_str(&format!("{name}: {value}\n"));
+                }
+            }
+            key.push('\n');
+            key.push_str(body.as_deref().unwrap_or(""));
+            key
+        });
+        Action::Http(Box::new(HttpRequest {
             redact,
             node: id.to_owned(),
             method: method.clone(),
-            url: url.render(&self.vars, &self.env, Escape::Url),
+            url,
             headers: hdrs,
-            body: body
-                .as_ref()
-                .map(|b| b.render(&self.vars, &self.env, escape)),
+            body,
             timeout: *timeout,
             delay: *backoff * self.attempts,
-        })
+            cache: *cache,
+            cache_key,
+            comfort: comfort.clone(),
+            auth: auth.clone(),
+        }))
     }
 }
 

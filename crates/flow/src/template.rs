@@ -26,6 +26,7 @@ pub const SYSTEM_VARIABLES: &[&str] = &[
     "system.directory_url",
     "system.caller_verified",
     "system.caller_verstat",
+    "system.now",
 ];
 
 /// A variable that may open a URL unescaped: its value is a base URL the server takes from

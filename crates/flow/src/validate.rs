@@ -246,6 +246,23 @@ pub fn unset_env(
                 }
             }
         }
+        // An OAuth2 block whose secret is missing: every token request would fail.
+        if let Node::Http {
+            auth: Some(spec), ..
+        } = node
+        {
+            if !is_set(&spec.client_secret_env) {
+                v.push(
+                    Severity::Warning,
+                    Some(id),
+                    Some("auth"),
+                    format!(
+                        "[auth.{}]: {} is not set in the environment: no token can be fetched",
+                        spec.name, spec.client_secret_env
+                    ),
+                );
+            }
+        }
     }
     v.diags
 }
@@ -361,6 +378,25 @@ impl Validator<'_> {
         None
     }
 
+    /// An error in a flow-level block (`[auth.crm]`, `[schedules.office]`), at its header.
+    fn block_error(&mut self, kind: &str, name: &str, message: String) {
+        let header = format!("[{kind}.{name}]");
+        let line = self
+            .text
+            .lines()
+            .position(|l| l.trim() == header)
+            .map(|i| i + 1);
+        self.diags.push(Diagnostic {
+            severity: Severity::Error,
+            file: self.path.into(),
+            node: None,
+            field: Some(format!("{kind}.{name}")),
+            line,
+            column: None,
+            message,
+        });
+    }
+
     fn prompt(&mut self, node: &str, field: &str, name: &str, known: &dyn Fn(&str) -> bool) {
         if !known(name) {
             self.error(node, field, format!("unknown prompt {name:?}"));
@@ -370,6 +406,24 @@ impl Validator<'_> {
     fn compile(&mut self, file: &FlowFile, known: &dyn Fn(&str) -> bool) -> Flow {
         let mut nodes = BTreeMap::new();
         let mut secrets = Vec::new();
+        let mut auths = BTreeMap::new();
+        for (name, a) in &file.auth {
+            match crate::auth::AuthSpec::compile(name, a) {
+                Ok(spec) => {
+                    auths.insert(name.clone(), Arc::new(spec));
+                }
+                Err(e) => self.block_error("auth", name, e),
+            }
+        }
+        let mut schedules = BTreeMap::new();
+        for (name, f) in &file.schedules {
+            match crate::Schedule::compile(f) {
+                Ok(s) => {
+                    schedules.insert(name.clone(), s);
+                }
+                Err(e) => self.block_error("schedules", name, e.to_string()),
+            }
+        }
         for (id, nf) in &file.nodes {
             let node = match nf {
                 NodeFile::Http(h) => {
@@ -414,7 +468,62 @@ impl Validator<'_> {
                         .map(|(n, v)| (n.clone(), self.template(id, "headers", v)))
                         .collect();
                     let body = h.body.as_ref().map(|b| self.template(id, "body", b));
+                    let cache = h.cache.as_ref().map(|c| {
+                        if c.max_entries == 0 || c.max_entries > crate::cache::MAX_ENTRIES_LIMIT {
+                            self.error(
+                                id,
+                                "cache",
+                                format!(
+                                    "max_entries {} is not within 1..={}",
+                                    c.max_entries,
+                                    crate::cache::MAX_ENTRIES_LIMIT
+                                ),
+                            );
+                        }
+                        if c.ttl_s == 0 && c.negative_ttl_s == 0 && c.stale_if_error_s == 0 {
+                            self.error(
+                                id,
+                                "cache",
+                                "every lifetime is 0: nothing would be kept".into(),
+                            );
+                        }
+                        crate::CacheSpec::from_file(c)
+                    });
+                    let comfort = h.comfort.as_ref().map(|c| {
+                        if c.prompt.is_none() && c.hold.is_none() {
+                            self.error(id, "comfort", "give a `prompt`, a `hold` or both".into());
+                        }
+                        for p in c.prompt.iter().chain(&c.hold) {
+                            self.prompt(id, "comfort", p, known);
+                        }
+                        crate::ComfortSpec {
+                            after: Duration::from_millis(c.after_ms),
+                            prompt: c.prompt.clone(),
+                            hold: c.hold.clone(),
+                        }
+                    });
+                    let auth = h.auth.as_ref().and_then(|name| {
+                        let found = auths.get(name).cloned();
+                        if found.is_none() && !file.auth.contains_key(name) {
+                            self.error(id, "auth", format!("no [auth.{name}] block"));
+                        }
+                        if h.headers
+                            .keys()
+                            .any(|k| k.eq_ignore_ascii_case("authorization"))
+                        {
+                            self.error(
+                                id,
+                                "headers",
+                                "an `auth` node sets Authorization itself; remove the header"
+                                    .into(),
+                            );
+                        }
+                        found
+                    });
                     Node::Http {
+                        cache,
+                        comfort,
+                        auth,
                         url,
                         method,
                         headers,
@@ -571,6 +680,7 @@ impl Validator<'_> {
                     }
                     Node::Play {
                         prompts: p.prompts.clone(),
+                        interruptible: p.interruptible,
                         next: p.next.clone(),
                     }
                 }
@@ -599,13 +709,46 @@ impl Validator<'_> {
                             format!("{:?} is not a sip:, sips: or tel: URI", t.target),
                         );
                     }
+                    let mut headers: Vec<(String, Template)> = t
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.clone(), self.template(id, "headers", v)))
+                        .collect();
+                    if let Some(p) = &t.priority {
+                        // RFC 3261 §20.26: the four values the RFC names (others are
+                        // allowed by the grammar, but a queue would not know them).
+                        if !matches!(p.as_str(), "non-urgent" | "normal" | "urgent" | "emergency") {
+                            self.error(
+                                id,
+                                "priority",
+                                format!("{p:?}: use non-urgent, normal, urgent or emergency"),
+                            );
+                        }
+                        let value = Template::parse(p).unwrap_or_else(|_| {
+                            Template::parse("").expect("the empty template parses")
+                        });
+                        headers.push(("Priority".into(), value));
+                        if let Some(h) = &t.priority_header {
+                            if h.is_empty()
+                                || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                            {
+                                self.error(
+                                    id,
+                                    "priority_header",
+                                    format!("{h:?} is not a header name"),
+                                );
+                            }
+                            let value = Template::parse(p).unwrap_or_else(|_| {
+                                Template::parse("").expect("the empty template parses")
+                            });
+                            headers.push((h.clone(), value));
+                        }
+                    } else if t.priority_header.is_some() {
+                        self.error(id, "priority_header", "needs `priority`".into());
+                    }
                     Node::Transfer {
                         target,
-                        headers: t
-                            .headers
-                            .iter()
-                            .map(|(n, v)| (n.clone(), self.template(id, "headers", v)))
-                            .collect(),
+                        headers,
                         mode: t.mode,
                         prompt: t.prompt.clone(),
                         failed: t.failed.clone(),
@@ -629,12 +772,32 @@ impl Validator<'_> {
                 .unwrap_or("flow")
                 .to_owned()
         });
+        // A `WithinSchedule` case names a schedule of this file.
+        for (id, node) in &nodes {
+            let Node::Condition { cases, .. } = node else {
+                continue;
+            };
+            for (i, c) in cases.iter().enumerate() {
+                if c.operator != crate::Operator::WithinSchedule {
+                    continue;
+                }
+                let name = c.value.render(&BTreeMap::new(), &|_| None, Escape::None);
+                if !file.schedules.contains_key(name.trim()) {
+                    self.error(
+                        id,
+                        &format!("cases[{i}].value"),
+                        format!("no [schedules.{name}] block"),
+                    );
+                }
+            }
+        }
         Flow {
             name,
             start: file.start.clone(),
             early_media: file.early_media,
             nodes,
             secrets,
+            schedules,
         }
     }
 

@@ -21,6 +21,9 @@ const PROMPTS: &[&str] = &[
     "service_desk",
     "please_hold",
     "code_locked",
+    "vip_greeting",
+    "one_moment",
+    "hold_music",
 ];
 
 fn known(p: &str) -> bool {
@@ -71,7 +74,7 @@ fn ok(body: &str) -> Event {
 
 fn expect_http(a: Action) -> concierge_flow::HttpRequest {
     match a {
-        Action::Http(r) => r,
+        Action::Http(r) => *r,
         other => panic!("expected an HTTP request, got {other:?}"),
     }
 }
@@ -87,14 +90,10 @@ fn expect_transfer(a: &Action) -> (String, Vec<(String, String)>) {
 
 #[test]
 fn vip_by_number_goes_straight_to_the_vip_desk() {
+    // The lookup comes first, while the phone rings; no welcome for a known VIP.
     let (mut run, a) = start("vip.toml", "+46706170786");
-    assert_eq!(
-        a,
-        Action::Play {
-            prompts: vec!["welcome".into()]
-        }
-    );
-    let req = expect_http(run.handle(Event::PromptFinished));
+    let req = expect_http(a);
+    assert!(req.cache.is_some() && req.comfort.is_some());
     assert_eq!(req.url, "http://127.0.0.1:8089/customers/%2B46706170786");
     assert!(req
         .headers
@@ -106,7 +105,23 @@ fn vip_by_number_goes_straight_to_the_vip_desk() {
     let a = run.handle(ok(r#"{"customer":{"hasVIPMembership":true}}"#));
     let (target, headers) = expect_transfer(&a);
     assert_eq!(target, "sip:vip-desk@127.0.0.1:5060");
-    assert_eq!(headers, vec![("X-Concierge-Tier".into(), "member".into())]);
+    assert_eq!(
+        headers,
+        vec![
+            ("X-Concierge-Tier".into(), "member".into()),
+            ("Priority".into(), "urgent".into())
+        ]
+    );
+    match &a {
+        Action::Transfer { prompt, .. } => {
+            assert_eq!(
+                prompt.as_deref(),
+                Some("vip_greeting"),
+                "the short greeting"
+            )
+        }
+        _ => unreachable!(),
+    }
     assert_eq!(
         run.handle(Event::TransferResult(TransferOutcome::Succeeded)),
         Action::Done
@@ -119,22 +134,29 @@ fn vip_by_number_goes_straight_to_the_vip_desk() {
     assert_eq!(
         path,
         vec![
-            ("welcome", Some("next")),
             ("lookup", Some("success")),
             ("is_vip", Some("case 1")),
             ("is_verified", Some("case 1")),
             ("verstat_ok", Some("case 1")),
             ("vip_by_number", Some("next")),
-            ("transfer_vip", Some("transferred"))
+            ("fast_track", Some("transferred"))
         ]
     );
     assert_eq!(run.http_steps()[0].status, Some(200));
 }
 
 fn to_keypad(number: &str, lookup: Event) -> Run {
-    let (mut run, _) = start("vip.toml", number);
-    expect_http(run.handle(Event::PromptFinished));
-    match run.handle(lookup) {
+    let (mut run, a) = start("vip.toml", number);
+    expect_http(a);
+    assert_eq!(
+        run.handle(lookup),
+        Action::Play {
+            prompts: vec!["welcome".into()],
+            interruptible: true
+        },
+        "everyone else hears the welcome, and a key skips it"
+    );
+    match run.handle(Event::PromptFinished) {
         Action::CollectDigits(spec) => {
             assert_eq!(spec.prompts, vec!["enter_code".to_string()]);
             assert_eq!((spec.min, spec.max, spec.terminator), (6, 6, Some('#')));
@@ -242,12 +264,12 @@ fn silence_at_the_keypad_is_no_input_after_retries() {
 #[test]
 fn failed_transfer_plays_goodbye_and_hangs_up() {
     let (mut run, _) = start("vip.toml", "+46706170786");
-    run.handle(Event::PromptFinished);
     run.handle(ok(r#"{"customer":{"hasVIPMembership":true}}"#));
     assert_eq!(
         run.handle(Event::TransferResult(TransferOutcome::Failed("486".into()))),
         Action::Play {
-            prompts: vec!["goodbye".into()]
+            prompts: vec!["goodbye".into()],
+            interruptible: false
         }
     );
     assert!(matches!(
@@ -260,7 +282,7 @@ fn failed_transfer_plays_goodbye_and_hangs_up() {
 fn hang_up_mid_flow_ends_the_run() {
     let (mut run, _) = start("vip.toml", "+1");
     assert_eq!(run.handle(Event::HungUp), Action::Done);
-    assert_eq!(run.trace().last().unwrap().node, "welcome");
+    assert_eq!(run.trace().last().unwrap().node, "lookup");
     assert_eq!(run.handle(Event::PromptFinished), Action::Done);
 }
 
@@ -292,7 +314,8 @@ fn echo_flow_spells_the_digits_back() {
                 "digit_4".into(),
                 "digit_star".into(),
                 "digit_pound".into()
-            ]
+            ],
+            interruptible: false
         }
     );
 }
@@ -311,8 +334,8 @@ fn a_claimed_or_carrier_failed_vip_number_is_asked_for_the_code() {
         ("true", "No-TN-Validation"),
     ] {
         let (mut run, _) = start_as("+46706170786", verified, verstat);
-        run.handle(Event::PromptFinished);
-        match run.handle(ok(r#"{"customer":{"hasVIPMembership":true}}"#)) {
+        run.handle(ok(r#"{"customer":{"hasVIPMembership":true}}"#));
+        match run.handle(Event::PromptFinished) {
             Action::CollectDigits(spec) => {
                 assert!(spec.secret);
                 assert_eq!(spec.lockout.as_deref(), Some("codes"));
@@ -321,7 +344,6 @@ fn a_claimed_or_carrier_failed_vip_number_is_asked_for_the_code() {
         }
     }
     let (mut run, _) = start_as("+46706170786", "true", "TN-Validation-Passed");
-    run.handle(Event::PromptFinished);
     let a = run.handle(ok(r#"{"customer":{"hasVIPMembership":true}}"#));
     assert_eq!(expect_transfer(&a).1[0].1, "member");
 }
@@ -404,8 +426,8 @@ type = "hangup"
     }
     // The shipped lookup's URL holds only the caller; its ${CRM_TOKEN} is in a header,
     // whose values are never shown.
-    let (mut run, _) = start("vip.toml", "+46706170786");
-    let req = expect_http(run.handle(Event::PromptFinished));
+    let (_, a) = start("vip.toml", "+46706170786");
+    let req = expect_http(a);
     assert!(!req.redact);
     assert!(!format!("{req:?}").contains("t0ken"));
 }

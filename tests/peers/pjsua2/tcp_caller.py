@@ -6,7 +6,8 @@ It calls URI over TCP, records what it hears to a WAV file, answers the REFER it
 with 603 (it only observes it: its transport cannot reach the UDP target), listens a while
 longer and hangs up. The last stdout line is a JSON summary:
   {"states": [...], "confirmed": bool, "refer_to": str|null, "disconnect_code": int,
-   "rms": float, "tx_errors": [lines of PJSIP's log naming a failed send]}
+   "rms": float, "tx_errors": [lines of PJSIP's log naming a failed send],
+   "answer_to_refer_s": seconds from the 200 OK (the call confirmed) to the REFER | null}
 PJSIP's own log goes to LOG (level 5: every message it sends and receives).
 """
 import argparse
@@ -31,6 +32,7 @@ class Call(pj.Call):
         self.out["states"].append(ci.stateText)
         if ci.state == pj.PJSIP_INV_STATE_CONFIRMED:
             self.out["confirmed"] = True
+            self.out.setdefault("confirmed_at", time.monotonic())
         if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.out["disconnect_code"] = ci.lastStatusCode
             self.out["done"] = True
@@ -126,7 +128,10 @@ def main():
     # The WAV's header is complete once the recorder and the library are gone.
     ep.libDestroy()
     out["rms"] = rms_of(args.wav, 2.0) if recorded else 0.0
-    out.pop("refer_at", None)
+    confirmed_at = out.pop("confirmed_at", None)
+    refer_at = out.pop("refer_at", None)
+    out["answer_to_refer_s"] = (refer_at - confirmed_at
+                                if refer_at is not None and confirmed_at is not None else None)
     try:
         with open(args.log) as f:
             out["tx_errors"] = [l.strip() for l in f

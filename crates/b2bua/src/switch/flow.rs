@@ -7,16 +7,13 @@ use concierge_flow::{
     Action, CollectOutcome, Collector, Event, HttpFailure, HttpResponse, Run, TransferMode, Vars,
 };
 use concierge_sip::wire::StatusCode;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::Switch;
 use crate::call::{FlowState, Phase, Waiting};
-use crate::output::{CallRef, Output};
+use crate::output::CallRef;
 use crate::record::EndedBy;
 use crate::transfer::TransferOutcome;
-
-/// How long after an HTTP node's own timeout the switch stops waiting for the driver.
-const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Switch {
     /// Starts the flow for a new call, before it is answered: an HTTP lookup runs while the
@@ -49,6 +46,7 @@ impl Switch {
             "system.local_host".into(),
             format!("{}:{}", self.cfg.advertised_host, self.cfg.sip_port),
         );
+        vars.insert("system.now".into(), self.unix_s(now).to_string());
         vars.insert(
             "system.directory_url".into(),
             self.cfg.directory_url.clone(),
@@ -68,6 +66,8 @@ impl Switch {
                 run,
                 waiting: Waiting::Nothing,
                 deferred: None,
+                comfort: None,
+                in_flight: None,
             });
         }
         self.step(now, id, action);
@@ -83,9 +83,11 @@ impl Switch {
                 self.rearm(id);
                 return;
             };
+            let unix_s = self.unix_s(now);
             let Some(flow) = self.calls.get_mut(&id).and_then(|c| c.flow.as_mut()) else {
                 return;
             };
+            flow.run.set_clock(unix_s);
             action = flow.run.handle(event);
         }
         warn!("flow kept producing immediate events; hanging up");
@@ -125,14 +127,22 @@ impl Switch {
         }
         let flow = call.flow.as_mut()?;
         match action {
-            Action::Play { prompts } => {
+            Action::Play {
+                prompts,
+                interruptible,
+            } => {
                 let found = self.resolve(&prompts);
                 let call = self.calls.get_mut(&id)?;
-                if found.is_empty() {
+                // A key typed ahead skips an interruptible prompt altogether.
+                if found.is_empty() || (interruptible && !call.media.pending.is_empty()) {
                     return Some(Event::PromptFinished);
                 }
                 call.media.play(found);
-                call.flow.as_mut()?.waiting = Waiting::Prompt;
+                call.flow.as_mut()?.waiting = if interruptible {
+                    Waiting::BargeIn
+                } else {
+                    Waiting::Prompt
+                };
                 None
             }
             Action::CollectDigits(spec) => {
@@ -152,14 +162,7 @@ impl Switch {
                 call.flow.as_mut()?.waiting = Waiting::Collect(collector);
                 self.take_digits(now, id)
             }
-            Action::Http(request) => {
-                flow.waiting = Waiting::Http {
-                    overdue: now + request.delay + request.timeout + HTTP_GRACE,
-                };
-                debug!(node = %request.node, url = %request.url_for_log(), "HTTP request");
-                self.outputs.push_back(Output::Http { call: id, request });
-                None
-            }
+            Action::Http(request) => self.start_http(now, id, request),
             Action::Transfer {
                 target,
                 headers,
@@ -282,7 +285,10 @@ impl Switch {
         }
     }
 
-    fn resolve(&self, names: &[String]) -> Vec<std::sync::Arc<concierge_prompts::Prompt>> {
+    pub(super) fn resolve(
+        &self,
+        names: &[String],
+    ) -> Vec<std::sync::Arc<concierge_prompts::Prompt>> {
         names
             .iter()
             .filter_map(|n| {
@@ -297,6 +303,7 @@ impl Switch {
 
     /// The media came up (ACK): run the action that waited for it.
     pub(super) fn media_ready(&mut self, now: Instant, id: CallRef) {
+        self.comfort_media_ready(id);
         let Some(action) = self
             .calls
             .get_mut(&id)
@@ -314,9 +321,13 @@ impl Switch {
             return;
         };
         match std::mem::replace(&mut flow.waiting, Waiting::Nothing) {
-            Waiting::Prompt => {
+            Waiting::Prompt | Waiting::BargeIn => {
                 let action = flow.run.handle(Event::PromptFinished);
                 self.step(now, id, action);
+            }
+            w @ Waiting::Http { .. } => {
+                flow.waiting = w;
+                self.comfort_loop(id);
             }
             Waiting::Collect(mut c) => {
                 c.prompt_finished(now);
@@ -335,6 +346,12 @@ impl Switch {
             call.media.pending.clear();
             return None;
         };
+        if matches!(flow.waiting, Waiting::BargeIn) && !call.media.pending.is_empty() {
+            // Barge-in: the key stops the prompt and stays pending for the next keypad.
+            call.media.stop_playing();
+            flow.waiting = Waiting::Nothing;
+            return Some(Event::PromptFinished);
+        }
         let Waiting::Collect(collector) = &mut flow.waiting else {
             return None;
         };
@@ -400,6 +417,7 @@ impl Switch {
         let Some(flow) = call.flow.as_mut() else {
             return;
         };
+        flow.run.set_clock(self.wall.unix_ms(now) as i64 / 1000);
         let action = call.span.in_scope(|| flow.run.handle(event));
         self.step(now, id, action);
     }
@@ -420,7 +438,7 @@ impl Switch {
             return;
         }
         flow.waiting = Waiting::Nothing;
-        self.feed(now, id, Event::HttpResult(result));
+        self.http_done(now, id, result);
         self.pump(now);
     }
 
@@ -438,7 +456,7 @@ impl Switch {
         call.span
             .in_scope(|| warn!("no HTTP result long after the node's timeout; taking it as one"));
         flow.waiting = Waiting::Nothing;
-        self.feed(now, id, Event::HttpResult(Err(HttpFailure::Timeout)));
+        self.http_done(now, id, Err(HttpFailure::Timeout));
         true
     }
 

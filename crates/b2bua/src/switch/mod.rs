@@ -14,12 +14,16 @@ use tracing::{debug, info, info_span, warn};
 mod admit;
 mod bridge;
 mod carrier;
+mod comfort;
 mod dns;
 mod flow;
 mod leg_timer;
 mod lockout;
+mod lookup;
 mod media;
 mod srtp;
+
+pub(crate) use comfort::Comfort;
 
 use crate::admission::Admission;
 use crate::call::{Call, Phase};
@@ -74,6 +78,8 @@ pub struct Switch {
     resolves: VecDeque<crate::output::Resolve>,
     pending_dns: HashMap<u64, CallRef>,
     next_dns: u64,
+    /// Answers of caching `http` nodes, shared by this switch's calls.
+    lookups: concierge_flow::LookupCache,
 }
 
 /// A transfer target as logs may show it: not when it was rendered from a secret.
@@ -134,6 +140,7 @@ impl Switch {
             resolves: VecDeque::new(),
             pending_dns: HashMap::new(),
             next_dns: 1,
+            lookups: concierge_flow::LookupCache::new(),
             cfg,
         }
     }
@@ -1021,7 +1028,8 @@ impl Switch {
             self.answer(now, id);
             return;
         }
-        if self.collect_timeout(now, id)
+        if self.comfort_due(now, id)
+            || self.collect_timeout(now, id)
             || self.http_overdue(now, id)
             || self.leg_timeout(now, id)
             || self.carrier_timeout(now, id)
@@ -1333,6 +1341,7 @@ impl Switch {
                             status: h.status,
                             outcome: h.outcome.clone(),
                             latency_ms: h.latency.as_millis() as u64,
+                            cache: h.cache,
                         })
                         .collect()
                 })

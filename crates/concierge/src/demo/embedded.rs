@@ -26,6 +26,7 @@ static FILES: &[(&str, &[u8])] = &[
     shipped!("config/flows/service-desk.toml"),
     shipped!("config/flows/vip-by-customer-id.toml"),
     shipped!("config/flows/vip-desk.toml"),
+    shipped!("config/flows/vip-redirect.toml"),
     shipped!("config/flows/vip.toml"),
     shipped!("prompts/code_locked.wav"),
     shipped!("prompts/digit_0.wav"),
@@ -47,11 +48,14 @@ static FILES: &[(&str, &[u8])] = &[
     shipped!("prompts/echo_intro.wav"),
     shipped!("prompts/enter_code.wav"),
     shipped!("prompts/goodbye.wav"),
+    shipped!("prompts/hold_music.wav"),
     shipped!("prompts/invalid_code.wav"),
+    shipped!("prompts/one_moment.wav"),
     shipped!("prompts/please_hold.wav"),
     shipped!("prompts/service_desk.wav"),
     shipped!("prompts/transfer_service.wav"),
     shipped!("prompts/transfer_vip.wav"),
+    shipped!("prompts/vip_greeting.wav"),
     shipped!("prompts/vip_desk.wav"),
     shipped!("prompts/welcome.wav"),
     shipped!("prompts/you_entered.wav"),
@@ -121,7 +125,7 @@ mod tests {
         assert!(file(Path::new("config/flows/vip.toml")).is_some());
         assert!(file(Path::new("./config/customers.csv")).is_some());
         assert!(file(Path::new("/etc/passwd")).is_none());
-        assert_eq!(wavs(Path::new("prompts")).count(), 28);
+        assert_eq!(wavs(Path::new("prompts")).count(), 31);
         assert!(wavs(Path::new("prompts")).any(|(name, _)| name == "welcome"));
         assert_eq!(wavs(Path::new("config")).count(), 0);
     }

@@ -486,7 +486,7 @@ impl Shard {
                 Output::Http { call, request } => {
                     let (client, tx) = (self.http.clone(), self.http_tx.clone());
                     tokio::spawn(async move {
-                        let result = client.execute(request).await;
+                        let result = client.execute(*request).await;
                         let _ = tx.send((call, result)).await;
                     });
                 }

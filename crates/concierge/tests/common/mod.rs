@@ -2,6 +2,7 @@
 //! a config written by the test, and real peers (SIPp, raw UDP) talking to it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod http_stub;
 pub mod proxy;
 
 #[allow(unused_imports)]
@@ -120,7 +121,7 @@ impl Server {
     /// arguments that end by exec'ing the rest of the line, e.g. `sh -c 'ulimit -n 1024;
     /// exec "$0" "$@"'`), so the server's own process has the wrapper's limits.
     pub fn start_wrapped(name: &str, sip_extra: &str, extra: &str, wrapper: &[&str]) -> Self {
-        let server = Self::spawn(name, sip_extra, extra, wrapper);
+        let server = Self::spawn(name, sip_extra, extra, wrapper, &[]);
         server.wait_ready();
         server
     }
@@ -128,7 +129,7 @@ impl Server {
     /// Like [`Server::start`], for a server that will not answer the readiness probe (its
     /// `allow`/`deny` lists drop 127.0.0.1): waits for its "listening" log line instead.
     pub fn start_unprobed(name: &str, sip_extra: &str, extra: &str) -> Self {
-        let server = Self::spawn(name, sip_extra, extra, &[]);
+        let server = Self::spawn(name, sip_extra, extra, &[], &[]);
         let deadline = Instant::now() + Duration::from_secs(20);
         while !server.log().contains("concierge listening") {
             assert!(
@@ -141,7 +142,20 @@ impl Server {
         server
     }
 
-    fn spawn(name: &str, sip_extra: &str, extra: &str, wrapper: &[&str]) -> Self {
+    /// As [`Self::start`], with `env` set for the server process (secrets a flow reads).
+    pub fn start_env(name: &str, sip_extra: &str, extra: &str, env: &[(&str, &str)]) -> Self {
+        let server = Self::spawn(name, sip_extra, extra, &[], env);
+        server.wait_ready();
+        server
+    }
+
+    fn spawn(
+        name: &str,
+        sip_extra: &str,
+        extra: &str,
+        wrapper: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = scratch_dir(name);
         let port = free_port();
         let records = dir.join("calls.jsonl");
@@ -182,6 +196,7 @@ impl Server {
             .arg(&config_path)
             .current_dir(repo_root())
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -493,6 +508,17 @@ pub fn start_vip_with(
     sip_extra: &str,
     calls_extra: &str,
 ) -> Server {
+    start_vip_env(name, edit, sip_extra, calls_extra, &[])
+}
+
+/// As [`start_vip_with`], with `env` set for the server process.
+pub fn start_vip_env(
+    name: &str,
+    edit: impl Fn(String) -> String,
+    sip_extra: &str,
+    calls_extra: &str,
+    env: &[(&str, &str)],
+) -> Server {
     let root = repo_root();
     let dir = scratch_dir(&format!("{name}-flow"));
     let crm = free_port();
@@ -513,7 +539,7 @@ pub fn start_vip_with(
         root.join("config/flows/service-desk.toml").display(),
         root.join("config/flows/echo.toml").display(),
     );
-    Server::start(name, sip_extra, &extra)
+    Server::start_env(name, sip_extra, &extra, env)
 }
 
 /// The only record, once the server wrote it (records land when a call ends).
