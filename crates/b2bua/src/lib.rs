@@ -43,7 +43,9 @@ pub use identity::{identify, CallerIdentity, CidrError, TrustedPeers};
 pub use lockout::LockoutConfig;
 pub use output::{CallRef, Output, PortError, Resolve};
 pub use program::Program;
-pub use record::{CallRecord, HttpOutcome, PathStep, RelayedPackets, TransferRecord, WallClock};
+pub use record::{
+    CallRecord, EndedBy, HttpOutcome, PathStep, RelayedPackets, TransferRecord, WallClock,
+};
 pub use switch::Switch;
 pub use transfer::{TransferMode, TransferOutcome};
 pub use transfer_token::{TransferSigner, CALLER_HEADER, CALL_ID_HEADER, TOKEN_HEADER};

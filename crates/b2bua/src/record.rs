@@ -53,8 +53,8 @@ pub struct CallRecord {
     /// Flow variables at the end of the call; secret ones redacted.
     pub variables: Vec<(String, String)>,
     pub transfer: Option<TransferRecord>,
-    /// `caller`, `concierge` or `network`.
-    pub ended_by: &'static str,
+    /// Who ended the call; written as `caller`, `concierge`, `network` or `target`.
+    pub ended_by: EndedBy,
     pub reason: String,
     /// Digits received, by the way they arrived (`rfc4733`, `info`, `inband`); `*` for
     /// every key a non-secret keypad did not take.
@@ -65,6 +65,40 @@ pub struct CallRecord {
     /// RTP packets dropped because they came from a source that was not the caller's (or
     /// the bridged target's): injected media and key presses.
     pub rtp_foreign_dropped: u64,
+}
+
+/// Who ended a call, as the record's `ended_by` says it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EndedBy {
+    /// The caller hung up or cancelled.
+    Caller,
+    /// We did: the flow ended it, it was transferred or redirected, a limit was reached,
+    /// the server shut down.
+    Concierge,
+    /// The network did: a lost ACK or PRACK, no RTP, an expired session timer, a
+    /// transaction that timed out.
+    Network,
+    /// The target of a bridged transfer hung up.
+    Target,
+}
+
+impl EndedBy {
+    /// The word the record and the logs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Caller => "caller",
+            Self::Concierge => "concierge",
+            Self::Network => "network",
+            Self::Target => "target",
+        }
+    }
+}
+
+impl std::fmt::Display for EndedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -99,4 +133,25 @@ pub struct TransferRecord {
 pub struct RelayedPackets {
     pub to_target: u64,
     pub to_caller: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ended_by_is_written_as_the_words_records_always_had() {
+        for (by, word) in [
+            (EndedBy::Caller, "caller"),
+            (EndedBy::Concierge, "concierge"),
+            (EndedBy::Network, "network"),
+            (EndedBy::Target, "target"),
+        ] {
+            assert_eq!(
+                serde_json::to_value(by).ok(),
+                Some(serde_json::Value::from(word))
+            );
+            assert_eq!(by.to_string(), word);
+        }
+    }
 }

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 use super::{Switch, MAX_PORT_ATTEMPTS};
 use crate::bridge::{peer_for, relay_packet, Leg, LegState};
 use crate::output::{CallRef, Output, PortError};
+use crate::record::EndedBy;
 use crate::record::{RelayedPackets, TransferRecord};
 use crate::transfer::TransferOutcome;
 
@@ -594,7 +595,7 @@ impl Switch {
                     to_caller = leg.relayed[1],
                     "the transfer target hung up"
                 );
-                call.ending = Some(("target", "transfer target hung up".into()));
+                call.ending = Some((EndedBy::Target, "transfer target hung up".into()));
                 self.close_leg_port(now, id);
                 self.hang_up(now, id, "transfer target hung up");
             }

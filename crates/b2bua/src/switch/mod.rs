@@ -30,6 +30,7 @@ use crate::call::{Call, Phase};
 use crate::config::SwitchConfig;
 use crate::output::{CallRef, Output, PortError};
 use crate::program::Program;
+use crate::record::EndedBy;
 use crate::record::{CallRecord, HttpOutcome, PathStep, TransferRecord, WallClock};
 use crate::transfer::{
     self, ReferProgress, ReferTransfer, TransferMode, TransferOutcome, TransferResult,
@@ -304,7 +305,7 @@ impl Switch {
         );
         let key = call.invite_key.clone();
         self.endpoint.respond(now, &key, r);
-        self.end_call(id, "concierge", "no RTP port");
+        self.end_call(id, EndedBy::Concierge, "no RTP port");
         self.pump(now);
     }
 
@@ -727,7 +728,7 @@ impl Switch {
         self.endpoint.respond(now, &invite, r);
         info!("cancelled by the caller before the answer");
         self.flow_hung_up(id);
-        self.end_call(id, "caller", "cancelled before the answer");
+        self.end_call(id, EndedBy::Caller, "cancelled before the answer");
     }
 
     fn on_in_dialog(&mut self, now: Instant, key: TsxKey, request: Request, dialog: DialogId) {
@@ -772,7 +773,7 @@ impl Switch {
                 self.endpoint.respond(now, &key, r);
                 info!("caller hung up");
                 self.flow_hung_up(id);
-                self.end_call(id, "caller", "hung up");
+                self.end_call(id, EndedBy::Caller, "hung up");
             }
             Method::Notify if call.refer.is_some() => {
                 let r = response_to(&request, StatusCode::OK, None);
@@ -905,7 +906,7 @@ impl Switch {
                 );
             } else {
                 call.ending
-                    .get_or_insert(("network", "no answer to BYE".into()));
+                    .get_or_insert((EndedBy::Network, "no answer to BYE".into()));
                 self.forget(id);
             }
         } else if let Some(id) = self.by_invite.get(&key).copied() {
@@ -997,7 +998,7 @@ impl Switch {
             .in_scope(|| info!(target = %shown(call.redact_target, target), "redirected with 302"));
         let key = call.invite_key.clone();
         self.endpoint.respond(now, &key, r);
-        self.end_call(id, "concierge", "redirected");
+        self.end_call(id, EndedBy::Concierge, "redirected");
     }
 
     fn refer_finished(&mut self, now: Instant, id: CallRef, outcome: TransferOutcome) {
@@ -1026,7 +1027,7 @@ impl Switch {
         match outcome {
             // RFC 5589 §6.1: the transferor ends its dialog once the transfer succeeded.
             TransferOutcome::Succeeded => {
-                call.ending = Some(("concierge", "transferred".into()));
+                call.ending = Some((EndedBy::Concierge, "transferred".into()));
                 self.hang_up(now, id, "transferred");
             }
             TransferOutcome::Failed(why) => {
@@ -1080,7 +1081,7 @@ impl Switch {
                 call.span
                     .in_scope(|| warn!("no ACK for our 200 OK; ending the call with BYE"));
                 call.phase = Phase::Confirmed;
-                call.ending = Some(("network", "no ACK".into()));
+                call.ending = Some((EndedBy::Network, "no ACK".into()));
                 self.hang_up(now, id, "no ACK");
             }
             None => {}
@@ -1100,7 +1101,8 @@ impl Switch {
         }
         let bye = dialog.new_request(Method::Bye);
         call.phase = Phase::Ending;
-        call.ending.get_or_insert(("concierge", why.to_owned()));
+        call.ending
+            .get_or_insert((EndedBy::Concierge, why.to_owned()));
         call.span.in_scope(|| info!(why, "hanging up"));
         let peer = dialog.next_hop(call.peer);
         let key = self.endpoint.send_request(now, bye, peer);
@@ -1132,7 +1134,7 @@ impl Switch {
         self.last_now = now;
         let ids: Vec<CallRef> = self.calls.keys().copied().collect();
         for id in ids {
-            self.end_call(id, "concierge", "server shut down");
+            self.end_call(id, EndedBy::Concierge, "server shut down");
         }
     }
 
@@ -1161,7 +1163,7 @@ impl Switch {
                 let r = response_to(&call.invite, early_status, Some(&call.local_tag));
                 let key = call.invite_key.clone();
                 self.endpoint.respond(now, &key, r);
-                self.end_call(id, "concierge", why);
+                self.end_call(id, EndedBy::Concierge, why);
             }
             Phase::Answered | Phase::Confirmed => self.hang_up(now, id, why),
             Phase::Ending => {}
@@ -1175,7 +1177,7 @@ impl Switch {
             return;
         };
         if call.phase == Phase::Ending {
-            self.end_call(id, "concierge", "maximum call duration");
+            self.end_call(id, EndedBy::Concierge, "maximum call duration");
             return;
         }
         call.span
@@ -1191,8 +1193,8 @@ impl Switch {
     }
 
     /// The call is over for the caller; its state goes once nothing is pending.
-    /// The call is over; `by` is who ended it (`caller`, `concierge`, `network`).
-    fn end_call(&mut self, id: CallRef, by: &'static str, why: &str) {
+    /// The call is over; `by` is who ended it.
+    fn end_call(&mut self, id: CallRef, by: EndedBy, why: &str) {
         if let Some(call) = self.calls.get_mut(&id) {
             call.ending.get_or_insert((by, why.to_owned()));
         }
@@ -1329,7 +1331,7 @@ impl Switch {
         let (ended_by, reason) = call
             .ending
             .clone()
-            .unwrap_or(("network", "transaction ended".into()));
+            .unwrap_or((EndedBy::Network, "transaction ended".into()));
         CallRecord {
             call_id: call.invite.call_id.clone(),
             caller: call.identity.number.clone(),
