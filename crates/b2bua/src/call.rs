@@ -7,6 +7,7 @@ use concierge_sip::Peer;
 
 use concierge_flow::{Action, Collector, Run};
 
+use crate::record::EndedBy;
 use crate::record::TransferRecord;
 use crate::transfer::ReferTransfer;
 
@@ -57,7 +58,7 @@ pub(crate) struct Call {
     pub(crate) flow: Option<FlowState>,
     pub(crate) answered: Option<Instant>,
     /// Who ended the call and why, once known.
-    pub(crate) ending: Option<(&'static str, String)>,
+    pub(crate) ending: Option<(EndedBy, String)>,
     pub(crate) refer: Option<ReferTransfer>,
     /// The second leg of a bridged transfer.
     pub(crate) bridge: Option<Box<crate::bridge::Leg>>,

@@ -10,8 +10,15 @@ pub struct SwitchConfig {
     /// Host (IP or name) we put in Contact, Via and SDP; the address callers reach us on.
     pub advertised_host: String,
     pub sip_port: u16,
+    /// Our host for peers reached over IPv6 (bracketed); `None`: `advertised_host`.
+    pub advertised_host_v6: Option<String>,
+    /// The port of our SIP-over-TLS listener, for Contact in TLS dialogs; `None`: `sip_port`.
+    pub tls_port: Option<u16>,
     /// The address in our SDP (`c=`) and where RTP sockets are bound.
     pub media_ip: IpAddr,
+    /// The media address for peers reached over IPv6 (an `IP6` c= line, RTP over IPv6);
+    /// `None`: `media_ip` for everyone.
+    pub media_ip_v6: Option<IpAddr>,
     /// Even RTP ports are taken from `rtp_ports.0 .. rtp_ports.1`.
     pub rtp_ports: (u16, u16),
     /// How long a released RTP port rests before another call may use it.
@@ -77,7 +84,10 @@ impl Default for SwitchConfig {
         Self {
             advertised_host: "127.0.0.1".into(),
             sip_port: 5060,
+            advertised_host_v6: None,
+            tls_port: None,
             media_ip: IpAddr::from([127, 0, 0, 1]),
+            media_ip_v6: None,
             rtp_ports: (10_000, 20_000),
             rtp_port_rest: Duration::from_secs(4),
             max_calls: 10_000,

@@ -87,7 +87,12 @@ const MAX_VERSTAT: usize = 40;
 
 /// Works out the caller of `invite`, which arrived from `source`.
 pub fn identify(invite: &Request, source: IpAddr, trusted: &TrustedPeers) -> CallerIdentity {
-    let trusted_source = trusted.contains(source);
+    identify_source(invite, trusted.contains(source))
+}
+
+/// Works out the caller of `invite`, which came from a trusted peer or not (by address,
+/// or by a verified client certificate).
+pub(crate) fn identify_source(invite: &Request, trusted_source: bool) -> CallerIdentity {
     let from = NameAddr::new(invite.from.uri.clone());
     let asserted = trusted_source
         .then(|| {

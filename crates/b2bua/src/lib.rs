@@ -48,7 +48,7 @@ pub use lockout::LockoutConfig;
 pub use output::{CallRef, Output, PortError, Resolve};
 pub use program::Program;
 pub use record::{
-    transfer_succeeded, CallRecord, HttpOutcome, PathStep, RelayedPackets, TransferRecord,
+    transfer_succeeded, CallRecord, EndedBy, HttpOutcome, PathStep, RelayedPackets, TransferRecord,
     WallClock,
 };
 pub use stats::SwitchStats;

@@ -61,8 +61,8 @@ pub struct CallRecord {
     /// Flow variables at the end of the call; secret ones redacted.
     pub variables: Vec<(String, String)>,
     pub transfer: Option<TransferRecord>,
-    /// `caller`, `concierge` or `network`.
-    pub ended_by: &'static str,
+    /// Who ended the call; written as `caller`, `concierge`, `network` or `target`.
+    pub ended_by: EndedBy,
     pub reason: String,
     /// Digits received, by the way they arrived (`rfc4733`, `info`, `inband`); `*` for
     /// every key a non-secret keypad did not take.
@@ -73,6 +73,40 @@ pub struct CallRecord {
     /// RTP packets dropped because they came from a source that was not the caller's (or
     /// the bridged target's): injected media and key presses.
     pub rtp_foreign_dropped: u64,
+}
+
+/// Who ended a call, as the record's `ended_by` says it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EndedBy {
+    /// The caller hung up or cancelled.
+    Caller,
+    /// We did: the flow ended it, it was transferred or redirected, a limit was reached,
+    /// the server shut down.
+    Concierge,
+    /// The network did: a lost ACK or PRACK, no RTP, an expired session timer, a
+    /// transaction that timed out.
+    Network,
+    /// The target of a bridged transfer hung up.
+    Target,
+}
+
+impl EndedBy {
+    /// The word the record and the logs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Caller => "caller",
+            Self::Concierge => "concierge",
+            Self::Network => "network",
+            Self::Target => "target",
+        }
+    }
+}
+
+impl std::fmt::Display for EndedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -125,14 +159,14 @@ pub fn transfer_succeeded(result: &str) -> bool {
 /// - `hung_up`: anything else — the caller hung up, or the flow did.
 pub(crate) fn outcome(
     answered: bool,
-    ended_by: &str,
+    ended_by: EndedBy,
     transfer: Option<&TransferRecord>,
 ) -> &'static str {
     match transfer {
         Some(t) if transfer_succeeded(&t.result) => "transferred",
         Some(_) => "failed",
-        None if ended_by == "network" => "failed",
-        None if !answered && ended_by == "concierge" => "refused",
+        None if ended_by == EndedBy::Network => "failed",
+        None if !answered && ended_by == EndedBy::Concierge => "refused",
         None => "hung_up",
     }
 }
@@ -154,25 +188,44 @@ mod tests {
     #[test]
     fn outcomes_follow_the_transfer_then_who_ended_the_call() {
         assert_eq!(
-            outcome(true, "concierge", Some(&transfer("succeeded"))),
+            outcome(true, EndedBy::Concierge, Some(&transfer("succeeded"))),
             "transferred"
         );
         assert_eq!(
-            outcome(false, "concierge", Some(&transfer("redirected"))),
+            outcome(false, EndedBy::Concierge, Some(&transfer("redirected"))),
             "transferred"
         );
         assert_eq!(
-            outcome(true, "caller", Some(&transfer("answered (after 405)"))),
+            outcome(
+                true,
+                EndedBy::Caller,
+                Some(&transfer("answered (after 405)"))
+            ),
             "transferred"
         );
         assert_eq!(
-            outcome(true, "concierge", Some(&transfer("failed: 486"))),
+            outcome(true, EndedBy::Concierge, Some(&transfer("failed: 486"))),
             "failed"
         );
-        assert_eq!(outcome(true, "network", None), "failed");
-        assert_eq!(outcome(false, "concierge", None), "refused");
-        assert_eq!(outcome(true, "caller", None), "hung_up");
-        assert_eq!(outcome(true, "concierge", None), "hung_up");
-        assert_eq!(outcome(false, "caller", None), "hung_up");
+        assert_eq!(outcome(true, EndedBy::Network, None), "failed");
+        assert_eq!(outcome(false, EndedBy::Concierge, None), "refused");
+        assert_eq!(outcome(true, EndedBy::Caller, None), "hung_up");
+        assert_eq!(outcome(true, EndedBy::Concierge, None), "hung_up");
+        assert_eq!(outcome(false, EndedBy::Caller, None), "hung_up");
+    }
+    #[test]
+    fn ended_by_is_written_as_the_words_records_always_had() {
+        for (by, word) in [
+            (EndedBy::Caller, "caller"),
+            (EndedBy::Concierge, "concierge"),
+            (EndedBy::Network, "network"),
+            (EndedBy::Target, "target"),
+        ] {
+            assert_eq!(
+                serde_json::to_value(by).ok(),
+                Some(serde_json::Value::from(word))
+            );
+            assert_eq!(by.to_string(), word);
+        }
     }
 }

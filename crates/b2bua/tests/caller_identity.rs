@@ -1,6 +1,10 @@
 //! Who is calling and what they typed, through a [`Switch`] in virtual time: trusted peers
 //! and P-Asserted-Identity, the code lockout across calls, secrets kept out of records,
 //! what a bridge leg says about the caller, and the signed transfer context.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test's base instant; the rest is virtual time"
+)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};

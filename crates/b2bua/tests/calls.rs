@@ -1,5 +1,9 @@
 //! Whole calls through a [`Switch`] in virtual time: a scripted phone on one side, the
 //! switch's outputs inspected on the other. No sockets, no sleeps.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test's base instant; the rest is virtual time"
+)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -161,7 +165,10 @@ fn answered_call_ends_with_caller_bye_and_a_record() {
         ),
         ("c1", "+46706170786", "ivr")
     );
-    assert_eq!((rec.ended_by, rec.reason.as_str()), ("caller", "hung up"));
+    assert_eq!(
+        (rec.ended_by.as_str(), rec.reason.as_str()),
+        ("caller", "hung up")
+    );
     assert_eq!(rec.arrived_ms, 1_800_000_000_000);
     assert!(rec.answered_ms.is_some());
 }
@@ -220,7 +227,7 @@ fn refer_transfer_follows_notify_sipfrag_then_hangs_up() {
         ("refer", "sip:vip@queue.example.com", "succeeded")
     );
     assert_eq!(
-        (rec.ended_by, rec.reason.as_str()),
+        (rec.ended_by.as_str(), rec.reason.as_str()),
         ("concierge", "transferred")
     );
 }
@@ -318,7 +325,10 @@ fn missing_ack_means_retransmitted_200_then_bye() {
     let bye = bye.expect("BYE after 64·T1");
     rig.send(&reply(&bye, 200));
     assert_eq!(
-        (rig.records[0].ended_by, rig.records[0].reason.as_str()),
+        (
+            rig.records[0].ended_by.as_str(),
+            rig.records[0].reason.as_str()
+        ),
         ("network", "no ACK")
     );
 }
@@ -657,7 +667,7 @@ fn bridge_calls_the_target_relays_rtp_both_ways_and_ends_with_either_leg() {
     let relayed = t.relayed.unwrap();
     assert_eq!((relayed.to_target, relayed.to_caller), (2, 1));
     assert_eq!(
-        (rec.ended_by, rec.reason.as_str()),
+        (rec.ended_by.as_str(), rec.reason.as_str()),
         ("target", "transfer target hung up")
     );
     assert!(rig.open_ports.is_empty(), "both ports closed");
@@ -681,7 +691,7 @@ fn caller_hanging_up_while_the_target_rings_cancels_it() {
         "§9.1: the INVITE's branch"
     );
     assert!(rig.open_ports.is_empty());
-    assert_eq!(rig.records[0].ended_by, "caller");
+    assert_eq!(rig.records[0].ended_by.as_str(), "caller");
 
     // The queue's 200 crossed the CANCEL: §13.2.2.4, ACK it and end it with BYE.
     from_queue(&mut rig, &queue_reply(&invite, 200, "", QUEUE_SDP));

@@ -1,6 +1,10 @@
 //! The fast track in the switch, in virtual time: barge-in on an interruptible prompt,
 //! comfort audio while a lookup is slow, the lookup cache across calls (stale when the
 //! CRM fails), opening hours judged on the switch's wall clock, and a transfer's priority.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test's base instant; the rest is virtual time"
+)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};

@@ -2,6 +2,10 @@
 //! whose caller's INVITE was record-routed, where our in-dialog requests go (§12.2.1.1,
 //! RFC 5923, RFC 3581), bridge legs through an outbound proxy (§8.1.2, §12.1.2), and
 //! the 503s a draining instance gives its dispatcher.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test's base instant; the rest is virtual time"
+)]
 
 use std::time::{Duration, Instant, SystemTime};
 

@@ -1,6 +1,10 @@
 //! SRTP calls through a [`Switch`] in virtual time: an `RTP/SAVP` offer answered with our
 //! own key, the prompt leaving encrypted, digits arriving encrypted, forged and replayed
 //! packets dropped, and the `srtp` policy's 488s.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test's base instant; the rest is virtual time"
+)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};

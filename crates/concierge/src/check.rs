@@ -126,6 +126,10 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
             _ => println!("  records: {}", cfg.records.path.display()),
         }
     }
+    match crate::driver::check_tls(&cfg) {
+        Ok(line) => println!("  {line}"),
+        Err(e) => errors.push(e),
+    }
     if let Some(loaded) = &loaded {
         for (route, file) in &loaded.flows {
             let route = if route.is_empty() {

@@ -312,8 +312,9 @@ impl Default for RecordsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct SipConfig {
-    /// Address and port for the UDP and TCP listeners.
-    pub(crate) listen: SocketAddr,
+    /// Address and port for the UDP and TCP listeners: one (`"0.0.0.0:5060"`) or a list
+    /// (`["0.0.0.0:5060", "[::]:5060"]`, IPv4 and IPv6).
+    pub(crate) listen: Listen,
     /// Host callers reach us on, for Contact, Via and SDP. Default: the listen address, or
     /// 127.0.0.1 when listening on all interfaces.
     pub(crate) advertised_host: Option<String>,
@@ -349,6 +350,77 @@ pub(crate) struct SipConfig {
     /// RFC 3262: send 18x reliably (PRACK) also when the caller only supports `100rel`;
     /// a caller that requires it always gets it.
     pub(crate) prefer_100rel: bool,
+    /// SIP over TLS listener; `None`: no TLS listener (outbound TLS still works).
+    pub(crate) tls_listen: Option<SocketAddr>,
+    /// Our certificate chain and private key (PEM). Neither: a self-signed certificate is
+    /// made at start and its SHA-256 fingerprint logged.
+    pub(crate) tls_cert: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that verify the servers of outbound TLS (bridge legs);
+    /// `None`: the Mozilla root set (webpki-roots).
+    pub(crate) tls_ca_file: Option<PathBuf>,
+    /// CA certificates (PEM) for mutual TLS: a client presenting a certificate they
+    /// verify is a trusted peer (its P-Asserted-Identity is believed). `None`: no client
+    /// certificates are asked for.
+    pub(crate) tls_client_ca: Option<PathBuf>,
+}
+
+/// `[sip] listen`: one address, or several (IPv4 and IPv6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listen(Vec<SocketAddr>);
+
+impl Listen {
+    pub(crate) fn one(addr: SocketAddr) -> Self {
+        Self(vec![addr])
+    }
+
+    /// Every address, the first being the primary one (its port goes into Via).
+    pub(crate) fn all(&self) -> &[SocketAddr] {
+        &self.0
+    }
+
+    /// The primary address.
+    pub(crate) fn first(&self) -> SocketAddr {
+        self.0
+            .first()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060)))
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.first().port()
+    }
+
+    pub(crate) fn ip(&self) -> IpAddr {
+        self.first().ip()
+    }
+
+    /// The first IPv6 address, when one is listened on beside an IPv4 one.
+    pub(crate) fn v6(&self) -> Option<SocketAddr> {
+        self.0.iter().copied().find(SocketAddr::is_ipv6)
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            One(SocketAddr),
+            Many(Vec<SocketAddr>),
+        }
+        match Form::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected \"ADDR:PORT\" or a list of them, e.g. [\"0.0.0.0:5060\", \"[::]:5060\"]",
+            )
+        })? {
+            Form::One(a) => Ok(Self(vec![a])),
+            Form::Many(v) if v.is_empty() => Err(serde::de::Error::custom(
+                "the list of listen addresses is empty",
+            )),
+            Form::Many(v) => Ok(Self(v)),
+        }
+    }
 }
 
 /// `sip.session_refresher`.
@@ -426,7 +498,7 @@ pub(crate) struct LogConfig {
 impl Default for SipConfig {
     fn default() -> Self {
         Self {
-            listen: "0.0.0.0:5060".parse().expect("literal address"),
+            listen: Listen::one("0.0.0.0:5060".parse().expect("literal address")),
             advertised_host: None,
             udp: true,
             tcp: true,
@@ -442,6 +514,11 @@ impl Default for SipConfig {
             min_se_s: 90,
             session_refresher: RefresherConfig::Uac,
             prefer_100rel: false,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca_file: None,
+            tls_client_ca: None,
         }
     }
 }
@@ -511,6 +588,17 @@ impl Config {
         ] {
             *p = resolve(base, p);
         }
+        for f in [
+            &mut cfg.sip.tls_cert,
+            &mut cfg.sip.tls_key,
+            &mut cfg.sip.tls_ca_file,
+            &mut cfg.sip.tls_client_ca,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *f = resolve(base, f);
+        }
         if let Some(f) = cfg.flows.default.as_mut() {
             *f = resolve(base, f);
         }
@@ -524,7 +612,15 @@ impl Config {
     /// Applies command-line overrides, checked as the file's own values are.
     pub(crate) fn apply(&mut self, o: &Overrides) -> Result<(), ConfigError> {
         if let Some(listen) = o.listen {
-            self.sip.listen = listen;
+            self.sip.listen = Listen::one(listen);
+            // A moved SIP port moves TLS beside it (5060 → 5061 style), so two instances
+            // started with different --listen ports do not fight over one TLS port.
+            if let Some(tls) = self.sip.tls_listen.as_mut() {
+                *tls = SocketAddr::new(listen.ip(), listen.port().saturating_add(1).max(1));
+                if listen.port() == 0 {
+                    tls.set_port(0);
+                }
+            }
         }
         if let Some((min, max)) = o.rtp_ports {
             self.rtp.port_min = min;
@@ -797,6 +893,31 @@ impl Config {
     /// The IP for SDP and RTP sockets: the advertised host when it is an address, else the
     /// listen address, else loopback.
     pub(crate) fn media_ip(&self) -> IpAddr {
+        self.media_ip_v4_or_only()
+    }
+
+    /// Our host for IPv6 peers when we listen on IPv6 beside IPv4 (bracketed): the IPv6
+    /// listen address, `[::1]` when that is unspecified. `None` with an IPv6
+    /// `advertised_host` (it is used for everyone) or without an IPv6 listener.
+    pub(crate) fn advertised_host_v6(&self) -> Option<String> {
+        let ip = self.media_ip_v6()?;
+        Some(format!("[{ip}]"))
+    }
+
+    /// The media address for IPv6 peers (see [`Self::advertised_host_v6`]).
+    pub(crate) fn media_ip_v6(&self) -> Option<IpAddr> {
+        if self.media_ip().is_ipv6() {
+            return None;
+        }
+        let v6 = self.sip.listen.v6()?.ip();
+        Some(if v6.is_unspecified() {
+            IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+        } else {
+            v6
+        })
+    }
+
+    fn media_ip_v4_or_only(&self) -> IpAddr {
         let host = self.advertised_host();
         host.trim_matches(|c| c == '[' || c == ']')
             .parse()
@@ -1229,5 +1350,62 @@ mod path_tests {
         assert!(e.to_string().starts_with("--rtp-ports: "), "{e}");
         assert_eq!(parse_port_range("30000-30099"), Ok((30000, 30099)));
         assert!(parse_port_range("30000").is_err());
+    }
+}
+
+#[cfg(test)]
+mod secure_transport_tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_one_address_or_a_list_and_ipv6_gets_its_own_host_and_media_address() {
+        let one =
+            Config::parse(Path::new("c.toml"), "[sip]\nlisten = \"127.0.0.1:5070\"\n").unwrap();
+        assert_eq!(one.sip.listen.all(), ["127.0.0.1:5070".parse().unwrap()]);
+        assert_eq!(one.advertised_host_v6(), None);
+        let both = Config::parse(
+            Path::new("c.toml"),
+            "[sip]\nlisten = [\"127.0.0.1:5070\", \"[::1]:5070\"]\n",
+        )
+        .unwrap();
+        assert_eq!(both.sip.listen.port(), 5070);
+        assert_eq!(both.advertised_host(), "127.0.0.1");
+        assert_eq!(both.advertised_host_v6().as_deref(), Some("[::1]"));
+        assert_eq!(both.media_ip_v6(), Some("::1".parse().unwrap()));
+        // IPv6 only: the one host is IPv6 and there is no second one.
+        let v6 = Config::parse(Path::new("c.toml"), "[sip]\nlisten = \"[::1]:5070\"\n").unwrap();
+        assert_eq!(v6.advertised_host(), "[::1]");
+        assert_eq!(v6.media_ip_v6(), None);
+        for bad in ["listen = []", "listen = [\"nope\"]", "listen = 5"] {
+            let e = Config::parse(Path::new("c.toml"), &format!("[sip]\n{bad}\n")).unwrap_err();
+            let e = e.to_string();
+            assert!(e.contains("ADDR:PORT") || e.contains("empty"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn tls_files_are_read_from_the_config_file_s_directory_and_listen_moves_tls_beside_it() {
+        let mut c = Config::parse(
+            Path::new("/srv/c/concierge.toml"),
+            "[sip]\ntls_listen = \"0.0.0.0:5061\"\ntls_cert = \"tls/cert.pem\"\ntls_key = \"/k.pem\"\ntls_client_ca = \"ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.sip.tls_cert.as_deref(),
+            Some(Path::new("/srv/c/tls/cert.pem"))
+        );
+        assert_eq!(c.sip.tls_key.as_deref(), Some(Path::new("/k.pem")));
+        assert_eq!(
+            c.sip.tls_client_ca.as_deref(),
+            Some(Path::new("/srv/c/ca.pem"))
+        );
+        assert_eq!(c.sip.tls_ca_file, None);
+        c.apply(&Overrides {
+            listen: Some("127.0.0.1:6000".parse().unwrap()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(c.sip.tls_listen, Some("127.0.0.1:6001".parse().unwrap()));
+        assert_eq!(Config::default().sip.tls_listen, None, "off when unset");
     }
 }

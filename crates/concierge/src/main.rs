@@ -250,10 +250,14 @@ impl Summary {
                 cfg.directory_url()
             );
         }
-        let listening: Vec<String> = [("UDP", server.udp_addr), ("TCP", server.tcp_addr)]
-            .into_iter()
-            .filter_map(|(t, a)| a.map(|a| format!("{t} {a}")))
-            .collect();
+        let listening: Vec<String> = [
+            ("UDP", server.udp_addr),
+            ("TCP", server.tcp_addr),
+            ("TLS", server.tls_addr),
+        ]
+        .into_iter()
+        .filter_map(|(t, a)| a.map(|a| format!("{t} {a}")))
+        .collect();
         info!(
             "concierge listening: SIP on {}, advertised as {}",
             listening.join(" and "),

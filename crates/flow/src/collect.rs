@@ -88,6 +88,7 @@ impl Collector {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;

@@ -6,11 +6,14 @@ use audio_codec_algorithms::{decode_alaw, decode_ulaw, encode_alaw, encode_ulaw}
 /// The two G.711 companding laws; RTP payload types 0 (PCMU) and 8 (PCMA).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Law {
+    /// μ-law (PCMU, RTP payload type 0).
     Ulaw,
+    /// A-law (PCMA, RTP payload type 8).
     Alaw,
 }
 
 impl Law {
+    /// The static RTP payload type of this law (RFC 3551).
     pub fn payload_type(self) -> u8 {
         match self {
             Self::Ulaw => 0,
@@ -18,6 +21,7 @@ impl Law {
         }
     }
 
+    /// The law of a static payload type; `None` for any other type.
     pub fn from_payload_type(pt: u8) -> Option<Self> {
         match pt {
             0 => Some(Self::Ulaw),
@@ -26,6 +30,7 @@ impl Law {
         }
     }
 
+    /// One 16-bit linear sample to one G.711 byte.
     pub fn encode(self, sample: i16) -> u8 {
         match self {
             Self::Ulaw => encode_ulaw(sample),
@@ -33,6 +38,7 @@ impl Law {
         }
     }
 
+    /// One G.711 byte back to a 16-bit linear sample.
     pub fn decode(self, byte: u8) -> i16 {
         match self {
             Self::Ulaw => decode_ulaw(byte),
@@ -45,10 +51,12 @@ impl Law {
         self.encode(0)
     }
 
+    /// Appends the encoding of every sample of `pcm` to `out`.
     pub fn encode_into(self, pcm: &[i16], out: &mut Vec<u8>) {
         out.extend(pcm.iter().map(|s| self.encode(*s)));
     }
 
+    /// Appends the decoding of every byte of `bytes` to `out`.
     pub fn decode_into(self, bytes: &[u8], out: &mut Vec<i16>) {
         out.extend(bytes.iter().map(|b| self.decode(*b)));
     }

@@ -56,6 +56,7 @@ impl Default for ToneDetector {
 }
 
 impl ToneDetector {
+    /// A detector with no audio seen yet.
     pub fn new() -> Self {
         let mut coeffs = [0.0; 8];
         for (i, f) in ROWS.iter().chain(COLS.iter()).enumerate() {

@@ -8,6 +8,7 @@
 //! decoded here: RFC 4733 telephone-events ([`telephone_event`]), SIP INFO bodies
 //! ([`info_dtmf`], handed over as bytes), and in-band tones ([`goertzel`]).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 #[doc(hidden)]
 pub mod fuzzing;

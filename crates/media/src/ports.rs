@@ -10,6 +10,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 #[derive(Debug)]
+/// The pool of even RTP ports media sessions are given; a released port rests before it is
+/// handed out again, so late packets of the old call do not reach a new one.
 pub struct RtpPorts {
     free: Vec<u16>,
     /// Picks among the free ports; seeded, so tests are reproducible.
@@ -35,6 +37,7 @@ impl RtpPorts {
         }
     }
 
+    /// A free port for a new session at `now`, or `None` when the pool is exhausted.
     pub fn allocate(&mut self, now: Instant) -> Option<u16> {
         while let Some((at, port)) = self.resting.front().copied() {
             if at > now {
@@ -50,6 +53,7 @@ impl RtpPorts {
         Some(self.free.swap_remove(i))
     }
 
+    /// Gives `port` back at `now`; it becomes free again after its rest.
     pub fn release(&mut self, port: u16, now: Instant) {
         if !self.retired.contains(&port) {
             self.resting.push_back((now + self.quarantine, port));
@@ -66,6 +70,7 @@ impl RtpPorts {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 

@@ -67,10 +67,12 @@ impl RtpSender {
         self.timestamp = self.timestamp.wrapping_add(samples);
     }
 
+    /// The RTP timestamp the next packet will carry.
     pub fn timestamp(&self) -> u32 {
         self.timestamp
     }
 
+    /// The SSRC this stream sends with.
     pub fn ssrc(&self) -> u32 {
         self.ssrc
     }
@@ -120,7 +122,9 @@ pub struct RtpReceiver {
     /// When the peer's last accepted packet arrived.
     last_heard: Option<Instant>,
     scratch: Vec<i16>,
+    /// Packets accepted.
     pub packets: u64,
+    /// Datagrams dropped as not RTP or not ours.
     pub bad: u64,
 }
 
@@ -180,6 +184,8 @@ impl RtpReceiver {
         self.last_heard
     }
 
+    /// Called by the driver for every datagram on the session's socket; says what it held
+    /// (audio, a key press, nothing usable).
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Received {
         // RFC 5761 §4: version 2 with a second byte of 192–223 is RTCP.
         if let [first, second, ..] = data {
@@ -223,6 +229,7 @@ impl RtpReceiver {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;

@@ -26,8 +26,11 @@ pub enum SrtpPolicy {
 /// One `a=crypto` line we can use: its tag, suite and the sender's master key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CryptoAttribute {
+    /// The line's tag, echoed in the answer (RFC 4568 §6.1).
     pub tag: u32,
+    /// The crypto suite.
     pub profile: SrtpProfile,
+    /// The sender's master key and salt.
     pub key: MasterKey,
 }
 
@@ -78,8 +81,11 @@ impl CryptoAttribute {
 /// we receive).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SrtpKeying {
+    /// The crypto suite both sides use.
     pub profile: SrtpProfile,
+    /// Our master key: what we send is protected with it.
     pub ours: MasterKey,
+    /// The peer's master key: what we receive is checked with it.
     pub theirs: MasterKey,
 }
 
@@ -94,6 +100,7 @@ pub struct SrtpSession {
 }
 
 impl SrtpSession {
+    /// Contexts for both directions of a call leg from the agreed keys.
     pub fn new(keying: &SrtpKeying) -> Self {
         Self {
             keying: keying.clone(),

@@ -16,10 +16,13 @@ use crate::srtp::{MasterKey, SrtpProfile};
 pub struct AudioSession {
     /// Payload type and name of the chosen codec (0 PCMU or 8 PCMA).
     pub payload_type: u8,
+    /// Encoding name of the chosen codec (`PCMU` or `PCMA`).
     pub codec: &'static str,
+    /// Payload type of RFC 4733 telephone-event, when both sides have it.
     pub telephone_event: Option<u8>,
     /// Where the offer said to send RTP (latching may later replace it).
     pub remote: Option<SocketAddr>,
+    /// Packetisation time in milliseconds.
     pub ptime_ms: u32,
     /// Whether we may send (the offer was not `sendonly`/`inactive` to us).
     pub send: bool,
@@ -28,6 +31,7 @@ pub struct AudioSession {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Why an SDP offer cannot be answered; the caller turns it into 488 or 400.
 pub enum OfferError {
     /// No `m=audio` line, or no codec we speak: 488 Not Acceptable Here.
     NotAcceptable(String),

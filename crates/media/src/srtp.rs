@@ -61,7 +61,9 @@ impl SrtpProfile {
 /// Its `Debug` shows no key material, so it can sit in structs that are logged.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MasterKey {
+    /// The 128-bit master key.
     pub key: [u8; 16],
+    /// The 112-bit master salt.
     pub salt: [u8; 14],
 }
 
@@ -78,6 +80,7 @@ impl MasterKey {
         Self { key, salt }
     }
 
+    /// Key then salt, as SDES carries them.
     pub fn to_bytes(&self) -> [u8; Self::LEN] {
         let mut b = [0; Self::LEN];
         b[..16].copy_from_slice(&self.key);
@@ -95,12 +98,16 @@ impl fmt::Debug for MasterKey {
 /// Why a packet was not protected or not accepted. No variant carries packet bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SrtpError {
+    /// Not an RTP packet.
     #[error("not an RTP packet (short, wrong version or bad header length)")]
     Malformed,
+    /// The authentication tag does not match: forged or corrupted.
     #[error("authentication tag does not match")]
     AuthFailed,
+    /// The packet index was seen already.
     #[error("packet index already received (replay)")]
     Replayed,
+    /// The packet index is older than the replay window.
     #[error("packet index older than the replay window")]
     TooOld,
 }
@@ -155,6 +162,7 @@ impl fmt::Debug for SrtpContext {
 }
 
 impl SrtpContext {
+    /// A context for one direction, keyed from `master` (RFC 3711 §4.3).
     pub fn new(profile: SrtpProfile, master: &MasterKey) -> Self {
         Self {
             profile,
@@ -164,6 +172,7 @@ impl SrtpContext {
         }
     }
 
+    /// The crypto suite of this context.
     pub fn profile(&self) -> SrtpProfile {
         self.profile
     }

@@ -35,9 +35,13 @@ pub fn event_for(digit: char) -> Option<u8> {
 /// One decoded payload (§2.3): event, end bit, volume, duration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventPayload {
+    /// The event code (0–9, 10 = `*`, 11 = `#`, 12–15 = A–D).
     pub event: u8,
+    /// The E bit: this packet ends the event.
     pub end: bool,
+    /// Power level in −dBm0 (0–63).
     pub volume: u8,
+    /// Duration so far, in timestamp units.
     pub duration: u16,
 }
 
@@ -55,6 +59,7 @@ impl EventPayload {
         })
     }
 
+    /// The four payload bytes of this event (RFC 4733 §2.3).
     pub fn write(&self) -> [u8; 4] {
         let d = self.duration.to_be_bytes();
         [
@@ -77,6 +82,7 @@ pub struct EventDecoder {
 const WINDOW: usize = 16;
 
 impl EventDecoder {
+    /// A receiver that has seen no event yet.
     pub fn new() -> Self {
         Self::default()
     }

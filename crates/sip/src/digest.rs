@@ -9,10 +9,15 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A Digest algorithm (RFC 8760).
 pub enum Algorithm {
+    /// `MD5`.
     Md5,
+    /// `MD5-sess`.
     Md5Sess,
+    /// `SHA-256`.
     Sha256,
+    /// `SHA-256-sess`.
     Sha256Sess,
 }
 
@@ -53,26 +58,36 @@ impl Algorithm {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a challenge cannot be answered.
 pub enum DigestError {
     #[error("not a Digest challenge")]
+    /// The scheme is not Digest.
     NotDigest,
     #[error("the challenge has no {0}")]
+    /// A parameter the answer needs is missing.
     Missing(&'static str),
     #[error("unsupported algorithm {0:?}")]
+    /// An algorithm we do not implement.
     Algorithm(String),
     #[error("the challenge only offers qop {0:?} (we do \"auth\")")]
+    /// No qop we can use.
     Qop(String),
 }
 
 /// One challenge from a 401 or 407.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
+    /// The protection space.
     pub realm: String,
+    /// The server's nonce.
     pub nonce: String,
+    /// Opaque value to echo.
     pub opaque: Option<String>,
+    /// The hash algorithm.
     pub algorithm: Algorithm,
     /// The server offered `qop=auth`; without it the RFC 2069 form is used.
     pub qop_auth: bool,
+    /// The nonce was stale: retry with the same credentials.
     pub stale: bool,
 }
 

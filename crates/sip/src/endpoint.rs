@@ -30,14 +30,18 @@ use crate::wire::{
 /// connection (one per remote address), so in-dialog requests reuse it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Peer {
+    /// The transport it came over or goes out on.
     pub transport: Transport,
+    /// The peer's address.
     pub addr: SocketAddr,
 }
 
 /// Bytes to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
+    /// Where to send.
     pub peer: Peer,
+    /// The serialised message.
     pub bytes: Bytes,
 }
 
@@ -47,33 +51,62 @@ pub enum EndpointEvent {
     /// A new request (never an ACK) with its server transaction; answer with
     /// [`Endpoint::respond`].
     Request {
+        /// The server transaction to answer through.
         key: TsxKey,
+        /// The request.
         request: Request,
+        /// Who sent it.
         peer: Peer,
     },
     /// An ACK outside any INVITE server transaction in Completed: the ACK for a 2xx.
-    Ack { request: Request, peer: Peer },
+    Ack {
+        /// The ACK.
+        request: Request,
+        /// Who sent it.
+        peer: Peer,
+    },
     /// A CANCEL matched an INVITE still in Proceeding; the CANCEL got its 200 already,
     /// and the TU should now end the INVITE with 487 (§9.2).
-    Cancelled { invite: TsxKey, cancel: Request },
+    Cancelled {
+        /// The INVITE server transaction the CANCEL matched.
+        invite: TsxKey,
+        /// The CANCEL.
+        cancel: Request,
+    },
     /// A response to one of our client transactions.
-    Response { key: TsxKey, response: Response },
+    Response {
+        /// Our client transaction.
+        key: TsxKey,
+        /// The response.
+        response: Response,
+    },
     /// A 2xx to an INVITE that matches no transaction: a retransmission after the
     /// transaction ended, or a forgery. `peer` is only where it came from, which anyone
     /// can claim: the TU acts only when the response matches a dialog of its own, and
     /// then sends to addresses it chose itself (never to this `peer` or the Contact).
-    StrayResponse { response: Response, peer: Peer },
+    StrayResponse {
+        /// The response.
+        response: Response,
+        /// Where it claims to come from.
+        peer: Peer,
+    },
     /// Timer B/F (no answer to our request) or H (no ACK for our non-2xx final response).
-    Timeout { key: TsxKey },
+    Timeout {
+        /// The transaction that timed out.
+        key: TsxKey,
+    },
 }
 
 #[derive(Debug, Clone)]
+/// How an [`Endpoint`] behaves: its timers and what it writes in its Via.
 pub struct EndpointConfig {
+    /// RFC 3261 timer values (T1, T2, T4).
     pub timers: TimerConfig,
     /// Option tags we implement, for Require checks and our Supported header.
     pub supported: Vec<String>,
     /// Host and port we put in our Via headers.
     pub via_host: String,
+    /// The port our Via carries.
     pub via_port: u16,
     /// Seed for tags and branches, so tests are reproducible.
     pub seed: u64,
@@ -120,6 +153,9 @@ impl Entry {
     }
 }
 
+/// All transactions of one shard: the driver feeds it datagrams, stream frames and timeouts
+/// with the current time, and drains what to send, what happened and when to wake. See the
+/// crate documentation for the run loop.
 pub struct Endpoint {
     cfg: EndpointConfig,
     tsxs: HashMap<TsxKey, Entry>,
@@ -139,6 +175,7 @@ pub const BAD_INPUT_LOG_BURST: u32 = 10;
 pub const BAD_INPUT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Endpoint {
+    /// An endpoint with no transactions.
     pub fn new(cfg: EndpointConfig) -> Self {
         let rng = SmallRng::seed_from_u64(cfg.seed);
         Self {
@@ -152,6 +189,7 @@ impl Endpoint {
         }
     }
 
+    /// The configuration it was made with.
     pub fn config(&self) -> &EndpointConfig {
         &self.cfg
     }
@@ -490,22 +528,27 @@ impl Endpoint {
         self.tsxs.get(key).map(|e| e.peer)
     }
 
+    /// A fresh random tag for a From or To.
     pub fn new_tag(&mut self) -> String {
         format!("{:012x}", self.rng.gen::<u64>() & 0xffff_ffff_ffff)
     }
 
+    /// A random number from the endpoint's generator (branches, Call-IDs, cnonces).
     pub fn random_u64(&mut self) -> u64 {
         self.rng.gen()
     }
 
+    /// Next message to send; the driver drains this until `None` after every input.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
+    /// Next thing the application must decide; drained like [`Self::poll_transmit`].
     pub fn poll_event(&mut self) -> Option<EndpointEvent> {
         self.events.pop_front()
     }
 
+    /// When [`Self::handle_timeout`] must next be called; `None` when nothing is pending.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let summary = self.bad_input.poll_timeout();
         // Drop stale heap entries so the answer is the real next deadline.
@@ -518,6 +561,8 @@ impl Endpoint {
         summary
     }
 
+    /// Called by the driver at (or after) the deadline from [`Self::poll_timeout`]: fires every
+    /// due timer.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.log_bad_input_summary(now);
         while let Some(Reverse((at, _))) = self.timers.peek() {
@@ -621,6 +666,7 @@ fn non_2xx_ack(invite: &Request, response: &Response) -> Request {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
     use std::time::Duration;

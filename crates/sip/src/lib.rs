@@ -3,8 +3,8 @@
 //! Nothing in this crate owns a socket, a thread or a clock. The driver feeds bytes and the
 //! current [`std::time::Instant`] in and drains what to send and when to wake up out:
 //!
-//! * [`wire`] turns bytes into our own message types (the codec of `rsipstack` is used
-//!   behind it, and nothing else sees its types) and messages back into bytes;
+//! * [`wire`] turns bytes into our own message types (our own codec, no codec crate) and
+//!   messages back into bytes;
 //! * [`transaction`] holds the four RFC 3261 §17 state machines and their timer table;
 //! * [`dialog`] holds the RFC 3261 §12 dialog state and builds in-dialog requests;
 //! * [`endpoint`] owns all transactions of one shard, matches each message to its
@@ -14,6 +14,7 @@
 //! `endpoint.handle_*(now, …)`, then drain `poll_transmit()` and `poll_event()` until both
 //! are empty, then sleep until `poll_timeout()`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod dialog;
 pub mod digest;

@@ -1,6 +1,10 @@
 //! Replays the committed fuzz corpora and crash regressions (`fuzz/corpus/<target>/`,
 //! `fuzz/regressions/<target>/`) through the same functions the fuzz targets call, so
 //! the normal test command keeps every input libFuzzer ever found interesting working.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test's base instant; the rest is virtual time"
+)]
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """A PJSIP softphone (pjsua2 from PyPI) with only a TCP transport (or, with
---transport udp, only UDP), scripted.
+--transport udp, only UDP; with --transport tls, only TLS, not verifying the server's
+self-signed certificate), scripted. With --dtmf it keys those digits by RFC 2833
+--dtmf-after seconds into the call; with --srtp it insists on SRTP, keyed over TLS only.
 
 It calls URI over TCP, records what it hears to a WAV file, answers the REFER it gets
 with 603 (it only observes it: its transport cannot reach the UDP target), listens a while
@@ -75,7 +77,11 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--after-refer", type=float, default=3.0)
     ap.add_argument("--timeout", type=float, default=30.0)
-    ap.add_argument("--transport", choices=["tcp", "udp"], default="tcp")
+    ap.add_argument("--transport", choices=["tcp", "udp", "tls"], default="tcp")
+    ap.add_argument("--dtmf", default="")
+    ap.add_argument("--dtmf-after", type=float, default=2.0)
+    ap.add_argument("--srtp", action="store_true",
+                    help="insist on SRTP (SDES), keys only over secure signalling (TLS)")
     args = ap.parse_args()
     out = {"states": [], "confirmed": False, "refer_to": None, "disconnect_code": 0,
            "done": False, "wav": args.wav}
@@ -93,7 +99,11 @@ def main():
     tcfg = pj.TransportConfig()
     tcfg.port = 0
     tcfg.boundAddress = "127.0.0.1"
-    kind = pj.PJSIP_TRANSPORT_TCP if args.transport == "tcp" else pj.PJSIP_TRANSPORT_UDP
+    kind = {"tcp": pj.PJSIP_TRANSPORT_TCP, "udp": pj.PJSIP_TRANSPORT_UDP,
+            "tls": pj.PJSIP_TRANSPORT_TLS}[args.transport]
+    if args.transport == "tls":
+        # The demo's certificate is self-signed: encrypted, not authenticated.
+        tcfg.tlsConfig.verifyServer = False
     tid = ep.transportCreate(kind, tcfg)
     ep.libStart()
     ep.audDevManager().setNullDev()
@@ -104,6 +114,10 @@ def main():
     acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
     # Any free RTP port (PJSIP's default 4000 would clash between parallel runs).
     acfg.mediaConfig.transportConfig.port = 0
+    if args.srtp:
+        acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+        # 1: SDES keys only in SIP over TLS (sips or transport=tls).
+        acfg.mediaConfig.srtpSecureSignaling = 1
     acc = pj.Account()
     acc.create(acfg)
 
@@ -112,8 +126,16 @@ def main():
     call.makeCall(args.uri, prm)
     deadline = time.monotonic() + args.timeout
     hung_up = False
+    keyed = not args.dtmf
     while time.monotonic() < deadline and not out["done"]:
         ep.libHandleEvents(20)
+        if not keyed and out.get("confirmed_at") \
+                and time.monotonic() > out["confirmed_at"] + args.dtmf_after:
+            keyed = True
+            dp = pj.CallSendDtmfParam()
+            dp.digits = args.dtmf
+            dp.method = pj.PJSUA_DTMF_METHOD_RFC2833
+            call.sendDtmf(dp)
         refer_at = out.get("refer_at")
         if not hung_up and refer_at and time.monotonic() > refer_at + args.after_refer:
             hung_up = True

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 use super::{Switch, MAX_PORT_ATTEMPTS};
 use crate::bridge::{peer_for, relay_packet, Leg, LegState};
 use crate::output::{CallRef, Output, PortError};
+use crate::record::EndedBy;
 use crate::record::{RelayedPackets, TransferRecord};
 use crate::transfer::TransferOutcome;
 
@@ -133,14 +134,13 @@ impl Switch {
             return self.bridge_failed(now, id, &target, "the caller has no agreed audio".into());
         };
         let Some(port) = leg.port else { return };
-        let local = std::net::SocketAddr::new(self.cfg.media_ip, port);
-        let offer = sdp::offer_for_with(local, 1, &caller_audio, leg.srtp_key.as_ref());
-        let contact = concierge_sip::dialog::local_contact(
-            "concierge",
-            &self.cfg.advertised_host,
-            self.cfg.sip_port,
-            leg.peer.transport,
+        let leg_peer = leg.peer;
+        let local = std::net::SocketAddr::new(
+            super::family::media_ip_for(&self.cfg, leg_peer.addr.ip()),
+            port,
         );
+        let offer = sdp::offer_for_with(local, 1, &caller_audio, leg.srtp_key.as_ref());
+        let contact = super::family::local_contact(&self.cfg, leg_peer);
         // The target sees who is calling: the number the flow used, at our host. Only a
         // number a trusted peer asserted goes on as P-Asserted-Identity (RFC 3325 §9.1);
         // the caller's own PAI is never copied. A caller who asked for privacy is
@@ -257,15 +257,15 @@ impl Switch {
         if response.status.0 == 422 && self.leg_retry_after_422(now, id, &response) {
             return;
         }
-        let Some(transport) = self
+        let Some(leg_peer) = self
             .calls
             .get(&id)
             .and_then(|c| c.bridge.as_ref())
-            .map(|l| l.peer.transport)
+            .map(|l| l.peer)
         else {
             return;
         };
-        let contact = self.local_contact(transport);
+        let contact = self.local_contact(leg_peer);
         let outbound_route = self.outbound_route();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -564,15 +564,15 @@ impl Switch {
         key: TsxKey,
         request: Request,
     ) {
-        let Some(transport) = self
+        let Some(leg_peer) = self
             .calls
             .get(&id)
             .and_then(|c| c.bridge.as_ref())
-            .map(|l| l.peer.transport)
+            .map(|l| l.peer)
         else {
             return;
         };
-        let contact = self.local_contact(transport);
+        let contact = self.local_contact(leg_peer);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -597,7 +597,7 @@ impl Switch {
                     to_caller = leg.relayed[1],
                     "the transfer target hung up"
                 );
-                call.ending = Some(("target", "transfer target hung up".into()));
+                call.ending = Some((EndedBy::Target, "transfer target hung up".into()));
                 self.close_leg_port(now, id);
                 self.hang_up(now, id, "transfer target hung up");
             }
@@ -623,7 +623,10 @@ impl Switch {
                 // RFC 3311: an UPDATE without SDP is answered without SDP.
                 let offered = request.method == Method::Invite || !request.body.is_empty();
                 if let (true, Some(port), Some(caller)) = (offered, leg.port, call.audio.as_ref()) {
-                    let local = std::net::SocketAddr::new(self.cfg.media_ip, port);
+                    let local = std::net::SocketAddr::new(
+                        super::family::media_ip_for(&self.cfg, leg.peer.addr.ip()),
+                        port,
+                    );
                     r.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
                     r.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
                     r.body = sdp::offer_for_with(local, 2, caller, leg.srtp_key.as_ref()).into();

@@ -23,6 +23,7 @@ use super::{Switch, ALLOW};
 use crate::call::{Call, Phase};
 use crate::carrier::{Carrier, Refresh, SUPPORTED};
 use crate::output::CallRef;
+use crate::record::EndedBy;
 
 impl Switch {
     /// What the INVITE asks of the extensions: the session timer (or a 422 to send) and
@@ -95,10 +96,10 @@ impl Switch {
         status: StatusCode,
         sdp: Option<String>,
     ) {
-        let Some(transport) = self.calls.get(&id).map(|c| c.peer.transport) else {
+        let Some(call_peer) = self.calls.get(&id).map(|c| c.peer) else {
             return;
         };
-        let contact = self.local_contact(transport);
+        let contact = self.local_contact(call_peer);
         let user_agent = self.cfg.user_agent.clone();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -205,7 +206,7 @@ impl Switch {
                 let invite_key = call.invite_key.clone();
                 self.endpoint.respond(now, &invite_key, r);
                 self.flow_hung_up(id);
-                self.end_call(id, "caller", "hung up before the answer");
+                self.end_call(id, EndedBy::Caller, "hung up before the answer");
             }
             _ => return Some(request),
         }
@@ -286,7 +287,7 @@ impl Switch {
             }
             return self.on_reinvite(now, id, key, request);
         }
-        let contact = self.local_contact(call.peer.transport);
+        let contact = self.local_contact(call.peer);
         let mut ok = response_to(&request, StatusCode::OK, None);
         ok.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
         self.session_refreshed_by_peer(now, id, &request, &mut ok.headers);
@@ -379,7 +380,7 @@ impl Switch {
                     self.flow_hung_up(id);
                     self.end_call(
                         id,
-                        "network",
+                        EndedBy::Network,
                         "no PRACK for a reliable provisional response",
                     );
                 }
@@ -409,7 +410,10 @@ impl Switch {
                 call.carrier.timer = None;
                 call.span
                     .in_scope(|| warn!("session timer expired without a refresh; ending the call"));
-                call.ending = Some(("network", "session expired: no refresh (RFC 4028)".into()));
+                call.ending = Some((
+                    EndedBy::Network,
+                    "session expired: no refresh (RFC 4028)".into(),
+                ));
                 self.hang_up(now, id, "session expired");
                 true
             }
@@ -521,7 +525,7 @@ impl Switch {
                 || warn!(status = %response.status, "session refresh failed; ending the call"),
             );
             call.ending = Some((
-                "network",
+                EndedBy::Network,
                 format!("session refresh answered {}", response.status),
             ));
             self.hang_up(now, id, "session refresh failed");
@@ -549,7 +553,7 @@ impl Switch {
         call.carrier.refresh = None;
         call.span
             .in_scope(|| warn!("no answer to our session refresh; ending the call"));
-        call.ending = Some(("network", "no answer to session refresh".into()));
+        call.ending = Some((EndedBy::Network, "no answer to session refresh".into()));
         self.hang_up(now, id, "session refresh failed");
         true
     }

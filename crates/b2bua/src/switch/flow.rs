@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use super::Switch;
 use crate::call::{FlowState, Phase, Waiting};
 use crate::output::CallRef;
+use crate::record::EndedBy;
 use crate::transfer::TransferOutcome;
 
 impl Switch {
@@ -254,7 +255,7 @@ impl Switch {
                     );
                     let key = call.invite_key.clone();
                     self.endpoint.respond(now, &key, r);
-                    self.end_call(id, "concierge", &reason);
+                    self.end_call(id, EndedBy::Concierge, &reason);
                 } else {
                     self.hang_up(now, id, &reason);
                 }

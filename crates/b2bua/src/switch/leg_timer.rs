@@ -16,6 +16,7 @@ use super::{Switch, ALLOW};
 use crate::bridge::LegState;
 use crate::carrier::{Carrier, Refresh, SUPPORTED};
 use crate::output::CallRef;
+use crate::record::EndedBy;
 
 /// §7.1: the leg's INVITE asks for our interval; we support the extension, so the target
 /// may make either side the refresher.
@@ -135,7 +136,7 @@ impl Switch {
         };
         call.carrier.leg_timer = None;
         call.span.in_scope(|| warn!(why, "ending the bridged call"));
-        call.ending = Some(("network", why.to_owned()));
+        call.ending = Some((EndedBy::Network, why.to_owned()));
         self.bye_leg(now, id);
         self.hang_up(now, id, why);
     }

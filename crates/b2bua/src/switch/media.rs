@@ -8,6 +8,7 @@ use tracing::warn;
 
 use super::Switch;
 use crate::output::{CallRef, Output};
+use crate::record::EndedBy;
 
 pub(super) const TICK: Duration = Duration::from_millis(10);
 
@@ -98,7 +99,10 @@ impl Switch {
         let secs = call.media_timeout.as_secs();
         call.span
             .in_scope(|| warn!(secs, "no RTP from the caller; ending the call"));
-        call.ending = Some(("network", format!("no RTP from the caller for {secs} s")));
+        call.ending = Some((
+            EndedBy::Network,
+            format!("no RTP from the caller for {secs} s"),
+        ));
         self.flow_hung_up(id);
         self.hang_up(now, id, "no RTP from the caller");
         true

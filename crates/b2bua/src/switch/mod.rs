@@ -5,8 +5,7 @@ use std::time::Instant;
 use concierge_sip::dialog::{AnswerEvent, AnswerRetransmit, Dialog, DialogId};
 use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::{
-    dialog_response_to, response_to, HeaderName, Method, Request, Response, SipUri, StatusCode,
-    Transport,
+    dialog_response_to, response_to, HeaderName, Method, Request, Response, StatusCode,
 };
 use concierge_sip::{Endpoint, EndpointConfig, EndpointEvent, Peer, Untrusted};
 use tracing::{debug, info, info_span, warn};
@@ -16,6 +15,7 @@ mod bridge;
 mod carrier;
 mod comfort;
 mod dns;
+mod family;
 mod flow;
 mod leg_timer;
 mod lockout;
@@ -30,6 +30,7 @@ use crate::call::{Call, Phase};
 use crate::config::SwitchConfig;
 use crate::output::{CallRef, Output, PortError};
 use crate::program::Program;
+use crate::record::EndedBy;
 use crate::record::{CallRecord, HttpOutcome, PathStep, TransferRecord, WallClock};
 use crate::transfer::{
     self, ReferProgress, ReferTransfer, TransferMode, TransferOutcome, TransferResult,
@@ -72,6 +73,9 @@ pub struct Switch {
     frame_buf: Vec<u8>,
     /// Failed code attempts across this switch's calls.
     lockout: crate::lockout::Lockout,
+    /// The input being handled came over a connection whose client certificate a
+    /// configured CA verified (mutual TLS): its sender is a trusted peer.
+    authenticated_input: bool,
     /// Draws SRTP master keys (a CSPRNG; see `SwitchConfig::key_seed`).
     key_rng: rand::rngs::StdRng,
     srtp_buf: Vec<u8>,
@@ -137,6 +141,7 @@ impl Switch {
             rtp_buf: vec![0u8; 1500],
             frame_buf: Vec::with_capacity(320),
             lockout: crate::lockout::Lockout::new(cfg.lockout),
+            authenticated_input: false,
             key_rng: rand::SeedableRng::from_seed(cfg.key_seed),
             srtp_buf: Vec::with_capacity(1500),
             resolves: VecDeque::new(),
@@ -195,6 +200,22 @@ impl Switch {
         }
         self.endpoint.handle_framed(now, peer, head, body);
         self.pump(now);
+    }
+
+    /// A message framed from a connection whose peer proved who it is (a client
+    /// certificate verified against `[sip] tls_client_ca`): an INVITE in it is from a
+    /// trusted peer, whatever its address, so its P-Asserted-Identity is believed.
+    pub fn handle_sip_framed_authenticated(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        head: &[u8],
+        body: &[u8],
+    ) {
+        // Everything the message causes is handled within this call (pump drains it).
+        self.authenticated_input = true;
+        self.handle_sip_framed(now, peer, head, body);
+        self.authenticated_input = false;
     }
 
     /// The driver bound `port`: the call it was for rings and its flow starts.
@@ -258,10 +279,11 @@ impl Switch {
             self.refuse_unbound(now, id);
             return;
         };
+        let media_ip = family::media_ip_for(&self.cfg, call.peer.addr.ip());
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let local = std::net::SocketAddr::new(self.cfg.media_ip, next);
+        let local = std::net::SocketAddr::new(media_ip, next);
         // The same offer answered again: only the port changes.
         let policy = self.cfg.srtp;
         call.local_sdp = Some(if call.invite.body.is_empty() {
@@ -305,7 +327,7 @@ impl Switch {
         let key = call.invite_key.clone();
         self.stats.refused_no_port += 1;
         self.endpoint.respond(now, &key, r);
-        self.end_call(id, "concierge", "no RTP port");
+        self.end_call(id, EndedBy::Concierge, "no RTP port");
         self.pump(now);
     }
 
@@ -500,7 +522,7 @@ impl Switch {
             self.endpoint.respond(now, &key, r);
             return;
         };
-        let local_media = std::net::SocketAddr::new(self.cfg.media_ip, port);
+        let local_media = std::net::SocketAddr::new(self.media_ip_for(peer.addr.ip()), port);
         let srtp_key = self.new_srtp_key();
         let policy = self.cfg.srtp;
         // RFC 3264: answer the offer now, or offer ourselves in the 200 (late offer).
@@ -528,7 +550,10 @@ impl Switch {
         self.next_ref += 1;
         self.by_port.insert(port, id);
         let local_tag = self.endpoint.new_tag();
-        let identity = crate::identity::identify(&invite, peer.addr.ip(), &self.cfg.trusted_peers);
+        let identity = crate::identity::identify_source(
+            &invite,
+            self.authenticated_input || self.cfg.trusted_peers.contains(peer.addr.ip()),
+        );
         span.in_scope(|| {
             info!(
                 caller = %identity.for_log(),
@@ -610,10 +635,10 @@ impl Switch {
         if self.answer_waits_for_prack(id) {
             return;
         }
-        let Some(transport) = self.calls.get(&id).map(|c| c.peer.transport) else {
+        let Some(call_peer) = self.calls.get(&id).map(|c| c.peer) else {
             return;
         };
-        let contact = self.local_contact(transport);
+        let contact = self.local_contact(call_peer);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -729,7 +754,7 @@ impl Switch {
         self.endpoint.respond(now, &invite, r);
         info!("cancelled by the caller before the answer");
         self.flow_hung_up(id);
-        self.end_call(id, "caller", "cancelled before the answer");
+        self.end_call(id, EndedBy::Caller, "cancelled before the answer");
     }
 
     fn on_in_dialog(&mut self, now: Instant, key: TsxKey, request: Request, dialog: DialogId) {
@@ -774,7 +799,7 @@ impl Switch {
                 self.endpoint.respond(now, &key, r);
                 info!("caller hung up");
                 self.flow_hung_up(id);
-                self.end_call(id, "caller", "hung up");
+                self.end_call(id, EndedBy::Caller, "hung up");
             }
             Method::Notify if call.refer.is_some() => {
                 let r = response_to(&request, StatusCode::OK, None);
@@ -907,7 +932,7 @@ impl Switch {
                 );
             } else {
                 call.ending
-                    .get_or_insert(("network", "no answer to BYE".into()));
+                    .get_or_insert((EndedBy::Network, "no answer to BYE".into()));
                 self.forget(id);
             }
         } else if let Some(id) = self.by_invite.get(&key).copied() {
@@ -1000,7 +1025,7 @@ impl Switch {
             .in_scope(|| info!(target = %shown(call.redact_target, target), "redirected with 302"));
         let key = call.invite_key.clone();
         self.endpoint.respond(now, &key, r);
-        self.end_call(id, "concierge", "redirected");
+        self.end_call(id, EndedBy::Concierge, "redirected");
     }
 
     fn refer_finished(&mut self, now: Instant, id: CallRef, outcome: TransferOutcome) {
@@ -1030,7 +1055,7 @@ impl Switch {
         match outcome {
             // RFC 5589 §6.1: the transferor ends its dialog once the transfer succeeded.
             TransferOutcome::Succeeded => {
-                call.ending = Some(("concierge", "transferred".into()));
+                call.ending = Some((EndedBy::Concierge, "transferred".into()));
                 self.hang_up(now, id, "transferred");
             }
             TransferOutcome::Failed(why) => {
@@ -1084,7 +1109,7 @@ impl Switch {
                 call.span
                     .in_scope(|| warn!("no ACK for our 200 OK; ending the call with BYE"));
                 call.phase = Phase::Confirmed;
-                call.ending = Some(("network", "no ACK".into()));
+                call.ending = Some((EndedBy::Network, "no ACK".into()));
                 self.hang_up(now, id, "no ACK");
             }
             None => {}
@@ -1104,7 +1129,8 @@ impl Switch {
         }
         let bye = dialog.new_request(Method::Bye);
         call.phase = Phase::Ending;
-        call.ending.get_or_insert(("concierge", why.to_owned()));
+        call.ending
+            .get_or_insert((EndedBy::Concierge, why.to_owned()));
         call.span.in_scope(|| info!(why, "hanging up"));
         let peer = dialog.next_hop(call.peer);
         let key = self.endpoint.send_request(now, bye, peer);
@@ -1136,7 +1162,7 @@ impl Switch {
         self.last_now = now;
         let ids: Vec<CallRef> = self.calls.keys().copied().collect();
         for id in ids {
-            self.end_call(id, "concierge", "server shut down");
+            self.end_call(id, EndedBy::Concierge, "server shut down");
         }
     }
 
@@ -1165,7 +1191,7 @@ impl Switch {
                 let r = response_to(&call.invite, early_status, Some(&call.local_tag));
                 let key = call.invite_key.clone();
                 self.endpoint.respond(now, &key, r);
-                self.end_call(id, "concierge", why);
+                self.end_call(id, EndedBy::Concierge, why);
             }
             Phase::Answered | Phase::Confirmed => self.hang_up(now, id, why),
             Phase::Ending => {}
@@ -1179,7 +1205,7 @@ impl Switch {
             return;
         };
         if call.phase == Phase::Ending {
-            self.end_call(id, "concierge", "maximum call duration");
+            self.end_call(id, EndedBy::Concierge, "maximum call duration");
             return;
         }
         call.span
@@ -1195,8 +1221,8 @@ impl Switch {
     }
 
     /// The call is over for the caller; its state goes once nothing is pending.
-    /// The call is over; `by` is who ended it (`caller`, `concierge`, `network`).
-    fn end_call(&mut self, id: CallRef, by: &'static str, why: &str) {
+    /// The call is over; `by` is who ended it.
+    fn end_call(&mut self, id: CallRef, by: EndedBy, why: &str) {
         if let Some(call) = self.calls.get_mut(&id) {
             call.ending.get_or_insert((by, why.to_owned()));
         }
@@ -1210,11 +1236,11 @@ impl Switch {
         if self.refuse_glare(now, id, &key, &request) {
             return;
         }
-        let media_ip = self.cfg.media_ip;
-        let Some(transport) = self.calls.get(&id).map(|c| c.peer.transport) else {
+        let Some(call_peer) = self.calls.get(&id).map(|c| c.peer) else {
             return;
         };
-        let contact = self.local_contact(transport);
+        let media_ip = family::media_ip_for(&self.cfg, call_peer.addr.ip());
+        let contact = self.local_contact(call_peer);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1333,7 +1359,7 @@ impl Switch {
         let (ended_by, reason) = call
             .ending
             .clone()
-            .unwrap_or(("network", "transaction ended".into()));
+            .unwrap_or((EndedBy::Network, "transaction ended".into()));
         let transfer = call.transfer_record.clone().map(|mut t| {
             if call.redact_target {
                 t.target = "<redacted>".into();
@@ -1393,17 +1419,6 @@ impl Switch {
             instance: self.cfg.instance.clone(),
             rtp_foreign_dropped: call.media.foreign_dropped(),
         }
-    }
-
-    /// Our Contact for a dialog over `transport`: the advertised address, with
-    /// `;transport=tcp` over TCP (a TCP-only phone cannot reach a bare `sip:` URI).
-    fn local_contact(&self, transport: Transport) -> SipUri {
-        concierge_sip::dialog::local_contact(
-            "concierge",
-            &self.cfg.advertised_host,
-            self.cfg.sip_port,
-            transport,
-        )
     }
 
     fn response(&mut self, request: &Request, status: StatusCode) -> Response {

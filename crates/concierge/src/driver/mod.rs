@@ -9,6 +9,7 @@ mod acl;
 mod records;
 mod rtp;
 mod tcp;
+mod tls;
 mod webhook;
 
 pub(crate) use acl::Acl;
@@ -40,6 +41,11 @@ pub(crate) enum StreamInput {
         peer: SocketAddr,
         head: Bytes,
         body: Bytes,
+        /// `Tcp` or `Tls`.
+        transport: Transport,
+        /// A client certificate verified against `[sip] tls_client_ca` came with the
+        /// connection: the sender is a trusted peer.
+        authenticated: bool,
     },
 }
 
@@ -51,6 +57,24 @@ pub(crate) struct Operate {
     pub(crate) programs: mpsc::Receiver<Program>,
 }
 
+/// For `concierge check`: whether the TLS files load as `run` would load them, and what TLS
+/// will use.
+pub(crate) fn check_tls(cfg: &Config) -> Result<String, String> {
+    let sip = &cfg.sip;
+    if sip.tls_cert.is_none() && sip.tls_ca_file.is_none() && sip.tls_client_ca.is_none() {
+        return Ok(match sip.tls_listen {
+            Some(a) => format!("TLS on {a}: a self-signed certificate is made at start-up"),
+            None => "TLS: no listener; outbound TLS verifies against the Mozilla roots".into(),
+        });
+    }
+    tls::TlsSetup::from_config(sip, &cfg.advertised_host()).map_err(|e| e.to_string())?;
+    Ok(match (sip.tls_listen, &sip.tls_cert) {
+        (Some(a), Some(c)) => format!("TLS on {a}: certificate {}", c.display()),
+        (Some(a), None) => format!("TLS on {a}: a self-signed certificate is made at start-up"),
+        (None, _) => "TLS: no listener; the configured files load".into(),
+    })
+}
+
 /// Why the server could not start; each names the setting that changes it.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StartError {
@@ -60,6 +84,15 @@ pub(crate) enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "cannot bind SIP over TLS on {addr}: {source}; change `[sip] tls_listen` in the config"
+    )]
+    BindTls {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error(
         "cannot open the call records file {path}: {source}; change `[records] path` in the config"
     )]
@@ -73,6 +106,7 @@ pub(crate) enum StartError {
 pub(crate) struct Server {
     pub(crate) udp_addr: Option<SocketAddr>,
     pub(crate) tcp_addr: Option<SocketAddr>,
+    pub(crate) tls_addr: Option<SocketAddr>,
     shard: tokio::task::JoinHandle<()>,
 }
 
@@ -83,44 +117,66 @@ impl Server {
         shutdown: watch::Receiver<Shutdown>,
         operate: Operate,
     ) -> Result<Self, StartError> {
-        let addr = cfg.sip.listen;
-        let bind = |transport| {
+        let addr = cfg.sip.listen.first();
+        let bind = |transport, addr| {
             move |source| StartError::Bind {
                 transport,
                 addr,
                 source,
             }
         };
-        let udp = if cfg.sip.udp {
-            Some(Arc::new(
-                bind_udp(addr, cfg.sip.udp_receive_buffer_kib * 1024).map_err(bind("UDP"))?,
-            ))
-        } else {
-            None
-        };
+        let (extra_udp_tx, extra_udp_rx) = mpsc::channel(4096);
+        let mut udp = None;
+        let mut extra_udp = Vec::new();
+        if cfg.sip.udp {
+            for &a in cfg.sip.listen.all() {
+                let socket = Arc::new(
+                    bind_udp(a, cfg.sip.udp_receive_buffer_kib * 1024).map_err(bind("UDP", a))?,
+                );
+                if udp.is_none() {
+                    udp = Some(socket);
+                } else {
+                    tokio::spawn(read_extra_udp(socket.clone(), extra_udp_tx.clone()));
+                    extra_udp.push(socket);
+                }
+            }
+        }
         let (stream_tx, stream_rx) = mpsc::channel(4096);
+        let limits = tcp::TcpLimits::from_config(&cfg.tcp);
         let tcp = if cfg.sip.tcp {
-            let limits = tcp::TcpLimits::from_config(&cfg.tcp);
             Some(
-                tcp::Tcp::start(addr, limits, stream_tx)
-                    .await
-                    .map_err(bind("TCP"))?,
+                tcp::Tcp::start(
+                    cfg.sip.listen.all(),
+                    limits.clone(),
+                    stream_tx.clone(),
+                    None,
+                )
+                .await
+                .map_err(|(a, e)| bind("TCP", a)(e))?,
             )
         } else {
             None
         };
+        // Outbound TLS (bridge legs to sips: targets) works without a listener.
+        let tls_setup = tls::TlsSetup::from_config(&cfg.sip, &cfg.advertised_host())?;
+        let tls_addrs: Vec<SocketAddr> = cfg.sip.tls_listen.into_iter().collect();
+        let tls = tcp::Tcp::start(&tls_addrs, limits, stream_tx, Some(tls_setup))
+            .await
+            .map_err(|(addr, source)| StartError::BindTls { addr, source })?;
+        let tls_addr = tls.local_addr;
         let udp_addr = udp
             .as_ref()
             .map(|u| u.local_addr())
             .transpose()
-            .map_err(bind("UDP"))?;
+            .map_err(bind("UDP", addr))?;
         let media_ip = cfg.media_ip();
+        let media_ip_v6 = cfg.media_ip_v6();
         let (rtp_tx, rtp_rx) = mpsc::channel(16_384);
-        let rtp = rtp::RtpSockets::new(media_ip, rtp_tx);
+        let rtp = rtp::RtpSockets::new(media_ip, media_ip_v6, rtp_tx);
         if let Some(tcp) = &tcp {
             operate.metrics.set_tcp_probe(tcp.probe());
         }
-        let tcp_addr = tcp.as_ref().map(|t| t.local_addr);
+        let tcp_addr = tcp.as_ref().and_then(|t| t.local_addr);
         let mut records =
             records::Records::open(&cfg.records.path).map_err(|source| StartError::Records {
                 path: cfg.records.path.clone(),
@@ -144,7 +200,10 @@ impl Server {
                     .or(tcp_addr)
                     .map(|a| a.port())
                     .unwrap_or(cfg.sip.listen.port()),
+                advertised_host_v6: cfg.advertised_host_v6(),
+                tls_port: tls_addr.map(|a| a.port()),
                 media_ip,
+                media_ip_v6,
                 rtp_ports: (cfg.rtp.port_min, cfg.rtp.port_max),
                 max_calls: cfg.calls.max_calls,
                 retry_after: Duration::from_secs(cfg.calls.retry_after_s),
@@ -198,7 +257,10 @@ impl Server {
             rtp,
             rtp_rx,
             udp,
+            extra_udp,
+            extra_udp_rx,
             tcp,
+            tls,
             stream_rx,
             shutdown,
             drain_timeout: Duration::from_secs(cfg.calls.drain_timeout_s),
@@ -214,6 +276,7 @@ impl Server {
         Ok(Self {
             udp_addr,
             tcp_addr,
+            tls_addr,
             shard,
         })
     }
@@ -236,6 +299,10 @@ pub(crate) enum Shutdown {
 fn bind_udp(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // Beside an IPv4 socket on the same port.
+        socket.set_only_v6(true)?;
+    }
     if let Err(e) = socket.set_recv_buffer_size(receive_buffer) {
         warn!(error = %e, bytes = receive_buffer, "cannot set the SIP UDP receive buffer");
     }
@@ -283,7 +350,13 @@ struct Shard {
     rtp: rtp::RtpSockets,
     rtp_rx: mpsc::Receiver<rtp::RtpIn>,
     udp: Option<Arc<UdpSocket>>,
+    /// The UDP sockets of the other `[sip] listen` addresses (IPv6 beside IPv4); their
+    /// datagrams come through `extra_udp_rx`.
+    extra_udp: Vec<Arc<UdpSocket>>,
+    extra_udp_rx: mpsc::Receiver<(SocketAddr, Bytes)>,
     tcp: Option<tcp::Tcp>,
+    /// SIP over TLS: the listener's connections, and outbound ones to `sips:` targets.
+    tls: tcp::Tcp,
     stream_rx: mpsc::Receiver<StreamInput>,
     shutdown: watch::Receiver<Shutdown>,
     drain_timeout: Duration,
@@ -328,13 +401,19 @@ impl Shard {
                     Err(e) => self.udp_error(&e, None),
                 },
                 Some(input) = self.stream_rx.recv() => match input {
-                    StreamInput::Message { peer, head, body } => {
+                    StreamInput::Message { peer, head, body, transport, authenticated } => {
                         if self.acl.permits(peer.ip()) {
-                            let peer = Peer { transport: Transport::Tcp, addr: peer };
-                            self.switch.handle_sip_framed(std::time::Instant::now(), peer, &head, &body);
+                            let peer = Peer { transport, addr: peer };
+                            let now = std::time::Instant::now();
+                            if authenticated {
+                                self.switch.handle_sip_framed_authenticated(now, peer, &head, &body);
+                            } else {
+                                self.switch.handle_sip_framed(now, peer, &head, &body);
+                            }
                         }
                     }
                 },
+                Some((from, data)) = self.extra_udp_rx.recv() => self.handle_udp(from, &data),
                 Some((call, result)) = self.http_rx.recv() => {
                     self.switch.handle_http_result(std::time::Instant::now(), call, result);
                 }
@@ -487,12 +566,21 @@ impl Shard {
             match out {
                 Output::Sip(t) => match t.peer.transport {
                     Transport::Udp => {
-                        if let Some(udp) = &self.udp {
-                            if let Err(e) = udp.send_to(&t.bytes, t.peer.addr).await {
-                                self.udp_error(&e, Some(t.peer.addr));
+                        // From the socket of the destination's family (IPv6 beside IPv4).
+                        let to = t.peer.addr;
+                        let socket = self
+                            .udp
+                            .iter()
+                            .chain(self.extra_udp.iter())
+                            .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == to.is_ipv4()))
+                            .or(self.udp.as_ref());
+                        if let Some(udp) = socket {
+                            if let Err(e) = udp.send_to(&t.bytes, to).await {
+                                self.udp_error(&e, Some(to));
                             }
                         }
                     }
+                    Transport::Tls => self.tls.send(t.peer.addr, t.bytes),
                     _ => match &self.tcp {
                         Some(tcp) => tcp.send(t.peer.addr, t.bytes),
                         None => warn!(to = %t.peer.addr, "no TCP transport for this message"),
@@ -548,5 +636,25 @@ async fn recv(udp: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize
     match udp {
         Some(u) => u.recv_from(buf).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Reads one of the extra SIP UDP sockets into the shard's channel.
+async fn read_extra_udp(socket: Arc<UdpSocket>, tx: mpsc::Sender<(SocketAddr, Bytes)>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                if tx.send((from, data)).await.is_err() {
+                    return;
+                }
+            }
+            // ICMP errors from earlier sends surface here; never spin on them.
+            Err(e) => {
+                debug!(error = %e, "SIP UDP receive failed");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
     }
 }

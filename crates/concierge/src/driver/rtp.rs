@@ -29,18 +29,24 @@ pub(crate) struct RtpIn {
 struct Open {
     socket: Arc<UdpSocket>,
     reader: JoinHandle<()>,
+    /// The same port on the IPv6 media address, when there is one beside IPv4.
+    v6: Option<(Arc<UdpSocket>, JoinHandle<()>)>,
 }
 
 pub(crate) struct RtpSockets {
     ip: IpAddr,
+    /// The IPv6 media address beside an IPv4 `ip`: each port is bound on both, and a
+    /// packet leaves from the socket of its destination's family.
+    ip_v6: Option<IpAddr>,
     open: HashMap<u16, Open>,
     to_shard: mpsc::Sender<RtpIn>,
 }
 
 impl RtpSockets {
-    pub(crate) fn new(ip: IpAddr, to_shard: mpsc::Sender<RtpIn>) -> Self {
+    pub(crate) fn new(ip: IpAddr, ip_v6: Option<IpAddr>, to_shard: mpsc::Sender<RtpIn>) -> Self {
         Self {
             ip,
+            ip_v6,
             open: HashMap::new(),
             to_shard,
         }
@@ -52,7 +58,23 @@ impl RtpSockets {
         if self.open.contains_key(&port) {
             return Ok(());
         }
-        let std_socket = std::net::UdpSocket::bind((self.ip, port))?;
+        let (socket, reader) = self.bind(self.ip, port)?;
+        let v6 = match self.ip_v6 {
+            Some(ip) => match self.bind(ip, port) {
+                Ok(pair) => Some(pair),
+                Err(e) => {
+                    reader.abort();
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        self.open.insert(port, Open { socket, reader, v6 });
+        Ok(())
+    }
+
+    fn bind(&self, ip: IpAddr, port: u16) -> std::io::Result<(Arc<UdpSocket>, JoinHandle<()>)> {
+        let std_socket = std::net::UdpSocket::bind((ip, port))?;
         std_socket.set_nonblocking(true)?;
         let socket = Arc::new(UdpSocket::from_std(std_socket)?);
         let (rx_socket, tx) = (socket.clone(), self.to_shard.clone());
@@ -76,13 +98,15 @@ impl RtpSockets {
                 }
             }
         });
-        self.open.insert(port, Open { socket, reader });
-        Ok(())
+        Ok((socket, reader))
     }
 
     pub(crate) fn close(&mut self, port: u16) {
         if let Some(open) = self.open.remove(&port) {
             open.reader.abort();
+            if let Some((_, reader)) = open.v6 {
+                reader.abort();
+            }
         }
     }
 
@@ -91,7 +115,11 @@ impl RtpSockets {
             debug!(port, "RTP send on a closed port dropped");
             return;
         };
-        if let Err(e) = open.socket.try_send_to(bytes, to) {
+        let socket = match &open.v6 {
+            Some((v6, _)) if to.is_ipv6() => v6,
+            _ => &open.socket,
+        };
+        if let Err(e) = socket.try_send_to(bytes, to) {
             if e.kind() != std::io::ErrorKind::WouldBlock {
                 warn!(error = %e, %to, "RTP send failed");
             }

@@ -9,6 +9,11 @@
 //! a deadline for finishing a message once it started (slowloris), and a bounded write
 //! queue (a peer that does not read is disconnected instead of growing our memory). When
 //! accept fails for want of descriptors the loop pauses instead of spinning.
+//!
+//! SIP over TLS runs on the same machinery (its own registry and listeners): the
+//! connection tasks are generic over the byte stream, and a TLS connection is a TCP one
+//! with a handshake first, bounded by the message deadline and counted against the
+//! connection limit while it runs.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,14 +23,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use concierge_sip::untrusted::LogLimiter;
-use concierge_sip::wire::{StreamFramer, StreamItem};
+use concierge_sip::wire::{StreamFramer, StreamItem, Transport};
 use concierge_sip::Untrusted;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::tls::TlsSetup;
 use super::StreamInput;
 use crate::config::TcpConfig;
 
@@ -95,6 +101,9 @@ struct Registry {
     /// Peers we disconnected for not reading, until when: what is still queued for them
     /// is dropped rather than sent on a new connection we would open to them.
     shunned: HashMap<SocketAddr, Instant>,
+    /// TLS handshakes under way per source (connections not yet in `conns`): they hold a
+    /// descriptor and a task too, so they count against the limits.
+    handshaking: HashMap<IpAddr, usize>,
 }
 
 /// How long a peer disconnected for not reading gets no new connection from us.
@@ -131,8 +140,24 @@ impl Registry {
         }
     }
 
+    /// Connections from `ip`, counting TLS handshakes under way.
     fn count_from(&self, ip: IpAddr) -> usize {
         self.conns.keys().filter(|a| a.ip() == ip).count()
+            + self.handshaking.get(&ip).copied().unwrap_or(0)
+    }
+
+    /// Connections in all, counting TLS handshakes under way.
+    fn count(&self) -> usize {
+        self.conns.len() + self.handshaking.values().sum::<usize>()
+    }
+
+    fn handshake_done(&mut self, ip: IpAddr) {
+        if let Some(n) = self.handshaking.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.handshaking.remove(&ip);
+            }
+        }
     }
 
     /// Closes the oldest connection that never delivered a message; `false` if none.
@@ -163,6 +188,10 @@ struct Shared {
     refused: AtomicU64,
     /// Lines about refused and closed connections: a few per interval, then a summary.
     log: Mutex<LogLimiter>,
+    /// `Tcp` or `Tls`: what messages from these connections arrive as.
+    transport: Transport,
+    /// Present for SIP over TLS.
+    tls: Option<TlsSetup>,
 }
 
 impl Shared {
@@ -191,18 +220,20 @@ impl Shared {
 }
 
 pub(super) struct Tcp {
-    pub(super) local_addr: SocketAddr,
+    /// The first listener's address (none when only connecting out).
+    pub(super) local_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
 }
 
 impl Tcp {
+    /// Listens on every address of `addrs` (IPv4 and IPv6 alike), SIP over TLS when `tls`
+    /// is given; with no addresses it only connects out.
     pub(super) async fn start(
-        addr: SocketAddr,
+        addrs: &[SocketAddr],
         limits: TcpLimits,
         to_shard: mpsc::Sender<StreamInput>,
-    ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
-        let local_addr = listener.local_addr()?;
+        tls: Option<TlsSetup>,
+    ) -> Result<Self, (SocketAddr, std::io::Error)> {
         let shared = Arc::new(Shared {
             registry: Mutex::default(),
             limits,
@@ -210,8 +241,24 @@ impl Tcp {
             next_id: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             log: Mutex::new(LogLimiter::new(Duration::from_secs(10), 10)),
+            transport: if tls.is_some() {
+                Transport::Tls
+            } else {
+                Transport::Tcp
+            },
+            tls,
         });
-        tokio::spawn(accept_loop(listener, shared.clone()));
+        let mut local_addr = None;
+        let mut listeners = Vec::new();
+        for &addr in addrs {
+            let listener = bind(addr).map_err(|e| (addr, e))?;
+            let bound = listener.local_addr().map_err(|e| (addr, e))?;
+            local_addr.get_or_insert(bound);
+            listeners.push(listener);
+        }
+        for listener in listeners {
+            tokio::spawn(accept_loop(listener, shared.clone()));
+        }
         Ok(Self { local_addr, shared })
     }
 
@@ -258,16 +305,56 @@ impl Tcp {
     fn connect(&self, peer: SocketAddr, bytes: Bytes) {
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            match TcpStream::connect(peer).await {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    let tx = attach(stream, peer, &shared);
-                    let _ = tx.try_send(bytes);
+            let stream = match TcpStream::connect(peer).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    return shared.note(&format!("TCP connect failed ({e}); message dropped"), peer)
                 }
-                Err(e) => shared.note(&format!("TCP connect failed ({e}); message dropped"), peer),
-            }
+            };
+            let _ = stream.set_nodelay(true);
+            let tx = match &shared.tls {
+                None => attach(stream, peer, &shared, false),
+                Some(tls) => {
+                    // Targets are addresses: the certificate must name the IP address.
+                    let name = rustls::pki_types::ServerName::IpAddress(peer.ip().into());
+                    let handshake = tls.connector.connect(name, stream);
+                    match tokio::time::timeout(shared.limits.message, handshake).await {
+                        Ok(Ok(stream)) => attach(stream, peer, &shared, false),
+                        Ok(Err(e)) => {
+                            return shared.note(
+                                &format!(
+                                    "TLS handshake with the server failed ({e}); message dropped"
+                                ),
+                                peer,
+                            )
+                        }
+                        Err(_) => {
+                            return shared.note(
+                                "TLS handshake with the server timed out; message dropped",
+                                peer,
+                            )
+                        }
+                    }
+                }
+            };
+            let _ = tx.try_send(bytes);
         });
     }
+}
+
+/// A listener on `addr`; an IPv6 one takes only IPv6, so `[::]:5060` can sit beside
+/// `0.0.0.0:5060`.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -318,15 +405,48 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
             shared.note("TCP connection refused: too many from this source", peer);
             return;
         }
-        if reg.conns.len() >= shared.limits.max_connections && !reg.evict_unproven() {
+        if reg.count() >= shared.limits.max_connections && !reg.evict_unproven() {
             drop(reg);
             shared.refused.fetch_add(1, Ordering::Relaxed);
             shared.note("TCP connection refused: connection limit reached", peer);
             return;
         }
+        if shared.tls.is_some() {
+            *reg.handshaking.entry(peer.ip()).or_default() += 1;
+        }
     }
     let _ = stream.set_nodelay(true);
-    attach(stream, peer, shared);
+    let Some(tls) = shared.tls.clone() else {
+        attach(stream, peer, shared, false);
+        return;
+    };
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let handshake = tokio::time::timeout(shared.limits.message, tls.acceptor.accept(stream));
+        let outcome = handshake.await;
+        shared.registry().handshake_done(peer.ip());
+        match outcome {
+            Ok(Ok(stream)) => {
+                // rustls only hands out a client certificate that `tls_client_ca` verified.
+                let authenticated = stream.get_ref().1.peer_certificates().is_some();
+                if authenticated {
+                    debug!(%peer, "TLS client certificate verified: a trusted peer");
+                }
+                attach(stream, peer, &shared, authenticated);
+            }
+            Ok(Err(e)) => shared.note(
+                &format!(
+                    "TLS handshake failed ({}); connection closed",
+                    Untrusted(&e.to_string())
+                ),
+                peer,
+            ),
+            Err(_) => shared.note(
+                "TLS handshake not completed in time; connection closed",
+                peer,
+            ),
+        }
+    });
 }
 
 /// Removes `peer`'s connection `id` from the registry (if still there) and stops its tasks.
@@ -339,8 +459,18 @@ fn close(shared: &Shared, peer: SocketAddr, id: u64) {
     }
 }
 
-fn attach(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> mpsc::Sender<Bytes> {
-    let (mut rd, mut wr) = stream.into_split();
+/// Registers a connection (plain or TLS) and starts its reader and writer tasks;
+/// `authenticated`: its client certificate was verified (mutual TLS).
+fn attach<S>(
+    stream: S,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    authenticated: bool,
+) -> mpsc::Sender<Bytes>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Bytes>(shared.limits.write_queue);
     // Any change, or the registry dropping the sender, means: stop (it only goes to true).
     let (kill, mut killed_w) = watch::channel(false);
@@ -367,7 +497,8 @@ fn attach(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> mpsc::Se
                     let Some(bytes) = msg else { break };
                     // A peer that stops reading blocks this write; the kill ends it.
                     tokio::select! {
-                        r = wr.write_all(&bytes) => if let Err(e) = r {
+                        // TLS buffers inside the stream: flush puts the record on the wire.
+                        r = async { wr.write_all(&bytes).await?; wr.flush().await } => if let Err(e) = r {
                             debug!(error = %e, %peer, "TCP write failed");
                             break;
                         },
@@ -420,7 +551,13 @@ fn attach(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> mpsc::Se
                         completed = true;
                         if shared
                             .to_shard
-                            .send(StreamInput::Message { peer, head, body })
+                            .send(StreamInput::Message {
+                                peer,
+                                head,
+                                body,
+                                transport: shared.transport,
+                                authenticated,
+                            })
                             .await
                             .is_err()
                         {

@@ -47,7 +47,7 @@ fn record() -> CallRecord {
             started_ms: Some(9_500),
             relayed: None,
         }),
-        ended_by: "concierge",
+        ended_by: concierge_b2bua::EndedBy::Concierge,
         reason: "hung up".into(),
         digits: vec![('*', "info")],
         rtp_foreign_dropped: 4,

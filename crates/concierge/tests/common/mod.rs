@@ -160,11 +160,25 @@ impl Server {
         let dir = scratch_dir(name);
         let port = free_port();
         let records = dir.join("calls.jsonl");
+        // A test may choose its own `listen` (IPv6 beside IPv4): `{port}` in it is the port.
+        let sip_extra = sip_extra.replace("{port}", &port.to_string());
+        let listen = if sip_extra
+            .lines()
+            .any(|l| l.trim_start().starts_with("listen "))
+        {
+            String::new()
+        } else {
+            format!("listen = \"127.0.0.1:{port}\"\n")
+        };
         let config = format!(
-            "[sip]\nlisten = \"127.0.0.1:{port}\"\n{sip_extra}\n[records]\npath = \"{}\"\n{extra}\n{}",
+            "[sip]\n{listen}{sip_extra}\n[records]\npath = \"{}\"\n{extra}\n{}",
             records.display(),
             // Each test that wants the demo directory configures its own port.
-            if extra.contains("[demo]") { "" } else { "[demo]\ndirectory = false\n" }
+            if extra.contains("[demo]") {
+                ""
+            } else {
+                "[demo]\ndirectory = false\n"
+            }
         );
         // Parallel servers must not share RTP ports: each takes the next range of its own,
         // below the kernel's ephemeral ports (32768 up) so no client socket holds one,

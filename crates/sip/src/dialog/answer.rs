@@ -28,6 +28,7 @@ pub struct AnswerRetransmit {
 }
 
 impl AnswerRetransmit {
+    /// Starts retransmitting the 2xx `answer` at `now` (not over a `reliable` transport).
     pub fn new(now: Instant, answer: Bytes, reliable: bool, cfg: TimerConfig) -> Self {
         Self {
             answer,
@@ -40,10 +41,12 @@ impl AnswerRetransmit {
         }
     }
 
+    /// The ACK arrived: retransmissions stop.
     pub fn handle_ack(&mut self) {
         self.acked = true;
     }
 
+    /// Whether the ACK has arrived.
     pub fn is_acked(&self) -> bool {
         self.acked
     }
@@ -53,6 +56,7 @@ impl AnswerRetransmit {
         &self.answer
     }
 
+    /// When [`Self::handle_timeout`] must next be called; `None` once acknowledged or given up.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.acked {
             return None;
@@ -60,6 +64,7 @@ impl AnswerRetransmit {
         Some(self.next.map_or(self.give_up, |n| n.min(self.give_up)))
     }
 
+    /// Called at the deadline: a retransmission to send, or that the ACK never came.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<AnswerEvent> {
         if self.acked {
             return None;
@@ -80,6 +85,7 @@ impl AnswerRetransmit {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 

@@ -21,8 +21,11 @@ use crate::wire::{
 /// §12: Call-ID plus the local and remote tags.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DialogId {
+    /// The Call-ID shared by both sides.
     pub call_id: String,
+    /// Our tag.
     pub local_tag: String,
+    /// The peer's tag.
     pub remote_tag: String,
 }
 
@@ -46,6 +49,7 @@ pub enum DialogRejection {
 }
 
 impl DialogRejection {
+    /// The status a request refused for this reason gets.
     pub fn status(self) -> StatusCode {
         match self {
             Self::OutOfOrder => StatusCode::SERVER_INTERNAL_ERROR,
@@ -56,16 +60,21 @@ impl DialogRejection {
 /// The state of one dialog.
 #[derive(Debug, Clone)]
 pub struct Dialog {
+    /// Call-ID and tags that identify the dialog.
     pub id: DialogId,
     /// Our URI with our tag: the From of requests we send.
     pub local: NameAddr,
     /// The peer's URI with its tag: the To of requests we send.
     pub remote: NameAddr,
+    /// CSeq of the last request we sent in the dialog.
     pub local_seq: u32,
+    /// CSeq of the last request the peer sent; `None` before its first in-dialog request.
     pub remote_seq: Option<u32>,
     /// In the order our requests must visit them.
     pub route_set: Vec<NameAddr>,
+    /// Where in-dialog requests go: the peer's Contact.
     pub remote_target: SipUri,
+    /// Our Contact in this dialog.
     pub local_contact: SipUri,
     /// Whether we answered or placed the call; decides where requests go when the
     /// route set is empty ([`Dialog::next_hop`]).

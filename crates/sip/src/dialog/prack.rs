@@ -21,8 +21,11 @@ const MAX_QUEUED: usize = 4;
 /// `RAck: <rseq> <cseq> <method>` (RFC 3262 §7.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RAck {
+    /// The RSeq being acknowledged.
     pub rseq: u32,
+    /// The CSeq number of the request the provisional response answers.
     pub cseq: u32,
+    /// The method of that request.
     pub method: Method,
 }
 
@@ -175,10 +178,12 @@ impl ReliableProvisionals {
         self.queue.clear();
     }
 
+    /// When [`Self::handle_timeout`] must next be called; `None` when nothing is outstanding.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.outstanding.as_ref().map(|o| o.next.min(o.give_up))
     }
 
+    /// Called at the deadline: a retransmission to send, or that the PRACK never came.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<ReliableEvent> {
         let o = self.outstanding.as_mut()?;
         if now >= o.give_up {
@@ -196,6 +201,7 @@ impl ReliableProvisionals {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 

@@ -24,6 +24,7 @@ pub enum Refresher {
 }
 
 impl Refresher {
+    /// The parameter value (`uac` or `uas`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Uac => "uac",
@@ -35,7 +36,9 @@ impl Refresher {
 /// `Session-Expires: <delta-seconds>[;refresher=uac|uas]` (RFC 4028 §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionExpires {
+    /// The session interval in seconds.
     pub delta: u32,
+    /// Who refreshes, when the header says.
     pub refresher: Option<Refresher>,
 }
 
@@ -59,6 +62,7 @@ impl SessionExpires {
         Some(Self { delta, refresher })
     }
 
+    /// The Session-Expires of a message; `None` when absent or malformed.
     pub fn of(headers: &Headers) -> Option<Self> {
         headers
             .get(&HeaderName::SESSION_EXPIRES)
@@ -108,7 +112,10 @@ pub enum Negotiation {
     /// Answer with these values.
     Agreed(Agreed),
     /// §9: reject with 422 and `Min-SE: min_se`.
-    TooSmall { min_se: u32 },
+    TooSmall {
+        /// Our Min-SE in seconds.
+        min_se: u32,
+    },
 }
 
 /// The session timer agreed with the caller.
@@ -126,6 +133,7 @@ impl Agreed {
         self.expires.refresher == Some(Refresher::Uas)
     }
 
+    /// The negotiated session interval.
     pub fn interval(&self) -> Duration {
         Duration::from_secs(self.expires.delta.into())
     }
@@ -182,6 +190,7 @@ pub struct SessionTimer {
 }
 
 impl SessionTimer {
+    /// Starts the timer at `now`; `we_refresh` says whether we send the refreshes.
     pub fn new(now: Instant, interval: Duration, we_refresh: bool) -> Self {
         Self {
             interval,
@@ -196,10 +205,12 @@ impl SessionTimer {
         *self = Self::new(now, interval, we_refresh);
     }
 
+    /// The session interval.
     pub fn interval(&self) -> Duration {
         self.interval
     }
 
+    /// Whether we are the refresher.
     pub fn we_refresh(&self) -> bool {
         self.we_refresh
     }
@@ -210,16 +221,19 @@ impl SessionTimer {
         (self.we_refresh && !self.refresh_asked).then(|| self.refreshed_at + self.interval / 2)
     }
 
+    /// When the session expires without a refresh.
     pub fn expires_at(&self) -> Instant {
         let margin = (self.interval / 3).min(Duration::from_secs(32));
         self.refreshed_at + self.interval - margin
     }
 
+    /// When [`Self::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Instant {
         self.refresh_at()
             .map_or(self.expires_at(), |r| r.min(self.expires_at()))
     }
 
+    /// Called at the deadline: time to refresh, or the session expired.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<SessionTimerEvent> {
         if now >= self.expires_at() {
             return Some(SessionTimerEvent::Expired);
@@ -233,6 +247,7 @@ impl SessionTimer {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 

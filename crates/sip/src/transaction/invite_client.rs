@@ -8,12 +8,15 @@ use crate::wire::StatusCode;
 /// RFC 3261 Figure 5 with the RFC 6026 `Accepted` state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InviteClientState {
+    /// The RFC 3261 §17 state of the same name.
     Calling,
+    /// The RFC 3261 §17 state of the same name.
     Proceeding,
     /// A 2xx arrived; further 2xx retransmissions are passed up so the TU re-sends ACK.
     Accepted,
     /// A 300–699 arrived and was ACKed by the transaction.
     Completed,
+    /// The RFC 3261 §17 state of the same name.
     Terminated,
 }
 
@@ -32,6 +35,7 @@ pub struct InviteClient {
 }
 
 impl InviteClient {
+    /// Sends the request at `now` and arms its timers.
     pub fn start(
         now: Instant,
         request: Bytes,
@@ -55,6 +59,7 @@ impl InviteClient {
         (tsx, TsxOutput::Transmit(request))
     }
 
+    /// The current state.
     pub fn state(&self) -> InviteClientState {
         self.state
     }
@@ -103,10 +108,12 @@ impl InviteClient {
         }
     }
 
+    /// When `handle_timeout` must next be called; `None` when no timer is armed.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }
 
+    /// Called at the deadline: fires the due timers and says what to send or report.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<TsxOutput> {
         let mut out = Vec::new();
         while let Some(timer) = self.timers.pop_expired(now) {
@@ -137,6 +144,7 @@ impl InviteClient {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 

@@ -8,6 +8,7 @@ use crate::wire::StatusCode;
 /// RFC 3261 Figure 7 with the RFC 6026 `Accepted` state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InviteServerState {
+    /// The RFC 3261 §17 state of the same name.
     Proceeding,
     /// A 2xx was sent; the dialog layer retransmits it and receives the ACK.
     Accepted,
@@ -15,6 +16,7 @@ pub enum InviteServerState {
     Completed,
     /// The ACK for the non-2xx final response arrived.
     Confirmed,
+    /// The RFC 3261 §17 state of the same name.
     Terminated,
 }
 
@@ -35,6 +37,7 @@ pub struct InviteServer {
 }
 
 impl InviteServer {
+    /// A transaction for a request just received (`reliable`: no retransmissions).
     pub fn new(reliable: bool, cfg: TimerConfig) -> Self {
         Self {
             state: InviteServerState::Proceeding,
@@ -46,6 +49,7 @@ impl InviteServer {
         }
     }
 
+    /// The current state.
     pub fn state(&self) -> InviteServerState {
         self.state
     }
@@ -112,10 +116,12 @@ impl InviteServer {
         }
     }
 
+    /// When `handle_timeout` must next be called; `None` when no timer is armed.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }
 
+    /// Called at the deadline: fires the due timers and says what to send or report.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<TsxOutput> {
         let mut out = Vec::new();
         while let Some(timer) = self.timers.pop_expired(now) {
@@ -149,6 +155,7 @@ impl InviteServer {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
     use std::time::Duration;

@@ -68,10 +68,12 @@ impl TsxKey {
         Some(Self::client(branch, &response.cseq.method))
     }
 
+    /// The method of the transaction (ACK never has one; CANCEL has its own).
     pub fn method(&self) -> &Method {
         &self.method
     }
 
+    /// Whether this is a server transaction's key.
     pub fn is_server(&self) -> bool {
         self.server
     }

@@ -8,9 +8,13 @@ use crate::wire::StatusCode;
 /// RFC 3261 Figure 6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonInviteClientState {
+    /// The RFC 3261 §17 state of the same name.
     Trying,
+    /// The RFC 3261 §17 state of the same name.
     Proceeding,
+    /// The RFC 3261 §17 state of the same name.
     Completed,
+    /// The RFC 3261 §17 state of the same name.
     Terminated,
 }
 
@@ -50,6 +54,7 @@ impl NonInviteClient {
         (tsx, TsxOutput::Transmit(request))
     }
 
+    /// The current state.
     pub fn state(&self) -> NonInviteClientState {
         self.state
     }
@@ -76,10 +81,12 @@ impl NonInviteClient {
         Some(TsxOutput::Deliver)
     }
 
+    /// When `handle_timeout` must next be called; `None` when no timer is armed.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }
 
+    /// Called at the deadline: fires the due timers and says what to send or report.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<TsxOutput> {
         let mut out = Vec::new();
         while let Some(timer) = self.timers.pop_expired(now) {
@@ -113,6 +120,7 @@ impl NonInviteClient {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 

@@ -8,9 +8,13 @@ use crate::wire::StatusCode;
 /// RFC 3261 Figure 8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonInviteServerState {
+    /// The RFC 3261 §17 state of the same name.
     Trying,
+    /// The RFC 3261 §17 state of the same name.
     Proceeding,
+    /// The RFC 3261 §17 state of the same name.
     Completed,
+    /// The RFC 3261 §17 state of the same name.
     Terminated,
 }
 
@@ -26,6 +30,7 @@ pub struct NonInviteServer {
 }
 
 impl NonInviteServer {
+    /// A transaction for a request just received (`reliable`: no retransmissions).
     pub fn new(reliable: bool, cfg: TimerConfig) -> Self {
         Self {
             state: NonInviteServerState::Trying,
@@ -36,10 +41,12 @@ impl NonInviteServer {
         }
     }
 
+    /// The current state.
     pub fn state(&self) -> NonInviteServerState {
         self.state
     }
 
+    /// The request came again: the last response, to resend.
     pub fn handle_request_retransmission(&mut self) -> Option<TsxOutput> {
         match self.state {
             NonInviteServerState::Proceeding | NonInviteServerState::Completed => {
@@ -49,6 +56,7 @@ impl NonInviteServer {
         }
     }
 
+    /// Sends a response through the transaction at `now`.
     pub fn send_response(
         &mut self,
         now: Instant,
@@ -74,10 +82,12 @@ impl NonInviteServer {
         Some(TsxOutput::Transmit(bytes))
     }
 
+    /// When `handle_timeout` must next be called; `None` when no timer is armed.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }
 
+    /// Called at the deadline: fires the due timers and says what to send or report.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<TsxOutput> {
         match self.timers.pop_expired(now)? {
             TsxTimer::J => {
@@ -91,6 +101,7 @@ impl NonInviteServer {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 

@@ -72,18 +72,22 @@ pub struct TsxTimers {
 }
 
 impl TsxTimers {
+    /// Arms `timer` to fire at `at`, replacing an earlier setting.
     pub fn set(&mut self, timer: TsxTimer, at: Instant) {
         self.deadlines[timer.index()] = Some(at);
     }
 
+    /// Disarms `timer`.
     pub fn clear(&mut self, timer: TsxTimer) {
         self.deadlines[timer.index()] = None;
     }
 
+    /// Disarms every timer (the transaction terminated).
     pub fn clear_all(&mut self) {
         self.deadlines = [None; COUNT];
     }
 
+    /// When `timer` fires, if armed.
     pub fn get(&self, timer: TsxTimer) -> Option<Instant> {
         self.deadlines[timer.index()]
     }

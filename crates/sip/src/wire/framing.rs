@@ -9,18 +9,30 @@ use thiserror::Error;
 pub const MAX_MESSAGE_SIZE: usize = 65_535;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+/// Why bytes do not frame as one SIP message.
 pub enum FramingError {
     #[error("message larger than {MAX_MESSAGE_SIZE} bytes")]
+    /// Larger than [`MAX_MESSAGE_SIZE`].
     TooLarge,
     #[error("no empty line after the headers")]
+    /// No empty line ends the header section.
     NoHeaderEnd,
     #[error("header section is not UTF-8")]
+    /// The header section is not UTF-8.
     NotUtf8,
     #[error("invalid Content-Length")]
+    /// Content-Length is not a number.
     BadContentLength,
     #[error("Content-Length {declared} but only {available} body bytes")]
-    BodyTruncated { declared: usize, available: usize },
+    /// The body is shorter than Content-Length says.
+    BodyTruncated {
+        /// Bytes Content-Length announced.
+        declared: usize,
+        /// Bytes there were.
+        available: usize,
+    },
     #[error("Content-Length missing on a stream transport")]
+    /// A stream message without Content-Length (RFC 3261 §18.3 requires it).
     MissingContentLength,
 }
 
@@ -28,7 +40,9 @@ pub enum FramingError {
 /// the body as delimited by Content-Length.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Framed<'a> {
+    /// Start line and header section, including the empty line.
     pub head: &'a [u8],
+    /// Exactly Content-Length bytes of body.
     pub body: &'a [u8],
 }
 
@@ -63,8 +77,11 @@ pub fn frame_datagram(data: &[u8]) -> Result<Option<Framed<'_>>, FramingError> {
 /// What a [`StreamFramer`] yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamItem {
+    /// One whole message.
     Message {
+        /// Start line and header section.
         head: Bytes,
+        /// The body.
         body: Bytes,
     },
     /// A CRLFCRLF keep-alive ping; RFC 5626 §4.4.1 asks for a CRLF pong.
@@ -88,10 +105,12 @@ pub struct StreamFramer {
 }
 
 impl StreamFramer {
+    /// A framer with nothing buffered.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Called by the driver with every read from the connection; then drain the framed items.
     pub fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
     }

@@ -11,7 +11,10 @@ pub struct HeaderName(Cow<'static, str>);
 macro_rules! known_headers {
     ($($konst:ident = $name:literal $(, $compact:literal)?;)*) => {
         impl HeaderName {
-            $(pub const $konst: Self = Self(Cow::Borrowed($name));)*
+            $(
+                #[doc = concat!("`", $name, "`.")]
+                pub const $konst: Self = Self(Cow::Borrowed($name));
+            )*
 
             /// The canonical name for `raw`, expanding compact forms.
             pub fn new(raw: &str) -> Self {
@@ -70,6 +73,7 @@ known_headers! {
 }
 
 impl HeaderName {
+    /// The canonical spelling.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -102,6 +106,7 @@ impl fmt::Display for HeaderName {
 pub struct Headers(Vec<(HeaderName, String)>);
 
 impl Headers {
+    /// No headers.
     pub fn new() -> Self {
         Self::default()
     }
@@ -114,6 +119,7 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
         self.0
             .iter()
@@ -121,10 +127,12 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether `name` appears.
     pub fn contains(&self, name: &HeaderName) -> bool {
         self.get(name).is_some()
     }
 
+    /// Appends a header field.
     pub fn push(&mut self, name: HeaderName, value: impl Into<String>) {
         self.0.push((name, value.into()));
     }
@@ -135,18 +143,22 @@ impl Headers {
         self.push(name, value);
     }
 
+    /// Removes every field named `name`.
     pub fn remove(&mut self, name: &HeaderName) {
         self.0.retain(|(n, _)| n != name);
     }
 
+    /// Every field in order.
     pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &str)> {
         self.0.iter().map(|(n, v)| (n, v.as_str()))
     }
 
+    /// How many fields.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -10,11 +10,14 @@ use super::via::Via;
 /// A parsed SIP message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// A request.
     Request(Request),
+    /// A response.
     Response(Response),
 }
 
 impl Message {
+    /// The Call-ID of either.
     pub fn call_id(&self) -> &str {
         match self {
             Self::Request(r) => &r.call_id,
@@ -26,7 +29,9 @@ impl Message {
 /// `CSeq: 4711 INVITE` (RFC 3261 §20.16).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CSeq {
+    /// The sequence number.
     pub seq: u32,
+    /// The method.
     pub method: Method,
 }
 
@@ -42,47 +47,75 @@ impl fmt::Display for CSeq {
 pub struct StatusCode(pub u16);
 
 impl StatusCode {
+    /// `100 Trying`.
     pub const TRYING: Self = Self(100);
+    /// `180 Ringing`.
     pub const RINGING: Self = Self(180);
+    /// `183 Session Progress`.
     pub const SESSION_PROGRESS: Self = Self(183);
+    /// `200 Ok`.
     pub const OK: Self = Self(200);
+    /// `202 Accepted`.
     pub const ACCEPTED: Self = Self(202);
+    /// `302 Moved Temporarily`.
     pub const MOVED_TEMPORARILY: Self = Self(302);
+    /// `400 Bad Request`.
     pub const BAD_REQUEST: Self = Self(400);
+    /// `404 Not Found`.
     pub const NOT_FOUND: Self = Self(404);
+    /// `405 Method Not Allowed`.
     pub const METHOD_NOT_ALLOWED: Self = Self(405);
+    /// `408 Request Timeout`.
     pub const REQUEST_TIMEOUT: Self = Self(408);
+    /// `480 Temporarily Unavailable`.
     pub const TEMPORARILY_UNAVAILABLE: Self = Self(480);
+    /// `416 Unsupported Uri Scheme`.
     pub const UNSUPPORTED_URI_SCHEME: Self = Self(416);
+    /// `420 Bad Extension`.
     pub const BAD_EXTENSION: Self = Self(420);
+    /// `481 Call Does Not Exist`.
     pub const CALL_DOES_NOT_EXIST: Self = Self(481);
+    /// `482 Loop Detected`.
     pub const LOOP_DETECTED: Self = Self(482);
+    /// `483 Too Many Hops`.
     pub const TOO_MANY_HOPS: Self = Self(483);
+    /// `487 Request Terminated`.
     pub const REQUEST_TERMINATED: Self = Self(487);
     /// RFC 4028 §6: the Session-Expires asked for is below our Min-SE.
     pub const SESSION_INTERVAL_TOO_SMALL: Self = Self(422);
     /// RFC 3261 §14.2: an offer crossed one of ours (glare).
     pub const REQUEST_PENDING: Self = Self(491);
+    /// `488 Not Acceptable Here`.
     pub const NOT_ACCEPTABLE_HERE: Self = Self(488);
+    /// `500 Server Internal Error`.
     pub const SERVER_INTERNAL_ERROR: Self = Self(500);
+    /// `501 Not Implemented`.
     pub const NOT_IMPLEMENTED: Self = Self(501);
+    /// `503 Service Unavailable`.
     pub const SERVICE_UNAVAILABLE: Self = Self(503);
+    /// `504 Server Timeout`.
     pub const SERVER_TIMEOUT: Self = Self(504);
+    /// `505 Version Not Supported`.
     pub const VERSION_NOT_SUPPORTED: Self = Self(505);
+    /// `603 Decline`.
     pub const DECLINE: Self = Self(603);
 
+    /// 1xx.
     pub fn is_provisional(self) -> bool {
         self.0 < 200
     }
 
+    /// 2xx.
     pub fn is_success(self) -> bool {
         (200..300).contains(&self.0)
     }
 
+    /// 200–699.
     pub fn is_final(self) -> bool {
         self.0 >= 200
     }
 
+    /// The class: 1 for 1xx, 2 for 2xx, …
     pub fn class(self) -> u16 {
         self.0 / 100
     }
@@ -152,40 +185,60 @@ impl fmt::Display for StatusCode {
 /// the body when the request is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The method.
     pub method: Method,
+    /// The Request-URI.
     pub uri: SipUri,
     /// Topmost first.
     pub vias: Vec<Via>,
+    /// From.
     pub from: NameAddr,
+    /// To.
     pub to: NameAddr,
+    /// Call-ID.
     pub call_id: String,
+    /// CSeq.
     pub cseq: CSeq,
+    /// Max-Forwards, when present.
     pub max_forwards: Option<u32>,
+    /// Every other header, in order.
     pub headers: Headers,
+    /// The body.
     pub body: Bytes,
 }
 
 /// A SIP response; see [`Request`] for what is typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The status code.
     pub status: StatusCode,
+    /// The reason phrase as received or to send.
     pub reason: String,
+    /// The Vias, top first.
     pub vias: Vec<Via>,
+    /// From.
     pub from: NameAddr,
+    /// To.
     pub to: NameAddr,
+    /// Call-ID.
     pub call_id: String,
+    /// CSeq.
     pub cseq: CSeq,
+    /// Every other header, in order.
     pub headers: Headers,
+    /// The body.
     pub body: Bytes,
 }
 
 macro_rules! common_accessors {
     ($ty:ty) => {
         impl $ty {
+            /// The topmost Via.
             pub fn top_via(&self) -> Option<&Via> {
                 self.vias.first()
             }
 
+            /// The first value of header `name`.
             pub fn header(&self, name: &HeaderName) -> Option<&str> {
                 self.headers.get(name)
             }
@@ -197,6 +250,7 @@ macro_rules! common_accessors {
                     .and_then(|c| NameAddr::parse(c).ok())
             }
 
+            /// The Content-Type, if any.
             pub fn content_type(&self) -> Option<&str> {
                 self.headers.get(&HeaderName::CONTENT_TYPE).map(str::trim)
             }

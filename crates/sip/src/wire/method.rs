@@ -4,23 +4,38 @@ use std::fmt;
 /// unknown extension method, not INVITE.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Method {
+    /// `INVITE`.
     Invite,
+    /// `ACK`.
     Ack,
+    /// `BYE`.
     Bye,
+    /// `CANCEL`.
     Cancel,
+    /// `OPTIONS`.
     Options,
+    /// `REGISTER`.
     Register,
+    /// `INFO`.
     Info,
+    /// `NOTIFY`.
     Notify,
+    /// `REFER`.
     Refer,
+    /// `SUBSCRIBE`.
     Subscribe,
+    /// `UPDATE`.
     Update,
+    /// `PRACK`.
     Prack,
+    /// `MESSAGE`.
     Message,
+    /// An extension method, as its case-sensitive token.
     Other(String),
 }
 
 impl Method {
+    /// The method named by `token` (case-sensitive, RFC 3261 §7.1); `None` if not a token.
     pub fn parse(token: &str) -> Option<Self> {
         // RFC 3261 §25.1: a method is a token; anything else is not a method at all.
         if token.is_empty() || !token.bytes().all(is_token_byte) {
@@ -44,6 +59,7 @@ impl Method {
         })
     }
 
+    /// The method's token.
     pub fn as_str(&self) -> &str {
         match self {
             Self::Invite => "INVITE",

@@ -1,14 +1,14 @@
 //! SIP messages as Concierge sees them.
 //!
-//! This module is the only place that touches the message codec of `rsipstack` (see the
-//! README's design section for why that codec and not `rsip` 0.4). Everything outside sees
-//! the types defined here: a [`Request`] or [`Response`] keeps the headers every layer
-//! needs (Via, From, To, Call-ID, CSeq) already parsed and checked, and every other header
-//! as an ordered name/value list. Swapping the codec is a change inside this directory.
+//! This module is the whole message codec: no codec crate is used (see the README's
+//! dependency section for why). Everything outside sees the types defined here: a
+//! [`Request`] or [`Response`] keeps the headers every layer needs (Via, From, To, Call-ID,
+//! CSeq) already parsed and checked, and every other header as an ordered name/value list.
 //!
-//! Parsing is split in three steps, each with its own file:
+//! Parsing is split in steps, each with its own file:
 //! [`framing`] finds one message in a datagram or a stream (Content-Length, size limits),
-//! [`parse`] turns its bytes into our types via the codec, and [`sanity`] applies the
+//! [`parse`] splits the start line and the header fields and turns them into our types
+//! ([`via`], [`uri`] and `host` for the structured values), and [`sanity`] applies the
 //! checks of RFC 3261 §8.2 that decide which error response a broken request gets.
 // Peer bytes reach every function here: a slice at a byte offset inside a multi-byte
 // character, or an index past the end, would be a remote panic. Use `get(..)` instead.
@@ -16,6 +16,7 @@
 
 mod framing;
 mod header;
+mod host;
 mod message;
 mod method;
 mod parse;

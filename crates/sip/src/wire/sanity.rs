@@ -11,7 +11,9 @@ use super::Response;
 /// A request refused before it reached a transaction user, with the status to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
+    /// The error response to send.
     pub status: StatusCode,
+    /// Why, for the log.
     pub why: String,
     /// Option tags for the Unsupported header of a 420.
     pub unsupported: Vec<String>,

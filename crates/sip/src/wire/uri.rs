@@ -1,7 +1,6 @@
 use std::fmt;
 
-use rsipstack::rsip;
-
+use super::host::parse_host_port;
 use super::parse::ParseError;
 
 /// A SIP (or other scheme) URI, kept as it arrived plus the parts we route on.
@@ -19,6 +18,8 @@ pub struct SipUri {
 }
 
 impl SipUri {
+    /// Parses a URI; a non-SIP scheme is kept opaque, a SIP one must have a valid host and
+    /// port.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let text = text.trim();
         let bad = |why: &str| ParseError::Uri(format!("{why}: {text:?}"));
@@ -56,18 +57,15 @@ impl SipUri {
             ),
             None => (None, rest),
         };
-        let parsed =
-            rsip::parse_uri(&format!("{scheme}:{host_part}")).map_err(|e| bad(&e.to_string()))?;
-        let host = parsed.host_with_port.host.to_string();
-        if host.is_empty() {
-            return Err(bad("empty host"));
-        }
+        // hostport ends where the URI parameters or headers begin.
+        let host_port = host_part.split([';', '?']).next().unwrap_or_default();
+        let (host, port) = parse_host_port(host_port).map_err(bad)?;
         Ok(Self {
             raw: text.to_owned(),
             scheme: scheme.to_ascii_lowercase(),
             user,
             host,
-            port: parsed.host_with_port.port.map(|p| p.value()),
+            port,
             params: split_params(host_part.split('?').next().unwrap_or(""), true),
         })
     }
@@ -77,10 +75,12 @@ impl SipUri {
         &self.scheme
     }
 
+    /// Whether the scheme is `sip` or `sips`.
     pub fn is_sip(&self) -> bool {
         self.scheme == "sip" || self.scheme == "sips"
     }
 
+    /// The user part, without a password (the opaque part of another scheme).
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
     }
@@ -90,14 +90,17 @@ impl SipUri {
         &self.host
     }
 
+    /// The port, if written.
     pub fn port(&self) -> Option<u16> {
         self.port
     }
 
+    /// A URI parameter: `Some(None)` when present without a value.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
         find_param(&self.params, name)
     }
 
+    /// The URI exactly as received.
     pub fn as_str(&self) -> &str {
         &self.raw
     }
@@ -113,12 +116,16 @@ impl fmt::Display for SipUri {
 /// Route, Record-Route, Refer-To (RFC 3261 §20.10).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameAddr {
+    /// The display name, unquoted.
     pub display: Option<String>,
+    /// The URI inside the angle brackets.
     pub uri: SipUri,
+    /// Header parameters (`tag`, …), in order.
     pub params: Vec<(String, Option<String>)>,
 }
 
 impl NameAddr {
+    /// A name-addr of just `uri`.
     pub fn new(uri: SipUri) -> Self {
         Self {
             display: None,
@@ -127,6 +134,7 @@ impl NameAddr {
         }
     }
 
+    /// Parses a name-addr or an addr-spec with header parameters.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let text = text.trim();
         // The codec's name-addr splitter handles quoted display names and both forms; we
@@ -171,14 +179,17 @@ impl NameAddr {
         })
     }
 
+    /// The `tag` parameter.
     pub fn tag(&self) -> Option<&str> {
         find_param(&self.params, "tag").flatten()
     }
 
+    /// A header parameter: `Some(None)` when present without a value.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
         find_param(&self.params, name)
     }
 
+    /// The same with `tag` set (replacing any other).
     pub fn with_tag(mut self, tag: &str) -> Self {
         self.params.retain(|(n, _)| !n.eq_ignore_ascii_case("tag"));
         self.params.push(("tag".into(), Some(tag.into())));

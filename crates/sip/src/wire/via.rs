@@ -1,25 +1,31 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use rsipstack::rsip;
-
+use super::host::parse_host_port;
 use super::parse::ParseError;
 use super::uri::{find_param, split_params, write_params};
 
 /// The transport named in a Via (RFC 3261 §20.42).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
+    /// UDP.
     Udp,
+    /// TCP.
     Tcp,
+    /// TLS over TCP.
     Tls,
+    /// SCTP.
     Sctp,
+    /// WebSocket.
     Ws,
+    /// Secure WebSocket.
     Wss,
     /// A transport we do not speak (RFC 4475 §3.1.1.10: still a valid Via to echo).
     Other,
 }
 
 impl Transport {
+    /// The transport a Via token names, case aside; `None` if it is not a token.
     pub fn parse(token: &str) -> Option<Self> {
         Some(match token.to_ascii_uppercase().as_str() {
             "UDP" => Self::Udp,
@@ -33,6 +39,7 @@ impl Transport {
         })
     }
 
+    /// The token as written in a Via.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Udp => "UDP",
@@ -61,12 +68,15 @@ impl fmt::Display for Transport {
 /// One Via header value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
+    /// The transport named.
     pub transport: Transport,
     /// The transport token as written (kept for one we do not know).
     pub transport_token: String,
     /// `sent-by` host as written; an IPv6 reference keeps its brackets.
     pub host: String,
+    /// `sent-by` port, if written.
     pub port: Option<u16>,
+    /// Via parameters (`branch`, `received`, `rport`, …), in order.
     pub params: Vec<(String, Option<String>)>,
 }
 
@@ -75,6 +85,7 @@ pub struct Via {
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
 impl Via {
+    /// Our own Via for a request we send: the branch and a bare `rport` (RFC 3581).
     pub fn new(
         transport: Transport,
         host: impl Into<String>,
@@ -93,6 +104,7 @@ impl Via {
         }
     }
 
+    /// Parses one Via value (`SIP/2.0/UDP host:port;params`).
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let text = text.trim();
         let bad = |why: &str| ParseError::Header {
@@ -107,26 +119,34 @@ impl Via {
         let rest = rest.trim_start();
         let transport_token = rest.split(|c: char| c.is_whitespace()).next().unwrap_or("");
         let transport = Transport::parse(transport_token).ok_or_else(|| bad("bad transport"))?;
-        // The codec validates sent-by (IPv6 references included) and port; it knows only
-        // the transports it speaks, so an unknown one is shown to it as UDP.
+        // sent-protocol LWS sent-by: the host starts after whitespace and ends where the
+        // parameters begin.
         let sent_by_and_params = rest.strip_prefix(transport_token).unwrap_or_default();
-        let codec =
-            rsip::typed::Via::parse(&format!("SIP/2.0/UDP {}", sent_by_and_params.trim_start()))
-                .map_err(|e| bad(&e.to_string()))?;
-        let hwp = &codec.uri.host_with_port;
+        if !sent_by_and_params.starts_with(|c: char| c.is_whitespace()) {
+            return Err(bad("no sent-by"));
+        }
+        let sent_by = sent_by_and_params.split(';').next().unwrap_or_default();
+        let (host, port) = parse_host_port(sent_by).map_err(bad)?;
         let params = match text.find(';').and_then(|i| text.get(i..)) {
             Some(params) => split_params(params, false),
             None => Vec::new(),
         };
+        // RFC 3581 §4: rport carries a port or nothing.
+        if let Some(Some(rport)) = find_param(&params, "rport") {
+            if rport.parse::<u16>().is_err() {
+                return Err(bad("bad rport"));
+            }
+        }
         Ok(Self {
             transport,
             transport_token: transport_token.to_ascii_uppercase(),
-            host: hwp.host.to_string(),
-            port: hwp.port.as_ref().map(|p| p.value()),
+            host,
+            port,
             params,
         })
     }
 
+    /// The `branch` parameter.
     pub fn branch(&self) -> Option<&str> {
         find_param(&self.params, "branch").flatten()
     }
@@ -136,6 +156,7 @@ impl Via {
         self.branch().is_some_and(|b| b.starts_with(MAGIC_COOKIE))
     }
 
+    /// The `received` parameter.
     pub fn received(&self) -> Option<&str> {
         find_param(&self.params, "received").flatten()
     }

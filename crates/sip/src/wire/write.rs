@@ -11,6 +11,7 @@ use super::uri::NameAddr;
 use super::via::Via;
 
 impl Request {
+    /// The message on the wire, Content-Length computed from the body.
     pub fn to_bytes(&self) -> Bytes {
         let mut out = String::with_capacity(512 + self.body.len());
         let _ = write!(out, "{} {} SIP/2.0\r\n", self.method, self.uri);
@@ -31,6 +32,7 @@ impl Request {
 }
 
 impl Response {
+    /// The request on the wire, Content-Length computed from the body.
     pub fn to_bytes(&self) -> Bytes {
         let mut out = String::with_capacity(512 + self.body.len());
         let reason = if self.reason.is_empty() {
@@ -53,6 +55,7 @@ impl Response {
 }
 
 impl Message {
+    /// The response on the wire, Content-Length computed from the body.
     pub fn to_bytes(&self) -> Bytes {
         match self {
             Self::Request(r) => r.to_bytes(),

@@ -1,0 +1,164 @@
+//! Which of our addresses a caller sees, in virtual time: an IPv6 caller gets our IPv6
+//! host in Contact and an `IP6` SDP answer, an IPv4 caller the IPv4 ones; a TLS dialog's
+//! Contact is `sips:` at the TLS port; a message from a connection whose client
+//! certificate was verified (mutual TLS) comes from a trusted peer.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use concierge_b2bua::{CallRecord, Output, Switch, SwitchConfig, WallClock};
+use concierge_sip::wire::{parse_datagram, HeaderName, Message, Response, Transport};
+use concierge_sip::Peer;
+
+fn switch() -> Switch {
+    let cfg = SwitchConfig {
+        advertised_host: "192.0.2.10".into(),
+        advertised_host_v6: Some("[2001:db8::10]".into()),
+        media_ip: "192.0.2.10".parse().unwrap(),
+        media_ip_v6: Some("2001:db8::10".parse().unwrap()),
+        sip_port: 5060,
+        tls_port: Some(5061),
+        seed: 7,
+        ..SwitchConfig::default()
+    };
+    let now = Instant::now();
+    let wall = WallClock {
+        instant: now,
+        system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+    };
+    Switch::new(cfg, wall, Default::default())
+}
+
+fn invite(via: &str, host: &str, c_line: &str, extra: &str) -> String {
+    let sdp = format!(
+        "v=0\r\no=- 1 1 {c_line}\r\ns=-\r\nc={c_line}\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+    );
+    format!(
+        "INVITE sip:ivr@{host} SIP/2.0\r\nVia: {via};branch=z9hG4bKcall1;rport\r\nFrom: <sip:anonymous@anonymous.invalid>;tag=ph\r\nTo: <sip:ivr@{host}>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:phone@{host}>\r\nMax-Forwards: 70\r\n{extra}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+/// Runs the switch's outputs (binding every RTP port) and returns the 200 OK and records.
+fn drain(switch: &mut Switch, now: Instant) -> (Option<Response>, Vec<CallRecord>) {
+    let (mut ok, mut records) = (None, Vec::new());
+    while let Some(o) = switch.poll_output() {
+        match o {
+            Output::Sip(t) => {
+                if let Ok(Some(Message::Response(r))) = parse_datagram(&t.bytes) {
+                    if r.status.0 == 200 {
+                        ok = Some(r);
+                    }
+                }
+            }
+            Output::MediaOpen { port } => switch.media_port_ready(now, port),
+            Output::Record(r) => records.push(*r),
+            _ => {}
+        }
+    }
+    (ok, records)
+}
+
+fn contact(r: &Response) -> String {
+    r.headers
+        .get(&HeaderName::CONTACT)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn an_ipv6_caller_gets_our_ipv6_contact_and_an_ip6_answer_an_ipv4_caller_the_ipv4_ones() {
+    let now = Instant::now();
+    let mut sw = switch();
+    let v6 = Peer {
+        transport: Transport::Udp,
+        addr: "[2001:db8::5]:5070".parse::<SocketAddr>().unwrap(),
+    };
+    let text = invite(
+        "SIP/2.0/UDP [2001:db8::5]:5070",
+        "[2001:db8::10]",
+        "IN IP6 2001:db8::5",
+        "",
+    );
+    sw.handle_sip_datagram(now, v6, text.as_bytes());
+    let (ok, _) = drain(&mut sw, now);
+    let ok = ok.expect("a 200 OK");
+    assert_eq!(contact(&ok), "<sip:concierge@[2001:db8::10]:5060>");
+    let body = String::from_utf8_lossy(&ok.body);
+    assert!(body.contains("c=IN IP6 2001:db8::10\r\n"), "{body}");
+
+    let mut sw = switch();
+    let v4 = Peer {
+        transport: Transport::Udp,
+        addr: "198.51.100.5:5070".parse::<SocketAddr>().unwrap(),
+    };
+    let text = invite(
+        "SIP/2.0/UDP 198.51.100.5:5070",
+        "192.0.2.10",
+        "IN IP4 198.51.100.5",
+        "",
+    );
+    sw.handle_sip_datagram(now, v4, text.as_bytes());
+    let ok = drain(&mut sw, now).0.expect("a 200 OK");
+    assert_eq!(contact(&ok), "<sip:concierge@192.0.2.10:5060>");
+    assert!(String::from_utf8_lossy(&ok.body).contains("c=IN IP4 192.0.2.10\r\n"));
+}
+
+const VIP_PAI: &str = "P-Asserted-Identity: <sip:+46706170786@carrier.example;user=phone>\r\n";
+
+/// An INVITE over TLS with a PAI, framed; `authenticated`: a verified client certificate.
+fn tls_call(authenticated: bool) -> (Response, Switch) {
+    let now = Instant::now();
+    let mut sw = switch();
+    let peer = Peer {
+        transport: Transport::Tls,
+        addr: "198.51.100.5:40000".parse::<SocketAddr>().unwrap(),
+    };
+    let text = invite(
+        "SIP/2.0/TLS 198.51.100.5:40000",
+        "192.0.2.10",
+        "IN IP4 198.51.100.5",
+        VIP_PAI,
+    );
+    let (head, body) = text.split_at(text.find("\r\n\r\n").unwrap() + 4);
+    if authenticated {
+        sw.handle_sip_framed_authenticated(now, peer, head.as_bytes(), body.as_bytes());
+    } else {
+        sw.handle_sip_framed(now, peer, head.as_bytes(), body.as_bytes());
+    }
+    (drain(&mut sw, now).0.expect("a 200 OK"), sw)
+}
+
+/// Ends the call with the caller's BYE and returns its record.
+fn hang_up(mut sw: Switch, ok: &Response) -> CallRecord {
+    let now = Instant::now();
+    let tag = ok.to.tag().unwrap();
+    let peer = Peer {
+        transport: Transport::Tls,
+        addr: "198.51.100.5:40000".parse::<SocketAddr>().unwrap(),
+    };
+    for (method, seq) in [("ACK", 1), ("BYE", 2)] {
+        let text = format!(
+            "{method} sips:concierge@192.0.2.10:5061 SIP/2.0\r\nVia: SIP/2.0/TLS 198.51.100.5:40000;branch=z9hG4bK{method}\r\nFrom: <sip:anonymous@anonymous.invalid>;tag=ph\r\nTo: <sip:ivr@192.0.2.10>;tag={tag}\r\nCall-ID: c1\r\nCSeq: {seq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        sw.handle_sip_framed(now, peer, text.as_bytes(), b"");
+    }
+    drain(&mut sw, now).1.pop().expect("a record")
+}
+
+#[test]
+fn a_tls_dialog_gets_a_sips_contact_at_the_tls_port() {
+    let (ok, _) = tls_call(false);
+    assert_eq!(contact(&ok), "<sips:concierge@192.0.2.10:5061>");
+}
+
+#[test]
+fn a_verified_client_certificate_makes_the_sender_a_trusted_peer_and_nothing_else_does() {
+    let (ok, sw) = tls_call(true);
+    let rec = hang_up(sw, &ok);
+    assert_eq!((rec.caller.as_str(), rec.verified), ("+46706170786", true));
+    // Without a verified certificate the same INVITE's PAI is ignored.
+    let (ok, sw) = tls_call(false);
+    let rec = hang_up(sw, &ok);
+    assert_eq!((rec.caller.as_str(), rec.verified), ("", false));
+}

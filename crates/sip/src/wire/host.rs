@@ -1,0 +1,128 @@
+//! `host [":" port]`: the part of a SIP URI (RFC 3261 §19.1.1) and of a Via `sent-by`
+//! (§20.42) that says where to send. Peer bytes: every step looks at bytes through
+//! `get`/`split_once`, never at a computed index.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+/// Why a `hostport` is not one.
+pub(crate) type HostError = &'static str;
+
+/// Splits and checks `host [":" port]`, whitespace around the colon allowed (`COLON`,
+/// §25.1). The host comes back as written, except that an IP address is written in its
+/// canonical form (`[2001:DB8:0::1]` becomes `[2001:db8::1]`), so two spellings of one
+/// address compare equal; an IPv6 reference keeps its brackets.
+pub(crate) fn parse_host_port(text: &str) -> Result<(String, Option<u16>), HostError> {
+    let text = text.trim();
+    if let Some(rest) = text.strip_prefix('[') {
+        // IPv6reference = "[" IPv6address "]"
+        let (inside, after) = rest.split_once(']').ok_or("unclosed IPv6 reference")?;
+        let ip: Ipv6Addr = inside.parse().map_err(|_| "bad IPv6 address")?;
+        let port = match after.trim_start() {
+            "" => None,
+            after => Some(parse_port(
+                after.strip_prefix(':').ok_or("junk after IPv6 reference")?,
+            )?),
+        };
+        return Ok((format!("[{ip}]"), port));
+    }
+    let (host, port) = match text.split_once(':') {
+        Some((host, port)) => (host.trim_end(), Some(parse_port(port)?)),
+        None => (text, None),
+    };
+    check_host_name(host)?;
+    let host = match host.parse::<IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => host.to_owned(),
+    };
+    Ok((host, port))
+}
+
+/// `port = 1*DIGIT`, and it must fit a port number.
+fn parse_port(text: &str) -> Result<u16, HostError> {
+    let text = text.trim_start();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("bad port");
+    }
+    text.parse().map_err(|_| "port out of range")
+}
+
+/// `hostname / IPv4address` (§25.1): labels of letters, digits and `-`, joined by dots,
+/// an optional trailing dot. `_` is let through as deployed DNS names carry it.
+fn check_host_name(host: &str) -> Result<(), HostError> {
+    if host.is_empty() {
+        return Err("empty host");
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let labels = host.strip_suffix('.').unwrap_or(host);
+    if labels.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err("bad host name")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_addresses_and_ports() {
+        assert_eq!(
+            parse_host_port("example.com"),
+            Ok(("example.com".into(), None))
+        );
+        assert_eq!(
+            parse_host_port("a-b.example.com."),
+            Ok(("a-b.example.com.".into(), None))
+        );
+        assert_eq!(
+            parse_host_port("192.0.2.1:5060"),
+            Ok(("192.0.2.1".into(), Some(5060)))
+        );
+        assert_eq!(
+            parse_host_port("host : 5070"),
+            Ok(("host".into(), Some(5070)))
+        );
+    }
+
+    #[test]
+    fn ipv6_references_keep_brackets_and_read_canonically() {
+        assert_eq!(
+            parse_host_port("[2001:DB8:0::1]:5070"),
+            Ok(("[2001:db8::1]".into(), Some(5070)))
+        );
+        assert_eq!(parse_host_port("[::1]"), Ok(("[::1]".into(), None)));
+        for bad in [
+            "[::1",
+            "[nonsense]",
+            "[::1]x",
+            "[::1]:",
+            "2001:db8::1",
+            "[1.2.3.4]",
+        ] {
+            assert!(parse_host_port(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bad_hosts_and_ports_are_errors() {
+        for bad in [
+            "",
+            ":5060",
+            "host:",
+            "host:65536",
+            "host:-1",
+            "host:5x",
+            "a..b",
+            "ho st",
+            "é.example",
+            "host:5060:1",
+        ] {
+            assert!(parse_host_port(bad).is_err(), "{bad:?}");
+        }
+    }
+}
