@@ -2,6 +2,10 @@
 //! host in Contact and an `IP6` SDP answer, an IPv4 caller the IPv4 ones; a TLS dialog's
 //! Contact is `sips:` at the TLS port; a message from a connection whose client
 //! certificate was verified (mutual TLS) comes from a trusted peer.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test's base instant; the rest is virtual time"
+)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
