@@ -25,8 +25,16 @@ fn a_tls_only_pjsip_phone_with_mandatory_srtp_keys_its_code_by_rfc2833_and_is_re
     let python = pjsua2_python();
     let tls = free_port();
     let sip = format!("trusted_peers = []\ntls_listen = \"127.0.0.1:{tls}\"\n");
-    // SRTP mandatory: a plain offer would get 488, so a call with sound is an SRTP call.
-    let server = start_vip_with("pjsua2-tls", |f| f, &sip, "[rtp]\nsrtp = \"mandatory\"\n");
+    // SRTP mandatory: a plain offer would get 488, so a call with sound is an SRTP call;
+    // tshark on the call's RTP ports shows it on the wire too.
+    let (rtp_min, rtp_max) = common::capture::quiet_rtp_range(20);
+    let server = start_vip_with(
+        "pjsua2-tls",
+        |f| f,
+        &sip,
+        &format!("[rtp]\nport_min = {rtp_min}\nport_max = {rtp_max}\nsrtp = \"mandatory\"\n"),
+    );
+    let capture = common::capture::Capture::start("tls-srtp-capture", (rtp_min, rtp_max - 1));
     let dir = scratch_dir("pjsua2-tls");
     let (wav, log) = (dir.join("heard.wav"), dir.join("pjsip.log"));
     let out = Command::new(python)
@@ -48,6 +56,7 @@ fn a_tls_only_pjsip_phone_with_mandatory_srtp_keys_its_code_by_rfc2833_and_is_re
         .arg(&log)
         .output()
         .expect("run the pjsua2 caller");
+    let packets = capture.packets();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let pjsip_log = std::fs::read_to_string(&log).unwrap_or_default();
     let context = format!(
@@ -84,6 +93,31 @@ fn a_tls_only_pjsip_phone_with_mandatory_srtp_keys_its_code_by_rfc2833_and_is_re
     // SRTP, keyed inside TLS. The key never reaches our log.
     assert!(pjsip_log.contains("RTP/SAVP"), "{context}");
     assert!(!server.log().contains("inline:"), "a key in the server log");
+    // On the wire: every RTP packet from our ports is SRTP (12 + 160 bytes of G.711 + the
+    // 80-bit tag), none is plain PCMU silence, and the phone sent nothing of a plain
+    // packet's size (172 bytes of audio, 16 of an RFC 4733 event).
+    let server_ports = rtp_min..rtp_max;
+    let rtp: Vec<&(u16, Vec<u8>)> = packets
+        .iter()
+        .filter(|(_, p)| p.len() >= 12 && p[0] >> 6 == 2 && !(192..=223).contains(&p[1]))
+        .collect();
+    let ours: Vec<_> = rtp
+        .iter()
+        .filter(|(src, _)| server_ports.contains(src))
+        .collect();
+    assert!(ours.len() >= 100, "we sent media: {} packets", ours.len());
+    for (src, p) in &ours {
+        assert_eq!(p.len(), 12 + 160 + 10, "from our port {src}: {p:02x?}");
+        assert!(
+            !p[12..172].iter().all(|b| *b == 0xff),
+            "plain PCMU silence from {src}"
+        );
+    }
+    let plain_sized = rtp
+        .iter()
+        .filter(|(src, p)| !server_ports.contains(src) && matches!(p.len(), 172 | 16))
+        .count();
+    assert_eq!(plain_sized, 0, "the phone's packets are all SRTP-sized");
     let call_id = pjsip_log
         .lines()
         .find_map(|l| l.trim().strip_prefix("Call-ID: "))

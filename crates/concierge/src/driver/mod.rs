@@ -621,11 +621,19 @@ impl Shard {
         }
         while let Some(resolve) = self.switch.poll_resolve() {
             let (resolver, tx) = (self.resolver.clone(), self.dns_tx.clone());
+            let names = self.tls.server_names();
             tokio::spawn(async move {
                 let result = match resolver {
                     Some(r) => r.locate(&resolve.uri).await.map_err(|e| e.to_string()),
                     None => Err("no DNS resolver configured".to_owned()),
                 };
+                // RFC 5922: a TLS target is verified against the domain it was found
+                // under, so the driver remembers which name each address came from.
+                if let Ok(peers) = &result {
+                    for p in peers.iter().filter(|p| p.transport == Transport::Tls) {
+                        names.insert(p.addr, resolve.uri.host());
+                    }
+                }
                 let _ = tx.send((resolve.id, result)).await;
             });
         }

@@ -192,6 +192,41 @@ struct Shared {
     transport: Transport,
     /// Present for SIP over TLS.
     tls: Option<TlsSetup>,
+    /// Host names that addresses were resolved from (RFC 3263), so an outbound TLS
+    /// connection verifies the certificate against the name, not the address.
+    server_names: ServerNames,
+}
+
+/// Addresses of TLS targets and the host name each was found under; shared with the
+/// driver's DNS tasks. Bounded: past [`MAX_SERVER_NAMES`] it starts afresh (a name missing
+/// only means verifying against the address).
+#[derive(Clone, Default)]
+pub(super) struct ServerNames(Arc<Mutex<HashMap<SocketAddr, String>>>);
+
+const MAX_SERVER_NAMES: usize = 4096;
+
+impl ServerNames {
+    /// Remembers that `addr` was resolved from `host`.
+    pub(super) fn insert(&self, addr: SocketAddr, host: &str) {
+        let mut names = self.0.lock().expect("server names lock poisoned");
+        if names.len() >= MAX_SERVER_NAMES {
+            names.clear();
+        }
+        names.insert(addr, host.to_owned());
+    }
+
+    /// What a certificate from `addr` must name: the host it was resolved from, else the
+    /// address itself.
+    fn for_peer(&self, addr: SocketAddr) -> rustls::pki_types::ServerName<'static> {
+        let name = self
+            .0
+            .lock()
+            .expect("server names lock poisoned")
+            .get(&addr)
+            .cloned();
+        name.and_then(|n| rustls::pki_types::ServerName::try_from(n).ok())
+            .unwrap_or_else(|| rustls::pki_types::ServerName::IpAddress(addr.ip().into()))
+    }
 }
 
 impl Shared {
@@ -226,6 +261,11 @@ pub(super) struct Tcp {
 }
 
 impl Tcp {
+    /// The host names TLS targets were resolved from (see [`ServerNames`]).
+    pub(super) fn server_names(&self) -> ServerNames {
+        self.shared.server_names.clone()
+    }
+
     /// Listens on every address of `addrs` (IPv4 and IPv6 alike), SIP over TLS when `tls`
     /// is given; with no addresses it only connects out.
     pub(super) async fn start(
@@ -247,6 +287,7 @@ impl Tcp {
                 Transport::Tcp
             },
             tls,
+            server_names: ServerNames::default(),
         });
         let mut local_addr = None;
         let mut listeners = Vec::new();
@@ -315,8 +356,9 @@ impl Tcp {
             let tx = match &shared.tls {
                 None => attach(stream, peer, &shared, false),
                 Some(tls) => {
-                    // Targets are addresses: the certificate must name the IP address.
-                    let name = rustls::pki_types::ServerName::IpAddress(peer.ip().into());
+                    // A target found by DNS must present a certificate for its name; one
+                    // given as an address, for the address.
+                    let name = shared.server_names.for_peer(peer);
                     let handshake = tls.connector.connect(name, stream);
                     match tokio::time::timeout(shared.limits.message, handshake).await {
                         Ok(Ok(stream)) => attach(stream, peer, &shared, false),
@@ -587,4 +629,35 @@ where
         close(&shared, peer, id);
     });
     tx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tls_target_found_by_dns_is_verified_against_its_name_else_its_address() {
+        let names = ServerNames::default();
+        let found: SocketAddr = "192.0.2.10:5061".parse().unwrap();
+        let literal: SocketAddr = "192.0.2.11:5061".parse().unwrap();
+        names.insert(found, "queue.example.com");
+        assert_eq!(
+            names.for_peer(found),
+            rustls::pki_types::ServerName::try_from("queue.example.com").unwrap()
+        );
+        assert_eq!(
+            names.for_peer(literal),
+            rustls::pki_types::ServerName::IpAddress(literal.ip().into())
+        );
+    }
+
+    #[test]
+    fn the_name_table_is_bounded() {
+        let names = ServerNames::default();
+        for i in 0..(MAX_SERVER_NAMES as u32 + 10) {
+            let addr = SocketAddr::from((std::net::Ipv4Addr::from(i), 5061));
+            names.insert(addr, "queue.example.com");
+        }
+        assert!(names.0.lock().unwrap().len() <= MAX_SERVER_NAMES);
+    }
 }

@@ -2,6 +2,8 @@
 //! a config written by the test, and real peers (SIPp, raw UDP) talking to it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod capture;
+
 pub mod http_stub;
 pub mod ops;
 pub mod proxy;
