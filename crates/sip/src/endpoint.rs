@@ -108,6 +108,10 @@ pub struct EndpointConfig {
     pub via_host: String,
     /// The port our Via carries.
     pub via_port: u16,
+    /// The port our Via carries for requests over TLS (`None`: `via_port`).
+    pub via_tls_port: Option<u16>,
+    /// The host our Via carries for requests to IPv6 peers (`None`: `via_host`).
+    pub via_host_v6: Option<String>,
     /// Seed for tags and branches, so tests are reproducible.
     pub seed: u64,
 }
@@ -119,6 +123,8 @@ impl Default for EndpointConfig {
             supported: vec!["replaces".into(), "norefersub".into()],
             via_host: "127.0.0.1".into(),
             via_port: 5060,
+            via_tls_port: None,
+            via_host_v6: None,
             seed: 0,
         }
     }
@@ -415,7 +421,7 @@ impl Endpoint {
     /// Starts a client transaction for `request` (not ACK) towards `peer`, adding our Via
     /// with a fresh branch. Returns the transaction's key.
     pub fn send_request(&mut self, now: Instant, mut request: Request, peer: Peer) -> TsxKey {
-        let via = self.new_via(peer.transport);
+        let via = self.new_via(peer);
         let branch = via.branch().unwrap_or_default().to_owned();
         request.vias.insert(0, via);
         let key = TsxKey::client(&branch, &request.method);
@@ -511,15 +517,20 @@ impl Endpoint {
         self.transmits.push_back(Transmit { peer, bytes });
     }
 
-    /// A Via for a new request of ours, with a fresh RFC 3261 branch.
-    pub fn new_via(&mut self, transport: Transport) -> Via {
+    /// A Via for a new request of ours to `peer`, with a fresh RFC 3261 branch. RFC 3261
+    /// §18.1.1: it names where responses reach us — over TLS our TLS port, to an IPv6
+    /// peer our IPv6 host.
+    pub fn new_via(&mut self, peer: Peer) -> Via {
         let branch = format!("{MAGIC_COOKIE}{:016x}", self.rng.gen::<u64>());
-        Via::new(
-            transport,
-            self.cfg.via_host.clone(),
-            Some(self.cfg.via_port),
-            &branch,
-        )
+        let host = match &self.cfg.via_host_v6 {
+            Some(v6) if peer.addr.is_ipv6() => v6.clone(),
+            _ => self.cfg.via_host.clone(),
+        };
+        let port = match (peer.transport, self.cfg.via_tls_port) {
+            (Transport::Tls, Some(p)) => p,
+            _ => self.cfg.via_port,
+        };
+        Via::new(peer.transport, host, Some(port), &branch)
     }
 
     /// Where transaction `key` sends: for one of our client transactions, the next hop
@@ -670,6 +681,33 @@ fn non_2xx_ack(invite: &Request, response: &Response) -> Request {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn our_via_names_the_tls_port_over_tls_and_the_ipv6_host_to_ipv6_peers() {
+        // RFC 3261 §18.1.1: the Via's sent-by is where the response must reach us.
+        let mut ep = Endpoint::new(EndpointConfig {
+            via_host: "192.0.2.1".into(),
+            via_port: 5060,
+            via_tls_port: Some(5061),
+            via_host_v6: Some("[2001:db8::1]".into()),
+            ..EndpointConfig::default()
+        });
+        let udp4 = Peer {
+            transport: Transport::Udp,
+            addr: "198.51.100.7:5060".parse().unwrap(),
+        };
+        let tls4 = Peer {
+            transport: Transport::Tls,
+            ..udp4
+        };
+        let udp6 = Peer {
+            transport: Transport::Udp,
+            addr: "[2001:db8::7]:5060".parse().unwrap(),
+        };
+        assert_eq!(ep.new_via(udp4).sent_by(), "192.0.2.1:5060");
+        assert_eq!(ep.new_via(tls4).sent_by(), "192.0.2.1:5061");
+        assert_eq!(ep.new_via(udp6).sent_by(), "[2001:db8::1]:5060");
+    }
 
     const INVITE: &str = concat!(
         "INVITE sip:ivr@127.0.0.1 SIP/2.0\r\n",

@@ -308,7 +308,7 @@ impl Switch {
             }
             // §13.2.2.4: the ACK for a 2xx follows the dialog's route set.
             let peer = dialog.next_hop(leg.peer);
-            let via = self.endpoint.new_via(peer.transport);
+            let via = self.endpoint.new_via(peer);
             let ack = dialog.ack(invite.cseq.seq, via).to_bytes();
             self.endpoint.send_raw(peer, ack.clone());
             leg.ack = Some(ack);
@@ -776,13 +776,13 @@ impl Switch {
             headers: Default::default(),
             body: Default::default(),
         };
-        let via = self.endpoint.new_via(peer.transport);
+        let via = self.endpoint.new_via(peer);
         let ack = request(Method::Ack, response.cseq.seq, via);
         self.endpoint.send_raw(peer, ack.to_bytes());
         let mut bye = request(
             Method::Bye,
             response.cseq.seq + 1,
-            self.endpoint.new_via(peer.transport),
+            self.endpoint.new_via(peer),
         );
         bye.vias.clear();
         self.endpoint.send_request(now, bye, peer);

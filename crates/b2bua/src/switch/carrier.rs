@@ -494,7 +494,7 @@ impl Switch {
         self.by_client_tsx.remove(key);
         if response.cseq.method == Method::Invite && response.status.is_success() {
             // §13.2.2.4: the ACK for our re-INVITE's 2xx is ours to send.
-            let via = self.endpoint.new_via(call.peer.transport);
+            let via = self.endpoint.new_via(call.peer);
             if let Some(d) = call.dialog.as_ref() {
                 let ack = d.ack(response.cseq.seq, via).to_bytes();
                 let peer = d.next_hop(call.peer);

@@ -228,7 +228,7 @@ impl Switch {
             {
                 let (dialog, leg_peer) = d;
                 let peer = dialog.next_hop(leg_peer);
-                let via = self.endpoint.new_via(peer.transport);
+                let via = self.endpoint.new_via(peer);
                 let ack = dialog.ack(response.cseq.seq, via).to_bytes();
                 self.endpoint.send_raw(peer, ack);
             }

@@ -106,6 +106,8 @@ impl Switch {
             timers: cfg.timers,
             via_host: cfg.advertised_host.clone(),
             via_port: cfg.sip_port,
+            via_tls_port: cfg.tls_port,
+            via_host_v6: cfg.advertised_host_v6.clone(),
             seed: cfg.seed,
             supported: crate::carrier::SUPPORTED
                 .split(", ")
