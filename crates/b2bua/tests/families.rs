@@ -112,6 +112,11 @@ const VIP_PAI: &str = "P-Asserted-Identity: <sip:+46706170786@carrier.example;us
 
 /// An INVITE over TLS with a PAI, framed; `authenticated`: a verified client certificate.
 fn tls_call(authenticated: bool) -> (Response, Switch) {
+    tls_call_to(authenticated, "sip")
+}
+
+/// A call over TLS whose INVITE's Request-URI has `scheme`.
+fn tls_call_to(authenticated: bool, scheme: &str) -> (Response, Switch) {
     let now = Instant::now();
     let mut sw = switch();
     let peer = Peer {
@@ -123,7 +128,8 @@ fn tls_call(authenticated: bool) -> (Response, Switch) {
         "192.0.2.10",
         "IN IP4 198.51.100.5",
         VIP_PAI,
-    );
+    )
+    .replacen("INVITE sip:", &format!("INVITE {scheme}:"), 1);
     let (head, body) = text.split_at(text.find("\r\n\r\n").unwrap() + 4);
     if authenticated {
         sw.handle_sip_framed_authenticated(now, peer, head.as_bytes(), body.as_bytes());
@@ -151,8 +157,20 @@ fn hang_up(mut sw: Switch, ok: &Response) -> CallRecord {
 }
 
 #[test]
-fn a_tls_dialog_gets_a_sips_contact_at_the_tls_port() {
+fn a_tls_dialog_gets_a_contact_at_the_tls_port_with_transport_tls() {
+    // A phone that dialled `sip:…;transport=tls` may not speak `sips:` (baresip 1.0 drops
+    // the call on a `sips:` Contact): the transport goes in the parameter.
     let (ok, _) = tls_call(false);
+    assert_eq!(
+        contact(&ok),
+        "<sip:concierge@192.0.2.10:5061;transport=tls>"
+    );
+}
+
+#[test]
+fn a_dialog_set_up_with_a_sips_uri_gets_a_sips_contact() {
+    // RFC 3261 §12.1.1: a SIPS Request-URI makes the response's Contact a SIPS URI.
+    let (ok, _) = tls_call_to(false, "sips");
     assert_eq!(contact(&ok), "<sips:concierge@192.0.2.10:5061>");
 }
 

@@ -83,7 +83,7 @@ fn a_tls_only_pjsip_phone_with_mandatory_srtp_keys_its_code_by_rfc2833_and_is_re
     );
     assert_eq!(summary["disconnect_code"], 200, "{context}");
     // Our Contact sends the phone's ACK, BYE and our REFER's NOTIFY answers over TLS.
-    let our_contact = format!("Contact: <sips:concierge@127.0.0.1:{tls}>");
+    let our_contact = format!("Contact: <sip:concierge@127.0.0.1:{tls};transport=tls>");
     assert!(pjsip_log.contains(&our_contact), "{our_contact}\n{context}");
     assert!(
         server.log().contains("self-signed TLS certificate"),

@@ -96,10 +96,9 @@ impl Switch {
         status: StatusCode,
         sdp: Option<String>,
     ) {
-        let Some(call_peer) = self.calls.get(&id).map(|c| c.peer) else {
+        let Some(contact) = self.uas_contact_of(id) else {
             return;
         };
-        let contact = self.local_contact(call_peer);
         let user_agent = self.cfg.user_agent.clone();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -287,7 +286,7 @@ impl Switch {
             }
             return self.on_reinvite(now, id, key, request);
         }
-        let contact = self.local_contact(call.peer);
+        let contact = super::family::uas_contact(&self.cfg, call.peer, &call.invite.uri);
         let mut ok = response_to(&request, StatusCode::OK, None);
         ok.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
         self.session_refreshed_by_peer(now, id, &request, &mut ok.headers);

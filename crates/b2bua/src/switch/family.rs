@@ -26,6 +26,22 @@ impl Switch {
     pub(super) fn local_contact(&self, peer: Peer) -> SipUri {
         local_contact(&self.cfg, peer)
     }
+
+    /// Our Contact in the caller's dialog of call `id` (see [`uas_contact`]).
+    pub(super) fn uas_contact_of(&self, id: crate::output::CallRef) -> Option<SipUri> {
+        let call = self.calls.get(&id)?;
+        Some(uas_contact(&self.cfg, call.peer, &call.invite.uri))
+    }
+}
+
+/// Our Contact in a dialog the caller set up with `request_uri`: a SIPS URI when it dialled
+/// one over TLS (RFC 3261 §12.1.1), else [`local_contact`].
+pub(super) fn uas_contact(cfg: &SwitchConfig, peer: Peer, request_uri: &SipUri) -> SipUri {
+    if peer.transport == Transport::Tls && request_uri.scheme().eq_ignore_ascii_case("sips") {
+        let (host, port) = host_and_port(cfg, peer);
+        return concierge_sip::dialog::sips_contact("concierge", host, port);
+    }
+    local_contact(cfg, peer)
 }
 
 /// Our media address for a session with `remote` (usable while a call is borrowed).
@@ -37,8 +53,14 @@ pub(super) fn media_ip_for(cfg: &SwitchConfig, remote: IpAddr) -> IpAddr {
 }
 
 /// Our Contact for a dialog with `peer`: the advertised address of its family, the port
-/// of its transport, `;transport=tcp` over TCP and `sips:` over TLS.
+/// of its transport, `;transport=tcp` over TCP and `;transport=tls` over TLS.
 pub(super) fn local_contact(cfg: &SwitchConfig, peer: Peer) -> SipUri {
+    let (host, port) = host_and_port(cfg, peer);
+    concierge_sip::dialog::local_contact("concierge", host, port, peer.transport)
+}
+
+/// Our advertised host of `peer`'s address family and our port for its transport.
+fn host_and_port(cfg: &SwitchConfig, peer: Peer) -> (&str, u16) {
     let host = match &cfg.advertised_host_v6 {
         Some(v6) if is_v6(peer.addr.ip()) => v6,
         _ => &cfg.advertised_host,
@@ -47,5 +69,5 @@ pub(super) fn local_contact(cfg: &SwitchConfig, peer: Peer) -> SipUri {
         (Transport::Tls, Some(p)) => p,
         _ => cfg.sip_port,
     };
-    concierge_sip::dialog::local_contact("concierge", host, port, peer.transport)
+    (host, port)
 }

@@ -637,10 +637,9 @@ impl Switch {
         if self.answer_waits_for_prack(id) {
             return;
         }
-        let Some(call_peer) = self.calls.get(&id).map(|c| c.peer) else {
+        let Some(contact) = self.uas_contact_of(id) else {
             return;
         };
-        let contact = self.local_contact(call_peer);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1242,7 +1241,9 @@ impl Switch {
             return;
         };
         let media_ip = family::media_ip_for(&self.cfg, call_peer.addr.ip());
-        let contact = self.local_contact(call_peer);
+        let Some(contact) = self.uas_contact_of(id) else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };

@@ -10,7 +10,7 @@ mod route;
 pub mod session_timer;
 
 pub use answer::{AnswerEvent, AnswerRetransmit};
-pub use route::{local_contact, peer_for_uri, DialogRole};
+pub use route::{local_contact, peer_for_uri, sips_contact, DialogRole};
 
 use bytes::Bytes;
 

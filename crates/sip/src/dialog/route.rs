@@ -25,13 +25,13 @@ pub enum DialogRole {
 }
 
 /// Our Contact URI for a dialog over `transport` (RFC 3261 §8.1.1.8, §19.1.4): the
-/// advertised host and port, `;transport=tcp` for TCP, and a `sips:` URI for TLS, so the
-/// peer's requests come back over the transport the dialog uses. UDP, the default of a
-/// `sip:` URI, needs no parameter.
+/// advertised host and port, with `;transport=tcp` / `;transport=tls`, so the peer's
+/// requests come back over the transport the dialog uses. UDP, the default of a `sip:`
+/// URI, needs no parameter. A `sips:` Contact is for dialogs a SIPS URI set up
+/// ([`sips_contact`]): a phone that dialled `sip:…;transport=tls` may not speak `sips:`.
 pub fn local_contact(user: &str, host: &str, port: u16, transport: Transport) -> SipUri {
     let text = match transport {
         Transport::Udp => format!("sip:{user}@{host}:{port}"),
-        Transport::Tls => format!("sips:{user}@{host}:{port}"),
         Transport::Wss => format!("sips:{user}@{host}:{port};transport=wss"),
         other => format!(
             "sip:{user}@{host}:{port};transport={}",
@@ -41,6 +41,14 @@ pub fn local_contact(user: &str, host: &str, port: u16, transport: Transport) ->
     SipUri::parse(&text).unwrap_or_else(|_| {
         // The host was validated with the config; only a broken user could fail here.
         SipUri::parse(&format!("sip:{host}:{port}")).expect("a host and port make a SIP URI")
+    })
+}
+
+/// Our Contact for a dialog a SIPS Request-URI set up (RFC 3261 §12.1.1: it MUST then be a
+/// SIPS URI too).
+pub fn sips_contact(user: &str, host: &str, port: u16) -> SipUri {
+    SipUri::parse(&format!("sips:{user}@{host}:{port}")).unwrap_or_else(|_| {
+        SipUri::parse(&format!("sips:{host}:{port}")).expect("a host and port make a SIPS URI")
     })
 }
 
@@ -148,7 +156,14 @@ mod tests {
             c(Transport::Tcp),
             "sip:concierge@192.0.2.10:5062;transport=tcp"
         );
-        assert_eq!(c(Transport::Tls), "sips:concierge@192.0.2.10:5062");
+        assert_eq!(
+            c(Transport::Tls),
+            "sip:concierge@192.0.2.10:5062;transport=tls"
+        );
+        assert_eq!(
+            sips_contact("concierge", "192.0.2.10", 5062).to_string(),
+            "sips:concierge@192.0.2.10:5062"
+        );
     }
 
     #[test]
