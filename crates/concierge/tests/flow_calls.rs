@@ -412,7 +412,9 @@ fn an_rtp_port_another_program_holds_is_never_offered() {
     // Two ports, the first taken by another program: whichever the random pick tries first,
     // the server finds out when it binds, before any SDP names it, and the call gets the
     // other one; the welcome prompt comes from there.
-    let (first, last) = common::free_rtp_range(4);
+    // Below the ephemeral ports, so no other test's client socket can take the free one
+    // between this check and the server's bind.
+    let (first, last) = common::capture::quiet_rtp_range(4);
     let held = std::net::UdpSocket::bind(("127.0.0.1", first)).expect("hold the first port");
     let server = start_vip(
         "rtp-held",
