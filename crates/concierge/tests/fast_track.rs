@@ -100,18 +100,9 @@ fn a_verified_vip_on_a_pjsip_softphone_is_referred_within_2_s_of_the_answer() {
         .arg(&log)
         .output()
         .expect("run the pjsua2 caller");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let context = format!(
-        "stdout: {stdout}\nstderr: {}\n--- PJSIP log (tail)\n{}\n--- server log (tail)\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        common::tail(&std::fs::read_to_string(&log).unwrap_or_default(), 40),
-        common::tail(&server.log(), 40)
-    );
-    let summary: serde_json::Value = stdout
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no summary from the caller\n{context}"));
+    let common::proxy::PhoneRun {
+        summary, context, ..
+    } = common::proxy::phone_run(&out, &log, &server.log(), 40);
     let refer_to = summary["refer_to"].as_str().unwrap_or_default();
     assert!(refer_to.contains("vip-desk@"), "{context}");
     assert!(refer_to.contains("Priority=urgent"), "{refer_to}");

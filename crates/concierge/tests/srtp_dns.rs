@@ -41,19 +41,9 @@ fn an_srtp_phone_keys_its_code_inside_srtp_and_no_plain_rtp_crosses_loopback() {
         .output()
         .expect("run the pjsua2 caller");
     let packets = capture.packets();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let pjsip_log = std::fs::read_to_string(&log).unwrap_or_default();
-    let context = format!(
-        "stdout: {stdout}\nstderr: {}\n--- PJSIP log (tail)\n{}\n--- server log (tail)\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        common::tail(&pjsip_log, 40),
-        common::tail(&server.log(), 40)
-    );
-    let summary: serde_json::Value = stdout
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no summary from the caller\n{context}"));
+    let common::proxy::PhoneRun {
+        summary, context, ..
+    } = common::proxy::phone_run(&out, &log, &server.log(), 40);
     assert_eq!(summary["confirmed"], true, "{context}");
     assert!(
         summary["rms"].as_f64().unwrap_or(0.0) > 300.0,

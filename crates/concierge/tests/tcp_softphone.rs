@@ -29,19 +29,11 @@ fn a_tcp_only_pjsip_phone_hears_the_prompt_is_referred_and_ends_cleanly() {
         .arg(&log)
         .output()
         .expect("run the pjsua2 caller");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let pjsip_log = std::fs::read_to_string(&log).unwrap_or_default();
-    let context = format!(
-        "stdout: {stdout}\nstderr: {}\n--- PJSIP log (tail)\n{}\n--- server log (tail)\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        common::tail(&pjsip_log, 60),
-        common::tail(&server.log(), 40)
-    );
-    let summary: serde_json::Value = stdout
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no summary from the caller\n{context}"));
+    let common::proxy::PhoneRun {
+        summary,
+        pjsip_log,
+        context,
+    } = common::proxy::phone_run(&out, &log, &server.log(), 60);
     assert_eq!(summary["confirmed"], true, "{context}");
     assert_eq!(
         summary["tx_errors"],

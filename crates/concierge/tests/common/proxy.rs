@@ -256,3 +256,40 @@ pub fn pjsua2_python() -> PathBuf {
     }
     python
 }
+
+/// What a pjsua2 caller script reported: its one-line JSON summary (the last line of its
+/// stdout), its PJSIP log, and the context a failing assertion should print.
+pub struct PhoneRun {
+    pub summary: serde_json::Value,
+    pub pjsip_log: String,
+    pub context: String,
+}
+
+/// Reads a finished pjsua2 caller run: `out` is its output, `log` its PJSIP log file,
+/// `server_log` the server's log; `pjsip_tail` lines of the PJSIP log go into the context.
+/// Panics with that context when the script printed no summary.
+pub fn phone_run(
+    out: &std::process::Output,
+    log: &std::path::Path,
+    server_log: &str,
+    pjsip_tail: usize,
+) -> PhoneRun {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pjsip_log = std::fs::read_to_string(log).unwrap_or_default();
+    let context = format!(
+        "stdout: {stdout}\nstderr: {}\n--- PJSIP log (tail)\n{}\n--- server log (tail)\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        super::tail(&pjsip_log, pjsip_tail),
+        super::tail(server_log, 40)
+    );
+    let summary = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no summary from the caller\n{context}"));
+    PhoneRun {
+        summary,
+        pjsip_log,
+        context,
+    }
+}
