@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use concierge_flow::Flow;
+use concierge_flow::{Environment, Flow};
 use concierge_prompts::Catalogue;
 
 /// The loaded, validated configuration of calls. Built once at start-up (and, later, on
@@ -15,6 +15,10 @@ pub struct Program {
     /// Flows by Request-URI user (`echo-digits`, `vip-desk`, …).
     pub routes: HashMap<String, Arc<Flow>>,
     pub prompts: Catalogue,
+    /// What `${NAME}` in the flows resolves to, handed to every call's flow when it starts.
+    /// The binary passes its process environment; the default has no variable set (this
+    /// crate reads no environment of its own).
+    pub env: Environment,
 }
 
 impl Program {

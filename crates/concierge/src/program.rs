@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use concierge_b2bua::Program;
-use concierge_flow::{parse_flow, unset_env, Diagnostic, Flow, Node, Severity, URL_BASE_VARIABLE};
+use concierge_flow::{
+    parse_flow, unset_env, Diagnostic, Environment, Flow, FlowFiles, Node, Severity,
+    URL_BASE_VARIABLE,
+};
 use concierge_prompts::Catalogue;
 
 use crate::cli::ConfigArgs;
@@ -37,6 +40,30 @@ impl Files {
                 }),
         }
     }
+}
+
+/// The flow crate validates through these (`concierge check`'s directory walk,
+/// `concierge diagram`); it reads no file itself.
+impl FlowFiles for Files {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        self.read_to_string(path)
+    }
+
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        match self {
+            Self::Disk => std::fs::read_dir(dir)?
+                .map(|entry| entry.map(|e| e.path()))
+                .collect(),
+            Self::BuiltIn => Ok(embedded::files_in(dir).map(Path::to_path_buf).collect()),
+        }
+    }
+}
+
+/// What `${NAME}` in a flow resolves to: this process's environment, read when the flow
+/// renders the value (the flow crate reads no environment itself). `run` hands it to the
+/// switch with the program; `simulate` to its one run.
+pub(crate) fn process_env() -> Environment {
+    Environment::from_fn(|name| std::env::var(name).ok())
 }
 
 /// The configuration a command runs with: `--config`, else `config/concierge.toml` when it
@@ -104,6 +131,7 @@ pub(crate) fn load(cfg: &Config, files: Files) -> Result<Loaded, Vec<String>> {
                 default_flow,
                 routes,
                 prompts,
+                env: process_env(),
             },
             warnings,
             flows,
@@ -238,4 +266,32 @@ pub(crate) fn directory(cfg: &Config, files: Files) -> Result<Option<Directory>,
     Directory::parse(path, &text)
         .map(Some)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_demo_s_flows_are_listed_and_read_through_files() {
+        let cfg = built_in_config().unwrap();
+        let prompts = prompts(&cfg, Files::BuiltIn).unwrap();
+        let dir = Path::new("config");
+        let clean = concierge_flow::check_dir(&Files::BuiltIn, dir, &|p| prompts.contains(p));
+        assert!(clean.is_empty(), "{clean:#?}");
+        // With no prompt known every flow fails, so the walk above did see each of them
+        // (and skipped the server config, which is no flow).
+        let files: BTreeSet<PathBuf> = concierge_flow::check_dir(&Files::BuiltIn, dir, &|_| false)
+            .into_iter()
+            .map(|d| d.file)
+            .collect();
+        let flows: BTreeSet<PathBuf> = Files::BuiltIn
+            .list(Path::new("config/flows"))
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        assert!(flows.len() >= 5, "{flows:?}");
+        assert_eq!(files, flows);
+    }
 }

@@ -108,7 +108,7 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
     let mut log: Vec<serde_json::Value> = Vec::new();
     let clock = || args.now.unwrap_or_else(unix_now);
     vars.insert("system.now".into(), clock().to_string());
-    let (mut run, mut action) = Run::start(flow.clone(), vars);
+    let (mut run, mut action) = Run::start(flow.clone(), vars, program::process_env());
     let mut final_action = json!(null);
     for _ in 0..200 {
         let event = match &action {

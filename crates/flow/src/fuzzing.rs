@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::env::Environment;
 use crate::run::{Action, Event, HttpResponse, Run, TransferOutcome, Vars};
 use crate::validate::parse_flow;
 
@@ -32,7 +33,8 @@ pub fn flow_toml(data: &[u8]) {
     let mut vars = Vars::new();
     vars.insert("system.caller".into(), "+46700000009".into());
     vars.insert("system.called".into(), "ivr".into());
-    let (mut run, mut action) = Run::start(Arc::clone(&loaded.flow), vars);
+    // No `${NAME}` is set: a run must be the same whatever environment fuzzes it.
+    let (mut run, mut action) = Run::start(Arc::clone(&loaded.flow), vars, Environment::default());
     // The interpreter bounds its own steps; this bounds the events we feed it.
     for _ in 0..200 {
         let event = match action {

@@ -15,6 +15,7 @@ mod cache;
 mod collect;
 mod condition;
 pub mod diagram;
+mod env;
 #[doc(hidden)]
 pub mod fuzzing;
 mod model;
@@ -27,13 +28,16 @@ pub use auth::{AuthSpec, ClientAuth};
 pub use cache::{CacheSpec, CacheUse, LookupCache};
 pub use collect::{CollectOutcome, Collector};
 pub use condition::Operator;
+pub use env::Environment;
 pub use model::{ComfortSpec, Flow, Node, TransferMode};
 pub use run::{
-    Action, CollectSpec, EnvLookup, Event, HttpFailure, HttpRequest, HttpResponse, HttpStep, Run,
-    Step, TransferOutcome, Vars,
+    Action, CollectSpec, Event, HttpFailure, HttpRequest, HttpResponse, HttpStep, Run, Step,
+    TransferOutcome, Vars,
 };
 pub use schedule::{Schedule, ScheduleError};
 pub use template::{
     normalize_e164, Escape, Template, TemplateError, SYSTEM_VARIABLES, URL_BASE_VARIABLE,
 };
-pub use validate::{check_dir, load_flow, parse_flow, unset_env, Diagnostic, LoadedFlow, Severity};
+pub use validate::{
+    check_dir, load_flow, parse_flow, unset_env, Diagnostic, FlowFiles, LoadedFlow, Severity,
+};

@@ -6,14 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::env::Environment;
 use crate::model::{Flow, Node, TransferMode};
 use crate::template::Escape;
 
 /// A call's variables: strings by name (`system.caller`, `isVIPCustomer`, …).
 pub type Vars = BTreeMap<String, String>;
-
-/// Resolves `${NAME}` references; the process environment in production.
-pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send>;
 
 /// What the caller of the interpreter must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,7 +194,7 @@ pub struct Run {
     steps: usize,
     trace: Vec<Step>,
     http: Vec<HttpStep>,
-    env: EnvLookup,
+    env: Environment,
     /// A hangup node with a prompt plays it first.
     hanging_up: bool,
     /// Lockout groups in which this call failed an attempt, not yet taken by the caller.
@@ -206,14 +204,14 @@ pub struct Run {
 }
 
 impl Run {
-    /// Starts `flow` with the call's variables; environment references read the process
-    /// environment.
-    pub fn start(flow: Arc<Flow>, vars: Vars) -> (Self, Action) {
-        Self::start_with_env(flow, vars, Box::new(|name| std::env::var(name).ok()))
-    }
-
-    /// As [`Self::start`], with `${NAME}` resolved by `env` (tests, simulation).
-    pub fn start_with_env(flow: Arc<Flow>, vars: Vars, env: EnvLookup) -> (Self, Action) {
+    /// Starts `flow` for one call and returns the run with its first action.
+    ///
+    /// The call layer calls it once per call, when the call arrives (`concierge simulate`
+    /// when it starts). `vars` are the call's `system.*` variables; `env` resolves every
+    /// `${NAME}` the flow reads — the binary passes its process environment, tests pass
+    /// fixed pairs. Nodes that need nothing from outside (conditions, sets) run at once,
+    /// so the action returned is the first one the caller must carry out.
+    pub fn start(flow: Arc<Flow>, vars: Vars, env: Environment) -> (Self, Action) {
         let start = flow.start.clone();
         let mut run = Self {
             flow,
@@ -489,7 +487,7 @@ impl Run {
                 } => {
                     let value = self.vars.get(variable).cloned().unwrap_or_default();
                     let secret = self.is_secret(variable);
-                    let env = &self.env;
+                    let env = self.env.lookup();
                     // A secret is tested against every case, each in constant time, so
                     // neither the comparison nor how many cases ran tells the value.
                     let mut hit = None;
@@ -538,7 +536,7 @@ impl Run {
                 }
                 Node::Set { values, next } => {
                     for (k, t) in values {
-                        let v = t.render(&self.vars, &self.env, Escape::None);
+                        let v = t.render(&self.vars, self.env.lookup(), Escape::None);
                         self.vars.insert(k.clone(), v);
                     }
                     self.leave(Some("next"));
@@ -570,10 +568,15 @@ impl Run {
             } => Action::Transfer {
                 redact: self
                     .sensitive(std::iter::once(target).chain(headers.iter().map(|(_, t)| t))),
-                target: target.render(&self.vars, &self.env, Escape::None),
+                target: target.render(&self.vars, self.env.lookup(), Escape::None),
                 headers: headers
                     .iter()
-                    .map(|(n, t)| (n.clone(), t.render(&self.vars, &self.env, Escape::None)))
+                    .map(|(n, t)| {
+                        (
+                            n.clone(),
+                            t.render(&self.vars, self.env.lookup(), Escape::None),
+                        )
+                    })
                     .collect(),
                 mode: *mode,
                 prompt: prompt.clone(),
@@ -607,7 +610,10 @@ impl Run {
             let Ok(t) = crate::Template::parse(t) else {
                 continue;
             };
-            for key in t.render(&self.vars, &self.env, Escape::None).chars() {
+            for key in t
+                .render(&self.vars, self.env.lookup(), Escape::None)
+                .chars()
+            {
                 let name = match key {
                     '0'..='9' => format!("digit_{key}"),
                     '*' => "digit_star".into(),
@@ -690,7 +696,12 @@ impl Run {
         };
         let mut hdrs: Vec<(String, String)> = headers
             .iter()
-            .map(|(n, t)| (n.clone(), t.render(&self.vars, &self.env, Escape::None)))
+            .map(|(n, t)| {
+                (
+                    n.clone(),
+                    t.render(&self.vars, self.env.lookup(), Escape::None),
+                )
+            })
             .collect();
         if body.is_some() {
             hdrs.push((
@@ -702,10 +713,10 @@ impl Run {
         }
         // Header values and the body are never logged or printed; the URL is.
         let redact = self.sensitive(std::iter::once(url));
-        let url = url.render(&self.vars, &self.env, Escape::Url);
+        let url = url.render(&self.vars, self.env.lookup(), Escape::Url);
         let body = body
             .as_ref()
-            .map(|b| b.render(&self.vars, &self.env, escape));
+            .map(|b| b.render(&self.vars, self.env.lookup(), escape));
         let cache_key = cache.map(|_| {
             let mut key = format!("{method} {url}\n");
             for ((name, t), (_, value)) in headers.iter().zip(&hdrs) {

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use concierge_flow::{parse_flow, Action, Event, Run, Vars};
+use concierge_flow::{parse_flow, Action, Environment, Event, Run, Vars};
 
 fn known(_: &str) -> bool {
     true
@@ -45,7 +45,7 @@ fn at(utc: &str) -> Action {
         .as_second();
     let mut vars = Vars::new();
     vars.insert("system.now".into(), unix.to_string());
-    Run::start(loaded.flow, vars).1
+    Run::start(loaded.flow, vars, Environment::default()).1
 }
 
 fn is_desk(a: &Action) -> bool {
@@ -85,7 +85,7 @@ fn a_priority_rides_as_priority_and_the_configured_header() {
 #[test]
 fn an_interruptible_play_says_so_and_a_clock_is_set_by_the_caller() {
     let loaded = parse_flow(Path::new("hours.toml"), HOURS, &known).expect("valid");
-    let (mut run, a) = Run::start(loaded.flow, Vars::new());
+    let (mut run, a) = Run::start(loaded.flow, Vars::new(), Environment::default());
     // No clock yet: not within any schedule.
     assert_eq!(
         a,
@@ -131,7 +131,7 @@ fn auth_cache_and_comfort_blocks_are_validated() {
     );
     assert_eq!(errors(&good), Vec::<String>::new());
     let loaded = parse_flow(Path::new("f.toml"), &good, &known).expect("valid");
-    let (_, a) = Run::start(loaded.flow, Vars::new());
+    let (_, a) = Run::start(loaded.flow, Vars::new(), Environment::default());
     let Action::Http(req) = a else {
         panic!("{a:?}")
     };

@@ -3,7 +3,7 @@
 //! the normal test command keeps every input libFuzzer ever found interesting working.
 #![allow(
     clippy::disallowed_methods,
-    reason = "the test's base instant; the rest is virtual time"
+    reason = "the test's base instant and the committed corpus files; the rest is virtual time"
 )]
 
 use std::path::PathBuf;

@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concierge_flow::{
-    load_flow, Action, Event, Flow, HttpFailure, HttpResponse, Run, TransferOutcome, Vars,
+    load_flow, Action, Environment, Event, Flow, HttpFailure, HttpResponse, Run, TransferOutcome,
+    Vars,
 };
+
+mod common;
 
 const PROMPTS: &[&str] = &[
     "welcome",
@@ -34,7 +37,7 @@ fn flow(name: &str) -> Arc<Flow> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../config/flows")
         .join(name);
-    let loaded = load_flow(&path, &known).unwrap_or_else(|e| panic!("{e:?}"));
+    let loaded = load_flow(&common::Disk, &path, &known).unwrap_or_else(|e| panic!("{e:?}"));
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     loaded.flow
 }
@@ -59,9 +62,13 @@ fn caller_as(number: &str, verified: &str, verstat: &str) -> Vars {
     .collect()
 }
 
+/// The environment the shipped lookups read: only their bearer token is set.
+fn crm_token() -> Environment {
+    Environment::from_pairs([("CRM_TOKEN", "t0ken")])
+}
+
 fn start(name: &str, number: &str) -> (Run, Action) {
-    let env = Box::new(|n: &str| (n == "CRM_TOKEN").then(|| "t0ken".to_string()));
-    Run::start_with_env(flow(name), caller(number), env)
+    Run::start(flow(name), caller(number), crm_token())
 }
 
 fn ok(body: &str) -> Event {
@@ -321,8 +328,11 @@ fn echo_flow_spells_the_digits_back() {
 }
 
 fn start_as(number: &str, verified: &str, verstat: &str) -> (Run, Action) {
-    let env = Box::new(|n: &str| (n == "CRM_TOKEN").then(|| "t0ken".to_string()));
-    Run::start_with_env(flow("vip.toml"), caller_as(number, verified, verstat), env)
+    Run::start(
+        flow("vip.toml"),
+        caller_as(number, verified, verstat),
+        crm_token(),
+    )
 }
 
 #[test]
@@ -414,7 +424,7 @@ type = "hangup"
 "#;
     let loaded = concierge_flow::parse_flow(Path::new("pin.toml"), text, &known)
         .unwrap_or_else(|e| panic!("{e:?}"));
-    let (mut run, a) = Run::start(loaded.flow, caller("+1"));
+    let (mut run, a) = Run::start(loaded.flow, caller("+1"), Environment::default());
     assert!(matches!(a, Action::CollectDigits(ref s) if s.secret));
     let req = expect_http(run.handle(Event::Digits("4711".into())));
     assert!(req.redact);

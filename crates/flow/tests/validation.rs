@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use concierge_flow::{check_dir, load_flow, Diagnostic, Severity};
 
+mod common;
+use common::Disk;
+
 fn known(p: &str) -> bool {
     [
         "welcome",
@@ -26,14 +29,14 @@ fn write(name: &str, text: &str) -> PathBuf {
 }
 
 fn errors(name: &str, text: &str) -> Vec<Diagnostic> {
-    match load_flow(&write(name, text), &known) {
+    match load_flow(&Disk, &write(name, text), &known) {
         Ok(l) => panic!("{name} passed validation; warnings {:?}", l.warnings),
         Err(e) => e,
     }
 }
 
 fn warnings(name: &str, text: &str) -> Vec<Diagnostic> {
-    load_flow(&write(name, text), &known)
+    load_flow(&Disk, &write(name, text), &known)
         .unwrap_or_else(|e| panic!("{e:?}"))
         .warnings
 }
@@ -153,6 +156,7 @@ fn toml_syntax_error_has_a_line() {
 fn every_shipped_flow_validates_clean() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
     let prompts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../prompts");
+    #[allow(clippy::disallowed_methods, reason = "the repository's prompt files")]
     let names: Vec<String> = std::fs::read_dir(prompts)
         .unwrap()
         .flatten()
@@ -162,7 +166,7 @@ fn every_shipped_flow_validates_clean() {
                 .map(|s| s.to_string_lossy().into_owned())
         })
         .collect();
-    let diags = check_dir(&dir, &|p| names.iter().any(|n| n == p));
+    let diags = check_dir(&Disk, &dir, &|p| names.iter().any(|n| n == p));
     assert!(diags.is_empty(), "{diags:#?}");
 }
 
@@ -205,6 +209,7 @@ fn lockout_needs_a_locked_exit_and_a_keypad_that_obeys_it() {
 fn early_media_is_a_top_level_switch_off_by_default() {
     let flow = |extra: &str| {
         load_flow(
+            &Disk,
             &write(
                 "early.toml",
                 &format!("start = \"bye\"\n{extra}{GOOD_TAIL}"),
@@ -282,8 +287,9 @@ fn unset_environment_variables_are_warned_about() {
         "env.toml",
         &format!("{LOOKUP_HEAD}url = \"http://crm/x\"\nheaders = {{ Authorization = \"Bearer ${{CRM_TOKEN_SURELY_UNSET}}\" }}\n{LOOKUP_TAIL}"),
     );
+    #[allow(clippy::disallowed_methods, reason = "the test's own scratch file")]
     let text = std::fs::read_to_string(&path).unwrap();
-    let flow = load_flow(&path, &known).unwrap().flow;
+    let flow = load_flow(&Disk, &path, &known).unwrap().flow;
     let w = concierge_flow::unset_env(&path, &text, &flow, &|_| false);
     assert_eq!(w.len(), 1, "{w:?}");
     assert_eq!(w[0].severity, Severity::Warning);

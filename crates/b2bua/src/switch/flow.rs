@@ -61,7 +61,7 @@ impl Switch {
                 "flow started"
             )
         });
-        let (run, action) = Run::start(flow, vars);
+        let (run, action) = Run::start(flow, vars, program.env.clone());
         if let Some(call) = self.calls.get_mut(&id) {
             call.flow = Some(FlowState {
                 run,

@@ -70,6 +70,15 @@ pub(crate) fn file(path: &Path) -> Option<&'static [u8]> {
         .map(|(_, bytes)| *bytes)
 }
 
+/// The paths of the built-in files directly in `dir`.
+pub(crate) fn files_in(dir: &Path) -> impl Iterator<Item = &'static Path> + '_ {
+    let dir = dir.strip_prefix("./").unwrap_or(dir);
+    FILES
+        .iter()
+        .map(|(p, _)| Path::new(*p))
+        .filter(move |p| p.parent() == Some(dir))
+}
+
 /// The built-in WAV files directly in `dir`, as `(prompt name, bytes)`.
 pub(crate) fn wavs(dir: &Path) -> impl Iterator<Item = (&'static str, &'static [u8])> + '_ {
     let dir = dir.strip_prefix("./").unwrap_or(dir);
