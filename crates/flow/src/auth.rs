@@ -47,12 +47,17 @@ pub enum ClientAuth {
 pub struct AuthSpec {
     /// The block's name (`[auth.crm]` → `crm`), for log lines.
     pub name: String,
+    /// The token endpoint (`http://` or `https://`) the client-credentials grant is posted to.
     pub token_url: String,
+    /// The client's public identifier.
     pub client_id: String,
     /// The environment variable holding the client secret, read when a token is fetched.
     pub client_secret_env: String,
+    /// The `scope` parameter of the token request, when the server wants one.
     pub scope: Option<String>,
+    /// The `audience` parameter (an extension some providers require), when set.
     pub audience: Option<String>,
+    /// How the client id and secret reach the token endpoint.
     pub client_auth: ClientAuth,
 }
 

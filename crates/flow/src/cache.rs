@@ -42,7 +42,8 @@ fn default_max_entries() -> usize {
 /// The most entries one node may keep, whatever the flow says: a bound on memory.
 pub(crate) const MAX_ENTRIES_LIMIT: usize = 1_000_000;
 
-/// How an `http` node caches.
+/// How an `http` node caches (its `cache = { … }`), carried on each [`HttpRequest`] so the
+/// caller's [`LookupCache`] knows what to keep and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSpec {
     /// A 2xx answer is reused this long.
@@ -78,6 +79,7 @@ pub enum CacheUse {
 }
 
 impl CacheUse {
+    /// `hit`, `miss` or `stale`: the word call records, metrics and `simulate` use.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Hit => "hit",
@@ -87,7 +89,14 @@ impl CacheUse {
     }
 }
 
-/// Every cached node's answers.
+/// Every cached node's answers, kept by the caller across calls (the interpreter only
+/// describes requests).
+///
+/// For each [`crate::Action::Http`] whose request has a `cache`, the caller first asks
+/// [`Self::fresh`]; with no fresh answer it performs the request and hands the result to
+/// [`Self::settle`], then tells the run how the cache took part
+/// ([`crate::Run::note_cache`]) before reporting the result. Memory is bounded by each
+/// node's `max_entries`.
 #[derive(Debug, Default)]
 pub struct LookupCache {
     nodes: HashMap<String, Lru>,
@@ -113,6 +122,7 @@ struct Entry {
 }
 
 impl LookupCache {
+    /// An empty cache. The switch keeps one for all its calls; `simulate` one per run.
     pub fn new() -> Self {
         Self::default()
     }

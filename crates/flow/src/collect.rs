@@ -7,13 +7,23 @@ use std::time::Instant;
 
 use crate::run::CollectSpec;
 
+/// How a digit collection ended, returned by [`Collector::handle_digit`] and
+/// [`Collector::handle_timeout`]; the media layer reports it to the run as
+/// [`crate::Event::Digits`] or [`crate::Event::InputTimeout`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CollectOutcome {
     /// What was typed (terminator removed; may be outside min/max — the flow judges).
     Digits(String),
+    /// No key before the first-digit timeout.
     NoInput,
 }
 
+/// Collects one keypad entry for [`crate::Action::CollectDigits`], sans-IO.
+///
+/// The media layer creates one per action, calls [`Self::prompt_finished`] when the
+/// prompts end, feeds every key with [`Self::handle_digit`], sleeps until
+/// [`Self::poll_timeout`] and then calls [`Self::handle_timeout`]; the first `Some` outcome
+/// ends the entry.
 #[derive(Debug, Clone)]
 pub struct Collector {
     spec: CollectSpec,
@@ -23,6 +33,7 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// A collector for `spec` with no key yet and no timer running (the prompts play first).
     pub fn new(spec: CollectSpec) -> Self {
         Self {
             spec,
@@ -44,6 +55,9 @@ impl Collector {
         }
     }
 
+    /// One key pressed at `now` (RFC 4733 or in-band). Returns the entry when the key is
+    /// the terminator or the `max`-th digit; otherwise restarts the inter-digit timer.
+    /// Anything but `0-9 * # A-D` is ignored. A key during the prompts counts (barge-in).
     pub fn handle_digit(&mut self, now: Instant, key: char) -> Option<CollectOutcome> {
         if !matches!(key, '0'..='9' | '*' | '#' | 'A'..='D') {
             return None;
@@ -59,10 +73,13 @@ impl Collector {
         None
     }
 
+    /// When [`Self::handle_timeout`] must be called next; `None` while the prompts play.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadline
     }
 
+    /// The timer check at `now`: before the deadline it returns `None`; at or after it,
+    /// the digits so far, or [`CollectOutcome::NoInput`] when there are none.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<CollectOutcome> {
         if self.deadline.is_none_or(|d| now < d) {
             return None;

@@ -4,21 +4,39 @@
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 use serde::Deserialize;
 
+/// How a condition case compares the variable with its value, written by name in a flow
+/// file (`operator = "EqualTo"`). Values are trimmed and, unless the node is
+/// `case_sensitive`, compared in lower case; ordering compares numbers as numbers when
+/// both sides are numbers, text otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Operator {
+    /// Equal (as numbers when both are; for a secret, exact text in constant time).
     EqualTo,
+    /// Not [`Self::EqualTo`].
     NotEqualTo,
+    /// The value occurs in the variable.
     Contains,
+    /// The value does not occur in the variable.
     NotContains,
+    /// The variable begins with the value.
     StartsWith,
+    /// The variable ends with the value.
     EndsWith,
+    /// The variable orders after the value.
     GreaterThan,
+    /// The variable orders after or equal to the value.
     GreaterThanOrEqual,
+    /// The variable orders before the value.
     LessThan,
+    /// The variable orders before or equal to the value.
     LessThanOrEqual,
+    /// The variable is empty or unset (no value needed).
     IsEmpty,
+    /// The variable has a value (no value needed).
     IsNotEmpty,
+    /// The value is a regular expression that matches somewhere in the variable.
     Matches,
+    /// The variable is within `value..=to`.
     Between,
     /// The variable (`system.now`, Unix seconds) falls within the opening hours of the
     /// `[schedules.<value>]` block.

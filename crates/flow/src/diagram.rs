@@ -34,7 +34,8 @@ struct Edge {
     to: String,
 }
 
-/// The flow as Mermaid `flowchart` source.
+/// The flow as Mermaid `flowchart` source, for `concierge diagram` and the README: one box
+/// per node (its kind and what it does), one arrow per exit, labelled with the exit.
 pub fn mermaid(flow: &Flow) -> String {
     let (boxes, edges) = layout(flow);
     let ids = mermaid_ids(&boxes);
@@ -66,7 +67,8 @@ pub fn mermaid(flow: &Flow) -> String {
     out
 }
 
-/// The flow as Graphviz DOT source (`dot -Tsvg`).
+/// The flow as Graphviz DOT source (`dot -Tsvg`), for `concierge diagram --format dot`:
+/// the same nodes and labelled exits as [`mermaid`].
 pub fn dot(flow: &Flow) -> String {
     let (boxes, edges) = layout(flow);
     let mut out = format!(

@@ -18,7 +18,10 @@ use std::sync::Arc;
 ///
 /// `Debug` never prints a value: `${NAME}` is where flows keep tokens and passwords.
 #[derive(Clone)]
-pub struct Environment(Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+pub struct Environment(Arc<Lookup>);
+
+/// Answers one variable's value, `None` when it is not set.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 impl Environment {
     /// An environment that asks `lookup` for a variable each time a template reads it;
@@ -46,7 +49,7 @@ impl Environment {
     }
 
     /// The lookup as the template renderer takes it.
-    pub(crate) fn lookup(&self) -> &(dyn Fn(&str) -> Option<String> + Send + Sync) {
+    pub(crate) fn lookup(&self) -> &Lookup {
         &*self.0
     }
 }

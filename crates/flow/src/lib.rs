@@ -4,11 +4,15 @@
 //! Calling contract: [`Run::start`] returns the first [`Action`]; the caller performs it
 //! (plays prompts, collects digits, makes the HTTP request, transfers, hangs up) and
 //! reports what happened with [`Run::handle`], which returns the next action, until
-//! [`Action::Done`]. The interpreter performs no IO and reads no clock, so a whole flow is
-//! testable with scripted events, and `concierge simulate` is this same interpreter
+//! [`Action::Done`]. The interpreter performs no IO and reads no clock, no environment and
+//! no file: the caller passes the wall time ([`Run::set_clock`]), the values of `${NAME}`
+//! ([`Environment`]), the flow's text ([`parse_flow`]) or the files to read it from
+//! ([`FlowFiles`]), and which prompts exist. So a whole flow is testable with scripted
+//! events, and `concierge simulate` is this same interpreter
 //! driven by a real HTTP client and no SIP at all. [`Collector`] is the digit-collection
 //! state machine a media layer uses to carry out [`Action::CollectDigits`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod auth;
 mod cache;

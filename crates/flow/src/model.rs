@@ -107,8 +107,11 @@ fn default_comfort_after() -> u64 {
 /// `hold` looped until the result arrives (the call is answered first if it still rings).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComfortSpec {
+    /// How long the request may run before the caller hears anything.
     pub after: Duration,
+    /// Played once, first (`one_moment`).
     pub prompt: Option<String>,
+    /// Looped after the prompt until the result arrives (`hold_music`).
     pub hold: Option<String>,
 }
 
@@ -208,22 +211,34 @@ pub(crate) struct HangupFile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferMode {
+    /// SIP REFER in the caller's dialog (RFC 3515); the caller's side places the new call.
     Refer,
+    /// `302 Moved Temporarily` to the target, before the call is answered.
     Redirect,
+    /// A second call leg from the server to the target, media relayed between the two.
     Bridge,
+    /// REFER first; when the caller's side refuses it or it fails, a bridge to the same
+    /// target (the default).
     #[default]
     ReferOrBridge,
 }
 
 /// A flow ready to run: every template parsed, every regex and JSON path compiled.
 #[derive(Debug)]
+///
+/// Built only by validation ([`crate::parse_flow`], [`crate::load_flow`]), so every exit
+/// names a node and every template parses; shared read-only (`Arc`) by all the calls
+/// that run it, each through its own [`crate::Run`].
 pub struct Flow {
+    /// The file's `name`, else its file stem: in logs, metrics and call records.
     pub name: String,
+    /// The node a run enters first.
     pub start: String,
     /// Early media: the call layer sends 183 Session Progress with SDP and plays prompts
     /// before answering; it answers (200) when the flow first needs more than a prompt
     /// (keypad input, a REFER or bridge transfer).
     pub early_media: bool,
+    /// Every node by id.
     pub nodes: BTreeMap<String, Node>,
     /// Variables whose values are redacted in logs and records.
     pub secrets: Vec<String>,
@@ -234,84 +249,144 @@ pub struct Flow {
     pub schedules: BTreeMap<String, crate::Schedule>,
 }
 
+/// One step of a flow, compiled. Exits name other nodes by id. The interpreter runs
+/// `condition` and `set` nodes at once; every other kind produces an [`crate::Action`] and
+/// waits for its outcome ([`Node::waits`]).
 #[derive(Debug)]
 pub enum Node {
+    /// Asks a server for a value and saves it.
     Http {
+        /// Rendered with [`crate::Escape::Url`].
         url: Template,
+        /// `GET`, `POST` or `PUT`, upper case.
         method: String,
+        /// Request headers, values rendered as they are.
         headers: Vec<(String, Template)>,
+        /// The request body, escaped for its content type.
         body: Option<Template>,
+        /// The body's type; `application/json` when unset.
         content_type: Option<String>,
+        /// Where the value is in a JSON answer; `None` saves the whole body, trimmed.
         json_path: Option<JsonPath>,
+        /// The variable the value is saved to.
         save_as: String,
+        /// How long one attempt may take.
         timeout: Duration,
+        /// Further attempts after a transient failure (no answer, 5xx).
         retries: u32,
+        /// The wait before retry `n` is `n` × this.
         backoff: Duration,
+        /// Answers kept and reused across calls.
         cache: Option<crate::CacheSpec>,
+        /// What the caller hears while the request runs.
         comfort: Option<ComfortSpec>,
+        /// The `[auth.<name>]` block whose bearer token the request carries.
         auth: Option<std::sync::Arc<crate::AuthSpec>>,
+        /// The exit after a 2xx whose value was found.
         success: String,
+        /// The exit after every other outcome, retries used up.
         failure: String,
     },
+    /// Compares a variable with each case in order; the first that holds is taken.
     Condition {
+        /// The variable compared (unset reads as empty).
         variable: String,
+        /// Tested in order (all of them, in constant time, for a secret variable).
         cases: Vec<Case>,
+        /// The exit when no case holds.
         default: String,
+        /// Compare as written instead of in lower case.
         case_sensitive: bool,
         /// Taking `default` is a failed attempt in this lockout group.
         lockout: Option<String>,
     },
+    /// Plays a prompt and collects digits into a variable.
     Keypad {
+        /// Played before collecting; a key stops it.
         prompt: String,
+        /// The variable the digits are saved to.
         save_as: String,
+        /// Fewest digits that make a valid entry.
         min: u32,
+        /// Most digits; the entry ends at this many.
         max: u32,
+        /// No key within this after the prompt is no input.
         first_digit_timeout: Duration,
+        /// No further key within this ends the entry.
         inter_digit_timeout: Duration,
+        /// The key that ends an entry early.
         terminator: Option<char>,
+        /// Further attempts after no input or an invalid entry.
         retries: u32,
+        /// Played before the prompt on a retry.
         retry_prompt: Option<String>,
         /// The digits are a secret: `*` in logs and records, compared in constant time.
         secret: bool,
         /// The lockout group this keypad obeys, and the exit it takes while locked.
         lockout: Option<String>,
+        /// The exit while the lockout group is locked for this caller.
         locked: Option<String>,
+        /// The exit after a valid entry.
         done: String,
+        /// The exit after no input, retries used up.
         no_input: String,
+        /// The exit after an entry outside `min..=max` digits, retries used up.
         invalid: String,
     },
+    /// Plays prompts, then moves on.
     Play {
+        /// Prompt names; `spell:{var}` reads a variable back key by key.
         prompts: Vec<String>,
         /// A key stops the prompts and is kept for the next keypad.
         interruptible: bool,
+        /// The exit once the prompts have played.
         next: String,
     },
+    /// Sets variables from templates, in name order, then moves on.
     Set {
+        /// `(variable, value)` pairs.
         values: Vec<(String, Template)>,
+        /// The exit.
         next: String,
     },
+    /// Hands the call to someone else.
     Transfer {
+        /// A `sip:`, `sips:` or `tel:` URI once rendered.
         target: Template,
+        /// Headers for the new call, `Priority` (and its copy) included.
         headers: Vec<(String, Template)>,
+        /// How the call is moved.
         mode: TransferMode,
+        /// Played before the transfer.
         prompt: Option<String>,
+        /// The exit when the transfer fails; without one the call hangs up.
         failed: Option<String>,
     },
+    /// Ends the call.
     Hangup {
+        /// Played before hanging up.
         prompt: Option<String>,
     },
 }
 
+/// One case of a [`Node::Condition`]: when `variable <operator> value` holds, take `exit`.
 #[derive(Debug)]
 pub struct Case {
+    /// How the variable is compared.
     pub operator: Operator,
+    /// The right-hand side, rendered per call (a schedule's name for `WithinSchedule`).
     pub value: Template,
+    /// The upper bound for `Between`; empty otherwise.
     pub to: Template,
+    /// The compiled pattern for `Matches`.
     pub regex: Option<regex::Regex>,
+    /// The node taken when the case holds.
     pub exit: String,
 }
 
 impl Node {
+    /// The node's `type` as written in a flow file (`http`, `keypad`, …), for diagrams,
+    /// logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Http { .. } => "http",

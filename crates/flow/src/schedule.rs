@@ -25,7 +25,8 @@ pub(crate) struct ScheduleFile {
     pub(crate) holidays: Vec<String>,
 }
 
-/// A compiled schedule.
+/// A compiled `[schedules.<name>]` block: weekly hours in one time zone, minus holidays.
+/// Validation builds it; the interpreter asks [`Schedule::contains`] with `system.now`.
 #[derive(Debug, Clone)]
 pub struct Schedule {
     tz: TimeZone,
@@ -44,12 +45,16 @@ struct Window {
 /// Why a schedule block does not compile; `check` shows it with the schedule's name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
+    /// `time_zone` is not in the time-zone database.
     #[error("unknown time zone {0:?} (use an IANA name such as \"Europe/Stockholm\")")]
     TimeZone(String),
+    /// An `hours` entry is not `days HH:MM-HH:MM`.
     #[error("hours {0:?}: write \"mon-fri 08:00-18:00\" (days mon..sun, times HH:MM, 24:00 for midnight)")]
     Hours(String),
+    /// A `holidays` entry is not a date.
     #[error("holiday {0:?} is not a date YYYY-MM-DD")]
     Holiday(String),
+    /// `hours` is empty.
     #[error("no opening hours: the schedule would never be open")]
     Empty,
 }

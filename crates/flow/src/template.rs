@@ -37,10 +37,13 @@ pub const URL_BASE_VARIABLE: &str = "system.directory_url";
 /// where the problem is.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TemplateError {
+    /// A `{` or `${` with no `}` after it.
     #[error("unclosed `{{` at byte {0}")]
     Unclosed(usize),
+    /// A `}` that closes nothing (a literal one is written `}}`).
     #[error("stray `}}` at byte {0} (write `}}}}` for a literal brace)")]
     Stray(usize),
+    /// `{}` or `${}`: no name between the braces.
     #[error("empty name at byte {0}")]
     Empty(usize),
 }
@@ -52,15 +55,24 @@ enum Part {
     Env(String),
 }
 
-/// How values are escaped when rendered.
+/// How values are escaped when rendered: the destination's rules, so a value from the
+/// caller cannot change the text around it. The template's own text is never escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Escape {
+    /// As they are: SIP targets and headers, condition values, `set` values.
     None,
+    /// Percent-encoded (everything outside RFC 3986 `unreserved`), except a leading
+    /// [`URL_BASE_VARIABLE`]: HTTP URLs.
     Url,
+    /// As the inside of a JSON string: JSON bodies.
     Json,
+    /// `application/x-www-form-urlencoded`: form bodies.
     Form,
 }
 
+/// A string with `{variable}` and `${ENV}` references (`{{`/`}}` for literal braces),
+/// parsed once when a flow loads ([`Template::parse`]) and rendered per call
+/// ([`Template::render`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     source: String,
@@ -68,6 +80,8 @@ pub struct Template {
 }
 
 impl Template {
+    /// Parses `source`; validation calls it for every templated field of a flow file and
+    /// reports the error at its byte offset.
     // Flow files are the operator's text, not the network's; every index here is at an
     // ASCII delimiter found in the same string. Fuzzed through the flow_toml target.
     #[allow(clippy::string_slice, clippy::indexing_slicing)]
@@ -130,6 +144,7 @@ impl Template {
         })
     }
 
+    /// The text as written in the flow file (for messages about it).
     pub fn source(&self) -> &str {
         &self.source
     }
@@ -142,6 +157,8 @@ impl Template {
         })
     }
 
+    /// Whether the template reads any `${NAME}`: what it renders may be a secret, so the
+    /// interpreter marks such a URL or transfer for redaction.
     pub fn has_env(&self) -> bool {
         self.parts.iter().any(|p| matches!(p, Part::Env(_)))
     }
@@ -154,7 +171,10 @@ impl Template {
         })
     }
 
-    /// Renders with `vars`; a missing variable renders empty. `env` resolves `${NAME}`.
+    /// Renders with `vars`, each value escaped as `escape` says; a missing variable renders
+    /// empty. `env` resolves `${NAME}` (the interpreter passes the run's
+    /// [`crate::Environment`]; an unset name renders empty). The result may hold secrets:
+    /// the caller decides what may be logged.
     pub fn render(
         &self,
         vars: &BTreeMap<String, String>,

@@ -1,8 +1,8 @@
 //! One broken flow per kind of mistake; each message must name the file, node and field.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use concierge_flow::{check_dir, load_flow, Diagnostic, Severity};
+use concierge_flow::{check_dir, load_flow, Diagnostic, FlowFiles, Severity};
 
 mod common;
 use common::Disk;
@@ -301,4 +301,66 @@ fn unset_environment_variables_are_warned_about() {
         w[0]
     );
     assert!(concierge_flow::unset_env(&path, &text, &flow, &|_| true).is_empty());
+}
+
+/// Files that exist only in memory: what the caller's [`FlowFiles`] says is all the
+/// validator sees.
+struct InMemory(Vec<(PathBuf, String)>);
+
+impl FlowFiles for InMemory {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        self.0
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, t)| t.clone())
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"))
+    }
+
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        let found: Vec<PathBuf> = self
+            .0
+            .iter()
+            .filter(|(p, _)| p.parent() == Some(dir))
+            .map(|(p, _)| p.clone())
+            .collect();
+        if found.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such dir",
+            ));
+        }
+        Ok(found)
+    }
+}
+
+#[test]
+fn flows_are_listed_and_read_only_through_the_caller_s_files() {
+    let good = format!("start = \"bye\"{GOOD_TAIL}");
+    let files = InMemory(vec![
+        (
+            "/nowhere/server.toml".into(),
+            "[sip]\nlisten = \"x\"\n".into(),
+        ),
+        ("/nowhere/flows/b.toml".into(), good.replace("bye", "end")),
+        (
+            "/nowhere/flows/a.toml".into(),
+            "start = \"s\"\n[nodes.s]\ntype = \"play\"\nprompts = [\"nope\"]\nnext = \"s2\"\n"
+                .into(),
+        ),
+    ]);
+    let diags = check_dir(&files, Path::new("/nowhere"), &known);
+    // The server config is no flow; b.toml is clean; a.toml's two mistakes are reported.
+    assert_eq!(diags.len(), 2, "{diags:#?}");
+    assert!(diags
+        .iter()
+        .all(|d| d.file == Path::new("/nowhere/flows/a.toml")));
+    assert!(diags
+        .iter()
+        .any(|d| d.message.contains("unknown prompt \"nope\"")));
+
+    let missing = load_flow(&files, Path::new("/nowhere/flows/c.toml"), &known).unwrap_err();
+    assert_eq!(
+        missing[0].to_string(),
+        "error: /nowhere/flows/c.toml: cannot read: no such file"
+    );
 }

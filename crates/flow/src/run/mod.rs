@@ -7,185 +7,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::env::Environment;
-use crate::model::{Flow, Node, TransferMode};
+use crate::model::{Flow, Node};
 use crate::template::Escape;
+
+mod action;
+mod event;
+mod render;
+
+pub use action::{Action, CollectSpec, HttpRequest};
+pub use event::{Event, HttpFailure, HttpResponse, HttpStep, Step, TransferOutcome};
 
 /// A call's variables: strings by name (`system.caller`, `isVIPCustomer`, …).
 pub type Vars = BTreeMap<String, String>;
-
-/// What the caller of the interpreter must do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Play {
-        prompts: Vec<String>,
-        /// A key stops the prompts; it stays for the next keypad (barge-in).
-        interruptible: bool,
-    },
-    CollectDigits(CollectSpec),
-    /// Boxed: a request is by far the largest action.
-    Http(Box<HttpRequest>),
-    Transfer {
-        target: String,
-        headers: Vec<(String, String)>,
-        mode: TransferMode,
-        prompt: Option<String>,
-        /// The target or a header was rendered from a secret variable or `${ENV}`: logs
-        /// and records must not show them.
-        redact: bool,
-    },
-    Hangup {
-        prompt: Option<String>,
-        reason: String,
-    },
-    /// The flow has ended; nothing more will be asked.
-    Done,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CollectSpec {
-    /// Played first; a key press stops it (barge-in).
-    pub prompts: Vec<String>,
-    pub min: u32,
-    pub max: u32,
-    pub first_digit_timeout: Duration,
-    pub inter_digit_timeout: Duration,
-    pub terminator: Option<char>,
-    /// The digits are a secret (`secret = true`): never shown in logs, records or output.
-    pub secret: bool,
-    /// The keypad's lockout group: while it is locked for this caller, answer
-    /// [`Event::Locked`] instead of collecting.
-    pub lockout: Option<String>,
-}
-
-/// An HTTP request to perform. Header values may hold secrets from the environment, so
-/// `Debug` does not print them.
-#[derive(Clone, PartialEq, Eq)]
-pub struct HttpRequest {
-    pub node: String,
-    pub method: String,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<String>,
-    pub timeout: Duration,
-    /// Wait this long before sending (retry backoff).
-    pub delay: Duration,
-    /// The URL was rendered from a secret variable or `${ENV}`: logs and output show
-    /// `<redacted>` for it. (Header values and the body are never shown.)
-    pub redact: bool,
-    /// The node caches its answers ([`crate::LookupCache`]).
-    pub cache: Option<crate::CacheSpec>,
-    /// The cache key: method, URL, body and the headers not rendered from a secret or
-    /// `${ENV}` (a token that changes must not empty the cache). Never shown.
-    pub cache_key: Option<String>,
-    /// Audio for the caller while the request is in flight.
-    pub comfort: Option<crate::ComfortSpec>,
-    /// The request carries a bearer token from this `[auth.<name>]` block.
-    pub auth: Option<Arc<crate::AuthSpec>>,
-}
-
-impl std::fmt::Debug for HttpRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpRequest")
-            .field("node", &self.node)
-            .field("method", &self.method)
-            .field("url", &self.url_for_log())
-            .field(
-                "headers",
-                &self
-                    .headers
-                    .iter()
-                    .map(|(n, _)| n.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .field("timeout", &self.timeout)
-            .field("cache", &self.cache.is_some())
-            .field("auth", &self.auth.as_ref().map(|a| a.name.as_str()))
-            .finish()
-    }
-}
-
-impl HttpRequest {
-    /// The URL as logs may show it.
-    pub fn url_for_log(&self) -> &str {
-        if self.redact {
-            "<redacted>"
-        } else {
-            &self.url
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpResponse {
-    pub status: u16,
-    pub body: Vec<u8>,
-    pub latency: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HttpFailure {
-    Connect(String),
-    Timeout,
-    Other(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransferOutcome {
-    Succeeded,
-    Failed(String),
-}
-
-/// What happened since the last action. `Debug` shows how many digits, never which.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Event {
-    PromptFinished,
-    /// Digits collected for [`Action::CollectDigits`], terminator removed.
-    Digits(String),
-    InputTimeout,
-    /// The keypad's lockout group is locked for this caller: no digits were collected.
-    Locked,
-    HttpResult(Result<HttpResponse, HttpFailure>),
-    TransferResult(TransferOutcome),
-    HungUp,
-}
-
-impl std::fmt::Debug for Event {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::PromptFinished => f.write_str("PromptFinished"),
-            Self::Digits(d) => write!(f, "Digits({} keys)", d.chars().count()),
-            Self::InputTimeout => f.write_str("InputTimeout"),
-            Self::Locked => f.write_str("Locked"),
-            Self::HttpResult(r) => f.debug_tuple("HttpResult").field(r).finish(),
-            Self::TransferResult(t) => f.debug_tuple("TransferResult").field(t).finish(),
-            Self::HungUp => f.write_str("HungUp"),
-        }
-    }
-}
-
-/// One node visited, with the exit it took.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    pub node: String,
-    pub exit: Option<String>,
-}
-
-/// One HTTP exchange, for the call record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpStep {
-    pub node: String,
-    pub status: Option<u16>,
-    pub outcome: String,
-    pub latency: Duration,
-    /// `hit`, `miss` or `stale` when the node caches.
-    pub cache: Option<&'static str>,
-}
 
 const MAX_STEPS: usize = 1000;
 
 /// The wall time in Unix seconds, set by the call layer ([`Run::set_clock`]).
 pub(crate) const NOW: &str = "system.now";
 
+/// One call's walk through a [`Flow`]: where it is, its variables, what it has done.
+///
+/// The call layer owns one per call: [`Run::start`] when the call arrives, then
+/// [`Run::handle`] with each outcome until [`Action::Done`]; the accessors feed logs and the
+/// call record. It performs no IO and reads no clock, environment or file.
 pub struct Run {
     flow: Arc<Flow>,
     vars: Vars,
@@ -230,6 +74,8 @@ impl Run {
         (run, action)
     }
 
+    /// The call's variables as they stand, secrets in clear: for the interpreter's
+    /// callers' decisions, never for logs (use [`Self::vars_redacted`]).
     pub fn vars(&self) -> &Vars {
         &self.vars
     }
@@ -280,18 +126,30 @@ impl Run {
         self.vars.insert(NOW.into(), unix_s.to_string());
     }
 
+    /// The nodes visited so far, in order, with the exit each took (the call record's
+    /// `path`).
     pub fn trace(&self) -> &[Step] {
         &self.trace
     }
 
+    /// Every HTTP exchange so far, retries included, in order (the call record's `http`).
     pub fn http_steps(&self) -> &[HttpStep] {
         &self.http
     }
 
+    /// The node waiting for an outcome; `None` once the run is over.
     pub fn current_node(&self) -> Option<&str> {
         self.current.as_deref()
     }
 
+    /// Reports the outcome of the last action and returns the next one.
+    ///
+    /// The call layer calls it once per outcome (after [`Self::set_clock`]). The run follows
+    /// the node's exit and runs on through nodes that need nothing from outside, so the
+    /// action returned is always one to carry out. An event the current node did not ask
+    /// for repeats its action, except at an `http` node, which answers [`Action::Done`] and
+    /// keeps waiting for its result; [`Event::HungUp`], or any event after the end, returns
+    /// [`Action::Done`].
     pub fn handle(&mut self, event: Event) -> Action {
         let Some(id) = self.current.clone() else {
             return Action::Done;
@@ -545,203 +403,6 @@ impl Run {
                 _ => return self.first_action(&id, node),
             }
         }
-    }
-
-    fn first_action(&mut self, id: &str, node: &Node) -> Action {
-        match node {
-            Node::Play {
-                prompts,
-                interruptible,
-                ..
-            } => Action::Play {
-                prompts: self.expand(prompts),
-                interruptible: *interruptible,
-            },
-            Node::Keypad { .. } => self.collect_action(node, false),
-            Node::Http { .. } => self.http_action(id, node),
-            Node::Transfer {
-                target,
-                headers,
-                mode,
-                prompt,
-                ..
-            } => Action::Transfer {
-                redact: self
-                    .sensitive(std::iter::once(target).chain(headers.iter().map(|(_, t)| t))),
-                target: target.render(&self.vars, self.env.lookup(), Escape::None),
-                headers: headers
-                    .iter()
-                    .map(|(n, t)| {
-                        (
-                            n.clone(),
-                            t.render(&self.vars, self.env.lookup(), Escape::None),
-                        )
-                    })
-                    .collect(),
-                mode: *mode,
-                prompt: prompt.clone(),
-            },
-            Node::Hangup { prompt: Some(p) } => {
-                self.hanging_up = true;
-                Action::Play {
-                    prompts: vec![p.clone()],
-                    interruptible: false,
-                }
-            }
-            Node::Hangup { prompt: None } => {
-                self.leave(None);
-                Action::Hangup {
-                    prompt: None,
-                    reason: format!("flow ended at {id}"),
-                }
-            }
-            Node::Condition { .. } | Node::Set { .. } => Action::Done,
-        }
-    }
-
-    /// Expands `spell:{var}` entries into one digit prompt per key of the value.
-    fn expand(&self, prompts: &[String]) -> Vec<String> {
-        let mut out = Vec::new();
-        for p in prompts {
-            let Some(t) = p.strip_prefix("spell:") else {
-                out.push(p.clone());
-                continue;
-            };
-            let Ok(t) = crate::Template::parse(t) else {
-                continue;
-            };
-            for key in t
-                .render(&self.vars, self.env.lookup(), Escape::None)
-                .chars()
-            {
-                let name = match key {
-                    '0'..='9' => format!("digit_{key}"),
-                    '*' => "digit_star".into(),
-                    '#' => "digit_pound".into(),
-                    'A'..='D' | 'a'..='d' => format!("digit_{}", key.to_ascii_lowercase()),
-                    _ => continue,
-                };
-                out.push(name);
-            }
-        }
-        out
-    }
-
-    /// Whether any of `templates` reads a secret variable or the environment.
-    fn sensitive<'a>(&self, mut templates: impl Iterator<Item = &'a crate::Template>) -> bool {
-        templates.any(|t| t.has_env() || t.variables().any(|v| self.is_secret(v)))
-    }
-
-    fn repeat_action(&mut self, node: &Node) -> Action {
-        let id = self.current.clone().unwrap_or_default();
-        match node {
-            Node::Http { .. } => Action::Done,
-            _ => self.first_action(&id, node),
-        }
-    }
-
-    fn collect_action(&self, node: &Node, retry: bool) -> Action {
-        let Node::Keypad {
-            prompt,
-            min,
-            max,
-            first_digit_timeout,
-            inter_digit_timeout,
-            terminator,
-            retry_prompt,
-            secret,
-            lockout,
-            ..
-        } = node
-        else {
-            return Action::Done;
-        };
-        let mut prompts = Vec::new();
-        if retry {
-            prompts.extend(retry_prompt.clone());
-        }
-        prompts.push(prompt.clone());
-        Action::CollectDigits(CollectSpec {
-            prompts,
-            min: *min,
-            max: *max,
-            first_digit_timeout: *first_digit_timeout,
-            inter_digit_timeout: *inter_digit_timeout,
-            terminator: *terminator,
-            secret: *secret,
-            lockout: lockout.clone(),
-        })
-    }
-
-    fn http_action(&self, id: &str, node: &Node) -> Action {
-        let Node::Http {
-            url,
-            method,
-            headers,
-            body,
-            content_type,
-            timeout,
-            backoff,
-            cache,
-            comfort,
-            auth,
-            ..
-        } = node
-        else {
-            return Action::Done;
-        };
-        let escape = match content_type.as_deref() {
-            Some(ct) if ct.contains("x-www-form-urlencoded") => Escape::Form,
-            _ => Escape::Json,
-        };
-        let mut hdrs: Vec<(String, String)> = headers
-            .iter()
-            .map(|(n, t)| {
-                (
-                    n.clone(),
-                    t.render(&self.vars, self.env.lookup(), Escape::None),
-                )
-            })
-            .collect();
-        if body.is_some() {
-            hdrs.push((
-                "Content-Type".into(),
-                content_type
-                    .clone()
-                    .unwrap_or_else(|| "application/json".into()),
-            ));
-        }
-        // Header values and the body are never logged or printed; the URL is.
-        let redact = self.sensitive(std::iter::once(url));
-        let url = url.render(&self.vars, self.env.lookup(), Escape::Url);
-        let body = body
-            .as_ref()
-            .map(|b| b.render(&self.vars, self.env.lookup(), escape));
-        let cache_key = cache.map(|_| {
-            let mut key = format!("{method} {url}\n");
-            for ((name, t), (_, value)) in headers.iter().zip(&hdrs) {
-                if !self.sensitive(std::iter::once(t)) {
-                    key.push_str(&format!("{name}: {value}\n"));
-                }
-            }
-            key.push('\n');
-            key.push_str(body.as_deref().unwrap_or(""));
-            key
-        });
-        Action::Http(Box::new(HttpRequest {
-            redact,
-            node: id.to_owned(),
-            method: method.clone(),
-            url,
-            headers: hdrs,
-            body,
-            timeout: *timeout,
-            delay: *backoff * self.attempts,
-            cache: *cache,
-            cache_key,
-            comfort: comfort.clone(),
-            auth: auth.clone(),
-        }))
     }
 }
 
