@@ -531,3 +531,46 @@ fn in_early_media_comfort_audio_plays_before_any_answer() {
         "comfort audio in early media"
     );
 }
+
+const TOKEN_LOOKUP: &str = r#"
+start = "lookup"
+[nodes.lookup]
+type = "http"
+url = "http://127.0.0.1:9/customers/{system.caller}?key=${CRM_KEY}"
+headers = { Authorization = "Bearer ${CRM_TOKEN}" }
+save_as = "vip"
+success = "bye"
+failure = "bye"
+[nodes.bye]
+type = "hangup"
+"#;
+
+#[test]
+fn env_references_resolve_from_the_program_s_environment_and_stay_out_of_records() {
+    // The switch reads no environment: `${NAME}` gets what the program carries (the
+    // binary puts its process environment there).
+    let mut rig = Rig::new(TOKEN_LOOKUP, Catalogue::default(), 0);
+    let loaded =
+        concierge_flow::parse_flow(std::path::Path::new("t.toml"), TOKEN_LOOKUP, &|_| true)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    rig.switch.set_program(Program {
+        default_flow: Some(loaded.flow),
+        env: concierge_flow::Environment::from_pairs([("CRM_TOKEN", "t0ken"), ("CRM_KEY", "k3y")]),
+        ..Default::default()
+    });
+    rig.send(&invite("e1"));
+    let (_, req) = &rig.http[0];
+    assert!(req.url.ends_with("?key=k3y"), "{}", req.url);
+    assert!(req
+        .headers
+        .contains(&("Authorization".into(), "Bearer t0ken".into())));
+    assert_eq!(req.url_for_log(), "<redacted>", "a URL built from ${{ENV}}");
+    let out = rig.http_result(200, "yes");
+    assert_eq!(statuses(&out), vec![480], "the hangup, never answered");
+    let record = format!("{:?}", rig.records);
+    assert_eq!(rig.records.len(), 1);
+    assert!(
+        !record.contains("t0ken") && !record.contains("k3y"),
+        "{record}"
+    );
+}

@@ -408,3 +408,37 @@ fn oauth2_with_a_wrong_secret_takes_the_failure_exit_with_a_clear_log_line() {
         "no lookup without a token"
     );
 }
+
+#[test]
+fn the_shipped_flow_s_bearer_token_comes_from_the_server_s_environment() {
+    // `${NAME}` resolves from the `concierge` process's environment: the binary hands it to
+    // the switch (the flow and b2bua crates read none themselves). The variable is renamed
+    // because `start_vip_env` turns every `CRM` in the flow into the stub's URL.
+    const TOKEN: &str = "env-token-5b7e1c";
+    let crm = crm(Duration::ZERO);
+    let base = crm.url();
+    let server = start_vip_env(
+        "fast-track-env-token",
+        |f| pointed_at(&base)(f).replace("${CRM_TOKEN}", "${LOOKUP_TOKEN}"),
+        TRUST_LOOPBACK,
+        "",
+        &[("LOOKUP_TOKEN", TOKEN)],
+    );
+    let (to, rec) = vip_call(&server, VIP, "env-token-1");
+    assert!(to.starts_with("<sip:vip-desk@"), "{to}\n{rec}");
+    let seen = crm.seen();
+    assert_eq!(seen.len(), 1, "one lookup");
+    let bearer = format!("Bearer {TOKEN}");
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some(bearer.as_str()),
+        "{}",
+        common::tail(&server.log(), 60)
+    );
+    // The token is in no log line (at debug) and no record.
+    let log = server.log();
+    let records = std::fs::read_to_string(server.dir.join("calls.jsonl")).unwrap();
+    for text in [&log, &records] {
+        assert!(!text.contains(TOKEN), "the token leaked");
+    }
+}
