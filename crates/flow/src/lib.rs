@@ -8,9 +8,9 @@
 //! no file: the caller passes the wall time ([`Run::set_clock`]), the values of `${NAME}`
 //! ([`Environment`]), the flow's text ([`parse_flow`]) or the files to read it from
 //! ([`FlowFiles`]), and which prompts exist. So a whole flow is testable with scripted
-//! events, and `concierge simulate` is this same interpreter
-//! driven by a real HTTP client and no SIP at all. [`Collector`] is the digit-collection
-//! state machine a media layer uses to carry out [`Action::CollectDigits`].
+//! events, and `concierge simulate` is this same interpreter driven by a real HTTP client
+//! and no SIP at all. [`Collector`] is the digit-collection state machine a media layer
+//! uses to carry out [`Action::CollectDigits`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
