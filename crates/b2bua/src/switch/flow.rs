@@ -433,13 +433,12 @@ impl Switch {
     }
 
     /// The result of an [`Output::Http`] request.
-    pub fn handle_http_result(
+    pub(super) fn on_http_result(
         &mut self,
         now: Instant,
         id: CallRef,
         result: Result<HttpResponse, HttpFailure>,
     ) {
-        self.last_now = now;
         let Some(flow) = self.calls.get_mut(&id).and_then(|c| c.flow.as_mut()) else {
             return;
         };

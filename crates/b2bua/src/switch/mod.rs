@@ -14,6 +14,7 @@ mod admit;
 mod bridge;
 mod carrier;
 mod comfort;
+mod contract;
 mod dns;
 mod family;
 mod flow;
@@ -154,14 +155,6 @@ impl Switch {
         }
     }
 
-    /// Installs a new program (flows and prompts, after a reload): calls that arrive from
-    /// now on run it, while every call in progress keeps the flows and prompts it started
-    /// with until it ends — a reload never changes a call under a caller's feet.
-    pub fn set_program(&mut self, program: Program) {
-        self.program = std::sync::Arc::new(program);
-        self.stats.programs_installed += 1;
-    }
-
     /// Counters of what has no call record (see [`crate::SwitchStats`]).
     pub fn stats(&self) -> crate::stats::SwitchStats {
         self.stats
@@ -181,13 +174,7 @@ impl Switch {
         self.calls.is_empty()
     }
 
-    /// Stop taking calls: new INVITEs get 503 while existing calls run to their end.
-    pub fn start_draining(&mut self) {
-        self.draining = true;
-    }
-
-    pub fn handle_sip_datagram(&mut self, now: Instant, peer: Peer, data: &[u8]) {
-        self.last_now = now;
+    fn on_datagram(&mut self, now: Instant, peer: Peer, data: &[u8]) {
         if self.refuse_early(now, peer, data) {
             return;
         }
@@ -195,8 +182,7 @@ impl Switch {
         self.pump(now);
     }
 
-    pub fn handle_sip_framed(&mut self, now: Instant, peer: Peer, head: &[u8], body: &[u8]) {
-        self.last_now = now;
+    fn on_stream_message(&mut self, now: Instant, peer: Peer, head: &[u8], body: &[u8]) {
         if self.refuse_early(now, peer, head) {
             return;
         }
@@ -204,25 +190,8 @@ impl Switch {
         self.pump(now);
     }
 
-    /// A message framed from a connection whose peer proved who it is (a client
-    /// certificate verified against `[sip] tls_client_ca`): an INVITE in it is from a
-    /// trusted peer, whatever its address, so its P-Asserted-Identity is believed.
-    pub fn handle_sip_framed_authenticated(
-        &mut self,
-        now: Instant,
-        peer: Peer,
-        head: &[u8],
-        body: &[u8],
-    ) {
-        // Everything the message causes is handled within this call (pump drains it).
-        self.authenticated_input = true;
-        self.handle_sip_framed(now, peer, head, body);
-        self.authenticated_input = false;
-    }
-
     /// The driver bound `port`: the call it was for rings and its flow starts.
-    pub fn media_port_ready(&mut self, now: Instant, port: u16) {
-        self.last_now = now;
+    fn on_port_bound(&mut self, now: Instant, port: u16) {
         let Some(&id) = self.by_port.get(&port) else {
             return;
         };
@@ -244,8 +213,7 @@ impl Switch {
 
     /// The driver could not bind `port`. A port another program holds is never handed out
     /// again; the call waiting for it tries another before giving up with 503.
-    pub fn media_port_failed(&mut self, now: Instant, port: u16, error: PortError) {
-        self.last_now = now;
+    fn on_port_failed(&mut self, now: Instant, port: u16, error: PortError) {
         if error == PortError::InUse {
             self.ports.retire(port);
         }
@@ -336,8 +304,7 @@ impl Switch {
     /// A datagram arrived on a call's RTP port. On an encrypted leg it is checked and
     /// decrypted first (a forged or replayed packet goes no further); after that the relay,
     /// RFC 4733 events and in-band detection see plain RTP either way.
-    pub fn handle_rtp(&mut self, now: Instant, port: u16, from: std::net::SocketAddr, data: &[u8]) {
-        self.last_now = now;
+    fn on_rtp(&mut self, now: Instant, port: u16, from: std::net::SocketAddr, data: &[u8]) {
         let Some(&id) = self.by_port.get(&port) else {
             return;
         };
@@ -375,8 +342,7 @@ impl Switch {
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.last_now = now;
+    fn on_timeout(&mut self, now: Instant) {
         self.endpoint.handle_timeout(now);
         while let Some(&(at, id)) = self.expiry.first() {
             if at > now {
@@ -403,7 +369,8 @@ impl Switch {
         self.pump(now);
     }
 
-    pub fn poll_timeout(&mut self) -> Option<Instant> {
+    /// The earliest deadline of any call, transaction, maximum duration or the pacing tick.
+    fn next_deadline(&mut self) -> Option<Instant> {
         while let Some(Reverse((at, id))) = self.timers.peek().copied() {
             if self.calls.get(&id).is_some_and(|c| c.armed == Some(at)) {
                 break;
@@ -416,13 +383,6 @@ impl Switch {
             .into_iter()
             .flatten()
             .min()
-    }
-
-    pub fn poll_output(&mut self) -> Option<Output> {
-        if let Some(o) = self.outputs.pop_front() {
-            return Some(o);
-        }
-        self.endpoint.poll_transmit().map(Output::Sip)
     }
 
     /// Hands endpoint events to the calls until the endpoint has nothing more to say.
@@ -944,7 +904,7 @@ impl Switch {
 
     /// Moves an answered call to `target` by REFER (RFC 3515) in its dialog. The outcome
     /// arrives later through the NOTIFYs, the REFER's response or the transfer timeout.
-    pub fn transfer(&mut self, now: Instant, id: CallRef, mode: TransferMode, target: &str) {
+    fn transfer(&mut self, now: Instant, id: CallRef, mode: TransferMode, target: &str) {
         match mode {
             TransferMode::Refer => self.start_refer(now, id, target, None),
             TransferMode::Redirect => self.redirect(now, id, target),
@@ -1118,7 +1078,7 @@ impl Switch {
     }
 
     /// Ends an answered call from our side with BYE (§15.1.1).
-    pub fn hang_up(&mut self, now: Instant, id: CallRef, why: &str) {
+    pub(super) fn hang_up(&mut self, now: Instant, id: CallRef, why: &str) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1159,8 +1119,7 @@ impl Switch {
 
     /// The last step of a shutdown: every call still here (a BYE nobody answers, say) is
     /// dropped now, each with its record.
-    pub fn abandon_all(&mut self, now: Instant) {
-        self.last_now = now;
+    fn abandon_all(&mut self) {
         let ids: Vec<CallRef> = self.calls.keys().copied().collect();
         for id in ids {
             self.end_call(id, EndedBy::Concierge, "server shut down");
@@ -1168,7 +1127,7 @@ impl Switch {
     }
 
     /// Ends every call: BYE for answered ones, 503 for the ones still ringing.
-    pub fn hang_up_all(&mut self, now: Instant, why: &str) {
+    fn hang_up_all(&mut self, now: Instant, why: &str) {
         let ids: Vec<CallRef> = self.calls.keys().copied().collect();
         for id in ids {
             self.end_from_our_side(now, id, StatusCode::SERVICE_UNAVAILABLE, why);
