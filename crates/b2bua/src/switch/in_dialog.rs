@@ -11,7 +11,6 @@ use concierge_sip::wire::{response_to, HeaderName, Method, Request, Response, St
 use tracing::{debug, info, warn};
 
 use super::{family, srtp, Switch};
-use crate::call::Phase;
 use crate::output::CallRef;
 use crate::record::EndedBy;
 use crate::transfer::{self, ReferProgress, TransferOutcome, TransferResult};
@@ -41,7 +40,7 @@ impl Switch {
             return self.on_leg_request(now, id, key, request);
         }
         let _g = call.span.clone().entered();
-        let request = if call.phase == Phase::Early {
+        let request = if call.state.is_early() {
             match self.on_early_dialog_request(now, id, key.clone(), request) {
                 Some(r) => r,
                 None => return,
@@ -52,7 +51,7 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if let Some(d) = call.dialog.as_mut() {
+        if let Some(d) = call.state.dialog_mut() {
             if let Err(rejection) = d.handle_remote_request(&request) {
                 let r = response_to(&request, rejection.status(), None);
                 self.endpoint.respond(now, &key, r);
@@ -165,7 +164,7 @@ impl Switch {
                     call.span
                         .in_scope(|| info!(send = audio.send, "session changed by re-INVITE"));
                     // Early media runs before the ACK: an UPDATE changes it too.
-                    if call.phase == Phase::Confirmed || call.media.is_started() {
+                    if call.state.is_confirmed() || call.media.is_started() {
                         let r = self.endpoint.random_u64();
                         call.media.start(
                             now,

@@ -9,7 +9,7 @@ use concierge_sip::wire::{HeaderName, StatusCode};
 use tracing::warn;
 
 use super::{family, srtp, Switch, MAX_PORT_ATTEMPTS};
-use crate::call::Phase;
+use crate::call::CallState;
 use crate::output::{CallRef, Output, PortError};
 use crate::record::EndedBy;
 
@@ -27,10 +27,13 @@ impl Switch {
             self.pump(now);
             return;
         }
-        if call.port_bound || call.phase != Phase::Early {
+        if !call.state.awaits_port() {
             return;
         }
-        call.port_bound = true;
+        call.state = CallState::Early {
+            port_bound: true,
+            answer_at: None,
+        };
         self.ring(now, id);
         self.pump(now);
     }
@@ -62,7 +65,7 @@ impl Switch {
             PortError::Other => "bind failed",
         };
         warn!(port, why, "RTP port could not be bound");
-        if call.port_bound || call.phase != Phase::Early {
+        if !call.state.awaits_port() {
             return;
         }
         let next = (call.port_attempts < MAX_PORT_ATTEMPTS)

@@ -8,7 +8,6 @@ use concierge_sip::wire::{response_to, HeaderName, Method, StatusCode};
 use tracing::{info, warn};
 
 use super::{shown, Switch};
-use crate::call::Phase;
 use crate::output::CallRef;
 use crate::record::EndedBy;
 use crate::record::TransferRecord;
@@ -39,7 +38,7 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(dialog) = call.dialog.as_mut() else {
+        let Some(dialog) = call.state.dialog_mut() else {
             return;
         };
         let contact = dialog.local_contact.clone();
@@ -76,12 +75,12 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.phase != Phase::Early {
+        if !call.state.is_early() {
             call.span
                 .in_scope(|| warn!("redirect asked for an answered call; ignored"));
             return;
         }
-        call.answer_at = None;
+        call.state.clear_answer_at();
         let mut r = response_to(
             &call.invite,
             StatusCode::MOVED_TEMPORARILY,

@@ -15,7 +15,7 @@ use concierge_sip::{Peer, Untrusted};
 use tracing::{debug, info, info_span, warn};
 
 use super::{srtp, Switch, ACCEPT, ALLOW};
-use crate::call::{Call, Phase};
+use crate::call::{Call, CallState};
 use crate::output::{CallRef, Output};
 use crate::record::EndedBy;
 
@@ -151,17 +151,16 @@ impl Switch {
             id,
             Call {
                 span,
-                phase: Phase::Early,
+                state: CallState::Early {
+                    port_bound: false,
+                    answer_at: None,
+                },
                 invite,
                 invite_key: key,
                 peer,
                 local_tag,
-                dialog: None,
-                answer: None,
-                bye_key: None,
                 arrived: now,
                 rtp_port: Some(port),
-                port_bound: false,
                 port_attempts: 1,
                 audio,
                 local_sdp: Some(local_sdp),
@@ -178,7 +177,6 @@ impl Switch {
                 identity,
                 redact_target: false,
                 lockout: None,
-                answer_at: None,
                 expires: now + self.cfg.max_call_duration,
                 media_timeout: self.cfg.media_timeout,
                 armed: None,
@@ -204,7 +202,9 @@ impl Switch {
         } else if self.cfg.answer_after.is_zero() {
             self.answer(now, id);
         } else if let Some(call) = self.calls.get_mut(&id) {
-            call.answer_at = Some(now + self.cfg.answer_after);
+            if let CallState::Early { answer_at, .. } = &mut call.state {
+                *answer_at = Some(now + self.cfg.answer_after);
+            }
             self.rearm(id);
         }
     }
@@ -238,14 +238,13 @@ impl Switch {
         let bytes = ok.to_bytes();
         let dialog = Dialog::uas(&call.invite, &call.local_tag, contact, 0);
         self.by_dialog.insert(dialog.id.clone(), id);
-        call.dialog = Some(dialog);
-        call.answer = Some(AnswerRetransmit::new(
+        let retransmit = AnswerRetransmit::new(
             now,
             bytes,
             call.peer.transport.is_reliable(),
             self.cfg.timers,
-        ));
-        call.phase = Phase::Answered;
+        );
+        call.state = CallState::Answered { dialog, retransmit };
         call.answered = Some(now);
         let key = call.invite_key.clone();
         self.endpoint.respond(now, &key, ok);
@@ -262,9 +261,8 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if let Some(a) = call.answer.as_mut() {
-            a.handle_ack();
-        }
+        // An ACK ends the 200's retransmission, in whatever state it finds the call.
+        let confirmed = call.state.confirm();
         // Late offer: the ACK carries the answer to the offer in our 200 (§13.2.1).
         if call.audio.is_none() && !ack.body.is_empty() {
             let ours = srtp::offer_key(self.cfg.srtp, &call.srtp_key);
@@ -273,14 +271,12 @@ impl Switch {
                 Err(OfferError::NotAcceptable(why)) => {
                     call.span
                         .in_scope(|| warn!(%why, "unusable answer in the ACK; hanging up"));
-                    call.phase = Phase::Confirmed;
                     self.hang_up(now, id, "unusable SDP answer");
                     return;
                 }
             }
         }
-        if call.phase == Phase::Answered {
-            call.phase = Phase::Confirmed;
+        if confirmed {
             call.span.in_scope(|| info!("call confirmed by ACK"));
             self.start_media(now, id);
         }
@@ -320,7 +316,7 @@ impl Switch {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        if call.phase != Phase::Early {
+        if !call.state.is_early() {
             return;
         }
         let _g = call.span.clone().entered();

@@ -8,7 +8,7 @@ use concierge_sip::wire::{response_to, Method, StatusCode};
 use tracing::info;
 
 use super::{carrier, Switch};
-use crate::call::Phase;
+use crate::call::CallState;
 use crate::output::{CallRef, Output};
 use crate::record::EndedBy;
 
@@ -18,23 +18,21 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(dialog) = call.dialog.as_mut() else {
-            return;
-        };
-        if call.phase == Phase::Ending {
+        if !call.state.is_up() {
+            // Not answered yet (nothing to BYE), or our BYE is already out.
             return;
         }
+        let Some(dialog) = call.state.dialog_mut() else {
+            return;
+        };
         let bye = dialog.new_request(Method::Bye);
-        call.phase = Phase::Ending;
+        let peer = dialog.next_hop(call.peer);
         call.ending
             .get_or_insert((EndedBy::Concierge, why.to_owned()));
         call.span.in_scope(|| info!(why, "hanging up"));
-        let peer = dialog.next_hop(call.peer);
         let key = self.endpoint.send_request(now, bye, peer);
         self.by_client_tsx.insert(key.clone(), id);
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.bye_key = Some(key);
-        }
+        call.state.end_with(key);
         // The media is over once we said BYE: the port goes back to the pool now, not
         // when (or whether) the peer answers the BYE up to 64·T1 later.
         self.release_port(now, id);
@@ -69,20 +67,19 @@ impl Switch {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        match call.phase {
-            Phase::Early => {
+        match call.state {
+            CallState::Early { .. } => {
                 let r = response_to(&call.invite, early_status, Some(&call.local_tag));
                 let key = call.invite_key.clone();
                 self.endpoint.respond(now, &key, r);
                 self.end_call(id, EndedBy::Concierge, why);
             }
-            Phase::Answered | Phase::Confirmed => self.hang_up(now, id, why),
-            Phase::Ending => {}
+            CallState::Answered { .. } | CallState::Confirmed { .. } => self.hang_up(now, id, why),
+            CallState::Ending { .. } => {}
         }
     }
 
-    /// The call is over for the caller; its state goes once nothing is pending.
-    /// The call is over; `by` is who ended it.
+    /// The call is over; `by` is who ended it (kept when someone was named first).
     pub(super) fn end_call(&mut self, id: CallRef, by: EndedBy, why: &str) {
         if let Some(call) = self.calls.get_mut(&id) {
             call.ending.get_or_insert((by, why.to_owned()));
@@ -109,7 +106,7 @@ impl Switch {
             .in_scope(|| info!(by = %record.ended_by, why = %record.reason, "call ended"));
         self.outputs.push_back(Output::Record(Box::new(record)));
         self.by_invite.remove(&call.invite_key);
-        if let Some(d) = &call.dialog {
+        if let Some(d) = call.state.dialog() {
             self.by_dialog.remove(&d.id);
         }
         self.by_dialog.remove(&carrier::early_dialog_id(&call));
@@ -119,8 +116,8 @@ impl Switch {
         {
             self.by_client_tsx.remove(&r.key);
         }
-        if let Some(k) = &call.bye_key {
-            self.by_client_tsx.remove(k);
+        if let CallState::Ending { bye, .. } = &call.state {
+            self.by_client_tsx.remove(bye);
         }
     }
 }

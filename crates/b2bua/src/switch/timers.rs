@@ -10,7 +10,7 @@ use concierge_sip::wire::StatusCode;
 use tracing::warn;
 
 use super::Switch;
-use crate::call::Phase;
+use crate::call::CallState;
 use crate::output::CallRef;
 use crate::record::EndedBy;
 use crate::transfer::TransferOutcome;
@@ -63,10 +63,12 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.answer_at.is_some_and(|at| at <= now) {
-            call.answer_at = None;
-            self.answer(now, id);
-            return;
+        if let CallState::Early { answer_at, .. } = &mut call.state {
+            if answer_at.is_some_and(|at| at <= now) {
+                *answer_at = None;
+                self.answer(now, id);
+                return;
+            }
         }
         if self.comfort_due(now, id)
             || self.collect_timeout(now, id)
@@ -90,13 +92,17 @@ impl Switch {
             self.refer_finished(now, id, TransferOutcome::Failed(why.into()));
             return;
         }
-        let event = call.answer.as_mut().and_then(|a| a.handle_timeout(now));
+        let event = call
+            .state
+            .retransmit_mut()
+            .and_then(|a| a.handle_timeout(now));
         match event {
             Some(AnswerEvent::Retransmit(bytes)) => self.endpoint.send_raw(call.peer, bytes),
+            // Our BYE is already out: the 200 simply stops.
+            Some(AnswerEvent::AckTimeout) if call.state.is_ending() => {}
             Some(AnswerEvent::AckTimeout) => {
                 call.span
                     .in_scope(|| warn!("no ACK for our 200 OK; ending the call with BYE"));
-                call.phase = Phase::Confirmed;
                 call.ending = Some((EndedBy::Network, "no ACK".into()));
                 self.hang_up(now, id, "no ACK");
             }
@@ -123,7 +129,7 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.phase == Phase::Ending {
+        if call.state.is_ending() {
             self.end_call(id, EndedBy::Concierge, "maximum call duration");
             return;
         }
