@@ -193,7 +193,7 @@ pub(crate) struct Call {
     pub(crate) ending: Option<(EndedBy, String)>,
     pub(crate) refer: Option<ReferTransfer>,
     /// The second leg of a bridged transfer.
-    pub(crate) bridge: Option<Box<crate::bridge::Leg>>,
+    pub(crate) bridge: Option<Box<crate::leg::Leg>>,
     pub(crate) transfer_record: Option<TransferRecord>,
     /// When the flow first asked for a transfer (answer-to-transfer time, in the record).
     pub(crate) transfer_started: Option<Instant>,

@@ -40,13 +40,13 @@
 #![forbid(unsafe_code)]
 
 mod admission;
-mod bridge;
 mod call;
 mod call_media;
 mod carrier;
 mod config;
 mod identity;
 mod input;
+mod leg;
 mod lockout;
 mod output;
 mod program;
@@ -57,10 +57,10 @@ mod transfer;
 mod transfer_token;
 
 pub use admission::AdmissionConfig;
-pub use bridge::OutboundAuth;
 pub use config::SwitchConfig;
 pub use identity::{identify, CallerIdentity, CidrError, TrustedPeers};
 pub use input::{Command, Input};
+pub use leg::OutboundAuth;
 pub use lockout::LockoutConfig;
 pub use output::{CallRef, Output, PortError, Resolve};
 pub use program::Program;

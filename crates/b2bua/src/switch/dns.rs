@@ -12,7 +12,7 @@ use concierge_sip::Peer;
 use tracing::info;
 
 use super::Switch;
-use crate::bridge::LegState;
+use crate::leg::LegState;
 use crate::output::{CallRef, Resolve};
 
 /// Addresses of one name we try at most (a long SRV list stays bounded).
