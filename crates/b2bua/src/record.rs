@@ -129,7 +129,9 @@ pub struct HttpOutcome {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TransferRecord {
-    pub mode: &'static str,
+    /// How the transfer was made: `refer`, `redirect` or `bridge` (a `refer_or_bridge`
+    /// says which of the two it came to).
+    pub mode: crate::TransferMode,
     pub target: String,
     pub result: String,
     /// When the flow started the transfer (ms since the Unix epoch).
@@ -177,7 +179,7 @@ mod tests {
 
     fn transfer(result: &str) -> TransferRecord {
         TransferRecord {
-            mode: "refer",
+            mode: crate::TransferMode::Refer,
             target: "sip:desk@example.com".into(),
             result: result.into(),
             started_ms: None,

@@ -15,7 +15,7 @@ use super::{Switch, MAX_PORT_ATTEMPTS};
 use crate::leg::{peer_for, Leg, LegState};
 use crate::output::{CallRef, Output, PortError};
 use crate::record::{RelayedPackets, TransferRecord};
-use crate::transfer::TransferOutcome;
+use crate::transfer::{TransferMode, TransferOutcome};
 
 /// The prompt the caller hears while the target rings, when the catalogue has it.
 const HOLD_PROMPT: &str = "please_hold";
@@ -340,7 +340,7 @@ impl Switch {
                         None => "answered".into(),
                     };
                     call.transfer_record = Some(TransferRecord {
-                        mode: "bridge",
+                        mode: TransferMode::Bridge,
                         target,
                         result,
                         started_ms: None,
@@ -466,7 +466,7 @@ impl Switch {
             call.span
                 .in_scope(|| info!(target = %super::shown(call.redact_target, target), %why, "bridged transfer failed"));
             call.transfer_record = Some(TransferRecord {
-                mode: "bridge",
+                mode: TransferMode::Bridge,
                 target: target.to_owned(),
                 result: format!("failed: {why}"),
                 started_ms: None,

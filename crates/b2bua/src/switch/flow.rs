@@ -207,12 +207,12 @@ impl Switch {
                 flow.waiting = Waiting::Transfer;
                 match mode {
                     TransferMode::Redirect if call.state.is_early() => {
-                        let done = flow.run.handle(Event::TransferResult(
-                            concierge_flow::TransferOutcome::Succeeded,
-                        ));
+                        let done = flow
+                            .run
+                            .handle(Event::TransferResult(TransferOutcome::Succeeded));
                         debug_assert_eq!(done, Action::Done);
                         flow.waiting = Waiting::Done;
-                        self.transfer(now, id, crate::TransferMode::Redirect, &uri);
+                        self.transfer(now, id, TransferMode::Redirect, &uri);
                         None
                     }
                     TransferMode::Bridge => {
@@ -225,7 +225,7 @@ impl Switch {
                     }
                     // refer, or a redirect asked too late to be one.
                     _ => {
-                        self.transfer(now, id, crate::TransferMode::Refer, &uri);
+                        self.transfer(now, id, TransferMode::Refer, &uri);
                         None
                     }
                 }
@@ -483,11 +483,7 @@ impl Switch {
             return;
         }
         flow.waiting = Waiting::Nothing;
-        let event = match outcome {
-            TransferOutcome::Succeeded => concierge_flow::TransferOutcome::Succeeded,
-            TransferOutcome::Failed(why) => concierge_flow::TransferOutcome::Failed(why.clone()),
-        };
-        self.feed(now, id, Event::TransferResult(event));
+        self.feed(now, id, Event::TransferResult(outcome.clone()));
     }
 
     /// The caller went away: the flow records where it was.

@@ -88,7 +88,7 @@ impl Switch {
         );
         r.headers.push(HeaderName::CONTACT, format!("<{target}>"));
         call.transfer_record = Some(TransferRecord {
-            mode: "redirect",
+            mode: TransferMode::Redirect,
             target: target.to_owned(),
             result: "redirected".into(),
             started_ms: None,
@@ -119,7 +119,7 @@ impl Switch {
         call.span
             .in_scope(|| info!(target = %shown(call.redact_target, &refer.target), %result, "REFER transfer finished"));
         call.transfer_record = Some(TransferRecord {
-            mode: "refer",
+            mode: TransferMode::Refer,
             target: refer.target,
             result,
             started_ms: None,
