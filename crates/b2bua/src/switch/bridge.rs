@@ -11,7 +11,7 @@ use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::{CSeq, HeaderName, Method, NameAddr, Request, Response, SipUri};
 use tracing::{debug, info, warn};
 
-use super::{Switch, MAX_PORT_ATTEMPTS};
+use super::Switch;
 use crate::leg::{peer_for, Leg, LegState};
 use crate::output::{CallRef, Output, PortError};
 use crate::record::{RelayedPackets, TransferRecord};
@@ -230,22 +230,14 @@ impl Switch {
             return;
         };
         leg.port = None;
-        if error == PortError::Other {
-            self.ports.release(port, now);
-        }
         let (target, attempts) = (leg.target.clone(), leg.port_attempts);
-        let next = (attempts < MAX_PORT_ATTEMPTS)
-            .then(|| self.ports.allocate(now))
-            .flatten();
-        let Some(next) = next else {
+        let Some(next) = self.rebind(now, id, port, error, attempts) else {
             return self.bridge_failed(now, id, &target, "no RTP port could be bound".into());
         };
         if let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) {
             leg.port = Some(next);
             leg.port_attempts += 1;
         }
-        self.by_port.insert(next, id);
-        self.outputs.push_back(Output::MediaOpen { port: next });
     }
 
     /// A response to the leg's INVITE (any, including 2xx retransmissions).
