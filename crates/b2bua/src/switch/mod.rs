@@ -167,6 +167,7 @@ impl Switch {
         self.draining
     }
 
+    /// Calls in the switch now (ringing, up or ending).
     pub fn call_count(&self) -> usize {
         self.calls.len()
     }
