@@ -24,6 +24,7 @@ mod media;
 mod ports;
 mod records;
 mod refer;
+mod refresh;
 mod relay;
 mod rtp_in;
 mod setup;
