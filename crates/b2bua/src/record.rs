@@ -39,7 +39,7 @@ pub struct CallRecord {
     /// started with across reloads.
     pub flow_version: Option<String>,
     /// How the call ended, for counting: `transferred`, `hung_up`, `failed` or `refused`
-    /// (see [`outcome`]).
+    /// (see `outcome` in this module).
     pub outcome: &'static str,
     /// The caller's number as the flow used it (`system.caller`): P-Asserted-Identity
     /// from a trusted peer, else From; empty when anonymous.

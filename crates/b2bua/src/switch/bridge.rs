@@ -123,7 +123,7 @@ impl Switch {
         };
         leg.port_bound = true;
         if leg.dns.is_some() {
-            // The INVITE goes once the name is resolved (`handle_resolved`).
+            // The INVITE goes once the name is resolved (`Input::Resolved`).
             return;
         }
         let Some(caller_audio) = call.audio.clone() else {

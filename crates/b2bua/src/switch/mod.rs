@@ -67,7 +67,7 @@ pub struct Switch {
     ports: RtpPorts,
     /// The time of the input being handled, for records.
     last_now: Instant,
-    /// What new calls run; each call keeps the one it started with (see `set_program`).
+    /// What new calls run; each call keeps the one it started with (see `Command::Install`).
     program: std::sync::Arc<Program>,
     stats: crate::stats::SwitchStats,
     /// Calls with media, for the paced sender.
