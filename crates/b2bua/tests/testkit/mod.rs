@@ -18,9 +18,9 @@
     reason = "the kit's one base instant; the rest is virtual time"
 )]
 
-pub mod rtp;
-pub mod sip;
-pub mod vip;
+pub(crate) mod rtp;
+pub(crate) mod sip;
+pub(crate) mod vip;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -34,83 +34,85 @@ use concierge_flow::{HttpFailure, HttpRequest, HttpResponse};
 use concierge_sip::wire::{parse_datagram, Message, Request, Response, Transport};
 use concierge_sip::Peer;
 
-pub use sip::{Caller, Desk};
+pub(crate) use sip::Caller;
+#[allow(unused_imports, reason = "not every test file bridges")]
+pub(crate) use sip::Desk;
 
 /// Our host as the kit's switch advertises it (Contact, Via, `system.local_host`): a
 /// documentation address, so nothing in a test can reach a real host by mistake.
-pub const HOST: &str = "192.0.2.10";
+pub(crate) const HOST: &str = "192.0.2.10";
 /// Our SIP port (`system.local_host` is `HOST:SIP_PORT`).
-pub const SIP_PORT: u16 = 5060;
+pub(crate) const SIP_PORT: u16 = 5060;
 /// A softphone on an untrusted address: its From is only claimed.
-pub const PHONE: &str = "127.0.0.1:5061";
+pub(crate) const PHONE: &str = "127.0.0.1:5061";
 /// A carrier gateway listed in `trusted_peers`: its P-Asserted-Identity is believed.
-pub const CARRIER: &str = "127.0.0.2:5060";
+pub(crate) const CARRIER: &str = "127.0.0.2:5060";
 /// The customer API's base URL (`system.directory_url`).
-pub const CRM: &str = "http://crm.test";
+pub(crate) const CRM: &str = "http://crm.test";
 /// Wall-clock time of the kit's base instant (Unix seconds), for records.
-pub const EPOCH_S: u64 = 1_800_000_000;
+pub(crate) const EPOCH_S: u64 = 1_800_000_000;
 
 /// One SIP message the switch sent.
 #[derive(Debug, Clone)]
-pub struct Sent {
+pub(crate) struct Sent {
     /// Virtual time it left.
-    pub at: Instant,
-    pub to: SocketAddr,
-    pub message: Message,
+    pub(crate) at: Instant,
+    pub(crate) to: SocketAddr,
+    pub(crate) message: Message,
     /// Handed out by an inbox already.
-    pub read: bool,
+    pub(crate) read: bool,
 }
 
 /// One RTP packet the switch sent.
 #[derive(Debug, Clone)]
-pub struct RtpSent {
-    pub at: Instant,
+pub(crate) struct RtpSent {
+    pub(crate) at: Instant,
     /// Our port it left from.
-    pub port: u16,
-    pub to: SocketAddr,
-    pub packet: bytes::Bytes,
+    pub(crate) port: u16,
+    pub(crate) to: SocketAddr,
+    pub(crate) packet: bytes::Bytes,
 }
 
 /// An HTTP request of a flow, as the driver would have performed it.
 #[derive(Debug, Clone)]
-pub struct HttpCall {
-    pub call: CallRef,
-    pub request: HttpRequest,
+pub(crate) struct HttpCall {
+    pub(crate) call: CallRef,
+    pub(crate) request: HttpRequest,
     /// When the switch asked for it (the answer's latency counts from here).
-    pub at: Instant,
+    pub(crate) at: Instant,
 }
 
 /// A switch, its virtual clock and everything it did.
-pub struct Kit {
+pub(crate) struct Kit {
     switch: Switch,
     /// The base instant: the switch's wall clock reads [`EPOCH_S`] here.
-    pub base: Instant,
+    pub(crate) base: Instant,
     /// Virtual now.
-    pub now: Instant,
+    pub(crate) now: Instant,
     /// Every SIP message the switch sent, in order.
-    pub sip: Vec<Sent>,
+    pub(crate) sip: Vec<Sent>,
     /// The first byte of each prompt's frames, by law: which prompt a packet carries.
     prompt_bytes: HashMap<u8, String>,
-    pub rtp: Vec<RtpSent>,
-    pub records: Vec<CallRecord>,
+    pub(crate) rtp: Vec<RtpSent>,
+    pub(crate) records: Vec<CallRecord>,
     /// RTP ports bound now (opened and not yet closed).
-    pub open_ports: Vec<u16>,
+    pub(crate) open_ports: Vec<u16>,
     /// Every port the switch asked to open, and to close, in order.
-    pub opened: Vec<u16>,
-    pub closed: Vec<u16>,
+    pub(crate) opened: Vec<u16>,
+    pub(crate) closed: Vec<u16>,
     /// Ports "another program" holds: binding them fails.
-    pub held_ports: Vec<u16>,
+    pub(crate) held_ports: Vec<u16>,
     /// Requests not answered yet, oldest first.
-    pub http: VecDeque<HttpCall>,
+    pub(crate) http: VecDeque<HttpCall>,
     /// Every request the switch asked for.
-    pub http_log: Vec<HttpCall>,
+    pub(crate) http_log: Vec<HttpCall>,
     /// Names the switch asked to resolve (RFC 3263), not answered yet.
-    pub resolves: VecDeque<Resolve>,
+    pub(crate) resolves: VecDeque<Resolve>,
 }
 
 /// The configuration the kit's switch runs with unless a test says otherwise: our host is
 /// [`HOST`], the [`CARRIER`] is trusted, the CRM is [`CRM`], the seed is fixed.
-pub fn config() -> SwitchConfig {
+pub(crate) fn config() -> SwitchConfig {
     SwitchConfig {
         advertised_host: HOST.into(),
         sip_port: SIP_PORT,
@@ -124,7 +126,7 @@ pub fn config() -> SwitchConfig {
 }
 
 /// A program whose default flow is `toml` (prompts: none; every prompt name passes).
-pub fn program(toml: &str) -> Program {
+pub(crate) fn program(toml: &str) -> Program {
     let loaded = concierge_flow::parse_flow(std::path::Path::new("t.toml"), toml, &|_| true)
         .unwrap_or_else(|e| panic!("not a valid flow: {e:?}"));
     Program {
@@ -151,7 +153,7 @@ fn prompt_bytes(program: &Program) -> HashMap<u8, String> {
     bytes
 }
 
-pub fn peer(addr: &str) -> Peer {
+pub(crate) fn peer(addr: &str) -> Peer {
     Peer {
         transport: Transport::Udp,
         addr: addr.parse().expect("host:port"),
@@ -160,17 +162,17 @@ pub fn peer(addr: &str) -> Peer {
 
 impl Kit {
     /// The reference VIP flow (`config/flows/vip.toml`) with tiny prompts, on [`config`].
-    pub fn vip() -> Self {
+    pub(crate) fn vip() -> Self {
         Self::with(config(), vip::program())
     }
 
     /// The reference VIP flow on `cfg`.
-    pub fn vip_with(cfg: SwitchConfig) -> Self {
+    pub(crate) fn vip_with(cfg: SwitchConfig) -> Self {
         Self::with(cfg, vip::program())
     }
 
     /// A switch with `cfg` running `program`; virtual time starts now.
-    pub fn with(cfg: SwitchConfig, program: Program) -> Self {
+    pub(crate) fn with(cfg: SwitchConfig, program: Program) -> Self {
         let prompt_bytes = prompt_bytes(&program);
         let base = Instant::now();
         let wall = WallClock {
@@ -196,12 +198,12 @@ impl Kit {
     }
 
     /// Virtual time since the kit started.
-    pub fn elapsed(&self) -> Duration {
+    pub(crate) fn elapsed(&self) -> Duration {
         self.now - self.base
     }
 
     /// Advances virtual time by `by`, firing every deadline on the way at its own time.
-    pub fn advance(&mut self, by: Duration) {
+    pub(crate) fn advance(&mut self, by: Duration) {
         let until = self.now + by;
         let mut same = 0u32;
         while let Some(at) = self.next_deadline().filter(|at| *at <= until) {
@@ -221,18 +223,18 @@ impl Kit {
         self.now = until;
     }
 
-    pub fn advance_ms(&mut self, ms: u64) {
+    pub(crate) fn advance_ms(&mut self, ms: u64) {
         self.advance(Duration::from_millis(ms));
     }
 
     /// SIP sent to `to` not yet handed out by an inbox.
-    pub fn inbox(&mut self, to: SocketAddr) -> Vec<Message> {
+    pub(crate) fn inbox(&mut self, to: SocketAddr) -> Vec<Message> {
         self.take_sent(|s| s.to == to)
     }
 
     /// The SIP messages not yet handed out that `pick` picks, in order; they count as
     /// handed out from now on.
-    pub fn take_sent(&mut self, pick: impl Fn(&Sent) -> bool) -> Vec<Message> {
+    pub(crate) fn take_sent(&mut self, pick: impl Fn(&Sent) -> bool) -> Vec<Message> {
         self.sip
             .iter_mut()
             .filter(|s| !s.read && pick(s))
@@ -246,7 +248,7 @@ impl Kit {
     /// The prompts whose audio went to `to` at or after `since`, in order (a prompt
     /// sounding over several packets, or looped, once; silence skipped). Only prompts made
     /// of one level (the kit's) are told apart.
-    pub fn heard(&self, to: SocketAddr, since: Instant) -> Vec<String> {
+    pub(crate) fn heard(&self, to: SocketAddr, since: Instant) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for p in self.rtp_to(to, since) {
             let payload = rtp::payload(&p.packet);
@@ -266,12 +268,12 @@ impl Kit {
     }
 
     /// Every SIP message ever sent to `to`, with its time.
-    pub fn sent_to(&self, to: SocketAddr) -> Vec<&Sent> {
+    pub(crate) fn sent_to(&self, to: SocketAddr) -> Vec<&Sent> {
         self.sip.iter().filter(|s| s.to == to).collect()
     }
 
     /// The record of the call `call_id`.
-    pub fn record(&self, call_id: &str) -> &CallRecord {
+    pub(crate) fn record(&self, call_id: &str) -> &CallRecord {
         self.records
             .iter()
             .find(|r| r.call_id == call_id)
@@ -279,12 +281,12 @@ impl Kit {
     }
 
     /// Whether the call `call_id` has ended (its record is written).
-    pub fn ended(&self, call_id: &str) -> bool {
+    pub(crate) fn ended(&self, call_id: &str) -> bool {
         self.records.iter().any(|r| r.call_id == call_id)
     }
 
     /// The oldest unanswered HTTP request.
-    pub fn http_request(&self) -> &HttpRequest {
+    pub(crate) fn http_request(&self) -> &HttpRequest {
         &self
             .http
             .front()
@@ -294,7 +296,7 @@ impl Kit {
 
     /// Answers the oldest HTTP request with `status` and `body`; its latency is the
     /// virtual time since it was asked for.
-    pub fn http_reply(&mut self, status: u16, body: &str) {
+    pub(crate) fn http_reply(&mut self, status: u16, body: &str) {
         let call = self.http.pop_front().expect("an HTTP request to answer");
         let latency = self.now - call.at;
         self.input_http(
@@ -308,13 +310,13 @@ impl Kit {
     }
 
     /// Answers the oldest HTTP request with a failure (refused, timed out …).
-    pub fn http_fail(&mut self, failure: HttpFailure) {
+    pub(crate) fn http_fail(&mut self, failure: HttpFailure) {
         let call = self.http.pop_front().expect("an HTTP request to answer");
         self.input_http(call.call, Err(failure));
     }
 
     /// Answers the HTTP request of `call` (a late answer, say) with `status` and `body`.
-    pub fn http_reply_to(&mut self, call: CallRef, status: u16, body: &str) {
+    pub(crate) fn http_reply_to(&mut self, call: CallRef, status: u16, body: &str) {
         self.http.retain(|h| h.call != call);
         self.input_http(
             call,
@@ -326,8 +328,32 @@ impl Kit {
         );
     }
 
+    /// When packets of prompt `name` left for `to`.
+    pub(crate) fn sounded(&self, to: SocketAddr, name: &str) -> Vec<Instant> {
+        self.rtp_to(to, self.base)
+            .into_iter()
+            .filter(|p| {
+                let payload = rtp::payload(&p.packet);
+                payload.iter().all(|b| Some(b) == payload.first())
+                    && payload
+                        .first()
+                        .and_then(|b| self.prompt_bytes.get(b))
+                        .is_some_and(|n| n == name)
+            })
+            .map(|p| p.at)
+            .collect()
+    }
+
+    /// When the first SIP request `method` left for `to`.
+    pub(crate) fn request_sent_at(&self, to: SocketAddr, method: &str) -> Option<Instant> {
+        self.sip.iter().find_map(|s| match &s.message {
+            Message::Request(r) if s.to == to && r.method.as_str() == method => Some(s.at),
+            _ => None,
+        })
+    }
+
     /// RTP sent to `to` at or after `since`.
-    pub fn rtp_to(&self, to: SocketAddr, since: Instant) -> Vec<&RtpSent> {
+    pub(crate) fn rtp_to(&self, to: SocketAddr, since: Instant) -> Vec<&RtpSent> {
         self.rtp
             .iter()
             .filter(|p| p.to == to && p.at >= since)
@@ -339,7 +365,7 @@ impl Kit {
 
 impl Kit {
     /// A SIP datagram from `from`.
-    pub fn sip_from(&mut self, from: SocketAddr, text: &str) {
+    pub(crate) fn sip_from(&mut self, from: SocketAddr, text: &str) {
         let peer = Peer {
             transport: Transport::Udp,
             addr: from,
@@ -350,20 +376,20 @@ impl Kit {
     }
 
     /// A SIP message framed from a stream connection of `peer` (TCP, TLS).
-    pub fn sip_framed(&mut self, peer: Peer, head: &[u8], body: &[u8]) {
+    pub(crate) fn sip_framed(&mut self, peer: Peer, head: &[u8], body: &[u8]) {
         self.switch.handle_sip_framed(self.now, peer, head, body);
         self.drain();
     }
 
     /// As [`Self::sip_framed`], from a peer whose client certificate was verified.
-    pub fn sip_framed_authenticated(&mut self, peer: Peer, head: &[u8], body: &[u8]) {
+    pub(crate) fn sip_framed_authenticated(&mut self, peer: Peer, head: &[u8], body: &[u8]) {
         self.switch
             .handle_sip_framed_authenticated(self.now, peer, head, body);
         self.drain();
     }
 
     /// A datagram from `from` on our RTP port `port`.
-    pub fn rtp_in(&mut self, port: u16, from: SocketAddr, packet: &[u8]) {
+    pub(crate) fn rtp_in(&mut self, port: u16, from: SocketAddr, packet: &[u8]) {
         self.switch.handle_rtp(self.now, port, from, packet);
         self.drain();
     }
@@ -378,7 +404,7 @@ impl Kit {
     }
 
     /// Answers the oldest name lookup the switch asked for.
-    pub fn resolved(&mut self, result: Result<Vec<Peer>, String>) {
+    pub(crate) fn resolved(&mut self, result: Result<Vec<Peer>, String>) {
         let r = self.resolves.pop_front().expect("a name to resolve");
         self.switch.handle_resolved(self.now, r.id, result);
         self.drain();
@@ -454,58 +480,58 @@ impl Kit {
     }
 
     /// Stop taking calls (new INVITEs get 503); calls in progress run to their end.
-    pub fn start_draining(&mut self) {
+    pub(crate) fn start_draining(&mut self) {
         self.switch.start_draining();
     }
 
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.switch.is_draining()
     }
 
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         self.switch.is_idle()
     }
 
-    pub fn call_count(&self) -> usize {
+    pub(crate) fn call_count(&self) -> usize {
         self.switch.call_count()
     }
 
-    pub fn stats(&self) -> SwitchStats {
+    pub(crate) fn stats(&self) -> SwitchStats {
         self.switch.stats()
     }
 
-    pub fn refused_invites(&self) -> u64 {
+    pub(crate) fn refused_invites(&self) -> u64 {
         self.switch.refused_invites()
     }
 
-    pub fn set_program(&mut self, program: Program) {
+    pub(crate) fn set_program(&mut self, program: Program) {
         self.switch.set_program(program);
     }
 
-    pub fn set_overloaded(&mut self, on: bool) {
+    pub(crate) fn set_overloaded(&mut self, on: bool) {
         self.switch.set_overloaded(on);
     }
 
     /// Moves call `call` to `target` (the driver's transfer command).
-    pub fn transfer(&mut self, call: CallRef, mode: TransferMode, target: &str) {
+    pub(crate) fn transfer(&mut self, call: CallRef, mode: TransferMode, target: &str) {
         self.switch.transfer(self.now, call, mode, target);
         self.drain();
     }
 
     /// Ends answered call `call` from our side with BYE.
-    pub fn hang_up(&mut self, call: CallRef, why: &str) {
+    pub(crate) fn hang_up(&mut self, call: CallRef, why: &str) {
         self.switch.hang_up(self.now, call, why);
         self.drain();
     }
 
     /// Ends every call (a shutdown): BYE or 503.
-    pub fn hang_up_all(&mut self, why: &str) {
+    pub(crate) fn hang_up_all(&mut self, why: &str) {
         self.switch.hang_up_all(self.now, why);
         self.drain();
     }
 
     /// Drops every call still here, each with its record (the last step of a shutdown).
-    pub fn abandon_all(&mut self) {
+    pub(crate) fn abandon_all(&mut self) {
         self.switch.abandon_all(self.now);
         self.drain();
     }
@@ -513,14 +539,14 @@ impl Kit {
 
 // ---- Reading what was sent -----------------------------------------------------------------
 
-pub fn response(m: &Message) -> &Response {
+pub(crate) fn response(m: &Message) -> &Response {
     match m {
         Message::Response(r) => r,
         other => panic!("expected a response, got {other:?}"),
     }
 }
 
-pub fn request(m: &Message) -> &Request {
+pub(crate) fn request(m: &Message) -> &Request {
     match m {
         Message::Request(r) => r,
         other => panic!("expected a request, got {other:?}"),
@@ -528,7 +554,7 @@ pub fn request(m: &Message) -> &Request {
 }
 
 /// The status codes among `out`, in order.
-pub fn statuses(out: &[Message]) -> Vec<u16> {
+pub(crate) fn statuses(out: &[Message]) -> Vec<u16> {
     out.iter()
         .filter_map(|m| match m {
             Message::Response(r) => Some(r.status.0),
@@ -538,7 +564,7 @@ pub fn statuses(out: &[Message]) -> Vec<u16> {
 }
 
 /// `"200 INVITE"`-style summaries of the responses among `out`.
-pub fn answers(out: &[Message]) -> Vec<String> {
+pub(crate) fn answers(out: &[Message]) -> Vec<String> {
     out.iter()
         .filter_map(|m| match m {
             Message::Response(r) => Some(format!("{} {}", r.status.0, r.cseq.method.as_str())),
@@ -548,7 +574,7 @@ pub fn answers(out: &[Message]) -> Vec<String> {
 }
 
 /// The methods of the requests among `out`, in order.
-pub fn methods(out: &[Message]) -> Vec<String> {
+pub(crate) fn methods(out: &[Message]) -> Vec<String> {
     out.iter()
         .filter_map(|m| match m {
             Message::Request(r) => Some(r.method.as_str().to_owned()),
@@ -558,7 +584,7 @@ pub fn methods(out: &[Message]) -> Vec<String> {
 }
 
 /// The first `method` request among `out`.
-pub fn find_request(out: &[Message], method: &str) -> Request {
+pub(crate) fn find_request(out: &[Message], method: &str) -> Request {
     out.iter()
         .find_map(|m| match m {
             Message::Request(r) if r.method.as_str() == method => Some(r.clone()),
@@ -568,7 +594,7 @@ pub fn find_request(out: &[Message], method: &str) -> Request {
 }
 
 /// The first response with `code` among `out`.
-pub fn find_response(out: &[Message], code: u16) -> Response {
+pub(crate) fn find_response(out: &[Message], code: u16) -> Response {
     out.iter()
         .find_map(|m| match m {
             Message::Response(r) if r.status.0 == code => Some(r.clone()),
@@ -578,7 +604,7 @@ pub fn find_response(out: &[Message], code: u16) -> Response {
 }
 
 /// A header of a request or response.
-pub fn header<'a>(m: &'a Message, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(m: &'a Message, name: &str) -> Option<&'a str> {
     let name = concierge_sip::wire::HeaderName::new(name);
     match m {
         Message::Request(r) => r.header(&name),
@@ -587,7 +613,7 @@ pub fn header<'a>(m: &'a Message, name: &str) -> Option<&'a str> {
 }
 
 /// The port of the `m=audio` line of an SDP body.
-pub fn sdp_port(body: &[u8]) -> Option<u16> {
+pub(crate) fn sdp_port(body: &[u8]) -> Option<u16> {
     String::from_utf8_lossy(body)
         .lines()
         .find_map(|l| l.strip_prefix("m=audio "))
@@ -595,7 +621,7 @@ pub fn sdp_port(body: &[u8]) -> Option<u16> {
 }
 
 /// The direction attribute of an SDP body (`sendrecv` when none is written).
-pub fn sdp_direction(body: &[u8]) -> String {
+pub(crate) fn sdp_direction(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     ["sendrecv", "sendonly", "recvonly", "inactive"]
         .into_iter()
@@ -605,7 +631,7 @@ pub fn sdp_direction(body: &[u8]) -> String {
 }
 
 /// A record's path as `node(exit) > node(exit)`; `-` for a node left without an exit.
-pub fn path(rec: &CallRecord) -> String {
+pub(crate) fn path(rec: &CallRecord) -> String {
     rec.path
         .iter()
         .map(|s| format!("{}({})", s.node, s.exit.as_deref().unwrap_or("-")))
@@ -614,7 +640,7 @@ pub fn path(rec: &CallRecord) -> String {
 }
 
 /// A flow variable of a record.
-pub fn var<'a>(rec: &'a CallRecord, name: &str) -> Option<&'a str> {
+pub(crate) fn var<'a>(rec: &'a CallRecord, name: &str) -> Option<&'a str> {
     rec.variables
         .iter()
         .find(|(k, _)| k == name)

@@ -5,14 +5,14 @@
 /// One RTP stream of a caller: its SSRC, and the sequence number and timestamp of the
 /// next packet.
 #[derive(Debug, Clone)]
-pub struct Stream {
-    pub ssrc: u32,
-    pub seq: u16,
-    pub ts: u32,
+pub(crate) struct Stream {
+    pub(crate) ssrc: u32,
+    pub(crate) seq: u16,
+    pub(crate) ts: u32,
 }
 
 impl Stream {
-    pub fn new(ssrc: u32) -> Self {
+    pub(crate) fn new(ssrc: u32) -> Self {
         Self {
             ssrc,
             seq: 1,
@@ -30,7 +30,7 @@ impl Stream {
     }
 
     /// One 20 ms audio frame of `payload_type` filled with `byte`.
-    pub fn audio(&mut self, payload_type: u8, byte: u8) -> Vec<u8> {
+    pub(crate) fn audio(&mut self, payload_type: u8, byte: u8) -> Vec<u8> {
         let ts = self.ts;
         let mut p = self.header(payload_type, false, ts);
         p.extend([byte; 160]);
@@ -40,7 +40,7 @@ impl Stream {
 
     /// One key press as RFC 4733 events of payload type `event_pt`: a start packet with
     /// the marker bit, one update, then the end packet three times (redundancy, §2.5.1.4).
-    pub fn press(&mut self, event_pt: u8, key: char) -> Vec<Vec<u8>> {
+    pub(crate) fn press(&mut self, event_pt: u8, key: char) -> Vec<Vec<u8>> {
         let event = event_code(key);
         let ts = self.ts;
         let mut packets = Vec::new();
@@ -65,7 +65,7 @@ impl Stream {
 }
 
 /// The RFC 4733 event code of a key (§3.2).
-pub fn event_code(key: char) -> u8 {
+pub(crate) fn event_code(key: char) -> u8 {
     match key {
         '0'..='9' => key as u8 - b'0',
         '*' => 10,
@@ -77,22 +77,22 @@ pub fn event_code(key: char) -> u8 {
 
 /// The four payload bytes of a telephone-event (§2.3): event, E bit and volume 10,
 /// duration.
-pub fn event_payload(event: u8, end: bool, duration: u16) -> [u8; 4] {
+pub(crate) fn event_payload(event: u8, end: bool, duration: u16) -> [u8; 4] {
     let d = duration.to_be_bytes();
     [event, if end { 0x80 | 10 } else { 10 }, d[0], d[1]]
 }
 
 /// The payload type of an RTP packet.
-pub fn payload_type(packet: &[u8]) -> u8 {
+pub(crate) fn payload_type(packet: &[u8]) -> u8 {
     packet[1] & 0x7f
 }
 
 /// Whether the marker bit is set.
-pub fn marker(packet: &[u8]) -> bool {
+pub(crate) fn marker(packet: &[u8]) -> bool {
     packet[1] & 0x80 != 0
 }
 
 /// The payload of a plain RTP packet (no CSRCs, no extension).
-pub fn payload(packet: &[u8]) -> &[u8] {
+pub(crate) fn payload(packet: &[u8]) -> &[u8] {
     &packet[12..]
 }

@@ -11,10 +11,10 @@ use super::rtp::Stream;
 use super::{sdp_port, Kit, HOST, PHONE, SIP_PORT};
 
 /// The codecs a caller offers: PCMA, PCMU and telephone-event.
-pub const EVENT_PT: u8 = 101;
+pub(crate) const EVENT_PT: u8 = 101;
 
 /// A caller's SDP at `media`, version `version`, with `direction`.
-pub fn caller_sdp(media: SocketAddr, version: u32, direction: &str) -> String {
+pub(crate) fn caller_sdp(media: SocketAddr, version: u32, direction: &str) -> String {
     let ip = media.ip();
     format!(
         "v=0\r\no=- 4711 {version} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP 8 0 {EVENT_PT}\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:{EVENT_PT} telephone-event/8000\r\na=fmtp:{EVENT_PT} 0-15\r\na={direction}\r\n",
@@ -24,27 +24,27 @@ pub fn caller_sdp(media: SocketAddr, version: u32, direction: &str) -> String {
 
 /// One call placed to the switch, from the caller's side.
 #[derive(Debug, Clone)]
-pub struct Caller {
-    pub call_id: String,
+pub(crate) struct Caller {
+    pub(crate) call_id: String,
     /// Where the caller's SIP comes from (and where ours goes).
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// The caller's RTP address, in its SDP.
-    pub media: SocketAddr,
+    pub(crate) media: SocketAddr,
     /// The number in From.
-    pub number: String,
+    pub(crate) number: String,
     /// The Request-URI user dialled.
-    pub dialled: String,
-    pub tag: String,
+    pub(crate) dialled: String,
+    pub(crate) tag: String,
     /// Our To tag, once a response carried one.
-    pub to_tag: Option<String>,
+    pub(crate) to_tag: Option<String>,
     /// Header lines added to the INVITE (`P-Asserted-Identity: …`).
-    pub headers: Vec<String>,
+    pub(crate) headers: Vec<String>,
     /// The INVITE carries an SDP offer (else we offer in the 200 and the ACK answers).
-    pub offer: bool,
+    pub(crate) offer: bool,
     /// Our RTP port for this call, from the SDP of our 200.
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// The caller's RTP stream (audio and key presses).
-    pub rtp: Stream,
+    pub(crate) rtp: Stream,
     cseq: u32,
     /// CSeq of the last INVITE (initial or re-INVITE): its ACK carries it.
     invite_cseq: u32,
@@ -55,7 +55,7 @@ pub struct Caller {
 
 impl Caller {
     /// A softphone on the untrusted [`PHONE`] address calling from `number`.
-    pub fn phone(call_id: &str, number: &str) -> Self {
+    pub(crate) fn phone(call_id: &str, number: &str) -> Self {
         Self {
             call_id: call_id.into(),
             addr: PHONE.parse().expect("an address"),
@@ -78,7 +78,7 @@ impl Caller {
 
     /// A call through the trusted [`super::CARRIER`], which asserts `number` in
     /// P-Asserted-Identity (From says the same).
-    pub fn carrier(call_id: &str, number: &str) -> Self {
+    pub(crate) fn carrier(call_id: &str, number: &str) -> Self {
         let mut c = Self::phone(call_id, number);
         c.addr = super::CARRIER.parse().expect("an address");
         c.media = "127.0.0.2:4000".parse().expect("an address");
@@ -88,19 +88,19 @@ impl Caller {
     }
 
     /// From `addr` (SIP) instead.
-    pub fn at(mut self, addr: &str) -> Self {
+    pub(crate) fn at(mut self, addr: &str) -> Self {
         self.addr = addr.parse().expect("host:port");
         self
     }
 
     /// With one more INVITE header line (`Name: value`).
-    pub fn header(mut self, line: &str) -> Self {
+    pub(crate) fn header(mut self, line: &str) -> Self {
         self.headers.push(line.into());
         self
     }
 
     /// Without an SDP offer in the INVITE (late offer: the ACK answers ours).
-    pub fn without_offer(mut self) -> Self {
+    pub(crate) fn without_offer(mut self) -> Self {
         self.offer = false;
         self
     }
@@ -139,7 +139,7 @@ impl Caller {
 
     /// What the switch sent this call since the caller last looked; learns our To tag
     /// and RTP port from the answers to its INVITEs.
-    pub fn inbox(&mut self, kit: &mut Kit) -> Vec<Message> {
+    pub(crate) fn inbox(&mut self, kit: &mut Kit) -> Vec<Message> {
         let (addr, id) = (self.addr, self.call_id.clone());
         let out = kit.take_sent(|s| s.to == addr && s.message.call_id() == id);
         for m in &out {
@@ -161,7 +161,7 @@ impl Caller {
     }
 
     /// The INVITE as it goes on the wire.
-    pub fn invite_text(&mut self) -> String {
+    pub(crate) fn invite_text(&mut self) -> String {
         self.invite_branch = self.branch();
         self.cseq = 1;
         self.invite_cseq = 1;
@@ -185,7 +185,7 @@ impl Caller {
     }
 
     /// Sends the INVITE; returns what came back (100, 180 …).
-    pub fn invite(&mut self, kit: &mut Kit) -> Vec<Message> {
+    pub(crate) fn invite(&mut self, kit: &mut Kit) -> Vec<Message> {
         let text = self.invite_text();
         kit.sip_from(self.addr, &text);
         self.inbox(kit)
@@ -193,7 +193,7 @@ impl Caller {
 
     /// ACKs the 200 to the last INVITE (a new transaction, §13.2.2.4); with a late offer
     /// the ACK carries the answer.
-    pub fn ack(&mut self, kit: &mut Kit) -> Vec<Message> {
+    pub(crate) fn ack(&mut self, kit: &mut Kit) -> Vec<Message> {
         let branch = self.branch();
         let body = if self.offer {
             String::new()
@@ -214,7 +214,7 @@ impl Caller {
     }
 
     /// ACKs a non-2xx final answer to the INVITE (the same transaction, §17.1.1.3).
-    pub fn ack_error(&mut self, kit: &mut Kit) -> Vec<Message> {
+    pub(crate) fn ack_error(&mut self, kit: &mut Kit) -> Vec<Message> {
         let text = format!(
             "ACK sip:{}@{HOST}:{SIP_PORT} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={};rport\r\n{}\r\n{}\r\nCall-ID: {}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
             self.dialled,
@@ -229,7 +229,7 @@ impl Caller {
     }
 
     /// CANCELs the INVITE (same branch and CSeq number, §9.1).
-    pub fn cancel(&mut self, kit: &mut Kit) -> Vec<Message> {
+    pub(crate) fn cancel(&mut self, kit: &mut Kit) -> Vec<Message> {
         let text = format!(
             "CANCEL sip:{}@{HOST}:{SIP_PORT} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={};rport\r\n{}\r\nTo: <sip:{}@{HOST}>\r\nCall-ID: {}\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
             self.dialled,
@@ -244,7 +244,7 @@ impl Caller {
     }
 
     /// An in-dialog request with the next CSeq; `extra` are header lines ending in CRLF.
-    pub fn request(
+    pub(crate) fn request(
         &mut self,
         kit: &mut Kit,
         method: &str,
@@ -268,13 +268,13 @@ impl Caller {
         self.inbox(kit)
     }
 
-    pub fn bye(&mut self, kit: &mut Kit) -> Vec<Message> {
+    pub(crate) fn bye(&mut self, kit: &mut Kit) -> Vec<Message> {
         self.request(kit, "BYE", "", "", "")
     }
 
     /// A re-INVITE offering the same media with `direction` (`sendonly` holds the call,
     /// `sendrecv` resumes it).
-    pub fn reinvite(&mut self, kit: &mut Kit, direction: &str) -> Vec<Message> {
+    pub(crate) fn reinvite(&mut self, kit: &mut Kit, direction: &str) -> Vec<Message> {
         self.sdp_version += 1;
         let sdp = caller_sdp(self.media, self.sdp_version, direction);
         self.invite_cseq = self.cseq + 1;
@@ -282,13 +282,13 @@ impl Caller {
     }
 
     /// A re-INVITE without an offer: we offer in the 200, the ACK answers.
-    pub fn reinvite_without_offer(&mut self, kit: &mut Kit) -> Vec<Message> {
+    pub(crate) fn reinvite_without_offer(&mut self, kit: &mut Kit) -> Vec<Message> {
         self.invite_cseq = self.cseq + 1;
         self.request(kit, "INVITE", "", "", "")
     }
 
     /// A key by SIP INFO (application/dtmf-relay).
-    pub fn info_key(&mut self, kit: &mut Kit, key: char) -> Vec<Message> {
+    pub(crate) fn info_key(&mut self, kit: &mut Kit, key: char) -> Vec<Message> {
         self.request(
             kit,
             "INFO",
@@ -299,7 +299,7 @@ impl Caller {
     }
 
     /// A NOTIFY of the REFER subscription carrying `status_line` (`SIP/2.0 200 OK`).
-    pub fn notify(&mut self, kit: &mut Kit, status_line: &str, state: &str) -> Vec<Message> {
+    pub(crate) fn notify(&mut self, kit: &mut Kit, status_line: &str, state: &str) -> Vec<Message> {
         self.request(
             kit,
             "NOTIFY",
@@ -310,48 +310,47 @@ impl Caller {
     }
 
     /// The caller's answer `code` to a request the switch sent it.
-    pub fn reply(&mut self, kit: &mut Kit, req: &Request, code: u16) -> Vec<Message> {
+    pub(crate) fn reply(&mut self, kit: &mut Kit, req: &Request, code: u16) -> Vec<Message> {
         let text = reply_text(req, code, &self.tag, "", "");
         kit.sip_from(self.addr, &text);
         self.inbox(kit)
     }
 
-    /// One key press by RFC 4733 from the caller's media address to its port.
-    pub fn key(&mut self, kit: &mut Kit, key: char) -> Vec<Message> {
+    /// One key press by RFC 4733 from the caller's media address to its port. What the
+    /// switch sends in answer stays in the inbox.
+    pub(crate) fn key(&mut self, kit: &mut Kit, key: char) {
         let port = self.port.expect("the call has an RTP port (answered)");
         for p in self.rtp.press(EVENT_PT, key) {
             kit.rtp_in(port, self.media, &p);
         }
-        self.inbox(kit)
     }
 
-    /// Keys by RFC 4733, one after the other, 100 ms apart.
-    pub fn keys(&mut self, kit: &mut Kit, keys: &str) -> Vec<Message> {
-        let mut out = Vec::new();
-        for k in keys.chars() {
-            out.extend(self.key(kit, k));
-            kit.advance_ms(100);
+    /// Keys by RFC 4733, 100 ms apart (no wait after the last).
+    pub(crate) fn keys(&mut self, kit: &mut Kit, keys: &str) {
+        for (i, k) in keys.chars().enumerate() {
+            if i > 0 {
+                kit.advance_ms(100);
+            }
+            self.key(kit, k);
         }
-        out.extend(self.inbox(kit));
-        out
     }
 
     /// One 20 ms PCMA frame of silence from the caller.
-    pub fn audio(&mut self, kit: &mut Kit) {
+    pub(crate) fn audio(&mut self, kit: &mut Kit) {
         let port = self.port.expect("the call has an RTP port (answered)");
         let p = self.rtp.audio(8, 0xd5);
         kit.rtp_in(port, self.media, &p);
     }
 
     /// The prompts the caller heard since `since` (see [`Kit::heard`]).
-    pub fn heard(&self, kit: &Kit, since: std::time::Instant) -> Vec<String> {
+    pub(crate) fn heard(&self, kit: &Kit, since: std::time::Instant) -> Vec<String> {
         kit.heard(self.media, since)
     }
 }
 
 /// A response to `req` with `code`, our `tag` when the request's To has none, and `extra`
 /// header lines; `sdp` as the body.
-pub fn reply_text(req: &Request, code: u16, tag: &str, extra: &str, sdp: &str) -> String {
+pub(crate) fn reply_text(req: &Request, code: u16, tag: &str, extra: &str, sdp: &str) -> String {
     let mut r = response_to(req, StatusCode(code), Some(tag));
     r.reason = String::new();
     let text = String::from_utf8(r.to_bytes().to_vec()).expect("text");
@@ -370,21 +369,21 @@ pub fn reply_text(req: &Request, code: u16, tag: &str, extra: &str, sdp: &str) -
 
 /// The target of a bridged transfer (the VIP desk at our own host by default).
 #[derive(Debug, Clone)]
-pub struct Desk {
-    pub addr: SocketAddr,
-    pub media: SocketAddr,
-    pub tag: String,
+pub(crate) struct Desk {
+    pub(crate) addr: SocketAddr,
+    pub(crate) media: SocketAddr,
+    pub(crate) tag: String,
     /// The leg's INVITE, once it arrived.
-    pub invite: Option<Request>,
+    pub(crate) invite: Option<Request>,
 }
 
 impl Desk {
     /// The desk the reference flow's targets name: `sip:…@HOST:SIP_PORT`.
-    pub fn ours() -> Self {
+    pub(crate) fn ours() -> Self {
         Self::at(&format!("{HOST}:{SIP_PORT}"))
     }
 
-    pub fn at(addr: &str) -> Self {
+    pub(crate) fn at(addr: &str) -> Self {
         Self {
             addr: addr.parse().expect("host:port"),
             media: "127.0.0.3:7000".parse().expect("an address"),
@@ -394,7 +393,7 @@ impl Desk {
     }
 
     /// What the switch sent the desk since it last looked.
-    pub fn inbox(&mut self, kit: &mut Kit) -> Vec<Message> {
+    pub(crate) fn inbox(&mut self, kit: &mut Kit) -> Vec<Message> {
         let addr = self.addr;
         let out = kit.take_sent(|s| s.to == addr);
         if let Some(invite) = out.iter().find_map(|m| match m {
@@ -407,12 +406,12 @@ impl Desk {
     }
 
     /// The desk's SDP answer.
-    pub fn sdp(&self) -> String {
+    pub(crate) fn sdp(&self) -> String {
         caller_sdp(self.media, 1, "sendrecv").replace(" 8 0 101", " 8 101")
     }
 
     /// Answers the leg's INVITE with `code` (a 200 with SDP and Contact).
-    pub fn reply(&mut self, kit: &mut Kit, code: u16) -> Vec<Message> {
+    pub(crate) fn reply(&mut self, kit: &mut Kit, code: u16) -> Vec<Message> {
         let invite = self.invite.clone().expect("the leg's INVITE arrived");
         let sdp = if code == 200 { self.sdp() } else { String::new() };
         let text = reply_text(
@@ -427,14 +426,14 @@ impl Desk {
     }
 
     /// Answers `req` (a BYE, a CANCEL) with `code`.
-    pub fn reply_to(&mut self, kit: &mut Kit, req: &Request, code: u16) -> Vec<Message> {
+    pub(crate) fn reply_to(&mut self, kit: &mut Kit, req: &Request, code: u16) -> Vec<Message> {
         let text = reply_text(req, code, &self.tag, "", "");
         kit.sip_from(self.addr, &text);
         self.inbox(kit)
     }
 
     /// The desk hangs up the answered leg.
-    pub fn bye(&mut self, kit: &mut Kit) -> Vec<Message> {
+    pub(crate) fn bye(&mut self, kit: &mut Kit) -> Vec<Message> {
         let invite = self.invite.clone().expect("the leg's INVITE arrived");
         let text = format!(
             "BYE sip:concierge@{HOST}:{SIP_PORT} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKdeskbye\r\nFrom: <sip:agent@{}>;tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
@@ -446,6 +445,6 @@ impl Desk {
 }
 
 /// The address the phone's RTP comes from, for tests that move it.
-pub fn phone_media() -> SocketAddr {
+pub(crate) fn phone_media() -> SocketAddr {
     "127.0.0.1:4000".parse().expect("an address")
 }

@@ -11,16 +11,16 @@ use concierge_sip::wire::{Message, Request};
 use super::{find_request, Caller, Kit, HOST, SIP_PORT};
 
 /// The flow file, as shipped.
-pub const FLOW: &str = include_str!("../../../../config/flows/vip.toml");
+pub(crate) const FLOW: &str = include_str!("../../../../config/flows/vip.toml");
 
 /// A VIP customer's number (the flow file's example).
-pub const VIP_NUMBER: &str = "+46706170786";
+pub(crate) const VIP_NUMBER: &str = "+46706170786";
 /// A number the CRM does not know.
-pub const UNKNOWN_NUMBER: &str = "+46700000099";
+pub(crate) const UNKNOWN_NUMBER: &str = "+46700000099";
 
 /// The prompts the flow plays, with their length in 20 ms frames. Each is one level of
 /// its own, so the kit can tell from a packet which one is playing ([`Kit::heard`]).
-pub const PROMPTS: &[(&str, usize)] = &[
+pub(crate) const PROMPTS: &[(&str, usize)] = &[
     ("one_moment", 3),
     ("hold_music", 2),
     ("vip_greeting", 5),
@@ -34,7 +34,7 @@ pub const PROMPTS: &[(&str, usize)] = &[
 ];
 
 /// The length of prompt `name`.
-pub fn prompt_len(name: &str) -> Duration {
+pub(crate) fn prompt_len(name: &str) -> Duration {
     let frames = PROMPTS
         .iter()
         .find(|(n, _)| *n == name)
@@ -45,7 +45,7 @@ pub fn prompt_len(name: &str) -> Duration {
 
 /// Tiny prompts of one level each, every level encoding to bytes (in both laws) that no
 /// other prompt and no silence uses.
-pub fn prompts() -> Catalogue {
+pub(crate) fn prompts() -> Catalogue {
     let mut taken = vec![
         concierge_prompts::Prompt::from_pcm("silence", vec![0; 160])
             .frame(Law::Alaw, 0, 160)
@@ -74,7 +74,7 @@ pub fn prompts() -> Catalogue {
 
 /// The reference flow as the default flow, with [`prompts`]; every prompt it names must
 /// be in the catalogue.
-pub fn program() -> Program {
+pub(crate) fn program() -> Program {
     let prompts = prompts();
     let loaded = concierge_flow::parse_flow(
         std::path::Path::new("config/flows/vip.toml"),
@@ -90,16 +90,16 @@ pub fn program() -> Program {
 }
 
 /// Where the flow sends VIPs and everyone else.
-pub fn vip_desk() -> String {
+pub(crate) fn vip_desk() -> String {
     format!("sip:vip-desk@{HOST}:{SIP_PORT}")
 }
 
-pub fn service_desk() -> String {
+pub(crate) fn service_desk() -> String {
     format!("sip:service-desk@{HOST}:{SIP_PORT}")
 }
 
 /// The CRM's answer for a customer.
-pub fn customer(number: &str, vip: bool, tier: &str) -> String {
+pub(crate) fn customer(number: &str, vip: bool, tier: &str) -> String {
     format!(
         r#"{{"customer": {{"number": "{number}", "hasVIPMembership": {vip}, "tier": "{tier}"}}}}"#
     )
@@ -107,7 +107,7 @@ pub fn customer(number: &str, vip: bool, tier: &str) -> String {
 
 /// A VIP through the trusted carrier: asserted, found by the CRM, at the greeting.
 /// Returns the caller, answered and ACKed, with the greeting playing.
-pub fn vip_at_greeting(kit: &mut Kit, call_id: &str) -> Caller {
+pub(crate) fn vip_at_greeting(kit: &mut Kit, call_id: &str) -> Caller {
     let mut c = Caller::carrier(call_id, VIP_NUMBER);
     c.invite(kit);
     kit.http_reply(200, &customer(VIP_NUMBER, true, "gold"));
@@ -116,16 +116,18 @@ pub fn vip_at_greeting(kit: &mut Kit, call_id: &str) -> Caller {
     c
 }
 
-/// An unknown caller on the phone, the CRM's 404 taken: answered, ACKed, the welcome
-/// playing.
-pub fn unknown_at_welcome(kit: &mut Kit, call_id: &str) -> Caller {
+/// An unknown caller on the phone, the CRM's 404 taken (or, within a minute of the last,
+/// the cached one): answered, ACKed, the welcome playing.
+pub(crate) fn unknown_at_welcome(kit: &mut Kit, call_id: &str) -> Caller {
     unknown_numbered_at_welcome(kit, call_id, UNKNOWN_NUMBER)
 }
 
-pub fn unknown_numbered_at_welcome(kit: &mut Kit, call_id: &str, number: &str) -> Caller {
+pub(crate) fn unknown_numbered_at_welcome(kit: &mut Kit, call_id: &str, number: &str) -> Caller {
     let mut c = Caller::phone(call_id, number);
     c.invite(kit);
-    kit.http_reply(404, "");
+    if !kit.http.is_empty() {
+        kit.http_reply(404, "");
+    }
     c.inbox(kit);
     c.ack(kit);
     c
@@ -133,7 +135,7 @@ pub fn unknown_numbered_at_welcome(kit: &mut Kit, call_id: &str, number: &str) -
 
 /// An unknown caller past the welcome and the code prompt: the keypad's first-digit
 /// timer runs.
-pub fn unknown_at_keypad(kit: &mut Kit, call_id: &str) -> Caller {
+pub(crate) fn unknown_at_keypad(kit: &mut Kit, call_id: &str) -> Caller {
     let mut c = unknown_at_welcome(kit, call_id);
     kit.advance(prompt_len("welcome") + prompt_len("enter_code") + Duration::from_millis(60));
     c.inbox(kit);
@@ -141,14 +143,14 @@ pub fn unknown_at_keypad(kit: &mut Kit, call_id: &str) -> Caller {
 }
 
 /// Waits out the prompt before a transfer and returns the REFER that follows it.
-pub fn refer_after_prompt(kit: &mut Kit, caller: &mut Caller) -> Request {
+pub(crate) fn refer_after_prompt(kit: &mut Kit, caller: &mut Caller) -> Request {
     kit.advance_ms(300);
     let out = caller.inbox(kit);
     find_request(&out, "REFER")
 }
 
 /// The REFER's `Refer-To`.
-pub fn refer_to(refer: &Request) -> String {
+pub(crate) fn refer_to(refer: &Request) -> String {
     refer
         .header(&concierge_sip::wire::HeaderName::REFER_TO)
         .expect("a Refer-To")
@@ -157,7 +159,7 @@ pub fn refer_to(refer: &Request) -> String {
 
 /// The caller's side of a transfer that works: 202 to the REFER, NOTIFY 100, NOTIFY 200;
 /// returns what the switch sent after the last NOTIFY (its 200 and our BYE).
-pub fn accept_transfer(kit: &mut Kit, caller: &mut Caller, refer: &Request) -> Vec<Message> {
+pub(crate) fn accept_transfer(kit: &mut Kit, caller: &mut Caller, refer: &Request) -> Vec<Message> {
     caller.reply(kit, refer, 202);
     caller.notify(kit, "SIP/2.0 100 Trying", "active;expires=60");
     caller.notify(kit, "SIP/2.0 200 OK", "terminated;reason=noresource")
