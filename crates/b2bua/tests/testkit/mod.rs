@@ -223,6 +223,11 @@ impl Kit {
         self.now = until;
     }
 
+    /// Advances virtual time to `at` (not before now).
+    pub(crate) fn advance_to(&mut self, at: Instant) {
+        self.advance(at.saturating_duration_since(self.now));
+    }
+
     pub(crate) fn advance_ms(&mut self, ms: u64) {
         self.advance(Duration::from_millis(ms));
     }

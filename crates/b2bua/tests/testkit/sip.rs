@@ -405,9 +405,27 @@ impl Desk {
         out
     }
 
-    /// The desk's SDP answer.
+    /// The desk's SDP answer to the leg's offer: the codecs offered, at the desk's media
+    /// address.
     pub(crate) fn sdp(&self) -> String {
-        caller_sdp(self.media, 1, "sendrecv").replace(" 8 0 101", " 8 101")
+        let offer = self.invite.as_ref().expect("the leg's INVITE arrived");
+        let offer = String::from_utf8_lossy(&offer.body);
+        let formats = offer
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|r| r.split_once(" RTP/AVP "))
+            .map(|(_, f)| f.to_owned())
+            .expect("an audio offer");
+        let attributes: String = offer
+            .lines()
+            .filter(|l| l.starts_with("a=rtpmap:") || l.starts_with("a=fmtp:"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        let ip = self.media.ip();
+        format!(
+            "v=0\r\no=- 99 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP {formats}\r\n{attributes}",
+            self.media.port()
+        )
     }
 
     /// Answers the leg's INVITE with `code` (a 200 with SDP and Contact).
