@@ -31,12 +31,19 @@ fn a_crm_that_refuses_the_connection_sends_even_a_vip_to_the_code() {
     let mut kit = Kit::vip();
     let mut c = vip_ringing(&mut kit, "down");
     kit.http_fail(HttpFailure::Connect("connection refused".into()));
-    assert_eq!(ack_and_listen(&mut kit, &mut c, 300), vec!["welcome", "enter_code"]);
+    assert_eq!(
+        ack_and_listen(&mut kit, &mut c, 300),
+        vec!["welcome", "enter_code"]
+    );
     c.bye(&mut kit);
     let rec = kit.record("down");
     assert!(path(rec).starts_with("lookup(failure) > welcome(next)"));
     assert_eq!(
-        (rec.http[0].status, rec.http[0].outcome.as_str(), rec.http[0].cache),
+        (
+            rec.http[0].status,
+            rec.http[0].outcome.as_str(),
+            rec.http[0].cache
+        ),
         (None, "connect: connection refused", Some("miss"))
     );
 }
@@ -46,7 +53,10 @@ fn a_crm_server_error_takes_the_failure_exit() {
     let mut kit = Kit::vip();
     let mut c = vip_ringing(&mut kit, "5xx");
     kit.http_reply(503, "busy");
-    assert_eq!(ack_and_listen(&mut kit, &mut c, 300), vec!["welcome", "enter_code"]);
+    assert_eq!(
+        ack_and_listen(&mut kit, &mut c, 300),
+        vec!["welcome", "enter_code"]
+    );
     c.bye(&mut kit);
     let rec = kit.record("5xx");
     assert_eq!(
@@ -60,7 +70,10 @@ fn a_crm_not_found_takes_the_failure_exit() {
     let mut kit = Kit::vip();
     let mut c = vip_ringing(&mut kit, "404");
     kit.http_reply(404, "");
-    assert_eq!(ack_and_listen(&mut kit, &mut c, 300), vec!["welcome", "enter_code"]);
+    assert_eq!(
+        ack_and_listen(&mut kit, &mut c, 300),
+        vec!["welcome", "enter_code"]
+    );
     c.bye(&mut kit);
     assert_eq!(kit.record("404").http[0].outcome, "HTTP 404");
 }
@@ -70,10 +83,17 @@ fn a_crm_answer_that_is_not_json_takes_the_failure_exit() {
     let mut kit = Kit::vip();
     let mut c = vip_ringing(&mut kit, "html");
     kit.http_reply(200, "<html>maintenance</html>");
-    assert_eq!(ack_and_listen(&mut kit, &mut c, 300), vec!["welcome", "enter_code"]);
+    assert_eq!(
+        ack_and_listen(&mut kit, &mut c, 300),
+        vec!["welcome", "enter_code"]
+    );
     c.bye(&mut kit);
     let rec = kit.record("html");
-    assert!(rec.http[0].outcome.starts_with("invalid JSON"), "{:?}", rec.http);
+    assert!(
+        rec.http[0].outcome.starts_with("invalid JSON"),
+        "{:?}",
+        rec.http
+    );
     assert!(path(rec).starts_with("lookup(failure)"));
 }
 
@@ -82,7 +102,10 @@ fn a_crm_answer_without_the_membership_field_takes_the_failure_exit() {
     let mut kit = Kit::vip();
     let mut c = vip_ringing(&mut kit, "nofield");
     kit.http_reply(200, r#"{"customer": {"number": "+46706170786"}}"#);
-    assert_eq!(ack_and_listen(&mut kit, &mut c, 300), vec!["welcome", "enter_code"]);
+    assert_eq!(
+        ack_and_listen(&mut kit, &mut c, 300),
+        vec!["welcome", "enter_code"]
+    );
     c.bye(&mut kit);
     assert_eq!(kit.record("nofield").http[0].outcome, "JSON path not found");
 }
@@ -103,7 +126,10 @@ fn a_slow_crm_plays_one_moment_then_hold_music_until_it_answers() {
     let mut kit = Kit::vip();
     let mut c = vip_ringing(&mut kit, "comfort");
     kit.advance_ms(1000);
-    assert_eq!(ack_and_listen(&mut kit, &mut c, 1500), vec!["one_moment", "hold_music"]);
+    assert_eq!(
+        ack_and_listen(&mut kit, &mut c, 1500),
+        vec!["one_moment", "hold_music"]
+    );
     let looped = kit.sounded(c.media, "hold_music");
     assert!(
         looped.len() > 2 * 2,
@@ -167,7 +193,10 @@ fn a_crm_that_never_answers_is_given_up_two_seconds_after_its_timeout() {
     );
     let given_up = kit.now;
     kit.advance_ms(300);
-    assert_eq!(c.heard(&kit, given_up + Duration::from_millis(20)), vec!["welcome", "enter_code"]);
+    assert_eq!(
+        c.heard(&kit, given_up + Duration::from_millis(20)),
+        vec!["welcome", "enter_code"]
+    );
     c.bye(&mut kit);
     assert_eq!(kit.record("never").http[0].outcome, "timeout");
 }
@@ -235,11 +264,16 @@ fn a_failing_crm_is_stood_in_for_by_an_answer_up_to_a_day_old() {
     kit.http_fail(HttpFailure::Connect("connection refused".into()));
     ack_and_listen(&mut kit, &mut c, 0);
     let refer = refer_after_prompt(&mut kit, &mut c);
-    assert!(refer_to(&refer).contains("X-Concierge-Tier=member"), "a VIP still reaches the desk");
+    assert!(
+        refer_to(&refer).contains("X-Concierge-Tier=member"),
+        "a VIP still reaches the desk"
+    );
     c.bye(&mut kit);
     let rec = kit.record("stale");
     assert_eq!(rec.http[0].cache, Some("stale"));
-    assert!(serde_json::to_string(rec).expect("json").contains(r#""cache":"stale""#));
+    assert!(serde_json::to_string(rec)
+        .expect("json")
+        .contains(r#""cache":"stale""#));
 }
 
 #[test]
@@ -250,7 +284,10 @@ fn an_answer_older_than_a_day_does_not_stand_in() {
     kit.advance(Duration::from_secs(24 * 3600 + 1));
     let mut c = vip_ringing(&mut kit, "gone");
     kit.http_fail(HttpFailure::Connect("connection refused".into()));
-    assert_eq!(ack_and_listen(&mut kit, &mut c, 300), vec!["welcome", "enter_code"]);
+    assert_eq!(
+        ack_and_listen(&mut kit, &mut c, 300),
+        vec!["welcome", "enter_code"]
+    );
 }
 
 #[test]

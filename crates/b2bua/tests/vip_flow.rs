@@ -22,7 +22,10 @@ fn the_lookup_runs_while_the_phone_rings_and_asks_the_crm_for_the_caller() {
     );
     assert_eq!(req.timeout, Duration::from_secs(3));
     kit.advance_ms(900);
-    assert!(c.inbox(&mut kit).is_empty(), "not answered while the CRM is quick");
+    assert!(
+        c.inbox(&mut kit).is_empty(),
+        "not answered while the CRM is quick"
+    );
 }
 
 #[test]
@@ -156,7 +159,9 @@ fn a_known_customer_without_vip_membership_is_asked_for_the_code() {
     kit.advance_ms(300);
     assert_eq!(c.heard(&kit, acked), vec!["welcome", "enter_code"]);
     c.bye(&mut kit);
-    assert!(path(kit.record("plain")).starts_with("lookup(success) > is_vip(default) > welcome(next)"));
+    assert!(
+        path(kit.record("plain")).starts_with("lookup(success) > is_vip(default) > welcome(next)")
+    );
 }
 
 #[test]
@@ -219,7 +224,8 @@ fn a_wrong_code_goes_to_customer_service_without_a_tier() {
     assert_eq!(refer_to(&refer), format!("<{}>", service_desk()));
     assert_eq!(c.heard(&kit, typed), vec!["transfer_service"]);
     c.bye(&mut kit);
-    assert!(path(kit.record("wrong")).ends_with("ask_code(done) > check_code(default) > transfer_service(-)"));
+    assert!(path(kit.record("wrong"))
+        .ends_with("ask_code(done) > check_code(default) > transfer_service(-)"));
 }
 
 #[test]
@@ -229,7 +235,10 @@ fn no_input_is_asked_for_twice_more_then_goes_to_customer_service() {
     let since = kit.now;
     // Each attempt waits the first-digit timeout (5 s) after its prompt.
     kit.advance(Duration::from_millis(4900));
-    assert!(c.heard(&kit, since).is_empty(), "silence until the first timeout");
+    assert!(
+        c.heard(&kit, since).is_empty(),
+        "silence until the first timeout"
+    );
     kit.advance(Duration::from_millis(200));
     kit.advance(Duration::from_secs(11));
     assert_eq!(
@@ -256,11 +265,17 @@ fn each_no_input_retry_asks_again_without_transferring() {
     let since = kit.now;
     kit.advance(Duration::from_millis(5300));
     assert_eq!(c.heard(&kit, since), vec!["invalid_code", "enter_code"]);
-    assert!(methods(&c.inbox(&mut kit)).is_empty(), "no transfer after one retry");
+    assert!(
+        methods(&c.inbox(&mut kit)).is_empty(),
+        "no transfer after one retry"
+    );
     let second = kit.now;
     kit.advance(Duration::from_millis(5300));
     assert_eq!(c.heard(&kit, second), vec!["invalid_code", "enter_code"]);
-    assert!(methods(&c.inbox(&mut kit)).is_empty(), "no transfer after two retries");
+    assert!(
+        methods(&c.inbox(&mut kit)).is_empty(),
+        "no transfer after two retries"
+    );
 }
 
 #[test]
@@ -299,7 +314,8 @@ fn a_key_during_the_welcome_skips_it_and_counts_as_the_codes_first_digit() {
     c.key(&mut kit, '1');
     kit.advance_ms(100);
     assert!(
-        c.heard(&kit, pressed + Duration::from_millis(40)).is_empty(),
+        c.heard(&kit, pressed + Duration::from_millis(40))
+            .is_empty(),
         "neither the welcome's rest nor the code prompt"
     );
     c.keys(&mut kit, "01010");

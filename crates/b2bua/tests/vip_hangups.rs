@@ -17,8 +17,15 @@ fn assert_ended_by_caller(kit: &Kit, call_id: &str, reason: &str) {
         (rec.ended_by.as_str(), rec.reason.as_str()),
         ("caller", reason)
     );
-    assert_eq!(kit.records.iter().filter(|r| r.call_id == call_id).count(), 1);
-    assert!(kit.open_ports.is_empty(), "ports left open: {:?}", kit.open_ports);
+    assert_eq!(
+        kit.records.iter().filter(|r| r.call_id == call_id).count(),
+        1
+    );
+    assert!(
+        kit.open_ports.is_empty(),
+        "ports left open: {:?}",
+        kit.open_ports
+    );
     assert_eq!(kit.call_count(), 0);
 }
 
@@ -104,7 +111,10 @@ fn a_caller_hanging_up_after_the_code_before_the_refer_gets_no_refer() {
     kit.advance_ms(20);
     assert_eq!(answers(&c.bye(&mut kit)), vec!["200 BYE"]);
     kit.advance_ms(500);
-    assert!(methods(&c.inbox(&mut kit)).is_empty(), "no REFER after the BYE");
+    assert!(
+        methods(&c.inbox(&mut kit)).is_empty(),
+        "no REFER after the BYE"
+    );
     assert_ended_by_caller(&kit, "prerefer", "hung up");
     let rec = kit.record("prerefer");
     assert_eq!(rec.transfer, None);
@@ -125,6 +135,31 @@ fn a_caller_hanging_up_while_the_refer_is_pending_ends_the_call_without_our_bye(
     assert!(methods(&c.inbox(&mut kit)).is_empty(), "no BYE, no bridge");
     assert!(Desk::ours().inbox(&mut kit).is_empty());
     assert_ended_by_caller(&kit, "pending", "hung up");
+}
+
+#[test]
+fn a_caller_hanging_up_during_the_goodbye_after_failed_transfers_is_recorded_as_failed() {
+    let mut kit = Kit::vip();
+    let mut c = unknown_at_keypad(&mut kit, "goodbye");
+    c.keys(&mut kit, "101010");
+    let refer = refer_after_prompt(&mut kit, &mut c);
+    c.reply(&mut kit, &refer, 403);
+    let mut desk = Desk::ours();
+    desk.inbox(&mut kit);
+    desk.reply(&mut kit, 486);
+    kit.advance_ms(20);
+    assert_eq!(answers(&c.bye(&mut kit)), vec!["200 BYE"]);
+    assert_ended_by_caller(&kit, "goodbye", "hung up");
+    let rec = kit.record("goodbye");
+    assert_eq!(
+        rec.outcome, "failed",
+        "the transfer failed before the caller left"
+    );
+    assert!(
+        path(rec).ends_with("transfer_vip(failed) > sorry(-)"),
+        "{}",
+        path(rec)
+    );
 }
 
 #[test]
@@ -211,7 +246,10 @@ fn a_bye_before_the_ack_ends_the_call_and_the_200_is_not_repeated() {
     let mut c = answered_not_acked(&mut kit, "noack");
     assert_eq!(answers(&c.bye(&mut kit)), vec!["200 BYE"]);
     kit.advance(Duration::from_secs(5));
-    assert!(c.inbox(&mut kit).is_empty(), "no 200 retransmission after the BYE");
+    assert!(
+        c.inbox(&mut kit).is_empty(),
+        "no 200 retransmission after the BYE"
+    );
     assert_ended_by_caller(&kit, "noack", "hung up");
 }
 
@@ -224,7 +262,11 @@ fn a_200_never_acked_is_retransmitted_then_the_network_is_blamed() {
     c.inbox(&mut kit);
     kit.advance(Duration::from_secs(33));
     let out = c.inbox(&mut kit);
-    assert_eq!(statuses(&out), vec![200; 10], "T1 doubling up to T2 until 64·T1");
+    assert_eq!(
+        statuses(&out),
+        vec![200; 10],
+        "T1 doubling up to T2 until 64·T1"
+    );
     let bye = find_request(&out, "BYE");
     c.reply(&mut kit, &bye, 200);
     let rec = kit.record("lost");

@@ -81,7 +81,9 @@ fn a_transferred_call_is_recorded_as_transferred_by_refer() {
         (rec.outcome, rec.ended_by.as_str(), rec.reason.as_str()),
         ("transferred", "concierge", "transferred")
     );
-    assert!(t.started_ms.is_some_and(|s| s > rec.answered_ms.expect("answered")));
+    assert!(t
+        .started_ms
+        .is_some_and(|s| s > rec.answered_ms.expect("answered")));
 }
 
 #[test]
@@ -94,7 +96,11 @@ fn a_refused_refer_falls_back_to_a_bridge_to_the_same_desk_with_the_tier() {
         invite.header(&HeaderName::new("X-Concierge-Tier")),
         Some("gold")
     );
-    assert_eq!(invite.from.uri.user(), Some(UNKNOWN_NUMBER), "the caller's number");
+    assert_eq!(
+        invite.from.uri.user(),
+        Some(UNKNOWN_NUMBER),
+        "the caller's number"
+    );
 }
 
 #[test]
@@ -104,7 +110,10 @@ fn a_bridge_answered_by_the_desk_is_recorded_as_transferred_by_bridge() {
     desk.reply(&mut kit, 180);
     let out = desk.reply(&mut kit, 200);
     assert_eq!(methods(&out), vec!["ACK"]);
-    assert!(methods(&c.inbox(&mut kit)).is_empty(), "the caller stays with us");
+    assert!(
+        methods(&c.inbox(&mut kit)).is_empty(),
+        "the caller stays with us"
+    );
     c.bye(&mut kit);
     let bye = find_request(&desk.inbox(&mut kit), "BYE");
     desk.reply_to(&mut kit, &bye, 200);
@@ -112,11 +121,15 @@ fn a_bridge_answered_by_the_desk_is_recorded_as_transferred_by_bridge() {
     let t = rec.transfer.as_ref().expect("a transfer");
     assert_eq!(t.mode, "bridge");
     assert!(
-        t.result.starts_with("answered (after REFER rejected with 405"),
+        t.result
+            .starts_with("answered (after REFER rejected with 405"),
         "{}",
         t.result
     );
-    assert_eq!((rec.outcome, rec.ended_by.as_str()), ("transferred", "caller"));
+    assert_eq!(
+        (rec.outcome, rec.ended_by.as_str()),
+        ("transferred", "caller")
+    );
 }
 
 #[test]
@@ -153,7 +166,11 @@ fn a_notify_reporting_failure_falls_back_to_a_bridge() {
     let mut kit = Kit::vip();
     let (mut c, refer) = gold_refer(&mut kit, "busy");
     c.reply(&mut kit, &refer, 202);
-    let out = c.notify(&mut kit, "SIP/2.0 486 Busy Here", "terminated;reason=noresource");
+    let out = c.notify(
+        &mut kit,
+        "SIP/2.0 486 Busy Here",
+        "terminated;reason=noresource",
+    );
     assert_eq!(answers(&out), vec!["200 NOTIFY"]);
     assert!(methods(&out).is_empty(), "no BYE to the caller");
     let mut desk = Desk::ours();
@@ -221,10 +238,21 @@ fn when_the_refer_and_the_bridge_both_fail_the_caller_hears_goodbye_and_is_hung_
     let bye = find_request(&c.inbox(&mut kit), "BYE");
     c.reply(&mut kit, &bye, 200);
     let rec = kit.record("sorry");
-    assert!(path(rec).ends_with("transfer_vip(failed) > sorry(-)"), "{}", path(rec));
-    assert_eq!((rec.outcome, rec.ended_by.as_str()), ("failed", "concierge"));
+    assert!(
+        path(rec).ends_with("transfer_vip(failed) > sorry(-)"),
+        "{}",
+        path(rec)
+    );
+    assert_eq!(
+        (rec.outcome, rec.ended_by.as_str()),
+        ("failed", "concierge")
+    );
     let t = rec.transfer.as_ref().expect("a transfer");
-    assert!(t.result.starts_with("failed: target answered 486"), "{}", t.result);
+    assert!(
+        t.result.starts_with("failed: target answered 486"),
+        "{}",
+        t.result
+    );
 }
 
 #[test]

@@ -9,10 +9,7 @@
 //!
 //! No sockets, no sleeps: time moves only by [`Kit::advance`], which fires every deadline
 //! the switch asked for on the way, at its exact time.
-#![allow(
-    dead_code,
-    reason = "each test binary uses its own part of the kit"
-)]
+#![allow(dead_code, reason = "each test binary uses its own part of the kit")]
 #![allow(
     clippy::disallowed_methods,
     reason = "the kit's one base instant; the rest is virtual time"
@@ -27,8 +24,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use concierge_b2bua::{
-    CallRecord, CallRef, Output, PortError, Program, Resolve, Switch, SwitchConfig,
-    SwitchStats, TransferMode, WallClock,
+    CallRecord, CallRef, Output, PortError, Program, Resolve, Switch, SwitchConfig, SwitchStats,
+    TransferMode, WallClock,
 };
 use concierge_flow::{HttpFailure, HttpRequest, HttpResponse};
 use concierge_sip::wire::{parse_datagram, Message, Request, Response, Transport};
@@ -399,11 +396,7 @@ impl Kit {
         self.drain();
     }
 
-    fn input_http(
-        &mut self,
-        call: CallRef,
-        result: Result<HttpResponse, HttpFailure>,
-    ) {
+    fn input_http(&mut self, call: CallRef, result: Result<HttpResponse, HttpFailure>) {
         self.switch.handle_http_result(self.now, call, result);
         self.drain();
     }
@@ -623,6 +616,20 @@ pub(crate) fn sdp_port(body: &[u8]) -> Option<u16> {
         .lines()
         .find_map(|l| l.strip_prefix("m=audio "))
         .and_then(|r| r.split(' ').next()?.parse().ok())
+}
+
+/// The payload types of the `m=audio` line of an SDP body, in order.
+pub(crate) fn sdp_formats(body: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .map(|r| {
+            r.split(' ')
+                .skip(2)
+                .filter_map(|f| f.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The direction attribute of an SDP body (`sendrecv` when none is written).

@@ -43,6 +43,8 @@ pub(crate) struct Caller {
     pub(crate) offer: bool,
     /// Our RTP port for this call, from the SDP of our 200.
     pub(crate) port: Option<u16>,
+    /// The audio payload type agreed (the first of our 200's SDP): 0 PCMU or 8 PCMA.
+    pub(crate) audio_pt: u8,
     /// The caller's RTP stream (audio and key presses).
     pub(crate) rtp: Stream,
     cseq: u32,
@@ -67,6 +69,7 @@ impl Caller {
             headers: Vec::new(),
             offer: true,
             port: None,
+            audio_pt: 0,
             rtp: Stream::new(0x1234_5678),
             cseq: 0,
             invite_cseq: 1,
@@ -82,8 +85,9 @@ impl Caller {
         let mut c = Self::phone(call_id, number);
         c.addr = super::CARRIER.parse().expect("an address");
         c.media = "127.0.0.2:4000".parse().expect("an address");
-        c.headers
-            .push(format!("P-Asserted-Identity: <sip:{number}@carrier.example>"));
+        c.headers.push(format!(
+            "P-Asserted-Identity: <sip:{number}@carrier.example>"
+        ));
         c
     }
 
@@ -153,6 +157,9 @@ impl Caller {
                 if r.status.is_success() {
                     if let Some(port) = sdp_port(&r.body) {
                         self.port = Some(port);
+                    }
+                    if let Some(pt) = super::sdp_formats(&r.body).first() {
+                        self.audio_pt = *pt;
                     }
                 }
             }
@@ -335,10 +342,11 @@ impl Caller {
         }
     }
 
-    /// One 20 ms PCMA frame of silence from the caller.
+    /// One 20 ms frame of silence from the caller, in the agreed codec.
     pub(crate) fn audio(&mut self, kit: &mut Kit) {
         let port = self.port.expect("the call has an RTP port (answered)");
-        let p = self.rtp.audio(8, 0xd5);
+        let silence = if self.audio_pt == 8 { 0xd5 } else { 0xff };
+        let p = self.rtp.audio(self.audio_pt, silence);
         kit.rtp_in(port, self.media, &p);
     }
 
@@ -431,7 +439,11 @@ impl Desk {
     /// Answers the leg's INVITE with `code` (a 200 with SDP and Contact).
     pub(crate) fn reply(&mut self, kit: &mut Kit, code: u16) -> Vec<Message> {
         let invite = self.invite.clone().expect("the leg's INVITE arrived");
-        let sdp = if code == 200 { self.sdp() } else { String::new() };
+        let sdp = if code == 200 {
+            self.sdp()
+        } else {
+            String::new()
+        };
         let text = reply_text(
             &invite,
             code,
