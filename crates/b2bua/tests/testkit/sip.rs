@@ -114,7 +114,7 @@ impl Caller {
         format!("z9hG4bK{}-{}", self.call_id, self.branches)
     }
 
-    fn from_line(&self) -> String {
+    fn header_from(&self) -> String {
         format!(
             "From: <sip:{}@{}>;tag={}",
             self.number,
@@ -123,7 +123,7 @@ impl Caller {
         )
     }
 
-    fn to_line(&self) -> String {
+    fn header_to(&self) -> String {
         match &self.to_tag {
             Some(t) => format!("To: <sip:{}@{HOST}>;tag={t}", self.dialled),
             None => format!("To: <sip:{}@{HOST}>", self.dialled),
@@ -183,8 +183,8 @@ impl Caller {
             self.dialled,
             self.addr,
             self.invite_branch,
-            self.from_line(),
-            self.to_line(),
+            self.header_from(),
+            self.header_to(),
             self.call_id,
             self.addr,
             Self::body_lines("application/sdp", &body)
@@ -210,8 +210,8 @@ impl Caller {
         let text = format!(
             "ACK sip:concierge@{HOST}:{SIP_PORT} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\n{}\r\n{}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nMax-Forwards: 70\r\n{}",
             self.addr,
-            self.from_line(),
-            self.to_line(),
+            self.header_from(),
+            self.header_to(),
             self.call_id,
             self.invite_cseq,
             Self::body_lines("application/sdp", &body)
@@ -227,8 +227,8 @@ impl Caller {
             self.dialled,
             self.addr,
             self.invite_branch,
-            self.from_line(),
-            self.to_line(),
+            self.header_from(),
+            self.header_to(),
             self.call_id,
         );
         kit.sip_from(self.addr, &text);
@@ -242,7 +242,7 @@ impl Caller {
             self.dialled,
             self.addr,
             self.invite_branch,
-            self.from_line(),
+            self.header_from(),
             self.dialled,
             self.call_id,
         );
@@ -264,8 +264,8 @@ impl Caller {
         let text = format!(
             "{method} sip:concierge@{HOST}:{SIP_PORT} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\n{}\r\n{}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\nContact: <sip:caller@{}>\r\nMax-Forwards: 70\r\n{extra}{}",
             self.addr,
-            self.from_line(),
-            self.to_line(),
+            self.header_from(),
+            self.header_to(),
             self.call_id,
             self.cseq,
             self.addr,
