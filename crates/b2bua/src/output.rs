@@ -20,7 +20,7 @@ pub enum Output {
     /// Send SIP bytes.
     Sip(Transmit),
     /// Bind a UDP socket for a call's RTP on this port of the media address, then report
-    /// with [`crate::Switch::media_port_ready`] or [`crate::Switch::media_port_failed`]:
+    /// with [`crate::Input::PortBound`] or [`crate::Input::PortFailed`]:
     /// the call waits for that before the port goes into an SDP answer.
     MediaOpen { port: u16 },
     /// The call is over: close that socket.
@@ -31,19 +31,26 @@ pub enum Output {
         to: std::net::SocketAddr,
         packet: bytes::Bytes,
     },
-    /// Perform a flow's HTTP request and report with [`crate::Switch::handle_http_result`].
+    /// Perform a flow's HTTP request and report with [`crate::Input::Http`].
     Http {
         call: CallRef,
         request: Box<concierge_flow::HttpRequest>,
     },
     /// A call ended: append its record.
     Record(Box<CallRecord>),
+    /// Look up a name (RFC 3263) for a bridge leg and report with
+    /// [`crate::Input::Resolved`] carrying the same `id`.
+    Resolve(Resolve),
+    /// Nothing more to do now: hand in [`crate::Input::Timeout`] at this instant, or any
+    /// other input before it. `None`: nothing is due until another input arrives. Always
+    /// the last output of a drain (see [`crate::Switch::poll_output`]).
+    Timeout(Option<std::time::Instant>),
 }
 
 /// A name the driver must look up (RFC 3263: NAPTR, SRV, then A/AAAA) for a bridge leg
 /// whose next hop — the target, or the outbound proxy — is not an IP address. Taken with
-/// [`crate::Switch::poll_resolve`]; the answer goes back through
-/// [`crate::Switch::handle_resolved`] with the same `id`.
+/// [`Output::Resolve`]; the answer goes back as [`crate::Input::Resolved`] with the same
+/// `id`.
 #[derive(Debug, Clone)]
 pub struct Resolve {
     pub id: u64,

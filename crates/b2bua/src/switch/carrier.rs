@@ -20,7 +20,7 @@ use concierge_sip::wire::{
 use tracing::{debug, info, warn};
 
 use super::{Switch, ALLOW};
-use crate::call::{Call, Phase};
+use crate::call::Call;
 use crate::carrier::{Carrier, Refresh, SUPPORTED};
 use crate::output::CallRef;
 use crate::record::EndedBy;
@@ -277,7 +277,7 @@ impl Switch {
             return;
         };
         if !request.body.is_empty() {
-            if call.phase == Phase::Early && !call.carrier.early_answer_reliable {
+            if call.state.is_early() && !call.carrier.early_answer_reliable {
                 // §5.2: the INVITE's offer has no reliably delivered answer yet.
                 let mut r = response_to(&request, StatusCode::SERVER_INTERNAL_ERROR, None);
                 r.headers.push(HeaderName::RETRY_AFTER, "1");
@@ -368,7 +368,7 @@ impl Switch {
                 // RFC 3262 §3: no PRACK in 64·T1 → the INVITE is rejected with a 5xx.
                 call.span
                     .in_scope(|| warn!("no PRACK for a reliable 18x; INVITE rejected with 504"));
-                if call.phase == Phase::Early {
+                if call.state.is_early() {
                     let r = response_to(
                         &call.invite,
                         StatusCode::SERVER_TIMEOUT,
@@ -387,7 +387,7 @@ impl Switch {
             }
             None => {}
         }
-        if !matches!(call.phase, Phase::Answered | Phase::Confirmed) {
+        if !call.state.is_up() {
             // Ending or not yet answered: nothing to refresh or expire.
             return call
                 .carrier
@@ -429,7 +429,7 @@ impl Switch {
         if call.carrier.refresh.is_some() {
             return;
         }
-        let (Some(dialog), Some(timer)) = (call.dialog.as_mut(), call.carrier.timer.as_ref())
+        let (Some(dialog), Some(timer)) = (call.state.dialog_mut(), call.carrier.timer.as_ref())
         else {
             return;
         };
@@ -494,7 +494,7 @@ impl Switch {
         if response.cseq.method == Method::Invite && response.status.is_success() {
             // §13.2.2.4: the ACK for our re-INVITE's 2xx is ours to send.
             let via = self.endpoint.new_via(call.peer);
-            if let Some(d) = call.dialog.as_ref() {
+            if let Some(d) = call.state.dialog() {
                 let ack = d.ack(response.cseq.seq, via).to_bytes();
                 let peer = d.next_hop(call.peer);
                 // Kept to answer a retransmitted 2xx whose ACK was lost.
@@ -600,8 +600,8 @@ impl Switch {
             return false;
         }
         let peer = call
-            .dialog
-            .as_ref()
+            .state
+            .dialog()
             .map_or(call.peer, |d| d.next_hop(call.peer));
         self.endpoint.send_raw(peer, ack);
         true

@@ -13,8 +13,8 @@ use concierge_sip::wire::{HeaderName, Headers, Method, Request, Response};
 use tracing::{debug, info, warn};
 
 use super::{Switch, ALLOW};
-use crate::bridge::LegState;
 use crate::carrier::{Carrier, Refresh, SUPPORTED};
+use crate::leg::LegState;
 use crate::output::CallRef;
 use crate::record::EndedBy;
 
