@@ -24,8 +24,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use concierge_b2bua::{
-    CallRecord, CallRef, Output, PortError, Program, Resolve, Switch, SwitchConfig, SwitchStats,
-    TransferMode, WallClock,
+    CallRecord, CallRef, Command, Input, Output, PortError, Program, Resolve, Switch, SwitchConfig,
+    SwitchStats, TransferMode, WallClock,
 };
 use concierge_flow::{HttpFailure, HttpRequest, HttpResponse};
 use concierge_sip::wire::{parse_datagram, Message, Request, Response, Transport};
@@ -105,6 +105,8 @@ pub(crate) struct Kit {
     pub(crate) http_log: Vec<HttpCall>,
     /// Names the switch asked to resolve (RFC 3263), not answered yet.
     pub(crate) resolves: VecDeque<Resolve>,
+    /// The wake-up the switch asked for at the end of its last drain.
+    deadline: Option<Instant>,
 }
 
 /// The configuration the kit's switch runs with unless a test says otherwise: our host is
@@ -191,6 +193,7 @@ impl Kit {
             http: VecDeque::new(),
             http_log: Vec::new(),
             resolves: VecDeque::new(),
+            deadline: None,
         }
     }
 
@@ -366,67 +369,96 @@ impl Kit {
 // ---- The switch's inputs and outputs: the one place that calls its methods ----------------
 
 impl Kit {
+    /// Hands the switch `input` at the kit's now and takes everything it has to say.
+    fn input(&mut self, input: Input<'_>) {
+        self.switch.handle_input(self.now, input);
+        self.drain();
+    }
+
     /// A SIP datagram from `from`.
     pub(crate) fn sip_from(&mut self, from: SocketAddr, text: &str) {
         let peer = Peer {
             transport: Transport::Udp,
             addr: from,
         };
-        self.switch
-            .handle_sip_datagram(self.now, peer, text.as_bytes());
-        self.drain();
+        self.input(Input::Datagram {
+            peer,
+            data: text.as_bytes(),
+        });
     }
 
-    /// A SIP message framed from a stream connection of `peer` (TCP, TLS).
-    pub(crate) fn sip_framed(&mut self, peer: Peer, head: &[u8], body: &[u8]) {
-        self.switch.handle_sip_framed(self.now, peer, head, body);
-        self.drain();
-    }
-
-    /// As [`Self::sip_framed`], from a peer whose client certificate was verified.
-    pub(crate) fn sip_framed_authenticated(&mut self, peer: Peer, head: &[u8], body: &[u8]) {
-        self.switch
-            .handle_sip_framed_authenticated(self.now, peer, head, body);
-        self.drain();
+    /// A SIP message framed from a stream connection of `peer` (TCP, TLS);
+    /// `authenticated`: its client certificate was verified.
+    pub(crate) fn sip_framed(&mut self, peer: Peer, head: &[u8], body: &[u8], authenticated: bool) {
+        self.input(Input::Stream {
+            peer,
+            head,
+            body,
+            authenticated,
+        });
     }
 
     /// A datagram from `from` on our RTP port `port`.
     pub(crate) fn rtp_in(&mut self, port: u16, from: SocketAddr, packet: &[u8]) {
-        self.switch.handle_rtp(self.now, port, from, packet);
-        self.drain();
+        self.input(Input::Rtp {
+            port,
+            from,
+            data: packet,
+        });
     }
 
     fn input_http(&mut self, call: CallRef, result: Result<HttpResponse, HttpFailure>) {
-        self.switch.handle_http_result(self.now, call, result);
-        self.drain();
+        self.input(Input::Http { call, result });
     }
 
     /// Answers the oldest name lookup the switch asked for.
     pub(crate) fn resolved(&mut self, result: Result<Vec<Peer>, String>) {
         let r = self.resolves.pop_front().expect("a name to resolve");
-        self.switch.handle_resolved(self.now, r.id, result);
-        self.drain();
+        self.input(Input::Resolved { id: r.id, result });
     }
 
+    /// The wake-up the last drain ended with.
     fn next_deadline(&mut self) -> Option<Instant> {
-        self.switch.poll_timeout()
+        self.deadline
     }
 
     fn fire(&mut self) {
-        self.switch.handle_timeout(self.now);
-        self.drain();
+        self.input(Input::Timeout);
     }
 
-    /// Takes everything the switch has to say; a port it asks for is bound at once
-    /// (or fails, when another program holds it).
+    /// Drains the switch's outputs until its wake-up time, as a driver does. Ports it asks
+    /// for are bound after the drain (or fail, when another program holds them) and
+    /// reported as inputs, whose outputs are drained in turn.
     fn drain(&mut self) {
         loop {
-            while let Some(o) = self.switch.poll_output() {
-                self.take(o);
+            let mut to_bind = Vec::new();
+            loop {
+                match self.switch.poll_output() {
+                    Output::Timeout(at) => {
+                        self.deadline = at;
+                        break;
+                    }
+                    Output::MediaOpen { port } => {
+                        self.opened.push(port);
+                        to_bind.push(port);
+                    }
+                    other => self.take(other),
+                }
             }
-            match self.switch.poll_resolve() {
-                Some(r) => self.resolves.push_back(r),
-                None => break,
+            if to_bind.is_empty() {
+                return;
+            }
+            for port in to_bind {
+                let input = if self.held_ports.contains(&port) {
+                    Input::PortFailed {
+                        port,
+                        error: PortError::InUse,
+                    }
+                } else {
+                    self.open_ports.push(port);
+                    Input::PortBound { port }
+                };
+                self.switch.handle_input(self.now, input);
             }
         }
     }
@@ -445,16 +477,6 @@ impl Kit {
                 });
             }
             Output::Record(r) => self.records.push(*r),
-            Output::MediaOpen { port } => {
-                self.opened.push(port);
-                if self.held_ports.contains(&port) {
-                    self.switch
-                        .media_port_failed(self.now, port, PortError::InUse);
-                } else {
-                    self.open_ports.push(port);
-                    self.switch.media_port_ready(self.now, port);
-                }
-            }
             Output::MediaClose { port } => {
                 self.closed.push(port);
                 self.open_ports.retain(|p| *p != port);
@@ -474,12 +496,20 @@ impl Kit {
                 self.http_log.push(call.clone());
                 self.http.push_back(call);
             }
+            Output::Resolve(r) => self.resolves.push_back(r),
+            Output::MediaOpen { .. } | Output::Timeout(_) => {
+                unreachable!("handled by the drain")
+            }
         }
+    }
+
+    fn command(&mut self, command: Command<'_>) {
+        self.input(Input::Command(command));
     }
 
     /// Stop taking calls (new INVITEs get 503); calls in progress run to their end.
     pub(crate) fn start_draining(&mut self) {
-        self.switch.start_draining();
+        self.command(Command::Drain);
     }
 
     pub(crate) fn is_draining(&self) -> bool {
@@ -502,36 +532,33 @@ impl Kit {
         self.switch.refused_invites()
     }
 
+    /// Installs a new program (a reload).
     pub(crate) fn set_program(&mut self, program: Program) {
-        self.switch.set_program(program);
+        self.command(Command::Install(Box::new(program)));
     }
 
     pub(crate) fn set_overloaded(&mut self, on: bool) {
-        self.switch.set_overloaded(on);
+        self.command(Command::Overloaded(on));
     }
 
     /// Moves call `call` to `target` (the driver's transfer command).
     pub(crate) fn transfer(&mut self, call: CallRef, mode: TransferMode, target: &str) {
-        self.switch.transfer(self.now, call, mode, target);
-        self.drain();
+        self.command(Command::Transfer { call, mode, target });
     }
 
     /// Ends answered call `call` from our side with BYE.
     pub(crate) fn hang_up(&mut self, call: CallRef, why: &str) {
-        self.switch.hang_up(self.now, call, why);
-        self.drain();
+        self.command(Command::HangUp { call, why });
     }
 
     /// Ends every call (a shutdown): BYE or 503.
     pub(crate) fn hang_up_all(&mut self, why: &str) {
-        self.switch.hang_up_all(self.now, why);
-        self.drain();
+        self.command(Command::HangUpAll { why });
     }
 
     /// Drops every call still here, each with its record (the last step of a shutdown).
     pub(crate) fn abandon_all(&mut self) {
-        self.switch.abandon_all(self.now);
-        self.drain();
+        self.command(Command::AbandonAll);
     }
 }
 
