@@ -31,9 +31,8 @@ use concierge_flow::{HttpFailure, HttpRequest, HttpResponse};
 use concierge_sip::wire::{parse_datagram, Message, Request, Response, Transport};
 use concierge_sip::Peer;
 
-pub(crate) use sip::Caller;
-#[allow(unused_imports, reason = "not every test file bridges")]
-pub(crate) use sip::Desk;
+#[allow(unused_imports, reason = "not every test file places calls this way")]
+pub(crate) use sip::{Caller, Desk};
 
 /// Our host as the kit's switch advertises it (Contact, Via, `system.local_host`): a
 /// documentation address, so nothing in a test can reach a real host by mistake.
@@ -240,12 +239,20 @@ impl Kit {
     /// The SIP messages not yet handed out that `pick` picks, in order; they count as
     /// handed out from now on.
     pub(crate) fn take_sent(&mut self, pick: impl Fn(&Sent) -> bool) -> Vec<Message> {
+        self.take_sent_full(pick)
+            .into_iter()
+            .map(|s| s.message)
+            .collect()
+    }
+
+    /// As [`Self::take_sent`], with where and when each went.
+    pub(crate) fn take_sent_full(&mut self, pick: impl Fn(&Sent) -> bool) -> Vec<Sent> {
         self.sip
             .iter_mut()
             .filter(|s| !s.read && pick(s))
             .map(|s| {
                 s.read = true;
-                s.message.clone()
+                s.clone()
             })
             .collect()
     }
