@@ -171,11 +171,16 @@ impl Kit {
 
     /// A switch with `cfg` running `program`; virtual time starts now.
     pub(crate) fn with(cfg: SwitchConfig, program: Program) -> Self {
+        Self::with_wall(cfg, program, EPOCH_S)
+    }
+
+    /// As [`Self::with`], the switch's wall clock reading `unix_s` at the start.
+    pub(crate) fn with_wall(cfg: SwitchConfig, program: Program, unix_s: u64) -> Self {
         let prompt_bytes = prompt_bytes(&program);
         let base = Instant::now();
         let wall = WallClock {
             instant: base,
-            system: SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_S),
+            system: SystemTime::UNIX_EPOCH + Duration::from_secs(unix_s),
         };
         Self {
             switch: Switch::new(cfg, wall, program),
@@ -319,6 +324,12 @@ impl Kit {
                 latency,
             }),
         );
+    }
+
+    /// Answers the oldest HTTP request with `result` as it is.
+    pub(crate) fn http_answer(&mut self, result: Result<HttpResponse, HttpFailure>) {
+        let call = self.http.pop_front().expect("an HTTP request to answer");
+        self.input_http(call.call, result);
     }
 
     /// Answers the oldest HTTP request with a failure (refused, timed out …).
