@@ -54,6 +54,8 @@ pub(crate) struct Sent {
     /// Virtual time it left.
     pub(crate) at: Instant,
     pub(crate) to: SocketAddr,
+    /// How it went (a stream transport: over the peer's connection).
+    pub(crate) transport: Transport,
     pub(crate) message: Message,
     /// Handed out by an inbox already.
     pub(crate) read: bool,
@@ -490,6 +492,7 @@ impl Kit {
                 self.sip.push(Sent {
                     at: self.now,
                     to: t.peer.addr,
+                    transport: t.peer.transport,
                     message,
                     read: false,
                 });
