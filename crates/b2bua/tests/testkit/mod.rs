@@ -434,7 +434,12 @@ impl Kit {
     /// Answers the oldest name lookup the switch asked for.
     pub(crate) fn resolved(&mut self, result: Result<Vec<Peer>, String>) {
         let r = self.resolves.pop_front().expect("a name to resolve");
-        self.input(Input::Resolved { id: r.id, result });
+        self.answer_resolve(r.id, result);
+    }
+
+    /// Answers name lookup `id` (taken from [`Self::resolves`] already, or a duplicate).
+    pub(crate) fn answer_resolve(&mut self, id: u64, result: Result<Vec<Peer>, String>) {
+        self.input(Input::Resolved { id, result });
     }
 
     /// The wake-up the last drain ended with.
