@@ -406,3 +406,21 @@ fn a_lock_ends_after_its_fifteen_minute_window() {
     kit.advance_ms(300);
     assert_eq!(c.heard(&kit, acked), vec!["welcome", "enter_code"]);
 }
+
+#[test]
+fn an_invite_retransmitted_while_the_lookup_runs_is_not_a_second_call() {
+    let mut kit = Kit::vip();
+    let mut c = Caller::carrier("again", VIP_NUMBER);
+    let invite = c.invite_text();
+    kit.sip_from(c.addr, &invite);
+    c.inbox(&mut kit);
+    kit.advance_ms(500);
+    kit.sip_from(c.addr, &invite);
+    assert_eq!(
+        answers(&c.inbox(&mut kit)),
+        vec!["180 INVITE"],
+        "the last provisional again"
+    );
+    assert_eq!(kit.http_log.len(), 1, "one lookup");
+    assert_eq!(kit.call_count(), 1);
+}

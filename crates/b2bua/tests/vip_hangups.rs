@@ -313,3 +313,23 @@ fn a_draining_switch_answers_a_dispatchers_options_with_503() {
     let out = kit.inbox(CARRIER.parse().expect("an address"));
     assert_eq!(answers(&out), vec!["503 OPTIONS"]);
 }
+
+#[test]
+fn a_shutdown_ends_the_answered_call_with_bye_and_the_ringing_one_with_503() {
+    let mut kit = Kit::vip();
+    let mut up = unknown_at_keypad(&mut kit, "up");
+    let mut ringing = Caller::phone("ringing", "+46701231231");
+    ringing.invite(&mut kit);
+    kit.hang_up_all("shutdown");
+    let bye = find_request(&up.inbox(&mut kit), "BYE");
+    assert_eq!(answers(&ringing.inbox(&mut kit)), vec!["503 INVITE"]);
+    up.reply(&mut kit, &bye, 200);
+    ringing.ack_error(&mut kit);
+    let rec = kit.record("up");
+    assert_eq!(
+        (rec.ended_by.as_str(), rec.reason.as_str()),
+        ("concierge", "shutdown")
+    );
+    assert_eq!(kit.record("ringing").outcome, "refused");
+    assert!(kit.is_idle());
+}

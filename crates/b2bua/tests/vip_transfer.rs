@@ -275,3 +275,49 @@ fn a_desk_that_never_answers_is_cancelled_at_the_ring_timeout() {
     c.reply(&mut kit, &bye, 200);
     assert_eq!(kit.record("ringing").outcome, "failed");
 }
+
+#[test]
+fn a_final_notify_overtaking_the_202_completes_the_transfer() {
+    let mut kit = Kit::vip();
+    let (mut c, refer) = gold_refer(&mut kit, "overtaken");
+    let out = c.notify(&mut kit, "SIP/2.0 200 OK", "terminated;reason=noresource");
+    assert_eq!(answers(&out), vec!["200 NOTIFY"]);
+    let bye = find_request(&out, "BYE");
+    assert!(
+        c.reply(&mut kit, &refer, 202).is_empty(),
+        "the late 202 changes nothing"
+    );
+    c.reply(&mut kit, &bye, 200);
+    let rec = kit.record("overtaken");
+    assert_eq!(rec.outcome, "transferred");
+    assert_eq!(
+        rec.transfer.as_ref().map(|t| t.result.as_str()),
+        Some("succeeded")
+    );
+}
+
+#[test]
+fn a_subscription_ended_without_a_final_status_falls_back_to_a_bridge() {
+    let mut kit = Kit::vip();
+    let (mut c, refer) = gold_refer(&mut kit, "nostatus");
+    c.reply(&mut kit, &refer, 202);
+    let out = c.request(
+        &mut kit,
+        "NOTIFY",
+        "Event: refer\r\nSubscription-State: terminated;reason=timeout\r\n",
+        "",
+        "",
+    );
+    assert_eq!(answers(&out), vec!["200 NOTIFY"]);
+    let mut desk = Desk::ours();
+    assert_eq!(methods(&desk.inbox(&mut kit)), vec!["INVITE"]);
+    desk.reply(&mut kit, 200);
+    c.bye(&mut kit);
+    let t = kit.record("nostatus").transfer.clone().expect("a transfer");
+    assert!(
+        t.result
+            .starts_with("answered (after subscription ended without a final status"),
+        "{}",
+        t.result
+    );
+}
