@@ -22,18 +22,29 @@ pub enum Output {
     /// Bind a UDP socket for a call's RTP on this port of the media address, then report
     /// with [`crate::Input::PortBound`] or [`crate::Input::PortFailed`]:
     /// the call waits for that before the port goes into an SDP answer.
-    MediaOpen { port: u16 },
+    MediaOpen {
+        /// The port, on the media address of the call's family.
+        port: u16,
+    },
     /// The call is over: close that socket.
-    MediaClose { port: u16 },
+    MediaClose {
+        /// The port to close.
+        port: u16,
+    },
     /// Send one RTP packet from the call's port.
     Rtp {
+        /// Our port to send from (a bound one).
         port: u16,
+        /// The peer's RTP address.
         to: std::net::SocketAddr,
+        /// The whole packet, already SRTP-protected on an encrypted leg.
         packet: bytes::Bytes,
     },
     /// Perform a flow's HTTP request and report with [`crate::Input::Http`].
     Http {
+        /// The call whose flow asked; the result goes back with it.
         call: CallRef,
+        /// Method, URL, headers, body and timeout, all rendered.
         request: Box<concierge_flow::HttpRequest>,
     },
     /// A call ended: append its record.
@@ -53,7 +64,10 @@ pub enum Output {
 /// `id`.
 #[derive(Debug, Clone)]
 pub struct Resolve {
+    /// Names this lookup: the answer comes back with it.
     pub id: u64,
+    /// The call whose bridge leg waits for the answer.
     pub call: CallRef,
+    /// The URI to locate (its host, port and transport, RFC 3263 §4).
     pub uri: concierge_sip::wire::SipUri,
 }

@@ -215,7 +215,11 @@ fn refer_transfer_follows_notify_sipfrag_then_hangs_up() {
     let t = rec.transfer.as_ref().unwrap();
     assert_eq!(
         (t.mode, t.target.as_str(), t.result.as_str()),
-        ("refer", "sip:vip@queue.example.com", "succeeded")
+        (
+            TransferMode::Refer,
+            "sip:vip@queue.example.com",
+            "succeeded"
+        )
     );
     assert_eq!(
         (rec.ended_by.as_str(), rec.reason.as_str()),
@@ -273,7 +277,10 @@ fn redirect_answers_302_with_the_target_as_contact() {
         r.contact().unwrap().uri.as_str(),
         "sip:vip@queue.example.com"
     );
-    assert_eq!(rig.records[0].transfer.as_ref().unwrap().mode, "redirect");
+    assert_eq!(
+        rig.records[0].transfer.as_ref().unwrap().mode,
+        TransferMode::Redirect
+    );
     assert!(
         rig.advance(Duration::from_secs(20))
             .iter()
@@ -637,7 +644,10 @@ fn bridge_calls_the_target_relays_rtp_both_ways_and_ends_with_either_leg() {
     rig.send(&reply(caller_bye, 200));
     let rec = &rig.records[0];
     let t = rec.transfer.as_ref().unwrap();
-    assert_eq!((t.mode, t.result.as_str()), ("bridge", "answered"));
+    assert_eq!(
+        (t.mode, t.result.as_str()),
+        (TransferMode::Bridge, "answered")
+    );
     let relayed = t.relayed.unwrap();
     assert_eq!((relayed.to_target, relayed.to_caller), (2, 1));
     assert_eq!(
@@ -786,7 +796,7 @@ fn refer_rejected_falls_back_to_a_bridge() {
         .expect("BYE to the queue");
     assert_eq!(bye.to.tag(), Some("q1"));
     let t = rig.records[0].transfer.clone().unwrap();
-    assert_eq!(t.mode, "bridge");
+    assert_eq!(t.mode, TransferMode::Bridge);
     assert!(
         t.result
             .starts_with("answered (after REFER rejected with 405"),

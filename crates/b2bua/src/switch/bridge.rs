@@ -11,11 +11,11 @@ use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::{CSeq, HeaderName, Method, NameAddr, Request, Response, SipUri};
 use tracing::{debug, info, warn};
 
-use super::{Switch, MAX_PORT_ATTEMPTS};
+use super::Switch;
 use crate::leg::{peer_for, Leg, LegState};
 use crate::output::{CallRef, Output, PortError};
 use crate::record::{RelayedPackets, TransferRecord};
-use crate::transfer::TransferOutcome;
+use crate::transfer::{TransferMode, TransferOutcome};
 
 /// The prompt the caller hears while the target rings, when the catalogue has it.
 const HOLD_PROMPT: &str = "please_hold";
@@ -123,7 +123,7 @@ impl Switch {
         };
         leg.port_bound = true;
         if leg.dns.is_some() {
-            // The INVITE goes once the name is resolved (`handle_resolved`).
+            // The INVITE goes once the name is resolved (`Input::Resolved`).
             return;
         }
         let Some(caller_audio) = call.audio.clone() else {
@@ -230,22 +230,14 @@ impl Switch {
             return;
         };
         leg.port = None;
-        if error == PortError::Other {
-            self.ports.release(port, now);
-        }
         let (target, attempts) = (leg.target.clone(), leg.port_attempts);
-        let next = (attempts < MAX_PORT_ATTEMPTS)
-            .then(|| self.ports.allocate(now))
-            .flatten();
-        let Some(next) = next else {
+        let Some(next) = self.rebind(now, id, port, error, attempts) else {
             return self.bridge_failed(now, id, &target, "no RTP port could be bound".into());
         };
         if let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) {
             leg.port = Some(next);
             leg.port_attempts += 1;
         }
-        self.by_port.insert(next, id);
-        self.outputs.push_back(Output::MediaOpen { port: next });
     }
 
     /// A response to the leg's INVITE (any, including 2xx retransmissions).
@@ -340,7 +332,7 @@ impl Switch {
                         None => "answered".into(),
                     };
                     call.transfer_record = Some(TransferRecord {
-                        mode: "bridge",
+                        mode: TransferMode::Bridge,
                         target,
                         result,
                         started_ms: None,
@@ -466,7 +458,7 @@ impl Switch {
             call.span
                 .in_scope(|| info!(target = %super::shown(call.redact_target, target), %why, "bridged transfer failed"));
             call.transfer_record = Some(TransferRecord {
-                mode: "bridge",
+                mode: TransferMode::Bridge,
                 target: target.to_owned(),
                 result: format!("failed: {why}"),
                 started_ms: None,

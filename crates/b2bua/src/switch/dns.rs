@@ -1,7 +1,7 @@
 //! Named next hops for bridge legs (RFC 3263). The core does no DNS: a leg whose target
-//! (or the outbound proxy) is a name asks the driver through [`Switch::poll_resolve`]; the
+//! (or the outbound proxy) is a name asks the driver through [`crate::Output::Resolve`]; the
 //! driver runs NAPTR → SRV → A/AAAA and hands back the addresses in the order to try
-//! ([`Switch::handle_resolved`]). The leg sends its INVITE to the first; on 503, on a
+//! ([`crate::Input::Resolved`]). The leg sends its INVITE to the first; on 503, on a
 //! transaction timeout, or when an address sends nothing at all within
 //! `SwitchConfig::dns_failover`, the same request goes to the next (§4.3).
 

@@ -181,7 +181,7 @@ impl Switch {
                 }));
                 let found = self.resolve(id, &[p]);
                 self.calls.get_mut(&id)?.media.play(found);
-                self.after_prompt_if_silent(id)
+                self.after_prompt_if_silent(now, id)
             }
             Action::Transfer {
                 target,
@@ -207,12 +207,12 @@ impl Switch {
                 flow.waiting = Waiting::Transfer;
                 match mode {
                     TransferMode::Redirect if call.state.is_early() => {
-                        let done = flow.run.handle(Event::TransferResult(
-                            concierge_flow::TransferOutcome::Succeeded,
-                        ));
+                        let done = flow
+                            .run
+                            .handle(Event::TransferResult(TransferOutcome::Succeeded));
                         debug_assert_eq!(done, Action::Done);
                         flow.waiting = Waiting::Done;
-                        self.transfer(now, id, crate::TransferMode::Redirect, &uri);
+                        self.transfer(now, id, TransferMode::Redirect, &uri);
                         None
                     }
                     TransferMode::Bridge => {
@@ -225,7 +225,7 @@ impl Switch {
                     }
                     // refer, or a redirect asked too late to be one.
                     _ => {
-                        self.transfer(now, id, crate::TransferMode::Refer, &uri);
+                        self.transfer(now, id, TransferMode::Refer, &uri);
                         None
                     }
                 }
@@ -240,7 +240,7 @@ impl Switch {
                 }));
                 let found = self.resolve(id, &[p]);
                 self.calls.get_mut(&id)?.media.play(found);
-                self.after_prompt_if_silent(id)
+                self.after_prompt_if_silent(now, id)
             }
             Action::Hangup {
                 prompt: None,
@@ -255,7 +255,7 @@ impl Switch {
                     );
                     let key = call.invite_key.clone();
                     self.endpoint.respond(now, &key, r);
-                    self.end_call(id, EndedBy::Concierge, &reason);
+                    self.end_call(now, id, EndedBy::Concierge, &reason);
                 } else {
                     self.hang_up(now, id, &reason);
                 }
@@ -270,14 +270,13 @@ impl Switch {
 
     /// A queued prompt list may be empty (unknown prompts were logged): then what waited
     /// for it goes ahead at once.
-    fn after_prompt_if_silent(&mut self, id: CallRef) -> Option<Event> {
+    fn after_prompt_if_silent(&mut self, now: Instant, id: CallRef) -> Option<Event> {
         let call = self.calls.get_mut(&id)?;
         if call.media.is_playing() {
             return None;
         }
         match std::mem::replace(&mut call.flow.as_mut()?.waiting, Waiting::Nothing) {
             Waiting::PromptThen(next) => {
-                let now = self.last_now;
                 self.step(now, id, *next);
                 None
             }
@@ -483,11 +482,7 @@ impl Switch {
             return;
         }
         flow.waiting = Waiting::Nothing;
-        let event = match outcome {
-            TransferOutcome::Succeeded => concierge_flow::TransferOutcome::Succeeded,
-            TransferOutcome::Failed(why) => concierge_flow::TransferOutcome::Failed(why.clone()),
-        };
-        self.feed(now, id, Event::TransferResult(event));
+        self.feed(now, id, Event::TransferResult(outcome.clone()));
     }
 
     /// The caller went away: the flow records where it was.

@@ -24,6 +24,7 @@ mod media;
 mod ports;
 mod records;
 mod refer;
+mod refresh;
 mod relay;
 mod rtp_in;
 mod setup;
@@ -64,9 +65,7 @@ pub struct Switch {
     outputs: VecDeque<Output>,
     wall: WallClock,
     ports: RtpPorts,
-    /// The time of the input being handled, for records.
-    last_now: Instant,
-    /// What new calls run; each call keeps the one it started with (see `set_program`).
+    /// What new calls run; each call keeps the one it started with (see `Command::Install`).
     program: std::sync::Arc<Program>,
     stats: crate::stats::SwitchStats,
     /// Calls with media, for the paced sender.
@@ -138,7 +137,6 @@ impl Switch {
                 cfg.seed ^ 0x5eed_0f4a_110c_4700,
             ),
             wall,
-            last_now: wall.instant,
             program: std::sync::Arc::new(program),
             stats: Default::default(),
             media_calls: Vec::new(),
@@ -167,6 +165,7 @@ impl Switch {
         self.draining
     }
 
+    /// Calls in the switch now (ringing, up or ending).
     pub fn call_count(&self) -> usize {
         self.calls.len()
     }

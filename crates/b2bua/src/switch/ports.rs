@@ -56,9 +56,6 @@ impl Switch {
             return;
         }
         call.rtp_port = None;
-        if error == PortError::Other {
-            self.ports.release(port, now);
-        }
         let _g = call.span.clone().entered();
         let why = match error {
             PortError::InUse => "another program holds it",
@@ -66,20 +63,23 @@ impl Switch {
         };
         warn!(port, why, "RTP port could not be bound");
         if !call.state.awaits_port() {
+            if error == PortError::Other {
+                self.ports.release(port, now);
+            }
             return;
         }
-        let next = (call.port_attempts < MAX_PORT_ATTEMPTS)
-            .then(|| self.ports.allocate(now))
-            .flatten();
-        let Some(next) = next else {
+        let attempts = call.port_attempts;
+        let Some(next) = self.rebind(now, id, port, error, attempts) else {
             warn!("no RTP port could be bound; INVITE refused with 503");
             self.refuse_unbound(now, id);
             return;
         };
-        let media_ip = family::media_ip_for(&self.cfg, call.peer.addr.ip());
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        call.rtp_port = Some(next);
+        call.port_attempts += 1;
+        let media_ip = family::media_ip_for(&self.cfg, call.peer.addr.ip());
         let local = std::net::SocketAddr::new(media_ip, next);
         // The same offer answered again: only the port changes.
         let policy = self.cfg.srtp;
@@ -102,10 +102,30 @@ impl Switch {
                 Err(_) => return self.refuse_unbound(now, id),
             }
         });
-        call.rtp_port = Some(next);
-        call.port_attempts += 1;
+    }
+
+    /// After a failed bind for call `id` (the caller's leg or its bridge leg), which has
+    /// tried `attempts` ports so far: `port` goes back to the pool unless another program
+    /// holds it (it was retired), and the next one is taken and asked of the driver.
+    /// `None` once the call tried [`MAX_PORT_ATTEMPTS`] or the pool is empty. The same
+    /// rule for both legs, so neither can spin through the pool.
+    pub(super) fn rebind(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        port: u16,
+        error: PortError,
+        attempts: u8,
+    ) -> Option<u16> {
+        if error == PortError::Other {
+            self.ports.release(port, now);
+        }
+        let next = (attempts < MAX_PORT_ATTEMPTS)
+            .then(|| self.ports.allocate(now))
+            .flatten()?;
         self.by_port.insert(next, id);
         self.outputs.push_back(Output::MediaOpen { port: next });
+        Some(next)
     }
 
     pub(super) fn refuse_unbound(&mut self, now: Instant, id: CallRef) {
@@ -124,7 +144,7 @@ impl Switch {
         let key = call.invite_key.clone();
         self.stats.refused_no_port += 1;
         self.endpoint.respond(now, &key, r);
-        self.end_call(id, EndedBy::Concierge, "no RTP port");
+        self.end_call(now, id, EndedBy::Concierge, "no RTP port");
         self.pump(now);
     }
 

@@ -88,7 +88,7 @@ impl Switch {
         );
         r.headers.push(HeaderName::CONTACT, format!("<{target}>"));
         call.transfer_record = Some(TransferRecord {
-            mode: "redirect",
+            mode: TransferMode::Redirect,
             target: target.to_owned(),
             result: "redirected".into(),
             started_ms: None,
@@ -98,7 +98,7 @@ impl Switch {
             .in_scope(|| info!(target = %shown(call.redact_target, target), "redirected with 302"));
         let key = call.invite_key.clone();
         self.endpoint.respond(now, &key, r);
-        self.end_call(id, EndedBy::Concierge, "redirected");
+        self.end_call(now, id, EndedBy::Concierge, "redirected");
     }
 
     pub(super) fn refer_finished(&mut self, now: Instant, id: CallRef, outcome: TransferOutcome) {
@@ -119,7 +119,7 @@ impl Switch {
         call.span
             .in_scope(|| info!(target = %shown(call.redact_target, &refer.target), %result, "REFER transfer finished"));
         call.transfer_record = Some(TransferRecord {
-            mode: "refer",
+            mode: TransferMode::Refer,
             target: refer.target,
             result,
             started_ms: None,

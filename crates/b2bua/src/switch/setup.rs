@@ -185,7 +185,7 @@ impl Switch {
         );
         self.expiry.insert((now + self.cfg.max_call_duration, id));
         self.rearm(id);
-        // The port goes into an SDP only once the driver has bound it (`media_port_ready`).
+        // The port goes into an SDP only once the driver has bound it (`Input::PortBound`).
         self.outputs.push_back(Output::MediaOpen { port });
     }
 
@@ -328,6 +328,6 @@ impl Switch {
         self.endpoint.respond(now, &invite, r);
         info!("cancelled by the caller before the answer");
         self.flow_hung_up(id);
-        self.end_call(id, EndedBy::Caller, "cancelled before the answer");
+        self.end_call(now, id, EndedBy::Caller, "cancelled before the answer");
     }
 }
