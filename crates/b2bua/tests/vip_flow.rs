@@ -83,7 +83,7 @@ fn a_vip_by_number_transferred_is_recorded_with_its_path_and_tier() {
     assert_eq!(
         (t.mode, t.target.as_str(), t.result.as_str()),
         (
-            "refer",
+            concierge_b2bua::TransferMode::Refer,
             format!("{}?X-Concierge-Tier=member&Priority=urgent", vip_desk()).as_str(),
             "succeeded"
         )

@@ -72,7 +72,7 @@ fn a_transferred_call_is_recorded_as_transferred_by_refer() {
     assert_eq!(
         (t.mode, t.target.as_str(), t.result.as_str()),
         (
-            "refer",
+            concierge_b2bua::TransferMode::Refer,
             format!("{}?X-Concierge-Tier=gold", vip_desk()).as_str(),
             "succeeded"
         )
@@ -119,7 +119,7 @@ fn a_bridge_answered_by_the_desk_is_recorded_as_transferred_by_bridge() {
     desk.reply_to(&mut kit, &bye, 200);
     let rec = kit.record("bridged");
     let t = rec.transfer.as_ref().expect("a transfer");
-    assert_eq!(t.mode, "bridge");
+    assert_eq!(t.mode, concierge_b2bua::TransferMode::Bridge);
     assert!(
         t.result
             .starts_with("answered (after REFER rejected with 405"),
