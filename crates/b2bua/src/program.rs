@@ -14,6 +14,7 @@ pub struct Program {
     pub default_flow: Option<Arc<Flow>>,
     /// Flows by Request-URI user (`echo-digits`, `vip-desk`, …).
     pub routes: HashMap<String, Arc<Flow>>,
+    /// Every prompt the flows may play, decoded once.
     pub prompts: Catalogue,
     /// What `${NAME}` in the flows resolves to, handed to every call's flow when it starts.
     /// The binary passes its process environment; the default has no variable set (this
@@ -22,6 +23,8 @@ pub struct Program {
 }
 
 impl Program {
+    /// The flow for a call to `called` (the Request-URI user): its own route, else the
+    /// default flow, else none (the call is then answered without a flow).
     pub fn flow_for(&self, called: &str) -> Option<Arc<Flow>> {
         self.routes
             .get(called)

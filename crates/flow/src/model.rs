@@ -208,27 +208,40 @@ pub(crate) struct HangupFile {
 }
 
 /// How a transfer node moves the call (the transfer itself is the call layer's job).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+/// The one type for this across the workspace: flows name it, the call layer carries it
+/// out, and call records say which one a transfer used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferMode {
-    /// SIP REFER in the caller's dialog (RFC 3515); the caller's side places the new call.
+    /// REFER in the caller's dialog (RFC 3515); the caller's phone places the new call.
     Refer,
-    /// `302 Moved Temporarily` to the target, before the call is answered.
+    /// 302 Moved Temporarily before answering: no media at all.
     Redirect,
-    /// A second call leg from the server to the target, media relayed between the two.
+    /// A second call leg from us to the target, media relayed between the two.
     Bridge,
-    /// REFER first; when the caller's side refuses it or it fails, a bridge to the same
-    /// target (the default).
+    /// REFER; when it fails, a bridge.
     #[default]
     ReferOrBridge,
 }
 
+impl TransferMode {
+    /// The name flows and records use (`refer`, `redirect`, `bridge`, `refer_or_bridge`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refer => "refer",
+            Self::Redirect => "redirect",
+            Self::Bridge => "bridge",
+            Self::ReferOrBridge => "refer_or_bridge",
+        }
+    }
+}
+
 /// A flow ready to run: every template parsed, every regex and JSON path compiled.
-#[derive(Debug)]
 ///
 /// Built only by validation ([`crate::parse_flow`], [`crate::load_flow`]), so every exit
 /// names a node and every template parses; shared read-only (`Arc`) by all the calls
 /// that run it, each through its own [`crate::Run`].
+#[derive(Debug)]
 pub struct Flow {
     /// The file's `name`, else its file stem: in logs, metrics and call records.
     pub name: String,
