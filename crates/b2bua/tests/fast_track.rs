@@ -523,17 +523,27 @@ type = "hangup"
 fn env_references_resolve_from_the_program_s_environment_and_stay_out_of_records() {
     // The switch reads no environment: `${NAME}` gets what the program carries (the
     // binary puts its process environment there).
-    let mut rig = Rig::new(TOKEN_LOOKUP, Catalogue::default(), 0);
     let loaded =
         concierge_flow::parse_flow(std::path::Path::new("t.toml"), TOKEN_LOOKUP, &|_| true)
             .unwrap_or_else(|e| panic!("{e:?}"));
-    rig.switch.set_program(Program {
+    let program = Program {
         default_flow: Some(loaded.flow),
         env: concierge_flow::Environment::from_pairs([("CRM_TOKEN", "t0ken"), ("CRM_KEY", "k3y")]),
         ..Default::default()
-    });
+    };
+    let mut rig = Rig {
+        kit: Kit::with_wall(
+            SwitchConfig {
+                seed: 7,
+                ..Default::default()
+            },
+            program,
+            0,
+        ),
+        phone: "127.0.0.1:5061".parse().unwrap(),
+    };
     rig.send(&invite("e1"));
-    let (_, req) = &rig.http[0];
+    let req = rig.http_request();
     assert!(req.url.ends_with("?key=k3y"), "{}", req.url);
     assert!(req
         .headers
@@ -541,8 +551,7 @@ fn env_references_resolve_from_the_program_s_environment_and_stay_out_of_records
     assert_eq!(req.url_for_log(), "<redacted>", "a URL built from ${{ENV}}");
     let out = rig.http_result(200, "yes");
     assert_eq!(statuses(&out), vec![480], "the hangup, never answered");
-    let record = format!("{:?}", rig.records);
-    assert_eq!(rig.records.len(), 1);
+    let record = format!("{:?}", rig.record("e1"));
     assert!(
         !record.contains("t0ken") && !record.contains("k3y"),
         "{record}"
