@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use crate::model::TransferMode;
 
-/// What the caller of the interpreter must do next, returned by [`Run::start`](crate::Run::start) and
-/// [`Run::handle`](crate::Run::handle). Each action names the [`Event`](crate::Event) that reports its outcome; while it is
-/// under way the run waits (an event it did not ask for repeats the action or is ignored).
+/// What the caller of the interpreter must do next, returned by [`Run::start`](crate::Run::start)
+/// and [`Run::handle`](crate::Run::handle). Each action names the [`Event`](crate::Event) that
+/// reports its outcome; while it is under way the run waits (an event it did not ask for repeats
+/// the action or is ignored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Play the prompts in order, then report [`Event::PromptFinished`](crate::Event::PromptFinished).
+    /// Play the prompts in order, then report
+    /// [`Event::PromptFinished`](crate::Event::PromptFinished).
     Play {
         /// Prompt names (the catalogue's), `spell:` entries already expanded to digits.
         prompts: Vec<String>,
@@ -20,14 +22,16 @@ pub enum Action {
         interruptible: bool,
     },
     /// Collect keypad digits as the spec says (a [`crate::Collector`] does it), then report
-    /// [`Event::Digits`](crate::Event::Digits), [`Event::InputTimeout`](crate::Event::InputTimeout) or, when its lockout group is locked for
-    /// this caller, [`Event::Locked`](crate::Event::Locked).
+    /// [`Event::Digits`](crate::Event::Digits), [`Event::InputTimeout`](crate::Event::InputTimeout)
+    /// or, when its lockout group is locked for this caller,
+    /// [`Event::Locked`](crate::Event::Locked).
     CollectDigits(CollectSpec),
-    /// Perform the request (after its `delay`), then report [`Event::HttpResult`](crate::Event::HttpResult). Boxed:
-    /// a request is by far the largest action.
+    /// Perform the request (after its `delay`), then report
+    /// [`Event::HttpResult`](crate::Event::HttpResult). Boxed: a request is by far the largest
+    /// action.
     Http(Box<HttpRequest>),
-    /// Move the call to `target`, then report [`Event::TransferResult`](crate::Event::TransferResult); after a success
-    /// the run is over.
+    /// Move the call to `target`, then report
+    /// [`Event::TransferResult`](crate::Event::TransferResult); after a success the run is over.
     Transfer {
         /// A `sip:`, `sips:` or `tel:` URI, rendered from the node's template.
         target: String,
@@ -63,7 +67,8 @@ pub struct CollectSpec {
     pub min: u32,
     /// Collection stops at this many digits.
     pub max: u32,
-    /// No key within this after the prompts end is [`Event::InputTimeout`](crate::Event::InputTimeout).
+    /// No key within this after the prompts end is
+    /// [`Event::InputTimeout`](crate::Event::InputTimeout).
     pub first_digit_timeout: Duration,
     /// No further key within this ends the entry with the digits so far.
     pub inter_digit_timeout: Duration,

@@ -5,9 +5,9 @@
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 use std::time::Duration;
 
-/// A response the server gave to an [`HttpRequest`](crate::HttpRequest), reported in [`Event::HttpResult`].
-/// A 2xx takes the node's `success` exit (its body, or the JSON path's match, saved);
-/// anything else is a failure, retried when it is a 5xx.
+/// A response the server gave to an [`HttpRequest`](crate::HttpRequest), reported in
+/// [`Event::HttpResult`]. A 2xx takes the node's `success` exit (its body, or the JSON path's
+/// match, saved); anything else is a failure, retried when it is a 5xx.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     /// The HTTP status code.
@@ -18,8 +18,8 @@ pub struct HttpResponse {
     pub latency: Duration,
 }
 
-/// An [`HttpRequest`](crate::HttpRequest) that got no response, reported in [`Event::HttpResult`]. Every
-/// kind is transient: the node retries it while it has retries left.
+/// An [`HttpRequest`](crate::HttpRequest) that got no response, reported in [`Event::HttpResult`].
+/// Every kind is transient: the node retries it while it has retries left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpFailure {
     /// No connection (refused, unreachable, TLS failed); the text says why, for the record.
@@ -30,7 +30,8 @@ pub enum HttpFailure {
     Other(String),
 }
 
-/// How an [`Action::Transfer`](crate::Action::Transfer) ended, reported in [`Event::TransferResult`].
+/// How an [`Action::Transfer`](crate::Action::Transfer) ended, reported in
+/// [`Event::TransferResult`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferOutcome {
     /// The call is with the target: the run ends.
@@ -43,20 +44,24 @@ pub enum TransferOutcome {
 /// What happened since the last action. `Debug` shows how many digits, never which.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Event {
-    /// The prompts of [`Action::Play`](crate::Action::Play) (or a hangup's prompt) have played, or a key
-    /// stopped interruptible ones.
+    /// The prompts of [`Action::Play`](crate::Action::Play) (or a hangup's prompt) have played, or
+    /// a key stopped interruptible ones.
     PromptFinished,
-    /// Digits collected for [`Action::CollectDigits`](crate::Action::CollectDigits), terminator removed.
+    /// Digits collected for [`Action::CollectDigits`](crate::Action::CollectDigits), terminator
+    /// removed.
     Digits(String),
-    /// No key came for [`Action::CollectDigits`](crate::Action::CollectDigits): the node retries or takes `no_input`.
+    /// No key came for [`Action::CollectDigits`](crate::Action::CollectDigits): the node retries or
+    /// takes `no_input`.
     InputTimeout,
     /// The keypad's lockout group is locked for this caller: no digits were collected.
     Locked,
-    /// The outcome of [`Action::Http`](crate::Action::Http) (from the server or the caller's lookup cache).
+    /// The outcome of [`Action::Http`](crate::Action::Http) (from the server or the caller's lookup
+    /// cache).
     HttpResult(Result<HttpResponse, HttpFailure>),
     /// The outcome of [`Action::Transfer`](crate::Action::Transfer).
     TransferResult(TransferOutcome),
-    /// The caller hung up, at any point: the run ends and returns [`Action::Done`](crate::Action::Done).
+    /// The caller hung up, at any point: the run ends and returns
+    /// [`Action::Done`](crate::Action::Done).
     HungUp,
 }
 
