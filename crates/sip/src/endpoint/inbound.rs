@@ -114,7 +114,7 @@ impl Endpoint {
                 if let Err(rejection) = check_request(&request, &supported) {
                     debug!(call_id = %Untrusted(&request.call_id), status = %rejection.status, why = %Untrusted(&rejection.why), "request rejected");
                     let tag = self.new_tag();
-                    let response = rejection.response(&request, &tag);
+                    let response = rejection.response(&request, tag.as_str());
                     self.respond(now, &key, response);
                     return;
                 }
@@ -147,7 +147,7 @@ impl Endpoint {
             StatusCode::CALL_DOES_NOT_EXIST
         };
         let tag = self.new_tag();
-        let response = response_to(&cancel, status, Some(&tag));
+        let response = response_to(&cancel, status, Some(tag.as_str()));
         self.respond(now, &key, response);
         if in_progress == Some(true) {
             self.events

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use crate::ids::{Branch, Tag};
 use crate::transaction::{
     InviteClient, InviteServer, NonInviteClient, NonInviteServer, TimerConfig, TsxKey,
 };
@@ -216,7 +217,18 @@ impl Endpoint {
     /// §18.1.1: it names where responses reach us — over TLS our TLS port, to an IPv6
     /// peer our IPv6 host.
     pub fn new_via(&mut self, peer: Peer) -> Via {
-        let branch = format!("{MAGIC_COOKIE}{:016x}", self.rng.gen::<u64>());
+        let branch = self.new_branch();
+        self.via_with(peer, &branch)
+    }
+
+    /// A fresh branch for a request of ours: the RFC 3261 magic cookie and 64 random bits
+    /// (§8.1.1.7), so it is unique per transaction and marks us as RFC 3261 compliant.
+    fn new_branch(&mut self) -> Branch {
+        Branch::from(format!("{MAGIC_COOKIE}{:016x}", self.rng.gen::<u64>()))
+    }
+
+    /// Our Via to `peer` carrying `branch`.
+    fn via_with(&self, peer: Peer, branch: &Branch) -> Via {
         let host = match &self.cfg.via_host_v6 {
             Some(v6) if peer.addr.is_ipv6() => v6.clone(),
             _ => self.cfg.via_host.clone(),
@@ -225,7 +237,7 @@ impl Endpoint {
             (Transport::Tls, Some(p)) => p,
             _ => self.cfg.via_port,
         };
-        Via::new(peer.transport, host, Some(port), &branch)
+        Via::new(peer.transport, host, Some(port), branch.as_str())
     }
 
     /// Where transaction `key` sends: for one of our client transactions, the next hop
@@ -234,12 +246,14 @@ impl Endpoint {
         self.tsxs.get(key).map(|e| e.peer)
     }
 
-    /// A fresh random tag for a From or To.
-    pub fn new_tag(&mut self) -> String {
-        format!("{:012x}", self.rng.gen::<u64>() & 0xffff_ffff_ffff)
+    /// A fresh random tag for the From of a request we place or the To of an answer we give
+    /// (RFC 3261 §19.3): 48 bits from the endpoint's generator as twelve hex digits.
+    pub fn new_tag(&mut self) -> Tag {
+        Tag::from(format!("{:012x}", self.rng.gen::<u64>() & 0xffff_ffff_ffff))
     }
 
-    /// A random number from the endpoint's generator (branches, Call-IDs, cnonces).
+    /// A random number from the endpoint's generator, for what the call logic makes itself:
+    /// Call-IDs of calls we place, cnonces, RSeq starts.
     pub fn random_u64(&mut self) -> u64 {
         self.rng.gen()
     }

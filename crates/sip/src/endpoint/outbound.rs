@@ -40,10 +40,9 @@ impl Endpoint {
     /// Starts a client transaction for `request` (not ACK) towards `peer`, adding our Via
     /// with a fresh branch. Returns the transaction's key.
     pub fn send_request(&mut self, now: Instant, mut request: Request, peer: Peer) -> TsxKey {
-        let via = self.new_via(peer);
-        let branch = via.branch().unwrap_or_default().to_owned();
-        request.vias.insert(0, via);
-        let key = TsxKey::client(&branch, &request.method);
+        let branch = self.new_branch();
+        request.vias.insert(0, self.via_with(peer, &branch));
+        let key = TsxKey::client(branch, &request.method);
         let reliable = peer.transport.is_reliable();
         let bytes = request.to_bytes();
         let (machine, first) = if request.method == Method::Invite {
@@ -111,8 +110,8 @@ impl Endpoint {
             body: Bytes::new(),
         };
         let peer = entry.peer;
-        let branch = cancel.vias.first()?.branch()?.to_owned();
-        let key = TsxKey::client(&branch, &Method::Cancel);
+        // §9.1: the CANCEL's top Via, branch included, is the INVITE's.
+        let key = TsxKey::client(invite.branch().clone(), &Method::Cancel);
         let reliable = peer.transport.is_reliable();
         let (tsx, first) =
             NonInviteClient::start(now, cancel.to_bytes(), reliable, self.cfg.timers);

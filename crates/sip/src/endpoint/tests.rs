@@ -182,3 +182,32 @@ fn client_transaction_gets_its_response_and_unknown_branches_are_dropped() {
         matches!(&events[0], EndpointEvent::Response { key: k, response } if *k == key && response.status == StatusCode::OK)
     );
 }
+
+#[test]
+fn our_tags_and_branches_are_fresh_and_a_branch_keys_its_transaction() {
+    // RFC 3261 §8.1.1.7: our branches start with the magic cookie; §19.3: tags are random.
+    let t0 = Instant::now();
+    let mut ep = Endpoint::new(EndpointConfig::default());
+    let (a, b) = (ep.new_tag(), ep.new_tag());
+    assert_ne!(a, b);
+    assert!(a.as_str().len() == 12 && a.as_str().bytes().all(|c| c.is_ascii_hexdigit()));
+    let (_, invite) = invite_key(&mut ep, t0);
+    let mut options = invite.clone();
+    options.method = Method::Options;
+    options.cseq.method = Method::Options;
+    options.vias.clear();
+    let key = ep.send_request(t0, options, peer());
+    let (sent, _) = drain(&mut ep);
+    let sent = match crate::wire::parse_datagram(sent[0].as_bytes())
+        .unwrap()
+        .unwrap()
+    {
+        Message::Request(r) => r,
+        _ => unreachable!(),
+    };
+    assert!(key.branch().is_rfc3261());
+    assert_eq!(
+        sent.top_via().and_then(|v| v.branch()),
+        Some(key.branch().as_str())
+    );
+}
