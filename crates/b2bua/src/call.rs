@@ -3,7 +3,7 @@ use std::time::Instant;
 use concierge_sip::dialog::{AnswerRetransmit, Dialog};
 use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::Request;
-use concierge_sip::Peer;
+use concierge_sip::{Peer, Tag};
 
 use concierge_flow::{Action, Collector, Run};
 
@@ -32,7 +32,7 @@ pub(crate) struct Call {
     pub(crate) invite: Request,
     pub(crate) invite_key: TsxKey,
     pub(crate) peer: Peer,
-    pub(crate) local_tag: String,
+    pub(crate) local_tag: Tag,
     pub(crate) dialog: Option<Dialog>,
     pub(crate) answer: Option<AnswerRetransmit>,
     /// Client transaction of our BYE, while in [`Phase::Ending`].

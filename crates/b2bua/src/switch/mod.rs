@@ -320,7 +320,7 @@ impl Switch {
         let mut r = self.response_tagged(
             &call.invite,
             StatusCode::SERVICE_UNAVAILABLE,
-            &call.local_tag,
+            call.local_tag.as_str(),
         );
         r.headers.push(
             HeaderName::RETRY_AFTER,
@@ -644,7 +644,12 @@ impl Switch {
             return;
         };
         let _g = call.span.clone().entered();
-        let mut ok = dialog_response_to(&call.invite, StatusCode::OK, &call.local_tag, &contact);
+        let mut ok = dialog_response_to(
+            &call.invite,
+            StatusCode::OK,
+            call.local_tag.as_str(),
+            &contact,
+        );
         ok.headers.push(HeaderName::ALLOW, ALLOW);
         ok.headers
             .push(HeaderName::SUPPORTED, crate::carrier::SUPPORTED);
@@ -750,7 +755,7 @@ impl Switch {
         let r = response_to(
             &call.invite,
             StatusCode::REQUEST_TERMINATED,
-            Some(&call.local_tag),
+            Some(call.local_tag.as_str()),
         );
         self.endpoint.respond(now, &invite, r);
         info!("cancelled by the caller before the answer");
@@ -1012,7 +1017,7 @@ impl Switch {
         let mut r = response_to(
             &call.invite,
             StatusCode::MOVED_TEMPORARILY,
-            Some(&call.local_tag),
+            Some(call.local_tag.as_str()),
         );
         r.headers.push(HeaderName::CONTACT, format!("<{target}>"));
         call.transfer_record = Some(TransferRecord {
@@ -1189,7 +1194,7 @@ impl Switch {
         };
         match call.phase {
             Phase::Early => {
-                let r = response_to(&call.invite, early_status, Some(&call.local_tag));
+                let r = response_to(&call.invite, early_status, Some(call.local_tag.as_str()));
                 let key = call.invite_key.clone();
                 self.endpoint.respond(now, &key, r);
                 self.end_call(id, EndedBy::Concierge, why);
@@ -1426,7 +1431,7 @@ impl Switch {
 
     fn response(&mut self, request: &Request, status: StatusCode) -> Response {
         let tag = self.endpoint.new_tag();
-        self.response_tagged(request, status, &tag)
+        self.response_tagged(request, status, tag.as_str())
     }
 
     fn response_tagged(&self, request: &Request, status: StatusCode, tag: &str) -> Response {
