@@ -59,7 +59,9 @@ impl DialogRejection {
     }
 }
 
-/// The state of one dialog.
+/// The state of one dialog (§12), owned by the call logic: made by [`Dialog::uas`] or
+/// [`Dialog::uac`], fed each in-dialog request of the peer through
+/// [`Dialog::handle_remote_request`], and asked for each request we send in it.
 #[derive(Debug, Clone)]
 pub struct Dialog {
     /// Call-ID and tags that identify the dialog.

@@ -16,7 +16,11 @@ use crate::wire::{
 };
 
 impl Endpoint {
-    /// A datagram arrived.
+    /// The driver calls this for every UDP datagram, stamped with its receive time. A
+    /// request opens or matches a server transaction and becomes an [`EndpointEvent`]; a
+    /// response goes to its client transaction; an unparsable request is answered 400 (or
+    /// the status its error maps to) when enough of it survives, else dropped; keep-alives
+    /// are ignored. Then drain [`Self::poll_transmit`] and [`Self::poll_event`].
     pub fn handle_datagram(&mut self, now: Instant, peer: Peer, data: &[u8]) {
         match frame_datagram(data) {
             Ok(None) => {}
@@ -25,7 +29,9 @@ impl Endpoint {
         }
     }
 
-    /// A message framed by the driver (a stream transport).
+    /// The driver calls this for each message its stream framer cut from a TCP or TLS
+    /// connection (`head` up to the blank line, `body` exactly Content-Length bytes); it is
+    /// then handled as [`Self::handle_datagram`] handles a datagram.
     pub fn handle_framed(&mut self, now: Instant, peer: Peer, head: &[u8], body: &[u8]) {
         match parse_message(head, body) {
             Ok(Message::Request(r)) => self.handle_request(now, peer, r),

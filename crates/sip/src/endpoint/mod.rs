@@ -184,7 +184,7 @@ pub const BAD_INPUT_LOG_BURST: u32 = 10;
 pub const BAD_INPUT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Endpoint {
-    /// An endpoint with no transactions.
+    /// An endpoint with no transactions; its generator is seeded from `cfg.seed`.
     pub fn new(cfg: EndpointConfig) -> Self {
         let rng = SmallRng::seed_from_u64(cfg.seed);
         Self {
@@ -208,7 +208,8 @@ impl Endpoint {
         self.tsxs.len()
     }
 
-    /// Sends bytes outside any transaction: the ACK for a 2xx, 2xx retransmissions.
+    /// Queues bytes to `peer` outside any transaction: the ACK for a 2xx, 2xx
+    /// retransmissions of the dialog layer. They come out of [`Self::poll_transmit`].
     pub fn send_raw(&mut self, peer: Peer, bytes: Bytes) {
         self.transmits.push_back(Transmit { peer, bytes });
     }
@@ -258,12 +259,14 @@ impl Endpoint {
         self.rng.gen()
     }
 
-    /// Next message to send; the driver drains this until `None` after every input.
+    /// Next message to send, in the order queued; the driver drains this until `None`
+    /// after every `handle_*` call and every call of the transaction user.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
-    /// Next thing the application must decide; drained like [`Self::poll_transmit`].
+    /// Next thing the transaction user must decide, in arrival order; drained like
+    /// [`Self::poll_transmit`].
     pub fn poll_event(&mut self) -> Option<EndpointEvent> {
         self.events.pop_front()
     }

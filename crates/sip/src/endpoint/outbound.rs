@@ -11,7 +11,11 @@ use crate::transaction::{InviteClient, NonInviteClient, TsxKey, TsxOutput};
 use crate::wire::{Method, Request, Response};
 
 impl Endpoint {
-    /// Sends `response` through the server transaction `key`.
+    /// The transaction user answers the request of server transaction `key` (from an
+    /// [`EndpointEvent::Request`](super::EndpointEvent::Request)) with `response`; the transaction sends it, and
+    /// retransmits a non-2xx final answer over UDP until the ACK (§17.2.1) — a 2xx is
+    /// retransmitted by the dialog layer ([`crate::dialog::AnswerRetransmit`]). A response
+    /// for a transaction that already ended is logged and dropped.
     pub fn respond(&mut self, now: Instant, key: &TsxKey, response: Response) {
         let Some(entry) = self.tsxs.get_mut(key) else {
             debug!(status = %response.status, "response for a finished transaction not sent");

@@ -21,7 +21,8 @@ impl Endpoint {
     }
 
     /// Called by the driver at (or after) the deadline from [`Self::poll_timeout`]: fires every
-    /// due timer.
+    /// due timer (retransmissions, timeouts reported as [`EndpointEvent::Timeout`], ended
+    /// transactions forgotten); then drain as after any input.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.log_bad_input_summary(now);
         while let Some(Reverse((at, _))) = self.timers.peek() {
