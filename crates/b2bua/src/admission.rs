@@ -16,6 +16,7 @@ pub struct AdmissionConfig {
     pub invite_burst: u32,
     /// New calls per second from one source IP.
     pub source_invite_rate: u32,
+    /// How many one source may send at once above its rate.
     pub source_invite_burst: u32,
 }
 

@@ -9,6 +9,7 @@ use concierge_sip::transaction::TimerConfig;
 pub struct SwitchConfig {
     /// Host (IP or name) we put in Contact, Via and SDP; the address callers reach us on.
     pub advertised_host: String,
+    /// The SIP port we listen on, for our Via and Contact.
     pub sip_port: u16,
     /// Our host for peers reached over IPv6 (bracketed); `None`: `advertised_host`.
     pub advertised_host_v6: Option<String>,
@@ -25,6 +26,7 @@ pub struct SwitchConfig {
     pub rtp_port_rest: Duration,
     /// Beyond this many calls new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
+    /// The Retry-After of every 503 we send (capacity, draining, no port).
     pub retry_after: Duration,
     /// How long a call rings (180) before we answer it.
     pub answer_after: Duration,
@@ -42,6 +44,7 @@ pub struct SwitchConfig {
     pub outbound_proxy: Option<concierge_sip::wire::SipUri>,
     /// This instance's name, in every call record (the driver puts it on every log line).
     pub instance: String,
+    /// RFC 3261 transaction timers (T1, T2, T4).
     pub timers: TimerConfig,
     /// Peers whose P-Asserted-Identity (and From) we believe; everyone else's is claimed.
     pub trusted_peers: crate::TrustedPeers,

@@ -49,6 +49,7 @@ impl TrustedPeers {
         self.0.iter().any(|n| n.contains(&ip))
     }
 
+    /// Whether no block is configured: then no peer is trusted.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

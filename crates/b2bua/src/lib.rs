@@ -17,20 +17,37 @@
 //!
 //! Calls may be encrypted (SRTP with SDES keys, by the `srtp` policy); each leg decrypts what
 //! it receives and encrypts what it sends with its own keys. A bridge leg to a name waits for
-//! the driver's RFC 3263 lookup ([`Switch::poll_resolve`], [`Switch::handle_resolved`]).
+//! the driver's RFC 3263 lookup ([`Output::Resolve`], [`Input::Resolved`]).
 //!
-//! Run loop: call a `handle_*` method, then drain [`Switch::poll_output`] until `None` and
-//! [`Switch::poll_resolve`] until `None`, then sleep until [`Switch::poll_timeout`] and call
-//! [`Switch::handle_timeout`].
+//! Run loop — the one contract, as in str0m: hand every input to [`Switch::handle_input`]
+//! with the time it arrived, then drain [`Switch::poll_output`] until it returns
+//! [`Output::Timeout`], do what each output says (results such as a bound port or an HTTP
+//! answer come back later as inputs), and sleep until that timeout or the next input,
+//! whichever comes first. A deadline reached is [`Input::Timeout`].
+//!
+//! ```text
+//! loop {
+//!     let input = wait_for(next_wake_up);          // socket, channel or timer
+//!     switch.handle_input(now, input);
+//!     next_wake_up = loop {
+//!         match switch.poll_output() {
+//!             Output::Timeout(at) => break at,
+//!             other => perform(other),             // send, bind, spawn HTTP, …
+//!         }
+//!     };
+//! }
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod admission;
-mod bridge;
 mod call;
 mod call_media;
 mod carrier;
 mod config;
 mod identity;
+mod input;
+mod leg;
 mod lockout;
 mod output;
 mod program;
@@ -41,9 +58,10 @@ mod transfer;
 mod transfer_token;
 
 pub use admission::AdmissionConfig;
-pub use bridge::OutboundAuth;
 pub use config::SwitchConfig;
 pub use identity::{identify, CallerIdentity, CidrError, TrustedPeers};
+pub use input::{Command, Input};
+pub use leg::OutboundAuth;
 pub use lockout::LockoutConfig;
 pub use output::{CallRef, Output, PortError, Resolve};
 pub use program::Program;

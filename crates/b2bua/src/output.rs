@@ -20,33 +20,54 @@ pub enum Output {
     /// Send SIP bytes.
     Sip(Transmit),
     /// Bind a UDP socket for a call's RTP on this port of the media address, then report
-    /// with [`crate::Switch::media_port_ready`] or [`crate::Switch::media_port_failed`]:
+    /// with [`crate::Input::PortBound`] or [`crate::Input::PortFailed`]:
     /// the call waits for that before the port goes into an SDP answer.
-    MediaOpen { port: u16 },
+    MediaOpen {
+        /// The port, on the media address of the call's family.
+        port: u16,
+    },
     /// The call is over: close that socket.
-    MediaClose { port: u16 },
+    MediaClose {
+        /// The port to close.
+        port: u16,
+    },
     /// Send one RTP packet from the call's port.
     Rtp {
+        /// Our port to send from (a bound one).
         port: u16,
+        /// The peer's RTP address.
         to: std::net::SocketAddr,
+        /// The whole packet, already SRTP-protected on an encrypted leg.
         packet: bytes::Bytes,
     },
-    /// Perform a flow's HTTP request and report with [`crate::Switch::handle_http_result`].
+    /// Perform a flow's HTTP request and report with [`crate::Input::Http`].
     Http {
+        /// The call whose flow asked; the result goes back with it.
         call: CallRef,
+        /// Method, URL, headers, body and timeout, all rendered.
         request: Box<concierge_flow::HttpRequest>,
     },
     /// A call ended: append its record.
     Record(Box<CallRecord>),
+    /// Look up a name (RFC 3263) for a bridge leg and report with
+    /// [`crate::Input::Resolved`] carrying the same `id`.
+    Resolve(Resolve),
+    /// Nothing more to do now: hand in [`crate::Input::Timeout`] at this instant, or any
+    /// other input before it. `None`: nothing is due until another input arrives. Always
+    /// the last output of a drain (see [`crate::Switch::poll_output`]).
+    Timeout(Option<std::time::Instant>),
 }
 
 /// A name the driver must look up (RFC 3263: NAPTR, SRV, then A/AAAA) for a bridge leg
 /// whose next hop — the target, or the outbound proxy — is not an IP address. Taken with
-/// [`crate::Switch::poll_resolve`]; the answer goes back through
-/// [`crate::Switch::handle_resolved`] with the same `id`.
+/// [`Output::Resolve`]; the answer goes back as [`crate::Input::Resolved`] with the same
+/// `id`.
 #[derive(Debug, Clone)]
 pub struct Resolve {
+    /// Names this lookup: the answer comes back with it.
     pub id: u64,
+    /// The call whose bridge leg waits for the answer.
     pub call: CallRef,
+    /// The URI to locate (its host, port and transport, RFC 3263 §4).
     pub uri: concierge_sip::wire::SipUri,
 }

@@ -14,10 +14,13 @@ pub struct Program {
     pub default_flow: Option<Arc<Flow>>,
     /// Flows by Request-URI user (`echo-digits`, `vip-desk`, …).
     pub routes: HashMap<String, Arc<Flow>>,
+    /// Every prompt the flows may play, decoded once.
     pub prompts: Catalogue,
 }
 
 impl Program {
+    /// The flow for a call to `called` (the Request-URI user): its own route, else the
+    /// default flow, else none (the call is then answered without a flow).
     pub fn flow_for(&self, called: &str) -> Option<Arc<Flow>> {
         self.routes
             .get(called)

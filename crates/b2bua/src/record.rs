@@ -8,7 +8,9 @@ use serde::Serialize;
 /// pair of readings the driver took at start-up (the core never reads a clock).
 #[derive(Debug, Clone, Copy)]
 pub struct WallClock {
+    /// A monotonic reading …
     pub instant: Instant,
+    /// … and the wall-clock time at the same moment.
     pub system: SystemTime,
 }
 
@@ -29,6 +31,7 @@ impl WallClock {
 /// One JSON line in the call-record file.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CallRecord {
+    /// The caller's Call-ID.
     pub call_id: String,
     /// The flow the call ran (its `name`), when one handled the called number.
     pub flow: Option<String>,
@@ -36,7 +39,7 @@ pub struct CallRecord {
     /// started with across reloads.
     pub flow_version: Option<String>,
     /// How the call ended, for counting: `transferred`, `hung_up`, `failed` or `refused`
-    /// (see [`outcome`]).
+    /// (see `outcome` in this module).
     pub outcome: &'static str,
     /// The caller's number as the flow used it (`system.caller`): P-Asserted-Identity
     /// from a trusted peer, else From; empty when anonymous.
@@ -51,18 +54,25 @@ pub struct CallRecord {
     /// Code entry was locked for this call (`<group>: number|source`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lockout: Option<String>,
+    /// The Request-URI user the caller dialled.
     pub called: String,
+    /// When the INVITE arrived (ms since the Unix epoch).
     pub arrived_ms: u64,
+    /// When we answered (200 OK sent); `None` for a call never answered.
     pub answered_ms: Option<u64>,
+    /// When the call left the switch.
     pub ended_ms: u64,
     /// Nodes of the flow in the order visited, with the exit each took.
     pub path: Vec<PathStep>,
+    /// Every HTTP request the flow made, in order.
     pub http: Vec<HttpOutcome>,
     /// Flow variables at the end of the call; secret ones redacted.
     pub variables: Vec<(String, String)>,
+    /// The last transfer the flow asked for, if any.
     pub transfer: Option<TransferRecord>,
     /// Who ended the call; written as `caller`, `concierge`, `network` or `target`.
     pub ended_by: EndedBy,
+    /// Why it ended, in words (`BYE from the caller`, `no ACK`, …).
     pub reason: String,
     /// Digits received, by the way they arrived (`rfc4733`, `info`, `inband`); `*` for
     /// every key a non-secret keypad did not take.
@@ -109,17 +119,26 @@ impl std::fmt::Display for EndedBy {
     }
 }
 
+/// One node a call visited.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PathStep {
+    /// The node's name in the flow.
     pub node: String,
+    /// The exit it took; `None` for the node the call ended in.
     pub exit: Option<String>,
 }
 
+/// One `http` node's request, as the record shows it (never its URL's secrets).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct HttpOutcome {
+    /// The `http` node's name.
     pub node: String,
+    /// The HTTP status, when a response came.
     pub status: Option<u16>,
+    /// `ok: <value>` (`ok: ***` for a secret), or why it failed: `HTTP 503`, `timeout`,
+    /// `connect: …`, or what was wrong with the body.
     pub outcome: String,
+    /// From the request to its result.
     pub latency_ms: u64,
     /// `hit`, `miss` or `stale` when the node caches (`stale`: the server failed and a
     /// kept answer stood in).
@@ -127,10 +146,15 @@ pub struct HttpOutcome {
     pub cache: Option<&'static str>,
 }
 
+/// A call's transfer, as its record shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TransferRecord {
-    pub mode: &'static str,
+    /// How the transfer was made: `refer`, `redirect` or `bridge` (a `refer_or_bridge`
+    /// says which of the two it came to).
+    pub mode: crate::TransferMode,
+    /// Where the call went (`<redacted>` when rendered from a secret).
     pub target: String,
+    /// `succeeded`, `redirected`, `answered…` or `failed: <why>` (see [`transfer_succeeded`]).
     pub result: String,
     /// When the flow started the transfer (ms since the Unix epoch).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,9 +164,12 @@ pub struct TransferRecord {
     pub relayed: Option<RelayedPackets>,
 }
 
+/// RTP packets a bridge relayed, each way.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct RelayedPackets {
+    /// From the caller to the target.
     pub to_target: u64,
+    /// From the target to the caller.
     pub to_caller: u64,
 }
 
@@ -177,7 +204,7 @@ mod tests {
 
     fn transfer(result: &str) -> TransferRecord {
         TransferRecord {
-            mode: "refer",
+            mode: crate::TransferMode::Refer,
             target: "sip:desk@example.com".into(),
             result: result.into(),
             started_ms: None,

@@ -21,6 +21,6 @@ pub struct SwitchStats {
     pub refused_source_rate_limit: u64,
     /// New INVITEs answered 503 (stateless) while the driver reported overload.
     pub refused_overloaded: u64,
-    /// Times a new flow version was installed ([`crate::Switch::set_program`]).
+    /// Times a new flow version was installed ([`crate::Command::Install`]).
     pub programs_installed: u64,
 }

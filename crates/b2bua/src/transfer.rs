@@ -6,36 +6,7 @@ use std::time::Instant;
 use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::StatusCode;
 
-/// How the flow wants a call moved to its target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransferMode {
-    /// REFER in the caller's dialog; the caller's phone places the new call.
-    Refer,
-    /// 302 Moved Temporarily before answering: no media at all.
-    Redirect,
-    /// A second call leg from us to the target, media relayed between the two.
-    Bridge,
-    /// REFER; when it fails, a bridge.
-    ReferOrBridge,
-}
-
-impl TransferMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Refer => "refer",
-            Self::Redirect => "redirect",
-            Self::Bridge => "bridge",
-            Self::ReferOrBridge => "refer_or_bridge",
-        }
-    }
-}
-
-/// What became of a transfer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransferOutcome {
-    Succeeded,
-    Failed(String),
-}
+pub use concierge_flow::{TransferMode, TransferOutcome};
 
 /// A REFER in progress.
 #[derive(Debug, Clone)]

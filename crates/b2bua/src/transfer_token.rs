@@ -37,6 +37,8 @@ impl std::fmt::Debug for TransferSigner {
 }
 
 impl TransferSigner {
+    /// Signs with `key` (HMAC-SHA256); a token is valid `ttl_s` seconds after the
+    /// transfer.
     pub fn new(key: impl Into<Vec<u8>>, ttl_s: u64) -> Self {
         Self {
             key: key.into(),

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use concierge_b2bua::{
-    CallRecord, LockoutConfig, Output, Switch, SwitchConfig, TransferSigner, TrustedPeers,
+    CallRecord, Input, LockoutConfig, Output, Switch, SwitchConfig, TransferSigner, TrustedPeers,
     WallClock,
 };
 use concierge_sip::wire::{parse_datagram, HeaderName, Message, Request, Response, Transport};
@@ -51,17 +51,25 @@ impl Rig {
     }
 
     fn send(&mut self, text: &str) -> Vec<Message> {
-        self.switch
-            .handle_sip_datagram(self.now, self.phone, text.as_bytes());
+        self.switch.handle_input(
+            self.now,
+            Input::Datagram {
+                peer: self.phone,
+                data: text.as_bytes(),
+            },
+        );
         let mut out = Vec::new();
-        while let Some(o) = self.switch.poll_output() {
-            match o {
+        loop {
+            match self.switch.poll_output() {
+                Output::Timeout(_) => break,
                 Output::Sip(t) if t.peer.addr != self.phone.addr => self
                     .to_others
                     .push(parse_datagram(&t.bytes).unwrap().unwrap()),
                 Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
                 Output::Record(r) => self.records.push(*r),
-                Output::MediaOpen { port } => self.switch.media_port_ready(self.now, port),
+                Output::MediaOpen { port } => self
+                    .switch
+                    .handle_input(self.now, Input::PortBound { port }),
                 _ => {}
             }
         }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use concierge_b2bua::{
-    CallRecord, Output, PortError, Switch, SwitchConfig, TransferMode, WallClock,
+    CallRecord, Command, Input, Output, PortError, Switch, SwitchConfig, TransferMode, WallClock,
 };
 use concierge_sip::wire::{parse_datagram, Message, Request, Response, Transport};
 use concierge_sip::Peer;
@@ -56,30 +56,43 @@ impl Rig {
     }
 
     fn send(&mut self, text: &str) -> Vec<Message> {
-        self.switch
-            .handle_sip_datagram(self.now, self.phone, text.as_bytes());
+        self.switch.handle_input(
+            self.now,
+            Input::Datagram {
+                peer: self.phone,
+                data: text.as_bytes(),
+            },
+        );
         self.drain()
     }
 
     fn drain(&mut self) -> Vec<Message> {
         let mut out = Vec::new();
-        while let Some(o) = self.switch.poll_output() {
-            match o {
+        loop {
+            match self.switch.poll_output() {
+                Output::Timeout(_) => break,
                 Output::Sip(t) if t.peer.addr != self.phone.addr => self
                     .to_others
                     .push((t.peer.addr, parse_datagram(&t.bytes).unwrap().unwrap())),
                 Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
                 Output::Record(r) => self.records.push(*r),
-                Output::MediaOpen { port } if self.held_ports.contains(&port) => self
-                    .switch
-                    .media_port_failed(self.now, port, PortError::InUse),
+                Output::MediaOpen { port } if self.held_ports.contains(&port) => {
+                    self.switch.handle_input(
+                        self.now,
+                        Input::PortFailed {
+                            port,
+                            error: PortError::InUse,
+                        },
+                    )
+                }
                 Output::MediaOpen { port } => {
                     self.open_ports.push(port);
-                    self.switch.media_port_ready(self.now, port);
+                    self.switch
+                        .handle_input(self.now, Input::PortBound { port });
                 }
                 Output::MediaClose { port } => self.open_ports.retain(|p| *p != port),
                 Output::Rtp { port, to, packet } => self.rtp_out.push((port, to, packet)),
-                Output::Http { .. } => {}
+                Output::Http { .. } | Output::Resolve(_) => {}
             }
         }
         out
@@ -88,10 +101,14 @@ impl Rig {
     /// Advances virtual time to `until`, firing every deadline on the way.
     fn advance(&mut self, by: Duration) -> Vec<Message> {
         let until = self.now + by;
-        let mut out = Vec::new();
-        while let Some(at) = self.switch.poll_timeout().filter(|at| *at <= until) {
+        // What earlier inputs queued leaves first; then the queue ends with the deadline.
+        let mut out = self.drain();
+        while let Output::Timeout(Some(at)) = self.switch.poll_output() {
+            if at > until {
+                break;
+            }
             self.now = at.max(self.now);
-            self.switch.handle_timeout(self.now);
+            self.switch.handle_input(self.now, Input::Timeout);
             out.extend(self.drain());
         }
         self.now = until;
@@ -177,8 +194,14 @@ fn answered_call_ends_with_caller_bye_and_a_record() {
 fn refer_transfer_follows_notify_sipfrag_then_hangs_up() {
     let mut rig = Rig::new();
     let tag = answered_call(&mut rig);
-    rig.switch
-        .transfer(rig.now, 1, TransferMode::Refer, "sip:vip@queue.example.com");
+    rig.switch.handle_input(
+        rig.now,
+        Input::Command(Command::Transfer {
+            call: 1,
+            mode: TransferMode::Refer,
+            target: "sip:vip@queue.example.com",
+        }),
+    );
     let out = rig.drain();
     let refer = request(&out[0]).clone();
     assert_eq!(refer.method.as_str(), "REFER");
@@ -224,7 +247,11 @@ fn refer_transfer_follows_notify_sipfrag_then_hangs_up() {
     let t = rec.transfer.as_ref().unwrap();
     assert_eq!(
         (t.mode, t.target.as_str(), t.result.as_str()),
-        ("refer", "sip:vip@queue.example.com", "succeeded")
+        (
+            TransferMode::Refer,
+            "sip:vip@queue.example.com",
+            "succeeded"
+        )
     );
     assert_eq!(
         (rec.ended_by.as_str(), rec.reason.as_str()),
@@ -236,8 +263,14 @@ fn refer_transfer_follows_notify_sipfrag_then_hangs_up() {
 fn refer_rejected_keeps_the_call_and_records_the_failure() {
     let mut rig = Rig::new();
     let tag = answered_call(&mut rig);
-    rig.switch
-        .transfer(rig.now, 1, TransferMode::Refer, "sip:vip@queue.example.com");
+    rig.switch.handle_input(
+        rig.now,
+        Input::Command(Command::Transfer {
+            call: 1,
+            mode: TransferMode::Refer,
+            target: "sip:vip@queue.example.com",
+        }),
+    );
     let refer = request(&rig.drain()[0]).clone();
     let out = rig.send(&reply(&refer, 603));
     assert!(out
@@ -253,8 +286,14 @@ fn refer_rejected_keeps_the_call_and_records_the_failure() {
 fn refer_without_final_notify_times_out() {
     let mut rig = Rig::new();
     let tag = answered_call(&mut rig);
-    rig.switch
-        .transfer(rig.now, 1, TransferMode::Refer, "sip:vip@queue.example.com");
+    rig.switch.handle_input(
+        rig.now,
+        Input::Command(Command::Transfer {
+            call: 1,
+            mode: TransferMode::Refer,
+            target: "sip:vip@queue.example.com",
+        }),
+    );
     let refer = request(&rig.drain()[0]).clone();
     rig.send(&reply(&refer, 202));
     rig.advance(Duration::from_secs(31));
@@ -282,11 +321,13 @@ fn redirect_answers_302_with_the_target_as_contact() {
     );
     let out = rig.send(INVITE);
     assert_eq!(out.len(), 2, "100 and 180, not yet answered");
-    rig.switch.transfer(
+    rig.switch.handle_input(
         rig.now,
-        1,
-        TransferMode::Redirect,
-        "sip:vip@queue.example.com",
+        Input::Command(Command::Transfer {
+            call: 1,
+            mode: TransferMode::Redirect,
+            target: "sip:vip@queue.example.com",
+        }),
     );
     let out = rig.drain();
     let r = response(&out[0]);
@@ -295,7 +336,10 @@ fn redirect_answers_302_with_the_target_as_contact() {
         r.contact().unwrap().uri.as_str(),
         "sip:vip@queue.example.com"
     );
-    assert_eq!(rig.records[0].transfer.as_ref().unwrap().mode, "redirect");
+    assert_eq!(
+        rig.records[0].transfer.as_ref().unwrap().mode,
+        TransferMode::Redirect
+    );
     assert!(
         rig.advance(Duration::from_secs(20))
             .iter()
@@ -559,8 +603,13 @@ fn from_queue(rig: &mut Rig, text: &str) -> Vec<Message> {
         transport: Transport::Udp,
         addr: QUEUE.parse().unwrap(),
     };
-    rig.switch
-        .handle_sip_datagram(rig.now, queue, text.as_bytes());
+    rig.switch.handle_input(
+        rig.now,
+        Input::Datagram {
+            peer: queue,
+            data: text.as_bytes(),
+        },
+    );
     rig.drain()
 }
 
@@ -604,7 +653,14 @@ fn bridge_calls_the_target_relays_rtp_both_ways_and_ends_with_either_leg() {
     let caller: SocketAddr = "127.0.0.1:4000".parse().unwrap();
     let mut audio = vec![0x80, 8, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
     audio.extend([0xd5; 160]);
-    rig.switch.handle_rtp(rig.now, caller_port, caller, &audio);
+    rig.switch.handle_input(
+        rig.now,
+        Input::Rtp {
+            port: caller_port,
+            from: caller,
+            data: &audio,
+        },
+    );
     let mut event = vec![
         0x80,
         0x80 | 96,
@@ -623,7 +679,14 @@ fn bridge_calls_the_target_relays_rtp_both_ways_and_ends_with_either_leg() {
         0,
         160,
     ];
-    rig.switch.handle_rtp(rig.now, caller_port, caller, &event);
+    rig.switch.handle_input(
+        rig.now,
+        Input::Rtp {
+            port: caller_port,
+            from: caller,
+            data: &event,
+        },
+    );
     rig.drain();
     let queue_media: SocketAddr = "127.0.0.2:7000".parse().unwrap();
     assert_eq!(rig.rtp_out.len(), 2);
@@ -637,8 +700,14 @@ fn bridge_calls_the_target_relays_rtp_both_ways_and_ends_with_either_leg() {
     // Queue → caller, from the caller's port; and nothing of the IVR's own audio.
     rig.rtp_out.clear();
     event[1] = 0x80 | 101;
-    rig.switch
-        .handle_rtp(rig.now, leg_port, queue_media, &event);
+    rig.switch.handle_input(
+        rig.now,
+        Input::Rtp {
+            port: leg_port,
+            from: queue_media,
+            data: &event,
+        },
+    );
     rig.advance(Duration::from_millis(100));
     assert_eq!(rig.rtp_out.len(), 1, "{:?}", rig.rtp_out);
     assert_eq!((rig.rtp_out[0].0, rig.rtp_out[0].1), (caller_port, caller));
@@ -653,8 +722,13 @@ fn bridge_calls_the_target_relays_rtp_both_ways_and_ends_with_either_leg() {
         transport: Transport::Udp,
         addr: QUEUE.parse().unwrap(),
     };
-    rig.switch
-        .handle_sip_datagram(rig.now, queue, bye.as_bytes());
+    rig.switch.handle_input(
+        rig.now,
+        Input::Datagram {
+            peer: queue,
+            data: bye.as_bytes(),
+        },
+    );
     let out = rig.drain();
     let ok = response(&rig.to_others.remove(0).1).clone();
     assert_eq!(ok.status.0, 200);
@@ -663,7 +737,10 @@ fn bridge_calls_the_target_relays_rtp_both_ways_and_ends_with_either_leg() {
     rig.send(&reply(caller_bye, 200));
     let rec = &rig.records[0];
     let t = rec.transfer.as_ref().unwrap();
-    assert_eq!((t.mode, t.result.as_str()), ("bridge", "answered"));
+    assert_eq!(
+        (t.mode, t.result.as_str()),
+        (TransferMode::Bridge, "answered")
+    );
     let relayed = t.relayed.unwrap();
     assert_eq!((relayed.to_target, relayed.to_caller), (2, 1));
     assert_eq!(
@@ -812,7 +889,7 @@ fn refer_rejected_falls_back_to_a_bridge() {
         .expect("BYE to the queue");
     assert_eq!(bye.to.tag(), Some("q1"));
     let t = rig.records[0].transfer.clone().unwrap();
-    assert_eq!(t.mode, "bridge");
+    assert_eq!(t.mode, TransferMode::Bridge);
     assert!(
         t.result
             .starts_with("answered (after REFER rejected with 405"),
@@ -829,7 +906,8 @@ fn a_call_keeps_the_flow_it_started_with_when_a_new_program_is_installed() {
     let renamed = LOOKUP_FLOW
         .replace("name = \"lookup\"", "name = \"lookup-v2\"")
         .replace("not_found", "unknown_caller");
-    rig.switch.set_program(program(&renamed));
+    let install = Command::Install(Box::new(program(&renamed)));
+    rig.switch.handle_input(rig.now, Input::Command(install));
     assert_eq!(rig.switch.stats().programs_installed, 1);
     rig.advance(Duration::from_millis(3100));
     let first = rig.records[0].clone();
@@ -862,7 +940,8 @@ fn invites_refused_before_a_call_exists_are_counted_by_reason() {
     let tag = answered_call(&mut rig);
     let full = rig.send(&INVITE.replace("c1", "c2").replace("call1", "call2"));
     assert_eq!(response(&full[0]).status.0, 503);
-    rig.switch.start_draining();
+    rig.switch
+        .handle_input(rig.now, Input::Command(Command::Drain));
     assert!(rig.switch.is_draining());
     let late = rig.send(&INVITE.replace("c1", "c3").replace("call1", "call3"));
     assert_eq!(response(&late[0]).status.0, 503);
@@ -909,7 +988,8 @@ fn invites_over_the_admission_rates_are_counted_apart() {
         ),
         (1, 0, 0, 0)
     );
-    rig.switch.set_overloaded(true);
+    rig.switch
+        .handle_input(rig.now, Input::Command(Command::Overloaded(true)));
     rig.advance(Duration::from_secs(2));
     let overloaded = rig.send(&INVITE.replace("c1", "c3").replace("call1", "call3"));
     assert_eq!(response(&overloaded[0]).status.0, 503);

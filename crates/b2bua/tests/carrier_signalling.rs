@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use concierge_b2bua::{CallRecord, Output, Switch, SwitchConfig, WallClock};
+use concierge_b2bua::{CallRecord, Input, Output, Switch, SwitchConfig, WallClock};
 use concierge_sip::dialog::session_timer::SessionTimerConfig;
 use concierge_sip::wire::{parse_datagram, HeaderName, Message, Request, Response, Transport};
 use concierge_sip::Peer;
@@ -50,21 +50,29 @@ impl Rig {
     }
 
     fn send(&mut self, text: &str) -> Vec<Message> {
-        self.switch
-            .handle_sip_datagram(self.now, self.phone, text.as_bytes());
+        self.switch.handle_input(
+            self.now,
+            Input::Datagram {
+                peer: self.phone,
+                data: text.as_bytes(),
+            },
+        );
         self.drain()
     }
 
     fn drain(&mut self) -> Vec<Message> {
         let mut out = Vec::new();
-        while let Some(o) = self.switch.poll_output() {
-            match o {
+        loop {
+            match self.switch.poll_output() {
+                Output::Timeout(_) => break,
                 Output::Sip(t) if t.peer.addr != self.phone.addr => self
                     .to_others
                     .push(parse_datagram(&t.bytes).unwrap().unwrap()),
                 Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
                 Output::Record(r) => self.records.push(*r),
-                Output::MediaOpen { port } => self.switch.media_port_ready(self.now, port),
+                Output::MediaOpen { port } => self
+                    .switch
+                    .handle_input(self.now, Input::PortBound { port }),
                 Output::Rtp { .. } => self.rtp_out.push(self.now),
                 _ => {}
             }
@@ -76,10 +84,15 @@ impl Rig {
     /// comes with the time (since `from`) it left.
     fn advance_timed(&mut self, by: Duration, from: Instant) -> Vec<(Duration, Message)> {
         let until = self.now + by;
-        let mut out = Vec::new();
-        while let Some(at) = self.switch.poll_timeout().filter(|at| *at <= until) {
+        // What earlier inputs queued leaves first; then the queue ends with the deadline.
+        let t = self.now - from;
+        let mut out: Vec<_> = self.drain().into_iter().map(|m| (t, m)).collect();
+        while let Output::Timeout(Some(at)) = self.switch.poll_output() {
+            if at > until {
+                break;
+            }
             self.now = at.max(self.now);
-            self.switch.handle_timeout(self.now);
+            self.switch.handle_input(self.now, Input::Timeout);
             let t = self.now - from;
             out.extend(self.drain().into_iter().map(|m| (t, m)));
         }
@@ -792,13 +805,15 @@ fn the_targets_refresh_on_the_bridge_leg_is_answered_with_session_expires() {
         leg_invite.from.to_string().split(";tag=").next().unwrap(),
         leg_invite.call_id,
     );
-    rig.switch.handle_sip_datagram(
+    rig.switch.handle_input(
         rig.now,
-        Peer {
-            transport: Transport::Udp,
-            addr: "127.0.0.2:5070".parse().unwrap(),
+        Input::Datagram {
+            peer: Peer {
+                transport: Transport::Udp,
+                addr: "127.0.0.2:5070".parse().unwrap(),
+            },
+            data: update.as_bytes(),
         },
-        update.as_bytes(),
     );
     rig.drain();
     let answer = rig

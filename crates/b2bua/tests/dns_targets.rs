@@ -9,7 +9,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use concierge_b2bua::{CallRecord, Output, Resolve, Switch, SwitchConfig, TransferMode, WallClock};
+use concierge_b2bua::{
+    CallRecord, Command, Input, Output, Resolve, Switch, SwitchConfig, TransferMode, WallClock,
+};
 use concierge_sip::wire::{parse_datagram, response_to, Message, Request, StatusCode, Transport};
 use concierge_sip::Peer;
 
@@ -22,6 +24,8 @@ struct Rig {
     records: Vec<CallRecord>,
     /// SIP the switch sent to anyone but the phone: (to, message).
     to_others: Vec<(SocketAddr, Message)>,
+    /// Names the switch asked the resolver for, oldest first.
+    resolves: std::collections::VecDeque<Resolve>,
 }
 
 impl Rig {
@@ -45,6 +49,7 @@ impl Rig {
             },
             records: Vec::new(),
             to_others: Vec::new(),
+            resolves: Default::default(),
         }
     }
 
@@ -53,21 +58,30 @@ impl Rig {
             transport: Transport::Udp,
             addr: peer,
         };
-        self.switch
-            .handle_sip_datagram(self.now, peer, text.as_bytes());
+        self.switch.handle_input(
+            self.now,
+            Input::Datagram {
+                peer,
+                data: text.as_bytes(),
+            },
+        );
         self.drain()
     }
 
     fn drain(&mut self) -> Vec<Message> {
         let mut out = Vec::new();
-        while let Some(o) = self.switch.poll_output() {
-            match o {
+        loop {
+            match self.switch.poll_output() {
+                Output::Timeout(_) => break,
                 Output::Sip(t) if t.peer.addr != self.phone.addr => self
                     .to_others
                     .push((t.peer.addr, parse_datagram(&t.bytes).unwrap().unwrap())),
                 Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
                 Output::Record(r) => self.records.push(*r),
-                Output::MediaOpen { port } => self.switch.media_port_ready(self.now, port),
+                Output::Resolve(r) => self.resolves.push_back(r),
+                Output::MediaOpen { port } => self
+                    .switch
+                    .handle_input(self.now, Input::PortBound { port }),
                 _ => {}
             }
         }
@@ -76,9 +90,14 @@ impl Rig {
 
     fn advance(&mut self, by: Duration) {
         let until = self.now + by;
-        while let Some(at) = self.switch.poll_timeout().filter(|at| *at <= until) {
+        // What earlier inputs queued leaves first; then the queue ends with the deadline.
+        self.drain();
+        while let Output::Timeout(Some(at)) = self.switch.poll_output() {
+            if at > until {
+                break;
+            }
             self.now = at.max(self.now);
-            self.switch.handle_timeout(self.now);
+            self.switch.handle_input(self.now, Input::Timeout);
             self.drain();
         }
         self.now = until;
@@ -117,15 +136,21 @@ fn answered_call(rig: &mut Rig) -> String {
 
 fn bridge_to_name(rig: &mut Rig) -> Resolve {
     answered_call(rig);
-    rig.switch
-        .transfer(rig.now, 1, TransferMode::Bridge, "sip:queue@desk.test");
+    rig.switch.handle_input(
+        rig.now,
+        Input::Command(Command::Transfer {
+            call: 1,
+            mode: TransferMode::Bridge,
+            target: "sip:queue@desk.test",
+        }),
+    );
     rig.drain();
     let resolve = rig
-        .switch
-        .poll_resolve()
+        .resolves
+        .pop_front()
         .expect("the name goes to the resolver");
     assert_eq!(resolve.uri.host(), "desk.test");
-    assert!(rig.switch.poll_resolve().is_none());
+    assert!(rig.resolves.pop_front().is_none());
     assert!(
         rig.invites().is_empty(),
         "no INVITE before the name is resolved"
@@ -164,10 +189,12 @@ fn answer(req: &Request, code: u16, body: &str) -> String {
 fn a_silent_first_address_is_given_up_for_the_second() {
     let mut rig = Rig::new();
     let resolve = bridge_to_name(&mut rig);
-    rig.switch.handle_resolved(
+    rig.switch.handle_input(
         rig.now,
-        resolve.id,
-        Ok(vec![udp("127.0.0.1:7001"), udp("127.0.0.1:7002")]),
+        Input::Resolved {
+            id: resolve.id,
+            result: Ok(vec![udp("127.0.0.1:7001"), udp("127.0.0.1:7002")]),
+        },
     );
     rig.drain();
     let first = rig.invites();
@@ -205,10 +232,12 @@ fn a_silent_first_address_is_given_up_for_the_second() {
 fn a_503_moves_on_to_the_next_address_at_once() {
     let mut rig = Rig::new();
     let resolve = bridge_to_name(&mut rig);
-    rig.switch.handle_resolved(
+    rig.switch.handle_input(
         rig.now,
-        resolve.id,
-        Ok(vec![udp("127.0.0.1:7001"), udp("127.0.0.1:7002")]),
+        Input::Resolved {
+            id: resolve.id,
+            result: Ok(vec![udp("127.0.0.1:7001"), udp("127.0.0.1:7002")]),
+        },
     );
     rig.drain();
     let (_, first) = rig.invites().pop().unwrap();
@@ -222,14 +251,25 @@ fn a_503_moves_on_to_the_next_address_at_once() {
 fn a_503_from_the_last_address_fails_the_bridge() {
     let mut rig = Rig::new();
     let resolve = bridge_to_name(&mut rig);
-    rig.switch
-        .handle_resolved(rig.now, resolve.id, Ok(vec![udp("127.0.0.1:7001")]));
+    rig.switch.handle_input(
+        rig.now,
+        Input::Resolved {
+            id: resolve.id,
+            result: Ok(vec![udp("127.0.0.1:7001")]),
+        },
+    );
     rig.drain();
     let (_, first) = rig.invites().pop().unwrap();
     rig.from(addr("127.0.0.1:7001"), &answer(&first, 503, ""));
     rig.advance(Duration::from_secs(1));
     assert_eq!(rig.invites().len(), 1, "nowhere else to go");
-    rig.switch.hang_up(rig.now, 1, "test over");
+    rig.switch.handle_input(
+        rig.now,
+        Input::Command(Command::HangUp {
+            call: 1,
+            why: "test over",
+        }),
+    );
     rig.drain();
     rig.advance(Duration::from_secs(40));
     let t = rig.records[0].transfer.as_ref().expect("a transfer record");
@@ -240,15 +280,31 @@ fn a_503_from_the_last_address_fails_the_bridge() {
 fn a_name_that_does_not_resolve_fails_the_bridge_without_an_invite() {
     let mut rig = Rig::new();
     let resolve = bridge_to_name(&mut rig);
-    rig.switch
-        .handle_resolved(rig.now, resolve.id, Err("no such name".into()));
+    rig.switch.handle_input(
+        rig.now,
+        Input::Resolved {
+            id: resolve.id,
+            result: Err("no such name".into()),
+        },
+    );
     rig.drain();
     // A late duplicate answer is ignored.
-    rig.switch
-        .handle_resolved(rig.now, resolve.id, Ok(vec![udp("127.0.0.1:7001")]));
+    rig.switch.handle_input(
+        rig.now,
+        Input::Resolved {
+            id: resolve.id,
+            result: Ok(vec![udp("127.0.0.1:7001")]),
+        },
+    );
     rig.drain();
     assert!(rig.invites().is_empty());
-    rig.switch.hang_up(rig.now, 1, "test over");
+    rig.switch.handle_input(
+        rig.now,
+        Input::Command(Command::HangUp {
+            call: 1,
+            why: "test over",
+        }),
+    );
     rig.drain();
     rig.advance(Duration::from_secs(40));
     let t = rig.records[0].transfer.as_ref().expect("a transfer record");
@@ -259,10 +315,16 @@ fn a_name_that_does_not_resolve_fails_the_bridge_without_an_invite() {
 fn an_ip_target_needs_no_lookup() {
     let mut rig = Rig::new();
     answered_call(&mut rig);
-    rig.switch
-        .transfer(rig.now, 1, TransferMode::Bridge, "sip:queue@127.0.0.1:7003");
+    rig.switch.handle_input(
+        rig.now,
+        Input::Command(Command::Transfer {
+            call: 1,
+            mode: TransferMode::Bridge,
+            target: "sip:queue@127.0.0.1:7003",
+        }),
+    );
     rig.drain();
-    assert!(rig.switch.poll_resolve().is_none());
+    assert!(rig.resolves.pop_front().is_none());
     assert_eq!(rig.invites()[0].0, addr("127.0.0.1:7003"));
 }
 
@@ -284,16 +346,27 @@ fn a_named_outbound_proxy_is_resolved_and_the_target_stays_the_request_uri() {
     rig.switch = Switch::new(cfg, wall, Default::default());
     rig.now = now;
     answered_call(&mut rig);
-    rig.switch
-        .transfer(rig.now, 1, TransferMode::Bridge, "sip:queue@127.0.0.1:7003");
+    rig.switch.handle_input(
+        rig.now,
+        Input::Command(Command::Transfer {
+            call: 1,
+            mode: TransferMode::Bridge,
+            target: "sip:queue@127.0.0.1:7003",
+        }),
+    );
     rig.drain();
     let resolve = rig
-        .switch
-        .poll_resolve()
+        .resolves
+        .pop_front()
         .expect("the proxy's name is looked up");
     assert_eq!(resolve.uri.host(), "proxy.example.test");
-    rig.switch
-        .handle_resolved(rig.now, resolve.id, Ok(vec![udp("127.0.0.1:7010")]));
+    rig.switch.handle_input(
+        rig.now,
+        Input::Resolved {
+            id: resolve.id,
+            result: Ok(vec![udp("127.0.0.1:7010")]),
+        },
+    );
     rig.drain();
     let (to, invite) = rig.invites().pop().expect("an INVITE");
     assert_eq!(to, addr("127.0.0.1:7010"), "sent to the proxy's address");

@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use concierge_b2bua::{CallRecord, Output, Switch, SwitchConfig, WallClock};
+use concierge_b2bua::{CallRecord, Input, Output, Switch, SwitchConfig, WallClock};
 use concierge_sip::wire::{parse_datagram, HeaderName, Message, Response, Transport};
 use concierge_sip::Peer;
 
@@ -46,8 +46,9 @@ fn invite(via: &str, host: &str, c_line: &str, extra: &str) -> String {
 /// Runs the switch's outputs (binding every RTP port) and returns the 200 OK and records.
 fn drain(switch: &mut Switch, now: Instant) -> (Option<Response>, Vec<CallRecord>) {
     let (mut ok, mut records) = (None, Vec::new());
-    while let Some(o) = switch.poll_output() {
-        match o {
+    loop {
+        match switch.poll_output() {
+            Output::Timeout(_) => break,
             Output::Sip(t) => {
                 if let Ok(Some(Message::Response(r))) = parse_datagram(&t.bytes) {
                     if r.status.0 == 200 {
@@ -55,7 +56,7 @@ fn drain(switch: &mut Switch, now: Instant) -> (Option<Response>, Vec<CallRecord
                     }
                 }
             }
-            Output::MediaOpen { port } => switch.media_port_ready(now, port),
+            Output::MediaOpen { port } => switch.handle_input(now, Input::PortBound { port }),
             Output::Record(r) => records.push(*r),
             _ => {}
         }
@@ -84,7 +85,13 @@ fn an_ipv6_caller_gets_our_ipv6_contact_and_an_ip6_answer_an_ipv4_caller_the_ipv
         "IN IP6 2001:db8::5",
         "",
     );
-    sw.handle_sip_datagram(now, v6, text.as_bytes());
+    sw.handle_input(
+        now,
+        Input::Datagram {
+            peer: v6,
+            data: text.as_bytes(),
+        },
+    );
     let (ok, _) = drain(&mut sw, now);
     let ok = ok.expect("a 200 OK");
     assert_eq!(contact(&ok), "<sip:concierge@[2001:db8::10]:5060>");
@@ -102,7 +109,13 @@ fn an_ipv6_caller_gets_our_ipv6_contact_and_an_ip6_answer_an_ipv4_caller_the_ipv
         "IN IP4 198.51.100.5",
         "",
     );
-    sw.handle_sip_datagram(now, v4, text.as_bytes());
+    sw.handle_input(
+        now,
+        Input::Datagram {
+            peer: v4,
+            data: text.as_bytes(),
+        },
+    );
     let ok = drain(&mut sw, now).0.expect("a 200 OK");
     assert_eq!(contact(&ok), "<sip:concierge@192.0.2.10:5060>");
     assert!(String::from_utf8_lossy(&ok.body).contains("c=IN IP4 192.0.2.10\r\n"));
@@ -132,9 +145,25 @@ fn tls_call_to(authenticated: bool, scheme: &str) -> (Response, Switch) {
     .replacen("INVITE sip:", &format!("INVITE {scheme}:"), 1);
     let (head, body) = text.split_at(text.find("\r\n\r\n").unwrap() + 4);
     if authenticated {
-        sw.handle_sip_framed_authenticated(now, peer, head.as_bytes(), body.as_bytes());
+        sw.handle_input(
+            now,
+            Input::Stream {
+                peer,
+                head: head.as_bytes(),
+                body: body.as_bytes(),
+                authenticated: true,
+            },
+        );
     } else {
-        sw.handle_sip_framed(now, peer, head.as_bytes(), body.as_bytes());
+        sw.handle_input(
+            now,
+            Input::Stream {
+                peer,
+                head: head.as_bytes(),
+                body: body.as_bytes(),
+                authenticated: false,
+            },
+        );
     }
     (drain(&mut sw, now).0.expect("a 200 OK"), sw)
 }
@@ -151,7 +180,15 @@ fn hang_up(mut sw: Switch, ok: &Response) -> CallRecord {
         let text = format!(
             "{method} sips:concierge@192.0.2.10:5061 SIP/2.0\r\nVia: SIP/2.0/TLS 198.51.100.5:40000;branch=z9hG4bK{method}\r\nFrom: <sip:anonymous@anonymous.invalid>;tag=ph\r\nTo: <sip:ivr@192.0.2.10>;tag={tag}\r\nCall-ID: c1\r\nCSeq: {seq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         );
-        sw.handle_sip_framed(now, peer, text.as_bytes(), b"");
+        sw.handle_input(
+            now,
+            Input::Stream {
+                peer,
+                head: text.as_bytes(),
+                body: b"",
+                authenticated: false,
+            },
+        );
     }
     drain(&mut sw, now).1.pop().expect("a record")
 }

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use concierge_b2bua::{CallRecord, Output, Program, Switch, SwitchConfig, WallClock};
+use concierge_b2bua::{CallRecord, Input, Output, Program, Switch, SwitchConfig, WallClock};
 use concierge_flow::{HttpFailure, HttpRequest, HttpResponse};
 use concierge_prompts::{Catalogue, Prompt};
 use concierge_sip::wire::{parse_datagram, Message, Request, Response, Transport};
@@ -67,22 +67,29 @@ impl Rig {
     }
 
     fn send(&mut self, text: &str) -> Vec<Message> {
-        self.switch
-            .handle_sip_datagram(self.now, self.phone, text.as_bytes());
+        self.switch.handle_input(
+            self.now,
+            Input::Datagram {
+                peer: self.phone,
+                data: text.as_bytes(),
+            },
+        );
         self.drain()
     }
 
     fn drain(&mut self) -> Vec<Message> {
         let mut out = Vec::new();
-        while let Some(o) = self.switch.poll_output() {
-            match o {
+        loop {
+            match self.switch.poll_output() {
+                Output::Timeout(_) => break,
                 Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
                 Output::Record(r) => self.records.push(*r),
                 Output::MediaOpen { port } => {
                     self.ports.push(port);
-                    self.switch.media_port_ready(self.now, port);
+                    self.switch
+                        .handle_input(self.now, Input::PortBound { port });
                 }
-                Output::MediaClose { .. } => {}
+                Output::MediaClose { .. } | Output::Resolve(_) => {}
                 Output::Rtp { packet, .. } => self.rtp.push((self.now, packet[12..].to_vec())),
                 Output::Http { call, request } => self.http.push((call, *request)),
             }
@@ -92,10 +99,14 @@ impl Rig {
 
     fn advance(&mut self, by: Duration) -> Vec<Message> {
         let until = self.now + by;
-        let mut out = Vec::new();
-        while let Some(at) = self.switch.poll_timeout().filter(|at| *at <= until) {
+        // What earlier inputs queued leaves first; then the queue ends with the deadline.
+        let mut out = self.drain();
+        while let Output::Timeout(Some(at)) = self.switch.poll_output() {
+            if at > until {
+                break;
+            }
             self.now = at.max(self.now);
-            self.switch.handle_timeout(self.now);
+            self.switch.handle_input(self.now, Input::Timeout);
             out.extend(self.drain());
         }
         self.now = until;
@@ -117,7 +128,8 @@ impl Rig {
             body: body.into(),
             latency: Duration::from_millis(3),
         });
-        self.switch.handle_http_result(self.now, call, result);
+        self.switch
+            .handle_input(self.now, Input::Http { call, result });
         self.drain()
     }
 
@@ -134,7 +146,13 @@ impl Rig {
 
     fn http_failure(&mut self, failure: HttpFailure) -> Vec<Message> {
         let (call, _) = self.http.pop().expect("a request went out");
-        self.switch.handle_http_result(self.now, call, Err(failure));
+        self.switch.handle_input(
+            self.now,
+            Input::Http {
+                call,
+                result: Err(failure),
+            },
+        );
         self.drain()
     }
 
@@ -161,7 +179,14 @@ impl Rig {
             3,
             0x20,
         ];
-        self.switch.handle_rtp(self.now, port, from, &packet);
+        self.switch.handle_input(
+            self.now,
+            Input::Rtp {
+                port,
+                from,
+                data: &packet,
+            },
+        );
         self.drain()
     }
 }

@@ -10,7 +10,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use concierge_b2bua::{AdmissionConfig, CallRecord, Output, Switch, SwitchConfig, WallClock};
+use concierge_b2bua::{
+    AdmissionConfig, CallRecord, Command, Input, Output, Switch, SwitchConfig, WallClock,
+};
 use concierge_sip::wire::{parse_datagram, HeaderName, Message, Request, Response, Transport};
 use concierge_sip::Peer;
 
@@ -54,8 +56,13 @@ impl Rig {
 
     /// `text` from `from`; returns what went back to `from`.
     fn send_from(&mut self, from: &str, text: &str) -> Vec<Message> {
-        self.switch
-            .handle_sip_datagram(self.now, peer(from), text.as_bytes());
+        self.switch.handle_input(
+            self.now,
+            Input::Datagram {
+                peer: peer(from),
+                data: text.as_bytes(),
+            },
+        );
         self.drain();
         let to: SocketAddr = from.parse().unwrap();
         let (mine, others): (Vec<_>, Vec<_>) =
@@ -69,25 +76,33 @@ impl Rig {
     }
 
     fn rtp(&mut self, port: u16, from: &str, packet: &[u8]) {
-        self.switch
-            .handle_rtp(self.now, port, from.parse().unwrap(), packet);
+        self.switch.handle_input(
+            self.now,
+            Input::Rtp {
+                port,
+                from: from.parse().unwrap(),
+                data: packet,
+            },
+        );
         self.drain();
     }
 
     fn drain(&mut self) {
-        while let Some(o) = self.switch.poll_output() {
-            match o {
+        loop {
+            match self.switch.poll_output() {
+                Output::Timeout(_) => break,
                 Output::Sip(t) => self
                     .sip_out
                     .push((t.peer.addr, parse_datagram(&t.bytes).unwrap().unwrap())),
                 Output::Record(r) => self.records.push(*r),
                 Output::MediaOpen { port } => {
                     self.open_ports.push(port);
-                    self.switch.media_port_ready(self.now, port);
+                    self.switch
+                        .handle_input(self.now, Input::PortBound { port });
                 }
                 Output::MediaClose { port } => self.open_ports.retain(|p| *p != port),
                 Output::Rtp { port, to, packet } => self.rtp_out.push((port, to, packet)),
-                Output::Http { .. } => {}
+                Output::Http { .. } | Output::Resolve(_) => {}
             }
         }
     }
@@ -96,9 +111,14 @@ impl Rig {
     /// to the phone.
     fn advance(&mut self, by: Duration) -> Vec<Message> {
         let until = self.now + by;
-        while let Some(at) = self.switch.poll_timeout().filter(|at| *at <= until) {
+        // What earlier inputs queued leaves first; then the queue ends with the deadline.
+        self.drain();
+        while let Output::Timeout(Some(at)) = self.switch.poll_output() {
+            if at > until {
+                break;
+            }
             self.now = at.max(self.now);
-            self.switch.handle_timeout(self.now);
+            self.switch.handle_input(self.now, Input::Timeout);
             self.drain();
         }
         self.now = until;
@@ -282,7 +302,8 @@ fn while_overloaded_new_calls_are_refused_and_admitted_calls_complete() {
     let mut rig = Rig::with(SwitchConfig::default(), Default::default());
     let out = rig.send(&invite("admitted", PHONE, ""));
     let tag = response(&out[2]).to.tag().unwrap().to_owned();
-    rig.switch.set_overloaded(true);
+    rig.switch
+        .handle_input(rig.now, Input::Command(Command::Overloaded(true)));
     for i in 0..200 {
         let from = format!("127.0.1.{}:5070", i % 250);
         let out = rig.send_from(&from, &invite(&format!("new{i}"), &from, ""));
@@ -301,7 +322,8 @@ fn while_overloaded_new_calls_are_refused_and_admitted_calls_complete() {
     assert_eq!(status(&out[0]), 200);
     assert_eq!(rig.records.len(), 1, "one record: the admitted call");
     assert_eq!(rig.records[0].reason, "hung up");
-    rig.switch.set_overloaded(false);
+    rig.switch
+        .handle_input(rig.now, Input::Command(Command::Overloaded(false)));
     let out = rig.send(&invite("after", PHONE, ""));
     assert_eq!(out.iter().map(status).collect::<Vec<_>>(), [100, 180, 200]);
 }
@@ -643,7 +665,13 @@ fn a_to_tag_is_no_way_around_the_limits_but_a_bridged_targets_reinvite_passes() 
 fn after_our_bye_the_port_is_back_and_a_crossing_reinvite_gets_481() {
     let mut rig = Rig::with(SwitchConfig::default(), Default::default());
     let (tag, _) = answered(&mut rig, "crossing", "127.0.0.1:4000", "sendrecv");
-    rig.switch.hang_up(rig.now, 1, "test");
+    rig.switch.handle_input(
+        rig.now,
+        Input::Command(Command::HangUp {
+            call: 1,
+            why: "test",
+        }),
+    );
     rig.drain();
     assert!(rig.open_ports.is_empty(), "the port went with the BYE");
     let sent: Vec<Message> = rig.sip_out.drain(..).map(|(_, m)| m).collect();

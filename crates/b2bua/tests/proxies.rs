@@ -9,7 +9,9 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use concierge_b2bua::{CallRecord, Output, Switch, SwitchConfig, TransferMode, WallClock};
+use concierge_b2bua::{
+    CallRecord, Command, Input, Output, Switch, SwitchConfig, TransferMode, WallClock,
+};
 use concierge_sip::wire::{
     parse_datagram, response_to, HeaderName, Message, Request, Response, SipUri, StatusCode,
     Transport,
@@ -44,14 +46,25 @@ impl Rig {
 
     fn receive(&mut self, from: Peer, text: &str) -> Vec<(Peer, Message)> {
         match from.transport {
-            Transport::Udp => self
-                .switch
-                .handle_sip_datagram(self.now, from, text.as_bytes()),
+            Transport::Udp => self.switch.handle_input(
+                self.now,
+                Input::Datagram {
+                    peer: from,
+                    data: text.as_bytes(),
+                },
+            ),
             _ => {
                 let (head, body) = text.split_once("\r\n\r\n").unwrap();
                 let head = format!("{head}\r\n\r\n");
-                self.switch
-                    .handle_sip_framed(self.now, from, head.as_bytes(), body.as_bytes())
+                self.switch.handle_input(
+                    self.now,
+                    Input::Stream {
+                        peer: from,
+                        head: head.as_bytes(),
+                        body: body.as_bytes(),
+                        authenticated: false,
+                    },
+                )
             }
         }
         self.drain()
@@ -59,11 +72,14 @@ impl Rig {
 
     fn drain(&mut self) -> Vec<(Peer, Message)> {
         let mut out = Vec::new();
-        while let Some(o) = self.switch.poll_output() {
-            match o {
+        loop {
+            match self.switch.poll_output() {
+                Output::Timeout(_) => break,
                 Output::Sip(t) => out.push((t.peer, parse_datagram(&t.bytes).unwrap().unwrap())),
                 Output::Record(r) => self.records.push(*r),
-                Output::MediaOpen { port } => self.switch.media_port_ready(self.now, port),
+                Output::MediaOpen { port } => self
+                    .switch
+                    .handle_input(self.now, Input::PortBound { port }),
                 _ => {}
             }
         }
@@ -189,8 +205,14 @@ fn rfc3261_12_2_1_1_bye_and_refer_follow_the_loose_route_set_not_the_contact() {
         udp(PROXY),
         &proxied_invite(rr, "sip:+46706170786@10.0.0.5:5060"),
     );
-    rig.switch
-        .transfer(rig.now, 1, TransferMode::Refer, "sip:vip@127.0.0.2:5070");
+    rig.switch.handle_input(
+        rig.now,
+        Input::Command(Command::Transfer {
+            call: 1,
+            mode: TransferMode::Refer,
+            target: "sip:vip@127.0.0.2:5070",
+        }),
+    );
     let out = rig.drain();
     let (to, refer) = (&out[0].0, request(&out[0].1));
     assert_eq!(refer.method.as_str(), "REFER");
@@ -207,7 +229,13 @@ fn rfc3261_12_2_1_1_bye_and_refer_follow_the_loose_route_set_not_the_contact() {
     // The REFER is refused: the call stays; then we hang up through the same route set.
     let refused = response_to(refer, StatusCode(603), None);
     rig.receive(udp(PROXY), &String::from_utf8_lossy(&refused.to_bytes()));
-    rig.switch.hang_up(rig.now, 1, "test");
+    rig.switch.handle_input(
+        rig.now,
+        Input::Command(Command::HangUp {
+            call: 1,
+            why: "test",
+        }),
+    );
     let out = rig.drain();
     let (to, bye) = (&out[0].0, request(&out[0].1));
     assert_eq!(bye.method.as_str(), "BYE");
@@ -228,7 +256,13 @@ fn rfc3261_12_2_1_1_a_strict_router_becomes_the_request_uri_and_the_destination(
         udp(PROXY),
         &proxied_invite(rr, "sip:+46706170786@10.0.0.5:5060"),
     );
-    rig.switch.hang_up(rig.now, 1, "test");
+    rig.switch.handle_input(
+        rig.now,
+        Input::Command(Command::HangUp {
+            call: 1,
+            why: "test",
+        }),
+    );
     let out = rig.drain();
     let (to, bye) = (&out[0].0, request(&out[0].1));
     assert_eq!(*to, udp("127.0.0.8:5080"));
@@ -269,7 +303,13 @@ fn rfc5923_a_tcp_caller_gets_tcp_contacts_and_our_bye_on_its_own_connection() {
         "180 and 200 name TCP"
     );
     assert!(out.iter().all(|(to, _)| *to == conn));
-    rig.switch.hang_up(rig.now, 1, "test");
+    rig.switch.handle_input(
+        rig.now,
+        Input::Command(Command::HangUp {
+            call: 1,
+            why: "test",
+        }),
+    );
     let out = rig.drain();
     let bye = request(&out[0].1);
     assert_eq!(bye.method.as_str(), "BYE");
@@ -299,7 +339,13 @@ fn rfc3581_a_udp_caller_behind_nat_gets_our_bye_at_its_source() {
         (via.received(), via.rport()),
         (Some("127.0.0.1"), Some(Some(40000)))
     );
-    rig.switch.hang_up(rig.now, 1, "test");
+    rig.switch.handle_input(
+        rig.now,
+        Input::Command(Command::HangUp {
+            call: 1,
+            why: "test",
+        }),
+    );
     let out = rig.drain();
     assert_eq!(out[0].0, nat, "not the private Contact 10.0.0.5:5060");
 }
@@ -326,7 +372,8 @@ fn draining_answers_options_and_new_invites_503_while_the_call_in_progress_goes_
         udp(PROXY),
         &proxied_invite("", "sip:a@127.0.0.9:5070"),
     );
-    rig.switch.start_draining();
+    rig.switch
+        .handle_input(rig.now, Input::Command(Command::Drain));
     let out = rig.receive(udp(PROXY), &options(2));
     let r = response(&out[0].1);
     assert_eq!(

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use concierge_b2bua::{CallRecord, Output, Switch, SwitchConfig, WallClock};
+use concierge_b2bua::{CallRecord, Command, Input, Output, Switch, SwitchConfig, WallClock};
 use concierge_media::sdes::{CryptoAttribute, SrtpPolicy, SrtpSession};
 use concierge_media::sdp;
 use concierge_media::srtp::{MasterKey, SrtpProfile};
@@ -54,24 +54,31 @@ impl Rig {
     }
 
     fn send(&mut self, text: &str) -> Vec<Message> {
-        self.switch
-            .handle_sip_datagram(self.now, self.phone, text.as_bytes());
+        self.switch.handle_input(
+            self.now,
+            Input::Datagram {
+                peer: self.phone,
+                data: text.as_bytes(),
+            },
+        );
         self.drain()
     }
 
     fn drain(&mut self) -> Vec<Message> {
         let mut out = Vec::new();
-        while let Some(o) = self.switch.poll_output() {
-            match o {
+        loop {
+            match self.switch.poll_output() {
+                Output::Timeout(_) => break,
                 Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
                 Output::Record(r) => self.records.push(*r),
                 Output::MediaOpen { port } => {
                     self.ports.push(port);
-                    self.switch.media_port_ready(self.now, port);
+                    self.switch
+                        .handle_input(self.now, Input::PortBound { port });
                 }
                 Output::MediaClose { port } => self.ports.retain(|p| *p != port),
                 Output::Rtp { port, to, packet } => self.rtp_out.push((port, to, packet)),
-                Output::Http { .. } => {}
+                Output::Http { .. } | Output::Resolve(_) => {}
             }
         }
         out
@@ -79,9 +86,14 @@ impl Rig {
 
     fn advance(&mut self, by: Duration) {
         let until = self.now + by;
-        while let Some(at) = self.switch.poll_timeout().filter(|at| *at <= until) {
+        // What earlier inputs queued leaves first; then the queue ends with the deadline.
+        self.drain();
+        while let Output::Timeout(Some(at)) = self.switch.poll_output() {
+            if at > until {
+                break;
+            }
             self.now = at.max(self.now);
-            self.switch.handle_timeout(self.now);
+            self.switch.handle_input(self.now, Input::Timeout);
             self.drain();
         }
         self.now = until;
@@ -89,8 +101,14 @@ impl Rig {
 
     fn rtp_in(&mut self, packet: &[u8]) {
         let port = self.ports[0];
-        self.switch
-            .handle_rtp(self.now, port, PHONE_MEDIA.parse().unwrap(), packet);
+        self.switch.handle_input(
+            self.now,
+            Input::Rtp {
+                port,
+                from: PHONE_MEDIA.parse().unwrap(),
+                data: packet,
+            },
+        );
         self.drain();
     }
 }
@@ -287,11 +305,13 @@ fn a_bridge_decrypts_the_srtp_leg_and_encrypts_what_goes_back_to_it() {
     // leg keeps its own protection.
     let mut rig = Rig::new(SrtpPolicy::Optional);
     let (_tag, mut phone) = srtp_call(&mut rig);
-    rig.switch.transfer(
+    rig.switch.handle_input(
         rig.now,
-        1,
-        concierge_b2bua::TransferMode::Bridge,
-        "sip:queue@127.0.0.1:7003",
+        Input::Command(Command::Transfer {
+            call: 1,
+            mode: concierge_b2bua::TransferMode::Bridge,
+            target: "sip:queue@127.0.0.1:7003",
+        }),
     );
     let out = rig.drain();
     let invite = out
@@ -322,8 +342,13 @@ fn a_bridge_decrypts_the_srtp_leg_and_encrypts_what_goes_back_to_it() {
         transport: Transport::Udp,
         addr: "127.0.0.1:7003".parse().unwrap(),
     };
-    rig.switch
-        .handle_sip_datagram(rig.now, target, &ok.to_bytes());
+    rig.switch.handle_input(
+        rig.now,
+        Input::Datagram {
+            peer: target,
+            data: &ok.to_bytes(),
+        },
+    );
     rig.drain();
     let leg_port = rig.ports[1];
     rig.rtp_out.clear();
@@ -348,8 +373,14 @@ fn a_bridge_decrypts_the_srtp_leg_and_encrypts_what_goes_back_to_it() {
         .into_iter()
         .chain(std::iter::repeat_n(0x55, 160))
         .collect();
-    rig.switch
-        .handle_rtp(rig.now, leg_port, "127.0.0.1:7004".parse().unwrap(), &back);
+    rig.switch.handle_input(
+        rig.now,
+        Input::Rtp {
+            port: leg_port,
+            from: "127.0.0.1:7004".parse().unwrap(),
+            data: &back,
+        },
+    );
     rig.drain();
     let (_, to, packet) = rig.rtp_out.pop().expect("relayed to the caller");
     assert_eq!(to.to_string(), PHONE_MEDIA);

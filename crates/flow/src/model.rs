@@ -205,14 +205,32 @@ pub(crate) struct HangupFile {
 }
 
 /// How a transfer node moves the call (the transfer itself is the call layer's job).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+/// The one type for this across the workspace: flows name it, the call layer carries it
+/// out, and call records say which one a transfer used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferMode {
+    /// REFER in the caller's dialog (RFC 3515); the caller's phone places the new call.
     Refer,
+    /// 302 Moved Temporarily before answering: no media at all.
     Redirect,
+    /// A second call leg from us to the target, media relayed between the two.
     Bridge,
+    /// REFER; when it fails, a bridge.
     #[default]
     ReferOrBridge,
+}
+
+impl TransferMode {
+    /// The name flows and records use (`refer`, `redirect`, `bridge`, `refer_or_bridge`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refer => "refer",
+            Self::Redirect => "redirect",
+            Self::Bridge => "bridge",
+            Self::ReferOrBridge => "refer_or_bridge",
+        }
+    }
 }
 
 /// A flow ready to run: every template parsed, every regex and JSON path compiled.

@@ -13,12 +13,6 @@ use super::Switch;
 use crate::output::Output;
 
 impl Switch {
-    /// The driver's overload signal: while on, every new INVITE gets 503 at once so the
-    /// backlog drains and admitted calls complete; off once the driver has caught up.
-    pub fn set_overloaded(&mut self, on: bool) {
-        self.admission.set_overloaded(on);
-    }
-
     /// New INVITEs refused by admission control so far.
     pub fn refused_invites(&self) -> u64 {
         self.admission.refused

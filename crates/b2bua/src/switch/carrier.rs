@@ -6,7 +6,7 @@
 //! taken. The rest hooks into the call's life: the first 18x, the 200 (which waits for
 //! outstanding PRACKs), requests in the early or confirmed dialog, and the call's timer.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use concierge_sip::dialog::prack::{has_option_tag, RAck, ReliableEvent, ReliableProvisionals};
 use concierge_sip::dialog::session_timer::{
@@ -19,8 +19,9 @@ use concierge_sip::wire::{
 };
 use tracing::{debug, info, warn};
 
+use super::refresh::{self, TimerTurn};
 use super::{Switch, ALLOW};
-use crate::call::{Call, Phase};
+use crate::call::Call;
 use crate::carrier::{Carrier, Refresh, SUPPORTED};
 use crate::output::CallRef;
 use crate::record::EndedBy;
@@ -277,7 +278,7 @@ impl Switch {
             return;
         };
         if !request.body.is_empty() {
-            if call.phase == Phase::Early && !call.carrier.early_answer_reliable {
+            if call.state.is_early() && !call.carrier.early_answer_reliable {
                 // §5.2: the INVITE's offer has no reliably delivered answer yet.
                 let mut r = response_to(&request, StatusCode::SERVER_INTERNAL_ERROR, None);
                 r.headers.push(HeaderName::RETRY_AFTER, "1");
@@ -368,7 +369,7 @@ impl Switch {
                 // RFC 3262 §3: no PRACK in 64·T1 → the INVITE is rejected with a 5xx.
                 call.span
                     .in_scope(|| warn!("no PRACK for a reliable 18x; INVITE rejected with 504"));
-                if call.phase == Phase::Early {
+                if call.state.is_early() {
                     let r = response_to(
                         &call.invite,
                         StatusCode::SERVER_TIMEOUT,
@@ -387,25 +388,14 @@ impl Switch {
             }
             None => {}
         }
-        if !matches!(call.phase, Phase::Answered | Phase::Confirmed) {
-            // Ending or not yet answered: nothing to refresh or expire.
-            return call
-                .carrier
-                .timer
-                .take()
-                .is_some_and(|t| t.poll_timeout() <= now);
-        }
-        match call
-            .carrier
-            .timer
-            .as_mut()
-            .and_then(|t| t.handle_timeout(now))
-        {
-            Some(SessionTimerEvent::Refresh) => {
+        // Ending or not yet answered: nothing to refresh or expire.
+        match refresh::turn(&mut call.carrier.timer, call.state.is_up(), now) {
+            TimerTurn::Dropped(due) => due,
+            TimerTurn::Event(SessionTimerEvent::Refresh) => {
                 self.send_refresh(now, id);
                 true
             }
-            Some(SessionTimerEvent::Expired) => {
+            TimerTurn::Event(SessionTimerEvent::Expired) => {
                 call.carrier.timer = None;
                 call.span
                     .in_scope(|| warn!("session timer expired without a refresh; ending the call"));
@@ -416,7 +406,7 @@ impl Switch {
                 self.hang_up(now, id, "session expired");
                 true
             }
-            None => false,
+            TimerTurn::Idle => false,
         }
     }
 
@@ -429,34 +419,18 @@ impl Switch {
         if call.carrier.refresh.is_some() {
             return;
         }
-        let (Some(dialog), Some(timer)) = (call.dialog.as_mut(), call.carrier.timer.as_ref())
+        let (Some(dialog), Some(timer)) = (call.state.dialog_mut(), call.carrier.timer.as_ref())
         else {
             return;
         };
         let use_update = call.carrier.peer_allows_update;
-        let method = if use_update {
-            Method::Update
-        } else {
-            Method::Invite
-        };
-        let mut req = dialog.new_request(method.clone());
-        let se = SessionExpires {
-            delta: timer.interval().as_secs() as u32,
-            refresher: Some(Refresher::Uac),
-        };
-        req.headers.push(HeaderName::SESSION_EXPIRES, se.value());
-        req.headers.push(HeaderName::SUPPORTED, SUPPORTED);
-        if !use_update {
-            req.headers.push(HeaderName::ALLOW, ALLOW);
-            if let Some(sdp) = &call.local_sdp {
-                req.headers
-                    .push(HeaderName::CONTENT_TYPE, "application/sdp");
-                req.body = sdp.clone().into();
-            }
-        }
+        let interval = timer.interval();
+        let sdp = call.local_sdp.clone().map(Into::into);
+        let req = refresh::refresh_request(dialog, use_update, interval, sdp);
         let peer = dialog.next_hop(call.peer);
+        let method = req.method.clone();
         call.span
-            .in_scope(|| info!(%method, interval_s = se.delta, "refreshing the session"));
+            .in_scope(|| info!(%method, interval_s = interval.as_secs(), "refreshing the session"));
         let key = self.endpoint.send_request(now, req, peer);
         self.by_client_tsx.insert(key.clone(), id);
         if let Some(call) = self.calls.get_mut(&id) {
@@ -494,7 +468,7 @@ impl Switch {
         if response.cseq.method == Method::Invite && response.status.is_success() {
             // §13.2.2.4: the ACK for our re-INVITE's 2xx is ours to send.
             let via = self.endpoint.new_via(call.peer);
-            if let Some(d) = call.dialog.as_ref() {
+            if let Some(d) = call.state.dialog() {
                 let ack = d.ack(response.cseq.seq, via).to_bytes();
                 let peer = d.next_hop(call.peer);
                 // Kept to answer a retransmitted 2xx whose ACK was lost.
@@ -507,14 +481,8 @@ impl Switch {
         };
         if response.status.is_success() {
             if let Some(timer) = call.carrier.timer.as_mut() {
-                // §7.4: the 2xx names the refresher from our side: `uac` is us.
-                let (interval, we_refresh) = match SessionExpires::of(&response.headers) {
-                    Some(se) => (
-                        Duration::from_secs(se.delta.max(min_se).into()),
-                        se.refresher != Some(Refresher::Uas),
-                    ),
-                    None => (timer.interval(), true),
-                };
+                let (interval, we_refresh) =
+                    refresh::refreshed_interval(response, timer.interval(), min_se);
                 timer.refreshed(now, interval, we_refresh);
                 call.span.in_scope(|| debug!("session refreshed"));
             }
@@ -600,8 +568,8 @@ impl Switch {
             return false;
         }
         let peer = call
-            .dialog
-            .as_ref()
+            .state
+            .dialog()
             .map_or(call.peer, |d| d.next_hop(call.peer));
         self.endpoint.send_raw(peer, ack);
         true

@@ -9,7 +9,7 @@ use concierge_flow::ComfortSpec;
 use tracing::debug;
 
 use super::Switch;
-use crate::call::{Phase, Waiting};
+use crate::call::Waiting;
 use crate::output::CallRef;
 
 /// One request's comfort audio.
@@ -61,8 +61,8 @@ impl Switch {
         if call.media.is_started() {
             // Up, or in early media (a flow with `early_media`): play without answering.
             self.comfort_play(id, true);
-        } else if call.phase == Phase::Early {
-            call.answer_at = None;
+        } else if call.state.is_early() {
+            call.state.clear_answer_at();
             self.answer(now, id);
         }
         true

@@ -1,7 +1,7 @@
 //! Named next hops for bridge legs (RFC 3263). The core does no DNS: a leg whose target
-//! (or the outbound proxy) is a name asks the driver through [`Switch::poll_resolve`]; the
+//! (or the outbound proxy) is a name asks the driver through [`crate::Output::Resolve`]; the
 //! driver runs NAPTR → SRV → A/AAAA and hands back the addresses in the order to try
-//! ([`Switch::handle_resolved`]). The leg sends its INVITE to the first; on 503, on a
+//! ([`crate::Input::Resolved`]). The leg sends its INVITE to the first; on 503, on a
 //! transaction timeout, or when an address sends nothing at all within
 //! `SwitchConfig::dns_failover`, the same request goes to the next (§4.3).
 
@@ -12,23 +12,16 @@ use concierge_sip::Peer;
 use tracing::info;
 
 use super::Switch;
-use crate::bridge::LegState;
+use crate::leg::LegState;
 use crate::output::{CallRef, Resolve};
 
 /// Addresses of one name we try at most (a long SRV list stays bounded).
 const MAX_ADDRESSES: usize = 8;
 
 impl Switch {
-    /// The next name to look up, if any. Drain it with [`Switch::poll_output`] after every
-    /// input.
-    pub fn poll_resolve(&mut self) -> Option<Resolve> {
-        self.resolves.pop_front()
-    }
-
     /// The answer to [`Resolve`] `id`: the addresses to try, best first, or why there are
     /// none. An answer for a leg that is gone is dropped.
-    pub fn handle_resolved(&mut self, now: Instant, id: u64, result: Result<Vec<Peer>, String>) {
-        self.last_now = now;
+    pub(super) fn on_resolved(&mut self, now: Instant, id: u64, result: Result<Vec<Peer>, String>) {
         let Some(call) = self.pending_dns.remove(&id) else {
             return;
         };

@@ -10,7 +10,7 @@ use concierge_sip::wire::StatusCode;
 use tracing::{info, warn};
 
 use super::Switch;
-use crate::call::{FlowState, Phase, Waiting};
+use crate::call::{FlowState, Waiting};
 use crate::output::CallRef;
 use crate::record::EndedBy;
 use crate::transfer::TransferOutcome;
@@ -103,7 +103,7 @@ impl Switch {
         // In early media only prompts play before the 200; keypad input and transfers
         // answer first (digits and REFER need a confirmed call, RFC 3515 §2.4.2).
         let media_ready =
-            call.media.is_started() && (call.phase != Phase::Early || plays_early(&action));
+            call.media.is_started() && (!call.state.is_early() || plays_early(&action));
         let needs_media = match &action {
             Action::Play { .. } | Action::CollectDigits(_) => true,
             Action::Transfer {
@@ -113,16 +113,16 @@ impl Switch {
                 prompt: Some(_), ..
             } => true,
             Action::Transfer { mode, .. } => {
-                *mode != TransferMode::Redirect || call.phase != Phase::Early
+                *mode != TransferMode::Redirect || !call.state.is_early()
             }
             _ => false,
         };
         if needs_media && !media_ready {
             // Answer now; the action runs once the ACK brings the media up.
-            let early = call.phase == Phase::Early;
+            let early = call.state.is_early();
             call.flow.as_mut()?.deferred = Some(action);
             if early {
-                call.answer_at = None;
+                call.state.clear_answer_at();
                 self.answer(now, id);
             }
             return None;
@@ -206,13 +206,13 @@ impl Switch {
                 let uri = with_uri_headers(&target, &headers);
                 flow.waiting = Waiting::Transfer;
                 match mode {
-                    TransferMode::Redirect if call.phase == Phase::Early => {
-                        let done = flow.run.handle(Event::TransferResult(
-                            concierge_flow::TransferOutcome::Succeeded,
-                        ));
+                    TransferMode::Redirect if call.state.is_early() => {
+                        let done = flow
+                            .run
+                            .handle(Event::TransferResult(TransferOutcome::Succeeded));
                         debug_assert_eq!(done, Action::Done);
                         flow.waiting = Waiting::Done;
-                        self.transfer(now, id, crate::TransferMode::Redirect, &uri);
+                        self.transfer(now, id, TransferMode::Redirect, &uri);
                         None
                     }
                     TransferMode::Bridge => {
@@ -225,7 +225,7 @@ impl Switch {
                     }
                     // refer, or a redirect asked too late to be one.
                     _ => {
-                        self.transfer(now, id, crate::TransferMode::Refer, &uri);
+                        self.transfer(now, id, TransferMode::Refer, &uri);
                         None
                     }
                 }
@@ -247,7 +247,7 @@ impl Switch {
                 reason,
             } => {
                 flow.waiting = Waiting::Done;
-                if call.phase == Phase::Early {
+                if call.state.is_early() {
                     let r = concierge_sip::wire::response_to(
                         &call.invite,
                         StatusCode::TEMPORARILY_UNAVAILABLE,
@@ -433,13 +433,12 @@ impl Switch {
     }
 
     /// The result of an [`Output::Http`] request.
-    pub fn handle_http_result(
+    pub(super) fn on_http_result(
         &mut self,
         now: Instant,
         id: CallRef,
         result: Result<HttpResponse, HttpFailure>,
     ) {
-        self.last_now = now;
         let Some(flow) = self.calls.get_mut(&id).and_then(|c| c.flow.as_mut()) else {
             return;
         };
@@ -484,11 +483,7 @@ impl Switch {
             return;
         }
         flow.waiting = Waiting::Nothing;
-        let event = match outcome {
-            TransferOutcome::Succeeded => concierge_flow::TransferOutcome::Succeeded,
-            TransferOutcome::Failed(why) => concierge_flow::TransferOutcome::Failed(why.clone()),
-        };
-        self.feed(now, id, Event::TransferResult(event));
+        self.feed(now, id, Event::TransferResult(outcome.clone()));
     }
 
     /// The caller went away: the flow records where it was.

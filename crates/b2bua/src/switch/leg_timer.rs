@@ -12,9 +12,10 @@ use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::{HeaderName, Headers, Method, Request, Response};
 use tracing::{debug, info, warn};
 
-use super::{Switch, ALLOW};
-use crate::bridge::LegState;
-use crate::carrier::{Carrier, Refresh, SUPPORTED};
+use super::refresh::{self, TimerTurn};
+use super::Switch;
+use crate::carrier::{Carrier, Refresh};
+use crate::leg::LegState;
 use crate::output::CallRef;
 use crate::record::EndedBy;
 
@@ -100,32 +101,21 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
-        if !call
+        let up = call
             .bridge
             .as_ref()
-            .is_some_and(|l| l.state == LegState::Up)
-        {
-            return call
-                .carrier
-                .leg_timer
-                .take()
-                .is_some_and(|t| t.poll_timeout() <= now);
-        }
-        match call
-            .carrier
-            .leg_timer
-            .as_mut()
-            .and_then(|t| t.handle_timeout(now))
-        {
-            Some(SessionTimerEvent::Refresh) => {
+            .is_some_and(|l| l.state == LegState::Up);
+        match refresh::turn(&mut call.carrier.leg_timer, up, now) {
+            TimerTurn::Dropped(due) => due,
+            TimerTurn::Event(SessionTimerEvent::Refresh) => {
                 self.refresh_leg(now, id);
                 true
             }
-            Some(SessionTimerEvent::Expired) => {
+            TimerTurn::Event(SessionTimerEvent::Expired) => {
                 self.leg_session_over(now, id, "bridge leg session expired: no refresh (RFC 4028)");
                 true
             }
-            None => false,
+            TimerTurn::Idle => false,
         }
     }
 
@@ -160,26 +150,8 @@ impl Switch {
         let Some(dialog) = leg.dialog.as_mut() else {
             return;
         };
-        let method = if use_update {
-            Method::Update
-        } else {
-            Method::Invite
-        };
-        let mut req = dialog.new_request(method.clone());
-        let se = SessionExpires {
-            delta: interval.as_secs() as u32,
-            refresher: Some(Refresher::Uac),
-        };
-        req.headers.push(HeaderName::SESSION_EXPIRES, se.value());
-        req.headers.push(HeaderName::SUPPORTED, SUPPORTED);
-        if !use_update {
-            req.headers.push(HeaderName::ALLOW, ALLOW);
-            if let Some(body) = offer.filter(|b| !b.is_empty()) {
-                req.headers
-                    .push(HeaderName::CONTENT_TYPE, "application/sdp");
-                req.body = body;
-            }
-        }
+        let req = refresh::refresh_request(dialog, use_update, interval, offer);
+        let method = req.method.clone();
         let peer = dialog.next_hop(leg.peer);
         call.span
             .in_scope(|| info!(%method, "refreshing the bridge leg's session"));
@@ -238,13 +210,7 @@ impl Switch {
         };
         if response.status.is_success() {
             if let Some(t) = call.carrier.leg_timer.as_mut() {
-                let (interval, we) = match SessionExpires::of(&response.headers) {
-                    Some(se) => (
-                        Duration::from_secs(se.delta.max(min_se).into()),
-                        se.refresher != Some(Refresher::Uas),
-                    ),
-                    None => (t.interval(), true),
-                };
+                let (interval, we) = refresh::refreshed_interval(response, t.interval(), min_se);
                 t.refreshed(now, interval, we);
             }
         } else if matches!(response.status.0, 408 | 481) {

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use concierge_b2bua::{CallRef, Output, PortError, Program, Switch, SwitchConfig, WallClock};
+use concierge_b2bua::{
+    CallRef, Command, Input, Output, PortError, Program, Switch, SwitchConfig, WallClock,
+};
 use concierge_flow::{HttpFailure, HttpResponse};
 
 use crate::http::HttpClient;
@@ -334,6 +336,9 @@ const OVERLOAD_LOG_EVERY: Duration = Duration::from_secs(10);
 /// holds 16,384).
 const RTP_BACKLOG_OVERLOAD: usize = 8_192;
 
+/// Why the calls left at shutdown were hung up, in their records.
+const SHUTTING_DOWN: &str = "server shutting down";
+
 /// After hanging up at shutdown, how long BYEs may take before the calls are dropped.
 const BYE_GRACE: Duration = Duration::from_secs(4);
 
@@ -382,12 +387,9 @@ impl Shard {
         // Whether the remaining calls were hung up; the next deadline then drops them.
         let mut hung_up = false;
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        let mut next = self.flush().await;
         loop {
-            let wake = self
-                .switch
-                .poll_timeout()
-                .map(Instant::from_std)
-                .unwrap_or(far);
+            let wake = next.map(Instant::from_std).unwrap_or(far);
             let wake = drain_deadline.map_or(wake, |d| wake.min(d));
             tokio::select! {
                 r = recv(self.udp.as_deref(), &mut buf) => match r {
@@ -404,29 +406,27 @@ impl Shard {
                     StreamInput::Message { peer, head, body, transport, authenticated } => {
                         if self.acl.permits(peer.ip()) {
                             let peer = Peer { transport, addr: peer };
-                            let now = std::time::Instant::now();
-                            if authenticated {
-                                self.switch.handle_sip_framed_authenticated(now, peer, &head, &body);
-                            } else {
-                                self.switch.handle_sip_framed(now, peer, &head, &body);
-                            }
+                            let input = Input::Stream { peer, head: &head, body: &body, authenticated };
+                            self.switch.handle_input(std::time::Instant::now(), input);
                         }
                     }
                 },
                 Some((from, data)) = self.extra_udp_rx.recv() => self.handle_udp(from, &data),
                 Some((call, result)) = self.http_rx.recv() => {
-                    self.switch.handle_http_result(std::time::Instant::now(), call, result);
+                    self.switch.handle_input(std::time::Instant::now(), Input::Http { call, result });
                 }
                 Some(program) = self.programs.recv() => {
                     info!(calls = self.switch.call_count(), "new flows installed; calls in progress keep theirs");
-                    self.switch.set_program(program);
+                    let install = Input::Command(Command::Install(Box::new(program)));
+                    self.switch.handle_input(std::time::Instant::now(), install);
                 }
                 Some((id, result)) = self.dns_rx.recv() => {
-                    self.switch.handle_resolved(std::time::Instant::now(), id, result);
+                    self.switch.handle_input(std::time::Instant::now(), Input::Resolved { id, result });
                 }
                 Some(packet) = self.rtp_rx.recv() => {
                     self.metrics.rtp_received();
-                    self.switch.handle_rtp(packet.at, packet.port, packet.from, &packet.bytes);
+                    let input = Input::Rtp { port: packet.port, from: packet.from, data: &packet.bytes };
+                    self.switch.handle_input(packet.at, input);
                 }
                 _ = tokio::time::sleep_until(wake) => {
                     let now = std::time::Instant::now();
@@ -434,18 +434,18 @@ impl Shard {
                         if hung_up {
                             // BYEs nobody answered: the calls go, with their records.
                             info!(calls = self.switch.call_count(), "shutdown: dropping the calls left");
-                            self.switch.abandon_all(now);
+                            self.switch.handle_input(now, Input::Command(Command::AbandonAll));
                             drain_deadline = None;
                         } else {
                             info!(calls = self.switch.call_count(), "drain timeout: hanging up the remaining calls");
-                            self.switch.hang_up_all(now, "server shutting down");
+                            self.switch.handle_input(now, Input::Command(Command::HangUpAll { why: SHUTTING_DOWN }));
                             hung_up = true;
                             drain_deadline = Some(Instant::from_std(now) + BYE_GRACE);
                         }
                     }
                     let emptied = self.take_waiting_datagrams(&mut buf);
                     self.report_load(emptied);
-                    self.switch.handle_timeout(std::time::Instant::now());
+                    self.switch.handle_input(std::time::Instant::now(), Input::Timeout);
                 }
                 changed = self.shutdown.changed() => {
                     let state = if changed.is_ok() { *self.shutdown.borrow() } else { Shutdown::Now };
@@ -454,19 +454,19 @@ impl Shard {
                         Shutdown::Running => {}
                         Shutdown::Drain => {
                             info!(calls = self.switch.call_count(), "draining: new calls get 503");
-                            self.switch.start_draining();
+                            self.switch.handle_input(now, Input::Command(Command::Drain));
                             drain_deadline = Some(Instant::from_std(now) + self.drain_timeout);
                         }
                         Shutdown::Now => {
-                            self.switch.start_draining();
-                            self.switch.hang_up_all(now, "server shutting down");
+                            self.switch.handle_input(now, Input::Command(Command::Drain));
+                            self.switch.handle_input(now, Input::Command(Command::HangUpAll { why: SHUTTING_DOWN }));
                             hung_up = true;
                             drain_deadline = Some(Instant::from_std(now) + BYE_GRACE);
                         }
                     }
                 }
             }
-            self.flush().await;
+            next = self.flush().await;
             self.publish();
             if *self.shutdown.borrow() != Shutdown::Running && self.switch.is_idle() {
                 info!("all calls ended; stopping");
@@ -503,7 +503,8 @@ impl Shard {
             || self.rtp_rx.len() > RTP_BACKLOG_OVERLOAD;
         if behind != self.overloaded {
             self.overloaded = behind;
-            self.switch.set_overloaded(behind);
+            let signal = Input::Command(Command::Overloaded(behind));
+            self.switch.handle_input(std::time::Instant::now(), signal);
             debug!(behind, "load state changed");
             // Near capacity the state flips many times a second: one line per interval.
             if behind
@@ -529,7 +530,7 @@ impl Shard {
             addr: from,
         };
         self.switch
-            .handle_sip_datagram(std::time::Instant::now(), peer, data);
+            .handle_input(std::time::Instant::now(), Input::Datagram { peer, data });
     }
 
     /// Gauges and the switch's counters into the metrics (a few atomic stores).
@@ -561,9 +562,22 @@ impl Shard {
         }
     }
 
-    async fn flush(&mut self) {
-        while let Some(out) = self.switch.poll_output() {
-            match out {
+    /// Does what the switch asks until it names its next deadline, and returns that.
+    /// A port bound (or not) is reported once the drain is over, as its own input, so the
+    /// switch is never re-entered mid-drain.
+    async fn flush(&mut self) -> Option<std::time::Instant> {
+        let mut ports = Vec::new();
+        loop {
+            match self.switch.poll_output() {
+                Output::Timeout(at) => {
+                    if ports.is_empty() {
+                        return at;
+                    }
+                    let now = std::time::Instant::now();
+                    for input in ports.drain(..) {
+                        self.switch.handle_input(now, input);
+                    }
+                }
                 Output::Sip(t) => match t.peer.transport {
                     Transport::Udp => {
                         // From the socket of the destination's family (IPv6 beside IPv4).
@@ -591,9 +605,7 @@ impl Shard {
                     self.records.write(&record);
                 }
                 Output::MediaOpen { port } => match self.rtp.open(port) {
-                    Ok(()) => self
-                        .switch
-                        .media_port_ready(std::time::Instant::now(), port),
+                    Ok(()) => ports.push(Input::PortBound { port }),
                     Err(e) => {
                         let error = if e.kind() == std::io::ErrorKind::AddrInUse {
                             PortError::InUse
@@ -601,8 +613,7 @@ impl Shard {
                             PortError::Other
                         };
                         warn!(error = %e, port, "cannot bind the RTP port");
-                        self.switch
-                            .media_port_failed(std::time::Instant::now(), port, error);
+                        ports.push(Input::PortFailed { port, error });
                     }
                 },
                 Output::MediaClose { port } => self.rtp.close(port),
@@ -617,25 +628,25 @@ impl Shard {
                         let _ = tx.send((call, result)).await;
                     });
                 }
-            }
-        }
-        while let Some(resolve) = self.switch.poll_resolve() {
-            let (resolver, tx) = (self.resolver.clone(), self.dns_tx.clone());
-            let names = self.tls.server_names();
-            tokio::spawn(async move {
-                let result = match resolver {
-                    Some(r) => r.locate(&resolve.uri).await.map_err(|e| e.to_string()),
-                    None => Err("no DNS resolver configured".to_owned()),
-                };
-                // RFC 5922: a TLS target is verified against the domain it was found
-                // under, so the driver remembers which name each address came from.
-                if let Ok(peers) = &result {
-                    for p in peers.iter().filter(|p| p.transport == Transport::Tls) {
-                        names.insert(p.addr, resolve.uri.host());
-                    }
+                Output::Resolve(resolve) => {
+                    let (resolver, tx) = (self.resolver.clone(), self.dns_tx.clone());
+                    let names = self.tls.server_names();
+                    tokio::spawn(async move {
+                        let result = match resolver {
+                            Some(r) => r.locate(&resolve.uri).await.map_err(|e| e.to_string()),
+                            None => Err("no DNS resolver configured".to_owned()),
+                        };
+                        // RFC 5922: a TLS target is verified against the domain it was found
+                        // under, so the driver remembers which name each address came from.
+                        if let Ok(peers) = &result {
+                            for p in peers.iter().filter(|p| p.transport == Transport::Tls) {
+                                names.insert(p.addr, resolve.uri.host());
+                            }
+                        }
+                        let _ = tx.send((resolve.id, result)).await;
+                    });
                 }
-                let _ = tx.send((resolve.id, result)).await;
-            });
+            }
         }
     }
 }

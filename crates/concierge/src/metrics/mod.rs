@@ -308,7 +308,7 @@ impl Metrics {
                 .get_or_create(&TransferLabels {
                     flow: flow.clone(),
                     node: node.clone(),
-                    mode: t.mode,
+                    mode: t.mode.as_str(),
                     result,
                 })
                 .inc();

@@ -41,7 +41,7 @@ fn record() -> CallRecord {
         http: Vec::new(),
         variables: Vec::new(),
         transfer: Some(concierge_b2bua::TransferRecord {
-            mode: "refer",
+            mode: concierge_b2bua::TransferMode::Refer,
             target: "sip:desk@example.com".into(),
             result: "failed: 486 Busy Here".into(),
             started_ms: Some(9_500),

@@ -29,7 +29,9 @@ pub(crate) enum LegState {
 /// Credentials for targets that challenge our INVITE (401/407).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundAuth {
+    /// The Digest user name (RFC 2617) for our INVITE to a challenging target.
     pub username: String,
+    /// Its password: never logged, never in a record.
     pub password: String,
 }
 

@@ -1,0 +1,75 @@
+//! A call's record, built once as it leaves the switch.
+
+use super::Switch;
+use crate::call::Call;
+use crate::record::EndedBy;
+use crate::record::{CallRecord, HttpOutcome, PathStep};
+
+impl Switch {
+    pub(super) fn record_of(&self, call: &Call) -> CallRecord {
+        let flow = call.flow.as_ref();
+        let (ended_by, reason) = call
+            .ending
+            .clone()
+            .unwrap_or((EndedBy::Network, "transaction ended".into()));
+        let transfer = call.transfer_record.clone().map(|mut t| {
+            if call.redact_target {
+                t.target = "<redacted>".into();
+            }
+            t.started_ms = call.transfer_started.map(|at| self.wall.unix_ms(at));
+            t
+        });
+        let outcome = crate::record::outcome(call.answered.is_some(), ended_by, transfer.as_ref());
+        CallRecord {
+            call_id: call.invite.call_id.clone(),
+            flow: flow.map(|f| f.run.flow().name.clone()),
+            flow_version: flow.map(|f| f.run.flow().version.clone()),
+            outcome,
+            caller: call.identity.number.clone(),
+            verified: call.identity.verified,
+            verstat: call.identity.verstat.clone(),
+            private: call.identity.private,
+            lockout: call.lockout.clone(),
+            called: call.invite.uri.user().unwrap_or_default().to_owned(),
+            arrived_ms: self.wall.unix_ms(call.arrived),
+            answered_ms: call.answered.map(|a| self.wall.unix_ms(a)),
+            ended_ms: self.wall.unix_ms(self.last_now),
+            path: flow
+                .map(|f| {
+                    f.run
+                        .trace()
+                        .iter()
+                        .map(|s| PathStep {
+                            node: s.node.clone(),
+                            exit: s.exit.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            http: flow
+                .map(|f| {
+                    f.run
+                        .http_steps()
+                        .iter()
+                        .map(|h| HttpOutcome {
+                            node: h.node.clone(),
+                            status: h.status,
+                            outcome: h.outcome.clone(),
+                            latency_ms: h.latency.as_millis() as u64,
+                            cache: h.cache,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            variables: flow
+                .map(|f| f.run.vars_redacted().into_iter().collect())
+                .unwrap_or_default(),
+            transfer,
+            ended_by,
+            reason,
+            digits: call.media.digits_for_record(),
+            instance: self.cfg.instance.clone(),
+            rtp_foreign_dropped: call.media.foreign_dropped(),
+        }
+    }
+}
