@@ -1,86 +1,58 @@
 //! Who is calling and what they typed, through a [`Switch`] in virtual time: trusted peers
 //! and P-Asserted-Identity, the code lockout across calls, secrets kept out of records,
 //! what a bridge leg says about the caller, and the signed transfer context.
-#![allow(
-    clippy::disallowed_methods,
-    reason = "the test's base instant; the rest is virtual time"
-)]
 
+use concierge_b2bua::{LockoutConfig, SwitchConfig, TransferSigner, TrustedPeers};
+use concierge_sip::wire::{HeaderName, Message, Request, Response};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
 
-use concierge_b2bua::{
-    CallRecord, Input, LockoutConfig, Output, Switch, SwitchConfig, TransferSigner, TrustedPeers,
-    WallClock,
-};
-use concierge_sip::wire::{parse_datagram, HeaderName, Message, Request, Response, Transport};
-use concierge_sip::Peer;
+mod testkit;
 
+use testkit::Kit;
+
+/// The testkit with one scripted phone: what the switch sends the phone comes back from
+/// `send`; everything else is the kit's (through `Deref`).
 struct Rig {
-    switch: Switch,
-    now: Instant,
-    phone: Peer,
-    records: Vec<CallRecord>,
-    /// SIP the switch sent to anyone but the phone (a bridge target).
-    to_others: Vec<Message>,
+    kit: Kit,
+    phone: SocketAddr,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = Kit;
+    fn deref(&self) -> &Kit {
+        &self.kit
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Kit {
+        &mut self.kit
+    }
 }
 
 impl Rig {
     fn new(cfg: SwitchConfig, flow: &str) -> Self {
-        let now = Instant::now();
-        let wall = WallClock {
-            instant: now,
-            system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        };
-        let loaded = concierge_flow::parse_flow(std::path::Path::new("t.toml"), flow, &|_| true)
-            .expect("a valid flow");
-        let program = concierge_b2bua::Program {
-            default_flow: Some(loaded.flow),
-            ..Default::default()
-        };
         Self {
-            switch: Switch::new(SwitchConfig { seed: 7, ..cfg }, wall, program),
-            now,
-            phone: Peer {
-                transport: Transport::Udp,
-                addr: "127.0.0.1:5061".parse::<SocketAddr>().unwrap(),
-            },
-            records: Vec::new(),
-            to_others: Vec::new(),
+            kit: Kit::with(SwitchConfig { seed: 7, ..cfg }, testkit::program(flow)),
+            phone: "127.0.0.1:5061".parse().unwrap(),
         }
     }
 
     fn send(&mut self, text: &str) -> Vec<Message> {
-        self.switch.handle_input(
-            self.now,
-            Input::Datagram {
-                peer: self.phone,
-                data: text.as_bytes(),
-            },
-        );
-        let mut out = Vec::new();
-        loop {
-            match self.switch.poll_output() {
-                Output::Timeout(_) => break,
-                Output::Sip(t) if t.peer.addr != self.phone.addr => self
-                    .to_others
-                    .push(parse_datagram(&t.bytes).unwrap().unwrap()),
-                Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
-                Output::Record(r) => self.records.push(*r),
-                Output::MediaOpen { port } => self
-                    .switch
-                    .handle_input(self.now, Input::PortBound { port }),
-                _ => {}
-            }
-        }
-        out
+        let phone = self.phone;
+        self.kit.sip_from(phone, text);
+        self.kit.inbox(phone)
     }
 
-    fn record(&self, call_id: &str) -> &CallRecord {
-        self.records
+    /// SIP the switch sent to anyone but the phone (a bridge target).
+    fn sent_to_others(&self) -> Vec<Message> {
+        let phone = self.phone;
+        self.kit
+            .sip
             .iter()
-            .find(|r| r.call_id == call_id)
-            .unwrap_or_else(|| panic!("no record for {call_id}"))
+            .filter(|s| s.to != phone)
+            .map(|s| s.message.clone())
+            .collect()
     }
 }
 
@@ -371,7 +343,7 @@ mode = "bridge"
 fn leg_invite(cfg: SwitchConfig, from: &str, extra: &str) -> Request {
     let mut rig = Rig::new(cfg, BRIDGE_FLOW);
     Call::answered(&mut rig, "br", from, extra);
-    rig.to_others
+    rig.sent_to_others()
         .iter()
         .filter_map(request)
         .find(|r| r.method.as_str() == "INVITE")

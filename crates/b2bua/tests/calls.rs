@@ -1,31 +1,36 @@
 //! Whole calls through a [`Switch`] in virtual time: a scripted phone on one side, the
 //! switch's outputs inspected on the other. No sockets, no sleeps.
-#![allow(
-    clippy::disallowed_methods,
-    reason = "the test's base instant; the rest is virtual time"
-)]
-
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use concierge_b2bua::{
-    CallRecord, Command, Input, Output, PortError, Switch, SwitchConfig, TransferMode, WallClock,
-};
-use concierge_sip::wire::{parse_datagram, Message, Request, Response, Transport};
+use concierge_b2bua::{SwitchConfig, TransferMode};
+use concierge_sip::wire::{Message, Request, Response, Transport};
 use concierge_sip::Peer;
 
+mod testkit;
+
+use testkit::Kit;
+
+/// The testkit with one scripted phone: what the switch sends the phone comes back from
+/// `send`, `drain` and `advance`; everything else is the kit's (through `Deref`).
 struct Rig {
-    switch: Switch,
-    now: Instant,
+    kit: Kit,
     phone: Peer,
-    records: Vec<CallRecord>,
-    open_ports: Vec<u16>,
-    /// Ports "another program" holds: binding them fails.
-    held_ports: Vec<u16>,
-    /// RTP the switch sent: (from port, to, packet).
-    rtp_out: Vec<(u16, SocketAddr, bytes::Bytes)>,
-    /// SIP the switch sent to peers other than the phone (the bridge target).
-    to_others: Vec<(SocketAddr, Message)>,
+    /// RTP sent before this index counts as cleared.
+    rtp_from: usize,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = Kit;
+    fn deref(&self) -> &Kit {
+        &self.kit
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Kit {
+        &mut self.kit
+    }
 }
 
 impl Rig {
@@ -35,84 +40,54 @@ impl Rig {
 
     /// A switch with `cfg` (the seed is fixed) running `program`.
     fn with(cfg: SwitchConfig, program: concierge_b2bua::Program) -> Self {
-        let now = Instant::now();
-        let wall = WallClock {
-            instant: now,
-            system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        };
         Self {
-            switch: Switch::new(SwitchConfig { seed: 7, ..cfg }, wall, program),
-            now,
+            kit: Kit::with(SwitchConfig { seed: 7, ..cfg }, program),
             phone: Peer {
                 transport: Transport::Udp,
                 addr: "127.0.0.1:5061".parse::<SocketAddr>().unwrap(),
             },
-            records: Vec::new(),
-            open_ports: Vec::new(),
-            held_ports: Vec::new(),
-            rtp_out: Vec::new(),
-            to_others: Vec::new(),
+            rtp_from: 0,
         }
     }
 
     fn send(&mut self, text: &str) -> Vec<Message> {
-        self.switch.handle_input(
-            self.now,
-            Input::Datagram {
-                peer: self.phone,
-                data: text.as_bytes(),
-            },
-        );
+        let phone = self.phone.addr;
+        self.kit.sip_from(phone, text);
         self.drain()
     }
 
+    /// What the switch sent the phone since the phone last looked.
     fn drain(&mut self) -> Vec<Message> {
-        let mut out = Vec::new();
-        loop {
-            match self.switch.poll_output() {
-                Output::Timeout(_) => break,
-                Output::Sip(t) if t.peer.addr != self.phone.addr => self
-                    .to_others
-                    .push((t.peer.addr, parse_datagram(&t.bytes).unwrap().unwrap())),
-                Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
-                Output::Record(r) => self.records.push(*r),
-                Output::MediaOpen { port } if self.held_ports.contains(&port) => {
-                    self.switch.handle_input(
-                        self.now,
-                        Input::PortFailed {
-                            port,
-                            error: PortError::InUse,
-                        },
-                    )
-                }
-                Output::MediaOpen { port } => {
-                    self.open_ports.push(port);
-                    self.switch
-                        .handle_input(self.now, Input::PortBound { port });
-                }
-                Output::MediaClose { port } => self.open_ports.retain(|p| *p != port),
-                Output::Rtp { port, to, packet } => self.rtp_out.push((port, to, packet)),
-                Output::Http { .. } | Output::Resolve(_) => {}
-            }
-        }
-        out
+        let phone = self.phone.addr;
+        self.kit.inbox(phone)
     }
 
-    /// Advances virtual time to `until`, firing every deadline on the way.
+    /// Advances virtual time by `by`, firing every deadline on the way.
     fn advance(&mut self, by: Duration) -> Vec<Message> {
-        let until = self.now + by;
-        // What earlier inputs queued leaves first; then the queue ends with the deadline.
-        let mut out = self.drain();
-        while let Output::Timeout(Some(at)) = self.switch.poll_output() {
-            if at > until {
-                break;
-            }
-            self.now = at.max(self.now);
-            self.switch.handle_input(self.now, Input::Timeout);
-            out.extend(self.drain());
-        }
-        self.now = until;
-        out
+        self.kit.advance(by);
+        self.drain()
+    }
+
+    /// SIP the switch sent to peers other than the phone (the bridge target), not read yet.
+    fn sent_to_others(&mut self) -> Vec<(SocketAddr, Message)> {
+        let phone = self.phone.addr;
+        self.kit
+            .take_sent_full(|s| s.to != phone)
+            .into_iter()
+            .map(|s| (s.to, s.message))
+            .collect()
+    }
+
+    /// RTP the switch sent since the last `clear_rtp`: (from port, to, packet).
+    fn rtp_out(&self) -> Vec<(u16, SocketAddr, bytes::Bytes)> {
+        self.kit.rtp[self.rtp_from..]
+            .iter()
+            .map(|p| (p.port, p.to, p.packet.clone()))
+            .collect()
+    }
+
+    fn clear_rtp(&mut self) {
+        self.rtp_from = self.kit.rtp.len();
     }
 }
 
@@ -194,14 +169,7 @@ fn answered_call_ends_with_caller_bye_and_a_record() {
 fn refer_transfer_follows_notify_sipfrag_then_hangs_up() {
     let mut rig = Rig::new();
     let tag = answered_call(&mut rig);
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::Transfer {
-            call: 1,
-            mode: TransferMode::Refer,
-            target: "sip:vip@queue.example.com",
-        }),
-    );
+    rig.transfer(1, TransferMode::Refer, "sip:vip@queue.example.com");
     let out = rig.drain();
     let refer = request(&out[0]).clone();
     assert_eq!(refer.method.as_str(), "REFER");
@@ -263,14 +231,7 @@ fn refer_transfer_follows_notify_sipfrag_then_hangs_up() {
 fn refer_rejected_keeps_the_call_and_records_the_failure() {
     let mut rig = Rig::new();
     let tag = answered_call(&mut rig);
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::Transfer {
-            call: 1,
-            mode: TransferMode::Refer,
-            target: "sip:vip@queue.example.com",
-        }),
-    );
+    rig.transfer(1, TransferMode::Refer, "sip:vip@queue.example.com");
     let refer = request(&rig.drain()[0]).clone();
     let out = rig.send(&reply(&refer, 603));
     assert!(out
@@ -286,14 +247,7 @@ fn refer_rejected_keeps_the_call_and_records_the_failure() {
 fn refer_without_final_notify_times_out() {
     let mut rig = Rig::new();
     let tag = answered_call(&mut rig);
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::Transfer {
-            call: 1,
-            mode: TransferMode::Refer,
-            target: "sip:vip@queue.example.com",
-        }),
-    );
+    rig.transfer(1, TransferMode::Refer, "sip:vip@queue.example.com");
     let refer = request(&rig.drain()[0]).clone();
     rig.send(&reply(&refer, 202));
     rig.advance(Duration::from_secs(31));
@@ -306,29 +260,16 @@ fn refer_without_final_notify_times_out() {
 
 #[test]
 fn redirect_answers_302_with_the_target_as_contact() {
-    let mut rig = Rig::new();
-    rig.switch = Switch::new(
+    let mut rig = Rig::with(
         SwitchConfig {
-            seed: 7,
             answer_after: Duration::from_secs(10),
             ..SwitchConfig::default()
-        },
-        WallClock {
-            instant: rig.now,
-            system: SystemTime::now(),
         },
         Default::default(),
     );
     let out = rig.send(INVITE);
     assert_eq!(out.len(), 2, "100 and 180, not yet answered");
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::Transfer {
-            call: 1,
-            mode: TransferMode::Redirect,
-            target: "sip:vip@queue.example.com",
-        }),
-    );
+    rig.transfer(1, TransferMode::Redirect, "sip:vip@queue.example.com");
     let out = rig.drain();
     let r = response(&out[0]);
     assert_eq!(r.status.0, 302);
@@ -480,7 +421,7 @@ fn a_ringing_call_at_its_maximum_duration_gets_480_and_a_silent_peer_is_forgotte
     rig.advance(Duration::from_secs(40));
     assert_eq!(rig.records.len(), 1, "the call record is written");
     assert!(rig.open_ports.is_empty());
-    assert_eq!(rig.switch.call_count(), 0);
+    assert_eq!(rig.call_count(), 0);
 }
 
 #[test]
@@ -518,8 +459,8 @@ fn a_call_for_which_no_port_can_be_bound_gets_503() {
         .is_some());
     assert_eq!(rig.records[0].reason, "no RTP port");
     assert_eq!(rig.records[0].outcome, "refused");
-    assert_eq!(rig.switch.stats().refused_no_port, 1);
-    assert_eq!(rig.switch.call_count(), 0);
+    assert_eq!(rig.stats().refused_no_port, 1);
+    assert_eq!(rig.call_count(), 0);
 }
 
 // ---- Bridged transfer: a second leg from the switch to the target -------------------------
@@ -572,8 +513,8 @@ fn bridge_rig(mode: &str) -> (Rig, String, Vec<Message>) {
 
 /// What the switch sent to the queue since the last call, as requests.
 fn to_queue(rig: &mut Rig) -> Vec<Request> {
-    rig.to_others
-        .drain(..)
+    rig.sent_to_others()
+        .into_iter()
         .map(|(to, m)| {
             assert_eq!(to, QUEUE.parse::<SocketAddr>().unwrap());
             request(&m).clone()
@@ -603,13 +544,7 @@ fn from_queue(rig: &mut Rig, text: &str) -> Vec<Message> {
         transport: Transport::Udp,
         addr: QUEUE.parse().unwrap(),
     };
-    rig.switch.handle_input(
-        rig.now,
-        Input::Datagram {
-            peer: queue,
-            data: text.as_bytes(),
-        },
-    );
+    rig.sip_from(queue.addr, text);
     rig.drain()
 }
 
@@ -649,18 +584,11 @@ fn bridge_calls_the_target_relays_rtp_both_ways_and_ends_with_either_leg() {
 
     // Caller → queue, from the leg's port; an RFC 4733 event is renumbered 96 → 101.
     let caller_port = rig.open_ports[0];
-    rig.rtp_out.clear();
+    rig.clear_rtp();
     let caller: SocketAddr = "127.0.0.1:4000".parse().unwrap();
     let mut audio = vec![0x80, 8, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
     audio.extend([0xd5; 160]);
-    rig.switch.handle_input(
-        rig.now,
-        Input::Rtp {
-            port: caller_port,
-            from: caller,
-            data: &audio,
-        },
-    );
+    rig.rtp_in(caller_port, caller, &audio);
     let mut event = vec![
         0x80,
         0x80 | 96,
@@ -679,39 +607,24 @@ fn bridge_calls_the_target_relays_rtp_both_ways_and_ends_with_either_leg() {
         0,
         160,
     ];
-    rig.switch.handle_input(
-        rig.now,
-        Input::Rtp {
-            port: caller_port,
-            from: caller,
-            data: &event,
-        },
-    );
+    rig.rtp_in(caller_port, caller, &event);
     rig.drain();
     let queue_media: SocketAddr = "127.0.0.2:7000".parse().unwrap();
-    assert_eq!(rig.rtp_out.len(), 2);
-    assert_eq!(
-        (rig.rtp_out[0].0, rig.rtp_out[0].1),
-        (leg_port, queue_media)
-    );
-    assert_eq!(&rig.rtp_out[0].2[..], &audio[..], "audio passes untouched");
-    assert_eq!(rig.rtp_out[1].2[1], 0x80 | 101);
+    let rtp_out = rig.rtp_out();
+    assert_eq!(rtp_out.len(), 2);
+    assert_eq!((rtp_out[0].0, rtp_out[0].1), (leg_port, queue_media));
+    assert_eq!(&rtp_out[0].2[..], &audio[..], "audio passes untouched");
+    assert_eq!(rtp_out[1].2[1], 0x80 | 101);
 
     // Queue → caller, from the caller's port; and nothing of the IVR's own audio.
-    rig.rtp_out.clear();
+    rig.clear_rtp();
     event[1] = 0x80 | 101;
-    rig.switch.handle_input(
-        rig.now,
-        Input::Rtp {
-            port: leg_port,
-            from: queue_media,
-            data: &event,
-        },
-    );
+    rig.rtp_in(leg_port, queue_media, &event);
     rig.advance(Duration::from_millis(100));
-    assert_eq!(rig.rtp_out.len(), 1, "{:?}", rig.rtp_out);
-    assert_eq!((rig.rtp_out[0].0, rig.rtp_out[0].1), (caller_port, caller));
-    assert_eq!(rig.rtp_out[0].2[1], 0x80 | 96);
+    let rtp_out = rig.rtp_out();
+    assert_eq!(rtp_out.len(), 1, "{rtp_out:?}");
+    assert_eq!((rtp_out[0].0, rtp_out[0].1), (caller_port, caller));
+    assert_eq!(rtp_out[0].2[1], 0x80 | 96);
 
     // The queue hangs up: 200 to it, BYE to the caller.
     let bye = format!(
@@ -722,15 +635,9 @@ fn bridge_calls_the_target_relays_rtp_both_ways_and_ends_with_either_leg() {
         transport: Transport::Udp,
         addr: QUEUE.parse().unwrap(),
     };
-    rig.switch.handle_input(
-        rig.now,
-        Input::Datagram {
-            peer: queue,
-            data: bye.as_bytes(),
-        },
-    );
+    rig.sip_from(queue.addr, &bye);
     let out = rig.drain();
-    let ok = response(&rig.to_others.remove(0).1).clone();
+    let ok = response(&rig.sent_to_others().remove(0).1).clone();
     assert_eq!(ok.status.0, 200);
     let caller_bye = request(&out[0]);
     assert_eq!(caller_bye.method.as_str(), "BYE");
@@ -873,7 +780,7 @@ fn refer_rejected_falls_back_to_a_bridge() {
     let (mut rig, _, out) = bridge_rig("refer_or_bridge");
     let refer = request(&out[0]).clone();
     assert_eq!(refer.method.as_str(), "REFER", "REFER first");
-    assert!(rig.to_others.is_empty());
+    assert!(rig.sent_to_others().is_empty());
     let out = rig.send(&reply(&refer, 405));
     assert!(out.is_empty(), "{out:?}");
     let invite = to_queue(&mut rig).remove(0);
@@ -906,9 +813,8 @@ fn a_call_keeps_the_flow_it_started_with_when_a_new_program_is_installed() {
     let renamed = LOOKUP_FLOW
         .replace("name = \"lookup\"", "name = \"lookup-v2\"")
         .replace("not_found", "unknown_caller");
-    let install = Command::Install(Box::new(program(&renamed)));
-    rig.switch.handle_input(rig.now, Input::Command(install));
-    assert_eq!(rig.switch.stats().programs_installed, 1);
+    rig.set_program(program(&renamed));
+    assert_eq!(rig.stats().programs_installed, 1);
     rig.advance(Duration::from_millis(3100));
     let first = rig.records[0].clone();
     assert_eq!(first.flow.as_deref(), Some("lookup"));
@@ -940,12 +846,11 @@ fn invites_refused_before_a_call_exists_are_counted_by_reason() {
     let tag = answered_call(&mut rig);
     let full = rig.send(&INVITE.replace("c1", "c2").replace("call1", "call2"));
     assert_eq!(response(&full[0]).status.0, 503);
-    rig.switch
-        .handle_input(rig.now, Input::Command(Command::Drain));
-    assert!(rig.switch.is_draining());
+    rig.start_draining();
+    assert!(rig.is_draining());
     let late = rig.send(&INVITE.replace("c1", "c3").replace("call1", "call3"));
     assert_eq!(response(&late[0]).status.0, 503);
-    let stats = rig.switch.stats();
+    let stats = rig.stats();
     assert_eq!(
         (
             stats.refused_max_calls,
@@ -978,7 +883,7 @@ fn invites_over_the_admission_rates_are_counted_apart() {
     answered_call(&mut rig);
     let over = rig.send(&INVITE.replace("c1", "c2").replace("call1", "call2"));
     assert_eq!(response(&over[0]).status.0, 503);
-    let stats = rig.switch.stats();
+    let stats = rig.stats();
     assert_eq!(
         (
             stats.refused_rate_limit,
@@ -988,10 +893,9 @@ fn invites_over_the_admission_rates_are_counted_apart() {
         ),
         (1, 0, 0, 0)
     );
-    rig.switch
-        .handle_input(rig.now, Input::Command(Command::Overloaded(true)));
+    rig.set_overloaded(true);
     rig.advance(Duration::from_secs(2));
     let overloaded = rig.send(&INVITE.replace("c1", "c3").replace("call1", "call3"));
     assert_eq!(response(&overloaded[0]).status.0, 503);
-    assert_eq!(rig.switch.stats().refused_overloaded, 1);
+    assert_eq!(rig.stats().refused_overloaded, 1);
 }

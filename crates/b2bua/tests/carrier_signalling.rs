@@ -1,47 +1,43 @@
 //! Carrier signalling through a [`Switch`] in virtual time: reliable 18x and PRACK
 //! (RFC 3262), session timers (RFC 4028), UPDATE (RFC 3311) and early media. A scripted
 //! carrier gateway on one side, the switch's outputs on the other; no sockets, no sleeps.
-#![allow(
-    clippy::disallowed_methods,
-    reason = "the test's base instant; the rest is virtual time"
-)]
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use concierge_b2bua::{CallRecord, Input, Output, Switch, SwitchConfig, WallClock};
+use concierge_b2bua::SwitchConfig;
 use concierge_sip::dialog::session_timer::SessionTimerConfig;
-use concierge_sip::wire::{parse_datagram, HeaderName, Message, Request, Response, Transport};
-use concierge_sip::Peer;
+use concierge_sip::wire::{HeaderName, Message, Request, Response};
 
+mod testkit;
+
+use testkit::Kit;
+
+/// The testkit with one scripted carrier gateway: what the switch sends it comes back from
+/// `send`, `drain` and `advance`; everything else is the kit's (through `Deref`).
 struct Rig {
-    switch: Switch,
-    now: Instant,
-    phone: Peer,
-    records: Vec<CallRecord>,
-    /// RTP the switch sent, with the virtual time it left.
-    rtp_out: Vec<Instant>,
-    /// SIP the switch sent to anyone but the caller (the bridge target).
-    to_others: Vec<Message>,
+    kit: Kit,
+    phone: SocketAddr,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = Kit;
+    fn deref(&self) -> &Kit {
+        &self.kit
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Kit {
+        &mut self.kit
+    }
 }
 
 impl Rig {
     fn with(cfg: SwitchConfig, program: concierge_b2bua::Program) -> Self {
-        let now = Instant::now();
-        let wall = WallClock {
-            instant: now,
-            system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        };
         Self {
-            switch: Switch::new(SwitchConfig { seed: 9, ..cfg }, wall, program),
-            now,
-            phone: Peer {
-                transport: Transport::Udp,
-                addr: "127.0.0.1:5061".parse::<SocketAddr>().unwrap(),
-            },
-            records: Vec::new(),
-            rtp_out: Vec::new(),
-            to_others: Vec::new(),
+            kit: Kit::with(SwitchConfig { seed: 9, ..cfg }, program),
+            phone: "127.0.0.1:5061".parse().unwrap(),
         }
     }
 
@@ -50,54 +46,27 @@ impl Rig {
     }
 
     fn send(&mut self, text: &str) -> Vec<Message> {
-        self.switch.handle_input(
-            self.now,
-            Input::Datagram {
-                peer: self.phone,
-                data: text.as_bytes(),
-            },
-        );
+        let phone = self.phone;
+        self.kit.sip_from(phone, text);
         self.drain()
     }
 
+    /// What the switch sent the gateway since it last looked.
     fn drain(&mut self) -> Vec<Message> {
-        let mut out = Vec::new();
-        loop {
-            match self.switch.poll_output() {
-                Output::Timeout(_) => break,
-                Output::Sip(t) if t.peer.addr != self.phone.addr => self
-                    .to_others
-                    .push(parse_datagram(&t.bytes).unwrap().unwrap()),
-                Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
-                Output::Record(r) => self.records.push(*r),
-                Output::MediaOpen { port } => self
-                    .switch
-                    .handle_input(self.now, Input::PortBound { port }),
-                Output::Rtp { .. } => self.rtp_out.push(self.now),
-                _ => {}
-            }
-        }
-        out
+        let phone = self.phone;
+        self.kit.inbox(phone)
     }
 
     /// Advances virtual time by `by`, firing every deadline on the way; each message
     /// comes with the time (since `from`) it left.
     fn advance_timed(&mut self, by: Duration, from: Instant) -> Vec<(Duration, Message)> {
-        let until = self.now + by;
-        // What earlier inputs queued leaves first; then the queue ends with the deadline.
-        let t = self.now - from;
-        let mut out: Vec<_> = self.drain().into_iter().map(|m| (t, m)).collect();
-        while let Output::Timeout(Some(at)) = self.switch.poll_output() {
-            if at > until {
-                break;
-            }
-            self.now = at.max(self.now);
-            self.switch.handle_input(self.now, Input::Timeout);
-            let t = self.now - from;
-            out.extend(self.drain().into_iter().map(|m| (t, m)));
-        }
-        self.now = until;
-        out
+        self.kit.advance(by);
+        let phone = self.phone;
+        self.kit
+            .take_sent_full(|s| s.to == phone)
+            .into_iter()
+            .map(|s| (s.at.saturating_duration_since(from), s.message))
+            .collect()
     }
 
     fn advance(&mut self, by: Duration) -> Vec<Message> {
@@ -106,6 +75,17 @@ impl Rig {
             .into_iter()
             .map(|(_, m)| m)
             .collect()
+    }
+
+    /// When each RTP packet the switch sent left.
+    fn rtp_out(&self) -> Vec<Instant> {
+        self.kit.rtp.iter().map(|p| p.at).collect()
+    }
+
+    /// Takes the SIP the switch sent to anyone but the gateway (the bridge target).
+    fn take_others(&mut self) -> Vec<Message> {
+        let phone = self.phone;
+        self.kit.take_sent(|s| s.to != phone)
     }
 }
 
@@ -605,9 +585,9 @@ fn early_media_plays_the_prompt_in_a_reliable_183_and_answers_for_the_keypad() {
         "no 200 while the prompt plays: {out:?}"
     );
     assert!(
-        rig.rtp_out.len() >= 40,
+        rig.rtp_out().len() >= 40,
         "RTP before the answer: {}",
-        rig.rtp_out.len()
+        rig.rtp_out().len()
     );
     // An UPDATE with an offer is answered in the early dialog (the 183 was reliable).
     let out = rig.send(&in_dialog("UPDATE", 3, &tag, "", SDP_MOVED));
@@ -621,7 +601,7 @@ fn early_media_plays_the_prompt_in_a_reliable_183_and_answers_for_the_keypad() {
     rig.send(&ack(&tag));
     rig.advance(Duration::from_millis(200));
     assert!(
-        rig.rtp_out.iter().any(|t| *t >= answered_at),
+        rig.rtp_out().iter().any(|t| *t >= answered_at),
         "the keypad prompt plays after the ACK"
     );
 }
@@ -645,7 +625,7 @@ prompt = "welcome"
     let codes = codes(&out);
     assert_eq!(codes[0], 480, "the announcement, then a rejection");
     assert!(codes.iter().all(|c| *c == 480), "never a 200: {codes:?}");
-    assert!(rig.rtp_out.len() >= 45);
+    assert!(rig.rtp_out().len() >= 45);
     assert!(rig.records[0].answered_ms.is_none());
 }
 
@@ -688,8 +668,8 @@ fn queue_reply(req: &Request, code: u16, extra: &str, sdp: &str) -> String {
 
 /// What the switch sent to the target since the last call.
 fn to_queue(rig: &mut Rig) -> Vec<Request> {
-    rig.to_others
-        .drain(..)
+    rig.take_others()
+        .into_iter()
         .map(|m| request(&m).clone())
         .collect()
 }
@@ -805,20 +785,11 @@ fn the_targets_refresh_on_the_bridge_leg_is_answered_with_session_expires() {
         leg_invite.from.to_string().split(";tag=").next().unwrap(),
         leg_invite.call_id,
     );
-    rig.switch.handle_input(
-        rig.now,
-        Input::Datagram {
-            peer: Peer {
-                transport: Transport::Udp,
-                addr: "127.0.0.2:5070".parse().unwrap(),
-            },
-            data: update.as_bytes(),
-        },
-    );
+    rig.sip_from("127.0.0.2:5070".parse().unwrap(), &update);
     rig.drain();
     let answer = rig
-        .to_others
-        .drain(..)
+        .take_others()
+        .into_iter()
         .find_map(|m| match m {
             Message::Response(r) => Some(r),
             _ => None,

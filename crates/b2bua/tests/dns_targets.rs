@@ -1,114 +1,87 @@
 //! Bridge legs to named targets in virtual time (RFC 3263): the switch asks the driver to
 //! resolve the name, sends the INVITE to the first address it gets back, and moves on to
 //! the next on 503 or when the first stays silent.
-#![allow(
-    clippy::disallowed_methods,
-    reason = "the test's base instant; the rest is virtual time"
-)]
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use concierge_b2bua::{
-    CallRecord, Command, Input, Output, Resolve, Switch, SwitchConfig, TransferMode, WallClock,
-};
-use concierge_sip::wire::{parse_datagram, response_to, Message, Request, StatusCode, Transport};
+use concierge_b2bua::{Resolve, SwitchConfig, TransferMode};
+use concierge_sip::wire::{response_to, Message, Request, StatusCode, Transport};
 use concierge_sip::Peer;
 
 const FAILOVER: Duration = Duration::from_secs(2);
 
+mod testkit;
+
+use testkit::Kit;
+
+/// The testkit with one scripted phone: what the switch sends the phone comes back from
+/// `from(phone, …)` and `drain`; everything else is the kit's (through `Deref`).
 struct Rig {
-    switch: Switch,
-    now: Instant,
+    kit: Kit,
     phone: Peer,
-    records: Vec<CallRecord>,
-    /// SIP the switch sent to anyone but the phone: (to, message).
-    to_others: Vec<(SocketAddr, Message)>,
-    /// Names the switch asked the resolver for, oldest first.
-    resolves: std::collections::VecDeque<Resolve>,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = Kit;
+    fn deref(&self) -> &Kit {
+        &self.kit
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Kit {
+        &mut self.kit
+    }
 }
 
 impl Rig {
     fn new() -> Self {
-        let now = Instant::now();
-        let wall = WallClock {
-            instant: now,
-            system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        };
-        let cfg = SwitchConfig {
+        Self::with(SwitchConfig {
             seed: 3,
             dns_failover: FAILOVER,
             ..SwitchConfig::default()
-        };
+        })
+    }
+
+    fn with(cfg: SwitchConfig) -> Self {
         Self {
-            switch: Switch::new(cfg, wall, Default::default()),
-            now,
+            kit: Kit::with(cfg, Default::default()),
             phone: Peer {
                 transport: Transport::Udp,
                 addr: "127.0.0.1:5061".parse().unwrap(),
             },
-            records: Vec::new(),
-            to_others: Vec::new(),
-            resolves: Default::default(),
         }
     }
 
+    /// `text` from `peer`; returns what the switch sent the phone since it last looked.
     fn from(&mut self, peer: SocketAddr, text: &str) -> Vec<Message> {
-        let peer = Peer {
-            transport: Transport::Udp,
-            addr: peer,
-        };
-        self.switch.handle_input(
-            self.now,
-            Input::Datagram {
-                peer,
-                data: text.as_bytes(),
-            },
-        );
+        self.kit.sip_from(peer, text);
         self.drain()
     }
 
     fn drain(&mut self) -> Vec<Message> {
-        let mut out = Vec::new();
-        loop {
-            match self.switch.poll_output() {
-                Output::Timeout(_) => break,
-                Output::Sip(t) if t.peer.addr != self.phone.addr => self
-                    .to_others
-                    .push((t.peer.addr, parse_datagram(&t.bytes).unwrap().unwrap())),
-                Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
-                Output::Record(r) => self.records.push(*r),
-                Output::Resolve(r) => self.resolves.push_back(r),
-                Output::MediaOpen { port } => self
-                    .switch
-                    .handle_input(self.now, Input::PortBound { port }),
-                _ => {}
-            }
-        }
-        out
+        let phone = self.phone.addr;
+        self.kit.inbox(phone)
     }
 
-    fn advance(&mut self, by: Duration) {
-        let until = self.now + by;
-        // What earlier inputs queued leaves first; then the queue ends with the deadline.
-        self.drain();
-        while let Output::Timeout(Some(at)) = self.switch.poll_output() {
-            if at > until {
-                break;
-            }
-            self.now = at.max(self.now);
-            self.switch.handle_input(self.now, Input::Timeout);
-            self.drain();
-        }
-        self.now = until;
+    /// SIP the switch sent to anyone but the phone: (to, message).
+    fn to_others(&self) -> Vec<(SocketAddr, Message)> {
+        let phone = self.phone.addr;
+        self.kit
+            .sip
+            .iter()
+            .filter(|s| s.to != phone)
+            .map(|s| (s.to, s.message.clone()))
+            .collect()
     }
 
     /// The INVITEs sent so far, with where they went.
     fn invites(&self) -> Vec<(SocketAddr, Request)> {
-        self.to_others
-            .iter()
+        self.to_others()
+            .into_iter()
             .filter_map(|(to, m)| match m {
-                Message::Request(r) if r.method.as_str() == "INVITE" => Some((*to, r.clone())),
+                Message::Request(r) if r.method.as_str() == "INVITE" => Some((to, r)),
                 _ => None,
             })
             .collect()
@@ -136,14 +109,7 @@ fn answered_call(rig: &mut Rig) -> String {
 
 fn bridge_to_name(rig: &mut Rig) -> Resolve {
     answered_call(rig);
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::Transfer {
-            call: 1,
-            mode: TransferMode::Bridge,
-            target: "sip:queue@desk.test",
-        }),
-    );
+    rig.transfer(1, TransferMode::Bridge, "sip:queue@desk.test");
     rig.drain();
     let resolve = rig
         .resolves
@@ -189,12 +155,9 @@ fn answer(req: &Request, code: u16, body: &str) -> String {
 fn a_silent_first_address_is_given_up_for_the_second() {
     let mut rig = Rig::new();
     let resolve = bridge_to_name(&mut rig);
-    rig.switch.handle_input(
-        rig.now,
-        Input::Resolved {
-            id: resolve.id,
-            result: Ok(vec![udp("127.0.0.1:7001"), udp("127.0.0.1:7002")]),
-        },
+    rig.answer_resolve(
+        resolve.id,
+        Ok(vec![udp("127.0.0.1:7001"), udp("127.0.0.1:7002")]),
     );
     rig.drain();
     let first = rig.invites();
@@ -221,7 +184,7 @@ fn a_silent_first_address_is_given_up_for_the_second() {
     // The second answers: the bridge is up.
     let ok = answer(&second, 200, SDP);
     rig.from(addr("127.0.0.1:7002"), &ok);
-    let acked = rig.to_others.iter().any(|(to, m)| {
+    let acked = rig.to_others().iter().any(|(to, m)| {
         *to == addr("127.0.0.1:7002")
             && matches!(m, Message::Request(r) if r.method.as_str() == "ACK")
     });
@@ -232,12 +195,9 @@ fn a_silent_first_address_is_given_up_for_the_second() {
 fn a_503_moves_on_to_the_next_address_at_once() {
     let mut rig = Rig::new();
     let resolve = bridge_to_name(&mut rig);
-    rig.switch.handle_input(
-        rig.now,
-        Input::Resolved {
-            id: resolve.id,
-            result: Ok(vec![udp("127.0.0.1:7001"), udp("127.0.0.1:7002")]),
-        },
+    rig.answer_resolve(
+        resolve.id,
+        Ok(vec![udp("127.0.0.1:7001"), udp("127.0.0.1:7002")]),
     );
     rig.drain();
     let (_, first) = rig.invites().pop().unwrap();
@@ -251,25 +211,13 @@ fn a_503_moves_on_to_the_next_address_at_once() {
 fn a_503_from_the_last_address_fails_the_bridge() {
     let mut rig = Rig::new();
     let resolve = bridge_to_name(&mut rig);
-    rig.switch.handle_input(
-        rig.now,
-        Input::Resolved {
-            id: resolve.id,
-            result: Ok(vec![udp("127.0.0.1:7001")]),
-        },
-    );
+    rig.answer_resolve(resolve.id, Ok(vec![udp("127.0.0.1:7001")]));
     rig.drain();
     let (_, first) = rig.invites().pop().unwrap();
     rig.from(addr("127.0.0.1:7001"), &answer(&first, 503, ""));
     rig.advance(Duration::from_secs(1));
     assert_eq!(rig.invites().len(), 1, "nowhere else to go");
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::HangUp {
-            call: 1,
-            why: "test over",
-        }),
-    );
+    rig.hang_up(1, "test over");
     rig.drain();
     rig.advance(Duration::from_secs(40));
     let t = rig.records[0].transfer.as_ref().expect("a transfer record");
@@ -280,31 +228,13 @@ fn a_503_from_the_last_address_fails_the_bridge() {
 fn a_name_that_does_not_resolve_fails_the_bridge_without_an_invite() {
     let mut rig = Rig::new();
     let resolve = bridge_to_name(&mut rig);
-    rig.switch.handle_input(
-        rig.now,
-        Input::Resolved {
-            id: resolve.id,
-            result: Err("no such name".into()),
-        },
-    );
+    rig.answer_resolve(resolve.id, Err("no such name".into()));
     rig.drain();
     // A late duplicate answer is ignored.
-    rig.switch.handle_input(
-        rig.now,
-        Input::Resolved {
-            id: resolve.id,
-            result: Ok(vec![udp("127.0.0.1:7001")]),
-        },
-    );
+    rig.answer_resolve(resolve.id, Ok(vec![udp("127.0.0.1:7001")]));
     rig.drain();
     assert!(rig.invites().is_empty());
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::HangUp {
-            call: 1,
-            why: "test over",
-        }),
-    );
+    rig.hang_up(1, "test over");
     rig.drain();
     rig.advance(Duration::from_secs(40));
     let t = rig.records[0].transfer.as_ref().expect("a transfer record");
@@ -315,14 +245,7 @@ fn a_name_that_does_not_resolve_fails_the_bridge_without_an_invite() {
 fn an_ip_target_needs_no_lookup() {
     let mut rig = Rig::new();
     answered_call(&mut rig);
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::Transfer {
-            call: 1,
-            mode: TransferMode::Bridge,
-            target: "sip:queue@127.0.0.1:7003",
-        }),
-    );
+    rig.transfer(1, TransferMode::Bridge, "sip:queue@127.0.0.1:7003");
     rig.drain();
     assert!(rig.resolves.pop_front().is_none());
     assert_eq!(rig.invites()[0].0, addr("127.0.0.1:7003"));
@@ -330,11 +253,6 @@ fn an_ip_target_needs_no_lookup() {
 
 #[test]
 fn a_named_outbound_proxy_is_resolved_and_the_target_stays_the_request_uri() {
-    let now = Instant::now();
-    let wall = WallClock {
-        instant: now,
-        system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-    };
     let cfg = SwitchConfig {
         seed: 3,
         outbound_proxy: Some(
@@ -342,31 +260,16 @@ fn a_named_outbound_proxy_is_resolved_and_the_target_stays_the_request_uri() {
         ),
         ..SwitchConfig::default()
     };
-    let mut rig = Rig::new();
-    rig.switch = Switch::new(cfg, wall, Default::default());
-    rig.now = now;
+    let mut rig = Rig::with(cfg);
     answered_call(&mut rig);
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::Transfer {
-            call: 1,
-            mode: TransferMode::Bridge,
-            target: "sip:queue@127.0.0.1:7003",
-        }),
-    );
+    rig.transfer(1, TransferMode::Bridge, "sip:queue@127.0.0.1:7003");
     rig.drain();
     let resolve = rig
         .resolves
         .pop_front()
         .expect("the proxy's name is looked up");
     assert_eq!(resolve.uri.host(), "proxy.example.test");
-    rig.switch.handle_input(
-        rig.now,
-        Input::Resolved {
-            id: resolve.id,
-            result: Ok(vec![udp("127.0.0.1:7010")]),
-        },
-    );
+    rig.answer_resolve(resolve.id, Ok(vec![udp("127.0.0.1:7010")]));
     rig.drain();
     let (to, invite) = rig.invites().pop().expect("an INVITE");
     assert_eq!(to, addr("127.0.0.1:7010"), "sent to the proxy's address");

@@ -1,33 +1,42 @@
 //! The fast track in the switch, in virtual time: barge-in on an interruptible prompt,
 //! comfort audio while a lookup is slow, the lookup cache across calls (stale when the
 //! CRM fails), opening hours judged on the switch's wall clock, and a transfer's priority.
-#![allow(
-    clippy::disallowed_methods,
-    reason = "the test's base instant; the rest is virtual time"
-)]
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use concierge_b2bua::{CallRecord, Input, Output, Program, Switch, SwitchConfig, WallClock};
-use concierge_flow::{HttpFailure, HttpRequest, HttpResponse};
+use concierge_b2bua::{Program, SwitchConfig};
+use concierge_flow::{HttpFailure, HttpResponse};
 use concierge_prompts::{Catalogue, Prompt};
-use concierge_sip::wire::{parse_datagram, Message, Request, Response, Transport};
-use concierge_sip::Peer;
+use concierge_sip::wire::{Message, Request, Response};
 
 const CALLER_MEDIA: &str = "127.0.0.1:4000";
 /// PCMA's silence byte: anything else in a payload is sound.
 const SILENCE: u8 = 0xd5;
 
+mod testkit;
+
+use testkit::Kit;
+
+/// The testkit with one scripted phone: the SIP the switch sends (to the phone or a
+/// bridge target) comes back from `send`, `drain` and `advance`; everything else is the
+/// kit's (through `Deref`).
 struct Rig {
-    switch: Switch,
-    now: Instant,
-    phone: Peer,
-    records: Vec<CallRecord>,
-    ports: Vec<u16>,
-    /// RTP the switch sent: (time, payload).
-    rtp: Vec<(Instant, Vec<u8>)>,
-    http: Vec<(u64, HttpRequest)>,
+    kit: Kit,
+    phone: SocketAddr,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = Kit;
+    fn deref(&self) -> &Kit {
+        &self.kit
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Kit {
+        &mut self.kit
+    }
 }
 
 impl Rig {
@@ -40,96 +49,50 @@ impl Rig {
             prompts,
             ..Default::default()
         };
-        let now = Instant::now();
-        let wall = WallClock {
-            instant: now,
-            system: SystemTime::UNIX_EPOCH + Duration::from_secs(unix_s),
-        };
         Self {
-            switch: Switch::new(
+            kit: Kit::with_wall(
                 SwitchConfig {
                     seed: 7,
                     ..Default::default()
                 },
-                wall,
                 program,
+                unix_s,
             ),
-            now,
-            phone: Peer {
-                transport: Transport::Udp,
-                addr: "127.0.0.1:5061".parse().unwrap(),
-            },
-            records: Vec::new(),
-            ports: Vec::new(),
-            rtp: Vec::new(),
-            http: Vec::new(),
+            phone: "127.0.0.1:5061".parse().unwrap(),
         }
     }
 
     fn send(&mut self, text: &str) -> Vec<Message> {
-        self.switch.handle_input(
-            self.now,
-            Input::Datagram {
-                peer: self.phone,
-                data: text.as_bytes(),
-            },
-        );
+        let phone = self.phone;
+        self.kit.sip_from(phone, text);
         self.drain()
     }
 
+    /// The SIP the switch sent since the last look, to anyone.
     fn drain(&mut self) -> Vec<Message> {
-        let mut out = Vec::new();
-        loop {
-            match self.switch.poll_output() {
-                Output::Timeout(_) => break,
-                Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
-                Output::Record(r) => self.records.push(*r),
-                Output::MediaOpen { port } => {
-                    self.ports.push(port);
-                    self.switch
-                        .handle_input(self.now, Input::PortBound { port });
-                }
-                Output::MediaClose { .. } | Output::Resolve(_) => {}
-                Output::Rtp { packet, .. } => self.rtp.push((self.now, packet[12..].to_vec())),
-                Output::Http { call, request } => self.http.push((call, *request)),
-            }
-        }
-        out
+        self.kit.take_sent(|_| true)
     }
 
     fn advance(&mut self, by: Duration) -> Vec<Message> {
-        let until = self.now + by;
-        // What earlier inputs queued leaves first; then the queue ends with the deadline.
-        let mut out = self.drain();
-        while let Output::Timeout(Some(at)) = self.switch.poll_output() {
-            if at > until {
-                break;
-            }
-            self.now = at.max(self.now);
-            self.switch.handle_input(self.now, Input::Timeout);
-            out.extend(self.drain());
-        }
-        self.now = until;
-        out
+        self.kit.advance(by);
+        self.drain()
     }
 
     /// Packets with sound in them sent at or after `since`.
     fn sound_since(&self, since: Instant) -> usize {
-        self.rtp
+        self.kit
+            .rtp
             .iter()
-            .filter(|(at, p)| *at >= since && p.iter().any(|b| *b != SILENCE))
+            .filter(|p| p.at >= since && p.packet[12..].iter().any(|b| *b != SILENCE))
             .count()
     }
 
     fn http_result(&mut self, status: u16, body: &str) -> Vec<Message> {
-        let (call, _) = self.http.pop().expect("a request went out");
-        let result = Ok(HttpResponse {
+        self.kit.http_answer(Ok(HttpResponse {
             status,
             body: body.into(),
             latency: Duration::from_millis(3),
-        });
-        self.switch
-            .handle_input(self.now, Input::Http { call, result });
+        }));
         self.drain()
     }
 
@@ -145,20 +108,13 @@ impl Rig {
     }
 
     fn http_failure(&mut self, failure: HttpFailure) -> Vec<Message> {
-        let (call, _) = self.http.pop().expect("a request went out");
-        self.switch.handle_input(
-            self.now,
-            Input::Http {
-                call,
-                result: Err(failure),
-            },
-        );
+        self.kit.http_answer(Err(failure));
         self.drain()
     }
 
     /// A keypad key by RFC 4733 (payload type 96), one press per distinct `ts`.
     fn key(&mut self, event: u8, ts: u32) -> Vec<Message> {
-        let port = self.ports[0];
+        let port = self.kit.opened[0];
         let from: SocketAddr = CALLER_MEDIA.parse().unwrap();
         let t = ts.to_be_bytes();
         let packet = [
@@ -179,14 +135,7 @@ impl Rig {
             3,
             0x20,
         ];
-        self.switch.handle_input(
-            self.now,
-            Input::Rtp {
-                port,
-                from,
-                data: &packet,
-            },
-        );
+        self.kit.rtp_in(port, from, &packet);
         self.drain()
     }
 }

@@ -2,73 +2,52 @@
 //! forged response can and cannot make it do. Admission control, the RTP source policy,
 //! stray responses, the media inactivity timeout, and ports given back when a call is
 //! abandoned.
-#![allow(
-    clippy::disallowed_methods,
-    reason = "the test's base instant; the rest is virtual time"
-)]
-
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use concierge_b2bua::{
-    AdmissionConfig, CallRecord, Command, Input, Output, Switch, SwitchConfig, WallClock,
-};
-use concierge_sip::wire::{parse_datagram, HeaderName, Message, Request, Response, Transport};
-use concierge_sip::Peer;
+use concierge_b2bua::{AdmissionConfig, SwitchConfig};
+use concierge_sip::wire::{HeaderName, Message, Request, Response};
 
-/// A switch and everything it sent, by destination.
+mod testkit;
+
+use testkit::Kit;
+
+/// The testkit, with what the switch sent returned by destination: to the sender of an
+/// input (`send_from`), to the phone (`advance`), and the rest left unread (`sip_out`).
 struct Rig {
-    switch: Switch,
-    now: Instant,
-    records: Vec<CallRecord>,
-    open_ports: Vec<u16>,
-    /// SIP sent: (to, message).
-    sip_out: Vec<(SocketAddr, Message)>,
-    /// RTP sent: (from port, to, packet).
-    rtp_out: Vec<(u16, SocketAddr, bytes::Bytes)>,
+    kit: Kit,
+    /// RTP sent before this index counts as cleared.
+    rtp_from: usize,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = Kit;
+    fn deref(&self) -> &Kit {
+        &self.kit
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Kit {
+        &mut self.kit
+    }
 }
 
 const PHONE: &str = "127.0.0.1:5061";
 
-fn peer(addr: &str) -> Peer {
-    Peer {
-        transport: Transport::Udp,
-        addr: addr.parse().unwrap(),
-    }
-}
-
 impl Rig {
     fn with(cfg: SwitchConfig, program: concierge_b2bua::Program) -> Self {
-        let now = Instant::now();
-        let wall = WallClock {
-            instant: now,
-            system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        };
         Self {
-            switch: Switch::new(SwitchConfig { seed: 11, ..cfg }, wall, program),
-            now,
-            records: Vec::new(),
-            open_ports: Vec::new(),
-            sip_out: Vec::new(),
-            rtp_out: Vec::new(),
+            kit: Kit::with(SwitchConfig { seed: 11, ..cfg }, program),
+            rtp_from: 0,
         }
     }
 
     /// `text` from `from`; returns what went back to `from`.
     fn send_from(&mut self, from: &str, text: &str) -> Vec<Message> {
-        self.switch.handle_input(
-            self.now,
-            Input::Datagram {
-                peer: peer(from),
-                data: text.as_bytes(),
-            },
-        );
-        self.drain();
-        let to: SocketAddr = from.parse().unwrap();
-        let (mine, others): (Vec<_>, Vec<_>) =
-            self.sip_out.drain(..).partition(|(addr, _)| *addr == to);
-        self.sip_out = others;
-        mine.into_iter().map(|(_, m)| m).collect()
+        let from: SocketAddr = from.parse().unwrap();
+        self.kit.sip_from(from, text);
+        self.kit.inbox(from)
     }
 
     fn send(&mut self, text: &str) -> Vec<Message> {
@@ -76,57 +55,45 @@ impl Rig {
     }
 
     fn rtp(&mut self, port: u16, from: &str, packet: &[u8]) {
-        self.switch.handle_input(
-            self.now,
-            Input::Rtp {
-                port,
-                from: from.parse().unwrap(),
-                data: packet,
-            },
-        );
-        self.drain();
-    }
-
-    fn drain(&mut self) {
-        loop {
-            match self.switch.poll_output() {
-                Output::Timeout(_) => break,
-                Output::Sip(t) => self
-                    .sip_out
-                    .push((t.peer.addr, parse_datagram(&t.bytes).unwrap().unwrap())),
-                Output::Record(r) => self.records.push(*r),
-                Output::MediaOpen { port } => {
-                    self.open_ports.push(port);
-                    self.switch
-                        .handle_input(self.now, Input::PortBound { port });
-                }
-                Output::MediaClose { port } => self.open_ports.retain(|p| *p != port),
-                Output::Rtp { port, to, packet } => self.rtp_out.push((port, to, packet)),
-                Output::Http { .. } | Output::Resolve(_) => {}
-            }
-        }
+        self.kit.rtp_in(port, from.parse().unwrap(), packet);
     }
 
     /// Advances virtual time by `by`, firing every deadline on the way; returns what went
     /// to the phone.
     fn advance(&mut self, by: Duration) -> Vec<Message> {
-        let until = self.now + by;
-        // What earlier inputs queued leaves first; then the queue ends with the deadline.
-        self.drain();
-        while let Output::Timeout(Some(at)) = self.switch.poll_output() {
-            if at > until {
-                break;
-            }
-            self.now = at.max(self.now);
-            self.switch.handle_input(self.now, Input::Timeout);
-            self.drain();
-        }
-        self.now = until;
-        let phone: SocketAddr = PHONE.parse().unwrap();
-        let (mine, others): (Vec<_>, Vec<_>) =
-            self.sip_out.drain(..).partition(|(addr, _)| *addr == phone);
-        self.sip_out = others;
-        mine.into_iter().map(|(_, m)| m).collect()
+        self.kit.advance(by);
+        self.kit.inbox(PHONE.parse().unwrap())
+    }
+
+    /// SIP sent and not yet returned: (to, message).
+    fn sip_out(&self) -> Vec<(SocketAddr, Message)> {
+        self.kit
+            .sip
+            .iter()
+            .filter(|s| !s.read)
+            .map(|s| (s.to, s.message.clone()))
+            .collect()
+    }
+
+    /// Takes the SIP sent and not yet returned.
+    fn take_sip(&mut self) -> Vec<(SocketAddr, Message)> {
+        self.kit
+            .take_sent_full(|_| true)
+            .into_iter()
+            .map(|s| (s.to, s.message))
+            .collect()
+    }
+
+    /// RTP sent since the last `clear_rtp`: (from port, to, packet).
+    fn rtp_out(&self) -> Vec<(u16, SocketAddr, bytes::Bytes)> {
+        self.kit.rtp[self.rtp_from..]
+            .iter()
+            .map(|p| (p.port, p.to, p.packet.clone()))
+            .collect()
+    }
+
+    fn clear_rtp(&mut self) {
+        self.rtp_from = self.kit.rtp.len();
     }
 }
 
@@ -276,8 +243,8 @@ fn new_invites_over_the_rate_get_503_before_anything_is_allocated() {
     }
     assert_eq!(refused, 3, "a burst of two, then the rate");
     assert_eq!(rig.open_ports.len(), 2, "no port for a refused INVITE");
-    assert_eq!(rig.switch.call_count(), 2);
-    assert_eq!(rig.switch.refused_invites(), 3);
+    assert_eq!(rig.call_count(), 2);
+    assert_eq!(rig.refused_invites(), 3);
     // 10/s: 100 ms later there is room for one more.
     rig.advance(Duration::from_millis(100));
     let from = "127.0.0.99:5061";
@@ -302,8 +269,7 @@ fn while_overloaded_new_calls_are_refused_and_admitted_calls_complete() {
     let mut rig = Rig::with(SwitchConfig::default(), Default::default());
     let out = rig.send(&invite("admitted", PHONE, ""));
     let tag = response(&out[2]).to.tag().unwrap().to_owned();
-    rig.switch
-        .handle_input(rig.now, Input::Command(Command::Overloaded(true)));
+    rig.set_overloaded(true);
     for i in 0..200 {
         let from = format!("127.0.1.{}:5070", i % 250);
         let out = rig.send_from(&from, &invite(&format!("new{i}"), &from, ""));
@@ -322,8 +288,7 @@ fn while_overloaded_new_calls_are_refused_and_admitted_calls_complete() {
     assert_eq!(status(&out[0]), 200);
     assert_eq!(rig.records.len(), 1, "one record: the admitted call");
     assert_eq!(rig.records[0].reason, "hung up");
-    rig.switch
-        .handle_input(rig.now, Input::Command(Command::Overloaded(false)));
+    rig.set_overloaded(false);
     let out = rig.send(&invite("after", PHONE, ""));
     assert_eq!(out.iter().map(status).collect::<Vec<_>>(), [100, 180, 200]);
 }
@@ -363,7 +328,7 @@ fn an_unsolicited_2xx_makes_the_switch_send_nothing_anywhere() {
     let mut rig = Rig::with(SwitchConfig::default(), Default::default());
     let stray = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKforged1\r\nFrom: <sip:x@127.0.0.1>;tag=a\r\nTo: <sip:victim@192.0.2.9>;tag=b\r\nCall-ID: reflect1\r\nCSeq: 1 INVITE\r\nContact: <sip:victim@192.0.2.9:5060>\r\nContent-Length: 0\r\n\r\n";
     assert!(rig.send_from("127.0.0.77:5060", stray).is_empty());
-    assert!(rig.sip_out.is_empty(), "{:?}", rig.sip_out);
+    assert!(rig.sip_out().is_empty(), "{:?}", rig.sip_out());
     // The same with a call up: still nothing to anyone but the caller.
     rig.send(&invite("real", PHONE, ""));
     assert!(rig
@@ -371,9 +336,9 @@ fn an_unsolicited_2xx_makes_the_switch_send_nothing_anywhere() {
         .is_empty());
     rig.advance(Duration::from_secs(40));
     assert!(
-        rig.sip_out.is_empty(),
+        rig.sip_out().is_empty(),
         "nothing to any address: {:?}",
-        rig.sip_out
+        rig.sip_out()
     );
 }
 
@@ -403,14 +368,14 @@ fn bridged_with(cfg: SwitchConfig) -> (Rig, String, u16, Request) {
     let (tag, port) = answered(&mut rig, "br", "127.0.0.1:4000", "sendrecv");
     let queue: SocketAddr = QUEUE.parse().unwrap();
     let invite = rig
-        .sip_out
+        .sip_out()
         .iter()
         .find(|(to, m)| {
             *to == queue && matches!(m, Message::Request(r) if r.method.as_str() == "INVITE")
         })
         .map(|(_, m)| request(m).clone())
         .expect("INVITE to the queue");
-    rig.sip_out.clear();
+    rig.take_sip();
     (rig, tag, port, invite)
 }
 
@@ -437,19 +402,19 @@ fn a_bridged_target_is_heard_only_from_its_own_address() {
     rig.send_from(QUEUE, &queue_ok(&invite, "sip:agent@127.0.0.2:5070"));
     let leg = leg_port(&invite);
     rig.rtp(caller_port, "127.0.0.1:4000", &audio(1));
-    rig.rtp_out.clear();
+    rig.clear_rtp();
     rig.rtp(leg, "198.51.100.7:7000", &key(9, 100, 1));
-    assert!(rig.rtp_out.is_empty(), "a stranger's key is not relayed");
+    assert!(rig.rtp_out().is_empty(), "a stranger's key is not relayed");
     rig.rtp(leg, "127.0.0.2:7000", &audio(2));
-    assert_eq!(rig.rtp_out.len(), 1);
+    assert_eq!(rig.rtp_out().len(), 1);
     assert_eq!(
-        (rig.rtp_out[0].0, rig.rtp_out[0].1),
+        (rig.rtp_out()[0].0, rig.rtp_out()[0].1),
         (caller_port, "127.0.0.1:4000".parse().unwrap())
     );
     // And towards the target, only the caller's packets go.
-    rig.rtp_out.clear();
+    rig.clear_rtp();
     rig.rtp(caller_port, "127.0.0.1:6666", &key(1, 100, 1));
-    assert!(rig.rtp_out.is_empty());
+    assert!(rig.rtp_out().is_empty());
     rig.send(&in_dialog("BYE", 2, "br", &tag, "", ""));
     assert_eq!(rig.records[0].rtp_foreign_dropped, 2);
 }
@@ -458,7 +423,7 @@ fn a_bridged_target_is_heard_only_from_its_own_address() {
 fn a_2xx_for_an_abandoned_leg_is_ended_at_the_next_hop_we_chose_not_its_contact() {
     let (mut rig, tag, _, invite) = bridged();
     rig.send(&in_dialog("BYE", 2, "br", &tag, "", ""));
-    rig.sip_out.clear();
+    rig.take_sip();
     // The 200 crossed our CANCEL; its Contact names somebody else.
     let to_queue = rig.send_from(QUEUE, &queue_ok(&invite, "sip:victim@192.0.2.66:5099"));
     let methods: Vec<&str> = to_queue
@@ -472,9 +437,9 @@ fn a_2xx_for_an_abandoned_leg_is_ended_at_the_next_hop_we_chose_not_its_contact(
         "the remote target is the Request-URI"
     );
     assert!(
-        rig.sip_out.is_empty(),
+        rig.sip_out().is_empty(),
         "nothing to the Contact's address: {:?}",
-        rig.sip_out
+        rig.sip_out()
     );
 }
 
@@ -516,12 +481,12 @@ fn a_source_that_sends_before_the_caller_does_not_take_the_media() {
     rig.rtp(port, "127.0.0.1:5555", &audio(1));
     // Then the caller's declared address sends: from now on it alone is the caller.
     rig.rtp(port, "127.0.0.1:4000", &audio(2));
-    rig.rtp_out.clear();
+    rig.clear_rtp();
     rig.rtp(port, "127.0.0.1:5555", &audio(3));
     rig.advance(Duration::from_millis(200));
-    assert!(!rig.rtp_out.is_empty(), "the IVR sends");
+    assert!(!rig.rtp_out().is_empty(), "the IVR sends");
     assert!(
-        rig.rtp_out
+        rig.rtp_out()
             .iter()
             .all(|(_, to, _)| *to == "127.0.0.1:4000".parse::<SocketAddr>().unwrap()),
         "our media goes to the caller, not the early source"
@@ -538,10 +503,10 @@ fn a_caller_behind_nat_is_latched_at_its_signalling_address_and_strangers_are_no
     rig.rtp(port, "192.0.2.50:4000", &audio(1));
     rig.rtp(port, "127.0.0.1:61000", &audio(2));
     rig.rtp(port, "127.0.0.1:62000", &audio(3));
-    rig.rtp_out.clear();
+    rig.clear_rtp();
     rig.advance(Duration::from_millis(100));
     let nat: SocketAddr = "127.0.0.1:61000".parse().unwrap();
-    assert!(!rig.rtp_out.is_empty() && rig.rtp_out.iter().all(|(_, to, _)| *to == nat));
+    assert!(!rig.rtp_out().is_empty() && rig.rtp_out().iter().all(|(_, to, _)| *to == nat));
     rig.send(&in_dialog("BYE", 2, "nat", &tag, "", ""));
     assert_eq!(rig.records[0].rtp_foreign_dropped, 2);
 }
@@ -623,7 +588,7 @@ fn a_caller_that_never_sends_is_hung_up_and_a_held_call_is_not() {
     answered(&mut rig, "held", "127.0.0.1:4000", "sendonly");
     let out = rig.advance(Duration::from_secs(600));
     assert!(out.is_empty(), "a caller holding us sends nothing: {out:?}");
-    assert_eq!(rig.switch.call_count(), 1);
+    assert_eq!(rig.call_count(), 1);
 }
 
 // ---- Fingerprint -------------------------------------------------------------------------
@@ -665,16 +630,9 @@ fn a_to_tag_is_no_way_around_the_limits_but_a_bridged_targets_reinvite_passes() 
 fn after_our_bye_the_port_is_back_and_a_crossing_reinvite_gets_481() {
     let mut rig = Rig::with(SwitchConfig::default(), Default::default());
     let (tag, _) = answered(&mut rig, "crossing", "127.0.0.1:4000", "sendrecv");
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::HangUp {
-            call: 1,
-            why: "test",
-        }),
-    );
-    rig.drain();
+    rig.hang_up(1, "test");
     assert!(rig.open_ports.is_empty(), "the port went with the BYE");
-    let sent: Vec<Message> = rig.sip_out.drain(..).map(|(_, m)| m).collect();
+    let sent: Vec<Message> = rig.take_sip().into_iter().map(|(_, m)| m).collect();
     assert_eq!(request(&sent[0]).method.as_str(), "BYE");
     let out = rig.send(&in_dialog("INVITE", 2, "crossing", &tag, "", ""));
     assert_eq!(out.iter().map(status).collect::<Vec<_>>(), [481]);

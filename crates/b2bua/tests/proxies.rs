@@ -2,89 +2,82 @@
 //! whose caller's INVITE was record-routed, where our in-dialog requests go (§12.2.1.1,
 //! RFC 5923, RFC 3581), bridge legs through an outbound proxy (§8.1.2, §12.1.2), and
 //! the 503s a draining instance gives its dispatcher.
-#![allow(
-    clippy::disallowed_methods,
-    reason = "the test's base instant; the rest is virtual time"
-)]
+use std::time::Duration;
 
-use std::time::{Duration, Instant, SystemTime};
-
-use concierge_b2bua::{
-    CallRecord, Command, Input, Output, Switch, SwitchConfig, TransferMode, WallClock,
-};
+use concierge_b2bua::{SwitchConfig, TransferMode};
 use concierge_sip::wire::{
-    parse_datagram, response_to, HeaderName, Message, Request, Response, SipUri, StatusCode,
-    Transport,
+    response_to, HeaderName, Message, Request, Response, SipUri, StatusCode, Transport,
 };
 use concierge_sip::Peer;
 
 /// The proxy in front of us; the caller's INVITE arrives from it.
 const PROXY: &str = "127.0.0.9:5070";
 
+mod testkit;
+
+use testkit::Kit;
+
+/// The testkit; what the switch sends comes back with where (and how) it went.
 struct Rig {
-    switch: Switch,
-    now: Instant,
-    /// Every SIP message the switch sent, with where it went.
-    sent: Vec<(Peer, Message)>,
-    records: Vec<CallRecord>,
+    kit: Kit,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = Kit;
+    fn deref(&self) -> &Kit {
+        &self.kit
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Kit {
+        &mut self.kit
+    }
 }
 
 impl Rig {
     fn new(cfg: SwitchConfig, program: concierge_b2bua::Program) -> Self {
-        let now = Instant::now();
-        let wall = WallClock {
-            instant: now,
-            system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        };
         Self {
-            switch: Switch::new(SwitchConfig { seed: 11, ..cfg }, wall, program),
-            now,
-            sent: Vec::new(),
-            records: Vec::new(),
+            kit: Kit::with(SwitchConfig { seed: 11, ..cfg }, program),
         }
     }
 
     fn receive(&mut self, from: Peer, text: &str) -> Vec<(Peer, Message)> {
         match from.transport {
-            Transport::Udp => self.switch.handle_input(
-                self.now,
-                Input::Datagram {
-                    peer: from,
-                    data: text.as_bytes(),
-                },
-            ),
+            Transport::Udp => self.kit.sip_from(from.addr, text),
             _ => {
                 let (head, body) = text.split_once("\r\n\r\n").unwrap();
                 let head = format!("{head}\r\n\r\n");
-                self.switch.handle_input(
-                    self.now,
-                    Input::Stream {
-                        peer: from,
-                        head: head.as_bytes(),
-                        body: body.as_bytes(),
-                        authenticated: false,
-                    },
-                )
+                self.kit
+                    .sip_framed(from, head.as_bytes(), body.as_bytes(), false)
             }
         }
         self.drain()
     }
 
+    /// What the switch sent since the last look, with where it went.
     fn drain(&mut self) -> Vec<(Peer, Message)> {
-        let mut out = Vec::new();
-        loop {
-            match self.switch.poll_output() {
-                Output::Timeout(_) => break,
-                Output::Sip(t) => out.push((t.peer, parse_datagram(&t.bytes).unwrap().unwrap())),
-                Output::Record(r) => self.records.push(*r),
-                Output::MediaOpen { port } => self
-                    .switch
-                    .handle_input(self.now, Input::PortBound { port }),
-                _ => {}
-            }
-        }
-        self.sent.extend(out.iter().cloned());
-        out
+        self.kit
+            .take_sent_full(|_| true)
+            .into_iter()
+            .map(|s| (peer_of(&s), s.message))
+            .collect()
+    }
+
+    /// Every SIP message the switch sent, with where it went.
+    fn sent(&self) -> Vec<(Peer, Message)> {
+        self.kit
+            .sip
+            .iter()
+            .map(|s| (peer_of(s), s.message.clone()))
+            .collect()
+    }
+}
+
+fn peer_of(s: &testkit::Sent) -> Peer {
+    Peer {
+        transport: s.transport,
+        addr: s.to,
     }
 }
 
@@ -205,14 +198,7 @@ fn rfc3261_12_2_1_1_bye_and_refer_follow_the_loose_route_set_not_the_contact() {
         udp(PROXY),
         &proxied_invite(rr, "sip:+46706170786@10.0.0.5:5060"),
     );
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::Transfer {
-            call: 1,
-            mode: TransferMode::Refer,
-            target: "sip:vip@127.0.0.2:5070",
-        }),
-    );
+    rig.transfer(1, TransferMode::Refer, "sip:vip@127.0.0.2:5070");
     let out = rig.drain();
     let (to, refer) = (&out[0].0, request(&out[0].1));
     assert_eq!(refer.method.as_str(), "REFER");
@@ -229,13 +215,7 @@ fn rfc3261_12_2_1_1_bye_and_refer_follow_the_loose_route_set_not_the_contact() {
     // The REFER is refused: the call stays; then we hang up through the same route set.
     let refused = response_to(refer, StatusCode(603), None);
     rig.receive(udp(PROXY), &String::from_utf8_lossy(&refused.to_bytes()));
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::HangUp {
-            call: 1,
-            why: "test",
-        }),
-    );
+    rig.hang_up(1, "test");
     let out = rig.drain();
     let (to, bye) = (&out[0].0, request(&out[0].1));
     assert_eq!(bye.method.as_str(), "BYE");
@@ -256,13 +236,7 @@ fn rfc3261_12_2_1_1_a_strict_router_becomes_the_request_uri_and_the_destination(
         udp(PROXY),
         &proxied_invite(rr, "sip:+46706170786@10.0.0.5:5060"),
     );
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::HangUp {
-            call: 1,
-            why: "test",
-        }),
-    );
+    rig.hang_up(1, "test");
     let out = rig.drain();
     let (to, bye) = (&out[0].0, request(&out[0].1));
     assert_eq!(*to, udp("127.0.0.8:5080"));
@@ -303,13 +277,7 @@ fn rfc5923_a_tcp_caller_gets_tcp_contacts_and_our_bye_on_its_own_connection() {
         "180 and 200 name TCP"
     );
     assert!(out.iter().all(|(to, _)| *to == conn));
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::HangUp {
-            call: 1,
-            why: "test",
-        }),
-    );
+    rig.hang_up(1, "test");
     let out = rig.drain();
     let bye = request(&out[0].1);
     assert_eq!(bye.method.as_str(), "BYE");
@@ -339,13 +307,7 @@ fn rfc3581_a_udp_caller_behind_nat_gets_our_bye_at_its_source() {
         (via.received(), via.rport()),
         (Some("127.0.0.1"), Some(Some(40000)))
     );
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::HangUp {
-            call: 1,
-            why: "test",
-        }),
-    );
+    rig.hang_up(1, "test");
     let out = rig.drain();
     assert_eq!(out[0].0, nat, "not the private Contact 10.0.0.5:5060");
 }
@@ -372,8 +334,7 @@ fn draining_answers_options_and_new_invites_503_while_the_call_in_progress_goes_
         udp(PROXY),
         &proxied_invite("", "sip:a@127.0.0.9:5070"),
     );
-    rig.switch
-        .handle_input(rig.now, Input::Command(Command::Drain));
+    rig.start_draining();
     let out = rig.receive(udp(PROXY), &options(2));
     let r = response(&out[0].1);
     assert_eq!(
@@ -386,11 +347,7 @@ fn draining_answers_options_and_new_invites_503_while_the_call_in_progress_goes_
         .replace("z9hG4bKprx1", "z9hG4bKprx2");
     let out = rig.receive(udp(PROXY), &second);
     assert_eq!(response(&out[0].1).status.0, 503);
-    assert_eq!(
-        rig.switch.call_count(),
-        1,
-        "the call in progress is still here"
-    );
+    assert_eq!(rig.call_count(), 1, "the call in progress is still here");
     // It ends normally, and its record names the instance.
     let tag = ok.to.tag().unwrap();
     let out = rig.receive(
@@ -400,7 +357,7 @@ fn draining_answers_options_and_new_invites_503_while_the_call_in_progress_goes_
         ),
     );
     assert_eq!(response(&out[0].1).status.0, 200);
-    assert!(rig.switch.is_idle());
+    assert!(rig.is_idle());
     let rec = rig.records.iter().find(|r| r.call_id == "rr1").unwrap();
     assert_eq!(
         (rec.instance.as_str(), rec.reason.as_str()),
@@ -452,7 +409,7 @@ fn rfc3261_8_1_2_bridge_legs_go_through_the_outbound_proxy_and_follow_the_revers
         );
     answered_through(&mut rig, caller, &invite);
     let (to, leg_invite) = rig
-        .sent
+        .sent()
         .iter()
         .find(|(_, m)| matches!(m, Message::Request(r) if r.method.as_str() == "INVITE"))
         .map(|(p, m)| (*p, request(m).clone()))
@@ -498,7 +455,7 @@ fn rfc3261_8_1_2_bridge_legs_go_through_the_outbound_proxy_and_follow_the_revers
     );
     // The caller hangs up: the leg's BYE takes the same route.
     let tag = rig
-        .sent
+        .sent()
         .iter()
         .find_map(|(_, m)| match m {
             Message::Response(r) if r.status.0 == 200 && r.cseq.method.as_str() == "INVITE" => {

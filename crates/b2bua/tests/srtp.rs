@@ -1,39 +1,46 @@
 //! SRTP calls through a [`Switch`] in virtual time: an `RTP/SAVP` offer answered with our
 //! own key, the prompt leaving encrypted, digits arriving encrypted, forged and replayed
 //! packets dropped, and the `srtp` policy's 488s.
-#![allow(
-    clippy::disallowed_methods,
-    reason = "the test's base instant; the rest is virtual time"
-)]
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use concierge_b2bua::{CallRecord, Command, Input, Output, Switch, SwitchConfig, WallClock};
+use concierge_b2bua::SwitchConfig;
 use concierge_media::sdes::{CryptoAttribute, SrtpPolicy, SrtpSession};
 use concierge_media::sdp;
 use concierge_media::srtp::{MasterKey, SrtpProfile};
-use concierge_sip::wire::{parse_datagram, Message, Response, Transport};
-use concierge_sip::Peer;
+use concierge_sip::wire::{Message, Response};
 
 const PHONE_MEDIA: &str = "127.0.0.1:4000";
 
+mod testkit;
+
+use testkit::Kit;
+
+/// The testkit with one scripted phone: the SIP the switch sends (to anyone) comes back
+/// from `send` and `drain`; everything else is the kit's (through `Deref`).
 struct Rig {
-    switch: Switch,
-    now: Instant,
-    phone: Peer,
-    records: Vec<CallRecord>,
-    ports: Vec<u16>,
-    rtp_out: Vec<(u16, SocketAddr, bytes::Bytes)>,
+    kit: Kit,
+    phone: SocketAddr,
+    /// RTP sent before this index counts as cleared.
+    rtp_from: usize,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = Kit;
+    fn deref(&self) -> &Kit {
+        &self.kit
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Kit {
+        &mut self.kit
+    }
 }
 
 impl Rig {
     fn new(srtp: SrtpPolicy) -> Self {
-        let now = Instant::now();
-        let wall = WallClock {
-            instant: now,
-            system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        };
         let cfg = SwitchConfig {
             seed: 7,
             key_seed: [9; 32],
@@ -41,75 +48,39 @@ impl Rig {
             ..SwitchConfig::default()
         };
         Self {
-            switch: Switch::new(cfg, wall, Default::default()),
-            now,
-            phone: Peer {
-                transport: Transport::Udp,
-                addr: "127.0.0.1:5061".parse().unwrap(),
-            },
-            records: Vec::new(),
-            ports: Vec::new(),
-            rtp_out: Vec::new(),
+            kit: Kit::with(cfg, Default::default()),
+            phone: "127.0.0.1:5061".parse().unwrap(),
+            rtp_from: 0,
         }
     }
 
     fn send(&mut self, text: &str) -> Vec<Message> {
-        self.switch.handle_input(
-            self.now,
-            Input::Datagram {
-                peer: self.phone,
-                data: text.as_bytes(),
-            },
-        );
+        let phone = self.phone;
+        self.kit.sip_from(phone, text);
         self.drain()
     }
 
+    /// The SIP the switch sent since the last look, to anyone.
     fn drain(&mut self) -> Vec<Message> {
-        let mut out = Vec::new();
-        loop {
-            match self.switch.poll_output() {
-                Output::Timeout(_) => break,
-                Output::Sip(t) => out.push(parse_datagram(&t.bytes).unwrap().unwrap()),
-                Output::Record(r) => self.records.push(*r),
-                Output::MediaOpen { port } => {
-                    self.ports.push(port);
-                    self.switch
-                        .handle_input(self.now, Input::PortBound { port });
-                }
-                Output::MediaClose { port } => self.ports.retain(|p| *p != port),
-                Output::Rtp { port, to, packet } => self.rtp_out.push((port, to, packet)),
-                Output::Http { .. } | Output::Resolve(_) => {}
-            }
-        }
-        out
+        self.kit.take_sent(|_| true)
     }
 
-    fn advance(&mut self, by: Duration) {
-        let until = self.now + by;
-        // What earlier inputs queued leaves first; then the queue ends with the deadline.
-        self.drain();
-        while let Output::Timeout(Some(at)) = self.switch.poll_output() {
-            if at > until {
-                break;
-            }
-            self.now = at.max(self.now);
-            self.switch.handle_input(self.now, Input::Timeout);
-            self.drain();
-        }
-        self.now = until;
-    }
-
+    /// A datagram from the phone's media address on the call's port.
     fn rtp_in(&mut self, packet: &[u8]) {
-        let port = self.ports[0];
-        self.switch.handle_input(
-            self.now,
-            Input::Rtp {
-                port,
-                from: PHONE_MEDIA.parse().unwrap(),
-                data: packet,
-            },
-        );
-        self.drain();
+        let port = self.kit.open_ports[0];
+        self.kit.rtp_in(port, PHONE_MEDIA.parse().unwrap(), packet);
+    }
+
+    /// RTP sent since the last `clear_rtp`: (from port, to, packet).
+    fn rtp_out(&self) -> Vec<(u16, SocketAddr, bytes::Bytes)> {
+        self.kit.rtp[self.rtp_from..]
+            .iter()
+            .map(|p| (p.port, p.to, p.packet.clone()))
+            .collect()
+    }
+
+    fn clear_rtp(&mut self) {
+        self.rtp_from = self.kit.rtp.len();
     }
 }
 
@@ -198,9 +169,9 @@ fn a_savp_offer_is_answered_with_srtp_and_media_leaves_encrypted() {
     let mut rig = Rig::new(SrtpPolicy::Optional);
     let (tag, mut phone) = srtp_call(&mut rig);
     rig.advance(Duration::from_millis(200));
-    assert!(rig.rtp_out.len() >= 5, "the switch sends media");
+    assert!(rig.rtp_out().len() >= 5, "the switch sends media");
     let mut plain = Vec::new();
-    for (_, to, packet) in &rig.rtp_out {
+    for (_, to, packet) in &rig.rtp_out() {
         assert_eq!(to.to_string(), PHONE_MEDIA);
         phone.unprotect(packet, &mut plain).expect("authentic SRTP");
         // 12 bytes of header, 160 bytes of PCMU silence, 4 bytes of tag.
@@ -265,7 +236,7 @@ fn a_plain_offer_to_mandatory_srtp_gets_488() {
         .header(&concierge_sip::wire::HeaderName::new("Warning"))
         .unwrap();
     assert!(warning.contains("mandatory"), "{warning}");
-    assert!(rig.ports.is_empty());
+    assert!(rig.open_ports.is_empty());
 }
 
 #[test]
@@ -305,13 +276,10 @@ fn a_bridge_decrypts_the_srtp_leg_and_encrypts_what_goes_back_to_it() {
     // leg keeps its own protection.
     let mut rig = Rig::new(SrtpPolicy::Optional);
     let (_tag, mut phone) = srtp_call(&mut rig);
-    rig.switch.handle_input(
-        rig.now,
-        Input::Command(Command::Transfer {
-            call: 1,
-            mode: concierge_b2bua::TransferMode::Bridge,
-            target: "sip:queue@127.0.0.1:7003",
-        }),
+    rig.transfer(
+        1,
+        concierge_b2bua::TransferMode::Bridge,
+        "sip:queue@127.0.0.1:7003",
     );
     let out = rig.drain();
     let invite = out
@@ -338,20 +306,13 @@ fn a_bridge_decrypts_the_srtp_leg_and_encrypts_what_goes_back_to_it() {
         "<sip:queue@127.0.0.1:7003>",
     );
     ok.body = body.to_owned().into();
-    let target = Peer {
-        transport: Transport::Udp,
-        addr: "127.0.0.1:7003".parse().unwrap(),
-    };
-    rig.switch.handle_input(
-        rig.now,
-        Input::Datagram {
-            peer: target,
-            data: &ok.to_bytes(),
-        },
+    rig.sip_from(
+        "127.0.0.1:7003".parse().unwrap(),
+        &String::from_utf8_lossy(&ok.to_bytes()),
     );
     rig.drain();
-    let leg_port = rig.ports[1];
-    rig.rtp_out.clear();
+    let leg_port = rig.open_ports[1];
+    rig.clear_rtp();
 
     // Caller → target: SRTP in, plain RTP out.
     let voice: Vec<u8> = [0x80, 0, 0, 50, 0, 0, 1, 0, 0xca, 0xfe, 0xba, 0xbe]
@@ -361,7 +322,7 @@ fn a_bridge_decrypts_the_srtp_leg_and_encrypts_what_goes_back_to_it() {
     let mut wire = Vec::new();
     phone.protect(&voice, &mut wire).unwrap();
     rig.rtp_in(&wire);
-    let (from, to, relayed) = rig.rtp_out.pop().expect("relayed to the target");
+    let (from, to, relayed) = rig.rtp_out().pop().expect("relayed to the target");
     assert_eq!(
         (from, to.to_string().as_str()),
         (leg_port, "127.0.0.1:7004")
@@ -373,16 +334,10 @@ fn a_bridge_decrypts_the_srtp_leg_and_encrypts_what_goes_back_to_it() {
         .into_iter()
         .chain(std::iter::repeat_n(0x55, 160))
         .collect();
-    rig.switch.handle_input(
-        rig.now,
-        Input::Rtp {
-            port: leg_port,
-            from: "127.0.0.1:7004".parse().unwrap(),
-            data: &back,
-        },
-    );
+    rig.kit
+        .rtp_in(leg_port, "127.0.0.1:7004".parse().unwrap(), &back);
     rig.drain();
-    let (_, to, packet) = rig.rtp_out.pop().expect("relayed to the caller");
+    let (_, to, packet) = rig.rtp_out().pop().expect("relayed to the caller");
     assert_eq!(to.to_string(), PHONE_MEDIA);
     assert_ne!(&packet[..], &back[..]);
     let mut plain = Vec::new();

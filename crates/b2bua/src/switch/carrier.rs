@@ -206,7 +206,7 @@ impl Switch {
                 let invite_key = call.invite_key.clone();
                 self.endpoint.respond(now, &invite_key, r);
                 self.flow_hung_up(id);
-                self.end_call(id, EndedBy::Caller, "hung up before the answer");
+                self.end_call(now, id, EndedBy::Caller, "hung up before the answer");
             }
             _ => return Some(request),
         }
@@ -379,6 +379,7 @@ impl Switch {
                     self.endpoint.respond(now, &key, r);
                     self.flow_hung_up(id);
                     self.end_call(
+                        now,
                         id,
                         EndedBy::Network,
                         "no PRACK for a reliable provisional response",

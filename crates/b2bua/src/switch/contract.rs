@@ -14,7 +14,6 @@ impl Switch {
     ///
     /// `now` must not go backwards between calls; the switch reads no clock of its own.
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) {
-        self.last_now = now;
         match input {
             Input::Datagram { peer, data } => self.on_datagram(now, peer, data),
             Input::Stream {
@@ -62,7 +61,7 @@ impl Switch {
             Command::Transfer { call, mode, target } => self.transfer(now, call, mode, target),
             Command::HangUp { call, why } => self.hang_up(now, call, why),
             Command::HangUpAll { why } => self.hang_up_all(now, why),
-            Command::AbandonAll => self.abandon_all(),
+            Command::AbandonAll => self.abandon_all(now),
             Command::Drain => self.draining = true,
             Command::Overloaded(on) => self.admission.set_overloaded(on),
             Command::Install(program) => {

@@ -181,7 +181,7 @@ impl Switch {
                 }));
                 let found = self.resolve(id, &[p]);
                 self.calls.get_mut(&id)?.media.play(found);
-                self.after_prompt_if_silent(id)
+                self.after_prompt_if_silent(now, id)
             }
             Action::Transfer {
                 target,
@@ -240,7 +240,7 @@ impl Switch {
                 }));
                 let found = self.resolve(id, &[p]);
                 self.calls.get_mut(&id)?.media.play(found);
-                self.after_prompt_if_silent(id)
+                self.after_prompt_if_silent(now, id)
             }
             Action::Hangup {
                 prompt: None,
@@ -255,7 +255,7 @@ impl Switch {
                     );
                     let key = call.invite_key.clone();
                     self.endpoint.respond(now, &key, r);
-                    self.end_call(id, EndedBy::Concierge, &reason);
+                    self.end_call(now, id, EndedBy::Concierge, &reason);
                 } else {
                     self.hang_up(now, id, &reason);
                 }
@@ -270,14 +270,13 @@ impl Switch {
 
     /// A queued prompt list may be empty (unknown prompts were logged): then what waited
     /// for it goes ahead at once.
-    fn after_prompt_if_silent(&mut self, id: CallRef) -> Option<Event> {
+    fn after_prompt_if_silent(&mut self, now: Instant, id: CallRef) -> Option<Event> {
         let call = self.calls.get_mut(&id)?;
         if call.media.is_playing() {
             return None;
         }
         match std::mem::replace(&mut call.flow.as_mut()?.waiting, Waiting::Nothing) {
             Waiting::PromptThen(next) => {
-                let now = self.last_now;
                 self.step(now, id, *next);
                 None
             }

@@ -64,7 +64,7 @@ impl Switch {
                 self.endpoint.respond(now, &key, r);
                 info!("caller hung up");
                 self.flow_hung_up(id);
-                self.end_call(id, EndedBy::Caller, "hung up");
+                self.end_call(now, id, EndedBy::Caller, "hung up");
             }
             Method::Notify if call.refer.is_some() => {
                 let r = response_to(&request, StatusCode::OK, None);
@@ -237,7 +237,7 @@ impl Switch {
                     call.span
                         .in_scope(|| debug!(status = %response.status, "BYE answered"));
                 }
-                self.forget(id);
+                self.forget(now, id);
             }
         }
     }
@@ -278,11 +278,11 @@ impl Switch {
             } else {
                 call.ending
                     .get_or_insert((EndedBy::Network, "no answer to BYE".into()));
-                self.forget(id);
+                self.forget(now, id);
             }
         } else if let Some(id) = self.by_invite.get(&key).copied() {
             // Timer H: our error response was never ACKed; nothing left to do.
-            self.forget(id);
+            self.forget(now, id);
         }
     }
 }

@@ -65,8 +65,6 @@ pub struct Switch {
     outputs: VecDeque<Output>,
     wall: WallClock,
     ports: RtpPorts,
-    /// The time of the input being handled, for records.
-    last_now: Instant,
     /// What new calls run; each call keeps the one it started with (see `Command::Install`).
     program: std::sync::Arc<Program>,
     stats: crate::stats::SwitchStats,
@@ -139,7 +137,6 @@ impl Switch {
                 cfg.seed ^ 0x5eed_0f4a_110c_4700,
             ),
             wall,
-            last_now: wall.instant,
             program: std::sync::Arc::new(program),
             stats: Default::default(),
             media_calls: Vec::new(),

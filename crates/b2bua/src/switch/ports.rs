@@ -144,7 +144,7 @@ impl Switch {
         let key = call.invite_key.clone();
         self.stats.refused_no_port += 1;
         self.endpoint.respond(now, &key, r);
-        self.end_call(id, EndedBy::Concierge, "no RTP port");
+        self.end_call(now, id, EndedBy::Concierge, "no RTP port");
         self.pump(now);
     }
 

@@ -1,12 +1,15 @@
 //! A call's record, built once as it leaves the switch.
 
+use std::time::Instant;
+
 use super::Switch;
 use crate::call::Call;
-use crate::record::EndedBy;
-use crate::record::{CallRecord, HttpOutcome, PathStep};
+use crate::record::{CallRecord, EndedBy, HttpOutcome, PathStep};
 
 impl Switch {
-    pub(super) fn record_of(&self, call: &Call) -> CallRecord {
+    /// The record of `call`, ending at `now`: its path, HTTP outcomes, digits, redacted
+    /// variables, transfer and who ended it.
+    pub(super) fn record_of(&self, call: &Call, now: Instant) -> CallRecord {
         let flow = call.flow.as_ref();
         let (ended_by, reason) = call
             .ending
@@ -33,7 +36,7 @@ impl Switch {
             called: call.invite.uri.user().unwrap_or_default().to_owned(),
             arrived_ms: self.wall.unix_ms(call.arrived),
             answered_ms: call.answered.map(|a| self.wall.unix_ms(a)),
-            ended_ms: self.wall.unix_ms(self.last_now),
+            ended_ms: self.wall.unix_ms(now),
             path: flow
                 .map(|f| {
                     f.run

@@ -98,7 +98,7 @@ impl Switch {
             .in_scope(|| info!(target = %shown(call.redact_target, target), "redirected with 302"));
         let key = call.invite_key.clone();
         self.endpoint.respond(now, &key, r);
-        self.end_call(id, EndedBy::Concierge, "redirected");
+        self.end_call(now, id, EndedBy::Concierge, "redirected");
     }
 
     pub(super) fn refer_finished(&mut self, now: Instant, id: CallRef, outcome: TransferOutcome) {

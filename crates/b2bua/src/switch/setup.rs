@@ -333,6 +333,6 @@ impl Switch {
         self.endpoint.respond(now, &invite, r);
         info!("cancelled by the caller before the answer");
         self.flow_hung_up(id);
-        self.end_call(id, EndedBy::Caller, "cancelled before the answer");
+        self.end_call(now, id, EndedBy::Caller, "cancelled before the answer");
     }
 }

@@ -40,10 +40,10 @@ impl Switch {
 
     /// The last step of a shutdown: every call still here (a BYE nobody answers, say) is
     /// dropped now, each with its record.
-    pub(super) fn abandon_all(&mut self) {
+    pub(super) fn abandon_all(&mut self, now: Instant) {
         let ids: Vec<CallRef> = self.calls.keys().copied().collect();
         for id in ids {
-            self.end_call(id, EndedBy::Concierge, "server shut down");
+            self.end_call(now, id, EndedBy::Concierge, "server shut down");
         }
     }
 
@@ -72,7 +72,7 @@ impl Switch {
                 let r = response_to(&call.invite, early_status, Some(call.local_tag.as_str()));
                 let key = call.invite_key.clone();
                 self.endpoint.respond(now, &key, r);
-                self.end_call(id, EndedBy::Concierge, why);
+                self.end_call(now, id, EndedBy::Concierge, why);
             }
             CallState::Answered { .. } | CallState::Confirmed { .. } => self.hang_up(now, id, why),
             CallState::Ending { .. } => {}
@@ -80,16 +80,16 @@ impl Switch {
     }
 
     /// The call is over; `by` is who ended it (kept when someone was named first).
-    pub(super) fn end_call(&mut self, id: CallRef, by: EndedBy, why: &str) {
+    pub(super) fn end_call(&mut self, now: Instant, id: CallRef, by: EndedBy, why: &str) {
         if let Some(call) = self.calls.get_mut(&id) {
             call.ending.get_or_insert((by, why.to_owned()));
         }
-        self.forget(id);
+        self.forget(now, id);
     }
 
     /// Drops a call's state and writes its record: every call ends here, whatever the path.
-    pub(super) fn forget(&mut self, id: CallRef) {
-        self.end_leg(self.last_now, id);
+    pub(super) fn forget(&mut self, now: Instant, id: CallRef) {
+        self.end_leg(now, id);
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
@@ -97,10 +97,10 @@ impl Switch {
         self.expiry.remove(&(call.expires, id));
         if let Some(port) = call.rtp_port {
             self.by_port.remove(&port);
-            self.ports.release(port, self.last_now);
+            self.ports.release(port, now);
             self.outputs.push_back(Output::MediaClose { port });
         }
-        let record = self.record_of(&call);
+        let record = self.record_of(&call, now);
         // One line per call, whichever path ended it (a BYE either way, CANCEL, a timeout).
         call.span
             .in_scope(|| info!(by = %record.ended_by, why = %record.reason, "call ended"));

@@ -130,7 +130,7 @@ impl Switch {
             return;
         };
         if call.state.is_ending() {
-            self.end_call(id, EndedBy::Concierge, "maximum call duration");
+            self.end_call(now, id, EndedBy::Concierge, "maximum call duration");
             return;
         }
         call.span
