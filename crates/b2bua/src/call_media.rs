@@ -178,16 +178,12 @@ impl CallMedia {
         let (Some(law), Some(sender)) = (self.law, self.sender.as_mut()) else {
             return (0, false);
         };
-        let plaw = match law {
-            Law::Ulaw => concierge_prompts::Law::Ulaw,
-            Law::Alaw => concierge_prompts::Law::Alaw,
-        };
         frame.clear();
         frame.resize(self.frame_samples, law.silence());
         let mut finished = false;
         let mut audio = false;
         while let Some(p) = self.playlist.front() {
-            if p.frame_into(plaw, self.frame, frame) {
+            if p.frame_into(law, self.frame, frame) {
                 self.frame += 1;
                 audio = true;
                 if self.frame >= p.frame_count(self.frame_samples) {

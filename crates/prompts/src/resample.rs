@@ -5,7 +5,9 @@ use rubato::{FftFixedIn, Resampler};
 
 const CHUNK: usize = 1024;
 
-/// Resamples mono 16-bit audio at `rate` to 8 kHz. 8 kHz input passes through untouched.
+/// Resamples mono 16-bit audio at `rate` to 8 kHz and returns the new samples. Called by
+/// [`decode_wav`](crate::decode_wav) for every prompt file that is not 8 kHz already; 8 kHz
+/// input passes through untouched, and so does audio at a rate the resampler refuses.
 pub fn to_8khz(samples: &[i16], rate: u32) -> Vec<i16> {
     if rate == 8000 || samples.is_empty() {
         return samples.to_vec();

@@ -3,23 +3,47 @@
 
 use std::path::{Path, PathBuf};
 
+use concierge_media::Law;
 use thiserror::Error;
 
 use crate::resample::to_8khz;
 
+/// Why a prompt could not be had; returned by the loaders and
+/// [`Catalogue::require`](crate::Catalogue::require). Its `Display` names the file or directory, and is what
+/// `concierge check` and a refused reload print.
 #[derive(Debug, Error)]
 pub enum PromptError {
+    /// A file or directory could not be read.
     #[error("{path}: cannot read: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// What the OS said.
         source: std::io::Error,
     },
+    /// The file is not a WAV file we can play (format, bit depth, channels, rate, or a
+    /// malformed RIFF structure).
     #[error("{path}: not a usable WAV file: {why}")]
-    Format { path: PathBuf, why: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it, in a few words.
+        why: String,
+    },
+    /// The file decodes to no samples at all.
     #[error("{path}: the prompt holds no audio")]
-    Empty { path: PathBuf },
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// No prompt of that name (from [`Catalogue::require`](crate::Catalogue::require)).
     #[error("{dir}: no prompt named {name:?}")]
-    Missing { dir: PathBuf, name: String },
+    Missing {
+        /// Where the catalogue's prompts came from.
+        dir: PathBuf,
+        /// The name asked for.
+        name: String,
+    },
 }
 
 const WAVE_FORMAT_PCM: u16 = 1;
@@ -27,7 +51,10 @@ const WAVE_FORMAT_ALAW: u16 = 6;
 const WAVE_FORMAT_MULAW: u16 = 7;
 const WAVE_FORMAT_EXTENSIBLE: u16 = 0xfffe;
 
-/// Reads `path` and returns its audio as 8 kHz mono 16-bit samples.
+/// Reads the WAV file `path` and returns its audio as 8 kHz mono 16-bit samples. Called by
+/// [`Catalogue::load_dir`](crate::Catalogue::load_dir) for each file, and by tests that
+/// compare what a phone heard with the prompt. Errors as [`decode_wav`], or
+/// [`PromptError::Io`] when the file cannot be read.
 pub fn load_wav(path: &Path) -> Result<Vec<i16>, PromptError> {
     let bytes = std::fs::read(path).map_err(|source| PromptError::Io {
         path: path.into(),
@@ -36,7 +63,10 @@ pub fn load_wav(path: &Path) -> Result<Vec<i16>, PromptError> {
     decode_wav(path, &bytes)
 }
 
-/// Decodes the WAV file `bytes` (named `path` in errors) to 8 kHz mono 16-bit samples.
+/// Decodes the WAV file `bytes` (named `path` in errors) to 8 kHz mono 16-bit samples:
+/// 16-bit PCM or G.711 (decoded with media's [`Law`]), up to 8 channels (averaged), any
+/// rate from 4 to 192 kHz (resampled). Untrusted bytes give a [`PromptError`], never a
+/// panic. Called by [`load_wav`] and [`Catalogue::from_wavs`](crate::Catalogue::from_wavs).
 pub fn decode_wav(path: &Path, bytes: &[u8]) -> Result<Vec<i16>, PromptError> {
     let bad = |why: &str| PromptError::Format {
         path: path.into(),
@@ -46,12 +76,13 @@ pub fn decode_wav(path: &Path, bytes: &[u8]) -> Result<Vec<i16>, PromptError> {
     let (mono, rate) = match fmt.tag {
         WAVE_FORMAT_ALAW | WAVE_FORMAT_MULAW => {
             let data = find_chunk(bytes, b"data").map_err(|w| bad(&w))?;
-            let decode: fn(u8) -> i16 = if fmt.tag == WAVE_FORMAT_ALAW {
-                audio_codec_algorithms::decode_alaw
+            let law = if fmt.tag == WAVE_FORMAT_ALAW {
+                Law::Alaw
             } else {
-                audio_codec_algorithms::decode_ulaw
+                Law::Ulaw
             };
-            let samples: Vec<i16> = data.iter().map(|b| decode(*b)).collect();
+            let mut samples = Vec::with_capacity(data.len());
+            law.decode_into(data, &mut samples);
             (downmix(&samples, fmt.channels), fmt.rate)
         }
         WAVE_FORMAT_PCM | WAVE_FORMAT_EXTENSIBLE => {
@@ -174,14 +205,8 @@ mod tests {
         let pcm: Vec<i16> = (0..800)
             .map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16)
             .collect();
-        let ulaw: Vec<u8> = pcm
-            .iter()
-            .map(|s| audio_codec_algorithms::encode_ulaw(*s))
-            .collect();
-        let alaw: Vec<u8> = pcm
-            .iter()
-            .map(|s| audio_codec_algorithms::encode_alaw(*s))
-            .collect();
+        let ulaw: Vec<u8> = pcm.iter().map(|s| Law::Ulaw.encode(*s)).collect();
+        let alaw: Vec<u8> = pcm.iter().map(|s| Law::Alaw.encode(*s)).collect();
         let u = load_tmp("u.wav", &riff(7, 1, 8000, 8, &ulaw, 800)).unwrap();
         let a = load_tmp("a.wav", &riff(6, 1, 8000, 8, &alaw, 800)).unwrap();
         for ((x, y), z) in pcm.iter().zip(&u).zip(&a) {
