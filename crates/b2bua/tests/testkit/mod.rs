@@ -142,7 +142,7 @@ fn prompt_bytes(program: &Program) -> HashMap<u8, String> {
         let Some(p) = program.prompts.get(name) else {
             continue;
         };
-        for law in [concierge_prompts::Law::Alaw, concierge_prompts::Law::Ulaw] {
+        for law in [concierge_media::Law::Alaw, concierge_media::Law::Ulaw] {
             if let Some(frame) = p.frame(law, 0, 160) {
                 if frame.iter().all(|b| *b == frame[0]) {
                     bytes.insert(frame[0], name.to_owned());

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use concierge_b2bua::Program;
-use concierge_prompts::{Catalogue, Law, Prompt};
+use concierge_media::Law;
+use concierge_prompts::{Catalogue, Prompt};
 use concierge_sip::wire::{Message, Request};
 
 use super::{find_request, Caller, Kit, HOST, SIP_PORT};
