@@ -3,7 +3,7 @@ use std::time::Instant;
 use concierge_sip::dialog::{AnswerRetransmit, Dialog};
 use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::Request;
-use concierge_sip::Peer;
+use concierge_sip::{Peer, Tag};
 
 use concierge_flow::{Action, Collector, Run};
 
@@ -170,7 +170,7 @@ pub(crate) struct Call {
     pub(crate) invite: Request,
     pub(crate) invite_key: TsxKey,
     pub(crate) peer: Peer,
-    pub(crate) local_tag: String,
+    pub(crate) local_tag: Tag,
     pub(crate) arrived: Instant,
     /// Our RTP port, from the pool; returned when the call is forgotten.
     pub(crate) rtp_port: Option<u16>,

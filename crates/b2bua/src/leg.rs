@@ -9,7 +9,7 @@ use concierge_media::{AudioSession, SourcePolicy};
 use concierge_sip::dialog::Dialog;
 use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::{SipUri, Transport};
-use concierge_sip::Peer;
+use concierge_sip::{Peer, Tag};
 
 /// Where the second leg is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub(crate) struct Leg {
     pub(crate) port: Option<u16>,
     pub(crate) port_attempts: u8,
     pub(crate) call_id: String,
-    pub(crate) local_tag: String,
+    pub(crate) local_tag: Tag,
     pub(crate) cseq: u32,
     /// The INVITE as last sent (without our Via), for the ACK and an authenticated retry.
     pub(crate) invite: Option<concierge_sip::wire::Request>,

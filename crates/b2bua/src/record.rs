@@ -184,11 +184,16 @@ pub fn transfer_succeeded(result: &str) -> bool {
 /// - `failed`: a transfer failed, or the network ended the call (no ACK, timeouts);
 /// - `refused`: never answered and ended by us (no RTP port, no flow, shutdown);
 /// - `hung_up`: anything else — the caller hung up, or the flow did.
+///
+/// A transfer the call ended in the middle of (`unknown: …`, `abandoned: …`) neither
+/// succeeded nor failed: who ended the call decides.
 pub(crate) fn outcome(
     answered: bool,
     ended_by: EndedBy,
     transfer: Option<&TransferRecord>,
 ) -> &'static str {
+    let transfer = transfer
+        .filter(|t| !(t.result.starts_with("unknown:") || t.result.starts_with("abandoned:")));
     match transfer {
         Some(t) if transfer_succeeded(&t.result) => "transferred",
         Some(_) => "failed",
@@ -210,6 +215,14 @@ mod tests {
             started_ms: None,
             relayed: None,
         }
+    }
+
+    #[test]
+    fn a_transfer_cut_short_leaves_the_outcome_to_who_ended_the_call() {
+        let cut = transfer("unknown: the call ended before the final NOTIFY");
+        assert_eq!(outcome(true, EndedBy::Caller, Some(&cut)), "hung_up");
+        let abandoned = transfer("abandoned: the call ended while the target rang");
+        assert_eq!(outcome(true, EndedBy::Network, Some(&abandoned)), "failed");
     }
 
     #[test]

@@ -138,6 +138,70 @@ fn a_caller_hanging_up_while_the_refer_is_pending_ends_the_call_without_our_bye(
 }
 
 #[test]
+fn a_refer_accepted_but_never_concluded_is_in_the_record_with_an_unknown_result() {
+    let mut kit = Kit::vip();
+    let mut c = unknown_at_keypad(&mut kit, "unconcluded");
+    c.keys(&mut kit, "101010");
+    let refer = refer_after_prompt(&mut kit, &mut c);
+    c.reply(&mut kit, &refer, 202);
+    c.bye(&mut kit);
+    let rec = kit.record("unconcluded");
+    let t = rec
+        .transfer
+        .as_ref()
+        .expect("the transfer attempt is recorded");
+    assert_eq!(
+        (t.mode, t.target.as_str(), t.result.as_str(), rec.outcome),
+        (
+            concierge_b2bua::TransferMode::Refer,
+            refer_to(&refer).trim_matches(['<', '>']),
+            "unknown: the call ended before the final NOTIFY",
+            "hung_up"
+        )
+    );
+}
+
+#[test]
+fn a_refer_the_caller_never_answered_is_recorded_as_abandoned() {
+    let mut kit = Kit::vip();
+    let mut c = unknown_at_keypad(&mut kit, "unanswered");
+    c.keys(&mut kit, "101010");
+    refer_after_prompt(&mut kit, &mut c);
+    c.bye(&mut kit);
+    let t = kit.record("unanswered").transfer.clone().expect("recorded");
+    assert_eq!(
+        t.result,
+        "abandoned: the call ended before the REFER was answered"
+    );
+}
+
+#[test]
+fn a_bridge_leg_still_ringing_when_the_caller_hangs_up_is_recorded_as_abandoned() {
+    let mut kit = Kit::vip();
+    let mut c = unknown_at_keypad(&mut kit, "legabandoned");
+    c.keys(&mut kit, "202020");
+    let refer = refer_after_prompt(&mut kit, &mut c);
+    c.reply(&mut kit, &refer, 403);
+    let mut desk = Desk::ours();
+    desk.inbox(&mut kit);
+    desk.reply(&mut kit, 180);
+    c.bye(&mut kit);
+    let t = kit
+        .record("legabandoned")
+        .transfer
+        .clone()
+        .expect("recorded");
+    assert_eq!(
+        (t.mode, t.result.as_str()),
+        (
+            concierge_b2bua::TransferMode::Bridge,
+            "abandoned: the call ended while the target rang"
+        ),
+        "the bridge attempt, not the REFER that failed before it"
+    );
+}
+
+#[test]
 fn a_caller_hanging_up_during_the_goodbye_after_failed_transfers_is_recorded_as_failed() {
     let mut kit = Kit::vip();
     let mut c = unknown_at_keypad(&mut kit, "goodbye");

@@ -7,6 +7,7 @@
 //!   messages back into bytes;
 //! * [`transaction`] holds the four RFC 3261 §17 state machines and their timer table;
 //! * [`dialog`] holds the RFC 3261 §12 dialog state and builds in-dialog requests;
+//! * [`ids`] gives Call-IDs, tags and branches their own types;
 //! * [`endpoint`] owns all transactions of one shard, matches each message to its
 //!   transaction (§17.1.3, §17.2.3, §9.2) and reports what the application must decide.
 //!
@@ -21,9 +22,11 @@ pub mod digest;
 pub mod endpoint;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ids;
 pub mod transaction;
 pub mod untrusted;
 pub mod wire;
 
 pub use endpoint::{Endpoint, EndpointConfig, EndpointEvent, Peer, Transmit};
+pub use ids::{Branch, CallId, Tag};
 pub use untrusted::{LogLimiter, Untrusted, UntrustedBytes};

@@ -46,7 +46,9 @@ impl Switch {
             ("Retry-After", retry.as_str()),
             ("Server", self.cfg.user_agent.as_str()),
         ];
-        if let Some(bytes) = stateless_response(data, 503, "Service Unavailable", &tag, &extra) {
+        if let Some(bytes) =
+            stateless_response(data, 503, "Service Unavailable", tag.as_str(), &extra)
+        {
             self.outputs
                 .push_back(Output::Sip(Transmit { peer, bytes }));
         }

@@ -104,7 +104,7 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let mut r = dialog_response_to(&call.invite, status, &call.local_tag, &contact);
+        let mut r = dialog_response_to(&call.invite, status, call.local_tag.as_str(), &contact);
         r.headers.push(HeaderName::SERVER, user_agent);
         let has_sdp = sdp.is_some();
         if let Some(sdp) = sdp {
@@ -201,7 +201,7 @@ impl Switch {
                 let r = response_to(
                     &call.invite,
                     StatusCode::REQUEST_TERMINATED,
-                    Some(&call.local_tag),
+                    Some(call.local_tag.as_str()),
                 );
                 let invite_key = call.invite_key.clone();
                 self.endpoint.respond(now, &invite_key, r);
@@ -373,7 +373,7 @@ impl Switch {
                     let r = response_to(
                         &call.invite,
                         StatusCode::SERVER_TIMEOUT,
-                        Some(&call.local_tag),
+                        Some(call.local_tag.as_str()),
                     );
                     let key = call.invite_key.clone();
                     self.endpoint.respond(now, &key, r);
@@ -530,9 +530,9 @@ impl Switch {
 /// The early dialog our 18x created: what the confirmed dialog will be too.
 pub(super) fn early_dialog_id(call: &Call) -> DialogId {
     DialogId {
-        call_id: call.invite.call_id.clone(),
+        call_id: call.invite.call_id.as_str().into(),
         local_tag: call.local_tag.clone(),
-        remote_tag: call.invite.from.tag().unwrap_or_default().to_owned(),
+        remote_tag: call.invite.from.tag().unwrap_or_default().into(),
     }
 }
 

@@ -251,7 +251,7 @@ impl Switch {
                     let r = concierge_sip::wire::response_to(
                         &call.invite,
                         StatusCode::TEMPORARILY_UNAVAILABLE,
-                        Some(&call.local_tag),
+                        Some(call.local_tag.as_str()),
                     );
                     let key = call.invite_key.clone();
                     self.endpoint.respond(now, &key, r);

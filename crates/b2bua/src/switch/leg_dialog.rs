@@ -119,9 +119,9 @@ impl Switch {
         transaction_peer: Option<concierge_sip::Peer>,
     ) {
         let id = concierge_sip::dialog::DialogId {
-            call_id: response.call_id.clone(),
-            local_tag: response.from.tag().unwrap_or_default().to_owned(),
-            remote_tag: response.to.tag().unwrap_or_default().to_owned(),
+            call_id: response.call_id.as_str().into(),
+            local_tag: response.from.tag().unwrap_or_default().into(),
+            remote_tag: response.to.tag().unwrap_or_default().into(),
         };
         if let Some(call) = self.by_dialog.get(&id).copied() {
             if self.reack_refresh(call, &response) {

@@ -211,7 +211,7 @@ impl Switch {
 
     fn response(&mut self, request: &Request, status: StatusCode) -> Response {
         let tag = self.endpoint.new_tag();
-        self.response_tagged(request, status, &tag)
+        self.response_tagged(request, status, tag.as_str())
     }
 
     fn response_tagged(&self, request: &Request, status: StatusCode, tag: &str) -> Response {

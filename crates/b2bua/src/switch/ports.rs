@@ -135,7 +135,7 @@ impl Switch {
         let mut r = self.response_tagged(
             &call.invite,
             StatusCode::SERVICE_UNAVAILABLE,
-            &call.local_tag,
+            call.local_tag.as_str(),
         );
         r.headers.push(
             HeaderName::RETRY_AFTER,

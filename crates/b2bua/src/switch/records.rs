@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use super::Switch;
 use crate::call::Call;
-use crate::record::{CallRecord, EndedBy, HttpOutcome, PathStep};
+use crate::record::{CallRecord, EndedBy, HttpOutcome, PathStep, TransferRecord};
+use crate::transfer::TransferMode;
 
 impl Switch {
     /// The record of `call`, ending at `now`: its path, HTTP outcomes, digits, redacted
@@ -75,4 +76,32 @@ impl Switch {
             rtp_foreign_dropped: call.media.foreign_dropped(),
         }
     }
+}
+
+/// The REFER or bridge leg a call was still waiting on when it ended, as its record
+/// shows it: a REFER the target accepted whose final NOTIFY never came has an unknown
+/// outcome; one not yet answered, or a leg still ringing, was abandoned.
+pub(super) fn unfinished_transfer(call: &Call) -> Option<TransferRecord> {
+    if let Some(refer) = &call.refer {
+        let result = if refer.accepted {
+            "unknown: the call ended before the final NOTIFY"
+        } else {
+            "abandoned: the call ended before the REFER was answered"
+        };
+        return Some(TransferRecord {
+            mode: TransferMode::Refer,
+            target: refer.target.clone(),
+            result: result.into(),
+            started_ms: None,
+            relayed: None,
+        });
+    }
+    let leg = call.bridge.as_ref().filter(|l| l.is_pending())?;
+    Some(TransferRecord {
+        mode: TransferMode::Bridge,
+        target: leg.target.clone(),
+        result: "abandoned: the call ended while the target rang".into(),
+        started_ms: None,
+        relayed: None,
+    })
 }

@@ -84,7 +84,7 @@ impl Switch {
         let mut r = response_to(
             &call.invite,
             StatusCode::MOVED_TEMPORARILY,
-            Some(&call.local_tag),
+            Some(call.local_tag.as_str()),
         );
         r.headers.push(HeaderName::CONTACT, format!("<{target}>"));
         call.transfer_record = Some(TransferRecord {

@@ -221,7 +221,12 @@ impl Switch {
             return;
         };
         let _g = call.span.clone().entered();
-        let mut ok = dialog_response_to(&call.invite, StatusCode::OK, &call.local_tag, &contact);
+        let mut ok = dialog_response_to(
+            &call.invite,
+            StatusCode::OK,
+            call.local_tag.as_str(),
+            &contact,
+        );
         ok.headers.push(HeaderName::ALLOW, ALLOW);
         ok.headers
             .push(HeaderName::SUPPORTED, crate::carrier::SUPPORTED);
@@ -323,7 +328,7 @@ impl Switch {
         let r = response_to(
             &call.invite,
             StatusCode::REQUEST_TERMINATED,
-            Some(&call.local_tag),
+            Some(call.local_tag.as_str()),
         );
         self.endpoint.respond(now, &invite, r);
         info!("cancelled by the caller before the answer");

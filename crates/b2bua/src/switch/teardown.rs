@@ -7,7 +7,7 @@ use std::time::Instant;
 use concierge_sip::wire::{response_to, Method, StatusCode};
 use tracing::info;
 
-use super::{carrier, Switch};
+use super::{carrier, records, Switch};
 use crate::call::CallState;
 use crate::output::{CallRef, Output};
 use crate::record::EndedBy;
@@ -69,7 +69,7 @@ impl Switch {
         };
         match call.state {
             CallState::Early { .. } => {
-                let r = response_to(&call.invite, early_status, Some(&call.local_tag));
+                let r = response_to(&call.invite, early_status, Some(call.local_tag.as_str()));
                 let key = call.invite_key.clone();
                 self.endpoint.respond(now, &key, r);
                 self.end_call(now, id, EndedBy::Concierge, why);
@@ -89,10 +89,16 @@ impl Switch {
 
     /// Drops a call's state and writes its record: every call ends here, whatever the path.
     pub(super) fn forget(&mut self, now: Instant, id: CallRef) {
+        // A transfer still under way is recorded as such, not lost (the last finished
+        // attempt would otherwise stand for it); ending the leg below closes it.
+        let unfinished = self.calls.get(&id).and_then(records::unfinished_transfer);
         self.end_leg(now, id);
-        let Some(call) = self.calls.remove(&id) else {
+        let Some(mut call) = self.calls.remove(&id) else {
             return;
         };
+        if unfinished.is_some() {
+            call.transfer_record = unfinished;
+        }
         self.call_ids.remove(call.invite.call_id.as_bytes());
         self.expiry.remove(&(call.expires, id));
         if let Some(port) = call.rtp_port {

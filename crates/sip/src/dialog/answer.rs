@@ -41,7 +41,7 @@ impl AnswerRetransmit {
         }
     }
 
-    /// The ACK arrived: retransmissions stop.
+    /// The call logic calls this when the ACK for the 2xx arrives: retransmissions stop.
     pub fn handle_ack(&mut self) {
         self.acked = true;
     }
@@ -51,7 +51,8 @@ impl AnswerRetransmit {
         self.acked
     }
 
-    /// Resend now (a retransmitted INVITE arrived).
+    /// The 2xx as sent, for the call logic to resend at once when the INVITE is
+    /// retransmitted (§13.3.1.4).
     pub fn answer(&self) -> &Bytes {
         &self.answer
     }

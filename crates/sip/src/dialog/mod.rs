@@ -14,19 +14,21 @@ pub use route::{local_contact, peer_for_uri, sips_contact, DialogRole};
 
 use bytes::Bytes;
 
+use crate::ids::{CallId, Tag};
 use crate::wire::{
     CSeq, HeaderName, Headers, Method, NameAddr, Request, Response, SipUri, StatusCode, Via,
 };
 
-/// §12: Call-ID plus the local and remote tags.
+/// §12: Call-ID plus the local and remote tags. The call logic keys its dialogs by it and
+/// looks up each in-dialog request with [`DialogId::of_incoming`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DialogId {
     /// The Call-ID shared by both sides.
-    pub call_id: String,
-    /// Our tag.
-    pub local_tag: String,
-    /// The peer's tag.
-    pub remote_tag: String,
+    pub call_id: CallId,
+    /// Our tag: the To tag of the peer's requests, the From tag of ours.
+    pub local_tag: Tag,
+    /// The peer's tag; empty when the peer sent none (an RFC 2543 element).
+    pub remote_tag: Tag,
 }
 
 impl DialogId {
@@ -34,9 +36,9 @@ impl DialogId {
     /// a dialog-creating request, which has no To tag.
     pub fn of_incoming(request: &Request) -> Option<Self> {
         Some(Self {
-            call_id: request.call_id.clone(),
-            local_tag: request.to.tag()?.to_owned(),
-            remote_tag: request.from.tag().unwrap_or_default().to_owned(),
+            call_id: CallId::from(request.call_id.as_str()),
+            local_tag: Tag::from(request.to.tag()?),
+            remote_tag: Tag::from(request.from.tag().unwrap_or_default()),
         })
     }
 }
@@ -57,7 +59,9 @@ impl DialogRejection {
     }
 }
 
-/// The state of one dialog.
+/// The state of one dialog (§12), owned by the call logic: made by [`Dialog::uas`] or
+/// [`Dialog::uac`], fed each in-dialog request of the peer through
+/// [`Dialog::handle_remote_request`], and asked for each request we send in it.
 #[derive(Debug, Clone)]
 pub struct Dialog {
     /// Call-ID and tags that identify the dialog.
@@ -83,18 +87,18 @@ pub struct Dialog {
 
 impl Dialog {
     /// §12.1.1: the UAS side, created when we answer `invite` with a 2xx (or 1xx with tag).
-    pub fn uas(invite: &Request, local_tag: &str, local_contact: SipUri, local_seq: u32) -> Self {
+    pub fn uas(invite: &Request, local_tag: &Tag, local_contact: SipUri, local_seq: u32) -> Self {
         let remote_target = invite
             .contact()
             .map(|c| c.uri)
             .unwrap_or_else(|| invite.from.uri.clone());
         Self {
             id: DialogId {
-                call_id: invite.call_id.clone(),
-                local_tag: local_tag.to_owned(),
-                remote_tag: invite.from.tag().unwrap_or_default().to_owned(),
+                call_id: CallId::from(invite.call_id.as_str()),
+                local_tag: local_tag.clone(),
+                remote_tag: Tag::from(invite.from.tag().unwrap_or_default()),
             },
-            local: invite.to.clone().with_tag(local_tag),
+            local: invite.to.clone().with_tag(local_tag.as_str()),
             remote: invite.from.clone(),
             local_seq,
             remote_seq: Some(invite.cseq.seq),
@@ -108,13 +112,13 @@ impl Dialog {
 
     /// §12.1.2: the UAC side, from our INVITE and the 2xx (or tagged 1xx) that answered it.
     pub fn uac(invite: &Request, response: &Response, local_contact: SipUri) -> Option<Self> {
-        let remote_tag = response.to.tag()?.to_owned();
+        let remote_tag = Tag::from(response.to.tag()?);
         let mut route_set = response.routes(&HeaderName::RECORD_ROUTE);
         route_set.reverse();
         Some(Self {
             id: DialogId {
-                call_id: invite.call_id.clone(),
-                local_tag: invite.from.tag().unwrap_or_default().to_owned(),
+                call_id: CallId::from(invite.call_id.as_str()),
+                local_tag: Tag::from(invite.from.tag().unwrap_or_default()),
                 remote_tag,
             },
             local: invite.from.clone(),
@@ -180,7 +184,7 @@ impl Dialog {
             vias,
             from: self.local.clone(),
             to: self.remote.clone(),
-            call_id: self.id.call_id.clone(),
+            call_id: self.id.call_id.as_str().to_owned(),
             cseq: CSeq { seq, method },
             max_forwards: Some(70),
             headers,
@@ -230,7 +234,7 @@ mod tests {
     #[test]
     fn uas_bye_goes_to_the_remote_target_through_the_record_routes() {
         let contact = SipUri::parse("sip:ivr@192.0.2.10:5060").unwrap();
-        let mut d = Dialog::uas(&invite(), "ours", contact, 1);
+        let mut d = Dialog::uas(&invite(), &Tag::from("ours"), contact, 1);
         let bye = d.new_request(Method::Bye);
         assert_eq!(bye.uri.as_str(), "sip:+46706170786@203.0.113.5:5060");
         let routes: Vec<&str> = bye.headers.get_all(&HeaderName::ROUTE).collect();
@@ -251,7 +255,7 @@ mod tests {
     #[test]
     fn remote_cseq_must_grow_and_reinvite_refreshes_the_target() {
         let contact = SipUri::parse("sip:ivr@192.0.2.10").unwrap();
-        let mut d = Dialog::uas(&invite(), "ours", contact, 1);
+        let mut d = Dialog::uas(&invite(), &Tag::from("ours"), contact, 1);
         let mut reinvite = invite();
         reinvite.cseq.seq = 11;
         reinvite
@@ -277,7 +281,7 @@ mod tests {
         let mut inv = invite();
         inv.headers
             .set(HeaderName::RECORD_ROUTE, "<sip:strict.example>");
-        let mut d = Dialog::uas(&inv, "ours", contact, 1);
+        let mut d = Dialog::uas(&inv, &Tag::from("ours"), contact, 1);
         let bye = d.new_request(Method::Bye);
         assert_eq!(bye.uri.as_str(), "sip:strict.example");
         let routes: Vec<&str> = bye.headers.get_all(&HeaderName::ROUTE).collect();

@@ -145,7 +145,12 @@ mod tests {
 
     fn uas(record_route: &str, contact: &str) -> Dialog {
         let ours = local_contact("concierge", "192.0.2.10", 5060, Transport::Udp);
-        Dialog::uas(&invite(record_route, contact), "ours", ours, 1)
+        Dialog::uas(
+            &invite(record_route, contact),
+            &crate::ids::Tag::from("ours"),
+            ours,
+            1,
+        )
     }
 
     #[test]

@@ -65,7 +65,10 @@ impl InviteServer {
         }
     }
 
-    /// The transaction user sends a response.
+    /// The transaction user sends a response (already serialised as `bytes`): in
+    /// Proceeding a 1xx is sent and kept for INVITE retransmissions, a 2xx moves to
+    /// Accepted (RFC 6026) and a 300–699 to Completed with timers G and H. Afterwards only
+    /// a 2xx in Accepted is sent (its retransmissions); anything else is dropped.
     pub fn send_response(
         &mut self,
         now: Instant,

@@ -1,3 +1,4 @@
+use crate::ids::Branch;
 use crate::wire::{Method, Request, Response};
 
 /// What identifies a transaction.
@@ -9,7 +10,12 @@ use crate::wire::{Method, Request, Response};
 /// §17.1.3: a response matches a client transaction by branch and CSeq method.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TsxKey {
-    id: String,
+    /// The top Via's branch: for a client transaction one we generated, for a server
+    /// transaction the peer's (empty when it sent none).
+    branch: Branch,
+    /// What else tells server transactions apart: the top Via's sent-by, or for an RFC 2543
+    /// request the headers that stand in for a cookie branch. Empty for a client key.
+    scope: String,
     method: Method,
     server: bool,
 }
@@ -22,21 +28,20 @@ impl TsxKey {
             ref m => m.clone(),
         };
         let via = request.top_via();
-        let id = match via {
-            Some(v) if v.has_rfc3261_branch() => {
-                format!("{}|{}", v.branch().unwrap_or_default(), v.sent_by())
-            }
+        let branch = Branch::from(via.and_then(|v| v.branch()).unwrap_or_default());
+        let scope = match via {
+            Some(v) if v.has_rfc3261_branch() => v.sent_by(),
             _ => format!(
-                "2543|{}|{}|{}|{}|{}",
+                "2543|{}|{}|{}|{}",
                 request.call_id,
                 request.from.tag().unwrap_or_default(),
                 request.cseq.seq,
                 via.map(|v| v.sent_by()).unwrap_or_default(),
-                via.and_then(|v| v.branch()).unwrap_or_default(),
             ),
         };
         Self {
-            id,
+            branch,
+            scope,
             method,
             server: true,
         }
@@ -50,13 +55,14 @@ impl TsxKey {
     }
 
     /// The key of a client transaction for a request we send with `branch`.
-    pub fn client(branch: &str, method: &Method) -> Self {
+    pub fn client(branch: Branch, method: &Method) -> Self {
         let method = match method {
             Method::Ack => Method::Invite,
             m => m.clone(),
         };
         Self {
-            id: branch.to_owned(),
+            branch,
+            scope: String::new(),
             method,
             server: false,
         }
@@ -64,8 +70,14 @@ impl TsxKey {
 
     /// The client transaction a response belongs to.
     pub fn for_response(response: &Response) -> Option<Self> {
-        let branch = response.top_via()?.branch()?;
+        let branch = Branch::from(response.top_via()?.branch()?);
         Some(Self::client(branch, &response.cseq.method))
+    }
+
+    /// The branch of the top Via: for one of our client transactions the one we generated
+    /// (the CANCEL of an INVITE shares the INVITE's, §9.1).
+    pub fn branch(&self) -> &Branch {
+        &self.branch
     }
 
     /// The method of the transaction (ACK never has one; CANCEL has its own).

@@ -6,9 +6,9 @@
 //! CSeq) already parsed and checked, and every other header as an ordered name/value list.
 //!
 //! Parsing is split in steps, each with its own file:
-//! [`framing`] finds one message in a datagram or a stream (Content-Length, size limits),
-//! [`parse`] splits the start line and the header fields and turns them into our types
-//! ([`via`], [`uri`] and `host` for the structured values), and [`sanity`] applies the
+//! `framing` finds one message in a datagram or a stream (Content-Length, size limits),
+//! `parse` splits the start line and the header fields and turns them into our types
+//! (`via`, `uri` and `host` for the structured values), and `sanity` applies the
 //! checks of RFC 3261 §8.2 that decide which error response a broken request gets.
 // Peer bytes reach every function here: a slice at a byte offset inside a multi-byte
 // character, or an index past the end, would be a remote panic. Use `get(..)` instead.
