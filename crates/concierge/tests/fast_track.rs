@@ -412,17 +412,16 @@ fn oauth2_with_a_wrong_secret_takes_the_failure_exit_with_a_clear_log_line() {
 #[test]
 fn the_shipped_flow_s_bearer_token_comes_from_the_server_s_environment() {
     // `${NAME}` resolves from the `concierge` process's environment: the binary hands it to
-    // the switch (the flow and b2bua crates read none themselves). The variable is renamed
-    // because `start_vip_env` turns every `CRM` in the flow into the stub's URL.
+    // the switch (the flow and b2bua crates read none themselves).
     const TOKEN: &str = "env-token-5b7e1c";
     let crm = crm(Duration::ZERO);
     let base = crm.url();
     let server = start_vip_env(
         "fast-track-env-token",
-        |f| pointed_at(&base)(f).replace("${CRM_TOKEN}", "${LOOKUP_TOKEN}"),
+        pointed_at(&base),
         TRUST_LOOPBACK,
         "",
-        &[("LOOKUP_TOKEN", TOKEN)],
+        &[("CRM_TOKEN", TOKEN)],
     );
     let (to, rec) = vip_call(&server, VIP, "env-token-1");
     assert!(to.starts_with("<sip:vip-desk@"), "{to}\n{rec}");

@@ -539,10 +539,17 @@ pub fn start_vip_env(
     let root = repo_root();
     let dir = scratch_dir(&format!("{name}-flow"));
     let crm = free_port();
+    // `CRM` marks the lookup's base URL for `edit`; the token variable's name holds the same
+    // letters, so it is kept out of the way (lower case) while the URL goes in.
+    const TOKEN_VAR: &str = "${CRM_TOKEN}";
+    const TOKEN_HIDDEN: &str = "${\u{1}crm_token\u{1}}";
     let flow = std::fs::read_to_string(root.join("config/flows/vip.toml"))
         .expect("vip.toml")
         .replace("{system.directory_url}", "CRM");
-    let flow = edit(flow).replace("CRM", &format!("http://127.0.0.1:{crm}"));
+    let flow = edit(flow)
+        .replace(TOKEN_VAR, TOKEN_HIDDEN)
+        .replace("CRM", &format!("http://127.0.0.1:{crm}"))
+        .replace(TOKEN_HIDDEN, TOKEN_VAR);
     let flow_path = dir.join("vip.toml");
     std::fs::write(&flow_path, flow).expect("write flow");
     let extra = format!(
