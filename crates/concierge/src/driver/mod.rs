@@ -272,6 +272,7 @@ impl Server {
             overloaded: false,
             overload_logged: None,
             sip_drained_at: Instant::now(),
+            rtp_lag: Duration::ZERO,
             udp_errors: concierge_sip::LogLimiter::new(Duration::from_secs(10), 10),
         };
         let shard = tokio::spawn(shard.run());
@@ -335,10 +336,6 @@ const OVERLOAD_LAG: Duration = Duration::from_millis(300);
 /// The overload warning is logged at most this often.
 const OVERLOAD_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// RTP packets waiting for the shard beyond which it counts as overloaded (the channel
-/// holds 16,384).
-const RTP_BACKLOG_OVERLOAD: usize = 8_192;
-
 /// Why the calls left at shutdown were hung up, in their records.
 const SHUTTING_DOWN: &str = "server shutting down";
 
@@ -378,6 +375,8 @@ struct Shard {
     overload_logged: Option<Instant>,
     /// When the SIP socket was last found empty.
     sip_drained_at: Instant,
+    /// How long the last RTP packet handled had waited since it arrived.
+    rtp_lag: Duration,
     /// UDP send/receive errors: a peer can cause one per datagram (ICMP unreachable for
     /// answers to spoofed sources), so they are logged within a budget.
     udp_errors: concierge_sip::LogLimiter,
@@ -428,6 +427,7 @@ impl Shard {
                 }
                 Some(packet) = self.rtp_rx.recv() => {
                     self.metrics.rtp_received();
+                    self.rtp_lag = packet.at.elapsed();
                     let input = Input::Rtp { port: packet.port, from: packet.from, data: &packet.bytes };
                     self.switch.handle_input(packet.at, input);
                 }
@@ -495,15 +495,19 @@ impl Shard {
     /// Tells the switch when the loop falls behind and when it has caught up. Behind means
     /// the SIP socket has not once been found empty for `OVERLOAD_LAG` (what waits there
     /// waits at least that long: the caller's timers start retransmitting at 500 ms), or
-    /// the RTP channel is half full. While behind, new calls are refused cheaply, so the
-    /// ACKs and BYEs of admitted calls in the same queue are not lost behind a flood.
+    /// the RTP packets still queued waited that long too (the last one handled did). A
+    /// queue's length is no measure of time: 2,000 calls put 100 packets a millisecond into
+    /// it, so "half full" was an 80 ms hiccup, and refused calls the machine could carry.
+    /// While behind, new calls are refused cheaply, so the ACKs and BYEs of admitted calls
+    /// in the same queue are not lost behind a flood.
     fn report_load(&mut self, sip_emptied: bool) {
         let now = Instant::now();
         if sip_emptied {
             self.sip_drained_at = now;
         }
+        let rtp_waiting = !self.rtp_rx.is_empty();
         let behind = now.duration_since(self.sip_drained_at) > OVERLOAD_LAG
-            || self.rtp_rx.len() > RTP_BACKLOG_OVERLOAD;
+            || (rtp_waiting && self.rtp_lag > OVERLOAD_LAG);
         if behind != self.overloaded {
             self.overloaded = behind;
             let signal = Input::Command(Command::Overloaded(behind));
@@ -518,6 +522,9 @@ impl Shard {
                 self.overload_logged = Some(now);
                 warn!(
                     refused_so_far = self.switch.refused_invites(),
+                    sip_wait_ms = now.duration_since(self.sip_drained_at).as_millis() as u64,
+                    rtp_wait_ms = self.rtp_lag.as_millis() as u64,
+                    rtp_queued = self.rtp_rx.len(),
                     "overloaded: new calls get 503 until the backlog is worked off"
                 );
             }
