@@ -22,18 +22,7 @@ struct Rig {
     phone: Peer,
 }
 
-impl std::ops::Deref for Rig {
-    type Target = Kit;
-    fn deref(&self) -> &Kit {
-        &self.kit
-    }
-}
-
-impl std::ops::DerefMut for Rig {
-    fn deref_mut(&mut self) -> &mut Kit {
-        &mut self.kit
-    }
-}
+testkit::rig_derefs_to_kit!(Rig);
 
 impl Rig {
     fn new() -> Self {

@@ -26,18 +26,7 @@ struct Rig {
     phone: SocketAddr,
 }
 
-impl std::ops::Deref for Rig {
-    type Target = Kit;
-    fn deref(&self) -> &Kit {
-        &self.kit
-    }
-}
-
-impl std::ops::DerefMut for Rig {
-    fn deref_mut(&mut self) -> &mut Kit {
-        &mut self.kit
-    }
-}
+testkit::rig_derefs_to_kit!(Rig);
 
 impl Rig {
     /// A switch whose wall clock reads `unix_s` now, running `flow` with `prompts`.

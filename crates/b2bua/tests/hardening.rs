@@ -20,18 +20,7 @@ struct Rig {
     rtp_from: usize,
 }
 
-impl std::ops::Deref for Rig {
-    type Target = Kit;
-    fn deref(&self) -> &Kit {
-        &self.kit
-    }
-}
-
-impl std::ops::DerefMut for Rig {
-    fn deref_mut(&mut self) -> &mut Kit {
-        &mut self.kit
-    }
-}
+testkit::rig_derefs_to_kit!(Rig);
 
 const PHONE: &str = "127.0.0.1:5061";
 

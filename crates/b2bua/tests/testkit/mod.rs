@@ -22,6 +22,31 @@ pub(crate) mod vip;
 
 pub(crate) use read::*;
 
+/// Lets a test file's rig — a struct with a `kit: Kit` field and the few helpers its
+/// tests share — be used as the kit itself (`rig.advance(…)`, `rig.records`).
+#[allow(unused_macros, reason = "only the test files with a rig of their own use it")]
+macro_rules! rig_derefs_to_kit {
+    ($rig:ty) => {
+        impl std::ops::Deref for $rig {
+            type Target = $crate::testkit::Kit;
+            fn deref(&self) -> &Self::Target {
+                &self.kit
+            }
+        }
+
+        impl std::ops::DerefMut for $rig {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.kit
+            }
+        }
+    };
+}
+#[allow(
+    unused_imports,
+    reason = "only the test files with a rig of their own use it"
+)]
+pub(crate) use rig_derefs_to_kit;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
