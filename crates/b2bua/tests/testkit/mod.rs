@@ -24,7 +24,10 @@ pub(crate) use read::*;
 
 /// Lets a test file's rig — a struct with a `kit: Kit` field and the few helpers its
 /// tests share — be used as the kit itself (`rig.advance(…)`, `rig.records`).
-#[allow(unused_macros, reason = "only the test files with a rig of their own use it")]
+#[allow(
+    unused_macros,
+    reason = "only the test files with a rig of their own use it"
+)]
 macro_rules! rig_derefs_to_kit {
     ($rig:ty) => {
         impl std::ops::Deref for $rig {
