@@ -1,7 +1,7 @@
 //! `concierge run` started where there is no repository: the demo compiled into the
 //! binary answers, looks the caller up in its own customer directory and transfers a VIP
 //! by REFER to the built-in desk. Its ports are moved with `--listen`, `--directory-listen`
-//! and `--rtp-ports`, so it runs beside a `concierge run` holding 5060 and 8089.
+//! and `--rtp-ports`, so it runs beside a `concierge run` serving the demo on its default ports.
 
 mod common;
 
@@ -21,7 +21,6 @@ impl Drop for Demo {
 
 #[test]
 fn run_with_no_files_at_all_serves_the_built_in_demo() {
-    let _held = common::hold_default_ports();
     let dir = common::scratch_dir("built-in-demo");
     let log = std::fs::File::create(dir.join("server.log")).unwrap();
     let sip_port = common::free_port();
@@ -66,6 +65,7 @@ fn run_with_no_files_at_all_serves_the_built_in_demo() {
         "{}",
         server_log()
     );
+    common::assert_no_demo_ports(demo.0.id(), sip_port);
 
     // A VIP number of the built-in directory: welcome, lookup over HTTP, REFER to the desk.
     let mut call = RawCall::invite(sip_port, "+46706170786", "builtin-demo-1", "0 101");

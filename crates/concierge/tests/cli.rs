@@ -18,14 +18,19 @@ fn concierge(args: &[&str]) -> (bool, String) {
 
 #[test]
 fn check_passes_on_the_shipped_config_and_fails_on_a_broken_flow() {
-    let (ok, out) = concierge(&["check", "config"]);
+    // The directory moved off the shipped port, as `run` would move it with the same flag.
+    let directory = format!("127.0.0.1:{}", common::free_port());
+    let (ok, out) = concierge(&["check", "config", "--directory-listen", &directory]);
     assert!(ok, "{out}");
     assert!(out.contains("ok: 4 flow(s)"), "{out}");
+    let served = format!(
+        "demo directory: 5 customer(s) from config/customers.csv, served on http://{directory}"
+    );
     for checked in [
         "default flow: config/flows/vip.toml",
         "route \"echo-digits\": config/flows/echo.toml",
         "prompts: 31 in prompts",
-        "demo directory: 5 customer(s) from config/customers.csv, served on http://127.0.0.1:8089",
+        served.as_str(),
     ] {
         assert!(out.contains(checked), "{checked:?} not in {out}");
     }
@@ -50,10 +55,12 @@ fn check_passes_on_the_shipped_config_and_fails_on_a_broken_flow() {
 
 #[test]
 fn simulate_shows_the_three_paths_of_the_reference_flow() {
-    // Its own directory port, so tests do not share 8089: the shipped flow follows it
+    // Its own directory port, so tests never share the demo's: the shipped flow follows it
     // through {system.directory_url}.
     let dir = common::scratch_dir("simulate");
     let port = common::free_port();
+    // And its own SIP address, which the desks' URIs name ({system.local_host}).
+    let listen = format!("127.0.0.1:{}", common::free_port());
     let root = common::repo_root();
     let flow_path = root.join("config/flows/vip.toml");
     let cfg = dir.join("concierge.toml");
@@ -78,6 +85,8 @@ fn simulate_shows_the_three_paths_of_the_reference_flow() {
             "--json",
             "--config",
             cfg.to_str().unwrap(),
+            "--listen",
+            &listen,
         ];
         if !digits.is_empty() {
             args.extend(["--digits", digits]);
@@ -102,13 +111,13 @@ fn simulate_shows_the_three_paths_of_the_reference_flow() {
     let vip = run("verified:+46706170786", "");
     assert_eq!(
         vip["final"]["transfer"]["target"],
-        "sip:vip-desk@127.0.0.1:5060"
+        format!("sip:vip-desk@{listen}").as_str()
     );
     // The same number, only claimed: asked for the code; none typed → customer service.
     let claimed = run("+46706170786", "");
     assert_eq!(
         claimed["final"]["transfer"]["target"],
-        "sip:service-desk@127.0.0.1:5060"
+        format!("sip:service-desk@{listen}").as_str()
     );
     let gold = run("+46700000009", "101010");
     assert_eq!(gold["final"]["transfer"]["headers"][0][1], "gold");
@@ -116,7 +125,7 @@ fn simulate_shows_the_three_paths_of_the_reference_flow() {
     let wrong = run("+46700000003", "999999");
     assert_eq!(
         wrong["final"]["transfer"]["target"],
-        "sip:service-desk@127.0.0.1:5060"
+        format!("sip:service-desk@{listen}").as_str()
     );
     // The lookup comes first now (while the phone would ring).
     assert_eq!(
@@ -276,11 +285,15 @@ fn a_lookup_at_a_local_port_nothing_serves_is_a_warning() {
             common::repo_root().join("prompts").display()),
     )
     .unwrap();
+    // A flow written for a directory that has moved since: its port is served by nothing.
+    let stale = std::iter::repeat_with(common::free_port)
+        .find(|p| *p != port)
+        .expect("a second free port");
     let flow = dir.join("old.toml");
     std::fs::write(
         &flow,
         format!(
-            "{LOOKUP}url = \"http://127.0.0.1:8089/customers/{{system.caller}}\"\n{LOOKUP_END}"
+            "{LOOKUP}url = \"http://127.0.0.1:{stale}/customers/{{system.caller}}\"\n{LOOKUP_END}"
         ),
     )
     .unwrap();
@@ -292,8 +305,9 @@ fn a_lookup_at_a_local_port_nothing_serves_is_a_warning() {
     ]);
     assert!(ok, "{out}");
     assert!(
-        out.contains("points at local port 8089, which nothing in this config serves")
-            && out.contains(&format!("the demo directory is on 127.0.0.1:{port}")),
+        out.contains(&format!(
+            "points at local port {stale}, which nothing in this config serves"
+        )) && out.contains(&format!("the demo directory is on 127.0.0.1:{port}")),
         "{out}"
     );
     // The shipped flow follows the directory wherever it is: no warning.
@@ -353,6 +367,8 @@ fn simulate_judges_opening_hours_at_the_given_time() {
          [nodes.closed]\ntype = \"hangup\"\n",
     )
     .unwrap();
+    // The shipped config starts the demo directory: on a port of its own, not the demo's.
+    let directory = format!("127.0.0.1:{}", common::free_port());
     let at = |now: &str| {
         let (ok, out) = concierge(&[
             "simulate",
@@ -363,6 +379,8 @@ fn simulate_judges_opening_hours_at_the_given_time() {
             "--now",
             now,
             "--json",
+            "--directory-listen",
+            &directory,
         ]);
         assert!(ok, "{out}");
         let v: serde_json::Value =

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{header, path_of, wait_record, RawCall, Server};
 
 /// The shipped config's flows, prompts and customers, unmodified, with the demo directory
-/// on a port of the test's choosing (the default 8089 may be held by a running demo).
+/// on a port of the test's choosing (the demo's default may be held by a running demo).
 fn shipped_flows_with_directory_on(port: u16) -> Server {
     let root = common::repo_root();
     let extra = format!(
@@ -33,9 +33,9 @@ fn shipped_flows_with_directory_on(port: u16) -> Server {
 
 #[test]
 fn a_moved_directory_port_still_recognises_a_vip() {
-    let _held = common::hold_default_ports();
     let directory = common::free_port();
     let server = shipped_flows_with_directory_on(directory);
+    common::assert_no_demo_ports(server.pid(), server.port);
     let mut call = RawCall::invite(server.port, "+46706170786", "moved-dir-1", "0 101");
     call.answer_and_ack();
     // Recognised by number: straight to the VIP desk, never asked for a code.

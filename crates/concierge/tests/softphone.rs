@@ -94,8 +94,8 @@ fn baresip(dir: &Path, user: &str, steps: &[String]) -> Vec<serde_json::Value> {
 
 #[test]
 fn baresip_keys_a_code_and_follows_the_refer_to_the_vip_desk() {
-    let _held = common::hold_default_ports();
     let server = start_vip("baresip", |f| f, "");
+    common::assert_no_demo_ports(server.pid(), server.port);
     let dir = common::scratch_dir("baresip-run");
     let ivr = format!("sip:ivr@127.0.0.1:{}", server.port);
     let steps: Vec<String> = [
@@ -154,8 +154,8 @@ fn baresip_keys_a_code_and_follows_the_refer_to_the_vip_desk() {
 
 #[test]
 fn baresip_digits_are_read_back_on_the_echo_route() {
-    let _held = common::hold_default_ports();
     let server = start_vip("baresip-echo", |f| f, "");
+    common::assert_no_demo_ports(server.pid(), server.port);
     let dir = common::scratch_dir("baresip-echo-run");
     let steps: Vec<String> = [
         format!("cmd:dial:sip:echo-digits@127.0.0.1:{}", server.port),
@@ -194,8 +194,8 @@ fn baresip_digits_are_read_back_on_the_echo_route() {
 /// and RTP ports are moved, so it runs beside anything.
 #[test]
 fn the_shipped_headless_baresip_config_reaches_the_vip_desk() {
-    let _held = common::hold_default_ports();
     let server = start_vip("readme-baresip", |f| f, "");
+    common::assert_no_demo_ports(server.pid(), server.port);
     let dir = common::scratch_dir("readme-baresip-run");
     let _phone = ONE_PHONE.lock().unwrap_or_else(|e| e.into_inner());
     let shipped = common::repo_root().join("config/baresip");

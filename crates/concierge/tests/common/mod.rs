@@ -734,26 +734,89 @@ impl RawCall {
     }
 }
 
-/// Holds the demo's default ports (SIP 5060 on UDP and TCP, the directory's 8089, metrics' 9464) while
-/// alive, where they are free: a test holding them proves it needs none of them, as when
-/// `concierge run` is running beside the test suite. Ports someone else holds already
-/// prove the same.
-pub struct DefaultPortsHeld {
-    _udp: Vec<UdpSocket>,
-    _tcp: Vec<TcpListener>,
+/// The ports `concierge run` takes with the shipped config (SIP, the demo directory,
+/// metrics), read from `config/concierge.toml` so the list follows the file.
+pub fn demo_ports() -> Vec<u16> {
+    let text = std::fs::read_to_string(repo_root().join("config/concierge.toml"))
+        .expect("config/concierge.toml");
+    let cfg: toml::Value = text.parse().expect("the shipped config is TOML");
+    let mut ports = Vec::new();
+    for (table, key) in [
+        ("sip", "listen"),
+        ("demo", "directory_listen"),
+        ("metrics", "listen"),
+    ] {
+        let addrs = match cfg.get(table).and_then(|t| t.get(key)) {
+            Some(toml::Value::String(a)) => vec![a.clone()],
+            Some(toml::Value::Array(list)) => list
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for a in addrs {
+            let port = a.rsplit(':').next().and_then(|p| p.parse().ok());
+            ports.push(port.unwrap_or_else(|| panic!("[{table}] {key} = {a:?}: no port")));
+        }
+    }
+    assert!(
+        !ports.is_empty(),
+        "no listen address in config/concierge.toml"
+    );
+    ports
 }
 
-pub fn hold_default_ports() -> DefaultPortsHeld {
-    DefaultPortsHeld {
-        _udp: ["0.0.0.0:5060"]
-            .iter()
-            .filter_map(|a| UdpSocket::bind(a).ok())
-            .collect(),
-        _tcp: ["0.0.0.0:5060", "127.0.0.1:8089", "127.0.0.1:9464"]
-            .iter()
-            .filter_map(|a| TcpListener::bind(a).ok())
-            .collect(),
+/// The local ports of every socket process `pid` holds (UDP and TCP, IPv4 and IPv6), from
+/// `/proc`: its descriptors' socket inodes looked up in `/proc/net/{udp,tcp}{,6}`.
+pub fn ports_bound_by(pid: u32) -> Vec<u16> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the server's descriptors")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["udp", "udp6", "tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(inode)) = (fields.get(1), fields.get(9)) else {
+                continue;
+            };
+            if !inodes.contains(*inode) {
+                continue;
+            }
+            if let Some(port) = local
+                .rsplit(':')
+                .next()
+                .and_then(|h| u16::from_str_radix(h, 16).ok())
+            {
+                ports.push(port);
+            }
+        }
     }
+    ports
+}
+
+/// Fails unless process `pid` (a server a test started, listening on `own_port`) holds
+/// none of the ports the demo takes: the test command must pass while `concierge run`
+/// serves the demo beside it. `own_port` shows the sockets were read at all.
+pub fn assert_no_demo_ports(pid: u32, own_port: u16) {
+    let bound = ports_bound_by(pid);
+    assert!(
+        bound.contains(&own_port),
+        "process {pid}: port {own_port} not among its sockets {bound:?}"
+    );
+    let taken: Vec<u16> = demo_ports()
+        .into_iter()
+        .filter(|p| bound.contains(p))
+        .collect();
+    assert!(
+        taken.is_empty(),
+        "the server holds the demo's ports {taken:?}"
+    );
 }
 
 /// Runs the binary with `args` in `cwd` to completion: (succeeded, stdout + stderr).
