@@ -134,5 +134,8 @@ impl Auth {
 
 /// A value we may put back between quotes in our answer.
 fn echoable(value: &str) -> bool {
-    value.len() <= MAX_PARAM_LEN && !value.chars().any(|c| c.is_control() || c == '"' || c == '\\')
+    value.len() <= MAX_PARAM_LEN
+        && !value
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '\\')
 }

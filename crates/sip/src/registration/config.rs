@@ -125,7 +125,11 @@ impl RegistrationConfig {
             return Err(ConfigError::User);
         }
         let auth = &self.credentials.username;
-        if auth.is_empty() || auth.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+        if auth.is_empty()
+            || auth
+                .chars()
+                .any(|c| c.is_control() || c == '"' || c == '\\')
+        {
             return Err(ConfigError::AuthUser);
         }
         if !routable(&self.contact) {
@@ -137,7 +141,10 @@ impl RegistrationConfig {
         if self.keepalive.is_some_and(|k| k.as_secs() == 0) {
             return Err(ConfigError::Keepalive);
         }
-        if !matches!(self.transport, Transport::Udp | Transport::Tcp | Transport::Tls) {
+        if !matches!(
+            self.transport,
+            Transport::Udp | Transport::Tcp | Transport::Tls
+        ) {
             return Err(ConfigError::Transport);
         }
         if self

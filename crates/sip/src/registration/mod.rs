@@ -173,7 +173,11 @@ impl Registration {
     pub fn new(cfg: RegistrationConfig, seed: u64) -> Result<Self, ConfigError> {
         cfg.check()?;
         let mut rng = SmallRng::seed_from_u64(seed);
-        let call_id = CallId::from(format!("{:016x}{:016x}", rng.gen::<u64>(), rng.gen::<u64>()));
+        let call_id = CallId::from(format!(
+            "{:016x}{:016x}",
+            rng.gen::<u64>(),
+            rng.gen::<u64>()
+        ));
         let ping_call_id = CallId::from(format!("{:016x}-ka", rng.gen::<u64>()));
         let from_tag = Tag::from(format!("{:012x}", rng.gen::<u64>() & 0xffff_ffff_ffff));
         Ok(Self {
@@ -237,8 +241,7 @@ impl Registration {
             State::Registering(a) | State::Unregistering(a) if a.id == id => *a,
             _ => return,
         };
-        if response.call_id != self.call_id.as_str() || response.cseq.method != Method::Register
-        {
+        if response.call_id != self.call_id.as_str() || response.cseq.method != Method::Register {
             return;
         }
         self.last_response = Some(response.status);
@@ -499,9 +502,11 @@ impl Registration {
         if status.is_success() {
             return self.finish(Removal::Confirmed);
         }
-        if let Some(peer) = self.hop.current().filter(|_| {
-            matches!(status.0, 401 | 407) && attempt.challenges == 0
-        }) {
+        if let Some(peer) = self
+            .hop
+            .current()
+            .filter(|_| matches!(status.0, 401 | 407) && attempt.challenges == 0)
+        {
             if self.auth.challenged(response).is_ok() {
                 let again = self.transmit(peer, 0, 1, false);
                 self.state = State::Unregistering(again);
@@ -555,7 +560,11 @@ impl Registration {
             self.state,
             State::Registered | State::Registering(_) | State::BackingOff { .. }
         );
-        let Some(peer) = self.hop.current().filter(|_| active && self.binding.is_some()) else {
+        let Some(peer) = self
+            .hop
+            .current()
+            .filter(|_| active && self.binding.is_some())
+        else {
             return;
         };
         self.timers.set(RegTimer::Keepalive, now + every);

@@ -28,9 +28,12 @@ impl Registration {
         }
         let uri = self.cfg.registrar.as_str().to_owned();
         let rng = &mut self.rng;
-        for (name, line) in self.auth.answers(&self.cfg.credentials, "REGISTER", &uri, || {
-            format!("{:016x}", rand::Rng::gen::<u64>(rng))
-        }) {
+        for (name, line) in self
+            .auth
+            .answers(&self.cfg.credentials, "REGISTER", &uri, || {
+                format!("{:016x}", rand::Rng::gen::<u64>(rng))
+            })
+        {
             headers.push(name, line);
         }
         let aor = NameAddr::new(self.aor.clone());

@@ -39,7 +39,10 @@ pub(super) fn granted(response: &Response, ours: &SipUri, asked: u32) -> u32 {
         });
     let from_contact = mine.and_then(|c| seconds(c.param("expires").flatten()?));
     let from_header = || seconds(response.header(&HeaderName::EXPIRES)?);
-    from_contact.or_else(from_header).unwrap_or(asked).min(asked)
+    from_contact
+        .or_else(from_header)
+        .unwrap_or(asked)
+        .min(asked)
 }
 
 /// §10.2.8: the interval a 423 asks for at least.
@@ -89,7 +92,8 @@ fn same_binding(theirs: &SipUri, ours: &SipUri) -> bool {
             .to_ascii_lowercase()
     };
     let port = |u: &SipUri| {
-        u.port().unwrap_or(if transport(u) == "tls" { 5061 } else { 5060 })
+        u.port()
+            .unwrap_or(if transport(u) == "tls" { 5061 } else { 5060 })
     };
     theirs.scheme() == ours.scheme()
         && theirs.user() == ours.user()

@@ -94,7 +94,7 @@ impl HeaderName {
             Self::SERVICE_ROUTE,
         ]
         .iter()
-            .any(|n| n == self)
+        .any(|n| n == self)
     }
 }
 

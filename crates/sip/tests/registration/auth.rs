@@ -30,9 +30,14 @@ fn expected_md5(line: &str) -> String {
 fn rfc3261_22_4_a_401_is_answered_with_digest_and_the_200_registers() {
     let mut rig = Rig::start(config());
     rig.answer(401, &[("WWW-Authenticate", MD5_CHALLENGE)]);
-    let line = rig.header("Authorization").expect("the REGISTER again, with credentials");
+    let line = rig
+        .header("Authorization")
+        .expect("the REGISTER again, with credentials");
     assert_eq!(digest_param(&line, "username").as_deref(), Some("acct-17"));
-    assert_eq!(digest_param(&line, "uri").as_deref(), Some("sip:192.0.2.1:5070"));
+    assert_eq!(
+        digest_param(&line, "uri").as_deref(),
+        Some("sip:192.0.2.1:5070")
+    );
     assert_eq!(digest_param(&line, "nc").as_deref(), Some("00000001"));
     assert_eq!(digest_param(&line, "opaque").as_deref(), Some("op"));
     assert_eq!(digest_param(&line, "response"), Some(expected_md5(&line)));
@@ -40,7 +45,10 @@ fn rfc3261_22_4_a_401_is_answered_with_digest_and_the_200_registers() {
     assert!(rig.registers()[1].cseq.seq > rig.registers()[0].cseq.seq);
     rig.answer(200, &[]);
     assert!(matches!(rig.status().state, StatusState::Registered { .. }));
-    assert!(matches!(rig.events[..], [RegistrationEvent::Registered { .. }]));
+    assert!(matches!(
+        rig.events[..],
+        [RegistrationEvent::Registered { .. }]
+    ));
 }
 
 #[test]
@@ -71,7 +79,10 @@ fn rfc3261_22_3_a_407_is_answered_in_proxy_authorization() {
     let mut rig = Rig::start(config());
     rig.answer(
         407,
-        &[("Proxy-Authenticate", "Digest realm=\"edge\", nonce=\"p-1\", qop=\"auth\"")],
+        &[(
+            "Proxy-Authenticate",
+            "Digest realm=\"edge\", nonce=\"p-1\", qop=\"auth\"",
+        )],
     );
     assert!(rig.header("Proxy-Authorization").is_some());
     assert!(rig.header("Authorization").is_none());
@@ -117,7 +128,10 @@ fn a_fresh_nonce_after_our_answer_is_answered() {
     rig.answer(401, &[("WWW-Authenticate", MD5_CHALLENGE)]);
     rig.answer(
         401,
-        &[("WWW-Authenticate", "Digest realm=\"carrier.example\", nonce=\"n-9\", qop=\"auth\"")],
+        &[(
+            "WWW-Authenticate",
+            "Digest realm=\"carrier.example\", nonce=\"n-9\", qop=\"auth\"",
+        )],
     );
     let line = rig.header("Authorization").unwrap();
     assert_eq!(digest_param(&line, "nonce").as_deref(), Some("n-9"));
@@ -129,7 +143,9 @@ fn a_refresh_answers_the_last_challenge_again_with_a_higher_nonce_count() {
     rig.answer(401, &[("WWW-Authenticate", MD5_CHALLENGE)]);
     rig.answer(200, &[]);
     rig.step(); // the refresh
-    let line = rig.header("Authorization").expect("credentials without a new round trip");
+    let line = rig
+        .header("Authorization")
+        .expect("credentials without a new round trip");
     assert_eq!(digest_param(&line, "nonce").as_deref(), Some("n-1"));
     assert_eq!(digest_param(&line, "nc").as_deref(), Some("00000002"));
     assert_eq!(digest_param(&line, "response"), Some(expected_md5(&line)));
@@ -140,7 +156,10 @@ fn a_challenge_we_cannot_answer_stops_naming_no_peer_text() {
     let mut rig = Rig::start(config());
     rig.answer(
         401,
-        &[("WWW-Authenticate", "Digest realm=\"x\", nonce=\"n\", algorithm=\"\u{1b}[2J\"")],
+        &[(
+            "WWW-Authenticate",
+            "Digest realm=\"x\", nonce=\"n\", algorithm=\"\u{1b}[2J\"",
+        )],
     );
     let StatusState::Failed { why } = rig.status().state else {
         panic!("{:?}", rig.status());

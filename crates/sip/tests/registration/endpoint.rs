@@ -115,8 +115,10 @@ fn trunk_at(registrar: &str, seed: u64) -> concierge_sip::registration::Registra
 fn each_answer_reaches_the_trunk_whose_register_it_answers() {
     let mut w = World::new();
     let now = w.now;
-    w.trunks.insert(now, "alpha", trunk_at("sip:192.0.2.1:5070", 1));
-    w.trunks.insert(now, "beta", trunk_at("sip:192.0.2.2:5070", 2));
+    w.trunks
+        .insert(now, "alpha", trunk_at("sip:192.0.2.1:5070", 1));
+    w.trunks
+        .insert(now, "beta", trunk_at("sip:192.0.2.2:5070", 2));
     w.pump();
     assert_eq!(w.wire.len(), 2, "one REGISTER to each registrar");
     w.answer("192.0.2.2:5070", 403);
@@ -129,10 +131,15 @@ fn each_answer_reaches_the_trunk_whose_register_it_answers() {
 fn the_endpoint_retransmits_a_register_over_udp_and_timer_f_backs_it_off() {
     let mut w = World::new();
     let now = w.now;
-    w.trunks.insert(now, "alpha", trunk_at("sip:192.0.2.1:5070", 1));
+    w.trunks
+        .insert(now, "alpha", trunk_at("sip:192.0.2.1:5070", 1));
     w.pump();
     w.advance(Duration::from_secs(33));
-    assert!(w.wire.len() > 5, "§17.1.2.2 retransmissions: {}", w.wire.len());
+    assert!(
+        w.wire.len() > 5,
+        "§17.1.2.2 retransmissions: {}",
+        w.wire.len()
+    );
     assert!(matches!(w.state("alpha"), StatusState::BackingOff { .. }));
 }
 
@@ -140,7 +147,8 @@ fn the_endpoint_retransmits_a_register_over_udp_and_timer_f_backs_it_off() {
 fn a_removed_trunk_unregisters_and_is_forgotten() {
     let mut w = World::new();
     let now = w.now;
-    w.trunks.insert(now, "alpha", trunk_at("sip:192.0.2.1:5070", 1));
+    w.trunks
+        .insert(now, "alpha", trunk_at("sip:192.0.2.1:5070", 1));
     w.pump();
     w.answer("192.0.2.1:5070", 200);
     assert!(!w.trunks.is_idle());

@@ -79,7 +79,10 @@ fn a_success_resets_the_back_off() {
     rig.step(); // refresh
     rig.no_response();
     let StatusState::Registered { .. } = rig.status().state else {
-        panic!("a failed refresh leaves the binding in place: {:?}", rig.status());
+        panic!(
+            "a failed refresh leaves the binding in place: {:?}",
+            rig.status()
+        );
     };
     let retry = rig.reg.poll_timeout().unwrap() - rig.now;
     assert!(retry <= RETRY_BASE, "{retry:?}");
@@ -183,7 +186,10 @@ fn registered_again_after_a_loss_is_reported() {
     rig.step(); // refresh at 10 s
     rig.no_response();
     rig.advance(secs(15)); // the binding expires at 20 s
-    assert!(rig.events.iter().any(|e| matches!(e, RegistrationEvent::Lost { .. })));
+    assert!(rig
+        .events
+        .iter()
+        .any(|e| matches!(e, RegistrationEvent::Lost { .. })));
     while !matches!(rig.status().state, StatusState::Starting) || rig.sent.len() < 3 {
         rig.step();
     }

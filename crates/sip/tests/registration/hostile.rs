@@ -16,7 +16,11 @@ fn a_registrar_challenging_every_answer_with_a_fresh_nonce_is_given_up_on() {
         let nonce = format!("Digest realm=\"r\", nonce=\"loop-{n}\", qop=\"auth\"");
         rig.answer(401, &[("WWW-Authenticate", &nonce)]);
     }
-    assert_eq!(rig.registers().len(), 4, "the first REGISTER and three answers");
+    assert_eq!(
+        rig.registers().len(),
+        4,
+        "the first REGISTER and three answers"
+    );
     assert!(matches!(
         rig.status().state,
         StatusState::BackingOff {
@@ -75,13 +79,15 @@ fn ten_thousand_contacts_in_a_200_cost_a_bounded_look() {
     let (id, request) = rig.last_register();
     let mut response = response_to(&request.clone(), StatusCode::OK, Some("r"));
     for i in 0..10_000 {
-        response
-            .headers
-            .push(HeaderName::CONTACT, format!("<sip:other{i}@198.51.100.1>;expires=10"));
+        response.headers.push(
+            HeaderName::CONTACT,
+            format!("<sip:other{i}@198.51.100.1>;expires=10"),
+        );
     }
-    response
-        .headers
-        .push(HeaderName::CONTACT, "<sip:concierge@192.0.2.10:5060>;expires=600");
+    response.headers.push(
+        HeaderName::CONTACT,
+        "<sip:concierge@192.0.2.10:5060>;expires=600",
+    );
     response.headers.push(HeaderName::EXPIRES, "900");
     let now = rig.now;
     rig.reg.handle_response(now, id, &response);
@@ -120,7 +126,14 @@ fn a_response_on_another_call_id_is_not_ours() {
 fn every_status_code_leaves_a_registration_that_retries_stops_or_is_registered() {
     for code in 100..=699u16 {
         let mut rig = Rig::start(config());
-        rig.answer(code, &[("Retry-After", "x"), ("Min-Expires", "-1"), ("Expires", "9e9")]);
+        rig.answer(
+            code,
+            &[
+                ("Retry-After", "x"),
+                ("Min-Expires", "-1"),
+                ("Expires", "9e9"),
+            ],
+        );
         let state = rig.status().state;
         let settled = match state {
             StatusState::Starting => code < 200 || rig.registers().len() == 2,

@@ -17,10 +17,18 @@ fn over_udp_an_options_ping_goes_every_keepalive_interval_while_registered() {
         .iter()
         .filter(|(_, r, _)| r.method == Method::Options)
         .collect();
-    assert_eq!(pings.len(), 1, "one at a time: the first is still unanswered");
+    assert_eq!(
+        pings.len(),
+        1,
+        "one at a time: the first is still unanswered"
+    );
     let ping = &pings[0].1;
     assert_eq!(ping.uri.as_str(), "sip:192.0.2.1:5070");
-    assert_ne!(ping.call_id, rig.registers()[0].call_id, "a Call-ID of its own");
+    assert_ne!(
+        ping.call_id,
+        rig.registers()[0].call_id,
+        "a Call-ID of its own"
+    );
 }
 
 #[test]

@@ -64,7 +64,10 @@ fn a_200_listing_several_contacts_takes_our_contact_s_expires() {
         &[
             ("Contact", "<sip:deskphone@198.51.100.7:5062>;expires=3500"),
             ("Contact", "<sip:concierge@192.0.2.10>;expires=900"),
-            ("Contact", "<sip:softphone@203.0.113.9;transport=tcp>;expires=60"),
+            (
+                "Contact",
+                "<sip:softphone@203.0.113.9;transport=tcp>;expires=60",
+            ),
         ],
     );
     assert_eq!(
@@ -79,11 +82,11 @@ fn a_200_listing_several_contacts_takes_our_contact_s_expires() {
 #[test]
 fn a_200_binding_our_contact_for_zero_seconds_is_no_registration() {
     let mut rig = Rig::start(config());
-    rig.answer(200, &[("Contact", "<sip:concierge@192.0.2.10:5060>;expires=0")]);
-    assert!(matches!(
-        rig.status().state,
-        StatusState::BackingOff { .. }
-    ));
+    rig.answer(
+        200,
+        &[("Contact", "<sip:concierge@192.0.2.10:5060>;expires=0")],
+    );
+    assert!(matches!(rig.status().state, StatusState::BackingOff { .. }));
 }
 
 #[test]
@@ -104,11 +107,18 @@ fn rfc3608_the_service_route_is_kept_and_never_routes_a_register() {
         .collect();
     assert_eq!(
         kept,
-        ["sip:orig@scscf.carrier.example;lr", "sip:pcscf.carrier.example;lr"]
+        [
+            "sip:orig@scscf.carrier.example;lr",
+            "sip:pcscf.carrier.example;lr"
+        ]
     );
     rig.step(); // the refresh
     assert_eq!(
-        rig.last_register().1.headers.get_all(&HeaderName::ROUTE).count(),
+        rig.last_register()
+            .1
+            .headers
+            .get_all(&HeaderName::ROUTE)
+            .count(),
         0,
         "RFC 3608 §6: the refresh is routed as before, not by the Service-Route"
     );
@@ -127,7 +137,10 @@ fn rfc3608_each_2xx_replaces_the_service_route() {
 fn rfc3327_the_path_the_registrar_stored_is_kept() {
     let mut rig = Rig::start(config());
     rig.answer(200, &[("Path", "<sip:edge.carrier.example;lr>")]);
-    assert_eq!(rig.reg.path()[0].uri.as_str(), "sip:edge.carrier.example;lr");
+    assert_eq!(
+        rig.reg.path()[0].uri.as_str(),
+        "sip:edge.carrier.example;lr"
+    );
 }
 
 #[test]
@@ -138,7 +151,11 @@ fn rfc3261_10_2_8_a_423_is_retried_with_min_expires_and_kept_for_refreshes() {
     assert_eq!(rig.header("Expires").as_deref(), Some("7200"));
     rig.answer(200, &[]);
     rig.step();
-    assert_eq!(rig.header("Expires").as_deref(), Some("7200"), "the refresh too");
+    assert_eq!(
+        rig.header("Expires").as_deref(),
+        Some("7200"),
+        "the refresh too"
+    );
 }
 
 #[test]

@@ -6,18 +6,20 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use concierge_sip::registration::{
-    Credentials, Password, Registration, RegistrationConfig, RegistrationEvent,
-    RegistrationOutput, RequestId, Status,
+    Credentials, Password, Registration, RegistrationConfig, RegistrationEvent, RegistrationOutput,
+    RequestId, Status,
 };
-use concierge_sip::wire::{response_to, HeaderName, Method, Request, SipUri, StatusCode, Transport};
+use concierge_sip::wire::{
+    response_to, HeaderName, Method, Request, SipUri, StatusCode, Transport,
+};
 use concierge_sip::Peer;
 
 /// The password of every test trunk; tests search outputs for it.
-pub const PASSWORD: &str = "correct horse";
+pub(crate) const PASSWORD: &str = "correct horse";
 
 /// A trunk registering `+4612345` at `sip:192.0.2.1:5070` as `acct-17`, over UDP,
 /// asking for 3600 s.
-pub fn config() -> RegistrationConfig {
+pub(crate) fn config() -> RegistrationConfig {
     RegistrationConfig {
         registrar: SipUri::parse("sip:192.0.2.1:5070").unwrap(),
         user: "+4612345".into(),
@@ -34,7 +36,7 @@ pub fn config() -> RegistrationConfig {
     }
 }
 
-pub fn udp(addr: &str) -> Peer {
+pub(crate) fn udp(addr: &str) -> Peer {
     Peer {
         transport: Transport::Udp,
         addr: addr.parse::<SocketAddr>().unwrap(),
@@ -42,20 +44,20 @@ pub fn udp(addr: &str) -> Peer {
 }
 
 /// One registration and everything it asked for so far.
-pub struct Rig {
-    pub reg: Registration,
-    pub t0: Instant,
-    pub now: Instant,
+pub(crate) struct Rig {
+    pub(crate) reg: Registration,
+    pub(crate) t0: Instant,
+    pub(crate) now: Instant,
     /// Every request sent, in order.
-    pub sent: Vec<(RequestId, Request, Peer)>,
-    pub events: Vec<RegistrationEvent>,
-    pub resolves: Vec<SipUri>,
-    pub keepalives: Vec<(Instant, Peer)>,
+    pub(crate) sent: Vec<(RequestId, Request, Peer)>,
+    pub(crate) events: Vec<RegistrationEvent>,
+    pub(crate) resolves: Vec<SipUri>,
+    pub(crate) keepalives: Vec<(Instant, Peer)>,
 }
 
 impl Rig {
     /// Started at `t0`, its first outputs drained.
-    pub fn start(cfg: RegistrationConfig) -> Self {
+    pub(crate) fn start(cfg: RegistrationConfig) -> Self {
         #[allow(clippy::disallowed_methods, reason = "a test's base instant")]
         let t0 = Instant::now();
         let mut rig = Self {
@@ -72,7 +74,7 @@ impl Rig {
         rig
     }
 
-    pub fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         while let Some(out) = self.reg.poll_output() {
             match out {
                 RegistrationOutput::Send { id, request, peer } => {
@@ -85,13 +87,8 @@ impl Rig {
         }
     }
 
-    /// The last request sent.
-    pub fn last(&self) -> &Request {
-        &self.sent.last().expect("a request was sent").1
-    }
-
     /// The last REGISTER sent, with its id.
-    pub fn last_register(&self) -> (RequestId, &Request) {
+    pub(crate) fn last_register(&self) -> (RequestId, &Request) {
         let (id, r, _) = self
             .sent
             .iter()
@@ -101,7 +98,7 @@ impl Rig {
         (*id, r)
     }
 
-    pub fn registers(&self) -> Vec<&Request> {
+    pub(crate) fn registers(&self) -> Vec<&Request> {
         self.sent
             .iter()
             .filter(|(_, r, _)| r.method == Method::Register)
@@ -111,13 +108,19 @@ impl Rig {
 
     /// Answers the last REGISTER with `status` and the header lines in `extra`
     /// (`Name: value`, one per element).
-    pub fn answer(&mut self, status: u16, extra: &[(&str, &str)]) {
+    pub(crate) fn answer(&mut self, status: u16, extra: &[(&str, &str)]) {
         let (id, request) = self.last_register();
         let request = request.clone();
         self.answer_request(id, &request, status, extra);
     }
 
-    pub fn answer_request(&mut self, id: RequestId, request: &Request, status: u16, extra: &[(&str, &str)]) {
+    pub(crate) fn answer_request(
+        &mut self,
+        id: RequestId,
+        request: &Request,
+        status: u16,
+        extra: &[(&str, &str)],
+    ) {
         let mut response = response_to(request, StatusCode(status), Some("registrar"));
         for (name, value) in extra {
             response.headers.push(HeaderName::new(name), *value);
@@ -127,14 +130,14 @@ impl Rig {
     }
 
     /// The last REGISTER got no response (timer F).
-    pub fn no_response(&mut self) {
+    pub(crate) fn no_response(&mut self) {
         let (id, _) = self.last_register();
         self.reg.handle_no_response(self.now, id);
         self.drain();
     }
 
     /// Lets `d` pass, firing every deadline on the way at its time.
-    pub fn advance(&mut self, d: Duration) {
+    pub(crate) fn advance(&mut self, d: Duration) {
         let until = self.now + d;
         while let Some(at) = self.reg.poll_timeout().filter(|at| *at <= until) {
             self.now = self.now.max(at);
@@ -145,7 +148,7 @@ impl Rig {
     }
 
     /// Jumps to the next deadline and fires it.
-    pub fn step(&mut self) -> Duration {
+    pub(crate) fn step(&mut self) -> Duration {
         let at = self.reg.poll_timeout().expect("a deadline is armed");
         self.now = self.now.max(at);
         self.reg.handle_timeout(self.now);
@@ -153,12 +156,12 @@ impl Rig {
         at - self.t0
     }
 
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         self.reg.status()
     }
 
     /// The value of `name` in the last REGISTER.
-    pub fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.last_register()
             .1
             .header(&HeaderName::new(name))
@@ -166,7 +169,7 @@ impl Rig {
     }
 
     /// Registers with a 200 granting what was asked.
-    pub fn registered(cfg: RegistrationConfig) -> Self {
+    pub(crate) fn registered(cfg: RegistrationConfig) -> Self {
         let mut rig = Self::start(cfg);
         rig.answer(200, &[]);
         rig
@@ -174,7 +177,7 @@ impl Rig {
 }
 
 /// The value of `param` in a Digest credentials line.
-pub fn digest_param(line: &str, param: &str) -> Option<String> {
+pub(crate) fn digest_param(line: &str, param: &str) -> Option<String> {
     line.split(", ").find_map(|kv| {
         let kv = kv.strip_prefix("Digest ").unwrap_or(kv);
         let (k, v) = kv.split_once('=')?;
@@ -182,6 +185,6 @@ pub fn digest_param(line: &str, param: &str) -> Option<String> {
     })
 }
 
-pub fn secs(n: u64) -> Duration {
+pub(crate) fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }

@@ -12,7 +12,11 @@ fn rfc3261_10_2_2_unregister_sends_expires_zero_for_our_contact() {
     rig.drain();
     let (_, r) = rig.last_register();
     assert_eq!(r.header(&HeaderName::EXPIRES), Some("0"));
-    assert_eq!(r.header(&HeaderName::CONTACT), Some("<sip:concierge@192.0.2.10:5060>"), "ours only, never `*`");
+    assert_eq!(
+        r.header(&HeaderName::CONTACT),
+        Some("<sip:concierge@192.0.2.10:5060>"),
+        "ours only, never `*`"
+    );
     assert_eq!(rig.status().state, StatusState::Unregistering);
     rig.answer(200, &[]);
     assert!(rig.reg.is_done());
@@ -30,11 +34,20 @@ fn an_unregister_challenge_is_answered_once() {
     let mut rig = Rig::registered(config());
     rig.reg.unregister();
     rig.drain();
-    let challenge = ("WWW-Authenticate", "Digest realm=\"r\", nonce=\"u-1\", qop=\"auth\"");
+    let challenge = (
+        "WWW-Authenticate",
+        "Digest realm=\"r\", nonce=\"u-1\", qop=\"auth\"",
+    );
     rig.answer(401, &[challenge]);
     assert!(rig.header("Authorization").is_some());
     assert_eq!(rig.header("Expires").as_deref(), Some("0"));
-    rig.answer(401, &[("WWW-Authenticate", "Digest realm=\"r\", nonce=\"u-2\", qop=\"auth\"")]);
+    rig.answer(
+        401,
+        &[(
+            "WWW-Authenticate",
+            "Digest realm=\"r\", nonce=\"u-2\", qop=\"auth\"",
+        )],
+    );
     assert!(rig.reg.is_done(), "given up after one answer");
 }
 
@@ -79,7 +92,11 @@ fn unregister_while_the_first_register_is_out_removes_what_it_may_have_made() {
     let first = rig.registers()[0].clone();
     let first_id = rig.sent[0].0;
     rig.answer_request(first_id, &first, 200, &[]);
-    assert_eq!(rig.status().state, StatusState::Unregistering, "the stale 200 changes nothing");
+    assert_eq!(
+        rig.status().state,
+        StatusState::Unregistering,
+        "the stale 200 changes nothing"
+    );
 }
 
 #[test]
