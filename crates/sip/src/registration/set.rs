@@ -46,7 +46,7 @@ struct Slot {
 pub struct Registrations {
     slots: BTreeMap<u64, Slot>,
     /// The live slot of each trunk name.
-    by_name: HashMap<String, u64>,
+    by_name: BTreeMap<String, u64>,
     /// Our client transactions: which slot and request each belongs to.
     keys: HashMap<TsxKey, (u64, RequestId)>,
     /// Lookups under way: which slot waits for each.
@@ -110,7 +110,7 @@ impl Registrations {
         self.slots.get(slot).map(|s| &s.registration)
     }
 
-    /// Each trunk's status, by name.
+    /// Each trunk's status, in name order.
     pub fn statuses(&self) -> impl Iterator<Item = (&str, Status)> + '_ {
         self.by_name.iter().filter_map(|(name, slot)| {
             let s = self.slots.get(slot)?;
