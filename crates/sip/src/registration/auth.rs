@@ -4,8 +4,10 @@
 //! The last challenge of each kind is kept and answered in every later REGISTER with a
 //! rising nonce count, so a refresh usually needs no extra round trip; a registrar that
 //! expired the nonce challenges again (`stale=true`, or a fresh nonce) and is answered.
-//! A second challenge carrying the very nonce we just answered, not marked stale, means
-//! the answer was wrong: the credentials are rejected.
+//! The credentials are rejected — the answer was wrong, trying again cannot help — when,
+//! without `stale=true`, a challenge carries the very nonce we just answered, or comes
+//! for a realm we already answered a challenge of within the same attempt (registrars
+//! such as Kamailio issue a fresh nonce with every challenge, wrong password or not).
 
 use super::config::Credentials;
 use super::failure::{ChallengeProblem, Failure};
@@ -21,7 +23,7 @@ const MAX_CHALLENGE_HEADERS: usize = 8;
 
 /// Which side challenged: the registrar (401) or a proxy on the way (407).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     /// `401` with `WWW-Authenticate`, answered in `Authorization`.
     Www,
     /// `407` with `Proxy-Authenticate`, answered in `Proxy-Authorization`.
@@ -68,9 +70,14 @@ pub(super) struct Auth {
 }
 
 impl Auth {
-    /// Takes in the challenge of a 401 or 407 to our last request. `Ok` when the request
+    /// Takes in the challenge of a 401 or 407 to our last request, `answered` being the
+    /// kinds whose challenges this attempt already answered. `Ok(kind)` when the request
     /// should go again with an answer to it; `Err` when it must not.
-    pub(super) fn challenged(&mut self, response: &Response) -> Result<(), Failure> {
+    pub(super) fn challenged(
+        &mut self,
+        response: &Response,
+        answered: &[Kind],
+    ) -> Result<Kind, Failure> {
         let kind = Kind::of(response.status).ok_or(Failure::Refused(response.status))?;
         let header = kind.challenge_header();
         let challenge = Challenge::best(
@@ -95,14 +102,15 @@ impl Auth {
             Kind::Www => &mut self.www,
             Kind::Proxy => &mut self.proxy,
         };
-        if slot
-            .as_ref()
-            .is_some_and(|a| a.challenge.nonce == challenge.nonce && !challenge.stale)
-        {
+        let rejected = slot.as_ref().is_some_and(|a| {
+            a.challenge.nonce == challenge.nonce
+                || (answered.contains(&kind) && a.challenge.realm == challenge.realm)
+        });
+        if rejected && !challenge.stale {
             return Err(Failure::CredentialsRejected);
         }
         *slot = Some(Answered { challenge, nc: 0 });
-        Ok(())
+        Ok(kind)
     }
 
     /// The credentials lines for the next request (`method` on `uri`), each nonce count

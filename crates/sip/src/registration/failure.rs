@@ -19,8 +19,9 @@ pub enum Failure {
     /// The registrar's (or outbound proxy's) name has no address.
     #[error("the registrar's address could not be found")]
     Unresolvable,
-    /// RFC 3261 §22.4 via RFC 2617 §3.2.2: a second challenge after our answer, with the
-    /// same nonce and not `stale=true`: the credentials are wrong.
+    /// RFC 3261 §22.4 via RFC 2617 §3.2.2: challenged again, not `stale=true`, for the
+    /// very nonce we answered or for a realm this attempt already answered: the
+    /// credentials are wrong.
     #[error("the registrar rejected the credentials")]
     CredentialsRejected,
     /// A challenge we cannot answer.

@@ -52,7 +52,7 @@ pub use set::{Registrations, TrunkOutput};
 pub use status::{RegistrationEvent, Removal, Status, StatusState};
 pub use timers::RegTimer;
 
-use auth::Auth;
+use auth::{Auth, Kind};
 use hop::Hop;
 use timers::RegTimers;
 
@@ -97,16 +97,57 @@ pub enum RegistrationOutput {
     Event(RegistrationEvent),
 }
 
-/// One REGISTER in flight and what it asked for.
+/// One REGISTER in flight and what it asked for. A challenge, a 423 or a failover to the
+/// next address sends the same attempt again (a new request, the next CSeq).
 #[derive(Debug, Clone, Copy)]
 struct Attempt {
+    /// The request in flight (set when it is sent).
     id: RequestId,
     /// The interval asked for (0: the un-REGISTER).
     expires: u32,
     /// Challenges answered so far in this attempt.
     challenges: u8,
+    /// Which kinds of challenge (401, 407) this attempt answered.
+    answered: Answered,
     /// A 423 was already answered in this attempt.
     raised: bool,
+}
+
+impl Attempt {
+    /// A new attempt asking for `expires`.
+    fn fresh(expires: u32) -> Self {
+        Self {
+            id: RequestId(0),
+            expires,
+            challenges: 0,
+            answered: Answered::default(),
+            raised: false,
+        }
+    }
+}
+
+/// The kinds of challenge one attempt answered (at most one of each is ever held).
+#[derive(Debug, Clone, Copy, Default)]
+struct Answered {
+    www: bool,
+    proxy: bool,
+}
+
+impl Answered {
+    fn kinds(self) -> Vec<Kind> {
+        [(self.www, Kind::Www), (self.proxy, Kind::Proxy)]
+            .into_iter()
+            .filter_map(|(yes, k)| yes.then_some(k))
+            .collect()
+    }
+
+    fn with(mut self, kind: Kind) -> Self {
+        match kind {
+            Kind::Www => self.www = true,
+            Kind::Proxy => self.proxy = true,
+        }
+        self
+    }
 }
 
 /// Where the machine is. Each state holds what exists only in it; the binding itself
@@ -220,7 +261,7 @@ impl Registration {
             return;
         }
         if self.hop.located(peers) {
-            self.send_register(now, self.expires, 0, false);
+            self.send_register(now, Attempt::fresh(self.expires));
         } else {
             self.fail(now, Failure::Unresolvable, None);
         }
@@ -253,9 +294,7 @@ impl Registration {
             401 | 407 => self.challenged(now, attempt, response),
             423 => self.too_brief(now, attempt, response),
             // RFC 3263 §4.3: a 503 from one address sends the request to the next.
-            503 if self.hop.advance().is_some() => {
-                self.send_register(now, attempt.expires, attempt.challenges, attempt.raised)
-            }
+            503 if self.hop.advance().is_some() => self.send_register(now, attempt),
             _ => self.fail(
                 now,
                 Failure::Refused(response.status),
@@ -271,14 +310,14 @@ impl Registration {
             // The path may be gone (a NAT mapping timed out): a REGISTER opens it again,
             // or shows that it is down.
             if matches!(self.state, State::Registered) {
-                self.send_register(now, self.expires, 0, false);
+                self.send_register(now, Attempt::fresh(self.expires));
             }
             return;
         }
         match self.state {
             State::Registering(a) if a.id == id => {
                 if self.hop.advance().is_some() {
-                    self.send_register(now, a.expires, a.challenges, a.raised);
+                    self.send_register(now, a);
                 } else {
                     self.fail(now, Failure::NoResponse, None);
                 }
@@ -292,7 +331,7 @@ impl Registration {
     /// REGISTER goes at once, which opens a new connection (RFC 5626 §4.4.1's recovery).
     pub fn handle_connection_lost(&mut self, now: Instant, peer: Peer) {
         if self.hop.current() == Some(peer) && matches!(self.state, State::Registered) {
-            self.send_register(now, self.expires, 0, false);
+            self.send_register(now, Attempt::fresh(self.expires));
         }
     }
 
@@ -302,7 +341,7 @@ impl Registration {
             match timer {
                 RegTimer::Refresh => {
                     if matches!(self.state, State::Registered) {
-                        self.send_register(now, self.expires, 0, false);
+                        self.send_register(now, Attempt::fresh(self.expires));
                     }
                 }
                 RegTimer::Retry => {
@@ -335,7 +374,7 @@ impl Registration {
         self.ping = None;
         match self.hop.current() {
             Some(peer) if self.binding.is_some() || in_flight => {
-                let attempt = self.transmit(peer, 0, 0, false);
+                let attempt = self.transmit(peer, Attempt::fresh(0));
                 self.state = State::Unregistering(attempt);
             }
             _ => self.finish(Removal::NothingToRemove),
@@ -408,7 +447,7 @@ impl Registration {
     /// again, it may have moved), then a REGISTER.
     fn begin_attempt(&mut self, now: Instant) {
         if self.hop.restart() {
-            self.send_register(now, self.expires, 0, false);
+            self.send_register(now, Attempt::fresh(self.expires));
         } else {
             self.state = State::Locating;
             let uri = self.hop.uri().clone();
@@ -419,28 +458,26 @@ impl Registration {
     /// Sends a REGISTER for `expires` to the address in use and waits for its answer.
     /// Every state that sends has an address (a literal one, a located one, or the one the
     /// last request went to); should there be none, the attempt fails as unresolvable.
-    fn send_register(&mut self, now: Instant, expires: u32, challenges: u8, raised: bool) {
+    fn send_register(&mut self, now: Instant, attempt: Attempt) {
         match self.hop.current() {
             Some(peer) => {
-                let attempt = self.transmit(peer, expires, challenges, raised);
+                let attempt = self.transmit(peer, attempt);
                 self.state = State::Registering(attempt);
             }
             None => self.fail(now, Failure::Unresolvable, None),
         }
     }
 
-    /// Queues a REGISTER for `expires` to `peer`.
-    fn transmit(&mut self, peer: Peer, expires: u32, challenges: u8, raised: bool) -> Attempt {
-        let id = self.next_request_id();
-        let request = Box::new(self.build_register(expires));
-        self.outputs
-            .push_back(RegistrationOutput::Send { id, request, peer });
-        Attempt {
-            id,
-            expires,
-            challenges,
-            raised,
-        }
+    /// Queues the REGISTER of `attempt` to `peer`; the attempt now waits for its answer.
+    fn transmit(&mut self, peer: Peer, mut attempt: Attempt) -> Attempt {
+        attempt.id = self.next_request_id();
+        let request = Box::new(self.build_register(attempt.expires));
+        self.outputs.push_back(RegistrationOutput::Send {
+            id: attempt.id,
+            request,
+            peer,
+        });
+        attempt
     }
 
     /// §10.2.4: a 2xx. The binding lasts what the registrar granted our Contact; the
@@ -475,13 +512,19 @@ impl Registration {
     /// 401/407: answer the challenge and send again, unless it shows the credentials are
     /// wrong, cannot be answered, or keeps coming.
     fn challenged(&mut self, now: Instant, attempt: Attempt, response: &Response) {
-        if let Err(why) = self.auth.challenged(response) {
-            return self.fail(now, why, None);
-        }
+        let kind = match self.auth.challenged(response, &attempt.answered.kinds()) {
+            Ok(kind) => kind,
+            Err(why) => return self.fail(now, why, None),
+        };
         if attempt.challenges >= MAX_CHALLENGES {
             return self.fail(now, Failure::TooManyChallenges, None);
         }
-        self.send_register(now, attempt.expires, attempt.challenges + 1, attempt.raised);
+        let again = Attempt {
+            challenges: attempt.challenges + 1,
+            answered: attempt.answered.with(kind),
+            ..attempt
+        };
+        self.send_register(now, again);
     }
 
     /// §10.2.8: 423 Interval Too Brief. Ask again, once, for the registrar's Min-Expires,
@@ -490,7 +533,12 @@ impl Registration {
         match response::min_expires(response) {
             Some(min) if !attempt.raised && min > attempt.expires && min <= MAX_EXPIRES => {
                 self.expires = min;
-                self.send_register(now, min, attempt.challenges, true);
+                let again = Attempt {
+                    expires: min,
+                    raised: true,
+                    ..attempt
+                };
+                self.send_register(now, again);
             }
             _ => self.fail(now, Failure::IntervalTooBrief, None),
         }
@@ -507,8 +555,13 @@ impl Registration {
             .current()
             .filter(|_| matches!(status.0, 401 | 407) && attempt.challenges == 0)
         {
-            if self.auth.challenged(response).is_ok() {
-                let again = self.transmit(peer, 0, 1, false);
+            if let Ok(kind) = self.auth.challenged(response, &[]) {
+                let again = Attempt {
+                    challenges: 1,
+                    answered: attempt.answered.with(kind),
+                    ..attempt
+                };
+                let again = self.transmit(peer, again);
                 self.state = State::Unregistering(again);
                 return;
             }

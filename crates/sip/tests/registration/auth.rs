@@ -123,7 +123,8 @@ fn rfc2617_a_stale_nonce_is_answered_again() {
 }
 
 #[test]
-fn a_fresh_nonce_after_our_answer_is_answered() {
+fn a_second_challenge_in_one_attempt_rejects_the_credentials_even_with_a_fresh_nonce() {
+    // Kamailio and others issue a new nonce with every challenge, wrong password or not.
     let mut rig = Rig::start(config());
     rig.answer(401, &[("WWW-Authenticate", MD5_CHALLENGE)]);
     rig.answer(
@@ -133,8 +134,31 @@ fn a_fresh_nonce_after_our_answer_is_answered() {
             "Digest realm=\"carrier.example\", nonce=\"n-9\", qop=\"auth\"",
         )],
     );
+    assert_eq!(rig.registers().len(), 2);
+    assert_eq!(
+        rig.status().state,
+        StatusState::Failed {
+            why: Failure::CredentialsRejected
+        }
+    );
+}
+
+#[test]
+fn a_fresh_challenge_to_a_refresh_s_reused_nonce_is_answered() {
+    let mut rig = Rig::start(config());
+    rig.answer(401, &[("WWW-Authenticate", MD5_CHALLENGE)]);
+    rig.answer(200, &[]);
+    rig.step(); // the refresh, answering n-1 again
+    rig.answer(
+        401,
+        &[(
+            "WWW-Authenticate",
+            "Digest realm=\"carrier.example\", nonce=\"n-9\", qop=\"auth\"",
+        )],
+    );
     let line = rig.header("Authorization").unwrap();
     assert_eq!(digest_param(&line, "nonce").as_deref(), Some("n-9"));
+    assert_eq!(digest_param(&line, "nc").as_deref(), Some("00000001"));
 }
 
 #[test]

@@ -7,13 +7,13 @@ use concierge_sip::wire::{response_to, HeaderName, StatusCode};
 use crate::rig::{config, secs, Rig};
 
 #[test]
-fn a_registrar_challenging_every_answer_with_a_fresh_nonce_is_given_up_on() {
+fn a_registrar_challenging_every_answer_in_a_new_realm_is_given_up_on() {
     let mut rig = Rig::start(config());
     for n in 0..10 {
         if !matches!(rig.status().state, StatusState::Starting) {
             break;
         }
-        let nonce = format!("Digest realm=\"r\", nonce=\"loop-{n}\", qop=\"auth\"");
+        let nonce = format!("Digest realm=\"r{n}\", nonce=\"loop-{n}\", qop=\"auth\"");
         rig.answer(401, &[("WWW-Authenticate", &nonce)]);
     }
     assert_eq!(
