@@ -41,6 +41,21 @@ fn registered(c: &RegistrationClient) -> bool {
     matches!(c.status("carrier").state, StatusState::Registered { .. })
 }
 
+/// A client registering `+4612345` with `registrar` for `expires` s, run until it is
+/// registered (the test fails, with the registrar's log, if it is not within 10 s).
+fn registered_client(registrar: &Registrar, expires: u32) -> RegistrationClient {
+    let mut client = RegistrationClient::new(Duration::from_millis(100));
+    let cfg = trunk(registrar, &client, expires);
+    client.add("carrier", cfg);
+    assert!(
+        client.run_until(Duration::from_secs(10), registered),
+        "{:?}\n{}",
+        client.status("carrier"),
+        registrar.log()
+    );
+    client
+}
+
 fn settled(c: &RegistrationClient) -> bool {
     !matches!(c.status("carrier").state, StatusState::Starting)
 }
@@ -95,15 +110,7 @@ fn harness_sipp_registers_with_digest_and_the_location_table_holds_its_contact()
 #[test]
 fn the_registration_registers_with_digest_and_kamailio_binds_our_contact() {
     let registrar = Registrar::start(RegistrarOptions::default());
-    let mut client = RegistrationClient::new(Duration::from_millis(100));
-    let cfg = trunk(&registrar, &client, 600);
-    client.add("carrier", cfg);
-    assert!(
-        client.run_until(Duration::from_secs(10), registered),
-        "{:?}\n{}",
-        client.status("carrier"),
-        registrar.log()
-    );
+    let client = registered_client(&registrar, 600);
     let bound = our_binding(&registrar, &client);
     assert_eq!(bound.len(), 1, "{:?}", registrar.bindings());
     assert!(bound[0].expires.is_some_and(|e| e > 500), "{bound:?}");
@@ -119,15 +126,7 @@ fn rfc8760_kamailio_accepts_our_sha256_digest() {
         algorithm: "SHA-256".into(),
         ..RegistrarOptions::default()
     });
-    let mut client = RegistrationClient::new(Duration::from_millis(100));
-    let cfg = trunk(&registrar, &client, 600);
-    client.add("carrier", cfg);
-    assert!(
-        client.run_until(Duration::from_secs(10), registered),
-        "{:?}\n{}",
-        client.status("carrier"),
-        registrar.log()
-    );
+    let client = registered_client(&registrar, 600);
     assert_eq!(our_binding(&registrar, &client).len(), 1);
 }
 
@@ -160,10 +159,7 @@ fn a_short_grant_is_refreshed_before_it_lapses_and_un_registering_removes_the_bi
         max_expires: 10,
         ..RegistrarOptions::default()
     });
-    let mut client = RegistrationClient::new(Duration::from_millis(100));
-    let cfg = trunk(&registrar, &client, 600);
-    client.add("carrier", cfg);
-    assert!(client.run_until(Duration::from_secs(10), registered));
+    let mut client = registered_client(&registrar, 600);
     let first = registrar
         .full_log()
         .matches("registered sip:+4612345")
@@ -210,15 +206,7 @@ fn rfc3261_10_2_8_kamailio_s_423_is_answered_with_its_min_expires() {
         min_expires: 120,
         ..RegistrarOptions::default()
     });
-    let mut client = RegistrationClient::new(Duration::from_millis(100));
-    let cfg = trunk(&registrar, &client, 30);
-    client.add("carrier", cfg);
-    assert!(
-        client.run_until(Duration::from_secs(10), registered),
-        "{:?}\n{}",
-        client.status("carrier"),
-        registrar.log()
-    );
+    let client = registered_client(&registrar, 30);
     let bound = our_binding(&registrar, &client);
     assert!(bound[0].expires.is_some_and(|e| e > 60), "{bound:?}");
 }
@@ -230,14 +218,7 @@ fn service_route_and_path_of_the_200_are_kept_and_a_call_to_the_aor_reaches_our_
         with_path: true,
         ..RegistrarOptions::default()
     });
-    let mut client = RegistrationClient::new(Duration::from_millis(100));
-    let cfg = trunk(&registrar, &client, 600);
-    client.add("carrier", cfg);
-    assert!(
-        client.run_until(Duration::from_secs(10), registered),
-        "{}",
-        registrar.log()
-    );
+    let mut client = registered_client(&registrar, 600);
     assert_eq!(
         client.service_route("carrier"),
         ["<sip:orig@127.0.0.1:5999;lr>"]

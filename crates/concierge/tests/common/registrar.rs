@@ -203,25 +203,9 @@ fn parse_ul_dump(text: &str) -> Vec<Binding> {
 
 impl Drop for Registrar {
     fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // The whole group: the main process and the workers it forked.
-        let group = format!("-{}", child.id());
-        let kill = |signal: &str| {
-            let _ = Command::new("kill")
-                .args([signal, "--", &group])
-                .stderr(Stdio::null())
-                .status();
-        };
-        kill("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && !matches!(child.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(Duration::from_millis(50));
+        if let Some(child) = self.child.take() {
+            super::proxy::stop_group(child);
         }
-        // Workers still exiting go with the group.
-        kill("-KILL");
-        let _ = child.wait();
     }
 }
 
