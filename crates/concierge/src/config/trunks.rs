@@ -96,12 +96,14 @@ impl TrunkConfig {
     }
 
     /// The registration's configuration: our Contact at `host:port`, `password` read
-    /// from `password_env` by the caller. Fails on what `validate` refuses.
+    /// from `password_env` by the caller, `user_agent` our `[sip] user_agent`. Fails on
+    /// what `validate` refuses.
     pub(crate) fn registration(
         &self,
         host: &str,
         port: u16,
         password: Password,
+        user_agent: &str,
     ) -> Result<RegistrationConfig, RegistrationError> {
         let registrar = parse_sip(&self.registrar).ok_or(RegistrationError::Registrar)?;
         let outbound_proxy = match &self.outbound_proxy {
@@ -126,7 +128,7 @@ impl TrunkConfig {
             outbound_proxy,
             transport,
             keepalive: self.keepalive_s.map(Duration::from_secs),
-            user_agent: None,
+            user_agent: Some(user_agent.to_owned()),
         };
         cfg.check()?;
         Ok(cfg)
@@ -152,7 +154,7 @@ impl Config {
                     _ => self.sip.listen.port(),
                 };
                 let password = Password::new(std::env::var(&t.password_env).unwrap_or_default());
-                t.registration(&host, port, password)
+                t.registration(&host, port, password, &self.sip.user_agent)
                     .map(|cfg| (t.name.clone(), cfg))
                     .map_err(|e| format!("trunk {:?}: {e}", t.name))
             })
@@ -238,7 +240,9 @@ impl Config {
                     "use letters, digits and - _ . ! ~ * ' ( ) & = + $ , ; ? / only".into(),
                 ));
             }
-            if let Err(e) = t.registration(&self.advertised_host(), 5060, Password::new("")) {
+            let standin = Password::new("");
+            let host = self.advertised_host();
+            if let Err(e) = t.registration(&host, 5060, standin, &self.sip.user_agent) {
                 let field = match e {
                     RegistrationError::AuthUser => "trunks.auth_username",
                     RegistrationError::Registrar => "trunks.registrar",

@@ -51,12 +51,13 @@ impl Hop {
     }
 
     /// Starts over for a new attempt: `false` when the name must be located first (the
-    /// owner is asked, and [`Self::located`] brings the answer).
+    /// owner is asked, and [`Self::located`] brings the answer). Until then the address
+    /// last used stays current: a binding made through it is still reached there (its
+    /// keep-alives, an un-REGISTER while the lookup runs).
     pub(super) fn restart(&mut self) -> bool {
-        self.addresses.clear();
         match self.literal {
             Some(peer) => {
-                self.addresses.push_back(peer);
+                self.addresses = VecDeque::from([peer]);
                 true
             }
             None => false,
