@@ -26,6 +26,7 @@ mod model;
 mod run;
 mod schedule;
 mod template;
+mod trunk;
 mod validate;
 
 pub use auth::{AuthSpec, ClientAuth};
@@ -42,6 +43,7 @@ pub use schedule::{Schedule, ScheduleError};
 pub use template::{
     normalize_e164, Escape, Template, TemplateError, SYSTEM_VARIABLES, URL_BASE_VARIABLE,
 };
+pub use trunk::{is_trunk_name, TrunkTarget, TRUNK_HOST};
 pub use validate::{
     check_dir, load_flow, parse_flow, unset_env, Diagnostic, FlowFiles, LoadedFlow, Severity,
 };

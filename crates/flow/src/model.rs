@@ -198,6 +198,8 @@ pub(crate) struct TransferFile {
     /// Another header that carries the same priority value (`X-Queue-Priority`), for
     /// queues that read their own.
     pub(crate) priority_header: Option<String>,
+    /// A registered trunk the transfer goes through (`[[trunks]]` in the server config).
+    pub(crate) trunk: Option<String>,
     pub(crate) failed: Option<String>,
 }
 
@@ -372,6 +374,9 @@ pub enum Node {
         mode: TransferMode,
         /// Played before the transfer.
         prompt: Option<String>,
+        /// The registered trunk the call goes through (from `trunk`, or a target written
+        /// `sip:USER@trunk:NAME`); the server's configuration must define it.
+        trunk: Option<String>,
         /// The exit when the transfer fails; without one the call hangs up.
         failed: Option<String>,
     },

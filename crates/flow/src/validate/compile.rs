@@ -356,11 +356,17 @@ impl Validator<'_> {
                     } else if t.priority_header.is_some() {
                         self.error(id, "priority_header", "needs `priority`".into());
                     }
+                    let trunk = crate::trunk::node_trunk(&t.target, t.trunk.as_deref(), t.mode)
+                        .unwrap_or_else(|(field, message)| {
+                            self.error(id, field, message);
+                            None
+                        });
                     Node::Transfer {
                         target,
                         headers,
                         mode: t.mode,
                         prompt: t.prompt.clone(),
+                        trunk,
                         failed: t.failed.clone(),
                     }
                 }
