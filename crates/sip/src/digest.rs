@@ -72,6 +72,22 @@ pub enum DigestError {
     #[error("the challenge only offers qop {0:?} (we do \"auth\")")]
     /// No qop we can use.
     Qop(String),
+    #[error("the challenge's {0} is too long or holds quotes, backslashes or control characters")]
+    /// A value our answer echoes between quotes would break (or bloat) the header it
+    /// goes in.
+    Unechoable(&'static str),
+}
+
+/// Realm, nonce and opaque are echoed in our answer: longer than this is refused, so a
+/// server cannot make our requests grow without bound.
+const MAX_ECHOED_LEN: usize = 512;
+
+/// Whether `value` may go back between quotes in our answer as it is.
+fn echoable(value: &str) -> bool {
+    value.len() <= MAX_ECHOED_LEN
+        && !value
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '\\')
 }
 
 /// One challenge from a 401 or 407.
@@ -115,10 +131,16 @@ impl Challenge {
             Some(q) if q.split(',').any(|t| t.trim().eq_ignore_ascii_case("auth")) => true,
             Some(q) => return Err(DigestError::Qop(q)),
         };
+        // Every value the answer echoes between quotes is checked here, once for every user
+        // of a challenge (bridge legs and registrations alike).
+        let echoed = |name: &'static str, value: Option<String>| match value {
+            Some(v) if !echoable(&v) => Err(DigestError::Unechoable(name)),
+            v => Ok(v),
+        };
         Ok(Self {
-            realm: get("realm").ok_or(DigestError::Missing("realm"))?,
-            nonce: get("nonce").ok_or(DigestError::Missing("nonce"))?,
-            opaque: get("opaque"),
+            realm: echoed("realm", get("realm"))?.ok_or(DigestError::Missing("realm"))?,
+            nonce: echoed("nonce", get("nonce"))?.ok_or(DigestError::Missing("nonce"))?,
+            opaque: echoed("opaque", get("opaque"))?,
             algorithm,
             qop_auth,
             stale: get("stale").is_some_and(|s| s.eq_ignore_ascii_case("true")),
@@ -244,6 +266,28 @@ mod tests {
             .split('"')
             .next()
             .unwrap()
+    }
+
+    #[test]
+    fn a_challenge_whose_echoed_values_would_break_our_answer_is_refused() {
+        // A quote in the realm would end the quoted-string early in our Authorization
+        // line; a nonce of a megabyte would go into every request we send.
+        let quoted = "Digest realm=\"a\\\"b\", nonce=\"n\"";
+        assert_eq!(
+            Challenge::parse(quoted),
+            Err(DigestError::Unechoable("realm"))
+        );
+        let long = format!("Digest realm=\"r\", nonce=\"{}\"", "x".repeat(513));
+        assert_eq!(
+            Challenge::parse(&long),
+            Err(DigestError::Unechoable("nonce"))
+        );
+        let control = "Digest realm=\"r\", nonce=\"n\", opaque=\"o\u{7}\"";
+        assert_eq!(
+            Challenge::parse(control),
+            Err(DigestError::Unechoable("opaque"))
+        );
+        assert!(Challenge::parse("Digest realm=\"r\", nonce=\"n\", opaque=\"o\"").is_ok());
     }
 
     #[test]

@@ -10,13 +10,9 @@
 //! such as Kamailio issue a fresh nonce with every challenge, wrong password or not).
 
 use super::config::Credentials;
-use super::failure::{ChallengeProblem, Failure};
+use super::failure::Failure;
 use crate::digest::Challenge;
 use crate::wire::{HeaderName, Response, StatusCode};
-
-/// Realm, nonce and opaque are echoed in our answer: longer than this is refused, so a
-/// registrar cannot make our requests grow without bound.
-const MAX_PARAM_LEN: usize = 512;
 
 /// Challenge headers of one response we look at; more are ignored.
 const MAX_CHALLENGE_HEADERS: usize = 8;
@@ -87,17 +83,6 @@ impl Auth {
                 .take(MAX_CHALLENGE_HEADERS),
         )
         .map_err(|e| Failure::Challenge(e.into()))?;
-        if ![
-            Some(challenge.realm.as_str()),
-            Some(challenge.nonce.as_str()),
-            challenge.opaque.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
-        .all(echoable)
-        {
-            return Err(Failure::Challenge(ChallengeProblem::Malformed));
-        }
         let slot = match kind {
             Kind::Www => &mut self.www,
             Kind::Proxy => &mut self.proxy,
@@ -138,12 +123,4 @@ impl Auth {
         }
         out
     }
-}
-
-/// A value we may put back between quotes in our answer.
-fn echoable(value: &str) -> bool {
-    value.len() <= MAX_PARAM_LEN
-        && !value
-            .chars()
-            .any(|c| c.is_control() || c == '"' || c == '\\')
 }

@@ -70,6 +70,7 @@ impl From<DigestError> for ChallengeProblem {
             DigestError::Missing(_) => Self::Incomplete,
             DigestError::Algorithm(_) => Self::Algorithm,
             DigestError::Qop(_) => Self::Qop,
+            DigestError::Unechoable(_) => Self::Malformed,
         }
     }
 }
