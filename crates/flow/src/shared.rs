@@ -162,7 +162,12 @@ mod tests {
                 value: None
             })
         );
-        for (status, body) in [(200, r#"{"other": 1}"#), (200, "not json"), (503, ""), (401, "")] {
+        for (status, body) in [
+            (200, r#"{"other": 1}"#),
+            (200, "not json"),
+            (503, ""),
+            (401, ""),
+        ] {
             assert_eq!(s.keep(&response(status, body)), None, "{status} {body}");
         }
     }

@@ -459,7 +459,7 @@ fn an_answer_from_the_shared_cache_carries_only_the_saved_value_and_fast_tracks_
         value: Some("true".into()),
     };
     let a = run.handle(Event::HttpResult(Ok(
-        kept.answer(concierge_flow::CacheUse::Stale, Duration::from_secs(600)),
+        kept.answer(concierge_flow::CacheUse::Stale, Duration::from_secs(600))
     )));
     assert_eq!(expect_transfer(&a).0, "sip:vip-desk@127.0.0.1:5060");
     assert_eq!(run.http_steps()[0].outcome, "ok: true");

@@ -265,7 +265,9 @@ impl Run {
         let outcome: Result<String, String> = match result {
             // A shared cache's answer carries the value already found, and no body.
             Ok(r) if (200..300).contains(&r.status) => match r.shared {
-                Some(shared) => shared.value.ok_or_else(|| "JSON path not found".to_string()),
+                Some(shared) => shared
+                    .value
+                    .ok_or_else(|| "JSON path not found".to_string()),
                 None => extract(&r.body, json_path.as_ref()),
             },
             Ok(r) => Err(format!("HTTP {}", r.status)),
@@ -411,7 +413,10 @@ impl Run {
 }
 
 /// The value to save from a 2xx body: the JSON path's first match, or the trimmed body.
-pub(crate) fn extract(body: &[u8], path: Option<&serde_json_path::JsonPath>) -> Result<String, String> {
+pub(crate) fn extract(
+    body: &[u8],
+    path: Option<&serde_json_path::JsonPath>,
+) -> Result<String, String> {
     let Some(path) = path else {
         return Ok(String::from_utf8_lossy(body).trim().to_owned());
     };
