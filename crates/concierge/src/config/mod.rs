@@ -21,6 +21,7 @@ mod listen;
 mod overrides;
 mod rtp;
 mod server;
+mod shared;
 mod sip;
 mod tcp;
 mod trust;
@@ -36,6 +37,7 @@ pub(crate) use listen::Listen;
 pub(crate) use overrides::{parse_port_range, Overrides};
 pub(crate) use rtp::RtpConfig;
 pub(crate) use server::{LogConfig, MetricsConfig, RecordsConfig, ServerConfig};
+pub(crate) use shared::SharedConfig;
 pub(crate) use sip::SipConfig;
 pub(crate) use tcp::TcpConfig;
 pub(crate) use trust::{LockoutConfig, TransferConfig};
@@ -79,6 +81,8 @@ pub(crate) struct Config {
     pub(crate) tcp: TcpConfig,
     /// `[metrics]`.
     pub(crate) metrics: MetricsConfig,
+    /// `[shared]`: state kept with other instances; `None` keeps it all in this process.
+    pub(crate) shared: Option<SharedConfig>,
 }
 
 impl Config {
@@ -119,6 +123,9 @@ impl Config {
         .into_iter()
         .flatten()
         {
+            *f = resolve(base, f);
+        }
+        if let Some(f) = cfg.shared.as_mut().and_then(|s| s.tls_ca_file.as_mut()) {
             *f = resolve(base, f);
         }
         if let Some(f) = cfg.flows.default.as_mut() {

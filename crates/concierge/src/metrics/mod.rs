@@ -11,6 +11,7 @@
 
 mod labels;
 mod process;
+mod shared;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -57,6 +58,8 @@ pub(crate) struct Metrics {
     webhook_queued: Gauge,
     /// The switch's counters as last seen, to add only what is new.
     seen: std::sync::Mutex<SwitchStats>,
+    /// The shared state store's health.
+    shared: shared::SharedMetrics,
 }
 
 impl Metrics {
@@ -202,6 +205,7 @@ impl Metrics {
             "Call records waiting for the webhook",
             webhook_queued.clone(),
         );
+        let shared = shared::SharedMetrics::register(registry);
         // Series that should read 0 rather than be absent before the first event.
         for reason in [
             "max_calls",
@@ -246,6 +250,7 @@ impl Metrics {
             webhook_dropped,
             webhook_queued,
             seen: Default::default(),
+            shared,
         }
     }
 
