@@ -142,10 +142,7 @@ impl SharedConfig {
             return Err(("shared.max_value_bytes", "must be 16 to 65536".into()));
         }
         if self.tls_ca_file.is_some() && url.scheme() != "rediss" {
-            return Err((
-                "shared.tls_ca_file",
-                "only for rediss:// (TLS) URLs".into(),
-            ));
+            return Err(("shared.tls_ca_file", "only for rediss:// (TLS) URLs".into()));
         }
         Ok(())
     }
@@ -199,7 +196,8 @@ mod tests {
     use crate::config::Config;
 
     fn parse(shared: &str) -> Result<Config, String> {
-        Config::parse(Path::new("c.toml"), &format!("[shared]\n{shared}\n")).map_err(|e| e.to_string())
+        Config::parse(Path::new("c.toml"), &format!("[shared]\n{shared}\n"))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -208,7 +206,12 @@ mod tests {
         let c = parse("url = \"redis://127.0.0.1:6390\"").unwrap();
         let s = c.shared.unwrap();
         assert_eq!(
-            (s.prefix.as_str(), s.timeout_ms, s.heartbeat_ms, s.load_ttl_ms),
+            (
+                s.prefix.as_str(),
+                s.timeout_ms,
+                s.heartbeat_ms,
+                s.load_ttl_ms
+            ),
             ("concierge", 50, 1000, 5000)
         );
         assert_eq!(s.location(), "redis://127.0.0.1:6390/0");
@@ -217,7 +220,10 @@ mod tests {
     #[test]
     fn a_password_in_the_url_is_refused_without_being_echoed() {
         let e = parse("url = \"rediss://app:s3cr3t-pw@redis.example:6380/2\"").unwrap_err();
-        assert!(e.contains("shared.url") && e.contains("password_env"), "{e}");
+        assert!(
+            e.contains("shared.url") && e.contains("password_env"),
+            "{e}"
+        );
         assert!(!e.contains("s3cr3t-pw"), "{e}");
     }
 
@@ -228,12 +234,27 @@ mod tests {
             ("url = \"redis://127.0.0.1:6379/#insecure\"", "shared.url"),
             ("url = \"redis://127.0.0.1:6379/x\"", "shared.url"),
             ("url = \"redis://h\"\ntimeout_ms = 0", "shared.timeout_ms"),
-            ("url = \"redis://h\"\nheartbeat_ms = 1000\nload_ttl_ms = 1500", "shared.load_ttl_ms"),
+            (
+                "url = \"redis://h\"\nheartbeat_ms = 1000\nload_ttl_ms = 1500",
+                "shared.load_ttl_ms",
+            ),
             ("url = \"redis://h\"\nprefix = \"a b\"", "shared.prefix"),
-            ("url = \"redis://h\"\npassword_env = \"hunter2!\"", "shared.password_env"),
-            ("url = \"redis://h\"\npassword_env = \"CONCIERGE_TEST_UNSET_VAR\"", "shared.password_env"),
-            ("url = \"redis://h\"\ntls_ca_file = \"ca.pem\"", "shared.tls_ca_file"),
-            ("url = \"redis://h\"\nmax_value_bytes = 1", "shared.max_value_bytes"),
+            (
+                "url = \"redis://h\"\npassword_env = \"hunter2!\"",
+                "shared.password_env",
+            ),
+            (
+                "url = \"redis://h\"\npassword_env = \"CONCIERGE_TEST_UNSET_VAR\"",
+                "shared.password_env",
+            ),
+            (
+                "url = \"redis://h\"\ntls_ca_file = \"ca.pem\"",
+                "shared.tls_ca_file",
+            ),
+            (
+                "url = \"redis://h\"\nmax_value_bytes = 1",
+                "shared.max_value_bytes",
+            ),
             ("url = \"redis://h\"\nsurprise = 1", "unknown field"),
             ("prefix = \"x\"", "missing field `url`"),
         ] {

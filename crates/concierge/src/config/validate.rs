@@ -184,7 +184,9 @@ impl Config {
             }
         }
         if let Some(shared) = &self.shared {
-            shared.validate().map_err(|(name, message)| field(name, message))?;
+            shared
+                .validate()
+                .map_err(|(name, message)| field(name, message))?;
         }
         let host = self.advertised_host();
         if concierge_sip::wire::SipUri::parse(&format!("sip:x@{host}")).is_err() {

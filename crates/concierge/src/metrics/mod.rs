@@ -58,8 +58,8 @@ pub(crate) struct Metrics {
     webhook_queued: Gauge,
     /// The switch's counters as last seen, to add only what is new.
     seen: std::sync::Mutex<SwitchStats>,
-    /// The shared state store's health.
-    shared: shared::SharedMetrics,
+    /// The shared state store's health (a collector reads it at each scrape).
+    shared: std::sync::Arc<shared::SharedState>,
 }
 
 impl Metrics {
@@ -67,6 +67,8 @@ impl Metrics {
         // The process metrics keep their standard names (no `concierge_` prefix).
         let mut root = Registry::default();
         root.register_collector(Box::new(process::ProcessCollector));
+        let shared = std::sync::Arc::new(shared::SharedState::default());
+        root.register_collector(Box::new(shared::SharedCollector(shared.clone())));
         let registry = root.sub_registry_with_prefix("concierge");
         let calls_in_progress = Gauge::default();
         registry.register(
@@ -205,7 +207,6 @@ impl Metrics {
             "Call records waiting for the webhook",
             webhook_queued.clone(),
         );
-        let shared = shared::SharedMetrics::register(registry);
         // Series that should read 0 rather than be absent before the first event.
         for reason in [
             "max_calls",

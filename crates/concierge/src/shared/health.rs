@@ -14,9 +14,6 @@ use crate::metrics::Metrics;
 /// At most one outage warning this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// The operations whose errors are counted apart.
-const OPS: [Op; 4] = [Op::Connect, Op::Lockout, Op::Lookup, Op::Load];
-
 pub(super) struct Health {
     /// `scheme://host:port/db`, never a password.
     location: String,
@@ -40,7 +37,7 @@ struct State {
 
 impl Health {
     pub(super) fn new(location: String, metrics: Arc<Metrics>) -> Self {
-        metrics.shared_configured(&OPS.map(Op::as_str));
+        metrics.shared_configured();
         Self {
             location,
             metrics,

@@ -31,7 +31,11 @@ impl Keys {
 
     /// The key of one lookup answer, from the flow's [`concierge_flow::ShareSpec::key`].
     pub(super) fn lookup(&self, share_key: &str) -> String {
-        format!("{}:lookup:{}", self.prefix, self.digest(&["lookup", share_key]))
+        format!(
+            "{}:lookup:{}",
+            self.prefix,
+            self.digest(&["lookup", share_key])
+        )
     }
 
     /// The hash of every instance's load.
@@ -65,16 +69,27 @@ mod tests {
         let k = Keys::new("concierge");
         let (failures, lock) = k.lockout("codes", "number-verified", "+46706170786");
         assert!(failures.starts_with("concierge:lockout:") && failures.ends_with(":failures"));
-        assert_eq!(failures.trim_end_matches(":failures"), lock.trim_end_matches(":lock"));
+        assert_eq!(
+            failures.trim_end_matches(":failures"),
+            lock.trim_end_matches(":lock")
+        );
         let lookup = k.lookup("GET http://crm/customers/%2B46706170786\n\n");
         for key in [&failures, &lock, &lookup] {
             assert!(!key.contains("46706170786"), "{key}");
         }
         // Claimed and verified numbers, and other groups or prefixes, are apart.
-        assert_ne!(k.lockout("codes", "number-claimed", "+46706170786").0, failures);
-        assert_ne!(k.lockout("pins", "number-verified", "+46706170786").0, failures);
         assert_ne!(
-            Keys::new("other").lockout("codes", "number-verified", "+46706170786").0,
+            k.lockout("codes", "number-claimed", "+46706170786").0,
+            failures
+        );
+        assert_ne!(
+            k.lockout("pins", "number-verified", "+46706170786").0,
+            failures
+        );
+        assert_ne!(
+            Keys::new("other")
+                .lockout("codes", "number-verified", "+46706170786")
+                .0,
             failures.replacen("concierge", "other", 1)
         );
         assert_eq!(k.load(), "concierge:load");

@@ -114,7 +114,11 @@ impl Shared {
 /// The heartbeat task: every `heartbeat_ms`, this instance's load out and the others' in,
 /// sent to the shard when it changed (and "nobody" once when the store cannot be
 /// reached). Ends when the shard is gone.
-pub(crate) async fn heartbeat(shared: Shared, local: Arc<LocalLoad>, to_shard: mpsc::Sender<PeerLoad>) {
+pub(crate) async fn heartbeat(
+    shared: Shared,
+    local: Arc<LocalLoad>,
+    to_shard: mpsc::Sender<PeerLoad>,
+) {
     let mut tick = tokio::time::interval(shared.inner.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<(Instant, u64)> = None;

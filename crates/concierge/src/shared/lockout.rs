@@ -64,7 +64,9 @@ impl LockSubject {
     fn kind(&self) -> &'static str {
         match self {
             Self::Number { verified: true, .. } => "number-verified",
-            Self::Number { verified: false, .. } => "number-claimed",
+            Self::Number {
+                verified: false, ..
+            } => "number-claimed",
             Self::Source(_) => "source",
         }
     }
@@ -152,7 +154,9 @@ impl Shared {
             pipe.pttl(lock);
         }
         let left: Vec<i64> = self
-            .run(Op::Lockout, |mut c| async move { pipe.query_async(&mut c).await })
+            .run(Op::Lockout, |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
             .await?;
         if left.len() != subjects.len() {
             return Err(SharedError::Reply("one TTL per subject"));

@@ -60,8 +60,7 @@ pub(crate) async fn perform(
     shared: Option<&Shared>,
     request: HttpRequest,
 ) -> Result<HttpResponse, HttpFailure> {
-    let (Some(shared), Some(share), Some(spec)) =
-        (shared, request.share.clone(), request.cache)
+    let (Some(shared), Some(share), Some(spec)) = (shared, request.share.clone(), request.cache)
     else {
         return http.execute(request).await;
     };
@@ -104,7 +103,10 @@ impl Shared {
         let mut pipe = redis::pipe();
         pipe.get(&key).pttl(&key);
         let (text, left): (Option<Vec<u8>>, i64) = self
-            .run(Op::Lookup, |mut c| async move { pipe.query_async(&mut c).await })
+            .run(
+                Op::Lookup,
+                |mut c| async move { pipe.query_async(&mut c).await },
+            )
             .await?;
         let Some(text) = text.filter(|t| t.len() <= self.inner.max_value_bytes) else {
             return Ok(None);
