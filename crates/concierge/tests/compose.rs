@@ -152,7 +152,10 @@ fn compose_runs_kamailio_in_front_of_two_instances_and_a_sipp_load_service() {
         metrics_listen.push(toml_value(&text, "metrics", "listen").expect("metrics.listen"));
         shared_urls.push(toml_value(&text, "shared", "url").expect("shared.url"));
         let depends = strs(&services[name]["depends_on"]);
-        assert!(depends.contains(&"valkey".to_owned()), "{name}: {depends:?}");
+        assert!(
+            depends.contains(&"valkey".to_owned()),
+            "{name}: {depends:?}"
+        );
     }
     // Both instances share state through the valkey service's port.
     assert_eq!(shared_urls[0], shared_urls[1]);

@@ -9,12 +9,11 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::calls::{code_call, vip_call};
 use common::http_stub::{Reply, Stub};
 use common::ops::{metric, scrape};
 use common::redis::RedisServer;
-use common::{
-    free_port, header, start_vip_env, wait_record, RawCall, RawPeer, Server, TRUST_LOOPBACK,
-};
+use common::{free_port, header, start_vip_env, RawPeer, Server, TRUST_LOOPBACK};
 
 const WAIT: Duration = Duration::from_secs(30);
 const VIP: &str = "+46706170786";
@@ -44,34 +43,6 @@ fn vip_instance(name: &str, crm: &str, extra: &str) -> Server {
     )
 }
 
-/// A verified caller (loopback is trusted) waits for the REFER and hangs up.
-fn vip_call(server: &Server, call_id: &str) -> (String, serde_json::Value) {
-    let mut call = RawCall::invite(server.port, VIP, call_id, "0 101");
-    call.answer_and_ack();
-    let refer = call.sip.expect("REFER ", WAIT);
-    let refer_to = header(&refer, "Refer-To").expect("Refer-To").to_owned();
-    call.bye();
-    (refer_to, wait_record(server, call_id))
-}
-
-/// A caller who keys `code` by SIP INFO (type-ahead skips the welcome).
-fn code_call(server: &Server, caller: &str, call_id: &str, code: &str) -> String {
-    let mut call = RawCall::invite(server.port, caller, call_id, "0 101");
-    call.answer_and_ack();
-    for d in code.chars() {
-        call.request(
-            "INFO",
-            0,
-            "Content-Type: application/dtmf-relay\r\n",
-            &format!("Signal={d}\r\nDuration=160\r\n"),
-        );
-        call.sip.expect("SIP/2.0 200", WAIT);
-    }
-    let refer = call.sip.expect("REFER ", WAIT);
-    call.bye();
-    header(&refer, "Refer-To").expect("Refer-To").to_owned()
-}
-
 #[test]
 fn a_vip_known_to_instance_a_is_fast_tracked_by_instance_b_while_the_crm_is_down() {
     let redis = RedisServer::start();
@@ -88,14 +59,14 @@ fn a_vip_known_to_instance_a_is_fast_tracked_by_instance_b_while_the_crm_is_down
     // Shows the test can fail: an instance with no [shared] knows nothing of A's answer.
     let alone = vip_instance("shared-alone", &base, "");
 
-    let (to, rec) = vip_call(&a, "shared-1");
+    let (to, rec) = vip_call(&a, VIP, "shared-1");
     assert!(to.starts_with("<sip:vip-desk@"), "{to}");
     assert_eq!(rec["http"][0]["cache"], "miss", "{rec}");
     assert_eq!(crm.seen().len(), 1);
 
     crm.stop();
     std::thread::sleep(Duration::from_millis(1200));
-    let (to, rec) = vip_call(&b, "shared-2");
+    let (to, rec) = vip_call(&b, VIP, "shared-2");
     assert!(
         to.starts_with("<sip:vip-desk@"),
         "B fast-tracks the VIP from A's answer: {to}\n{}",
@@ -109,7 +80,7 @@ fn a_vip_known_to_instance_a_is_fast_tracked_by_instance_b_while_the_crm_is_down
         common::tail(&b.log(), 30)
     );
 
-    let to = code_call(&alone, VIP, "alone-1", "999999");
+    let (to, _) = code_call(&alone, VIP, "alone-1", "999999");
     assert!(
         to.starts_with("<sip:service-desk@"),
         "without [shared] the VIP is a stranger while the CRM is down: {to}"
@@ -117,7 +88,7 @@ fn a_vip_known_to_instance_a_is_fast_tracked_by_instance_b_while_the_crm_is_down
 
     // A code typed on A, and the CRM's token in every lookup: none of it is in the store,
     // and neither is the caller's number or anything of the CRM's answer but the value.
-    let to = code_call(&a, "+46700000009", "shared-3", "101010");
+    let (to, _) = code_call(&a, "+46700000009", "shared-3", "101010");
     assert!(to.starts_with("<sip:vip-desk@"), "{to}");
     let dump = redis.dump();
     assert!(!dump.is_empty());
