@@ -1,8 +1,9 @@
 //! Two instances sharing one real redis-server (`[shared]`, issue 24) through the real
 //! binary on 127.0.0.1: a VIP recognised by one instance is fast-tracked by the other from
 //! the shared stale entry while the CRM is down; the concurrent-call limit holds across
-//! both, and a killed instance's share is released when its TTL passes; the store's
-//! metric; no secret in the keyspace.
+//! both, and a killed instance's share is released when its TTL passes; the store killed
+//! mid-run fails no call, is warned about once, and is found again by itself; no secret in
+//! the keyspace.
 
 mod common;
 
@@ -248,4 +249,50 @@ fn fifty_calls_across_two_instances_refuse_the_51st_on_either_until_a_killed_one
         1,
         "only A's entry is left: {fields}"
     );
+}
+
+fn shared_up(metrics: u16) -> Option<f64> {
+    metric(&scrape(metrics), "concierge_shared_up")
+}
+
+fn until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "not {what} within {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_store_killed_mid_run_fails_no_call_and_its_return_is_noticed_by_itself() {
+    let mut redis = RedisServer::start();
+    let m = free_port();
+    let a = held_instance("shared-outage", &redis, m);
+    until("up", WAIT, || shared_up(m) == Some(1.0));
+    std::thread::scope(|s| {
+        let run =
+            s.spawn(|| common::sipp(&a, &["-sn", "uac", "-m", "100", "-r", "20", "-d", "500"]));
+        std::thread::sleep(Duration::from_millis(1500));
+        redis.kill9();
+        until("down", WAIT, || shared_up(m) == Some(0.0));
+        std::thread::sleep(Duration::from_millis(1000));
+        redis.restart();
+        until("up again", WAIT, || shared_up(m) == Some(1.0));
+        let out = run.join().expect("SIPp thread");
+        common::assert_sipp_ok(&out, &a);
+    });
+    let log = a.log();
+    assert_eq!(
+        log.matches("shared state unreachable").count(),
+        1,
+        "one warning for the outage, not one per call:\n{}",
+        common::tail(&log, 40)
+    );
+    assert_eq!(log.matches("shared state reachable again").count(), 1);
+    let page = scrape(m);
+    assert!(
+        common::ops::metric_sum(&page, "concierge_shared_errors_total") >= 1.0,
+        "{page}"
+    );
+    common::ops::promtool_check(&page);
 }

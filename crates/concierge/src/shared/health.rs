@@ -60,10 +60,10 @@ impl Health {
                 store = %self.location,
                 down_s = down_for.map_or(0, |d| d.as_secs()),
                 errors = s.errors,
-                "shared state reachable again: lockout, lookups and limits are shared again"
+                "shared state reachable again: lookups and call limits are shared again"
             );
         } else {
-            debug!(store = %self.location, errors = s.errors, "shared state reachable again");
+            debug!(store = %self.location, errors = s.errors, "shared state answers again (an outage not warned about)");
         }
         *s = State {
             up: true,
@@ -87,7 +87,7 @@ impl Health {
         s.down_since = Some(now);
         self.metrics.set_shared_up(false);
         if s.last_warning.is_some_and(|t| now < t + WARN_EVERY) {
-            debug!(op = op.as_str(), error = %e, "shared state unreachable again");
+            debug!(op = op.as_str(), error = %e, "shared state lost again (warned less than a minute ago)");
             return;
         }
         s.warned = true;
