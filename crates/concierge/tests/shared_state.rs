@@ -282,6 +282,7 @@ fn the_store_killed_mid_run_fails_no_call_and_its_return_is_noticed_by_itself() 
         common::assert_sipp_ok(&out, &a);
     });
     let log = a.log();
+    assert_eq!(log.matches("shared state: connected").count(), 1);
     assert_eq!(
         log.matches("shared state unreachable").count(),
         1,

@@ -40,7 +40,6 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, RedisResult};
-use tracing::debug;
 
 use crate::config::SharedConfig;
 use crate::metrics::Metrics;
@@ -151,13 +150,15 @@ impl Shared {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let result = match self.inner.connection.get() {
-            None => Err(SharedError::NotConnected),
-            Some(c) => match tokio::time::timeout(self.inner.timeout, op(c.clone())).await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(SharedError::Redis(e)),
-                Err(_) => Err(SharedError::Timeout(self.inner.timeout.as_millis() as u64)),
-            },
+        // Before the first connection the connecting task reports on the store's health
+        // (once a second), not each operation that finds it missing.
+        let Some(connection) = self.inner.connection.get() else {
+            return Err(SharedError::NotConnected);
+        };
+        let result = match tokio::time::timeout(self.inner.timeout, op(connection.clone())).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(SharedError::Redis(e)),
+            Err(_) => Err(SharedError::Timeout(self.inner.timeout.as_millis() as u64)),
         };
         match &result {
             Ok(_) => self.inner.health.ok(),
@@ -228,7 +229,6 @@ async fn connect(shared: Shared, client: redis::Client, cfg: ConnectionManagerCo
             Ok(manager) => {
                 let _ = shared.inner.connection.set(manager);
                 shared.inner.health.ok();
-                debug!("shared state: connected");
                 return;
             }
             Err(e) => shared
