@@ -172,13 +172,22 @@ async fn failures_leave_the_window_and_a_lock_lasts_one_window() {
 }
 
 fn vip_lookup() -> (ShareSpec, CacheSpec) {
+    let request = vip_request("http://crm");
+    (
+        request.share.expect("shareable"),
+        request.cache.expect("cached"),
+    )
+}
+
+/// The lookup of a VIP flow whose CRM is at `base`, as the flow asks for it.
+fn vip_request(base: &str) -> concierge_flow::HttpRequest {
     let request = concierge_flow::parse_flow(
         Path::new("l.toml"),
         r#"
 start = "lookup"
 [nodes.lookup]
 type = "http"
-url = "http://crm/customers/{system.caller}"
+url = "{system.directory_url}/customers/{system.caller}"
 json_path = "customer.hasVIPMembership"
 save_as = "vip"
 cache = { ttl_s = 300, stale_if_error_s = 3600 }
@@ -190,19 +199,19 @@ type = "hangup"
         &|_| true,
     )
     .map(|loaded| {
-        let vars = [("system.caller".to_string(), VIP.to_string())]
-            .into_iter()
-            .collect();
+        let vars = [
+            ("system.caller".to_string(), VIP.to_string()),
+            ("system.directory_url".to_string(), base.to_string()),
+        ]
+        .into_iter()
+        .collect();
         concierge_flow::Run::start(loaded.flow, vars, concierge_flow::Environment::default()).1
     })
     .expect("a valid flow");
     let concierge_flow::Action::Http(request) = request else {
         panic!("the flow starts with its lookup");
     };
-    (
-        request.share.expect("shareable"),
-        request.cache.expect("cached"),
-    )
+    *request
 }
 
 #[tokio::test]
@@ -391,4 +400,96 @@ async fn the_keyspace_holds_no_number_no_address_and_no_code() {
             );
         }
     }
+}
+
+/// A CRM on a loopback port that knows the VIP, counts requests and can be switched to 503.
+async fn crm() -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let (asked, down) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (a, d) = (asked.clone(), down.clone());
+    let app = axum::Router::new().fallback(move || {
+        let (a, d) = (a.clone(), d.clone());
+        async move {
+            a.fetch_add(1, Ordering::SeqCst);
+            if d.load(Ordering::SeqCst) {
+                (axum::http::StatusCode::SERVICE_UNAVAILABLE, String::new())
+            } else {
+                (
+                    axum::http::StatusCode::OK,
+                    r#"{"customer": {"hasVIPMembership": true, "name": "Astrid"}}"#.to_owned(),
+                )
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), asked, down)
+}
+
+#[tokio::test]
+async fn the_driver_asks_the_shared_cache_before_the_crm_and_falls_back_on_it() {
+    use concierge_flow::CacheUse;
+    use std::sync::atomic::Ordering;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let redis = RedisServer::start();
+    let (a, _) = instance(&redis, "a", "", Duration::from_secs(900)).await;
+    let (b, _) = instance(&redis, "b", "", Duration::from_secs(900)).await;
+    let (base, asked, down) = crm().await;
+    let http = crate::http::HttpClient::new();
+    let request = vip_request(&base);
+
+    // A asks the CRM and keeps the answer (in the background: wait for it).
+    let r = super::perform(&http, Some(&a), request.clone())
+        .await
+        .expect("answered");
+    assert_eq!((r.status, r.shared), (200, None));
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    until(Duration::from_secs(10), "kept", || {
+        !redis.cli(&["--scan"]).trim().is_empty()
+    })
+    .await;
+
+    // B finds it fresh: no request at all.
+    let r = super::perform(&http, Some(&b), request.clone())
+        .await
+        .expect("answered");
+    let shared = r.shared.expect("from the shared cache");
+    assert_eq!(
+        (shared.used, shared.value.as_deref()),
+        (CacheUse::Hit, Some("true"))
+    );
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+
+    // No longer fresh for this node, and the CRM failing: the kept answer stands in.
+    down.store(true, Ordering::SeqCst);
+    let mut stale_only = request.clone();
+    if let Some(c) = stale_only.cache.as_mut() {
+        c.ttl = Duration::ZERO;
+    }
+    let r = super::perform(&http, Some(&b), stale_only.clone())
+        .await
+        .expect("answered");
+    assert_eq!(r.shared.map(|s| s.used), Some(CacheUse::Stale));
+    assert_eq!(asked.load(Ordering::SeqCst), 2, "the CRM was asked first");
+
+    // Without a store, or with nothing kept, the CRM's failure goes through.
+    let r = super::perform(&http, None, stale_only.clone())
+        .await
+        .expect("a response");
+    assert_eq!((r.status, r.shared), (503, None));
+    redis.cli(&["FLUSHALL"]);
+    let r = super::perform(&http, Some(&b), stale_only)
+        .await
+        .expect("a response");
+    assert_eq!(r.status, 503);
 }
