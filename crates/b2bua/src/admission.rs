@@ -2,6 +2,12 @@
 //! the driver's overload signal. Checked on the raw datagram before anything is allocated
 //! (no parse, no transaction, no RTP port), so a flood of new INVITEs is refused for about
 //! the cost of reading it and the calls already admitted keep their ACKs and BYEs.
+//!
+//! Several instances sharing state (`[shared]`) hold one budget between them: the driver
+//! reports the others' load ([`PeerLoad`], `Command::Peers`), their calls count against
+//! `max_calls`, and the new-call rate left to this instance is what the others do not use
+//! — never less than an equal share, so that instances all at their limit settle on
+//! `rate / n` each instead of taking turns at refusing everything.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -29,6 +35,19 @@ impl Default for AdmissionConfig {
             source_invite_burst: 200,
         }
     }
+}
+
+/// The load the other instances sharing state carry, as the driver last heard it
+/// (`Command::Peers`). All zero — the default, and what the driver reports while the
+/// shared store is unreachable — leaves this instance its own limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerLoad {
+    /// Calls in progress on the other instances.
+    pub calls: usize,
+    /// New calls per second the other instances admitted lately.
+    pub invite_rate: u32,
+    /// How many other instances are alive.
+    pub instances: u32,
 }
 
 /// Why a new INVITE was refused (with 503 and Retry-After).
@@ -108,6 +127,8 @@ pub(crate) struct Admission {
     sources: HashMap<IpAddr, Bucket>,
     next_sweep: Instant,
     overloaded: bool,
+    /// What the other instances carry.
+    peers: PeerLoad,
     /// New INVITEs refused so far.
     pub(crate) refused: u64,
 }
@@ -120,8 +141,32 @@ impl Admission {
             sources: HashMap::new(),
             next_sweep: now + SWEEP_EVERY,
             overloaded: false,
+            peers: PeerLoad::default(),
             refused: 0,
         }
+    }
+
+    /// The driver's latest view of the other instances' load.
+    pub(crate) fn set_peers(&mut self, peers: PeerLoad) {
+        self.peers = peers;
+    }
+
+    /// Calls in progress on the other instances: they count against `max_calls` too.
+    pub(crate) fn peer_calls(&self) -> usize {
+        self.peers.calls
+    }
+
+    /// This instance's part of the global rate and burst: what the others leave, at least
+    /// an equal share (the burst scaled alike).
+    fn global_budget(&self) -> (u32, u32) {
+        let (rate, burst) = (self.cfg.invite_rate, self.cfg.invite_burst.max(1));
+        if self.peers.instances == 0 || rate == 0 {
+            return (rate, burst);
+        }
+        let fair = rate / (self.peers.instances.saturating_add(1));
+        let share = rate.saturating_sub(self.peers.invite_rate).max(fair).max(1);
+        let burst = (u64::from(burst) * u64::from(share) / u64::from(rate)).max(1);
+        (share, burst as u32)
     }
 
     /// The driver's view: its input queue is deep (set) or drained (clear).
@@ -152,7 +197,7 @@ impl Admission {
         let c = self.cfg;
         let global = c.invite_rate > 0;
         let per_source = c.source_invite_rate > 0 && !trusted;
-        let (rate, burst) = (c.invite_rate, c.invite_burst.max(1));
+        let (rate, burst) = self.global_budget();
         let (s_rate, s_burst) = (c.source_invite_rate, c.source_invite_burst.max(1));
         if global && !self.global.has_token(now, rate, burst) {
             return Err(Refusal::Rate);
@@ -258,6 +303,45 @@ mod tests {
         assert_eq!(a.admit(now, A, false), Err(Refusal::Overloaded));
         a.set_overloaded(false);
         assert!(a.admit(now, A, false).is_ok());
+    }
+
+    #[test]
+    fn the_rate_the_other_instances_use_is_not_this_one_s_but_an_equal_share_always_is() {
+        let now = Instant::now();
+        let mut a = Admission::new(cfg(100, 100, 0, 0), now);
+        let admitted = |a: &mut Admission, at: Instant| {
+            (0..1000).filter(|_| a.admit(at, A, false).is_ok()).count()
+        };
+        // One other instance admitting 70/s: 30/s (and a burst of 30) are left here.
+        a.set_peers(PeerLoad {
+            calls: 0,
+            invite_rate: 70,
+            instances: 1,
+        });
+        let t1 = now + Duration::from_secs(10);
+        assert_eq!(
+            admitted(&mut a, t1),
+            50,
+            "at least the equal share: 100 / 2"
+        );
+        a.set_peers(PeerLoad {
+            calls: 0,
+            invite_rate: 20,
+            instances: 1,
+        });
+        let t2 = t1 + Duration::from_secs(10);
+        assert_eq!(admitted(&mut a, t2), 80, "what the other leaves");
+        // Three others at their limit: a quarter each, never nothing.
+        a.set_peers(PeerLoad {
+            calls: 0,
+            invite_rate: 300,
+            instances: 3,
+        });
+        let t3 = t2 + Duration::from_secs(10);
+        assert_eq!(admitted(&mut a, t3), 25);
+        // The store unreachable: the driver reports nobody, and the whole budget is back.
+        a.set_peers(PeerLoad::default());
+        assert_eq!(admitted(&mut a, t3 + Duration::from_secs(10)), 100);
     }
 
     #[test]

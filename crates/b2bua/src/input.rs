@@ -120,6 +120,10 @@ pub enum Command<'a> {
     /// The driver's overload signal: while on, every new INVITE gets a stateless 503 so
     /// the backlog drains and admitted calls complete; off once the driver caught up.
     Overloaded(bool),
+    /// The load the other instances sharing state carry (`[shared]`): their calls count
+    /// against `max_calls`, and the new-call rate they use is not this instance's. Sent
+    /// after every heartbeat; all zero while the shared store is unreachable.
+    Peers(crate::PeerLoad),
     /// Install new flows and prompts (a reload): calls that arrive from now on run them,
     /// while every call in progress keeps the program it started with until it ends.
     Install(Box<Program>),

@@ -57,7 +57,7 @@ mod switch;
 mod transfer;
 mod transfer_token;
 
-pub use admission::AdmissionConfig;
+pub use admission::{AdmissionConfig, PeerLoad};
 pub use config::SwitchConfig;
 pub use identity::{identify, CallerIdentity, CidrError, TrustedPeers};
 pub use input::{Command, Input};

@@ -856,6 +856,31 @@ fn invites_refused_before_a_call_exists_are_counted_by_reason() {
 }
 
 #[test]
+fn calls_on_the_other_instances_count_against_max_calls_until_their_share_is_gone() {
+    let mut rig = Rig::with(
+        SwitchConfig {
+            max_calls: 3,
+            ..SwitchConfig::default()
+        },
+        Default::default(),
+    );
+    answered_call(&mut rig);
+    rig.set_peers(concierge_b2bua::PeerLoad {
+        calls: 2,
+        invite_rate: 0,
+        instances: 1,
+    });
+    let full = rig.send(&INVITE.replace("c1", "c2").replace("call1", "call2"));
+    assert_eq!(response(&full[0]).status.0, 503, "1 here + 2 there = 3");
+    assert_eq!(rig.stats().refused_max_calls, 1);
+    // The other instance died and its share expired: the driver reports nobody.
+    rig.set_peers(concierge_b2bua::PeerLoad::default());
+    let room = rig.send(&INVITE.replace("c1", "c3").replace("call1", "call3"));
+    assert_ne!(response(&room[0]).status.0, 503);
+    assert_eq!(rig.call_count(), 2);
+}
+
+#[test]
 fn invites_over_the_admission_rates_are_counted_apart() {
     let mut rig = Rig::with(
         SwitchConfig {

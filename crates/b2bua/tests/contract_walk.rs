@@ -189,6 +189,7 @@ fn a_known_vip_through_a_trusted_carrier_walks_the_contract_to_the_vip_desk() {
             status: 200,
             body: body.into_bytes(),
             latency: Duration::from_millis(40),
+            shared: None,
         }),
     };
     walk.push(("Http(200, VIP)".into(), d.input(http)));

@@ -81,6 +81,7 @@ impl Rig {
             status,
             body: body.into(),
             latency: Duration::from_millis(3),
+            shared: None,
         }));
         self.drain()
     }

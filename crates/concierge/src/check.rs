@@ -148,6 +148,11 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
         Ok(line) => println!("  {line}"),
         Err(e) => errors.push(e),
     }
+    match cfg.shared.as_ref().map(crate::shared::check) {
+        Some(Ok(line)) => println!("  {line}"),
+        Some(Err(e)) => errors.push(e),
+        None => println!("  shared state: none ([shared] unset): everything stays in this process"),
+    }
     if let Some(loaded) = &loaded {
         for (route, file) in &loaded.flows {
             let route = if route.is_empty() {

@@ -95,6 +95,7 @@ impl HttpClient {
             status,
             body,
             latency: started.elapsed(),
+            shared: None,
         })
     }
 }

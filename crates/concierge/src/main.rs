@@ -15,6 +15,7 @@ mod http;
 mod metrics;
 mod program;
 mod reload;
+mod shared;
 mod simulate;
 
 use std::process::ExitCode;
@@ -244,6 +245,15 @@ impl Summary {
         }
         info!("call records: {}", cfg.records.path.display());
         info!("RTP ports: {}-{}", cfg.rtp.port_min, cfg.rtp.port_max);
+        match (&cfg.shared, &server.shared) {
+            (Some(s), Some(shared)) => info!(
+                "shared state: {} (prefix {:?}) as instance {}: lookup cache and call limits shared with the other instances",
+                s.location(),
+                s.prefix,
+                shared.instance()
+            ),
+            _ => info!("shared state: none; lookup cache, lockout and call limits are this instance's own"),
+        }
         if !cfg.demo.directory {
             info!(
                 "demo customer directory: off; flows see {{system.directory_url}} = {}",

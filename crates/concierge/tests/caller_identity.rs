@@ -12,31 +12,7 @@ use common::{
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A caller that keys `code` by SIP INFO right after the ACK (type-ahead: the keypad takes
-/// the keys when it starts), hangs up at the REFER and returns its Refer-To and the record.
-fn code_call(
-    server: &common::Server,
-    caller: &str,
-    call_id: &str,
-    code: &str,
-    extra: &str,
-) -> (String, serde_json::Value) {
-    let mut call = RawCall::invite_with(server.port, caller, call_id, "0 101", extra);
-    call.answer_and_ack();
-    for d in code.chars() {
-        call.request(
-            "INFO",
-            0,
-            "Content-Type: application/dtmf-relay\r\n",
-            &format!("Signal={d}\r\nDuration=160\r\n"),
-        );
-        call.sip.expect("SIP/2.0 200", WAIT);
-    }
-    let refer = call.sip.expect("REFER ", WAIT);
-    let refer_to = header(&refer, "Refer-To").expect("Refer-To").to_owned();
-    call.bye();
-    (refer_to, wait_record(server, call_id))
-}
+use common::calls::code_call_with as code_call;
 
 const NOBODY_TRUSTED: &str = "trusted_peers = []\n";
 const VIP_PAI: &str = "P-Asserted-Identity: <sip:+46706170786@carrier.example;user=phone>\r\n";

@@ -3,7 +3,8 @@
 //! config` validates it; either way the file is parsed as YAML (python3's yaml module) and
 //! checked against the files it names: build contexts, instance configs (which `concierge
 //! check` must accept), Kamailio's dispatcher list, Prometheus' scrape targets (which
-//! `promtool check config` must accept) and the ports everything uses. The Grafana
+//! `promtool check config` must accept), the Valkey both instances share state through,
+//! and the ports everything uses. The Grafana
 //! dashboard's queries must parse as PromQL and name only documented metrics.
 
 mod common;
@@ -84,7 +85,8 @@ fn compose_runs_kamailio_in_front_of_two_instances_and_a_sipp_load_service() {
             "concierge-1",
             "concierge-2",
             "prometheus",
-            "sipp"
+            "sipp",
+            "valkey"
         ])
     );
     for (name, s) in services {
@@ -118,6 +120,7 @@ fn compose_runs_kamailio_in_front_of_two_instances_and_a_sipp_load_service() {
     let mut rtp_ranges = Vec::new();
     let mut instance_names = BTreeSet::new();
     let mut metrics_listen = Vec::new();
+    let mut shared_urls = Vec::new();
     for name in ["concierge-1", "concierge-2"] {
         let command = strs(&services[name]["command"]);
         assert_eq!(&command[..2], ["run", "--config"], "{name}");
@@ -147,7 +150,22 @@ fn compose_runs_kamailio_in_front_of_two_instances_and_a_sipp_load_service() {
         rtp_ranges.push((min, max));
         instance_names.insert(toml_value(&text, "server", "instance").expect("server.instance"));
         metrics_listen.push(toml_value(&text, "metrics", "listen").expect("metrics.listen"));
+        shared_urls.push(toml_value(&text, "shared", "url").expect("shared.url"));
+        let depends = strs(&services[name]["depends_on"]);
+        assert!(
+            depends.contains(&"valkey".to_owned()),
+            "{name}: {depends:?}"
+        );
     }
+    // Both instances share state through the valkey service's port.
+    assert_eq!(shared_urls[0], shared_urls[1]);
+    let valkey = std::fs::read_to_string(root.join("deploy/valkey/Dockerfile")).unwrap();
+    let valkey_port = valkey
+        .split("\"--port\", \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("valkey's --port");
+    assert_eq!(shared_urls[0], format!("redis://127.0.0.1:{valkey_port}"));
     assert_eq!(instance_names.len(), 2, "each instance has its own name");
     assert_ne!(instance_ports[0], instance_ports[1]);
     assert!(rtp_ranges[0].1 < rtp_ranges[1].0 || rtp_ranges[1].1 < rtp_ranges[0].0);

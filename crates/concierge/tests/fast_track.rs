@@ -10,6 +10,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::calls::{code_call, vip_call};
 use common::http_stub::{Reply, Stub};
 use common::{
     header, path_of, pjsua2_python, repo_root, scratch_dir, start_vip, start_vip_env, wait_record,
@@ -39,41 +40,6 @@ fn crm(delay: Duration) -> Stub {
 /// directory.
 fn pointed_at(base: &str) -> impl Fn(String) -> String + '_ {
     move |f: String| f.replace("CRM/customers", &format!("{base}/customers"))
-}
-
-/// A verified VIP (loopback is trusted) calls, is answered, waits for the REFER and
-/// hangs up; returns the Refer-To and the record.
-fn vip_call(server: &common::Server, caller: &str, call_id: &str) -> (String, serde_json::Value) {
-    let mut call = RawCall::invite(server.port, caller, call_id, "0 101");
-    call.answer_and_ack();
-    let refer = call.sip.expect("REFER ", WAIT);
-    let refer_to = header(&refer, "Refer-To").expect("Refer-To").to_owned();
-    call.bye();
-    (refer_to, wait_record(server, call_id))
-}
-
-/// A caller that keys `code` by SIP INFO after the ACK (type-ahead skips the welcome).
-fn code_call(
-    server: &common::Server,
-    caller: &str,
-    call_id: &str,
-    code: &str,
-) -> (String, serde_json::Value) {
-    let mut call = RawCall::invite(server.port, caller, call_id, "0 101");
-    call.answer_and_ack();
-    for d in code.chars() {
-        call.request(
-            "INFO",
-            0,
-            "Content-Type: application/dtmf-relay\r\n",
-            &format!("Signal={d}\r\nDuration=160\r\n"),
-        );
-        call.sip.expect("SIP/2.0 200", WAIT);
-    }
-    let refer = call.sip.expect("REFER ", WAIT);
-    let refer_to = header(&refer, "Refer-To").expect("Refer-To").to_owned();
-    call.bye();
-    (refer_to, wait_record(server, call_id))
 }
 
 #[test]

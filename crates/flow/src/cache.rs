@@ -115,8 +115,8 @@ struct Lru {
 
 #[derive(Debug)]
 struct Entry {
-    status: u16,
-    body: Vec<u8>,
+    /// As received (latency aside), or as a shared cache gave it.
+    response: HttpResponse,
     stored: Instant,
     tick: u64,
 }
@@ -133,7 +133,7 @@ impl LookupCache {
         let (spec, key) = (req.cache?, req.cache_key.as_ref()?);
         let lru = self.nodes.get_mut(&req.node)?;
         let entry = lru.entries.get(key)?;
-        let ttl = if is_negative(entry.status) {
+        let ttl = if is_negative(entry.response.status) {
             spec.negative_ttl
         } else {
             spec.ttl
@@ -159,6 +159,22 @@ impl LookupCache {
         let (Some(spec), Some(key)) = (req.cache, req.cache_key.as_ref()) else {
             return (result, None);
         };
+        // A cache shared by several instances answered for the server: keep the answer as
+        // old as it is (a stale one must not turn fresh here) and say how it was used.
+        if let Ok(Some(shared)) = result.as_ref().map(|r| r.shared.as_ref()) {
+            let used = shared.used;
+            let stored = now.checked_sub(shared.age).unwrap_or(now);
+            if let Ok(r) = &result {
+                let lru = self.nodes.entry(req.node.clone()).or_default();
+                lru.insert(key.clone(), r, stored, spec.max_entries);
+            }
+            match used {
+                CacheUse::Hit => self.hits += 1,
+                CacheUse::Stale => self.stale += 1,
+                CacheUse::Miss => self.misses += 1,
+            }
+            return (result, Some(used));
+        }
         let failed = match &result {
             Ok(r) => r.status >= 500,
             Err(_) => true,
@@ -203,9 +219,8 @@ fn is_negative(status: u16) -> bool {
 impl Entry {
     fn response(&self) -> HttpResponse {
         HttpResponse {
-            status: self.status,
-            body: self.body.clone(),
             latency: Duration::ZERO,
+            ..self.response.clone()
         }
     }
 }
@@ -235,8 +250,7 @@ impl Lru {
         self.entries.insert(
             key,
             Entry {
-                status: r.status,
-                body: r.body.clone(),
+                response: r.clone(),
                 stored: now,
                 tick: self.tick,
             },
@@ -270,6 +284,7 @@ mod tests {
             redact: false,
             cache: Some(spec()),
             cache_key: Some(format!("GET {url}")),
+            share: None,
             comfort: None,
             auth: None,
         }
@@ -280,6 +295,7 @@ mod tests {
             status,
             body: body.into(),
             latency: Duration::from_millis(5),
+            shared: None,
         })
     }
 
@@ -356,6 +372,37 @@ mod tests {
         assert!(c.fresh(t0, &b).is_none(), "b was evicted");
         assert!(c.fresh(t0, &a).is_some());
         assert!(c.fresh(t0, &d).is_some());
+    }
+
+    #[test]
+    fn a_shared_answer_is_kept_as_old_as_it_is_and_counted_as_the_shared_cache_used_it() {
+        let t0 = Instant::now() + Duration::from_secs(10_000);
+        let mut c = LookupCache::new();
+        let a = req("http://crm/a");
+        let gold = crate::SharedValue {
+            status: 200,
+            value: Some("gold".into()),
+        };
+        // Fresh elsewhere (10 s old): a hit, and reused here for the rest of its TTL only.
+        let (r, used) = c.settle(
+            t0,
+            &a,
+            Ok(gold.clone().answer(CacheUse::Hit, Duration::from_secs(10))),
+        );
+        assert_eq!(used, Some(CacheUse::Hit));
+        assert!(r.is_ok());
+        assert!(c.fresh(t0 + Duration::from_secs(49), &a).is_some());
+        assert!(c.fresh(t0 + Duration::from_secs(50), &a).is_none());
+        // Stale elsewhere (2 h old): it stood in once, and does not turn fresh here.
+        let b = req("http://crm/b");
+        let (_, used) = c.settle(
+            t0,
+            &b,
+            Ok(gold.answer(CacheUse::Stale, Duration::from_secs(7200))),
+        );
+        assert_eq!(used, Some(CacheUse::Stale));
+        assert!(c.fresh(t0, &b).is_none());
+        assert_eq!(c.counts(), (2, 0, 1));
     }
 
     #[test]

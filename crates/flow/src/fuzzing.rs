@@ -45,6 +45,7 @@ pub fn flow_toml(data: &[u8]) {
                 status: 200,
                 body: body.to_vec(),
                 latency: std::time::Duration::from_millis(5),
+                shared: None,
             })),
             Action::Transfer { .. } => Event::TransferResult(TransferOutcome::Succeeded),
             Action::Hangup { .. } => Event::HungUp,

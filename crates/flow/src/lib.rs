@@ -25,6 +25,7 @@ pub mod fuzzing;
 mod model;
 mod run;
 mod schedule;
+mod shared;
 mod template;
 mod trunk;
 mod validate;
@@ -40,6 +41,7 @@ pub use run::{
     TransferOutcome, Vars,
 };
 pub use schedule::{Schedule, ScheduleError};
+pub use shared::{ShareSpec, SharedAnswer, SharedValue};
 pub use template::{
     normalize_e164, Escape, Template, TemplateError, SYSTEM_VARIABLES, URL_BASE_VARIABLE,
 };

@@ -197,3 +197,47 @@ fn check_warns_when_the_client_secret_is_not_in_the_environment() {
     let set = concierge_flow::unset_env(Path::new("f.toml"), &text, &loaded.flow, &|_| true);
     assert!(set.is_empty(), "{set:?}");
 }
+
+/// A typed ID looked up by URL, cached: once as a plain keypad, once as a secret one.
+fn id_lookup(secret: bool) -> String {
+    format!(
+        r#"
+start = "ask"
+[nodes.ask]
+type = "keypad"
+prompt = "enter"
+save_as = "id"
+min_digits = 1
+max_digits = 6
+secret = {secret}
+done = "lookup"
+no_input = "bye"
+invalid = "bye"
+[nodes.lookup]
+type = "http"
+url = "http://crm/customers/by-id/{{id}}"
+json_path = "customer.tier"
+save_as = "tier"
+cache = {{ ttl_s = 60, stale_if_error_s = 600 }}
+success = "bye"
+failure = "bye"
+[nodes.bye]
+type = "hangup"
+"#
+    )
+}
+
+#[test]
+fn a_lookup_built_from_a_secret_is_cached_in_the_process_but_never_shared() {
+    for secret in [false, true] {
+        let text = id_lookup(secret);
+        let loaded =
+            parse_flow(Path::new("id.toml"), &text, &known).unwrap_or_else(|e| panic!("{e:?}"));
+        let (mut run, _) = Run::start(loaded.flow, Vars::new(), Environment::default());
+        let Action::Http(req) = run.handle(Event::Digits("101010".into())) else {
+            panic!("the lookup follows the keypad");
+        };
+        assert!(req.cache.is_some());
+        assert_eq!(req.share.is_some(), !secret, "secret = {secret}");
+    }
+}

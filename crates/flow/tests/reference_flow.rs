@@ -76,6 +76,7 @@ fn ok(body: &str) -> Event {
         status: 200,
         body: body.as_bytes().to_vec(),
         latency: Duration::from_millis(12),
+        shared: None,
     }))
 }
 
@@ -179,6 +180,7 @@ fn unknown_number_then_101010_is_gold() {
         status: 404,
         body: vec![],
         latency: Duration::ZERO,
+        shared: None,
     }));
     let mut run = to_keypad("+46700000009", not_found);
     let a = run.handle(Event::Digits("101010".into()));
@@ -227,6 +229,7 @@ fn api_down_or_slow_or_broken_goes_to_the_keypad() {
             status: 500,
             body: vec![],
             latency: Duration::ZERO,
+            shared: None,
         })),
     );
 }
@@ -440,4 +443,24 @@ type = "hangup"
     let req = expect_http(a);
     assert!(!req.redact);
     assert!(!format!("{req:?}").contains("t0ken"));
+}
+
+#[test]
+fn an_answer_from_the_shared_cache_carries_only_the_saved_value_and_fast_tracks_the_vip() {
+    let (mut run, a) = start("vip.toml", "+46706170786");
+    let req = expect_http(a);
+    let share = req.share.as_ref().expect("the caller lookup may be shared");
+    assert!(
+        !share.key().contains("t0ken"),
+        "a header from ${{ENV}} is no part of the key"
+    );
+    let kept = concierge_flow::SharedValue {
+        status: 200,
+        value: Some("true".into()),
+    };
+    let a = run.handle(Event::HttpResult(Ok(
+        kept.answer(concierge_flow::CacheUse::Stale, Duration::from_secs(600))
+    )));
+    assert_eq!(expect_transfer(&a).0, "sip:vip-desk@127.0.0.1:5060");
+    assert_eq!(run.http_steps()[0].outcome, "ok: true");
 }

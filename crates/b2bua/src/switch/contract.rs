@@ -64,6 +64,7 @@ impl Switch {
             Command::AbandonAll => self.abandon_all(now),
             Command::Drain => self.draining = true,
             Command::Overloaded(on) => self.admission.set_overloaded(on),
+            Command::Peers(load) => self.admission.set_peers(load),
             Command::Install(program) => {
                 self.program = std::sync::Arc::new(*program);
                 self.stats.programs_installed += 1;

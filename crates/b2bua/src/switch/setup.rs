@@ -64,7 +64,8 @@ impl Switch {
     }
 
     pub(super) fn on_new_invite(&mut self, now: Instant, key: TsxKey, invite: Request, peer: Peer) {
-        if self.draining || self.calls.len() >= self.cfg.max_calls {
+        // The other instances' calls count too when state is shared (`Command::Peers`).
+        if self.draining || self.calls.len() + self.admission.peer_calls() >= self.cfg.max_calls {
             let mut r = self.response(&invite, StatusCode::SERVICE_UNAVAILABLE);
             r.headers.push(
                 HeaderName::RETRY_AFTER,

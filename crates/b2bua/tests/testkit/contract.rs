@@ -193,6 +193,11 @@ impl Kit {
         self.command(Command::Overloaded(on));
     }
 
+    /// What the other instances sharing state carry (the driver's heartbeat).
+    pub(crate) fn set_peers(&mut self, load: concierge_b2bua::PeerLoad) {
+        self.command(Command::Peers(load));
+    }
+
     /// Moves call `call` to `target` (the driver's transfer command).
     pub(crate) fn transfer(&mut self, call: CallRef, mode: TransferMode, target: &str) {
         self.command(Command::Transfer { call, mode, target });

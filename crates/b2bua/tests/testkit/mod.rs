@@ -352,6 +352,7 @@ impl Kit {
                 status,
                 body: body.as_bytes().to_vec(),
                 latency,
+                shared: None,
             }),
         );
     }
@@ -377,6 +378,7 @@ impl Kit {
                 status,
                 body: body.as_bytes().to_vec(),
                 latency: Duration::from_millis(1),
+                shared: None,
             }),
         );
     }

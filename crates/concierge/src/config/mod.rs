@@ -21,6 +21,7 @@ mod listen;
 mod overrides;
 mod rtp;
 mod server;
+mod shared;
 mod sip;
 mod tcp;
 mod trunks;
@@ -37,6 +38,7 @@ pub(crate) use listen::Listen;
 pub(crate) use overrides::{parse_port_range, Overrides};
 pub(crate) use rtp::RtpConfig;
 pub(crate) use server::{LogConfig, MetricsConfig, RecordsConfig, ServerConfig};
+pub(crate) use shared::SharedConfig;
 pub(crate) use sip::SipConfig;
 pub(crate) use tcp::TcpConfig;
 pub(crate) use trunks::{trunks_not_registered, TrunkConfig};
@@ -83,6 +85,8 @@ pub(crate) struct Config {
     pub(crate) metrics: MetricsConfig,
     /// `[[trunks]]`: the SIP trunks we register with.
     pub(crate) trunks: Vec<TrunkConfig>,
+    /// `[shared]`: state kept with other instances; `None` keeps it all in this process.
+    pub(crate) shared: Option<SharedConfig>,
 }
 
 impl Config {
@@ -123,6 +127,9 @@ impl Config {
         .into_iter()
         .flatten()
         {
+            *f = resolve(base, f);
+        }
+        if let Some(f) = cfg.shared.as_mut().and_then(|s| s.tls_ca_file.as_mut()) {
             *f = resolve(base, f);
         }
         if let Some(f) = cfg.flows.default.as_mut() {

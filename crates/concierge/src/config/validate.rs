@@ -183,6 +183,11 @@ impl Config {
                 return Err(field(name, "must be at least 1".into()));
             }
         }
+        if let Some(shared) = &self.shared {
+            shared
+                .validate()
+                .map_err(|(name, message)| field(name, message))?;
+        }
         let host = self.advertised_host();
         if concierge_sip::wire::SipUri::parse(&format!("sip:x@{host}")).is_err() {
             return Err(field(

@@ -33,6 +33,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::shared::{LocalLoad, Shared};
 
 /// A finished RFC 3263 lookup: the switch's request id and the addresses to try.
 type DnsAnswer = (u64, Result<Vec<Peer>, String>);
@@ -95,6 +96,8 @@ pub(crate) enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Shared(#[from] crate::shared::StartError),
     #[error(
         "cannot open the call records file {path}: {source}; change `[records] path` in the config"
     )]
@@ -109,6 +112,8 @@ pub(crate) struct Server {
     pub(crate) udp_addr: Option<SocketAddr>,
     pub(crate) tcp_addr: Option<SocketAddr>,
     pub(crate) tls_addr: Option<SocketAddr>,
+    /// The store `[shared]` names, when there is one.
+    pub(crate) shared: Option<Shared>,
     shard: tokio::task::JoinHandle<()>,
 }
 
@@ -238,6 +243,27 @@ impl Server {
             wall,
             program,
         );
+        // State shared with other instances: the lookup cache in the HTTP path, and the
+        // load each heartbeat exchanges for the others' (their calls count against
+        // `max_calls`).
+        let shared = cfg
+            .shared
+            .as_ref()
+            .map(|s| {
+                Shared::start(
+                    s,
+                    &cfg.server.instance,
+                    cfg.lockout(),
+                    operate.metrics.clone(),
+                )
+            })
+            .transpose()?;
+        let (peers_tx, peers_rx) = mpsc::channel(4);
+        let local_load = shared.as_ref().map(|s| {
+            let load = Arc::new(LocalLoad::default());
+            tokio::spawn(crate::shared::heartbeat(s.clone(), load.clone(), peers_tx));
+            load
+        });
         let (http_tx, http_rx) = mpsc::channel(4096);
         let (dns_tx, dns_rx) = mpsc::channel(1024);
         let resolver = match crate::dns::SipResolver::new(&cfg.dns.servers) {
@@ -251,6 +277,9 @@ impl Server {
             switch,
             records,
             http: HttpClient::new(),
+            shared: shared.clone(),
+            local_load,
+            peers_rx,
             http_tx,
             http_rx,
             resolver,
@@ -280,13 +309,20 @@ impl Server {
             udp_addr,
             tcp_addr,
             tls_addr,
+            shared,
             shard,
         })
     }
 
     /// Waits for the shard to stop; an error is a shard that panicked or was cancelled.
+    /// A clean stop takes this instance's load out of the shared store, so its calls stop
+    /// counting at once (within `timeout_ms`, or at its expiry).
     pub(crate) async fn wait(self) -> Result<(), tokio::task::JoinError> {
-        self.shard.await
+        let result = self.shard.await;
+        if let Some(shared) = &self.shared {
+            shared.leave().await;
+        }
+        result
     }
 }
 
@@ -346,6 +382,12 @@ struct Shard {
     switch: Switch,
     records: records::Records,
     http: HttpClient,
+    /// The store `[shared]` names: the HTTP path asks its lookup cache.
+    shared: Option<Shared>,
+    /// What the heartbeat reports as this instance's load (with `shared` only).
+    local_load: Option<Arc<LocalLoad>>,
+    /// The other instances' load after each heartbeat, for the switch.
+    peers_rx: mpsc::Receiver<concierge_b2bua::PeerLoad>,
     http_tx: mpsc::Sender<(CallRef, Result<HttpResponse, HttpFailure>)>,
     http_rx: mpsc::Receiver<(CallRef, Result<HttpResponse, HttpFailure>)>,
     /// Looks up named bridge targets; `None` when the system's DNS config is unreadable.
@@ -421,6 +463,9 @@ impl Shard {
                     info!(calls = self.switch.call_count(), "new flows installed; calls in progress keep theirs");
                     let install = Input::Command(Command::Install(Box::new(program)));
                     self.switch.handle_input(std::time::Instant::now(), install);
+                }
+                Some(load) = self.peers_rx.recv() => {
+                    self.switch.handle_input(std::time::Instant::now(), Input::Command(Command::Peers(load)));
                 }
                 Some((id, result)) = self.dns_rx.recv() => {
                     self.switch.handle_input(std::time::Instant::now(), Input::Resolved { id, result });
@@ -545,6 +590,9 @@ impl Shard {
 
     /// Gauges and the switch's counters into the metrics (a few atomic stores).
     fn publish(&self) {
+        if let Some(load) = &self.local_load {
+            load.set_calls(self.switch.call_count());
+        }
         self.metrics.observe_switch(
             self.switch.call_count(),
             self.switch.is_draining(),
@@ -611,6 +659,9 @@ impl Shard {
                     },
                 },
                 Output::Record(record) => {
+                    if let Some(load) = &self.local_load {
+                        load.call_ended();
+                    }
                     self.metrics.observe_record(&record);
                     self.records.write(&record);
                 }
@@ -633,8 +684,10 @@ impl Shard {
                 }
                 Output::Http { call, request } => {
                     let (client, tx) = (self.http.clone(), self.http_tx.clone());
+                    let shared = self.shared.clone();
                     tokio::spawn(async move {
-                        let result = client.execute(*request).await;
+                        let result =
+                            crate::shared::perform(&client, shared.as_ref(), *request).await;
                         let _ = tx.send((call, result)).await;
                     });
                 }

@@ -11,6 +11,7 @@
 
 mod labels;
 mod process;
+mod shared;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -57,6 +58,8 @@ pub(crate) struct Metrics {
     webhook_queued: Gauge,
     /// The switch's counters as last seen, to add only what is new.
     seen: std::sync::Mutex<SwitchStats>,
+    /// The shared state store's health (a collector reads it at each scrape).
+    shared: std::sync::Arc<shared::SharedState>,
 }
 
 impl Metrics {
@@ -64,6 +67,8 @@ impl Metrics {
         // The process metrics keep their standard names (no `concierge_` prefix).
         let mut root = Registry::default();
         root.register_collector(Box::new(process::ProcessCollector));
+        let shared = std::sync::Arc::new(shared::SharedState::default());
+        root.register_collector(Box::new(shared::SharedCollector(shared.clone())));
         let registry = root.sub_registry_with_prefix("concierge");
         let calls_in_progress = Gauge::default();
         registry.register(
@@ -246,6 +251,7 @@ impl Metrics {
             webhook_dropped,
             webhook_queued,
             seen: Default::default(),
+            shared,
         }
     }
 

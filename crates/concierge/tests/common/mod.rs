@@ -2,6 +2,7 @@
 //! a config written by the test, and real peers (SIPp, raw UDP) talking to it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod calls;
 pub mod capture;
 
 pub mod http_stub;
@@ -9,6 +10,7 @@ pub mod ops;
 pub mod proxy;
 pub mod registrar;
 pub mod registration_client;
+pub mod redis;
 
 #[allow(unused_imports)]
 pub use proxy::pjsua2_python;

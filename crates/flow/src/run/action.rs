@@ -107,6 +107,11 @@ pub struct HttpRequest {
     /// The cache key: method, URL, body and the headers not rendered from a secret or
     /// `${ENV}` (a token that changes must not empty the cache). Never shown.
     pub cache_key: Option<String>,
+    /// What a cache shared by several instances may keep of the answer; `None` when the
+    /// node does not cache, or when its URL or body is built from a secret variable or
+    /// `${ENV}`, or its value goes into a secret variable (such answers stay in this
+    /// process).
+    pub share: Option<crate::ShareSpec>,
     /// Audio for the caller while the request is in flight.
     pub comfort: Option<crate::ComfortSpec>,
     /// The request carries a bearer token from this `[auth.<name>]` block.

@@ -16,6 +16,10 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
     /// From sending the request to the end of the body, for the call record.
     pub latency: Duration,
+    /// Set when a cache shared by several instances gave this answer instead of the
+    /// server (made by [`crate::SharedValue::answer`]): `body` is then empty and the value
+    /// to save is here. `None` for a response from the server.
+    pub shared: Option<crate::SharedAnswer>,
 }
 
 /// An [`HttpRequest`](crate::HttpRequest) that got no response, reported in [`Event::HttpResult`].

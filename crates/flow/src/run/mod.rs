@@ -263,7 +263,13 @@ impl Run {
             Err(_) => (None, Duration::ZERO),
         };
         let outcome: Result<String, String> = match result {
-            Ok(r) if (200..300).contains(&r.status) => extract(&r.body, json_path.as_ref()),
+            // A shared cache's answer carries the value already found, and no body.
+            Ok(r) if (200..300).contains(&r.status) => match r.shared {
+                Some(shared) => shared
+                    .value
+                    .ok_or_else(|| "JSON path not found".to_string()),
+                None => extract(&r.body, json_path.as_ref()),
+            },
             Ok(r) => Err(format!("HTTP {}", r.status)),
             Err(HttpFailure::Connect(e)) => Err(format!("connect: {e}")),
             Err(HttpFailure::Timeout) => Err("timeout".into()),
@@ -407,7 +413,10 @@ impl Run {
 }
 
 /// The value to save from a 2xx body: the JSON path's first match, or the trimmed body.
-fn extract(body: &[u8], path: Option<&serde_json_path::JsonPath>) -> Result<String, String> {
+pub(crate) fn extract(
+    body: &[u8],
+    path: Option<&serde_json_path::JsonPath>,
+) -> Result<String, String> {
     let Some(path) = path else {
         return Ok(String::from_utf8_lossy(body).trim().to_owned());
     };

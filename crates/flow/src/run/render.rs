@@ -149,6 +149,8 @@ impl Run {
             cache,
             comfort,
             auth,
+            json_path,
+            save_as,
             ..
         } = node
         else {
@@ -177,6 +179,10 @@ impl Run {
         }
         // Header values and the body are never logged or printed; the URL is.
         let redact = self.sensitive(std::iter::once(url));
+        // What leaves the process for a shared cache: nothing built from or saved into a
+        // secret (a hash of a six-digit code is no protection).
+        let private =
+            self.sensitive(std::iter::once(url).chain(body.as_ref())) || self.is_secret(save_as);
         let url = url.render(&self.vars, self.env.lookup(), Escape::Url);
         let body = body
             .as_ref()
@@ -192,6 +198,10 @@ impl Run {
             key.push_str(body.as_deref().unwrap_or(""));
             key
         });
+        let share = cache_key
+            .as_deref()
+            .filter(|_| !private)
+            .map(|k| crate::ShareSpec::new(k, json_path.as_ref()));
         Action::Http(Box::new(HttpRequest {
             redact,
             node: id.to_owned(),
@@ -203,6 +213,7 @@ impl Run {
             delay: *backoff * self.attempts,
             cache: *cache,
             cache_key,
+            share,
             comfort: comfort.clone(),
             auth: auth.clone(),
         }))
