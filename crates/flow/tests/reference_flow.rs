@@ -441,3 +441,27 @@ type = "hangup"
     assert!(!req.redact);
     assert!(!format!("{req:?}").contains("t0ken"));
 }
+
+#[test]
+fn the_demo_lookup_fills_the_vip_desk_s_widget() {
+    let (mut run, _) = start("vip.toml", "+46706170786");
+    run.handle(ok(
+        r#"{"customer":{"number":"+46706170786","name":"Astrid Lindqvist","hasVIPMembership":true,"tier":"gold","customerId":"101010"}}"#,
+    ));
+    let context = run.transfer_context().expect("at fast_track");
+    assert_eq!(context.node, "fast_track");
+    assert_eq!(
+        context.recognised,
+        Some(concierge_flow::Recognition::Number)
+    );
+    assert_eq!(
+        context.widget,
+        [
+            ("customer.name", "Astrid Lindqvist"),
+            ("customer.tier", "gold"),
+            ("customer.id", "101010"),
+            ("tier", "member"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    );
+}
