@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 mod bridge;
 mod calls;
+mod console;
 mod error;
 mod flows;
 mod listen;
@@ -30,6 +31,7 @@ use error::describe_toml_error;
 
 pub(crate) use bridge::{BridgeConfig, DnsConfig};
 pub(crate) use calls::CallsConfig;
+pub(crate) use console::ConsoleConfig;
 pub(crate) use error::ConfigError;
 pub(crate) use flows::{DemoConfig, FlowsConfig, PromptsConfig};
 pub(crate) use listen::Listen;
@@ -79,6 +81,8 @@ pub(crate) struct Config {
     pub(crate) tcp: TcpConfig,
     /// `[metrics]`.
     pub(crate) metrics: MetricsConfig,
+    /// `[console]`.
+    pub(crate) console: ConsoleConfig,
 }
 
 impl Config {

@@ -745,6 +745,7 @@ pub fn demo_ports() -> Vec<u16> {
         ("sip", "listen"),
         ("demo", "directory_listen"),
         ("metrics", "listen"),
+        ("console", "listen"),
     ] {
         let addrs = match cfg.get(table).and_then(|t| t.get(key)) {
             Some(toml::Value::String(a)) => vec![a.clone()],
