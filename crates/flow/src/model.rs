@@ -298,6 +298,10 @@ pub struct Flow {
 /// `condition` and `set` nodes at once; every other kind produces an [`crate::Action`] and
 /// waits for its outcome ([`Node::waits`]).
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "nodes are built once per flow file and shared by Arc, never moved per call"
+)]
 pub enum Node {
     /// Asks a server for a value and saves it.
     Http {

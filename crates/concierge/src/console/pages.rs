@@ -25,10 +25,11 @@ fn layout(title: &str, page: &str, csrf: Option<&str>, body: Markup) -> Markup {
                 @if let Some(csrf) = csrf { meta name="csrf" content=(csrf); }
                 title { (title) " · Concierge" }
                 link rel="stylesheet" href="/assets/console.css";
+                // Ours first: the buttons work before Mermaid (3.5 MB) has loaded.
+                script src="/assets/console.js" defer {}
                 @if page == "console" {
                     script src=(super::assets::MERMAID_PATH) defer {}
                 }
-                script src="/assets/console.js" defer {}
             }
             body data-page=(page) {
                 header {

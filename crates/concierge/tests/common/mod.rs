@@ -2,6 +2,7 @@
 //! a config written by the test, and real peers (SIPp, raw UDP) talking to it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod browser;
 pub mod capture;
 
 pub mod http_stub;
