@@ -18,8 +18,15 @@
     if (!card || card.dataset.live !== "true") return;
     const desk = card.dataset.desk;
     const url = "/events/widget" + (desk ? "?desk=" + encodeURIComponent(desk) : "");
+    const callOf = (root) => {
+      const el = root.querySelector("[data-call]");
+      return el ? el.dataset.call : null;
+    };
     follow(url, (html) => {
+      const before = callOf(card);
       card.innerHTML = html;
+      // The first update after (re)connecting repeats the card shown: no pop-up for it.
+      if (callOf(card) === before) return;
       card.classList.remove("popped");
       void card.offsetWidth; // restart the pop-up animation
       card.classList.add("popped");
@@ -29,12 +36,22 @@
 
   if (page !== "console") return;
 
+  // Drawing a diagram costs the browser; counts that change often redraw it at most
+  // every two seconds (the table beside it is exact at every update).
   let drawn = null;
   let drawing = 0;
+  let lastDraw = 0;
+  let pending = null;
   async function draw() {
     const source = document.getElementById("diagram-source").textContent;
     const target = document.getElementById("diagram");
     if (!window.mermaid || source === drawn || !source.trim()) return;
+    const wait = lastDraw + 2000 - Date.now();
+    if (wait > 0) {
+      if (!pending) pending = setTimeout(() => { pending = null; draw(); }, wait);
+      return;
+    }
+    lastDraw = Date.now();
     drawn = source;
     drawing += 1;
     try {

@@ -113,11 +113,15 @@ impl Card {
             .get(CALLER_HEADER)
             .filter(|c| !c.is_empty() && *c != "anonymous")
             .map(str::to_owned);
+        // Only the context's own `X-Concierge-*` variables: any other header a flow signs
+        // (a `Priority`, a header of its own) is the queue's business, not the card's.
         let widget = context
             .headers
             .iter()
             .filter(|(n, _)| {
-                !n.eq_ignore_ascii_case(CALL_ID_HEADER) && !n.eq_ignore_ascii_case(CALLER_HEADER)
+                n.starts_with("x-concierge-")
+                    && !n.eq_ignore_ascii_case(CALL_ID_HEADER)
+                    && !n.eq_ignore_ascii_case(CALLER_HEADER)
             })
             .map(|(n, v)| {
                 let name = n.strip_prefix("x-concierge-").unwrap_or(n);
@@ -337,6 +341,31 @@ pub(crate) mod tests {
             shown,
             ["customer.name", "customer.tier", "customer.id", "tier"]
         );
+    }
+
+    #[test]
+    fn a_token_s_card_shows_its_caller_and_its_own_variables() {
+        let context = SignedContext {
+            expires_unix_s: 0,
+            headers: [
+                ("x-concierge-tier", "gold"),
+                ("priority", "urgent"),
+                ("x-concierge-call-id", "c9"),
+                ("x-concierge-caller", "anonymous"),
+            ]
+            .iter()
+            .map(|(n, v)| ((*n).into(), (*v).into()))
+            .collect(),
+        };
+        let card = Card::from_token(&context, Some("vip-desk"));
+        assert_eq!(
+            (card.call_id.as_str(), card.desk.as_str()),
+            ("c9", "vip-desk")
+        );
+        assert_eq!(card.caller, None, "anonymous is withheld");
+        assert_eq!(card.widget, [("tier".to_owned(), "gold".to_owned())]);
+        assert_eq!(card.tier.as_deref(), Some("gold"));
+        assert_eq!(card.source, Source::Token);
     }
 
     #[test]
