@@ -126,6 +126,24 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
             _ => println!("  records: {}", cfg.records.path.display()),
         }
     }
+    match cfg.trunk_registrations() {
+        Ok(trunks) => {
+            for ((name, reg), t) in trunks.iter().zip(&cfg.trunks) {
+                // The variable is named; its value never is.
+                println!(
+                    "  trunk {name}: registers {} at {} over {}, contact {}, {} s, password from ${}{}",
+                    reg.aor(),
+                    reg.registrar,
+                    reg.transport.as_str().to_ascii_lowercase(),
+                    reg.contact,
+                    reg.expires,
+                    t.password_env,
+                    if t.trusted { ", trusted" } else { "" }
+                );
+            }
+        }
+        Err(e) => errors.push(e),
+    }
     match crate::driver::check_tls(&cfg) {
         Ok(line) => println!("  {line}"),
         Err(e) => errors.push(e),

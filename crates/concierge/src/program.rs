@@ -125,6 +125,7 @@ pub(crate) fn load(cfg: &Config, files: Files) -> Result<Loaded, Vec<String>> {
             routes.insert(user.clone(), flow);
         }
     }
+    warnings.extend(crate::config::trunks_not_registered(cfg));
     if errors.is_empty() {
         Ok(Loaded {
             program: Program {
@@ -190,12 +191,32 @@ pub(crate) fn load_flow(
         .map(without_level)
         .collect();
     warnings.extend(unserved_local_urls(cfg, path, &loaded.flow));
+    let unknown = unknown_trunks(cfg, path, &loaded.flow);
+    if !unknown.is_empty() {
+        return Err(unknown);
+    }
     Ok((loaded.flow, warnings))
 }
 
 fn without_level(d: &Diagnostic) -> String {
     let text = d.to_string();
     text.strip_prefix("warning: ").unwrap_or(&text).to_owned()
+}
+
+/// Transfer nodes naming a trunk the config does not define (`[[trunks]]`).
+fn unknown_trunks(cfg: &Config, path: &Path, flow: &Flow) -> Vec<String> {
+    flow.nodes
+        .iter()
+        .filter_map(|(id, node)| match node {
+            Node::Transfer {
+                trunk: Some(name), ..
+            } if !cfg.trunks.iter().any(|t| &t.name == name) => Some(format!(
+                "{}: node \"{id}\", field \"trunk\": no [[trunks]] named {name:?} in the config",
+                path.display()
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// HTTP nodes whose URL is on this machine at a port the config does not serve: the

@@ -253,6 +253,7 @@ fn describe(node: &Node) -> String {
             target,
             mode,
             prompt,
+            trunk,
             ..
         } => {
             let mode = match mode {
@@ -265,7 +266,11 @@ fn describe(node: &Node) -> String {
                 .as_ref()
                 .map(|p| format!(" after {p}"))
                 .unwrap_or_default();
-            format!("transfer ({mode}) to {}{prompt}", target.source())
+            let via = trunk
+                .as_ref()
+                .map(|t| format!(" via trunk {t}"))
+                .unwrap_or_default();
+            format!("transfer ({mode}){via} to {}{prompt}", target.source())
         }
         Node::Hangup { prompt } => match prompt {
             Some(p) => format!("hangup after {p}"),

@@ -26,6 +26,7 @@ mod model;
 mod run;
 mod schedule;
 mod template;
+mod trunk;
 mod validate;
 mod widget;
 
@@ -43,6 +44,7 @@ pub use schedule::{Schedule, ScheduleError};
 pub use template::{
     normalize_e164, Escape, Template, TemplateError, SYSTEM_VARIABLES, URL_BASE_VARIABLE,
 };
+pub use trunk::{is_trunk_name, TrunkTarget, TRUNK_HOST};
 pub use validate::{
     check_dir, load_flow, parse_flow, unset_env, Diagnostic, FlowFiles, LoadedFlow, Severity,
 };

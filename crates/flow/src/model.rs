@@ -206,6 +206,8 @@ pub(crate) struct TransferFile {
     pub(crate) widget: Vec<String>,
     /// How the caller was recognised as a VIP (unset: not a VIP), for the widget.
     pub(crate) recognised: Option<Recognition>,
+    /// A registered trunk the transfer goes through (`[[trunks]]` in the server config).
+    pub(crate) trunk: Option<String>,
     pub(crate) failed: Option<String>,
 }
 
@@ -416,6 +418,9 @@ pub enum Node {
         widget: Vec<String>,
         /// How the caller was recognised as a VIP; `None`: not a VIP.
         recognised: Option<Recognition>,
+        /// The registered trunk the call goes through (from `trunk`, or a target written
+        /// `sip:USER@trunk:NAME`); the server's configuration must define it.
+        trunk: Option<String>,
         /// The exit when the transfer fails; without one the call hangs up.
         failed: Option<String>,
     },

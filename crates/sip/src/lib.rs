@@ -9,7 +9,9 @@
 //! * [`dialog`] holds the RFC 3261 §12 dialog state and builds in-dialog requests;
 //! * [`ids`] gives Call-IDs, tags and branches their own types;
 //! * [`endpoint`] owns all transactions of one shard, matches each message to its
-//!   transaction (§17.1.3, §17.2.3, §9.2) and reports what the application must decide.
+//!   transaction (§17.1.3, §17.2.3, §9.2) and reports what the application must decide;
+//! * [`registration`] keeps a trunk registered at its registrar (§10.2), sending its
+//!   REGISTERs as client transactions of the endpoint.
 //!
 //! The run loop a driver implements, for every socket event or expired deadline:
 //! `endpoint.handle_*(now, …)`, then drain `poll_transmit()` and `poll_event()` until both
@@ -23,6 +25,7 @@ pub mod endpoint;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ids;
+pub mod registration;
 pub mod transaction;
 pub mod untrusted;
 pub mod wire;

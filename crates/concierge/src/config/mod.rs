@@ -5,7 +5,7 @@
 //! This file holds the whole [`Config`] and its entry points ([`Config::load`],
 //! [`Config::parse`]); each table lives in a file named for it: `sip` (with `listen`,
 //! the addresses we are reached on), `tcp`, `rtp`, `calls`, `bridge` (with `[dns]`),
-//! `trust` (`[lockout]`, `[transfer]`), `flows` (with `[prompts]`, `[demo]`), `server`
+//! `trust` (`[lockout]`, `[transfer]`), `trunks` (`[[trunks]]`), `flows` (with `[prompts]`, `[demo]`), `server`
 //! (with `[metrics]`, `[log]`, `[records]`). `validate` checks a loaded file, `overrides`
 //! applies the command line, `error` reports problems at their line and field.
 
@@ -24,6 +24,7 @@ mod rtp;
 mod server;
 mod sip;
 mod tcp;
+mod trunks;
 mod trust;
 mod validate;
 
@@ -40,6 +41,7 @@ pub(crate) use rtp::RtpConfig;
 pub(crate) use server::{LogConfig, MetricsConfig, RecordsConfig, ServerConfig};
 pub(crate) use sip::SipConfig;
 pub(crate) use tcp::TcpConfig;
+pub(crate) use trunks::{trunks_not_registered, TrunkConfig};
 pub(crate) use trust::{LockoutConfig, TransferConfig};
 
 /// The whole `concierge.toml`, one field per table. Made by [`Config::load`] (the CLI's
@@ -83,6 +85,8 @@ pub(crate) struct Config {
     pub(crate) metrics: MetricsConfig,
     /// `[console]`.
     pub(crate) console: ConsoleConfig,
+    /// `[[trunks]]`: the SIP trunks we register with.
+    pub(crate) trunks: Vec<TrunkConfig>,
 }
 
 impl Config {

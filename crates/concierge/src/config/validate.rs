@@ -193,7 +193,7 @@ impl Config {
                 format!("{host:?} is not a host name or IP address"),
             ));
         }
-        Ok(())
+        self.validate_trunks(file)
     }
 }
 

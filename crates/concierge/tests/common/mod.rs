@@ -8,6 +8,8 @@ pub mod capture;
 pub mod http_stub;
 pub mod ops;
 pub mod proxy;
+pub mod registrar;
+pub mod registration_client;
 
 #[allow(unused_imports)]
 pub use proxy::pjsua2_python;

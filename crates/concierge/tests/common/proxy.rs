@@ -199,29 +199,33 @@ impl Kamailio {
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // The whole group: the main process and the workers it forked.
-        let group = format!("-{}", child.id());
-        let kill = |signal: &str| {
-            let _ = Command::new("kill")
-                .args([signal, "--", &group])
-                .stderr(Stdio::null())
-                .status();
-        };
-        kill("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                // Workers still exiting are gone with the group below.
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Some(child) = self.child.take() {
+            stop_group(child);
         }
-        kill("-KILL");
-        let _ = child.wait();
     }
+}
+
+/// Stops a process started as the leader of its own group (`process_group(0)`), with
+/// every worker it forked: SIGTERM to the group, up to 5 s for the leader, then SIGKILL.
+pub fn stop_group(mut child: Child) {
+    let group = format!("-{}", child.id());
+    let kill = |signal: &str| {
+        let _ = Command::new("kill")
+            .args([signal, "--", &group])
+            .stderr(Stdio::null())
+            .status();
+    };
+    kill("-TERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            // Workers still exiting are gone with the group below.
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill("-KILL");
+    let _ = child.wait();
 }
 
 /// A Python with pjsua2: `CONCIERGE_PJSUA2_PYTHON`, else a venv in `target/pjsua2-venv`,

@@ -397,6 +397,11 @@ impl Validator<'_> {
                             ),
                         );
                     }
+                    let trunk = crate::trunk::node_trunk(&t.target, t.trunk.as_deref(), t.mode)
+                        .unwrap_or_else(|(field, message)| {
+                            self.error(id, field, message);
+                            None
+                        });
                     Node::Transfer {
                         target,
                         headers,
@@ -404,6 +409,7 @@ impl Validator<'_> {
                         prompt: t.prompt.clone(),
                         widget: t.widget.clone(),
                         recognised: t.recognised,
+                        trunk,
                         failed: t.failed.clone(),
                     }
                 }

@@ -45,8 +45,10 @@ known_headers! {
     EXPIRES = "Expires";
     FROM = "From", "f";
     MAX_FORWARDS = "Max-Forwards";
+    MIN_EXPIRES = "Min-Expires";
     MIN_SE = "Min-SE";
     P_ASSERTED_IDENTITY = "P-Asserted-Identity";
+    PATH = "Path";
     PROXY_AUTHENTICATE = "Proxy-Authenticate";
     PROXY_AUTHORIZATION = "Proxy-Authorization";
     PROXY_REQUIRE = "Proxy-Require";
@@ -60,6 +62,7 @@ known_headers! {
     ROUTE = "Route";
     RSEQ = "RSeq";
     SERVER = "Server";
+    SERVICE_ROUTE = "Service-Route";
     SESSION_EXPIRES = "Session-Expires", "x";
     SUBJECT = "Subject", "s";
     SUBSCRIPTION_STATE = "Subscription-State";
@@ -81,9 +84,17 @@ impl HeaderName {
     /// Headers whose value is a comma-separated list that RFC 3261 §7.3.1 lets a sender
     /// split over several lines or join on one; we always hold one entry per element.
     pub(crate) fn is_list(&self) -> bool {
-        [Self::VIA, Self::ROUTE, Self::RECORD_ROUTE, Self::CONTACT]
-            .iter()
-            .any(|n| n == self)
+        [
+            Self::VIA,
+            Self::ROUTE,
+            Self::RECORD_ROUTE,
+            Self::CONTACT,
+            // RFC 3327 §4 and RFC 3608 §5: lists of name-addrs like Route.
+            Self::PATH,
+            Self::SERVICE_ROUTE,
+        ]
+        .iter()
+        .any(|n| n == self)
     }
 }
 
