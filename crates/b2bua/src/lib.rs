@@ -45,6 +45,7 @@ mod call;
 mod call_media;
 mod carrier;
 mod config;
+mod event;
 mod identity;
 mod input;
 mod leg;
@@ -59,6 +60,7 @@ mod transfer_token;
 
 pub use admission::{AdmissionConfig, PeerLoad};
 pub use config::SwitchConfig;
+pub use event::{desk_of, Arrival, CallEvent, CallEventKind, Transfer};
 pub use identity::{identify, CallerIdentity, CidrError, TrustedPeers};
 pub use input::{Command, Input};
 pub use leg::OutboundAuth;
@@ -72,4 +74,6 @@ pub use record::{
 pub use stats::SwitchStats;
 pub use switch::Switch;
 pub use transfer::{TransferMode, TransferOutcome};
-pub use transfer_token::{TransferSigner, CALLER_HEADER, CALL_ID_HEADER, TOKEN_HEADER};
+pub use transfer_token::{
+    SignedContext, TokenError, TransferSigner, CALLER_HEADER, CALL_ID_HEADER, TOKEN_HEADER,
+};

@@ -36,6 +36,10 @@ pub(crate) struct ConfigArgs {
     /// (e.g. 127.0.0.1:9465).
     #[arg(long, value_name = "ADDR:PORT")]
     pub(crate) metrics_listen: Option<SocketAddr>,
+    /// Where the live console and call widget listen, instead of `[console] listen`
+    /// (e.g. 127.0.0.1:8090).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) console_listen: Option<SocketAddr>,
 }
 
 impl ConfigArgs {
@@ -45,6 +49,7 @@ impl ConfigArgs {
             rtp_ports: self.rtp_ports,
             directory_listen: self.directory_listen,
             metrics_listen: self.metrics_listen,
+            console_listen: self.console_listen,
         }
     }
 }

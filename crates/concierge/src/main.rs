@@ -6,6 +6,7 @@ mod auth;
 mod check;
 mod cli;
 mod config;
+mod console;
 mod demo;
 mod diagram;
 mod dns;
@@ -141,9 +142,22 @@ fn run(args: &ConfigArgs) -> ExitCode {
         metrics.set_flows(reload::flow_versions(&loaded.program));
         info!(flows = %reload::flows_summary(&loaded.program), "flow versions");
         let (programs_tx, programs_rx) = mpsc::channel(4);
+        // The live console: its state exists only when it is served.
+        let console = match (cfg.console.listen, cfg.console.token()) {
+            (None, _) => None,
+            (Some(_), Ok(token)) => Some((console::Hub::new(), token)),
+            (Some(_), Err(variable)) => {
+                eprintln!("concierge: [console] token_env names {variable}, which is not set in the environment: the console is not served without its token");
+                return ExitCode::from(2);
+            }
+        };
+        if let Some((hub, _)) = &console {
+            hub.install(&loaded.program);
+        }
         let operate = Operate {
             metrics: metrics.clone(),
             programs: programs_rx,
+            console: console.as_ref().map(|(hub, _)| hub.clone()),
         };
         let health = rx.clone();
         let summary = Summary::new(&cfg, files, &loaded);
@@ -183,6 +197,19 @@ fn run(args: &ConfigArgs) -> ExitCode {
                 }
             }
         }
+        if let (Some(listen), Some((hub, token))) = (cfg.console.listen, &console) {
+            let access = console::Access::new(token.clone());
+            match console::serve(listen, hub.clone(), access, reload_tx.clone(), cfg.transfer_signer()).await {
+                Ok(addr) => info!(
+                    "live console: http://{addr}/ ; call widget: http://{addr}/widget?desk=… ({})",
+                    if token.is_some() { "access token required" } else { "open on this machine" }
+                ),
+                Err(e) => {
+                    error!("cannot serve the console on {listen}: {e}; change `[console] listen` in the config or pass --console-listen ADDR:PORT");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         let reloader = reload::Reloader {
             config_path: cfg.source.clone(),
             files,
@@ -191,6 +218,7 @@ fn run(args: &ConfigArgs) -> ExitCode {
             programs: programs_tx,
             directory,
             metrics,
+            console: console.map(|(hub, _)| hub),
         };
         tokio::spawn(reloader.run(reload_rx));
         summary.log(&cfg, &server);

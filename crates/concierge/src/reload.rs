@@ -47,6 +47,8 @@ pub(crate) struct Reloader {
     /// The demo directory's swap, when the directory is being served.
     pub(crate) directory: Option<watch::Sender<Arc<demo::directory::Directory>>>,
     pub(crate) metrics: Arc<Metrics>,
+    /// The live console, told which flows new calls run.
+    pub(crate) console: Option<Arc<crate::console::Hub>>,
 }
 
 impl Reloader {
@@ -107,6 +109,9 @@ impl Reloader {
         }
         let summary = flows_summary(&program);
         self.metrics.set_flows(flow_versions(&program));
+        if let Some(console) = &self.console {
+            console.install(&program);
+        }
         if self.programs.send(program).await.is_err() {
             return Err(vec!["the call switch has stopped".into()]);
         }

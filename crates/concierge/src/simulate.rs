@@ -179,6 +179,12 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
                 } else {
                     json!({"transfer": {"target": target, "mode": format!("{mode:?}"), "headers": headers, "prompt": prompt}})
                 };
+                // What the desk's call widget would show (never a secret variable).
+                if let Some(context) = run.transfer_context() {
+                    final_action["transfer"]["widget"] = json!(context.widget);
+                    final_action["transfer"]["recognised"] =
+                        json!(context.recognised.map(|r| r.as_str()));
+                }
                 Event::TransferResult(TransferOutcome::Succeeded)
             }
             Action::Hangup { prompt, reason } => {

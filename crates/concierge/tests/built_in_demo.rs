@@ -33,6 +33,10 @@ fn run_with_no_files_at_all_serves_the_built_in_demo() {
             .args(["--listen", &format!("127.0.0.1:{sip_port}")])
             .args(["--directory-listen", &format!("127.0.0.1:{directory}")])
             .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
+            .args([
+                "--console-listen",
+                &format!("127.0.0.1:{}", common::free_port()),
+            ])
             .args(["--rtp-ports", &format!("{rtp_min}-{rtp_max}")])
             .current_dir(&dir)
             .stdout(Stdio::null())

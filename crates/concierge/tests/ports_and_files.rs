@@ -70,6 +70,10 @@ fn run_until_exit(args: &[&str]) -> (bool, String) {
         .arg("run")
         .args(args)
         .args(["--metrics-listen", &metrics])
+        .args([
+            "--console-listen",
+            &format!("127.0.0.1:{}", common::free_port()),
+        ])
         .current_dir(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -382,6 +382,7 @@ mod tests {
         let gold = crate::SharedValue {
             status: 200,
             value: Some("gold".into()),
+            saved: Vec::new(),
         };
         // Fresh elsewhere (10 s old): a hit, and reused here for the rest of its TTL only.
         let (r, used) = c.settle(

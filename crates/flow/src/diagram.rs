@@ -37,7 +37,16 @@ struct Edge {
 /// The flow as Mermaid `flowchart` source, for `concierge diagram` and the README: one box
 /// per node (its kind and what it does), one arrow per exit, labelled with the exit.
 pub fn mermaid(flow: &Flow) -> String {
-    let (boxes, edges) = layout(flow);
+    mermaid_annotated(flow, &|_| None)
+}
+
+/// As [`mermaid`], with one more line in a node's box where `note` gives one (by node id):
+/// the live console's counts of calls at each node. The note is escaped like every label.
+pub fn mermaid_annotated(flow: &Flow, note: &dyn Fn(&str) -> Option<String>) -> String {
+    let (mut boxes, edges) = layout(flow);
+    for b in &mut boxes {
+        b.lines.extend(note(&b.id));
+    }
     let ids = mermaid_ids(&boxes);
     let id = |node: &str| ids.get(node).cloned().unwrap_or_else(|| "missing".into());
     let mut out = format!("flowchart TD\n    start((\"{}\"))\n", mm(&flow.name));
@@ -204,8 +213,16 @@ fn describe(node: &Node) -> String {
             method,
             url,
             save_as,
+            save,
             ..
-        } => format!("http {method} {} → {save_as}", url.source()),
+        } => {
+            let saved: Vec<&str> = save_as
+                .iter()
+                .map(String::as_str)
+                .chain(save.iter().map(|(k, _)| k.as_str()))
+                .collect();
+            format!("http {method} {} → {}", url.source(), saved.join(", "))
+        }
         Node::Condition { variable, .. } => format!("condition: {variable}"),
         Node::Keypad {
             prompt,

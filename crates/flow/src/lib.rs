@@ -29,13 +29,14 @@ mod shared;
 mod template;
 mod trunk;
 mod validate;
+mod widget;
 
 pub use auth::{AuthSpec, ClientAuth};
 pub use cache::{CacheSpec, CacheUse, LookupCache};
 pub use collect::{CollectOutcome, Collector};
 pub use condition::Operator;
 pub use env::Environment;
-pub use model::{ComfortSpec, Flow, Node, TransferMode};
+pub use model::{ComfortSpec, Flow, Node, Recognition, TransferMode};
 pub use run::{
     Action, CollectSpec, Event, HttpFailure, HttpRequest, HttpResponse, HttpStep, Run, Step,
     TransferOutcome, Vars,
@@ -49,3 +50,4 @@ pub use trunk::{is_trunk_name, TrunkTarget, TRUNK_HOST};
 pub use validate::{
     check_dir, load_flow, parse_flow, unset_env, Diagnostic, FlowFiles, LoadedFlow, Severity,
 };
+pub use widget::TransferContext;

@@ -72,7 +72,10 @@ pub(crate) struct HttpFile {
     pub(crate) body: Option<String>,
     pub(crate) content_type: Option<String>,
     pub(crate) json_path: Option<String>,
-    pub(crate) save_as: String,
+    pub(crate) save_as: Option<String>,
+    /// More values from the same JSON answer: variable name → JSON path.
+    #[serde(default)]
+    pub(crate) save: BTreeMap<String, String>,
     #[serde(default = "default_timeout")]
     pub(crate) timeout_ms: u64,
     #[serde(default)]
@@ -198,6 +201,11 @@ pub(crate) struct TransferFile {
     /// Another header that carries the same priority value (`X-Queue-Priority`), for
     /// queues that read their own.
     pub(crate) priority_header: Option<String>,
+    /// Variables shown on the desk's call widget, in this order.
+    #[serde(default)]
+    pub(crate) widget: Vec<String>,
+    /// How the caller was recognised as a VIP (unset: not a VIP), for the widget.
+    pub(crate) recognised: Option<Recognition>,
     /// A registered trunk the transfer goes through (`[[trunks]]` in the server config).
     pub(crate) trunk: Option<String>,
     pub(crate) failed: Option<String>,
@@ -207,6 +215,30 @@ pub(crate) struct TransferFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct HangupFile {
     pub(crate) prompt: Option<String>,
+}
+
+/// How a transfer node's caller was recognised as a VIP (`recognised = "…"` on the node):
+/// what the desk's call widget says under "VIP". A transfer without it is not a VIP's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recognition {
+    /// The caller's number, looked up (`recognised = "number"`).
+    Number,
+    /// A security code typed on the keypad (`"code"`).
+    Code,
+    /// A customer ID typed on the keypad and looked up (`"customer_id"`).
+    CustomerId,
+}
+
+impl Recognition {
+    /// In words, as the widget shows it: `number lookup`, `code`, `customer ID`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Number => "number lookup",
+            Self::Code => "code",
+            Self::CustomerId => "customer ID",
+        }
+    }
 }
 
 /// How a transfer node moves the call (the transfer itself is the call layer's job).
@@ -268,6 +300,10 @@ pub struct Flow {
 /// `condition` and `set` nodes at once; every other kind produces an [`crate::Action`] and
 /// waits for its outcome ([`Node::waits`]).
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "nodes are built once per flow file and shared by Arc, never moved per call"
+)]
 pub enum Node {
     /// Asks a server for a value and saves it.
     Http {
@@ -283,8 +319,12 @@ pub enum Node {
         content_type: Option<String>,
         /// Where the value is in a JSON answer; `None` saves the whole body, trimmed.
         json_path: Option<JsonPath>,
-        /// The variable the value is saved to.
-        save_as: String,
+        /// The variable the value is saved to; `None` when the node only has `save`.
+        save_as: Option<String>,
+        /// Further values from the same JSON answer, `(variable, path)` in name order. A
+        /// path that matches nothing (or `null`) saves an empty value; only `json_path`
+        /// decides success.
+        save: Vec<(String, JsonPath)>,
         /// How long one attempt may take.
         timeout: Duration,
         /// Further attempts after a transient failure (no answer, 5xx).
@@ -374,6 +414,10 @@ pub enum Node {
         mode: TransferMode,
         /// Played before the transfer.
         prompt: Option<String>,
+        /// Variables the desk's call widget shows (never a secret one), in order.
+        widget: Vec<String>,
+        /// How the caller was recognised as a VIP; `None`: not a VIP.
+        recognised: Option<Recognition>,
         /// The registered trunk the call goes through (from `trunk`, or a target written
         /// `sip:USER@trunk:NAME`); the server's configuration must define it.
         trunk: Option<String>,

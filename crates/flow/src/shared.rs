@@ -2,9 +2,10 @@
 //! (`[shared]` in the server's config), and how such an answer comes back to a run.
 //!
 //! A shared cache lives outside the process (Valkey/Redis), so it keeps less than the
-//! local [`crate::LookupCache`]: never the body, only the value the node saves (the JSON
-//! path's match, or the trimmed body) and the status, and nothing at all for a request
-//! whose URL or body is built from a secret variable or `${ENV}`, or whose value goes into
+//! local [`crate::LookupCache`]: never the body, only the values the node saves (the JSON
+//! path's match or the trimmed body for `save_as`, and each `save` path's match) and the
+//! status, and nothing at all for a request
+//! whose URL or body is built from a secret variable or `${ENV}`, or whose values go into
 //! a secret variable. The caller that performs requests asks [`ShareSpec::keep`] what to
 //! store after a response, and hands a kept value back as an [`HttpResponse`] made by
 //! [`SharedValue::answer`]; the interpreter then saves that value without parsing a body,
@@ -24,6 +25,10 @@ use crate::{CacheUse, HttpResponse};
 pub struct ShareSpec {
     key: String,
     json_path: Option<JsonPath>,
+    /// The node has a `save_as`: the JSON path's match (or the trimmed body) is kept.
+    wants_value: bool,
+    /// The node's `save` paths: each match is kept under its variable.
+    save: Vec<(String, JsonPath)>,
 }
 
 impl std::fmt::Debug for ShareSpec {
@@ -34,12 +39,28 @@ impl std::fmt::Debug for ShareSpec {
 }
 
 impl ShareSpec {
-    pub(crate) fn new(cache_key: &str, json_path: Option<&JsonPath>) -> Self {
+    pub(crate) fn new(
+        cache_key: &str,
+        json_path: Option<&JsonPath>,
+        wants_value: bool,
+        save: &[(String, JsonPath)],
+    ) -> Self {
         // Two flows may name their nodes alike and ask the same URL for different values.
-        let path = json_path.map(ToString::to_string).unwrap_or_default();
+        let mut key = format!(
+            "{cache_key}\n{}",
+            json_path.map(ToString::to_string).unwrap_or_default()
+        );
+        if wants_value {
+            key.push_str("\nsave_as");
+        }
+        for (name, path) in save {
+            key.push_str(&format!("\n{name}={path}"));
+        }
         Self {
-            key: format!("{cache_key}\n{path}"),
+            key,
             json_path: json_path.cloned(),
+            wants_value,
+            save: save.to_vec(),
         }
     }
 
@@ -50,7 +71,7 @@ impl ShareSpec {
         &self.key
     }
 
-    /// What a shared cache may keep of `response`: for a 2xx the value the node saves, for
+    /// What a shared cache may keep of `response`: for a 2xx the values the node saves, for
     /// a 404/410 the fact that there is no such record; `None` for anything else (a 2xx
     /// whose value cannot be found, a 5xx, a 401 …) and for an answer that came from a
     /// shared cache itself.
@@ -60,15 +81,23 @@ impl ShareSpec {
         }
         match response.status {
             200..=299 => {
-                let value = crate::run::extract(&response.body, self.json_path.as_ref()).ok()?;
+                let found = crate::run::extract(
+                    &response.body,
+                    self.wants_value,
+                    self.json_path.as_ref(),
+                    &self.save,
+                )
+                .ok()?;
                 Some(SharedValue {
                     status: response.status,
-                    value: Some(value),
+                    value: found.value,
+                    saved: found.saved,
                 })
             }
             404 | 410 => Some(SharedValue {
                 status: response.status,
                 value: None,
+                saved: Vec::new(),
             }),
             _ => None,
         }
@@ -80,8 +109,10 @@ impl ShareSpec {
 pub struct SharedValue {
     /// The server's status: a 2xx, or 404/410.
     pub status: u16,
-    /// The value the node saves; present exactly when `status` is a 2xx.
+    /// The value `save_as` takes; only for a 2xx, and only when the node has `save_as`.
     pub value: Option<String>,
+    /// What the node's `save` paths found, `(variable, value)`; empty unless a 2xx.
+    pub saved: Vec<(String, String)>,
 }
 
 impl SharedValue {
@@ -96,6 +127,7 @@ impl SharedValue {
                 used,
                 age,
                 value: self.value,
+                saved: self.saved,
             }),
         }
     }
@@ -114,8 +146,10 @@ pub struct SharedAnswer {
     pub used: CacheUse,
     /// How old the answer was when the shared cache gave it.
     pub age: Duration,
-    /// The value the node saves (for a 2xx).
+    /// The value `save_as` takes (for a 2xx).
     pub value: Option<String>,
+    /// What the node's `save` paths found (for a 2xx).
+    pub saved: Vec<(String, String)>,
 }
 
 #[cfg(test)]
@@ -133,7 +167,12 @@ mod tests {
 
     fn spec(path: Option<&str>) -> ShareSpec {
         let path = path.map(|p| JsonPath::parse(p).expect("a JSON path"));
-        ShareSpec::new("GET http://crm/customers/%2B46700000001\n\n", path.as_ref())
+        ShareSpec::new(
+            "GET http://crm/customers/%2B46700000001\n\n",
+            path.as_ref(),
+            true,
+            &[],
+        )
     }
 
     #[test]
@@ -144,12 +183,44 @@ mod tests {
             kept,
             Some(SharedValue {
                 status: 200,
-                value: Some("true".into())
+                value: Some("true".into()),
+                saved: Vec::new(),
             })
         );
         // Without a JSON path the node saves the trimmed body, and so does the cache.
         let kept = spec(None).keep(&response(200, " gold \n"));
         assert_eq!(kept.and_then(|k| k.value).as_deref(), Some("gold"));
+    }
+
+    #[test]
+    fn each_save_path_s_match_is_kept_under_its_variable_and_nothing_else() {
+        let body =
+            r#"{"customer": {"name": "Astrid Lindqvist", "tier": "gold", "notes": "private"}}"#;
+        let save = [
+            ("customer.name", "$.customer.name"),
+            ("tier", "$.customer.tier"),
+            ("customer.id", "$.customer.customerId"),
+        ]
+        .map(|(name, path)| (name.to_owned(), JsonPath::parse(path).expect("a JSON path")));
+        let s = ShareSpec::new(
+            "GET http://crm/customers/%2B46700000001\n\n",
+            None,
+            false,
+            &save,
+        );
+        let kept = s.keep(&response(200, body)).expect("a 2xx is kept");
+        assert_eq!(kept.value, None, "no save_as, no body");
+        assert_eq!(
+            kept.saved,
+            [
+                ("customer.name", "Astrid Lindqvist"),
+                ("tier", "gold"),
+                ("customer.id", ""),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        // The same URL saved into other variables is another entry.
+        assert_ne!(s.key(), spec(None).key());
     }
 
     #[test]
@@ -159,7 +230,8 @@ mod tests {
             s.keep(&response(404, "{}")),
             Some(SharedValue {
                 status: 404,
-                value: None
+                value: None,
+                saved: Vec::new(),
             })
         );
         for (status, body) in [
@@ -178,6 +250,7 @@ mod tests {
         let answer = SharedValue {
             status: 200,
             value: Some("gold".into()),
+            saved: Vec::new(),
         }
         .answer(CacheUse::Hit, Duration::from_secs(5));
         assert_eq!(s.keep(&answer), None);

@@ -446,7 +446,7 @@ type = "hangup"
 }
 
 #[test]
-fn an_answer_from_the_shared_cache_carries_only_the_saved_value_and_fast_tracks_the_vip() {
+fn an_answer_from_the_shared_cache_carries_only_the_saved_values_and_fast_tracks_the_vip() {
     let (mut run, a) = start("vip.toml", "+46706170786");
     let req = expect_http(a);
     let share = req.share.as_ref().expect("the caller lookup may be shared");
@@ -457,10 +457,44 @@ fn an_answer_from_the_shared_cache_carries_only_the_saved_value_and_fast_tracks_
     let kept = concierge_flow::SharedValue {
         status: 200,
         value: Some("true".into()),
+        saved: [
+            ("customer.name", "Astrid Lindqvist"),
+            ("customer.tier", "gold"),
+            ("customer.id", "101010"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec(),
     };
     let a = run.handle(Event::HttpResult(Ok(
         kept.answer(concierge_flow::CacheUse::Stale, Duration::from_secs(600))
     )));
     assert_eq!(expect_transfer(&a).0, "sip:vip-desk@127.0.0.1:5060");
     assert_eq!(run.http_steps()[0].outcome, "ok: true");
+    // The desk's widget is filled from the kept values as from the CRM's own answer.
+    let widget = run.transfer_context().expect("at fast_track").widget;
+    assert!(widget.contains(&("customer.name".to_owned(), "Astrid Lindqvist".to_owned())));
+}
+
+#[test]
+fn the_demo_lookup_fills_the_vip_desk_s_widget() {
+    let (mut run, _) = start("vip.toml", "+46706170786");
+    run.handle(ok(
+        r#"{"customer":{"number":"+46706170786","name":"Astrid Lindqvist","hasVIPMembership":true,"tier":"gold","customerId":"101010"}}"#,
+    ));
+    let context = run.transfer_context().expect("at fast_track");
+    assert_eq!(context.node, "fast_track");
+    assert_eq!(
+        context.recognised,
+        Some(concierge_flow::Recognition::Number)
+    );
+    assert_eq!(
+        context.widget,
+        [
+            ("customer.name", "Astrid Lindqvist"),
+            ("customer.tier", "gold"),
+            ("customer.id", "101010"),
+            ("tier", "member"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    );
 }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 mod bridge;
 mod calls;
+mod console;
 mod error;
 mod flows;
 mod listen;
@@ -32,6 +33,7 @@ use error::describe_toml_error;
 
 pub(crate) use bridge::{BridgeConfig, DnsConfig};
 pub(crate) use calls::CallsConfig;
+pub(crate) use console::ConsoleConfig;
 pub(crate) use error::ConfigError;
 pub(crate) use flows::{DemoConfig, FlowsConfig, PromptsConfig};
 pub(crate) use listen::Listen;
@@ -83,6 +85,8 @@ pub(crate) struct Config {
     pub(crate) tcp: TcpConfig,
     /// `[metrics]`.
     pub(crate) metrics: MetricsConfig,
+    /// `[console]`.
+    pub(crate) console: ConsoleConfig,
     /// `[[trunks]]`: the SIP trunks we register with.
     pub(crate) trunks: Vec<TrunkConfig>,
     /// `[shared]`: state kept with other instances; `None` keeps it all in this process.

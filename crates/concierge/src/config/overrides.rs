@@ -18,6 +18,8 @@ pub(crate) struct Overrides {
     pub(crate) directory_listen: Option<SocketAddr>,
     /// `--metrics-listen`: `[metrics] listen`.
     pub(crate) metrics_listen: Option<SocketAddr>,
+    /// `--console-listen`: `[console] listen`.
+    pub(crate) console_listen: Option<SocketAddr>,
 }
 
 /// Parses `--rtp-ports` as `MIN-MAX`.
@@ -57,12 +59,16 @@ impl Config {
         if let Some(addr) = o.metrics_listen {
             self.metrics.listen = Some(addr);
         }
+        if let Some(addr) = o.console_listen {
+            self.console.listen = Some(addr);
+        }
         self.validate(Path::new("the command line"))
             .map_err(|e| match e {
                 ConfigError::Field { field, message, .. } => ConfigError::Flag {
                     flag: match field {
                         "rtp.port_min" => "--rtp-ports",
                         "sip.advertised_host" => "--listen",
+                        "console.token_env" => "--console-listen",
                         other => other,
                     },
                     message,
@@ -84,10 +90,12 @@ mod tests {
             rtp_ports: Some((30000, 30100)),
             directory_listen: Some("0.0.0.0:8092".parse().unwrap()),
             metrics_listen: Some("127.0.0.1:9999".parse().unwrap()),
+            console_listen: Some("127.0.0.1:9998".parse().unwrap()),
         })
         .unwrap();
         assert_eq!(c.sip.listen.port(), 5999);
         assert_eq!(c.metrics.listen, Some("127.0.0.1:9999".parse().unwrap()));
+        assert_eq!(c.console.listen, Some("127.0.0.1:9998".parse().unwrap()));
         assert_eq!((c.rtp.port_min, c.rtp.port_max), (30000, 30100));
         assert_eq!(c.directory_url(), "http://127.0.0.1:8092");
         let e = c

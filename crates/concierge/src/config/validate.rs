@@ -35,6 +35,9 @@ impl Config {
                 "records.webhook_queue and records.webhook_attempts must be at least 1".into(),
             ));
         }
+        self.console
+            .check()
+            .map_err(|m| field("console.token_env", m))?;
         if !self.sip.udp && !self.sip.tcp {
             return Err(field(
                 "sip.udp",

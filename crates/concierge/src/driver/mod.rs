@@ -58,6 +58,8 @@ pub(crate) struct Operate {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// New flows and prompts after a reload; each call keeps the one it started with.
     pub(crate) programs: mpsc::Receiver<Program>,
+    /// The live console's state, fed each call record (`None`: no console).
+    pub(crate) console: Option<Arc<crate::console::Hub>>,
 }
 
 /// For `concierge check`: whether the TLS files load as `run` would load them, and what TLS
@@ -190,6 +192,7 @@ impl Server {
                 source,
             })?;
         records.webhook = webhook::Webhook::start(&cfg.records, operate.metrics.clone());
+        records.console = operate.console.clone();
         let wall = WallClock {
             instant: std::time::Instant::now(),
             system: std::time::SystemTime::now(),

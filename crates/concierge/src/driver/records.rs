@@ -13,6 +13,8 @@ pub(crate) struct Records {
     file: File,
     /// Also POSTs each record (`[records] webhook_url`).
     pub(crate) webhook: Option<super::webhook::Webhook>,
+    /// Also shows each record on the live console (`[console] listen`).
+    pub(crate) console: Option<std::sync::Arc<crate::console::Hub>>,
 }
 
 impl Records {
@@ -25,10 +27,14 @@ impl Records {
             path: path.to_owned(),
             file,
             webhook: None,
+            console: None,
         })
     }
 
     pub(crate) fn write(&mut self, record: &CallRecord) {
+        if let Some(console) = &self.console {
+            console.record(record);
+        }
         let mut line = match serde_json::to_vec(record) {
             Ok(l) => l,
             Err(e) => {

@@ -5,7 +5,7 @@
 //! from what comes back ([`concierge_flow::LookupCache::settle`]), so the call record says
 //! `hit`, `miss` or `stale` whichever cache answered.
 //!
-//! An entry is the status and the value the node saves (never the body), as a small JSON
+//! An entry is the status and the values the node saves (never the body), as a small JSON
 //! object of at most `max_value_bytes`, with a TTL of the longest use it has (`ttl` or
 //! `negative_ttl`, and `stale_if_error`). Its age is what the TTL has run down, so the
 //! instances' clocks play no part.
@@ -26,9 +26,12 @@ use crate::http::HttpClient;
 struct Stored {
     /// The status.
     s: u16,
-    /// The saved value (2xx only).
+    /// The value `save_as` takes (2xx only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     v: Option<String>,
+    /// What the `save` paths found, `(variable, value)` (2xx only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    m: Vec<(String, String)>,
     /// The TTL it was stored with, in ms: its age is this minus what is left.
     x: u64,
 }
@@ -117,11 +120,13 @@ impl Shared {
         let value = SharedValue {
             status: stored.s,
             value: stored.v,
+            saved: stored.m,
         };
-        // What `ShareSpec::keep` stores, and nothing else: a 2xx with a value, or 404/410.
+        // What `ShareSpec::keep` stores, and nothing else: a 2xx with what the node saves,
+        // or a bare 404/410.
         let consistent = match value.status {
-            200..=299 => value.value.is_some(),
-            404 | 410 => value.value.is_none(),
+            200..=299 => true,
+            404 | 410 => value.value.is_none() && value.saved.is_empty(),
             _ => false,
         };
         if !consistent || left <= 0 {
@@ -152,9 +157,10 @@ impl Shared {
         let text = serde_json::to_vec(&Stored {
             s: value.status,
             v: value.value,
+            m: value.saved,
             x: ttl,
         })
-        .expect("a struct of a number and a string always serialises");
+        .expect("numbers and strings always serialise");
         if text.len() > self.inner.max_value_bytes {
             debug!(
                 bytes = text.len(),

@@ -383,6 +383,7 @@ async fn the_keyspace_holds_no_number_no_address_and_no_code() {
     let value = SharedValue {
         status: 200,
         value: Some("true".into()),
+        saved: Vec::new(),
     };
     a.keep(&share, &spec, value).await.expect("kept");
     a.beat(1, 0).await.expect("beat");

@@ -2,15 +2,16 @@
 //! a config written by the test, and real peers (SIPp, raw UDP) talking to it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod browser;
 pub mod calls;
 pub mod capture;
 
 pub mod http_stub;
 pub mod ops;
 pub mod proxy;
+pub mod redis;
 pub mod registrar;
 pub mod registration_client;
-pub mod redis;
 
 #[allow(unused_imports)]
 pub use proxy::pjsua2_python;
@@ -749,6 +750,7 @@ pub fn demo_ports() -> Vec<u16> {
         ("sip", "listen"),
         ("demo", "directory_listen"),
         ("metrics", "listen"),
+        ("console", "listen"),
     ] {
         let addrs = match cfg.get(table).and_then(|t| t.get(key)) {
             Some(toml::Value::String(a)) => vec![a.clone()],

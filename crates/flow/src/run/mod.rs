@@ -137,6 +137,14 @@ impl Run {
         &self.http
     }
 
+    /// While the run waits at a transfer node (it asked for [`Action::Transfer`] and has
+    /// not had the result): what the desk's call widget shows about this call. The call
+    /// layer reads it when it carries out the transfer; `None` at any other node.
+    pub fn transfer_context(&self) -> Option<crate::TransferContext> {
+        self.flow
+            .transfer_context(self.current.as_deref()?, &self.vars)
+    }
+
     /// The node waiting for an outcome; `None` once the run is over.
     pub fn current_node(&self) -> Option<&str> {
         self.current.as_deref()
@@ -250,6 +258,7 @@ impl Run {
         let Node::Http {
             json_path,
             save_as,
+            save,
             retries,
             success,
             failure,
@@ -262,34 +271,50 @@ impl Run {
             Ok(r) => (Some(r.status), r.latency),
             Err(_) => (None, Duration::ZERO),
         };
-        let outcome: Result<String, String> = match result {
-            // A shared cache's answer carries the value already found, and no body.
+        let outcome: Result<Extracted, String> = match result {
+            // A shared cache's answer carries the values already found, and no body.
             Ok(r) if (200..300).contains(&r.status) => match r.shared {
-                Some(shared) => shared
-                    .value
-                    .ok_or_else(|| "JSON path not found".to_string()),
-                None => extract(&r.body, json_path.as_ref()),
+                Some(shared) if json_path.is_some() && shared.value.is_none() => {
+                    Err("JSON path not found".to_string())
+                }
+                Some(shared) => Ok(Extracted {
+                    value: shared.value.filter(|_| save_as.is_some()),
+                    saved: shared.saved,
+                }),
+                None => extract(&r.body, save_as.is_some(), json_path.as_ref(), save),
             },
             Ok(r) => Err(format!("HTTP {}", r.status)),
             Err(HttpFailure::Connect(e)) => Err(format!("connect: {e}")),
             Err(HttpFailure::Timeout) => Err("timeout".into()),
             Err(HttpFailure::Other(e)) => Err(e),
         };
-        let secret = self.is_secret(save_as);
+        let secret = save_as.as_deref().is_some_and(|s| self.is_secret(s));
         self.http.push(HttpStep {
             node: id.to_owned(),
             status,
             outcome: match &outcome {
                 Ok(_) if secret => "ok: ***".into(),
-                Ok(v) => format!("ok: {v}"),
+                Ok(Extracted { value: Some(v), .. }) => format!("ok: {v}"),
+                // Only `save`: its values are in the record's variables (redacted there).
+                Ok(Extracted { value: None, saved }) => format!(
+                    "ok: saved {}",
+                    saved
+                        .iter()
+                        .map(|(k, _)| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 Err(e) => e.clone(),
             },
             latency,
             cache: self.cache_use.take().map(crate::CacheUse::as_str),
         });
         match outcome {
-            Ok(value) => {
-                self.vars.insert(save_as.clone(), value);
+            Ok(Extracted { value, saved }) => {
+                if let (Some(name), Some(value)) = (save_as, value) {
+                    self.vars.insert(name.clone(), value);
+                }
+                self.vars.extend(saved);
                 self.attempts = 0;
                 self.follow("success", success)
             }
@@ -412,22 +437,59 @@ impl Run {
     }
 }
 
-/// The value to save from a 2xx body: the JSON path's first match, or the trimmed body.
+/// What a 2xx answer gave an `http` node.
+pub(crate) struct Extracted {
+    /// For `save_as`: the JSON path's first match, or the trimmed body.
+    pub(crate) value: Option<String>,
+    /// For `save`: `(variable, value)`, empty where the path matched nothing or `null`.
+    pub(crate) saved: Vec<(String, String)>,
+}
+
+/// The values to save from a 2xx body. The body must be JSON when any path is asked for;
+/// `json_path` must match (it decides success), a `save` path need not.
 pub(crate) fn extract(
     body: &[u8],
+    wants_value: bool,
     path: Option<&serde_json_path::JsonPath>,
-) -> Result<String, String> {
-    let Some(path) = path else {
-        return Ok(String::from_utf8_lossy(body).trim().to_owned());
-    };
+    save: &[(String, serde_json_path::JsonPath)],
+) -> Result<Extracted, String> {
+    if path.is_none() && save.is_empty() {
+        return Ok(Extracted {
+            value: wants_value.then(|| String::from_utf8_lossy(body).trim().to_owned()),
+            saved: Vec::new(),
+        });
+    }
     let json: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    let found = path
-        .query(&json)
-        .first()
-        .ok_or_else(|| "JSON path not found".to_string())?;
-    Ok(match found {
+    let first = |path: &serde_json_path::JsonPath| path.query(&json).first().cloned();
+    let value = match path {
+        Some(p) => Some(
+            match first(p).ok_or_else(|| "JSON path not found".to_string())? {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            },
+        ),
+        None if wants_value => Some(String::from_utf8_lossy(body).trim().to_owned()),
+        None => None,
+    };
+    let saved = save
+        .iter()
+        .map(|(name, p)| {
+            (
+                name.clone(),
+                first(p).as_ref().map(text).unwrap_or_default(),
+            )
+        })
+        .collect();
+    Ok(Extracted { value, saved })
+}
+
+/// A JSON value as a `save` variable: a string as it is, `null` as nothing (a customer
+/// without a tier), anything else as JSON text (`true`, `42`, `{"a":1}`).
+fn text(v: &serde_json::Value) -> String {
+    match v {
         serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
         other => other.to_string(),
-    })
+    }
 }

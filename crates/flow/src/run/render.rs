@@ -151,6 +151,7 @@ impl Run {
             auth,
             json_path,
             save_as,
+            save,
             ..
         } = node
         else {
@@ -181,8 +182,11 @@ impl Run {
         let redact = self.sensitive(std::iter::once(url));
         // What leaves the process for a shared cache: nothing built from or saved into a
         // secret (a hash of a six-digit code is no protection).
-        let private =
-            self.sensitive(std::iter::once(url).chain(body.as_ref())) || self.is_secret(save_as);
+        let private = self.sensitive(std::iter::once(url).chain(body.as_ref()))
+            || save_as
+                .iter()
+                .chain(save.iter().map(|(name, _)| name))
+                .any(|name| self.is_secret(name));
         let url = url.render(&self.vars, self.env.lookup(), Escape::Url);
         let body = body
             .as_ref()
@@ -201,7 +205,7 @@ impl Run {
         let share = cache_key
             .as_deref()
             .filter(|_| !private)
-            .map(|k| crate::ShareSpec::new(k, json_path.as_ref()));
+            .map(|k| crate::ShareSpec::new(k, json_path.as_ref(), save_as.is_some(), save));
         Action::Http(Box::new(HttpRequest {
             redact,
             node: id.to_owned(),

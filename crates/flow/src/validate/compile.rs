@@ -59,16 +59,46 @@ impl Validator<'_> {
                     if !matches!(method.as_str(), "GET" | "POST" | "PUT") {
                         self.error(id, "method", format!("{:?}: use GET or POST", h.method));
                     }
-                    let json_path = h.json_path.as_ref().and_then(|p| {
-                        let full = if p.starts_with('$') {
-                            p.clone()
-                        } else {
-                            format!("$.{p}")
-                        };
-                        JsonPath::parse(&full)
-                            .map_err(|e| self.error(id, "json_path", format!("{p:?}: {e}")))
-                            .ok()
-                    });
+                    let json_path = h
+                        .json_path
+                        .as_ref()
+                        .and_then(|p| self.json_path(id, "json_path", p));
+                    match (&h.save_as, &h.json_path) {
+                        (None, Some(_)) => {
+                            self.error(id, "json_path", "needs `save_as`, the variable it fills".into())
+                        }
+                        (None, None) if h.save.is_empty() => self.error(
+                            id,
+                            "save_as",
+                            "nothing is saved: give `save_as` (with or without `json_path`), `save`, or both"
+                                .into(),
+                        ),
+                        _ => {}
+                    }
+                    let mut save = Vec::new();
+                    for (name, p) in &h.save {
+                        let field = format!("save.{name}");
+                        if !valid_variable(name) {
+                            self.error(
+                                id,
+                                &field,
+                                format!("{name:?} is not a variable name (letters, digits, `.`, `_`, `-`; not `system.`)"),
+                            );
+                        }
+                        if h.save_as.as_deref() == Some(name.as_str()) {
+                            self.error(id, &field, format!("{name:?} is also `save_as`"));
+                        }
+                        if let Some(path) = self.json_path(id, &field, p) {
+                            save.push((name.clone(), path));
+                        }
+                    }
+                    if let Some(s) = h.save_as.as_deref().filter(|s| s.starts_with("system.")) {
+                        self.error(
+                            id,
+                            "save_as",
+                            format!("{s:?}: the server's `system.` variables cannot be saved to"),
+                        );
+                    }
                     if h.timeout_ms == 0 {
                         self.error(id, "timeout_ms", "must be above 0".into());
                     }
@@ -141,6 +171,7 @@ impl Validator<'_> {
                         content_type: h.content_type.clone(),
                         json_path,
                         save_as: h.save_as.clone(),
+                        save,
                         timeout: Duration::from_millis(h.timeout_ms),
                         retries: h.retries,
                         backoff: Duration::from_millis(h.retry_backoff_ms),
@@ -356,6 +387,16 @@ impl Validator<'_> {
                     } else if t.priority_header.is_some() {
                         self.error(id, "priority_header", "needs `priority`".into());
                     }
+                    if t.widget.len() > MAX_WIDGET_VARIABLES {
+                        self.error(
+                            id,
+                            "widget",
+                            format!(
+                                "{} variables: at most {MAX_WIDGET_VARIABLES}",
+                                t.widget.len()
+                            ),
+                        );
+                    }
                     let trunk = crate::trunk::node_trunk(&t.target, t.trunk.as_deref(), t.mode)
                         .unwrap_or_else(|(field, message)| {
                             self.error(id, field, message);
@@ -366,6 +407,8 @@ impl Validator<'_> {
                         headers,
                         mode: t.mode,
                         prompt: t.prompt.clone(),
+                        widget: t.widget.clone(),
+                        recognised: t.recognised,
                         trunk,
                         failed: t.failed.clone(),
                     }
@@ -416,6 +459,34 @@ impl Validator<'_> {
             version: content_version(self.text),
             schedules,
         }
+    }
+}
+
+/// The most variables one transfer node shows on the call widget: a card, not a report.
+const MAX_WIDGET_VARIABLES: usize = 32;
+
+/// A name a flow may save a value to: plain, and not one of the server's `system.` names.
+fn valid_variable(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with("system.")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+impl Validator<'_> {
+    /// A JSON path as flows write it (`customer.tier` or `$.customer.tier`), compiled; an
+    /// error at `field` when it does not parse.
+    fn json_path(&mut self, id: &str, field: &str, p: &str) -> Option<JsonPath> {
+        let full = if p.starts_with('$') {
+            p.to_owned()
+        } else {
+            format!("$.{p}")
+        };
+        JsonPath::parse(&full)
+            .map_err(|e| self.error(id, field, format!("{p:?}: {e}")))
+            .ok()
     }
 }
 

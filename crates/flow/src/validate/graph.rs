@@ -113,6 +113,40 @@ impl Validator<'_> {
                 }
             }
         }
+        self.widget_checks(flow);
+    }
+
+    /// The call widget shows values the flow saved: a name no node sets would always be
+    /// empty, and a secret never leaves the call.
+    fn widget_checks(&mut self, flow: &Flow) {
+        for (id, node) in &flow.nodes {
+            let Node::Transfer { widget, .. } = node else {
+                continue;
+            };
+            for var in widget {
+                let problem = if flow.secrets.contains(var) {
+                    Some(format!(
+                        "{var:?} is a secret (a `secret = true` keypad saves it): the widget never shows it"
+                    ))
+                } else if var.starts_with("system.") {
+                    (!SYSTEM_VARIABLES.contains(&var.as_str())).then(|| {
+                        format!(
+                            "unknown variable {var:?}: the server sets {}",
+                            SYSTEM_VARIABLES.join(", ")
+                        )
+                    })
+                } else if !flow.nodes.values().any(|n| sets(n).contains(var)) {
+                    Some(format!(
+                        "no node sets {var:?}: the widget would never show it"
+                    ))
+                } else {
+                    None
+                };
+                if let Some(message) = problem {
+                    self.error(id, "widget", message);
+                }
+            }
+        }
     }
 }
 
@@ -191,7 +225,12 @@ fn reads(node: &Node) -> Vec<(&'static str, String)> {
 
 fn sets(node: &Node) -> Vec<String> {
     match node {
-        Node::Http { save_as, .. } | Node::Keypad { save_as, .. } => vec![save_as.clone()],
+        Node::Http { save_as, save, .. } => save_as
+            .iter()
+            .cloned()
+            .chain(save.iter().map(|(k, _)| k.clone()))
+            .collect(),
+        Node::Keypad { save_as, .. } => vec![save_as.clone()],
         Node::Set { values, .. } => values.iter().map(|(k, _)| k.clone()).collect(),
         _ => Vec::new(),
     }
