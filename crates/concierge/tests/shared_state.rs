@@ -18,7 +18,7 @@ use common::{free_port, header, start_vip_env, RawPeer, Server, TRUST_LOOPBACK};
 
 const WAIT: Duration = Duration::from_secs(30);
 const VIP: &str = "+46706170786";
-const VIP_JSON: &str = r#"{"customer": {"number": "+46706170786", "name": "Astrid Lindqvist", "hasVIPMembership": true, "tier": "gold"}}"#;
+const VIP_JSON: &str = r#"{"customer": {"number": "+46706170786", "name": "Astrid Lindqvist", "hasVIPMembership": true, "tier": "gold", "notes": "prefers the window seat"}}"#;
 const TOKEN: &str = "crm-token-5f0c2a9e7d";
 
 /// `[shared]` on `redis`, quick heartbeats, and a timeout a loaded machine meets.
@@ -75,6 +75,13 @@ fn a_vip_known_to_instance_a_is_fast_tracked_by_instance_b_while_the_crm_is_down
     );
     assert_eq!(rec["http"][0]["cache"], "stale", "{rec}");
     assert_eq!(rec["http"][0]["outcome"], "ok: true", "{rec}");
+    // What the flow saves for the desk's widget comes with the kept answer.
+    assert!(
+        rec["variables"]
+            .as_array()
+            .is_some_and(|v| v.contains(&serde_json::json!(["customer.name", "Astrid Lindqvist"]))),
+        "{rec}"
+    );
     assert!(
         b.log().contains("shared cache's answer stands in (stale)"),
         "{}",
@@ -88,13 +95,14 @@ fn a_vip_known_to_instance_a_is_fast_tracked_by_instance_b_while_the_crm_is_down
     );
 
     // A code typed on A, and the CRM's token in every lookup: none of it is in the store,
-    // and neither is the caller's number or anything of the CRM's answer but the value.
+    // and neither is the caller's number or anything of the CRM's answer but the values
+    // the flow saves (its name and tier, for the desk's widget).
     let (to, _) = code_call(&a, "+46700000009", "shared-3", "101010");
     assert!(to.starts_with("<sip:vip-desk@"), "{to}");
     let dump = redis.dump();
     assert!(!dump.is_empty());
     for (key, value) in &dump {
-        for secret in ["101010", TOKEN, "46706170786", "46700000009", "Astrid"] {
+        for secret in ["101010", TOKEN, "46706170786", "46700000009", "window seat"] {
             assert!(
                 !key.contains(secret) && !value.contains(secret),
                 "{secret} in the store: {key} = {value}"
