@@ -61,7 +61,7 @@ pub(crate) struct Leg {
     /// No answer by then: CANCEL and the transfer fails.
     pub(crate) deadline: Instant,
     /// Why the REFER failed, when this bridge is its fallback.
-    pub(crate) after_refer: Option<String>,
+    pub(crate) after_refer: Option<crate::record::TransferFailure>,
     /// Packets relayed caller → target and target → caller.
     pub(crate) relayed: [u64; 2],
     /// Our SRTP key in the leg's offer (when `srtp = "mandatory"`); `None`: a plain offer.
@@ -70,7 +70,7 @@ pub(crate) struct Leg {
     pub(crate) srtp: Option<concierge_media::sdes::SrtpSession>,
     /// The DNS lookup this leg waits for (its next hop is a name); `peer` is a placeholder
     /// until it answers.
-    pub(crate) dns: Option<u64>,
+    pub(crate) dns: Option<crate::output::ResolveId>,
     /// Whether the leg's RTP port is bound (the INVITE waits for it and for DNS).
     pub(crate) port_bound: bool,
     /// The next addresses of a resolved name, tried in turn on 503 or silence.

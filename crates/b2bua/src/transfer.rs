@@ -24,14 +24,14 @@ pub(crate) struct ReferTransfer {
 /// Progress reported by one NOTIFY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReferProgress {
+    /// A provisional status (or none yet): the new call is under way.
     Trying,
-    Done(TransferResult),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TransferResult {
+    /// The new call was answered: the transfer succeeded.
     Succeeded,
+    /// The new call failed with this final status.
     Failed(StatusCode),
+    /// The subscription ended without any final status.
+    Ended,
 }
 
 /// RFC 3515 §2.4.5: the NOTIFY body is a `message/sipfrag` whose first line is the
@@ -48,9 +48,9 @@ pub(crate) fn sipfrag_status(body: &[u8]) -> Option<StatusCode> {
 /// subscription that ends without a final status is a failure.
 pub(crate) fn progress(body: &[u8], terminated: bool) -> ReferProgress {
     match sipfrag_status(body) {
-        Some(s) if s.is_success() => ReferProgress::Done(TransferResult::Succeeded),
-        Some(s) if s.is_final() => ReferProgress::Done(TransferResult::Failed(s)),
-        _ if terminated => ReferProgress::Done(TransferResult::Failed(StatusCode(0))),
+        Some(s) if s.is_success() => ReferProgress::Succeeded,
+        Some(s) if s.is_final() => ReferProgress::Failed(s),
+        _ if terminated => ReferProgress::Ended,
         _ => ReferProgress::Trying,
     }
 }
@@ -76,17 +76,11 @@ mod tests {
             progress(b"SIP/2.0 180 Ringing", false),
             ReferProgress::Trying
         );
-        assert_eq!(
-            progress(b"SIP/2.0 200 OK", true),
-            ReferProgress::Done(TransferResult::Succeeded)
-        );
+        assert_eq!(progress(b"SIP/2.0 200 OK", true), ReferProgress::Succeeded);
         assert_eq!(
             progress(b"SIP/2.0 486 Busy Here", true),
-            ReferProgress::Done(TransferResult::Failed(StatusCode(486)))
+            ReferProgress::Failed(StatusCode(486))
         );
-        assert_eq!(
-            progress(b"", true),
-            ReferProgress::Done(TransferResult::Failed(StatusCode(0)))
-        );
+        assert_eq!(progress(b"", true), ReferProgress::Ended);
     }
 }

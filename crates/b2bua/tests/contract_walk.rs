@@ -28,7 +28,7 @@ struct Driver {
     /// The last SIP message the switch sent, parsed.
     last_sip: Vec<Message>,
     port: Option<u16>,
-    http: Option<u64>,
+    http: Option<concierge_b2bua::CallRef>,
 }
 
 impl Driver {
@@ -75,7 +75,7 @@ impl Driver {
                 Output::Resolve(r) => format!("Resolve({})", r.uri),
                 Output::Record(r) => format!(
                     "Record(outcome {}, ended_by {}, path {})",
-                    r.outcome,
+                    r.outcome.as_str(),
                     r.ended_by,
                     testkit::path(&r)
                 ),

@@ -365,14 +365,20 @@ fn the_cache_answers_repeat_calls_and_stands_in_when_the_crm_fails() {
     rig.send(&invite("k1"));
     let out = rig.http_result(200, r#"{"vip": true}"#);
     assert_eq!(statuses(&out), vec![302]);
-    assert_eq!(rig.records[0].http[0].cache, Some("miss"));
+    assert_eq!(
+        rig.records[0].http[0].cache,
+        Some(concierge_flow::CacheUse::Miss)
+    );
 
     // Within the TTL: no request at all.
     rig.advance(Duration::from_secs(30));
     let out = rig.send(&invite("k2"));
     assert!(rig.http.is_empty(), "answered from the cache");
     assert!(statuses(&out).contains(&302));
-    assert_eq!(rig.records[1].http[0].cache, Some("hit"));
+    assert_eq!(
+        rig.records[1].http[0].cache,
+        Some(concierge_flow::CacheUse::Hit)
+    );
 
     // Past the TTL the CRM is asked again; it is down, the kept answer stands in.
     rig.advance(Duration::from_secs(60));
@@ -380,7 +386,7 @@ fn the_cache_answers_repeat_calls_and_stands_in_when_the_crm_fails() {
     let out = rig.http_failure(HttpFailure::Connect("connection refused".into()));
     assert_eq!(statuses(&out), vec![302], "still to the VIP desk");
     let rec = &rig.records[2];
-    assert_eq!(rec.http[0].cache, Some("stale"));
+    assert_eq!(rec.http[0].cache, Some(concierge_flow::CacheUse::Stale));
     assert_eq!(rec.path[0].exit.as_deref(), Some("success"));
     let json = serde_json::to_string(rec).unwrap();
     assert!(json.contains(r#""cache":"stale""#), "{json}");
@@ -390,7 +396,10 @@ fn the_cache_answers_repeat_calls_and_stands_in_when_the_crm_fails() {
     rig.send(&invite("k4"));
     let out = rig.http_result(503, "");
     assert_eq!(statuses(&out), vec![302]);
-    assert_eq!(rig.records[3].http[0].cache, Some("stale"));
+    assert_eq!(
+        rig.records[3].http[0].cache,
+        Some(concierge_flow::CacheUse::Stale)
+    );
 }
 
 const HOURS: &str = r#"

@@ -27,7 +27,7 @@ impl Switch {
         // their bridge legs): not a new call. A tagged INVITE with any other Call-ID
         // belongs to no dialog of ours and is budgeted like a new one, so a To tag is no
         // way around the limits.
-        if self.call_ids.contains(peek.call_id) {
+        if self.call_ids.contains_key(peek.call_id) {
             return false;
         }
         let trusted = self.cfg.trusted_peers.contains(peer.addr.ip());

@@ -15,7 +15,8 @@ use super::Switch;
 use crate::leg::{peer_for, Leg, LegState};
 use crate::output::{CallRef, Output, PortError};
 use crate::record::{RelayedPackets, TransferRecord};
-use crate::transfer::{TransferMode, TransferOutcome};
+use crate::record::{TransferFailure, TransferResult};
+use crate::transfer::TransferMode;
 
 /// The prompt the caller hears while the target rings, when the catalogue has it.
 const HOLD_PROMPT: &str = "please_hold";
@@ -28,11 +29,11 @@ impl Switch {
         id: CallRef,
         target: &str,
         headers: Vec<(String, String)>,
-        after_refer: Option<String>,
+        after_refer: Option<TransferFailure>,
     ) {
         let deadline = now + self.cfg.bridge_ring_timeout;
         let Ok(uri) = SipUri::parse(target) else {
-            let why = format!("cannot place a call to {target:?}: not a SIP URI");
+            let why = TransferFailure::NotSipUri(target.to_owned());
             return self.bridge_failed(now, id, target, why);
         };
         // RFC 3261 §8.1.2: with an outbound proxy the INVITE goes to it, the target stays
@@ -54,7 +55,7 @@ impl Switch {
             ),
         };
         let Some(port) = self.ports.allocate(now) else {
-            return self.bridge_failed(now, id, target, "no free RTP port".into());
+            return self.bridge_failed(now, id, target, TransferFailure::NoPort);
         };
         let call_id = format!("{:016x}-b2b", self.endpoint.random_u64());
         let local_tag = self.endpoint.new_tag();
@@ -67,7 +68,7 @@ impl Switch {
         call.span
             .in_scope(|| info!(target = %super::shown(call.redact_target, target), "bridging: calling the target"));
         // The target's re-INVITEs in this leg are not new calls for admission control.
-        self.call_ids.insert(call_id.as_bytes().to_vec());
+        self.call_ids.insert(call_id.as_bytes().to_vec(), id);
         call.bridge = Some(Box::new(Leg {
             target: target.to_owned(),
             uri,
@@ -128,7 +129,7 @@ impl Switch {
         }
         let Some(caller_audio) = call.audio.clone() else {
             let target = leg.target.clone();
-            return self.bridge_failed(now, id, &target, "the caller has no agreed audio".into());
+            return self.bridge_failed(now, id, &target, TransferFailure::NoCallerAudio);
         };
         let Some(port) = leg.port else { return };
         let leg_peer = leg.peer;
@@ -160,7 +161,7 @@ impl Switch {
         let to = NameAddr::parse(&format!("<{}>", leg.uri));
         let (Ok(from), Ok(to)) = (from, to) else {
             let target = leg.target.clone();
-            return self.bridge_failed(now, id, &target, "cannot build the INVITE".into());
+            return self.bridge_failed(now, id, &target, TransferFailure::CannotBuildInvite);
         };
         let mut invite = Request {
             method: Method::Invite,
@@ -232,7 +233,7 @@ impl Switch {
         leg.port = None;
         let (target, attempts) = (leg.target.clone(), leg.port_attempts);
         let Some(next) = self.rebind(now, id, port, error, attempts) else {
-            return self.bridge_failed(now, id, &target, "no RTP port could be bound".into());
+            return self.bridge_failed(now, id, &target, TransferFailure::PortUnbound);
         };
         if let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) {
             leg.port = Some(next);
@@ -322,23 +323,19 @@ impl Switch {
                     leg.set_audio(audio);
                     leg.state = LegState::Up;
                     let target = leg.target.clone();
-                    let after = leg.after_refer.take();
+                    let after_refer = leg.after_refer.take();
                     info!(target = %super::shown(call.redact_target, &target), "target answered; relaying media");
                     // The caller's own sender stops: from now on it hears the target.
                     call.media.stop_playing();
                     call.media.next_send = None;
-                    let result = match after {
-                        Some(why) => format!("answered (after {why})"),
-                        None => "answered".into(),
-                    };
                     call.transfer_record = Some(TransferRecord {
                         mode: TransferMode::Bridge,
                         target,
-                        result,
+                        result: TransferResult::Answered { after_refer },
                         started_ms: None,
                         relayed: None,
                     });
-                    self.flow_transfer_result(now, id, &TransferOutcome::Succeeded);
+                    self.flow_transfer_result(now, id, Ok(()));
                     self.leg_answered_session_timer(now, id, &response);
                     self.rearm(id);
                 }
@@ -346,12 +343,7 @@ impl Switch {
                     let target = leg.target.clone();
                     warn!("the target's SDP answer does not keep the caller's codec");
                     self.bye_leg(now, id);
-                    self.bridge_failed(
-                        now,
-                        id,
-                        &target,
-                        "target answered with another codec".into(),
-                    );
+                    self.bridge_failed(now, id, &target, TransferFailure::OtherCodec);
                 }
             }
             return;
@@ -411,7 +403,10 @@ impl Switch {
             "" => status.default_reason(),
             r => r,
         };
-        let why = format!("target answered {status} {reason}");
+        let why = TransferFailure::TargetRefused {
+            status,
+            reason: reason.to_owned(),
+        };
         self.bridge_failed(now, id, &target, why);
     }
 
@@ -447,27 +442,33 @@ impl Switch {
         }
         let target = leg.target.clone();
         let secs = self.cfg.bridge_ring_timeout.as_secs();
-        self.bridge_failed(now, id, &target, format!("no answer within {secs} s"));
+        self.bridge_failed(now, id, &target, TransferFailure::RingTimeout(secs));
         true
     }
 
     /// The second leg could not be set up: CANCEL what is still ringing, free its port and
     /// let the flow take the transfer's `failed` exit.
-    pub(super) fn bridge_failed(&mut self, now: Instant, id: CallRef, target: &str, why: String) {
+    pub(super) fn bridge_failed(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        target: &str,
+        why: TransferFailure,
+    ) {
         if let Some(call) = self.calls.get_mut(&id) {
             call.span
                 .in_scope(|| info!(target = %super::shown(call.redact_target, target), %why, "bridged transfer failed"));
             call.transfer_record = Some(TransferRecord {
                 mode: TransferMode::Bridge,
                 target: target.to_owned(),
-                result: format!("failed: {why}"),
+                result: TransferResult::Failed(why.clone()),
                 started_ms: None,
                 relayed: None,
             });
         }
         self.cancel_leg(now, id);
         self.close_leg_port(now, id);
-        self.flow_transfer_result(now, id, &TransferOutcome::Failed(why));
+        self.flow_transfer_result(now, id, Err(&why));
         self.rearm(id);
     }
 

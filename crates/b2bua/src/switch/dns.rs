@@ -13,7 +13,8 @@ use tracing::info;
 
 use super::Switch;
 use crate::leg::LegState;
-use crate::output::{CallRef, Resolve};
+use crate::output::{CallRef, Resolve, ResolveId};
+use crate::record::TransferFailure;
 
 /// Addresses of one name we try at most (a long SRV list stays bounded).
 const MAX_ADDRESSES: usize = 8;
@@ -21,7 +22,12 @@ const MAX_ADDRESSES: usize = 8;
 impl Switch {
     /// The answer to [`Resolve`] `id`: the addresses to try, best first, or why there are
     /// none. An answer for a leg that is gone is dropped.
-    pub(super) fn on_resolved(&mut self, now: Instant, id: u64, result: Result<Vec<Peer>, String>) {
+    pub(super) fn on_resolved(
+        &mut self,
+        now: Instant,
+        id: ResolveId,
+        result: Result<Vec<Peer>, String>,
+    ) {
         let Some(call) = self.pending_dns.remove(&id) else {
             return;
         };
@@ -38,12 +44,11 @@ impl Switch {
             Ok(p) if !p.is_empty() => p,
             Ok(_) => {
                 let target = leg.target.clone();
-                return self.bridge_failed(now, call, &target, "the name has no address".into());
+                return self.bridge_failed(now, call, &target, TransferFailure::NoAddress);
             }
             Err(why) => {
                 let target = leg.target.clone();
-                let why = format!("cannot resolve the target: {why}");
-                self.bridge_failed(now, call, &target, why);
+                self.bridge_failed(now, call, &target, TransferFailure::Unresolved(why));
                 self.pump(now);
                 return;
             }
@@ -58,13 +63,13 @@ impl Switch {
     }
 
     pub(super) fn request_resolve(&mut self, call: CallRef, uri: SipUri) {
-        let id = self.next_dns;
+        let id = ResolveId(self.next_dns);
         self.next_dns += 1;
         if let Some(leg) = self.calls.get_mut(&call).and_then(|c| c.bridge.as_mut()) {
             leg.dns = Some(id);
         }
         self.pending_dns.insert(id, call);
-        self.resolves.push_back(Resolve { id, call, uri });
+        self.resolves.push_back(Resolve { id, uri });
     }
 
     /// Sends the leg's INVITE again, to the next address of its resolved name, as a new

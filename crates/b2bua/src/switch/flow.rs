@@ -13,6 +13,7 @@ use super::Switch;
 use crate::call::{FlowState, Waiting};
 use crate::output::CallRef;
 use crate::record::EndedBy;
+use crate::record::TransferFailure;
 use crate::transfer::TransferOutcome;
 
 impl Switch {
@@ -473,7 +474,7 @@ impl Switch {
         &mut self,
         now: Instant,
         id: CallRef,
-        outcome: &TransferOutcome,
+        outcome: Result<(), &TransferFailure>,
     ) {
         let Some(flow) = self.calls.get_mut(&id).and_then(|c| c.flow.as_mut()) else {
             return;
@@ -482,7 +483,11 @@ impl Switch {
             return;
         }
         flow.waiting = Waiting::Nothing;
-        self.feed(now, id, Event::TransferResult(outcome.clone()));
+        let outcome = match outcome {
+            Ok(()) => TransferOutcome::Succeeded,
+            Err(why) => TransferOutcome::Failed(why.to_string()),
+        };
+        self.feed(now, id, Event::TransferResult(outcome));
     }
 
     /// The caller went away: the flow records where it was.

@@ -13,7 +13,8 @@ use tracing::{debug, info, warn};
 use super::{family, srtp, Switch};
 use crate::output::CallRef;
 use crate::record::EndedBy;
-use crate::transfer::{self, ReferProgress, TransferOutcome, TransferResult};
+use crate::record::TransferFailure;
+use crate::transfer::{self, ReferProgress};
 
 impl Switch {
     pub(super) fn on_in_dialog(
@@ -74,16 +75,13 @@ impl Switch {
                     .is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("terminated"));
                 match transfer::progress(&request.body, terminated) {
                     ReferProgress::Trying => debug!("transfer in progress"),
-                    ReferProgress::Done(TransferResult::Succeeded) => {
-                        self.refer_finished(now, id, TransferOutcome::Succeeded)
+                    ReferProgress::Succeeded => self.refer_finished(now, id, Ok(())),
+                    ReferProgress::Failed(s) => {
+                        let why = TransferFailure::ReferredCallFailed(s);
+                        self.refer_finished(now, id, Err(why))
                     }
-                    ReferProgress::Done(TransferResult::Failed(s)) => {
-                        let why = if s.0 == 0 {
-                            "subscription ended without a final status".into()
-                        } else {
-                            format!("transfer target answered {s}")
-                        };
-                        self.refer_finished(now, id, TransferOutcome::Failed(why))
+                    ReferProgress::Ended => {
+                        self.refer_finished(now, id, Err(TransferFailure::SubscriptionEnded))
                     }
                 }
             }
@@ -229,8 +227,8 @@ impl Switch {
                 if response.status.is_success() {
                     refer.accepted = true;
                 } else {
-                    let why = format!("REFER rejected with {}", response.status);
-                    self.refer_finished(now, id, TransferOutcome::Failed(why));
+                    let why = TransferFailure::ReferRejected(response.status);
+                    self.refer_finished(now, id, Err(why));
                 }
             } else if response.cseq.method == Method::Bye {
                 if let Some(call) = self.calls.get(&id) {
@@ -265,16 +263,12 @@ impl Switch {
                     .as_ref()
                     .map(|l| l.target.clone())
                     .unwrap_or_default();
-                self.bridge_failed(now, id, &target, "no answer from the target".into());
+                self.bridge_failed(now, id, &target, TransferFailure::NoAnswer);
             } else if *key.method() == Method::Refer {
                 if let Some(r) = call.refer.as_mut() {
                     r.key = None;
                 }
-                self.refer_finished(
-                    now,
-                    id,
-                    TransferOutcome::Failed("no answer to REFER".into()),
-                );
+                self.refer_finished(now, id, Err(TransferFailure::NoAnswerToRefer));
             } else {
                 call.ending
                     .get_or_insert((EndedBy::Network, "no answer to BYE".into()));

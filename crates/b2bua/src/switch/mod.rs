@@ -1,5 +1,5 @@
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Instant;
 
 use concierge_sip::dialog::DialogId;
@@ -54,8 +54,9 @@ pub struct Switch {
     by_invite: HashMap<TsxKey, CallRef>,
     by_client_tsx: HashMap<TsxKey, CallRef>,
     by_port: HashMap<u16, CallRef>,
-    /// Call-IDs of the live calls: an INVITE with one of them is not a new call.
-    call_ids: HashSet<Vec<u8>>,
+    /// Call-IDs of the live calls and their bridge legs: an INVITE with one of them is
+    /// not a new call.
+    call_ids: HashMap<Vec<u8>, CallRef>,
     admission: Admission,
     timers: BinaryHeap<Reverse<(Instant, CallRef)>>,
     /// Each live call's maximum-duration deadline (removed when the call goes).
@@ -83,7 +84,7 @@ pub struct Switch {
     srtp_buf: Vec<u8>,
     /// Names waiting for the driver's resolver, and which call asked.
     resolves: VecDeque<crate::output::Resolve>,
-    pending_dns: HashMap<u64, CallRef>,
+    pending_dns: HashMap<crate::output::ResolveId, CallRef>,
     next_dns: u64,
     /// Answers of caching `http` nodes, shared by this switch's calls.
     lookups: concierge_flow::LookupCache,
@@ -123,11 +124,11 @@ impl Switch {
             by_invite: HashMap::new(),
             by_client_tsx: HashMap::new(),
             by_port: HashMap::new(),
-            call_ids: HashSet::new(),
+            call_ids: HashMap::new(),
             admission: Admission::new(cfg.admission, wall.instant),
             timers: BinaryHeap::new(),
             expiry: Default::default(),
-            next_ref: 1,
+            next_ref: CallRef(1),
             draining: false,
             outputs: VecDeque::new(),
             ports: RtpPorts::new(
@@ -168,6 +169,11 @@ impl Switch {
     /// Calls in the switch now (ringing, up or ending).
     pub fn call_count(&self) -> usize {
         self.calls.len()
+    }
+
+    /// The call whose Call-ID (or whose bridge leg's) is `call_id`, if it is here.
+    pub fn find_call(&self, call_id: &str) -> Option<CallRef> {
+        self.call_ids.get(call_id.as_bytes()).copied()
     }
 
     /// Whether a draining switch has no calls left and can be dropped.

@@ -4,7 +4,9 @@ use std::time::Instant;
 
 use super::Switch;
 use crate::call::Call;
-use crate::record::{CallRecord, EndedBy, HttpOutcome, PathStep, TransferRecord};
+use crate::record::{
+    CallRecord, EndedBy, HttpOutcome, Outcome, PathStep, TransferRecord, TransferResult,
+};
 use crate::transfer::TransferMode;
 
 impl Switch {
@@ -23,7 +25,11 @@ impl Switch {
             t.started_ms = call.transfer_started.map(|at| self.wall.unix_ms(at));
             t
         });
-        let outcome = crate::record::outcome(call.answered.is_some(), ended_by, transfer.as_ref());
+        let outcome = Outcome::of(
+            call.answered.is_some(),
+            ended_by,
+            transfer.as_ref().map(|t| &t.result),
+        );
         CallRecord {
             call_id: call.invite.call_id.clone(),
             flow: flow.map(|f| f.run.flow().name.clone()),
@@ -84,14 +90,14 @@ impl Switch {
 pub(super) fn unfinished_transfer(call: &Call) -> Option<TransferRecord> {
     if let Some(refer) = &call.refer {
         let result = if refer.accepted {
-            "unknown: the call ended before the final NOTIFY"
+            TransferResult::Unknown
         } else {
-            "abandoned: the call ended before the REFER was answered"
+            TransferResult::Abandoned(TransferMode::Refer)
         };
         return Some(TransferRecord {
             mode: TransferMode::Refer,
             target: refer.target.clone(),
-            result: result.into(),
+            result,
             started_ms: None,
             relayed: None,
         });
@@ -100,7 +106,7 @@ pub(super) fn unfinished_transfer(call: &Call) -> Option<TransferRecord> {
     Some(TransferRecord {
         mode: TransferMode::Bridge,
         target: leg.target.clone(),
-        result: "abandoned: the call ended while the target rang".into(),
+        result: TransferResult::Abandoned(TransferMode::Bridge),
         started_ms: None,
         relayed: None,
     })

@@ -11,7 +11,8 @@ use super::{shown, Switch};
 use crate::output::CallRef;
 use crate::record::EndedBy;
 use crate::record::TransferRecord;
-use crate::transfer::{ReferTransfer, TransferMode, TransferOutcome};
+use crate::record::{TransferFailure, TransferResult};
+use crate::transfer::{ReferTransfer, TransferMode};
 
 impl Switch {
     /// Moves an answered call to `target` by REFER (RFC 3515) in its dialog. The outcome
@@ -90,7 +91,7 @@ impl Switch {
         call.transfer_record = Some(TransferRecord {
             mode: TransferMode::Redirect,
             target: target.to_owned(),
-            result: "redirected".into(),
+            result: TransferResult::Redirected,
             started_ms: None,
             relayed: None,
         });
@@ -101,7 +102,12 @@ impl Switch {
         self.end_call(now, id, EndedBy::Concierge, "redirected");
     }
 
-    pub(super) fn refer_finished(&mut self, now: Instant, id: CallRef, outcome: TransferOutcome) {
+    pub(super) fn refer_finished(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        outcome: Result<(), TransferFailure>,
+    ) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -111,10 +117,9 @@ impl Switch {
         if let Some(k) = &refer.key {
             self.by_client_tsx.remove(k);
         }
-        let outcome_for_flow = outcome.clone();
         let result = match &outcome {
-            TransferOutcome::Succeeded => "succeeded".to_owned(),
-            TransferOutcome::Failed(why) => format!("failed: {why}"),
+            Ok(()) => TransferResult::Succeeded,
+            Err(why) => TransferResult::Failed(why.clone()),
         };
         call.span
             .in_scope(|| info!(target = %shown(call.redact_target, &refer.target), %result, "REFER transfer finished"));
@@ -125,22 +130,22 @@ impl Switch {
             started_ms: None,
             relayed: None,
         });
-        match outcome {
+        match &outcome {
             // RFC 5589 §6.1: the transferor ends its dialog once the transfer succeeded.
-            TransferOutcome::Succeeded => {
+            Ok(()) => {
                 call.ending = Some((EndedBy::Concierge, "transferred".into()));
                 self.hang_up(now, id, "transferred");
             }
-            TransferOutcome::Failed(why) => {
+            Err(why) => {
                 if let Some((target, headers)) = refer.fallback {
                     call.span
                         .in_scope(|| info!(%why, "REFER failed; bridging instead"));
-                    self.start_bridge(now, id, &target, headers, Some(why));
+                    self.start_bridge(now, id, &target, headers, Some(why.clone()));
                     return;
                 }
             }
         }
-        self.flow_transfer_result(now, id, &outcome_for_flow);
+        self.flow_transfer_result(now, id, outcome.as_ref().map(|_| ()));
         self.rearm(id);
     }
 }

@@ -126,7 +126,7 @@ impl Switch {
             }
         };
         let id = self.next_ref;
-        self.next_ref += 1;
+        self.next_ref.0 += 1;
         self.by_port.insert(port, id);
         let local_tag = self.endpoint.new_tag();
         let identity = crate::identity::identify_source(
@@ -146,7 +146,7 @@ impl Switch {
         self.endpoint.respond(now, &key, trying);
 
         self.by_invite.insert(key.clone(), id);
-        self.call_ids.insert(invite.call_id.as_bytes().to_vec());
+        self.call_ids.insert(invite.call_id.as_bytes().to_vec(), id);
         self.calls.insert(
             id,
             Call {

@@ -13,7 +13,7 @@ use super::Switch;
 use crate::call::CallState;
 use crate::output::CallRef;
 use crate::record::EndedBy;
-use crate::transfer::TransferOutcome;
+use crate::record::TransferFailure;
 
 impl Switch {
     pub(super) fn on_timeout(&mut self, now: Instant) {
@@ -85,11 +85,11 @@ impl Switch {
         };
         if call.refer.as_ref().is_some_and(|r| r.deadline <= now) {
             let why = if call.refer.as_ref().is_some_and(|r| r.accepted) {
-                "no final NOTIFY in time"
+                TransferFailure::NoFinalNotify
             } else {
-                "REFER not accepted in time"
+                TransferFailure::ReferNotAccepted
             };
-            self.refer_finished(now, id, TransferOutcome::Failed(why.into()));
+            self.refer_finished(now, id, Err(why));
             return;
         }
         let event = call

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use concierge_b2bua::{
-    CallRef, Command, Input, Output, PortError, Program, SwitchStats, TransferMode,
+    CallRef, Command, Input, Output, PortError, Program, ResolveId, SwitchStats, TransferMode,
 };
 use concierge_flow::{HttpFailure, HttpResponse};
 use concierge_sip::wire::{parse_datagram, Transport};
@@ -64,7 +64,7 @@ impl Kit {
     }
 
     /// Answers name lookup `id` (taken from [`Self::resolves`] already, or a duplicate).
-    pub(crate) fn answer_resolve(&mut self, id: u64, result: Result<Vec<Peer>, String>) {
+    pub(crate) fn answer_resolve(&mut self, id: ResolveId, result: Result<Vec<Peer>, String>) {
         self.input(Input::Resolved { id, result });
     }
 
@@ -193,13 +193,22 @@ impl Kit {
         self.command(Command::Overloaded(on));
     }
 
-    /// Moves call `call` to `target` (the driver's transfer command).
-    pub(crate) fn transfer(&mut self, call: CallRef, mode: TransferMode, target: &str) {
+    /// The switch's name for the call with Call-ID `call_id`.
+    pub(crate) fn call_ref(&self, call_id: &str) -> CallRef {
+        self.switch
+            .find_call(call_id)
+            .unwrap_or_else(|| panic!("no call {call_id} in the switch"))
+    }
+
+    /// Moves the call `call_id` to `target` (the driver's transfer command).
+    pub(crate) fn transfer(&mut self, call_id: &str, mode: TransferMode, target: &str) {
+        let call = self.call_ref(call_id);
         self.command(Command::Transfer { call, mode, target });
     }
 
-    /// Ends answered call `call` from our side with BYE.
-    pub(crate) fn hang_up(&mut self, call: CallRef, why: &str) {
+    /// Ends the answered call `call_id` from our side with BYE.
+    pub(crate) fn hang_up(&mut self, call_id: &str, why: &str) {
+        let call = self.call_ref(call_id);
         self.command(Command::HangUp { call, why });
     }
 

@@ -15,7 +15,9 @@ mod event;
 mod render;
 
 pub use action::{Action, CollectSpec, HttpRequest};
-pub use event::{Event, HttpFailure, HttpResponse, HttpStep, Step, TransferOutcome};
+pub use event::{
+    Event, HttpFailure, HttpResponse, HttpStep, HttpStepOutcome, Step, TransferOutcome,
+};
 
 /// A call's variables: strings by name (`system.caller`, `isVIPCustomer`, …).
 pub type Vars = BTreeMap<String, String>;
@@ -262,32 +264,31 @@ impl Run {
             Ok(r) => (Some(r.status), r.latency),
             Err(_) => (None, Duration::ZERO),
         };
-        let outcome: Result<String, String> = match result {
-            Ok(r) if (200..300).contains(&r.status) => extract(&r.body, json_path.as_ref()),
-            Ok(r) => Err(format!("HTTP {}", r.status)),
-            Err(HttpFailure::Connect(e)) => Err(format!("connect: {e}")),
-            Err(HttpFailure::Timeout) => Err("timeout".into()),
-            Err(HttpFailure::Other(e)) => Err(e),
+        let (outcome, value) = match result {
+            Ok(r) if (200..300).contains(&r.status) => match extract(&r.body, json_path.as_ref()) {
+                Ok(v) if self.is_secret(save_as) => (HttpStepOutcome::SecretValue, Some(v)),
+                Ok(v) => (HttpStepOutcome::Value(v.clone()), Some(v)),
+                Err(why) => (HttpStepOutcome::BadBody(why), None),
+            },
+            Ok(r) => (HttpStepOutcome::Status(r.status), None),
+            Err(HttpFailure::Connect(e)) => (HttpStepOutcome::Connect(e), None),
+            Err(HttpFailure::Timeout) => (HttpStepOutcome::Timeout, None),
+            Err(HttpFailure::Other(e)) => (HttpStepOutcome::Other(e), None),
         };
-        let secret = self.is_secret(save_as);
         self.http.push(HttpStep {
             node: id.to_owned(),
             status,
-            outcome: match &outcome {
-                Ok(_) if secret => "ok: ***".into(),
-                Ok(v) => format!("ok: {v}"),
-                Err(e) => e.clone(),
-            },
+            outcome,
             latency,
-            cache: self.cache_use.take().map(crate::CacheUse::as_str),
+            cache: self.cache_use.take(),
         });
-        match outcome {
-            Ok(value) => {
+        match value {
+            Some(value) => {
                 self.vars.insert(save_as.clone(), value);
                 self.attempts = 0;
                 self.follow("success", success)
             }
-            Err(why) => {
+            None => {
                 // Retry what may pass next time: no answer, or a server error.
                 let transient = status.is_none_or(|s| s >= 500);
                 if transient && self.attempts < *retries {
@@ -295,7 +296,9 @@ impl Run {
                     return self.http_action(id, node);
                 }
                 self.attempts = 0;
-                tracing::info!(node = %id, %why, "HTTP request failed");
+                if let Some(why) = self.http.last().map(|h| &h.outcome) {
+                    tracing::info!(node = %id, %why, "HTTP request failed");
+                }
                 self.follow("failure", failure)
             }
         }
