@@ -38,6 +38,8 @@ pub(crate) struct Carrier {
     pub(crate) leg_allows_update: bool,
     /// Our refresh on the bridge leg in flight.
     pub(crate) leg_refresh: Option<Refresh>,
+    /// The ACK of our last refresh re-INVITE on the bridge leg and its CSeq.
+    pub(crate) leg_refresh_ack: Option<(u32, bytes::Bytes)>,
     /// The leg's INVITE was already repeated after a 422 (once is enough).
     pub(crate) leg_retried_422: bool,
 }

@@ -60,6 +60,18 @@ impl Switch {
                 self.close_leg_port(now, id);
                 self.hang_up(now, id, "transfer target hung up");
             }
+            Method::Invite | Method::Update
+                if call
+                    .carrier
+                    .leg_refresh
+                    .as_ref()
+                    .is_some_and(|r| r.is_invite)
+                    && (request.method == Method::Invite || !request.body.is_empty()) =>
+            {
+                // RFC 3261 §14.2 / RFC 3311 §5.2: an offer crossing our refresh re-INVITE.
+                let r = response_to(&request, StatusCode::REQUEST_PENDING, None);
+                self.endpoint.respond(now, &key, r);
+            }
             Method::Invite | Method::Update => {
                 // A session refresh or new address from the target: same codec, same port.
                 let offer = String::from_utf8_lossy(&request.body);
@@ -127,7 +139,23 @@ impl Switch {
             if self.reack_refresh(call, &response) {
                 return;
             }
-            if let Some(leg) = self.calls.get(&call).and_then(|c| c.bridge.as_ref()) {
+            let Some(call) = self.calls.get(&call) else {
+                return;
+            };
+            let refresh_ack = call
+                .carrier
+                .leg_refresh_ack
+                .as_ref()
+                .filter(|(seq, _)| *seq == response.cseq.seq);
+            if let (Some((_, ack)), Some(leg)) = (refresh_ack, call.bridge.as_ref()) {
+                let peer = leg
+                    .dialog
+                    .as_ref()
+                    .map_or(leg.peer, |d| d.next_hop(leg.peer));
+                self.endpoint.send_raw(peer, ack.clone());
+                return;
+            }
+            if let Some(leg) = call.bridge.as_ref() {
                 if let Some(ack) = leg.ack.clone() {
                     let peer = leg.peer;
                     self.endpoint.send_raw(peer, ack);

@@ -202,6 +202,8 @@ impl Switch {
                 let peer = dialog.next_hop(leg_peer);
                 let via = self.endpoint.new_via(peer);
                 let ack = dialog.ack(response.cseq.seq, via).to_bytes();
+                // Kept to answer a retransmitted 2xx whose ACK was lost.
+                call.carrier.leg_refresh_ack = Some((response.cseq.seq, ack.clone()));
                 self.endpoint.send_raw(peer, ack);
             }
         }
