@@ -43,8 +43,8 @@
 mod admission;
 mod call;
 mod call_media;
-mod carrier;
 mod config;
+mod family;
 mod identity;
 mod input;
 mod leg;
@@ -59,10 +59,10 @@ mod transfer_token;
 
 pub use admission::AdmissionConfig;
 pub use concierge_flow::{CacheUse, HttpStepOutcome};
+pub use config::OutboundAuth;
 pub use config::SwitchConfig;
 pub use identity::{identify, CallerIdentity, CidrError, TrustedPeers};
 pub use input::{Command, Input};
-pub use leg::OutboundAuth;
 pub use lockout::LockoutConfig;
 pub use output::{CallRef, Output, PortError, Resolve, ResolveId};
 pub use program::Program;

@@ -1,25 +1,9 @@
 //! Transfers: REFER (RFC 3515, with the implicit subscription's NOTIFYs carrying
 //! `message/sipfrag`) and 302 redirect before the answer.
 
-use std::time::Instant;
-
-use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::StatusCode;
 
 pub use concierge_flow::{TransferMode, TransferOutcome};
-
-/// A REFER in progress.
-#[derive(Debug, Clone)]
-pub(crate) struct ReferTransfer {
-    pub(crate) target: String,
-    /// The REFER's client transaction until its final response.
-    pub(crate) key: Option<TsxKey>,
-    pub(crate) accepted: bool,
-    /// No final NOTIFY by then: the transfer failed.
-    pub(crate) deadline: Instant,
-    /// Bridge to this target (with these INVITE headers) if the REFER fails.
-    pub(crate) fallback: Option<(String, Vec<(String, String)>)>,
-}
 
 /// Progress reported by one NOTIFY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
