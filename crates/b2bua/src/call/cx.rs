@@ -46,7 +46,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) wall: WallClock,
     /// The input came over a connection whose client certificate a configured CA verified.
     pub(crate) authenticated: bool,
-    pub(crate) keys: &'a mut rand::rngs::StdRng,
+    /// Draws SRTP master keys (a CSPRNG).
+    pub(crate) key_rng: &'a mut rand::rngs::StdRng,
     pub(crate) next_resolve: &'a mut u64,
     pub(crate) changes: &'a mut Vec<Change>,
 }
@@ -102,7 +103,7 @@ impl Cx<'_> {
 
     /// A fresh SRTP master key and salt (30 bytes) from the key generator.
     pub(crate) fn new_srtp_key(&mut self) -> MasterKey {
-        new_srtp_key(self.keys)
+        new_srtp_key(self.key_rng)
     }
 
     /// The wall time in Unix seconds, for `system.now` (opening hours).

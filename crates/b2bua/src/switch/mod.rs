@@ -98,7 +98,7 @@ impl Shared {
             stats: &mut self.stats,
             wall: self.wall,
             authenticated: self.authenticated_input,
-            keys: &mut self.key_rng,
+            key_rng: &mut self.key_rng,
             next_resolve: &mut self.next_resolve,
             changes,
         }

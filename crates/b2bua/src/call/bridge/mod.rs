@@ -269,6 +269,9 @@ impl Call {
     /// closed and its packet counts go to the record; the call is no longer found by
     /// anything of it.
     pub(crate) fn end_transfer(&mut self, cx: &mut Cx<'_>) {
+        for timer in [CallTimer::Refer, CallTimer::Ring, CallTimer::Failover] {
+            self.timers.stop(timer);
+        }
         match std::mem::replace(&mut self.transfer, Transfer::Idle) {
             Transfer::Idle => {}
             Transfer::Refer(refer) => {
