@@ -268,9 +268,10 @@ pub enum TransferFailure {
     /// The new call the REFER made was refused (the NOTIFY's sipfrag).
     #[error("transfer target answered {0}")]
     ReferredCallFailed(StatusCode),
-    /// The bridge target is not a SIP URI.
-    #[error("cannot place a call to {0:?}: not a SIP URI")]
-    NotSipUri(String),
+    /// The bridge target is not a SIP URI. The words never spell the target out: it may
+    /// have been rendered from a secret (the record's `target` says `<redacted>` then).
+    #[error("cannot place a call: the target is not a SIP URI")]
+    NotSipUri,
     /// No RTP port for the bridge leg.
     #[error("no free RTP port")]
     NoPort,

@@ -555,3 +555,41 @@ fn env_references_resolve_from_the_program_s_environment_and_stay_out_of_records
         "{record}"
     );
 }
+
+const SECRET_BRIDGE: &str = r#"
+start = "xfer"
+[nodes.xfer]
+type = "transfer"
+target = "sip:${DESK}"
+mode = "bridge"
+failed = "bye"
+[nodes.bye]
+type = "hangup"
+"#;
+
+#[test]
+fn a_bridge_target_from_a_secret_that_is_no_sip_uri_stays_out_of_the_record() {
+    // The target came from `${DESK}` (and is no SIP URI: no host): the record shows `<redacted>` for it, and the
+    // failure's words must not spell it out either.
+    let loaded =
+        concierge_flow::parse_flow(std::path::Path::new("t.toml"), SECRET_BRIDGE, &|_| true)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    let program = Program {
+        default_flow: Some(loaded.flow),
+        env: concierge_flow::Environment::from_pairs([("DESK", "s3cret@")]),
+        ..Default::default()
+    };
+    let mut kit = Kit::with(testkit::config(), program);
+    let mut c = testkit::Caller::phone("s1", "+46700000001");
+    c.invite(&mut kit);
+    c.inbox(&mut kit);
+    let out = c.ack(&mut kit);
+    let bye = testkit::find_request(&out, "BYE");
+    c.reply(&mut kit, &bye, 200);
+    let rec = kit.record("s1");
+    let t = rec.transfer.as_ref().expect("the transfer is recorded");
+    assert_eq!(t.target, "<redacted>");
+    assert!(t.result.to_string().starts_with("failed: "), "{t:?}");
+    let json = serde_json::to_string(rec).expect("a record serializes");
+    assert!(!json.contains("s3cret"), "{json}");
+}

@@ -105,8 +105,7 @@ impl Call {
         self.end_transfer(cx);
         let ring_deadline = cx.now + cx.cfg.bridge_ring_timeout;
         let Ok(uri) = SipUri::parse(target) else {
-            let why = TransferFailure::NotSipUri(target.to_owned());
-            return self.bridge_failed(cx, target.to_owned(), why);
+            return self.bridge_failed(cx, target.to_owned(), TransferFailure::NotSipUri);
         };
         // RFC 3261 §8.1.2: with an outbound proxy the INVITE goes to it, the target stays
         // the Request-URI and the proxy is the preloaded Route.
