@@ -182,3 +182,50 @@ impl super::Call {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a base instant for a table that only compares them"
+    )]
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn timers_due_together_fire_in_their_order_each_once() {
+        let now = t0();
+        let mut table = TimerTable::default();
+        table.set(CallTimer::Retransmit200, now);
+        table.set(CallTimer::Answer, now);
+        table.set(CallTimer::Refer, now + Duration::from_secs(1));
+        assert_eq!(table.first_due(now, 0), Some(CallTimer::Answer));
+        let fired = 1 << CallTimer::Answer as u16;
+        assert_eq!(table.first_due(now, fired), Some(CallTimer::Retransmit200));
+        let fired = fired | 1 << CallTimer::Retransmit200 as u16;
+        assert_eq!(table.first_due(now, fired), None, "Refer is not due yet");
+    }
+
+    #[test]
+    fn the_heap_is_asked_again_only_when_the_earliest_deadline_moved() {
+        let now = t0();
+        let mut table = TimerTable::default();
+        table.set(CallTimer::Ring, now + Duration::from_secs(30));
+        assert_eq!(table.rearm(), Some(now + Duration::from_secs(30)));
+        table.set(CallTimer::Refer, now + Duration::from_secs(60));
+        assert_eq!(table.rearm(), None, "still armed at the ring timeout");
+        assert!(table.is_armed_at(now + Duration::from_secs(30)));
+        assert!(table.disarm(now + Duration::from_secs(30)));
+        table.stop(CallTimer::Ring);
+        assert_eq!(table.rearm(), Some(now + Duration::from_secs(60)));
+        assert!(
+            !table.disarm(now),
+            "a stale heap entry finds the call armed elsewhere"
+        );
+    }
+}

@@ -127,3 +127,40 @@ fn remove_if<K: std::hash::Hash + Eq, V: PartialEq>(map: &mut HashMap<K, V>, key
         map.remove(key);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_removes_only_the_keys_that_still_lead_to_it() {
+        let (a, b) = (CallRef(1), CallRef(2));
+        let mut index = Index::default();
+        index.apply(a, [Change::Add(Key::Port(10_000))].into_iter());
+        // The port went back to the pool and on to call b; a's leaving must not take it.
+        index.apply(b, [Change::Add(Key::Port(10_000))].into_iter());
+        index.forget(a, [Key::Port(10_000)].into_iter());
+        assert_eq!(index.port(10_000), Some(b));
+        index.apply(b, [Change::Remove(Key::Port(10_000))].into_iter());
+        assert_eq!(index.port(10_000), None);
+    }
+
+    #[test]
+    fn changes_apply_in_the_order_the_call_made_them() {
+        let id = CallRef(7);
+        let mut index = Index::default();
+        let call_id = b"c1".to_vec();
+        index.apply(
+            id,
+            [
+                Change::Add(Key::CallId(call_id.clone())),
+                Change::Remove(Key::CallId(call_id.clone())),
+                Change::Add(Key::CallId(call_id)),
+                Change::Add(Key::Resolve(ResolveId(3))),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(index.call_id(b"c1"), Some(id));
+        assert_eq!(index.resolve(ResolveId(3)), Some(Owner::Call(id)));
+    }
+}
