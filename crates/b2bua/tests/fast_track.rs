@@ -504,6 +504,17 @@ fn in_early_media_comfort_audio_plays_before_any_answer() {
     );
 }
 
+/// A program running `flow`, whose `${NAME}`s resolve to `env`.
+fn with_env<const N: usize>(flow: &str, env: [(&str, &str); N]) -> Program {
+    let loaded = concierge_flow::parse_flow(std::path::Path::new("t.toml"), flow, &|_| true)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    Program {
+        default_flow: Some(loaded.flow),
+        env: concierge_flow::Environment::from_pairs(env),
+        ..Default::default()
+    }
+}
+
 const TOKEN_LOOKUP: &str = r#"
 start = "lookup"
 [nodes.lookup]
@@ -521,14 +532,7 @@ type = "hangup"
 fn env_references_resolve_from_the_program_s_environment_and_stay_out_of_records() {
     // The switch reads no environment: `${NAME}` gets what the program carries (the
     // binary puts its process environment there).
-    let loaded =
-        concierge_flow::parse_flow(std::path::Path::new("t.toml"), TOKEN_LOOKUP, &|_| true)
-            .unwrap_or_else(|e| panic!("{e:?}"));
-    let program = Program {
-        default_flow: Some(loaded.flow),
-        env: concierge_flow::Environment::from_pairs([("CRM_TOKEN", "t0ken"), ("CRM_KEY", "k3y")]),
-        ..Default::default()
-    };
+    let program = with_env(TOKEN_LOOKUP, [("CRM_TOKEN", "t0ken"), ("CRM_KEY", "k3y")]);
     let mut rig = Rig {
         kit: Kit::with_wall(
             SwitchConfig {
@@ -571,14 +575,7 @@ type = "hangup"
 fn a_bridge_target_from_a_secret_that_is_no_sip_uri_stays_out_of_the_record() {
     // The target came from `${DESK}` (and is no SIP URI: no host): the record shows `<redacted>` for it, and the
     // failure's words must not spell it out either.
-    let loaded =
-        concierge_flow::parse_flow(std::path::Path::new("t.toml"), SECRET_BRIDGE, &|_| true)
-            .unwrap_or_else(|e| panic!("{e:?}"));
-    let program = Program {
-        default_flow: Some(loaded.flow),
-        env: concierge_flow::Environment::from_pairs([("DESK", "s3cret@")]),
-        ..Default::default()
-    };
+    let program = with_env(SECRET_BRIDGE, [("DESK", "s3cret@")]);
     let mut kit = Kit::with(testkit::config(), program);
     let mut c = testkit::Caller::phone("s1", "+46700000001");
     c.invite(&mut kit);

@@ -27,7 +27,7 @@ impl Switch {
         // their bridge legs): not a new call. A tagged INVITE with any other Call-ID
         // belongs to no dialog of ours and is budgeted like a new one, so a To tag is no
         // way around the limits.
-        if self.index.call_id(peek.call_id).is_some() {
+        if self.books.index.call_id(peek.call_id).is_some() {
             return false;
         }
         let trusted = self.shared.cfg.trusted_peers.contains(peer.addr.ip());

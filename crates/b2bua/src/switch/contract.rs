@@ -38,7 +38,7 @@ impl Switch {
             }
             Input::Rtp { port, from, data } => self.on_rtp(now, port, from, data),
             Input::PortBound { port } => {
-                if let Some(id) = self.index.port(port) {
+                if let Some(id) = self.books.index.port(port) {
                     self.run(now, id, |call, cx| call.on_port_bound(cx, port));
                 }
             }
@@ -46,14 +46,14 @@ impl Switch {
                 if error == PortError::InUse {
                     self.shared.ports.retire(port);
                 }
-                if let Some(id) = self.index.port(port) {
+                if let Some(id) = self.books.index.port(port) {
                     self.run(now, id, |call, cx| call.on_port_failed(cx, port, error));
                 }
             }
             Input::Http { call, result } => {
                 self.run(now, call, |call, cx| call.on_http(cx, result));
             }
-            Input::Resolved { id, result } => match self.index.resolve(id) {
+            Input::Resolved { id, result } => match self.books.index.resolve(id) {
                 Some(Owner::Call(call)) => {
                     self.run(now, call, |call, cx| call.on_resolved(cx, id, result));
                 }

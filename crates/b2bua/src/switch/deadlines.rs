@@ -38,20 +38,20 @@ impl Switch {
     /// timers), and the pacing tick.
     pub(super) fn on_timeout(&mut self, now: Instant) {
         self.shared.endpoint.handle_timeout(now);
-        while let Some(&(at, id)) = self.deadlines.expiry.first() {
+        while let Some(&(at, id)) = self.books.deadlines.expiry.first() {
             if at > now {
                 break;
             }
-            self.deadlines.expiry.pop_first();
+            self.books.deadlines.expiry.pop_first();
             if let Some(Some(next)) = self.run(now, id, |call, cx| call.on_overlong(cx)) {
-                self.deadlines.expire_at(next, id);
+                self.books.deadlines.expire_at(next, id);
             }
         }
-        while let Some(Reverse((at, id))) = self.deadlines.heap.peek().copied() {
+        while let Some(Reverse((at, id))) = self.books.deadlines.heap.peek().copied() {
             if at > now {
                 break;
             }
-            self.deadlines.heap.pop();
+            self.books.deadlines.heap.pop();
             self.run(now, id, |call, cx| {
                 if call.timers.disarm(at) {
                     call.on_timeout(cx);
@@ -65,7 +65,7 @@ impl Switch {
 
     /// The earliest deadline of any call, transaction, maximum duration or the pacing tick.
     pub(super) fn next_deadline(&mut self) -> Option<Instant> {
-        let heap = &mut self.deadlines.heap;
+        let heap = &mut self.books.deadlines.heap;
         while let Some(Reverse((at, id))) = heap.peek().copied() {
             if self
                 .calls
@@ -77,7 +77,7 @@ impl Switch {
             heap.pop();
         }
         let calls = heap.peek().map(|Reverse((at, _))| *at);
-        let expiry = self.deadlines.expiry.first().map(|(at, _)| *at);
+        let expiry = self.books.deadlines.expiry.first().map(|(at, _)| *at);
         let endpoint = self.shared.endpoint.poll_timeout();
         let tick = self.shared.pacer.next_tick();
         [calls, expiry, endpoint, tick].into_iter().flatten().min()

@@ -45,17 +45,24 @@ pub(crate) const SUPPORTED: &str = "replaces, norefersub, 100rel, timer";
 /// All calls of one shard. See the crate docs for the run loop.
 pub struct Switch {
     calls: HashMap<CallRef, Call>,
-    index: Index,
-    deadlines: Deadlines,
+    /// How calls are found and when they are woken.
+    books: Books,
     /// What a call may touch while it runs (lent to it as a [`Cx`]).
     shared: Shared,
-    /// The index changes of the call running now, applied when it returns.
-    changes: Vec<crate::switch::Change>,
     admission: Admission,
     next_ref: CallRef,
     draining: bool,
     /// Where an SRTP packet is decrypted (kept, so a packet costs no allocation).
     srtp_buf: Vec<u8>,
+}
+
+/// What the switch keeps about its calls beside them: the indexes that find them, their
+/// deadlines, and the index changes of the call running now (applied when it returns).
+#[derive(Default)]
+struct Books {
+    index: Index,
+    deadlines: Deadlines,
+    changes: Vec<Change>,
 }
 
 /// The switch's fields a call may touch while it runs, lent to it as a [`Cx`].
@@ -134,9 +141,7 @@ impl Switch {
         );
         Self {
             calls: HashMap::new(),
-            index: Index::default(),
-            deadlines: Deadlines::default(),
-            changes: Vec::new(),
+            books: Books::default(),
             admission: Admission::new(cfg.admission, wall.instant),
             next_ref: CallRef(1),
             draining: false,
@@ -176,7 +181,7 @@ impl Switch {
 
     /// The call whose Call-ID (or whose bridge leg's) is `call_id`, if it is here.
     pub fn find_call(&self, call_id: &str) -> Option<CallRef> {
-        self.index.call_id(call_id.as_bytes())
+        self.books.index.call_id(call_id.as_bytes())
     }
 
     /// Whether a draining switch has no calls left and can be dropped.

@@ -24,7 +24,8 @@ impl Switch {
                     self.on_request(now, key, request, peer)
                 }
                 EndpointEvent::Ack { request, .. } => {
-                    match DialogId::of_incoming(&request).and_then(|d| self.index.dialog(&d)) {
+                    match DialogId::of_incoming(&request).and_then(|d| self.books.index.dialog(&d))
+                    {
                         Some(id) => _ = self.run(now, id, |call, cx| call.on_ack(cx, request)),
                         None => {
                             debug!(call_id = %Untrusted(&request.call_id), "ACK for no dialog dropped")
@@ -32,15 +33,15 @@ impl Switch {
                     }
                 }
                 EndpointEvent::Cancelled { invite, .. } => {
-                    if let Some(id) = self.index.invite(&invite) {
+                    if let Some(id) = self.books.index.invite(&invite) {
                         self.run(now, id, |call, cx| call.on_cancel(cx));
                     }
                 }
                 EndpointEvent::Response { key, response } => self.on_response(now, key, response),
                 EndpointEvent::Timeout { key } => {
-                    if let Some(Owner::Call(id)) = self.index.request(&key) {
+                    if let Some(Owner::Call(id)) = self.books.index.request(&key) {
                         self.run(now, id, |call, cx| call.on_tsx_timeout(cx, key));
-                    } else if let Some(id) = self.index.invite(&key) {
+                    } else if let Some(id) = self.books.index.invite(&key) {
                         self.run(now, id, |call, cx| call.on_invite_timeout(cx));
                     }
                 }
@@ -73,7 +74,7 @@ impl Switch {
                 r.headers.push(HeaderName::ALLOW, ALLOW);
                 r
             }
-            (_, Some(dialog)) => match self.index.dialog(&dialog) {
+            (_, Some(dialog)) => match self.books.index.dialog(&dialog) {
                 Some(id) => {
                     self.run(now, id, |call, cx| {
                         call.on_request(cx, key, request, &dialog)
@@ -120,9 +121,9 @@ impl Switch {
             return;
         }
         let id = self.next_ref;
-        let mut cx = self.shared.cx(now, id, &mut self.changes);
+        let mut cx = self.shared.cx(now, id, &mut self.books.changes);
         let Some(call) = Call::accept(&mut cx, key, invite, peer) else {
-            self.changes.clear();
+            self.books.changes.clear();
             return;
         };
         self.next_ref.0 += 1;
@@ -131,7 +132,7 @@ impl Switch {
 
     /// The answer to a request of ours.
     fn on_response(&mut self, now: Instant, key: TsxKey, response: Response) {
-        match self.index.request(&key) {
+        match self.books.index.request(&key) {
             Some(Owner::Call(id)) => {
                 self.run(now, id, |call, cx| call.on_response(cx, key, response));
             }
@@ -165,7 +166,7 @@ impl Switch {
             local_tag: response.from.tag().unwrap_or_default().into(),
             remote_tag: response.to.tag().unwrap_or_default().into(),
         };
-        if let Some(id) = self.index.dialog(&dialog) {
+        if let Some(id) = self.books.index.dialog(&dialog) {
             self.run(now, id, |call, cx| {
                 call.on_stray_answer(cx, &dialog, &response)
             });

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{Change, Deadlines, Index, Switch};
+use super::{Books, Switch};
 use crate::call::{Call, Cx};
 use crate::config::SwitchConfig;
 use crate::output::CallRef;
@@ -22,15 +22,9 @@ impl Switch {
         let call = self.calls.get_mut(&id)?;
         let span = call.span.clone();
         let _entered = span.enter();
-        let mut cx = self.shared.cx(now, id, &mut self.changes);
+        let mut cx = self.shared.cx(now, id, &mut self.books.changes);
         let r = handle(call, &mut cx);
-        let settled = Settle {
-            cfg: &self.shared.cfg,
-            index: &mut self.index,
-            changes: &mut self.changes,
-            deadlines: &mut self.deadlines,
-        };
-        if settled.after(call, id, true) {
+        if self.books.settle(&self.shared.cfg, call, id, true) {
             self.forget(id);
         }
         Some(r)
@@ -39,39 +33,27 @@ impl Switch {
     /// An RTP datagram on one of our ports: the fast path — one lookup, no span, and the
     /// call's deadlines are looked at only when the packet reached its flow (a digit).
     pub(super) fn on_rtp(&mut self, now: Instant, port: u16, from: SocketAddr, data: &[u8]) {
-        let Some(id) = self.index.port(port) else {
+        let Some(id) = self.books.index.port(port) else {
             return;
         };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let mut plain = std::mem::take(&mut self.srtp_buf);
-        let mut cx = self.shared.cx(now, id, &mut self.changes);
+        let mut cx = self.shared.cx(now, id, &mut self.books.changes);
         let heard = call.on_rtp(&mut cx, port, from, data, &mut plain);
         self.srtp_buf = plain;
-        let settled = Settle {
-            cfg: &self.shared.cfg,
-            index: &mut self.index,
-            changes: &mut self.changes,
-            deadlines: &mut self.deadlines,
-        };
-        if settled.after(call, id, heard) {
+        if self.books.settle(&self.shared.cfg, call, id, heard) {
             self.forget(id);
         }
     }
 
     /// A call the switch just accepted: indexed, armed and kept.
     pub(super) fn admit(&mut self, id: CallRef, mut call: Call) {
-        let settled = Settle {
-            cfg: &self.shared.cfg,
-            index: &mut self.index,
-            changes: &mut self.changes,
-            deadlines: &mut self.deadlines,
-        };
-        if settled.after(&mut call, id, true) {
-            return self.index.forget(id, call.into_keys());
+        if self.books.settle(&self.shared.cfg, &mut call, id, true) {
+            return self.books.index.forget(id, call.into_keys());
         }
-        self.deadlines.expire_at(call.expires, id);
+        self.books.deadlines.expire_at(call.expires, id);
         self.calls.insert(id, call);
     }
 
@@ -80,30 +62,22 @@ impl Switch {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
-        self.deadlines.forget(call.expires, id);
-        self.index.forget(id, call.into_keys());
+        self.books.deadlines.forget(call.expires, id);
+        self.books.index.forget(id, call.into_keys());
     }
 }
 
-/// The switch's fields a call's return touches.
-struct Settle<'a> {
-    cfg: &'a SwitchConfig,
-    index: &'a mut Index,
-    changes: &'a mut Vec<Change>,
-    deadlines: &'a mut Deadlines,
-}
-
-impl Settle<'_> {
+impl Books {
     /// After `call` handled an input: its index changes applied; unless it finished, its
     /// deadlines copied from its machines (`sync`) and its heap entry re-armed. Returns
     /// whether it finished.
-    fn after(self, call: &mut Call, id: CallRef, sync: bool) -> bool {
+    fn settle(&mut self, cfg: &SwitchConfig, call: &mut Call, id: CallRef, sync: bool) -> bool {
         self.index.apply(id, self.changes.drain(..));
         if call.finished {
             return true;
         }
         if sync {
-            call.sync_timers(self.cfg);
+            call.sync_timers(cfg);
             if let Some(at) = call.timers.rearm() {
                 self.deadlines.arm(at, id);
             }
