@@ -506,12 +506,9 @@ fn in_early_media_comfort_audio_plays_before_any_answer() {
 
 /// A program running `flow`, whose `${NAME}`s resolve to `env`.
 fn with_env<const N: usize>(flow: &str, env: [(&str, &str); N]) -> Program {
-    let loaded = concierge_flow::parse_flow(std::path::Path::new("t.toml"), flow, &|_| true)
-        .unwrap_or_else(|e| panic!("{e:?}"));
     Program {
-        default_flow: Some(loaded.flow),
         env: concierge_flow::Environment::from_pairs(env),
-        ..Default::default()
+        ..testkit::program(flow)
     }
 }
 
@@ -573,8 +570,8 @@ type = "hangup"
 
 #[test]
 fn a_bridge_target_from_a_secret_that_is_no_sip_uri_stays_out_of_the_record() {
-    // The target came from `${DESK}` (and is no SIP URI: no host): the record shows `<redacted>` for it, and the
-    // failure's words must not spell it out either.
+    // The target came from `${DESK}` (and is no SIP URI: it has no host). The record
+    // shows `<redacted>` for it, and the failure's words must not spell it out either.
     let program = with_env(SECRET_BRIDGE, [("DESK", "s3cret@")]);
     let mut kit = Kit::with(testkit::config(), program);
     let mut c = testkit::Caller::phone("s1", "+46700000001");
