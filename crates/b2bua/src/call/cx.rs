@@ -101,6 +101,25 @@ impl Cx<'_> {
         id
     }
 
+    /// 503 Service Unavailable with our Retry-After, under `tag` (a fresh one when
+    /// `None`).
+    pub(crate) fn unavailable(&mut self, request: &Request, tag: Option<&str>) -> Response {
+        let fresh;
+        let tag = match tag {
+            Some(t) => t,
+            None => {
+                fresh = self.endpoint.new_tag();
+                fresh.as_str()
+            }
+        };
+        let mut r = self.response_tagged(request, StatusCode::SERVICE_UNAVAILABLE, tag);
+        r.headers.push(
+            HeaderName::RETRY_AFTER,
+            self.cfg.retry_after.as_secs().to_string(),
+        );
+        r
+    }
+
     /// A fresh SRTP master key and salt (30 bytes) from the key generator.
     pub(crate) fn new_srtp_key(&mut self) -> MasterKey {
         new_srtp_key(self.key_rng)

@@ -293,7 +293,7 @@ pub(crate) fn local_sdp(
 ) -> Result<(Option<AudioSession>, String), OfferError> {
     let policy = cx.cfg.srtp;
     if body.is_empty() {
-        let ours = (policy == concierge_media::sdes::SrtpPolicy::Mandatory).then_some(key);
+        let ours = crate::leg::offer_key(policy, key);
         return Ok((None, sdp::offer_with(local, version, ours)));
     }
     let offer = String::from_utf8_lossy(body);
@@ -307,30 +307,5 @@ pub(crate) fn early_dialog_id(invite: &Request, local_tag: &Tag) -> DialogId {
         call_id: invite.call_id.as_str().into(),
         local_tag: local_tag.clone(),
         remote_tag: invite.from.tag().unwrap_or_default().into(),
-    }
-}
-
-impl Cx<'_> {
-    /// 503 Service Unavailable with our Retry-After, under `tag` (a fresh one when
-    /// `None`).
-    pub(crate) fn unavailable(
-        &mut self,
-        request: &Request,
-        tag: Option<&str>,
-    ) -> concierge_sip::wire::Response {
-        let fresh;
-        let tag = match tag {
-            Some(t) => t,
-            None => {
-                fresh = self.endpoint.new_tag();
-                fresh.as_str()
-            }
-        };
-        let mut r = self.response_tagged(request, StatusCode::SERVICE_UNAVAILABLE, tag);
-        r.headers.push(
-            HeaderName::RETRY_AFTER,
-            self.cfg.retry_after.as_secs().to_string(),
-        );
-        r
     }
 }

@@ -239,7 +239,7 @@ impl LegSrtp {
     /// The key to put in an offer of ours under `policy`: offers are SRTP only when it is
     /// mandatory (an optional policy offers plain RTP, which every peer takes).
     pub(crate) fn offer_key(&self, policy: SrtpPolicy) -> Option<&MasterKey> {
-        (policy == SrtpPolicy::Mandatory).then_some(&self.key)
+        offer_key(policy, &self.key)
     }
 
     /// The SDP exchange settled the leg's keys (`None`: plain RTP). A new exchange that
@@ -252,4 +252,9 @@ impl LegSrtp {
             (None, _) => self.session = None,
         }
     }
+}
+
+/// `key`, when an offer of ours under `policy` is SRTP: only when it is mandatory.
+pub(crate) fn offer_key(policy: SrtpPolicy, key: &MasterKey) -> Option<&MasterKey> {
+    (policy == SrtpPolicy::Mandatory).then_some(key)
 }
