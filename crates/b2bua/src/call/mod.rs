@@ -37,7 +37,7 @@ pub(crate) use timers::{CallTimer, TimerTable};
 
 use crate::call_media::CallMedia;
 use crate::identity::CallerIdentity;
-use crate::leg::{LegState, SipLeg};
+use crate::leg::SipLeg;
 use crate::program::Program;
 use crate::record::{EndedBy, TransferRecord};
 use crate::switch::Key;
@@ -203,7 +203,7 @@ impl Call {
             Key::CallId(call_id),
             Key::Dialog(early),
         ];
-        keys.extend(leg_keys(caller));
+        keys.extend(caller.into_keys());
         match transfer {
             Transfer::Idle => {}
             Transfer::Refer(refer) => keys.extend(refer.key.map(Key::Request)),
@@ -211,29 +211,4 @@ impl Call {
         }
         keys.into_iter()
     }
-}
-
-/// The keys a leg holds in the index: its dialog, its port, its transactions, the name
-/// lookup it waits for.
-pub(crate) fn leg_keys(leg: SipLeg) -> impl Iterator<Item = Key> {
-    let refresh = leg.session.key().cloned();
-    let port = leg.port.number();
-    let (dns, dialog, bye) = match leg.state {
-        LegState::Binding { dns } => (dns, None, None),
-        LegState::Ending { dialog, bye, .. } => (None, Some(dialog.id), Some(bye)),
-        LegState::Answered { dialog, .. } | LegState::Up { dialog } => {
-            (None, Some(dialog.id), None)
-        }
-        LegState::Over { dialog } => (None, dialog.map(|d| d.id), None),
-        LegState::Early | LegState::Calling { .. } => (None, None, None),
-    };
-    [
-        dns.map(Key::Resolve),
-        dialog.map(Key::Dialog),
-        refresh.map(Key::Request),
-        bye.map(Key::Request),
-        port.map(Key::Port),
-    ]
-    .into_iter()
-    .flatten()
 }

@@ -20,6 +20,7 @@ pub(crate) use port::LegPort;
 pub(crate) use session::{push_session_expires, RefreshAnswer, SessionRefresh, TimerTurn};
 
 use crate::output::ResolveId;
+use crate::switch::Key;
 
 /// One SIP leg: its peer, its state (which owns its dialog once there is one), its RTP
 /// port, the audio and SRTP agreed on it, and its session timer.
@@ -55,6 +56,31 @@ impl SipLeg {
             },
             session: SessionRefresh::default(),
         }
+    }
+
+    /// The keys the leg may hold in the switch's index — its dialog, its port, its
+    /// transactions, the name lookup it waits for — for when it goes.
+    pub(crate) fn into_keys(self) -> impl Iterator<Item = Key> {
+        let refresh = self.session.key().cloned();
+        let port = self.port.number();
+        let (dns, dialog, bye) = match self.state {
+            LegState::Binding { dns } => (dns, None, None),
+            LegState::Ending { dialog, bye, .. } => (None, Some(dialog.id), Some(bye)),
+            LegState::Answered { dialog, .. } | LegState::Up { dialog } => {
+                (None, Some(dialog.id), None)
+            }
+            LegState::Over { dialog } => (None, dialog.map(|d| d.id), None),
+            LegState::Early | LegState::Calling { .. } => (None, None, None),
+        };
+        [
+            dns.map(Key::Resolve),
+            dialog.map(Key::Dialog),
+            refresh.map(Key::Request),
+            bye.map(Key::Request),
+            port.map(Key::Port),
+        ]
+        .into_iter()
+        .flatten()
     }
 
     /// Where requests in the leg's dialog go (§12.2.1.1: the route set, else the remote

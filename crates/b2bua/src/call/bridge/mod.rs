@@ -18,7 +18,7 @@ use concierge_sip::wire::{Request, SipUri, Transport};
 use concierge_sip::Peer;
 use tracing::info;
 
-use super::{leg_keys, Call, CallTimer, Cx, Transfer};
+use super::{Call, CallTimer, Cx, Transfer};
 use crate::leg::{LegState, SipLeg};
 use crate::output::{PortError, ResolveId};
 use crate::record::{RelayedPackets, TransferFailure, TransferRecord, TransferResult};
@@ -89,7 +89,9 @@ impl Bridge {
     pub(super) fn into_keys(self) -> impl Iterator<Item = Key> {
         let call_id = Key::CallId(self.call_id.into_bytes());
         let invite = self.key.map(Key::Request);
-        leg_keys(self.leg).chain([Some(call_id), invite].into_iter().flatten())
+        self.leg
+            .into_keys()
+            .chain([Some(call_id), invite].into_iter().flatten())
     }
 }
 
