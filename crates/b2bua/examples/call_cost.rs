@@ -19,6 +19,8 @@
 //!   carrier — INVITE, 100, (bind) 180 and the CRM lookup, the lookup's answer injected,
 //!   200, ACK, the 1.4 s greeting paced out (70 RTP packets), REFER, 202, NOTIFY 200, our
 //!   BYE and its 200.
+//! - `rtp`: one plain call, then `N` RTP packets (PCMU, 20 ms) from the caller to its port:
+//!   the cost of one packet in (the difference over `N`, as above).
 //!
 //! Calls run one after another; each has its own Call-ID and number (so the lookup cache
 //! never answers for the CRM).
@@ -61,11 +63,16 @@ fn main() {
     let kind = args.next().unwrap_or_else(|| "plain".into());
     let n: u32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let vip = match kind.as_str() {
-        "plain" => false,
+        "plain" | "rtp" => false,
         "vip" => true,
-        other => panic!("usage: call_cost plain|vip N (not {other:?})"),
+        other => panic!("usage: call_cost plain|vip|rtp N (not {other:?})"),
     };
     let mut d = Driver::new(vip);
+    if kind == "rtp" {
+        d.rtp_in(n);
+        println!("rtp: {n} packets in");
+        return;
+    }
     for i in 0..n {
         if vip {
             d.vip_call(i);
@@ -213,6 +220,37 @@ impl Driver {
         self.advance(Duration::from_millis(10));
         self.sip(&in_dialog(&call_id, &number, "BYE", 2, &tag, ""));
         self.advance(Duration::from_millis(10));
+    }
+
+    /// A plain call answered, then `n` RTP packets from the caller, 20 ms of PCMU each,
+    /// each handed in and the outputs drained to the next deadline, as the driver does (no
+    /// deadline fires in between: only the way in counts).
+    fn rtp_in(&mut self, n: u32) {
+        let (call_id, number) = ("rtp-0", "+46700000000");
+        self.sip(&invite(call_id, number));
+        let tag = self.ok_tag();
+        self.sip(&in_dialog(call_id, number, "ACK", 1, &tag, ""));
+        let port = *self.ports.last().expect("the call's port");
+        let from: SocketAddr = "127.0.0.2:4000".parse().expect("an address");
+        let mut packet = [0xffu8; 172];
+        packet[0] = 0x80;
+        packet[1] = 0;
+        for i in 0..n {
+            let (seq, ts) = (i as u16, i.wrapping_mul(160));
+            packet[2..4].copy_from_slice(&seq.to_be_bytes());
+            packet[4..8].copy_from_slice(&ts.to_be_bytes());
+            packet[8..12].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+            self.now += Duration::from_micros(1);
+            self.switch.handle_input(
+                self.now,
+                Input::Rtp {
+                    port,
+                    from,
+                    data: &packet,
+                },
+            );
+            while !matches!(self.switch.poll_output(), Output::Timeout(_)) {}
+        }
     }
 
     fn vip_call(&mut self, i: u32) {
