@@ -44,9 +44,6 @@ pub(crate) struct CallMedia {
     /// Digits not yet taken by the flow (type-ahead), with their index in `digits`.
     pub(crate) pending: VecDeque<(char, usize)>,
     pub(crate) packets_sent: u64,
-    /// The call's SRTP contexts when its audio is encrypted (RFC 3711); every packet in
-    /// and out of the caller's port goes through them.
-    pub(crate) srtp: Option<concierge_media::sdes::SrtpSession>,
     /// Foreign packets dropped by receivers a re-INVITE has since replaced.
     foreign_before: u64,
     /// When the caller's media started (ACK); with the last packet heard, the base of the
@@ -57,8 +54,8 @@ pub(crate) struct CallMedia {
 impl CallMedia {
     /// Sets up RTP for the agreed session at `now`. `ssrc`, `seq`, `ts` are the call's
     /// random starts; `signalling_ip` is where the caller's SIP comes from (a NAT's
-    /// address RTP may come from instead of the SDP's).
-    #[allow(clippy::too_many_arguments)]
+    /// address RTP may come from instead of the SDP's). A new session (re-INVITE) keeps
+    /// SSRC and sequence; only the payload type may change.
     pub(crate) fn start(
         &mut self,
         now: Instant,
@@ -67,7 +64,6 @@ impl CallMedia {
         seq: u16,
         ts: u32,
         signalling_ip: IpAddr,
-        latching: bool,
     ) {
         let law = Law::from_payload_type(audio.payload_type).unwrap_or(Law::Ulaw);
         self.law = Some(law);
@@ -79,24 +75,13 @@ impl CallMedia {
             audio.telephone_event,
             audio.remote,
             Some(signalling_ip),
-            latching,
+            true,
         ));
         self.ptime = Duration::from_millis(audio.ptime_ms as u64);
         self.frame_samples = audio.ptime_ms as usize * 8;
         self.may_send = audio.send;
-        // A re-INVITE that keeps the keys keeps the contexts (their rollover counters and
-        // replay lists): a fresh context under the same key would reuse keystream.
-        match (&audio.srtp, self.srtp.as_mut()) {
-            (Some(keying), Some(session)) => session.rekey(keying),
-            (Some(keying), None) => {
-                self.srtp = Some(concierge_media::sdes::SrtpSession::new(keying))
-            }
-            (None, _) => self.srtp = None,
-        }
-        match self.sender.as_mut() {
-            // A re-INVITE keeps SSRC and sequence; only the payload type may change.
-            Some(_) => {}
-            None => self.sender = Some(RtpSender::new(ssrc, seq, ts, audio.payload_type)),
+        if self.sender.is_none() {
+            self.sender = Some(RtpSender::new(ssrc, seq, ts, audio.payload_type));
         }
     }
 

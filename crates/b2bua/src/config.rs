@@ -4,6 +4,15 @@ use std::time::Duration;
 use concierge_sip::dialog::session_timer::SessionTimerConfig;
 use concierge_sip::transaction::TimerConfig;
 
+/// Credentials for targets that challenge our INVITE (401/407).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundAuth {
+    /// The Digest user name (RFC 2617) for our INVITE to a challenging target.
+    pub username: String,
+    /// Its password: never logged, never in a record.
+    pub password: String,
+}
+
 /// What the call logic needs to know about its deployment.
 #[derive(Debug, Clone)]
 pub struct SwitchConfig {

@@ -44,8 +44,8 @@ pub enum CallEventKind {
     Transferred(Transfer),
     /// The call left the switch; its record follows.
     Ended {
-        /// As the record's `outcome`: `transferred`, `hung_up`, `failed` or `refused`.
-        outcome: &'static str,
+        /// As the record's `outcome`.
+        outcome: crate::Outcome,
     },
 }
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use concierge_flow::{HttpFailure, HttpResponse};
 use concierge_sip::Peer;
 
-use crate::output::{CallRef, PortError};
+use crate::output::{CallRef, PortError, ResolveId};
 use crate::program::Program;
 use crate::transfer::TransferMode;
 
@@ -73,7 +73,7 @@ pub enum Input<'a> {
     /// why there are none. An answer for a leg that is gone is dropped.
     Resolved {
         /// The lookup's id.
-        id: u64,
+        id: ResolveId,
         /// Addresses best first, or why there are none.
         result: Result<Vec<Peer>, String>,
     },

@@ -43,9 +43,9 @@
 mod admission;
 mod call;
 mod call_media;
-mod carrier;
 mod config;
 mod event;
+mod family;
 mod identity;
 mod input;
 mod leg;
@@ -59,17 +59,18 @@ mod transfer;
 mod transfer_token;
 
 pub use admission::{AdmissionConfig, PeerLoad};
+pub use concierge_flow::{CacheUse, HttpStepOutcome};
+pub use config::OutboundAuth;
 pub use config::SwitchConfig;
 pub use event::{desk_of, Arrival, CallEvent, CallEventKind, Transfer};
 pub use identity::{identify, CallerIdentity, CidrError, TrustedPeers};
 pub use input::{Command, Input};
-pub use leg::OutboundAuth;
 pub use lockout::LockoutConfig;
-pub use output::{CallRef, Output, PortError, Resolve};
+pub use output::{CallRef, Output, PortError, Resolve, ResolveId};
 pub use program::Program;
 pub use record::{
-    transfer_succeeded, CallRecord, EndedBy, HttpOutcome, PathStep, RelayedPackets, TransferRecord,
-    WallClock,
+    transfer_succeeded, CallRecord, EndedBy, HttpOutcome, Outcome, PathStep, RelayedPackets,
+    TransferFailure, TransferRecord, TransferResult, WallClock,
 };
 pub use stats::SwitchStats;
 pub use switch::Switch;

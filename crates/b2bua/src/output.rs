@@ -2,8 +2,23 @@ use concierge_sip::Transmit;
 
 use crate::record::CallRecord;
 
-/// A call inside one [`crate::Switch`]: stable for the call's life, never reused.
-pub type CallRef = u64;
+/// A call inside one [`crate::Switch`]: stable for the call's life, never reused. The
+/// switch hands it out ([`Output::Http`]); the driver only gives it back
+/// ([`crate::Input::Http`], [`crate::Command`]) — or finds it by Call-ID
+/// ([`crate::Switch::find_call`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallRef(pub(crate) u64);
+
+impl std::fmt::Display for CallRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "call {}", self.0)
+    }
+}
+
+/// Names one [`Output::Resolve`]: its answer comes back with it
+/// ([`crate::Input::Resolved`]). Who asked stays inside the switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ResolveId(pub(crate) u64);
 
 /// Why the driver could not bind an RTP port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,9 +80,7 @@ pub enum Output {
 #[derive(Debug, Clone)]
 pub struct Resolve {
     /// Names this lookup: the answer comes back with it.
-    pub id: u64,
-    /// The call whose bridge leg waits for the answer.
-    pub call: CallRef,
+    pub id: ResolveId,
     /// The URI to locate (its host, port and transport, RFC 3263 §4).
     pub uri: concierge_sip::wire::SipUri,
 }

@@ -2,7 +2,11 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use concierge_flow::{CacheUse, HttpStepOutcome};
+use concierge_sip::wire::StatusCode;
 use serde::Serialize;
+
+use crate::TransferMode;
 
 /// Converts the switch's monotonic `Instant`s to wall-clock times for records, from one
 /// pair of readings the driver took at start-up (the core never reads a clock).
@@ -38,9 +42,8 @@ pub struct CallRecord {
     /// That flow's version, the content hash of its file: a call keeps the version it
     /// started with across reloads.
     pub flow_version: Option<String>,
-    /// How the call ended, for counting: `transferred`, `hung_up`, `failed` or `refused`
-    /// (see `outcome` in this module).
-    pub outcome: &'static str,
+    /// How the call ended, for counting: `transferred`, `hung_up`, `failed` or `refused`.
+    pub outcome: Outcome,
     /// The caller's number as the flow used it (`system.caller`): P-Asserted-Identity
     /// from a trusted peer, else From; empty when anonymous.
     pub caller: String,
@@ -135,15 +138,16 @@ pub struct HttpOutcome {
     pub node: String,
     /// The HTTP status, when a response came.
     pub status: Option<u16>,
-    /// `ok: <value>` (`ok: ***` for a secret), or why it failed: `HTTP 503`, `timeout`,
-    /// `connect: …`, or what was wrong with the body.
-    pub outcome: String,
+    /// The value it gave, or why it failed; written as `ok: <value>` (`ok: ***` for a
+    /// secret), `HTTP 503`, `timeout`, `connect: …`, or what was wrong with the body.
+    #[serde(serialize_with = "as_text")]
+    pub outcome: HttpStepOutcome,
     /// From the request to its result.
     pub latency_ms: u64,
-    /// `hit`, `miss` or `stale` when the node caches (`stale`: the server failed and a
-    /// kept answer stood in).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache: Option<&'static str>,
+    /// How the lookup cache took part, when the node caches; written `hit`, `miss` or
+    /// `stale` (the server failed and a kept answer stood in).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "cache_word")]
+    pub cache: Option<CacheUse>,
 }
 
 /// A call's transfer, as its record shows it.
@@ -151,11 +155,13 @@ pub struct HttpOutcome {
 pub struct TransferRecord {
     /// How the transfer was made: `refer`, `redirect` or `bridge` (a `refer_or_bridge`
     /// says which of the two it came to).
-    pub mode: crate::TransferMode,
+    pub mode: TransferMode,
     /// Where the call went (`<redacted>` when rendered from a secret).
     pub target: String,
-    /// `succeeded`, `redirected`, `answered…` or `failed: <why>` (see [`transfer_succeeded`]).
-    pub result: String,
+    /// How it ended; written as `succeeded`, `redirected`, `answered…`, `failed: <why>`,
+    /// `unknown: …` or `abandoned: …` (see [`TransferResult`]).
+    #[serde(serialize_with = "as_text")]
+    pub result: TransferResult,
     /// When the flow started the transfer (ms since the Unix epoch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_ms: Option<u64>,
@@ -175,31 +181,188 @@ pub struct RelayedPackets {
 
 /// Whether a transfer's `result` means the caller reached the target: a REFER the target
 /// accepted (`succeeded`), a 302 sent (`redirected`) or a bridge answered (`answered…`).
-pub fn transfer_succeeded(result: &str) -> bool {
-    result == "succeeded" || result == "redirected" || result.starts_with("answered")
+pub fn transfer_succeeded(result: &TransferResult) -> bool {
+    result.succeeded()
 }
 
-/// A call's outcome from what its record holds:
-/// - `transferred`: a transfer reached its target;
-/// - `failed`: a transfer failed, or the network ended the call (no ACK, timeouts);
-/// - `refused`: never answered and ended by us (no RTP port, no flow, shutdown);
-/// - `hung_up`: anything else — the caller hung up, or the flow did.
-///
-/// A transfer the call ended in the middle of (`unknown: …`, `abandoned: …`) neither
-/// succeeded nor failed: who ended the call decides.
-pub(crate) fn outcome(
-    answered: bool,
-    ended_by: EndedBy,
-    transfer: Option<&TransferRecord>,
-) -> &'static str {
-    let transfer = transfer
-        .filter(|t| !(t.result.starts_with("unknown:") || t.result.starts_with("abandoned:")));
-    match transfer {
-        Some(t) if transfer_succeeded(&t.result) => "transferred",
-        Some(_) => "failed",
-        None if ended_by == EndedBy::Network => "failed",
-        None if !answered && ended_by == EndedBy::Concierge => "refused",
-        None => "hung_up",
+/// How a transfer ended. The record writes it as text (its [`std::fmt::Display`]); readers
+/// ask the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferResult {
+    /// The REFER's target took the call (final NOTIFY 2xx): `succeeded`.
+    Succeeded,
+    /// Answered with 302 before the answer: `redirected`.
+    Redirected,
+    /// The bridge's target answered: `answered`, or `answered (after <why>)` when the
+    /// bridge stood in for a REFER that failed so.
+    Answered {
+        /// Why the REFER before it failed, for `refer_or_bridge`.
+        after_refer: Option<TransferFailure>,
+    },
+    /// The call is still here: `failed: <why>`.
+    Failed(TransferFailure),
+    /// The call ended after the target accepted the REFER and before the final NOTIFY:
+    /// `unknown: the call ended before the final NOTIFY`.
+    Unknown,
+    /// The call ended with the REFER unanswered (`abandoned: the call ended before the
+    /// REFER was answered`) or the bridge target still ringing (`abandoned: the call ended
+    /// while the target rang`).
+    Abandoned(TransferMode),
+}
+
+impl TransferResult {
+    /// Whether the caller reached the target.
+    pub fn succeeded(&self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded | Self::Redirected | Self::Answered { .. }
+        )
+    }
+
+    /// Whether the transfer came to an end of its own (not cut short by the call ending).
+    pub fn settled(&self) -> bool {
+        !matches!(self, Self::Unknown | Self::Abandoned(_))
+    }
+}
+
+impl std::fmt::Display for TransferResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Succeeded => f.write_str("succeeded"),
+            Self::Redirected => f.write_str("redirected"),
+            Self::Answered { after_refer: None } => f.write_str("answered"),
+            Self::Answered {
+                after_refer: Some(why),
+            } => write!(f, "answered (after {why})"),
+            Self::Failed(why) => write!(f, "failed: {why}"),
+            Self::Unknown => f.write_str("unknown: the call ended before the final NOTIFY"),
+            Self::Abandoned(TransferMode::Bridge) => {
+                f.write_str("abandoned: the call ended while the target rang")
+            }
+            Self::Abandoned(_) => {
+                f.write_str("abandoned: the call ended before the REFER was answered")
+            }
+        }
+    }
+}
+
+/// Why a transfer failed: the flow takes its `failed` exit with this text, and the record
+/// writes `failed: <it>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferFailure {
+    /// The caller's side refused our REFER.
+    #[error("REFER rejected with {0}")]
+    ReferRejected(StatusCode),
+    /// No answer to the REFER within the transfer timeout.
+    #[error("REFER not accepted in time")]
+    ReferNotAccepted,
+    /// The REFER's transaction timed out.
+    #[error("no answer to REFER")]
+    NoAnswerToRefer,
+    /// Accepted, but no final NOTIFY within the transfer timeout.
+    #[error("no final NOTIFY in time")]
+    NoFinalNotify,
+    /// The subscription ended with no final status in any NOTIFY.
+    #[error("subscription ended without a final status")]
+    SubscriptionEnded,
+    /// The new call the REFER made was refused (the NOTIFY's sipfrag).
+    #[error("transfer target answered {0}")]
+    ReferredCallFailed(StatusCode),
+    /// The bridge target is not a SIP URI. The words never spell the target out: it may
+    /// have been rendered from a secret (the record's `target` says `<redacted>` then).
+    #[error("cannot place a call: the target is not a SIP URI")]
+    NotSipUri,
+    /// No RTP port for the bridge leg.
+    #[error("no free RTP port")]
+    NoPort,
+    /// Every port tried for the bridge leg failed to bind.
+    #[error("no RTP port could be bound")]
+    PortUnbound,
+    /// The caller's codec is not settled, so there is nothing to offer the target.
+    #[error("the caller has no agreed audio")]
+    NoCallerAudio,
+    /// The caller's identity made no valid From or To.
+    #[error("cannot build the INVITE")]
+    CannotBuildInvite,
+    /// The bridge target's name did not resolve.
+    #[error("cannot resolve the target: {0}")]
+    Unresolved(String),
+    /// The bridge target's name has no address.
+    #[error("the name has no address")]
+    NoAddress,
+    /// The target answered with a codec other than the caller's.
+    #[error("target answered with another codec")]
+    OtherCodec,
+    /// The target refused the bridge leg's INVITE.
+    #[error("target answered {status} {reason}")]
+    TargetRefused {
+        /// Its final status.
+        status: StatusCode,
+        /// Its reason phrase (or the status's usual one).
+        reason: String,
+    },
+    /// The bridge leg's INVITE timed out.
+    #[error("no answer from the target")]
+    NoAnswer,
+    /// The target rang past the bridge's ring timeout.
+    #[error("no answer within {0} s")]
+    RingTimeout(u64),
+}
+
+/// How a call ended, for counting (the record's `outcome`).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A transfer reached its target.
+    Transferred,
+    /// The caller hung up, or the flow did.
+    HungUp,
+    /// A transfer failed, or the network ended the call (no ACK, timeouts).
+    Failed,
+    /// Never answered and ended by us (no RTP port, no flow, shutdown).
+    Refused,
+}
+
+impl Outcome {
+    /// The word the record and the metrics use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transferred => "transferred",
+            Self::HungUp => "hung_up",
+            Self::Failed => "failed",
+            Self::Refused => "refused",
+        }
+    }
+
+    /// A call's outcome from what its record holds. A transfer the call ended in the
+    /// middle of (`unknown`, `abandoned`) neither succeeded nor failed: who ended the call
+    /// decides.
+    pub(crate) fn of(answered: bool, ended_by: EndedBy, transfer: Option<&TransferResult>) -> Self {
+        match transfer.filter(|t| t.settled()) {
+            Some(t) if t.succeeded() => Self::Transferred,
+            Some(_) => Self::Failed,
+            None if ended_by == EndedBy::Network => Self::Failed,
+            None if !answered && ended_by == EndedBy::Concierge => Self::Refused,
+            None => Self::HungUp,
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Writes a value as the text its `Display` gives: the record's words for an enum.
+fn as_text<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn cache_word<S: serde::Serializer>(v: &Option<CacheUse>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(c) => s.serialize_str(c.as_str()),
+        None => s.serialize_none(),
     }
 }
 
@@ -207,11 +370,11 @@ pub(crate) fn outcome(
 mod tests {
     use super::*;
 
-    fn transfer(result: &str) -> TransferRecord {
+    fn transfer(result: TransferResult) -> TransferRecord {
         TransferRecord {
             mode: crate::TransferMode::Refer,
             target: "sip:desk@example.com".into(),
-            result: result.into(),
+            result,
             started_ms: None,
             relayed: None,
         }
@@ -219,40 +382,115 @@ mod tests {
 
     #[test]
     fn a_transfer_cut_short_leaves_the_outcome_to_who_ended_the_call() {
-        let cut = transfer("unknown: the call ended before the final NOTIFY");
-        assert_eq!(outcome(true, EndedBy::Caller, Some(&cut)), "hung_up");
-        let abandoned = transfer("abandoned: the call ended while the target rang");
-        assert_eq!(outcome(true, EndedBy::Network, Some(&abandoned)), "failed");
+        let cut = TransferResult::Unknown;
+        assert_eq!(
+            Outcome::of(true, EndedBy::Caller, Some(&cut)),
+            Outcome::HungUp
+        );
+        let abandoned = TransferResult::Abandoned(TransferMode::Bridge);
+        assert_eq!(
+            Outcome::of(true, EndedBy::Network, Some(&abandoned)),
+            Outcome::Failed
+        );
     }
 
     #[test]
     fn outcomes_follow_the_transfer_then_who_ended_the_call() {
-        assert_eq!(
-            outcome(true, EndedBy::Concierge, Some(&transfer("succeeded"))),
-            "transferred"
-        );
-        assert_eq!(
-            outcome(false, EndedBy::Concierge, Some(&transfer("redirected"))),
-            "transferred"
-        );
-        assert_eq!(
-            outcome(
+        let answered_after = TransferResult::Answered {
+            after_refer: Some(TransferFailure::ReferRejected(StatusCode(405))),
+        };
+        let failed = TransferResult::Failed(TransferFailure::ReferredCallFailed(StatusCode(486)));
+        for (answered, by, transfer, outcome) in [
+            (
+                true,
+                EndedBy::Concierge,
+                Some(TransferResult::Succeeded),
+                Outcome::Transferred,
+            ),
+            (
+                false,
+                EndedBy::Concierge,
+                Some(TransferResult::Redirected),
+                Outcome::Transferred,
+            ),
+            (
                 true,
                 EndedBy::Caller,
-                Some(&transfer("answered (after 405)"))
+                Some(answered_after),
+                Outcome::Transferred,
             ),
-            "transferred"
-        );
-        assert_eq!(
-            outcome(true, EndedBy::Concierge, Some(&transfer("failed: 486"))),
-            "failed"
-        );
-        assert_eq!(outcome(true, EndedBy::Network, None), "failed");
-        assert_eq!(outcome(false, EndedBy::Concierge, None), "refused");
-        assert_eq!(outcome(true, EndedBy::Caller, None), "hung_up");
-        assert_eq!(outcome(true, EndedBy::Concierge, None), "hung_up");
-        assert_eq!(outcome(false, EndedBy::Caller, None), "hung_up");
+            (true, EndedBy::Concierge, Some(failed), Outcome::Failed),
+            (true, EndedBy::Network, None, Outcome::Failed),
+            (false, EndedBy::Concierge, None, Outcome::Refused),
+            (true, EndedBy::Caller, None, Outcome::HungUp),
+            (true, EndedBy::Concierge, None, Outcome::HungUp),
+            (false, EndedBy::Caller, None, Outcome::HungUp),
+        ] {
+            assert_eq!(
+                Outcome::of(answered, by, transfer.as_ref()),
+                outcome,
+                "{transfer:?}"
+            );
+        }
     }
+
+    #[test]
+    fn results_and_outcomes_are_written_as_the_words_records_always_had() {
+        for (result, text) in [
+            (TransferResult::Succeeded, "succeeded"),
+            (TransferResult::Redirected, "redirected"),
+            (TransferResult::Answered { after_refer: None }, "answered"),
+            (
+                TransferResult::Answered {
+                    after_refer: Some(TransferFailure::ReferRejected(StatusCode(405))),
+                },
+                "answered (after REFER rejected with 405)",
+            ),
+            (
+                TransferResult::Failed(TransferFailure::TargetRefused {
+                    status: StatusCode(486),
+                    reason: "Busy Here".into(),
+                }),
+                "failed: target answered 486 Busy Here",
+            ),
+            (
+                TransferResult::Unknown,
+                "unknown: the call ended before the final NOTIFY",
+            ),
+            (
+                TransferResult::Abandoned(TransferMode::Refer),
+                "abandoned: the call ended before the REFER was answered",
+            ),
+            (
+                TransferResult::Abandoned(TransferMode::Bridge),
+                "abandoned: the call ended while the target rang",
+            ),
+        ] {
+            let json = serde_json::to_value(transfer(result)).expect("serializes");
+            assert_eq!(json["result"], text);
+        }
+        for (outcome, word) in [
+            (Outcome::Transferred, "transferred"),
+            (Outcome::HungUp, "hung_up"),
+            (Outcome::Failed, "failed"),
+            (Outcome::Refused, "refused"),
+        ] {
+            assert_eq!(serde_json::to_value(outcome).ok(), Some(word.into()));
+        }
+        let http = HttpOutcome {
+            node: "lookup".into(),
+            status: None,
+            outcome: HttpStepOutcome::Timeout,
+            latency_ms: 3000,
+            cache: Some(CacheUse::Stale),
+        };
+        let json = serde_json::to_value(http).expect("serializes");
+        assert_eq!(
+            (&json["outcome"], &json["cache"]),
+            (&"timeout".into(), &"stale".into())
+        );
+    }
+
     #[test]
     fn ended_by_is_written_as_the_words_records_always_had() {
         for (by, word) in [

@@ -1,37 +1,21 @@
 //! Transfers: REFER (RFC 3515, with the implicit subscription's NOTIFYs carrying
 //! `message/sipfrag`) and 302 redirect before the answer.
 
-use std::time::Instant;
-
-use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::StatusCode;
 
 pub use concierge_flow::{TransferMode, TransferOutcome};
 
-/// A REFER in progress.
-#[derive(Debug, Clone)]
-pub(crate) struct ReferTransfer {
-    pub(crate) target: String,
-    /// The REFER's client transaction until its final response.
-    pub(crate) key: Option<TsxKey>,
-    pub(crate) accepted: bool,
-    /// No final NOTIFY by then: the transfer failed.
-    pub(crate) deadline: Instant,
-    /// Bridge to this target (with these INVITE headers) if the REFER fails.
-    pub(crate) fallback: Option<(String, Vec<(String, String)>)>,
-}
-
 /// Progress reported by one NOTIFY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReferProgress {
+    /// A provisional status (or none yet): the new call is under way.
     Trying,
-    Done(TransferResult),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TransferResult {
+    /// The new call was answered: the transfer succeeded.
     Succeeded,
+    /// The new call failed with this final status.
     Failed(StatusCode),
+    /// The subscription ended without any final status.
+    Ended,
 }
 
 /// RFC 3515 §2.4.5: the NOTIFY body is a `message/sipfrag` whose first line is the
@@ -48,9 +32,9 @@ pub(crate) fn sipfrag_status(body: &[u8]) -> Option<StatusCode> {
 /// subscription that ends without a final status is a failure.
 pub(crate) fn progress(body: &[u8], terminated: bool) -> ReferProgress {
     match sipfrag_status(body) {
-        Some(s) if s.is_success() => ReferProgress::Done(TransferResult::Succeeded),
-        Some(s) if s.is_final() => ReferProgress::Done(TransferResult::Failed(s)),
-        _ if terminated => ReferProgress::Done(TransferResult::Failed(StatusCode(0))),
+        Some(s) if s.is_success() => ReferProgress::Succeeded,
+        Some(s) if s.is_final() => ReferProgress::Failed(s),
+        _ if terminated => ReferProgress::Ended,
         _ => ReferProgress::Trying,
     }
 }
@@ -76,17 +60,11 @@ mod tests {
             progress(b"SIP/2.0 180 Ringing", false),
             ReferProgress::Trying
         );
-        assert_eq!(
-            progress(b"SIP/2.0 200 OK", true),
-            ReferProgress::Done(TransferResult::Succeeded)
-        );
+        assert_eq!(progress(b"SIP/2.0 200 OK", true), ReferProgress::Succeeded);
         assert_eq!(
             progress(b"SIP/2.0 486 Busy Here", true),
-            ReferProgress::Done(TransferResult::Failed(StatusCode(486)))
+            ReferProgress::Failed(StatusCode(486))
         );
-        assert_eq!(
-            progress(b"", true),
-            ReferProgress::Done(TransferResult::Failed(StatusCode(0)))
-        );
+        assert_eq!(progress(b"", true), ReferProgress::Ended);
     }
 }

@@ -158,7 +158,7 @@ fn answered_call_ends_with_caller_bye_and_a_record() {
 fn refer_transfer_follows_notify_sipfrag_then_hangs_up() {
     let mut rig = Rig::new();
     let tag = answered_call(&mut rig);
-    rig.transfer(1, TransferMode::Refer, "sip:vip@queue.example.com");
+    rig.transfer("c1", TransferMode::Refer, "sip:vip@queue.example.com");
     let out = rig.drain();
     let refer = request(&out[0]).clone();
     assert_eq!(refer.method.as_str(), "REFER");
@@ -203,7 +203,7 @@ fn refer_transfer_follows_notify_sipfrag_then_hangs_up() {
     let rec = &rig.records[0];
     let t = rec.transfer.as_ref().unwrap();
     assert_eq!(
-        (t.mode, t.target.as_str(), t.result.as_str()),
+        (t.mode, t.target.as_str(), t.result.to_string().as_str()),
         (
             TransferMode::Refer,
             "sip:vip@queue.example.com",
@@ -220,7 +220,7 @@ fn refer_transfer_follows_notify_sipfrag_then_hangs_up() {
 fn refer_rejected_keeps_the_call_and_records_the_failure() {
     let mut rig = Rig::new();
     let tag = answered_call(&mut rig);
-    rig.transfer(1, TransferMode::Refer, "sip:vip@queue.example.com");
+    rig.transfer("c1", TransferMode::Refer, "sip:vip@queue.example.com");
     let refer = request(&rig.drain()[0]).clone();
     let out = rig.send(&reply(&refer, 603));
     assert!(out
@@ -229,20 +229,20 @@ fn refer_rejected_keeps_the_call_and_records_the_failure() {
     assert!(rig.records.is_empty(), "the call goes on");
     rig.send(&in_dialog("BYE", 2, &tag, "bye2", "", ""));
     let t = rig.records[0].transfer.as_ref().unwrap();
-    assert_eq!(t.result, "failed: REFER rejected with 603");
+    assert_eq!(t.result.to_string(), "failed: REFER rejected with 603");
 }
 
 #[test]
 fn refer_without_final_notify_times_out() {
     let mut rig = Rig::new();
     let tag = answered_call(&mut rig);
-    rig.transfer(1, TransferMode::Refer, "sip:vip@queue.example.com");
+    rig.transfer("c1", TransferMode::Refer, "sip:vip@queue.example.com");
     let refer = request(&rig.drain()[0]).clone();
     rig.send(&reply(&refer, 202));
     rig.advance(Duration::from_secs(31));
     rig.send(&in_dialog("BYE", 2, &tag, "bye3", "", ""));
     assert_eq!(
-        rig.records[0].transfer.as_ref().unwrap().result,
+        rig.records[0].transfer.as_ref().unwrap().result.to_string(),
         "failed: no final NOTIFY in time"
     );
 }
@@ -258,7 +258,7 @@ fn redirect_answers_302_with_the_target_as_contact() {
     );
     let out = rig.send(INVITE);
     assert_eq!(out.len(), 2, "100 and 180, not yet answered");
-    rig.transfer(1, TransferMode::Redirect, "sip:vip@queue.example.com");
+    rig.transfer("c1", TransferMode::Redirect, "sip:vip@queue.example.com");
     let out = rig.drain();
     let r = response(&out[0]);
     assert_eq!(r.status.0, 302);
@@ -356,7 +356,7 @@ fn an_http_result_that_never_comes_is_taken_as_a_timeout() {
         "the failure exit's hangup, before answer"
     );
     let rec = &rig.records[0];
-    assert_eq!(rec.http[0].outcome, "timeout");
+    assert_eq!(rec.http[0].outcome.to_string(), "timeout");
     assert_eq!(rec.path[0].exit.as_deref(), Some("failure"));
     assert_eq!(rec.path[1].node, "not_found");
 }
@@ -447,7 +447,7 @@ fn a_call_for_which_no_port_can_be_bound_gets_503() {
         .get(&concierge_sip::wire::HeaderName::RETRY_AFTER)
         .is_some());
     assert_eq!(rig.records[0].reason, "no RTP port");
-    assert_eq!(rig.records[0].outcome, "refused");
+    assert_eq!(rig.records[0].outcome.as_str(), "refused");
     assert_eq!(rig.stats().refused_no_port, 1);
     assert_eq!(rig.call_count(), 0);
 }
@@ -634,7 +634,7 @@ fn bridge_calls_the_target_relays_rtp_both_ways_and_ends_with_either_leg() {
     let rec = &rig.records[0];
     let t = rec.transfer.as_ref().unwrap();
     assert_eq!(
-        (t.mode, t.result.as_str()),
+        (t.mode, t.result.to_string().as_str()),
         (TransferMode::Bridge, "answered")
     );
     let relayed = t.relayed.unwrap();
@@ -693,7 +693,10 @@ fn busy_target_takes_the_failed_exit_and_no_answer_is_cancelled() {
         .expect("BYE");
     rig.send(&reply(bye, 200));
     let t = rig.records[0].transfer.clone().unwrap();
-    assert_eq!(t.result, "failed: target answered 486 Busy Here");
+    assert_eq!(
+        t.result.to_string(),
+        "failed: target answered 486 Busy Here"
+    );
     assert_eq!(rig.records[0].path[0].exit.as_deref(), Some("failed"));
 
     let (mut rig, _, _) = bridge_rig("bridge");
@@ -761,7 +764,12 @@ fn a_challenging_target_gets_the_invite_again_with_digest_credentials() {
     assert_eq!(bye.method.as_str(), "BYE");
     rig.send(&reply(bye, 200));
     let t = rig.records[0].transfer.clone().unwrap();
-    assert!(t.result.starts_with("failed: target answered 407"), "{t:?}");
+    assert!(
+        t.result
+            .to_string()
+            .starts_with("failed: target answered 407"),
+        "{t:?}"
+    );
 }
 
 #[test]
@@ -788,6 +796,7 @@ fn refer_rejected_falls_back_to_a_bridge() {
     assert_eq!(t.mode, TransferMode::Bridge);
     assert!(
         t.result
+            .to_string()
             .starts_with("answered (after REFER rejected with 405"),
         "{t:?}"
     );
@@ -809,7 +818,8 @@ fn a_call_keeps_the_flow_it_started_with_when_a_new_program_is_installed() {
     assert_eq!(first.flow.as_deref(), Some("lookup"));
     assert_eq!(first.path[1].node, "not_found", "the old flow to its end");
     assert_eq!(
-        first.outcome, "refused",
+        first.outcome.as_str(),
+        "refused",
         "never answered, ended by the flow"
     );
 
@@ -851,7 +861,7 @@ fn invites_refused_before_a_call_exists_are_counted_by_reason() {
     );
     rig.send(&in_dialog("BYE", 2, &tag, "bye1", "", ""));
     assert_eq!(rig.records.len(), 1, "a refused INVITE leaves no record");
-    assert_eq!(rig.records[0].outcome, "hung_up");
+    assert_eq!(rig.records[0].outcome.as_str(), "hung_up");
     assert_eq!(rig.records[0].flow, None);
 }
 

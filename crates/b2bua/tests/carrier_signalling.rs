@@ -788,3 +788,84 @@ fn the_targets_refresh_on_the_bridge_leg_is_answered_with_session_expires() {
     assert_eq!(header(&answer, "Session-Expires"), Some("4;refresher=uac"));
     assert!(answer.body.is_empty(), "no offer, no answer");
 }
+
+/// A bridged call whose target made us the refresher without allowing UPDATE: 2.5 s on,
+/// our refresh re-INVITE is out on the leg. Returns the rig, the leg's INVITE and that
+/// re-INVITE.
+fn bridge_refreshing_by_reinvite() -> (Rig, Request, Request) {
+    let mut rig = Rig::with(short_timers(), early_program(BRIDGE_FLOW));
+    let leg_invite = bridging(&mut rig);
+    rig.send(&queue_reply(
+        &leg_invite,
+        200,
+        "Session-Expires: 4;refresher=uac\r\nRequire: timer\r\nAllow: INVITE, ACK, BYE\r\n",
+        QUEUE_SDP,
+    ));
+    to_queue(&mut rig);
+    rig.advance(Duration::from_millis(2500));
+    let reinvite = to_queue(&mut rig)
+        .into_iter()
+        .find(|r| r.method.as_str() == "INVITE")
+        .expect("our refresh re-INVITE on the leg");
+    assert_eq!(reinvite.cseq.seq, leg_invite.cseq.seq + 1);
+    (rig, leg_invite, reinvite)
+}
+
+/// A request of the target in the bridge leg's dialog.
+fn from_queue(leg_invite: &Request, method: &str, seq: u32, body: &str) -> String {
+    let ct = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    format!(
+        "{method} sip:concierge@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5070;branch=z9hG4bKq{method}{seq}\r\nFrom: <sip:queue@127.0.0.2:5070>;tag=q1\r\nTo: {};tag={}\r\nCall-ID: {}\r\nCSeq: {seq} {method}\r\nContact: <sip:agent@127.0.0.2:5070>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        leg_invite.from.to_string().split(";tag=").next().unwrap(),
+        leg_invite.from.tag().unwrap(),
+        leg_invite.call_id,
+        body.len()
+    )
+}
+
+#[test]
+fn a_targets_reinvite_crossing_our_refresh_reinvite_on_the_bridge_leg_gets_491() {
+    // RFC 3261 §14.2 (RFC 3311 §5.2): an offer that crosses ours is refused with 491, on
+    // the bridge leg as on the caller's.
+    let (mut rig, leg_invite, _ours) = bridge_refreshing_by_reinvite();
+    rig.sip_from(
+        "127.0.0.2:5070".parse().unwrap(),
+        &from_queue(&leg_invite, "INVITE", 20, QUEUE_SDP),
+    );
+    let answers: Vec<u16> = rig
+        .take_others()
+        .iter()
+        .filter_map(|m| match m {
+            Message::Response(r) => Some(r.status.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers, [491]);
+}
+
+#[test]
+fn a_retransmitted_200_to_our_bridge_leg_refresh_is_acked_with_the_refreshs_cseq() {
+    // §13.2.2.4: each 2xx retransmission of our re-INVITE is ACKed again — with the
+    // re-INVITE's CSeq, not the leg's first INVITE's.
+    let (mut rig, _leg_invite, reinvite) = bridge_refreshing_by_reinvite();
+    let ok = queue_reply(
+        &reinvite,
+        200,
+        "Session-Expires: 4;refresher=uac\r\n",
+        QUEUE_SDP,
+    );
+    // The 200, then its retransmission: each time one ACK, with the re-INVITE's CSeq.
+    for _ in 0..2 {
+        rig.sip_from("127.0.0.2:5070".parse().unwrap(), &ok);
+        let acks: Vec<u32> = to_queue(&mut rig)
+            .iter()
+            .filter(|r| r.method.as_str() == "ACK")
+            .map(|r| r.cseq.seq)
+            .collect();
+        assert_eq!(acks, [reinvite.cseq.seq]);
+    }
+}

@@ -3,53 +3,46 @@
 //! calls through a trusted carrier and is REFERred to the VIP desk; the whole call is
 //! printed in `docs/ARCHITECTURE.md` ("One INVITE through the contract") from this test,
 //! which fails when the switch's behaviour drifts from what that page shows.
-#![allow(
-    clippy::disallowed_methods,
-    reason = "the walk's one base instant; the rest is virtual time"
-)]
-
 mod testkit;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use concierge_b2bua::{Input, Output, Switch, WallClock};
+use concierge_b2bua::{CallRef, Input, Output};
 use concierge_flow::HttpResponse;
-use concierge_sip::wire::{parse_datagram, Message, Request, Transport};
-use concierge_sip::Peer;
+use concierge_sip::wire::{parse_datagram, Message, Request};
 
-use testkit::vip::{self, VIP_NUMBER};
-use testkit::{CARRIER, HOST, SIP_PORT};
+use testkit::vip::VIP_NUMBER;
+use testkit::{Kit, CARRIER, HOST, SIP_PORT};
 
-/// The driver's side of the walk: the switch, virtual time, and a line per output.
+/// The driver's side of the walk: the kit's switch in virtual time, each turn of the
+/// contract (`Kit::turn`) printed a line per output.
 struct Driver {
-    switch: Switch,
-    now: Instant,
-    next: Option<Instant>,
-    /// The last SIP message the switch sent, parsed.
+    kit: Kit,
+    /// The SIP messages the switch sent, parsed.
     last_sip: Vec<Message>,
     port: Option<u16>,
-    http: Option<u64>,
+    http: Option<CallRef>,
 }
 
 impl Driver {
     /// `handle_input`, then `poll_output` until `Timeout`: one line per output.
     fn input(&mut self, input: Input<'_>) -> Vec<String> {
-        self.switch.handle_input(self.now, input);
+        let (outputs, at) = self.kit.turn(input);
+        self.lines(outputs, at)
+    }
+
+    /// Moves virtual time to the switch's deadline and hands in `Input::Timeout`.
+    fn wake(&mut self) -> Vec<String> {
+        let (outputs, at) = self.kit.wake();
+        self.lines(outputs, at)
+    }
+
+    fn lines(&mut self, outputs: Vec<Output>, at: Option<std::time::Instant>) -> Vec<String> {
         let mut lines = Vec::new();
         let mut rtp = 0;
-        loop {
-            let line = match self.switch.poll_output() {
-                Output::Timeout(at) => {
-                    if rtp > 0 {
-                        lines.push(format!("Rtp ×{rtp}"));
-                    }
-                    self.next = at;
-                    let wake = at.map_or("none".to_owned(), |t| {
-                        format!("+{} ms", (t - self.now).as_millis())
-                    });
-                    lines.push(format!("Timeout({wake})"));
-                    return lines;
-                }
+        for output in outputs {
+            let line = match output {
+                Output::Timeout(_) => unreachable!("a turn ends at its Timeout"),
                 Output::Sip(t) => {
                     let m = parse_datagram(&t.bytes).unwrap().unwrap();
                     let first = match &m {
@@ -75,30 +68,29 @@ impl Driver {
                 Output::Resolve(r) => format!("Resolve({})", r.uri),
                 Output::Record(r) => format!(
                     "Record(outcome {}, ended_by {}, path {})",
-                    r.outcome,
+                    r.outcome.as_str(),
                     r.ended_by,
                     testkit::path(&r)
                 ),
             };
             lines.push(line);
         }
+        if rtp > 0 {
+            lines.push(format!("Rtp ×{rtp}"));
+        }
+        let wake = at.map_or("none".to_owned(), |t| {
+            format!("+{} ms", (t - self.kit.now).as_millis())
+        });
+        lines.push(format!("Timeout({wake})"));
+        lines
     }
 
     fn sip(&mut self, text: &str) -> Vec<String> {
-        let peer = Peer {
-            transport: Transport::Udp,
-            addr: CARRIER.parse().unwrap(),
-        };
+        let peer = testkit::peer(CARRIER);
         self.input(Input::Datagram {
             peer,
             data: text.as_bytes(),
         })
-    }
-
-    /// Moves virtual time to the switch's deadline and hands in `Input::Timeout`.
-    fn wake(&mut self) -> Vec<String> {
-        self.now = self.next.expect("a deadline");
-        self.input(Input::Timeout)
     }
 
     fn last_request(&self, method: &str) -> Request {
@@ -147,15 +139,8 @@ fn reply_to(req: &Request, code: u16, reason: &str, extra: &str) -> String {
 
 #[test]
 fn a_known_vip_through_a_trusted_carrier_walks_the_contract_to_the_vip_desk() {
-    let base = Instant::now();
-    let wall = WallClock {
-        instant: base,
-        system: SystemTime::UNIX_EPOCH + Duration::from_secs(testkit::EPOCH_S),
-    };
     let mut d = Driver {
-        switch: Switch::new(testkit::config(), wall, vip::program()),
-        now: base,
-        next: None,
+        kit: Kit::vip(),
         last_sip: Vec::new(),
         port: None,
         http: None,
@@ -182,7 +167,7 @@ fn a_known_vip_through_a_trusted_carrier_walks_the_contract_to_the_vip_desk() {
         r#"{{"customer": {{"number": "{VIP_NUMBER}", "hasVIPMembership": true, "tier": "gold"}}}}"#
     );
     let call = d.http.expect("an HTTP request");
-    d.now += Duration::from_millis(40);
+    d.kit.now += Duration::from_millis(40);
     let http = Input::Http {
         call,
         result: Ok(HttpResponse {
@@ -202,7 +187,7 @@ fn a_known_vip_through_a_trusted_carrier_walks_the_contract_to_the_vip_desk() {
         "1 ACK",
         "Content-Length: 0\r\n\r\n",
     );
-    d.now += Duration::from_millis(10);
+    d.kit.now += Duration::from_millis(10);
     walk.push(("Datagram(ACK)".into(), d.sip(&ack)));
     // 5. Deadlines: the pacing tick sends the greeting; when it ends, the REFER goes.
     let mut ticks = 0;
@@ -222,7 +207,7 @@ fn a_known_vip_through_a_trusted_carrier_walks_the_contract_to_the_vip_desk() {
     }
     // 6. The desk's side answers through the carrier: 202, then NOTIFY 200.
     let refer = d.last_request("REFER");
-    d.now += Duration::from_millis(20);
+    d.kit.now += Duration::from_millis(20);
     walk.push((
         "Datagram(202 to REFER)".into(),
         d.sip(&reply_to(&refer, 202, "Accepted", "")),
@@ -234,11 +219,11 @@ fn a_known_vip_through_a_trusted_carrier_walks_the_contract_to_the_vip_desk() {
         "2 NOTIFY",
         "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\nContent-Type: message/sipfrag\r\nContent-Length: 16\r\n\r\nSIP/2.0 200 OK\r\n",
     );
-    d.now += Duration::from_millis(200);
+    d.kit.now += Duration::from_millis(200);
     walk.push(("Datagram(NOTIFY 200)".into(), d.sip(&notify)));
     // 7. Our BYE's 200: the call leaves the switch with its record.
     let bye = d.last_request("BYE");
-    d.now += Duration::from_millis(20);
+    d.kit.now += Duration::from_millis(20);
     walk.push((
         "Datagram(200 to BYE)".into(),
         d.sip(&reply_to(&bye, 200, "OK", "")),

@@ -98,7 +98,7 @@ fn answered_call(rig: &mut Rig) -> String {
 
 fn bridge_to_name(rig: &mut Rig) -> Resolve {
     answered_call(rig);
-    rig.transfer(1, TransferMode::Bridge, "sip:queue@desk.test");
+    rig.transfer("d1", TransferMode::Bridge, "sip:queue@desk.test");
     rig.drain();
     let resolve = rig
         .resolves
@@ -206,11 +206,11 @@ fn a_503_from_the_last_address_fails_the_bridge() {
     rig.from(addr("127.0.0.1:7001"), &answer(&first, 503, ""));
     rig.advance(Duration::from_secs(1));
     assert_eq!(rig.invites().len(), 1, "nowhere else to go");
-    rig.hang_up(1, "test over");
+    rig.hang_up("d1", "test over");
     rig.drain();
     rig.advance(Duration::from_secs(40));
     let t = rig.records[0].transfer.as_ref().expect("a transfer record");
-    assert!(t.result.contains("503"), "{t:?}");
+    assert!(t.result.to_string().contains("503"), "{t:?}");
 }
 
 #[test]
@@ -223,18 +223,21 @@ fn a_name_that_does_not_resolve_fails_the_bridge_without_an_invite() {
     rig.answer_resolve(resolve.id, Ok(vec![udp("127.0.0.1:7001")]));
     rig.drain();
     assert!(rig.invites().is_empty());
-    rig.hang_up(1, "test over");
+    rig.hang_up("d1", "test over");
     rig.drain();
     rig.advance(Duration::from_secs(40));
     let t = rig.records[0].transfer.as_ref().expect("a transfer record");
-    assert!(t.result.contains("cannot resolve the target"), "{t:?}");
+    assert!(
+        t.result.to_string().contains("cannot resolve the target"),
+        "{t:?}"
+    );
 }
 
 #[test]
 fn an_ip_target_needs_no_lookup() {
     let mut rig = Rig::new();
     answered_call(&mut rig);
-    rig.transfer(1, TransferMode::Bridge, "sip:queue@127.0.0.1:7003");
+    rig.transfer("d1", TransferMode::Bridge, "sip:queue@127.0.0.1:7003");
     rig.drain();
     assert!(rig.resolves.pop_front().is_none());
     assert_eq!(rig.invites()[0].0, addr("127.0.0.1:7003"));
@@ -251,7 +254,7 @@ fn a_named_outbound_proxy_is_resolved_and_the_target_stays_the_request_uri() {
     };
     let mut rig = Rig::with(cfg);
     answered_call(&mut rig);
-    rig.transfer(1, TransferMode::Bridge, "sip:queue@127.0.0.1:7003");
+    rig.transfer("d1", TransferMode::Bridge, "sip:queue@127.0.0.1:7003");
     rig.drain();
     let resolve = rig
         .resolves

@@ -2,19 +2,19 @@
 //! host in Contact and an `IP6` SDP answer, an IPv4 caller the IPv4 ones; a TLS dialog's
 //! Contact is `sips:` at the TLS port; a message from a connection whose client
 //! certificate was verified (mutual TLS) comes from a trusted peer.
-#![allow(
-    clippy::disallowed_methods,
-    reason = "the test's base instant; the rest is virtual time"
-)]
+
+mod testkit;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
 
-use concierge_b2bua::{CallRecord, Input, Output, Switch, SwitchConfig, WallClock};
-use concierge_sip::wire::{parse_datagram, HeaderName, Message, Response, Transport};
+use concierge_b2bua::{CallRecord, SwitchConfig};
+use concierge_sip::wire::{HeaderName, Message, Response, Transport};
 use concierge_sip::Peer;
 
-fn switch() -> Switch {
+use testkit::Kit;
+
+/// A kit whose switch has an IPv4 and an IPv6 address, a UDP and a TLS port, and no flow.
+fn kit() -> Kit {
     let cfg = SwitchConfig {
         advertised_host: "192.0.2.10".into(),
         advertised_host_v6: Some("[2001:db8::10]".into()),
@@ -25,12 +25,7 @@ fn switch() -> Switch {
         seed: 7,
         ..SwitchConfig::default()
     };
-    let now = Instant::now();
-    let wall = WallClock {
-        instant: now,
-        system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-    };
-    Switch::new(cfg, wall, Default::default())
+    Kit::with(cfg, Default::default())
 }
 
 fn invite(via: &str, host: &str, c_line: &str, extra: &str) -> String {
@@ -43,25 +38,15 @@ fn invite(via: &str, host: &str, c_line: &str, extra: &str) -> String {
     )
 }
 
-/// Runs the switch's outputs (binding every RTP port) and returns the 200 OK and records.
-fn drain(switch: &mut Switch, now: Instant) -> (Option<Response>, Vec<CallRecord>) {
-    let (mut ok, mut records) = (None, Vec::new());
-    loop {
-        match switch.poll_output() {
-            Output::Timeout(_) => break,
-            Output::Sip(t) => {
-                if let Ok(Some(Message::Response(r))) = parse_datagram(&t.bytes) {
-                    if r.status.0 == 200 {
-                        ok = Some(r);
-                    }
-                }
-            }
-            Output::MediaOpen { port } => switch.handle_input(now, Input::PortBound { port }),
-            Output::Record(r) => records.push(*r),
-            _ => {}
-        }
-    }
-    (ok, records)
+/// The 200 OK the switch sent to `to`.
+fn ok_to(kit: &mut Kit, to: SocketAddr) -> Response {
+    kit.inbox(to)
+        .into_iter()
+        .find_map(|m| match m {
+            Message::Response(r) if r.status.0 == 200 => Some(r),
+            _ => None,
+        })
+        .expect("a 200 OK")
 }
 
 fn contact(r: &Response) -> String {
@@ -73,69 +58,59 @@ fn contact(r: &Response) -> String {
 
 #[test]
 fn an_ipv6_caller_gets_our_ipv6_contact_and_an_ip6_answer_an_ipv4_caller_the_ipv4_ones() {
-    let now = Instant::now();
-    let mut sw = switch();
-    let v6 = Peer {
-        transport: Transport::Udp,
-        addr: "[2001:db8::5]:5070".parse::<SocketAddr>().unwrap(),
-    };
+    let mut kit = kit();
+    let v6: SocketAddr = "[2001:db8::5]:5070".parse().unwrap();
     let text = invite(
         "SIP/2.0/UDP [2001:db8::5]:5070",
         "[2001:db8::10]",
         "IN IP6 2001:db8::5",
         "",
     );
-    sw.handle_input(
-        now,
-        Input::Datagram {
-            peer: v6,
-            data: text.as_bytes(),
-        },
-    );
-    let (ok, _) = drain(&mut sw, now);
-    let ok = ok.expect("a 200 OK");
+    kit.sip_from(v6, &text);
+    let ok = ok_to(&mut kit, v6);
     assert_eq!(contact(&ok), "<sip:concierge@[2001:db8::10]:5060>");
     let body = String::from_utf8_lossy(&ok.body);
     assert!(body.contains("c=IN IP6 2001:db8::10\r\n"), "{body}");
 
-    let mut sw = switch();
-    let v4 = Peer {
-        transport: Transport::Udp,
-        addr: "198.51.100.5:5070".parse::<SocketAddr>().unwrap(),
-    };
+    let mut kit = self::kit();
+    let v4: SocketAddr = "198.51.100.5:5070".parse().unwrap();
     let text = invite(
         "SIP/2.0/UDP 198.51.100.5:5070",
         "192.0.2.10",
         "IN IP4 198.51.100.5",
         "",
     );
-    sw.handle_input(
-        now,
-        Input::Datagram {
-            peer: v4,
-            data: text.as_bytes(),
-        },
-    );
-    let ok = drain(&mut sw, now).0.expect("a 200 OK");
+    kit.sip_from(v4, &text);
+    let ok = ok_to(&mut kit, v4);
     assert_eq!(contact(&ok), "<sip:concierge@192.0.2.10:5060>");
     assert!(String::from_utf8_lossy(&ok.body).contains("c=IN IP4 192.0.2.10\r\n"));
 }
 
 const VIP_PAI: &str = "P-Asserted-Identity: <sip:+46706170786@carrier.example;user=phone>\r\n";
 
+/// The caller's TLS connection.
+fn tls_peer() -> Peer {
+    Peer {
+        transport: Transport::Tls,
+        addr: "198.51.100.5:40000".parse().unwrap(),
+    }
+}
+
+/// `text` framed from the caller's TLS connection; `authenticated`: its client
+/// certificate was verified.
+fn over_tls(kit: &mut Kit, text: &str, authenticated: bool) {
+    let (head, body) = text.split_at(text.find("\r\n\r\n").unwrap() + 4);
+    kit.sip_framed(tls_peer(), head.as_bytes(), body.as_bytes(), authenticated);
+}
+
 /// An INVITE over TLS with a PAI, framed; `authenticated`: a verified client certificate.
-fn tls_call(authenticated: bool) -> (Response, Switch) {
+fn tls_call(authenticated: bool) -> (Response, Kit) {
     tls_call_to(authenticated, "sip")
 }
 
 /// A call over TLS whose INVITE's Request-URI has `scheme`.
-fn tls_call_to(authenticated: bool, scheme: &str) -> (Response, Switch) {
-    let now = Instant::now();
-    let mut sw = switch();
-    let peer = Peer {
-        transport: Transport::Tls,
-        addr: "198.51.100.5:40000".parse::<SocketAddr>().unwrap(),
-    };
+fn tls_call_to(authenticated: bool, scheme: &str) -> (Response, Kit) {
+    let mut kit = kit();
     let text = invite(
         "SIP/2.0/TLS 198.51.100.5:40000",
         "192.0.2.10",
@@ -143,54 +118,21 @@ fn tls_call_to(authenticated: bool, scheme: &str) -> (Response, Switch) {
         VIP_PAI,
     )
     .replacen("INVITE sip:", &format!("INVITE {scheme}:"), 1);
-    let (head, body) = text.split_at(text.find("\r\n\r\n").unwrap() + 4);
-    if authenticated {
-        sw.handle_input(
-            now,
-            Input::Stream {
-                peer,
-                head: head.as_bytes(),
-                body: body.as_bytes(),
-                authenticated: true,
-            },
-        );
-    } else {
-        sw.handle_input(
-            now,
-            Input::Stream {
-                peer,
-                head: head.as_bytes(),
-                body: body.as_bytes(),
-                authenticated: false,
-            },
-        );
-    }
-    (drain(&mut sw, now).0.expect("a 200 OK"), sw)
+    over_tls(&mut kit, &text, authenticated);
+    let ok = ok_to(&mut kit, tls_peer().addr);
+    (ok, kit)
 }
 
 /// Ends the call with the caller's BYE and returns its record.
-fn hang_up(mut sw: Switch, ok: &Response) -> CallRecord {
-    let now = Instant::now();
+fn hang_up(mut kit: Kit, ok: &Response) -> CallRecord {
     let tag = ok.to.tag().unwrap();
-    let peer = Peer {
-        transport: Transport::Tls,
-        addr: "198.51.100.5:40000".parse::<SocketAddr>().unwrap(),
-    };
     for (method, seq) in [("ACK", 1), ("BYE", 2)] {
         let text = format!(
             "{method} sips:concierge@192.0.2.10:5061 SIP/2.0\r\nVia: SIP/2.0/TLS 198.51.100.5:40000;branch=z9hG4bK{method}\r\nFrom: <sip:anonymous@anonymous.invalid>;tag=ph\r\nTo: <sip:ivr@192.0.2.10>;tag={tag}\r\nCall-ID: c1\r\nCSeq: {seq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         );
-        sw.handle_input(
-            now,
-            Input::Stream {
-                peer,
-                head: text.as_bytes(),
-                body: b"",
-                authenticated: false,
-            },
-        );
+        over_tls(&mut kit, &text, false);
     }
-    drain(&mut sw, now).1.pop().expect("a record")
+    kit.records.pop().expect("a record")
 }
 
 #[test]
@@ -213,11 +155,11 @@ fn a_dialog_set_up_with_a_sips_uri_gets_a_sips_contact() {
 
 #[test]
 fn a_verified_client_certificate_makes_the_sender_a_trusted_peer_and_nothing_else_does() {
-    let (ok, sw) = tls_call(true);
-    let rec = hang_up(sw, &ok);
+    let (ok, kit) = tls_call(true);
+    let rec = hang_up(kit, &ok);
     assert_eq!((rec.caller.as_str(), rec.verified), ("+46706170786", true));
     // Without a verified certificate the same INVITE's PAI is ignored.
-    let (ok, sw) = tls_call(false);
-    let rec = hang_up(sw, &ok);
+    let (ok, kit) = tls_call(false);
+    let rec = hang_up(kit, &ok);
     assert_eq!((rec.caller.as_str(), rec.verified), ("", false));
 }

@@ -366,14 +366,20 @@ fn the_cache_answers_repeat_calls_and_stands_in_when_the_crm_fails() {
     rig.send(&invite("k1"));
     let out = rig.http_result(200, r#"{"vip": true}"#);
     assert_eq!(statuses(&out), vec![302]);
-    assert_eq!(rig.records[0].http[0].cache, Some("miss"));
+    assert_eq!(
+        rig.records[0].http[0].cache,
+        Some(concierge_flow::CacheUse::Miss)
+    );
 
     // Within the TTL: no request at all.
     rig.advance(Duration::from_secs(30));
     let out = rig.send(&invite("k2"));
     assert!(rig.http.is_empty(), "answered from the cache");
     assert!(statuses(&out).contains(&302));
-    assert_eq!(rig.records[1].http[0].cache, Some("hit"));
+    assert_eq!(
+        rig.records[1].http[0].cache,
+        Some(concierge_flow::CacheUse::Hit)
+    );
 
     // Past the TTL the CRM is asked again; it is down, the kept answer stands in.
     rig.advance(Duration::from_secs(60));
@@ -381,7 +387,7 @@ fn the_cache_answers_repeat_calls_and_stands_in_when_the_crm_fails() {
     let out = rig.http_failure(HttpFailure::Connect("connection refused".into()));
     assert_eq!(statuses(&out), vec![302], "still to the VIP desk");
     let rec = &rig.records[2];
-    assert_eq!(rec.http[0].cache, Some("stale"));
+    assert_eq!(rec.http[0].cache, Some(concierge_flow::CacheUse::Stale));
     assert_eq!(rec.path[0].exit.as_deref(), Some("success"));
     let json = serde_json::to_string(rec).unwrap();
     assert!(json.contains(r#""cache":"stale""#), "{json}");
@@ -391,7 +397,10 @@ fn the_cache_answers_repeat_calls_and_stands_in_when_the_crm_fails() {
     rig.send(&invite("k4"));
     let out = rig.http_result(503, "");
     assert_eq!(statuses(&out), vec![302]);
-    assert_eq!(rig.records[3].http[0].cache, Some("stale"));
+    assert_eq!(
+        rig.records[3].http[0].cache,
+        Some(concierge_flow::CacheUse::Stale)
+    );
 }
 
 const HOURS: &str = r#"
@@ -496,6 +505,14 @@ fn in_early_media_comfort_audio_plays_before_any_answer() {
     );
 }
 
+/// A program running `flow`, whose `${NAME}`s resolve to `env`.
+fn with_env<const N: usize>(flow: &str, env: [(&str, &str); N]) -> Program {
+    Program {
+        env: concierge_flow::Environment::from_pairs(env),
+        ..testkit::program(flow)
+    }
+}
+
 const TOKEN_LOOKUP: &str = r#"
 start = "lookup"
 [nodes.lookup]
@@ -513,14 +530,7 @@ type = "hangup"
 fn env_references_resolve_from_the_program_s_environment_and_stay_out_of_records() {
     // The switch reads no environment: `${NAME}` gets what the program carries (the
     // binary puts its process environment there).
-    let loaded =
-        concierge_flow::parse_flow(std::path::Path::new("t.toml"), TOKEN_LOOKUP, &|_| true)
-            .unwrap_or_else(|e| panic!("{e:?}"));
-    let program = Program {
-        default_flow: Some(loaded.flow),
-        env: concierge_flow::Environment::from_pairs([("CRM_TOKEN", "t0ken"), ("CRM_KEY", "k3y")]),
-        ..Default::default()
-    };
+    let program = with_env(TOKEN_LOOKUP, [("CRM_TOKEN", "t0ken"), ("CRM_KEY", "k3y")]);
     let mut rig = Rig {
         kit: Kit::with_wall(
             SwitchConfig {
@@ -546,4 +556,35 @@ fn env_references_resolve_from_the_program_s_environment_and_stay_out_of_records
         !record.contains("t0ken") && !record.contains("k3y"),
         "{record}"
     );
+}
+
+const SECRET_BRIDGE: &str = r#"
+start = "xfer"
+[nodes.xfer]
+type = "transfer"
+target = "sip:${DESK}"
+mode = "bridge"
+failed = "bye"
+[nodes.bye]
+type = "hangup"
+"#;
+
+#[test]
+fn a_bridge_target_from_a_secret_that_is_no_sip_uri_stays_out_of_the_record() {
+    // The target came from `${DESK}` (and is no SIP URI: it has no host). The record
+    // shows `<redacted>` for it, and the failure's words must not spell it out either.
+    let program = with_env(SECRET_BRIDGE, [("DESK", "s3cret@")]);
+    let mut kit = Kit::with(testkit::config(), program);
+    let mut c = testkit::Caller::phone("s1", "+46700000001");
+    c.invite(&mut kit);
+    c.inbox(&mut kit);
+    let out = c.ack(&mut kit);
+    let bye = testkit::find_request(&out, "BYE");
+    c.reply(&mut kit, &bye, 200);
+    let rec = kit.record("s1");
+    let t = rec.transfer.as_ref().expect("the transfer is recorded");
+    assert_eq!(t.target, "<redacted>");
+    assert!(t.result.to_string().starts_with("failed: "), "{t:?}");
+    let json = serde_json::to_string(rec).expect("a record serializes");
+    assert!(!json.contains("s3cret"), "{json}");
 }

@@ -619,7 +619,7 @@ fn a_to_tag_is_no_way_around_the_limits_but_a_bridged_targets_reinvite_passes() 
 fn after_our_bye_the_port_is_back_and_a_crossing_reinvite_gets_481() {
     let mut rig = Rig::with(SwitchConfig::default(), Default::default());
     let (tag, _) = answered(&mut rig, "crossing", "127.0.0.1:4000", "sendrecv");
-    rig.hang_up(1, "test");
+    rig.hang_up("crossing", "test");
     assert!(rig.open_ports.is_empty(), "the port went with the BYE");
     let sent: Vec<Message> = rig.take_sip().into_iter().map(|(_, m)| m).collect();
     assert_eq!(request(&sent[0]).method.as_str(), "BYE");

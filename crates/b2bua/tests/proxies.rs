@@ -187,7 +187,7 @@ fn rfc3261_12_2_1_1_bye_and_refer_follow_the_loose_route_set_not_the_contact() {
         udp(PROXY),
         &proxied_invite(rr, "sip:+46706170786@10.0.0.5:5060"),
     );
-    rig.transfer(1, TransferMode::Refer, "sip:vip@127.0.0.2:5070");
+    rig.transfer("rr1", TransferMode::Refer, "sip:vip@127.0.0.2:5070");
     let out = rig.drain();
     let (to, refer) = (&out[0].0, request(&out[0].1));
     assert_eq!(refer.method.as_str(), "REFER");
@@ -204,7 +204,7 @@ fn rfc3261_12_2_1_1_bye_and_refer_follow_the_loose_route_set_not_the_contact() {
     // The REFER is refused: the call stays; then we hang up through the same route set.
     let refused = response_to(refer, StatusCode(603), None);
     rig.receive(udp(PROXY), &String::from_utf8_lossy(&refused.to_bytes()));
-    rig.hang_up(1, "test");
+    rig.hang_up("rr1", "test");
     let out = rig.drain();
     let (to, bye) = (&out[0].0, request(&out[0].1));
     assert_eq!(bye.method.as_str(), "BYE");
@@ -225,7 +225,7 @@ fn rfc3261_12_2_1_1_a_strict_router_becomes_the_request_uri_and_the_destination(
         udp(PROXY),
         &proxied_invite(rr, "sip:+46706170786@10.0.0.5:5060"),
     );
-    rig.hang_up(1, "test");
+    rig.hang_up("rr1", "test");
     let out = rig.drain();
     let (to, bye) = (&out[0].0, request(&out[0].1));
     assert_eq!(*to, udp("127.0.0.8:5080"));
@@ -266,7 +266,7 @@ fn rfc5923_a_tcp_caller_gets_tcp_contacts_and_our_bye_on_its_own_connection() {
         "180 and 200 name TCP"
     );
     assert!(out.iter().all(|(to, _)| *to == conn));
-    rig.hang_up(1, "test");
+    rig.hang_up("rr1", "test");
     let out = rig.drain();
     let bye = request(&out[0].1);
     assert_eq!(bye.method.as_str(), "BYE");
@@ -296,7 +296,7 @@ fn rfc3581_a_udp_caller_behind_nat_gets_our_bye_at_its_source() {
         (via.received(), via.rport()),
         (Some("127.0.0.1"), Some(Some(40000)))
     );
-    rig.hang_up(1, "test");
+    rig.hang_up("rr1", "test");
     let out = rig.drain();
     assert_eq!(out[0].0, nat, "not the private Contact 10.0.0.5:5060");
 }

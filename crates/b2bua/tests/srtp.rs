@@ -266,7 +266,7 @@ fn a_bridge_decrypts_the_srtp_leg_and_encrypts_what_goes_back_to_it() {
     let mut rig = Rig::new(SrtpPolicy::Optional);
     let (_tag, mut phone) = srtp_call(&mut rig);
     rig.transfer(
-        1,
+        "s1",
         concierge_b2bua::TransferMode::Bridge,
         "sip:queue@127.0.0.1:7003",
     );

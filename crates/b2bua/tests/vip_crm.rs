@@ -6,7 +6,7 @@ mod testkit;
 
 use std::time::Duration;
 
-use concierge_flow::HttpFailure;
+use concierge_flow::{CacheUse, HttpFailure};
 use testkit::vip::*;
 use testkit::*;
 
@@ -41,10 +41,10 @@ fn a_crm_that_refuses_the_connection_sends_even_a_vip_to_the_code() {
     assert_eq!(
         (
             rec.http[0].status,
-            rec.http[0].outcome.as_str(),
+            rec.http[0].outcome.to_string().as_str(),
             rec.http[0].cache
         ),
-        (None, "connect: connection refused", Some("miss"))
+        (None, "connect: connection refused", Some(CacheUse::Miss))
     );
 }
 
@@ -60,7 +60,7 @@ fn a_crm_server_error_takes_the_failure_exit() {
     c.bye(&mut kit);
     let rec = kit.record("5xx");
     assert_eq!(
-        (rec.http[0].status, rec.http[0].outcome.as_str()),
+        (rec.http[0].status, rec.http[0].outcome.to_string().as_str()),
         (Some(503), "HTTP 503")
     );
 }
@@ -75,7 +75,7 @@ fn a_crm_not_found_takes_the_failure_exit() {
         vec!["welcome", "enter_code"]
     );
     c.bye(&mut kit);
-    assert_eq!(kit.record("404").http[0].outcome, "HTTP 404");
+    assert_eq!(kit.record("404").http[0].outcome.to_string(), "HTTP 404");
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn a_crm_answer_that_is_not_json_takes_the_failure_exit() {
     c.bye(&mut kit);
     let rec = kit.record("html");
     assert!(
-        rec.http[0].outcome.starts_with("invalid JSON"),
+        rec.http[0].outcome.to_string().starts_with("invalid JSON"),
         "{:?}",
         rec.http
     );
@@ -107,7 +107,10 @@ fn a_crm_answer_without_the_membership_field_takes_the_failure_exit() {
         vec!["welcome", "enter_code"]
     );
     c.bye(&mut kit);
-    assert_eq!(kit.record("nofield").http[0].outcome, "JSON path not found");
+    assert_eq!(
+        kit.record("nofield").http[0].outcome.to_string(),
+        "JSON path not found"
+    );
 }
 
 #[test]
@@ -174,7 +177,7 @@ fn a_crm_timeout_reported_by_the_driver_takes_the_failure_exit() {
     );
     c.bye(&mut kit);
     let rec = kit.record("timeout");
-    assert_eq!(rec.http[0].outcome, "timeout");
+    assert_eq!(rec.http[0].outcome.to_string(), "timeout");
     assert!(path(rec).starts_with("lookup(failure) > welcome(next)"));
 }
 
@@ -198,7 +201,7 @@ fn a_crm_that_never_answers_is_given_up_two_seconds_after_its_timeout() {
         vec!["welcome", "enter_code"]
     );
     c.bye(&mut kit);
-    assert_eq!(kit.record("never").http[0].outcome, "timeout");
+    assert_eq!(kit.record("never").http[0].outcome.to_string(), "timeout");
 }
 
 #[test]
@@ -240,8 +243,8 @@ fn a_second_call_within_five_minutes_is_answered_from_the_cache() {
     let refer = refer_after_prompt(&mut kit, &mut c);
     assert!(refer_to(&refer).contains("X-Concierge-Tier=member"));
     c.bye(&mut kit);
-    assert_eq!(kit.record("miss").http[0].cache, Some("miss"));
-    assert_eq!(kit.record("hit").http[0].cache, Some("hit"));
+    assert_eq!(kit.record("miss").http[0].cache, Some(CacheUse::Miss));
+    assert_eq!(kit.record("hit").http[0].cache, Some(CacheUse::Hit));
 }
 
 #[test]
@@ -270,7 +273,7 @@ fn a_failing_crm_is_stood_in_for_by_an_answer_up_to_a_day_old() {
     );
     c.bye(&mut kit);
     let rec = kit.record("stale");
-    assert_eq!(rec.http[0].cache, Some("stale"));
+    assert_eq!(rec.http[0].cache, Some(CacheUse::Stale));
     assert!(serde_json::to_string(rec)
         .expect("json")
         .contains(r#""cache":"stale""#));

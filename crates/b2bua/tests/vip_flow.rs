@@ -78,10 +78,10 @@ fn a_vip_by_number_transferred_is_recorded_with_its_path_and_tier() {
     );
     assert_eq!((rec.caller.as_str(), rec.verified), (VIP_NUMBER, true));
     assert_eq!(var(rec, "tier"), Some("member"));
-    assert_eq!(rec.outcome, "transferred");
+    assert_eq!(rec.outcome.as_str(), "transferred");
     let t = rec.transfer.as_ref().expect("a transfer");
     assert_eq!(
-        (t.mode, t.target.as_str(), t.result.as_str()),
+        (t.mode, t.target.as_str(), t.result.to_string().as_str()),
         (
             concierge_b2bua::TransferMode::Refer,
             format!("{}?X-Concierge-Tier=member&Priority=urgent", vip_desk()).as_str(),
@@ -197,7 +197,7 @@ fn an_unknown_caller_keying_101010_reaches_the_vip_desk_as_gold() {
         "lookup(failure) > welcome(next) > ask_code(done) > check_code(case 1) > gold(next) > transfer_vip(transferred)"
     );
     assert_eq!(var(rec, "tier"), Some("gold"));
-    assert_eq!(rec.outcome, "transferred");
+    assert_eq!(rec.outcome.as_str(), "transferred");
 }
 
 #[test]

@@ -38,8 +38,8 @@ pub use condition::Operator;
 pub use env::Environment;
 pub use model::{ComfortSpec, Flow, Node, Recognition, TransferMode};
 pub use run::{
-    Action, CollectSpec, Event, HttpFailure, HttpRequest, HttpResponse, HttpStep, Run, Step,
-    TransferOutcome, Vars,
+    Action, CollectSpec, Event, HttpFailure, HttpRequest, HttpResponse, HttpStep, HttpStepOutcome,
+    Run, Step, TransferOutcome, Vars,
 };
 pub use schedule::{Schedule, ScheduleError};
 pub use shared::{ShareSpec, SharedAnswer, SharedValue};

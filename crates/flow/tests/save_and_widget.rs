@@ -96,7 +96,10 @@ fn one_answer_fills_every_saved_variable() {
     // A `null` and a missing field save nothing but do not fail the node.
     assert_eq!(vars["manager"], "");
     assert_eq!(vars["fax"], "");
-    assert_eq!(run.http_steps()[0].outcome, "ok: true");
+    assert_eq!(
+        run.http_steps()[0].outcome,
+        concierge_flow::HttpStepOutcome::Value("true".into())
+    );
 }
 
 #[test]
@@ -120,13 +123,16 @@ fn a_node_with_only_save_needs_a_json_answer() {
     run.handle(answer(ANSWER));
     assert_eq!(run.vars()["customer.name"], "Astrid Lindqvist");
     assert_eq!(
-        run.http_steps()[0].outcome,
+        run.http_steps()[0].outcome.to_string(),
         "ok: saved customer.id, customer.name, customer.tier, fax, manager"
     );
     let (mut run, _) = Run::start(flow, caller(), Environment::default());
     run.handle(answer("<html>not JSON</html>"));
     assert_eq!(run.trace()[0].exit.as_deref(), Some("failure"));
-    assert!(run.http_steps()[0].outcome.starts_with("invalid JSON"));
+    assert!(run.http_steps()[0]
+        .outcome
+        .to_string()
+        .starts_with("invalid JSON"));
 }
 
 #[test]
@@ -158,7 +164,10 @@ fn a_cached_answer_fills_every_saved_variable_again() {
     for name in ["customer.name", "customer.tier", "customer.id"] {
         assert_eq!(second.vars()[name], first.vars()[name], "{name}");
     }
-    assert_eq!(second.http_steps()[0].cache, Some("hit"));
+    assert_eq!(
+        second.http_steps()[0].cache,
+        Some(concierge_flow::CacheUse::Hit)
+    );
 }
 
 #[test]

@@ -27,29 +27,31 @@ impl Switch {
         // their bridge legs): not a new call. A tagged INVITE with any other Call-ID
         // belongs to no dialog of ours and is budgeted like a new one, so a To tag is no
         // way around the limits.
-        if self.call_ids.contains(peek.call_id) {
+        if self.books.index.call_id(peek.call_id).is_some() {
             return false;
         }
-        let trusted = self.cfg.trusted_peers.contains(peer.addr.ip());
+        let trusted = self.shared.cfg.trusted_peers.contains(peer.addr.ip());
         let Err(refusal) = self.admission.admit(now, peer.addr.ip(), trusted) else {
             return false;
         };
         debug!(from = %peer.addr, why = refusal.as_str(), "new INVITE refused with 503");
+        let shared = &mut self.shared;
         match refusal {
-            crate::admission::Refusal::Rate => self.stats.refused_rate_limit += 1,
-            crate::admission::Refusal::SourceRate => self.stats.refused_source_rate_limit += 1,
-            crate::admission::Refusal::Overloaded => self.stats.refused_overloaded += 1,
+            crate::admission::Refusal::Rate => shared.stats.refused_rate_limit += 1,
+            crate::admission::Refusal::SourceRate => shared.stats.refused_source_rate_limit += 1,
+            crate::admission::Refusal::Overloaded => shared.stats.refused_overloaded += 1,
         }
-        let tag = self.endpoint.new_tag();
-        let retry = self.cfg.retry_after.as_secs().to_string();
+        let tag = shared.endpoint.new_tag();
+        let retry = shared.cfg.retry_after.as_secs().to_string();
         let extra = [
             ("Retry-After", retry.as_str()),
-            ("Server", self.cfg.user_agent.as_str()),
+            ("Server", shared.cfg.user_agent.as_str()),
         ];
         if let Some(bytes) =
             stateless_response(data, 503, "Service Unavailable", tag.as_str(), &extra)
         {
-            self.outputs
+            shared
+                .outputs
                 .push_back(Output::Sip(Transmit { peer, bytes }));
         }
         true

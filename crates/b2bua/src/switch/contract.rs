@@ -3,9 +3,12 @@
 
 use std::time::Instant;
 
-use super::Switch;
+use concierge_sip::wire::StatusCode;
+
+use super::{Owner, Switch};
 use crate::input::{Command, Input};
-use crate::output::Output;
+use crate::output::{CallRef, Output, PortError};
+use crate::record::EndedBy;
 
 impl Switch {
     /// Hands the switch one input that happened at `now` (the time it arrived, not the
@@ -15,27 +18,54 @@ impl Switch {
     /// `now` must not go backwards between calls; the switch reads no clock of its own.
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) {
         match input {
-            Input::Datagram { peer, data } => self.on_datagram(now, peer, data),
+            Input::Datagram { peer, data } => {
+                if !self.refuse_early(now, peer, data) {
+                    self.shared.endpoint.handle_datagram(now, peer, data);
+                }
+            }
             Input::Stream {
                 peer,
                 head,
                 body,
                 authenticated,
             } => {
-                // Everything the message causes is handled within this call (pump drains
-                // it), so the flag is scoped to this one message.
-                self.authenticated_input = authenticated;
-                self.on_stream_message(now, peer, head, body);
-                self.authenticated_input = false;
+                if !self.refuse_early(now, peer, head) {
+                    // Everything the message causes is handled within this input (the
+                    // pump below drains it), so the flag is scoped to this one message.
+                    self.shared.authenticated_input = authenticated;
+                    self.shared.endpoint.handle_framed(now, peer, head, body);
+                }
             }
             Input::Rtp { port, from, data } => self.on_rtp(now, port, from, data),
-            Input::PortBound { port } => self.on_port_bound(now, port),
-            Input::PortFailed { port, error } => self.on_port_failed(now, port, error),
-            Input::Http { call, result } => self.on_http_result(now, call, result),
-            Input::Resolved { id, result } => self.on_resolved(now, id, result),
+            Input::PortBound { port } => {
+                if let Some(id) = self.books.index.port(port) {
+                    self.run(now, id, |call, cx| call.on_port_bound(cx, port));
+                }
+            }
+            Input::PortFailed { port, error } => {
+                if error == PortError::InUse {
+                    self.shared.ports.retire(port);
+                }
+                if let Some(id) = self.books.index.port(port) {
+                    self.run(now, id, |call, cx| call.on_port_failed(cx, port, error));
+                }
+            }
+            Input::Http { call, result } => {
+                self.run(now, call, |call, cx| call.on_http(cx, result));
+            }
+            Input::Resolved { id, result } => match self.books.index.resolve(id) {
+                Some(Owner::Call(call)) => {
+                    self.run(now, call, |call, cx| call.on_resolved(cx, id, result));
+                }
+                None => {}
+            },
             Input::Timeout => self.on_timeout(now),
             Input::Command(command) => self.on_command(now, command),
         }
+        // The one place endpoint events reach the calls: whatever the input made the
+        // endpoint report (a request, a response, a transaction timeout).
+        self.pump(now);
+        self.shared.authenticated_input = false;
     }
 
     /// The next thing the driver must do. Call it after every
@@ -44,30 +74,43 @@ impl Switch {
     /// due until another input arrives). Ending the drain only on `Timeout` means a driver
     /// cannot forget the deadline.
     pub fn poll_output(&mut self) -> Output {
-        if let Some(o) = self.outputs.pop_front() {
+        if let Some(o) = self.shared.outputs.pop_front() {
             return o;
         }
-        if let Some(t) = self.endpoint.poll_transmit() {
+        if let Some(t) = self.shared.endpoint.poll_transmit() {
             return Output::Sip(t);
-        }
-        if let Some(r) = self.resolves.pop_front() {
-            return Output::Resolve(r);
         }
         Output::Timeout(self.next_deadline())
     }
 
     fn on_command(&mut self, now: Instant, command: Command<'_>) {
         match command {
-            Command::Transfer { call, mode, target } => self.transfer(now, call, mode, target),
-            Command::HangUp { call, why } => self.hang_up(now, call, why),
-            Command::HangUpAll { why } => self.hang_up_all(now, why),
-            Command::AbandonAll => self.abandon_all(now),
+            Command::Transfer { call, mode, target } => {
+                self.run(now, call, |call, cx| call.transfer(cx, mode, target));
+            }
+            Command::HangUp { call, why } => {
+                self.run(now, call, |call, cx| call.hang_up(cx, why));
+            }
+            Command::HangUpAll { why } => {
+                let ids: Vec<CallRef> = self.calls.keys().copied().collect();
+                for id in ids {
+                    let status = StatusCode::SERVICE_UNAVAILABLE;
+                    self.run(now, id, |call, cx| call.end_from_our_side(cx, status, why));
+                }
+            }
+            Command::AbandonAll => {
+                let ids: Vec<CallRef> = self.calls.keys().copied().collect();
+                for id in ids {
+                    let why = "server shut down";
+                    self.run(now, id, |call, cx| call.end(cx, EndedBy::Concierge, why));
+                }
+            }
             Command::Drain => self.draining = true,
             Command::Overloaded(on) => self.admission.set_overloaded(on),
             Command::Peers(load) => self.admission.set_peers(load),
             Command::Install(program) => {
-                self.program = std::sync::Arc::new(*program);
-                self.stats.programs_installed += 1;
+                self.shared.program = std::sync::Arc::new(*program);
+                self.shared.stats.programs_installed += 1;
             }
         }
     }

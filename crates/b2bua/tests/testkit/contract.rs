@@ -6,13 +6,19 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use concierge_b2bua::{
-    CallRef, Command, Input, Output, PortError, Program, SwitchStats, TransferMode,
+    CallRef, Command, Input, Output, PortError, Program, ResolveId, Switch, SwitchConfig,
+    SwitchStats, TransferMode, WallClock,
 };
 use concierge_flow::{HttpFailure, HttpResponse};
 use concierge_sip::wire::{parse_datagram, Transport};
 use concierge_sip::Peer;
 
 use super::{HttpCall, Kit, RtpSent, Sent};
+
+/// A switch with `cfg` running `program`, its wall clock `wall`.
+pub(super) fn switch(cfg: SwitchConfig, wall: WallClock, program: Program) -> Switch {
+    Switch::new(cfg, wall, program)
+}
 
 impl Kit {
     /// Hands the switch `input` at the kit's now and takes everything it has to say.
@@ -64,8 +70,33 @@ impl Kit {
     }
 
     /// Answers name lookup `id` (taken from [`Self::resolves`] already, or a duplicate).
-    pub(crate) fn answer_resolve(&mut self, id: u64, result: Result<Vec<Peer>, String>) {
+    pub(crate) fn answer_resolve(&mut self, id: ResolveId, result: Result<Vec<Peer>, String>) {
         self.input(Input::Resolved { id, result });
+    }
+
+    /// One turn of the contract exactly as a driver sees it, for a test that shows the
+    /// contract itself: `input` at the kit's now, then every output up to the `Timeout`
+    /// that ends the drain, returned as they came — nothing is bound, captured or
+    /// answered — and the `Timeout`'s instant, which becomes the kit's next wake-up.
+    pub(crate) fn turn(&mut self, input: Input<'_>) -> (Vec<Output>, Option<Instant>) {
+        self.switch.handle_input(self.now, input);
+        let mut outputs = Vec::new();
+        loop {
+            match self.switch.poll_output() {
+                Output::Timeout(at) => {
+                    self.deadline = at;
+                    return (outputs, at);
+                }
+                other => outputs.push(other),
+            }
+        }
+    }
+
+    /// Moves virtual time to the switch's next wake-up and hands in `Input::Timeout`
+    /// there, as [`Self::turn`] does.
+    pub(crate) fn wake(&mut self) -> (Vec<Output>, Option<Instant>) {
+        self.now = self.deadline.expect("a deadline");
+        self.turn(Input::Timeout)
     }
 
     /// The wake-up the last drain ended with.
@@ -198,13 +229,22 @@ impl Kit {
         self.command(Command::Peers(load));
     }
 
-    /// Moves call `call` to `target` (the driver's transfer command).
-    pub(crate) fn transfer(&mut self, call: CallRef, mode: TransferMode, target: &str) {
+    /// The switch's name for the call with Call-ID `call_id`.
+    pub(crate) fn call_ref(&self, call_id: &str) -> CallRef {
+        self.switch
+            .find_call(call_id)
+            .unwrap_or_else(|| panic!("no call {call_id} in the switch"))
+    }
+
+    /// Moves the call `call_id` to `target` (the driver's transfer command).
+    pub(crate) fn transfer(&mut self, call_id: &str, mode: TransferMode, target: &str) {
+        let call = self.call_ref(call_id);
         self.command(Command::Transfer { call, mode, target });
     }
 
-    /// Ends answered call `call` from our side with BYE.
-    pub(crate) fn hang_up(&mut self, call: CallRef, why: &str) {
+    /// Ends the answered call `call_id` from our side with BYE.
+    pub(crate) fn hang_up(&mut self, call_id: &str, why: &str) {
+        let call = self.call_ref(call_id);
         self.command(Command::HangUp { call, why });
     }
 

@@ -213,7 +213,7 @@ impl Kit {
             system: SystemTime::UNIX_EPOCH + Duration::from_secs(unix_s),
         };
         Self {
-            switch: Switch::new(cfg, wall, program),
+            switch: contract::switch(cfg, wall, program),
             base,
             now: base,
             sip: Vec::new(),

@@ -65,7 +65,7 @@ impl Card {
     /// other record. `flow` is the flow (that version) the call ran, when still known: it
     /// says which variables the transfer node shows and how it recognised the caller.
     pub(crate) fn from_record(record: &CallRecord, flow: Option<&Flow>) -> Option<Self> {
-        if record.outcome != "transferred" {
+        if record.outcome != concierge_b2bua::Outcome::Transferred {
             return None;
         }
         let transfer = record.transfer.as_ref()?;
@@ -274,7 +274,7 @@ pub(crate) mod tests {
             call_id: call_id.into(),
             flow: Some(flow.name.clone()),
             flow_version: Some(flow.version.clone()),
-            outcome: "transferred",
+            outcome: concierge_b2bua::Outcome::Transferred,
             caller: "+46706170786".into(),
             verified: true,
             verstat: None,
@@ -306,7 +306,7 @@ pub(crate) mod tests {
             transfer: Some(TransferRecord {
                 mode: TransferMode::Refer,
                 target: "sip:vip-desk@127.0.0.1:5060".into(),
-                result: "succeeded".into(),
+                result: concierge_b2bua::TransferResult::Succeeded,
                 started_ms: Some(1_001_500),
                 relayed: None,
             }),
@@ -371,7 +371,7 @@ pub(crate) mod tests {
     #[test]
     fn no_card_for_a_call_that_did_not_reach_a_desk() {
         let mut r = vip_record("c2", "Astrid");
-        r.outcome = "hung_up";
+        r.outcome = concierge_b2bua::Outcome::HungUp;
         assert!(Card::from_record(&r, None).is_none());
         let mut r = vip_record("c3", "Astrid");
         r.transfer.as_mut().unwrap().target = "<redacted>".into();

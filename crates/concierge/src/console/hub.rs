@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use concierge_b2bua::{CallEvent, CallEventKind, CallRecord, Program};
+use concierge_b2bua::{CallEvent, CallEventKind, CallRecord, Outcome, Program};
 use concierge_flow::{Flow, Recognition};
 use concierge_sip::wire::Transport;
 use tokio::sync::watch;
@@ -236,7 +236,7 @@ impl Hub {
         if day == state.today.day {
             let today = &mut state.today;
             today.calls += 1;
-            *today.outcomes.entry(record.outcome).or_default() += 1;
+            *today.outcomes.entry(record.outcome.as_str()).or_default() += 1;
             let mut seen: Vec<&str> = Vec::new();
             for s in &record.path {
                 if !seen.contains(&s.node.as_str()) {
@@ -247,7 +247,7 @@ impl Hub {
                         .or_default() += 1;
                 }
             }
-            if record.outcome == "transferred" {
+            if record.outcome == Outcome::Transferred {
                 *today
                     .nodes
                     .entry((flow_name.clone(), "transferred".into()))
@@ -263,7 +263,7 @@ impl Hub {
             ended_ms: record.ended_ms,
             caller: (!withheld).then(|| card::bounded(&record.caller)),
             flow: flow_name,
-            outcome: record.outcome,
+            outcome: record.outcome.as_str(),
             recognised,
             desk,
             duration_ms: record.ended_ms.saturating_sub(record.arrived_ms),
@@ -515,7 +515,7 @@ mod tests {
         hub.record(&today(vip_record("c1", "Astrid Lindqvist")));
         assert!(changed.has_changed().unwrap());
         let mut hung_up = today(vip_record("c2", "Björn"));
-        hung_up.outcome = "hung_up";
+        hung_up.outcome = Outcome::HungUp;
         hub.record(&hung_up);
         let view = hub.console_view(&Filter::default(), 10, 10);
         assert_eq!(view.rows.len(), 2);
@@ -539,7 +539,7 @@ mod tests {
         let hub = hub();
         hub.record(&today(vip_record("vip", "A")));
         let mut other = today(vip_record("other", "B"));
-        other.outcome = "failed";
+        other.outcome = Outcome::Failed;
         hub.record(&other);
         let rows = |f: Filter| {
             hub.console_view(&f, 10, 10)
@@ -635,7 +635,7 @@ mod tests {
         hub.event(&event(
             "live1",
             CallEventKind::Ended {
-                outcome: "transferred",
+                outcome: Outcome::Transferred,
             },
         ));
         let view = hub.console_view(&Filter::default(), 10, 10);

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use concierge_b2bua::{
-    CallRef, Command, Input, Output, PortError, Program, Switch, SwitchConfig, WallClock,
+    CallRef, Command, Input, Output, PortError, Program, ResolveId, Switch, SwitchConfig, WallClock,
 };
 use concierge_flow::{HttpFailure, HttpResponse};
 
@@ -36,7 +36,7 @@ use crate::config::Config;
 use crate::shared::{LocalLoad, Shared};
 
 /// A finished RFC 3263 lookup: the switch's request id and the addresses to try.
-type DnsAnswer = (u64, Result<Vec<Peer>, String>);
+type DnsAnswer = (ResolveId, Result<Vec<Peer>, String>);
 
 /// Input from the TCP side to the shard.
 pub(crate) enum StreamInput {

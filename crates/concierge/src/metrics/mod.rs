@@ -16,7 +16,7 @@ mod shared;
 mod tests;
 mod text;
 
-use concierge_b2bua::{transfer_succeeded, CallRecord, SwitchStats};
+use concierge_b2bua::{transfer_succeeded, CacheUse, CallRecord, HttpStepOutcome, SwitchStats};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -262,7 +262,7 @@ impl Metrics {
         self.calls
             .get_or_create(&CallLabels {
                 flow: flow.clone(),
-                outcome: r.outcome,
+                outcome: r.outcome.as_str(),
                 node: last.clone(),
             })
             .inc();
@@ -281,19 +281,19 @@ impl Metrics {
                     .get_or_create(&CacheLabels {
                         flow: flow.clone(),
                         node: h.node.clone(),
-                        result: cache_result(result),
+                        result: result.as_str(),
                     })
                     .inc();
             }
             // A cache hit made no request: it has no latency to count.
-            if h.cache == Some("hit") {
+            if h.cache == Some(CacheUse::Hit) {
                 continue;
             }
             self.http_duration
                 .get_or_create(&HttpLabels {
                     flow: flow.clone(),
                     node: h.node.clone(),
-                    outcome: http_outcome(h.status, &h.outcome),
+                    outcome: http_outcome(&h.outcome),
                 })
                 .observe(h.latency_ms as f64 / 1000.0);
         }
@@ -460,27 +460,19 @@ impl Metrics {
     }
 }
 
-/// A cache result as a bounded label (the record's value is one of these already).
-fn cache_result(result: &str) -> &'static str {
-    match result {
-        "hit" => "hit",
-        "miss" => "miss",
-        "stale" => "stale",
-        _ => "other",
-    }
-}
-
-/// An HTTP step's outcome as a bounded label. The record's text holds the value the API
-/// returned (`ok: true`) or an error message, neither of which may become a label.
-fn http_outcome(status: Option<u16>, outcome: &str) -> &'static str {
-    match status {
-        _ if outcome.starts_with("ok") => "success",
-        Some(200..=299) => "bad_body",
-        Some(400..=499) => "http_4xx",
-        Some(500..=599) => "http_5xx",
-        Some(_) => "http_other",
-        None if outcome == "timeout" => "timeout",
-        None if outcome.starts_with("connect") => "connect_error",
-        None => "error",
+/// An HTTP step's outcome as a bounded label: never the value the API returned or an
+/// error's text.
+fn http_outcome(outcome: &HttpStepOutcome) -> &'static str {
+    match outcome {
+        HttpStepOutcome::Value(_) | HttpStepOutcome::SecretValue | HttpStepOutcome::Saved(_) => {
+            "success"
+        }
+        HttpStepOutcome::BadBody(_) => "bad_body",
+        HttpStepOutcome::Status(400..=499) => "http_4xx",
+        HttpStepOutcome::Status(500..=599) => "http_5xx",
+        HttpStepOutcome::Status(_) => "http_other",
+        HttpStepOutcome::Timeout => "timeout",
+        HttpStepOutcome::Connect(_) => "connect_error",
+        HttpStepOutcome::Other(_) => "error",
     }
 }

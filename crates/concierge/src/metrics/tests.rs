@@ -5,17 +5,20 @@ use concierge_b2bua::{CallRecord, SwitchStats};
 
 #[test]
 fn http_outcomes_are_a_fixed_set_whatever_the_api_said() {
-    assert_eq!(http_outcome(Some(200), "ok: true"), "success");
-    assert_eq!(http_outcome(Some(200), "ok: ***"), "success");
-    assert_eq!(
-        http_outcome(Some(200), "no value at customer.vip"),
-        "bad_body"
-    );
-    assert_eq!(http_outcome(Some(404), "HTTP 404"), "http_4xx");
-    assert_eq!(http_outcome(Some(503), "HTTP 503"), "http_5xx");
-    assert_eq!(http_outcome(None, "timeout"), "timeout");
-    assert_eq!(http_outcome(None, "connect: refused"), "connect_error");
-    assert_eq!(http_outcome(None, "tls handshake eof"), "error");
+    use HttpStepOutcome::*;
+    for (outcome, label) in [
+        (Value("true".into()), "success"),
+        (SecretValue, "success"),
+        (BadBody("no value at customer.vip".into()), "bad_body"),
+        (Status(404), "http_4xx"),
+        (Status(503), "http_5xx"),
+        (Status(302), "http_other"),
+        (Timeout, "timeout"),
+        (Connect("refused".into()), "connect_error"),
+        (Other("tls handshake eof".into()), "error"),
+    ] {
+        assert_eq!(http_outcome(&outcome), label, "{outcome:?}");
+    }
 }
 
 fn record() -> CallRecord {
@@ -27,7 +30,7 @@ fn record() -> CallRecord {
         call_id: "c1".into(),
         flow: Some("vip".into()),
         flow_version: Some("0123456789ab".into()),
-        outcome: "failed",
+        outcome: concierge_b2bua::Outcome::Failed,
         caller: "+46700000009".into(),
         verified: false,
         verstat: None,
@@ -43,7 +46,12 @@ fn record() -> CallRecord {
         transfer: Some(concierge_b2bua::TransferRecord {
             mode: concierge_b2bua::TransferMode::Refer,
             target: "sip:desk@example.com".into(),
-            result: "failed: 486 Busy Here".into(),
+            result: concierge_b2bua::TransferResult::Failed(
+                concierge_b2bua::TransferFailure::TargetRefused {
+                    status: concierge_sip::wire::StatusCode(486),
+                    reason: "Busy Here".into(),
+                },
+            ),
             started_ms: Some(9_500),
             relayed: None,
         }),
@@ -109,18 +117,18 @@ fn a_rendered_page_names_counters_with_total_in_both_formats() {
 
 #[test]
 fn cache_hits_are_counted_and_kept_out_of_the_latency_histogram() {
-    let lookup = |cache: Option<&'static str>, latency_ms| concierge_b2bua::HttpOutcome {
+    let lookup = |cache: Option<CacheUse>, latency_ms| concierge_b2bua::HttpOutcome {
         node: "lookup".into(),
         status: Some(200),
-        outcome: "ok: true".into(),
+        outcome: HttpStepOutcome::Value("true".into()),
         latency_ms,
         cache,
     };
     let m = Metrics::new();
     let mut r = record();
     r.http = vec![
-        lookup(Some("miss"), 120),
-        lookup(Some("hit"), 0),
+        lookup(Some(CacheUse::Miss), 120),
+        lookup(Some(CacheUse::Hit), 0),
         lookup(None, 80),
     ];
     m.observe_record(&r);

@@ -100,10 +100,56 @@ pub struct HttpStep {
     pub node: String,
     /// The response's status; `None` when there was no response.
     pub status: Option<u16>,
-    /// `ok: <value>` (`ok: ***` when saved to a secret variable), or why it failed.
-    pub outcome: String,
+    /// The value it gave, or why it failed.
+    pub outcome: HttpStepOutcome,
     /// As in [`HttpResponse::latency`]; zero without a response.
     pub latency: Duration,
-    /// `hit`, `miss` or `stale` when the node caches.
-    pub cache: Option<&'static str>,
+    /// How the lookup cache took part, when the node caches.
+    pub cache: Option<crate::CacheUse>,
+}
+
+/// How one HTTP exchange ended. Kept as what happened, so that a reader (the call record,
+/// a metric) decides without reading text back; [`std::fmt::Display`] gives the words the
+/// call record has always shown (`ok: true`, `ok: ***`, `HTTP 503`, `timeout`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpStepOutcome {
+    /// A 2xx whose value was saved: `ok: <value>`.
+    Value(String),
+    /// A 2xx whose value was saved to a secret variable: `ok: ***`.
+    SecretValue,
+    /// A 2xx whose values went only to the node's `save` variables (no `save_as`): `ok:
+    /// saved <names>`; the values are in the record's variables, redacted there as ever.
+    Saved(Vec<String>),
+    /// A 2xx whose body did not give the value (not JSON, nothing at the path): what was
+    /// wrong.
+    BadBody(String),
+    /// A response other than 2xx: `HTTP <status>`.
+    Status(u16),
+    /// No connection: `connect: <why>`.
+    Connect(String),
+    /// No response in time: `timeout`.
+    Timeout,
+    /// Anything else that kept a response from arriving: what it was.
+    Other(String),
+}
+
+impl HttpStepOutcome {
+    /// Whether the node took its `success` exit.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Value(_) | Self::SecretValue | Self::Saved(_))
+    }
+}
+
+impl std::fmt::Display for HttpStepOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Value(v) => write!(f, "ok: {v}"),
+            Self::SecretValue => f.write_str("ok: ***"),
+            Self::Saved(names) => write!(f, "ok: saved {}", names.join(", ")),
+            Self::BadBody(why) | Self::Other(why) => f.write_str(why),
+            Self::Status(s) => write!(f, "HTTP {s}"),
+            Self::Connect(e) => write!(f, "connect: {e}"),
+            Self::Timeout => f.write_str("timeout"),
+        }
+    }
 }

@@ -15,7 +15,9 @@ mod event;
 mod render;
 
 pub use action::{Action, CollectSpec, HttpRequest};
-pub use event::{Event, HttpFailure, HttpResponse, HttpStep, Step, TransferOutcome};
+pub use event::{
+    Event, HttpFailure, HttpResponse, HttpStep, HttpStepOutcome, Step, TransferOutcome,
+};
 
 /// A call's variables: strings by name (`system.caller`, `isVIPCustomer`, …).
 pub type Vars = BTreeMap<String, String>;
@@ -271,46 +273,51 @@ impl Run {
             Ok(r) => (Some(r.status), r.latency),
             Err(_) => (None, Duration::ZERO),
         };
-        let outcome: Result<Extracted, String> = match result {
-            // A shared cache's answer carries the values already found, and no body.
-            Ok(r) if (200..300).contains(&r.status) => match r.shared {
-                Some(shared) if json_path.is_some() && shared.value.is_none() => {
-                    Err("JSON path not found".to_string())
+        let (outcome, found) = match result {
+            Ok(r) if (200..300).contains(&r.status) => {
+                let found = match r.shared {
+                    // A shared cache's answer carries the values already found, and no body.
+                    Some(shared) if json_path.is_some() && shared.value.is_none() => {
+                        Err("JSON path not found".to_string())
+                    }
+                    Some(shared) => Ok(Extracted {
+                        value: shared.value.filter(|_| save_as.is_some()),
+                        saved: shared.saved,
+                    }),
+                    None => extract(&r.body, save_as.is_some(), json_path.as_ref(), save),
+                };
+                match found {
+                    Ok(found) => {
+                        let outcome = match (&found.value, save_as) {
+                            (Some(_), Some(name)) if self.is_secret(name) => {
+                                HttpStepOutcome::SecretValue
+                            }
+                            (Some(v), _) => HttpStepOutcome::Value(v.clone()),
+                            // Only `save`: its values are in the record's variables
+                            // (redacted there).
+                            (None, _) => HttpStepOutcome::Saved(
+                                found.saved.iter().map(|(k, _)| k.clone()).collect(),
+                            ),
+                        };
+                        (outcome, Some(found))
+                    }
+                    Err(why) => (HttpStepOutcome::BadBody(why), None),
                 }
-                Some(shared) => Ok(Extracted {
-                    value: shared.value.filter(|_| save_as.is_some()),
-                    saved: shared.saved,
-                }),
-                None => extract(&r.body, save_as.is_some(), json_path.as_ref(), save),
-            },
-            Ok(r) => Err(format!("HTTP {}", r.status)),
-            Err(HttpFailure::Connect(e)) => Err(format!("connect: {e}")),
-            Err(HttpFailure::Timeout) => Err("timeout".into()),
-            Err(HttpFailure::Other(e)) => Err(e),
+            }
+            Ok(r) => (HttpStepOutcome::Status(r.status), None),
+            Err(HttpFailure::Connect(e)) => (HttpStepOutcome::Connect(e), None),
+            Err(HttpFailure::Timeout) => (HttpStepOutcome::Timeout, None),
+            Err(HttpFailure::Other(e)) => (HttpStepOutcome::Other(e), None),
         };
-        let secret = save_as.as_deref().is_some_and(|s| self.is_secret(s));
         self.http.push(HttpStep {
             node: id.to_owned(),
             status,
-            outcome: match &outcome {
-                Ok(_) if secret => "ok: ***".into(),
-                Ok(Extracted { value: Some(v), .. }) => format!("ok: {v}"),
-                // Only `save`: its values are in the record's variables (redacted there).
-                Ok(Extracted { value: None, saved }) => format!(
-                    "ok: saved {}",
-                    saved
-                        .iter()
-                        .map(|(k, _)| k.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                Err(e) => e.clone(),
-            },
+            outcome,
             latency,
-            cache: self.cache_use.take().map(crate::CacheUse::as_str),
+            cache: self.cache_use.take(),
         });
-        match outcome {
-            Ok(Extracted { value, saved }) => {
+        match found {
+            Some(Extracted { value, saved }) => {
                 if let (Some(name), Some(value)) = (save_as, value) {
                     self.vars.insert(name.clone(), value);
                 }
@@ -318,7 +325,7 @@ impl Run {
                 self.attempts = 0;
                 self.follow("success", success)
             }
-            Err(why) => {
+            None => {
                 // Retry what may pass next time: no answer, or a server error.
                 let transient = status.is_none_or(|s| s >= 500);
                 if transient && self.attempts < *retries {
@@ -326,7 +333,9 @@ impl Run {
                     return self.http_action(id, node);
                 }
                 self.attempts = 0;
-                tracing::info!(node = %id, %why, "HTTP request failed");
+                if let Some(why) = self.http.last().map(|h| &h.outcome) {
+                    tracing::info!(node = %id, %why, "HTTP request failed");
+                }
                 self.follow("failure", failure)
             }
         }

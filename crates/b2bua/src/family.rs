@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use concierge_sip::wire::{SipUri, Transport};
 use concierge_sip::Peer;
 
-use super::Switch;
 use crate::config::SwitchConfig;
 
 /// Whether `ip` is a real IPv6 peer (not an IPv4 peer seen through a dual-stack socket).
@@ -16,27 +15,9 @@ fn is_v6(ip: IpAddr) -> bool {
     matches!(ip.to_canonical(), IpAddr::V6(_))
 }
 
-impl Switch {
-    /// Our media address for a session with `remote`.
-    pub(super) fn media_ip_for(&self, remote: IpAddr) -> IpAddr {
-        media_ip_for(&self.cfg, remote)
-    }
-
-    /// Our Contact for a dialog with `peer`.
-    pub(super) fn local_contact(&self, peer: Peer) -> SipUri {
-        local_contact(&self.cfg, peer)
-    }
-
-    /// Our Contact in the caller's dialog of call `id` (see [`uas_contact`]).
-    pub(super) fn uas_contact_of(&self, id: crate::output::CallRef) -> Option<SipUri> {
-        let call = self.calls.get(&id)?;
-        Some(uas_contact(&self.cfg, call.peer, &call.invite.uri))
-    }
-}
-
 /// Our Contact in a dialog the caller set up with `request_uri`: a SIPS URI when it dialled
 /// one over TLS (RFC 3261 §12.1.1), else [`local_contact`].
-pub(super) fn uas_contact(cfg: &SwitchConfig, peer: Peer, request_uri: &SipUri) -> SipUri {
+pub(crate) fn uas_contact(cfg: &SwitchConfig, peer: Peer, request_uri: &SipUri) -> SipUri {
     if peer.transport == Transport::Tls && request_uri.scheme().eq_ignore_ascii_case("sips") {
         let (host, port) = host_and_port(cfg, peer);
         return concierge_sip::dialog::sips_contact("concierge", host, port);
@@ -45,7 +26,7 @@ pub(super) fn uas_contact(cfg: &SwitchConfig, peer: Peer, request_uri: &SipUri) 
 }
 
 /// Our media address for a session with `remote` (usable while a call is borrowed).
-pub(super) fn media_ip_for(cfg: &SwitchConfig, remote: IpAddr) -> IpAddr {
+pub(crate) fn media_ip_for(cfg: &SwitchConfig, remote: IpAddr) -> IpAddr {
     match cfg.media_ip_v6 {
         Some(v6) if is_v6(remote) => v6,
         _ => cfg.media_ip,
@@ -54,7 +35,7 @@ pub(super) fn media_ip_for(cfg: &SwitchConfig, remote: IpAddr) -> IpAddr {
 
 /// Our Contact for a dialog with `peer`: the advertised address of its family, the port
 /// of its transport, `;transport=tcp` over TCP and `;transport=tls` over TLS.
-pub(super) fn local_contact(cfg: &SwitchConfig, peer: Peer) -> SipUri {
+pub(crate) fn local_contact(cfg: &SwitchConfig, peer: Peer) -> SipUri {
     let (host, port) = host_and_port(cfg, peer);
     concierge_sip::dialog::local_contact("concierge", host, port, peer.transport)
 }

@@ -1,0 +1,166 @@
+//! How the switch finds what an input is for: by dialog, by the caller's INVITE
+//! transaction, by a client transaction of ours, by RTP port, by Call-ID, by name lookup.
+//! A call changes its own entries only through its [`crate::call::Cx`] (collected as
+//! [`Change`]s, applied under its id once it returns); when it leaves, every key it could
+//! hold is removed — those that still lead to it — so no entry outlives its call.
+
+use std::collections::HashMap;
+
+use concierge_sip::dialog::DialogId;
+use concierge_sip::transaction::TsxKey;
+
+use crate::output::{CallRef, ResolveId};
+
+/// One way to find a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Key {
+    /// A dialog of one of the call's legs (early or confirmed).
+    Dialog(DialogId),
+    /// The caller's INVITE server transaction (CANCEL, Timer H).
+    Invite(TsxKey),
+    /// A client transaction of ours (REFER, BYE, a refresh, a bridge leg's INVITE).
+    Request(TsxKey),
+    /// An RTP port of one of the call's legs.
+    Port(u16),
+    /// A Call-ID of one of the call's legs: an INVITE with it is not a new call.
+    CallId(Vec<u8>),
+    /// A name lookup the call waits for.
+    Resolve(ResolveId),
+}
+
+/// What a call did to its own index entries while it ran.
+#[derive(Debug)]
+pub(crate) enum Change {
+    Add(Key),
+    Remove(Key),
+}
+
+/// Who a client transaction or a name lookup belongs to. Calls only, for now: a trunk's
+/// REGISTER client would be another owner, its responses routed by the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    Call(CallRef),
+}
+
+/// The switch's lookup tables.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    dialogs: HashMap<DialogId, CallRef>,
+    invites: HashMap<TsxKey, CallRef>,
+    requests: HashMap<TsxKey, Owner>,
+    ports: HashMap<u16, CallRef>,
+    call_ids: HashMap<Vec<u8>, CallRef>,
+    resolves: HashMap<ResolveId, Owner>,
+}
+
+impl Index {
+    pub(crate) fn dialog(&self, id: &DialogId) -> Option<CallRef> {
+        self.dialogs.get(id).copied()
+    }
+
+    pub(crate) fn invite(&self, key: &TsxKey) -> Option<CallRef> {
+        self.invites.get(key).copied()
+    }
+
+    pub(crate) fn request(&self, key: &TsxKey) -> Option<Owner> {
+        self.requests.get(key).copied()
+    }
+
+    pub(crate) fn port(&self, port: u16) -> Option<CallRef> {
+        self.ports.get(&port).copied()
+    }
+
+    pub(crate) fn call_id(&self, call_id: &[u8]) -> Option<CallRef> {
+        self.call_ids.get(call_id).copied()
+    }
+
+    pub(crate) fn resolve(&self, id: ResolveId) -> Option<Owner> {
+        self.resolves.get(&id).copied()
+    }
+
+    /// Applies what call `id` changed, in order.
+    pub(crate) fn apply(&mut self, id: CallRef, changes: impl Iterator<Item = Change>) {
+        for change in changes {
+            match change {
+                Change::Add(key) => self.add(id, key),
+                Change::Remove(key) => self.remove(id, key),
+            }
+        }
+    }
+
+    /// Call `id` left: every one of `keys` that still leads to it goes.
+    pub(crate) fn forget(&mut self, id: CallRef, keys: impl Iterator<Item = Key>) {
+        for key in keys {
+            self.remove(id, key);
+        }
+    }
+
+    fn add(&mut self, id: CallRef, key: Key) {
+        let owner = Owner::Call(id);
+        match key {
+            Key::Dialog(d) => _ = self.dialogs.insert(d, id),
+            Key::Invite(k) => _ = self.invites.insert(k, id),
+            Key::Request(k) => _ = self.requests.insert(k, owner),
+            Key::Port(p) => _ = self.ports.insert(p, id),
+            Key::CallId(c) => _ = self.call_ids.insert(c, id),
+            Key::Resolve(r) => _ = self.resolves.insert(r, owner),
+        }
+    }
+
+    /// Removes `key` if it leads to call `id` (a port or a Call-ID may have passed to
+    /// another call since).
+    fn remove(&mut self, id: CallRef, key: Key) {
+        let owner = Owner::Call(id);
+        match key {
+            Key::Dialog(d) => remove_if(&mut self.dialogs, &d, &id),
+            Key::Invite(k) => remove_if(&mut self.invites, &k, &id),
+            Key::Request(k) => remove_if(&mut self.requests, &k, &owner),
+            Key::Port(p) => remove_if(&mut self.ports, &p, &id),
+            Key::CallId(c) => remove_if(&mut self.call_ids, &c, &id),
+            Key::Resolve(r) => remove_if(&mut self.resolves, &r, &owner),
+        }
+    }
+}
+
+fn remove_if<K: std::hash::Hash + Eq, V: PartialEq>(map: &mut HashMap<K, V>, key: &K, value: &V) {
+    if map.get(key) == Some(value) {
+        map.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_removes_only_the_keys_that_still_lead_to_it() {
+        let (a, b) = (CallRef(1), CallRef(2));
+        let mut index = Index::default();
+        index.apply(a, [Change::Add(Key::Port(10_000))].into_iter());
+        // The port went back to the pool and on to call b; a's leaving must not take it.
+        index.apply(b, [Change::Add(Key::Port(10_000))].into_iter());
+        index.forget(a, [Key::Port(10_000)].into_iter());
+        assert_eq!(index.port(10_000), Some(b));
+        index.apply(b, [Change::Remove(Key::Port(10_000))].into_iter());
+        assert_eq!(index.port(10_000), None);
+    }
+
+    #[test]
+    fn changes_apply_in_the_order_the_call_made_them() {
+        let id = CallRef(7);
+        let mut index = Index::default();
+        let call_id = b"c1".to_vec();
+        index.apply(
+            id,
+            [
+                Change::Add(Key::CallId(call_id.clone())),
+                Change::Remove(Key::CallId(call_id.clone())),
+                Change::Add(Key::CallId(call_id)),
+                Change::Add(Key::Resolve(ResolveId(3))),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(index.call_id(b"c1"), Some(id));
+        assert_eq!(index.resolve(ResolveId(3)), Some(Owner::Call(id)));
+    }
+}
