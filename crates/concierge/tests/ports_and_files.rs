@@ -6,7 +6,7 @@ mod common;
 
 use std::net::{TcpListener, UdpSocket};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{header, path_of, wait_record, RawCall, Server};
 
@@ -75,13 +75,9 @@ fn run_until_exit(args: &[&str]) -> (bool, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("concierge run did not stop on a busy port");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if common::poll(common::PATIENCE, || child.try_wait().unwrap()).is_none() {
+        let _ = child.kill();
+        panic!("concierge run did not stop on a busy port");
     }
     let out = child.wait_with_output().unwrap();
     (
