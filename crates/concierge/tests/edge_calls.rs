@@ -67,6 +67,7 @@ fn seq_of(packet: &[u8]) -> u16 {
 
 /// Reads `sock` until the server's RTP arrives on it, sent after the packet numbered
 /// `after` when one is given; returns the sequence number of what arrived.
+#[track_caller]
 fn rtp_after(sock: &UdpSocket, after: Option<u16>) -> u16 {
     let deadline = Instant::now() + PATIENCE;
     let mut buf = [0u8; 2048];

@@ -48,6 +48,7 @@ fn multi_byte_messages() -> Vec<Vec<u8>> {
 
 /// Waits until the server has closed `conn`, whose sending side the client closed: it
 /// has read everything sent on it.
+#[track_caller]
 fn wait_closed_by_server(mut conn: &TcpStream) {
     conn.set_read_timeout(Some(PATIENCE)).expect("read timeout");
     let mut buf = [0u8; 4096];

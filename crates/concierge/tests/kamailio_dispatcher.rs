@@ -58,6 +58,7 @@ fn report(run: &SippRun, kamailio: &Kamailio, servers: &[&Server]) -> String {
 const CONFIRMED: &str = "call confirmed by ACK";
 
 /// Waits until `calls` calls are up across `servers` (each holds its calls for a while).
+#[track_caller]
 fn wait_calls_up(servers: &[&Server], calls: usize) {
     wait_until(PATIENCE, format_args!("{calls} calls up"), || {
         let up: Vec<usize> = servers
@@ -73,6 +74,7 @@ fn wait_calls_up(servers: &[&Server], calls: usize) {
 }
 
 /// The records of both instances once there are `n` between them.
+#[track_caller]
 fn records_of_both(
     a: &Server,
     b: &Server,

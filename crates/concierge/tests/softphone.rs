@@ -14,6 +14,7 @@ use common::{path_of, start_vip, wait_until, Server, PATIENCE};
 static ONE_PHONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The record of the call to `called`, once it is written.
+#[track_caller]
 fn record_of_call_to(server: &Server, called: &str) -> serde_json::Value {
     wait_until(
         PATIENCE,

@@ -24,6 +24,7 @@ pub fn loud_frame(prompt: &str) -> Vec<u8> {
 impl RawCall {
     /// Waits for the server's next RTP packet to this caller; returns where it came from
     /// and its length.
+    #[track_caller]
     pub fn wait_rtp(&self) -> (SocketAddr, usize) {
         let mut buf = [0u8; 2048];
         self.rtp
@@ -38,11 +39,13 @@ impl RawCall {
 
     /// Waits until the server's RTP carries `prompt` (see [`loud_frame`]): the flow is at
     /// the node that plays it. Earlier audio is read and passed over.
+    #[track_caller]
     pub fn wait_prompt(&self, prompt: &str) {
         self.wait_prompt_within(prompt, PATIENCE);
     }
 
     /// As [`Self::wait_prompt`], with a deadline of its own.
+    #[track_caller]
     pub fn wait_prompt_within(&self, prompt: &str, within: Duration) {
         let frame = loud_frame(prompt);
         let deadline = Instant::now() + within;

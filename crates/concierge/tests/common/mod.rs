@@ -310,11 +310,13 @@ impl Server {
     }
 
     /// Waits for the log to contain `needle`; returns the log.
+    #[track_caller]
     pub fn wait_log(&self, needle: &str) -> String {
         self.wait_log_count(needle, 1)
     }
 
     /// Waits for `needle` to be in the log at least `n` times; returns the log.
+    #[track_caller]
     pub fn wait_log_count(&self, needle: &str, n: usize) -> String {
         wait_until(
             PATIENCE,
@@ -333,6 +335,7 @@ impl Server {
 
     /// Waits until the call `call_id` is confirmed by the caller's ACK (its log line):
     /// the dialog is up and the flow runs.
+    #[track_caller]
     pub fn wait_confirmed(&self, call_id: &str) {
         self.wait_log(&format!("call_id={call_id}}}: call confirmed by ACK"));
     }
@@ -607,6 +610,7 @@ pub fn start_vip_env(
 }
 
 /// The only record, once the server wrote it (records land when a call ends).
+#[track_caller]
 pub fn wait_record(server: &Server, call_id: &str) -> serde_json::Value {
     wait_until(PATIENCE, format_args!("the record of {call_id}"), || {
         let records = server.records();
@@ -622,12 +626,14 @@ pub fn wait_record(server: &Server, call_id: &str) -> serde_json::Value {
 
 /// The records once at least `n` are written: a peer that has finished (SIPp exits after
 /// its last 200) may be ahead of the server, which writes a record when it sees the end.
+#[track_caller]
 pub fn wait_records(server: &Server, n: usize) -> Vec<serde_json::Value> {
     wait_records_within(server, n, PATIENCE)
 }
 
 /// As [`wait_records`], for runs whose last calls may take longer than [`PATIENCE`] to
 /// end (lost packets, retransmission timers).
+#[track_caller]
 pub fn wait_records_within(server: &Server, n: usize, within: Duration) -> Vec<serde_json::Value> {
     wait_until(within, format_args!("{n} call record(s)"), || {
         let records = server.records();

@@ -89,6 +89,7 @@ pub fn metrics_on(port: u16) -> String {
 
 /// Waits until `series` on the `/metrics` page at `port` has a value `want` accepts, and
 /// returns it; a timeout shows the last value seen.
+#[track_caller]
 pub fn wait_metric(port: u16, series: &str, want: impl Fn(f64) -> bool) -> f64 {
     wait_until(
         PATIENCE,

@@ -36,6 +36,7 @@ pub fn poll<T>(within: Duration, mut probe: impl FnMut() -> Option<T>) -> Option
 /// Waits until `probe` gives `Ok`, and returns its value. `Err` says what the probe sees
 /// instead (a record count, a log tail, a metric's value); when `within` passes, the test
 /// fails naming `what` it waited for and the last thing seen.
+#[track_caller]
 pub fn wait_until<T, S: Display>(
     within: Duration,
     what: impl Display,
