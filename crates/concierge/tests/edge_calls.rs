@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::ops::{metrics_on, wait_metric};
 use common::{
-    assert_sipp_ok, collect, free_port, options_request, rand_token, scenario, sipp, start_vip,
-    udp_exchange, wait_record, wait_records, wait_until, RawCall, Server, PATIENCE,
+    assert_sipp_ok, collect, free_port, options_request, rand_token, recv_until, scenario, sipp,
+    start_vip, udp_exchange, wait_record, wait_records, wait_until, RawCall, Server, PATIENCE,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -69,29 +69,19 @@ fn seq_of(packet: &[u8]) -> u16 {
 /// `after` when one is given; returns the sequence number of what arrived.
 #[track_caller]
 fn rtp_after(sock: &UdpSocket, after: Option<u16>) -> u16 {
-    let deadline = Instant::now() + PATIENCE;
-    let mut buf = [0u8; 2048];
     let mut older = 0;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "no RTP after packet {after:?} within {PATIENCE:?} ({older} older ones)"
-        );
-        sock.set_read_timeout(Some(left)).expect("read timeout");
-        let Ok((n, _)) = sock.recv_from(&mut buf) else {
-            continue;
-        };
-        if n < 12 {
-            continue;
-        }
-        let seq = seq_of(&buf);
+    recv_until(sock, PATIENCE, |packet| {
+        let seq = seq_of(packet.get(..12)?);
         // Later in the stream (sequence numbers wrap).
         if after.is_none_or(|a| (seq.wrapping_sub(a) as i16) > 0) {
-            return seq;
+            return Some(seq);
         }
         older += 1;
-    }
+        None
+    })
+    .unwrap_or_else(|| {
+        panic!("no RTP after packet {after:?} within {PATIENCE:?} ({older} older ones)")
+    })
 }
 
 #[test]

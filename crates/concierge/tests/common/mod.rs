@@ -13,7 +13,7 @@ pub mod wait;
 #[allow(unused_imports)]
 pub use proxy::pjsua2_python;
 #[allow(unused_imports)]
-pub use wait::{poll, wait_until, PATIENCE};
+pub use wait::{poll, recv_until, wait_until, PATIENCE};
 
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -460,37 +460,21 @@ pub fn udp_request(
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     sock.send_to(message.as_bytes(), ("127.0.0.1", port))
         .expect("send");
-    let deadline = Instant::now() + within;
-    let mut buf = [0u8; 65_536];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        sock.set_read_timeout(Some(left)).expect("timeout");
-        let (n, _) = sock.recv_from(&mut buf).ok()?;
-        let reply = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if wanted(&reply) {
-            return Some(reply);
-        }
-    }
+    recv_until(&sock, within, |bytes| {
+        let reply = String::from_utf8_lossy(bytes).into_owned();
+        wanted(&reply).then_some(reply)
+    })
 }
 
+/// Every datagram `sock` receives for `wait` (a window in which the test watches what
+/// comes, or that nothing does).
 pub fn collect(sock: &UdpSocket, wait: Duration) -> Vec<String> {
-    let deadline = Instant::now() + wait;
     let mut replies = Vec::new();
-    let mut buf = [0u8; 65_536];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return replies;
-        }
-        sock.set_read_timeout(Some(left)).expect("timeout");
-        match sock.recv_from(&mut buf) {
-            Ok((n, _)) => replies.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
-            Err(_) => return replies,
-        }
-    }
+    recv_until(sock, wait, |bytes| {
+        replies.push(String::from_utf8_lossy(bytes).into_owned());
+        None::<()>
+    });
+    replies
 }
 
 /// A raw SIP caller on its own UDP socket, for tests that need exact control.

@@ -6,6 +6,7 @@
 //! as the event takes, because the interval between looks is short.
 
 use std::fmt::Display;
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 /// How often a wait looks again.
@@ -27,8 +28,8 @@ pub fn poll<T>(within: Duration, mut probe: impl FnMut() -> Option<T>) -> Option
         if Instant::now() >= deadline {
             return None;
         }
-        // The interval between two looks at the observed state; the one sleep every
-        // wait in the suite is built on.
+        // The interval between two looks at the observed state: the one sleep that every
+        // polling wait in the suite is built on.
         std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
     }
 }
@@ -56,5 +57,30 @@ pub fn wait_until<T, S: Display>(
             "waited {within:?} for {what}; last seen:\n{}",
             last.map(|s| s.to_string()).unwrap_or_default()
         ),
+    }
+}
+
+/// Reads datagrams from `sock` as they come, for at most `within`, until `wanted` takes
+/// one (it sees each one's bytes); `None` when none was taken in time. Blocking reads,
+/// no polling: it returns the moment the datagram it waits for arrives.
+pub fn recv_until<T>(
+    sock: &UdpSocket,
+    within: Duration,
+    mut wanted: impl FnMut(&[u8]) -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 65_536];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        sock.set_read_timeout(Some(left)).expect("read timeout");
+        // An error is the timeout, or an ICMP error from an earlier send: look again.
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            if let Some(value) = wanted(&buf[..n]) {
+                return Some(value);
+            }
+        }
     }
 }
