@@ -435,7 +435,7 @@ fn refer_refused_with_405_falls_back_to_a_bridge_with_rtp_both_ways() {
     let queue = std::process::Command::new("sipp")
         .args(["-sf", &common::scenario("queue_uas.xml")])
         .args(["-i", "127.0.0.1", "-p", &queue_port.to_string()])
-        .args(["-mp", &common::free_port().to_string(), "-rtp_echo"])
+        .args(["-mp", &common::sipp_media_port().to_string(), "-rtp_echo"])
         .args(["-m", "1", "-nostdin", "-timeout", "40", "-timeout_error"])
         .args(["-trace_err", "-trace_screen"])
         .current_dir(&queue_dir)

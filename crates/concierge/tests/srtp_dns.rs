@@ -184,7 +184,7 @@ fn a_bridge_to_a_name_follows_naptr_and_srv_and_fails_over_to_the_second_target(
     let queue = Command::new("sipp")
         .args(["-sf", &scenario("queue_uas.xml")])
         .args(["-i", "127.0.0.1", "-p", &queue_port.to_string()])
-        .args(["-mp", &free_port().to_string(), "-rtp_echo"])
+        .args(["-mp", &common::sipp_media_port().to_string(), "-rtp_echo"])
         .args(["-m", "1", "-nostdin", "-timeout", "40", "-timeout_error"])
         .args(["-trace_err", "-trace_screen"])
         .current_dir(&queue_dir)

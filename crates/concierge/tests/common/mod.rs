@@ -374,7 +374,7 @@ pub fn sipp(server: &Server, args: &[&str]) -> Output {
             "-trace_screen",
             // Each run gets its own media port: SIPp's default (6000) clashes between tests.
             "-mp",
-            &free_port().to_string(),
+            &sipp_media_port().to_string(),
         ])
         .arg(&target)
         .current_dir(&dir)
@@ -858,6 +858,13 @@ pub fn concierge_in(cwd: &Path, args: &[&str]) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
+}
+
+/// A port for SIPp's `-mp`: it binds that one for audio and the one two up for video,
+/// so all four from it must be free (a free port alone lost runs to "Unable to bind
+/// video RTP socket" on a busy machine).
+pub fn sipp_media_port() -> u16 {
+    free_rtp_range(4).0
 }
 
 /// A free even port with the next one free too, as the start of a small RTP range.

@@ -35,7 +35,7 @@ pub fn sipp_from(local_port: u16, target: u16, args: &[&str]) -> SippRun {
             "-stf",
             "stat.csv",
         ])
-        .args(["-mp", &free_port().to_string()])
+        .args(["-mp", &super::sipp_media_port().to_string()])
         .arg(format!("127.0.0.1:{target}"))
         .current_dir(&dir)
         .output()
