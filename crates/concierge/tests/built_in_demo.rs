@@ -6,9 +6,9 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{header, options_request, udp_exchange, RawCall};
+use common::{header, udp_options_answered, wait_until, RawCall, PATIENCE};
 
 struct Demo(Child);
 
@@ -45,25 +45,20 @@ fn run_with_no_files_at_all_serves_the_built_in_demo() {
             .unwrap(),
     );
     let server_log = || std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let replies = udp_exchange(
-            sip_port,
-            &options_request(sip_port),
-            Duration::from_millis(300),
-        );
-        if replies.iter().any(|r| r.starts_with("SIP/2.0 200")) {
-            break;
-        }
-        if let Ok(Some(status)) = demo.0.try_wait() {
-            panic!("the demo exited ({status})\n{}", server_log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no answer on {sip_port}\n{}",
-            server_log()
-        );
-    }
+    wait_until(
+        PATIENCE,
+        format_args!("an answer to OPTIONS on {sip_port}"),
+        || {
+            if let Ok(Some(status)) = demo.0.try_wait() {
+                panic!("the demo exited ({status})\n{}", server_log());
+            }
+            if udp_options_answered(sip_port, Duration::from_millis(300)) {
+                Ok(())
+            } else {
+                Err(server_log())
+            }
+        },
+    );
     assert!(
         server_log().contains("running the built-in demo"),
         "{}",
@@ -86,15 +81,13 @@ fn run_with_no_files_at_all_serves_the_built_in_demo() {
     call.sip.expect("SIP/2.0 200", Duration::from_secs(10));
 
     // Its call record, in the working directory as the built-in config says.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let record = loop {
+    let record = wait_until(PATIENCE, "the call's record in calls.jsonl", || {
         let text = std::fs::read_to_string(dir.join("calls.jsonl")).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains("builtin-demo-1")) {
-            break serde_json::from_str::<serde_json::Value>(line).unwrap();
+        match text.lines().find(|l| l.contains("builtin-demo-1")) {
+            Some(line) => Ok(serde_json::from_str::<serde_json::Value>(line).unwrap()),
+            None => Err(server_log()),
         }
-        assert!(Instant::now() < deadline, "no record\n{}", server_log());
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    });
     assert_eq!(record["http"][0]["status"], 200, "{record}");
     assert_eq!(record["caller"], "+46706170786");
     // The start-up summary names what runs and where.

@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use common::http_stub::{Reply, Stub};
 use common::{
     assert_sipp_ok, free_port, path_of, scenario, sipp, start_vip, tail, wait_record, RawCall,
 };
@@ -130,31 +129,22 @@ fn api_down_goes_to_the_keypad() {
     assert!(path_of(&rec).contains(&"lookup:failure".to_string()));
 }
 
-/// An HTTP server that accepts and says nothing for `silence`.
-fn slow_api(silence: Duration) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut s = stream;
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf);
-                std::thread::sleep(silence);
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 41\r\n\r\n{\"customer\":{\"hasVIPMembership\":true}}  ");
-            });
-        }
-    });
-    port
+/// An HTTP server that takes every request and says nothing for `silence`, then that
+/// the caller is a VIP.
+fn slow_api(silence: Duration) -> Stub {
+    Stub::start(move |_| Reply {
+        delay: silence,
+        ..Reply::json(200, r#"{"customer":{"hasVIPMembership":true}}"#)
+    })
 }
 
 #[test]
 fn slow_api_times_out_to_the_keypad() {
-    let port = slow_api(Duration::from_secs(5));
+    let api = slow_api(Duration::from_secs(5));
     let server = start_vip(
         "api-slow",
-        move |f| {
-            f.replace("CRM", &format!("http://127.0.0.1:{port}"))
+        |f| {
+            f.replace("CRM", &api.url())
                 .replace("timeout_ms = 3000", "timeout_ms = 800")
         },
         "",
@@ -328,6 +318,7 @@ fn inband_dtmf_tones_are_collected_when_no_telephone_event_was_offered() {
     let media = call.answer_and_ack();
     for p in tone_packets("101010") {
         call.rtp.send_to(&p, media).unwrap();
+        // Audio at a phone's pace, one 20 ms packet every 20 ms (pacing the peer).
         std::thread::sleep(Duration::from_millis(20));
     }
     let refer = call.sip.expect("REFER ", Duration::from_secs(20));
@@ -361,7 +352,7 @@ fn caller_hanging_up_is_recorded_where_it_happened() {
     let server = start_vip("hangup-welcome", |f| f, "");
     let mut call = RawCall::invite(server.port, "+46700000009", "hw1", "0 101");
     call.answer_and_ack();
-    std::thread::sleep(Duration::from_millis(300));
+    call.wait_prompt("welcome");
     call.bye();
     let rec = wait_record(&server, "hw1");
     assert_eq!(rec["ended_by"], "caller");
@@ -370,9 +361,10 @@ fn caller_hanging_up_is_recorded_where_it_happened() {
     // During digit entry.
     let mut call = RawCall::invite(server.port, "+46700000009", "hd1", "0 101");
     call.answer_and_ack();
-    std::thread::sleep(Duration::from_millis(5000));
+    // The welcome played out and the keypad asks for the code; one key of it.
+    call.wait_prompt("enter_code");
     call.request("INFO", 0, "Content-Type: application/dtmf\r\n", "1");
-    std::thread::sleep(Duration::from_millis(300));
+    call.sip.expect("SIP/2.0 200", WAIT);
     call.bye();
     let rec = wait_record(&server, "hd1");
     assert_eq!(
@@ -384,15 +376,11 @@ fn caller_hanging_up_is_recorded_where_it_happened() {
 
     // While the HTTP lookup is in flight: the lookup comes first, and the comfort audio
     // answers the call after 1 s; hang up during it, before the 3 s timeout.
-    let port = slow_api(Duration::from_secs(15));
-    let server = start_vip(
-        "hangup-http",
-        move |f| f.replace("CRM", &format!("http://127.0.0.1:{port}")),
-        "",
-    );
+    let api = slow_api(Duration::from_secs(15));
+    let server = start_vip("hangup-http", |f| f.replace("CRM", &api.url()), "");
     let mut call = RawCall::invite(server.port, "+46700000009", "hh1", "0 101");
     call.answer_and_ack();
-    std::thread::sleep(Duration::from_millis(500));
+    call.wait_prompt("one_moment");
     call.bye();
     let rec = wait_record(&server, "hh1");
     assert_eq!(
@@ -447,7 +435,7 @@ fn refer_refused_with_405_falls_back_to_a_bridge_with_rtp_both_ways() {
     let queue = std::process::Command::new("sipp")
         .args(["-sf", &common::scenario("queue_uas.xml")])
         .args(["-i", "127.0.0.1", "-p", &queue_port.to_string()])
-        .args(["-mp", &common::free_port().to_string(), "-rtp_echo"])
+        .args(["-mp", &common::sipp_media_port().to_string(), "-rtp_echo"])
         .args(["-m", "1", "-nostdin", "-timeout", "40", "-timeout_error"])
         .args(["-trace_err", "-trace_screen"])
         .current_dir(&queue_dir)
@@ -519,30 +507,8 @@ fn a_caller_that_refuses_refer_is_bridged_to_the_built_in_vip_desk() {
     let refer = call.sip.expect("REFER ", Duration::from_secs(20));
     call.reply(&refer, 405);
 
-    let desk =
-        concierge_prompts::load_wav(&common::repo_root().join("prompts/vip_desk.wav")).unwrap();
-    // A loud frame of the greeting, µ-law encoded as the desk sends it.
-    let loud = (0..desk.len() / 160)
-        .find(|i| desk[i * 160..(i + 1) * 160].iter().any(|s| s.abs() > 8000))
-        .expect("the greeting has speech");
-    let frame: Vec<u8> = desk[loud * 160..(loud + 1) * 160]
-        .iter()
-        .map(|s| audio_codec_algorithms::encode_ulaw(*s))
-        .collect();
-    call.rtp
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap();
-    let mut buf = [0u8; 2048];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut heard = false;
-    while Instant::now() < deadline && !heard {
-        let (n, _) = call
-            .rtp
-            .recv_from(&mut buf)
-            .expect("RTP through the bridge");
-        heard = n == 172 && buf[12..172] == frame[..];
-    }
-    assert!(heard, "the desk's greeting reached the caller");
+    // The desk's greeting reaches the caller through the relay.
+    call.wait_prompt("vip_desk");
 
     let bye = call.sip.expect("BYE ", Duration::from_secs(15));
     call.reply(&bye, 200);

@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::proxy::{sipp_from, Kamailio, SippRun};
-use common::{free_port, scenario, Server};
+use common::{free_port, scenario, wait_records, wait_until, Server, PATIENCE};
 
 /// An instance named `name` (plain answer-and-hold, no flow).
 fn instance(name: &str) -> Server {
@@ -54,16 +54,40 @@ fn report(run: &SippRun, kamailio: &Kamailio, servers: &[&Server]) -> String {
     s
 }
 
-/// The records of `server` once they stop changing for a moment.
-fn settled_records(server: &Server, at_least: usize) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let records = server.records();
-        if records.len() >= at_least || Instant::now() > deadline {
-            return records;
+/// The log line of a call set up on an instance (the ACK came, the call is up).
+const CONFIRMED: &str = "call confirmed by ACK";
+
+/// Waits until `calls` calls are up across `servers` (each holds its calls for a while).
+#[track_caller]
+fn wait_calls_up(servers: &[&Server], calls: usize) {
+    wait_until(PATIENCE, format_args!("{calls} calls up"), || {
+        let up: Vec<usize> = servers
+            .iter()
+            .map(|s| s.log().matches(CONFIRMED).count())
+            .collect();
+        if up.iter().sum::<usize>() >= calls {
+            Ok(())
+        } else {
+            Err(format!("calls up per instance: {up:?}"))
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
+}
+
+/// The records of both instances once there are `n` between them.
+#[track_caller]
+fn records_of_both(
+    a: &Server,
+    b: &Server,
+    n: usize,
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    wait_until(PATIENCE, format_args!("{n} records on a and b"), || {
+        let (ra, rb) = (a.records(), b.records());
+        if ra.len() + rb.len() >= n {
+            Ok((ra, rb))
+        } else {
+            Err(format!("{} on a, {} on b", ra.len(), rb.len()))
+        }
+    })
 }
 
 #[test]
@@ -76,7 +100,7 @@ fn calls_through_kamailio_spread_over_both_instances_and_all_complete() {
         "{}",
         report(&run, &kamailio, &[&a, &b])
     );
-    let (ra, rb) = (settled_records(&a, 5), settled_records(&b, 5));
+    let (ra, rb) = records_of_both(&a, &b, 10);
     assert_eq!(ra.len() + rb.len(), 10);
     assert!(
         !ra.is_empty() && !rb.is_empty(),
@@ -106,15 +130,17 @@ fn calls_through_kamailio_spread_over_both_instances_and_all_complete() {
 fn kill_9_of_one_instance_loses_only_its_calls_in_progress_and_new_calls_go_to_the_other() {
     let (a, b) = (instance("a"), instance("b"));
     let kamailio = Kamailio::start(&[a.port, b.port], 1);
-    // Ten calls of 4 s, all set up within a second, alternating between the instances.
+    // Ten calls of 4 s, all set up within a second, alternating between the instances;
+    // a dies while they are all up.
     let long = std::thread::scope(|s| {
         let k = &kamailio;
         let long = s.spawn(move || calls_through(k, 10, 10, 4000));
-        std::thread::sleep(Duration::from_millis(2000));
+        wait_calls_up(&[&a, &b], 10);
         a.signal("-KILL");
         long.join().expect("SIPp thread")
     });
-    let rb = settled_records(&b, 5);
+    // A record for each call on b that SIPp saw complete.
+    let rb = wait_records(&b, long.successful as usize);
     assert_eq!(
         long.successful + long.failed,
         10,
@@ -140,7 +166,7 @@ fn kill_9_of_one_instance_loses_only_its_calls_in_progress_and_new_calls_go_to_t
         "{}",
         report(&after, &kamailio, &[&b])
     );
-    assert_eq!(settled_records(&b, rb.len() + 6).len(), rb.len() + 6);
+    assert_eq!(wait_records(&b, rb.len() + 6).len(), rb.len() + 6);
 }
 
 #[test]
@@ -150,9 +176,10 @@ fn sigterm_of_one_instance_loses_no_call() {
     let (long, more) = std::thread::scope(|s| {
         let k = &kamailio;
         let long = s.spawn(move || calls_through(k, 10, 10, 3000));
-        std::thread::sleep(Duration::from_millis(1500));
+        // Told to stop while all ten calls are up.
+        wait_calls_up(&[&a, &b], 10);
         a.signal("-TERM");
-        std::thread::sleep(Duration::from_millis(200));
+        a.wait_log("draining: new calls get 503");
         // Draining with calls in progress: a's answer to a probe is 503 (issue 9).
         let probe = common::udp_exchange(
             a.port,
@@ -185,7 +212,8 @@ fn sigterm_of_one_instance_loses_no_call() {
         Some(true),
         "a exits once drained"
     );
-    let (ra, rb) = (a.records(), settled_records(&b, 20 - a.records().len()));
+    let ra = a.records();
+    let rb = wait_records(&b, 20 - ra.len());
     assert!(!ra.is_empty(), "a had calls when it was told to stop");
     assert!(ra.iter().all(|r| r["reason"] == "hung up"), "{ra:?}");
     assert_eq!(ra.len() + rb.len(), 20, "every call has exactly one record");

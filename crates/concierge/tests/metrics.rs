@@ -7,13 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::ops::{eventually, http, metric, metric_sum, promtool_check, scrape};
-use common::{assert_sipp_ok, free_port, scenario, sipp, start_vip, wait_records, RawCall};
-
-/// The `[metrics]` lines for a listener on `port`.
-fn metrics_on(port: u16) -> String {
-    format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n")
-}
+use common::ops::{http, metric, metric_sum, metrics_on, promtool_check, scrape, wait_metric};
+use common::{
+    assert_sipp_ok, free_port, scenario, sipp, start_vip, wait_records, wait_until, RawCall,
+    PATIENCE,
+};
 
 /// Runs a SIPp caller scenario from `caller` to completion.
 fn call(server: &common::Server, file: &str, caller: &str) {
@@ -226,19 +224,23 @@ fn refusals_are_counted_by_reason_and_healthz_is_503_while_draining() {
     // An unknown number waits at the keypad: one call in progress.
     let mut held = RawCall::invite(server.port, "+46700000009", "held-1", "0 101");
     held.answer_and_ack();
-    eventually(Duration::from_secs(5), "one call in progress", || {
-        metric(&scrape(port), "concierge_calls_in_progress") == Some(1.0)
-    });
+    wait_metric(port, "concierge_calls_in_progress", |n| n == 1.0);
     let full = RawCall::invite(server.port, "+46700000001", "full-1", "0");
     full.sip.expect("SIP/2.0 503", Duration::from_secs(5));
     let flood = RawCall::invite(server.port, "+46700000003", "flood-1", "0");
     flood.sip.expect("SIP/2.0 503", Duration::from_secs(5));
-    // A token for the next INVITE, which then meets the drain.
+    // A token for the next INVITE, which then meets the drain: the rate limiter refills
+    // one a second, and nothing but time refills it (a sleep that is part of the test).
     std::thread::sleep(Duration::from_millis(1100));
 
     server.signal("-TERM");
-    eventually(Duration::from_secs(5), "healthz 503", || {
-        http(port, "GET", "/healthz") == (503, "draining\n".into())
+    wait_until(PATIENCE, "/healthz to say draining", || {
+        let answer = http(port, "GET", "/healthz");
+        if answer == (503, "draining\n".into()) {
+            Ok(())
+        } else {
+            Err(format!("{answer:?}"))
+        }
     });
     let late = RawCall::invite(server.port, "+46700000002", "late-1", "0");
     late.sip.expect("SIP/2.0 503", Duration::from_secs(5));
@@ -297,9 +299,7 @@ fn open_sip_tcp_connections_are_a_gauge_read_at_each_scrape() {
     );
     // Closed by the peer: gone at the next scrape, with nothing else happening meanwhile.
     drop(conn);
-    eventually(Duration::from_secs(5), "the connection gone", || {
-        metric(&scrape(port), "concierge_sip_tcp_connections") == Some(0.0)
-    });
+    wait_metric(port, "concierge_sip_tcp_connections", |n| n == 0.0);
     assert_eq!(
         metric(&scrape(port), "concierge_sip_tcp_connections_refused_total"),
         Some(0.0)

@@ -6,7 +6,7 @@ mod common;
 
 use std::net::{TcpListener, UdpSocket};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{header, path_of, wait_record, RawCall, Server};
 
@@ -79,13 +79,9 @@ fn run_until_exit(args: &[&str]) -> (bool, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("concierge run did not stop on a busy port");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if common::poll(common::PATIENCE, || child.try_wait().unwrap()).is_none() {
+        let _ = child.kill();
+        panic!("concierge run did not stop on a busy port");
     }
     let out = child.wait_with_output().unwrap();
     (
@@ -179,4 +175,46 @@ fn scratch_folders_go_when_a_test_passes_and_stay_when_it_fails() {
         .filter(|n| n.starts_with(&ours) && (n.contains("-passes-") || n.contains("-cleanup-")))
         .collect();
     assert!(stale.is_empty(), "{stale:?}");
+}
+
+#[test]
+fn a_wait_returns_when_its_event_comes_and_a_timeout_names_what_was_last_seen() {
+    use common::{poll, wait_until, PATIENCE};
+    use std::sync::mpsc;
+    // A peer that answers only once the wait has looked once and found nothing.
+    let (go, went) = mpsc::channel();
+    let (answer, answered) = mpsc::channel();
+    let peer = std::thread::spawn(move || {
+        went.recv().unwrap();
+        answer.send(42).unwrap();
+    });
+    let mut looks = 0;
+    let got = wait_until(PATIENCE, "the peer's answer", || {
+        looks += 1;
+        let seen = answered.try_recv();
+        let _ = go.send(());
+        seen.map_err(|e| format!("{e:?}"))
+    });
+    peer.join().unwrap();
+    assert_eq!(got, 42);
+    assert!(looks >= 2, "it looked again after the first \"not yet\"");
+
+    // Nothing comes: the test fails, naming what it waited for and what it saw instead.
+    let failed = std::thread::spawn(|| {
+        wait_until(
+            Duration::from_millis(100),
+            "a line that never comes",
+            || Err::<(), _>("the log so far (expected here)"),
+        )
+    })
+    .join()
+    .expect_err("a wait that runs out fails");
+    let message = failed.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        message.contains("a line that never comes")
+            && message.contains("the log so far (expected here)"),
+        "{message}"
+    );
+    // Where running out is the answer, it is one.
+    assert_eq!(poll(Duration::from_millis(100), || None::<()>), None);
 }

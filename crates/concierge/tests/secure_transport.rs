@@ -314,7 +314,7 @@ fn mutual_tls_a_client_certificate_from_the_configured_ca_makes_a_trusted_peer()
     let ok = expect_on(&mut conn, &mut buf, "SIP/2.0 200");
     let (ack, bye) = ack_and_bye(tls, local, "mtls-anonymous", &ok);
     conn.write_all(ack.as_bytes()).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    server.wait_confirmed("mtls-anonymous");
     conn.write_all(bye.as_bytes()).unwrap();
     let rec = wait_record(&server, "mtls-anonymous");
     assert_eq!(rec["verified"], false, "{rec}");
@@ -336,15 +336,7 @@ fn mutual_tls_a_client_certificate_from_the_configured_ca_makes_a_trusted_peer()
             }
         };
     assert!(!answered, "a stranger's certificate got an answer");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server.log().contains("TLS handshake failed") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        server.log().contains("TLS handshake failed"),
-        "{}",
-        common::tail(&server.log(), 20)
-    );
+    server.wait_log("TLS handshake failed");
 }
 
 #[test]
@@ -508,18 +500,8 @@ fn a_bridge_leg_to_a_sips_target_goes_over_tls_and_verifies_the_server_certifica
     call.answer_and_ack();
     let refer = call.sip.expect("REFER ", Duration::from_secs(20));
     call.reply(&refer, 603);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !server
-        .log()
-        .contains("TLS handshake with the server failed")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the unverified server was not refused\n{}",
-            common::tail(&server.log(), 30)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // The unverified server is refused.
+    server.wait_log("TLS handshake with the server failed");
     assert!(
         !server.log().contains("to=sips:vip-desk"),
         "no call reached the desk"
@@ -576,10 +558,11 @@ fn tls_handshakes_under_way_count_against_the_tcp_limits_and_must_finish_in_time
         "[tcp]\nmax_connections_per_source = 3\nmessage_timeout_s = 2\n",
     );
     // Three connections that never start their handshake hold the source's allowance...
+    // (The listener takes connections in the order they came, and each counts against
+    // its source from the moment it is taken: nothing to wait for before the fourth.)
     let silent: Vec<TcpStream> = (0..3)
         .map(|_| TcpStream::connect(("127.0.0.1", tls)).unwrap())
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
     // ...so a fourth is closed at once.
     let mut fourth = TcpStream::connect(("127.0.0.1", tls)).unwrap();
     fourth

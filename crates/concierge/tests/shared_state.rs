@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::calls::{code_call, vip_call};
 use common::http_stub::{Reply, Stub};
-use common::ops::{metric, scrape};
+use common::ops::{metric, metric_sum, scrape, wait_metric};
 use common::redis::RedisServer;
 use common::{free_port, header, start_vip_env, RawPeer, Server, TRUST_LOOPBACK};
 
@@ -66,6 +66,8 @@ fn a_vip_known_to_instance_a_is_fast_tracked_by_instance_b_while_the_crm_is_down
     assert_eq!(crm.seen().len(), 1);
 
     crm.stop();
+    // Part of what is tested: the kept answer must outlive its 1 s TTL, so that B's
+    // lookup goes to the (stopped) CRM and the entry stands in stale, not fresh.
     std::thread::sleep(Duration::from_millis(1200));
     let (to, rec) = vip_call(&b, VIP, "shared-2");
     assert!(
@@ -155,10 +157,6 @@ fn held_instance(name: &str, redis: &RedisServer, metrics: u16) -> Server {
     )
 }
 
-fn calls_in_progress(metrics: u16) -> f64 {
-    metric(&scrape(metrics), "concierge_calls_in_progress").unwrap_or(-1.0)
-}
-
 /// A new INVITE's final answer's status.
 fn new_call_status(server: &Server, call_id: &str) -> u16 {
     let peer = RawPeer::new(server.port);
@@ -203,18 +201,13 @@ fn fifty_calls_across_two_instances_refuse_the_51st_on_either_until_a_killed_one
     let b = held_instance("shared-limit-b", &redis, mb);
     let _on_a = HeldCalls::start(&a, 25);
     let _on_b = HeldCalls::start(&b, 25);
-    let deadline = Instant::now() + WAIT;
-    while calls_in_progress(ma) < 25.0 || calls_in_progress(mb) < 25.0 {
-        assert!(
-            Instant::now() < deadline,
-            "SIPp did not set up 25 calls on each: {} and {}",
-            calls_in_progress(ma),
-            calls_in_progress(mb)
-        );
-        std::thread::sleep(Duration::from_millis(200));
+    for m in [ma, mb] {
+        wait_metric(m, "concierge_calls_in_progress", |n| n >= 25.0);
     }
-    // A few heartbeats, so each knows the other's 25.
-    std::thread::sleep(Duration::from_millis(800));
+    // Each has heard the other's 25 through the store.
+    for m in [ma, mb] {
+        wait_metric(m, "concierge_shared_peer_calls", |n| n >= 25.0);
+    }
     assert_eq!(
         new_call_status(&a, "fifty-first-a"),
         503,
@@ -239,18 +232,12 @@ fn fifty_calls_across_two_instances_refuse_the_51st_on_either_until_a_killed_one
 
     // B dies without a word; its 25 stop counting when its entry expires (1.5 s).
     b.signal("-KILL");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut n = 0;
-    loop {
-        n += 1;
-        let status = new_call_status(&a, &format!("after-kill-{n}"));
-        if status < 300 {
-            break;
-        }
-        assert_eq!(status, 503);
-        assert!(Instant::now() < deadline, "B's share was never released");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_metric(ma, "concierge_shared_peer_calls", |n| n == 0.0);
+    let status = new_call_status(&a, "after-kill");
+    assert!(
+        status < 300,
+        "A takes calls once B's share is gone: {status}"
+    );
     let fields = redis.cli(&["HKEYS", "concierge:load"]);
     assert_eq!(
         fields.lines().count(),
@@ -259,16 +246,15 @@ fn fifty_calls_across_two_instances_refuse_the_51st_on_either_until_a_killed_one
     );
 }
 
-fn shared_up(metrics: u16) -> Option<f64> {
-    metric(&scrape(metrics), "concierge_shared_up")
-}
-
-fn until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "not {what} within {within:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Waits until `n` calls have ended on the instance whose metrics are on `metrics`.
+#[track_caller]
+fn ended_calls_reach(metrics: u16, n: f64) {
+    common::wait::wait_until(WAIT, format_args!("{n} ended calls"), || {
+        match metric_sum(&scrape(metrics), "concierge_calls_total") {
+            ended if ended >= n => Ok(()),
+            ended => Err(ended),
+        }
+    });
 }
 
 #[test]
@@ -276,16 +262,17 @@ fn the_store_killed_mid_run_fails_no_call_and_its_return_is_noticed_by_itself() 
     let mut redis = RedisServer::start();
     let m = free_port();
     let a = held_instance("shared-outage", &redis, m);
-    until("up", WAIT, || shared_up(m) == Some(1.0));
+    wait_metric(m, "concierge_shared_up", |v| v == 1.0);
     std::thread::scope(|s| {
         let run =
             s.spawn(|| common::sipp(&a, &["-sn", "uac", "-m", "100", "-r", "20", "-d", "500"]));
-        std::thread::sleep(Duration::from_millis(1500));
+        // Some calls complete with the store up, more while it is gone.
+        ended_calls_reach(m, 20.0);
         redis.kill9();
-        until("down", WAIT, || shared_up(m) == Some(0.0));
-        std::thread::sleep(Duration::from_millis(1000));
+        wait_metric(m, "concierge_shared_up", |v| v == 0.0);
+        ended_calls_reach(m, 40.0);
         redis.restart();
-        until("up again", WAIT, || shared_up(m) == Some(1.0));
+        wait_metric(m, "concierge_shared_up", |v| v == 1.0);
         let out = run.join().expect("SIPp thread");
         common::assert_sipp_ok(&out, &a);
     });

@@ -4,13 +4,30 @@
 
 mod common;
 
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{path_of, start_vip, wait_record};
+use common::{path_of, start_vip, wait_until, Server, PATIENCE};
 
 /// One phone at a time: two would only compete for the two cores.
 static ONE_PHONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The record of the call to `called`, once it is written.
+#[track_caller]
+fn record_of_call_to(server: &Server, called: &str) -> serde_json::Value {
+    wait_until(
+        PATIENCE,
+        format_args!("the record of the call to {called}"),
+        || {
+            let records = server.records();
+            match records.iter().find(|r| r["called"] == called) {
+                Some(r) => Ok(r.clone()),
+                None => Err(format!("records {records:?}")),
+            }
+        },
+    )
+}
 
 /// Runs baresip as `user` and drives it with bsctl.py `steps`; returns its events.
 fn baresip(dir: &Path, user: &str, steps: &[String]) -> Vec<serde_json::Value> {
@@ -67,7 +84,16 @@ fn baresip(dir: &Path, user: &str, steps: &[String]) -> Vec<serde_json::Value> {
         .stderr(Stdio::null())
         .spawn()
         .expect("baresip is required (apt-get install -y baresip)");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Up once its control port takes a connection.
+    let port: u16 = ctrl_port.parse().unwrap();
+    if common::poll(PATIENCE, || TcpStream::connect(("127.0.0.1", port)).ok()).is_none() {
+        let _ = phone.kill();
+        let _ = phone.wait();
+        panic!(
+            "baresip's control port never opened:\n{}",
+            std::fs::read_to_string(dir.join("baresip.out")).unwrap_or_default()
+        );
+    }
     let out = Command::new("python3")
         .arg(peers.join("bsctl.py"))
         .args(["--port", &ctrl_port])
@@ -132,11 +158,7 @@ fn baresip_keys_a_code_and_follows_the_refer_to_the_vip_desk() {
     );
 
     // The IVR leg's record, and the desk's: the new call really reached our desk.
-    let records = server.records();
-    let ivr_leg = records
-        .iter()
-        .find(|r| r["called"] == "ivr")
-        .expect("ivr record");
+    let ivr_leg = record_of_call_to(&server, "ivr");
     assert_eq!(ivr_leg["transfer"]["result"], "succeeded");
     let digits: String = ivr_leg["digits"]
         .as_array()
@@ -168,12 +190,7 @@ fn baresip_digits_are_read_back_on_the_echo_route() {
     ]
     .into();
     baresip(&dir, "caller", &steps);
-    let rec = server
-        .records()
-        .into_iter()
-        .find(|r| r["called"] == "echo-digits")
-        .expect("the echo call's record");
-    let rec = wait_record(&server, rec["call_id"].as_str().unwrap());
+    let rec = record_of_call_to(&server, "echo-digits");
     let path = path_of(&rec);
     assert!(
         path.starts_with(&["ask:done".to_string(), "read_back:next".to_string()]),
@@ -227,16 +244,14 @@ fn the_shipped_headless_baresip_config_reaches_the_vip_desk() {
         .stderr(Stdio::null())
         .spawn()
         .expect("baresip is required (apt-get install -y baresip)");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let records = loop {
+    // Both calls ended (or the time is up, and the assertions below say what is missing).
+    let records = common::poll(std::time::Duration::from_secs(30), || {
         let records = server.records();
         let desk_done = records.iter().any(|r| r["called"] == "vip-desk");
         let ivr_done = records.iter().any(|r| r["called"] == "ivr");
-        if (desk_done && ivr_done) || std::time::Instant::now() > deadline {
-            break records;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+        (desk_done && ivr_done).then_some(records)
+    })
+    .unwrap_or_else(|| server.records());
     let _ = phone.kill();
     let _ = phone.wait();
     let out = std::fs::read_to_string(dir.join("baresip.out")).unwrap_or_default();

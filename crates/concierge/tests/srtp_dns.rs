@@ -9,7 +9,7 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::capture::{quiet_rtp_range, Capture};
 use common::{
@@ -153,14 +153,15 @@ impl Dns {
             .expect("dnsmasq is installed (.ci/run installs dnsmasq-base)");
         // Owned at once: a panic below kills it (Drop).
         let dns = Self { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if dns.log().contains("started") {
-                return dns;
+        common::wait_until(common::PATIENCE, "dnsmasq to start", || {
+            let log = dns.log();
+            if log.contains("started") {
+                Ok(())
+            } else {
+                Err(log)
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("dnsmasq did not start: {}", dns.log());
+        });
+        dns
     }
 
     fn log(&self) -> String {
@@ -183,7 +184,7 @@ fn a_bridge_to_a_name_follows_naptr_and_srv_and_fails_over_to_the_second_target(
     let queue = Command::new("sipp")
         .args(["-sf", &scenario("queue_uas.xml")])
         .args(["-i", "127.0.0.1", "-p", &queue_port.to_string()])
-        .args(["-mp", &free_port().to_string(), "-rtp_echo"])
+        .args(["-mp", &common::sipp_media_port().to_string(), "-rtp_echo"])
         .args(["-m", "1", "-nostdin", "-timeout", "40", "-timeout_error"])
         .args(["-trace_err", "-trace_screen"])
         .current_dir(&queue_dir)

@@ -105,7 +105,8 @@ fn eleven_hundred_connections_under_a_1024_fd_limit_leave_calls_working() {
         "only {} connections opened",
         held.len()
     );
-    // Idle connections held while real traffic goes on.
+    // Idle connections held while real traffic goes on: two seconds of nothing but them
+    // is part of the CPU window measured below (a spin would show in it).
     std::thread::sleep(Duration::from_secs(2));
     calls_complete(&server);
     let cpu = server.cpu_time() - cpu0;
@@ -141,6 +142,8 @@ fn accept_out_of_descriptors_pauses_instead_of_spinning() {
             held.push(s);
         }
     }
+    // The window the CPU is measured over while accept keeps failing: a spinning accept
+    // loop would use it all (a sleep that is part of the test).
     std::thread::sleep(Duration::from_secs(4));
     let cpu = server.cpu_time() - cpu0;
     let wall = t0.elapsed();
@@ -176,6 +179,7 @@ fn slowloris_connections_are_closed_and_others_are_served() {
         for s in &mut slow {
             let _ = s.write_all(b"9");
         }
+        // The slowloris pace, a byte every 300 ms (pacing the attacker).
         std::thread::sleep(Duration::from_millis(300));
     }
     calls_complete(&server);

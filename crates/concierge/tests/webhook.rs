@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::ops::{eventually, metric, scrape, Receiver};
-use common::{assert_sipp_ok, free_port, sipp, wait_records, Server};
+use common::ops::{metric, metrics_on, scrape, wait_metric, Receiver};
+use common::{assert_sipp_ok, free_port, sipp, wait_records, wait_until, Server, PATIENCE};
 
 /// A server whose records also go to `127.0.0.1:hook`, with `records_extra` lines in
 /// `[records]` and metrics on `metrics`.
@@ -17,8 +15,8 @@ fn server(name: &str, hook: u16, records_extra: &str, metrics: u16) -> Server {
         name,
         "",
         &format!(
-            "webhook_url = \"http://127.0.0.1:{hook}/records\"\n{records_extra}\n\
-             [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n"
+            "webhook_url = \"http://127.0.0.1:{hook}/records\"\n{records_extra}\n{}",
+            metrics_on(metrics)
         ),
     )
 }
@@ -53,8 +51,9 @@ fn every_record_arrives_at_the_webhook_as_in_the_file() {
     let server = server("webhook-up", receiver.port, "", metrics);
     calls(&server, 3);
     let records = wait_records(&server, 3);
-    eventually(Duration::from_secs(10), "3 records at the webhook", || {
-        metric(&scrape(metrics), "concierge_record_webhook_delivered_total") == Some(3.0)
+    // Three records at the webhook.
+    wait_metric(metrics, "concierge_record_webhook_delivered_total", |n| {
+        n == 3.0
     });
     let mut posted = receiver.received();
     posted.sort_by_key(|r| r["call_id"].as_str().unwrap_or_default().to_owned());
@@ -81,8 +80,8 @@ fn with_the_receiver_down_calls_go_on_records_are_retried_and_overflow_is_counte
     calls(&server, 6);
     let filed = wait_records(&server, 6);
     assert_eq!(filed.len(), 6);
-    eventually(Duration::from_secs(10), "retries", || {
-        metric(&scrape(metrics), "concierge_record_webhook_retries_total").is_some_and(|r| r >= 2.0)
+    wait_metric(metrics, "concierge_record_webhook_retries_total", |n| {
+        n >= 2.0
     });
     // One record in delivery, two queued: the other three did not fit.
     let page = scrape(metrics);
@@ -97,12 +96,17 @@ fn with_the_receiver_down_calls_go_on_records_are_retried_and_overflow_is_counte
 
     // The receiver comes up: the retried record and the queued ones arrive.
     let receiver = Receiver::start(hook, 200);
-    eventually(Duration::from_secs(15), "3 records delivered", || {
-        receiver.received().len() == 3
+    wait_until(PATIENCE, "3 records delivered", || {
+        let received = receiver.received().len();
+        if received == 3 {
+            Ok(())
+        } else {
+            Err(format!("{received} received"))
+        }
     });
     // (The receiver keeps a body before it answers; the count follows the answer.)
-    eventually(Duration::from_secs(5), "3 counted as delivered", || {
-        metric(&scrape(metrics), "concierge_record_webhook_delivered_total") == Some(3.0)
+    wait_metric(metrics, "concierge_record_webhook_delivered_total", |n| {
+        n == 3.0
     });
     assert_eq!(
         metric(&scrape(metrics), "concierge_record_webhook_queued"),
@@ -129,12 +133,12 @@ fn a_record_the_receiver_keeps_refusing_is_dropped_after_its_attempts() {
         metrics,
     );
     calls(&server, 1);
-    eventually(Duration::from_secs(10), "the record dropped", || {
-        metric(
-            &scrape(metrics),
-            "concierge_record_webhook_dropped_total{reason=\"attempts\"}",
-        ) == Some(1.0)
-    });
+    // The record dropped after its attempts.
+    wait_metric(
+        metrics,
+        "concierge_record_webhook_dropped_total{reason=\"attempts\"}",
+        |n| n == 1.0,
+    );
     let page = scrape(metrics);
     assert_eq!(
         metric(&page, "concierge_record_webhook_retries_total"),

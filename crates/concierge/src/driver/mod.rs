@@ -468,6 +468,7 @@ impl Shard {
                     self.switch.handle_input(std::time::Instant::now(), install);
                 }
                 Some(load) = self.peers_rx.recv() => {
+                    self.metrics.set_shared_peer_calls(load.calls as u64);
                     self.switch.handle_input(std::time::Instant::now(), Input::Command(Command::Peers(load)));
                 }
                 Some((id, result)) = self.dns_rx.recv() => {

@@ -1,6 +1,7 @@
 //! The shared store (`[shared]`) as the operator sees it: `concierge_shared_up` (1 while
-//! it answers, 0 during an outage) and `concierge_shared_errors_total` by operation. A
-//! collector rather than registered metrics, so that both are absent until
+//! it answers, 0 during an outage), `concierge_shared_errors_total` by operation and
+//! `concierge_shared_peer_calls` (the other instances' calls, as last heard). A
+//! collector rather than registered metrics, so that all are absent until
 //! [`Metrics::shared_configured`]: an instance without `[shared]` shows no 0 that an
 //! alert would take for an outage.
 
@@ -28,6 +29,7 @@ pub(super) struct SharedState {
     configured: AtomicBool,
     up: AtomicBool,
     errors: [AtomicU64; OPS.len()],
+    peer_calls: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -47,6 +49,14 @@ impl Collector for SharedCollector {
             up.metric_type(),
         )?;
         up.encode(m)?;
+        let peers = ConstGauge::new(s.peer_calls.load(Ordering::Relaxed) as i64);
+        let m = encoder.encode_descriptor(
+            "concierge_shared_peer_calls",
+            "Calls in progress on the other instances sharing state, as last heard (they count against max_calls here; 0 while the store is unreachable)",
+            None,
+            peers.metric_type(),
+        )?;
+        peers.encode(m)?;
         let mut m = encoder.encode_descriptor(
             "concierge_shared_errors",
             "Operations on the shared state store that failed or timed out, by operation (connect, lockout, lookup, load)",
@@ -69,6 +79,11 @@ impl Metrics {
 
     pub(crate) fn set_shared_up(&self, up: bool) {
         self.shared.up.store(up, Ordering::Relaxed);
+    }
+
+    /// The other instances' calls, as the last heartbeat heard them.
+    pub(crate) fn set_shared_peer_calls(&self, calls: u64) {
+        self.shared.peer_calls.store(calls, Ordering::Relaxed);
     }
 
     /// One failed or timed-out operation (`connect`, `lockout`, `lookup` or `load`).

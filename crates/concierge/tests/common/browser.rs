@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use tungstenite::{Message, WebSocket};
@@ -159,15 +159,10 @@ impl Browser {
     /// Waits until `expression` is true in the page; `Err` with the page's text when it
     /// is not within `bound` (a bound against a hung run, not a timing requirement).
     pub fn wait_for(&mut self, expression: &str, bound: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + bound;
-        loop {
-            if self.eval(&format!("Boolean({expression})")) == json!(true) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(self.text());
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let check = format!("Boolean({expression})");
+        match super::poll(bound, || (self.eval(&check) == json!(true)).then_some(())) {
+            Some(()) => Ok(()),
+            None => Err(self.text()),
         }
     }
 

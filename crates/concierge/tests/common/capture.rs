@@ -2,9 +2,8 @@
 //! no plain RTP went by (SRTP calls).
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use super::scratch_dir;
+use super::{scratch_dir, wait_until, PATIENCE};
 
 /// A free range of `len` ports between the softphone harness's 30000-30099 and the
 /// kernel's ephemeral ports (32768 up): no other test's server or client socket uses it, so
@@ -43,20 +42,15 @@ impl Capture {
         // Owned at once: a panic below kills it (Drop).
         let capture = Self { child, file };
         // tshark says "Capturing on" once the capture runs.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("Capturing on")
-            {
-                return capture;
+        wait_until(PATIENCE, "tshark to start capturing", || {
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            if said.contains("Capturing on") {
+                Ok(())
+            } else {
+                Err(said)
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "tshark did not start capturing: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        });
+        capture
     }
 
     /// Stops the capture and returns every UDP packet: (source port, payload).

@@ -6,15 +6,19 @@ pub mod browser;
 pub mod calls;
 pub mod capture;
 
+pub mod heard;
 pub mod http_stub;
 pub mod ops;
 pub mod proxy;
 pub mod redis;
 pub mod registrar;
 pub mod registration_client;
+pub mod wait;
 
 #[allow(unused_imports)]
 pub use proxy::pjsua2_python;
+#[allow(unused_imports)]
+pub use wait::{poll, recv_until, wait_until, PATIENCE};
 
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -138,15 +142,7 @@ impl Server {
     /// `allow`/`deny` lists drop 127.0.0.1): waits for its "listening" log line instead.
     pub fn start_unprobed(name: &str, sip_extra: &str, extra: &str) -> Self {
         let server = Self::spawn(name, sip_extra, extra, &[], &[]);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !server.log().contains("concierge listening") {
-            assert!(
-                Instant::now() < deadline,
-                "not listening within 20 s:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        server.wait_log("concierge listening");
         server
     }
 
@@ -231,21 +227,14 @@ impl Server {
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            let replies = udp_exchange(
-                self.port,
-                &options_request(self.port),
-                Duration::from_millis(200),
-            );
-            if replies.iter().any(|r| r.starts_with("SIP/2.0 200")) {
-                return;
+        wait_until(PATIENCE, "the server to answer OPTIONS", || {
+            // Each probe gives a slow start 200 ms to answer before the next is sent.
+            if udp_options_answered(self.port, Duration::from_millis(200)) {
+                Ok(())
+            } else {
+                Err(tail(&self.log(), 40))
             }
-        }
-        panic!(
-            "server did not answer OPTIONS within 20 s; log:\n{}",
-            self.log()
-        );
+        });
     }
 
     /// The call records written so far, one JSON value per line.
@@ -316,17 +305,44 @@ impl Server {
     }
 
     /// Waits for the process to exit by itself; returns whether it exited successfully.
+    /// `None` when it is still running after `within` (for a test that it keeps running,
+    /// `within` is how long it must).
     pub fn wait_exit(&mut self, within: Duration) -> Option<bool> {
-        let deadline = Instant::now() + within;
         let child = self.child.as_mut()?;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                self.child = None;
-                return Some(status.success());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        let status = poll(within, || child.try_wait().ok().flatten())?;
+        self.child = None;
+        Some(status.success())
+    }
+
+    /// Waits for the log to contain `needle`; returns the log.
+    #[track_caller]
+    pub fn wait_log(&self, needle: &str) -> String {
+        self.wait_log_count(needle, 1)
+    }
+
+    /// Waits for `needle` to be in the log at least `n` times; returns the log.
+    #[track_caller]
+    pub fn wait_log_count(&self, needle: &str, n: usize) -> String {
+        wait_until(
+            PATIENCE,
+            format_args!("{n} × {needle:?} in the server log"),
+            || {
+                let log = self.log();
+                let seen = log.matches(needle).count();
+                if seen >= n {
+                    Ok(log)
+                } else {
+                    Err(format!("{seen} so far; log tail:\n{}", tail(&log, 30)))
+                }
+            },
+        )
+    }
+
+    /// Waits until the call `call_id` is confirmed by the caller's ACK (its log line):
+    /// the dialog is up and the flow runs.
+    #[track_caller]
+    pub fn wait_confirmed(&self, call_id: &str) {
+        self.wait_log(&format!("call_id={call_id}}}: call confirmed by ACK"));
     }
 }
 
@@ -363,7 +379,7 @@ pub fn sipp(server: &Server, args: &[&str]) -> Output {
             "-trace_screen",
             // Each run gets its own media port: SIPp's default (6000) clashes between tests.
             "-mp",
-            &free_port().to_string(),
+            &sipp_media_port().to_string(),
         ])
         .arg(&target)
         .current_dir(&dir)
@@ -438,21 +454,32 @@ pub fn udp_exchange(port: u16, message: &str, wait: Duration) -> Vec<String> {
     collect(&sock, wait)
 }
 
+/// Sends one datagram from a fresh socket and returns the first reply that is `wanted`
+/// as soon as it comes, or `None` when none came within `within`.
+pub fn udp_request(
+    port: u16,
+    message: &str,
+    within: Duration,
+    wanted: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.send_to(message.as_bytes(), ("127.0.0.1", port))
+        .expect("send");
+    recv_until(&sock, within, |bytes| {
+        let reply = String::from_utf8_lossy(bytes).into_owned();
+        wanted(&reply).then_some(reply)
+    })
+}
+
+/// Every datagram `sock` receives for `wait` (a window in which the test watches what
+/// comes, or that nothing does).
 pub fn collect(sock: &UdpSocket, wait: Duration) -> Vec<String> {
-    let deadline = Instant::now() + wait;
     let mut replies = Vec::new();
-    let mut buf = [0u8; 65_536];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return replies;
-        }
-        sock.set_read_timeout(Some(left)).expect("timeout");
-        match sock.recv_from(&mut buf) {
-            Ok((n, _)) => replies.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
-            Err(_) => return replies,
-        }
-    }
+    recv_until(sock, wait, |bytes| {
+        replies.push(String::from_utf8_lossy(bytes).into_owned());
+        None::<()>
+    });
+    replies
 }
 
 /// A raw SIP caller on its own UDP socket, for tests that need exact control.
@@ -572,42 +599,43 @@ pub fn start_vip_env(
 }
 
 /// The only record, once the server wrote it (records land when a call ends).
+#[track_caller]
 pub fn wait_record(server: &Server, call_id: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Some(r) = server
-            .records()
-            .into_iter()
-            .find(|r| r["call_id"] == call_id)
-        {
-            return r;
+    wait_until(PATIENCE, format_args!("the record of {call_id}"), || {
+        let records = server.records();
+        match records.iter().find(|r| r["call_id"] == call_id) {
+            Some(r) => Ok(r.clone()),
+            None => Err(format!(
+                "records {records:?}\nlog tail:\n{}",
+                tail(&server.log(), 40)
+            )),
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "no record for {call_id}; records {:?}\nlog tail:\n{}",
-        server.records(),
-        tail(&server.log(), 40)
-    );
+    })
 }
 
 /// The records once at least `n` are written: a peer that has finished (SIPp exits after
 /// its last 200) may be ahead of the server, which writes a record when it sees the end.
+#[track_caller]
 pub fn wait_records(server: &Server, n: usize) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_records_within(server, n, PATIENCE)
+}
+
+/// As [`wait_records`], for runs whose last calls may take longer than [`PATIENCE`] to
+/// end (lost packets, retransmission timers).
+#[track_caller]
+pub fn wait_records_within(server: &Server, n: usize, within: Duration) -> Vec<serde_json::Value> {
+    wait_until(within, format_args!("{n} call record(s)"), || {
         let records = server.records();
         if records.len() >= n {
-            return records;
+            Ok(records)
+        } else {
+            Err(format!(
+                "{} record(s); log tail:\n{}",
+                records.len(),
+                tail(&server.log(), 40)
+            ))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} record(s), expected {n}\nlog tail:\n{}",
-            records.len(),
-            tail(&server.log(), 40)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
 }
 
 pub fn tail(text: &str, n: usize) -> String {
@@ -838,6 +866,13 @@ pub fn concierge_in(cwd: &Path, args: &[&str]) -> (bool, String) {
     )
 }
 
+/// A port for SIPp's `-mp`: it binds that one for audio and the one two up for video,
+/// so all four from it must be free (a free port alone lost runs to "Unable to bind
+/// video RTP socket" on a busy machine).
+pub fn sipp_media_port() -> u16 {
+    free_rtp_range(4).0
+}
+
 /// A free even port with the next one free too, as the start of a small RTP range.
 pub fn free_rtp_range(len: u16) -> (u16, u16) {
     loop {
@@ -898,7 +933,13 @@ pub fn tcp_options_ok(port: u16, source: std::net::Ipv4Addr) -> bool {
 
 /// An OPTIONS over UDP: whether it got a 200 within a few seconds.
 pub fn udp_options_ok(port: u16) -> bool {
-    udp_exchange(port, &options_request(port), Duration::from_secs(3))
-        .iter()
-        .any(|r| r.starts_with("SIP/2.0 200"))
+    udp_options_answered(port, Duration::from_secs(3))
+}
+
+/// An OPTIONS over UDP: whether a 200 came back within `within` (returns when it comes).
+pub fn udp_options_answered(port: u16, within: Duration) -> bool {
+    udp_request(port, &options_request(port), within, |r| {
+        r.starts_with("SIP/2.0 200")
+    })
+    .is_some()
 }

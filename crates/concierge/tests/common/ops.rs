@@ -5,7 +5,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::{wait_until, PATIENCE};
 
 /// One HTTP/1.1 request to 127.0.0.1:`port`; the status and the body.
 pub fn http(port: u16, method: &str, path: &str) -> (u16, String) {
@@ -80,13 +82,23 @@ pub fn promtool_check(page: &str) {
     );
 }
 
-/// Waits until `cond` holds, polling; panics with `what` after `within`.
-pub fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// The `[metrics]` lines for a listener on 127.0.0.1:`port`.
+pub fn metrics_on(port: u16) -> String {
+    format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n")
+}
+
+/// Waits until `series` on the `/metrics` page at `port` has a value `want` accepts, and
+/// returns it; a timeout shows the last value seen.
+#[track_caller]
+pub fn wait_metric(port: u16, series: &str, want: impl Fn(f64) -> bool) -> f64 {
+    wait_until(
+        PATIENCE,
+        format_args!("{series} on /metrics"),
+        || match metric(&scrape(port), series) {
+            Some(v) if want(v) => Ok(v),
+            other => Err(format!("{series} = {other:?}")),
+        },
+    )
 }
 
 /// A webhook receiver on 127.0.0.1:`port`: answers every request `status` and keeps the
@@ -100,19 +112,18 @@ pub struct Receiver {
 impl Receiver {
     pub fn start(port: u16, status: u16) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the receiver");
-        listener.set_nonblocking(true).unwrap();
         let bodies: Arc<Mutex<Vec<String>>> = Arc::default();
         let stop: Arc<std::sync::atomic::AtomicBool> = Arc::default();
         let (b, st) = (bodies.clone(), stop.clone());
         std::thread::spawn(move || {
-            while !st.load(std::sync::atomic::Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let b = b.clone();
-                        std::thread::spawn(move || serve(stream, status, &b));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            for stream in listener.incoming() {
+                // Dropping the receiver sets `stop` and wakes this accept with a connection.
+                if st.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
                 }
+                let Ok(stream) = stream else { continue };
+                let b = b.clone();
+                std::thread::spawn(move || serve(stream, status, &b));
             }
         });
         Self { bodies, stop, port }
@@ -130,13 +141,13 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }
 
 /// Reads requests (keep-alive: several per connection) and answers each.
 fn serve(stream: TcpStream, status: u16, bodies: &Mutex<Vec<String>>) {
-    stream.set_nonblocking(false).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{free_port, repo_root, scratch_dir, tail};
 
@@ -35,7 +35,7 @@ pub fn sipp_from(local_port: u16, target: u16, args: &[&str]) -> SippRun {
             "-stf",
             "stat.csv",
         ])
-        .args(["-mp", &free_port().to_string()])
+        .args(["-mp", &super::sipp_media_port().to_string()])
         .arg(format!("127.0.0.1:{target}"))
         .current_dir(&dir)
         .output()
@@ -171,22 +171,19 @@ impl Kamailio {
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
+        super::wait_until(super::PATIENCE, "Kamailio to answer OPTIONS", || {
             let probe = format!(
                 "OPTIONS sip:127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{t};rport\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{p}>\r\nCall-ID: kprobe-{t}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
                 p = self.port,
                 t = super::rand_token()
             );
-            let replies = super::udp_exchange(self.port, &probe, Duration::from_millis(200));
-            if replies.iter().any(|r| r.starts_with("SIP/2.0 200")) {
-                return;
-            }
-        }
-        panic!(
-            "Kamailio did not answer OPTIONS within 15 s; log:\n{}",
-            self.log()
-        );
+            // Each probe gives a slow start 200 ms to answer before the next is sent.
+            super::udp_request(self.port, &probe, Duration::from_millis(200), |r| {
+                r.starts_with("SIP/2.0 200")
+            })
+            .map(drop)
+            .ok_or_else(|| self.log())
+        });
     }
 
     pub fn log(&self) -> String {
@@ -216,14 +213,8 @@ pub fn stop_group(mut child: Child) {
             .status();
     };
     kill("-TERM");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            // Workers still exiting are gone with the group below.
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Workers still exiting when the main process is gone go with the group below.
+    let _ = super::poll(Duration::from_secs(5), || child.try_wait().ok().flatten());
     kill("-KILL");
     let _ = child.wait();
 }

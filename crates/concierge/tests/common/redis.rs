@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct RedisServer {
     child: Option<Child>,
@@ -40,27 +40,34 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("redis-server is required (apt-get install -y redis-server): {e}")
             });
+        // Its log says when it listens; the reader drains the log for the server's whole
+        // life, so a full pipe can never stall it.
+        let log = child.stdout.take().expect("piped stdout");
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(log)).map_while(Result::ok)
+            {
+                if line.contains("Ready to accept connections") {
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.command("PING").as_deref() != Some("+PONG") {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on {} did not answer within 10 s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        if ready.recv_timeout(Duration::from_secs(10)).is_err() {
+            panic!("redis-server on {} did not start listening", self.port);
         }
+        assert_eq!(self.command("PING").as_deref(), Some("+PONG"));
     }
 
     pub fn url(&self) -> String {

@@ -147,14 +147,8 @@ impl Registrar {
 
     /// Polls the location table until `done` holds (or `within` passes): the last table.
     pub fn wait_for(&self, within: Duration, done: impl Fn(&[Binding]) -> bool) -> Vec<Binding> {
-        let deadline = Instant::now() + within;
-        loop {
-            let table = self.bindings();
-            if done(&table) || Instant::now() > deadline {
-                return table;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        super::poll(within, || Some(self.bindings()).filter(|t| done(t)))
+            .unwrap_or_else(|| self.bindings())
     }
 
     /// The last lines of its log.
@@ -239,8 +233,16 @@ impl SippRegistrar {
             .unwrap_or_else(|e| {
                 panic!("SIPp is required for this test (apt-get install -y sip-tester): {e}")
             });
-        // SIPp binds its port within a few milliseconds of starting.
-        std::thread::sleep(Duration::from_millis(300));
+        // Our registration must not go out before SIPp listens.
+        let pid = child.id();
+        super::wait_until(
+            Duration::from_secs(10),
+            format_args!("SIPp to bind UDP {port}"),
+            || match super::ports_bound_by(pid) {
+                bound if bound.contains(&port) => Ok(()),
+                bound => Err(format!("{bound:?}")),
+            },
+        );
         Self {
             child: Some(child),
             port,
@@ -252,18 +254,11 @@ impl SippRegistrar {
     /// its message trace and errors for a failure message.
     pub fn finish(mut self, within: Duration) -> (bool, String) {
         let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = super::poll(within, || child.try_wait().ok().flatten());
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let mut report = format!("SIPp registrar exit: {status:?}");
         for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
