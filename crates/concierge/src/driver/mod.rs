@@ -604,10 +604,8 @@ impl Shard {
             self.switch.is_draining(),
             self.switch.stats(),
         );
-        // Between drains: a listed call the switch no longer has lost its `Ended`.
-        if let Some(console) = &self.records.console {
-            console.resync(|call_id| self.switch.find_call(call_id).is_some());
-        }
+        self.records
+            .resync(|call_id| self.switch.find_call(call_id).is_some());
     }
 
     /// Logs a UDP error within the budget, and the summary of the interval before.
@@ -675,11 +673,7 @@ impl Shard {
                     self.metrics.observe_record(&record);
                     self.records.write(&record);
                 }
-                Output::Event(event) => {
-                    if let Some(console) = &self.records.console {
-                        console.event(&event);
-                    }
-                }
+                Output::Event(event) => self.records.event(&event),
                 Output::MediaOpen { port } => match self.rtp.open(port) {
                     Ok(()) => ports.push(Input::PortBound { port }),
                     Err(e) => {
