@@ -66,6 +66,7 @@ impl Driver {
                     format!("Http({} {})", request.method, request.url)
                 }
                 Output::Resolve(r) => format!("Resolve({})", r.uri),
+                Output::Trunks(t) => format!("Trunks(×{})", t.len()),
                 Output::Record(r) => format!(
                     "Record(outcome {}, ended_by {}, path {})",
                     r.outcome.as_str(),

@@ -29,6 +29,7 @@ fn trunk(registrar: &Registrar, client: &RegistrationClient, expires: u32) -> Re
             password: Password::new(registrar.options.password.clone()),
         },
         contact: SipUri::parse(&format!("sip:ivr@127.0.0.1:{}", client.port())).unwrap(),
+        contact_v6: None,
         expires,
         outbound_proxy: None,
         transport: Transport::Udp,

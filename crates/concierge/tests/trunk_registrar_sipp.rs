@@ -29,6 +29,7 @@ fn trunk(registrar: &SippRegistrar, client: &RegistrationClient) -> Registration
             password: Password::new(PASSWORD),
         },
         contact: SipUri::parse(&format!("sip:ivr@127.0.0.1:{}", client.port())).unwrap(),
+        contact_v6: None,
         expires: 600,
         outbound_proxy: None,
         transport: Transport::Udp,

@@ -134,6 +134,8 @@ pub(crate) struct Kit {
     pub(crate) http_log: Vec<HttpCall>,
     /// Names the switch asked to resolve (RFC 3263), not answered yet.
     pub(crate) resolves: VecDeque<Resolve>,
+    /// Every report of the trunks' statuses, in order.
+    pub(crate) trunk_reports: Vec<Vec<concierge_b2bua::TrunkStatus>>,
     /// The wake-up the switch asked for at the end of its last drain.
     deadline: Option<Instant>,
 }
@@ -212,7 +214,7 @@ impl Kit {
             instant: base,
             system: SystemTime::UNIX_EPOCH + Duration::from_secs(unix_s),
         };
-        Self {
+        let mut kit = Self {
             switch: contract::switch(cfg, wall, program),
             base,
             now: base,
@@ -227,8 +229,11 @@ impl Kit {
             http: VecDeque::new(),
             http_log: Vec::new(),
             resolves: VecDeque::new(),
+            trunk_reports: Vec::new(),
             deadline: None,
-        }
+        };
+        kit.settle();
+        kit
     }
 
     /// Virtual time since the kit started.

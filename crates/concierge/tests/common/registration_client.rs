@@ -143,7 +143,7 @@ impl RegistrationClient {
             while let Some(out) = self.trunks.poll(now, &mut self.endpoint) {
                 match out {
                     TrunkOutput::Event { trunk, event } => self.events.push((trunk, event)),
-                    TrunkOutput::KeepAlive(_) => {}
+                    TrunkOutput::KeepAlive(_) | TrunkOutput::Sent(_) => {}
                     TrunkOutput::Resolve { id, .. } => {
                         // The tests name registrars by address; a name has none here.
                         self.trunks.handle_resolved(now, id, Vec::new());

@@ -14,6 +14,10 @@ use crate::wire::{Response, SipUri};
 /// What the owner of [`Registrations`] must do besides sending (which they do themselves).
 #[derive(Debug, Clone)]
 pub enum TrunkOutput {
+    /// A request went out as client transaction `key`: its answers and timeout belong to
+    /// [`Registrations::handle_response`] / [`Registrations::handle_transaction_timeout`]
+    /// (an owner that routes by key notes it; others may ignore this).
+    Sent(TsxKey),
     /// Locate `uri` (RFC 3263) and answer with [`Registrations::handle_resolved`] and `id`.
     Resolve {
         /// Names the lookup.
@@ -186,7 +190,9 @@ impl Registrations {
                 match output {
                     RegistrationOutput::Send { id, request, peer } => {
                         let key = endpoint.send_request(now, *request, peer);
-                        self.keys.insert(key, (slot, id));
+                        self.keys.insert(key.clone(), (slot, id));
+                        out = Some(TrunkOutput::Sent(key));
+                        break;
                     }
                     RegistrationOutput::Resolve(uri) => {
                         let id = self.next_resolve;
