@@ -164,6 +164,9 @@ impl Kit {
 
     fn take(&mut self, output: Output) {
         match output {
+            Output::Sip(t) if t.bytes.as_ref() == b"\r\n\r\n" => {
+                self.keepalives.push((self.now, t.peer));
+            }
             Output::Sip(t) => {
                 let message = parse_datagram(&t.bytes)
                     .expect("the switch sends valid SIP")

@@ -18,6 +18,7 @@ mod contract;
 mod read;
 pub(crate) mod rtp;
 pub(crate) mod sip;
+pub(crate) mod trunk;
 pub(crate) mod vip;
 
 pub(crate) use read::*;
@@ -134,6 +135,8 @@ pub(crate) struct Kit {
     pub(crate) http_log: Vec<HttpCall>,
     /// Names the switch asked to resolve (RFC 3263), not answered yet.
     pub(crate) resolves: VecDeque<Resolve>,
+    /// CRLF keep-alives the switch wrote on a connection (RFC 5626 §3.5.1): when, to whom.
+    pub(crate) keepalives: Vec<(Instant, Peer)>,
     /// Every report of the trunks' statuses, in order.
     pub(crate) trunk_reports: Vec<Vec<concierge_b2bua::TrunkStatus>>,
     /// The wake-up the switch asked for at the end of its last drain.
@@ -229,6 +232,7 @@ impl Kit {
             http: VecDeque::new(),
             http_log: Vec::new(),
             resolves: VecDeque::new(),
+            keepalives: Vec::new(),
             trunk_reports: Vec::new(),
             deadline: None,
         };
