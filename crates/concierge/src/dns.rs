@@ -277,6 +277,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rfc3263_a_sips_uri_or_tls_is_tls_on_5061_and_its_srv_service_is_sips_tcp() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // An address needs no lookup: the server is never asked.
+        let resolver = SipResolver::new(&["127.0.0.1:9".parse().unwrap()]).unwrap();
+        let tls = Peer {
+            transport: Transport::Tls,
+            addr: "127.0.0.1:5061".parse().unwrap(),
+        };
+        for uri in ["sips:127.0.0.1", "sip:127.0.0.1;transport=tls", "sips:127.0.0.1;transport=tcp"] {
+            let peers = rt.block_on(resolver.locate(&SipUri::parse(uri).unwrap()));
+            assert_eq!(peers, Ok(vec![tls]), "{uri}");
+        }
+        assert_eq!(srv_prefix(Transport::Tls), "_sips._tcp");
+        assert_eq!(srv_prefix(Transport::Tcp), "_sip._tcp");
+        assert_eq!(srv_prefix(Transport::Udp), "_sip._udp");
+    }
+
+    #[test]
     fn srv_order_is_by_priority_first() {
         let records = vec![
             (10, 0, 5070, "a.".to_owned()),
