@@ -46,6 +46,48 @@ fn rfc3261_22_4_a_401_is_answered_with_a_digest_sipp_verifies_and_the_200_regist
 }
 
 #[test]
+fn a_registered_trunk_shows_in_the_metrics_and_on_the_live_console() {
+    let registrar = SippRegistrar::start("registrar_short_expires.xml", &[]);
+    let console = free_port();
+    let trunk = table(
+        &format!("sip:127.0.0.1:{}", registrar.port),
+        USER,
+        &format!("[console]\nlisten = \"127.0.0.1:{console}\"\n"),
+    );
+    let concierge = TrunkServer::start("reg-views", "", &trunk, PASSWORD);
+    concierge.wait_status("registered, expires in");
+    let page = concierge.scrape();
+    common::ops::promtool_check(&page);
+    let series = |s: &str| common::ops::metric(&page, s);
+    assert_eq!(
+        series("concierge_trunk_state{trunk=\"carrier\",state=\"registered\"}"),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(
+        series("concierge_trunk_state{trunk=\"carrier\",state=\"failed\"}"),
+        Some(0.0)
+    );
+    assert!(
+        series("concierge_trunk_registration_expires_seconds{trunk=\"carrier\"}")
+            .is_some_and(|s| (0.0..=10.0).contains(&s)),
+        "the registrar's 10 s: {page}"
+    );
+    assert_eq!(
+        series("concierge_trunk_last_response_status{trunk=\"carrier\"}"),
+        Some(200.0)
+    );
+    let (code, html) = common::ops::http(console, "GET", "/");
+    assert_eq!(code, 200, "{html}");
+    let trunks = html.split("data-section=\"Trunks\"").nth(1).unwrap_or_default();
+    assert!(
+        trunks.contains("carrier") && trunks.contains("registered, expires in"),
+        "{html}"
+    );
+    drop(registrar);
+}
+
+#[test]
 fn rfc3261_10_2_8_a_423_is_answered_with_the_min_expires_it_names() {
     let registrar = SippRegistrar::start("registrar_423_min_expires.xml", &[]);
     let concierge = concierge("reg-423", &registrar);
