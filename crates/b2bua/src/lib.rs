@@ -82,7 +82,7 @@ pub use record::{
 pub use stats::SwitchStats;
 pub use switch::Switch;
 pub use transfer::{TransferMode, TransferOutcome};
-pub use trunks::{Trunk, TrunkStatus};
 pub use transfer_token::{
     SignedContext, TokenError, TransferSigner, CALLER_HEADER, CALL_ID_HEADER, TOKEN_HEADER,
 };
+pub use trunks::{Trunk, TrunkStatus};

@@ -37,7 +37,8 @@ fn transferring(flow: &str, trunk: Trunk, extra: &str) -> (Kit, Caller) {
 fn invite_at(kit: &mut Kit, addr: &str) -> Request {
     let mut desk = Desk::at(addr);
     desk.inbox(kit);
-    desk.invite.unwrap_or_else(|| panic!("an INVITE to {addr}: {:?}", kit.sip))
+    desk.invite
+        .unwrap_or_else(|| panic!("an INVITE to {addr}: {:?}", kit.sip))
 }
 
 fn routes(r: &Request) -> Vec<String> {
@@ -49,10 +50,17 @@ fn routes(r: &Request) -> Vec<String> {
 
 #[test]
 fn a_bridge_to_a_trunk_target_calls_the_user_at_the_registrar_s_domain_on_the_registrar() {
-    let (mut kit, _) = transferring(&flow("bridge", "sip:+4699@trunk:carrier;user=phone"), carrier(), "");
+    let (mut kit, _) = transferring(
+        &flow("bridge", "sip:+4699@trunk:carrier;user=phone"),
+        carrier(),
+        "",
+    );
     let invite = invite_at(&mut kit, REGISTRAR);
     assert_eq!(invite.uri.as_str(), "sip:+4699@198.51.100.1;user=phone");
-    assert!(routes(&invite).is_empty(), "the registrar is the next hop itself");
+    assert!(
+        routes(&invite).is_empty(),
+        "the registrar is the next hop itself"
+    );
 }
 
 #[test]
@@ -76,7 +84,10 @@ fn rfc3261_8_1_2_without_a_service_route_the_trunk_s_outbound_proxy_is_the_route
     trunk.registration.outbound_proxy = Some(SipUri::parse("sip:203.0.113.30:5080").unwrap());
     let mut kit = Kit::with(
         testkit::config(),
-        program(Some(&flow("bridge", "sip:+4699@trunk:carrier")), vec![trunk]),
+        program(
+            Some(&flow("bridge", "sip:+4699@trunk:carrier")),
+            vec![trunk],
+        ),
     );
     // The REGISTER itself goes through the proxy.
     let proxy = Registrar::at("203.0.113.30:5080");
@@ -125,7 +136,10 @@ fn rfc3261_22_3_the_trunk_s_challenge_is_answered_with_the_trunk_s_credentials()
         cnonce,
         1,
     );
-    assert_eq!(line, expected, "the trunk's password answered the challenge");
+    assert_eq!(
+        line, expected,
+        "the trunk's password answered the challenge"
+    );
     assert!(!format!("{:?}", kit.records).contains(PASSWORD));
 }
 
@@ -133,7 +147,10 @@ fn rfc3261_22_3_the_trunk_s_challenge_is_answered_with_the_trunk_s_credentials()
 fn rfc3261_21_3_3_a_redirect_through_a_trunk_names_the_registrar_s_domain() {
     let mut kit = Kit::with(
         testkit::config(),
-        program(Some(&flow("redirect", "sip:+4699@trunk:carrier")), vec![carrier()]),
+        program(
+            Some(&flow("redirect", "sip:+4699@trunk:carrier")),
+            vec![carrier()],
+        ),
     );
     Registrar::at(REGISTRAR).registers(&mut kit);
     let mut caller = Caller::phone("c1", "+46700000001");
@@ -149,7 +166,10 @@ fn rfc3261_21_3_3_a_redirect_through_a_trunk_names_the_registrar_s_domain() {
 fn a_transfer_through_a_trunk_a_reload_removed_takes_the_failed_exit() {
     let mut kit = Kit::with(
         testkit::config(),
-        program(Some(&flow("bridge", "sip:+4699@trunk:carrier")), vec![carrier()]),
+        program(
+            Some(&flow("bridge", "sip:+4699@trunk:carrier")),
+            vec![carrier()],
+        ),
     );
     Registrar::at(REGISTRAR).registers(&mut kit);
     let mut caller = Caller::phone("c1", "+46700000001");

@@ -137,7 +137,11 @@ fn a_reload_changing_a_trunk_removes_the_old_binding_and_registers_the_new() {
     kit.set_program(program(None, vec![changed]));
     let sent = registrar.requests(&mut kit);
     let asked: Vec<Option<&str>> = sent.iter().map(expires).collect();
-    assert_eq!(asked, [Some("0"), Some("300")], "the old binding goes first");
+    assert_eq!(
+        asked,
+        [Some("0"), Some("300")],
+        "the old binding goes first"
+    );
     assert_ne!(sent[0].call_id, sent[1].call_id, "a new registration");
     registrar.bind(&mut kit, &sent[1], 300, "");
     assert!(registered(&kit, "carrier"));
@@ -231,7 +235,14 @@ fn asserted_call_from(kit: &mut Kit, id: &str, addr: &str) -> bool {
     caller.ack(kit);
     caller.bye(kit);
     let rec = kit.record(id);
-    assert_eq!(rec.caller, if rec.verified { "+46706170786" } else { "+46700000009" });
+    assert_eq!(
+        rec.caller,
+        if rec.verified {
+            "+46706170786"
+        } else {
+            "+46700000009"
+        }
+    );
     rec.verified
 }
 

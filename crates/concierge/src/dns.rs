@@ -288,7 +288,11 @@ mod tests {
             transport: Transport::Tls,
             addr: "127.0.0.1:5061".parse().unwrap(),
         };
-        for uri in ["sips:127.0.0.1", "sip:127.0.0.1;transport=tls", "sips:127.0.0.1;transport=tcp"] {
+        for uri in [
+            "sips:127.0.0.1",
+            "sip:127.0.0.1;transport=tls",
+            "sips:127.0.0.1;transport=tcp",
+        ] {
             let peers = rt.block_on(resolver.locate(&SipUri::parse(uri).unwrap()));
             assert_eq!(peers, Ok(vec![tls]), "{uri}");
         }

@@ -185,7 +185,12 @@ pub(crate) fn restart_needed(before: &str, after: &str) -> Vec<String> {
 /// `concierge reload`: asks the running server (its `[metrics] listen`) to reload, and
 /// prints what it answered.
 pub(crate) fn request(config: Option<&Path>) -> std::process::ExitCode {
-    crate::admin::ask(config, reqwest::Method::POST, "/-/reload", "reload endpoint")
+    crate::admin::ask(
+        config,
+        reqwest::Method::POST,
+        "/-/reload",
+        "reload endpoint",
+    )
 }
 
 #[cfg(test)]

@@ -284,7 +284,9 @@ fn rfc3263_a_sips_trunk_registrar_is_located_by_its_sips_srv_record_and_reached_
     // Where `_sips._tcp` points, something that only notes what the first bytes are.
     let registrar = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
     let port = registrar.local_addr().expect("its address").port();
-    registrar.set_nonblocking(true).expect("non-blocking accept");
+    registrar
+        .set_nonblocking(true)
+        .expect("non-blocking accept");
     let dns = Dns::start(&[
         format!("--srv-host=_sips._tcp.registrar.test,reg.registrar.test,{port},10,1"),
         "--host-record=reg.registrar.test,127.0.0.1".into(),
@@ -293,22 +295,25 @@ fn rfc3263_a_sips_trunk_registrar_is_located_by_its_sips_srv_record_and_reached_
     let server = common::Server::start_env(
         "sips-trunk",
         &format!("tls_listen = \"127.0.0.1:{}\"\n", free_port()),
-        &format!(
-            "[dns]\nservers = [\"127.0.0.1:{}\"]\n{trunk}",
-            dns.port
-        ),
+        &format!("[dns]\nservers = [\"127.0.0.1:{}\"]\n{trunk}", dns.port),
         &[(common::trunk::PASSWORD_VAR, "pw")],
     );
-    let (mut conn, _) = common::wait_until(common::PATIENCE, "a connection to the registrar", || {
-        registrar
-            .accept()
-            .map_err(|e| format!("{e}\n{}\n{}", dns.log(), common::tail(&server.log(), 20)))
-    });
+    let (mut conn, _) =
+        common::wait_until(common::PATIENCE, "a connection to the registrar", || {
+            registrar
+                .accept()
+                .map_err(|e| format!("{e}\n{}\n{}", dns.log(), common::tail(&server.log(), 20)))
+        });
     conn.set_nonblocking(false).expect("blocking reads");
-    conn.set_read_timeout(Some(common::PATIENCE)).expect("a read timeout");
+    conn.set_read_timeout(Some(common::PATIENCE))
+        .expect("a read timeout");
     let mut hello = [0u8; 3];
     std::io::Read::read_exact(&mut conn, &mut hello).expect("the first bytes");
     assert_eq!(hello[0], 0x16, "a TLS handshake record: {hello:02x?}");
     assert_eq!(hello[1], 0x03, "TLS: {hello:02x?}");
-    assert!(dns.log().contains("query[SRV] _sips._tcp.registrar.test"), "{}", dns.log());
+    assert!(
+        dns.log().contains("query[SRV] _sips._tcp.registrar.test"),
+        "{}",
+        dns.log()
+    );
 }

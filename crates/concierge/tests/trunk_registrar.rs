@@ -98,8 +98,8 @@ fn harness_sipp_registers_with_digest_and_the_location_table_holds_its_contact()
 }
 
 #[test]
-fn a_registered_concierge_gets_the_aor_s_calls_through_kamailio_and_refers_101010_to_the_vip_desk(
-) {
+fn a_registered_concierge_gets_the_aor_s_calls_through_kamailio_and_refers_101010_to_the_vip_desk()
+{
     let registrar = Registrar::start(RegistrarOptions::default());
     let concierge = concierge("kam-trunk-call", &registrar, "");
     let bound = wait_bound(&registrar, &concierge.server);
@@ -132,9 +132,10 @@ fn a_registered_concierge_gets_the_aor_s_calls_through_kamailio_and_refers_10101
     );
     assert!(run.ok, "{context}");
     assert!(
-        registrar
-            .full_log()
-            .contains(&format!("relaying INVITE for sip:+4612345@127.0.0.1:{}", registrar.port)),
+        registrar.full_log().contains(&format!(
+            "relaying INVITE for sip:+4612345@127.0.0.1:{}",
+            registrar.port
+        )),
         "the call went through the location table: {context}"
     );
     let refer_to = run
@@ -158,7 +159,12 @@ fn rfc3261_10_2_4_a_short_grant_is_refreshed_before_it_lapses_with_a_sha_256_dig
     });
     let concierge = concierge("kam-trunk-refresh", &registrar, "");
     wait_bound(&registrar, &concierge.server);
-    let registered = || registrar.full_log().matches("registered sip:+4612345").count();
+    let registered = || {
+        registrar
+            .full_log()
+            .matches("registered sip:+4612345")
+            .count()
+    };
     let first = registered();
     // Granted 10 s, refreshed at 5 s: two more successful REGISTERs within 12 s, and the
     // binding never lapses meanwhile.
@@ -221,11 +227,7 @@ fn a_wrong_password_stops_the_registration_with_a_warning_naming_the_trunk() {
     );
     let concierge = TrunkServer::start("kam-trunk-wrong", "", &trunk, "not-the-password");
     let status = concierge.wait_status("failed (the registrar rejected the credentials)");
-    let log = concierge.server.wait_log("trunk registration stopped");
-    let warning = log
-        .lines()
-        .find(|l| l.contains("trunk registration stopped"))
-        .unwrap_or_default();
+    let warning = concierge.log_line("trunk registration stopped");
     assert!(
         warning.contains("WARN")
             && warning.contains("trunk=\"carrier\"")
@@ -281,8 +283,13 @@ fn a_bridged_transfer_through_the_trunk_answers_its_407_with_the_trunk_s_credent
         &registrar.options.user,
         "",
     );
-    let concierge =
-        TrunkServer::start_with("kam-trunk-bridge", |_| CALL_OUT.into(), "", &trunk, &password);
+    let concierge = TrunkServer::start_with(
+        "kam-trunk-bridge",
+        |_| CALL_OUT.into(),
+        "",
+        &trunk,
+        &password,
+    );
     wait_bound(&registrar, &concierge.server);
     // A caller whose flow bridges it out through the trunk; it talks 4 s and hangs up.
     let out = common::sipp(
@@ -336,7 +343,7 @@ fn a_bridged_transfer_through_the_trunk_answers_its_407_with_the_trunk_s_credent
     for (what, text) in outputs {
         assert!(!text.contains(&password), "the password is in the {what}");
     }
-    assert!(concierge.scrape().contains(
-        "concierge_trunk_state{trunk=\"carrier\",state=\"registered\"} 1"
-    ));
+    assert!(concierge
+        .scrape()
+        .contains("concierge_trunk_state{trunk=\"carrier\",state=\"registered\"} 1"));
 }

@@ -79,7 +79,10 @@ fn a_registered_trunk_shows_in_the_metrics_and_on_the_live_console() {
     );
     let (code, html) = common::ops::http(console, "GET", "/");
     assert_eq!(code, 200, "{html}");
-    let trunks = html.split("data-section=\"Trunks\"").nth(1).unwrap_or_default();
+    let trunks = html
+        .split("data-section=\"Trunks\"")
+        .nth(1)
+        .unwrap_or_default();
     assert!(
         trunks.contains("carrier") && trunks.contains("registered, expires in"),
         "{html}"
@@ -93,7 +96,10 @@ fn rfc3261_10_2_8_a_423_is_answered_with_the_min_expires_it_names() {
     let concierge = concierge("reg-423", &registrar);
     let status = concierge.wait_status("registered, expires in");
     let (sipp_ok, report) = registrar.finish(Duration::from_secs(10));
-    assert!(sipp_ok, "the second REGISTER asks for 7200 s:\n{report}\n{status}");
+    assert!(
+        sipp_ok,
+        "the second REGISTER asks for 7200 s:\n{report}\n{status}"
+    );
 }
 
 #[test]
@@ -101,18 +107,19 @@ fn a_403_stops_the_registration_with_a_warning_naming_the_trunk_and_nothing_is_s
     let registrar = SippRegistrar::start("registrar_403.xml", &[]);
     let concierge = concierge("reg-403", &registrar);
     let status = concierge.wait_status("failed (the registrar answered 403 Forbidden)");
-    let log = concierge.server.wait_log("trunk registration stopped");
-    let warning = log
-        .lines()
-        .find(|l| l.contains("trunk registration stopped"))
-        .unwrap_or_default();
+    let warning = concierge.log_line("trunk registration stopped");
     assert!(
-        warning.contains("WARN") && warning.contains("trunk=\"carrier\"") && warning.contains("403"),
+        warning.contains("WARN")
+            && warning.contains("trunk=\"carrier\"")
+            && warning.contains("403"),
         "{warning}"
     );
     // The scenario waits 4 s for a REGISTER that must not come.
     let (sipp_ok, report) = registrar.finish(Duration::from_secs(15));
-    assert!(sipp_ok, "a REGISTER came back after the 403:\n{report}\n{status}");
+    assert!(
+        sipp_ok,
+        "a REGISTER came back after the 403:\n{report}\n{status}"
+    );
 }
 
 #[test]
@@ -120,13 +127,13 @@ fn a_silent_registrar_is_given_up_on_after_timer_f_and_backed_off_from() {
     let registrar = SippRegistrar::start("registrar_silent.xml", &[]);
     let concierge = concierge("reg-silent", &registrar);
     // Timer F is 64·T1 = 6.4 s here.
-    let status = concierge.wait_status("not registered (no response from the registrar), next attempt in");
-    let log = concierge.server.log();
-    let warning = log
-        .lines()
-        .find(|l| l.contains("trunk registration failed; retrying"))
-        .unwrap_or_default();
-    assert!(warning.contains("WARN") && warning.contains("carrier"), "{log}\n{status}");
+    let status =
+        concierge.wait_status("not registered (no response from the registrar), next attempt in");
+    let warning = concierge.log_line("trunk registration failed; retrying");
+    assert!(
+        warning.contains("WARN") && warning.contains("trunk=\"carrier\""),
+        "{warning}\n{status}"
+    );
     drop(registrar);
 }
 

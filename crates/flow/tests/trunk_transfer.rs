@@ -84,7 +84,9 @@ fn a_target_and_a_field_naming_different_trunks_are_refused() {
 
 #[test]
 fn the_transfer_action_names_the_trunk_for_the_call_layer() {
-    let text = flow("target = \"sip:{system.caller}@trunk:carrier\"\nmode = \"bridge\"\nfailed = \"sorry\"");
+    let text = flow(
+        "target = \"sip:{system.caller}@trunk:carrier\"\nmode = \"bridge\"\nfailed = \"sorry\"",
+    );
     let loaded =
         parse_flow(Path::new("t.toml"), &text, &|_| true).unwrap_or_else(|e| panic!("{e:?}"));
     let mut vars = Vars::new();

@@ -10,8 +10,8 @@ use tracing::{info, warn};
 
 use super::{Call, Cx, FlowState, Waiting};
 use crate::record::{EndedBy, TransferFailure, TransferRecord, TransferResult};
-use crate::trunks::TrunkRoute;
 use crate::transfer::TransferOutcome;
+use crate::trunks::TrunkRoute;
 
 impl Call {
     /// Starts the flow for the called number before the call is answered: an HTTP lookup

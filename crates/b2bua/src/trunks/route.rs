@@ -145,7 +145,10 @@ mod tests {
         let r = route(Some("sip:192.0.2.7:5080"));
         assert_eq!(r.routes.len(), 1);
         assert_eq!(r.routes[0].uri.as_str(), "sip:192.0.2.7:5080;lr");
-        assert_eq!(r.peer.map(|p| p.addr.to_string()), Some("192.0.2.7:5080".into()));
+        assert_eq!(
+            r.peer.map(|p| p.addr.to_string()),
+            Some("192.0.2.7:5080".into())
+        );
         assert_eq!(r.peer.map(|p| p.transport), Some(Transport::Tcp));
         let r = route(None);
         assert!(r.routes.is_empty());

@@ -116,9 +116,8 @@ impl TrunkConfig {
         let transport = self.transport();
         let user = self.contact_user.as_deref().unwrap_or(&self.username);
         let contact = concierge_sip::dialog::local_contact(user, host, port, transport);
-        let contact_v6 = v6.map(|(host, port)| {
-            concierge_sip::dialog::local_contact(user, host, port, transport)
-        });
+        let contact_v6 = v6
+            .map(|(host, port)| concierge_sip::dialog::local_contact(user, host, port, transport));
         let cfg = RegistrationConfig {
             registrar,
             user: self.username.clone(),
@@ -164,7 +163,10 @@ impl Config {
                     }
                     _ => (
                         self.sip.listen.port(),
-                        self.sip.listen.v6().map_or(self.sip.listen.port(), |a| a.port()),
+                        self.sip
+                            .listen
+                            .v6()
+                            .map_or(self.sip.listen.port(), |a| a.port()),
                     ),
                 };
                 let v6 = host_v6.as_deref().map(|h| (h, port_v6));

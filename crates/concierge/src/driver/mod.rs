@@ -52,7 +52,10 @@ pub(crate) enum StreamInput {
         authenticated: bool,
     },
     /// The connection to `peer` closed (a trunk registered through it registers again).
-    Closed { peer: SocketAddr, transport: Transport },
+    Closed {
+        peer: SocketAddr,
+        transport: Transport,
+    },
 }
 
 /// What the operator side hands the shard: the metrics it updates and the programs a

@@ -90,9 +90,22 @@ impl TrunkServer {
             if text.contains(needle) {
                 Ok(text)
             } else {
-                Err(format!("{text}\nlog tail:\n{}", tail(&self.server.log(), 30)))
+                Err(format!(
+                    "{text}\nlog tail:\n{}",
+                    tail(&self.server.log(), 30)
+                ))
             }
         })
+    }
+
+    /// Waits for a log line holding `needle`, and returns that line.
+    #[track_caller]
+    pub fn log_line(&self, needle: &str) -> String {
+        let log = self.server.wait_log(needle);
+        log.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// `GET /metrics`.

@@ -145,7 +145,11 @@ fn an_ipv6_registrar_is_given_our_ipv6_contact_and_its_grant_is_read_for_it() {
     else {
         panic!("{:?}", rig.status())
     };
-    assert_eq!(expires_at - rig.now, crate::rig::secs(90), "our IPv6 binding's grant");
+    assert_eq!(
+        expires_at - rig.now,
+        crate::rig::secs(90),
+        "our IPv6 binding's grant"
+    );
 }
 
 #[test]
