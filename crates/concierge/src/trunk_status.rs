@@ -37,14 +37,36 @@ pub(crate) fn is_up(state: &StatusState) -> bool {
 
 /// `registered, expires in 1795 s; last response 200`, as of `now`.
 pub(crate) fn describe(status: &TrunkStatus, now: Instant) -> String {
-    let secs = |at: Instant| at.saturating_duration_since(now).as_secs();
+    describe_with(status, |at| {
+        format!("in {} s", at.saturating_duration_since(now).as_secs())
+    })
+}
+
+/// `registered, expires at 21:24:03 UTC; last response 200`: for a page that shows the
+/// line until the next change, the clock time of each deadline (`now` is `unix_now`, in
+/// Unix seconds).
+pub(crate) fn describe_at(status: &TrunkStatus, now: Instant, unix_now: u64) -> String {
+    describe_with(status, |at| {
+        let t = unix_now + at.saturating_duration_since(now).as_secs();
+        let day = t % 86_400;
+        format!(
+            "at {:02}:{:02}:{:02} UTC",
+            day / 3600,
+            day / 60 % 60,
+            day % 60
+        )
+    })
+}
+
+/// The line, each deadline rendered by `when`.
+fn describe_with(status: &TrunkStatus, when: impl Fn(Instant) -> String) -> String {
     let state = match &status.status.state {
         StatusState::Starting => "registering".to_owned(),
         StatusState::Registered { expires_at } => {
-            format!("registered, expires in {} s", secs(*expires_at))
+            format!("registered, expires {}", when(*expires_at))
         }
         StatusState::BackingOff { until, why } => {
-            format!("not registered ({why}), next attempt in {} s", secs(*until))
+            format!("not registered ({why}), next attempt {}", when(*until))
         }
         StatusState::Failed { why } => format!("failed ({why}), not retried until a reload"),
         StatusState::Unregistering => "unregistering".to_owned(),
@@ -122,5 +144,21 @@ mod tests {
             "not registered (no response from the registrar), next attempt in 20 s; no response yet"
         );
         assert_eq!(report(&[], now), "trunks: none configured\n");
+    }
+
+    #[test]
+    fn a_page_shows_the_clock_time_of_a_deadline() {
+        let now = Instant::now();
+        let up = trunk(
+            StatusState::Registered {
+                expires_at: now + Duration::from_secs(90),
+            },
+            Some(200),
+        );
+        // 1800000000 is 08:00:00 UTC; 90 s later.
+        assert_eq!(
+            describe_at(&up, now, 1_800_000_000),
+            "registered, expires at 08:01:30 UTC; last response 200"
+        );
     }
 }

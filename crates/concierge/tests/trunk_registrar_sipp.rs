@@ -84,7 +84,7 @@ fn a_registered_trunk_shows_in_the_metrics_and_on_the_live_console() {
         .nth(1)
         .unwrap_or_default();
     assert!(
-        trunks.contains("carrier") && trunks.contains("registered, expires in"),
+        trunks.contains("carrier") && trunks.contains("registered, expires at"),
         "{html}"
     );
     drop(registrar);
