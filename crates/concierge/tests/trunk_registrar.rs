@@ -4,7 +4,8 @@
 //! caller dialling the address-of-record through Kamailio reaches Concierge's flow and is
 //! REFERred for 101010; a short grant is refreshed before it lapses (with SHA-256);
 //! shutdown, and a reload that removes the trunk, remove the binding; a wrong password
-//! stops with a warning; a bridged transfer through the trunk answers Kamailio's 407 with
+//! stops with a warning; over TCP a closed connection makes the trunk register again at
+//! once; a bridged transfer through the trunk answers Kamailio's 407 with
 //! the trunk's credentials — and the password is in no log, record, metric, status or
 //! `check` output.
 
@@ -199,6 +200,27 @@ fn shutdown_removes_the_binding_before_the_process_ends() {
         log.contains("trunk unregistered") && log.contains("binding=\"removed\""),
         "{log}"
     );
+}
+
+#[test]
+fn rfc5626_over_tcp_a_closed_connection_to_the_registrar_makes_the_trunk_register_again_at_once() {
+    let registrar = Registrar::start(RegistrarOptions {
+        tcp: true,
+        ..RegistrarOptions::default()
+    });
+    let concierge = concierge("kam-trunk-tcp", &registrar, "transport = \"tcp\"\n");
+    concierge.wait_status("registered, expires in");
+    let table = registrar.bindings();
+    let contact = format!(
+        "sip:+4612345@127.0.0.1:{};transport=tcp",
+        concierge.server.port
+    );
+    assert!(table.iter().any(|b| b.contact == contact), "{table:?}");
+    // The registrar goes away with its connection. The binding would be refreshed only
+    // in half an hour; a closed connection sends the REGISTER now, which finds no one.
+    drop(registrar);
+    let warning = concierge.log_line("trunk registration failed; retrying");
+    assert!(warning.contains("trunk=\"carrier\""), "{warning}");
 }
 
 #[test]

@@ -31,6 +31,8 @@ pub struct RegistrarOptions {
     /// Relay INVITEs for numbers no one registered — calls out through the trunk — to
     /// this port on 127.0.0.1, after challenging them (407) for the user's password.
     pub outbound_uas: Option<u16>,
+    /// Listen on TCP too, on the same port.
+    pub tcp: bool,
 }
 
 impl Default for RegistrarOptions {
@@ -45,6 +47,7 @@ impl Default for RegistrarOptions {
             service_route: None,
             with_path: false,
             outbound_uas: None,
+            tcp: false,
         }
     }
 }
@@ -99,6 +102,9 @@ impl Registrar {
         }
         if options.with_path {
             cmd.args(["-A", "WITH_PATH"]);
+        }
+        if options.tcp {
+            cmd.args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")]);
         }
         if let Some(port) = options.outbound_uas {
             cmd.args(["-A", &format!("OUTBOUND_UAS=\"sip:127.0.0.1:{port}\"")]);
