@@ -23,7 +23,7 @@ use concierge_sip::wire::{Response, Transport};
 use concierge_sip::{Endpoint, Peer, Transmit};
 use tracing::warn;
 
-pub(crate) use route::TrunkRoute;
+pub(crate) use route::{loose, TrunkRoute};
 
 use crate::output::{Output, Resolve, ResolveId};
 use crate::switch::{Index, Key};

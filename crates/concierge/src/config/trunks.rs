@@ -44,7 +44,7 @@ pub(crate) struct TrunkConfig {
     /// (route them with `[flows] routes`). Default: `username`.
     #[serde(default)]
     pub(crate) contact_user: Option<String>,
-    /// A proxy every REGISTER (and, later, every call through the trunk) goes through.
+    /// A proxy every REGISTER, and every call out through the trunk, goes through.
     #[serde(default)]
     pub(crate) outbound_proxy: Option<String>,
     /// `udp`, `tcp` or `tls`; default: the URI's `transport`, else TLS for `sips:`, else UDP.

@@ -410,13 +410,7 @@ impl Bridge {
 /// The outbound proxy as a loose-routing Route entry (`;lr` added when missing: a
 /// preloaded route to a strict router would need the Request-URI rewritten).
 fn outbound_route(cfg: &SwitchConfig) -> Option<NameAddr> {
-    let proxy = cfg.outbound_proxy.as_ref()?;
-    if proxy.param("lr").is_some() {
-        return Some(NameAddr::new(proxy.clone()));
-    }
-    SipUri::parse(&format!("{proxy};lr"))
-        .ok()
-        .map(NameAddr::new)
+    cfg.outbound_proxy.as_ref().map(crate::trunks::loose)
 }
 
 /// The next hop for `uri` when its host is an IP address (names go to the driver's
