@@ -150,7 +150,10 @@ impl Driver {
                     Output::Http { call, .. } => self.http = Some(call),
                     Output::Record(_) => self.records += 1,
                     Output::Rtp { .. } => self.rtp += 1,
-                    Output::MediaClose { .. } | Output::Resolve(_) | Output::Event(_) => {}
+                    Output::MediaClose { .. }
+                    | Output::Resolve(_)
+                    | Output::Event(_)
+                    | Output::Trunks(_) => {}
                 }
             }
             if bind.is_empty() {

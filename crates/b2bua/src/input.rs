@@ -77,6 +77,12 @@ pub enum Input<'a> {
         /// Addresses best first, or why there are none.
         result: Result<Vec<Peer>, String>,
     },
+    /// A TCP or TLS connection to `peer` closed (either side, for any reason). A trunk
+    /// registered through it registers again at once, over a new connection.
+    ConnectionLost {
+        /// The connection's remote end and transport.
+        peer: Peer,
+    },
     /// The deadline of the last [`crate::Output::Timeout`] has come (early or repeated
     /// timeouts are harmless: only what is due fires).
     Timeout,

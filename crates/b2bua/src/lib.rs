@@ -19,6 +19,12 @@
 //! it receives and encrypts what it sends with its own keys. A bridge leg to a name waits for
 //! the driver's RFC 3263 lookup ([`Output::Resolve`], [`Input::Resolved`]).
 //!
+//! Beside the calls the switch registers with the SIP trunks the [`Program`] names
+//! ([`Trunk`]; `concierge_sip::registration` does the registering): their requests go out
+//! through the same endpoint, their lookups as [`Output::Resolve`], their state as
+//! [`Output::Trunks`]; a transfer may go through one, and a trusted one's calls are
+//! believed.
+//!
 //! Run loop — the one contract, as in str0m: hand every input to [`Switch::handle_input`]
 //! with the time it arrived, then drain [`Switch::poll_output`] until it returns
 //! [`Output::Timeout`], do what each output says (results such as a bound port or an HTTP
@@ -57,6 +63,7 @@ mod stats;
 mod switch;
 mod transfer;
 mod transfer_token;
+mod trunks;
 
 pub use admission::{AdmissionConfig, PeerLoad};
 pub use concierge_flow::{CacheUse, HttpStepOutcome};
@@ -78,3 +85,4 @@ pub use transfer::{TransferMode, TransferOutcome};
 pub use transfer_token::{
     SignedContext, TokenError, TransferSigner, CALLER_HEADER, CALL_ID_HEADER, TOKEN_HEADER,
 };
+pub use trunks::{Trunk, TrunkStatus};

@@ -68,9 +68,12 @@ pub enum Output {
     /// [`crate::SwitchConfig::call_events`]): for a live view, never for accounting — the
     /// record is the account.
     Event(Box<crate::CallEvent>),
-    /// Look up a name (RFC 3263) for a bridge leg and report with
+    /// Look up a name (RFC 3263) for a bridge leg or a trunk's registrar and report with
     /// [`crate::Input::Resolved`] carrying the same `id`.
     Resolve(Resolve),
+    /// The trunks' registrations changed: each trunk's status now, in name order (for
+    /// status pages and metrics). Sent after the change, and once at start-up.
+    Trunks(Vec<crate::TrunkStatus>),
     /// Nothing more to do now: hand in [`crate::Input::Timeout`] at this instant, or any
     /// other input before it. `None`: nothing is due until another input arrives. Always
     /// the last output of a drain (see [`crate::Switch::poll_output`]).
@@ -78,7 +81,8 @@ pub enum Output {
 }
 
 /// A name the driver must look up (RFC 3263: NAPTR, SRV, then A/AAAA) for a bridge leg
-/// whose next hop — the target, or the outbound proxy — is not an IP address. Taken with
+/// whose next hop — the target, or the outbound proxy — or a trunk whose registrar (or
+/// proxy) is not an IP address. Taken with
 /// [`Output::Resolve`]; the answer goes back as [`crate::Input::Resolved`] with the same
 /// `id`.
 #[derive(Debug, Clone)]

@@ -1,4 +1,5 @@
-//! What the switch runs: flows by called number, and the prompts they play.
+//! What the switch runs: flows by called number, the prompts they play, and the trunks
+//! it registers with.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +21,9 @@ pub struct Program {
     /// The binary passes its process environment; the default has no variable set (this
     /// crate reads no environment of its own).
     pub env: Environment,
+    /// The SIP trunks to register with (`[[trunks]]`); installing a program registers new
+    /// and changed ones and un-registers those it no longer names.
+    pub trunks: Vec<crate::Trunk>,
 }
 
 impl Program {

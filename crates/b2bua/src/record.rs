@@ -307,6 +307,10 @@ pub enum TransferFailure {
     /// The target rang past the bridge's ring timeout.
     #[error("no answer within {0} s")]
     RingTimeout(u64),
+    /// The transfer names a trunk the switch does not run (a reload removed it while the
+    /// call's flow, which still names it, was running).
+    #[error("no trunk named {0:?} is configured")]
+    NoTrunk(String),
 }
 
 /// How a call ended, for counting (the record's `outcome`).

@@ -67,6 +67,7 @@ impl Driver {
                 }
                 Output::Resolve(r) => format!("Resolve({})", r.uri),
                 Output::Event(e) => format!("Event({:?})", e.kind),
+                Output::Trunks(t) => format!("Trunks(×{})", t.len()),
                 Output::Record(r) => format!(
                     "Record(outcome {}, ended_by {}, path {})",
                     r.outcome.as_str(),

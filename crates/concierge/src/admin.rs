@@ -1,6 +1,8 @@
 //! The operator's HTTP listener (`[metrics] listen`): `GET /metrics` (Prometheus),
-//! `GET /healthz` (200 while accepting calls, 503 while draining) and `POST /-/reload`
-//! (the same reload as SIGHUP, answering with its result).
+//! `GET /healthz` (200 while accepting calls, 503 while draining), `POST /-/reload`
+//! (the same reload as SIGHUP, answering with its result) and `GET /-/status` (each
+//! trunk's registration, as `concierge status` prints it) — and [`ask`], the client side
+//! of `concierge reload` and `concierge status`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +37,7 @@ pub(crate) async fn serve(
         .route("/metrics", get(metrics_page))
         .route("/healthz", get(healthz))
         .route("/-/reload", post(reload_now))
+        .route("/-/status", get(status))
         .with_state(Admin {
             metrics,
             shutdown,
@@ -73,6 +76,79 @@ async fn healthz(State(admin): State<Admin>) -> impl IntoResponse {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
     }
+}
+
+/// Each trunk's registration now (`concierge status`).
+async fn status(State(admin): State<Admin>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        admin.metrics.trunk_report(),
+    )
+}
+
+/// `concierge reload` / `concierge status`: sends `method path` to the running server's
+/// `[metrics] listen` (read from `config`, by default `config/concierge.toml`), prints
+/// the answer, and fails when the server cannot be asked or answers an error. `what`
+/// names the endpoint in the message when `[metrics] listen` is off.
+pub(crate) fn ask(
+    config: Option<&std::path::Path>,
+    method: reqwest::Method,
+    path: &str,
+    what: &str,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let file = config.unwrap_or(std::path::Path::new(crate::demo::embedded::CONFIG));
+    let cfg = match crate::config::Config::load(Some(file)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("concierge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(mut addr) = cfg.metrics.listen else {
+        eprintln!(
+            "concierge: {}: [metrics] listen is not set, so the server has no {what}{}",
+            file.display(),
+            if path == "/-/reload" {
+                "; send it SIGHUP instead"
+            } else {
+                ""
+            }
+        );
+        return ExitCode::from(2);
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("concierge: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let url = format!("http://{addr}{path}");
+        match reqwest::Client::new().request(method, &url).send().await {
+            Ok(r) => {
+                let ok = r.status().is_success();
+                print!("{}", r.text().await.unwrap_or_default());
+                if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("concierge: {url}: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 /// How long `POST /-/reload` waits for the reload to finish.

@@ -128,7 +128,8 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
     }
     match cfg.trunk_registrations() {
         Ok(trunks) => {
-            for ((name, reg), t) in trunks.iter().zip(&cfg.trunks) {
+            for (trunk, t) in trunks.iter().zip(&cfg.trunks) {
+                let (name, reg) = (&trunk.name, &trunk.registration);
                 // The variable is named; its value never is.
                 println!(
                     "  trunk {name}: registers {} at {} over {}, contact {}, {} s, password from ${}{}",

@@ -127,6 +127,14 @@ pub(crate) enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Ask the running server how its SIP trunks stand: registered (and for how long),
+    /// backing off, or failed and why, with the registrar's last answer (GET to its
+    /// `[metrics] listen`).
+    Status {
+        /// The running server's configuration file (for its `[metrics] listen`).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// The drawing languages of `concierge diagram`.

@@ -1,15 +1,18 @@
-//! Locating SIP servers by name (RFC 3263) for bridge legs and the outbound proxy, with
-//! hickory's async resolver (it also caches every answer for its TTL). The switch asks
-//! for a URI and gets back the addresses to try, best first; it does the failover.
+//! Locating SIP servers by name (RFC 3263) for bridge legs, the outbound proxy and the
+//! trunks' registrars, with hickory's async resolver (it also caches every answer for its
+//! TTL). The switch asks for a URI and gets back the addresses to try, best first; it
+//! does the failover.
 //!
-//! The procedure, for `sip:` URIs over UDP and TCP:
-//! - an IP address host is used as it is;
+//! The procedure, for `sip:` URIs over UDP, TCP and TLS and `sips:` URIs (TLS only):
+//! - an IP address host is used as it is (port 5060, 5061 for TLS);
 //! - a port in the URI means A/AAAA of the host at that port (§4.2);
-//! - otherwise NAPTR (§4.1) — only when the URI names no transport — for `SIP+D2U` and
-//!   `SIP+D2T` records, in order and preference, each pointing at an SRV name;
-//! - without usable NAPTR records, SRV `_sip._udp` then `_sip._tcp` (or just the URI's
-//!   transport); SRV targets by priority, weighted at random within one (RFC 2782);
-//! - without SRV records, A/AAAA of the host at port 5060.
+//! - otherwise NAPTR (§4.1) — only when the URI names no transport — for `SIP+D2U`,
+//!   `SIP+D2T` and `SIPS+D2T` records (a `sips:` URI: `SIPS+D2T` only), in order and
+//!   preference, each pointing at an SRV name;
+//! - without usable NAPTR records, SRV `_sip._udp` then `_sip._tcp` (`_sips._tcp` for a
+//!   `sips:` URI or `;transport=tls`; or just the URI's transport); SRV targets by
+//!   priority, weighted at random within one (RFC 2782);
+//! - without SRV records, A/AAAA of the host at port 5060 (5061 for TLS).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -34,7 +37,7 @@ pub(crate) enum LocateError {
     NotFound,
     #[error("DNS lookup failed (server unreachable or refused)")]
     Lookup,
-    #[error("only sip: URIs over UDP or TCP are located")]
+    #[error("only sip: URIs over UDP, TCP or TLS and sips: URIs are located")]
     Unsupported,
 }
 
@@ -72,19 +75,27 @@ impl SipResolver {
 
     /// The addresses to try for `uri`, best first (see the module docs).
     pub(crate) async fn locate(&self, uri: &SipUri) -> Result<Vec<Peer>, LocateError> {
-        if uri.scheme() != "sip" {
-            return Err(LocateError::Unsupported);
-        }
+        let sips = match uri.scheme() {
+            "sip" => false,
+            "sips" => true,
+            _ => return Err(LocateError::Unsupported),
+        };
         let host = uri.host().trim_start_matches('[').trim_end_matches(']');
         let param = match uri.param("transport").flatten() {
+            // RFC 3263 §4.1: a SIPS URI is reached over TLS whatever it names.
+            _ if sips => Some(Transport::Tls),
             None => None,
             Some(t) => match Transport::parse(t) {
-                Some(t @ (Transport::Udp | Transport::Tcp)) => Some(t),
+                Some(t @ (Transport::Udp | Transport::Tcp | Transport::Tls)) => Some(t),
                 _ => return Err(LocateError::Unsupported),
             },
         };
+        let default_port = |t: Option<Transport>| match t {
+            Some(Transport::Tls) => 5061,
+            _ => 5060,
+        };
         if let Ok(ip) = host.parse::<IpAddr>() {
-            let addr = SocketAddr::new(ip, uri.port().unwrap_or(5060));
+            let addr = SocketAddr::new(ip, uri.port().unwrap_or(default_port(param)));
             return Ok(vec![Peer {
                 transport: param.unwrap_or(Transport::Udp),
                 addr,
@@ -96,8 +107,8 @@ impl SipResolver {
                 .await;
         }
         let mut srv_names = Vec::new();
-        if param.is_none() {
-            srv_names = self.naptr(host).await;
+        if param.is_none() || sips {
+            srv_names = self.naptr(host, sips).await;
         }
         if srv_names.is_empty() {
             let transports = match param {
@@ -106,7 +117,7 @@ impl SipResolver {
             };
             srv_names = transports
                 .into_iter()
-                .map(|t| (format!("_sip._{}.{host}", label(t)), t))
+                .map(|t| (format!("{}.{host}", srv_prefix(t)), t))
                 .collect();
         }
         let mut lookup_failed = false;
@@ -119,7 +130,7 @@ impl SipResolver {
             }
         }
         match self
-            .addresses(host, 5060, param.unwrap_or(Transport::Udp))
+            .addresses(host, default_port(param), param.unwrap_or(Transport::Udp))
             .await
         {
             Err(LocateError::NotFound) if lookup_failed => Err(LocateError::Lookup),
@@ -127,8 +138,9 @@ impl SipResolver {
         }
     }
 
-    /// §4.1: the SRV names a host's NAPTR records point at, for the transports we speak.
-    async fn naptr(&self, host: &str) -> Vec<(String, Transport)> {
+    /// §4.1: the SRV names a host's NAPTR records point at, for the transports we speak
+    /// (`sips`: TLS only).
+    async fn naptr(&self, host: &str, sips: bool) -> Vec<(String, Transport)> {
         let Ok(lookup) = self.inner.lookup(host, RecordType::NAPTR).await else {
             return Vec::new();
         };
@@ -139,8 +151,9 @@ impl SipResolver {
                     let flags = n.flags().to_ascii_lowercase();
                     let service = n.services().to_ascii_uppercase();
                     let transport = match service.as_slice() {
-                        b"SIP+D2U" => Transport::Udp,
-                        b"SIP+D2T" => Transport::Tcp,
+                        b"SIP+D2U" if !sips => Transport::Udp,
+                        b"SIP+D2T" if !sips => Transport::Tcp,
+                        b"SIPS+D2T" => Transport::Tls,
                         _ => return None,
                     };
                     (flags == b"s").then(|| {
@@ -207,10 +220,12 @@ impl SipResolver {
     }
 }
 
-fn label(t: Transport) -> &'static str {
+/// RFC 3263 §4.1: the SRV service of a transport (TLS over TCP is `_sips._tcp`).
+fn srv_prefix(t: Transport) -> &'static str {
     match t {
-        Transport::Tcp => "tcp",
-        _ => "udp",
+        Transport::Tls => "_sips._tcp",
+        Transport::Tcp => "_sip._tcp",
+        _ => "_sip._udp",
     }
 }
 
@@ -260,6 +275,31 @@ fn weighted_order(records: Vec<(u16, u16, u16, String)>) -> Vec<(u16, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3263_a_sips_uri_or_tls_is_tls_on_5061_and_its_srv_service_is_sips_tcp() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // An address needs no lookup: the server is never asked.
+        let resolver = SipResolver::new(&["127.0.0.1:9".parse().unwrap()]).unwrap();
+        let tls = Peer {
+            transport: Transport::Tls,
+            addr: "127.0.0.1:5061".parse().unwrap(),
+        };
+        for uri in [
+            "sips:127.0.0.1",
+            "sip:127.0.0.1;transport=tls",
+            "sips:127.0.0.1;transport=tcp",
+        ] {
+            let peers = rt.block_on(resolver.locate(&SipUri::parse(uri).unwrap()));
+            assert_eq!(peers, Ok(vec![tls]), "{uri}");
+        }
+        assert_eq!(srv_prefix(Transport::Tls), "_sips._tcp");
+        assert_eq!(srv_prefix(Transport::Tcp), "_sip._tcp");
+        assert_eq!(srv_prefix(Transport::Udp), "_sip._udp");
+    }
 
     #[test]
     fn srv_order_is_by_priority_first() {

@@ -18,6 +18,7 @@ mod program;
 mod reload;
 mod shared;
 mod simulate;
+mod trunk_status;
 
 use std::process::ExitCode;
 
@@ -65,6 +66,12 @@ fn main() -> ExitCode {
         }),
         Command::Diagram { flow, format } => diagram::run(&flow, format),
         Command::Reload { config } => reload::request(config.as_deref()),
+        Command::Status { config } => admin::ask(
+            config.as_deref(),
+            reqwest::Method::GET,
+            "/-/status",
+            "status endpoint",
+        ),
     }
 }
 

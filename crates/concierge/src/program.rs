@@ -125,7 +125,10 @@ pub(crate) fn load(cfg: &Config, files: Files) -> Result<Loaded, Vec<String>> {
             routes.insert(user.clone(), flow);
         }
     }
-    warnings.extend(crate::config::trunks_not_registered(cfg));
+    let trunks = cfg.trunk_registrations().unwrap_or_else(|e| {
+        errors.push(e);
+        Vec::new()
+    });
     if errors.is_empty() {
         Ok(Loaded {
             program: Program {
@@ -133,6 +136,7 @@ pub(crate) fn load(cfg: &Config, files: Files) -> Result<Loaded, Vec<String>> {
                 routes,
                 prompts,
                 env: process_env(),
+                trunks,
             },
             warnings,
             flows,

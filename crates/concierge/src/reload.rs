@@ -30,8 +30,10 @@ pub(crate) struct ReloadRequest {
 }
 
 /// Sections of `concierge.toml` a reload applies; every other setting needs a restart.
-/// In `[demo]` only the customer file (its content and path) is reloaded.
-const LIVE_SECTIONS: [&str; 2] = ["flows", "prompts"];
+/// In `[demo]` only the customer file (its content and path) is reloaded. `[[trunks]]`
+/// go to the switch with the flows: new and changed ones register, removed ones
+/// un-register.
+const LIVE_SECTIONS: [&str; 3] = ["flows", "prompts", "trunks"];
 const LIVE_KEYS: [&str; 1] = ["demo.customers"];
 
 pub(crate) struct Reloader {
@@ -183,55 +185,12 @@ pub(crate) fn restart_needed(before: &str, after: &str) -> Vec<String> {
 /// `concierge reload`: asks the running server (its `[metrics] listen`) to reload, and
 /// prints what it answered.
 pub(crate) fn request(config: Option<&Path>) -> std::process::ExitCode {
-    use std::process::ExitCode;
-    let default_file = Path::new(demo::embedded::CONFIG);
-    let path = config.unwrap_or(default_file);
-    let cfg = match Config::load(Some(path)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("concierge: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let Some(mut addr) = cfg.metrics.listen else {
-        eprintln!(
-            "concierge: {}: [metrics] listen is not set, so the server has no reload endpoint; send it SIGHUP instead",
-            path.display()
-        );
-        return ExitCode::from(2);
-    };
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("concierge: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let url = format!("http://{addr}/-/reload");
-        match reqwest::Client::new().post(&url).send().await {
-            Ok(r) => {
-                let ok = r.status().is_success();
-                print!("{}", r.text().await.unwrap_or_default());
-                if ok {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                }
-            }
-            Err(e) => {
-                eprintln!("concierge: {url}: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    })
+    crate::admin::ask(
+        config,
+        reqwest::Method::POST,
+        "/-/reload",
+        "reload endpoint",
+    )
 }
 
 #[cfg(test)]

@@ -173,11 +173,12 @@ async fn simulate(flow: Arc<concierge_flow::Flow>, args: &Args<'_>, cfg: &Config
                 mode,
                 prompt,
                 redact,
+                trunk,
             } => {
                 final_action = if *redact && !args.reveal_secrets {
-                    json!({"transfer": {"target": "<redacted>", "mode": format!("{mode:?}"), "headers": "<redacted>", "prompt": prompt}})
+                    json!({"transfer": {"target": "<redacted>", "mode": format!("{mode:?}"), "headers": "<redacted>", "prompt": prompt, "trunk": trunk}})
                 } else {
-                    json!({"transfer": {"target": target, "mode": format!("{mode:?}"), "headers": headers, "prompt": prompt}})
+                    json!({"transfer": {"target": target, "mode": format!("{mode:?}"), "headers": headers, "prompt": prompt, "trunk": trunk}})
                 };
                 // What the desk's call widget would show (never a secret variable).
                 if let Some(context) = run.transfer_context() {

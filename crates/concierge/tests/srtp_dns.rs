@@ -4,7 +4,8 @@
 //! plain RTP; a plain offer to `srtp = "mandatory"` gets 488; a bridge to
 //! `sip:queue@desk.test` is located through NAPTR and SRV records on a dnsmasq the test
 //! starts on a loopback port, and fails over to the second SRV target when the first is
-//! silent.
+//! silent; a `sips:` trunk registrar is located by its `_sips._tcp` SRV record and
+//! reached over TLS.
 
 mod common;
 
@@ -275,5 +276,44 @@ fn a_bridge_to_a_name_follows_naptr_and_srv_and_fails_over_to_the_second_target(
         failover.contains(&format!("127.0.0.1:{dead}"))
             && failover.contains(&format!("127.0.0.1:{queue_port}")),
         "{failover}"
+    );
+}
+
+#[test]
+fn rfc3263_a_sips_trunk_registrar_is_located_by_its_sips_srv_record_and_reached_over_tls() {
+    // Where `_sips._tcp` points, something that only notes what the first bytes are.
+    let registrar = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let port = registrar.local_addr().expect("its address").port();
+    registrar
+        .set_nonblocking(true)
+        .expect("non-blocking accept");
+    let dns = Dns::start(&[
+        format!("--srv-host=_sips._tcp.registrar.test,reg.registrar.test,{port},10,1"),
+        "--host-record=reg.registrar.test,127.0.0.1".into(),
+    ]);
+    let trunk = common::trunk::table("sips:registrar.test", "acct-17", "");
+    let server = common::Server::start_env(
+        "sips-trunk",
+        &format!("tls_listen = \"127.0.0.1:{}\"\n", free_port()),
+        &format!("[dns]\nservers = [\"127.0.0.1:{}\"]\n{trunk}", dns.port),
+        &[(common::trunk::PASSWORD_VAR, "pw")],
+    );
+    let (mut conn, _) =
+        common::wait_until(common::PATIENCE, "a connection to the registrar", || {
+            registrar
+                .accept()
+                .map_err(|e| format!("{e}\n{}\n{}", dns.log(), common::tail(&server.log(), 20)))
+        });
+    conn.set_nonblocking(false).expect("blocking reads");
+    conn.set_read_timeout(Some(common::PATIENCE))
+        .expect("a read timeout");
+    let mut hello = [0u8; 3];
+    std::io::Read::read_exact(&mut conn, &mut hello).expect("the first bytes");
+    assert_eq!(hello[0], 0x16, "a TLS handshake record: {hello:02x?}");
+    assert_eq!(hello[1], 0x03, "TLS: {hello:02x?}");
+    assert!(
+        dns.log().contains("query[SRV] _sips._tcp.registrar.test"),
+        "{}",
+        dns.log()
     );
 }

@@ -1,75 +1,66 @@
-//! A real registrar for issue 23: Kamailio with `registrar`, `usrloc` (in memory) and
-//! Digest auth (`tests/kamailio/registrar.cfg`), started on free loopback ports. First the
-//! harness checks itself with SIPp registering; then the sans-IO trunk registration
-//! (`concierge_sip::registration`), driven over a real UDP socket, registers with it: the
-//! location table holds our contact, a short grant is refreshed, a wrong password stops,
-//! 423 is answered, Service-Route and Path are kept, a call to the address-of-record
-//! reaches our contact, and un-registering removes the binding.
+//! The real binary against a real registrar (issue 23): Kamailio with `registrar`,
+//! `usrloc` (in memory) and Digest auth (`tests/kamailio/registrar.cfg`), started on free
+//! loopback ports. Concierge registers and the location table holds its contact; a SIPp
+//! caller dialling the address-of-record through Kamailio reaches Concierge's flow and is
+//! REFERred for 101010; a short grant is refreshed before it lapses (with SHA-256);
+//! shutdown, and a reload that removes the trunk, remove the binding; a wrong password
+//! stops with a warning; over TCP a closed connection makes the trunk register again at
+//! once; a bridged transfer through the trunk answers Kamailio's 407 with
+//! the trunk's credentials — and the password is in no log, record, metric, status or
+//! `check` output.
 
 mod common;
 
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::registrar::{Registrar, RegistrarOptions};
-use common::registration_client::RegistrationClient;
-use common::{free_port, scenario, scratch_dir};
-use concierge_sip::registration::{
-    Credentials, Failure, Password, RegistrationConfig, RegistrationEvent, Removal, StatusState,
-};
-use concierge_sip::wire::{SipUri, Transport};
+use common::proxy::sipp_from;
+use common::registrar::{Binding, Registrar, RegistrarOptions};
+use common::trunk::{table, TrunkServer};
+use common::{free_port, scenario, scratch_dir, wait_records, wait_until, Server, PATIENCE};
 
-/// The registration of `+4612345` at `registrar` with its user and password, our Contact
-/// at the client's port.
-fn trunk(registrar: &Registrar, client: &RegistrationClient, expires: u32) -> RegistrationConfig {
-    RegistrationConfig {
-        registrar: SipUri::parse(&format!("sip:127.0.0.1:{}", registrar.port)).unwrap(),
-        user: "+4612345".into(),
-        credentials: Credentials {
-            username: registrar.options.user.clone(),
-            password: Password::new(registrar.options.password.clone()),
-        },
-        contact: SipUri::parse(&format!("sip:ivr@127.0.0.1:{}", client.port())).unwrap(),
-        expires,
-        outbound_proxy: None,
-        transport: Transport::Udp,
-        keepalive: None,
-        user_agent: Some("Concierge".into()),
-    }
+/// The binary with trunk `carrier` registering `+4612345` at `registrar` with its user and
+/// password, `more` lines in the trunk's table.
+fn concierge(name: &str, registrar: &Registrar, more: &str) -> TrunkServer {
+    let trunk = table(
+        &format!("sip:127.0.0.1:{}", registrar.port),
+        &registrar.options.user,
+        more,
+    );
+    TrunkServer::start(name, "", &trunk, &registrar.options.password)
 }
 
-fn registered(c: &RegistrationClient) -> bool {
-    matches!(c.status("carrier").state, StatusState::Registered { .. })
+/// Our binding in the location table: the AoR's contact at our SIP port.
+fn ours(table: &[Binding], server: &Server) -> Option<Binding> {
+    let contact = format!("sip:+4612345@127.0.0.1:{}", server.port);
+    table
+        .iter()
+        .find(|b| b.aor == "+4612345" && b.contact == contact)
+        .cloned()
 }
 
-/// A client registering `+4612345` with `registrar` for `expires` s, run until it is
-/// registered (the test fails, with the registrar's log, if it is not within 10 s).
-fn registered_client(registrar: &Registrar, expires: u32) -> RegistrationClient {
-    let mut client = RegistrationClient::new(Duration::from_millis(100));
-    let cfg = trunk(registrar, &client, expires);
-    client.add("carrier", cfg);
+/// Waits for Kamailio to hold our binding.
+#[track_caller]
+fn wait_bound(registrar: &Registrar, server: &Server) -> Binding {
+    let table = registrar.wait_for(PATIENCE, |t| ours(t, server).is_some());
+    ours(&table, server).unwrap_or_else(|| {
+        panic!(
+            "no binding of ours: {table:?}\n--- Kamailio\n{}\n--- server\n{}",
+            registrar.log(),
+            common::tail(&server.log(), 40)
+        )
+    })
+}
+
+/// Waits for Kamailio to have dropped our binding.
+#[track_caller]
+fn wait_unbound(registrar: &Registrar, server: &Server) {
+    let table = registrar.wait_for(PATIENCE, |t| ours(t, server).is_none());
     assert!(
-        client.run_until(Duration::from_secs(10), registered),
-        "{:?}\n{}",
-        client.status("carrier"),
+        ours(&table, server).is_none(),
+        "still bound: {table:?}\n{}",
         registrar.log()
     );
-    client
-}
-
-fn settled(c: &RegistrationClient) -> bool {
-    !matches!(c.status("carrier").state, StatusState::Starting)
-}
-
-fn our_binding(
-    registrar: &Registrar,
-    client: &RegistrationClient,
-) -> Vec<common::registrar::Binding> {
-    let contact = format!("sip:ivr@127.0.0.1:{}", client.port());
-    registrar
-        .bindings()
-        .into_iter()
-        .filter(|b| b.aor == "+4612345" && b.contact == contact)
-        .collect()
 }
 
 #[test]
@@ -77,7 +68,7 @@ fn harness_sipp_registers_with_digest_and_the_location_table_holds_its_contact()
     let registrar = Registrar::start(RegistrarOptions::default());
     let dir = scratch_dir("sipp-register");
     let port = free_port();
-    let out = std::process::Command::new("sipp")
+    let out = Command::new("sipp")
         .args(["-sf", &scenario("register_once.xml"), "-s", "+4699"])
         .args([
             "-au",
@@ -108,143 +99,273 @@ fn harness_sipp_registers_with_digest_and_the_location_table_holds_its_contact()
 }
 
 #[test]
-fn the_registration_registers_with_digest_and_kamailio_binds_our_contact() {
+fn a_registered_concierge_gets_the_aor_s_calls_through_kamailio_and_refers_101010_to_the_vip_desk()
+{
     let registrar = Registrar::start(RegistrarOptions::default());
-    let client = registered_client(&registrar, 600);
-    let bound = our_binding(&registrar, &client);
-    assert_eq!(bound.len(), 1, "{:?}", registrar.bindings());
-    assert!(bound[0].expires.is_some_and(|e| e > 500), "{bound:?}");
-    assert!(matches!(
-        client.events[..],
-        [(_, RegistrationEvent::Registered { .. })]
-    ));
+    let concierge = concierge("kam-trunk-call", &registrar, "");
+    let bound = wait_bound(&registrar, &concierge.server);
+    assert!(bound.expires.is_some_and(|e| e > 3000), "{bound:?}");
+    // A caller dials the address-of-record at the registrar, which finds our contact.
+    let run = sipp_from(
+        free_port(),
+        registrar.port,
+        &[
+            "-sf",
+            &scenario("trunk_caller_101010.xml"),
+            "-key",
+            "aor",
+            "+4612345",
+            "-key",
+            "caller",
+            "+46700000009",
+            "-m",
+            "1",
+            "-timeout",
+            "40",
+            "-timeout_error",
+        ],
+    );
+    let context = format!(
+        "{}\n--- Kamailio\n{}\n--- server\n{}",
+        run.report,
+        registrar.log(),
+        common::tail(&concierge.server.log(), 40)
+    );
+    assert!(run.ok, "{context}");
+    assert!(
+        registrar.full_log().contains(&format!(
+            "relaying INVITE for sip:+4612345@127.0.0.1:{}",
+            registrar.port
+        )),
+        "the call went through the location table: {context}"
+    );
+    let refer_to = run
+        .report
+        .lines()
+        .find_map(|l| l.strip_prefix("REFER-TO "))
+        .unwrap_or_default();
+    assert!(refer_to.contains("vip-desk@"), "{context}");
+    let record = wait_records(&concierge.server, 1).pop().expect("a record");
+    assert_eq!(record["caller"], "+46700000009", "{record}");
+    assert_eq!(record["transfer"]["mode"], "refer", "{record}");
+    assert_eq!(record["transfer"]["result"], "succeeded", "{record}");
 }
 
 #[test]
-fn rfc8760_kamailio_accepts_our_sha256_digest() {
+fn rfc3261_10_2_4_a_short_grant_is_refreshed_before_it_lapses_with_a_sha_256_digest() {
     let registrar = Registrar::start(RegistrarOptions {
         algorithm: "SHA-256".into(),
-        ..RegistrarOptions::default()
-    });
-    let client = registered_client(&registrar, 600);
-    assert_eq!(our_binding(&registrar, &client).len(), 1);
-}
-
-#[test]
-fn a_wrong_password_stops_with_the_credentials_rejected() {
-    let registrar = Registrar::start(RegistrarOptions::default());
-    let mut client = RegistrationClient::new(Duration::from_millis(100));
-    let mut cfg = trunk(&registrar, &client, 600);
-    cfg.credentials.password = Password::new("not-the-password");
-    client.add("carrier", cfg);
-    assert!(client.run_until(Duration::from_secs(10), settled));
-    assert_eq!(
-        client.status("carrier").state,
-        StatusState::Failed {
-            why: Failure::CredentialsRejected
-        },
-        "{}",
-        registrar.log()
-    );
-    assert_eq!(
-        client.registers_sent, 2,
-        "the first REGISTER and one answer, no hammering"
-    );
-    assert!(our_binding(&registrar, &client).is_empty());
-}
-
-#[test]
-fn a_short_grant_is_refreshed_before_it_lapses_and_un_registering_removes_the_binding() {
-    let registrar = Registrar::start(RegistrarOptions {
         max_expires: 10,
         ..RegistrarOptions::default()
     });
-    let mut client = registered_client(&registrar, 600);
-    let first = registrar
-        .full_log()
-        .matches("registered sip:+4612345")
-        .count();
-    // Granted 10 s, refreshed at 5 s: a second successful REGISTER well inside the grant.
-    client.run_until(Duration::from_secs(9), |_| {
+    let concierge = concierge("kam-trunk-refresh", &registrar, "");
+    wait_bound(&registrar, &concierge.server);
+    let registered = || {
         registrar
             .full_log()
             .matches("registered sip:+4612345")
             .count()
-            > first
+    };
+    let first = registered();
+    // Granted 10 s, refreshed at 5 s: two more successful REGISTERs within 12 s, and the
+    // binding never lapses meanwhile.
+    wait_until(Duration::from_secs(15), "two refreshes", || {
+        let table = registrar.bindings();
+        match (ours(&table, &concierge.server), registered()) {
+            (None, _) => panic!("the binding lapsed: {}", registrar.log()),
+            (Some(_), n) if n >= first + 2 => Ok(()),
+            (Some(_), n) => Err(format!("{n} registrations")),
+        }
     });
-    assert!(
-        registrar
-            .full_log()
-            .matches("registered sip:+4612345")
-            .count()
-            > first,
+    let status = concierge.status();
+    assert!(status.contains("registered, expires in"), "{status}");
+}
+
+#[test]
+fn shutdown_removes_the_binding_before_the_process_ends() {
+    let registrar = Registrar::start(RegistrarOptions::default());
+    let mut concierge = concierge("kam-trunk-shutdown", &registrar, "");
+    wait_bound(&registrar, &concierge.server);
+    concierge.server.signal("-TERM");
+    assert_eq!(
+        concierge.server.wait_exit(PATIENCE),
+        Some(true),
         "{}",
+        concierge.server.log()
+    );
+    // The process waited for the registrar's answer: the binding is gone already.
+    assert_eq!(ours(&registrar.bindings(), &concierge.server), None);
+    let log = concierge.server.log();
+    assert!(
+        log.contains("trunk unregistered") && log.contains("binding=\"removed\""),
+        "{log}"
+    );
+}
+
+#[test]
+fn rfc5626_over_tcp_a_closed_connection_to_the_registrar_makes_the_trunk_register_again_at_once() {
+    let registrar = Registrar::start(RegistrarOptions {
+        tcp: true,
+        ..RegistrarOptions::default()
+    });
+    let concierge = concierge("kam-trunk-tcp", &registrar, "transport = \"tcp\"\n");
+    concierge.wait_status("registered, expires in");
+    let table = registrar.bindings();
+    let contact = format!(
+        "sip:+4612345@127.0.0.1:{};transport=tcp",
+        concierge.server.port
+    );
+    assert!(table.iter().any(|b| b.contact == contact), "{table:?}");
+    // The registrar goes away with its connection. The binding would be refreshed only
+    // in half an hour; a closed connection sends the REGISTER now, which finds no one.
+    drop(registrar);
+    let warning = concierge.log_line("trunk registration failed; retrying");
+    assert!(warning.contains("trunk=\"carrier\""), "{warning}");
+}
+
+#[test]
+fn a_reload_that_removes_the_trunk_removes_its_binding() {
+    let registrar = Registrar::start(RegistrarOptions::default());
+    let concierge = concierge("kam-trunk-reload", &registrar, "");
+    wait_bound(&registrar, &concierge.server);
+    let path = concierge.config();
+    let text = std::fs::read_to_string(&path).expect("the config");
+    let (before, rest) = text.split_once("[[trunks]]").expect("a trunk table");
+    let after = rest.find("\n[").map_or("", |i| &rest[i..]);
+    std::fs::write(&path, format!("{before}{after}")).expect("write the config");
+    let (status, body) = common::ops::http(concierge.metrics, "POST", "/-/reload");
+    assert_eq!(status, 200, "{body}");
+    wait_unbound(&registrar, &concierge.server);
+    concierge.wait_status("trunks: none configured");
+}
+
+#[test]
+fn a_wrong_password_stops_the_registration_with_a_warning_naming_the_trunk() {
+    let registrar = Registrar::start(RegistrarOptions::default());
+    let trunk = table(
+        &format!("sip:127.0.0.1:{}", registrar.port),
+        &registrar.options.user,
+        "",
+    );
+    let concierge = TrunkServer::start("kam-trunk-wrong", "", &trunk, "not-the-password");
+    let status = concierge.wait_status("failed (the registrar rejected the credentials)");
+    let warning = concierge.log_line("trunk registration stopped");
+    assert!(
+        warning.contains("WARN")
+            && warning.contains("trunk=\"carrier\"")
+            && warning.contains("check the trunk's username, auth_username and password"),
+        "{warning}"
+    );
+    assert_eq!(
+        registrar.full_log().matches("wrong password for").count(),
+        1,
+        "one answer to the challenge, no hammering: {}\n{status}",
         registrar.log()
     );
-    assert!(registered(&client));
-    assert_eq!(our_binding(&registrar, &client).len(), 1);
-    client.unregister_all();
-    assert!(client.run_until(Duration::from_secs(10), RegistrationClient::is_idle));
-    assert!(
-        client.events.iter().any(|(_, e)| *e
-            == RegistrationEvent::Unregistered {
-                removal: Removal::Confirmed
-            }),
-        "{:?}",
-        client.events
-    );
-    assert!(
-        our_binding(&registrar, &client).is_empty(),
-        "{:?}",
-        registrar.bindings()
-    );
+    assert_eq!(ours(&registrar.bindings(), &concierge.server), None);
 }
 
-#[test]
-fn rfc3261_10_2_8_kamailio_s_423_is_answered_with_its_min_expires() {
-    let registrar = Registrar::start(RegistrarOptions {
-        min_expires: 120,
-        ..RegistrarOptions::default()
-    });
-    let client = registered_client(&registrar, 30);
-    let bound = our_binding(&registrar, &client);
-    assert!(bound[0].expires.is_some_and(|e| e > 60), "{bound:?}");
-}
+/// Every call out of the flow goes through the trunk: a bridge to `+4699` at the trunk.
+const CALL_OUT: &str = r#"start = "out"
+
+[nodes.out]
+type = "transfer"
+target = "sip:+4699@trunk:carrier"
+headers = { X-Concierge-Tier = "member" }
+mode = "bridge"
+failed = "sorry"
+
+[nodes.sorry]
+type = "hangup"
+"#;
 
 #[test]
-fn service_route_and_path_of_the_200_are_kept_and_a_call_to_the_aor_reaches_our_contact() {
+fn a_bridged_transfer_through_the_trunk_answers_its_407_with_the_trunk_s_credentials_and_no_output_shows_the_password(
+) {
+    // The queue behind the trunk: a SIPp UAS Kamailio relays calls out to.
+    let queue_port = free_port();
+    let queue = Command::new("sipp")
+        .args(["-sf", &scenario("queue_uas.xml")])
+        .args(["-i", "127.0.0.1", "-p", &queue_port.to_string()])
+        .args(["-mp", &common::sipp_media_port().to_string(), "-rtp_echo"])
+        .args(["-m", "1", "-nostdin", "-timeout", "40", "-timeout_error"])
+        .args(["-trace_err"])
+        .current_dir(scratch_dir("trunk-queue"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("SIPp for the queue");
     let registrar = Registrar::start(RegistrarOptions {
-        service_route: Some("<sip:orig@127.0.0.1:5999;lr>".into()),
-        with_path: true,
+        outbound_uas: Some(queue_port),
         ..RegistrarOptions::default()
     });
-    let mut client = registered_client(&registrar, 600);
-    assert_eq!(
-        client.service_route("carrier"),
-        ["<sip:orig@127.0.0.1:5999;lr>"]
+    let password = registrar.options.password.clone();
+    let trunk = table(
+        &format!("sip:127.0.0.1:{}", registrar.port),
+        &registrar.options.user,
+        "",
     );
-    let path = format!("<sip:127.0.0.1:{};lr>", registrar.port);
-    assert_eq!(client.path("carrier"), std::slice::from_ref(&path));
-    assert_eq!(
-        our_binding(&registrar, &client)[0].path.as_deref(),
-        Some(path.as_str())
+    let concierge = TrunkServer::start_with(
+        "kam-trunk-bridge",
+        |_| CALL_OUT.into(),
+        "",
+        &trunk,
+        &password,
     );
-    // A caller sends an INVITE for the address-of-record to the registrar.
-    let caller = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let invite = format!(
-        "INVITE sip:+4612345@127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKc{t};rport\r\nFrom: <sip:+46700000001@127.0.0.1>;tag=c{t}\r\nTo: <sip:+4612345@127.0.0.1:{p}>\r\nCall-ID: call-{t}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-        p = registrar.port,
-        me = caller.local_addr().unwrap(),
-        t = common::rand_token()
+    wait_bound(&registrar, &concierge.server);
+    // A caller whose flow bridges it out through the trunk; it talks 4 s and hangs up.
+    let out = common::sipp(
+        &concierge.server,
+        &[
+            "-sf",
+            &scenario("pcma_caller.xml"),
+            "-d",
+            "4000",
+            "-m",
+            "1",
+            "-timeout",
+            "40",
+            "-timeout_error",
+        ],
     );
-    caller
-        .send_to(invite.as_bytes(), ("127.0.0.1", registrar.port))
-        .unwrap();
-    let contact = format!("sip:ivr@127.0.0.1:{}", client.port());
-    let arrived = client.run_until(Duration::from_secs(10), |c| {
-        c.requests
-            .iter()
-            .any(|r| r.method.as_str() == "INVITE" && r.uri.as_str() == contact)
-    });
-    assert!(arrived, "{:?}\n{}", client.requests, registrar.log());
+    common::assert_sipp_ok(&out, &concierge.server);
+    let queue = queue.wait_with_output().expect("the queue's SIPp");
+    let kamailio = registrar.full_log();
+    assert!(
+        queue.status.success(),
+        "the queue got the call and its BYE:\n{kamailio}"
+    );
+    assert!(
+        kamailio.contains(&format!(
+            "relaying INVITE for +4699 out to sip:127.0.0.1:{queue_port}"
+        )),
+        "the INVITE passed Kamailio's challenge: {kamailio}"
+    );
+    let record = wait_records(&concierge.server, 1).pop().expect("a record");
+    assert_eq!(record["transfer"]["mode"], "bridge", "{record}");
+    assert!(
+        record["transfer"]["result"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("answered")),
+        "{record}"
+    );
+
+    // The password went into two Digest answers (REGISTER, INVITE) and nowhere else.
+    let config = concierge.config().display().to_string();
+    let (checked, check) = concierge.concierge(&["check", &config]);
+    assert!(checked, "{check}");
+    assert!(check.contains("trunk carrier: registers"), "{check}");
+    let outputs = [
+        ("log", concierge.server.log()),
+        ("records", format!("{:?}", concierge.server.records())),
+        ("metrics", concierge.scrape()),
+        ("status", concierge.status()),
+        ("check", check),
+    ];
+    for (what, text) in outputs {
+        assert!(!text.contains(&password), "the password is in the {what}");
+    }
+    assert!(concierge
+        .scrape()
+        .contains("concierge_trunk_state{trunk=\"carrier\",state=\"registered\"} 1"));
 }

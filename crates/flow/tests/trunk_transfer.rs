@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use concierge_flow::{parse_flow, Node};
+use concierge_flow::{parse_flow, Action, Environment, Node, Run, Vars};
 
 fn flow(transfer: &str) -> String {
     format!(
@@ -80,4 +80,22 @@ fn a_target_and_a_field_naming_different_trunks_are_refused() {
     );
     assert_eq!(field, "trunk");
     assert!(message.contains("\"a\""), "{message}");
+}
+
+#[test]
+fn the_transfer_action_names_the_trunk_for_the_call_layer() {
+    let text = flow(
+        "target = \"sip:{system.caller}@trunk:carrier\"\nmode = \"bridge\"\nfailed = \"sorry\"",
+    );
+    let loaded =
+        parse_flow(Path::new("t.toml"), &text, &|_| true).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut vars = Vars::new();
+    vars.insert("system.caller".into(), "+4699".into());
+    match Run::start(loaded.flow, vars, Environment::default()).1 {
+        Action::Transfer { target, trunk, .. } => {
+            assert_eq!(target, "sip:+4699@trunk:carrier");
+            assert_eq!(trunk.as_deref(), Some("carrier"));
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -21,6 +21,7 @@ use crate::program::Program;
 use crate::record::WallClock;
 use crate::stats::SwitchStats;
 use crate::switch::{Change, Key, Pacer, ALLOW, SUPPORTED};
+use crate::trunks::Trunks;
 
 /// Borrowed from the switch's fields other than its calls while one call handles one
 /// input: the time, the SIP endpoint, the output queue, the configuration, the program new
@@ -49,6 +50,8 @@ pub(crate) struct Cx<'a> {
     /// Draws SRTP master keys (a CSPRNG).
     pub(crate) key_rng: &'a mut rand::rngs::StdRng,
     pub(crate) next_resolve: &'a mut u64,
+    /// The SIP trunks: a transfer's route through one, and whose calls are trusted.
+    pub(crate) trunks: &'a Trunks,
     pub(crate) changes: &'a mut Vec<Change>,
 }
 

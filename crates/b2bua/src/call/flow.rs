@@ -9,8 +9,9 @@ use concierge_sip::wire::StatusCode;
 use tracing::{info, warn};
 
 use super::{Call, Cx, FlowState, Waiting};
-use crate::record::{EndedBy, TransferFailure};
+use crate::record::{EndedBy, TransferFailure, TransferRecord, TransferResult};
 use crate::transfer::TransferOutcome;
+use crate::trunks::TrunkRoute;
 
 impl Call {
     /// Starts the flow for the called number before the call is answered: an HTTP lookup
@@ -139,6 +140,7 @@ impl Call {
                 mode,
                 prompt: Some(p),
                 redact,
+                trunk,
             } => {
                 let then = Action::Transfer {
                     target,
@@ -146,6 +148,7 @@ impl Call {
                     mode,
                     prompt: None,
                     redact,
+                    trunk,
                 };
                 self.play_then(cx, p, then)
             }
@@ -155,9 +158,18 @@ impl Call {
                 mode,
                 prompt: None,
                 redact,
+                trunk,
             } => {
                 self.flow.as_mut()?.waiting = Waiting::Transfer;
-                self.flow_transfer(cx, target, headers, mode, redact)
+                self.notes.redact_target |= redact;
+                let via = match trunk {
+                    None => None,
+                    Some(name) => match cx.trunks.route(&name) {
+                        Some(route) => Some(route),
+                        None => return self.no_such_trunk(cx, target, mode, name),
+                    },
+                };
+                self.flow_transfer(cx, target, headers, mode, via)
             }
             Action::Hangup {
                 prompt: Some(p),
@@ -205,16 +217,16 @@ impl Call {
         None
     }
 
-    /// A transfer the flow asked for (its prompt, if any, played).
+    /// A transfer the flow asked for (its prompt, if any, played), through trunk `via`
+    /// when it names one: a target at `trunk:NAME` is then called at the trunk's domain.
     fn flow_transfer(
         &mut self,
         cx: &mut Cx<'_>,
         target: String,
         mut headers: Vec<(String, String)>,
         mode: TransferMode,
-        redact: bool,
+        via: Option<TrunkRoute>,
     ) -> Option<Event> {
-        self.notes.redact_target |= redact;
         self.notes.transfer_started.get_or_insert(cx.now);
         if let (Some(signer), false) = (&cx.cfg.transfer_signer, headers.is_empty()) {
             // The context rides through the caller's phone (REFER, 302): sign it.
@@ -227,7 +239,8 @@ impl Call {
             let unix_s = cx.wall.unix_ms(cx.now) / 1000;
             signer.sign(&mut headers, &self.inbound.invite.call_id, caller, unix_s);
         }
-        let uri = with_uri_headers(&target, &headers);
+        let dialled = via.as_ref().map(|v| v.dial(&target));
+        let uri = with_uri_headers(dialled.as_deref().unwrap_or(&target), &headers);
         match mode {
             TransferMode::Redirect if self.caller.state.is_early() => {
                 let flow = self.flow.as_mut()?;
@@ -238,11 +251,33 @@ impl Call {
                 flow.waiting = Waiting::Done;
                 self.redirect(cx, &uri);
             }
-            TransferMode::Bridge => self.start_bridge(cx, &target, headers, None),
+            TransferMode::Bridge => self.start_bridge(cx, &target, headers, None, via),
             TransferMode::ReferOrBridge => self.start_refer(cx, &uri, Some((target, headers))),
             // refer, or a redirect asked too late to be one.
             _ => self.start_refer(cx, &uri, None),
         }
+        None
+    }
+
+    /// A transfer through trunk `name`, which no longer runs: the transfer fails (the
+    /// flow takes its `failed` exit).
+    fn no_such_trunk(
+        &mut self,
+        cx: &mut Cx<'_>,
+        target: String,
+        mode: TransferMode,
+        name: String,
+    ) -> Option<Event> {
+        let why = TransferFailure::NoTrunk(name);
+        warn!(%why, "transfer not made");
+        self.notes.transfer = Some(TransferRecord {
+            mode,
+            target,
+            result: TransferResult::Failed(why.clone()),
+            started_ms: None,
+            relayed: None,
+        });
+        self.flow_transfer_result(cx, Err(&why));
         None
     }
 

@@ -30,7 +30,7 @@ impl Call {
         match mode {
             TransferMode::Refer => self.start_refer(cx, target, None),
             TransferMode::Redirect => self.redirect(cx, target),
-            TransferMode::Bridge => self.start_bridge(cx, target, Vec::new(), None),
+            TransferMode::Bridge => self.start_bridge(cx, target, Vec::new(), None, None),
             TransferMode::ReferOrBridge => {
                 let fallback = Some((target.to_owned(), Vec::new()));
                 self.start_refer(cx, target, fallback)
@@ -170,7 +170,7 @@ impl Call {
             Err(why) => {
                 if let Some((target, headers)) = refer.fallback {
                     info!(%why, "REFER failed; bridging instead");
-                    self.start_bridge(cx, &target, headers, Some(why.clone()));
+                    self.start_bridge(cx, &target, headers, Some(why.clone()), None);
                     return;
                 }
             }

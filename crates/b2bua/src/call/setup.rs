@@ -67,7 +67,9 @@ impl Call {
         let local_tag = cx.endpoint.new_tag();
         let identity = crate::identity::identify_source(
             &invite,
-            cx.authenticated || cx.cfg.trusted_peers.contains(peer.addr.ip()),
+            cx.authenticated
+                || cx.cfg.trusted_peers.contains(peer.addr.ip())
+                || cx.trunks.trusts(peer.addr.ip()),
         );
         span.in_scope(|| {
             info!(

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use concierge_sip::wire::StatusCode;
 
-use super::{Owner, Switch};
+use super::{Key, Owner, Switch};
 use crate::input::{Command, Input};
 use crate::output::{CallRef, Output, PortError};
 use crate::record::EndedBy;
@@ -57,8 +57,14 @@ impl Switch {
                 Some(Owner::Call(call)) => {
                     self.run(now, call, |call, cx| call.on_resolved(cx, id, result));
                 }
+                Some(Owner::Trunk) => {
+                    self.books.index.remove_trunk(Key::Resolve(id));
+                    let peers = result.unwrap_or_default();
+                    self.shared.trunks.on_resolved(now, id, peers);
+                }
                 None => {}
             },
+            Input::ConnectionLost { peer } => self.shared.trunks.on_connection_lost(now, peer),
             Input::Timeout => self.on_timeout(now),
             Input::Command(command) => self.on_command(now, command),
         }
@@ -104,11 +110,17 @@ impl Switch {
                     let why = "server shut down";
                     self.run(now, id, |call, cx| call.end(cx, EndedBy::Concierge, why));
                 }
+                self.shared.trunks.abandon();
             }
-            Command::Drain => self.draining = true,
+            Command::Drain => {
+                self.draining = true;
+                // No new calls: the trunks stop sending them (Expires: 0).
+                self.shared.trunks.unregister_all();
+            }
             Command::Overloaded(on) => self.admission.set_overloaded(on),
             Command::Peers(load) => self.admission.set_peers(load),
             Command::Install(program) => {
+                self.shared.trunks.install(now, &program.trunks);
                 self.shared.program = std::sync::Arc::new(*program);
                 self.shared.stats.programs_installed += 1;
             }

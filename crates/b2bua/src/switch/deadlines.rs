@@ -1,6 +1,6 @@
 //! The shard's deadlines: one heap entry per call (the earliest of its timer table,
 //! re-armed after every input), each call's maximum duration in a set of its own, the
-//! transactions' in the endpoint, and the pacing tick.
+//! transactions' in the endpoint, the trunks' registrations, and the pacing tick.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
@@ -38,6 +38,7 @@ impl Switch {
     /// timers), and the pacing tick.
     pub(super) fn on_timeout(&mut self, now: Instant) {
         self.shared.endpoint.handle_timeout(now);
+        self.shared.trunks.on_timeout(now);
         while let Some(&(at, id)) = self.books.deadlines.expiry.first() {
             if at > now {
                 break;
@@ -80,6 +81,10 @@ impl Switch {
         let expiry = self.books.deadlines.expiry.first().map(|(at, _)| *at);
         let endpoint = self.shared.endpoint.poll_timeout();
         let tick = self.shared.pacer.next_tick();
-        [calls, expiry, endpoint, tick].into_iter().flatten().min()
+        let trunks = self.shared.trunks.poll_timeout();
+        [calls, expiry, endpoint, tick, trunks]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }

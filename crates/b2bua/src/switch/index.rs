@@ -35,11 +35,12 @@ pub(crate) enum Change {
     Remove(Key),
 }
 
-/// Who a client transaction or a name lookup belongs to. Calls only, for now: a trunk's
-/// REGISTER client would be another owner, its responses routed by the same key.
+/// Who a client transaction or a name lookup belongs to: a call, or the trunks'
+/// registrations (`crate::trunks`, which know which trunk and request a key is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Owner {
     Call(CallRef),
+    Trunk,
 }
 
 /// The switch's lookup tables.
@@ -85,6 +86,25 @@ impl Index {
                 Change::Add(key) => self.add(id, key),
                 Change::Remove(key) => self.remove(id, key),
             }
+        }
+    }
+
+    /// A trunk's client transaction or name lookup (the only keys a trunk has) leads to
+    /// the trunks from now on; any other key is not a trunk's and is ignored.
+    pub(crate) fn add_trunk(&mut self, key: Key) {
+        match key {
+            Key::Request(k) => _ = self.requests.insert(k, Owner::Trunk),
+            Key::Resolve(r) => _ = self.resolves.insert(r, Owner::Trunk),
+            _ => debug_assert!(false, "a trunk has only requests and lookups"),
+        }
+    }
+
+    /// The trunks' transaction or lookup `key` is over.
+    pub(crate) fn remove_trunk(&mut self, key: Key) {
+        match key {
+            Key::Request(k) => remove_if(&mut self.requests, &k, &Owner::Trunk),
+            Key::Resolve(r) => remove_if(&mut self.resolves, &r, &Owner::Trunk),
+            _ => {}
         }
     }
 
@@ -143,6 +163,16 @@ mod tests {
         assert_eq!(index.port(10_000), Some(b));
         index.apply(b, [Change::Remove(Key::Port(10_000))].into_iter());
         assert_eq!(index.port(10_000), None);
+    }
+
+    #[test]
+    fn a_trunk_s_keys_lead_to_the_trunks_and_a_call_cannot_remove_them() {
+        let mut index = Index::default();
+        index.add_trunk(Key::Resolve(ResolveId(9)));
+        index.forget(CallRef(1), [Key::Resolve(ResolveId(9))].into_iter());
+        assert_eq!(index.resolve(ResolveId(9)), Some(Owner::Trunk));
+        index.remove_trunk(Key::Resolve(ResolveId(9)));
+        assert_eq!(index.resolve(ResolveId(9)), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod pacer;
 mod route;
 mod run;
 
-pub(crate) use index::{Change, Key, Owner};
+pub(crate) use index::{Change, Index, Key, Owner};
 pub(crate) use pacer::{Pacer, TICK};
 
 use crate::admission::Admission;
@@ -30,8 +30,8 @@ use crate::output::{CallRef, Output};
 use crate::program::Program;
 use crate::record::WallClock;
 use crate::stats::SwitchStats;
+use crate::trunks::Trunks;
 use deadlines::Deadlines;
-use index::Index;
 
 /// Methods we accept (our Allow).
 pub(crate) const ALLOW: &str =
@@ -86,6 +86,8 @@ struct Shared {
     /// The input being handled came over a connection whose client certificate a
     /// configured CA verified (mutual TLS): its sender is a trusted peer.
     authenticated_input: bool,
+    /// The SIP trunks we register with (calls read their routes and trust).
+    trunks: Trunks,
 }
 
 impl Shared {
@@ -107,6 +109,7 @@ impl Shared {
             authenticated: self.authenticated_input,
             key_rng: &mut self.key_rng,
             next_resolve: &mut self.next_resolve,
+            trunks: &self.trunks,
             changes,
         }
     }
@@ -139,7 +142,8 @@ impl Switch {
             cfg.rtp_port_rest,
             cfg.seed ^ 0x5eed_0f4a_110c_4700,
         );
-        Self {
+        let trunks = program.trunks.clone();
+        let mut switch = Self {
             calls: HashMap::new(),
             books: Books::default(),
             admission: Admission::new(cfg.admission, wall.instant),
@@ -159,9 +163,15 @@ impl Switch {
                 key_rng: rand::SeedableRng::from_seed(cfg.key_seed),
                 next_resolve: 1,
                 authenticated_input: false,
+                trunks: Trunks::new(cfg.seed),
                 cfg,
             },
-        }
+        };
+        // The trunks register from the start: their first requests (or lookups) are the
+        // first outputs.
+        switch.shared.trunks.install(wall.instant, &trunks);
+        switch.pump(wall.instant);
+        switch
     }
 
     /// Counters of what has no call record (see [`crate::SwitchStats`]).
@@ -184,8 +194,9 @@ impl Switch {
         self.books.index.call_id(call_id.as_bytes())
     }
 
-    /// Whether a draining switch has no calls left and can be dropped.
+    /// Whether a draining switch has no calls left and no trunk still un-registering,
+    /// and can be dropped.
     pub fn is_idle(&self) -> bool {
-        self.calls.is_empty()
+        self.calls.is_empty() && self.shared.trunks.is_idle()
     }
 }

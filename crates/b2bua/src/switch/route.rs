@@ -11,7 +11,7 @@ use concierge_sip::wire::{CSeq, HeaderName, Method, Request, Response, StatusCod
 use concierge_sip::{EndpointEvent, Peer, Untrusted};
 use tracing::{debug, info};
 
-use super::{Owner, Switch, ACCEPT, ALLOW};
+use super::{Key, Owner, Shared, Switch, ACCEPT, ALLOW};
 use crate::call::{response_tagged, Call};
 
 impl Switch {
@@ -38,17 +38,36 @@ impl Switch {
                     }
                 }
                 EndpointEvent::Response { key, response } => self.on_response(now, key, response),
-                EndpointEvent::Timeout { key } => {
-                    if let Some(Owner::Call(id)) = self.books.index.request(&key) {
+                EndpointEvent::Timeout { key } => match self.books.index.request(&key) {
+                    Some(Owner::Call(id)) => {
                         self.run(now, id, |call, cx| call.on_tsx_timeout(cx, key));
-                    } else if let Some(id) = self.books.index.invite(&key) {
-                        self.run(now, id, |call, cx| call.on_invite_timeout(cx));
                     }
-                }
+                    Some(Owner::Trunk) => {
+                        self.shared.trunks.on_tsx_timeout(now, &key);
+                        self.books.index.remove_trunk(Key::Request(key));
+                    }
+                    None => {
+                        if let Some(id) = self.books.index.invite(&key) {
+                            self.run(now, id, |call, cx| call.on_invite_timeout(cx));
+                        }
+                    }
+                },
                 EndpointEvent::StrayResponse { response, .. } => {
                     self.on_stray_answer(now, response, None)
                 }
             }
+        }
+        // What the trunks' registrations queued (they send no request the endpoint would
+        // report on before the next input).
+        if self.shared.trunks.touched() {
+            let Shared {
+                trunks,
+                endpoint,
+                outputs,
+                next_resolve,
+                ..
+            } = &mut self.shared;
+            trunks.drain(now, endpoint, outputs, &mut self.books.index, next_resolve);
         }
     }
 
@@ -136,6 +155,12 @@ impl Switch {
         match self.books.index.request(&key) {
             Some(Owner::Call(id)) => {
                 self.run(now, id, |call, cx| call.on_response(cx, key, response));
+            }
+            Some(Owner::Trunk) => {
+                self.shared.trunks.on_response(now, &key, &response);
+                if response.status.is_final() {
+                    self.books.index.remove_trunk(Key::Request(key));
+                }
             }
             None if response.cseq.method == Method::Invite && response.status.is_success() => {
                 // Our own INVITE, answered after its leg was given up: the transaction

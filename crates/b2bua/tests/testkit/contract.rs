@@ -99,6 +99,23 @@ impl Kit {
         self.turn(Input::Timeout)
     }
 
+    /// Takes what the switch has to say before any input (its trunks' first requests).
+    pub(super) fn settle(&mut self) {
+        self.drain();
+    }
+
+    /// The TCP or TLS connection to `peer` closed.
+    pub(crate) fn connection_lost(&mut self, peer: Peer) {
+        self.input(Input::ConnectionLost { peer });
+    }
+
+    /// Starts draining (new calls refused, trunks un-registered) and reports whether the
+    /// switch is idle then.
+    pub(crate) fn drain_now(&mut self) -> bool {
+        self.command(Command::Drain);
+        self.switch.is_idle()
+    }
+
     /// The wake-up the last drain ended with.
     pub(super) fn next_deadline(&mut self) -> Option<Instant> {
         self.deadline
@@ -147,6 +164,9 @@ impl Kit {
 
     fn take(&mut self, output: Output) {
         match output {
+            Output::Sip(t) if t.bytes.as_ref() == b"\r\n\r\n" => {
+                self.keepalives.push((self.now, t.peer));
+            }
             Output::Sip(t) => {
                 let message = parse_datagram(&t.bytes)
                     .expect("the switch sends valid SIP")
@@ -181,6 +201,7 @@ impl Kit {
                 self.http.push_back(call);
             }
             Output::Resolve(r) => self.resolves.push_back(r),
+            Output::Trunks(statuses) => self.trunk_reports.push(statuses),
             Output::MediaOpen { .. } | Output::Timeout(_) => {
                 unreachable!("handled by the drain")
             }

@@ -18,6 +18,7 @@ mod contract;
 mod read;
 pub(crate) mod rtp;
 pub(crate) mod sip;
+pub(crate) mod trunk;
 pub(crate) mod vip;
 
 pub(crate) use read::*;
@@ -138,6 +139,10 @@ pub(crate) struct Kit {
     pub(crate) http_log: Vec<HttpCall>,
     /// Names the switch asked to resolve (RFC 3263), not answered yet.
     pub(crate) resolves: VecDeque<Resolve>,
+    /// CRLF keep-alives the switch wrote on a connection (RFC 5626 §3.5.1): when, to whom.
+    pub(crate) keepalives: Vec<(Instant, Peer)>,
+    /// Every report of the trunks' statuses, in order.
+    pub(crate) trunk_reports: Vec<Vec<concierge_b2bua::TrunkStatus>>,
     /// The wake-up the switch asked for at the end of its last drain.
     deadline: Option<Instant>,
 }
@@ -216,7 +221,7 @@ impl Kit {
             instant: base,
             system: SystemTime::UNIX_EPOCH + Duration::from_secs(unix_s),
         };
-        Self {
+        let mut kit = Self {
             switch: contract::switch(cfg, wall, program),
             base,
             now: base,
@@ -232,8 +237,12 @@ impl Kit {
             http: VecDeque::new(),
             http_log: Vec::new(),
             resolves: VecDeque::new(),
+            keepalives: Vec::new(),
+            trunk_reports: Vec::new(),
             deadline: None,
-        }
+        };
+        kit.settle();
+        kit
     }
 
     /// Virtual time since the kit started.

@@ -43,7 +43,7 @@ pub(crate) use server::{LogConfig, MetricsConfig, RecordsConfig, ServerConfig};
 pub(crate) use shared::SharedConfig;
 pub(crate) use sip::SipConfig;
 pub(crate) use tcp::TcpConfig;
-pub(crate) use trunks::{trunks_not_registered, TrunkConfig};
+pub(crate) use trunks::TrunkConfig;
 pub(crate) use trust::{LockoutConfig, TransferConfig};
 
 /// The whole `concierge.toml`, one field per table. Made by [`Config::load`] (the CLI's

@@ -112,21 +112,14 @@ pub(crate) enum RefresherConfig {
 }
 
 impl Config {
-    /// `[sip] trusted_peers` and the addresses of trusted `[[trunks]]` parsed for the
-    /// switch (whose P-Asserted-Identity to believe);
-    /// an error names the entry that is no address or CIDR block. Called by `validate`
-    /// and by the driver when it builds the switch.
+    /// `[sip] trusted_peers` parsed for the switch (whose P-Asserted-Identity to
+    /// believe; a trusted `[[trunks]]` entry's addresses the switch adds itself, as it
+    /// locates them); an error names the entry that is no address or CIDR block. Called
+    /// by `validate` and by the driver when it builds the switch.
     pub(crate) fn trusted_peers(
         &self,
     ) -> Result<concierge_b2bua::TrustedPeers, concierge_b2bua::CidrError> {
-        let trunks = self.trusted_trunk_addresses();
-        concierge_b2bua::TrustedPeers::parse(
-            self.sip
-                .trusted_peers
-                .iter()
-                .chain(&trunks)
-                .map(String::as_str),
-        )
+        concierge_b2bua::TrustedPeers::parse(self.sip.trusted_peers.iter().map(String::as_str))
     }
 
     /// The `[sip] allow` / `deny` lists (validated when the config was loaded).

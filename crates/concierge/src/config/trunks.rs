@@ -1,6 +1,7 @@
 //! `[[trunks]]`: SIP trunks we register with (issue 23), one table each. Each becomes a
-//! sans-IO [`Registration`](concierge_sip::registration::Registration) in the switch;
-//! here it is read, checked, and turned into that registration's configuration.
+//! [`Trunk`](concierge_b2bua::Trunk) of the switch's program (a sans-IO
+//! [`Registration`](concierge_sip::registration::Registration) there); here it is read,
+//! checked, and turned into that registration's configuration.
 //!
 //! The password is never in the file: `password_env` names the environment variable that
 //! holds it. Checks and messages name the variable, never its value, and a `password_env`
@@ -43,7 +44,7 @@ pub(crate) struct TrunkConfig {
     /// (route them with `[flows] routes`). Default: `username`.
     #[serde(default)]
     pub(crate) contact_user: Option<String>,
-    /// A proxy every REGISTER (and, later, every call through the trunk) goes through.
+    /// A proxy every REGISTER, and every call out through the trunk, goes through.
     #[serde(default)]
     pub(crate) outbound_proxy: Option<String>,
     /// `udp`, `tcp` or `tls`; default: the URI's `transport`, else TLS for `sips:`, else UDP.
@@ -95,13 +96,15 @@ impl TrunkConfig {
         }
     }
 
-    /// The registration's configuration: our Contact at `host:port`, `password` read
-    /// from `password_env` by the caller, `user_agent` our `[sip] user_agent`. Fails on
-    /// what `validate` refuses.
+    /// The registration's configuration: our Contact at `host:port` (and at `v6`, our
+    /// IPv6 host and port, for a registrar reached over IPv6), `password` read from
+    /// `password_env` by the caller, `user_agent` our `[sip] user_agent`. Fails on what
+    /// `validate` refuses.
     pub(crate) fn registration(
         &self,
         host: &str,
         port: u16,
+        v6: Option<(&str, u16)>,
         password: Password,
         user_agent: &str,
     ) -> Result<RegistrationConfig, RegistrationError> {
@@ -113,6 +116,8 @@ impl TrunkConfig {
         let transport = self.transport();
         let user = self.contact_user.as_deref().unwrap_or(&self.username);
         let contact = concierge_sip::dialog::local_contact(user, host, port, transport);
+        let contact_v6 = v6
+            .map(|(host, port)| concierge_sip::dialog::local_contact(user, host, port, transport));
         let cfg = RegistrationConfig {
             registrar,
             user: self.username.clone(),
@@ -124,6 +129,7 @@ impl TrunkConfig {
                 password,
             },
             contact,
+            contact_v6,
             expires: self.expires_s,
             outbound_proxy,
             transport,
@@ -141,39 +147,37 @@ impl TrunkConfig {
 }
 
 impl Config {
-    /// Each trunk's registration configuration, its password read from the environment
-    /// now: what the switch registers with. Our Contact is the advertised host at the SIP
-    /// port of the trunk's transport.
-    pub(crate) fn trunk_registrations(&self) -> Result<Vec<(String, RegistrationConfig)>, String> {
+    /// Each trunk as the switch runs it, its password read from the environment now. Our
+    /// Contact is the advertised host at the SIP port of the trunk's transport, and our
+    /// IPv6 host and port when we listen on IPv6 too (for a registrar reached over it).
+    pub(crate) fn trunk_registrations(&self) -> Result<Vec<concierge_b2bua::Trunk>, String> {
         let host = self.advertised_host();
+        let host_v6 = self.advertised_host_v6();
         self.trunks
             .iter()
             .map(|t| {
-                let port = match t.transport() {
-                    Transport::Tls => self.sip.tls_listen.map_or(5061, |a| a.port()),
-                    _ => self.sip.listen.port(),
+                let (port, port_v6) = match t.transport() {
+                    Transport::Tls => {
+                        let port = self.sip.tls_listen.map_or(5061, |a| a.port());
+                        (port, port)
+                    }
+                    _ => (
+                        self.sip.listen.port(),
+                        self.sip
+                            .listen
+                            .v6()
+                            .map_or(self.sip.listen.port(), |a| a.port()),
+                    ),
                 };
+                let v6 = host_v6.as_deref().map(|h| (h, port_v6));
                 let password = Password::new(std::env::var(&t.password_env).unwrap_or_default());
-                t.registration(&host, port, password, &self.sip.user_agent)
-                    .map(|cfg| (t.name.clone(), cfg))
+                t.registration(&host, port, v6, password, &self.sip.user_agent)
+                    .map(|registration| concierge_b2bua::Trunk {
+                        name: t.name.clone(),
+                        registration,
+                        trusted: t.trusted,
+                    })
                     .map_err(|e| format!("trunk {:?}: {e}", t.name))
-            })
-            .collect()
-    }
-
-    /// The addresses written in trusted trunks' `registrar` and `outbound_proxy`, for
-    /// the trusted peers. A name's addresses are only known once located.
-    pub(crate) fn trusted_trunk_addresses(&self) -> Vec<String> {
-        self.trunks
-            .iter()
-            .filter(|t| t.trusted)
-            .flat_map(|t| [Some(&t.registrar), t.outbound_proxy.as_ref()])
-            .flatten()
-            .filter_map(|uri| {
-                let host = parse_sip(uri)?.host().trim_matches(['[', ']']).to_owned();
-                host.parse::<std::net::IpAddr>()
-                    .ok()
-                    .map(|ip| ip.to_string())
             })
             .collect()
     }
@@ -242,7 +246,7 @@ impl Config {
             }
             let standin = Password::new("");
             let host = self.advertised_host();
-            if let Err(e) = t.registration(&host, 5060, standin, &self.sip.user_agent) {
+            if let Err(e) = t.registration(&host, 5060, None, standin, &self.sip.user_agent) {
                 let field = match e {
                     RegistrationError::AuthUser => "trunks.auth_username",
                     RegistrationError::Registrar => "trunks.registrar",
@@ -285,19 +289,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// The warning `run` logs and `check` prints while trunks are only configured: the
-/// switch does not register them yet (issue 23's second phase wires the registrations
-/// in). Nothing about a trunk is silently ignored.
-pub(crate) fn trunks_not_registered(cfg: &Config) -> Option<String> {
-    let names: Vec<&str> = cfg.trunks.iter().map(|t| t.name.as_str()).collect();
-    (!names.is_empty()).then(|| {
-        format!(
-            "[[trunks]] {}: checked, but this build does not register trunks yet, and a transfer naming a trunk does not go through it",
-            names.join(", ")
-        )
-    })
 }
 
 /// A `sip:`/`sips:` URI with a host.
@@ -372,10 +363,12 @@ mod tests {
         let t = &c.trunks[0];
         assert_eq!(t.expires_s, 3600);
         assert!(!t.trusted);
-        let (name, reg) = c.trunk_registrations().unwrap().remove(0);
-        assert_eq!(name, "carrier");
+        let trunk = c.trunk_registrations().unwrap().remove(0);
+        assert_eq!(trunk.name, "carrier");
+        let reg = trunk.registration;
         assert_eq!(reg.aor().as_str(), "sip:+4612345@192.0.2.1");
         assert_eq!(reg.contact.as_str(), "sip:+4612345@127.0.0.1:5060");
+        assert_eq!(reg.contact_v6, None, "no IPv6 listener");
         assert_eq!(reg.credentials.username, "+4612345");
         assert_eq!(reg.transport, concierge_sip::wire::Transport::Udp);
     }
@@ -488,18 +481,31 @@ mod tests {
     }
 
     #[test]
-    fn a_trusted_trunk_s_literal_addresses_are_trusted_peers() {
-        let c = parse("trusted = true\noutbound_proxy = \"sip:[2001:db8::5]:5060;lr\"\n").unwrap();
-        assert_eq!(c.trusted_trunk_addresses(), ["192.0.2.1", "2001:db8::5"]);
-        assert!(c
+    fn a_trusted_trunk_is_trusted_by_the_switch_not_by_trusted_peers() {
+        // The switch trusts the addresses it registers through (located names too), and
+        // a reload that removes the trunk withdraws that trust: `[sip] trusted_peers`,
+        // fixed at start-up, does not list them.
+        let c = parse("trusted = true\n").unwrap();
+        assert!(c.trunk_registrations().unwrap()[0].trusted);
+        assert!(!c
             .trusted_peers()
             .unwrap()
             .contains("192.0.2.1".parse().unwrap()));
-        let untrusted = parse("").unwrap();
-        assert!(!untrusted
-            .trusted_peers()
-            .unwrap()
-            .contains("192.0.2.1".parse().unwrap()));
+        assert!(!parse("").unwrap().trunk_registrations().unwrap()[0].trusted);
+    }
+
+    #[test]
+    fn with_an_ipv6_listener_a_trunk_has_an_ipv6_contact_too() {
+        let c = config(&format!(
+            "[sip]\nlisten = [\"127.0.0.1:5070\", \"[::1]:5072\"]\n[[trunks]]\nname = \"c\"\nregistrar = \"sip:[::1]:5090\"\nusername = \"u\"\npassword_env = \"{VAR}\"\n"
+        ))
+        .unwrap();
+        let reg = &c.trunk_registrations().unwrap()[0].registration;
+        assert_eq!(reg.contact.as_str(), "sip:u@127.0.0.1:5070");
+        assert_eq!(
+            reg.contact_v6.as_ref().map(|u| u.as_str()),
+            Some("sip:u@[::1]:5072")
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod records;
 mod rtp;
 mod tcp;
 mod tls;
+mod trunks;
 mod webhook;
 
 pub(crate) use acl::Acl;
@@ -49,6 +50,11 @@ pub(crate) enum StreamInput {
         /// A client certificate verified against `[sip] tls_client_ca` came with the
         /// connection: the sender is a trusted peer.
         authenticated: bool,
+    },
+    /// The connection to `peer` closed (a trunk registered through it registers again).
+    Closed {
+        peer: SocketAddr,
+        transport: Transport,
     },
 }
 
@@ -459,6 +465,10 @@ impl Shard {
                             self.switch.handle_input(std::time::Instant::now(), input);
                         }
                     }
+                    StreamInput::Closed { peer, transport } => {
+                        let input = Input::ConnectionLost { peer: Peer { transport, addr: peer } };
+                        self.switch.handle_input(std::time::Instant::now(), input);
+                    }
                 },
                 Some((from, data)) = self.extra_udp_rx.recv() => self.handle_udp(from, &data),
                 Some((call, result)) = self.http_rx.recv() => {
@@ -700,6 +710,7 @@ impl Shard {
                         let _ = tx.send((call, result)).await;
                     });
                 }
+                Output::Trunks(trunks) => self.report_trunks(trunks),
                 Output::Resolve(resolve) => {
                     let (resolver, tx) = (self.resolver.clone(), self.dns_tx.clone());
                     let names = self.tls.server_names();

@@ -627,6 +627,12 @@ where
             };
         }
         close(&shared, peer, id);
+        // A trunk registered over this connection must learn that it is gone.
+        let closed = StreamInput::Closed {
+            peer,
+            transport: shared.transport,
+        };
+        let _ = shared.to_shard.send(closed).await;
     });
     tx
 }

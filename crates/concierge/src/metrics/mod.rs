@@ -15,6 +15,7 @@ mod shared;
 #[cfg(test)]
 mod tests;
 mod text;
+mod trunks;
 
 use concierge_b2bua::{transfer_succeeded, CacheUse, CallRecord, HttpStepOutcome, SwitchStats};
 use prometheus_client::metrics::counter::Counter;
@@ -60,6 +61,8 @@ pub(crate) struct Metrics {
     seen: std::sync::Mutex<SwitchStats>,
     /// The shared state store's health (a collector reads it at each scrape).
     shared: std::sync::Arc<shared::SharedState>,
+    /// The trunks' registrations as last reported (a collector reads them too).
+    trunks: std::sync::Arc<trunks::TrunkBoard>,
 }
 
 impl Metrics {
@@ -69,6 +72,8 @@ impl Metrics {
         root.register_collector(Box::new(process::ProcessCollector));
         let shared = std::sync::Arc::new(shared::SharedState::default());
         root.register_collector(Box::new(shared::SharedCollector(shared.clone())));
+        let trunks = std::sync::Arc::new(trunks::TrunkBoard::default());
+        root.register_collector(Box::new(trunks::TrunkCollector(trunks.clone())));
         let registry = root.sub_registry_with_prefix("concierge");
         let calls_in_progress = Gauge::default();
         registry.register(
@@ -252,6 +257,7 @@ impl Metrics {
             webhook_queued,
             seen: Default::default(),
             shared,
+            trunks,
         }
     }
 

@@ -12,7 +12,7 @@ pub mod ops;
 pub mod proxy;
 pub mod redis;
 pub mod registrar;
-pub mod registration_client;
+pub mod trunk;
 pub mod wait;
 
 #[allow(unused_imports)]

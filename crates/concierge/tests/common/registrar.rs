@@ -28,6 +28,11 @@ pub struct RegistrarOptions {
     pub service_route: Option<String>,
     /// Put a Path to itself on each REGISTER, as an edge proxy would.
     pub with_path: bool,
+    /// Relay INVITEs for numbers no one registered — calls out through the trunk — to
+    /// this port on 127.0.0.1, after challenging them (407) for the user's password.
+    pub outbound_uas: Option<u16>,
+    /// Listen on TCP too, on the same port.
+    pub tcp: bool,
 }
 
 impl Default for RegistrarOptions {
@@ -41,6 +46,8 @@ impl Default for RegistrarOptions {
             max_expires: 3600,
             service_route: None,
             with_path: false,
+            outbound_uas: None,
+            tcp: false,
         }
     }
 }
@@ -95,6 +102,12 @@ impl Registrar {
         }
         if options.with_path {
             cmd.args(["-A", "WITH_PATH"]);
+        }
+        if options.tcp {
+            cmd.args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")]);
+        }
+        if let Some(port) = options.outbound_uas {
+            cmd.args(["-A", &format!("OUTBOUND_UAS=\"sip:127.0.0.1:{port}\"")]);
         }
         let child = cmd
             .stdout(Stdio::null())
@@ -215,12 +228,17 @@ pub struct SippRegistrar {
 impl SippRegistrar {
     /// Starts `scenario` (a file name under `tests/sipp/`) with `-key` pairs.
     pub fn start(scenario: &str, keys: &[(&str, &str)]) -> Self {
+        Self::start_on("127.0.0.1", scenario, keys)
+    }
+
+    /// As [`Self::start`], listening on `ip` (`::1` for IPv6).
+    pub fn start_on(ip: &str, scenario: &str, keys: &[(&str, &str)]) -> Self {
         let dir = scratch_dir("sipp-registrar");
         let port = free_port();
         let mut cmd = Command::new("sipp");
         cmd.args(["-sf", &super::scenario(scenario)])
             .args(["-m", "1", "-timeout", "60", "-timeout_error", "-nostdin"])
-            .args(["-p", &port.to_string(), "-i", "127.0.0.1"])
+            .args(["-p", &port.to_string(), "-i", ip])
             .args(["-trace_msg", "-trace_err"]);
         for (k, v) in keys {
             cmd.args(["-key", k, v]);

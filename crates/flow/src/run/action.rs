@@ -44,6 +44,10 @@ pub enum Action {
         /// The target or a header was rendered from a secret variable or `${ENV}`: logs
         /// and records must not show them.
         redact: bool,
+        /// The registered trunk the call goes through (the node's `trunk`, or a target
+        /// written `sip:USER@trunk:NAME`): its route and credentials, and for a target in
+        /// that form its registrar's domain. `None`: straight to the target.
+        trunk: Option<String>,
     },
     /// End the call (playing `prompt` first when there is one); the run is over and any
     /// further event returns [`Action::Done`].

@@ -25,8 +25,10 @@ impl Run {
                 headers,
                 mode,
                 prompt,
+                trunk,
                 ..
             } => Action::Transfer {
+                trunk: trunk.clone(),
                 redact: self
                     .sensitive(std::iter::once(target).chain(headers.iter().map(|(_, t)| t))),
                 target: target.render(&self.vars, self.env.lookup(), Escape::None),

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::digest::Challenge;
 use crate::wire::{SipUri, Transport};
 
 /// The longest registration we ask for or accept a registrar's `Min-Expires` up to: one
@@ -46,8 +47,32 @@ pub struct Credentials {
     pub password: Password,
 }
 
+impl Credentials {
+    /// The credentials line answering `challenge` for `method` on `uri` (see
+    /// [`Challenge::answer`]): for a request sent through the trunk, such as a bridged
+    /// call's INVITE challenged by the trunk's proxy. The password is used here and never
+    /// leaves this crate.
+    pub fn answer(
+        &self,
+        challenge: &Challenge,
+        method: &str,
+        uri: &str,
+        cnonce: &str,
+        nc: u32,
+    ) -> String {
+        challenge.answer(
+            &self.username,
+            self.password.expose(),
+            method,
+            uri,
+            cnonce,
+            nc,
+        )
+    }
+}
+
 /// One trunk's registration, as the owner configured it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrationConfig {
     /// The registrar: the Request-URI of every REGISTER (RFC 3261 §10.2: the domain of the
     /// location service, no user part). Its host also makes the address-of-record's domain.
@@ -58,6 +83,10 @@ pub struct RegistrationConfig {
     pub credentials: Credentials,
     /// Our Contact: where the registrar sends the calls for the address-of-record.
     pub contact: SipUri,
+    /// Our Contact when the registrar (or outbound proxy) is reached over IPv6: our IPv6
+    /// address, so the calls come back over the family the binding was made on. `None`:
+    /// [`Self::contact`] whatever the family.
+    pub contact_v6: Option<SipUri>,
     /// The registration interval we ask for (Expires), in seconds.
     pub expires: u32,
     /// Every REGISTER goes to this proxy first, as a preloaded loose Route (RFC 3261
@@ -132,7 +161,7 @@ impl RegistrationConfig {
         {
             return Err(ConfigError::AuthUser);
         }
-        if !routable(&self.contact) {
+        if !routable(&self.contact) || self.contact_v6.as_ref().is_some_and(|c| !routable(c)) {
             return Err(ConfigError::Contact);
         }
         if !(1..=MAX_EXPIRES).contains(&self.expires) {
@@ -170,6 +199,14 @@ impl RegistrationConfig {
         SipUri::parse(&text).expect("a checked user at a parsed host is a SIP URI")
     }
 
+    /// Our Contact towards `peer`: the IPv6 one for an IPv6 peer when there is one.
+    pub fn contact_for(&self, peer: Option<std::net::SocketAddr>) -> &SipUri {
+        match (&self.contact_v6, peer) {
+            (Some(v6), Some(addr)) if addr.is_ipv6() => v6,
+            _ => &self.contact,
+        }
+    }
+
     /// How often the path is kept open while registered, and whether by OPTIONS (UDP) or
     /// CRLF (a connection). `None`: not at all.
     pub(super) fn keepalive_every(&self, transport: Transport) -> Option<Duration> {
@@ -199,6 +236,7 @@ mod tests {
                 password: Password::new("s3cret"),
             },
             contact: SipUri::parse("sip:concierge@192.0.2.10:5060").unwrap(),
+            contact_v6: None,
             expires: 3600,
             outbound_proxy: None,
             transport: Transport::Udp,

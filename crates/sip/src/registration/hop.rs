@@ -22,6 +22,9 @@ pub(super) struct Hop {
     literal: Option<Peer>,
     /// The addresses left to try, the one in use first.
     addresses: VecDeque<Peer>,
+    /// Every address the last lookup found (or the literal one): where requests through
+    /// the trunk, and its calls, may come from.
+    found: Vec<Peer>,
 }
 
 impl Hop {
@@ -47,6 +50,7 @@ impl Hop {
             uri,
             literal,
             addresses: VecDeque::new(),
+            found: Vec::new(),
         }
     }
 
@@ -58,6 +62,7 @@ impl Hop {
         match self.literal {
             Some(peer) => {
                 self.addresses = VecDeque::from([peer]);
+                self.found = vec![peer];
                 true
             }
             None => false,
@@ -73,7 +78,13 @@ impl Hop {
     /// are none.
     pub(super) fn located(&mut self, peers: Vec<Peer>) -> bool {
         self.addresses = peers.into_iter().take(MAX_ADDRESSES).collect();
+        self.found = self.addresses.iter().copied().collect();
         !self.addresses.is_empty()
+    }
+
+    /// Every address the last lookup found, in the order given.
+    pub(super) fn found(&self) -> &[Peer] {
+        &self.found
     }
 
     /// The address in use.

@@ -434,6 +434,18 @@ impl Registration {
         self.hop.current()
     }
 
+    /// Every address the last lookup of the first hop found (the literal one when it is
+    /// an IP address): where a trusted trunk's calls may come from.
+    pub fn located(&self) -> &[Peer] {
+        self.hop.found()
+    }
+
+    /// Our Contact as the registrar sees it: the IPv6 one when the first hop is reached
+    /// over IPv6 and there is one.
+    pub fn contact(&self) -> &SipUri {
+        self.cfg.contact_for(self.hop.current().map(|p| p.addr))
+    }
+
     /// The configuration it runs with.
     pub fn config(&self) -> &RegistrationConfig {
         &self.cfg

@@ -20,7 +20,7 @@ impl Registration {
     pub(super) fn build_register(&mut self, expires: u32) -> Request {
         self.cseq = self.cseq.wrapping_add(1);
         let mut headers = self.route_headers();
-        headers.push(HeaderName::CONTACT, format!("<{}>", self.cfg.contact));
+        headers.push(HeaderName::CONTACT, format!("<{}>", self.contact()));
         headers.push(HeaderName::EXPIRES, expires.to_string());
         headers.push(HeaderName::SUPPORTED, "path");
         if let Some(ua) = &self.cfg.user_agent {

@@ -14,6 +14,10 @@ use crate::wire::{Response, SipUri};
 /// What the owner of [`Registrations`] must do besides sending (which they do themselves).
 #[derive(Debug, Clone)]
 pub enum TrunkOutput {
+    /// A request went out as client transaction `key`: its answers and timeout belong to
+    /// [`Registrations::handle_response`] / [`Registrations::handle_transaction_timeout`]
+    /// (an owner that routes by key notes it; others may ignore this).
+    Sent(TsxKey),
     /// Locate `uri` (RFC 3263) and answer with [`Registrations::handle_resolved`] and `id`.
     Resolve {
         /// Names the lookup.
@@ -180,37 +184,28 @@ impl Registrations {
     /// left for the owner; `None` when all is drained. Call after every input, like the
     /// endpoint's own polls.
     pub fn poll(&mut self, now: Instant, endpoint: &mut Endpoint) -> Option<TrunkOutput> {
-        let mut out = None;
         for (&slot, s) in self.slots.iter_mut() {
-            while let Some(output) = s.registration.poll_output() {
-                match output {
-                    RegistrationOutput::Send { id, request, peer } => {
-                        let key = endpoint.send_request(now, *request, peer);
-                        self.keys.insert(key, (slot, id));
-                    }
-                    RegistrationOutput::Resolve(uri) => {
-                        let id = self.next_resolve;
-                        self.next_resolve += 1;
-                        self.resolves.insert(id, slot);
-                        out = Some(TrunkOutput::Resolve { id, uri });
-                        break;
-                    }
-                    RegistrationOutput::KeepAlive(peer) => {
-                        out = Some(TrunkOutput::KeepAlive(peer));
-                        break;
-                    }
-                    RegistrationOutput::Event(event) => {
-                        out = Some(TrunkOutput::Event {
-                            trunk: s.trunk.clone(),
-                            event,
-                        });
-                        break;
-                    }
+            let Some(output) = s.registration.poll_output() else {
+                continue;
+            };
+            return Some(match output {
+                RegistrationOutput::Send { id, request, peer } => {
+                    let key = endpoint.send_request(now, *request, peer);
+                    self.keys.insert(key.clone(), (slot, id));
+                    TrunkOutput::Sent(key)
                 }
-            }
-            if out.is_some() {
-                return out;
-            }
+                RegistrationOutput::Resolve(uri) => {
+                    let id = self.next_resolve;
+                    self.next_resolve += 1;
+                    self.resolves.insert(id, slot);
+                    TrunkOutput::Resolve { id, uri }
+                }
+                RegistrationOutput::KeepAlive(peer) => TrunkOutput::KeepAlive(peer),
+                RegistrationOutput::Event(event) => TrunkOutput::Event {
+                    trunk: s.trunk.clone(),
+                    event,
+                },
+            });
         }
         // Drained: forget the retired trunks that are done, and their stale keys.
         let done: Vec<u64> = self

@@ -55,7 +55,7 @@ impl Registration {
     /// §10.2.4: a 2xx. The binding lasts what the registrar granted our Contact; the
     /// refresh goes at half of that (never sooner than [`MIN_REFRESH`] from now).
     pub(super) fn registered(&mut self, now: Instant, attempt: Attempt, response: &Response) {
-        let granted = response::granted(response, &self.cfg.contact, attempt.expires);
+        let granted = response::granted(response, self.contact(), attempt.expires);
         if granted == 0 {
             return self.fail(now, Failure::NotBound, None);
         }

@@ -122,3 +122,44 @@ fn a_user_agent_is_named_when_configured() {
     let rig = Rig::start(cfg);
     assert_eq!(rig.header("User-Agent").as_deref(), Some("Concierge"));
 }
+
+#[test]
+fn an_ipv6_registrar_is_given_our_ipv6_contact_and_its_grant_is_read_for_it() {
+    let mut cfg = config();
+    cfg.registrar = SipUri::parse("sip:[2001:db8::1]:5070").unwrap();
+    cfg.contact_v6 = Some(SipUri::parse("sip:concierge@[2001:db8::10]:5060").unwrap());
+    let mut rig = Rig::start(cfg);
+    assert_eq!(
+        rig.header("Contact").as_deref(),
+        Some("<sip:concierge@[2001:db8::10]:5060>"),
+        "the registrar calls us back over the family it was reached on"
+    );
+    rig.answer(
+        200,
+        &[
+            ("Contact", "<sip:concierge@192.0.2.10:5060>;expires=3600"),
+            ("Contact", "<sip:concierge@[2001:db8::10]:5060>;expires=90"),
+        ],
+    );
+    let concierge_sip::registration::StatusState::Registered { expires_at } = rig.status().state
+    else {
+        panic!("{:?}", rig.status())
+    };
+    assert_eq!(
+        expires_at - rig.now,
+        crate::rig::secs(90),
+        "our IPv6 binding's grant"
+    );
+}
+
+#[test]
+fn an_ipv4_registrar_keeps_the_ipv4_contact_and_its_address_is_located() {
+    let mut cfg = config();
+    cfg.contact_v6 = Some(SipUri::parse("sip:concierge@[2001:db8::10]:5060").unwrap());
+    let rig = Rig::start(cfg);
+    assert_eq!(
+        rig.header("Contact").as_deref(),
+        Some("<sip:concierge@192.0.2.10:5060>")
+    );
+    assert_eq!(rig.reg.located(), [udp("192.0.2.1:5070")]);
+}

@@ -28,6 +28,7 @@ pub(crate) fn config() -> RegistrationConfig {
             password: Password::new(PASSWORD),
         },
         contact: SipUri::parse("sip:concierge@192.0.2.10:5060").unwrap(),
+        contact_v6: None,
         expires: 3600,
         outbound_proxy: None,
         transport: Transport::Udp,

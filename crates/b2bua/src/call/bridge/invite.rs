@@ -129,7 +129,7 @@ impl Call {
         };
         if dialog.route_set.is_empty() {
             // The outbound proxy did not record-route; the leg still goes through it.
-            dialog.route_set.extend(outbound_route(cx.cfg));
+            dialog.route_set.extend(bridge.routes(cx.cfg));
         }
         // §13.2.2.4: the ACK for a 2xx follows the dialog's route set.
         let peer = dialog.next_hop(bridge.leg.peer);
@@ -292,7 +292,7 @@ impl Bridge {
             body: offer.into(),
         };
         let h = &mut invite.headers;
-        if let Some(route) = outbound_route(cfg) {
+        for route in self.routes(cfg) {
             h.push(HeaderName::ROUTE, route.to_string());
         }
         let contact = family::local_contact(cfg, self.leg.peer);
@@ -337,12 +337,22 @@ impl Bridge {
         self.send_invite(cx, invite);
     }
 
-    /// A 401/407 from the target: the INVITE once more with Digest credentials, when we
-    /// have them and the challenge can be answered. Returns whether it went.
+    /// The preloaded route set of the leg: its trunk's, else the `[bridge]` outbound
+    /// proxy.
+    fn routes(&self, cfg: &SwitchConfig) -> Vec<NameAddr> {
+        match &self.via {
+            Some(trunk) => trunk.routes.clone(),
+            None => outbound_route(cfg).into_iter().collect(),
+        }
+    }
+
+    /// A 401/407 from the target: the INVITE once more with Digest credentials — the
+    /// trunk's when the leg goes through one, else the `[bridge]` ones — when we have
+    /// them and the challenge can be answered. Returns whether it went.
     fn retry_with_credentials(&mut self, cx: &mut Cx<'_>, response: &Response) -> bool {
-        let Some(auth) = cx.cfg.outbound_auth.as_ref() else {
+        if self.via.is_none() && cx.cfg.outbound_auth.is_none() {
             return false;
-        };
+        }
         let (challenge_header, answer_header) = if response.status.0 == 401 {
             (HeaderName::WWW_AUTHENTICATE, HeaderName::AUTHORIZATION)
         } else {
@@ -362,14 +372,16 @@ impl Bridge {
             return false;
         };
         let cnonce = format!("{:016x}", cx.endpoint.random_u64());
-        let line = challenge.answer(
-            &auth.username,
-            &auth.password,
-            "INVITE",
-            invite.uri.as_str(),
-            &cnonce,
-            1,
-        );
+        let uri = invite.uri.as_str();
+        let line = match (&self.via, &cx.cfg.outbound_auth) {
+            (Some(trunk), _) => trunk
+                .credentials
+                .answer(&challenge, "INVITE", uri, &cnonce, 1),
+            (None, Some(auth)) => {
+                challenge.answer(&auth.username, &auth.password, "INVITE", uri, &cnonce, 1)
+            }
+            (None, None) => return false,
+        };
         info!(realm = %concierge_sip::Untrusted(&challenge.realm), "target challenged; INVITE again with credentials");
         self.auth_tried = true;
         invite.headers.push(answer_header, line);
@@ -399,13 +411,7 @@ impl Bridge {
 /// The outbound proxy as a loose-routing Route entry (`;lr` added when missing: a
 /// preloaded route to a strict router would need the Request-URI rewritten).
 fn outbound_route(cfg: &SwitchConfig) -> Option<NameAddr> {
-    let proxy = cfg.outbound_proxy.as_ref()?;
-    if proxy.param("lr").is_some() {
-        return Some(NameAddr::new(proxy.clone()));
-    }
-    SipUri::parse(&format!("{proxy};lr"))
-        .ok()
-        .map(NameAddr::new)
+    cfg.outbound_proxy.as_ref().map(crate::trunks::loose)
 }
 
 /// The next hop for `uri` when its host is an IP address (names go to the driver's

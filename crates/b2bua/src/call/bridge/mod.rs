@@ -24,6 +24,7 @@ use crate::output::{PortError, ResolveId};
 use crate::record::{RelayedPackets, TransferFailure, TransferRecord, TransferResult};
 use crate::switch::{shown, Key};
 use crate::transfer::TransferMode;
+use crate::trunks::TrunkRoute;
 
 /// The prompt the caller hears while the target rings, when the catalogue has it.
 const HOLD_PROMPT: &str = "please_hold";
@@ -62,6 +63,9 @@ pub(crate) struct Bridge {
     pub(crate) after_refer: Option<TransferFailure>,
     /// Packets relayed caller → target and target → caller.
     pub(crate) relayed: [u64; 2],
+    /// The trunk the leg goes through: its route set and credentials instead of the
+    /// `[bridge]` outbound proxy and credentials.
+    pub(crate) via: Option<Box<TrunkRoute>>,
 }
 
 impl Bridge {
@@ -96,25 +100,36 @@ impl Bridge {
 }
 
 impl Call {
-    /// Places the second leg to `target` for an answered call.
+    /// Places the second leg to `target` for an answered call, through trunk `via` when
+    /// the flow named one.
     pub(crate) fn start_bridge(
         &mut self,
         cx: &mut Cx<'_>,
         target: &str,
         headers: Vec<(String, String)>,
         after_refer: Option<TransferFailure>,
+        via: Option<TrunkRoute>,
     ) {
         self.end_transfer(cx);
         self.tell_transferred(cx, TransferMode::Bridge, target);
         let ring_deadline = cx.now + cx.cfg.bridge_ring_timeout;
-        let Ok(uri) = SipUri::parse(target) else {
+        let dialled = via.as_ref().map(|v| v.dial(target));
+        let Ok(uri) = SipUri::parse(dialled.as_deref().unwrap_or(target)) else {
             return self.bridge_failed(cx, target.to_owned(), TransferFailure::NotSipUri);
         };
-        // RFC 3261 §8.1.2: with an outbound proxy the INVITE goes to it, the target stays
-        // the Request-URI and the proxy is the preloaded Route.
-        let hop = cx.cfg.outbound_proxy.clone().unwrap_or_else(|| uri.clone());
+        // RFC 3261 §8.1.2: with an outbound proxy (a trunk's first route, else the
+        // `[bridge]` one) the INVITE goes to it, the target stays the Request-URI and the
+        // proxy is the preloaded Route.
+        let (hop, known) = match &via {
+            Some(v) => (v.hop_to_locate(), v.peer),
+            None => {
+                let hop = cx.cfg.outbound_proxy.clone().unwrap_or_else(|| uri.clone());
+                let known = invite::peer_for(&hop);
+                (hop, known)
+            }
+        };
         // A name is looked up by the driver (RFC 3263); the INVITE waits for the answer.
-        let (peer, needs_dns) = match invite::peer_for(&hop) {
+        let (peer, needs_dns) = match known {
             Some(peer) => (peer, false),
             None => {
                 let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
@@ -131,7 +146,8 @@ impl Call {
         let call_id = format!("{:016x}-b2b", cx.endpoint.random_u64());
         let local_tag = cx.endpoint.new_tag();
         let srtp_key = cx.new_srtp_key();
-        info!(target = %shown(self.notes.redact_target, target), "bridging: calling the target");
+        let trunk = via.as_ref().map(|v| v.name.as_str());
+        info!(target = %shown(self.notes.redact_target, target), trunk, "bridging: calling the target");
         // The target's re-INVITEs in this leg are not new calls for admission control.
         cx.index(Key::CallId(call_id.as_bytes().to_vec()));
         let state = LegState::Binding { dns: None };
@@ -158,6 +174,7 @@ impl Call {
             alternates: VecDeque::new(),
             after_refer,
             relayed: [0, 0],
+            via: via.map(Box::new),
         }));
         self.timers.set(CallTimer::Ring, ring_deadline);
         if let Some(hold) = cx.program.prompts.get(HOLD_PROMPT) {
