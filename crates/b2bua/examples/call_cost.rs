@@ -150,7 +150,10 @@ impl Driver {
                     Output::Http { call, .. } => self.http = Some(call),
                     Output::Record(_) => self.records += 1,
                     Output::Rtp { .. } => self.rtp += 1,
-                    Output::MediaClose { .. } | Output::Resolve(_) => {}
+                    Output::MediaClose { .. }
+                    | Output::Resolve(_)
+                    | Output::LockoutCheck { .. }
+                    | Output::LockoutFailure { .. } => {}
                 }
             }
             if bind.is_empty() {

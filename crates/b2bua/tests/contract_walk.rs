@@ -66,6 +66,8 @@ impl Driver {
                     format!("Http({} {})", request.method, request.url)
                 }
                 Output::Resolve(r) => format!("Resolve({})", r.uri),
+                Output::LockoutCheck { groups, .. } => format!("LockoutCheck({groups:?})"),
+                Output::LockoutFailure { group, .. } => format!("LockoutFailure({group})"),
                 Output::Record(r) => format!(
                     "Record(outcome {}, ended_by {}, path {})",
                     r.outcome.as_str(),

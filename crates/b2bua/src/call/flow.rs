@@ -51,6 +51,8 @@ impl Call {
             verstat = identity.verstat.as_deref().unwrap_or("-"),
             "flow started"
         );
+        // Asked now, the store's lockout answer comes while the phone rings.
+        let store = self.ask_store(cx, &flow);
         let (run, action) = Run::start(flow, vars, program.env.clone());
         self.flow = Some(FlowState {
             run,
@@ -59,6 +61,7 @@ impl Call {
             program,
             comfort: None,
             in_flight: None,
+            store,
         });
         self.step(cx, action);
         true

@@ -54,7 +54,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use concierge_b2bua::{CallRecord, CallRef, Program, Resolve, Switch, SwitchConfig, WallClock};
+use concierge_b2bua::{
+    CallRecord, CallRef, LockoutSubject, Program, Resolve, Switch, SwitchConfig, WallClock,
+};
 use concierge_flow::{HttpFailure, HttpRequest, HttpResponse};
 use concierge_sip::wire::{Message, Transport};
 use concierge_sip::Peer;
@@ -108,6 +110,16 @@ pub(crate) struct HttpCall {
     pub(crate) at: Instant,
 }
 
+/// A lockout check for the shared store, as the driver would have taken it.
+#[derive(Debug, Clone)]
+pub(crate) struct LockoutCheck {
+    pub(crate) call: CallRef,
+    pub(crate) groups: Vec<String>,
+    pub(crate) subjects: Vec<LockoutSubject>,
+    /// When the switch asked.
+    pub(crate) at: Instant,
+}
+
 /// A switch, its virtual clock and everything it did.
 pub(crate) struct Kit {
     switch: Switch,
@@ -134,6 +146,10 @@ pub(crate) struct Kit {
     pub(crate) http_log: Vec<HttpCall>,
     /// Names the switch asked to resolve (RFC 3263), not answered yet.
     pub(crate) resolves: VecDeque<Resolve>,
+    /// The shared store's lockout checks the switch asked for, in order.
+    pub(crate) lockout_checks: Vec<LockoutCheck>,
+    /// The failed attempts the switch reported for the shared store: group and subjects.
+    pub(crate) lockout_failures: Vec<(String, Vec<LockoutSubject>)>,
     /// The wake-up the switch asked for at the end of its last drain.
     deadline: Option<Instant>,
 }
@@ -227,6 +243,8 @@ impl Kit {
             http: VecDeque::new(),
             http_log: Vec::new(),
             resolves: VecDeque::new(),
+            lockout_checks: Vec::new(),
+            lockout_failures: Vec::new(),
             deadline: None,
         }
     }

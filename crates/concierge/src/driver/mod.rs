@@ -6,6 +6,7 @@
 //! same loop; today there is one.
 
 mod acl;
+mod lockout;
 mod records;
 mod rtp;
 mod tcp;
@@ -228,6 +229,8 @@ impl Server {
                     .trusted_peers()
                     .expect("trusted_peers was validated when the config was loaded"),
                 lockout: cfg.lockout(),
+                // With [shared] a keypad waits for the store's lockout answer at most this.
+                shared_lockout: cfg.shared.as_ref().map(|s| s.timeout()),
                 transfer_signer: cfg.transfer_signer(),
                 timers: cfg.timers(),
                 directory_url: cfg.directory_url(),
@@ -262,6 +265,10 @@ impl Server {
             })
             .transpose()?;
         let (peers_tx, peers_rx) = mpsc::channel(4);
+        let (locks_tx, locks_rx) = mpsc::channel(1024);
+        let store_lockout = shared
+            .as_ref()
+            .map(|s| lockout::StoreLockout::new(s.clone(), locks_tx));
         let local_load = shared.as_ref().map(|s| {
             let load = Arc::new(LocalLoad::default());
             tokio::spawn(crate::shared::heartbeat(s.clone(), load.clone(), peers_tx));
@@ -283,6 +290,8 @@ impl Server {
             shared: shared.clone(),
             local_load,
             peers_rx,
+            store_lockout,
+            locks_rx,
             http_tx,
             http_rx,
             resolver,
@@ -391,6 +400,10 @@ struct Shard {
     local_load: Option<Arc<LocalLoad>>,
     /// The other instances' load after each heartbeat, for the switch.
     peers_rx: mpsc::Receiver<concierge_b2bua::PeerLoad>,
+    /// Asks the store about lockouts for the switch (with `shared` only).
+    store_lockout: Option<lockout::StoreLockout>,
+    /// What the store said about them.
+    locks_rx: mpsc::Receiver<lockout::LockAnswer>,
     http_tx: mpsc::Sender<(CallRef, Result<HttpResponse, HttpFailure>)>,
     http_rx: mpsc::Receiver<(CallRef, Result<HttpResponse, HttpFailure>)>,
     /// Looks up named bridge targets; `None` when the system's DNS config is unreadable.
@@ -470,6 +483,9 @@ impl Shard {
                 Some(load) = self.peers_rx.recv() => {
                     self.metrics.set_shared_peer_calls(load.calls as u64);
                     self.switch.handle_input(std::time::Instant::now(), Input::Command(Command::Peers(load)));
+                }
+                Some((call, locks)) = self.locks_rx.recv() => {
+                    self.switch.handle_input(std::time::Instant::now(), Input::SharedLocks { call, locks });
                 }
                 Some((id, result)) = self.dns_rx.recv() => {
                     self.switch.handle_input(std::time::Instant::now(), Input::Resolved { id, result });
@@ -694,6 +710,22 @@ impl Shard {
                             crate::shared::perform(&client, shared.as_ref(), *request).await;
                         let _ = tx.send((call, result)).await;
                     });
+                }
+                // Sent only with [shared], so `store_lockout` is there; were it not, the
+                // call's own deadline would move it on.
+                Output::LockoutCheck {
+                    call,
+                    groups,
+                    subjects,
+                } => {
+                    if let Some(store) = &self.store_lockout {
+                        store.check(call, groups, subjects);
+                    }
+                }
+                Output::LockoutFailure { group, subjects } => {
+                    if let Some(store) = &self.store_lockout {
+                        store.count(group, subjects);
+                    }
                 }
                 Output::Resolve(resolve) => {
                     let (resolver, tx) = (self.resolver.clone(), self.dns_tx.clone());

@@ -60,7 +60,7 @@ impl Health {
                 store = %self.location,
                 down_s = down_for.map_or(0, |d| d.as_secs()),
                 errors = s.errors,
-                "shared state reachable again: lookups and call limits are shared again"
+                "shared state reachable again: lockout, lookups and call limits are shared again"
             );
         } else {
             debug!(store = %self.location, errors = s.errors, "shared state answers again (an outage not warned about)");
