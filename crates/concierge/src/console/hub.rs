@@ -350,10 +350,6 @@ impl Hub {
 
     /// Sets the lines of a status section (`Trunks`, `Shared state`, or a new one): the
     /// place the parts of the server that have such a state report it to the console.
-    #[allow(
-        dead_code,
-        reason = "trunks and shared state report here once they exist"
-    )]
     pub(crate) fn set_status(&self, section: &'static str, lines: Vec<StatusLine>) {
         let mut state = self.lock();
         state.status.insert(section, lines);

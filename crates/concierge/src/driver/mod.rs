@@ -271,7 +271,13 @@ impl Server {
             .map(|s| lockout::StoreLockout::new(s.clone(), locks_tx));
         let local_load = shared.as_ref().map(|s| {
             let load = Arc::new(LocalLoad::default());
-            tokio::spawn(crate::shared::heartbeat(s.clone(), load.clone(), peers_tx));
+            let console = operate.console.clone();
+            tokio::spawn(crate::shared::heartbeat(
+                s.clone(),
+                load.clone(),
+                peers_tx,
+                console,
+            ));
             load
         });
         let (http_tx, http_rx) = mpsc::channel(4096);

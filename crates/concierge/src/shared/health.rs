@@ -100,6 +100,11 @@ impl Health {
         );
     }
 
+    /// Where the store is, as the log names it (never a password).
+    pub(super) fn location(&self) -> &str {
+        &self.location
+    }
+
     #[cfg(test)]
     pub(super) fn is_up(&self) -> bool {
         self.state.lock().expect("health lock poisoned").up

@@ -27,6 +27,7 @@ mod keys;
 mod load;
 mod lockout;
 mod lookup;
+mod status;
 #[cfg(test)]
 mod tests;
 
