@@ -64,6 +64,20 @@ fn arrives(kit: &mut Kit, call_id: &str, number: &str, answer: Option<Vec<Shared
     c
 }
 
+/// What the caller hears from the welcome on, over the next 300 ms (the welcome, then the
+/// code prompt or the lockout's).
+fn hears(kit: &mut Kit, c: &Caller) -> Vec<String> {
+    let from = kit.now;
+    kit.advance_ms(300);
+    c.heard(kit, from)
+}
+
+/// The locked caller hangs up; the lockout its record gives.
+fn lockout_of(kit: &mut Kit, mut c: Caller, call_id: &str) -> Option<String> {
+    c.bye(kit);
+    kit.record(call_id).lockout.clone()
+}
+
 /// A wrong code keyed during the welcome; returns the Refer-To that follows, and ends
 /// the call.
 fn keys_wrong_code(kit: &mut Kit, mut c: Caller) -> String {
@@ -91,9 +105,7 @@ fn a_lock_the_store_holds_takes_the_keypads_locked_exit() {
     let mut kit = Kit::vip_with(shared(Duration::from_millis(50)));
     let number_lock = lock_on(phone_subjects(NUMBER)[0].clone());
     let mut c = arrives(&mut kit, "elsewhere", NUMBER, Some(vec![number_lock]));
-    let acked = kit.now;
-    kit.advance_ms(300);
-    assert_eq!(c.heard(&kit, acked), vec!["welcome", "code_locked"]);
+    assert_eq!(hears(&mut kit, &c), vec!["welcome", "code_locked"]);
     let refer = find_request(&c.inbox(&mut kit), "REFER");
     assert_eq!(refer_to(&refer), format!("<{}>", service_desk()));
     c.bye(&mut kit);
@@ -107,13 +119,9 @@ fn a_source_locked_in_the_store_stops_a_new_number_from_that_address() {
     let mut kit = Kit::vip_with(shared(Duration::from_millis(50)));
     let source_lock = lock_on(phone_subjects(NUMBER)[1].clone());
     let c = arrives(&mut kit, "fresh", "+46709999999", Some(vec![source_lock]));
-    let acked = kit.now;
-    kit.advance_ms(300);
-    assert_eq!(c.heard(&kit, acked), vec!["welcome", "code_locked"]);
-    let mut c = c;
-    c.bye(&mut kit);
+    assert_eq!(hears(&mut kit, &c), vec!["welcome", "code_locked"]);
     assert_eq!(
-        kit.record("fresh").lockout.as_deref(),
+        lockout_of(&mut kit, c, "fresh").as_deref(),
         Some("codes: source")
     );
 }
@@ -185,13 +193,10 @@ fn a_lock_counted_here_wins_whatever_the_store_says() {
         );
     }
     // The store (restarted empty, say) knows of no lock.
-    let mut c = arrives(&mut kit, "locked-here", NUMBER, Some(vec![]));
-    let acked = kit.now;
-    kit.advance_ms(300);
-    assert_eq!(c.heard(&kit, acked), vec!["welcome", "code_locked"]);
-    c.bye(&mut kit);
+    let c = arrives(&mut kit, "locked-here", NUMBER, Some(vec![]));
+    assert_eq!(hears(&mut kit, &c), vec!["welcome", "code_locked"]);
     assert_eq!(
-        kit.record("locked-here").lockout.as_deref(),
+        lockout_of(&mut kit, c, "locked-here").as_deref(),
         Some("codes: number")
     );
 }
@@ -204,10 +209,8 @@ fn a_lock_counted_here_does_not_wait_for_the_store() {
         keys_wrong_code(&mut kit, c);
     }
     let c = arrives(&mut kit, "no-wait", NUMBER, None);
-    let acked = kit.now;
-    kit.advance_ms(300);
     assert_eq!(
-        c.heard(&kit, acked),
+        hears(&mut kit, &c),
         vec!["welcome", "code_locked"],
         "well before the store's two seconds"
     );
@@ -245,9 +248,7 @@ fn a_lock_the_stores_count_brought_about_holds_for_the_next_call_without_asking(
     kit.shared_locks(None, Some(vec![number_lock]));
     // The next call's check goes unanswered (the store is gone now).
     let c = arrives(&mut kit, "next", NUMBER, None);
-    let acked = kit.now;
-    kit.advance_ms(300);
-    assert_eq!(c.heard(&kit, acked), vec!["welcome", "code_locked"]);
+    assert_eq!(hears(&mut kit, &c), vec!["welcome", "code_locked"]);
 }
 
 #[test]
@@ -256,9 +257,7 @@ fn without_a_shared_store_nothing_is_asked_or_reported() {
     let c = arrives(&mut kit, "alone-wrong", NUMBER, None);
     keys_wrong_code(&mut kit, c);
     let c = arrives(&mut kit, "alone-right", NUMBER, None);
-    let acked = kit.now;
-    kit.advance_ms(300);
-    assert_eq!(c.heard(&kit, acked), vec!["welcome", "enter_code"]);
+    assert_eq!(hears(&mut kit, &c), vec!["welcome", "enter_code"]);
     assert!(kit.lockout_checks.is_empty());
     assert!(kit.lockout_failures.is_empty());
 }
