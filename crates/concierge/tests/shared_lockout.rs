@@ -4,8 +4,9 @@
 //! through the proxy. Wrong codes spread over both instances lock the number (and an
 //! untrusted address) for both, where instances without `[shared]` each count too few;
 //! the store killed while 300 such calls run fails none of them, the lockout keeps
-//! counting in each instance meanwhile, and both find the store again by themselves. The
-//! keyspace never holds a code or a number.
+//! counting in each instance meanwhile, and both find the store again by themselves (the
+//! live console's "Shared state" section says so too). The keyspace never holds a code or
+//! a number.
 
 mod common;
 
@@ -230,6 +231,29 @@ fn wrong_codes_from_one_untrusted_address_through_both_instances_lock_that_addre
     }
 }
 
+/// Waits until the live console on `port` says `what` in its "Shared state" section.
+#[track_caller]
+fn console_says(port: u16, what: &str) {
+    wait_until(
+        PATIENCE,
+        format_args!("the console to say {what:?}"),
+        || {
+            let (_, page) = common::ops::http(port, "GET", "/");
+            let section = page
+                .split("data-section=\"Shared state\"")
+                .nth(1)
+                .and_then(|rest| rest.split("</section>").next())
+                .unwrap_or_default()
+                .to_owned();
+            if section.contains(what) {
+                Ok(())
+            } else {
+                Err(section)
+            }
+        },
+    );
+}
+
 /// Calls ended so far on the instances whose metrics are on `ports`.
 fn ended(ports: &[u16]) -> f64 {
     ports
@@ -242,15 +266,20 @@ fn ended(ports: &[u16]) -> f64 {
 fn the_store_killed_while_300_calls_run_through_both_instances_fails_none_and_locks_go_on_locally()
 {
     let mut redis = RedisServer::start();
-    let (ma, mb) = (free_port(), free_port());
+    let (ma, mb, console) = (free_port(), free_port(), free_port());
     let metrics = |p: u16| format!("[metrics]\nlisten = \"127.0.0.1:{p}\"\n");
+    let a_extra = format!(
+        "{}[console]\nlisten = \"127.0.0.1:{console}\"\n",
+        metrics(ma)
+    );
     let cluster = Cluster::of(
-        instance("outage", "a", Some(&redis), TRUST_LOOPBACK, &metrics(ma)),
+        instance("outage", "a", Some(&redis), TRUST_LOOPBACK, &a_extra),
         instance("outage", "b", Some(&redis), TRUST_LOOPBACK, &metrics(mb)),
     );
     for m in [ma, mb] {
         wait_metric(m, "concierge_shared_up", |v| v == 1.0);
     }
+    console_says(console, "other instances: 1 (");
     // 300 callers, each with a number of its own (no lock in the way), each a wrong code:
     // every call asks the store about its lock and counts a failure there.
     let calls: Vec<(String, &str)> = (0..300)
@@ -272,6 +301,7 @@ fn the_store_killed_while_300_calls_run_through_both_instances_fails_none_and_lo
         for m in [ma, mb] {
             wait_metric(m, "concierge_shared_up", |v| v == 0.0);
         }
+        console_says(console, "counts, caches and limits alone");
         // The store is gone: five wrong codes straight to a lock the number there.
         std::thread::scope(|s| {
             for i in 0..5 {
@@ -283,6 +313,7 @@ fn the_store_killed_while_300_calls_run_through_both_instances_fails_none_and_lo
         for m in [ma, mb] {
             wait_metric(m, "concierge_shared_up", |v| v == 1.0);
         }
+        console_says(console, "other instances: 1 (");
         (run.join().expect("SIPp thread"), locked)
     });
     assert!(
