@@ -6,7 +6,7 @@
 //! rather than at its own deadline; a counted failure comes back only when it found a
 //! lock in force, which the switch then keeps for the calls that follow.
 
-use concierge_b2bua::{CallRef, LockoutSubject, SharedLock};
+use concierge_b2bua::{CallRef, LockoutSubject, Output, SharedLock};
 use tokio::sync::mpsc;
 
 use crate::shared::{locks_after, Shared};
@@ -26,8 +26,22 @@ impl StoreLockout {
         Self { shared, answers }
     }
 
+    /// Does what a lockout output of the switch asks (any other output is not the
+    /// store's and is ignored).
+    pub(super) fn ask(&self, output: Output) {
+        match output {
+            Output::LockoutCheck {
+                call,
+                groups,
+                subjects,
+            } => self.check(call, groups, subjects),
+            Output::LockoutFailure { group, subjects } => self.count(group, subjects),
+            _ => {}
+        }
+    }
+
     /// Whether `groups` are locked for `subjects`: the answer goes back for `call`.
-    pub(super) fn check(&self, call: CallRef, groups: Vec<String>, subjects: Vec<LockoutSubject>) {
+    fn check(&self, call: CallRef, groups: Vec<String>, subjects: Vec<LockoutSubject>) {
         let (shared, answers) = (self.shared.clone(), self.answers.clone());
         tokio::spawn(async move {
             let locks = shared.locks(&groups, &subjects).await.ok();
@@ -37,7 +51,7 @@ impl StoreLockout {
 
     /// Counts one failure in `group` against `subjects`; a lock in force afterwards (this
     /// failure's, or another instance's) goes back to the shard.
-    pub(super) fn count(&self, group: String, subjects: Vec<LockoutSubject>) {
+    fn count(&self, group: String, subjects: Vec<LockoutSubject>) {
         let (shared, answers) = (self.shared.clone(), self.answers.clone());
         tokio::spawn(async move {
             // A store that cannot count leaves the failure to the switch's own table,

@@ -717,20 +717,10 @@ impl Shard {
                         let _ = tx.send((call, result)).await;
                     });
                 }
-                // Sent only with [shared], so `store_lockout` is there; were it not, the
-                // call's own deadline would move it on.
-                Output::LockoutCheck {
-                    call,
-                    groups,
-                    subjects,
-                } => {
+                ask @ (Output::LockoutCheck { .. } | Output::LockoutFailure { .. }) => {
+                    // Sent only with [shared]; without a store the call's deadline moves it on.
                     if let Some(store) = &self.store_lockout {
-                        store.check(call, groups, subjects);
-                    }
-                }
-                Output::LockoutFailure { group, subjects } => {
-                    if let Some(store) = &self.store_lockout {
-                        store.count(group, subjects);
+                        store.ask(ask);
                     }
                 }
                 Output::Resolve(resolve) => {
