@@ -152,6 +152,7 @@ impl Driver {
                     Output::Rtp { .. } => self.rtp += 1,
                     Output::MediaClose { .. }
                     | Output::Resolve(_)
+                    | Output::Event(_)
                     | Output::LockoutCheck { .. }
                     | Output::LockoutFailure { .. } => {}
                 }

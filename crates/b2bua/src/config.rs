@@ -96,6 +96,9 @@ pub struct SwitchConfig {
     /// own (tags and branches, which anyone sees, come from a fast non-cryptographic one).
     /// The driver fills it from the system's random source; tests fix it.
     pub key_seed: [u8; 32],
+    /// Emit [`crate::Output::Event`]s as calls arrive, move through their flow, are
+    /// transferred and end (the live console). Off, a call builds none of them.
+    pub call_events: bool,
 }
 
 impl Default for SwitchConfig {
@@ -133,6 +136,7 @@ impl Default for SwitchConfig {
             dns_failover: Duration::from_secs(4),
             srtp: Default::default(),
             key_seed: [0; 32],
+            call_events: false,
         }
     }
 }

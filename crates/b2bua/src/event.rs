@@ -1,21 +1,26 @@
-//! What a call is doing, as it happens: the per-call events the switch will emit (phase 2
-//! of the live console, as `Output::Event`) for the driver's live console and call
-//! widget. Types only, for now: the switch does not emit them yet.
+//! What a call is doing, as it happens: the per-call events the switch emits as
+//! [`crate::Output::Event`] when [`crate::SwitchConfig::call_events`] is on (the driver
+//! turns it on for the live console; off, nothing per call is built for them).
 //!
 //! A call record says what a call did once it has ended; these say it while it runs, so
 //! the console can show calls in progress at their current node, and a desk's call widget
-//! can pop up the moment a transferred call reaches the desk instead of when our leg ends.
+//! can pop up the moment a transfer to the desk goes out instead of when our leg ends.
 //!
-//! Every call that reaches a flow has exactly one [`CallEventKind::Arrived`] first and one
-//! [`CallEventKind::Ended`] last, with the same `call_id`; in between come the nodes it
-//! enters and at most one [`CallEventKind::Transferred`] per transfer the flow starts. A
-//! consumer keys its state by `call_id` and forgets a call at `Ended`; the record of the
-//! same call follows in the same drain. Secret variables never appear in an event.
+//! Every call the switch admits has exactly one [`CallEventKind::Arrived`] first and one
+//! [`CallEventKind::Ended`] last, with the same `call_id`; in between come the nodes its
+//! flow enters, in order, and for each transfer it starts one
+//! [`CallEventKind::Transferred`] (a REFER sent, a bridge leg placed) and, once the
+//! transfer settles, one [`CallEventKind::TransferEnded`] (a transfer cut short by the
+//! call's end has none: `Ended` says it). A consumer keys its state by `call_id` and
+//! forgets a call at `Ended`; the record of the same call follows in the same drain.
+//! Secret variables never appear in an event.
 
 use std::time::Instant;
 
 use concierge_flow::{Recognition, TransferMode};
 use concierge_sip::wire::Transport;
+
+use crate::record::TransferResult;
 
 /// One thing that happened to one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +36,8 @@ pub struct CallEvent {
 /// What happened to a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallEventKind {
-    /// A new call was admitted and its flow is about to start.
+    /// A new call was admitted (its INVITE answered 100 Trying); its flow starts once
+    /// its RTP port is bound.
     Arrived(Arrival),
     /// The call's flow entered a node (each node once per visit, conditions and sets too).
     NodeEntered {
@@ -40,8 +46,11 @@ pub enum CallEventKind {
         /// The node's id.
         node: String,
     },
-    /// The flow started a transfer: the desk's widget can pop up now.
+    /// A transfer went out (a REFER sent, a bridge leg placed): the desk's widget can
+    /// pop up now.
     Transferred(Transfer),
+    /// The transfer under way settled: as the record's `transfer.result`.
+    TransferEnded(TransferResult),
     /// The call left the switch; its record follows.
     Ended {
         /// As the record's `outcome`.
@@ -60,20 +69,22 @@ pub struct Arrival {
     pub private: bool,
     /// The Request-URI user the caller dialled.
     pub called: String,
-    /// The flow that runs the call (its `name`), when one does.
+    /// The flow calls to `called` run (its `name`), when one does.
     pub flow: Option<String>,
     /// How the INVITE came: UDP, TCP or TLS.
     pub transport: Transport,
-    /// The caller's media is SRTP.
+    /// The caller's media is SRTP: as our SDP answer settled it, or, for an INVITE
+    /// without an offer, as our offer in the 200 will ask.
     pub srtp: bool,
 }
 
-/// A transfer the flow started, with what the desk's call widget shows.
+/// A transfer that went out, with what the desk's call widget shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
-    /// The transfer node.
+    /// The transfer node; empty for the driver's transfer command outside one.
     pub node: String,
-    /// The target URI (`<redacted>` when rendered from a secret or `${ENV}`).
+    /// The target URI without the URI headers that carry the flow's variables
+    /// (`<redacted>` when rendered from a secret or `${ENV}`).
     pub target: String,
     /// The desk: the target URI's user part (`vip-desk`, an agent's extension); `None` for
     /// a redacted target or one without a user.

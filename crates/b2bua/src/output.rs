@@ -64,6 +64,10 @@ pub enum Output {
     },
     /// A call ended: append its record.
     Record(Box<CallRecord>),
+    /// Something happened to a call in progress (only with
+    /// [`crate::SwitchConfig::call_events`]): for a live view, never for accounting — the
+    /// record is the account.
+    Event(Box<crate::CallEvent>),
     /// Look up a name (RFC 3263) for a bridge leg and report with
     /// [`crate::Input::Resolved`] carrying the same `id`.
     Resolve(Resolve),

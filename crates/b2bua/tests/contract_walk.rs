@@ -66,6 +66,7 @@ impl Driver {
                     format!("Http({} {})", request.method, request.url)
                 }
                 Output::Resolve(r) => format!("Resolve({})", r.uri),
+                Output::Event(e) => format!("Event({:?})", e.kind),
                 Output::LockoutCheck { groups, .. } => format!("LockoutCheck({groups:?})"),
                 Output::LockoutFailure { group, .. } => format!("LockoutFailure({group})"),
                 Output::Record(r) => format!(

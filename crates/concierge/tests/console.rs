@@ -13,7 +13,9 @@ use std::time::Duration;
 use common::browser::Browser;
 use common::http_stub::{Reply, Stub};
 use common::ops::http;
-use common::{assert_sipp_ok, free_port, scenario, sipp, start_vip_env, Server, TRUST_LOOPBACK};
+use common::{
+    assert_sipp_ok, free_port, scenario, sipp, start_vip_env, RawCall, Server, TRUST_LOOPBACK,
+};
 
 /// A bound against a hung run, never a timing requirement.
 const BOUND: Duration = Duration::from_secs(30);
@@ -70,59 +72,159 @@ fn screenshots() -> Option<PathBuf> {
     Some(dir)
 }
 
+/// The console's counts now, as `GET /api/counts?flow=vip` gives them.
+fn counts(console: u16) -> serde_json::Value {
+    let (status, body) = http(console, "GET", "/api/counts?flow=vip");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("JSON counts")
+}
+
+/// The caller's side of a REFER that works (RFC 3515): 202, then a NOTIFY whose sipfrag
+/// says the desk answered; our BYE that follows is answered too.
+fn accept_refer(call: &mut RawCall, refer: &str) {
+    call.reply(refer, 202);
+    call.request(
+        "NOTIFY",
+        0,
+        "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\nContent-Type: message/sipfrag\r\n",
+        "SIP/2.0 200 OK\r\n",
+    );
+    let bye = call.sip.expect("BYE ", BOUND);
+    call.reply(&bye, 200);
+}
+
 #[test]
-fn the_desk_s_widget_pops_up_with_the_vip_s_name_and_tier_when_the_call_is_transferred() {
+fn the_desk_s_widget_pops_up_as_the_refer_goes_out_and_keeps_the_card_after_the_call() {
     let (server, console) = server("widget-vip", |f| f, "", &[]);
     let mut browser = Browser::launch(&server.dir, 900, 760);
     browser.goto(&format!("http://127.0.0.1:{console}/widget?desk=vip-desk"));
     if let Err(text) = browser.wait_for_text(&["No call has reached this desk yet"], BOUND) {
         browser.fail("the widget page did not open", &text);
     }
-    // A real caller from the VIP number, transferred to the VIP desk.
-    vip_call(&server, "+46706170786");
-    if let Err(text) = browser.wait_for_text(&["Astrid Lindqvist", "gold", "number lookup"], BOUND)
-    {
-        browser.fail("the card did not pop up", &text);
+    // A caller from the VIP number (loopback is trusted), transferred to the VIP desk.
+    let mut call = RawCall::invite(server.port, "+46706170786", "widget-vip-1", "0 101");
+    call.answer_and_ack();
+    let refer = call.sip.expect("REFER ", BOUND);
+    // The REFER is out and not answered yet, and no record exists: the card comes from
+    // the switch's transfer event.
+    if let Err(text) = browser.wait_for_text(
+        &[
+            "Astrid Lindqvist",
+            "gold",
+            "number lookup",
+            "transferred now",
+        ],
+        BOUND,
+    ) {
+        browser.fail("the card did not pop up with the REFER", &text);
     }
+    assert!(server.records().is_empty(), "the call is still in progress");
     let text = browser.text();
     for needle in [
         "+46706170786",
         "101010",
-        "fast_track (transferred)",
+        "fast_track",
         "Waited",
+        "under way",
     ] {
         assert!(text.contains(needle), "{needle:?} not on the card:\n{text}");
     }
     if let Some(dir) = screenshots() {
         browser.screenshot(&dir.join("widget.png"));
     }
-
-    // The console lists the call, and its counts are the records'.
-    browser.goto(&format!("http://127.0.0.1:{console}/"));
-    if let Err(text) =
-        browser.wait_for_text(&["Recent calls", "vip-desk", "yes (number lookup)"], BOUND)
-    {
-        browser.fail("the console does not list the call", &text);
+    // The desk answered: the card says so, and stays once the call has ended.
+    accept_refer(&mut call, &refer);
+    common::wait_record(&server, "widget-vip-1");
+    if let Err(text) = browser.wait_for_text(
+        &["Astrid Lindqvist", "succeeded", "fast_track (transferred)"],
+        BOUND,
+    ) {
+        browser.fail("the card was not completed by the outcome", &text);
     }
+    common::assert_no_demo_ports(server.pid(), server.port);
+}
+
+#[test]
+fn the_console_lists_a_caller_at_the_code_prompt_and_drops_the_call_when_it_ends() {
+    let (server, console) = server("console-live", |f| f, "", &[]);
+    // One call already done, for the tables and today's counts.
+    vip_call(&server, "+46706170786");
+    common::wait_records(&server, 1);
+    let mut browser = Browser::launch(&server.dir, 1200, 900);
+    browser.goto(&format!("http://127.0.0.1:{console}/"));
+    if let Err(text) = browser.wait_for_text(&["Recent calls", "vip-desk"], BOUND) {
+        browser.fail("the console did not open", &text);
+    }
+    // A caller the directory does not know hears the welcome and is asked for a code.
+    let caller = "+46700000042";
+    let mut call = RawCall::invite(server.port, caller, "console-live-2", "0 101");
+    call.answer_and_ack();
+    let live = |needle: &str| {
+        format!(
+            "document.getElementById('live').innerText.includes({})",
+            serde_json::json!(needle)
+        )
+    };
+    let at_prompt = format!("{} && {}", live(caller), live("ask_code"));
+    if let Err(text) = browser.wait_for(&at_prompt, BOUND) {
+        browser.fail("the caller is not listed at the code prompt", &text);
+    }
+    let now = counts(console);
+    assert_eq!(now["calls_in_progress"], 1, "{now}");
+    assert_eq!(
+        now["nodes_now"],
+        serde_json::json!({ "ask_code": 1 }),
+        "{now}"
+    );
     if let Err(text) = browser.wait_for("document.querySelector('#diagram svg')", BOUND) {
         browser.fail("the flow diagram was not drawn", &text);
     }
-    let records = common::wait_records(&server, 1);
-    let (status, body) = http(console, "GET", "/api/counts?flow=vip");
-    assert_eq!(status, 200, "{body}");
-    let counts: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(counts["calls_today"], records.len());
-    for step in records[0]["path"].as_array().unwrap() {
-        let node = step["node"].as_str().unwrap();
-        assert_eq!(counts["nodes_today"][node], 1, "{node}: {counts}");
-    }
-    assert_eq!(counts["outcomes_today"]["transferred"], 1, "{counts}");
     if let Some(dir) = screenshots() {
         browser.resize(1200, 1650);
-        browser.eval("new Promise(r => setTimeout(r, 500))");
+        // Mermaid redraws at most every 2 s: the shot waits for the count it shows.
+        let drawn = "document.querySelector('#diagram svg').textContent.includes('now 1')";
+        let _ = browser.wait_for(drawn, BOUND);
         browser.screenshot(&dir.join("console.png"));
     }
-    common::assert_no_demo_ports(server.pid(), server.port);
+
+    // The caller hangs up: the call leaves the list, and the counts are the records'.
+    call.bye();
+    if let Err(text) = browser.wait_for(&live("No call in progress."), BOUND) {
+        browser.fail("the ended call is still listed", &text);
+    }
+    let records = common::wait_records(&server, 2);
+    let after = counts(console);
+    assert_eq!(after["calls_in_progress"], 0, "{after}");
+    assert_eq!(after["nodes_now"], serde_json::json!({}), "{after}");
+    assert_eq!(after["calls_today"], records.len(), "{after}");
+    let mut visits = std::collections::BTreeMap::<String, u64>::new();
+    let mut outcomes = std::collections::BTreeMap::<String, u64>::new();
+    for record in &records {
+        // Each node once per call that visited it.
+        let mut nodes: std::collections::BTreeSet<&str> = record["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["node"].as_str().unwrap())
+            .collect();
+        if record["outcome"] == "transferred" {
+            nodes.insert("transferred");
+        }
+        for node in nodes {
+            *visits.entry(node.to_owned()).or_default() += 1;
+        }
+        *outcomes
+            .entry(record["outcome"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(after["nodes_today"], serde_json::json!(visits), "{after}");
+    assert_eq!(
+        after["outcomes_today"],
+        serde_json::json!(outcomes),
+        "{after}"
+    );
+    let path = records[1]["path"].to_string();
+    assert!(path.contains("ask_code"), "the record's path: {path}");
 }
 
 #[test]

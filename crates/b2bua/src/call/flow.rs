@@ -61,6 +61,7 @@ impl Call {
             program,
             comfort: None,
             in_flight: None,
+            told: 0,
             store,
         });
         self.step(cx, action);
@@ -71,6 +72,8 @@ impl Call {
     pub(super) fn step(&mut self, cx: &mut Cx<'_>, mut action: Action) {
         // The interpreter bounds its own steps; this bounds immediate event ping-pong.
         for _ in 0..64 {
+            // The nodes the run just entered, before what the last of them asks is done.
+            self.tell_nodes_entered(cx);
             self.count_failed_attempts(cx);
             let Some(event) = self.execute(cx, action) else {
                 return;
@@ -84,6 +87,7 @@ impl Call {
             flow.run.set_clock(cx.unix_s());
             action = flow.run.handle(event);
         }
+        self.tell_nodes_entered(cx);
         warn!("flow kept producing immediate events; hanging up");
         self.hang_up(cx, "flow loop");
     }

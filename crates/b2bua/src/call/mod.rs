@@ -10,6 +10,7 @@
 mod bridge;
 mod cx;
 mod dialog;
+mod events;
 mod flow;
 mod http;
 mod inbound;
@@ -130,6 +131,8 @@ pub(crate) struct FlowState {
     pub(crate) comfort: Option<Comfort>,
     /// The request in flight, kept when its node caches: its result settles the cache.
     pub(crate) in_flight: Option<concierge_flow::HttpRequest>,
+    /// How many of the run's node visits were told as events (`call_events`).
+    pub(crate) told: usize,
     /// Whether the shared store's answer about the flow's lockout groups is still to come.
     pub(crate) store: StoreCheck,
 }

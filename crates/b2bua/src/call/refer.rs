@@ -65,6 +65,7 @@ impl Call {
         info!(target = %shown(self.notes.redact_target, target), "transferring by REFER");
         let key = cx.send(refer, peer);
         cx.index(Key::Request(key.clone()));
+        self.tell_transferred(cx, TransferMode::Refer, target);
         self.transfer = Transfer::Refer(Refer {
             target: target.to_owned(),
             key: Some(key),
@@ -99,6 +100,8 @@ impl Call {
         });
         info!(target = %shown(self.notes.redact_target, target), "redirected with 302");
         cx.respond(&self.inbound.key, r);
+        self.tell_transferred(cx, TransferMode::Redirect, target);
+        self.tell_transfer_ended(cx);
         self.end(cx, EndedBy::Concierge, "redirected");
     }
 
@@ -158,6 +161,7 @@ impl Call {
             started_ms: None,
             relayed: None,
         });
+        self.tell_transfer_ended(cx);
         match &outcome {
             Ok(()) => {
                 self.notes.ending = Some((EndedBy::Concierge, "transferred".into()));

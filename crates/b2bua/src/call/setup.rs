@@ -85,7 +85,7 @@ impl Call {
         caller.session = carrier.session;
         // The port goes into an SDP only once the driver has bound it (`Input::PortBound`).
         caller.port.open(cx, port);
-        Some(Self {
+        let call = Self {
             span,
             caller,
             inbound: Inbound {
@@ -114,7 +114,9 @@ impl Call {
             timers: Default::default(),
             expires: cx.now + cx.cfg.max_call_duration,
             finished: false,
-        })
+        };
+        call.tell_arrived(cx);
+        Some(call)
     }
 
     /// The driver bound `port`: the caller's, and the call rings; or the bridge leg's.

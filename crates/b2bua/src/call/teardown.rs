@@ -88,6 +88,7 @@ impl Call {
         let record = self.record(cx);
         // One line per call, whichever path ended it (a BYE either way, CANCEL, a timeout).
         info!(by = %record.ended_by, why = %record.reason, "call ended");
+        self.tell_ended(cx, record.outcome);
         cx.emit(Output::Record(Box::new(record)));
         self.finished = true;
     }

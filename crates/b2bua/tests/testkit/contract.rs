@@ -166,6 +166,7 @@ impl Kit {
                 });
             }
             Output::Record(r) => self.records.push(*r),
+            Output::Event(e) => self.events.push(*e),
             Output::MediaClose { port } => {
                 self.closed.push(port);
                 self.open_ports.retain(|p| *p != port);

@@ -55,7 +55,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use concierge_b2bua::{
-    CallRecord, CallRef, LockoutSubject, Program, Resolve, Switch, SwitchConfig, WallClock,
+    CallEvent, CallRecord, CallRef, LockoutSubject, Program, Resolve, Switch, SwitchConfig,
+    WallClock,
 };
 use concierge_flow::{HttpFailure, HttpRequest, HttpResponse};
 use concierge_sip::wire::{Message, Transport};
@@ -133,6 +134,8 @@ pub(crate) struct Kit {
     prompt_bytes: HashMap<u8, String>,
     pub(crate) rtp: Vec<RtpSent>,
     pub(crate) records: Vec<CallRecord>,
+    /// The calls' events (`SwitchConfig::call_events`), in order.
+    pub(crate) events: Vec<CallEvent>,
     /// RTP ports bound now (opened and not yet closed).
     pub(crate) open_ports: Vec<u16>,
     /// Every port the switch asked to open, and to close, in order.
@@ -236,6 +239,7 @@ impl Kit {
             prompt_bytes,
             rtp: Vec::new(),
             records: Vec::new(),
+            events: Vec::new(),
             open_ports: Vec::new(),
             opened: Vec::new(),
             closed: Vec::new(),

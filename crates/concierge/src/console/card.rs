@@ -2,9 +2,10 @@
 //! who (number, name, tier, customer ID), whether a VIP and how recognised, the flow's
 //! widget variables, how long the caller waited, the path through the flow.
 //!
-//! A card is built from whatever tells first: a transferred call's record (now), the
-//! switch's `Transferred` event (phase 2, the instant pop-up), or a signed transfer token
-//! a desk phone or CRM links with. Values are the caller's or the CRM's text: they are
+//! A card is built from whatever tells first: the switch's `Transferred` event (the
+//! pop-up, as the REFER or the bridge leg goes out, later completed by the transfer's
+//! result), a transferred call's record, or a signed transfer token a desk phone or CRM
+//! links with. Values are the caller's or the CRM's text: they are
 //! bounded here and escaped where a page renders them, never trusted.
 
 use std::collections::BTreeMap;
@@ -57,6 +58,10 @@ pub(crate) struct Card {
     pub(crate) transferred_ms: Option<u64>,
     /// `refer`, `bridge`, `redirect`.
     pub(crate) mode: Option<String>,
+    /// How the transfer ended, in the record's words (`succeeded`, `answered`, `failed:
+    /// REFER rejected with 603`, …); `None` while it is under way (or, from a token,
+    /// unknown).
+    pub(crate) result: Option<String>,
     pub(crate) source: Source,
 }
 
@@ -101,6 +106,7 @@ impl Card {
                 .collect(),
             transferred_ms: transfer.started_ms.or(Some(record.ended_ms)),
             mode: Some(transfer.mode.as_str().to_owned()),
+            result: Some(transfer.result.to_string()),
             source: Source::Record,
         }))
     }
@@ -139,12 +145,13 @@ impl Card {
             path: Vec::new(),
             transferred_ms: None,
             mode: None,
+            result: None,
             source: Source::Token,
         })
     }
 
-    /// The card the switch's transfer event makes while the call is in progress (phase 2):
-    /// the instant pop-up at the desk.
+    /// The card the switch's transfer event makes while the call is in progress: the
+    /// instant pop-up at the desk.
     pub(crate) fn from_event(
         call: &super::hub::LiveCall,
         desk: String,
@@ -163,6 +170,7 @@ impl Card {
             path: call.path().to_vec(),
             transferred_ms: Some(transferred_ms),
             mode: Some(transfer.mode.as_str().to_owned()),
+            result: None,
             source: Source::Event,
         })
     }
@@ -199,6 +207,7 @@ impl Card {
             path: p.path.iter().take(64).map(|s| bounded(s)).collect(),
             transferred_ms: p.transferred_ms,
             mode: p.mode,
+            result: p.result.as_deref().map(bounded),
             source: p.source,
         }
     }
@@ -216,6 +225,7 @@ struct Parts<'a> {
     path: Vec<String>,
     transferred_ms: Option<u64>,
     mode: Option<String>,
+    result: Option<String>,
     source: Source,
 }
 

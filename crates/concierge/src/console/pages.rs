@@ -281,6 +281,10 @@ pub(crate) fn card_fragment(card: Option<&Card>) -> Markup {
                 @if let Some(w) = c.waited_ms { dt { "Waited" } dd.waited { (duration(w)) } }
                 @if !c.desk.is_empty() { dt { "Desk" } dd { (c.desk) } }
                 @if let Some(m) = &c.mode { dt { "Transfer" } dd { (m) @if let Some(t) = c.transferred_ms { " at " (clock(t)) " UTC" } } }
+                @if c.source != Source::Token {
+                    dt { "Result" }
+                    dd.result { @match &c.result { Some(r) => (r), None => "under way…" } }
+                }
             }
             @if !c.widget.is_empty() {
                 h3 { "From the flow" }
@@ -293,7 +297,8 @@ pub(crate) fn card_fragment(card: Option<&Card>) -> Markup {
             p.source {
                 @match c.source {
                     Source::Record => "From the call's record.",
-                    Source::Event => "Live: the call is being transferred.",
+                    Source::Event if c.result.is_none() => "Live: the call is being transferred now.",
+                    Source::Event => "Live: from the transfer as it happened.",
                     Source::Token => "From a verified transfer token.",
                 }
                 " Call-ID " code { (c.call_id) }

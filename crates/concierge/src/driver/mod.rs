@@ -59,7 +59,7 @@ pub(crate) struct Operate {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// New flows and prompts after a reload; each call keeps the one it started with.
     pub(crate) programs: mpsc::Receiver<Program>,
-    /// The live console's state, fed each call record (`None`: no console).
+    /// The live console's state, fed each call record and event (`None`: no console).
     pub(crate) console: Option<Arc<crate::console::Hub>>,
 }
 
@@ -244,6 +244,8 @@ impl Server {
                 dns_failover: Duration::from_millis(cfg.dns.failover_ms),
                 // 256 bits from the system's CSPRNG: SRTP keys must not be guessable.
                 key_seed: rand::random(),
+                // Calls tell what they do only when a console shows it.
+                call_events: operate.console.is_some(),
                 ..SwitchConfig::default()
             },
             wall,
@@ -624,6 +626,8 @@ impl Shard {
             self.switch.is_draining(),
             self.switch.stats(),
         );
+        self.records
+            .resync(|call_id| self.switch.find_call(call_id).is_some());
     }
 
     /// Logs a UDP error within the budget, and the summary of the interval before.
@@ -691,6 +695,7 @@ impl Shard {
                     self.metrics.observe_record(&record);
                     self.records.write(&record);
                 }
+                Output::Event(event) => self.records.event(&event),
                 Output::MediaOpen { port } => match self.rtp.open(port) {
                     Ok(()) => ports.push(Input::PortBound { port }),
                     Err(e) => {

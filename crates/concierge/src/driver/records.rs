@@ -1,11 +1,12 @@
 //! The call-record file: one JSON line per call, appended and flushed as each call ends,
-//! so a crash loses no record of a call that had ended.
+//! so a crash loses no record of a call that had ended. Where a record goes, the live
+//! console's feed goes too: each record, and each call event while calls run.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use concierge_b2bua::CallRecord;
+use concierge_b2bua::{CallEvent, CallRecord};
 use tracing::error;
 
 pub(crate) struct Records {
@@ -13,7 +14,7 @@ pub(crate) struct Records {
     file: File,
     /// Also POSTs each record (`[records] webhook_url`).
     pub(crate) webhook: Option<super::webhook::Webhook>,
-    /// Also shows each record on the live console (`[console] listen`).
+    /// Also shows each record and call event on the live console (`[console] listen`).
     pub(crate) console: Option<std::sync::Arc<crate::console::Hub>>,
 }
 
@@ -29,6 +30,22 @@ impl Records {
             webhook: None,
             console: None,
         })
+    }
+
+    /// A call's event (the switch emits them only when there is a console).
+    pub(crate) fn event(&self, event: &CallEvent) {
+        if let Some(console) = &self.console {
+            console.event(event);
+        }
+    }
+
+    /// Between two drains, when every event of a call that left has been handed on: the
+    /// console drops the calls in progress the switch no longer has (`in_switch`), so one
+    /// whose `Ended` was lost is not listed for ever.
+    pub(crate) fn resync(&self, in_switch: impl Fn(&str) -> bool) {
+        if let Some(console) = &self.console {
+            console.resync(in_switch);
+        }
     }
 
     pub(crate) fn write(&mut self, record: &CallRecord) {

@@ -176,6 +176,7 @@ impl Call {
             started_ms: None,
             relayed: None,
         });
+        self.tell_transfer_ended(cx);
         self.flow_transfer_result(cx, Ok(()));
     }
 

@@ -105,6 +105,7 @@ impl Call {
         after_refer: Option<TransferFailure>,
     ) {
         self.end_transfer(cx);
+        self.tell_transferred(cx, TransferMode::Bridge, target);
         let ring_deadline = cx.now + cx.cfg.bridge_ring_timeout;
         let Ok(uri) = SipUri::parse(target) else {
             return self.bridge_failed(cx, target.to_owned(), TransferFailure::NotSipUri);
@@ -257,6 +258,7 @@ impl Call {
             started_ms: None,
             relayed: None,
         });
+        self.tell_transfer_ended(cx);
         self.timers.stop(CallTimer::Ring);
         self.timers.stop(CallTimer::Failover);
         if let Some(bridge) = self.transfer.bridge_mut() {
