@@ -153,7 +153,9 @@ impl Driver {
                     Output::MediaClose { .. }
                     | Output::Resolve(_)
                     | Output::Event(_)
-                    | Output::Trunks(_) => {}
+                    | Output::Trunks(_)
+                    | Output::LockoutCheck { .. }
+                    | Output::LockoutFailure { .. } => {}
                 }
             }
             if bind.is_empty() {

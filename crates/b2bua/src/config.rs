@@ -59,6 +59,13 @@ pub struct SwitchConfig {
     pub trusted_peers: crate::TrustedPeers,
     /// Failed code attempts allowed across calls.
     pub lockout: crate::LockoutConfig,
+    /// Lockouts shared with other instances through a store (`[shared]`): a call whose
+    /// flow has lockout groups asks the driver about them when it arrives
+    /// ([`crate::Output::LockoutCheck`]) and a keypad of such a group waits for the answer
+    /// at most this long after that; every failed attempt goes to the store too
+    /// ([`crate::Output::LockoutFailure`]). `None`: the counts are this switch's alone,
+    /// and neither output is ever sent.
+    pub shared_lockout: Option<Duration>,
     /// Signs the flow variables a transfer carries; `None`: they go unsigned.
     pub transfer_signer: Option<crate::TransferSigner>,
     /// Base URL of the customer directory (`http://127.0.0.1:8089`), given to flows as
@@ -117,6 +124,7 @@ impl Default for SwitchConfig {
             timers: TimerConfig::default(),
             trusted_peers: Default::default(),
             lockout: Default::default(),
+            shared_lockout: None,
             transfer_signer: None,
             directory_url: "http://127.0.0.1:8089".into(),
             session_timer: SessionTimerConfig::default(),

@@ -83,6 +83,17 @@ pub enum Input<'a> {
         /// The connection's remote end and transport.
         peer: Peer,
     },
+    /// What the shared store said about lockouts: the answer to
+    /// [`crate::Output::LockoutCheck`] of `call`, or (no call) the locks an
+    /// [`crate::Output::LockoutFailure`] brought about. Each lock is kept in the switch's
+    /// own table for its remaining time, so later calls here know it without asking.
+    /// `locks: None` — the store did not answer — leaves the call on local counts.
+    SharedLocks {
+        /// The call whose check this answers; `None` for a counted failure.
+        call: Option<CallRef>,
+        /// The locks in force, or `None` when the store gave no answer.
+        locks: Option<Vec<crate::SharedLock>>,
+    },
     /// The deadline of the last [`crate::Output::Timeout`] has come (early or repeated
     /// timeouts are harmless: only what is due fires).
     Timeout,

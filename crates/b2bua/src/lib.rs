@@ -72,7 +72,7 @@ pub use config::SwitchConfig;
 pub use event::{desk_of, Arrival, CallEvent, CallEventKind, Transfer};
 pub use identity::{identify, CallerIdentity, CidrError, TrustedPeers};
 pub use input::{Command, Input};
-pub use lockout::LockoutConfig;
+pub use lockout::{LockoutConfig, LockoutSubject, SharedLock};
 pub use output::{CallRef, Output, PortError, Resolve, ResolveId};
 pub use program::Program;
 pub use record::{

@@ -9,7 +9,11 @@
 //! their `locked` exit instead of collecting.
 //!
 //! Sans-IO like the rest of the switch: every method takes the time. State is in memory,
-//! per switch; see the README for what that means with several instances.
+//! per switch. With a shared store (`[shared]`) the driver counts each failure there too
+//! and tells the switch of the locks the store holds ([`SharedLock`]); each goes into this
+//! table for its remaining time ([`Lockout::lock_for`]), so a lock another instance brought
+//! about stops code entry here as a local one does, and a local lock stands whatever the
+//! store says.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -36,19 +40,36 @@ impl Default for LockoutConfig {
     }
 }
 
-/// What a failure or a lock is counted against.
+/// What a failure or a lock is counted against: a caller's number, and — for a caller from
+/// an address that is not a trusted peer — that address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum Subject {
+pub enum LockoutSubject {
     /// A caller number, kept apart by whether it was verified: a stranger claiming a
     /// VIP's number in From must not be able to lock the real VIP out.
     Number {
+        /// The number as the call's identity has it (empty when withheld).
         number: String,
+        /// Asserted by a trusted peer, not merely claimed.
         verified: bool,
     },
+    /// The source address of an untrusted caller (IPv4-mapped addresses as IPv4).
     Source(IpAddr),
 }
 
-impl Subject {
+/// A lock the shared store holds (`[shared]`): `group` is locked for `subject` for
+/// `remaining` more. The driver hands these in ([`crate::Input::SharedLocks`]); the switch
+/// keeps each in its own table for that long (at most one window).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedLock {
+    /// The lockout group (`codes`).
+    pub group: String,
+    /// Who is locked.
+    pub subject: LockoutSubject,
+    /// How much longer the lock lasts, as the store said when asked.
+    pub remaining: Duration,
+}
+
+impl LockoutSubject {
     /// `number` or `source`, as records and logs name the lock.
     pub(crate) fn kind(&self) -> &'static str {
         match self {
@@ -76,7 +97,7 @@ const MAX_ENTRIES: usize = 1_000_000;
 #[derive(Debug, Default)]
 pub(crate) struct Lockout {
     cfg: LockoutConfig,
-    counts: HashMap<(String, Subject), Count>,
+    counts: HashMap<(String, LockoutSubject), Count>,
     /// No sweep before this (`None` before the first).
     next_sweep: Option<Instant>,
 }
@@ -86,7 +107,7 @@ pub(crate) struct Lockout {
 pub(crate) enum Counted {
     Counted,
     /// This failure reached the limit: the subject is now locked (log it, once).
-    NowLocked(Subject),
+    NowLocked(LockoutSubject),
 }
 
 impl Lockout {
@@ -105,13 +126,13 @@ impl Lockout {
         verified: bool,
         source: IpAddr,
         trusted_source: bool,
-    ) -> Vec<Subject> {
-        let mut v = vec![Subject::Number {
+    ) -> Vec<LockoutSubject> {
+        let mut v = vec![LockoutSubject::Number {
             number: number.to_owned(),
             verified,
         }];
         if !trusted_source {
-            v.push(Subject::Source(source.to_canonical()));
+            v.push(LockoutSubject::Source(source.to_canonical()));
         }
         v
     }
@@ -121,8 +142,8 @@ impl Lockout {
         &self,
         now: Instant,
         group: &str,
-        subjects: &[Subject],
-    ) -> Option<Subject> {
+        subjects: &[LockoutSubject],
+    ) -> Option<LockoutSubject> {
         subjects
             .iter()
             .find(|s| {
@@ -139,20 +160,16 @@ impl Lockout {
         &mut self,
         now: Instant,
         group: &str,
-        subjects: &[Subject],
+        subjects: &[LockoutSubject],
     ) -> Vec<Counted> {
-        if self.counts.len() >= SWEEP_AT && self.next_sweep.is_none_or(|t| now >= t) {
-            self.sweep(now);
-            // A sweep walks every entry: at most one a second however hard the flood.
-            self.next_sweep = Some(now + Duration::from_secs(1));
-        }
+        self.sweep_now_and_then(now);
         let window = self.cfg.window;
         subjects
             .iter()
             .map(|s| {
                 let limit = match s {
-                    Subject::Number { .. } => self.cfg.max_per_number,
-                    Subject::Source(_) => self.cfg.max_per_source,
+                    LockoutSubject::Number { .. } => self.cfg.max_per_number,
+                    LockoutSubject::Source(_) => self.cfg.max_per_source,
                 } as usize;
                 let key = (group.to_owned(), s.clone());
                 if self.counts.len() >= MAX_ENTRIES && !self.counts.contains_key(&key) {
@@ -182,6 +199,34 @@ impl Lockout {
             .collect()
     }
 
+    /// Keeps a lock the shared store holds: `lock.group` is locked for `lock.subject` from
+    /// `now` for `lock.remaining` (at most one window: a store's word cannot lock anyone
+    /// longer than a failure here could). A lock already in force here that lasts longer
+    /// stands. Returns whether this lock is new here (log it, once).
+    pub(crate) fn lock_for(&mut self, now: Instant, lock: &SharedLock) -> bool {
+        self.sweep_now_and_then(now);
+        let key = (lock.group.clone(), lock.subject.clone());
+        if self.counts.len() >= MAX_ENTRIES && !self.counts.contains_key(&key) {
+            return false;
+        }
+        let until = now + lock.remaining.min(self.cfg.window);
+        let c = self.counts.entry(key).or_default();
+        let new = c.locked_until.is_none_or(|u| u <= now);
+        if c.locked_until.is_none_or(|u| u < until) {
+            c.locked_until = Some(until);
+        }
+        new
+    }
+
+    /// Sweeps once the table is large, at most once a second however hard the flood (a
+    /// sweep walks every entry).
+    fn sweep_now_and_then(&mut self, now: Instant) {
+        if self.counts.len() >= SWEEP_AT && self.next_sweep.is_none_or(|t| now >= t) {
+            self.sweep(now);
+            self.next_sweep = Some(now + Duration::from_secs(1));
+        }
+    }
+
     /// Drops entries with nothing inside the window and no lock in force.
     fn sweep(&mut self, now: Instant) {
         let window = self.cfg.window;
@@ -199,7 +244,7 @@ impl Lockout {
 mod tests {
     use super::*;
 
-    fn subjects(number: &str) -> Vec<Subject> {
+    fn subjects(number: &str) -> Vec<LockoutSubject> {
         Lockout::subjects(number, false, IpAddr::from([192, 0, 2, 1]), false)
     }
 
@@ -287,5 +332,35 @@ mod tests {
         let later = t0 + LockoutConfig::default().window;
         l.failed(later, "codes", &subjects("+1"));
         assert_eq!(l.counts.len(), 2, "the new number and its source");
+    }
+
+    #[test]
+    fn a_lock_the_store_holds_locks_here_for_its_remaining_time_at_most_a_window() {
+        let t0 = Instant::now();
+        let mut l = Lockout::new(LockoutConfig::default());
+        let a = subjects("+46700000009");
+        let lock = |remaining| SharedLock {
+            group: "codes".into(),
+            subject: a[0].clone(),
+            remaining,
+        };
+        assert!(l.lock_for(t0, &lock(Duration::from_secs(60))), "new here");
+        assert_eq!(l.locked(t0, "codes", &a), Some(a[0].clone()));
+        assert!(
+            !l.lock_for(t0, &lock(Duration::from_secs(30))),
+            "already locked: not new, and not shortened"
+        );
+        let minute = t0 + Duration::from_secs(60);
+        assert!(l
+            .locked(minute - Duration::from_millis(1), "codes", &a)
+            .is_some());
+        assert_eq!(l.locked(minute, "codes", &a), None);
+        // A store that says "a year" locks for one window.
+        l.lock_for(minute, &lock(Duration::from_secs(365 * 86_400)));
+        let window = LockoutConfig::default().window;
+        assert!(l
+            .locked(minute + window - Duration::from_millis(1), "codes", &a)
+            .is_some());
+        assert_eq!(l.locked(minute + window, "codes", &a), None);
     }
 }

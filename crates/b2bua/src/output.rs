@@ -74,6 +74,29 @@ pub enum Output {
     /// The trunks' registrations changed: each trunk's status now, in name order (for
     /// status pages and metrics). Sent after the change, and once at start-up.
     Trunks(Vec<crate::TrunkStatus>),
+    /// Ask the shared store (`[shared]`) whether any of `groups` is locked for any of
+    /// `subjects`, and report with [`crate::Input::SharedLocks`] naming `call`: the locks
+    /// it holds, or `None` when it did not answer. A keypad of the call waits for that at
+    /// most `SwitchConfig::shared_lockout` from now, then goes on with this switch's own
+    /// counts. Sent only with `shared_lockout` set.
+    LockoutCheck {
+        /// The call that asks; the answer goes back with it.
+        call: CallRef,
+        /// The lockout groups of the call's flow.
+        groups: Vec<String>,
+        /// The caller's number, and its address unless that is a trusted peer.
+        subjects: Vec<crate::LockoutSubject>,
+    },
+    /// Count one failed attempt in `group` against each of `subjects` in the shared store
+    /// (this switch counted it already). Nothing waits for it; the locks it brings about,
+    /// if any, come back as [`crate::Input::SharedLocks`] with no call. Sent only with
+    /// `SwitchConfig::shared_lockout` set.
+    LockoutFailure {
+        /// The lockout group (`codes`).
+        group: String,
+        /// What the failure counts against, as in [`Output::LockoutCheck`].
+        subjects: Vec<crate::LockoutSubject>,
+    },
     /// Nothing more to do now: hand in [`crate::Input::Timeout`] at this instant, or any
     /// other input before it. `None`: nothing is due until another input arrives. Always
     /// the last output of a drain (see [`crate::Switch::poll_output`]).

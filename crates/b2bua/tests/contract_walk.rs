@@ -68,6 +68,8 @@ impl Driver {
                 Output::Resolve(r) => format!("Resolve({})", r.uri),
                 Output::Event(e) => format!("Event({:?})", e.kind),
                 Output::Trunks(t) => format!("Trunks(×{})", t.len()),
+                Output::LockoutCheck { groups, .. } => format!("LockoutCheck({groups:?})"),
+                Output::LockoutFailure { group, .. } => format!("LockoutFailure({group})"),
                 Output::Record(r) => format!(
                     "Record(outcome {}, ended_by {}, path {})",
                     r.outcome.as_str(),

@@ -282,7 +282,7 @@ impl Summary {
         info!("RTP ports: {}-{}", cfg.rtp.port_min, cfg.rtp.port_max);
         match (&cfg.shared, &server.shared) {
             (Some(s), Some(shared)) => info!(
-                "shared state: {} (prefix {:?}) as instance {}: lookup cache and call limits shared with the other instances",
+                "shared state: {} (prefix {:?}) as instance {}: lockout, lookup cache and call limits shared with the other instances",
                 s.location(),
                 s.prefix,
                 shared.instance()

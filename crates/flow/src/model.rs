@@ -1,7 +1,7 @@
 //! The flow file's schema (what a person writes) and the compiled flow (templates parsed,
 //! regexes and JSON paths compiled) the interpreter runs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -294,6 +294,20 @@ pub struct Flow {
     pub version: String,
     /// Opening hours by name (`[schedules.<name>]`).
     pub schedules: BTreeMap<String, crate::Schedule>,
+}
+
+impl Flow {
+    /// The lockout groups its keypads obey (`lockout = "codes"`), each once: what a call
+    /// layer that shares lockouts with other instances asks about before a keypad starts.
+    pub fn lockout_groups(&self) -> BTreeSet<&str> {
+        self.nodes
+            .values()
+            .filter_map(|n| match n {
+                Node::Keypad { lockout, .. } => lockout.as_deref(),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// One step of a flow, compiled. Exits name other nodes by id. The interpreter runs

@@ -52,6 +52,8 @@ impl Call {
             verstat = identity.verstat.as_deref().unwrap_or("-"),
             "flow started"
         );
+        // Asked now, the store's lockout answer comes while the phone rings.
+        let store = self.ask_store(cx, &flow);
         let (run, action) = Run::start(flow, vars, program.env.clone());
         self.flow = Some(FlowState {
             run,
@@ -61,6 +63,7 @@ impl Call {
             comfort: None,
             in_flight: None,
             told: 0,
+            store,
         });
         self.step(cx, action);
         true

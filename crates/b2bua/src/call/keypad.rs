@@ -1,6 +1,6 @@
 //! Digits and the flow's keypads: a keypad starts (unless its lockout group is locked for
-//! this caller), takes the digits typed ahead, stops a playing prompt at the first key,
-//! and ends with digits or a timeout.
+//! this caller, or the shared store's answer about it is still to come), takes the digits
+//! typed ahead, stops a playing prompt at the first key, and ends with digits or a timeout.
 
 use concierge_flow::{CollectOutcome, CollectSpec, Collector, Event};
 
@@ -12,6 +12,11 @@ impl Call {
         if let Some(group) = &spec.lockout {
             if self.lockout_applies(cx, group) {
                 return Some(Event::Locked);
+            }
+            if self.waits_for_store() {
+                // Silence for at most the rest of the store's time; then this again.
+                self.flow.as_mut()?.waiting = Waiting::Lockout(spec);
+                return None;
             }
         }
         let found = self.prompts(cx, &spec.prompts);

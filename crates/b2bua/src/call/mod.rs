@@ -26,7 +26,7 @@ mod timers;
 use std::sync::Arc;
 use std::time::Instant;
 
-use concierge_flow::{Action, Collector, Run};
+use concierge_flow::{Action, CollectSpec, Collector, Run};
 use concierge_sip::dialog::prack::ReliableProvisionals;
 use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::Request;
@@ -133,6 +133,19 @@ pub(crate) struct FlowState {
     pub(crate) in_flight: Option<concierge_flow::HttpRequest>,
     /// How many of the run's node visits were told as events (`call_events`).
     pub(crate) told: usize,
+    /// Whether the shared store's answer about the flow's lockout groups is still to come.
+    pub(crate) store: StoreCheck,
+}
+
+/// Where a call stands with the shared store's lockout answer (`[shared]`), asked for
+/// when its flow starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreCheck {
+    /// Asked, not answered, not yet overdue: a keypad of a lockout group waits.
+    Pending,
+    /// Answered, overdue, or never asked (no `[shared]`, no lockout group): keypads go
+    /// by the switch's table alone.
+    Settled,
 }
 
 /// What a call's flow waits for.
@@ -145,6 +158,9 @@ pub(crate) enum Waiting {
     BargeIn,
     /// Digits, by this collector (prompt playing with barge-in, then the timers).
     Collect(Collector),
+    /// The shared store's lockout answer, before this keypad may start
+    /// ([`CallTimer::StoreAnswer`] bounds the wait).
+    Lockout(CollectSpec),
     /// The driver's HTTP result. The driver enforces the node's timeout; ours
     /// ([`CallTimer::HttpOverdue`], a little later) makes sure a result that never comes
     /// cannot hold the call.

@@ -15,6 +15,9 @@ pub(crate) enum CallTimer {
     Answer,
     /// An HTTP request is slow: comfort audio starts (its node's `comfort.after_ms`).
     Comfort,
+    /// The shared store's lockout answer is overdue (`SwitchConfig::shared_lockout`): a
+    /// keypad waiting for it starts on the switch's own counts.
+    StoreAnswer,
     /// The keypad's first-digit or next-digit timeout.
     Collect,
     /// The driver never reported an HTTP result: taken as a timeout (the node's timeout
@@ -39,9 +42,10 @@ pub(crate) enum CallTimer {
 }
 
 impl CallTimer {
-    const ALL: [Self; 12] = [
+    const ALL: [Self; 13] = [
         Self::Answer,
         Self::Comfort,
+        Self::StoreAnswer,
         Self::Collect,
         Self::HttpOverdue,
         Self::Failover,
@@ -164,6 +168,7 @@ impl super::Call {
             match timer {
                 CallTimer::Answer => self.answer_due(cx),
                 CallTimer::Comfort => self.comfort_due(cx),
+                CallTimer::StoreAnswer => self.store_overdue(cx),
                 CallTimer::Collect => self.collect_timeout(cx),
                 CallTimer::HttpOverdue => self.http_overdue(cx),
                 CallTimer::Failover => self.failover_due(cx, at),

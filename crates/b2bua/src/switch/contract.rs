@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use concierge_sip::wire::StatusCode;
+use tracing::info;
 
 use super::{Key, Owner, Switch};
 use crate::input::{Command, Input};
@@ -65,6 +66,23 @@ impl Switch {
                 None => {}
             },
             Input::ConnectionLost { peer } => self.shared.trunks.on_connection_lost(now, peer),
+            Input::SharedLocks { call, locks } => {
+                for lock in locks.iter().flatten() {
+                    if self.shared.lockout.lock_for(now, lock) {
+                        info!(
+                            group = %lock.group,
+                            by = lock.subject.kind(),
+                            lock_s = lock.remaining.as_secs(),
+                            "code entry locked across instances (the shared store's count)"
+                        );
+                    }
+                }
+                if let Some(call) = call {
+                    self.run(now, call, |call, cx| {
+                        call.on_store_answer(cx, locks.is_some())
+                    });
+                }
+            }
             Input::Timeout => self.on_timeout(now),
             Input::Command(command) => self.on_command(now, command),
         }

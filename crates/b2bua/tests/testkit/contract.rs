@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use concierge_b2bua::{
-    CallRef, Command, Input, Output, PortError, Program, ResolveId, Switch, SwitchConfig,
-    SwitchStats, TransferMode, WallClock,
+    CallRef, Command, Input, Output, PortError, Program, ResolveId, SharedLock, Switch,
+    SwitchConfig, SwitchStats, TransferMode, WallClock,
 };
 use concierge_flow::{HttpFailure, HttpResponse};
 use concierge_sip::wire::{parse_datagram, Transport};
@@ -72,6 +72,12 @@ impl Kit {
     /// Answers name lookup `id` (taken from [`Self::resolves`] already, or a duplicate).
     pub(crate) fn answer_resolve(&mut self, id: ResolveId, result: Result<Vec<Peer>, String>) {
         self.input(Input::Resolved { id, result });
+    }
+
+    /// The shared store's word on lockouts: the answer to `call`'s check, or (no call)
+    /// the locks a reported failure brought about; `None`: the store did not answer.
+    pub(crate) fn shared_locks(&mut self, call: Option<CallRef>, locks: Option<Vec<SharedLock>>) {
+        self.input(Input::SharedLocks { call, locks });
     }
 
     /// One turn of the contract exactly as a driver sees it, for a test that shows the
@@ -202,6 +208,19 @@ impl Kit {
             }
             Output::Resolve(r) => self.resolves.push_back(r),
             Output::Trunks(statuses) => self.trunk_reports.push(statuses),
+            Output::LockoutCheck {
+                call,
+                groups,
+                subjects,
+            } => self.lockout_checks.push(super::LockoutCheck {
+                call,
+                groups,
+                subjects,
+                at: self.now,
+            }),
+            Output::LockoutFailure { group, subjects } => {
+                self.lockout_failures.push((group, subjects));
+            }
             Output::MediaOpen { .. } | Output::Timeout(_) => {
                 unreachable!("handled by the drain")
             }

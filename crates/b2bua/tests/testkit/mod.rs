@@ -56,7 +56,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use concierge_b2bua::{
-    CallEvent, CallRecord, CallRef, Program, Resolve, Switch, SwitchConfig, WallClock,
+    CallEvent, CallRecord, CallRef, LockoutSubject, Program, Resolve, Switch, SwitchConfig,
+    WallClock,
 };
 use concierge_flow::{HttpFailure, HttpRequest, HttpResponse};
 use concierge_sip::wire::{Message, Transport};
@@ -111,6 +112,16 @@ pub(crate) struct HttpCall {
     pub(crate) at: Instant,
 }
 
+/// A lockout check for the shared store, as the driver would have taken it.
+#[derive(Debug, Clone)]
+pub(crate) struct LockoutCheck {
+    pub(crate) call: CallRef,
+    pub(crate) groups: Vec<String>,
+    pub(crate) subjects: Vec<LockoutSubject>,
+    /// When the switch asked.
+    pub(crate) at: Instant,
+}
+
 /// A switch, its virtual clock and everything it did.
 pub(crate) struct Kit {
     switch: Switch,
@@ -143,6 +154,10 @@ pub(crate) struct Kit {
     pub(crate) keepalives: Vec<(Instant, Peer)>,
     /// Every report of the trunks' statuses, in order.
     pub(crate) trunk_reports: Vec<Vec<concierge_b2bua::TrunkStatus>>,
+    /// The shared store's lockout checks the switch asked for, in order.
+    pub(crate) lockout_checks: Vec<LockoutCheck>,
+    /// The failed attempts the switch reported for the shared store: group and subjects.
+    pub(crate) lockout_failures: Vec<(String, Vec<LockoutSubject>)>,
     /// The wake-up the switch asked for at the end of its last drain.
     deadline: Option<Instant>,
 }
@@ -239,6 +254,8 @@ impl Kit {
             resolves: VecDeque::new(),
             keepalives: Vec::new(),
             trunk_reports: Vec::new(),
+            lockout_checks: Vec::new(),
+            lockout_failures: Vec::new(),
             deadline: None,
         };
         kit.settle();

@@ -6,6 +6,7 @@
 //! same loop; today there is one.
 
 mod acl;
+mod lockout;
 mod records;
 mod rtp;
 mod tcp;
@@ -234,6 +235,8 @@ impl Server {
                     .trusted_peers()
                     .expect("trusted_peers was validated when the config was loaded"),
                 lockout: cfg.lockout(),
+                // With [shared] a keypad waits for the store's lockout answer at most this.
+                shared_lockout: cfg.shared.as_ref().map(|s| s.timeout()),
                 transfer_signer: cfg.transfer_signer(),
                 timers: cfg.timers(),
                 directory_url: cfg.directory_url(),
@@ -270,9 +273,19 @@ impl Server {
             })
             .transpose()?;
         let (peers_tx, peers_rx) = mpsc::channel(4);
+        let (locks_tx, locks_rx) = mpsc::channel(1024);
+        let store_lockout = shared
+            .as_ref()
+            .map(|s| lockout::StoreLockout::new(s.clone(), locks_tx));
         let local_load = shared.as_ref().map(|s| {
             let load = Arc::new(LocalLoad::default());
-            tokio::spawn(crate::shared::heartbeat(s.clone(), load.clone(), peers_tx));
+            let console = operate.console.clone();
+            tokio::spawn(crate::shared::heartbeat(
+                s.clone(),
+                load.clone(),
+                peers_tx,
+                console,
+            ));
             load
         });
         let (http_tx, http_rx) = mpsc::channel(4096);
@@ -291,6 +304,8 @@ impl Server {
             shared: shared.clone(),
             local_load,
             peers_rx,
+            store_lockout,
+            locks_rx,
             http_tx,
             http_rx,
             resolver,
@@ -399,6 +414,10 @@ struct Shard {
     local_load: Option<Arc<LocalLoad>>,
     /// The other instances' load after each heartbeat, for the switch.
     peers_rx: mpsc::Receiver<concierge_b2bua::PeerLoad>,
+    /// Asks the store about lockouts for the switch (with `shared` only).
+    store_lockout: Option<lockout::StoreLockout>,
+    /// What the store said about them.
+    locks_rx: mpsc::Receiver<lockout::LockAnswer>,
     http_tx: mpsc::Sender<(CallRef, Result<HttpResponse, HttpFailure>)>,
     http_rx: mpsc::Receiver<(CallRef, Result<HttpResponse, HttpFailure>)>,
     /// Looks up named bridge targets; `None` when the system's DNS config is unreadable.
@@ -482,6 +501,9 @@ impl Shard {
                 Some(load) = self.peers_rx.recv() => {
                     self.metrics.set_shared_peer_calls(load.calls as u64);
                     self.switch.handle_input(std::time::Instant::now(), Input::Command(Command::Peers(load)));
+                }
+                Some((call, locks)) = self.locks_rx.recv() => {
+                    self.switch.handle_input(std::time::Instant::now(), Input::SharedLocks { call, locks });
                 }
                 Some((id, result)) = self.dns_rx.recv() => {
                     self.switch.handle_input(std::time::Instant::now(), Input::Resolved { id, result });
@@ -711,6 +733,12 @@ impl Shard {
                     });
                 }
                 Output::Trunks(trunks) => self.report_trunks(trunks),
+                ask @ (Output::LockoutCheck { .. } | Output::LockoutFailure { .. }) => {
+                    // Sent only with [shared]; without a store the call's deadline moves it on.
+                    if let Some(store) = &self.store_lockout {
+                        store.ask(ask);
+                    }
+                }
                 Output::Resolve(resolve) => {
                     let (resolver, tx) = (self.resolver.clone(), self.dns_tx.clone());
                     let names = self.tls.server_names();

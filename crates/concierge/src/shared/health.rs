@@ -60,7 +60,7 @@ impl Health {
                 store = %self.location,
                 down_s = down_for.map_or(0, |d| d.as_secs()),
                 errors = s.errors,
-                "shared state reachable again: lookups and call limits are shared again"
+                "shared state reachable again: lockout, lookups and call limits are shared again"
             );
         } else {
             debug!(store = %self.location, errors = s.errors, "shared state answers again (an outage not warned about)");
@@ -98,6 +98,11 @@ impl Health {
             error = %concierge_sip::Untrusted(&e.to_string()),
             "shared state unreachable: calls go on with this instance's own lockout counts, lookup cache and limits until it is back"
         );
+    }
+
+    /// Where the store is, as the log names it (never a password).
+    pub(super) fn location(&self) -> &str {
+        &self.location
     }
 
     #[cfg(test)]

@@ -113,12 +113,16 @@ impl Shared {
 
 /// The heartbeat task: every `heartbeat_ms`, this instance's load out and the others' in,
 /// sent to the shard when it changed (and "nobody" once when the store cannot be
-/// reached). Ends when the shard is gone.
+/// reached), and to the live console's "Shared state" section when there is a console.
+/// Ends when the shard is gone.
 pub(crate) async fn heartbeat(
     shared: Shared,
     local: Arc<LocalLoad>,
     to_shard: mpsc::Sender<PeerLoad>,
+    console: Option<Arc<crate::console::Hub>>,
 ) {
+    let location = shared.inner.health.location().to_owned();
+    let mut status = console.map(|hub| super::status::ConsoleStatus::new(hub, location));
     let mut tick = tokio::time::interval(shared.inner.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<(Instant, u64)> = None;
@@ -135,10 +139,11 @@ pub(crate) async fn heartbeat(
             None => 0,
         };
         last = Some((now, taken));
-        let peers = shared
-            .beat(local.calls(), rate_milli)
-            .await
-            .unwrap_or_default();
+        let beat = shared.beat(local.calls(), rate_milli).await.ok();
+        if let Some(status) = status.as_mut() {
+            status.report(beat);
+        }
+        let peers = beat.unwrap_or_default();
         if told != Some(peers) {
             told = Some(peers);
             if to_shard.send(peers).await.is_err() {

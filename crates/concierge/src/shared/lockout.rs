@@ -11,10 +11,10 @@
 //! The caller falls back on its local counts when these answer `Err`, and a subject locked
 //! locally stays locked whatever the store says (fail safe).
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use concierge_b2bua::{LockoutSubject, SharedLock};
 use redis::Script;
 
 use super::{Op, Shared, SharedError};
@@ -51,31 +51,20 @@ end
 return out
 ";
 
-/// What a failure or a lock is counted against; the switch's `Subject`, as the store
-/// names it. A number is kept apart by whether it was verified: a stranger claiming a
-/// VIP's number must not lock the real VIP out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum LockSubject {
-    Number { number: String, verified: bool },
-    Source(IpAddr),
-}
-
-impl LockSubject {
-    fn kind(&self) -> &'static str {
-        match self {
-            Self::Number { verified: true, .. } => "number-verified",
-            Self::Number {
-                verified: false, ..
-            } => "number-claimed",
-            Self::Source(_) => "source",
-        }
-    }
-
-    fn text(&self) -> String {
-        match self {
-            Self::Number { number, .. } => number.clone(),
-            Self::Source(ip) => ip.to_canonical().to_string(),
-        }
+/// How the store names a subject: its kind (a number kept apart by whether it was
+/// verified: a stranger claiming a VIP's number must not lock the real VIP out) and what
+/// it stands for, which only ever goes into a key's digest.
+fn name(subject: &LockoutSubject) -> (&'static str, String) {
+    match subject {
+        LockoutSubject::Number {
+            number,
+            verified: true,
+        } => ("number-verified", number.clone()),
+        LockoutSubject::Number {
+            number,
+            verified: false,
+        } => ("number-claimed", number.clone()),
+        LockoutSubject::Source(ip) => ("source", ip.to_canonical().to_string()),
     }
 }
 
@@ -101,7 +90,7 @@ impl Shared {
     pub(crate) async fn count_failure(
         &self,
         group: &str,
-        subjects: &[LockSubject],
+        subjects: &[LockoutSubject],
     ) -> Result<Vec<Counted>, SharedError> {
         static SCRIPT: std::sync::LazyLock<Script> =
             std::sync::LazyLock::new(|| Script::new(COUNT_FAILURE));
@@ -115,11 +104,12 @@ impl Shared {
         let mut invocation = SCRIPT.prepare_invoke();
         invocation.arg(window).arg(member);
         for s in subjects {
-            let (failures, lock) = self.inner.keys.lockout(group, s.kind(), &s.text());
+            let (kind, text) = name(s);
+            let (failures, lock) = self.inner.keys.lockout(group, kind, &text);
             invocation.key(failures).key(lock);
             let limit = match s {
-                LockSubject::Number { .. } => cfg.max_per_number,
-                LockSubject::Source(_) => cfg.max_per_source,
+                LockoutSubject::Number { .. } => cfg.max_per_number,
+                LockoutSubject::Source(_) => cfg.max_per_source,
             };
             invocation.arg(limit.max(1));
         }
@@ -141,29 +131,61 @@ impl Shared {
             .collect())
     }
 
-    /// How much longer `group` is locked for each subject (`None`: not locked), in one
-    /// round trip. Answers within `timeout_ms` or with `Err` (use the local table then).
-    pub(crate) async fn locked(
+    /// The locks the store holds on any of `groups` for any of `subjects`, with how much
+    /// longer each lasts, in one round trip. Answers within `timeout_ms` or with `Err`
+    /// (the switch's own table decides then).
+    pub(crate) async fn locks(
         &self,
-        group: &str,
-        subjects: &[LockSubject],
-    ) -> Result<Vec<Option<Duration>>, SharedError> {
+        groups: &[String],
+        subjects: &[LockoutSubject],
+    ) -> Result<Vec<SharedLock>, SharedError> {
         let mut pipe = redis::pipe();
-        for s in subjects {
-            let (_, lock) = self.inner.keys.lockout(group, s.kind(), &s.text());
-            pipe.pttl(lock);
+        let mut asked = Vec::with_capacity(groups.len() * subjects.len());
+        for group in groups {
+            for s in subjects {
+                let (kind, text) = name(s);
+                let (_, lock) = self.inner.keys.lockout(group, kind, &text);
+                pipe.pttl(lock);
+                asked.push((group, s));
+            }
         }
         let left: Vec<i64> = self
             .run(Op::Lockout, |mut c| async move {
                 pipe.query_async(&mut c).await
             })
             .await?;
-        if left.len() != subjects.len() {
-            return Err(SharedError::Reply("one TTL per subject"));
+        if left.len() != asked.len() {
+            return Err(SharedError::Reply("one TTL per group and subject"));
         }
-        Ok(left
+        Ok(asked
             .into_iter()
-            .map(|ms| (ms > 0).then(|| Duration::from_millis(ms as u64)))
+            .zip(left)
+            .filter(|(_, ms)| *ms > 0)
+            .map(|((group, subject), ms)| SharedLock {
+                group: group.clone(),
+                subject: subject.clone(),
+                remaining: Duration::from_millis(ms as u64),
+            })
             .collect())
     }
+}
+
+/// The locks a counted failure left in force (`count_failure`'s rows, one per subject),
+/// as the switch takes them.
+pub(crate) fn locks_after(
+    group: &str,
+    subjects: &[LockoutSubject],
+    counted: &[Counted],
+) -> Vec<SharedLock> {
+    subjects
+        .iter()
+        .zip(counted)
+        .filter_map(|(subject, c)| {
+            c.locked_for.map(|remaining| SharedLock {
+                group: group.to_owned(),
+                subject: subject.clone(),
+                remaining,
+            })
+        })
+        .collect()
 }

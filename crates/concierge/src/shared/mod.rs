@@ -25,12 +25,9 @@ mod error;
 mod health;
 mod keys;
 mod load;
-#[allow(
-    dead_code,
-    reason = "the switch's lockout wiring (issue 24, phase 2) calls it; shared::tests drives it now"
-)]
 mod lockout;
 mod lookup;
+mod status;
 #[cfg(test)]
 mod tests;
 
@@ -46,11 +43,7 @@ use crate::metrics::Metrics;
 
 pub(crate) use error::{SharedError, StartError};
 pub(crate) use load::{heartbeat, LocalLoad};
-#[allow(
-    unused_imports,
-    reason = "the lockout's API: the switch's wiring (issue 24, phase 2) uses it"
-)]
-pub(crate) use lockout::{Counted, LockSubject};
+pub(crate) use lockout::locks_after;
 pub(crate) use lookup::perform;
 
 use health::Health;

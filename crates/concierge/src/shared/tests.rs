@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use concierge_b2bua::{LockoutConfig, PeerLoad};
+use concierge_b2bua::{LockoutConfig, LockoutSubject, PeerLoad};
 use concierge_flow::{CacheSpec, HttpResponse, ShareSpec, SharedValue};
 
-use super::{LockSubject, Shared};
+use super::Shared;
 use crate::config::{Config, SharedConfig};
 use crate::metrics::Metrics;
 
@@ -69,14 +69,33 @@ async fn until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn number(verified: bool) -> Vec<LockSubject> {
+fn number(verified: bool) -> Vec<LockoutSubject> {
     vec![
-        LockSubject::Number {
+        LockoutSubject::Number {
             number: VIP.into(),
             verified,
         },
-        LockSubject::Source("192.0.2.7".parse().expect("an address")),
+        LockoutSubject::Source("192.0.2.7".parse().expect("an address")),
     ]
+}
+
+/// How much longer `group` is locked for each of `subjects` (`None`: not locked), from
+/// one `locks` question.
+async fn left(
+    store: &Shared,
+    group: &str,
+    subjects: &[LockoutSubject],
+) -> Result<Vec<Option<Duration>>, super::SharedError> {
+    let locks = store.locks(&[group.to_owned()], subjects).await?;
+    Ok(subjects
+        .iter()
+        .map(|s| {
+            locks
+                .iter()
+                .find(|l| l.group == group && &l.subject == s)
+                .map(|l| l.remaining)
+        })
+        .collect())
 }
 
 #[tokio::test]
@@ -125,21 +144,50 @@ async fn two_instances_counting_at_once_lock_at_exactly_the_limit() {
     // Both instances see the lock; the source (limit 20) is not locked; the verified
     // number is another subject.
     for store in [&a, &b] {
-        let left = store.locked("codes", &subjects).await.expect("answered");
-        assert!(left[0].is_some_and(|d| d <= window), "{left:?}");
-        assert_eq!(left[1], None);
+        let remaining = left(store, "codes", &subjects).await.expect("answered");
+        assert!(remaining[0].is_some_and(|d| d <= window), "{remaining:?}");
+        assert_eq!(remaining[1], None);
         assert_eq!(
-            store
-                .locked("codes", &number(true))
-                .await
-                .expect("answered")[0],
+            left(store, "codes", &number(true)).await.expect("answered")[0],
             None
         );
         assert_eq!(
-            store.locked("other", &subjects).await.expect("answered")[0],
+            left(store, "other", &subjects).await.expect("answered")[0],
             None
         );
     }
+}
+
+#[tokio::test]
+async fn the_switch_hears_of_each_lock_a_count_finds_and_of_every_lock_on_its_groups() {
+    let redis = RedisServer::start();
+    let window = Duration::from_secs(900);
+    let (a, _) = instance(&redis, "a", "", window).await;
+    let (b, _) = instance(&redis, "b", "", window).await;
+    let subjects = number(false);
+    for _ in 0..4 {
+        let counted = a.count_failure("codes", &subjects).await.expect("counted");
+        assert!(super::locks_after("codes", &subjects, &counted).is_empty());
+    }
+    let fifth = b.count_failure("codes", &subjects).await.expect("counted");
+    let locks = super::locks_after("codes", &subjects, &fifth);
+    assert_eq!(locks.len(), 1, "the number, not the source: {locks:?}");
+    assert_eq!(
+        (locks[0].group.as_str(), &locks[0].subject),
+        ("codes", &subjects[0])
+    );
+    assert!(locks[0].remaining <= window && locks[0].remaining > window / 2);
+    // A failure counted on a subject already locked reports the lock too.
+    let after = a.count_failure("codes", &subjects).await.expect("counted");
+    assert_eq!(super::locks_after("codes", &subjects, &after).len(), 1);
+    // One question about several groups: only the lock in force comes back.
+    let asked = ["codes".to_owned(), "pins".to_owned()];
+    let found = a.locks(&asked, &subjects).await.expect("answered");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].group.as_str(), &found[0].subject),
+        ("codes", &subjects[0])
+    );
 }
 
 #[tokio::test]
@@ -161,10 +209,10 @@ async fn failures_leave_the_window_and_a_lock_lasts_one_window() {
     for _ in 0..4 {
         a.count_failure("codes", one).await.expect("counted");
     }
-    assert!(a.locked("codes", one).await.expect("answered")[0].is_some());
+    assert!(left(&a, "codes", one).await.expect("answered")[0].is_some());
     tokio::time::sleep(window + Duration::from_millis(200)).await;
     assert_eq!(
-        a.locked("codes", one).await.expect("answered")[0],
+        left(&a, "codes", one).await.expect("answered")[0],
         None,
         "the lock ended"
     );
@@ -324,12 +372,12 @@ async fn an_outage_fails_fast_and_the_store_comes_back_by_itself() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(lockout_errors >= 1, "{text}");
     for _ in 0..5 {
-        assert!(a.locked("codes", &subjects).await.is_err());
+        assert!(left(&a, "codes", &subjects).await.is_err());
     }
 
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while a.locked("codes", &subjects).await.is_err() {
+    while left(&a, "codes", &subjects).await.is_err() {
         assert!(Instant::now() < deadline, "no reconnection within 20 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -354,7 +402,7 @@ async fn a_store_down_at_start_answers_at_once_and_connects_when_it_appears() {
     )
     .expect("starts without the store");
     let asked = Instant::now();
-    assert!(a.locked("codes", &number(false)).await.is_err());
+    assert!(left(&a, "codes", &number(false)).await.is_err());
     assert!(
         asked.elapsed() < Duration::from_millis(500),
         "no waiting for a store that is not there"
@@ -365,7 +413,7 @@ async fn a_store_down_at_start_answers_at_once_and_connects_when_it_appears() {
     assert!(!Metrics::new().render(false).contains("concierge_shared_up"));
     let _redis = RedisServer::start_on(port);
     until(Duration::from_secs(10), "connected", || a.is_up()).await;
-    assert!(a.locked("codes", &number(false)).await.is_ok());
+    assert!(left(&a, "codes", &number(false)).await.is_ok());
     assert!(metrics.render(false).contains("concierge_shared_up 1"));
 }
 

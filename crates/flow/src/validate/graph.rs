@@ -34,14 +34,7 @@ impl Validator<'_> {
             }
         }
         // A condition counting failures for a group no keypad obeys locks nothing.
-        let obeyed: BTreeSet<&str> = flow
-            .nodes
-            .values()
-            .filter_map(|n| match n {
-                Node::Keypad { lockout, .. } => lockout.as_deref(),
-                _ => None,
-            })
-            .collect();
+        let obeyed = flow.lockout_groups();
         for (id, node) in &flow.nodes {
             if let Node::Condition {
                 lockout: Some(g), ..
