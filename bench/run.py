@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import wave
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,8 +76,28 @@ def rss_kib(pid):
     return 0
 
 
+METRICS = {}  # server pid -> its /metrics URL
+
+
+def allocations(pid):
+    """The server's heap allocations so far (process_allocations_total, when it was built with
+    the alloc-count feature), or None."""
+    url = METRICS.get(pid)
+    if not url:
+        return None
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("process_allocations_total "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def start_concierge(workdir, port, flow=None):
     cfg = os.path.join(workdir, f"concierge-{port}.toml")
+    metrics = free_port()
     # The load comes from this machine: trusted, so failed codes are counted per caller
     # number (each load caller has its own), not per the one source address.
     text = (f'[sip]\nlisten = "127.0.0.1:{port}"\ntrusted_peers = ["127.0.0.0/8"]\n'
@@ -84,7 +105,8 @@ def start_concierge(workdir, port, flow=None):
             # The benchmark measures capacity: admission's rate limits are off.
             f'invite_rate = 0\nsource_invite_rate = 0\n'
             f'[rtp]\nport_min = 10000\nport_max = 60000\n'
-            f'[records]\npath = "{workdir}/calls-{port}.jsonl"\n[log]\nfilter = "warn"\n')
+            f'[records]\npath = "{workdir}/calls-{port}.jsonl"\n[log]\nfilter = "warn"\n'
+            f'[metrics]\nlisten = "127.0.0.1:{metrics}"\n')
     if flow:
         crm = free_port()
         if flow == "reference":
@@ -107,6 +129,7 @@ def start_concierge(workdir, port, flow=None):
     proc = subprocess.Popen([os.path.join(ROOT, "target/release/concierge"), "run", "--config", cfg],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "server.log"), "w"))
     wait_options(port)
+    METRICS[proc.pid] = f"http://127.0.0.1:{metrics}/metrics"
     return proc
 
 
@@ -185,10 +208,12 @@ def ms(v):
 
 
 def step(workdir, pid, port, rate, seconds, scenario=("-sn", "uac")):
-    before = cpu_seconds(pid)
+    before, allocs = cpu_seconds(pid), allocations(pid)
     res = run_uac(workdir, port, rate, seconds, scenario)
     used = cpu_seconds(pid) - before
     res["cpu_us_per_call"] = used / res["ok"] * 1e6 if res["ok"] else None
+    after = allocations(pid)
+    res["allocs_per_call"] = (after - allocs) / res["ok"] if res["ok"] and allocs is not None and after else None
     return res
 
 
@@ -207,18 +232,23 @@ def loadgen():
 
 
 def timed_run(cmd, pid, cwd):
-    """Runs a loadgen mode; samples `pid`'s CPU at ALL_UP and FIRST_END; returns its JSON."""
+    """Runs a loadgen mode; samples `pid`'s CPU (and the load generator's own) at ALL_UP and
+    FIRST_END; returns its JSON."""
+    start_allocs = allocations(pid)
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     marks = {}
     summary = {}
     for line in proc.stdout:
         line = line.strip()
         if line in ("ALL_UP", "FIRST_END"):
-            marks[line] = (time.time(), cpu_seconds(pid), rss_now_kib(pid))
+            marks[line] = (time.time(), cpu_seconds(pid), rss_now_kib(pid), cpu_seconds(proc.pid), allocations(pid))
         elif line.startswith("{"):
             summary = json.loads(line)
     proc.wait()
     summary["marks"] = marks
+    end_allocs = allocations(pid)
+    if start_allocs is not None and end_allocs is not None and summary.get("calls"):
+        summary["allocs_per_call"] = (end_allocs - start_allocs) / summary["calls"]
     return summary
 
 
@@ -230,14 +260,17 @@ def rss_now_kib(pid):
     return 0
 
 
-def cpu_per_call_second(res, n):
+def cpu_per_call_second(res, n, which=1):
+    """CPU µs per call-second between ALL_UP and FIRST_END: `which` 1 is the measured
+    process, 3 the load generator itself, 4 the server's allocations (per call-second)."""
     m = res.get("marks", {})
     if "ALL_UP" not in m or "FIRST_END" not in m:
         return None
-    (t0, c0, _), (t1, c1, _) = m["ALL_UP"], m["FIRST_END"]
-    if t1 <= t0:
+    t0, t1 = m["ALL_UP"][0], m["FIRST_END"][0]
+    c0, c1 = m["ALL_UP"][which], m["FIRST_END"][which]
+    if t1 <= t0 or c0 is None or c1 is None:
         return None
-    return (c1 - c0) / ((t1 - t0) * n) * 1e6
+    return (c1 - c0) / ((t1 - t0) * n) * (1 if which == 4 else 1e6)
 
 
 def media_step(workdir, n, hold):
@@ -249,6 +282,8 @@ def media_step(workdir, n, hold):
         res = timed_run([loadgen(), "callers", "--server", f"127.0.0.1:{port}", "--calls", str(n),
                          "--ramp-s", str(ramp), "--hold-s", str(hold)], server.pid, workdir)
         res["cpu_us_per_call_s"] = cpu_per_call_second(res, n)
+        res["loadgen_us_per_call_s"] = cpu_per_call_second(res, n, 3)
+        res["allocs_per_call_s"] = cpu_per_call_second(res, n, 4)
         up = res.get("marks", {}).get("ALL_UP")
         res["rss_per_call_kib"] = (up[2] - base) / n if up else None
         res["peak_rss_mib"] = rss_kib(server.pid) / 1024
@@ -257,17 +292,18 @@ def media_step(workdir, n, hold):
         stop(server)
 
 
-def floor_step(workdir, n, hold):
+def floor_step(workdir, n, hold, lean=False):
     port_min = 20000  # below the ephemeral ports the streams bind
     ramp = max(2.0, n / 200)
     pump = subprocess.Popen([loadgen(), "pump", "--port-min", str(port_min), "--streams", str(n),
-                             "--seconds", str(ramp + hold + 30)],
+                             "--seconds", str(ramp + hold + 30)] + (["--lean"] if lean else []),
                             cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     pump.stdout.readline()  # READY
     try:
         res = timed_run([loadgen(), "streams", "--port-min", str(port_min), "--streams", str(n),
                          "--ramp-s", str(ramp), "--hold-s", str(hold)], pump.pid, workdir)
         res["cpu_us_per_call_s"] = cpu_per_call_second(res, n)
+        res["loadgen_us_per_call_s"] = cpu_per_call_second(res, n, 3)
         return res
     finally:
         pump.kill()
@@ -352,20 +388,24 @@ def commit():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--step", type=float, default=30.0, help="seconds per rate step (default 30)")
-    ap.add_argument("--rates", default="1000,2000,3000,4000,5000,6000", help="plain call rates to try, rising")
-    ap.add_argument("--vip-rates", default="250,500,1000,1500,2000", help="VIP-path call rates, rising")
+    ap.add_argument("--rates", default="1000,2000,3000,4000,5000,6000,7000,8000", help="plain call rates to try, rising")
+    ap.add_argument("--vip-rates", default="1000,2000,3000,4000", help="VIP-path call rates, rising")
     ap.add_argument("--redirect-rates", default="500,1000,2000,3000,4000", help="redirect call rates, rising")
-    ap.add_argument("--media", default="250,500,1000,2000,4000", help="concurrent media calls to try, rising")
+    ap.add_argument("--media", default="1000,2000,3000,4000", help="concurrent media calls to try, rising")
     ap.add_argument("--media-hold", type=float, default=20.0, help="seconds each media call lasts from its answer")
     ap.add_argument("--sipp-media-max", type=int, default=1000,
                     help="largest N for the SIPp UAS reference (a thread per call; it saturates near 1,000-2,000)")
     ap.add_argument("--skip-setup", action="store_true", help="only the concurrent media workload")
+    ap.add_argument("--no-lean-floor", action="store_true", help="skip the lean floor (the pump on one epoll thread)")
+    ap.add_argument("--no-alloc-count", action="store_true",
+                    help="build the server without the allocation counter (no allocation columns)")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     if not shutil.which("sipp"):
         sys.exit("sipp is required: apt-get install -y sip-tester")
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "concierge", "-p", "concierge-loadgen"],
+        features = [] if args.no_alloc_count else ["--features", "concierge/alloc-count"]
+        subprocess.run(["cargo", "build", "--release", "-p", "concierge", "-p", "concierge-loadgen", *features],
                        cwd=ROOT, check=True)
     rates = [int(r) for r in args.rates.split(",") if r]
     workdir = tempfile.mkdtemp(prefix="concierge-bench-")
@@ -395,7 +435,8 @@ def main():
                 refres = step(workdir, ref.pid, ref_port, rate, args.step) if ref else None
                 held = res["failed"] == 0 and res["ok"] >= rate * args.step * 0.99
                 rows.append((name, rate, res, refres, held))
-                print(f"{name} {rate}/s: ok={res['ok']} failed={res['failed']} cpu/call={res['cpu_us_per_call']}"
+                print(f"{name} {rate}/s: ok={res['ok']} failed={res['failed']} cpu/call={res['cpu_us_per_call']} "
+                      f"allocs/call={res.get('allocs_per_call')}"
                       + (f" | sipp uas cpu/call={refres['cpu_us_per_call']}" if refres else ""), flush=True)
                 if not held:
                     break
@@ -410,10 +451,14 @@ def main():
     for n in [int(x) for x in args.media.split(",") if x]:
         res = media_step(workdir, n, args.media_hold)
         floor = floor_step(workdir, n, args.media_hold)
+        lean = {} if args.no_lean_floor else floor_step(workdir, n, args.media_hold, lean=True)
         ref = sipp_prompt_step(workdir, n, args.media_hold) if n <= args.sipp_media_max else {}
-        media_rows.append((n, res, floor, ref))
+        media_rows.append((n, res, floor, lean, ref))
         print(f"media {n}: failed={res.get('failed')} {res.get('failures')} cpu/call-s={res.get('cpu_us_per_call_s')} "
-              f"floor={floor.get('cpu_us_per_call_s')} jitter={res.get('jitter')} floor jitter={floor.get('jitter')} "
+              f"floor={floor.get('cpu_us_per_call_s')} lean floor={lean.get('cpu_us_per_call_s')} "
+              f"loadgen={res.get('loadgen_us_per_call_s')} allocs/call-s={res.get('allocs_per_call_s')} "
+              f"allocs/call={res.get('allocs_per_call')} rss/call={res.get('rss_per_call_kib')} "
+              f"jitter={res.get('jitter')} floor jitter={floor.get('jitter')} lean jitter={lean.get('jitter')} "
               f"sipp uas={ref.get('cpu_us_per_call_s')} failed={ref.get('failed')} {ref.get('failures')}", flush=True)
         if res.get("failed", 1) != 0:
             break
@@ -422,14 +467,15 @@ def main():
         f"# Benchmark results\n",
         f"{datetime.date.today().isoformat()} · {os.cpu_count()} cores · commit {commit()} · "
         f"{args.step:.0f} s per step · `python3 bench/run.py --step {args.step:.0f}`\n",
-        "| workload | calls/s | ok | failed | p50 ms | p99 ms | server CPU µs/call | SIPp UAS CPU µs/call | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| workload | calls/s | ok | failed | p50 ms | p99 ms | server CPU µs/call | SIPp UAS CPU µs/call | ratio | allocations/call |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    num = lambda v: "–" if v is None else f"{v:.0f}"
     for name, rate, res, refres, held in rows:
         c, r = res["cpu_us_per_call"], (refres or {}).get("cpu_us_per_call")
         ratio = f"{c / r:.2f}" if c and r else "–"
         lines.append(f"| {name}{'' if held else ' (failed)'} | {rate} | {res['ok']} | {res['failed']} | {ms(res['p50'])} | "
-                     f"{ms(res['p99'])} | {c or 0:.0f} | {f'{r:.0f}' if r else '–'} | {ratio} |")
+                     f"{ms(res['p99'])} | {c or 0:.0f} | {f'{r:.0f}' if r else '–'} | {ratio} | {num(res.get('allocs_per_call'))} |")
     lines.append("")
     for name, _, _, _, _ in workloads:
         lines.append(f"- {name}: highest rate held with 0 failed calls **{best.get(name, 0)} calls/s**; "
@@ -447,27 +493,36 @@ def main():
             "`concierge-loadgen callers` against the server, `concierge-loadgen streams` against `concierge-loadgen pump` (the floor)",
             "",
             "| calls | failed | server CPU µs per call-second | floor µs per call-second | ratio | "
-            "SIPp UAS µs per call-second (failed) | ratio | "
-            "server send jitter p50 / p99 / max ms | floor jitter p50 / p99 / max ms | RSS per call KiB | server peak RSS MiB |",
-            "|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
+            "lean floor µs per call-second | ratio | SIPp UAS µs per call-second (failed) | ratio | "
+            "server send jitter p50 / p99 / max ms | floor jitter p50 / p99 / max ms | RSS per call KiB | server peak RSS MiB | "
+            "allocations per call-second | allocations per call | load generator µs per call-second |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|",
         ]
-        for n, res, floor, ref in media_rows:
-            c, f = res.get("cpu_us_per_call_s"), floor.get("cpu_us_per_call_s")
+        for n, res, floor, lean, ref in media_rows:
+            c, f, l = res.get("cpu_us_per_call_s"), floor.get("cpu_us_per_call_s"), lean.get("cpu_us_per_call_s")
             ratio = f"{c / f:.2f}" if c and f else "–"
+            lean_ratio = f"{c / l:.2f}" if c and l else "–"
             rss = res.get("rss_per_call_kib")
-            num = lambda v: "–" if v is None else f"{v:.0f}"
             u = ref.get("cpu_us_per_call_s")
             uas = f"{num(u)} ({ref.get('failed', '–')})" if ref else "–"
             uas_ratio = f"{c / u:.2f}" if c and u else "–"
-            lines.append(f"| {n} | {res.get('failed', '–')} | {num(c)} | {num(f)} | {ratio} | {uas} | {uas_ratio} | "
-                         f"{jitter_ms(res)} | {jitter_ms(floor)} | {num(rss)} | {res.get('peak_rss_mib', 0):.1f} |")
+            a = res.get("allocs_per_call_s")
+            lines.append(f"| {n} | {res.get('failed', '–')} | {num(c)} | {num(f)} | {ratio} | {num(l)} | {lean_ratio} | "
+                         f"{uas} | {uas_ratio} | {jitter_ms(res)} | {jitter_ms(floor)} | {num(rss)} | "
+                         f"{res.get('peak_rss_mib', 0):.1f} | {'–' if a is None else f'{a:.1f}'} | "
+                         f"{num(res.get('allocs_per_call'))} | {num(res.get('loadgen_us_per_call_s'))} |")
         lines += [
             "",
             "CPU per call-second: server user+system CPU between the moment all N calls were up and the "
             "first one ended, over N × that time. Jitter: |gap − 20 ms| between consecutive packets of "
             "the server as each caller received them (so it includes the callers' own scheduling on the "
             "same 2 cores); floor jitter is the same measure of the packet pump's streams, so where both "
-            "rise together the bound is the machine, not the server. RSS per call: resident memory "
+            "rise together the bound is the machine, not the server. The floor is `concierge-loadgen pump`, a "
+            "tokio task and timer per port (the floor issue 22 states its targets against); the lean floor is "
+            "`pump --lean`, the same ports on one epoll thread with one deadline heap (the bare system calls). "
+            "Allocations: the server's heap allocations (built with `--features concierge/alloc-count`, read from "
+            "/metrics) per call-second between the same marks, and over the whole step per call. Load generator: "
+            "`concierge-loadgen callers`' own CPU between the marks, on the same two cores. RSS per call: resident memory "
             "growth from the idle server to all calls up. SIPp UAS: `bench/sipp/uas_prompt.xml`, SIPp answering "
             "the same callers (no transfer; they hang up after the hold) and playing the welcome prompt in a loop "
             "(play_pcap_audio, 20 ms PCMU), its CPU sampled the same way; it neither decodes the callers' audio "

@@ -8,6 +8,8 @@
 mod acl;
 mod records;
 mod rtp;
+mod rtp_batch;
+mod rtp_io;
 mod tcp;
 mod tls;
 mod webhook;
@@ -95,6 +97,8 @@ pub(crate) enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("cannot start the RTP thread: {0}")]
+    Rtp(std::io::Error),
     #[error(
         "cannot open the call records file {path}: {source}; change `[records] path` in the config"
     )]
@@ -173,8 +177,7 @@ impl Server {
             .map_err(bind("UDP", addr))?;
         let media_ip = cfg.media_ip();
         let media_ip_v6 = cfg.media_ip_v6();
-        let (rtp_tx, rtp_rx) = mpsc::channel(16_384);
-        let rtp = rtp::RtpSockets::new(media_ip, media_ip_v6, rtp_tx);
+        let (rtp, rtp_rx) = rtp::RtpSockets::start(media_ip, media_ip_v6).map_err(StartError::Rtp)?;
         if let Some(tcp) = &tcp {
             operate.metrics.set_tcp_probe(tcp.probe());
         }
@@ -353,7 +356,8 @@ struct Shard {
     dns_tx: mpsc::Sender<DnsAnswer>,
     dns_rx: mpsc::Receiver<DnsAnswer>,
     rtp: rtp::RtpSockets,
-    rtp_rx: mpsc::Receiver<rtp::RtpIn>,
+    /// Received RTP, in batches from the RTP thread.
+    rtp_rx: mpsc::Receiver<rtp_batch::Batch>,
     udp: Option<Arc<UdpSocket>>,
     /// The UDP sockets of the other `[sip] listen` addresses (IPv6 beside IPv4); their
     /// datagrams come through `extra_udp_rx`.
@@ -425,11 +429,14 @@ impl Shard {
                 Some((id, result)) = self.dns_rx.recv() => {
                     self.switch.handle_input(std::time::Instant::now(), Input::Resolved { id, result });
                 }
-                Some(packet) = self.rtp_rx.recv() => {
-                    self.metrics.rtp_received();
-                    self.rtp_lag = packet.at.elapsed();
-                    let input = Input::Rtp { port: packet.port, from: packet.from, data: &packet.bytes };
-                    self.switch.handle_input(packet.at, input);
+                Some(batch) = self.rtp_rx.recv() => {
+                    self.metrics.rtp_received_many(batch.len() as u64);
+                    self.rtp_lag = batch.oldest().map_or(Duration::ZERO, |at| at.elapsed());
+                    for (d, data) in batch.iter() {
+                        let input = Input::Rtp { port: d.port, from: d.peer, data };
+                        self.switch.handle_input(d.at, input);
+                    }
+                    self.rtp.recycle(batch);
                 }
                 _ = tokio::time::sleep_until(wake) => {
                     let now = std::time::Instant::now();
@@ -581,6 +588,7 @@ impl Shard {
             match self.switch.poll_output() {
                 Output::Timeout(at) => {
                     if ports.is_empty() {
+                        self.rtp.flush();
                         return at;
                     }
                     let now = std::time::Instant::now();

@@ -1,128 +1,199 @@
-//! RTP sockets: one UDP socket per call, bound when the switch asks for the port and
-//! dropped when it releases it. The switch waits for the bind's outcome before the port
-//! goes into an SDP answer; a port another program holds is retired and the call gets
-//! another. Each socket has a reader task that stamps packets with
-//! their arrival time and hands them to the shard; sends go straight out of the socket.
-//!
-//! Batched receive (recvmmsg) and one socket per shard are the planned optimisations; they
-//! change only this file.
+//! RTP sockets as the shard sees them: one UDP socket per call port (two with an IPv6
+//! media address beside IPv4), bound when the switch asks for the port and closed when it
+//! releases it. The switch waits for the bind's outcome before the port goes into an SDP
+//! answer; a port another program holds is retired and the call gets another. So the bind
+//! happens here, on the shard's thread; reading and sending are the RTP thread's
+//! (`rtp_io.rs`): the shard queues a drain's packets in a batch and hands it over once the
+//! drain is done, and takes received packets in batches (see [`RtpSockets::start`]).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-/// One received RTP (or RTCP, or garbage) datagram.
-pub(crate) struct RtpIn {
-    pub(crate) port: u16,
-    pub(crate) from: SocketAddr,
-    pub(crate) at: Instant,
-    pub(crate) bytes: Bytes,
-}
+use super::rtp_batch::Batch;
+use super::rtp_io::{Command, RtpThread, RECEIVE_BATCHES, WAKE};
 
-struct Open {
-    socket: Arc<UdpSocket>,
-    reader: JoinHandle<()>,
-    /// The same port on the IPv6 media address, when there is one beside IPv4.
-    v6: Option<(Arc<UdpSocket>, JoinHandle<()>)>,
-}
+/// Send batches in flight at most (each ~1,500 G.711 packets). Beyond, the RTP thread is
+/// behind and the shard's packets are dropped: they would only arrive late.
+const SEND_BATCHES: usize = 16;
 
 pub(crate) struct RtpSockets {
     ip: IpAddr,
     /// The IPv6 media address beside an IPv4 `ip`: each port is bound on both, and a
     /// packet leaves from the socket of its destination's family.
     ip_v6: Option<IpAddr>,
-    open: HashMap<u16, Open>,
-    to_shard: mpsc::Sender<RtpIn>,
+    open: HashSet<u16>,
+    commands: Sender<Command>,
+    waker: Arc<mio::Waker>,
+    /// Commands queued since the RTP thread was last woken.
+    unannounced: bool,
+    /// The packets of the current drain, and when that batch was started (their time).
+    outgoing: Option<Batch>,
+    outgoing_since: Instant,
+    /// Send batches the RTP thread is done with.
+    spent: Receiver<Batch>,
+    send_batches: usize,
+    /// Received batches go back to the RTP thread through this.
+    free: Sender<Batch>,
+    dropped: concierge_sip::LogLimiter,
 }
 
 impl RtpSockets {
-    pub(crate) fn new(ip: IpAddr, ip_v6: Option<IpAddr>, to_shard: mpsc::Sender<RtpIn>) -> Self {
-        Self {
+    /// Starts the RTP thread. Received datagrams arrive on the returned channel in batches,
+    /// each to be handed back with [`RtpSockets::recycle`] once handled.
+    pub(crate) fn start(
+        ip: IpAddr,
+        ip_v6: Option<IpAddr>,
+    ) -> std::io::Result<(Self, tokio::sync::mpsc::Receiver<Batch>)> {
+        let poll = mio::Poll::new()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
+        let (commands, commands_rx) = std::sync::mpsc::channel();
+        let (to_shard, received) = tokio::sync::mpsc::channel(RECEIVE_BATCHES);
+        let (free, free_rx) = std::sync::mpsc::channel();
+        let (spent_tx, spent) = std::sync::mpsc::channel();
+        let thread = RtpThread::new(poll, commands_rx, to_shard, free_rx, spent_tx);
+        std::thread::Builder::new()
+            .name("rtp".into())
+            .spawn(move || thread.run())?;
+        let sockets = Self {
             ip,
             ip_v6,
-            open: HashMap::new(),
-            to_shard,
-        }
+            open: HashSet::new(),
+            commands,
+            waker,
+            unannounced: false,
+            outgoing: None,
+            outgoing_since: Instant::now(),
+            spent,
+            send_batches: 0,
+            free,
+            dropped: concierge_sip::LogLimiter::new(Duration::from_secs(10), 1),
+        };
+        Ok((sockets, received))
     }
 
     /// Binds `port`. Failure (the port is taken by another program) is reported so the
     /// switch can give the call another port or refuse it.
     pub(crate) fn open(&mut self, port: u16) -> std::io::Result<()> {
-        if self.open.contains_key(&port) {
+        if self.open.contains(&port) {
             return Ok(());
         }
-        let (socket, reader) = self.bind(self.ip, port)?;
-        let v6 = match self.ip_v6 {
-            Some(ip) => match self.bind(ip, port) {
-                Ok(pair) => Some(pair),
-                Err(e) => {
-                    reader.abort();
-                    return Err(e);
-                }
-            },
-            None => None,
-        };
-        self.open.insert(port, Open { socket, reader, v6 });
+        let mut sockets = vec![bind(self.ip, port)?];
+        if let Some(ip) = self.ip_v6 {
+            sockets.push(bind(ip, port)?);
+        }
+        self.command(Command::Open { port, sockets });
+        self.open.insert(port);
         Ok(())
     }
 
-    fn bind(&self, ip: IpAddr, port: u16) -> std::io::Result<(Arc<UdpSocket>, JoinHandle<()>)> {
-        let std_socket = std::net::UdpSocket::bind((ip, port))?;
-        std_socket.set_nonblocking(true)?;
-        let socket = Arc::new(UdpSocket::from_std(std_socket)?);
-        let (rx_socket, tx) = (socket.clone(), self.to_shard.clone());
-        let reader = tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
-            loop {
-                match rx_socket.recv_from(&mut buf).await {
-                    Ok((n, from)) => {
-                        let packet = RtpIn {
-                            port,
-                            from,
-                            at: Instant::now(),
-                            bytes: Bytes::copy_from_slice(&buf[..n]),
-                        };
-                        if tx.send(packet).await.is_err() {
-                            return;
-                        }
-                    }
-                    // ICMP port unreachable from a peer that stopped listening: keep going.
-                    Err(e) => debug!(error = %e, port, "RTP receive error"),
-                }
-            }
-        });
-        Ok((socket, reader))
-    }
-
     pub(crate) fn close(&mut self, port: u16) {
-        if let Some(open) = self.open.remove(&port) {
-            open.reader.abort();
-            if let Some((_, reader)) = open.v6 {
-                reader.abort();
-            }
+        if self.open.remove(&port) {
+            // The packets queued for it in this drain go first.
+            self.hand_over();
+            self.command(Command::Close { port });
         }
     }
 
-    pub(crate) fn send(&self, port: u16, to: SocketAddr, bytes: &[u8]) {
-        let Some(open) = self.open.get(&port) else {
+    /// Queues one packet to leave from `port`; it goes out when the drain is over
+    /// ([`RtpSockets::flush`]).
+    pub(crate) fn send(&mut self, port: u16, to: SocketAddr, bytes: &[u8]) {
+        if !self.open.contains(&port) {
             debug!(port, "RTP send on a closed port dropped");
             return;
-        };
-        let socket = match &open.v6 {
-            Some((v6, _)) if to.is_ipv6() => v6,
-            _ => &open.socket,
-        };
-        if let Err(e) = socket.try_send_to(bytes, to) {
-            if e.kind() != std::io::ErrorKind::WouldBlock {
-                warn!(error = %e, %to, "RTP send failed");
+        }
+        for _ in 0..2 {
+            if self.outgoing.is_none() {
+                self.outgoing = self.send_batch();
+                self.outgoing_since = Instant::now();
+            }
+            let Some(batch) = self.outgoing.as_mut() else {
+                self.behind();
+                return;
+            };
+            if batch.push(port, to, self.outgoing_since, bytes) {
+                return;
+            }
+            // Full: it goes now, and the packet into the next one.
+            self.hand_over();
+        }
+        debug!(port, len = bytes.len(), "RTP packet larger than a batch dropped");
+    }
+
+    /// Hands the drain's packets and commands to the RTP thread and wakes it.
+    pub(crate) fn flush(&mut self) {
+        self.hand_over();
+        if self.unannounced {
+            self.unannounced = false;
+            if let Err(e) = self.waker.wake() {
+                warn!(error = %e, "cannot wake the RTP thread");
             }
         }
     }
+
+    /// A received batch the shard has handled, back to the RTP thread to be filled again.
+    pub(crate) fn recycle(&self, batch: Batch) {
+        let _ = self.free.send(batch);
+    }
+
+    fn hand_over(&mut self) {
+        if let Some(batch) = self.outgoing.take() {
+            if batch.is_empty() {
+                self.outgoing = Some(batch);
+            } else {
+                self.command(Command::Send(batch));
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        // The thread only stops after the shard (this side) is gone.
+        let _ = self.commands.send(command);
+        self.unannounced = true;
+    }
+
+    /// An empty send batch: one the RTP thread has sent, or a new one while fewer than
+    /// [`SEND_BATCHES`] exist.
+    fn send_batch(&mut self) -> Option<Batch> {
+        if let Ok(b) = self.spent.try_recv() {
+            return Some(b);
+        }
+        if self.send_batches < SEND_BATCHES {
+            self.send_batches += 1;
+            return Some(Batch::new());
+        }
+        None
+    }
+
+    fn behind(&mut self) {
+        let now = Instant::now();
+        if let Some(s) = self.dropped.poll_summary(now) {
+            warn!(
+                dropped = s.seen,
+                "{} RTP packets dropped in the last {} s: the RTP thread is behind",
+                s.seen,
+                s.interval.as_secs()
+            );
+        }
+        if self.dropped.admit(now) {
+            warn!("RTP packet dropped: the RTP thread is behind");
+        }
+    }
+}
+
+impl Drop for RtpSockets {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Stop);
+        let _ = self.waker.wake();
+    }
+}
+
+fn bind(ip: IpAddr, port: u16) -> std::io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind((ip, port))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
 }
