@@ -77,22 +77,40 @@ def rss_kib(pid):
 
 
 METRICS = {}  # server pid -> its /metrics URL
+SERVER_BIN = [os.path.join(ROOT, "target/release/concierge")]  # --server-bin replaces it
+
+
+def scrape(pid):
+    """The server's /metrics as {name: value} for the unlabelled samples, or {}."""
+    url = METRICS.get(pid)
+    if not url:
+        return {}
+    values = {}
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                parts = line.split()
+                if len(parts) == 2 and not line.startswith("#") and "{" not in parts[0]:
+                    try:
+                        values[parts[0]] = float(parts[1])
+                    except ValueError:
+                        pass
+    except OSError:
+        pass
+    return values
 
 
 def allocations(pid):
     """The server's heap allocations so far (process_allocations_total, when it was built with
     the alloc-count feature), or None."""
-    url = METRICS.get(pid)
-    if not url:
-        return None
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            for line in r.read().decode().splitlines():
-                if line.startswith("process_allocations_total "):
-                    return float(line.split()[1])
-    except OSError:
-        pass
-    return None
+    return scrape(pid).get("process_allocations_total")
+
+
+def rtp_packets(pid):
+    """RTP packets the server has sent and received so far, or None (no metrics)."""
+    m = scrape(pid)
+    sent, received = m.get("concierge_rtp_packets_sent_total"), m.get("concierge_rtp_packets_received_total")
+    return None if sent is None or received is None else sent + received
 
 
 def start_concierge(workdir, port, flow=None):
@@ -126,7 +144,7 @@ def start_concierge(workdir, port, flow=None):
         text += '[demo]\ndirectory = false\n'
     with open(cfg, "w") as f:
         f.write(text)
-    proc = subprocess.Popen([os.path.join(ROOT, "target/release/concierge"), "run", "--config", cfg],
+    proc = subprocess.Popen([SERVER_BIN[0], "run", "--config", cfg],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "server.log"), "w"))
     wait_options(port)
     METRICS[proc.pid] = f"http://127.0.0.1:{metrics}/metrics"
@@ -231,21 +249,49 @@ def loadgen():
     return os.path.join(ROOT, "target/release/concierge-loadgen")
 
 
-def timed_run(cmd, pid, cwd):
+PERF = {"seconds": 0}  # --perf: profile the server this long from ALL_UP of each media step
+
+
+def start_perf(pid, cwd, label):
+    """`perf record -g` of `pid` for PERF seconds; returns the process and its data file."""
+    data = os.path.join(cwd, f"perf-{label}.data")
+    p = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(pid), "-o", data, "--",
+                          "sleep", str(PERF["seconds"])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return p, data
+
+
+def perf_summary(data):
+    """Where the profiled CPU went: the top symbols (self time), as perf reports them."""
+    out = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "comm,dso,symbol",
+                          "--stdio", "--percent-limit", "0.7"], capture_output=True, text=True).stdout
+    return "\n".join(l for l in out.splitlines() if l.strip() and not l.startswith("#") and "%" in l
+                     and not l.lstrip().startswith("|") and not l.lstrip().startswith("-"))
+
+
+def timed_run(cmd, pid, cwd, profile=None):
     """Runs a loadgen mode; samples `pid`'s CPU (and the load generator's own) at ALL_UP and
-    FIRST_END; returns its JSON."""
+    FIRST_END; returns its JSON. With `profile` (a label) and --perf, profiles `pid` from
+    ALL_UP."""
     start_allocs = allocations(pid)
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     marks = {}
     summary = {}
+    perf = None
     for line in proc.stdout:
         line = line.strip()
+        if line == "ALL_UP" and profile and PERF["seconds"] > 0:
+            perf = start_perf(pid, cwd, profile)
         if line in ("ALL_UP", "FIRST_END"):
-            marks[line] = (time.time(), cpu_seconds(pid), rss_now_kib(pid), cpu_seconds(proc.pid), allocations(pid))
+            marks[line] = (time.time(), cpu_seconds(pid), rss_now_kib(pid), cpu_seconds(proc.pid), allocations(pid),
+                           rtp_packets(pid))
         elif line.startswith("{"):
             summary = json.loads(line)
     proc.wait()
     summary["marks"] = marks
+    if perf:
+        perf[0].wait()
+        summary["perf"] = perf_summary(perf[1])
+        summary["perf_data"] = perf[1]
     end_allocs = allocations(pid)
     if start_allocs is not None and end_allocs is not None and summary.get("calls"):
         summary["allocs_per_call"] = (end_allocs - start_allocs) / summary["calls"]
@@ -273,6 +319,19 @@ def cpu_per_call_second(res, n, which=1):
     return (c1 - c0) / ((t1 - t0) * n) * (1 if which == 4 else 1e6)
 
 
+def cpu_per_packet(res):
+    """Server CPU ns per RTP packet sent or received between ALL_UP and FIRST_END: unlike CPU
+    per call-second it does not fall when a busy machine starves the server of CPU (it then
+    sends fewer packets too)."""
+    m = res.get("marks", {})
+    if "ALL_UP" not in m or "FIRST_END" not in m:
+        return None
+    (c0, p0), (c1, p1) = (m["ALL_UP"][1], m["ALL_UP"][5]), (m["FIRST_END"][1], m["FIRST_END"][5])
+    if p0 is None or p1 is None or p1 <= p0:
+        return None
+    return (c1 - c0) / (p1 - p0) * 1e9
+
+
 def media_step(workdir, n, hold):
     port = free_port()
     server = start_concierge(workdir, port, "reference")
@@ -280,10 +339,11 @@ def media_step(workdir, n, hold):
         base = rss_now_kib(server.pid)
         ramp = max(2.0, n / 200)
         res = timed_run([loadgen(), "callers", "--server", f"127.0.0.1:{port}", "--calls", str(n),
-                         "--ramp-s", str(ramp), "--hold-s", str(hold)], server.pid, workdir)
+                         "--ramp-s", str(ramp), "--hold-s", str(hold)], server.pid, workdir, profile=f"server-{n}")
         res["cpu_us_per_call_s"] = cpu_per_call_second(res, n)
         res["loadgen_us_per_call_s"] = cpu_per_call_second(res, n, 3)
         res["allocs_per_call_s"] = cpu_per_call_second(res, n, 4)
+        res["cpu_ns_per_packet"] = cpu_per_packet(res)
         up = res.get("marks", {}).get("ALL_UP")
         res["rss_per_call_kib"] = (up[2] - base) / n if up else None
         res["peak_rss_mib"] = rss_kib(server.pid) / 1024
@@ -399,6 +459,13 @@ def main():
     ap.add_argument("--no-lean-floor", action="store_true", help="skip the lean floor (the pump on one epoll thread)")
     ap.add_argument("--no-alloc-count", action="store_true",
                     help="build the server without the allocation counter (no allocation columns)")
+    ap.add_argument("--no-floor", action="store_true", help="skip both floors (a quick look at the server alone)")
+    ap.add_argument("--server-bin", help="the concierge binary to measure (default: the release build), e.g. an "
+                    "older commit's for a before/after comparison; implies --no-build for it")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="where the table goes")
+    ap.add_argument("--perf", type=float, default=0,
+                    help="profile the server (perf record -g) this many seconds from each media step's ALL_UP; "
+                         "the summary is printed and kept beside the results")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     if not shutil.which("sipp"):
@@ -407,6 +474,9 @@ def main():
         features = [] if args.no_alloc_count else ["--features", "concierge/alloc-count"]
         subprocess.run(["cargo", "build", "--release", "-p", "concierge", "-p", "concierge-loadgen", *features],
                        cwd=ROOT, check=True)
+    PERF["seconds"] = args.perf
+    if args.server_bin:
+        SERVER_BIN[0] = os.path.abspath(args.server_bin)
     rates = [int(r) for r in args.rates.split(",") if r]
     workdir = tempfile.mkdtemp(prefix="concierge-bench-")
     rows = []
@@ -450,14 +520,17 @@ def main():
     media_rows = []
     for n in [int(x) for x in args.media.split(",") if x]:
         res = media_step(workdir, n, args.media_hold)
-        floor = floor_step(workdir, n, args.media_hold)
-        lean = {} if args.no_lean_floor else floor_step(workdir, n, args.media_hold, lean=True)
+        floor = {} if args.no_floor else floor_step(workdir, n, args.media_hold)
+        lean = {} if args.no_lean_floor or args.no_floor else floor_step(workdir, n, args.media_hold, lean=True)
         ref = sipp_prompt_step(workdir, n, args.media_hold) if n <= args.sipp_media_max else {}
         media_rows.append((n, res, floor, lean, ref))
+        if res.get("perf"):
+            print(f"perf profile of the server at {n} calls ({res['perf_data']}):\n{res['perf']}", flush=True)
         print(f"media {n}: failed={res.get('failed')} {res.get('failures')} cpu/call-s={res.get('cpu_us_per_call_s')} "
               f"floor={floor.get('cpu_us_per_call_s')} lean floor={lean.get('cpu_us_per_call_s')} "
               f"loadgen={res.get('loadgen_us_per_call_s')} allocs/call-s={res.get('allocs_per_call_s')} "
               f"allocs/call={res.get('allocs_per_call')} rss/call={res.get('rss_per_call_kib')} "
+              f"ns/packet={res.get('cpu_ns_per_packet')} sent/received={res.get('rtp_sent')}/{res.get('rtp_received')} "
               f"jitter={res.get('jitter')} floor jitter={floor.get('jitter')} lean jitter={lean.get('jitter')} "
               f"sipp uas={ref.get('cpu_us_per_call_s')} failed={ref.get('failed')} {ref.get('failures')}", flush=True)
         if res.get("failed", 1) != 0:
@@ -530,7 +603,7 @@ def main():
         ]
     table = "\n".join(lines) + "\n"
     print(table)
-    with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
+    with open(args.out, "w") as f:
         f.write(table)
 
 

@@ -2,44 +2,44 @@
 //! media address beside IPv4), bound when the switch asks for the port and closed when it
 //! releases it. The switch waits for the bind's outcome before the port goes into an SDP
 //! answer; a port another program holds is retired and the call gets another. So the bind
-//! happens here, on the shard's thread; reading and sending are the RTP thread's
-//! (`rtp_io.rs`): the shard queues a drain's packets in a batch and hands it over once the
-//! drain is done, and takes received packets in batches (see [`RtpSockets::start`]).
+//! happens here, on the shard's thread, and so do the sends: the switch's pacing tick is
+//! the shard's, and a packet leaves in the same turn, without a second thread's wake-up
+//! between the tick and the wire. Reading is the RTP thread's (`rtp_io.rs`): received
+//! datagrams arrive in batches (see [`RtpSockets::start`]).
 
-use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::mpsc::{Receiver, Sender};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::OwnedFd;
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use rustix::io::Errno;
+use rustix::net::SendFlags;
 use tracing::{debug, warn};
 
 use super::rtp_batch::Batch;
-use super::rtp_io::{Command, RtpThread, RECEIVE_BATCHES, WAKE};
+use super::rtp_io::{Command, RtpThread, RECEIVE_BATCHES};
 
-/// Send batches in flight at most (each ~1,500 G.711 packets). Beyond, the RTP thread is
-/// behind and the shard's packets are dropped: they would only arrive late.
-const SEND_BATCHES: usize = 16;
+/// A port's sockets: the media address's, and the IPv6 one beside it.
+struct Open {
+    socket: Arc<UdpSocket>,
+    v6: Option<Arc<UdpSocket>>,
+}
 
 pub(crate) struct RtpSockets {
     ip: IpAddr,
     /// The IPv6 media address beside an IPv4 `ip`: each port is bound on both, and a
     /// packet leaves from the socket of its destination's family.
     ip_v6: Option<IpAddr>,
-    open: HashSet<u16>,
+    /// Indexed by port: a lookup per packet sent.
+    open: Vec<Option<Open>>,
     commands: Sender<Command>,
-    waker: Arc<mio::Waker>,
+    /// The RTP thread's eventfd.
+    wake: Arc<OwnedFd>,
     /// Commands queued since the RTP thread was last woken.
     unannounced: bool,
-    /// The packets of the current drain, and when that batch was started (their time).
-    outgoing: Option<Batch>,
-    outgoing_since: Instant,
-    /// Send batches the RTP thread is done with.
-    spent: Receiver<Batch>,
-    send_batches: usize,
     /// Received batches go back to the RTP thread through this.
     free: Sender<Batch>,
-    dropped: concierge_sip::LogLimiter,
+    send_errors: concierge_sip::LogLimiter,
 }
 
 impl RtpSockets {
@@ -49,29 +49,26 @@ impl RtpSockets {
         ip: IpAddr,
         ip_v6: Option<IpAddr>,
     ) -> std::io::Result<(Self, tokio::sync::mpsc::Receiver<Batch>)> {
-        let poll = mio::Poll::new()?;
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
+        use rustix::event::{eventfd, EventfdFlags};
+        let wake = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
         let (commands, commands_rx) = std::sync::mpsc::channel();
         let (to_shard, received) = tokio::sync::mpsc::channel(RECEIVE_BATCHES);
         let (free, free_rx) = std::sync::mpsc::channel();
-        let (spent_tx, spent) = std::sync::mpsc::channel();
-        let thread = RtpThread::new(poll, commands_rx, to_shard, free_rx, spent_tx);
+        let thread = RtpThread::new(wake.clone(), commands_rx, to_shard, free_rx)?;
         std::thread::Builder::new()
             .name("rtp".into())
             .spawn(move || thread.run())?;
+        let mut open = Vec::new();
+        open.resize_with(usize::from(u16::MAX) + 1, || None);
         let sockets = Self {
             ip,
             ip_v6,
-            open: HashSet::new(),
+            open,
             commands,
-            waker,
+            wake,
             unannounced: false,
-            outgoing: None,
-            outgoing_since: Instant::now(),
-            spent,
-            send_batches: 0,
             free,
-            dropped: concierge_sip::LogLimiter::new(Duration::from_secs(10), 1),
+            send_errors: concierge_sip::LogLimiter::new(std::time::Duration::from_secs(10), 10),
         };
         Ok((sockets, received))
     }
@@ -79,58 +76,57 @@ impl RtpSockets {
     /// Binds `port`. Failure (the port is taken by another program) is reported so the
     /// switch can give the call another port or refuse it.
     pub(crate) fn open(&mut self, port: u16) -> std::io::Result<()> {
-        if self.open.contains(&port) {
+        if self.slot(port).is_some() {
             return Ok(());
         }
-        let mut sockets = vec![bind(self.ip, port)?];
-        if let Some(ip) = self.ip_v6 {
-            sockets.push(bind(ip, port)?);
-        }
+        let socket = Arc::new(bind(self.ip, port)?);
+        let v6 = match self.ip_v6 {
+            Some(ip) => Some(Arc::new(bind(ip, port)?)),
+            None => None,
+        };
+        let sockets = std::iter::once(socket.clone()).chain(v6.clone()).collect();
         self.command(Command::Open { port, sockets });
-        self.open.insert(port);
+        if let Some(slot) = self.open.get_mut(usize::from(port)) {
+            *slot = Some(Open { socket, v6 });
+        }
         Ok(())
     }
 
     pub(crate) fn close(&mut self, port: u16) {
-        if self.open.remove(&port) {
-            // The packets queued for it in this drain go first.
-            self.hand_over();
-            self.command(Command::Close { port });
+        if let Some(slot) = self.open.get_mut(usize::from(port)) {
+            if slot.take().is_some() {
+                self.command(Command::Close { port });
+            }
         }
     }
 
-    /// Queues one packet to leave from `port`; it goes out when the drain is over
-    /// ([`RtpSockets::flush`]).
+    /// Sends one packet from `port`'s socket of the destination's family.
     pub(crate) fn send(&mut self, port: u16, to: SocketAddr, bytes: &[u8]) {
-        if !self.open.contains(&port) {
+        let Some(open) = self.slot(port) else {
             debug!(port, "RTP send on a closed port dropped");
             return;
+        };
+        let socket = match &open.v6 {
+            Some(v6) if to.is_ipv6() => v6,
+            _ => &open.socket,
+        };
+        match rustix::net::sendto(&**socket, bytes, SendFlags::DONTWAIT, &to) {
+            Ok(_) => {}
+            // The socket's buffer is full: the packet would be late anyway.
+            Err(Errno::AGAIN) => {}
+            Err(e) => self.send_failed(e, to),
         }
-        for _ in 0..2 {
-            if self.outgoing.is_none() {
-                self.outgoing = self.send_batch();
-                self.outgoing_since = Instant::now();
-            }
-            let Some(batch) = self.outgoing.as_mut() else {
-                self.behind();
-                return;
-            };
-            if batch.push(port, to, self.outgoing_since, bytes) {
-                return;
-            }
-            // Full: it goes now, and the packet into the next one.
-            self.hand_over();
-        }
-        debug!(port, len = bytes.len(), "RTP packet larger than a batch dropped");
     }
 
-    /// Hands the drain's packets and commands to the RTP thread and wakes it.
+    /// Wakes the RTP thread when commands wait for it; called once a drain is over.
     pub(crate) fn flush(&mut self) {
-        self.hand_over();
         if self.unannounced {
             self.unannounced = false;
-            if let Err(e) = self.waker.wake() {
-                warn!(error = %e, "cannot wake the RTP thread");
+            if let Err(e) = rustix::io::write(&*self.wake, &1u64.to_ne_bytes()) {
+                // EAGAIN: the counter is full, the thread is awake anyway.
+                if e != Errno::AGAIN {
+                    warn!(error = %e, "cannot wake the RTP thread");
+                }
             }
         }
     }
@@ -140,14 +136,8 @@ impl RtpSockets {
         let _ = self.free.send(batch);
     }
 
-    fn hand_over(&mut self) {
-        if let Some(batch) = self.outgoing.take() {
-            if batch.is_empty() {
-                self.outgoing = Some(batch);
-            } else {
-                self.command(Command::Send(batch));
-            }
-        }
+    fn slot(&self, port: u16) -> Option<&Open> {
+        self.open.get(usize::from(port)).and_then(Option::as_ref)
     }
 
     fn command(&mut self, command: Command) {
@@ -156,31 +146,21 @@ impl RtpSockets {
         self.unannounced = true;
     }
 
-    /// An empty send batch: one the RTP thread has sent, or a new one while fewer than
-    /// [`SEND_BATCHES`] exist.
-    fn send_batch(&mut self) -> Option<Batch> {
-        if let Ok(b) = self.spent.try_recv() {
-            return Some(b);
-        }
-        if self.send_batches < SEND_BATCHES {
-            self.send_batches += 1;
-            return Some(Batch::new());
-        }
-        None
-    }
-
-    fn behind(&mut self) {
-        let now = Instant::now();
-        if let Some(s) = self.dropped.poll_summary(now) {
+    /// A send error (a route gone, a peer's ICMP): a peer can cause one per packet, so they
+    /// are logged within a budget, with a summary of the rest.
+    fn send_failed(&mut self, e: Errno, to: SocketAddr) {
+        let now = std::time::Instant::now();
+        if let Some(s) = self.send_errors.poll_summary(now) {
             warn!(
-                dropped = s.seen,
-                "{} RTP packets dropped in the last {} s: the RTP thread is behind",
+                errors = s.seen,
+                "{} RTP send errors in the last {} s ({} not logged one by one)",
                 s.seen,
-                s.interval.as_secs()
+                s.interval.as_secs(),
+                s.suppressed
             );
         }
-        if self.dropped.admit(now) {
-            warn!("RTP packet dropped: the RTP thread is behind");
+        if self.send_errors.admit(now) {
+            warn!(error = %e, %to, "RTP send failed");
         }
     }
 }
@@ -188,12 +168,12 @@ impl RtpSockets {
 impl Drop for RtpSockets {
     fn drop(&mut self) {
         let _ = self.commands.send(Command::Stop);
-        let _ = self.waker.wake();
+        let _ = rustix::io::write(&*self.wake, &1u64.to_ne_bytes());
     }
 }
 
-fn bind(ip: IpAddr, port: u16) -> std::io::Result<std::net::UdpSocket> {
-    let socket = std::net::UdpSocket::bind((ip, port))?;
+fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
+    let socket = UdpSocket::bind((ip, port))?;
     socket.set_nonblocking(true)?;
     Ok(socket)
 }

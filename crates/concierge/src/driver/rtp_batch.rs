@@ -1,6 +1,6 @@
-//! What crosses between the shard and the RTP thread: many datagrams back to back in one
-//! buffer, each with its port and peer. A batch is allocated once and then passed back and
-//! forth for the life of the process, so no packet costs an allocation on either side.
+//! What the RTP thread hands the shard: many received datagrams back to back in one buffer,
+//! each with its port, source and arrival time. A batch is allocated once and then passed
+//! back and forth for the life of the process, so no packet costs an allocation.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -18,11 +18,11 @@ const MAX_PACKETS: usize = 1024;
 /// One datagram's place in a batch, with where it came from or goes to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Datagram {
-    /// Our RTP port it arrived on, or leaves from.
+    /// Our RTP port it arrived on.
     pub(crate) port: u16,
-    /// The source of a received datagram; the destination of one to send.
+    /// Its source.
     pub(crate) peer: SocketAddr,
-    /// When the RTP thread read it (received batches; the time it was queued for sends).
+    /// When the RTP thread read it.
     pub(crate) at: Instant,
     start: u32,
     len: u32,
@@ -60,12 +60,13 @@ impl Batch {
     }
 
     /// Whether a datagram of `len` bytes still fits.
-    pub(crate) fn has_room(&self, len: usize) -> bool {
+    fn has_room(&self, len: usize) -> bool {
         self.datagrams.len() < MAX_PACKETS && CAPACITY - self.used >= len
     }
 
     /// Copies `data` in as one datagram. `false` (and nothing copied) when it does not fit.
-    pub(crate) fn push(&mut self, port: u16, peer: SocketAddr, at: Instant, data: &[u8]) -> bool {
+    #[cfg(test)]
+    fn push(&mut self, port: u16, peer: SocketAddr, at: Instant, data: &[u8]) -> bool {
         if !self.has_room(data.len()) {
             return false;
         }
