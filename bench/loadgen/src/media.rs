@@ -1,6 +1,7 @@
 //! One two-way 20 ms PCMU stream: what a phone sends (with RFC 4733 keys when asked) and
-//! how regularly the other side's packets arrive. The streams live on the media engine's
-//! thread (`engine.rs`); this file holds one stream's state and no IO loop.
+//! how regularly the other side's packets arrive, by the kernel's receive timestamps. The
+//! streams live on the media engine's thread (`engine.rs`); this file holds one stream's
+//! state and no IO loop.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use concierge_media::rtp_stream::RtpSender;
 use concierge_media::telephone_event::{event_for, EventPayload};
-use mio::net::UdpSocket;
+use std::net::UdpSocket;
 
 use crate::summary::Jitter;
 
@@ -37,7 +38,8 @@ pub(crate) struct Stream {
     keying: VecDeque<(EventPayload, bool)>,
     key_start_ts: u32,
     pending_keys: VecDeque<u8>,
-    last_rx: Option<Instant>,
+    /// The kernel's receive timestamp of the last packet (since the Unix epoch).
+    last_rx: Option<Duration>,
     pub(crate) stats: StreamStats,
 }
 
@@ -134,35 +136,26 @@ impl Stream {
         }
     }
 
-    /// Reads every waiting datagram; `now` is when the engine woke for them. Returns
-    /// whether the stream learnt where to send (symmetric RTP) and should start.
-    pub(crate) fn on_readable(&mut self, now: Instant, buf: &mut [u8]) -> bool {
-        let mut learnt = false;
-        let mut errors = 0;
-        loop {
-            let (n, from) = match self.socket.recv_from(buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return learnt,
-                // An ICMP error for an earlier send is reported once; never spin on errors.
-                Err(_) if errors < 8 => {
-                    errors += 1;
-                    continue;
-                }
-                Err(_) => return learnt,
-            };
-            if n < 12 {
-                continue;
-            }
-            // Symmetric RTP: answer where the other side really sends from.
-            if self.to.is_none() {
-                self.to = Some(from);
-                learnt = true;
-            }
-            if let Some(last) = self.last_rx {
-                self.stats.jitter.push(now - last, PTIME);
-            }
-            self.last_rx = Some(now);
-            self.stats.received += 1;
+    /// One datagram arrived from `from`, `len` bytes, stamped `at` by the kernel (so the
+    /// gap is the sender's, not this thread's wake-up). Returns whether the stream learnt
+    /// where to send (symmetric RTP) and should start.
+    pub(crate) fn on_packet(&mut self, len: usize, from: SocketAddr, at: Option<Duration>) -> bool {
+        if len < 12 {
+            return false;
         }
+        let mut learnt = false;
+        // Symmetric RTP: answer where the other side really sends from.
+        if self.to.is_none() {
+            self.to = Some(from);
+            learnt = true;
+        }
+        if let (Some(last), Some(at)) = (self.last_rx, at) {
+            self.stats.jitter.push(at.saturating_sub(last), PTIME);
+        }
+        if at.is_some() {
+            self.last_rx = at;
+        }
+        self.stats.received += 1;
+        learnt
     }
 }

@@ -39,9 +39,9 @@ pub(crate) async fn run_pump(
         .await
 }
 
-/// The lean floor: the same N ports on the media engine (one thread, one epoll, one deadline
-/// heap), each answering whoever streams to it: the socket work itself, with as little
-/// around it as this program knows how to put there.
+/// The lean floor: the same N ports on the media engine (one thread, one level-triggered
+/// epoll, 1 ms rounds, one deadline heap), each answering whoever streams to it: the socket
+/// work itself, with as little around it as this program knows how to put there.
 pub(crate) async fn run_lean_pump(
     port_min: u16,
     streams: usize,
@@ -54,11 +54,9 @@ pub(crate) async fn run_lean_pump(
         let Ok(socket) = std::net::UdpSocket::bind(("127.0.0.1", port)) else {
             continue;
         };
-        if socket.set_nonblocking(true).is_err() {
-            continue;
+        if engine.add_socket(k, socket, rand::random()).is_ok() {
+            bound += 1;
         }
-        engine.add_socket(k, socket, rand::random());
-        bound += 1;
     }
     progress("READY");
     sleep_until(Instant::now() + seconds).await;
