@@ -225,9 +225,13 @@ def ms(v):
     return "–" if v is None else f"{v:.1f}"
 
 
-def step(workdir, pid, port, rate, seconds, scenario=("-sn", "uac")):
+def step(workdir, pid, port, rate, seconds, scenario=("-sn", "uac"), profile=None):
     before, allocs = cpu_seconds(pid), allocations(pid)
+    perf = start_perf(pid, workdir, profile) if profile and PERF["seconds"] > 0 else None
     res = run_uac(workdir, port, rate, seconds, scenario)
+    if perf:
+        perf[0].wait()
+        print(f"perf profile of the server, {profile} ({perf[1]}):\n{perf_summary(perf[1])}", flush=True)
     used = cpu_seconds(pid) - before
     res["cpu_us_per_call"] = used / res["ok"] * 1e6 if res["ok"] else None
     after = allocations(pid)
@@ -337,7 +341,7 @@ def media_step(workdir, n, hold):
     server = start_concierge(workdir, port, "reference")
     try:
         base = rss_now_kib(server.pid)
-        ramp = max(2.0, n / 200)
+        ramp = max(2.0, n / 400)
         res = timed_run([loadgen(), "callers", "--server", f"127.0.0.1:{port}", "--calls", str(n),
                          "--ramp-s", str(ramp), "--hold-s", str(hold)], server.pid, workdir, profile=f"server-{n}")
         res["cpu_us_per_call_s"] = cpu_per_call_second(res, n)
@@ -354,7 +358,7 @@ def media_step(workdir, n, hold):
 
 def floor_step(workdir, n, hold, lean=False):
     port_min = 20000  # below the ephemeral ports the streams bind
-    ramp = max(2.0, n / 200)
+    ramp = max(2.0, n / 400)
     pump = subprocess.Popen([loadgen(), "pump", "--port-min", str(port_min), "--streams", str(n),
                              "--seconds", str(ramp + hold + 30)] + (["--lean"] if lean else []),
                             cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -427,7 +431,7 @@ def sipp_prompt_step(workdir, n, hold):
                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     try:
-        ramp = max(2.0, n / 200)
+        ramp = max(2.0, n / 400)
         res = timed_run([loadgen(), "callers", "--server", f"127.0.0.1:{port}", "--calls", str(n),
                          "--ramp-s", str(ramp), "--hold-s", str(hold), "--digits", "", "--expect-refer", ""],
                         uas.pid, workdir)
@@ -452,7 +456,7 @@ def main():
     ap.add_argument("--vip-rates", default="1000,2000,3000,4000", help="VIP-path call rates, rising")
     ap.add_argument("--redirect-rates", default="500,1000,2000,3000,4000", help="redirect call rates, rising")
     ap.add_argument("--media", default="1000,2000,3000,4000", help="concurrent media calls to try, rising")
-    ap.add_argument("--media-hold", type=float, default=20.0, help="seconds each media call lasts from its answer")
+    ap.add_argument("--media-hold", type=float, default=30.0, help="seconds each media call lasts from its answer")
     ap.add_argument("--sipp-media-max", type=int, default=1000,
                     help="largest N for the SIPp UAS reference (a thread per call; it saturates near 1,000-2,000)")
     ap.add_argument("--skip-setup", action="store_true", help="only the concurrent media workload")
@@ -501,7 +505,8 @@ def main():
             ref = start_sipp_uas(workdir, ref_port)
         try:
             for rate in rates:
-                res = step(workdir, server.pid, port, rate, args.step, scenario)
+                label = f"{name.split()[0]}-{rate}".replace("/", "")
+                res = step(workdir, server.pid, port, rate, args.step, scenario, profile=label)
                 refres = step(workdir, ref.pid, ref_port, rate, args.step) if ref else None
                 held = res["failed"] == 0 and res["ok"] >= rate * args.step * 0.99
                 rows.append((name, rate, res, refres, held))
