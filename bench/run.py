@@ -21,9 +21,16 @@ Then concurrent media (bench/loadgen, `concierge-loadgen callers`): N callers at
 the reference flow (config/flows/vip.toml): two-way 20 ms PCMU, the code keyed by RFC 4733
 during the welcome prompt, the keypad, the REFER answered 202 and held until --media-hold s
 after the answer, NOTIFY 200, the server's BYE. Server CPU is sampled between the moment all
-N calls are up and the first one ends (CPU µs per call-second); the server's RTP send jitter is
-measured by the callers on arrival. Beside it, in the same run, the packet floor: the same N
-two-way streams against `concierge-loadgen pump`, which does the socket work and nothing else.
+N calls are up and the first one ends (CPU µs per call-second, and ns per RTP packet from the
+server's /metrics); the server's RTP send jitter is measured by the callers from the kernel's
+receive timestamps. Beside it, in the same run, two packet floors: the same N two-way streams
+against `concierge-loadgen pump` (a tokio task per port: the floor issue 22 is stated against)
+and `pump --lean` (one epoll thread: the bare system calls). The load generator's own CPU is
+reported too: it shares the two cores.
+
+Heap allocations per call come from a second build with `--features concierge/alloc-count`,
+in short runs of their own at the end. `--perf S` profiles the server (`perf record -g`) S
+seconds into each step and prints where its CPU went.
 """
 import argparse
 import csv
@@ -78,6 +85,7 @@ def rss_kib(pid):
 
 METRICS = {}  # server pid -> its /metrics URL
 SERVER_BIN = [os.path.join(ROOT, "target/release/concierge")]  # --server-bin replaces it
+ALLOC_BIN = os.path.join(ROOT, "target/release/concierge-alloc-count")  # built with --features alloc-count
 
 
 def scrape(pid):
@@ -442,6 +450,36 @@ def sipp_prompt_step(workdir, n, hold):
         uas.wait()
 
 
+def alloc_section(workdir):
+    """Heap allocations per call, from short runs of the counting build (the number of
+    allocations does not depend on the load, so these need no rising steps)."""
+    SERVER_BIN[0], measured = ALLOC_BIN, SERVER_BIN[0]
+    rows = []
+    try:
+        for name, flow, scenario, rate in [
+            ("plain set-up", None, ("-sn", "uac"), 1000),
+            ("VIP path (HTTP → REFER → NOTIFY → BYE)", "vip-refer.toml",
+             ("-sf", os.path.join(ROOT, "tests", "sipp", "vip_refer.xml"), "-key", "caller", "+46706170786"), 500),
+        ]:
+            port = free_port()
+            server = start_concierge(workdir, port, flow)
+            try:
+                res = step(workdir, server.pid, port, rate, 5, scenario)
+                rows.append(f"| {name} at {rate}/s | {res.get('allocs_per_call') or 0:.0f} per call |")
+            finally:
+                stop(server)
+        res = media_step(workdir, 200, 10)
+        a, b = res.get("allocs_per_call_s"), res.get("allocs_per_call")
+        rows.append(f"| concurrent media (200 calls, 10 s) | {a or 0:.1f} per call-second, {b or 0:.0f} per call |")
+    finally:
+        SERVER_BIN[0] = measured
+    print("\n".join(rows), flush=True)
+    return ["", "## Heap allocations", "",
+            "From the build with `--features concierge/alloc-count` (a count beside the system allocator, read from "
+            "/metrics), in short runs of its own: the CPU figures above come from the plain build.", "",
+            "| workload | allocations |", "|---|---:|", *rows]
+
+
 def commit():
     try:
         return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
@@ -462,7 +500,7 @@ def main():
     ap.add_argument("--skip-setup", action="store_true", help="only the concurrent media workload")
     ap.add_argument("--no-lean-floor", action="store_true", help="skip the lean floor (the pump on one epoll thread)")
     ap.add_argument("--no-alloc-count", action="store_true",
-                    help="build the server without the allocation counter (no allocation columns)")
+                    help="skip the allocation count (the counting build and its short runs)")
     ap.add_argument("--no-floor", action="store_true", help="skip both floors (a quick look at the server alone)")
     ap.add_argument("--server-bin", help="the concierge binary to measure (default: the release build), e.g. an "
                     "older commit's for a before/after comparison; implies --no-build for it")
@@ -475,8 +513,13 @@ def main():
     if not shutil.which("sipp"):
         sys.exit("sipp is required: apt-get install -y sip-tester")
     if not args.no_build:
-        features = [] if args.no_alloc_count else ["--features", "concierge/alloc-count"]
-        subprocess.run(["cargo", "build", "--release", "-p", "concierge", "-p", "concierge-loadgen", *features],
+        if not args.no_alloc_count:
+            # The counting build is a copy of its own: its CPU figures would carry the count's
+            # cost (two shared atomic additions per allocation, ~10 % of a call set-up).
+            subprocess.run(["cargo", "build", "--release", "-p", "concierge", "--features", "concierge/alloc-count"],
+                           cwd=ROOT, check=True)
+            shutil.copy2(os.path.join(ROOT, "target/release/concierge"), ALLOC_BIN)
+        subprocess.run(["cargo", "build", "--release", "-p", "concierge", "-p", "concierge-loadgen"],
                        cwd=ROOT, check=True)
     PERF["seconds"] = args.perf
     if args.server_bin:
@@ -545,15 +588,15 @@ def main():
         f"# Benchmark results\n",
         f"{datetime.date.today().isoformat()} · {os.cpu_count()} cores · commit {commit()} · "
         f"{args.step:.0f} s per step · `python3 bench/run.py --step {args.step:.0f}`\n",
-        "| workload | calls/s | ok | failed | p50 ms | p99 ms | server CPU µs/call | SIPp UAS CPU µs/call | ratio | allocations/call |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| workload | calls/s | ok | failed | p50 ms | p99 ms | server CPU µs/call | SIPp UAS CPU µs/call | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     num = lambda v: "–" if v is None else f"{v:.0f}"
     for name, rate, res, refres, held in rows:
         c, r = res["cpu_us_per_call"], (refres or {}).get("cpu_us_per_call")
         ratio = f"{c / r:.2f}" if c and r else "–"
         lines.append(f"| {name}{'' if held else ' (failed)'} | {rate} | {res['ok']} | {res['failed']} | {ms(res['p50'])} | "
-                     f"{ms(res['p99'])} | {c or 0:.0f} | {f'{r:.0f}' if r else '–'} | {ratio} | {num(res.get('allocs_per_call'))} |")
+                     f"{ms(res['p99'])} | {c or 0:.0f} | {f'{r:.0f}' if r else '–'} | {ratio} |")
     lines.append("")
     for name, _, _, _, _ in workloads:
         lines.append(f"- {name}: highest rate held with 0 failed calls **{best.get(name, 0)} calls/s**; "
@@ -573,8 +616,8 @@ def main():
             "| calls | failed | server CPU µs per call-second | floor µs per call-second | ratio | "
             "lean floor µs per call-second | ratio | SIPp UAS µs per call-second (failed) | ratio | "
             "server send jitter p50 / p99 / max ms | floor jitter p50 / p99 / max ms | RSS per call KiB | server peak RSS MiB | "
-            "allocations per call-second | allocations per call | load generator µs per call-second |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|",
+            "server CPU ns per RTP packet | load generator µs per call-second |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|",
         ]
         for n, res, floor, lean, ref in media_rows:
             c, f, l = res.get("cpu_us_per_call_s"), floor.get("cpu_us_per_call_s"), lean.get("cpu_us_per_call_s")
@@ -584,28 +627,29 @@ def main():
             u = ref.get("cpu_us_per_call_s")
             uas = f"{num(u)} ({ref.get('failed', '–')})" if ref else "–"
             uas_ratio = f"{c / u:.2f}" if c and u else "–"
-            a = res.get("allocs_per_call_s")
             lines.append(f"| {n} | {res.get('failed', '–')} | {num(c)} | {num(f)} | {ratio} | {num(l)} | {lean_ratio} | "
                          f"{uas} | {uas_ratio} | {jitter_ms(res)} | {jitter_ms(floor)} | {num(rss)} | "
-                         f"{res.get('peak_rss_mib', 0):.1f} | {'–' if a is None else f'{a:.1f}'} | "
-                         f"{num(res.get('allocs_per_call'))} | {num(res.get('loadgen_us_per_call_s'))} |")
+                         f"{res.get('peak_rss_mib', 0):.1f} | {num(res.get('cpu_ns_per_packet'))} | "
+                         f"{num(res.get('loadgen_us_per_call_s'))} |")
         lines += [
             "",
             "CPU per call-second: server user+system CPU between the moment all N calls were up and the "
             "first one ended, over N × that time. Jitter: |gap − 20 ms| between consecutive packets of "
-            "the server as each caller received them (so it includes the callers' own scheduling on the "
-            "same 2 cores); floor jitter is the same measure of the packet pump's streams, so where both "
+            "the server as each caller's socket received them (the kernel's receive timestamps, so the "
+            "callers' own scheduling is not in it); floor jitter is the same measure of the packet pump's streams, so where both "
             "rise together the bound is the machine, not the server. The floor is `concierge-loadgen pump`, a "
             "tokio task and timer per port (the floor issue 22 states its targets against); the lean floor is "
             "`pump --lean`, the same ports on one epoll thread with one deadline heap (the bare system calls). "
-            "Allocations: the server's heap allocations (built with `--features concierge/alloc-count`, read from "
-            "/metrics) per call-second between the same marks, and over the whole step per call. Load generator: "
+            "CPU per RTP packet: the server's CPU between the same marks over the RTP packets it sent and received "
+            "(its /metrics), which a starved server cannot flatter by sending less. Load generator: "
             "`concierge-loadgen callers`' own CPU between the marks, on the same two cores. RSS per call: resident memory "
             "growth from the idle server to all calls up. SIPp UAS: `bench/sipp/uas_prompt.xml`, SIPp answering "
             "the same callers (no transfer; they hang up after the hold) and playing the welcome prompt in a loop "
             "(play_pcap_audio, 20 ms PCMU), its CPU sampled the same way; it neither decodes the callers' audio "
             "nor runs a flow.",
         ]
+    if os.path.exists(ALLOC_BIN) and not args.no_alloc_count and not args.server_bin:
+        lines += alloc_section(workdir)
     table = "\n".join(lines) + "\n"
     print(table)
     with open(args.out, "w") as f:

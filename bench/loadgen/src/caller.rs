@@ -177,7 +177,10 @@ async fn call(
     outcome
 }
 
-#[allow(clippy::too_many_arguments, reason = "one call's whole context, passed once")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call's whole context, passed once"
+)]
 async fn talk(
     i: usize,
     sip: &UdpSocket,

@@ -78,7 +78,12 @@ impl Engine {
     /// Hands the engine a socket bound elsewhere (the lean pump's fixed ports). A stream
     /// that is never started starts sending by itself when the first packet arrives, back
     /// to its source.
-    pub(crate) fn add_socket(&self, id: usize, socket: UdpSocket, seed: u64) -> std::io::Result<()> {
+    pub(crate) fn add_socket(
+        &self,
+        id: usize,
+        socket: UdpSocket,
+        seed: u64,
+    ) -> std::io::Result<()> {
         socket.set_nonblocking(true)?;
         setsockopt(&socket, sockopt::ReceiveTimestampns, &true)?;
         let _ = self.commands.send(Command::Add { id, socket, seed });
@@ -86,7 +91,13 @@ impl Engine {
     }
 
     /// Starts sending a 20 ms stream from the next round (see [`Stream::start`]).
-    pub(crate) fn start(&self, id: usize, to: Option<SocketAddr>, digits: &str, key_after: Duration) {
+    pub(crate) fn start(
+        &self,
+        id: usize,
+        to: Option<SocketAddr>,
+        digits: &str,
+        key_after: Duration,
+    ) {
         let _ = self.commands.send(Command::Start {
             id,
             to,
@@ -157,9 +168,10 @@ fn run(epoll: &Epoll, commands: &Receiver<Command>) {
                     _ => None,
                 })
             });
-            let from = msg
-                .address
-                .and_then(|a| a.as_sockaddr_in().map(|v4| SocketAddr::V4(SocketAddrV4::from(*v4))));
+            let from = msg.address.and_then(|a| {
+                a.as_sockaddr_in()
+                    .map(|v4| SocketAddr::V4(SocketAddrV4::from(*v4)))
+            });
             let Some(from) = from else {
                 continue;
             };
@@ -175,7 +187,12 @@ fn run(epoll: &Epoll, commands: &Receiver<Command>) {
 }
 
 /// Does what the SIP side asked; `false` when every handle is gone.
-fn take_commands(epoll: &Epoll, commands: &Receiver<Command>, state: &mut State, now: Instant) -> bool {
+fn take_commands(
+    epoll: &Epoll,
+    commands: &Receiver<Command>,
+    state: &mut State,
+    now: Instant,
+) -> bool {
     loop {
         match commands.try_recv() {
             Ok(Command::Add { id, socket, seed }) => {

@@ -72,7 +72,8 @@ impl Stream {
             self.to = to;
         }
         self.next_send = Some(now);
-        self.pending_keys.extend(digits.chars().filter_map(event_for));
+        self.pending_keys
+            .extend(digits.chars().filter_map(event_for));
         if !self.pending_keys.is_empty() {
             self.key_at = Some(now + key_after);
         }

@@ -79,7 +79,10 @@ fn a_flood_on_one_calls_port_leaves_another_calls_keys_counting() {
     let mut keyer = RawCall::invite(server.port, "+46700000022", "keyer1", "0 101");
     let keyer_media = keyer.answer_and_ack();
     for i in 0..5 {
-        flooded.rtp.send_to(&audio(i, 0xca11), flooded_media).unwrap();
+        flooded
+            .rtp
+            .send_to(&audio(i, 0xca11), flooded_media)
+            .unwrap();
         keyer.rtp.send_to(&audio(i, 0xcafe), keyer_media).unwrap();
     }
     // A stranger and the flooded caller's own address both flood its port while the other
@@ -97,8 +100,15 @@ fn a_flood_on_one_calls_port_leaves_another_calls_keys_counting() {
     for f in floods {
         f.join().unwrap();
     }
-    let answers = udp_exchange(server.port, &options_request(server.port), Duration::from_secs(2));
-    assert!(answers.iter().any(|m| m.starts_with("SIP/2.0 200")), "{answers:?}");
+    let answers = udp_exchange(
+        server.port,
+        &options_request(server.port),
+        Duration::from_secs(2),
+    );
+    assert!(
+        answers.iter().any(|m| m.starts_with("SIP/2.0 200")),
+        "{answers:?}"
+    );
     keyer.bye();
     flooded.bye();
     let rec = wait_record(&server, "flooded1");

@@ -177,7 +177,8 @@ impl Server {
             .map_err(bind("UDP", addr))?;
         let media_ip = cfg.media_ip();
         let media_ip_v6 = cfg.media_ip_v6();
-        let (rtp, rtp_rx) = rtp::RtpSockets::start(media_ip, media_ip_v6).map_err(StartError::Rtp)?;
+        let (rtp, rtp_rx) =
+            rtp::RtpSockets::start(media_ip, media_ip_v6).map_err(StartError::Rtp)?;
         if let Some(tcp) = &tcp {
             operate.metrics.set_tcp_probe(tcp.probe());
         }

@@ -126,7 +126,11 @@ impl RtpThread {
                 continue;
             };
             events.clear();
-            match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), None) {
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                None,
+            ) {
                 Ok(_) => {}
                 Err(Errno::INTR) => {}
                 Err(e) => {
