@@ -2,44 +2,48 @@
 //! media address beside IPv4), bound when the switch asks for the port and closed when it
 //! releases it. The switch waits for the bind's outcome before the port goes into an SDP
 //! answer; a port another program holds is retired and the call gets another. So the bind
-//! happens here, on the shard's thread, and so do the sends: the switch's pacing tick is
-//! the shard's, and a packet leaves in the same turn, without a second thread's wake-up
-//! between the tick and the wire. Reading is the RTP thread's (`rtp_io.rs`): received
-//! datagrams arrive in batches (see [`RtpSockets::start`]).
+//! happens here, on the shard's thread; the socket then belongs to the RTP thread
+//! (`rtp_io.rs`), which reads it and sends from it. The shard queues a drain's packets in a
+//! batch and hands it over when the drain is done (one wake-up of the RTP thread per pacing
+//! tick), and takes received datagrams in batches (see [`RtpSockets::start`]).
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::OwnedFd;
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
-use rustix::net::SendFlags;
 use tracing::{debug, warn};
 
 use super::rtp_batch::Batch;
 use super::rtp_io::{Command, RtpThread, RECEIVE_BATCHES};
 
-/// A port's sockets: the media address's, and the IPv6 one beside it.
-struct Open {
-    socket: Arc<UdpSocket>,
-    v6: Option<Arc<UdpSocket>>,
-}
+/// Send batches in flight at most (each up to 1,024 packets). Beyond, the RTP thread is
+/// behind and the shard's packets are dropped: they would only arrive late.
+const SEND_BATCHES: usize = 16;
 
 pub(crate) struct RtpSockets {
     ip: IpAddr,
     /// The IPv6 media address beside an IPv4 `ip`: each port is bound on both, and a
     /// packet leaves from the socket of its destination's family.
     ip_v6: Option<IpAddr>,
-    /// Indexed by port: a lookup per packet sent.
-    open: Vec<Option<Open>>,
+    /// Indexed by port: whether it is bound (a lookup per packet sent).
+    open: Vec<bool>,
     commands: Sender<Command>,
     /// The RTP thread's eventfd.
     wake: Arc<OwnedFd>,
     /// Commands queued since the RTP thread was last woken.
     unannounced: bool,
+    /// The packets of the current drain, and when that batch was started (their time).
+    outgoing: Option<Batch>,
+    outgoing_since: Instant,
+    /// Send batches the RTP thread is done with.
+    spent: Receiver<Batch>,
+    send_batches: usize,
     /// Received batches go back to the RTP thread through this.
     free: Sender<Batch>,
-    send_errors: concierge_sip::LogLimiter,
+    dropped: concierge_sip::LogLimiter,
 }
 
 impl RtpSockets {
@@ -54,21 +58,24 @@ impl RtpSockets {
         let (commands, commands_rx) = std::sync::mpsc::channel();
         let (to_shard, received) = tokio::sync::mpsc::channel(RECEIVE_BATCHES);
         let (free, free_rx) = std::sync::mpsc::channel();
-        let thread = RtpThread::new(wake.clone(), commands_rx, to_shard, free_rx)?;
+        let (spent_tx, spent) = std::sync::mpsc::channel();
+        let thread = RtpThread::new(wake.clone(), commands_rx, to_shard, free_rx, spent_tx)?;
         std::thread::Builder::new()
             .name("rtp".into())
             .spawn(move || thread.run())?;
-        let mut open = Vec::new();
-        open.resize_with(usize::from(u16::MAX) + 1, || None);
         let sockets = Self {
             ip,
             ip_v6,
-            open,
+            open: vec![false; usize::from(u16::MAX) + 1],
             commands,
             wake,
             unannounced: false,
+            outgoing: None,
+            outgoing_since: Instant::now(),
+            spent,
+            send_batches: 0,
             free,
-            send_errors: concierge_sip::LogLimiter::new(std::time::Duration::from_secs(10), 10),
+            dropped: concierge_sip::LogLimiter::new(Duration::from_secs(10), 1),
         };
         Ok((sockets, received))
     }
@@ -76,50 +83,59 @@ impl RtpSockets {
     /// Binds `port`. Failure (the port is taken by another program) is reported so the
     /// switch can give the call another port or refuse it.
     pub(crate) fn open(&mut self, port: u16) -> std::io::Result<()> {
-        if self.slot(port).is_some() {
+        if self.is_open(port) {
             return Ok(());
         }
-        let socket = Arc::new(bind(self.ip, port)?);
-        let v6 = match self.ip_v6 {
-            Some(ip) => Some(Arc::new(bind(ip, port)?)),
-            None => None,
-        };
-        let sockets = std::iter::once(socket.clone()).chain(v6.clone()).collect();
+        let mut sockets = vec![bind(self.ip, port)?];
+        if let Some(ip) = self.ip_v6 {
+            sockets.push(bind(ip, port)?);
+        }
         self.command(Command::Open { port, sockets });
-        if let Some(slot) = self.open.get_mut(usize::from(port)) {
-            *slot = Some(Open { socket, v6 });
+        if let Some(open) = self.open.get_mut(usize::from(port)) {
+            *open = true;
         }
         Ok(())
     }
 
     pub(crate) fn close(&mut self, port: u16) {
-        if let Some(slot) = self.open.get_mut(usize::from(port)) {
-            if slot.take().is_some() {
+        if let Some(open) = self.open.get_mut(usize::from(port)) {
+            if std::mem::take(open) {
+                // The packets queued for it in this drain go first.
+                self.hand_over();
                 self.command(Command::Close { port });
             }
         }
     }
 
-    /// Sends one packet from `port`'s socket of the destination's family.
+    /// Queues one packet to leave from `port`; it goes out when the drain is over
+    /// ([`RtpSockets::flush`]).
     pub(crate) fn send(&mut self, port: u16, to: SocketAddr, bytes: &[u8]) {
-        let Some(open) = self.slot(port) else {
+        if !self.is_open(port) {
             debug!(port, "RTP send on a closed port dropped");
             return;
-        };
-        let socket = match &open.v6 {
-            Some(v6) if to.is_ipv6() => v6,
-            _ => &open.socket,
-        };
-        match rustix::net::sendto(&**socket, bytes, SendFlags::DONTWAIT, &to) {
-            Ok(_) => {}
-            // The socket's buffer is full: the packet would be late anyway.
-            Err(Errno::AGAIN) => {}
-            Err(e) => self.send_failed(e, to),
         }
+        for _ in 0..2 {
+            if self.outgoing.is_none() {
+                self.outgoing = self.send_batch();
+                self.outgoing_since = Instant::now();
+            }
+            let Some(batch) = self.outgoing.as_mut() else {
+                self.behind();
+                return;
+            };
+            if batch.push(port, to, self.outgoing_since, bytes) {
+                return;
+            }
+            // Full: it goes now, and the packet into the next one.
+            self.hand_over();
+        }
+        debug!(port, len = bytes.len(), "RTP packet larger than a batch dropped");
     }
 
-    /// Wakes the RTP thread when commands wait for it; called once a drain is over.
+    /// Hands the drain's packets and commands to the RTP thread and wakes it; called once
+    /// a drain is over.
     pub(crate) fn flush(&mut self) {
+        self.hand_over();
         if self.unannounced {
             self.unannounced = false;
             if let Err(e) = rustix::io::write(&*self.wake, &1u64.to_ne_bytes()) {
@@ -136,8 +152,18 @@ impl RtpSockets {
         let _ = self.free.send(batch);
     }
 
-    fn slot(&self, port: u16) -> Option<&Open> {
-        self.open.get(usize::from(port)).and_then(Option::as_ref)
+    fn is_open(&self, port: u16) -> bool {
+        self.open.get(usize::from(port)).copied().unwrap_or(false)
+    }
+
+    fn hand_over(&mut self) {
+        if let Some(batch) = self.outgoing.take() {
+            if batch.is_empty() {
+                self.outgoing = Some(batch);
+            } else {
+                self.command(Command::Send(batch));
+            }
+        }
     }
 
     fn command(&mut self, command: Command) {
@@ -146,21 +172,33 @@ impl RtpSockets {
         self.unannounced = true;
     }
 
-    /// A send error (a route gone, a peer's ICMP): a peer can cause one per packet, so they
-    /// are logged within a budget, with a summary of the rest.
-    fn send_failed(&mut self, e: Errno, to: SocketAddr) {
-        let now = std::time::Instant::now();
-        if let Some(s) = self.send_errors.poll_summary(now) {
+    /// An empty send batch: one the RTP thread has sent, or a new one while fewer than
+    /// [`SEND_BATCHES`] exist.
+    fn send_batch(&mut self) -> Option<Batch> {
+        if let Ok(b) = self.spent.try_recv() {
+            return Some(b);
+        }
+        if self.send_batches < SEND_BATCHES {
+            self.send_batches += 1;
+            return Some(Batch::new());
+        }
+        None
+    }
+
+    /// The RTP thread holds every send batch: the packet is dropped, and said so within a
+    /// budget.
+    fn behind(&mut self) {
+        let now = Instant::now();
+        if let Some(s) = self.dropped.poll_summary(now) {
             warn!(
-                errors = s.seen,
-                "{} RTP send errors in the last {} s ({} not logged one by one)",
+                dropped = s.seen,
+                "{} RTP packets dropped in the last {} s: the RTP thread is behind",
                 s.seen,
-                s.interval.as_secs(),
-                s.suppressed
+                s.interval.as_secs()
             );
         }
-        if self.send_errors.admit(now) {
-            warn!(error = %e, %to, "RTP send failed");
+        if self.dropped.admit(now) {
+            warn!("RTP packet dropped: the RTP thread is behind");
         }
     }
 }

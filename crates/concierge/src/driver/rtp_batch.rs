@@ -1,6 +1,7 @@
-//! What the RTP thread hands the shard: many received datagrams back to back in one buffer,
-//! each with its port, source and arrival time. A batch is allocated once and then passed
-//! back and forth for the life of the process, so no packet costs an allocation.
+//! What crosses between the shard and the RTP thread: many datagrams back to back in one
+//! buffer, each with its port and peer — received ones for the switch, the switch's paced
+//! packets for the wire. A batch is allocated once and then passed back and forth for the
+//! life of the process, so no packet costs an allocation on either side.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -18,11 +19,11 @@ const MAX_PACKETS: usize = 1024;
 /// One datagram's place in a batch, with where it came from or goes to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Datagram {
-    /// Our RTP port it arrived on.
+    /// Our RTP port it arrived on, or leaves from.
     pub(crate) port: u16,
-    /// Its source.
+    /// The source of a received datagram; the destination of one to send.
     pub(crate) peer: SocketAddr,
-    /// When the RTP thread read it.
+    /// When the RTP thread read it (when the shard queued it, for one to send).
     pub(crate) at: Instant,
     start: u32,
     len: u32,
@@ -65,8 +66,7 @@ impl Batch {
     }
 
     /// Copies `data` in as one datagram. `false` (and nothing copied) when it does not fit.
-    #[cfg(test)]
-    fn push(&mut self, port: u16, peer: SocketAddr, at: Instant, data: &[u8]) -> bool {
+    pub(crate) fn push(&mut self, port: u16, peer: SocketAddr, at: Instant, data: &[u8]) -> bool {
         if !self.has_room(data.len()) {
             return false;
         }

@@ -1,14 +1,18 @@
-//! The RTP thread: every call's RTP socket on one level-triggered epoll, read on a thread
-//! of its own beside the shard's, so the kernel's receive work of thousands of calls runs
-//! on the other core while the switch decides what to send.
+//! The RTP thread: every call's RTP socket on one level-triggered epoll, on a thread of its
+//! own beside the shard's. All of RTP's system calls are made here — the reads, and the
+//! sends of the packets the shard's pacing tick queued — so the one switch's thread spends
+//! its core on deciding, and the kernel's socket work of thousands of calls runs on the
+//! other.
 //!
-//! It works in rounds at most every [`ROUND`]: one `epoll_wait`, then one datagram read
-//! from each ready socket into a [`Batch`], and the batch handed to the shard (one wake-up
-//! of the shard per round, not per packet). A call's stream brings one packet per 20 ms, so
-//! a round finds most sockets with exactly one waiting: one `recvfrom` each and no second
-//! read to learn that the socket is empty (level-triggered, a socket still holding data is
-//! simply reported again next round). Sockets are read and epoll driven through rustix,
-//! straight system calls. Batches come back to be reused, so a packet costs no allocation.
+//! Reading works in rounds at most every [`ROUND`]: one `epoll_wait`, then one datagram
+//! read from each ready socket into a [`Batch`], and the batch handed to the shard (one
+//! wake-up of the shard per round, not per packet). A call's stream brings one packet per
+//! 20 ms, so a round finds most sockets with exactly one waiting: one `recvfrom` each and no
+//! second read to learn that the socket is empty (level-triggered, a socket still holding
+//! data is simply reported again next round). Between rounds the thread waits on the
+//! shard's eventfd alone, so a batch of packets to send leaves at once, not at the next
+//! round. Sockets, epoll and the eventfd go through rustix, straight system calls. Batches
+//! go back and forth to be reused, so a packet costs no allocation.
 //!
 //! Bounded under abuse: a port flooded with datagrams is read once a round (1,000 a second
 //! at most; the kernel drops the rest from its socket buffer), so it costs no more than a
@@ -20,13 +24,13 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::OwnedFd;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustix::event::epoll;
+use rustix::event::{epoll, Timespec};
 use rustix::io::Errno;
-use rustix::net::RecvFlags;
+use rustix::net::{RecvFlags, SendFlags};
 use tokio::sync::mpsc::error::TrySendError;
 use tracing::{debug, warn};
 
@@ -34,15 +38,17 @@ use super::rtp_batch::Batch;
 
 /// What the shard asks of the RTP thread, in the order it asked.
 pub(crate) enum Command {
-    /// Read these sockets, bound to `port`: the media address's first, the IPv6 one beside
-    /// it second.
+    /// Read (and send from) these sockets, bound to `port`: the media address's first, the
+    /// IPv6 one beside it second.
     Open {
         port: u16,
-        sockets: Vec<Arc<UdpSocket>>,
+        sockets: Vec<UdpSocket>,
     },
-    /// The call is over: stop reading the port (the socket closes when the shard has let
-    /// go of it too).
+    /// The call is over: close the port's sockets.
     Close { port: u16 },
+    /// Send these packets, each from its port's socket of the destination's family; the
+    /// batch goes back to the shard empty.
+    Send(Batch),
     /// The shard is gone.
     Stop,
 }
@@ -67,18 +73,24 @@ const WAKE: u64 = u64::MAX;
 
 /// The thread's state; [`RtpThread::run`] is its whole life.
 pub(crate) struct RtpThread {
+    /// Every socket, and the eventfd.
     epoll: OwnedFd,
+    /// The eventfd alone: what the thread waits on between rounds.
+    wake_only: OwnedFd,
     /// Written by the shard after it queued commands.
     wake: Arc<OwnedFd>,
     commands: Receiver<Command>,
     /// Indexed by `port * 2 + family` (0 the media address, 1 the IPv6 one beside it).
-    sockets: Vec<Option<Arc<UdpSocket>>>,
+    sockets: Vec<Option<UdpSocket>>,
     to_shard: tokio::sync::mpsc::Sender<Batch>,
     /// Received batches the shard has handled.
     free: Receiver<Batch>,
     allocated: usize,
     /// A batch this thread has and did not need last round.
     idle: Option<Batch>,
+    /// Sent batches go back to the shard through this.
+    spent: Sender<Batch>,
+    send_errors: concierge_sip::LogLimiter,
 }
 
 /// Why the thread stops.
@@ -90,18 +102,23 @@ impl RtpThread {
         commands: Receiver<Command>,
         to_shard: tokio::sync::mpsc::Sender<Batch>,
         free: Receiver<Batch>,
+        spent: Sender<Batch>,
     ) -> std::io::Result<Self> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-        epoll::add(
-            &epoll,
-            &*wake,
-            epoll::EventData::new_u64(WAKE),
-            epoll::EventFlags::IN,
-        )?;
+        let wake_only = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        for e in [&epoll, &wake_only] {
+            epoll::add(
+                e,
+                &*wake,
+                epoll::EventData::new_u64(WAKE),
+                epoll::EventFlags::IN,
+            )?;
+        }
         let mut sockets = Vec::new();
         sockets.resize_with(2 * (usize::from(u16::MAX) + 1), || None);
         Ok(Self {
             epoll,
+            wake_only,
             wake,
             commands,
             sockets,
@@ -109,6 +126,8 @@ impl RtpThread {
             free,
             allocated: 0,
             idle: None,
+            spent,
+            send_errors: concierge_sip::LogLimiter::new(Duration::from_secs(10), 10),
         })
     }
 
@@ -121,16 +140,14 @@ impl RtpThread {
             }
             let Some(mut batch) = self.take_batch() else {
                 // The shard holds every batch: it is behind. Nothing is read (the sockets
-                // stay ready) until it gives one back.
-                std::thread::sleep(STARVED_WAIT);
+                // stay ready) until it gives one back; its sends still go out.
+                if self.pause(Instant::now() + STARVED_WAIT).is_err() {
+                    return;
+                }
                 continue;
             };
             events.clear();
-            match epoll::wait(
-                &self.epoll,
-                rustix::buffer::spare_capacity(&mut events),
-                None,
-            ) {
+            match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), None) {
                 Ok(_) => {}
                 Err(Errno::INTR) => {}
                 Err(e) => {
@@ -142,8 +159,7 @@ impl RtpThread {
             for event in &events {
                 let token = event.data.u64();
                 if token == WAKE {
-                    let mut count = [0u8; 8];
-                    let _ = rustix::io::read(&*self.wake, &mut count);
+                    self.drain_wake();
                     continue;
                 }
                 let Some(Some(socket)) = usize::try_from(token)
@@ -157,7 +173,7 @@ impl RtpThread {
                     break;
                 };
                 let port = (token / 2) as u16;
-                match rustix::net::recvfrom(&**socket, room, RecvFlags::DONTWAIT) {
+                match rustix::net::recvfrom(socket, room, RecvFlags::DONTWAIT) {
                     Ok((n, _, Some(from))) => {
                         if let Ok(from) = SocketAddr::try_from(from) {
                             batch.commit(port, from, round, n);
@@ -173,11 +189,43 @@ impl RtpThread {
             } else if self.ship(batch).is_err() {
                 return;
             }
-            // Let the next round gather what arrives meanwhile.
-            if let Some(rest) = ROUND.checked_sub(round.elapsed()) {
-                std::thread::sleep(rest);
+            // Let the next round gather what arrives meanwhile; the shard's sends go out
+            // as they come.
+            if self.pause(round + ROUND).is_err() {
+                return;
             }
         }
+    }
+
+    /// Waits until `until` for the shard alone, doing what it asks as it asks.
+    fn pause(&mut self, until: Instant) -> Result<(), Stopped> {
+        let mut woken: Vec<epoll::Event> = Vec::with_capacity(1);
+        loop {
+            self.commands()?;
+            let Some(rest) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+            else {
+                return Ok(());
+            };
+            let Ok(rest) = Timespec::try_from(rest) else {
+                return Ok(());
+            };
+            woken.clear();
+            if let Ok(n) = epoll::wait(
+                &self.wake_only,
+                rustix::buffer::spare_capacity(&mut woken),
+                Some(&rest),
+            ) {
+                if n > 0 {
+                    self.drain_wake();
+                }
+            }
+        }
+    }
+
+    /// Resets the eventfd's count (level-triggered, it stays readable until read).
+    fn drain_wake(&self) {
+        let mut count = [0u8; 8];
+        let _ = rustix::io::read(&*self.wake, &mut count);
     }
 
     /// Does what the shard asked since the last round.
@@ -186,17 +234,18 @@ impl RtpThread {
             match self.commands.try_recv() {
                 Ok(Command::Open { port, sockets }) => self.open(port, sockets),
                 Ok(Command::Close { port }) => self.close(port),
+                Ok(Command::Send(batch)) => self.send(batch),
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return Err(Stopped),
                 Err(TryRecvError::Empty) => return Ok(()),
             }
         }
     }
 
-    fn open(&mut self, port: u16, sockets: Vec<Arc<UdpSocket>>) {
+    fn open(&mut self, port: u16, sockets: Vec<UdpSocket>) {
         for (family, socket) in sockets.into_iter().enumerate().take(2) {
             let token = usize::from(port) * 2 + family;
             let data = epoll::EventData::new_u64(token as u64);
-            if let Err(e) = epoll::add(&self.epoll, &*socket, data, epoll::EventFlags::IN) {
+            if let Err(e) = epoll::add(&self.epoll, &socket, data, epoll::EventFlags::IN) {
                 warn!(error = %e, port, "RTP thread: cannot watch the port; its packets are lost");
                 continue;
             }
@@ -209,9 +258,34 @@ impl RtpThread {
     fn close(&mut self, port: u16) {
         for token in [usize::from(port) * 2, usize::from(port) * 2 + 1] {
             if let Some(socket) = self.sockets.get_mut(token).and_then(Option::take) {
-                let _ = epoll::delete(&self.epoll, &*socket);
+                let _ = epoll::delete(&self.epoll, &socket);
             }
         }
+    }
+
+    fn send(&mut self, mut batch: Batch) {
+        for (d, bytes) in batch.iter() {
+            let first = usize::from(d.port) * 2;
+            let v6 = self
+                .sockets
+                .get(first + 1)
+                .and_then(Option::as_ref)
+                .filter(|_| d.peer.is_ipv6());
+            let Some(socket) = v6.or_else(|| self.sockets.get(first).and_then(Option::as_ref))
+            else {
+                debug!(port = d.port, "RTP send on a closed port dropped");
+                continue;
+            };
+            match rustix::net::sendto(socket, bytes, SendFlags::DONTWAIT, &d.peer) {
+                Ok(_) => {}
+                // The socket's buffer is full: the packet would be late anyway.
+                Err(Errno::AGAIN) => {}
+                Err(e) => send_failed(&mut self.send_errors, e, d.peer),
+            }
+        }
+        batch.clear();
+        // The shard is gone when this fails; the batch with it.
+        let _ = self.spent.send(batch);
     }
 
     /// A batch to fill: one the shard gave back, or a new one while fewer than
@@ -243,5 +317,23 @@ impl RtpThread {
             }
             Err(TrySendError::Closed(_)) => Err(Stopped),
         }
+    }
+}
+
+/// A send error (a route gone, a peer's ICMP): a peer can cause one per packet, so they are
+/// logged within a budget, with a summary of the rest.
+fn send_failed(limiter: &mut concierge_sip::LogLimiter, e: Errno, to: SocketAddr) {
+    let now = Instant::now();
+    if let Some(s) = limiter.poll_summary(now) {
+        warn!(
+            errors = s.seen,
+            "{} RTP send errors in the last {} s ({} not logged one by one)",
+            s.seen,
+            s.interval.as_secs(),
+            s.suppressed
+        );
+    }
+    if limiter.admit(now) {
+        warn!(error = %e, %to, "RTP send failed");
     }
 }
