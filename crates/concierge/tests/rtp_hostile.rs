@@ -8,48 +8,10 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use common::rtp::{audio, key_press, press};
 use common::{options_request, start_vip, udp_exchange, wait_record, RawCall};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// One 20 ms PCMU packet of silence.
-fn audio(seq: u16, ssrc: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 0];
-    p.extend(seq.to_be_bytes());
-    p.extend((u32::from(seq) * 160).to_be_bytes());
-    p.extend(ssrc.to_be_bytes());
-    p.extend([0xff; 160]);
-    p
-}
-
-/// The four RTP packets of one RFC 4733 key press (payload type 101).
-fn key_press(digit: u8, ts: u32, ssrc: u32, seq: &mut u16) -> Vec<Vec<u8>> {
-    (0..4)
-        .map(|i| {
-            let mut p = vec![0x80, if i == 0 { 0x80 | 101 } else { 101 }];
-            *seq = seq.wrapping_add(1);
-            p.extend(seq.to_be_bytes());
-            p.extend(ts.to_be_bytes());
-            p.extend(ssrc.to_be_bytes());
-            let end = if i == 0 { 0 } else { 0x80 };
-            p.extend([digit, end | 10]);
-            p.extend((160u16 * (i + 1)).to_be_bytes());
-            p
-        })
-        .collect()
-}
-
-fn press(sock: &UdpSocket, to: SocketAddr, digits: &str, ssrc: u32) {
-    let mut seq = 100u16;
-    for (i, d) in digits.chars().enumerate() {
-        let digit = d.to_digit(10).expect("a digit") as u8;
-        for p in key_press(digit, 1_000_000 + i as u32 * 8000, ssrc, &mut seq) {
-            sock.send_to(&p, to).unwrap();
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::thread::sleep(Duration::from_millis(80));
-    }
-}
 
 /// `n` hostile datagrams to `to`: every shape the RTP thread and the switch must survive.
 fn flood(from: &UdpSocket, to: SocketAddr, n: usize) {
@@ -93,7 +55,7 @@ fn a_flood_on_one_calls_port_leaves_another_calls_keys_counting() {
         std::thread::spawn(move || flood(&stranger, flooded_media, 100_000)),
         std::thread::spawn(move || flood(&own, flooded_media, 100_000)),
     ];
-    press(&keyer.rtp, keyer_media, "101010", 0xcafe);
+    press(&keyer.rtp, keyer_media, "101010", 0xcafe, 1_000_000);
     let refer = keyer.sip.expect("REFER ", WAIT);
     let refer_to = common::header(&refer, "Refer-To").unwrap().to_owned();
     assert!(refer_to.contains("vip-desk"), "{refer_to}");

@@ -129,7 +129,11 @@ impl RtpSockets {
             // Full: it goes now, and the packet into the next one.
             self.hand_over();
         }
-        debug!(port, len = bytes.len(), "RTP packet larger than a batch dropped");
+        debug!(
+            port,
+            len = bytes.len(),
+            "RTP packet larger than a batch dropped"
+        );
     }
 
     /// Hands the drain's packets and commands to the RTP thread and wakes it; called once

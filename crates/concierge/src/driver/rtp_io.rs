@@ -40,10 +40,7 @@ use super::rtp_batch::Batch;
 pub(crate) enum Command {
     /// Read (and send from) these sockets, bound to `port`: the media address's first, the
     /// IPv6 one beside it second.
-    Open {
-        port: u16,
-        sockets: Vec<UdpSocket>,
-    },
+    Open { port: u16, sockets: Vec<UdpSocket> },
     /// The call is over: close the port's sockets.
     Close { port: u16 },
     /// Send these packets, each from its port's socket of the destination's family; the
@@ -147,7 +144,11 @@ impl RtpThread {
                 continue;
             };
             events.clear();
-            match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), None) {
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                None,
+            ) {
                 Ok(_) => {}
                 Err(Errno::INTR) => {}
                 Err(e) => {
@@ -202,7 +203,9 @@ impl RtpThread {
         let mut woken: Vec<epoll::Event> = Vec::with_capacity(1);
         loop {
             self.commands()?;
-            let Some(rest) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+            let Some(rest) = until
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
             else {
                 return Ok(());
             };

@@ -7,6 +7,7 @@ pub mod capture;
 pub mod http_stub;
 pub mod ops;
 pub mod proxy;
+pub mod rtp;
 
 #[allow(unused_imports)]
 pub use proxy::pjsua2_python;
