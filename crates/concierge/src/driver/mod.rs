@@ -562,22 +562,14 @@ impl Shard {
 
     /// Logs a UDP error within the budget, and the summary of the interval before.
     fn udp_error(&mut self, e: &std::io::Error, to: Option<SocketAddr>) {
-        let now = std::time::Instant::now();
-        if let Some(s) = self.udp_errors.poll_summary(now) {
-            warn!(
-                errors = s.seen,
-                "{} UDP send/receive errors in the last {} s ({} not logged one by one)",
-                s.seen,
-                s.interval.as_secs(),
-                s.suppressed
-            );
-        }
-        if self.udp_errors.admit(now) {
-            match to {
+        log_within(
+            &mut self.udp_errors,
+            "UDP send/receive errors",
+            || match to {
                 Some(to) => warn!(error = %e, %to, "UDP send failed"),
                 None => warn!(error = %e, "UDP receive failed"),
-            }
-        }
+            },
+        );
     }
 
     /// Does what the switch asks until it names its next deadline, and returns that.
@@ -667,6 +659,26 @@ impl Shard {
                 }
             }
         }
+    }
+}
+
+/// Logs one error with `log` within `limiter`'s budget, after a summary of the interval
+/// before (`what` names the errors in it): a peer can cause an error per datagram (ICMP
+/// unreachable for answers to spoofed sources), so such errors are never logged one by one
+/// without a bound.
+fn log_within(limiter: &mut concierge_sip::LogLimiter, what: &str, log: impl FnOnce()) {
+    let now = std::time::Instant::now();
+    if let Some(s) = limiter.poll_summary(now) {
+        warn!(
+            errors = s.seen,
+            "{} {what} in the last {} s ({} not logged one by one)",
+            s.seen,
+            s.interval.as_secs(),
+            s.suppressed
+        );
+    }
+    if limiter.admit(now) {
+        log();
     }
 }
 

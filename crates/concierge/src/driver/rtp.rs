@@ -192,18 +192,13 @@ impl RtpSockets {
     /// The RTP thread holds every send batch: the packet is dropped, and said so within a
     /// budget.
     fn behind(&mut self) {
-        let now = Instant::now();
-        if let Some(s) = self.dropped.poll_summary(now) {
-            warn!(
-                dropped = s.seen,
-                "{} RTP packets dropped in the last {} s: the RTP thread is behind",
-                s.seen,
-                s.interval.as_secs()
-            );
-        }
-        if self.dropped.admit(now) {
-            warn!("RTP packet dropped: the RTP thread is behind");
-        }
+        super::log_within(
+            &mut self.dropped,
+            "RTP packets dropped (the RTP thread is behind)",
+            || {
+                warn!("RTP packet dropped: the RTP thread is behind");
+            },
+        );
     }
 }
 

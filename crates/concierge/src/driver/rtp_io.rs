@@ -326,17 +326,7 @@ impl RtpThread {
 /// A send error (a route gone, a peer's ICMP): a peer can cause one per packet, so they are
 /// logged within a budget, with a summary of the rest.
 fn send_failed(limiter: &mut concierge_sip::LogLimiter, e: Errno, to: SocketAddr) {
-    let now = Instant::now();
-    if let Some(s) = limiter.poll_summary(now) {
-        warn!(
-            errors = s.seen,
-            "{} RTP send errors in the last {} s ({} not logged one by one)",
-            s.seen,
-            s.interval.as_secs(),
-            s.suppressed
-        );
-    }
-    if limiter.admit(now) {
+    super::log_within(limiter, "RTP send errors", || {
         warn!(error = %e, %to, "RTP send failed");
-    }
+    });
 }
