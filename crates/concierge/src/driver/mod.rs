@@ -503,7 +503,9 @@ impl Shard {
     /// Tells the switch when the loop falls behind and when it has caught up. Behind means
     /// the SIP socket has not once been found empty for `OVERLOAD_LAG` (what waits there
     /// waits at least that long: the caller's timers start retransmitting at 500 ms), or
-    /// the RTP packets still queued waited that long too (the last one handled did). A
+    /// the RTP packets still queued waited that long too (the last one handled did), or
+    /// the RTP thread is that far behind with its sends (or so far that it held every send
+    /// batch and packets were dropped: it is not reading the sockets either). A
     /// queue's length is no measure of time: 2,000 calls put 100 packets a millisecond into
     /// it, so "half full" was an 80 ms hiccup, and refused calls the machine could carry.
     /// While behind, new calls are refused cheaply, so the ACKs and BYEs of admitted calls
@@ -514,8 +516,10 @@ impl Shard {
             self.sip_drained_at = now;
         }
         let rtp_waiting = !self.rtp_rx.is_empty();
+        let rtp_thread_lag = self.rtp.behind_by();
         let behind = now.duration_since(self.sip_drained_at) > OVERLOAD_LAG
-            || (rtp_waiting && self.rtp_lag > OVERLOAD_LAG);
+            || (rtp_waiting && self.rtp_lag > OVERLOAD_LAG)
+            || rtp_thread_lag > OVERLOAD_LAG;
         if behind != self.overloaded {
             self.overloaded = behind;
             let signal = Input::Command(Command::Overloaded(behind));
@@ -533,6 +537,8 @@ impl Shard {
                     sip_wait_ms = now.duration_since(self.sip_drained_at).as_millis() as u64,
                     rtp_wait_ms = self.rtp_lag.as_millis() as u64,
                     rtp_queued = self.rtp_rx.len(),
+                    rtp_thread_behind_ms =
+                        rtp_thread_lag.as_millis().min(u128::from(u64::MAX)) as u64,
                     "overloaded: new calls get 503 until the backlog is worked off"
                 );
             }

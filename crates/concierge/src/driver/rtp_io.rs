@@ -24,6 +24,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,6 +88,9 @@ pub(crate) struct RtpThread {
     idle: Option<Batch>,
     /// Sent batches go back to the shard through this.
     spent: Sender<Batch>,
+    /// The longest a batch waited for this thread before its packets went out (µs), since
+    /// the shard last took it: how far this thread is behind, for the overload signal.
+    send_lag_us: Arc<AtomicU64>,
     send_errors: concierge_sip::LogLimiter,
 }
 
@@ -100,6 +104,7 @@ impl RtpThread {
         to_shard: tokio::sync::mpsc::Sender<Batch>,
         free: Receiver<Batch>,
         spent: Sender<Batch>,
+        send_lag_us: Arc<AtomicU64>,
     ) -> std::io::Result<Self> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let wake_only = epoll::create(epoll::CreateFlags::CLOEXEC)?;
@@ -124,6 +129,7 @@ impl RtpThread {
             allocated: 0,
             idle: None,
             spent,
+            send_lag_us,
             send_errors: concierge_sip::LogLimiter::new(Duration::from_secs(10), 10),
         })
     }
@@ -267,6 +273,10 @@ impl RtpThread {
     }
 
     fn send(&mut self, mut batch: Batch) {
+        if let Some(queued) = batch.oldest() {
+            let lag = u64::try_from(queued.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.send_lag_us.fetch_max(lag, Ordering::Relaxed);
+        }
         for (d, bytes) in batch.iter() {
             let first = usize::from(d.port) * 2;
             let v6 = self
