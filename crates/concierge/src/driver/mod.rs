@@ -537,8 +537,12 @@ impl Shard {
                     sip_wait_ms = now.duration_since(self.sip_drained_at).as_millis() as u64,
                     rtp_wait_ms = self.rtp_lag.as_millis() as u64,
                     rtp_queued = self.rtp_rx.len(),
-                    rtp_thread_behind_ms =
-                        rtp_thread_lag.as_millis().min(u128::from(u64::MAX)) as u64,
+                    rtp_thread_dropping = rtp_thread_lag == Duration::MAX,
+                    rtp_thread_behind_ms = if rtp_thread_lag == Duration::MAX {
+                        0
+                    } else {
+                        rtp_thread_lag.as_millis() as u64
+                    },
                     "overloaded: new calls get 503 until the backlog is worked off"
                 );
             }
