@@ -15,8 +15,9 @@
 //! go back and forth to be reused, so a packet costs no allocation.
 //!
 //! Bounded under abuse: a port flooded with datagrams is read once a round (1,000 a second
-//! at most; the kernel drops the rest from its socket buffer), so it costs no more than a
-//! few calls and never starves the others. The number of batches is fixed: when the shard
+//! at most; the kernel drops the rest from its socket buffer), or [`CATCH_UP_READS`] times
+//! in a round that follows a stall, so it costs no more than a few calls and never starves
+//! the others. The number of batches is fixed: when the shard
 //! falls behind and holds them all, this thread stops reading, the kernel's buffers hold
 //! (and then drop) what arrives, and the shard's overload signal sees the lag. Garbage is
 //! handed on as received (the switch judges it); a datagram for a closed port never
@@ -61,6 +62,15 @@ pub(crate) const RECEIVE_BATCHES: usize = 16;
 
 /// How long the thread waits for the shard to give a batch back when it holds them all.
 const STARVED_WAIT: Duration = Duration::from_millis(1);
+
+/// A round this long after the previous one reads up to [`CATCH_UP_READS`] datagrams from
+/// each ready socket instead of one: a packet time, the most one stream brings between two
+/// rounds when this thread keeps up.
+const CATCH_UP: Duration = Duration::from_millis(20);
+
+/// See [`CATCH_UP`]: enough to work off a stall within a few rounds, few enough that a
+/// flooded port still waits its turn.
+const CATCH_UP_READS: usize = 4;
 
 /// How many ready sockets one round takes at most; the rest stay ready for the next.
 const EVENTS: usize = 4096;
@@ -137,11 +147,12 @@ impl RtpThread {
     /// Rounds until the shard says stop or goes away.
     pub(crate) fn run(mut self) {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(EVENTS);
+        let mut last_round = Instant::now();
         loop {
             if self.commands().is_err() {
                 return;
             }
-            let Some(mut batch) = self.take_batch() else {
+            let Some(batch) = take_batch(&mut self.idle, &self.free, &mut self.allocated) else {
                 // The shard holds every batch: it is behind. Nothing is read (the sockets
                 // stay ready) until it gives one back; its sends still go out.
                 if self.pause(Instant::now() + STARVED_WAIT).is_err() {
@@ -163,7 +174,17 @@ impl RtpThread {
                 }
             }
             let round = Instant::now();
-            for event in &events {
+            // A round that comes a whole packet time after the last (this thread was not
+            // scheduled, or the shard held the batches) finds sockets with a backlog: read
+            // a few from each, or a stall would leave every call behind for good.
+            let reads = if round.duration_since(last_round) > CATCH_UP {
+                CATCH_UP_READS
+            } else {
+                1
+            };
+            last_round = round;
+            let mut batch = Some(batch);
+            'events: for event in &events {
                 let token = event.data.u64();
                 if token == WAKE {
                     self.drain_wake();
@@ -175,26 +196,41 @@ impl RtpThread {
                 else {
                     continue;
                 };
-                let Some(room) = batch.spare() else {
-                    // Full: the rest of this round's sockets stay ready for the next.
-                    break;
-                };
                 let port = (token / 2) as u16;
-                match rustix::net::recvfrom(socket, room, RecvFlags::DONTWAIT) {
-                    Ok((n, _, Some(from))) => {
-                        if let Ok(from) = SocketAddr::try_from(from) {
-                            batch.commit(port, from, round, n);
+                for _ in 0..reads {
+                    if batch.as_mut().is_none_or(|b| b.spare().is_none()) {
+                        if let Some(full) = batch.take() {
+                            if ship(&self.to_shard, full, &mut self.idle).is_err() {
+                                return;
+                            }
                         }
+                        batch = take_batch(&mut self.idle, &self.free, &mut self.allocated);
                     }
-                    Ok((_, _, None)) | Err(Errno::AGAIN) => {}
-                    // An ICMP error for an earlier send, reported once.
-                    Err(e) => debug!(error = %e, port, "RTP receive error"),
+                    // The shard holds every batch: the rest stay ready for a later round.
+                    let Some(room) = batch.as_mut().and_then(Batch::spare) else {
+                        break 'events;
+                    };
+                    match rustix::net::recvfrom(socket, room, RecvFlags::DONTWAIT) {
+                        Ok((n, _, Some(from))) => {
+                            if let (Ok(from), Some(b)) =
+                                (SocketAddr::try_from(from), batch.as_mut())
+                            {
+                                b.commit(port, from, round, n);
+                            }
+                        }
+                        Ok((_, _, None)) => {}
+                        Err(Errno::AGAIN) => break,
+                        // An ICMP error for an earlier send, reported once.
+                        Err(e) => debug!(error = %e, port, "RTP receive error"),
+                    }
                 }
             }
-            if batch.is_empty() {
-                self.idle = Some(batch);
-            } else if self.ship(batch).is_err() {
-                return;
+            if let Some(b) = batch {
+                if b.is_empty() {
+                    self.idle = Some(b);
+                } else if ship(&self.to_shard, b, &mut self.idle).is_err() {
+                    return;
+                }
             }
             // Let the next round gather what arrives meanwhile; the shard's sends go out
             // as they come.
@@ -300,36 +336,45 @@ impl RtpThread {
         // The shard is gone when this fails; the batch with it.
         let _ = self.spent.send(batch);
     }
+}
 
-    /// A batch to fill: one the shard gave back, or a new one while fewer than
-    /// [`RECEIVE_BATCHES`] exist.
-    fn take_batch(&mut self) -> Option<Batch> {
-        if let Some(b) = self.idle.take() {
-            return Some(b);
-        }
-        if let Ok(mut b) = self.free.try_recv() {
-            b.clear();
-            return Some(b);
-        }
-        if self.allocated < RECEIVE_BATCHES {
-            self.allocated += 1;
-            return Some(Batch::new());
-        }
-        None
+/// A batch to fill: the one this thread kept, one the shard gave back, or a new one while
+/// fewer than [`RECEIVE_BATCHES`] exist.
+fn take_batch(
+    idle: &mut Option<Batch>,
+    free: &Receiver<Batch>,
+    allocated: &mut usize,
+) -> Option<Batch> {
+    if let Some(b) = idle.take() {
+        return Some(b);
     }
+    if let Ok(mut b) = free.try_recv() {
+        b.clear();
+        return Some(b);
+    }
+    if *allocated < RECEIVE_BATCHES {
+        *allocated += 1;
+        return Some(Batch::new());
+    }
+    None
+}
 
-    fn ship(&mut self, batch: Batch) -> Result<(), Stopped> {
-        match self.to_shard.try_send(batch) {
-            Ok(()) => Ok(()),
-            // Cannot happen (the channel holds every batch there is); the packets are
-            // dropped and the batch kept.
-            Err(TrySendError::Full(mut b)) => {
-                b.clear();
-                self.idle = Some(b);
-                Ok(())
-            }
-            Err(TrySendError::Closed(_)) => Err(Stopped),
+/// Hands a filled batch to the shard.
+fn ship(
+    to_shard: &tokio::sync::mpsc::Sender<Batch>,
+    batch: Batch,
+    idle: &mut Option<Batch>,
+) -> Result<(), Stopped> {
+    match to_shard.try_send(batch) {
+        Ok(()) => Ok(()),
+        // Cannot happen (the channel holds every batch there is); the packets are dropped
+        // and the batch kept.
+        Err(TrySendError::Full(mut b)) => {
+            b.clear();
+            *idle = Some(b);
+            Ok(())
         }
+        Err(TrySendError::Closed(_)) => Err(Stopped),
     }
 }
 
