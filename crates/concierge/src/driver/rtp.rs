@@ -35,7 +35,7 @@ pub(crate) struct RtpSockets {
     commands: Sender<Command>,
     /// The RTP thread's eventfd.
     wake: Arc<OwnedFd>,
-    /// Commands queued since the RTP thread was last woken.
+    /// Packets handed over since the RTP thread was last woken.
     unannounced: bool,
     /// The packets of the current drain, and when that batch was started (their time).
     outgoing: Option<Batch>,
@@ -152,8 +152,8 @@ impl RtpSockets {
         );
     }
 
-    /// Hands the drain's packets and commands to the RTP thread and wakes it; called once
-    /// a drain is over.
+    /// Hands the drain's packets to the RTP thread and wakes it; called once a drain is
+    /// over.
     pub(crate) fn flush(&mut self) {
         self.hand_over();
         if self.unannounced {
@@ -198,10 +198,16 @@ impl RtpSockets {
         }
     }
 
+    /// Queues a command. Only packets to send wake the RTP thread: an open or a close waits
+    /// for its next round (at most `rtp_io::IDLE_WAIT`), which spares a call set-up two
+    /// wake-ups of the other thread (a port's first packet waits in the kernel until then,
+    /// and a closed port rests for seconds before it is bound again).
     fn command(&mut self, command: Command) {
+        if matches!(command, Command::Send(_)) {
+            self.unannounced = true;
+        }
         // The thread only stops after the shard (this side) is gone.
         let _ = self.commands.send(command);
-        self.unannounced = true;
     }
 
     /// An empty send batch: one the RTP thread has sent, or a new one while fewer than

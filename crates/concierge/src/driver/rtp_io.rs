@@ -60,6 +60,10 @@ pub(crate) const ROUND: Duration = Duration::from_millis(1);
 /// Batches of received datagrams in flight to the shard at most (each up to 1,024).
 pub(crate) const RECEIVE_BATCHES: usize = 16;
 
+/// The longest the thread waits for a socket: the shard does not wake it for a port to
+/// open or close, only for packets to send, so it looks at its commands this often.
+pub(crate) const IDLE_WAIT: Duration = Duration::from_millis(20);
+
 /// How long the thread waits for the shard to give a batch back when it holds them all.
 const STARVED_WAIT: Duration = Duration::from_millis(1);
 
@@ -161,10 +165,11 @@ impl RtpThread {
                 continue;
             };
             events.clear();
+            let idle = Timespec::try_from(IDLE_WAIT).ok();
             match epoll::wait(
                 &self.epoll,
                 rustix::buffer::spare_capacity(&mut events),
-                None,
+                idle.as_ref(),
             ) {
                 Ok(_) => {}
                 Err(Errno::INTR) => {}
