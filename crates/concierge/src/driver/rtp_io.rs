@@ -17,11 +17,11 @@
 //! Bounded under abuse: a port flooded with datagrams is read once a round (1,000 a second
 //! at most; the kernel drops the rest from its socket buffer), or [`CATCH_UP_READS`] times
 //! in a round that follows a stall, so it costs no more than a few calls and never starves
-//! the others. The number of batches is fixed: when the shard
-//! falls behind and holds them all, this thread stops reading, the kernel's buffers hold
-//! (and then drop) what arrives, and the shard's overload signal sees the lag. Garbage is
-//! handed on as received (the switch judges it); a datagram for a closed port never
-//! reaches a socket.
+//! the others. The number of batches is fixed: when the shard falls behind and holds them
+//! all, this thread stops reading, the kernel's buffers hold (and then drop) what arrives,
+//! and the shard's overload signal sees the lag; when this thread falls behind, its send
+//! lag turns the same signal on. Garbage is handed on as received (the switch judges it); a
+//! datagram for a closed port never reaches a socket.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::OwnedFd;
@@ -89,7 +89,7 @@ pub(crate) struct RtpThread {
     epoll: OwnedFd,
     /// The eventfd alone: what the thread waits on between rounds.
     wake_only: OwnedFd,
-    /// Written by the shard after it queued commands.
+    /// Written by the shard when it handed over packets to send, or stops.
     wake: Arc<OwnedFd>,
     commands: Receiver<Command>,
     /// Indexed by `port * 2 + family` (0 the media address, 1 the IPv6 one beside it).
@@ -296,8 +296,8 @@ impl RtpThread {
             let token = usize::from(port) * 2 + family;
             let data = epoll::EventData::new_u64(token as u64);
             if let Err(e) = epoll::add(&self.epoll, &socket, data, epoll::EventFlags::IN) {
-                warn!(error = %e, port, "RTP thread: cannot watch the port; its packets are lost");
-                continue;
+                // Kept all the same: the call's packets still go out from it.
+                warn!(error = %e, port, "RTP thread: cannot watch the port; what arrives on it is lost");
             }
             if let Some(slot) = self.sockets.get_mut(token) {
                 *slot = Some(socket);
