@@ -21,9 +21,16 @@ Then concurrent media (bench/loadgen, `concierge-loadgen callers`): N callers at
 the reference flow (config/flows/vip.toml): two-way 20 ms PCMU, the code keyed by RFC 4733
 during the welcome prompt, the keypad, the REFER answered 202 and held until --media-hold s
 after the answer, NOTIFY 200, the server's BYE. Server CPU is sampled between the moment all
-N calls are up and the first one ends (CPU µs per call-second); the server's RTP send jitter is
-measured by the callers on arrival. Beside it, in the same run, the packet floor: the same N
-two-way streams against `concierge-loadgen pump`, which does the socket work and nothing else.
+N calls are up and the first one ends (CPU µs per call-second, and ns per RTP packet from the
+server's /metrics); the server's RTP send jitter is measured by the callers from the kernel's
+receive timestamps. Beside it, in the same run, two packet floors: the same N two-way streams
+against `concierge-loadgen pump` (a tokio task per port: the floor issue 22 is stated against)
+and `pump --lean` (one epoll thread: the bare system calls). The load generator's own CPU is
+reported too: it shares the two cores.
+
+Heap allocations per call come from a second build with `--features concierge/alloc-count`,
+in short runs of their own at the end. `--perf S` profiles the server (`perf record -g`) S
+seconds into each step and prints where its CPU went.
 """
 import argparse
 import csv
@@ -39,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import wave
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,8 +83,47 @@ def rss_kib(pid):
     return 0
 
 
+METRICS = {}  # server pid -> its /metrics URL
+SERVER_BIN = [os.path.join(ROOT, "target/release/concierge")]  # --server-bin replaces it
+ALLOC_BIN = os.path.join(ROOT, "target/release/concierge-alloc-count")  # built with --features alloc-count
+
+
+def scrape(pid):
+    """The server's /metrics as {name: value} for the unlabelled samples, or {}."""
+    url = METRICS.get(pid)
+    if not url:
+        return {}
+    values = {}
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                parts = line.split()
+                if len(parts) == 2 and not line.startswith("#") and "{" not in parts[0]:
+                    try:
+                        values[parts[0]] = float(parts[1])
+                    except ValueError:
+                        pass
+    except OSError:
+        pass
+    return values
+
+
+def allocations(pid):
+    """The server's heap allocations so far (process_allocations_total, when it was built with
+    the alloc-count feature), or None."""
+    return scrape(pid).get("process_allocations_total")
+
+
+def rtp_packets(pid):
+    """RTP packets the server has sent and received so far, or None (no metrics)."""
+    m = scrape(pid)
+    sent, received = m.get("concierge_rtp_packets_sent_total"), m.get("concierge_rtp_packets_received_total")
+    return None if sent is None or received is None else sent + received
+
+
 def start_concierge(workdir, port, flow=None):
     cfg = os.path.join(workdir, f"concierge-{port}.toml")
+    metrics = free_port()
     # The load comes from this machine: trusted, so failed codes are counted per caller
     # number (each load caller has its own), not per the one source address.
     text = (f'[sip]\nlisten = "127.0.0.1:{port}"\ntrusted_peers = ["127.0.0.0/8"]\n'
@@ -84,7 +131,8 @@ def start_concierge(workdir, port, flow=None):
             # The benchmark measures capacity: admission's rate limits are off.
             f'invite_rate = 0\nsource_invite_rate = 0\n'
             f'[rtp]\nport_min = 10000\nport_max = 60000\n'
-            f'[records]\npath = "{workdir}/calls-{port}.jsonl"\n[log]\nfilter = "warn"\n')
+            f'[records]\npath = "{workdir}/calls-{port}.jsonl"\n[log]\nfilter = "warn"\n'
+            f'[metrics]\nlisten = "127.0.0.1:{metrics}"\n')
     if flow:
         crm = free_port()
         if flow == "reference":
@@ -104,9 +152,10 @@ def start_concierge(workdir, port, flow=None):
         text += '[demo]\ndirectory = false\n'
     with open(cfg, "w") as f:
         f.write(text)
-    proc = subprocess.Popen([os.path.join(ROOT, "target/release/concierge"), "run", "--config", cfg],
+    proc = subprocess.Popen([SERVER_BIN[0], "run", "--config", cfg],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "server.log"), "w"))
     wait_options(port)
+    METRICS[proc.pid] = f"http://127.0.0.1:{metrics}/metrics"
     return proc
 
 
@@ -184,11 +233,17 @@ def ms(v):
     return "–" if v is None else f"{v:.1f}"
 
 
-def step(workdir, pid, port, rate, seconds, scenario=("-sn", "uac")):
-    before = cpu_seconds(pid)
+def step(workdir, pid, port, rate, seconds, scenario=("-sn", "uac"), profile=None):
+    before, allocs = cpu_seconds(pid), allocations(pid)
+    perf = start_perf(pid, workdir, profile) if profile and PERF["seconds"] > 0 else None
     res = run_uac(workdir, port, rate, seconds, scenario)
+    if perf:
+        perf[0].wait()
+        print(f"perf profile of the server, {profile} ({perf[1]}):\n{perf_summary(perf[1])}", flush=True)
     used = cpu_seconds(pid) - before
     res["cpu_us_per_call"] = used / res["ok"] * 1e6 if res["ok"] else None
+    after = allocations(pid)
+    res["allocs_per_call"] = (after - allocs) / res["ok"] if res["ok"] and allocs is not None and after else None
     return res
 
 
@@ -206,19 +261,52 @@ def loadgen():
     return os.path.join(ROOT, "target/release/concierge-loadgen")
 
 
-def timed_run(cmd, pid, cwd):
-    """Runs a loadgen mode; samples `pid`'s CPU at ALL_UP and FIRST_END; returns its JSON."""
+PERF = {"seconds": 0}  # --perf: profile the server this long from ALL_UP of each media step
+
+
+def start_perf(pid, cwd, label):
+    """`perf record -g` of `pid` for PERF seconds; returns the process and its data file."""
+    data = os.path.join(cwd, f"perf-{label}.data")
+    p = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(pid), "-o", data, "--",
+                          "sleep", str(PERF["seconds"])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return p, data
+
+
+def perf_summary(data):
+    """Where the profiled CPU went: the top symbols (self time), as perf reports them."""
+    out = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "comm,dso,symbol",
+                          "--stdio", "--percent-limit", "0.7"], capture_output=True, text=True).stdout
+    return "\n".join(l for l in out.splitlines() if l.strip() and not l.startswith("#") and "%" in l
+                     and not l.lstrip().startswith("|") and not l.lstrip().startswith("-"))
+
+
+def timed_run(cmd, pid, cwd, profile=None):
+    """Runs a loadgen mode; samples `pid`'s CPU (and the load generator's own) at ALL_UP and
+    FIRST_END; returns its JSON. With `profile` (a label) and --perf, profiles `pid` from
+    ALL_UP."""
+    start_allocs = allocations(pid)
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     marks = {}
     summary = {}
+    perf = None
     for line in proc.stdout:
         line = line.strip()
+        if line == "ALL_UP" and profile and PERF["seconds"] > 0:
+            perf = start_perf(pid, cwd, profile)
         if line in ("ALL_UP", "FIRST_END"):
-            marks[line] = (time.time(), cpu_seconds(pid), rss_now_kib(pid))
+            marks[line] = (time.time(), cpu_seconds(pid), rss_now_kib(pid), cpu_seconds(proc.pid), allocations(pid),
+                           rtp_packets(pid))
         elif line.startswith("{"):
             summary = json.loads(line)
     proc.wait()
     summary["marks"] = marks
+    if perf:
+        perf[0].wait()
+        summary["perf"] = perf_summary(perf[1])
+        summary["perf_data"] = perf[1]
+    end_allocs = allocations(pid)
+    if start_allocs is not None and end_allocs is not None and summary.get("calls"):
+        summary["allocs_per_call"] = (end_allocs - start_allocs) / summary["calls"]
     return summary
 
 
@@ -230,14 +318,30 @@ def rss_now_kib(pid):
     return 0
 
 
-def cpu_per_call_second(res, n):
+def cpu_per_call_second(res, n, which=1):
+    """CPU µs per call-second between ALL_UP and FIRST_END: `which` 1 is the measured
+    process, 3 the load generator itself, 4 the server's allocations (per call-second)."""
     m = res.get("marks", {})
     if "ALL_UP" not in m or "FIRST_END" not in m:
         return None
-    (t0, c0, _), (t1, c1, _) = m["ALL_UP"], m["FIRST_END"]
-    if t1 <= t0:
+    t0, t1 = m["ALL_UP"][0], m["FIRST_END"][0]
+    c0, c1 = m["ALL_UP"][which], m["FIRST_END"][which]
+    if t1 <= t0 or c0 is None or c1 is None:
         return None
-    return (c1 - c0) / ((t1 - t0) * n) * 1e6
+    return (c1 - c0) / ((t1 - t0) * n) * (1 if which == 4 else 1e6)
+
+
+def cpu_per_packet(res):
+    """Server CPU ns per RTP packet sent or received between ALL_UP and FIRST_END: unlike CPU
+    per call-second it does not fall when a busy machine starves the server of CPU (it then
+    sends fewer packets too)."""
+    m = res.get("marks", {})
+    if "ALL_UP" not in m or "FIRST_END" not in m:
+        return None
+    (c0, p0), (c1, p1) = (m["ALL_UP"][1], m["ALL_UP"][5]), (m["FIRST_END"][1], m["FIRST_END"][5])
+    if p0 is None or p1 is None or p1 <= p0:
+        return None
+    return (c1 - c0) / (p1 - p0) * 1e9
 
 
 def media_step(workdir, n, hold):
@@ -245,10 +349,13 @@ def media_step(workdir, n, hold):
     server = start_concierge(workdir, port, "reference")
     try:
         base = rss_now_kib(server.pid)
-        ramp = max(2.0, n / 200)
+        ramp = max(2.0, n / 400)
         res = timed_run([loadgen(), "callers", "--server", f"127.0.0.1:{port}", "--calls", str(n),
-                         "--ramp-s", str(ramp), "--hold-s", str(hold)], server.pid, workdir)
+                         "--ramp-s", str(ramp), "--hold-s", str(hold)], server.pid, workdir, profile=f"server-{n}")
         res["cpu_us_per_call_s"] = cpu_per_call_second(res, n)
+        res["loadgen_us_per_call_s"] = cpu_per_call_second(res, n, 3)
+        res["allocs_per_call_s"] = cpu_per_call_second(res, n, 4)
+        res["cpu_ns_per_packet"] = cpu_per_packet(res)
         up = res.get("marks", {}).get("ALL_UP")
         res["rss_per_call_kib"] = (up[2] - base) / n if up else None
         res["peak_rss_mib"] = rss_kib(server.pid) / 1024
@@ -257,17 +364,18 @@ def media_step(workdir, n, hold):
         stop(server)
 
 
-def floor_step(workdir, n, hold):
+def floor_step(workdir, n, hold, lean=False):
     port_min = 20000  # below the ephemeral ports the streams bind
-    ramp = max(2.0, n / 200)
+    ramp = max(2.0, n / 400)
     pump = subprocess.Popen([loadgen(), "pump", "--port-min", str(port_min), "--streams", str(n),
-                             "--seconds", str(ramp + hold + 30)],
+                             "--seconds", str(ramp + hold + 30)] + (["--lean"] if lean else []),
                             cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     pump.stdout.readline()  # READY
     try:
         res = timed_run([loadgen(), "streams", "--port-min", str(port_min), "--streams", str(n),
                          "--ramp-s", str(ramp), "--hold-s", str(hold)], pump.pid, workdir)
         res["cpu_us_per_call_s"] = cpu_per_call_second(res, n)
+        res["loadgen_us_per_call_s"] = cpu_per_call_second(res, n, 3)
         return res
     finally:
         pump.kill()
@@ -331,7 +439,7 @@ def sipp_prompt_step(workdir, n, hold):
                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     try:
-        ramp = max(2.0, n / 200)
+        ramp = max(2.0, n / 400)
         res = timed_run([loadgen(), "callers", "--server", f"127.0.0.1:{port}", "--calls", str(n),
                          "--ramp-s", str(ramp), "--hold-s", str(hold), "--digits", "", "--expect-refer", ""],
                         uas.pid, workdir)
@@ -340,6 +448,36 @@ def sipp_prompt_step(workdir, n, hold):
     finally:
         uas.kill()
         uas.wait()
+
+
+def alloc_section(workdir):
+    """Heap allocations per call, from short runs of the counting build (the number of
+    allocations does not depend on the load, so these need no rising steps)."""
+    SERVER_BIN[0], measured = ALLOC_BIN, SERVER_BIN[0]
+    rows = []
+    try:
+        for name, flow, scenario, rate in [
+            ("plain set-up", None, ("-sn", "uac"), 1000),
+            ("VIP path (HTTP → REFER → NOTIFY → BYE)", "vip-refer.toml",
+             ("-sf", os.path.join(ROOT, "tests", "sipp", "vip_refer.xml"), "-key", "caller", "+46706170786"), 500),
+        ]:
+            port = free_port()
+            server = start_concierge(workdir, port, flow)
+            try:
+                res = step(workdir, server.pid, port, rate, 5, scenario)
+                rows.append(f"| {name} at {rate}/s | {res.get('allocs_per_call') or 0:.0f} per call |")
+            finally:
+                stop(server)
+        res = media_step(workdir, 200, 10)
+        a, b = res.get("allocs_per_call_s"), res.get("allocs_per_call")
+        rows.append(f"| concurrent media (200 calls, 10 s) | {a or 0:.1f} per call-second, {b or 0:.0f} per call |")
+    finally:
+        SERVER_BIN[0] = measured
+    print("\n".join(rows), flush=True)
+    return ["", "## Heap allocations", "",
+            "From the build with `--features concierge/alloc-count` (a count beside the system allocator, read from "
+            "/metrics), in short runs of its own: the CPU figures above come from the plain build.", "",
+            "| workload | allocations |", "|---|---:|", *rows]
 
 
 def commit():
@@ -352,21 +490,40 @@ def commit():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--step", type=float, default=30.0, help="seconds per rate step (default 30)")
-    ap.add_argument("--rates", default="1000,2000,3000,4000,5000,6000", help="plain call rates to try, rising")
-    ap.add_argument("--vip-rates", default="250,500,1000,1500,2000", help="VIP-path call rates, rising")
+    ap.add_argument("--rates", default="1000,2000,3000,4000,5000,6000,7000,8000", help="plain call rates to try, rising")
+    ap.add_argument("--vip-rates", default="1000,2000,3000,4000", help="VIP-path call rates, rising")
     ap.add_argument("--redirect-rates", default="500,1000,2000,3000,4000", help="redirect call rates, rising")
-    ap.add_argument("--media", default="250,500,1000,2000,4000", help="concurrent media calls to try, rising")
-    ap.add_argument("--media-hold", type=float, default=20.0, help="seconds each media call lasts from its answer")
+    ap.add_argument("--media", default="1000,2000,3000,4000", help="concurrent media calls to try, rising")
+    ap.add_argument("--media-hold", type=float, default=30.0, help="seconds each media call lasts from its answer")
     ap.add_argument("--sipp-media-max", type=int, default=1000,
                     help="largest N for the SIPp UAS reference (a thread per call; it saturates near 1,000-2,000)")
     ap.add_argument("--skip-setup", action="store_true", help="only the concurrent media workload")
+    ap.add_argument("--no-lean-floor", action="store_true", help="skip the lean floor (the pump on one epoll thread)")
+    ap.add_argument("--no-alloc-count", action="store_true",
+                    help="skip the allocation count (the counting build and its short runs)")
+    ap.add_argument("--no-floor", action="store_true", help="skip both floors (a quick look at the server alone)")
+    ap.add_argument("--server-bin", help="the concierge binary to measure (default: the release build), e.g. an "
+                    "older commit's for a before/after comparison; implies --no-build for it")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="where the table goes")
+    ap.add_argument("--perf", type=float, default=0,
+                    help="profile the server (perf record -g) this many seconds from each media step's ALL_UP; "
+                         "the summary is printed and kept beside the results")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     if not shutil.which("sipp"):
         sys.exit("sipp is required: apt-get install -y sip-tester")
     if not args.no_build:
+        if not args.no_alloc_count:
+            # The counting build is a copy of its own: its CPU figures would carry the count's
+            # cost (two shared atomic additions per allocation, ~10 % of a call set-up).
+            subprocess.run(["cargo", "build", "--release", "-p", "concierge", "--features", "concierge/alloc-count"],
+                           cwd=ROOT, check=True)
+            shutil.copy2(os.path.join(ROOT, "target/release/concierge"), ALLOC_BIN)
         subprocess.run(["cargo", "build", "--release", "-p", "concierge", "-p", "concierge-loadgen"],
                        cwd=ROOT, check=True)
+    PERF["seconds"] = args.perf
+    if args.server_bin:
+        SERVER_BIN[0] = os.path.abspath(args.server_bin)
     rates = [int(r) for r in args.rates.split(",") if r]
     workdir = tempfile.mkdtemp(prefix="concierge-bench-")
     rows = []
@@ -391,11 +548,13 @@ def main():
             ref = start_sipp_uas(workdir, ref_port)
         try:
             for rate in rates:
-                res = step(workdir, server.pid, port, rate, args.step, scenario)
+                label = f"{name.split()[0]}-{rate}".replace("/", "")
+                res = step(workdir, server.pid, port, rate, args.step, scenario, profile=label)
                 refres = step(workdir, ref.pid, ref_port, rate, args.step) if ref else None
                 held = res["failed"] == 0 and res["ok"] >= rate * args.step * 0.99
                 rows.append((name, rate, res, refres, held))
-                print(f"{name} {rate}/s: ok={res['ok']} failed={res['failed']} cpu/call={res['cpu_us_per_call']}"
+                print(f"{name} {rate}/s: ok={res['ok']} failed={res['failed']} cpu/call={res['cpu_us_per_call']} "
+                      f"allocs/call={res.get('allocs_per_call')}"
                       + (f" | sipp uas cpu/call={refres['cpu_us_per_call']}" if refres else ""), flush=True)
                 if not held:
                     break
@@ -409,11 +568,18 @@ def main():
     media_rows = []
     for n in [int(x) for x in args.media.split(",") if x]:
         res = media_step(workdir, n, args.media_hold)
-        floor = floor_step(workdir, n, args.media_hold)
+        floor = {} if args.no_floor else floor_step(workdir, n, args.media_hold)
+        lean = {} if args.no_lean_floor or args.no_floor else floor_step(workdir, n, args.media_hold, lean=True)
         ref = sipp_prompt_step(workdir, n, args.media_hold) if n <= args.sipp_media_max else {}
-        media_rows.append((n, res, floor, ref))
+        media_rows.append((n, res, floor, lean, ref))
+        if res.get("perf"):
+            print(f"perf profile of the server at {n} calls ({res['perf_data']}):\n{res['perf']}", flush=True)
         print(f"media {n}: failed={res.get('failed')} {res.get('failures')} cpu/call-s={res.get('cpu_us_per_call_s')} "
-              f"floor={floor.get('cpu_us_per_call_s')} jitter={res.get('jitter')} floor jitter={floor.get('jitter')} "
+              f"floor={floor.get('cpu_us_per_call_s')} lean floor={lean.get('cpu_us_per_call_s')} "
+              f"loadgen={res.get('loadgen_us_per_call_s')} allocs/call-s={res.get('allocs_per_call_s')} "
+              f"allocs/call={res.get('allocs_per_call')} rss/call={res.get('rss_per_call_kib')} "
+              f"ns/packet={res.get('cpu_ns_per_packet')} sent/received={res.get('rtp_sent')}/{res.get('rtp_received')} "
+              f"jitter={res.get('jitter')} floor jitter={floor.get('jitter')} lean jitter={lean.get('jitter')} "
               f"sipp uas={ref.get('cpu_us_per_call_s')} failed={ref.get('failed')} {ref.get('failures')}", flush=True)
         if res.get("failed", 1) != 0:
             break
@@ -425,6 +591,7 @@ def main():
         "| workload | calls/s | ok | failed | p50 ms | p99 ms | server CPU µs/call | SIPp UAS CPU µs/call | ratio |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    num = lambda v: "–" if v is None else f"{v:.0f}"
     for name, rate, res, refres, held in rows:
         c, r = res["cpu_us_per_call"], (refres or {}).get("cpu_us_per_call")
         ratio = f"{c / r:.2f}" if c and r else "–"
@@ -447,35 +614,45 @@ def main():
             "`concierge-loadgen callers` against the server, `concierge-loadgen streams` against `concierge-loadgen pump` (the floor)",
             "",
             "| calls | failed | server CPU µs per call-second | floor µs per call-second | ratio | "
-            "SIPp UAS µs per call-second (failed) | ratio | "
-            "server send jitter p50 / p99 / max ms | floor jitter p50 / p99 / max ms | RSS per call KiB | server peak RSS MiB |",
-            "|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
+            "lean floor µs per call-second | ratio | SIPp UAS µs per call-second (failed) | ratio | "
+            "server send jitter p50 / p99 / max ms | floor jitter p50 / p99 / max ms | RSS per call KiB | server peak RSS MiB | "
+            "server CPU ns per RTP packet | load generator µs per call-second |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|",
         ]
-        for n, res, floor, ref in media_rows:
-            c, f = res.get("cpu_us_per_call_s"), floor.get("cpu_us_per_call_s")
+        for n, res, floor, lean, ref in media_rows:
+            c, f, l = res.get("cpu_us_per_call_s"), floor.get("cpu_us_per_call_s"), lean.get("cpu_us_per_call_s")
             ratio = f"{c / f:.2f}" if c and f else "–"
+            lean_ratio = f"{c / l:.2f}" if c and l else "–"
             rss = res.get("rss_per_call_kib")
-            num = lambda v: "–" if v is None else f"{v:.0f}"
             u = ref.get("cpu_us_per_call_s")
             uas = f"{num(u)} ({ref.get('failed', '–')})" if ref else "–"
             uas_ratio = f"{c / u:.2f}" if c and u else "–"
-            lines.append(f"| {n} | {res.get('failed', '–')} | {num(c)} | {num(f)} | {ratio} | {uas} | {uas_ratio} | "
-                         f"{jitter_ms(res)} | {jitter_ms(floor)} | {num(rss)} | {res.get('peak_rss_mib', 0):.1f} |")
+            lines.append(f"| {n} | {res.get('failed', '–')} | {num(c)} | {num(f)} | {ratio} | {num(l)} | {lean_ratio} | "
+                         f"{uas} | {uas_ratio} | {jitter_ms(res)} | {jitter_ms(floor)} | {num(rss)} | "
+                         f"{res.get('peak_rss_mib', 0):.1f} | {num(res.get('cpu_ns_per_packet'))} | "
+                         f"{num(res.get('loadgen_us_per_call_s'))} |")
         lines += [
             "",
             "CPU per call-second: server user+system CPU between the moment all N calls were up and the "
             "first one ended, over N × that time. Jitter: |gap − 20 ms| between consecutive packets of "
-            "the server as each caller received them (so it includes the callers' own scheduling on the "
-            "same 2 cores); floor jitter is the same measure of the packet pump's streams, so where both "
-            "rise together the bound is the machine, not the server. RSS per call: resident memory "
+            "the server as each caller's socket received them (the kernel's receive timestamps, so the "
+            "callers' own scheduling is not in it); floor jitter is the same measure of the packet pump's streams, so where both "
+            "rise together the bound is the machine, not the server. The floor is `concierge-loadgen pump`, a "
+            "tokio task and timer per port (the floor issue 22 states its targets against); the lean floor is "
+            "`pump --lean`, the same ports on one epoll thread with one deadline heap (the bare system calls). "
+            "CPU per RTP packet: the server's CPU between the same marks over the RTP packets it sent and received "
+            "(its /metrics), which a starved server cannot flatter by sending less. Load generator: "
+            "`concierge-loadgen callers`' own CPU between the marks, on the same two cores. RSS per call: resident memory "
             "growth from the idle server to all calls up. SIPp UAS: `bench/sipp/uas_prompt.xml`, SIPp answering "
             "the same callers (no transfer; they hang up after the hold) and playing the welcome prompt in a loop "
             "(play_pcap_audio, 20 ms PCMU), its CPU sampled the same way; it neither decodes the callers' audio "
             "nor runs a flow.",
         ]
+    if os.path.exists(ALLOC_BIN) and not args.no_alloc_count and not args.server_bin:
+        lines += alloc_section(workdir)
     table = "\n".join(lines) + "\n"
     print(table)
-    with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
+    with open(args.out, "w") as f:
         f.write(table)
 
 

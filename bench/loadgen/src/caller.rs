@@ -11,7 +11,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
-use crate::media::Stream;
+use crate::engine::Engine;
+use crate::media::StreamStats;
 use crate::summary::{progress, Failures, Jitter};
 
 pub(crate) struct Plan {
@@ -27,7 +28,7 @@ type Routes = Rc<RefCell<HashMap<String, mpsc::UnboundedSender<Message>>>>;
 
 struct Outcome {
     result: Result<(), &'static str>,
-    stream: Option<Stream>,
+    stream: Option<StreamStats>,
 }
 
 pub(crate) async fn run(plan: Plan) -> serde_json::Value {
@@ -35,6 +36,7 @@ pub(crate) async fn run(plan: Plan) -> serde_json::Value {
     let routes: Routes = Rc::default();
     let local = tokio::task::LocalSet::new();
     let plan = Rc::new(plan);
+    let engine = Engine::spawn().expect("the media engine's thread");
     local
         .run_until(async move {
             tokio::task::spawn_local(dispatch(sip.clone(), routes.clone()));
@@ -45,9 +47,10 @@ pub(crate) async fn run(plan: Plan) -> serde_json::Value {
                 let at = started + plan.ramp.mul_f64(i as f64 / plan.calls.max(1) as f64);
                 let (sip, routes, plan) = (sip.clone(), routes.clone(), plan.clone());
                 let (done_tx, up_tx) = (done_tx.clone(), up_tx.clone());
+                let engine = engine.clone();
                 tokio::task::spawn_local(async move {
                     sleep_until(at).await;
-                    let outcome = call(i, &sip, &routes, &plan, up_tx).await;
+                    let outcome = call(i, &sip, &routes, &plan, &engine, up_tx).await;
                     let _ = done_tx.send(outcome);
                 });
             }
@@ -151,37 +154,41 @@ async fn call(
     sip: &UdpSocket,
     routes: &Routes,
     plan: &Plan,
+    engine: &Engine,
     up: mpsc::UnboundedSender<()>,
 ) -> Outcome {
     let call_id = format!("lg{}-{i}", std::process::id());
     let (tx, mut rx) = mpsc::unbounded_channel();
     routes.borrow_mut().insert(call_id.clone(), tx);
-    let result = async {
-        let mut stream = Stream::bind(rand::random()).await.map_err(|_| "RTP bind")?;
-        let outcome = talk(i, sip, plan, &call_id, &mut rx, &mut stream, up).await;
-        Ok::<_, &'static str>((outcome, stream))
-    }
-    .await;
-    routes.borrow_mut().remove(&call_id);
-    match result {
-        Ok((result, stream)) => Outcome {
-            result,
-            stream: Some(stream),
-        },
-        Err(why) => Outcome {
-            result: Err(why),
+    let outcome = match engine.add(i, rand::random()) {
+        Ok(port) => {
+            let result = talk(i, sip, plan, engine, port, &call_id, &mut rx, up).await;
+            Outcome {
+                result,
+                stream: Some(engine.finish(i).await),
+            }
+        }
+        Err(_) => Outcome {
+            result: Err("RTP bind"),
             stream: None,
         },
-    }
+    };
+    routes.borrow_mut().remove(&call_id);
+    outcome
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call's whole context, passed once"
+)]
 async fn talk(
     i: usize,
     sip: &UdpSocket,
     plan: &Plan,
+    engine: &Engine,
+    rtp_port: u16,
     call_id: &str,
     rx: &mut mpsc::UnboundedReceiver<Message>,
-    stream: &mut Stream,
     up: mpsc::UnboundedSender<()>,
 ) -> Result<(), &'static str> {
     let local = sip.local_addr().map_err(|_| "SIP socket")?;
@@ -190,7 +197,7 @@ async fn talk(
     let caller = format!("+46709{:06}", i);
     let sdp = format!(
         "v=0\r\no=lg 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n",
-        stream.port()
+        rtp_port
     );
     let mut leg = Leg {
         call_id: call_id.to_owned(),
@@ -248,7 +255,7 @@ async fn talk(
     let Some(port) = port else {
         return Err("no SDP answer");
     };
-    stream.to = Some(SocketAddr::new(server.ip(), port));
+    let rtp_to = SocketAddr::new(server.ip(), port);
     let ack = format!(
         "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}-ack\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {invite_seq} ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         leg.remote_target, leg.from, leg.to
@@ -257,24 +264,19 @@ async fn talk(
     let _ = up.send(());
 
     let answered = Instant::now();
-    let key_at = answered + Duration::from_secs(1);
+    // The code is keyed one second after the answer, during the welcome prompt.
+    engine.start(i, Some(rtp_to), &plan.digits, Duration::from_secs(1));
     let hold_until = answered + plan.hold;
     let deadline = hold_until + Duration::from_secs(40);
-    let mut keyed = false;
     let mut referred = false;
     let mut notified = false;
     let transfer_expected = !plan.expect_refer.is_empty();
     let mut bye_seq = None;
-    stream.next_send = Instant::now();
     loop {
         if !transfer_expected && bye_seq.is_none() && Instant::now() >= hold_until {
             let bye = leg.request("BYE", local, "", "");
             let _ = sip.send_to(bye.as_bytes(), server).await;
             bye_seq = Some(leg.cseq);
-        }
-        if !keyed && Instant::now() >= key_at {
-            stream.key(&plan.digits);
-            keyed = true;
         }
         if referred && !notified && Instant::now() >= hold_until {
             let notify = leg.request(
@@ -287,8 +289,7 @@ async fn talk(
             notified = true;
         }
         tokio::select! {
-            _ = stream.socket.readable() => stream.on_readable(),
-            _ = sleep_until(stream.next_send) => stream.send_due().await,
+            _ = sleep_until(hold_until), if !notified && (referred || bye_seq.is_none() && !transfer_expected) => {}
             m = rx.recv() => match m {
                 Some(Message::Request(r)) => {
                     match r.method.as_str() {

@@ -6,13 +6,15 @@
 //!   (NOTIFY sipfrag 200) and expects the server's BYE. It measures, on arrival, the gap
 //!   between the server's RTP packets (the send jitter seen by a phone).
 //! * `pump`: the packet floor, the server's socket work and nothing else: N RTP ports that
-//!   each send a 20 ms stream back to whoever streams to them.
+//!   each send a 20 ms stream back to whoever streams to them, a tokio task per port (the
+//!   floor issue 22 is stated against); `--lean`: the same on one epoll thread.
 //! * `streams`: N two-way streams against the pump (the callers' media without SIP).
 //!
 //! Each mode prints progress lines (`ALL_UP`, `FIRST_END`) for the driver to time its CPU
 //! samples by, then one JSON summary line.
 
 mod caller;
+mod engine;
 mod media;
 mod pump;
 mod summary;
@@ -58,6 +60,9 @@ enum Mode {
         streams: usize,
         #[arg(long)]
         seconds: f64,
+        /// The lean floor: all ports on one epoll thread instead of a task per port.
+        #[arg(long)]
+        lean: bool,
     },
     /// N two-way streams against a pump.
     Streams {
@@ -102,7 +107,14 @@ fn main() {
                 port_min,
                 streams,
                 seconds,
+                lean: false,
             } => pump::run_pump(port_min, streams, secs(seconds)).await,
+            Mode::Pump {
+                port_min,
+                streams,
+                seconds,
+                lean: true,
+            } => pump::run_lean_pump(port_min, streams, secs(seconds)).await,
             Mode::Streams {
                 port_min,
                 streams,

@@ -1,14 +1,15 @@
 //! One two-way 20 ms PCMU stream: what a phone sends (with RFC 4733 keys when asked) and
-//! how regularly the other side's packets arrive.
+//! how regularly the other side's packets arrive, by the kernel's receive timestamps. The
+//! streams live on the media engine's thread (`engine.rs`); this file holds one stream's
+//! state and no IO loop.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use concierge_media::rtp_stream::RtpSender;
 use concierge_media::telephone_event::{event_for, EventPayload};
-use tokio::net::UdpSocket;
-use tokio::time::Instant;
+use std::net::UdpSocket;
 
 use crate::summary::Jitter;
 
@@ -17,61 +18,83 @@ const FRAME: usize = 160;
 /// RFC 4733 payload type we offer for telephone-event.
 pub(crate) const EVENT_PT: u8 = 101;
 
+/// What a stream measured, handed back when it ends.
+#[derive(Default)]
+pub(crate) struct StreamStats {
+    pub(crate) jitter: Jitter,
+    pub(crate) sent: u64,
+    pub(crate) received: u64,
+}
+
 pub(crate) struct Stream {
     pub(crate) socket: UdpSocket,
     pub(crate) to: Option<SocketAddr>,
     sender: RtpSender,
-    pub(crate) next_send: Instant,
+    /// When the next frame is due; `None` until the stream starts sending.
+    pub(crate) next_send: Option<Instant>,
+    /// When to key `pending_keys`; `None` once they are queued.
+    key_at: Option<Instant>,
     /// Frames still to send for the key being pressed: (event payload, first frame).
     keying: VecDeque<(EventPayload, bool)>,
     key_start_ts: u32,
     pending_keys: VecDeque<u8>,
-    last_rx: Option<Instant>,
-    pub(crate) jitter: Jitter,
-    pub(crate) sent: u64,
-    pub(crate) received: u64,
-    buf: Vec<u8>,
+    /// The kernel's receive timestamp of the last packet (since the Unix epoch).
+    last_rx: Option<Duration>,
+    pub(crate) stats: StreamStats,
 }
 
 impl Stream {
-    pub(crate) async fn bind(seed: u64) -> std::io::Result<Self> {
-        let socket = UdpSocket::bind("127.0.0.1:0").await?;
-        Ok(Self {
+    pub(crate) fn new(socket: UdpSocket, seed: u64) -> Self {
+        Self {
             socket,
             to: None,
             sender: RtpSender::new(seed as u32, (seed >> 32) as u16, (seed >> 16) as u32, 0),
-            next_send: Instant::now(),
+            next_send: None,
+            key_at: None,
             keying: VecDeque::new(),
             key_start_ts: 0,
             pending_keys: VecDeque::new(),
             last_rx: None,
-            jitter: Jitter::default(),
-            sent: 0,
-            received: 0,
-            buf: vec![0u8; 2048],
-        })
+            stats: StreamStats::default(),
+        }
     }
 
-    pub(crate) fn port(&self) -> u16 {
-        self.socket.local_addr().map(|a| a.port()).unwrap_or(0)
-    }
-
-    /// Queues `digits` to be keyed, one after another with 100 ms between them.
-    pub(crate) fn key(&mut self, digits: &str) {
+    /// Starts sending at `now` to `to` (or, with `None`, to wherever the other side's
+    /// packets come from), keying `digits` `key_after` from now, one after another.
+    pub(crate) fn start(
+        &mut self,
+        now: Instant,
+        to: Option<SocketAddr>,
+        digits: &str,
+        key_after: Duration,
+    ) {
+        if to.is_some() {
+            self.to = to;
+        }
+        self.next_send = Some(now);
         self.pending_keys
             .extend(digits.chars().filter_map(event_for));
+        if !self.pending_keys.is_empty() {
+            self.key_at = Some(now + key_after);
+        }
     }
 
     /// Sends the frame that is due: an event frame while a key is down, else audio.
-    pub(crate) async fn send_due(&mut self) {
+    pub(crate) fn send_due(&mut self, now: Instant) {
+        let Some(due) = self.next_send else {
+            return;
+        };
+        self.next_send = Some(due + PTIME);
         let Some(to) = self.to else {
-            self.next_send += PTIME;
             return;
         };
         let mut out = [0u8; 12 + FRAME];
-        if self.keying.is_empty() {
+        if self.keying.is_empty() && self.key_at.is_some_and(|at| at <= now) {
             if let Some(event) = self.pending_keys.pop_front() {
                 self.start_key(event);
+            }
+            if self.pending_keys.is_empty() {
+                self.key_at = None;
             }
         }
         let n = match self.keying.pop_front() {
@@ -88,13 +111,12 @@ impl Stream {
             None => {
                 // Quiet µ-law noise: not silence, so nothing downstream can skip it.
                 let payload: [u8; FRAME] = std::array::from_fn(|i| 0xf0 | (i as u8 & 0x0f));
-                self.sender.write(&payload, self.sent == 0, &mut out)
+                self.sender.write(&payload, self.stats.sent == 0, &mut out)
             }
         };
-        if self.socket.try_send_to(&out[..n], to).is_ok() {
-            self.sent += 1;
+        if self.socket.send_to(&out[..n], to).is_ok() {
+            self.stats.sent += 1;
         }
-        self.next_send += PTIME;
     }
 
     fn start_key(&mut self, event: u8) {
@@ -115,22 +137,26 @@ impl Stream {
         }
     }
 
-    /// Reads one datagram (call after the socket is readable in a select).
-    pub(crate) fn on_readable(&mut self) {
-        while let Ok((n, from)) = self.socket.try_recv_from(&mut self.buf) {
-            if n < 12 {
-                continue;
-            }
-            // Symmetric RTP: answer where the other side really sends from.
-            if self.to.is_none() {
-                self.to = Some(from);
-            }
-            let now = Instant::now();
-            if let Some(last) = self.last_rx {
-                self.jitter.push(now - last, PTIME);
-            }
-            self.last_rx = Some(now);
-            self.received += 1;
+    /// One datagram arrived from `from`, `len` bytes, stamped `at` by the kernel (so the
+    /// gap is the sender's, not this thread's wake-up). Returns whether the stream learnt
+    /// where to send (symmetric RTP) and should start.
+    pub(crate) fn on_packet(&mut self, len: usize, from: SocketAddr, at: Option<Duration>) -> bool {
+        if len < 12 {
+            return false;
         }
+        let mut learnt = false;
+        // Symmetric RTP: answer where the other side really sends from.
+        if self.to.is_none() {
+            self.to = Some(from);
+            learnt = true;
+        }
+        if let (Some(last), Some(at)) = (self.last_rx, at) {
+            self.stats.jitter.push(at.saturating_sub(last), PTIME);
+        }
+        if at.is_some() {
+            self.last_rx = at;
+        }
+        self.stats.received += 1;
+        learnt
     }
 }

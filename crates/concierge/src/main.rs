@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+#[cfg(feature = "alloc-count")]
+mod alloc_count;
 mod auth;
 mod check;
 mod cli;

@@ -4,61 +4,17 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use common::ops::{metrics_on, wait_metric};
+use common::rtp::{audio, press};
 use common::{
     assert_sipp_ok, collect, free_port, options_request, rand_token, recv_until, scenario, sipp,
     start_vip, udp_exchange, wait_record, wait_records, wait_until, RawCall, Server, PATIENCE,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// One 20 ms PCMU packet of silence.
-fn audio(seq: u16, ssrc: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 0];
-    p.extend(seq.to_be_bytes());
-    p.extend((u32::from(seq) * 160).to_be_bytes());
-    p.extend(ssrc.to_be_bytes());
-    p.extend([0xff; 160]);
-    p
-}
-
-/// The RTP packets of one RFC 4733 key press (payload type 101): a start packet and three
-/// end packets, all with the press's timestamp.
-fn key_press(digit: u8, ts: u32, ssrc: u32, seq: &mut u16) -> Vec<Vec<u8>> {
-    (0..4)
-        .map(|i| {
-            let mut p = vec![0x80, if i == 0 { 0x80 | 101 } else { 101 }];
-            *seq = seq.wrapping_add(1);
-            p.extend(seq.to_be_bytes());
-            p.extend(ts.to_be_bytes());
-            p.extend(ssrc.to_be_bytes());
-            let end = if i == 0 { 0 } else { 0x80 };
-            p.extend([digit, end | 10]);
-            p.extend((160u16 * (i + 1)).to_be_bytes());
-            p
-        })
-        .collect()
-}
-
-fn press(sock: &UdpSocket, to: SocketAddr, digits: &str, ssrc: u32, ts0: u32) {
-    let mut seq = 0u16;
-    for (i, d) in digits.chars().enumerate() {
-        let digit = d.to_digit(10).expect("a digit") as u8;
-        for (j, p) in key_press(digit, ts0 + i as u32 * 8000, ssrc, &mut seq)
-            .iter()
-            .enumerate()
-        {
-            sock.send_to(p, to).unwrap();
-            // Paced like a phone keying: a press's packets 10 ms apart, 90 ms to the next
-            // press (pacing a peer, not waiting for the server).
-            let gap = if j == 3 { 90 } else { 10 };
-            std::thread::sleep(Duration::from_millis(gap));
-        }
-    }
-}
 
 /// The RTP sequence number of `packet`.
 fn seq_of(packet: &[u8]) -> u16 {

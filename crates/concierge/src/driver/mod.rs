@@ -9,6 +9,8 @@ mod acl;
 mod lockout;
 mod records;
 mod rtp;
+mod rtp_batch;
+mod rtp_io;
 mod tcp;
 mod tls;
 mod trunks;
@@ -107,6 +109,8 @@ pub(crate) enum StartError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Shared(#[from] crate::shared::StartError),
+    #[error("cannot start the RTP thread: {0}")]
+    Rtp(std::io::Error),
     #[error(
         "cannot open the call records file {path}: {source}; change `[records] path` in the config"
     )]
@@ -187,8 +191,8 @@ impl Server {
             .map_err(bind("UDP", addr))?;
         let media_ip = cfg.media_ip();
         let media_ip_v6 = cfg.media_ip_v6();
-        let (rtp_tx, rtp_rx) = mpsc::channel(16_384);
-        let rtp = rtp::RtpSockets::new(media_ip, media_ip_v6, rtp_tx);
+        let (rtp, rtp_rx) =
+            rtp::RtpSockets::start(media_ip, media_ip_v6).map_err(StartError::Rtp)?;
         if let Some(tcp) = &tcp {
             operate.metrics.set_tcp_probe(tcp.probe());
         }
@@ -425,7 +429,8 @@ struct Shard {
     dns_tx: mpsc::Sender<DnsAnswer>,
     dns_rx: mpsc::Receiver<DnsAnswer>,
     rtp: rtp::RtpSockets,
-    rtp_rx: mpsc::Receiver<rtp::RtpIn>,
+    /// Received RTP, in batches from the RTP thread.
+    rtp_rx: mpsc::Receiver<rtp_batch::Batch>,
     udp: Option<Arc<UdpSocket>>,
     /// The UDP sockets of the other `[sip] listen` addresses (IPv6 beside IPv4); their
     /// datagrams come through `extra_udp_rx`.
@@ -508,11 +513,14 @@ impl Shard {
                 Some((id, result)) = self.dns_rx.recv() => {
                     self.switch.handle_input(std::time::Instant::now(), Input::Resolved { id, result });
                 }
-                Some(packet) = self.rtp_rx.recv() => {
-                    self.metrics.rtp_received();
-                    self.rtp_lag = packet.at.elapsed();
-                    let input = Input::Rtp { port: packet.port, from: packet.from, data: &packet.bytes };
-                    self.switch.handle_input(packet.at, input);
+                Some(batch) = self.rtp_rx.recv() => {
+                    self.metrics.rtp_received_many(batch.len() as u64);
+                    self.rtp_lag = batch.oldest().map_or(Duration::ZERO, |at| at.elapsed());
+                    for (d, data) in batch.iter() {
+                        let input = Input::Rtp { port: d.port, from: d.peer, data };
+                        self.switch.handle_input(d.at, input);
+                    }
+                    self.rtp.recycle(batch);
                 }
                 _ = tokio::time::sleep_until(wake) => {
                     let now = std::time::Instant::now();
@@ -578,7 +586,9 @@ impl Shard {
     /// Tells the switch when the loop falls behind and when it has caught up. Behind means
     /// the SIP socket has not once been found empty for `OVERLOAD_LAG` (what waits there
     /// waits at least that long: the caller's timers start retransmitting at 500 ms), or
-    /// the RTP packets still queued waited that long too (the last one handled did). A
+    /// the RTP packets still queued waited that long too (the last one handled did), or
+    /// the RTP thread is that far behind with its sends (or so far that it held every send
+    /// batch and packets were dropped: it is not reading the sockets either). A
     /// queue's length is no measure of time: 2,000 calls put 100 packets a millisecond into
     /// it, so "half full" was an 80 ms hiccup, and refused calls the machine could carry.
     /// While behind, new calls are refused cheaply, so the ACKs and BYEs of admitted calls
@@ -589,8 +599,10 @@ impl Shard {
             self.sip_drained_at = now;
         }
         let rtp_waiting = !self.rtp_rx.is_empty();
+        let rtp_thread_lag = self.rtp.behind_by();
         let behind = now.duration_since(self.sip_drained_at) > OVERLOAD_LAG
-            || (rtp_waiting && self.rtp_lag > OVERLOAD_LAG);
+            || (rtp_waiting && self.rtp_lag > OVERLOAD_LAG)
+            || rtp_thread_lag > OVERLOAD_LAG;
         if behind != self.overloaded {
             self.overloaded = behind;
             let signal = Input::Command(Command::Overloaded(behind));
@@ -608,6 +620,12 @@ impl Shard {
                     sip_wait_ms = now.duration_since(self.sip_drained_at).as_millis() as u64,
                     rtp_wait_ms = self.rtp_lag.as_millis() as u64,
                     rtp_queued = self.rtp_rx.len(),
+                    rtp_thread_dropping = rtp_thread_lag == Duration::MAX,
+                    rtp_thread_behind_ms = if rtp_thread_lag == Duration::MAX {
+                        0
+                    } else {
+                        rtp_thread_lag.as_millis() as u64
+                    },
                     "overloaded: new calls get 503 until the backlog is worked off"
                 );
             }
@@ -642,22 +660,14 @@ impl Shard {
 
     /// Logs a UDP error within the budget, and the summary of the interval before.
     fn udp_error(&mut self, e: &std::io::Error, to: Option<SocketAddr>) {
-        let now = std::time::Instant::now();
-        if let Some(s) = self.udp_errors.poll_summary(now) {
-            warn!(
-                errors = s.seen,
-                "{} UDP send/receive errors in the last {} s ({} not logged one by one)",
-                s.seen,
-                s.interval.as_secs(),
-                s.suppressed
-            );
-        }
-        if self.udp_errors.admit(now) {
-            match to {
+        log_within(
+            &mut self.udp_errors,
+            "UDP send/receive errors",
+            || match to {
                 Some(to) => warn!(error = %e, %to, "UDP send failed"),
                 None => warn!(error = %e, "UDP receive failed"),
-            }
-        }
+            },
+        );
     }
 
     /// Does what the switch asks until it names its next deadline, and returns that.
@@ -669,6 +679,7 @@ impl Shard {
             match self.switch.poll_output() {
                 Output::Timeout(at) => {
                     if ports.is_empty() {
+                        self.rtp.flush();
                         return at;
                     }
                     let now = std::time::Instant::now();
@@ -759,6 +770,26 @@ impl Shard {
                 }
             }
         }
+    }
+}
+
+/// Logs one error with `log` within `limiter`'s budget, after a summary of the interval
+/// before (`what` names the errors in it): a peer can cause an error per datagram (ICMP
+/// unreachable for answers to spoofed sources), so such errors are never logged one by one
+/// without a bound.
+fn log_within(limiter: &mut concierge_sip::LogLimiter, what: &str, log: impl FnOnce()) {
+    let now = std::time::Instant::now();
+    if let Some(s) = limiter.poll_summary(now) {
+        warn!(
+            errors = s.seen,
+            "{} {what} in the last {} s ({} not logged one by one)",
+            s.seen,
+            s.interval.as_secs(),
+            s.suppressed
+        );
+    }
+    if limiter.admit(now) {
+        log();
     }
 }
 

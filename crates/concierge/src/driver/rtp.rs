@@ -1,128 +1,251 @@
-//! RTP sockets: one UDP socket per call, bound when the switch asks for the port and
-//! dropped when it releases it. The switch waits for the bind's outcome before the port
-//! goes into an SDP answer; a port another program holds is retired and the call gets
-//! another. Each socket has a reader task that stamps packets with
-//! their arrival time and hands them to the shard; sends go straight out of the socket.
-//!
-//! Batched receive (recvmmsg) and one socket per shard are the planned optimisations; they
-//! change only this file.
+//! RTP sockets as the shard sees them: one UDP socket per call port (two with an IPv6
+//! media address beside IPv4), bound when the switch asks for the port and closed when it
+//! releases it. The switch waits for the bind's outcome before the port goes into an SDP
+//! answer; a port another program holds is retired and the call gets another. So the bind
+//! happens here, on the shard's thread; the socket then belongs to the RTP thread
+//! (`rtp_io.rs`), which reads it and sends from it. The shard queues a drain's packets in a
+//! batch and hands it over when the drain is done (one wake-up of the RTP thread per pacing
+//! tick), and takes received datagrams in batches (see [`RtpSockets::start`]).
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use rustix::io::Errno;
 use tracing::{debug, warn};
 
-/// One received RTP (or RTCP, or garbage) datagram.
-pub(crate) struct RtpIn {
-    pub(crate) port: u16,
-    pub(crate) from: SocketAddr,
-    pub(crate) at: Instant,
-    pub(crate) bytes: Bytes,
-}
+use super::rtp_batch::Batch;
+use super::rtp_io::{Command, RtpThread, RECEIVE_BATCHES};
 
-struct Open {
-    socket: Arc<UdpSocket>,
-    reader: JoinHandle<()>,
-    /// The same port on the IPv6 media address, when there is one beside IPv4.
-    v6: Option<(Arc<UdpSocket>, JoinHandle<()>)>,
-}
+/// Send batches in flight at most (each up to 1,024 packets: 32 are 160 ms of 4,000 calls'
+/// packets). Beyond, the RTP thread is behind and the shard's packets are dropped: they
+/// would only arrive late.
+const SEND_BATCHES: usize = 32;
 
 pub(crate) struct RtpSockets {
     ip: IpAddr,
     /// The IPv6 media address beside an IPv4 `ip`: each port is bound on both, and a
     /// packet leaves from the socket of its destination's family.
     ip_v6: Option<IpAddr>,
-    open: HashMap<u16, Open>,
-    to_shard: mpsc::Sender<RtpIn>,
+    /// Indexed by port: whether it is bound (a lookup per packet sent).
+    open: Vec<bool>,
+    commands: Sender<Command>,
+    /// The RTP thread's eventfd.
+    wake: Arc<OwnedFd>,
+    /// Packets handed over since the RTP thread was last woken.
+    unannounced: bool,
+    /// The packets of the current drain, and when that batch was started (their time).
+    outgoing: Option<Batch>,
+    outgoing_since: Instant,
+    /// Send batches the RTP thread is done with.
+    spent: Receiver<Batch>,
+    send_batches: usize,
+    /// Received batches go back to the RTP thread through this.
+    free: Sender<Batch>,
+    /// The RTP thread's longest send wait since the last [`RtpSockets::behind_by`] (µs).
+    send_lag_us: Arc<AtomicU64>,
+    /// Packets were dropped since the last [`RtpSockets::behind_by`].
+    dropping: bool,
+    dropped: concierge_sip::LogLimiter,
 }
 
 impl RtpSockets {
-    pub(crate) fn new(ip: IpAddr, ip_v6: Option<IpAddr>, to_shard: mpsc::Sender<RtpIn>) -> Self {
-        Self {
+    /// Starts the RTP thread. Received datagrams arrive on the returned channel in batches,
+    /// each to be handed back with [`RtpSockets::recycle`] once handled.
+    pub(crate) fn start(
+        ip: IpAddr,
+        ip_v6: Option<IpAddr>,
+    ) -> std::io::Result<(Self, tokio::sync::mpsc::Receiver<Batch>)> {
+        use rustix::event::{eventfd, EventfdFlags};
+        let wake = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
+        let (commands, commands_rx) = std::sync::mpsc::channel();
+        let (to_shard, received) = tokio::sync::mpsc::channel(RECEIVE_BATCHES);
+        let (free, free_rx) = std::sync::mpsc::channel();
+        let (spent_tx, spent) = std::sync::mpsc::channel();
+        let send_lag_us = Arc::new(AtomicU64::new(0));
+        let thread = RtpThread::new(
+            wake.clone(),
+            commands_rx,
+            to_shard,
+            free_rx,
+            spent_tx,
+            send_lag_us.clone(),
+        )?;
+        std::thread::Builder::new()
+            .name("rtp".into())
+            .spawn(move || thread.run())?;
+        let sockets = Self {
             ip,
             ip_v6,
-            open: HashMap::new(),
-            to_shard,
-        }
+            open: vec![false; usize::from(u16::MAX) + 1],
+            commands,
+            wake,
+            unannounced: false,
+            outgoing: None,
+            outgoing_since: Instant::now(),
+            spent,
+            send_batches: 0,
+            free,
+            send_lag_us,
+            dropping: false,
+            dropped: concierge_sip::LogLimiter::new(Duration::from_secs(10), 1),
+        };
+        Ok((sockets, received))
     }
 
     /// Binds `port`. Failure (the port is taken by another program) is reported so the
     /// switch can give the call another port or refuse it.
     pub(crate) fn open(&mut self, port: u16) -> std::io::Result<()> {
-        if self.open.contains_key(&port) {
+        if self.is_open(port) {
             return Ok(());
         }
-        let (socket, reader) = self.bind(self.ip, port)?;
-        let v6 = match self.ip_v6 {
-            Some(ip) => match self.bind(ip, port) {
-                Ok(pair) => Some(pair),
-                Err(e) => {
-                    reader.abort();
-                    return Err(e);
-                }
-            },
-            None => None,
-        };
-        self.open.insert(port, Open { socket, reader, v6 });
+        let mut sockets = vec![bind(self.ip, port)?];
+        if let Some(ip) = self.ip_v6 {
+            sockets.push(bind(ip, port)?);
+        }
+        self.command(Command::Open { port, sockets });
+        if let Some(open) = self.open.get_mut(usize::from(port)) {
+            *open = true;
+        }
         Ok(())
     }
 
-    fn bind(&self, ip: IpAddr, port: u16) -> std::io::Result<(Arc<UdpSocket>, JoinHandle<()>)> {
-        let std_socket = std::net::UdpSocket::bind((ip, port))?;
-        std_socket.set_nonblocking(true)?;
-        let socket = Arc::new(UdpSocket::from_std(std_socket)?);
-        let (rx_socket, tx) = (socket.clone(), self.to_shard.clone());
-        let reader = tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
-            loop {
-                match rx_socket.recv_from(&mut buf).await {
-                    Ok((n, from)) => {
-                        let packet = RtpIn {
-                            port,
-                            from,
-                            at: Instant::now(),
-                            bytes: Bytes::copy_from_slice(&buf[..n]),
-                        };
-                        if tx.send(packet).await.is_err() {
-                            return;
-                        }
-                    }
-                    // ICMP port unreachable from a peer that stopped listening: keep going.
-                    Err(e) => debug!(error = %e, port, "RTP receive error"),
-                }
-            }
-        });
-        Ok((socket, reader))
-    }
-
     pub(crate) fn close(&mut self, port: u16) {
-        if let Some(open) = self.open.remove(&port) {
-            open.reader.abort();
-            if let Some((_, reader)) = open.v6 {
-                reader.abort();
+        if let Some(open) = self.open.get_mut(usize::from(port)) {
+            if std::mem::take(open) {
+                // The packets queued for it in this drain go first.
+                self.hand_over();
+                self.command(Command::Close { port });
             }
         }
     }
 
-    pub(crate) fn send(&self, port: u16, to: SocketAddr, bytes: &[u8]) {
-        let Some(open) = self.open.get(&port) else {
+    /// Queues one packet to leave from `port`; it goes out when the drain is over
+    /// ([`RtpSockets::flush`]).
+    pub(crate) fn send(&mut self, port: u16, to: SocketAddr, bytes: &[u8]) {
+        if !self.is_open(port) {
             debug!(port, "RTP send on a closed port dropped");
             return;
-        };
-        let socket = match &open.v6 {
-            Some((v6, _)) if to.is_ipv6() => v6,
-            _ => &open.socket,
-        };
-        if let Err(e) = socket.try_send_to(bytes, to) {
-            if e.kind() != std::io::ErrorKind::WouldBlock {
-                warn!(error = %e, %to, "RTP send failed");
+        }
+        for _ in 0..2 {
+            if self.outgoing.is_none() {
+                self.outgoing = self.send_batch();
+                self.outgoing_since = Instant::now();
+            }
+            let Some(batch) = self.outgoing.as_mut() else {
+                self.behind();
+                return;
+            };
+            if batch.push(port, to, self.outgoing_since, bytes) {
+                return;
+            }
+            // Full: it goes now, and the packet into the next one.
+            self.hand_over();
+        }
+        debug!(
+            port,
+            len = bytes.len(),
+            "RTP packet larger than a batch dropped"
+        );
+    }
+
+    /// Hands the drain's packets to the RTP thread and wakes it; called once a drain is
+    /// over.
+    pub(crate) fn flush(&mut self) {
+        self.hand_over();
+        if self.unannounced {
+            self.unannounced = false;
+            if let Err(e) = rustix::io::write(&*self.wake, &1u64.to_ne_bytes()) {
+                // EAGAIN: the counter is full, the thread is awake anyway.
+                if e != Errno::AGAIN {
+                    warn!(error = %e, "cannot wake the RTP thread");
+                }
             }
         }
     }
+
+    /// How far the RTP thread is behind: the longest its sends waited since the last call,
+    /// or `Duration::MAX` when packets had to be dropped because it held every send batch.
+    /// The overload signal reads it: a thread behind leaves the kernel's socket buffers
+    /// unread too, where no timestamp shows the wait.
+    pub(crate) fn behind_by(&mut self) -> Duration {
+        if std::mem::take(&mut self.dropping) {
+            self.send_lag_us.store(0, Ordering::Relaxed);
+            return Duration::MAX;
+        }
+        Duration::from_micros(self.send_lag_us.swap(0, Ordering::Relaxed))
+    }
+
+    /// A received batch the shard has handled, back to the RTP thread to be filled again.
+    pub(crate) fn recycle(&self, batch: Batch) {
+        let _ = self.free.send(batch);
+    }
+
+    fn is_open(&self, port: u16) -> bool {
+        self.open.get(usize::from(port)).copied().unwrap_or(false)
+    }
+
+    fn hand_over(&mut self) {
+        if let Some(batch) = self.outgoing.take() {
+            if batch.is_empty() {
+                self.outgoing = Some(batch);
+            } else {
+                self.command(Command::Send(batch));
+            }
+        }
+    }
+
+    /// Queues a command. Only packets to send wake the RTP thread: an open or a close waits
+    /// for its next round (at most `rtp_io::IDLE_WAIT`), which spares a call set-up two
+    /// wake-ups of the other thread (a port's first packet waits in the kernel until then,
+    /// and a closed port rests for seconds before it is bound again).
+    fn command(&mut self, command: Command) {
+        if matches!(command, Command::Send(_)) {
+            self.unannounced = true;
+        }
+        // The thread only stops after the shard (this side) is gone.
+        let _ = self.commands.send(command);
+    }
+
+    /// An empty send batch: one the RTP thread has sent, or a new one while fewer than
+    /// [`SEND_BATCHES`] exist.
+    fn send_batch(&mut self) -> Option<Batch> {
+        if let Ok(b) = self.spent.try_recv() {
+            return Some(b);
+        }
+        if self.send_batches < SEND_BATCHES {
+            self.send_batches += 1;
+            return Some(Batch::new());
+        }
+        None
+    }
+
+    /// The RTP thread holds every send batch: the packet is dropped, and said so within a
+    /// budget.
+    fn behind(&mut self) {
+        self.dropping = true;
+        super::log_within(
+            &mut self.dropped,
+            "RTP packets dropped (the RTP thread is behind)",
+            || {
+                warn!("RTP packet dropped: the RTP thread is behind");
+            },
+        );
+    }
+}
+
+impl Drop for RtpSockets {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Stop);
+        let _ = rustix::io::write(&*self.wake, &1u64.to_ne_bytes());
+    }
+}
+
+fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
+    let socket = UdpSocket::bind((ip, port))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
 }

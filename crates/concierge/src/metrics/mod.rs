@@ -387,8 +387,8 @@ impl Metrics {
         *seen = stats;
     }
 
-    pub(crate) fn rtp_received(&self) {
-        self.rtp_received.inc();
+    pub(crate) fn rtp_received_many(&self, n: u64) {
+        self.rtp_received.inc_by(n);
     }
 
     pub(crate) fn rtp_sent(&self) {

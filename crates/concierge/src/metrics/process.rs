@@ -48,6 +48,26 @@ impl Collector for ProcessCollector {
             )?;
             g.encode(m)?;
         }
+        #[cfg(feature = "alloc-count")]
+        {
+            let (allocations, bytes) = crate::alloc_count::totals();
+            let c = ConstCounter::new(allocations);
+            let m = encoder.encode_descriptor(
+                "process_allocations",
+                "Heap allocations since start (built with the alloc-count feature)",
+                None,
+                c.metric_type(),
+            )?;
+            c.encode(m)?;
+            let c = ConstCounter::new(bytes);
+            let m = encoder.encode_descriptor(
+                "process_allocated",
+                "Heap bytes allocated since start (built with the alloc-count feature)",
+                Some(&Unit::Bytes),
+                c.metric_type(),
+            )?;
+            c.encode(m)?;
+        }
         if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
             let g = ConstGauge::new(fds.count() as i64);
             let m = encoder.encode_descriptor(

@@ -12,6 +12,7 @@ pub mod ops;
 pub mod proxy;
 pub mod redis;
 pub mod registrar;
+pub mod rtp;
 pub mod trunk;
 pub mod wait;
 
