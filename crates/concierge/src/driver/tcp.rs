@@ -15,8 +15,7 @@
 //! with a handshake first, bounded by the message deadline and counted against the
 //! connection limit while it runs.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,9 +30,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+mod names;
+mod registry;
+
 use super::tls::TlsSetup;
 use super::StreamInput;
 use crate::config::TcpConfig;
+pub(super) use names::ServerNames;
+use registry::{Conn, Registry};
 
 /// The limits in force (the config's, with the connection cap fitted to the fd limit).
 #[derive(Debug, Clone)]
@@ -85,99 +89,6 @@ fn open_files_limit() -> Option<u64> {
         .ok()
 }
 
-/// One open connection as the registry sees it.
-struct Conn {
-    id: u64,
-    tx: mpsc::Sender<Bytes>,
-    kill: watch::Sender<bool>,
-    opened: Instant,
-    /// Whether a whole message arrived on it; at the cap, unproven connections go first.
-    proven: Arc<AtomicBool>,
-}
-
-#[derive(Default)]
-struct Registry {
-    conns: HashMap<SocketAddr, Conn>,
-    /// Peers we disconnected for not reading, until when: what is still queued for them
-    /// is dropped rather than sent on a new connection we would open to them.
-    shunned: HashMap<SocketAddr, Instant>,
-    /// TLS handshakes under way per source (connections not yet in `conns`): they hold a
-    /// descriptor and a task too, so they count against the limits.
-    handshaking: HashMap<IpAddr, usize>,
-}
-
-/// How long a peer disconnected for not reading gets no new connection from us.
-const SHUN_FOR: Duration = Duration::from_secs(32);
-/// At most this many shunned peers are remembered (the oldest are forgotten first).
-const MAX_SHUNNED: usize = 4096;
-
-impl Registry {
-    fn shun(&mut self, peer: SocketAddr, now: Instant) {
-        if self.shunned.len() >= MAX_SHUNNED {
-            self.shunned.retain(|_, until| *until > now);
-            if self.shunned.len() >= MAX_SHUNNED {
-                if let Some(oldest) = self
-                    .shunned
-                    .iter()
-                    .min_by_key(|(_, u)| **u)
-                    .map(|(a, _)| *a)
-                {
-                    self.shunned.remove(&oldest);
-                }
-            }
-        }
-        self.shunned.insert(peer, now + SHUN_FOR);
-    }
-
-    fn is_shunned(&mut self, peer: SocketAddr, now: Instant) -> bool {
-        match self.shunned.get(&peer) {
-            Some(until) if *until > now => true,
-            Some(_) => {
-                self.shunned.remove(&peer);
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// Connections from `ip`, counting TLS handshakes under way.
-    fn count_from(&self, ip: IpAddr) -> usize {
-        self.conns.keys().filter(|a| a.ip() == ip).count()
-            + self.handshaking.get(&ip).copied().unwrap_or(0)
-    }
-
-    /// Connections in all, counting TLS handshakes under way.
-    fn count(&self) -> usize {
-        self.conns.len() + self.handshaking.values().sum::<usize>()
-    }
-
-    fn handshake_done(&mut self, ip: IpAddr) {
-        if let Some(n) = self.handshaking.get_mut(&ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.handshaking.remove(&ip);
-            }
-        }
-    }
-
-    /// Closes the oldest connection that never delivered a message; `false` if none.
-    fn evict_unproven(&mut self) -> bool {
-        let victim = self
-            .conns
-            .iter()
-            .filter(|(_, c)| !c.proven.load(Ordering::Relaxed))
-            .min_by_key(|(_, c)| c.opened)
-            .map(|(a, _)| *a);
-        match victim.and_then(|a| self.conns.remove(&a)) {
-            Some(c) => {
-                let _ = c.kill.send(true);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
 /// Shared by the accept loop, the connection tasks and the shard's sends.
 struct Shared {
     registry: Mutex<Registry>,
@@ -197,38 +108,6 @@ struct Shared {
     server_names: ServerNames,
 }
 
-/// Addresses of TLS targets and the host name each was found under; shared with the
-/// driver's DNS tasks. Bounded: past [`MAX_SERVER_NAMES`] it starts afresh (a name missing
-/// only means verifying against the address).
-#[derive(Clone, Default)]
-pub(super) struct ServerNames(Arc<Mutex<HashMap<SocketAddr, String>>>);
-
-const MAX_SERVER_NAMES: usize = 4096;
-
-impl ServerNames {
-    /// Remembers that `addr` was resolved from `host`.
-    pub(super) fn insert(&self, addr: SocketAddr, host: &str) {
-        let mut names = self.0.lock().expect("server names lock poisoned");
-        if names.len() >= MAX_SERVER_NAMES {
-            names.clear();
-        }
-        names.insert(addr, host.to_owned());
-    }
-
-    /// What a certificate from `addr` must name: the host it was resolved from, else the
-    /// address itself.
-    fn for_peer(&self, addr: SocketAddr) -> rustls::pki_types::ServerName<'static> {
-        let name = self
-            .0
-            .lock()
-            .expect("server names lock poisoned")
-            .get(&addr)
-            .cloned();
-        name.and_then(|n| rustls::pki_types::ServerName::try_from(n).ok())
-            .unwrap_or_else(|| rustls::pki_types::ServerName::IpAddress(addr.ip().into()))
-    }
-}
-
 impl Shared {
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().expect("TCP registry lock poisoned")
@@ -236,21 +115,12 @@ impl Shared {
 
     /// Logs one event about a misbehaving or excess peer within the log budget.
     fn note(&self, what: &str, peer: SocketAddr) {
-        let now = std::time::Instant::now();
         let mut log = self.log.lock().expect("TCP log lock poisoned");
-        if let Some(s) = log.poll_summary(now) {
-            warn!(
-                events = s.seen,
-                not_logged = s.suppressed,
-                "{} TCP connections refused or closed in the last {} s ({} not logged one by one)",
-                s.seen,
-                s.interval.as_secs(),
-                s.suppressed
-            );
-        }
-        if log.admit(now) {
-            warn!(%peer, "{what}");
-        }
+        super::log_within(
+            &mut log,
+            "TCP connections refused or closed",
+            || warn!(%peer, "{what}"),
+        );
     }
 }
 
@@ -408,18 +278,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 // The pending connection stays in the backlog and accept would fail again
                 // at once: a tight loop at 100 % CPU. Free a descriptor held by a peer that
                 // never sent a message, and pause.
-                let now = std::time::Instant::now();
-                if let Some(s) = out_of_fds.poll_summary(now) {
-                    warn!(
-                        times = s.seen,
-                        "TCP accept out of file descriptors {} times in the last {} s",
-                        s.seen,
-                        s.interval.as_secs()
-                    );
-                }
-                if out_of_fds.admit(now) {
-                    warn!(error = %e, backoff = ?shared.limits.accept_backoff, "TCP accept out of file descriptors; pausing accepts");
-                }
+                super::log_within(
+                    &mut out_of_fds,
+                    "TCP accepts out of file descriptors",
+                    || warn!(error = %e, backoff = ?shared.limits.accept_backoff, "TCP accept out of file descriptors; pausing accepts"),
+                );
                 shared.registry().evict_unproven();
                 tokio::time::sleep(shared.limits.accept_backoff).await;
             }
@@ -635,35 +498,4 @@ where
         let _ = shared.to_shard.send(closed).await;
     });
     tx
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_tls_target_found_by_dns_is_verified_against_its_name_else_its_address() {
-        let names = ServerNames::default();
-        let found: SocketAddr = "192.0.2.10:5061".parse().unwrap();
-        let literal: SocketAddr = "192.0.2.11:5061".parse().unwrap();
-        names.insert(found, "queue.example.com");
-        assert_eq!(
-            names.for_peer(found),
-            rustls::pki_types::ServerName::try_from("queue.example.com").unwrap()
-        );
-        assert_eq!(
-            names.for_peer(literal),
-            rustls::pki_types::ServerName::IpAddress(literal.ip().into())
-        );
-    }
-
-    #[test]
-    fn the_name_table_is_bounded() {
-        let names = ServerNames::default();
-        for i in 0..(MAX_SERVER_NAMES as u32 + 10) {
-            let addr = SocketAddr::from((std::net::Ipv4Addr::from(i), 5061));
-            names.insert(addr, "queue.example.com");
-        }
-        assert!(names.0.lock().unwrap().len() <= MAX_SERVER_NAMES);
-    }
 }

@@ -4,7 +4,7 @@
 
 use concierge_b2bua::TrunkStatus;
 
-use super::Shard;
+use super::shard::Shard;
 use crate::console::hub::StatusLine;
 use crate::trunk_status::{describe_at, is_up};
 
