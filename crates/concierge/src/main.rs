@@ -36,6 +36,23 @@ use crate::config::Config;
 use crate::driver::{Operate, Server, Shutdown};
 use crate::program::Files;
 
+/// The one tokio runtime of a command (current-thread: the server's one shard and its
+/// tasks, or a client's request), with the process's TLS provider (ring) installed before
+/// any HTTP client exists; `None`, said on stderr, when it cannot start.
+pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("concierge: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run {
@@ -98,17 +115,8 @@ fn run(args: &ConfigArgs) -> ExitCode {
             demo::embedded::CONFIG
         );
     }
-    // One TLS provider for the process (ring), installed before any HTTP client exists.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("concierge: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     // What the config said at start, to name the settings a reload cannot apply.
     let config_text = cfg

@@ -59,11 +59,7 @@ pub(crate) fn run(args: Args<'_>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
+    let Some(rt) = crate::runtime() else {
         return ExitCode::FAILURE;
     };
     rt.block_on(async move {
