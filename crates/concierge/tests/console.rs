@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::browser::Browser;
+use common::calls::sipp_caller;
 use common::http_stub::{Reply, Stub};
 use common::ops::http;
-use common::{
-    assert_sipp_ok, free_port, scenario, sipp, start_vip_env, RawCall, Server, TRUST_LOOPBACK,
-};
+use common::{free_port, start_vip_env, RawCall, Server, TRUST_LOOPBACK};
 
 /// A bound against a hung run, never a timing requirement.
 const BOUND: Duration = Duration::from_secs(30);
@@ -40,28 +39,7 @@ fn server(
 
 /// A VIP caller by number, transferred by REFER; the Refer-To it got.
 fn vip_call(server: &Server, caller: &str) -> String {
-    let out = sipp(
-        server,
-        &[
-            "-sf",
-            &scenario("vip_refer.xml"),
-            "-key",
-            "caller",
-            caller,
-            "-m",
-            "1",
-            "-timeout",
-            "40",
-            "-timeout_error",
-            "-trace_logs",
-        ],
-    );
-    assert_sipp_ok(&out, server);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("REFER-TO "))
-        .map(str::to_owned)
-        .expect("the REFER's Refer-To")
+    sipp_caller(server, "vip_refer.xml", caller).expect("the REFER's Refer-To")
 }
 
 /// Where screenshots for the README go, when asked for.

@@ -5,38 +5,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::calls::sipp_caller;
 use common::http_stub::{Reply, Stub};
-use common::{
-    assert_sipp_ok, free_port, path_of, scenario, sipp, start_vip, tail, wait_record, RawCall,
-};
+use common::{assert_sipp_ok, free_port, path_of, scenario, start_vip, tail, wait_record, RawCall};
 
 const WAIT: Duration = Duration::from_secs(15);
 
 /// Runs a SIPp caller scenario and returns the Refer-To it logged and the call record.
 fn sipp_call(server: &common::Server, file: &str, caller: &str) -> (String, serde_json::Value) {
-    let out = sipp(
-        server,
-        &[
-            "-sf",
-            &scenario(file),
-            "-key",
-            "caller",
-            caller,
-            "-m",
-            "1",
-            "-timeout",
-            "40",
-            "-timeout_error",
-            "-trace_logs",
-        ],
-    );
-    assert_sipp_ok(&out, server);
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    let refer_to = report
-        .lines()
-        .find_map(|l| l.strip_prefix("REFER-TO "))
-        .map(str::to_owned)
-        .unwrap_or_default();
+    let refer_to = sipp_caller(server, file, caller).unwrap_or_default();
     let record = common::wait_records(server, 1).pop().expect("a record");
     (refer_to, record)
 }

@@ -7,30 +7,13 @@ mod common;
 
 use std::time::Duration;
 
+use common::calls::sipp_caller;
 use common::ops::{http, metric, metric_sum, metrics_on, promtool_check, scrape, wait_metric};
-use common::{
-    assert_sipp_ok, free_port, scenario, sipp, start_vip, wait_records, wait_until, RawCall,
-    PATIENCE,
-};
+use common::{free_port, start_vip, wait_records, wait_until, RawCall, PATIENCE};
 
 /// Runs a SIPp caller scenario from `caller` to completion.
 fn call(server: &common::Server, file: &str, caller: &str) {
-    let out = sipp(
-        server,
-        &[
-            "-sf",
-            &scenario(file),
-            "-key",
-            "caller",
-            caller,
-            "-m",
-            "1",
-            "-timeout",
-            "40",
-            "-timeout_error",
-        ],
-    );
-    assert_sipp_ok(&out, server);
+    sipp_caller(server, file, caller);
 }
 
 /// The difference of one series between two pages (absent counts as 0).

@@ -3,9 +3,36 @@
 
 use std::time::Duration;
 
-use super::{header, wait_record, RawCall, Server};
+use super::{assert_sipp_ok, header, scenario, sipp, wait_record, RawCall, Server};
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// Runs the SIPp caller scenario `file` (`tests/sipp`) once from `caller` to its end,
+/// failing the test unless the call succeeded; returns the Refer-To the scenario logged
+/// (`REFER-TO <uri>`), if it logged one.
+pub fn sipp_caller(server: &Server, file: &str, caller: &str) -> Option<String> {
+    let out = sipp(
+        server,
+        &[
+            "-sf",
+            &scenario(file),
+            "-key",
+            "caller",
+            caller,
+            "-m",
+            "1",
+            "-timeout",
+            "40",
+            "-timeout_error",
+            "-trace_logs",
+        ],
+    );
+    assert_sipp_ok(&out, server);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("REFER-TO "))
+        .map(str::to_owned)
+}
 
 /// A caller (verified when loopback is trusted) is answered, waits for the REFER and hangs
 /// up; returns the Refer-To and the record.
