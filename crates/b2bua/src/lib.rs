@@ -59,6 +59,7 @@ mod lockout;
 mod output;
 mod program;
 mod record;
+mod rtp_batch;
 mod stats;
 mod switch;
 mod transfer;
@@ -79,6 +80,7 @@ pub use record::{
     transfer_succeeded, CallRecord, EndedBy, HttpOutcome, Outcome, PathStep, RelayedPackets,
     TransferFailure, TransferRecord, TransferResult, WallClock,
 };
+pub use rtp_batch::{RtpBatch, RtpDatagram, MAX_DATAGRAM};
 pub use stats::SwitchStats;
 pub use switch::Switch;
 pub use transfer::{TransferMode, TransferOutcome};
