@@ -121,6 +121,19 @@ fn allocations() -> usize {
     s.allocations + s.reallocations
 }
 
+/// Runs the streams' [`WARM_UP`] packet times, then counts over the next [`COUNTED`]:
+/// returns the allocations and the RTP packets the switch sent meanwhile.
+fn run_media(kit: &mut Kit, streams: &[(u16, SocketAddr, Vec<Vec<u8>>)]) -> (usize, u64) {
+    for i in 0..WARM_UP {
+        packet_time(kit, streams, i);
+    }
+    let (before, sent) = (allocations(), kit.rtp_count);
+    for i in WARM_UP..WARM_UP + COUNTED {
+        packet_time(kit, streams, i);
+    }
+    (allocations() - before, kit.rtp_count - sent)
+}
+
 /// Hands in packet `i` of every stream (each to its port, from its address), then moves
 /// virtual time on a packet time, firing the pacing ticks.
 fn packet_time(kit: &mut Kit, streams: &[(u16, SocketAddr, Vec<Vec<u8>>)], i: usize) {
@@ -169,18 +182,11 @@ fn steady_media_in_and_out_allocates_nothing() {
         (inband_port, addr("127.0.0.1:4002"), stream(n, 0, 2, tone)),
         (srtp_port, addr("127.0.0.1:4004"), srtp_stream),
     ];
-    for i in 0..WARM_UP {
-        packet_time(&mut kit, &streams, i);
-    }
-    let (before, sent) = (allocations(), kit.rtp_count);
-    for i in WARM_UP..n {
-        packet_time(&mut kit, &streams, i);
-    }
-    assert_eq!(allocations() - before, 0, "allocations while the media ran");
+    let (allocated, sent) = run_media(&mut kit, &streams);
+    assert_eq!(allocated, 0, "allocations while the media ran");
     assert!(
-        kit.rtp_count - sent >= 3 * COUNTED as u64,
-        "every call was paced: {} packets",
-        kit.rtp_count - sent
+        sent >= 3 * COUNTED as u64,
+        "every call was paced: {sent} packets"
     );
     assert_eq!(kit.call_count(), 3, "no call ended");
     assert!(kit.records.is_empty());
@@ -210,16 +216,10 @@ fn steady_media_in_and_out_allocates_nothing() {
             stream(n, 0, 5, |_| vec![0x7d; 160]),
         ),
     ];
-    for i in 0..WARM_UP {
-        packet_time(&mut kit, &streams, i);
-    }
-    let (before, sent) = (allocations(), kit.rtp_count);
-    for i in WARM_UP..n {
-        packet_time(&mut kit, &streams, i);
-    }
-    assert_eq!(allocations() - before, 0, "allocations while relaying");
+    let (allocated, sent) = run_media(&mut kit, &streams);
+    assert_eq!(allocated, 0, "allocations while relaying");
     assert_eq!(
-        kit.rtp_count - sent,
+        sent,
         2 * COUNTED as u64,
         "every packet relayed, nothing else sent"
     );
