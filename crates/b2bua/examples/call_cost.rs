@@ -19,8 +19,14 @@
 //!   carrier — INVITE, 100, (bind) 180 and the CRM lookup, the lookup's answer injected,
 //!   200, ACK, the 1.4 s greeting paced out (70 RTP packets), REFER, 202, NOTIFY 200, our
 //!   BYE and its 200.
-//! - `rtp`: one plain call, then `N` RTP packets (PCMU, 20 ms) from the caller to its port:
-//!   the cost of one packet in (the difference over `N`, as above).
+//! - `rtp`: one plain call, then `N` RTP packets (PCMU, 20 ms) from the caller to its port,
+//!   in batches of 100 as the driver hands them in: the cost of one packet in (the
+//!   difference over `N`, as above). `srtp-in`: the same
+//!   over SRTP (`RTP/SAVP`, AES_CM_128_HMAC_SHA1_80), each packet checked and decrypted.
+//! - `rtp-out`: 1,000 concurrent plain calls answered, then `N` packet times (20 ms) of
+//!   pacing: silence to every caller, 1,000 packets per packet time. The cost of one packet
+//!   out is the difference of `N` and `0` over the packets (printed). `srtp-out`: the same
+//!   with SRTP calls, each packet encrypted and authenticated.
 //!
 //! Calls run one after another; each has its own Call-ID and number (so the lookup cache
 //! never answers for the CRM).
@@ -29,14 +35,21 @@
     reason = "the driver's one base instant; the rest is virtual time"
 )]
 
+use std::alloc::System;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use concierge_b2bua::{Input, Output, Program, Switch, SwitchConfig, TrustedPeers, WallClock};
+use concierge_b2bua::{
+    AdmissionConfig, Input, Output, Program, RtpBatch, Switch, SwitchConfig, TrustedPeers,
+    WallClock,
+};
 use concierge_flow::HttpResponse;
+use concierge_media::sdes::CryptoAttribute;
+use concierge_media::srtp::{MasterKey, SrtpContext, SrtpProfile};
 use concierge_prompts::{Catalogue, Prompt};
 use concierge_sip::wire::{parse_datagram, Message, Request, Transport};
 use concierge_sip::Peer;
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
 const HOST: &str = "192.0.2.10";
 const CARRIER: &str = "127.0.0.2:5060";
@@ -58,20 +71,41 @@ const PROMPTS: &[(&str, usize)] = &[
 ];
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
 
+/// Counts allocations (printed at the end): the same in every run of a mode, so the
+/// difference of two runs over their calls or packets is exact.
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
 fn main() {
+    run();
+    let stats = GLOBAL.stats();
+    println!("allocations: {}", stats.allocations + stats.reallocations);
+}
+
+fn run() {
     let mut args = std::env::args().skip(1);
     let kind = args.next().unwrap_or_else(|| "plain".into());
     let n: u32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let vip = match kind.as_str() {
-        "plain" | "rtp" => false,
+        "plain" | "rtp" | "srtp-in" | "rtp-out" | "srtp-out" => false,
         "vip" => true,
-        other => panic!("usage: call_cost plain|vip|rtp N (not {other:?})"),
+        other => {
+            panic!("usage: call_cost plain|vip|rtp|srtp-in|rtp-out|srtp-out N (not {other:?})")
+        }
     };
     let mut d = Driver::new(vip);
-    if kind == "rtp" {
-        d.rtp_in(n);
-        println!("rtp: {n} packets in");
-        return;
+    match kind.as_str() {
+        "rtp" | "srtp-in" => {
+            d.rtp_in(n, kind == "srtp-in");
+            println!("{kind}: {n} packets in");
+            return;
+        }
+        "rtp-out" | "srtp-out" => {
+            d.rtp_out(n, kind == "srtp-out");
+            println!("{kind}: {} packets out", d.rtp);
+            return;
+        }
+        _ => {}
     }
     for i in 0..n {
         if vip {
@@ -114,6 +148,12 @@ impl Driver {
             // Ports rest 4 s after each call; calls follow each other faster than that.
             rtp_ports: (10_000, 60_000),
             seed: 7,
+            // `rtp-out` answers 1,000 calls from the one carrier at once.
+            admission: AdmissionConfig {
+                source_invite_rate: 100_000,
+                source_invite_burst: 100_000,
+                ..AdmissionConfig::default()
+            },
             ..SwitchConfig::default()
         };
         let program = if vip {
@@ -149,7 +189,10 @@ impl Driver {
                     Output::MediaOpen { port } => bind.push(port),
                     Output::Http { call, .. } => self.http = Some(call),
                     Output::Record(_) => self.records += 1,
-                    Output::Rtp { .. } => self.rtp += 1,
+                    Output::Rtp(batch) => {
+                        self.rtp += batch.len() as u64;
+                        self.switch.recycle(batch);
+                    }
                     Output::MediaClose { .. }
                     | Output::Resolve(_)
                     | Output::Event(_)
@@ -218,7 +261,7 @@ impl Driver {
     fn plain_call(&mut self, i: u32) {
         let call_id = format!("plain-{i}");
         let number = format!("+4670{i:07}");
-        self.sip(&invite(&call_id, &number));
+        self.sip(&invite(&call_id, &number, false));
         let tag = self.ok_tag();
         self.advance(Duration::from_millis(10));
         self.sip(&in_dialog(&call_id, &number, "ACK", 1, &tag, ""));
@@ -228,16 +271,23 @@ impl Driver {
     }
 
     /// A plain call answered, then `n` RTP packets from the caller, 20 ms of PCMU each,
-    /// each handed in and the outputs drained to the next deadline, as the driver does (no
-    /// deadline fires in between: only the way in counts).
-    fn rtp_in(&mut self, n: u32) {
+    /// handed in [`BATCH`] at a time (`Input::RtpBatch`) and the outputs drained after
+    /// each batch, as the driver does (no deadline fires in between: only the way in
+    /// counts; copying each packet into the batch, the RTP thread's work, is in the
+    /// figure). With `srtp`, the caller
+    /// offers SRTP and encrypts each packet with its key (in this driver: its cost is in
+    /// the figure too, about that of one protect).
+    fn rtp_in(&mut self, n: u32, srtp: bool) {
         let (call_id, number) = ("rtp-0", "+46700000000");
-        self.sip(&invite(call_id, number));
+        self.sip(&invite(call_id, number, srtp));
         let tag = self.ok_tag();
         self.sip(&in_dialog(call_id, number, "ACK", 1, &tag, ""));
         let port = *self.ports.last().expect("the call's port");
         let from: SocketAddr = "127.0.0.2:4000".parse().expect("an address");
+        let mut caller = srtp.then(|| SrtpContext::new(PROFILE, &caller_key()));
         let mut packet = [0xffu8; 172];
+        let mut wire = Vec::with_capacity(200);
+        let mut batch = RtpBatch::new();
         packet[0] = 0x80;
         packet[1] = 0;
         for i in 0..n {
@@ -245,23 +295,44 @@ impl Driver {
             packet[2..4].copy_from_slice(&seq.to_be_bytes());
             packet[4..8].copy_from_slice(&ts.to_be_bytes());
             packet[8..12].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+            let data = match caller.as_mut() {
+                Some(c) => {
+                    c.protect(&packet, &mut wire).expect("an RTP packet");
+                    &wire[..]
+                }
+                None => &packet[..],
+            };
             self.now += Duration::from_micros(1);
-            self.switch.handle_input(
-                self.now,
-                Input::Rtp {
-                    port,
-                    from,
-                    data: &packet,
-                },
-            );
-            while !matches!(self.switch.poll_output(), Output::Timeout(_)) {}
+            batch.push(port, from, self.now, data);
+            // The driver hands in a batch from the RTP thread at a time, then drains.
+            if i % BATCH == BATCH - 1 || i + 1 == n {
+                self.switch.handle_input(self.now, Input::RtpBatch(&batch));
+                while !matches!(self.switch.poll_output(), Output::Timeout(_)) {}
+                batch.clear();
+            }
         }
+    }
+
+    /// 1,000 calls answered (the caller's SDP offers SRTP with `srtp`), then `n` packet
+    /// times of pacing with every deadline handed in, as the driver does. Counts the RTP
+    /// packets sent while pacing only.
+    fn rtp_out(&mut self, n: u32, srtp: bool) {
+        for i in 0..1000 {
+            let (call_id, number) = (format!("out-{i}"), format!("+4670{i:07}"));
+            self.sip(&invite(&call_id, &number, srtp));
+            let tag = self.ok_tag();
+            self.sip(&in_dialog(&call_id, &number, "ACK", 1, &tag, ""));
+        }
+        // The calls' first packets (each call's media starts on the next tick).
+        self.advance(Duration::from_millis(20));
+        self.rtp = 0;
+        self.advance(Duration::from_millis(20) * n);
     }
 
     fn vip_call(&mut self, i: u32) {
         let call_id = format!("vip-{i}");
         let number = format!("+4670{i:07}");
-        self.sip(&invite(&call_id, &number));
+        self.sip(&invite(&call_id, &number, false));
         let call = self.http.take().expect("the CRM lookup");
         self.advance(Duration::from_millis(40));
         let body = format!(
@@ -303,10 +374,35 @@ impl Driver {
     }
 }
 
-fn invite(call_id: &str, number: &str) -> String {
+/// Received packets handed in between two drains, as the driver hands in a batch from
+/// the RTP thread (at 4,000 calls a 1 ms round brings about 200).
+const BATCH: u32 = 100;
+
+/// The caller's SRTP suite and master key, when it offers SRTP.
+const PROFILE: SrtpProfile = SrtpProfile::AesCm128HmacSha1_80;
+
+fn caller_key() -> MasterKey {
+    MasterKey::from_bytes(&[0x5a; 30])
+}
+
+fn invite(call_id: &str, number: &str, srtp: bool) -> String {
+    let sdp = if srtp {
+        let crypto = CryptoAttribute {
+            tag: 1,
+            profile: PROFILE,
+            key: caller_key(),
+        };
+        format!(
+            "{}{}\r\n",
+            SDP.replace("RTP/AVP", "RTP/SAVP"),
+            crypto.line()
+        )
+    } else {
+        SDP.to_owned()
+    };
     format!(
-        "INVITE sip:vip@{HOST}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CARRIER};branch=z9hG4bK{call_id}i\r\nFrom: <sip:{number}@carrier.example>;tag=gw\r\nTo: <sip:vip@{HOST}:5060>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:gw@{CARRIER}>\r\nP-Asserted-Identity: <sip:{number}@carrier.example>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
-        SDP.len()
+        "INVITE sip:vip@{HOST}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CARRIER};branch=z9hG4bK{call_id}i\r\nFrom: <sip:{number}@carrier.example>;tag=gw\r\nTo: <sip:vip@{HOST}:5060>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:gw@{CARRIER}>\r\nP-Asserted-Identity: <sip:{number}@carrier.example>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
     )
 }
 

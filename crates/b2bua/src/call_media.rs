@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use concierge_media::rtp_stream::RTP_HEADER;
 use concierge_media::{Law, Received, RtpReceiver, RtpSender};
 use concierge_prompts::Prompt;
 
@@ -157,21 +158,27 @@ impl CallMedia {
         self.frame = 0;
     }
 
-    /// Writes the next packet (prompt frame or silence) into `out`. Returns its length
-    /// and whether the playlist just ran out.
-    pub(crate) fn next_packet(&mut self, out: &mut [u8], frame: &mut Vec<u8>) -> (usize, bool) {
+    /// Writes the next packet (prompt frame or silence) into `out`, once: the header and,
+    /// straight after it, the frame copied from the prompt (or silence). Returns its
+    /// length — 0 when nothing is to be sent (on hold: the timestamp moves on all the
+    /// same) — and whether the playlist just ran out.
+    pub(crate) fn next_packet(&mut self, out: &mut [u8]) -> (usize, bool) {
         let (Some(law), Some(sender)) = (self.law, self.sender.as_mut()) else {
             return (0, false);
         };
-        frame.clear();
-        frame.resize(self.frame_samples, law.silence());
+        let samples = self.frame_samples;
+        let mut payload = out.get_mut(RTP_HEADER..RTP_HEADER + samples);
         let mut finished = false;
         let mut audio = false;
         while let Some(p) = self.playlist.front() {
-            if p.frame_into(law, self.frame, frame) {
+            let frames = p.frame_count(samples);
+            if self.frame < frames {
+                if let Some(payload) = payload.as_deref_mut() {
+                    p.frame_into(law, self.frame, payload);
+                }
                 self.frame += 1;
                 audio = true;
-                if self.frame >= p.frame_count(self.frame_samples) {
+                if self.frame >= frames {
                     self.playlist.pop_front();
                     self.frame = 0;
                     finished = self.playlist.is_empty();
@@ -184,11 +191,15 @@ impl CallMedia {
         }
         let start = audio && !self.talking;
         self.talking = audio;
-        if !self.may_send {
-            sender.skip(self.frame_samples as u32);
+        let Some(payload) = payload.filter(|_| self.may_send) else {
+            sender.skip(samples as u32);
             return (0, finished);
+        };
+        if !audio {
+            payload.fill(law.silence());
         }
         self.packets_sent += 1;
-        (sender.write(frame, start, out), finished)
+        let header = sender.write_header(start, samples as u32, out);
+        (header + samples, finished)
     }
 }

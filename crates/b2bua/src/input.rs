@@ -46,6 +46,10 @@ pub enum Input<'a> {
         /// The datagram as received.
         data: &'a [u8],
     },
+    /// Datagrams that arrived on our RTP ports, in the order they arrived, each handled
+    /// as an [`Input::Rtp`] at its own [`crate::RtpDatagram::at`] (never later than the
+    /// input's `now`): one call into the switch for a batch the driver read.
+    RtpBatch(&'a crate::RtpBatch),
     /// The driver bound the port an [`crate::Output::MediaOpen`] asked for: the call it was
     /// for may now put it into an SDP.
     PortBound {

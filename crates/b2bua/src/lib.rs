@@ -31,6 +31,11 @@
 //! answer come back later as inputs), and sleep until that timeout or the next input,
 //! whichever comes first. A deadline reached is [`Input::Timeout`].
 //!
+//! RTP crosses the contract in bulk both ways, and no packet costs an allocation: the
+//! datagrams a driver read come in as one [`Input::RtpBatch`]; the switch writes every
+//! packet it sends once, in place, into an [`RtpBatch`] that comes out whole
+//! ([`Output::Rtp`], first in a drain) and goes back with [`Switch::recycle`] once sent.
+//!
 //! ```text
 //! loop {
 //!     let input = wait_for(next_wake_up);          // socket, channel or timer
@@ -59,6 +64,7 @@ mod lockout;
 mod output;
 mod program;
 mod record;
+mod rtp_batch;
 mod stats;
 mod switch;
 mod transfer;
@@ -79,6 +85,7 @@ pub use record::{
     transfer_succeeded, CallRecord, EndedBy, HttpOutcome, Outcome, PathStep, RelayedPackets,
     TransferFailure, TransferRecord, TransferResult, WallClock,
 };
+pub use rtp_batch::{RtpBatch, RtpDatagram, MAX_DATAGRAM};
 pub use stats::SwitchStats;
 pub use switch::Switch;
 pub use transfer::{TransferMode, TransferOutcome};

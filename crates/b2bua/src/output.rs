@@ -6,12 +6,19 @@ use crate::record::CallRecord;
 /// switch hands it out ([`Output::Http`]); the driver only gives it back
 /// ([`crate::Input::Http`], [`crate::Command`]) — or finds it by Call-ID
 /// ([`crate::Switch::find_call`]).
+///
+/// It names the call's place in the switch's table (`slot`, reused once the call is gone)
+/// and a number no other call of the switch gets (`seq`): finding the call is an index
+/// and a comparison, and a ref kept past its call finds nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallRef(pub(crate) u64);
+pub struct CallRef {
+    pub(crate) seq: u64,
+    pub(crate) slot: u32,
+}
 
 impl std::fmt::Display for CallRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "call {}", self.0)
+        write!(f, "call {}", self.seq)
     }
 }
 
@@ -30,7 +37,7 @@ pub enum PortError {
 }
 
 /// What the driver must do.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Output {
     /// Send SIP bytes.
     Sip(Transmit),
@@ -46,15 +53,13 @@ pub enum Output {
         /// The port to close.
         port: u16,
     },
-    /// Send one RTP packet from the call's port.
-    Rtp {
-        /// Our port to send from (a bound one).
-        port: u16,
-        /// The peer's RTP address.
-        to: std::net::SocketAddr,
-        /// The whole packet, already SRTP-protected on an encrypted leg.
-        packet: bytes::Bytes,
-    },
+    /// Send these RTP packets, each from its call's port (a bound one) to its peer
+    /// ([`crate::RtpDatagram::port`], [`crate::RtpDatagram::peer`]), in order: whole
+    /// packets, already SRTP-protected on an encrypted leg, written straight into the
+    /// batch. Comes before the drain's other outputs (a port closed in the same drain
+    /// sends its last packets first). Give the batch back with [`crate::Switch::recycle`]
+    /// once sent, and the switch writes into it again instead of allocating another.
+    Rtp(crate::RtpBatch),
     /// Perform a flow's HTTP request and report with [`crate::Input::Http`].
     Http {
         /// The call whose flow asked; the result goes back with it.

@@ -57,8 +57,8 @@ impl Driver {
                     "MediaOpen { port }".to_owned()
                 }
                 Output::MediaClose { .. } => "MediaClose { port }".to_owned(),
-                Output::Rtp { .. } => {
-                    rtp += 1;
+                Output::Rtp(batch) => {
+                    rtp += batch.len();
                     continue;
                 }
                 Output::Http { call, request } => {
@@ -269,10 +269,10 @@ Http(200, VIP)
 Datagram(ACK)
     Timeout(+0 ms)
 
-Timeout ×9 (the pacing tick; 4 RTP before)
+Timeout ×5 (the pacing tick; 4 RTP before)
     Sip(REFER sip:gw@127.0.0.2:5060) → 127.0.0.2:5060
     Rtp ×1
-    Timeout(+10 ms)
+    Timeout(+20 ms)
 
 Datagram(202 to REFER)
     Timeout(+0 ms)

@@ -72,18 +72,20 @@ impl ToneDetector {
         }
     }
 
-    /// Adds samples; returns the digits that started within them.
-    pub fn push(&mut self, samples: &[i16]) -> Vec<char> {
-        let mut out = Vec::new();
-        self.buf.extend_from_slice(samples);
-        while self.buf.len() >= WINDOW {
-            let seen = self.classify(&self.buf[..WINDOW]);
-            self.buf.drain(..HOP);
-            if let Some(d) = self.step(seen) {
-                out.push(d);
+    /// Adds samples; `digit` is called with each digit that started within them, in
+    /// order. Nothing is allocated once the window buffer has its size (it is made with
+    /// it): a call's receiver feeds every audio packet through here.
+    pub fn push(&mut self, samples: &[i16], mut digit: impl FnMut(char)) {
+        for part in samples.chunks(WINDOW) {
+            self.buf.extend_from_slice(part);
+            while self.buf.len() >= WINDOW {
+                let seen = self.classify(&self.buf[..WINDOW]);
+                self.buf.drain(..HOP);
+                if let Some(d) = self.step(seen) {
+                    digit(d);
+                }
             }
         }
-        out
     }
 
     fn step(&mut self, seen: Option<char>) -> Option<char> {
@@ -225,7 +227,11 @@ mod tests {
 
     fn detect(samples: &[i16], chunk: usize) -> String {
         let mut d = ToneDetector::new();
-        samples.chunks(chunk).flat_map(|c| d.push(c)).collect()
+        let mut digits = String::new();
+        for c in samples.chunks(chunk) {
+            d.push(c, |k| digits.push(k));
+        }
+        digits
     }
 
     const ALL: &str = "123A456B789C*0#D";

@@ -7,12 +7,15 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
+use rtp_rs::RtpReader;
 
 use crate::g711::Law;
 use crate::goertzel::ToneDetector;
 use crate::source::SourcePolicy;
 use crate::telephone_event::{EventDecoder, EventPayload};
+
+/// Bytes of the RTP header we send (RFC 3550 §5.1: no CSRCs, no extension).
+pub const RTP_HEADER: usize = 12;
 
 /// Packetises one frame per ptime. Sequence numbers and timestamps run on across prompts
 /// and silence (RFC 3550 §5.1); the marker bit flags the first packet of a talkspurt.
@@ -36,16 +39,26 @@ impl RtpSender {
     }
 
     /// Writes the next packet into `out`; the timestamp then advances by the frame's
-    /// sample count (8 kHz clock: one byte per sample for G.711). Returns its length.
+    /// sample count (8 kHz clock: one byte per sample for G.711). Returns its length, or 0
+    /// (and nothing advances) when `out` is too short.
     pub fn write(&mut self, payload: &[u8], talkspurt_start: bool, out: &mut [u8]) -> usize {
-        let n = self.build(
-            self.payload_type,
-            self.timestamp,
-            payload,
-            talkspurt_start,
-            out,
-        );
-        self.timestamp = self.timestamp.wrapping_add(payload.len() as u32);
+        let Some(body) = out.get_mut(RTP_HEADER..RTP_HEADER + payload.len()) else {
+            return 0;
+        };
+        body.copy_from_slice(payload);
+        self.write_header(talkspurt_start, payload.len() as u32, out) + payload.len()
+    }
+
+    /// Writes the next packet's header into the first [`RTP_HEADER`] bytes of `out`, for a
+    /// payload of `samples` bytes that the caller writes straight after it (a prompt frame
+    /// copied once into the packet): the sequence number moves on by one and the timestamp
+    /// by `samples`. Returns [`RTP_HEADER`], or 0 (and nothing advances) when `out` is
+    /// shorter.
+    pub fn write_header(&mut self, talkspurt_start: bool, samples: u32, out: &mut [u8]) -> usize {
+        let n = self.header(self.payload_type, self.timestamp, talkspurt_start, out);
+        if n > 0 {
+            self.timestamp = self.timestamp.wrapping_add(samples);
+        }
         n
     }
 
@@ -59,7 +72,12 @@ impl RtpSender {
         first: bool,
         out: &mut [u8],
     ) -> usize {
-        self.build(pt, start_ts, &event.write(), first, out)
+        let payload = event.write();
+        let Some(body) = out.get_mut(RTP_HEADER..RTP_HEADER + payload.len()) else {
+            return 0;
+        };
+        body.copy_from_slice(&payload);
+        self.header(pt, start_ts, first, out) + payload.len()
     }
 
     /// Advances the timestamp without sending (time passed without audio).
@@ -77,18 +95,32 @@ impl RtpSender {
         self.ssrc
     }
 
-    fn build(&mut self, pt: u8, ts: u32, payload: &[u8], marker: bool, out: &mut [u8]) -> usize {
-        let n = RtpPacketBuilder::new()
-            .payload_type(pt)
-            .ssrc(self.ssrc)
-            .sequence(Seq::from(self.seq))
-            .timestamp(ts)
-            .marked(marker)
-            .payload(payload)
-            .build_into(out)
-            .unwrap_or(0);
+    /// RFC 3550 §5.1: version 2, no padding, extension or CSRCs; the marker bit, payload
+    /// type, the next sequence number, `ts` and our SSRC. Moves the sequence on.
+    fn header(&mut self, pt: u8, ts: u32, marker: bool, out: &mut [u8]) -> usize {
+        let Some(h) = out.get_mut(..RTP_HEADER) else {
+            return 0;
+        };
+        let [s0, s1] = self.seq.to_be_bytes();
+        let [t0, t1, t2, t3] = ts.to_be_bytes();
+        let [c0, c1, c2, c3] = self.ssrc.to_be_bytes();
+        let m = if marker { 0x80 } else { 0 };
+        h.copy_from_slice(&[
+            0x80,
+            m | (pt & 0x7f),
+            s0,
+            s1,
+            t0,
+            t1,
+            t2,
+            t3,
+            c0,
+            c1,
+            c2,
+            c3,
+        ]);
         self.seq = self.seq.wrapping_add(1);
-        n
+        RTP_HEADER
     }
 }
 
@@ -220,7 +252,11 @@ impl RtpReceiver {
         if let Some(tones) = self.tones.as_mut() {
             self.scratch.clear();
             self.law.decode_into(packet.payload(), &mut self.scratch);
-            if let Some(d) = tones.push(&self.scratch).into_iter().next() {
+            // One key a packet: a 20 ms frame cannot start two, and a longer one only when
+            // the second tone follows the first with no pause, which no keypad sends.
+            let mut first = None;
+            tones.push(&self.scratch, |d| _ = first.get_or_insert(d));
+            if let Some(d) = first {
                 return Received::ToneDigit(d);
             }
         }

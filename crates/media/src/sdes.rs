@@ -127,6 +127,12 @@ impl SrtpSession {
         self.tx.protect(rtp, out)
     }
 
+    /// RTP we send → SRTP, in place: the packet in `packet[..len]`, its tag written after
+    /// it (see [`SrtpContext::protect_in_place`]). Returns the SRTP packet's length.
+    pub fn protect_in_place(&mut self, packet: &mut [u8], len: usize) -> Result<usize, SrtpError> {
+        self.tx.protect_in_place(packet, len)
+    }
+
     /// SRTP we received → RTP; a refused packet is counted.
     pub fn unprotect(&mut self, srtp: &[u8], out: &mut Vec<u8>) -> Result<(), SrtpError> {
         let r = self.rx.unprotect(srtp, out);

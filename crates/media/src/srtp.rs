@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use aes::cipher::{KeyIvInit, StreamCipher};
+use aes::cipher::{InnerIvInit, KeyIvInit, StreamCipher};
 use aes::Aes128;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
@@ -110,13 +110,19 @@ pub enum SrtpError {
     /// The packet index is older than the replay window.
     #[error("packet index older than the replay window")]
     TooOld,
+    /// The buffer to protect in place has no room for the authentication tag.
+    #[error("no room for the authentication tag")]
+    NoRoom,
 }
 
-/// The session keys derived from a master key (§4.3.1), key derivation rate 0.
+/// The session keys derived from a master key (§4.3.1), key derivation rate 0, kept in the
+/// form each packet uses them: the cipher's key schedule run once, and the MAC with its
+/// inner and outer pads hashed once (each packet clones it), so a packet pays only for
+/// its own bytes.
 #[derive(Clone)]
 struct SessionKeys {
-    cipher: [u8; 16],
-    auth: [u8; 20],
+    cipher: Aes128,
+    mac: Hmac<Sha1>,
     salt: [u8; 14],
 }
 
@@ -177,8 +183,32 @@ impl SrtpContext {
         self.profile
     }
 
-    /// Encrypts and authenticates the RTP packet `rtp` into `out` (cleared first).
+    /// Encrypts and authenticates the RTP packet `rtp` into `out` (cleared first; empty
+    /// when the packet is refused).
     pub fn protect(&mut self, rtp: &[u8], out: &mut Vec<u8>) -> Result<(), SrtpError> {
+        out.clear();
+        out.extend_from_slice(rtp);
+        out.resize(rtp.len() + self.profile.tag_len(), 0);
+        match self.protect_in_place(out, rtp.len()) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                out.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Encrypts and authenticates, in place, the RTP packet in the first `len` bytes of
+    /// `packet`, and writes the authentication tag after it: the packet is written once,
+    /// where it will be sent from. Returns the SRTP packet's length (`len` plus the tag).
+    /// `packet` must have room for the tag ([`SrtpProfile::tag_len`]); a refused packet
+    /// (not RTP, no room, or an index already used) is left as it was.
+    pub fn protect_in_place(&mut self, packet: &mut [u8], len: usize) -> Result<usize, SrtpError> {
+        let tag_len = self.profile.tag_len();
+        let (rtp, rest) = packet
+            .split_at_mut_checked(len)
+            .ok_or(SrtpError::Malformed)?;
+        let tag_room = rest.get_mut(..tag_len).ok_or(SrtpError::NoRoom)?;
         let header_len = rtp_header_len(rtp)?;
         let (ssrc, seq) = ssrc_seq(rtp);
         let (v, known) = match self.stream(ssrc) {
@@ -202,13 +232,11 @@ impl SrtpContext {
                 }
             }
         }
-        out.clear();
-        out.extend_from_slice(rtp);
-        self.apply_keystream(ssrc, index, &mut out[header_len..]);
-        let tag = self.tag(out, roc);
-        out.extend_from_slice(&tag[..self.profile.tag_len()]);
+        self.apply_keystream(ssrc, index, &mut rtp[header_len..]);
+        let tag = self.tag(rtp, roc);
+        tag_room.copy_from_slice(&tag[..tag_len]);
         self.update(ssrc, seq, roc, index, known);
-        Ok(())
+        Ok(len + tag_len)
     }
 
     /// Checks and decrypts the SRTP packet `srtp` into `out` (cleared first): the RTP packet
@@ -308,8 +336,7 @@ impl SrtpContext {
     }
 
     fn mac(&self) -> Hmac<Sha1> {
-        <Hmac<Sha1> as KeyInit>::new_from_slice(&self.keys.auth)
-            .expect("HMAC takes a key of any length")
+        self.keys.mac.clone()
     }
 
     /// §4.2: HMAC-SHA1 over the authenticated portion and the ROC.
@@ -330,7 +357,9 @@ impl SrtpContext {
         for (b, i) in iv[8..14].iter_mut().zip(&index.to_be_bytes()[2..]) {
             *b ^= i;
         }
-        aes_cm(&self.keys.cipher, &iv, data);
+        let core = ctr::CtrCore::inner_iv_init(self.keys.cipher.clone(), (&iv).into());
+        let mut cipher = Aes128Ctr::from_core(core);
+        cipher.apply_keystream(data);
     }
 }
 
@@ -352,15 +381,22 @@ fn derive(master: &MasterKey, label: u8, out: &mut [u8]) {
 }
 
 fn derive_session_keys(master: &MasterKey) -> SessionKeys {
-    let mut keys = SessionKeys {
-        cipher: [0; 16],
-        auth: [0; 20],
-        salt: [0; 14],
-    };
-    derive(master, LABEL_CIPHER, &mut keys.cipher);
-    derive(master, LABEL_AUTH, &mut keys.auth);
-    derive(master, LABEL_SALT, &mut keys.salt);
-    keys
+    let (cipher, auth, salt) = session_key_bytes(master);
+    SessionKeys {
+        cipher: <Aes128 as aes::cipher::KeyInit>::new(&cipher.into()),
+        mac: <Hmac<Sha1> as KeyInit>::new_from_slice(&auth)
+            .expect("HMAC takes a key of any length"),
+        salt,
+    }
+}
+
+/// The session cipher key, authentication key and salt (§4.3.1).
+fn session_key_bytes(master: &MasterKey) -> ([u8; 16], [u8; 20], [u8; 14]) {
+    let (mut cipher, mut auth, mut salt) = ([0; 16], [0; 20], [0; 14]);
+    derive(master, LABEL_CIPHER, &mut cipher);
+    derive(master, LABEL_AUTH, &mut auth);
+    derive(master, LABEL_SALT, &mut salt);
+    (cipher, auth, salt)
 }
 
 /// Appendix A: the rollover counter the packet with `seq` most likely belongs to, given

@@ -20,7 +20,7 @@ use crate::output::{CallRef, Output, Resolve, ResolveId};
 use crate::program::Program;
 use crate::record::WallClock;
 use crate::stats::SwitchStats;
-use crate::switch::{Change, Key, Pacer, ALLOW, SUPPORTED};
+use crate::switch::{Change, Key, Pacer, RtpOut, ALLOW, SUPPORTED};
 use crate::trunks::Trunks;
 
 /// Borrowed from the switch's fields other than its calls while one call handles one
@@ -43,6 +43,9 @@ pub(crate) struct Cx<'a> {
     pub(crate) lockout: &'a mut Lockout,
     pub(crate) lookups: &'a mut LookupCache,
     pub(crate) pacer: &'a mut Pacer,
+    /// Where the call's RTP packets are written (relayed ones: the paced ones are the
+    /// pacer's).
+    pub(crate) rtp: &'a mut RtpOut,
     pub(crate) stats: &'a mut SwitchStats,
     pub(crate) wall: WallClock,
     /// The input came over a connection whose client certificate a configured CA verified.

@@ -3,18 +3,15 @@
 //! other leg, or fed to the IVR (RFC 4733 digits, in-band tones) — and its silence, which
 //! ends a call whose BYE was lost.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use concierge_media::sdes::SrtpSession;
 use tracing::{debug, warn};
 
 use super::{Call, Cx, Transfer};
-use crate::output::Output;
 use crate::record::EndedBy;
-use crate::switch::TICK;
+use crate::switch::{RtpOut, TICK};
 
 impl Call {
     /// RTP starts once the call is confirmed (or its early media begins) and the codec is
@@ -100,28 +97,32 @@ impl Call {
     }
 
     /// The pacing tick: sends what the caller's ptime grid owes by `now` (prompt frames
-    /// or silence) into `out`. A late tick sends up to three frames, then starts afresh:
-    /// a longer burst would only pile up in the caller's jitter buffer. Returns whether
-    /// the playlist ran out.
+    /// or silence), each packet written once into `out` — header, frame and SRTP tag in
+    /// place. A late tick sends up to three frames, then starts afresh: a longer burst
+    /// would only pile up in the caller's jitter buffer. `scheduled` is the send time the
+    /// pacer holds the call for; `None` when that is not the call's next send time any
+    /// more (its media restarted or stopped): nothing is sent. Else returns whether the
+    /// playlist ran out; the next send time is `media.next_send`.
     pub(crate) fn send_due(
         &mut self,
         now: Instant,
-        out: &mut VecDeque<Output>,
-        buf: &mut [u8],
-        frame: &mut Vec<u8>,
-    ) -> bool {
-        let (Some(port), Some(mut due)) = (self.caller.port.number(), self.media.next_send) else {
-            return false;
-        };
+        scheduled: Instant,
+        out: &mut RtpOut,
+    ) -> Option<bool> {
+        if self.media.next_send != Some(scheduled) {
+            return None;
+        }
+        let port = self.caller.port.number()?;
+        let mut due = scheduled;
         let ptime = self.media.ptime.max(TICK);
         let mut finished = false;
         let mut sent = 0;
         while due <= now && sent < 3 {
-            let (n, done) = self.media.next_packet(buf, frame);
+            let room = out.room();
+            let (n, done) = self.media.next_packet(room);
             if let (true, Some(to)) = (n > 0, self.media.remote()) {
-                let session = self.caller.srtp.session.as_mut();
-                if let Some(packet) = buf.get(..n).and_then(|p| protect(session, p)) {
-                    out.push_back(Output::Rtp { port, to, packet });
+                if let Some(n) = protect(self.caller.srtp.session.as_mut(), room, n) {
+                    out.commit(port, to, now, n);
                 }
             }
             finished |= done;
@@ -132,7 +133,7 @@ impl Call {
             due = now + ptime;
         }
         self.media.next_send = Some(due);
-        finished
+        Some(finished)
     }
 
     /// When the caller's silence ends the call: `timeout` after the last RTP packet it
@@ -164,18 +165,17 @@ impl Call {
     }
 }
 
-/// Encrypts `packet` for a leg with `session`; a plain leg gets it unchanged. `None` when
-/// it cannot be protected (not an RTP packet): it is not sent.
-pub(crate) fn protect(session: Option<&mut SrtpSession>, packet: &[u8]) -> Option<Bytes> {
+/// Encrypts, in place, the RTP packet in `packet[..len]` for a leg with `session` (its
+/// tag written after it); a plain leg's packet stays as it is. Returns the length to send,
+/// `None` when it cannot be protected (not an RTP packet, or an index already used): it is
+/// not sent.
+pub(crate) fn protect(
+    session: Option<&mut SrtpSession>,
+    packet: &mut [u8],
+    len: usize,
+) -> Option<usize> {
     match session {
-        Some(session) => encrypt(session, packet),
-        None => Some(Bytes::copy_from_slice(packet)),
+        Some(session) => session.protect_in_place(packet, len).ok(),
+        None => Some(len),
     }
-}
-
-/// Encrypts `packet` with `session` (RFC 3711).
-pub(crate) fn encrypt(session: &mut SrtpSession, packet: &[u8]) -> Option<Bytes> {
-    let mut out = Vec::with_capacity(packet.len() + 10);
-    session.protect(packet, &mut out).ok()?;
-    Some(Bytes::from(out))
 }

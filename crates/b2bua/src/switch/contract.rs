@@ -8,7 +8,7 @@ use tracing::info;
 
 use super::{Key, Owner, Switch};
 use crate::input::{Command, Input};
-use crate::output::{CallRef, Output, PortError};
+use crate::output::{Output, PortError};
 use crate::record::EndedBy;
 
 impl Switch {
@@ -38,6 +38,11 @@ impl Switch {
                 }
             }
             Input::Rtp { port, from, data } => self.on_rtp(now, port, from, data),
+            Input::RtpBatch(batch) => {
+                for (d, data) in batch.iter() {
+                    self.on_rtp(d.at, d.port, d.peer, data);
+                }
+            }
             Input::PortBound { port } => {
                 if let Some(id) = self.books.index.port(port) {
                     self.run(now, id, |call, cx| call.on_port_bound(cx, port));
@@ -96,8 +101,11 @@ impl Switch {
     /// [`Switch::handle_input`] until it returns [`Output::Timeout`]: that last output
     /// carries the instant at which to hand in [`Input::Timeout`] (or `None`: nothing is
     /// due until another input arrives). Ending the drain only on `Timeout` means a driver
-    /// cannot forget the deadline.
+    /// cannot forget the deadline. RTP comes first, in whole batches ([`Output::Rtp`]).
     pub fn poll_output(&mut self) -> Output {
+        if let Some(batch) = self.shared.rtp.take() {
+            return Output::Rtp(batch);
+        }
         if let Some(o) = self.shared.outputs.pop_front() {
             return o;
         }
@@ -116,15 +124,13 @@ impl Switch {
                 self.run(now, call, |call, cx| call.hang_up(cx, why));
             }
             Command::HangUpAll { why } => {
-                let ids: Vec<CallRef> = self.calls.keys().copied().collect();
-                for id in ids {
+                for id in self.calls.refs() {
                     let status = StatusCode::SERVICE_UNAVAILABLE;
                     self.run(now, id, |call, cx| call.end_from_our_side(cx, status, why));
                 }
             }
             Command::AbandonAll => {
-                let ids: Vec<CallRef> = self.calls.keys().copied().collect();
-                for id in ids {
+                for id in self.calls.refs() {
                     let why = "server shut down";
                     self.run(now, id, |call, cx| call.end(cx, EndedBy::Concierge, why));
                 }

@@ -68,11 +68,7 @@ impl Switch {
     pub(super) fn next_deadline(&mut self) -> Option<Instant> {
         let heap = &mut self.books.deadlines.heap;
         while let Some(Reverse((at, id))) = heap.peek().copied() {
-            if self
-                .calls
-                .get(&id)
-                .is_some_and(|c| c.timers.is_armed_at(at))
-            {
+            if self.calls.get(id).is_some_and(|c| c.timers.is_armed_at(at)) {
                 break;
             }
             heap.pop();

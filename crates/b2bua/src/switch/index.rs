@@ -49,7 +49,9 @@ pub(crate) struct Index {
     dialogs: HashMap<DialogId, CallRef>,
     invites: HashMap<TsxKey, CallRef>,
     requests: HashMap<TsxKey, Owner>,
-    ports: HashMap<u16, CallRef>,
+    /// Indexed by port number (grown to the highest port used): the RTP path finds the
+    /// port's call with no hashing. Ports are ours, never a peer's choice.
+    ports: Vec<Option<CallRef>>,
     call_ids: HashMap<Vec<u8>, CallRef>,
     resolves: HashMap<ResolveId, Owner>,
 }
@@ -68,7 +70,7 @@ impl Index {
     }
 
     pub(crate) fn port(&self, port: u16) -> Option<CallRef> {
-        self.ports.get(&port).copied()
+        self.ports.get(usize::from(port)).copied().flatten()
     }
 
     pub(crate) fn call_id(&self, call_id: &[u8]) -> Option<CallRef> {
@@ -121,7 +123,13 @@ impl Index {
             Key::Dialog(d) => _ = self.dialogs.insert(d, id),
             Key::Invite(k) => _ = self.invites.insert(k, id),
             Key::Request(k) => _ = self.requests.insert(k, owner),
-            Key::Port(p) => _ = self.ports.insert(p, id),
+            Key::Port(p) => {
+                let i = usize::from(p);
+                if self.ports.len() <= i {
+                    self.ports.resize(i + 1, None);
+                }
+                self.ports[i] = Some(id);
+            }
             Key::CallId(c) => _ = self.call_ids.insert(c, id),
             Key::Resolve(r) => _ = self.resolves.insert(r, owner),
         }
@@ -135,7 +143,11 @@ impl Index {
             Key::Dialog(d) => remove_if(&mut self.dialogs, &d, &id),
             Key::Invite(k) => remove_if(&mut self.invites, &k, &id),
             Key::Request(k) => remove_if(&mut self.requests, &k, &owner),
-            Key::Port(p) => remove_if(&mut self.ports, &p, &id),
+            Key::Port(p) => {
+                if let Some(entry) = self.ports.get_mut(usize::from(p)) {
+                    entry.take_if(|owner| *owner == id);
+                }
+            }
             Key::CallId(c) => remove_if(&mut self.call_ids, &c, &id),
             Key::Resolve(r) => remove_if(&mut self.resolves, &r, &owner),
         }
@@ -154,7 +166,7 @@ mod tests {
 
     #[test]
     fn a_call_removes_only_the_keys_that_still_lead_to_it() {
-        let (a, b) = (CallRef(1), CallRef(2));
+        let (a, b) = (CallRef { seq: 1, slot: 0 }, CallRef { seq: 2, slot: 0 });
         let mut index = Index::default();
         index.apply(a, [Change::Add(Key::Port(10_000))].into_iter());
         // The port went back to the pool and on to call b; a's leaving must not take it.
@@ -169,7 +181,8 @@ mod tests {
     fn a_trunk_s_keys_lead_to_the_trunks_and_a_call_cannot_remove_them() {
         let mut index = Index::default();
         index.add_trunk(Key::Resolve(ResolveId(9)));
-        index.forget(CallRef(1), [Key::Resolve(ResolveId(9))].into_iter());
+        let call = CallRef { seq: 1, slot: 0 };
+        index.forget(call, [Key::Resolve(ResolveId(9))].into_iter());
         assert_eq!(index.resolve(ResolveId(9)), Some(Owner::Trunk));
         index.remove_trunk(Key::Resolve(ResolveId(9)));
         assert_eq!(index.resolve(ResolveId(9)), None);
@@ -177,7 +190,7 @@ mod tests {
 
     #[test]
     fn changes_apply_in_the_order_the_call_made_them() {
-        let id = CallRef(7);
+        let id = CallRef { seq: 7, slot: 3 };
         let mut index = Index::default();
         let call_id = b"c1".to_vec();
         index.apply(

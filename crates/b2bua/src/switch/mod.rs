@@ -1,9 +1,10 @@
 //! The switch: every call of one shard, and what routes an input to the call it is for.
-//! The switch holds the calls, the indexes that find them (`index.rs`), their deadlines
-//! (`deadlines.rs`) and the shard's pacing tick (`pacer.rs`); a call does the rest itself
-//! (`crate::call`), through a [`Cx`] borrowed from the switch's other fields.
+//! The switch holds the calls (`calls.rs`), the indexes that find them (`index.rs`), their
+//! deadlines (`deadlines.rs`), the shard's pacing tick (`pacer.rs`) and the batches its RTP
+//! is written into (`rtp_out.rs`); a call does the rest itself (`crate::call`), through a
+//! [`Cx`] borrowed from the switch's other fields.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,25 +13,30 @@ use concierge_media::RtpPorts;
 use concierge_sip::{Endpoint, EndpointConfig};
 
 mod admit;
+mod calls;
 mod contract;
 mod deadlines;
 mod index;
 mod pacer;
 mod route;
+mod rtp_out;
 mod run;
 
 pub(crate) use index::{Change, Index, Key, Owner};
 pub(crate) use pacer::{Pacer, TICK};
+pub(crate) use rtp_out::RtpOut;
 
 use crate::admission::Admission;
-use crate::call::{Call, Cx};
+use crate::call::Cx;
 use crate::config::SwitchConfig;
 use crate::lockout::Lockout;
 use crate::output::{CallRef, Output};
 use crate::program::Program;
 use crate::record::WallClock;
+use crate::rtp_batch::RtpBatch;
 use crate::stats::SwitchStats;
 use crate::trunks::Trunks;
+use calls::Calls;
 use deadlines::Deadlines;
 
 /// Methods we accept (our Allow).
@@ -44,13 +50,12 @@ pub(crate) const SUPPORTED: &str = "replaces, norefersub, 100rel, timer";
 
 /// All calls of one shard. See the crate docs for the run loop.
 pub struct Switch {
-    calls: HashMap<CallRef, Call>,
+    calls: Calls,
     /// How calls are found and when they are woken.
     books: Books,
     /// What a call may touch while it runs (lent to it as a [`Cx`]).
     shared: Shared,
     admission: Admission,
-    next_ref: CallRef,
     draining: bool,
     /// Where an SRTP packet is decrypted (kept, so a packet costs no allocation).
     srtp_buf: Vec<u8>,
@@ -78,6 +83,8 @@ struct Shared {
     /// Answers of caching `http` nodes, shared by this switch's calls.
     lookups: LookupCache,
     pacer: Pacer,
+    /// The RTP packets to send, written in place into the driver's batches.
+    rtp: RtpOut,
     stats: SwitchStats,
     wall: WallClock,
     /// Draws SRTP master keys (a CSPRNG; see `SwitchConfig::key_seed`).
@@ -104,6 +111,7 @@ impl Shared {
             lockout: &mut self.lockout,
             lookups: &mut self.lookups,
             pacer: &mut self.pacer,
+            rtp: &mut self.rtp,
             stats: &mut self.stats,
             wall: self.wall,
             authenticated: self.authenticated_input,
@@ -144,10 +152,9 @@ impl Switch {
         );
         let trunks = program.trunks.clone();
         let mut switch = Self {
-            calls: HashMap::new(),
+            calls: Calls::new(),
             books: Books::default(),
             admission: Admission::new(cfg.admission, wall.instant),
-            next_ref: CallRef(1),
             draining: false,
             srtp_buf: Vec::with_capacity(1500),
             shared: Shared {
@@ -158,6 +165,7 @@ impl Switch {
                 lockout: Lockout::new(cfg.lockout),
                 lookups: LookupCache::new(),
                 pacer: Pacer::new(wall.instant),
+                rtp: RtpOut::default(),
                 stats: Default::default(),
                 wall,
                 key_rng: rand::SeedableRng::from_seed(cfg.key_seed),
@@ -172,6 +180,13 @@ impl Switch {
         switch.shared.trunks.install(wall.instant, &trunks);
         switch.pump(wall.instant);
         switch
+    }
+
+    /// Hands back a batch of [`Output::Rtp`] the driver has sent: the switch writes its
+    /// next packets into it rather than into a new one. A batch not given back is only
+    /// an allocation later (the switch keeps a few).
+    pub fn recycle(&mut self, batch: RtpBatch) {
+        self.shared.rtp.recycle(batch);
     }
 
     /// Counters of what has no call record (see [`crate::SwitchStats`]).

@@ -140,13 +140,12 @@ impl Switch {
             self.shared.endpoint.respond(now, &key, r);
             return;
         }
-        let id = self.next_ref;
+        let id = self.calls.new_ref();
         let mut cx = self.shared.cx(now, id, &mut self.books.changes);
         let Some(call) = Call::accept(&mut cx, key, invite, peer) else {
             self.books.changes.clear();
             return;
         };
-        self.next_ref.0 += 1;
         self.admit(id, call);
     }
 

@@ -191,12 +191,18 @@ impl Kit {
                 self.closed.push(port);
                 self.open_ports.retain(|p| *p != port);
             }
-            Output::Rtp { port, to, packet } => self.rtp.push(RtpSent {
-                at: self.now,
-                port,
-                to,
-                packet,
-            }),
+            Output::Rtp(batch) => {
+                self.rtp_count += batch.len() as u64;
+                for (d, packet) in batch.iter().filter(|_| self.keep_rtp) {
+                    self.rtp.push(RtpSent {
+                        at: self.now,
+                        port: d.port,
+                        to: d.peer,
+                        packet: bytes::Bytes::copy_from_slice(packet),
+                    });
+                }
+                self.switch.recycle(batch);
+            }
             Output::Http { call, request } => {
                 let call = HttpCall {
                     call,

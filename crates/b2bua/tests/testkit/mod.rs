@@ -134,6 +134,11 @@ pub(crate) struct Kit {
     /// The first byte of each prompt's frames, by law: which prompt a packet carries.
     prompt_bytes: HashMap<u8, String>,
     pub(crate) rtp: Vec<RtpSent>,
+    /// Whether RTP is captured into [`Kit::rtp`] (a test of the switch's own allocations
+    /// turns it off: a copy per packet would be the kit's).
+    pub(crate) keep_rtp: bool,
+    /// Every RTP packet the switch sent, captured or not.
+    pub(crate) rtp_count: u64,
     pub(crate) records: Vec<CallRecord>,
     /// The calls' events (`SwitchConfig::call_events`), in order.
     pub(crate) events: Vec<CallEvent>,
@@ -243,6 +248,8 @@ impl Kit {
             sip: Vec::new(),
             prompt_bytes,
             rtp: Vec::new(),
+            keep_rtp: true,
+            rtp_count: 0,
             records: Vec::new(),
             events: Vec::new(),
             open_ports: Vec::new(),

@@ -11,7 +11,6 @@ mod acl;
 mod lockout;
 mod records;
 mod rtp;
-mod rtp_batch;
 mod rtp_io;
 mod shard;
 mod start;
@@ -28,7 +27,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use concierge_b2bua::{
-    CallRef, Command, Input, Output, PortError, Program, ResolveId, Switch, SwitchConfig, WallClock,
+    CallRef, Command, Input, Output, PortError, Program, ResolveId, RtpBatch, Switch, SwitchConfig,
+    WallClock,
 };
 use concierge_flow::{HttpFailure, HttpResponse};
 

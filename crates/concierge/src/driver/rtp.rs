@@ -3,11 +3,12 @@
 //! releases it. The switch waits for the bind's outcome before the port goes into an SDP
 //! answer; a port another program holds is retired and the call gets another. So the bind
 //! happens here, on the shard's thread; the socket then belongs to the RTP thread
-//! (`rtp_io.rs`), which reads it and sends from it. The shard queues a drain's packets in a
-//! batch and hands it over when the drain is done (one wake-up of the RTP thread per pacing
-//! tick), and takes received datagrams in batches (see [`RtpSockets::start`]).
+//! (`rtp_io.rs`), which reads it and sends from it. The switch writes a drain's packets
+//! straight into batches (`Output::Rtp`), which go over as they are and back to the switch
+//! once sent (one wake-up of the RTP thread per pacing tick); received datagrams come in
+//! batches too (see [`RtpSockets::start`]).
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
@@ -15,13 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
-use tracing::{debug, warn};
+use tracing::warn;
 
-use super::rtp_batch::Batch;
 use super::rtp_io::{Command, RtpThread, RECEIVE_BATCHES};
+use concierge_b2bua::RtpBatch as Batch;
 
 /// Send batches in flight at most (each up to 1,024 packets: 32 are 160 ms of 4,000 calls'
-/// packets). Beyond, the RTP thread is behind and the shard's packets are dropped: they
+/// packets). Beyond, the RTP thread is behind and the switch's packets are dropped: they
 /// would only arrive late.
 const SEND_BATCHES: usize = 32;
 
@@ -37,12 +38,10 @@ pub(crate) struct RtpSockets {
     wake: Arc<OwnedFd>,
     /// Packets handed over since the RTP thread was last woken.
     unannounced: bool,
-    /// The packets of the current drain, and when that batch was started (their time).
-    outgoing: Option<Batch>,
-    outgoing_since: Instant,
-    /// Send batches the RTP thread is done with.
+    /// Send batches the RTP thread is done with, for the switch to write into again.
     spent: Receiver<Batch>,
-    send_batches: usize,
+    /// Send batches handed over and not back yet.
+    in_flight: usize,
     /// Received batches go back to the RTP thread through this.
     free: Sender<Batch>,
     /// The RTP thread's longest send wait since the last [`RtpSockets::behind_by`] (µs).
@@ -84,10 +83,8 @@ impl RtpSockets {
             commands,
             wake,
             unannounced: false,
-            outgoing: None,
-            outgoing_since: Instant::now(),
             spent,
-            send_batches: 0,
+            in_flight: 0,
             free,
             send_lag_us,
             dropping: false,
@@ -115,47 +112,40 @@ impl RtpSockets {
 
     pub(crate) fn close(&mut self, port: u16) {
         if let Some(open) = self.open.get_mut(usize::from(port)) {
+            // The switch's packets from it in this drain went over first (`Output::Rtp`
+            // comes before the drain's other outputs): the thread sends them, then closes.
             if std::mem::take(open) {
-                // The packets queued for it in this drain go first.
-                self.hand_over();
                 self.command(Command::Close { port });
             }
         }
     }
 
-    /// Queues one packet to leave from `port`; it goes out when the drain is over
-    /// ([`RtpSockets::flush`]).
-    pub(crate) fn send(&mut self, port: u16, to: SocketAddr, bytes: &[u8]) {
-        if !self.is_open(port) {
-            debug!(port, "RTP send on a closed port dropped");
-            return;
+    /// Hands the switch's packets to the RTP thread (it sends them when woken, at the
+    /// drain's end: [`RtpSockets::flush`]). When it holds [`SEND_BATCHES`] already, it is
+    /// behind: the packets are dropped and the batch comes back at once, for the switch.
+    pub(crate) fn send(&mut self, batch: Batch) -> Option<Batch> {
+        if self.in_flight >= SEND_BATCHES {
+            self.behind();
+            return Some(batch);
         }
-        for _ in 0..2 {
-            if self.outgoing.is_none() {
-                self.outgoing = self.send_batch();
-                self.outgoing_since = Instant::now();
-            }
-            let Some(batch) = self.outgoing.as_mut() else {
-                self.behind();
-                return;
-            };
-            if batch.push(port, to, self.outgoing_since, bytes) {
-                return;
-            }
-            // Full: it goes now, and the packet into the next one.
-            self.hand_over();
-        }
-        debug!(
-            port,
-            len = bytes.len(),
-            "RTP packet larger than a batch dropped"
-        );
+        self.in_flight += 1;
+        self.command(Command::Send {
+            batch,
+            queued: Instant::now(),
+        });
+        None
     }
 
-    /// Hands the drain's packets to the RTP thread and wakes it; called once a drain is
+    /// A batch the RTP thread has sent, empty, for the switch to write into again.
+    pub(crate) fn sent(&mut self) -> Option<Batch> {
+        let batch = self.spent.try_recv().ok()?;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        Some(batch)
+    }
+
+    /// Wakes the RTP thread when packets were handed over since; called once a drain is
     /// over.
     pub(crate) fn flush(&mut self) {
-        self.hand_over();
         if self.unannounced {
             self.unannounced = false;
             if let Err(e) = rustix::io::write(&*self.wake, &1u64.to_ne_bytes()) {
@@ -188,50 +178,27 @@ impl RtpSockets {
         self.open.get(usize::from(port)).copied().unwrap_or(false)
     }
 
-    fn hand_over(&mut self) {
-        if let Some(batch) = self.outgoing.take() {
-            if batch.is_empty() {
-                self.outgoing = Some(batch);
-            } else {
-                self.command(Command::Send(batch));
-            }
-        }
-    }
-
     /// Queues a command. Only packets to send wake the RTP thread: an open or a close waits
     /// for its next round (at most `rtp_io::IDLE_WAIT`), which spares a call set-up two
     /// wake-ups of the other thread (a port's first packet waits in the kernel until then,
     /// and a closed port rests for seconds before it is bound again).
     fn command(&mut self, command: Command) {
-        if matches!(command, Command::Send(_)) {
+        if matches!(command, Command::Send { .. }) {
             self.unannounced = true;
         }
         // The thread only stops after the shard (this side) is gone.
         let _ = self.commands.send(command);
     }
 
-    /// An empty send batch: one the RTP thread has sent, or a new one while fewer than
-    /// [`SEND_BATCHES`] exist.
-    fn send_batch(&mut self) -> Option<Batch> {
-        if let Ok(b) = self.spent.try_recv() {
-            return Some(b);
-        }
-        if self.send_batches < SEND_BATCHES {
-            self.send_batches += 1;
-            return Some(Batch::new());
-        }
-        None
-    }
-
-    /// The RTP thread holds every send batch: the packet is dropped, and said so within a
-    /// budget.
+    /// The RTP thread holds every send batch: a batch of packets is dropped, and said so
+    /// within a budget.
     fn behind(&mut self) {
         self.dropping = true;
         super::log_within(
             &mut self.dropped,
             "RTP packets dropped (the RTP thread is behind)",
             || {
-                warn!("RTP packet dropped: the RTP thread is behind");
+                warn!("RTP packets dropped: the RTP thread is behind");
             },
         );
     }

@@ -36,7 +36,7 @@ use rustix::net::{RecvFlags, SendFlags};
 use tokio::sync::mpsc::error::TrySendError;
 use tracing::{debug, warn};
 
-use super::rtp_batch::Batch;
+use concierge_b2bua::RtpBatch as Batch;
 
 /// What the shard asks of the RTP thread, in the order it asked.
 pub(crate) enum Command {
@@ -45,9 +45,10 @@ pub(crate) enum Command {
     Open { port: u16, sockets: Vec<UdpSocket> },
     /// The call is over: close the port's sockets.
     Close { port: u16 },
-    /// Send these packets, each from its port's socket of the destination's family; the
-    /// batch goes back to the shard empty.
-    Send(Batch),
+    /// Send these packets (the switch's `Output::Rtp`, handed over at `queued`), each
+    /// from its port's socket of the destination's family; the batch goes back to the
+    /// shard empty, and from there to the switch.
+    Send { batch: Batch, queued: Instant },
     /// The shard is gone.
     Stop,
 }
@@ -151,6 +152,7 @@ impl RtpThread {
     /// Rounds until the shard says stop or goes away.
     pub(crate) fn run(mut self) {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(EVENTS);
+        let mut woken: Vec<epoll::Event> = Vec::with_capacity(1);
         let mut last_round = Instant::now();
         loop {
             if self.commands().is_err() {
@@ -159,7 +161,10 @@ impl RtpThread {
             let Some(batch) = take_batch(&mut self.idle, &self.free, &mut self.allocated) else {
                 // The shard holds every batch: it is behind. Nothing is read (the sockets
                 // stay ready) until it gives one back; its sends still go out.
-                if self.pause(Instant::now() + STARVED_WAIT).is_err() {
+                if self
+                    .pause(Instant::now() + STARVED_WAIT, &mut woken)
+                    .is_err()
+                {
                     return;
                 }
                 continue;
@@ -239,15 +244,15 @@ impl RtpThread {
             }
             // Let the next round gather what arrives meanwhile; the shard's sends go out
             // as they come.
-            if self.pause(round + ROUND).is_err() {
+            if self.pause(round + ROUND, &mut woken).is_err() {
                 return;
             }
         }
     }
 
     /// Waits until `until` for the shard alone, doing what it asks as it asks.
-    fn pause(&mut self, until: Instant) -> Result<(), Stopped> {
-        let mut woken: Vec<epoll::Event> = Vec::with_capacity(1);
+    /// `woken` is the thread's one-event buffer (kept, so a round allocates nothing).
+    fn pause(&mut self, until: Instant, woken: &mut Vec<epoll::Event>) -> Result<(), Stopped> {
         loop {
             self.commands()?;
             let Some(rest) = until
@@ -262,7 +267,7 @@ impl RtpThread {
             woken.clear();
             if let Ok(n) = epoll::wait(
                 &self.wake_only,
-                rustix::buffer::spare_capacity(&mut woken),
+                rustix::buffer::spare_capacity(&mut *woken),
                 Some(&rest),
             ) {
                 if n > 0 {
@@ -284,7 +289,7 @@ impl RtpThread {
             match self.commands.try_recv() {
                 Ok(Command::Open { port, sockets }) => self.open(port, sockets),
                 Ok(Command::Close { port }) => self.close(port),
-                Ok(Command::Send(batch)) => self.send(batch),
+                Ok(Command::Send { batch, queued }) => self.send(batch, queued),
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return Err(Stopped),
                 Err(TryRecvError::Empty) => return Ok(()),
             }
@@ -313,11 +318,9 @@ impl RtpThread {
         }
     }
 
-    fn send(&mut self, mut batch: Batch) {
-        if let Some(queued) = batch.oldest() {
-            let lag = u64::try_from(queued.elapsed().as_micros()).unwrap_or(u64::MAX);
-            self.send_lag_us.fetch_max(lag, Ordering::Relaxed);
-        }
+    fn send(&mut self, mut batch: Batch, queued: Instant) {
+        let lag = u64::try_from(queued.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.send_lag_us.fetch_max(lag, Ordering::Relaxed);
         for (d, bytes) in batch.iter() {
             let first = usize::from(d.port) * 2;
             let v6 = self

@@ -391,8 +391,8 @@ impl Metrics {
         self.rtp_received.inc_by(n);
     }
 
-    pub(crate) fn rtp_sent(&self) {
-        self.rtp_sent.inc();
+    pub(crate) fn rtp_sent_many(&self, n: u64) {
+        self.rtp_sent.inc_by(n);
     }
 
     /// Where a scrape reads the SIP TCP connections from.

@@ -49,14 +49,11 @@ fn rfc3711_b2_aes_cm_keystream() {
 
 #[test]
 fn rfc3711_b3_key_derivation() {
-    let keys = derive_session_keys(&rfc_master());
+    let (cipher, auth, salt) = session_key_bytes(&rfc_master());
+    assert_eq!(cipher.to_vec(), hex("C61E7A93744F39EE10734AFE3FF7A087"));
+    assert_eq!(salt.to_vec(), hex("30CBBC08863D8C85D49DB34A9AE1"));
     assert_eq!(
-        keys.cipher.to_vec(),
-        hex("C61E7A93744F39EE10734AFE3FF7A087")
-    );
-    assert_eq!(keys.salt.to_vec(), hex("30CBBC08863D8C85D49DB34A9AE1"));
-    assert_eq!(
-        keys.auth.to_vec(),
+        auth.to_vec(),
         hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4")
     );
 }
@@ -251,4 +248,42 @@ fn an_index_is_never_encrypted_twice() {
     );
     // Another SSRC has indexes of its own.
     tx.protect(&rtp(11, 2, b"other stream"), &mut out).unwrap();
+}
+
+/// The packet written once where it is sent from: the same bytes as `protect`'s (libsrtp's
+/// reference packet), and a buffer without room for the tag, or a packet that is not RTP,
+/// is refused untouched.
+#[test]
+fn protecting_in_place_gives_the_reference_packet_and_needs_room_for_the_tag() {
+    let plain = hex("800f1234decafbadcafebabe abababababababababababababababab");
+    let expected =
+        hex("800f1234decafbadcafebabe 4e55dc4ce79978d88ca4d215949d2402 b78d6acc99ea179b8dbb");
+    let mut tx = SrtpContext::new(SrtpProfile::AesCm128HmacSha1_80, &rfc_master());
+    let mut buf = [0u8; 64];
+    buf[..plain.len()].copy_from_slice(&plain);
+    let n = tx.protect_in_place(&mut buf, plain.len()).unwrap();
+    assert_eq!(&buf[..n], &expected[..]);
+
+    let mut tx = SrtpContext::new(SrtpProfile::AesCm128HmacSha1_80, &rfc_master());
+    let mut short = plain.clone();
+    short.extend_from_slice(&[0; 9]);
+    assert_eq!(
+        tx.protect_in_place(&mut short, plain.len()),
+        Err(SrtpError::NoRoom)
+    );
+    assert_eq!(&short[..plain.len()], &plain[..], "left as it was");
+    let mut not_rtp = [0u8; 40];
+    assert_eq!(
+        tx.protect_in_place(&mut not_rtp, 20),
+        Err(SrtpError::Malformed)
+    );
+    assert_eq!(
+        tx.protect_in_place(&mut not_rtp, 41),
+        Err(SrtpError::Malformed)
+    );
+    // Nothing was counted as sent: the reference packet still comes out the same.
+    let mut buf = [0u8; 64];
+    buf[..plain.len()].copy_from_slice(&plain);
+    let n = tx.protect_in_place(&mut buf, plain.len()).unwrap();
+    assert_eq!(&buf[..n], &expected[..]);
 }

@@ -4,10 +4,7 @@
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
-
 use crate::call::{Call, Cx};
-use crate::output::Output;
 
 impl Call {
     /// RTP (already decrypted) while a bridge exists: each leg's packets go out of the
@@ -41,7 +38,7 @@ impl Call {
         }
         let caller_event = self.caller.audio.as_ref().and_then(|a| a.telephone_event);
         let leg_event = bridge.leg.audio.as_ref().and_then(|a| a.telephone_event);
-        let (out_port, to, session, packet) = if from_target {
+        let (out_port, to, session, events) = if from_target {
             if !bridge.source.as_mut().is_some_and(|s| s.accept(from)) {
                 return true;
             }
@@ -53,44 +50,39 @@ impl Call {
                 return true;
             };
             bridge.relayed[1] += 1;
-            let packet = relay_packet(data, leg_event, caller_event);
-            (out, to, self.caller.srtp.session.as_mut(), packet)
+            let events = (leg_event, caller_event);
+            (out, to, self.caller.srtp.session.as_mut(), events)
         } else {
             let (Some(out), Some(to)) = (bridge.leg.port.number(), bridge.media_to()) else {
                 return true;
             };
             bridge.relayed[0] += 1;
-            let packet = relay_packet(data, caller_event, leg_event);
-            (out, to, bridge.leg.srtp.session.as_mut(), packet)
+            let events = (caller_event, leg_event);
+            (out, to, bridge.leg.srtp.session.as_mut(), events)
         };
-        // Decrypted on the way in; encrypted again with the other leg's own key.
-        let packet = match session {
-            Some(session) => crate::call::media::encrypt(session, &packet),
-            None => Some(packet),
+        // Written once, where it leaves from: copied in, renumbered, encrypted again
+        // with the other leg's own key (it was decrypted on the way in).
+        let room = cx.rtp.room();
+        let Some(packet) = room.get_mut(..data.len()) else {
+            return true;
         };
-        if let Some(packet) = packet {
-            cx.emit(Output::Rtp {
-                port: out_port,
-                to,
-                packet,
-            });
+        packet.copy_from_slice(data);
+        renumber_event(packet, events.0, events.1);
+        if let Some(n) = crate::call::media::protect(session, room, data.len()) {
+            cx.rtp.commit(out_port, to, cx.now, n);
         }
         true
     }
 }
 
 /// RFC 4733 events keep their meaning across legs that number them differently: the
-/// payload type byte is rewritten, everything else passes untouched.
-pub(crate) fn relay_packet(data: &[u8], event_from: Option<u8>, event_to: Option<u8>) -> Bytes {
-    let mut packet = Bytes::copy_from_slice(data);
+/// payload type byte of `packet` is rewritten in place, everything else passes untouched.
+pub(crate) fn renumber_event(packet: &mut [u8], event_from: Option<u8>, event_to: Option<u8>) {
     if let (Some(from), Some(to)) = (event_from, event_to) {
-        if from != to && data.len() >= 12 && data[1] & 0x7f == from {
-            let mut v = packet.to_vec();
-            v[1] = (v[1] & 0x80) | to;
-            packet = Bytes::from(v);
+        if from != to && packet.len() >= 12 && packet[1] & 0x7f == from {
+            packet[1] = (packet[1] & 0x80) | to;
         }
     }
-    packet
 }
 
 #[cfg(test)]
@@ -102,13 +94,10 @@ mod tests {
         let mut p = vec![0u8; 16];
         p[0] = 0x80;
         p[1] = 0x80 | 96;
-        let out = relay_packet(&p, Some(96), Some(101));
-        assert_eq!(out[1], 0x80 | 101);
+        renumber_event(&mut p, Some(96), Some(101));
+        assert_eq!(p[1], 0x80 | 101);
         p[1] = 0;
-        assert_eq!(
-            relay_packet(&p, Some(96), Some(101))[1],
-            0,
-            "audio untouched"
-        );
+        renumber_event(&mut p, Some(96), Some(101));
+        assert_eq!(p[1], 0, "audio untouched");
     }
 }

@@ -13,6 +13,10 @@ impl Shard {
                 Output::Timeout(at) => {
                     if ports.is_empty() {
                         self.rtp.flush();
+                        // The batches sent meanwhile, for the switch's next packets.
+                        while let Some(batch) = self.rtp.sent() {
+                            self.switch.recycle(batch);
+                        }
                         return at;
                     }
                     let now = std::time::Instant::now();
@@ -63,9 +67,11 @@ impl Shard {
                     }
                 },
                 Output::MediaClose { port } => self.rtp.close(port),
-                Output::Rtp { port, to, packet } => {
-                    self.metrics.rtp_sent();
-                    self.rtp.send(port, to, &packet);
+                Output::Rtp(batch) => {
+                    self.metrics.rtp_sent_many(batch.len() as u64);
+                    if let Some(dropped) = self.rtp.send(batch) {
+                        self.switch.recycle(dropped);
+                    }
                 }
                 Output::Http { call, request } => {
                     let (client, tx) = (self.http.clone(), self.http_tx.clone());

@@ -36,7 +36,7 @@ pub(super) struct Shard {
     pub(super) dns_rx: mpsc::Receiver<DnsAnswer>,
     pub(super) rtp: rtp::RtpSockets,
     /// Received RTP, in batches from the RTP thread.
-    pub(super) rtp_rx: mpsc::Receiver<rtp_batch::Batch>,
+    pub(super) rtp_rx: mpsc::Receiver<RtpBatch>,
     pub(super) udp: Option<Arc<UdpSocket>>,
     /// The UDP sockets of the other `[sip] listen` addresses (IPv6 beside IPv4); their
     /// datagrams come through `extra_udp_rx`.
@@ -122,10 +122,8 @@ impl Shard {
                 Some(batch) = self.rtp_rx.recv() => {
                     self.metrics.rtp_received_many(batch.len() as u64);
                     self.rtp_lag = batch.oldest().map_or(Duration::ZERO, |at| at.elapsed());
-                    for (d, data) in batch.iter() {
-                        let input = Input::Rtp { port: d.port, from: d.peer, data };
-                        self.switch.handle_input(d.at, input);
-                    }
+                    // Each datagram is handled at the time it arrived.
+                    self.switch.handle_input(std::time::Instant::now(), Input::RtpBatch(&batch));
                     self.rtp.recycle(batch);
                 }
                 _ = tokio::time::sleep_until(wake) => {

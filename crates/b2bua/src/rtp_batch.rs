@@ -1,14 +1,19 @@
-//! What crosses between the shard and the RTP thread: many datagrams back to back in one
-//! buffer, each with its port and peer — received ones for the switch, the switch's paced
-//! packets for the wire. A batch is allocated once and then passed back and forth for the
-//! life of the process, so no packet costs an allocation on either side.
+//! RTP datagrams in bulk, across the switch's contract both ways: many datagrams back to
+//! back in one buffer, each with its port and peer — received ones handed in with
+//! [`crate::Input::RtpBatch`], the switch's own packets handed out with
+//! [`crate::Output::Rtp`]. A batch is allocated once and then passed back and forth for
+//! the life of the process (the driver's RTP thread fills and sends them, the switch writes
+//! its packets straight into them and gets them back with [`crate::Switch::recycle`]), so
+//! no packet costs an allocation on either side.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// The largest datagram the RTP thread reads whole; the rest of a longer one is cut off by
-/// the kernel (an RTP packet on an Ethernet path is at most about 1,500 bytes).
-pub(crate) const MAX_DATAGRAM: usize = 2048;
+/// The largest datagram a batch takes whole: what the driver reads into
+/// [`RtpBatch::spare`] (the rest of a longer one is cut off by the kernel; an RTP packet on
+/// an Ethernet path is at most about 1,500 bytes), and the room the switch writes one
+/// packet in.
+pub const MAX_DATAGRAM: usize = 2048;
 
 /// Bytes one batch holds: 128 datagrams of the largest size, or about 1,500 G.711 packets.
 const CAPACITY: usize = 256 * 1024;
@@ -18,27 +23,43 @@ const MAX_PACKETS: usize = 1024;
 
 /// One datagram's place in a batch, with where it came from or goes to.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Datagram {
+pub struct RtpDatagram {
     /// Our RTP port it arrived on, or leaves from.
-    pub(crate) port: u16,
+    pub port: u16,
     /// The source of a received datagram; the destination of one to send.
-    pub(crate) peer: SocketAddr,
-    /// When the RTP thread read it (when the shard queued it, for one to send).
-    pub(crate) at: Instant,
+    pub peer: SocketAddr,
+    /// When it arrived (received), or when the switch wrote it (to send).
+    pub at: Instant,
     start: u32,
     len: u32,
 }
 
-/// Datagrams back to back in one reused buffer.
-pub(crate) struct Batch {
+/// Datagrams back to back in one reused buffer (see the module docs).
+pub struct RtpBatch {
     /// Always `CAPACITY` long (zeroed once); `used` bytes of it hold datagrams.
     bytes: Vec<u8>,
     used: usize,
-    datagrams: Vec<Datagram>,
+    datagrams: Vec<RtpDatagram>,
 }
 
-impl Batch {
-    pub(crate) fn new() -> Self {
+impl std::fmt::Debug for RtpBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtpBatch")
+            .field("datagrams", &self.datagrams.len())
+            .field("bytes", &self.used)
+            .finish()
+    }
+}
+
+impl Default for RtpBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RtpBatch {
+    /// An empty batch, its whole buffer allocated now (256 KiB, up to 1,024 datagrams).
+    pub fn new() -> Self {
         Self {
             bytes: vec![0; CAPACITY],
             used: 0,
@@ -46,16 +67,18 @@ impl Batch {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// Datagrams in the batch.
+    pub fn len(&self) -> usize {
         self.datagrams.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether it holds no datagram.
+    pub fn is_empty(&self) -> bool {
         self.datagrams.is_empty()
     }
 
     /// Empties the batch for reuse; the buffer stays allocated.
-    pub(crate) fn clear(&mut self) {
+    pub fn clear(&mut self) {
         self.used = 0;
         self.datagrams.clear();
     }
@@ -66,7 +89,7 @@ impl Batch {
     }
 
     /// Copies `data` in as one datagram. `false` (and nothing copied) when it does not fit.
-    pub(crate) fn push(&mut self, port: u16, peer: SocketAddr, at: Instant, data: &[u8]) -> bool {
+    pub fn push(&mut self, port: u16, peer: SocketAddr, at: Instant, data: &[u8]) -> bool {
         if !self.has_room(data.len()) {
             return false;
         }
@@ -78,19 +101,22 @@ impl Batch {
         true
     }
 
-    /// Room for one received datagram of up to [`MAX_DATAGRAM`] bytes, to be kept with
-    /// [`Batch::commit`]. `None` when the batch is full.
-    pub(crate) fn spare(&mut self) -> Option<&mut [u8]> {
+    /// Room for one datagram of up to [`MAX_DATAGRAM`] bytes, written in place and kept
+    /// with [`RtpBatch::commit`] (or left, and overwritten by the next). `None` when the
+    /// batch is full.
+    pub fn spare(&mut self) -> Option<&mut [u8]> {
         if !self.has_room(MAX_DATAGRAM) {
             return None;
         }
         self.bytes.get_mut(self.used..self.used + MAX_DATAGRAM)
     }
 
-    /// Keeps the `len` bytes just written at the start of [`Batch::spare`] as a datagram.
-    pub(crate) fn commit(&mut self, port: u16, peer: SocketAddr, at: Instant, len: usize) {
+    /// Keeps the `len` bytes just written at the start of [`RtpBatch::spare`] as a
+    /// datagram. `len` is at most [`MAX_DATAGRAM`], and `spare` said there was room.
+    pub fn commit(&mut self, port: u16, peer: SocketAddr, at: Instant, len: usize) {
+        let len = len.min(MAX_DATAGRAM).min(CAPACITY - self.used);
         // Both fit in u32: `used + len` never exceeds CAPACITY.
-        self.datagrams.push(Datagram {
+        self.datagrams.push(RtpDatagram {
             port,
             peer,
             at,
@@ -101,20 +127,21 @@ impl Batch {
     }
 
     /// The datagrams in the order they were added, each with its bytes.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Datagram, &[u8])> {
+    pub fn iter(&self) -> impl Iterator<Item = (&RtpDatagram, &[u8])> {
         self.datagrams.iter().map(|d| {
             let range = d.start as usize..(d.start + d.len) as usize;
             (d, self.bytes.get(range).unwrap_or_default())
         })
     }
 
-    /// When the earliest datagram in the batch arrived.
-    pub(crate) fn oldest(&self) -> Option<Instant> {
+    /// When the earliest datagram in the batch arrived (or was written).
+    pub fn oldest(&self) -> Option<Instant> {
         self.datagrams.iter().map(|d| d.at).min()
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's base instant")]
 mod tests {
     use super::*;
 
@@ -124,7 +151,7 @@ mod tests {
 
     #[test]
     fn datagrams_come_back_in_order_with_their_bytes() {
-        let mut b = Batch::new();
+        let mut b = RtpBatch::new();
         let now = Instant::now();
         assert!(b.push(10, addr(), now, b"first"));
         let room = b.spare().unwrap();
@@ -139,7 +166,7 @@ mod tests {
 
     #[test]
     fn a_full_batch_refuses_more_and_copies_nothing() {
-        let mut b = Batch::new();
+        let mut b = RtpBatch::new();
         let now = Instant::now();
         let big = vec![7u8; MAX_DATAGRAM];
         let mut n = 0;
@@ -150,7 +177,7 @@ mod tests {
         assert!(b.spare().is_none());
         assert_eq!(b.len(), n);
         // The packet count caps a batch of small datagrams too.
-        let mut small = Batch::new();
+        let mut small = RtpBatch::new();
         while small.push(1, addr(), now, b"x") {}
         assert_eq!(small.len(), MAX_PACKETS);
     }
