@@ -187,7 +187,7 @@ fn head_length(data: &[u8]) -> Option<usize> {
 fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
     let text = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
     let mut found: Option<usize> = None;
-    for line in text.split("\r\n").skip(1) {
+    for line in super::parse::crlf_lines(text).skip(1) {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };

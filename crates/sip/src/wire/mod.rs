@@ -19,6 +19,7 @@ mod header;
 mod host;
 mod message;
 mod method;
+mod params;
 mod parse;
 mod peek;
 mod reply;

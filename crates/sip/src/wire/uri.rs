@@ -1,20 +1,48 @@
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 
 use super::host::parse_host_port;
+use super::params::{self, Params};
 use super::parse::ParseError;
 
 /// A SIP (or other scheme) URI, kept as it arrived plus the parts we route on.
 ///
 /// The text is kept verbatim so that a URI we echo (Request-URI of an ACK, Contact of a
-/// dialog's remote target) is byte-for-byte what the peer sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// dialog's remote target) is byte-for-byte what the peer sent. The parts are places in
+/// that text, so a URI is one allocation; only an IP address written other than in its
+/// canonical form (`[2001:DB8:0::1]`) and a scheme other than `sip`/`sips` keep a copy.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SipUri {
     raw: String,
-    scheme: String,
-    user: Option<String>,
-    host: String,
+    scheme: Scheme,
+    user: Option<Range<usize>>,
+    host: Host,
     port: Option<u16>,
-    params: Vec<(String, Option<String>)>,
+    /// The URI parameters (`;transport=tcp;lr`), before any `?headers`.
+    params: Range<usize>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Scheme {
+    Sip,
+    Sips,
+    /// Another scheme, lower case.
+    Other(Box<str>),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Host {
+    /// As written (also the empty host of another scheme).
+    Raw(Range<usize>),
+    /// An IP address rewritten in its canonical form.
+    Canonical(Box<str>),
+}
+
+/// Where `inner`, a slice of `outer`, lies in it.
+fn place(outer: &str, inner: &str) -> Range<usize> {
+    let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
+    start..start + inner.len()
 }
 
 impl SipUri {
@@ -31,15 +59,17 @@ impl SipUri {
         {
             return Err(bad("bad scheme"));
         }
-        if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
+        let sips = scheme.eq_ignore_ascii_case("sips");
+        if !sips && !scheme.eq_ignore_ascii_case("sip") {
             // tel:, urn: … are legal Request-URIs we may not route; keep them opaque.
+            let user = rest.split(';').next().unwrap_or("");
             return Ok(Self {
                 raw: text.to_owned(),
-                scheme: scheme.to_ascii_lowercase(),
-                user: Some(rest.split(';').next().unwrap_or("").to_owned()),
-                host: String::new(),
+                scheme: Scheme::Other(scheme.to_ascii_lowercase().into()),
+                user: Some(place(text, user)),
+                host: Host::Raw(0..0),
                 port: None,
-                params: Vec::new(),
+                params: 0..0,
             });
         }
         if text
@@ -52,7 +82,7 @@ impl SipUri {
         // `/` and `,`, so it ends at the last `@`; the codec then reads what follows.
         let (user, host_part) = match rest.rsplit_once('@') {
             Some((user, host_part)) => (
-                Some(user.split(':').next().unwrap_or("").to_owned()),
+                Some(place(text, user.split(':').next().unwrap_or(""))),
                 host_part,
             ),
             None => (None, rest),
@@ -60,34 +90,54 @@ impl SipUri {
         // hostport ends where the URI parameters or headers begin.
         let host_port = host_part.split([';', '?']).next().unwrap_or_default();
         let (host, port) = parse_host_port(host_port).map_err(bad)?;
+        let host = match host {
+            Cow::Borrowed(h) => Host::Raw(place(text, h)),
+            Cow::Owned(h) => Host::Canonical(h.into()),
+        };
+        let before_headers = host_part.split('?').next().unwrap_or("");
+        let params = match before_headers.split_once(';') {
+            Some((_, params)) => place(text, params),
+            None => 0..0,
+        };
         Ok(Self {
             raw: text.to_owned(),
-            scheme: scheme.to_ascii_lowercase(),
+            scheme: if sips { Scheme::Sips } else { Scheme::Sip },
             user,
             host,
             port,
-            params: split_params(host_part.split('?').next().unwrap_or(""), true),
+            params,
         })
+    }
+
+    fn part(&self, range: &Range<usize>) -> &str {
+        self.raw.get(range.clone()).unwrap_or_default()
     }
 
     /// `sip` or `sips`; another scheme (`tel`, …) is carried but not routable by us.
     pub fn scheme(&self) -> &str {
-        &self.scheme
+        match &self.scheme {
+            Scheme::Sip => "sip",
+            Scheme::Sips => "sips",
+            Scheme::Other(s) => s,
+        }
     }
 
     /// Whether the scheme is `sip` or `sips`.
     pub fn is_sip(&self) -> bool {
-        self.scheme == "sip" || self.scheme == "sips"
+        !matches!(self.scheme, Scheme::Other(_))
     }
 
     /// The user part, without a password (the opaque part of another scheme).
     pub fn user(&self) -> Option<&str> {
-        self.user.as_deref()
+        self.user.as_ref().map(|u| self.part(u))
     }
 
     /// The host as written, an IPv6 reference in brackets.
     pub fn host(&self) -> &str {
-        &self.host
+        match &self.host {
+            Host::Raw(range) => self.part(range),
+            Host::Canonical(host) => host,
+        }
     }
 
     /// The port, if written.
@@ -97,7 +147,7 @@ impl SipUri {
 
     /// A URI parameter: `Some(None)` when present without a value.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        find_param(&self.params, name)
+        params::find(self.part(&self.params), name)
     }
 
     /// The URI exactly as received.
@@ -112,6 +162,12 @@ impl fmt::Display for SipUri {
     }
 }
 
+impl fmt::Debug for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SipUri").field(&self.raw).finish()
+    }
+}
+
 /// `name-addr` / `addr-spec` with header parameters: the value of From, To, Contact,
 /// Route, Record-Route, Refer-To (RFC 3261 §20.10).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +177,7 @@ pub struct NameAddr {
     /// The URI inside the angle brackets.
     pub uri: SipUri,
     /// Header parameters (`tag`, …), in order.
-    pub params: Vec<(String, Option<String>)>,
+    params: Params,
 }
 
 impl NameAddr {
@@ -130,7 +186,7 @@ impl NameAddr {
         Self {
             display: None,
             uri,
-            params: Vec::new(),
+            params: Params::default(),
         }
     }
 
@@ -139,14 +195,14 @@ impl NameAddr {
         let text = text.trim();
         // The codec's name-addr splitter handles quoted display names and both forms; we
         // only take its boundaries and keep our own copies of the parts.
-        if let Some(lt) = find_unquoted(text, '<') {
+        if let Some(lt) = find_unquoted(text, b'<') {
             let (display, rest) = text.split_at_checked(lt).unwrap_or_default();
             let (display, rest) = (display.trim(), rest.strip_prefix('<').unwrap_or(rest));
             let (uri, after) = rest
                 .split_once('>')
                 .ok_or_else(|| ParseError::Uri(format!("missing '>': {text:?}")))?;
             let uri = SipUri::parse(uri)?;
-            let params = split_params(after.trim(), false);
+            let params = Params::parse(after.trim(), false);
             // RFC 3261 §25.1: display-name = *(token LWS) / quoted-string.
             let quoted = display.starts_with('"');
             if quoted && !(display.len() >= 2 && display.ends_with('"')) {
@@ -170,8 +226,8 @@ impl NameAddr {
         }
         // addr-spec form: RFC 3261 §20.10, parameters after the URI are header parameters.
         let (uri_part, params) = match text.find(';').and_then(|i| text.split_at_checked(i)) {
-            Some((uri_part, params)) => (uri_part, split_params(params, false)),
-            None => (text, Vec::new()),
+            Some((uri_part, params)) => (uri_part, Params::parse(params, false)),
+            None => (text, Params::default()),
         };
         Ok(Self::new(SipUri::parse(uri_part)?)).map(|mut na| {
             na.params = params;
@@ -181,107 +237,59 @@ impl NameAddr {
 
     /// The `tag` parameter.
     pub fn tag(&self) -> Option<&str> {
-        find_param(&self.params, "tag").flatten()
+        self.params.get("tag").flatten()
     }
 
     /// A header parameter: `Some(None)` when present without a value.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        find_param(&self.params, name)
+        self.params.get(name)
     }
 
     /// The same with `tag` set (replacing any other).
     pub fn with_tag(mut self, tag: &str) -> Self {
-        self.params.retain(|(n, _)| !n.eq_ignore_ascii_case("tag"));
-        self.params.push(("tag".into(), Some(tag.into())));
+        self.params.remove_where(|n| n.eq_ignore_ascii_case("tag"));
+        self.params.push("tag", Some(tag));
         self
+    }
+
+    /// Writes the name-addr as [`fmt::Display`] does, without the formatting machinery
+    /// (what the message writer calls for every From and To).
+    pub(crate) fn write(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        if let Some(d) = &self.display {
+            out.write_char('"')?;
+            for c in d.chars() {
+                if c == '\\' || c == '"' {
+                    out.write_char('\\')?;
+                }
+                out.write_char(c)?;
+            }
+            out.write_str("\" ")?;
+        }
+        out.write_char('<')?;
+        out.write_str(self.uri.as_str())?;
+        out.write_char('>')?;
+        out.write_str(self.params.as_str())
     }
 }
 
 impl fmt::Display for NameAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(d) = &self.display {
-            write!(f, "\"{}\" ", d.replace('\\', "\\\\").replace('"', "\\\""))?;
-        }
-        write!(f, "<{}>", self.uri)?;
-        write_params(f, &self.params)
+        self.write(f)
     }
 }
 
-pub(crate) fn write_params(
-    f: &mut fmt::Formatter<'_>,
-    params: &[(String, Option<String>)],
-) -> fmt::Result {
-    for (name, value) in params {
-        match value {
-            Some(v) => write!(f, ";{name}={v}")?,
-            None => write!(f, ";{name}")?,
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn find_param<'a>(
-    params: &'a [(String, Option<String>)],
-    name: &str,
-) -> Option<Option<&'a str>> {
-    params
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_deref())
-}
-
-/// `;a=1;b;c="x;y"` → pairs. With `uri_part`, the text before the first `;` is the URI
-/// body and is skipped.
-pub(crate) fn split_params(text: &str, uri_part: bool) -> Vec<(String, Option<String>)> {
-    let mut out = Vec::new();
-    let mut pieces = split_unquoted(text, ';').into_iter();
-    if uri_part {
-        pieces.next();
-    }
-    for piece in pieces {
-        let piece = piece.trim();
-        if piece.is_empty() {
-            continue;
-        }
-        match piece.split_once('=') {
-            Some((n, v)) => out.push((n.trim().to_owned(), Some(v.trim().to_owned()))),
-            None => out.push((piece.to_owned(), None)),
-        }
-    }
-    out
-}
-
-fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut quoted, mut escaped, mut start) = (false, false, 0);
-    for (i, c) in text.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            c if c == sep && !quoted => {
-                out.push(text.get(start..i).unwrap_or_default());
-                start = i + c.len_utf8();
-            }
-            _ => {}
-        }
-    }
-    out.push(text.get(start..).unwrap_or_default());
-    out
-}
-
-fn find_unquoted(text: &str, wanted: char) -> Option<usize> {
+fn find_unquoted(text: &str, wanted: u8) -> Option<usize> {
     let (mut quoted, mut escaped) = (false, false);
-    for (i, c) in text.char_indices() {
+    text.bytes().position(|c| {
         match c {
             _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            c if c == wanted && !quoted => return Some(i),
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            c if c == wanted && !quoted => return true,
             _ => {}
         }
-    }
-    None
+        false
+    })
 }
 
 fn unquote(display: &str) -> String {

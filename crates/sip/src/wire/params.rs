@@ -1,0 +1,222 @@
+//! `;name=value` parameters: of a Via (RFC 3261 §20.42), of a name-addr (§20.10) and of a
+//! URI (§19.1.1).
+//!
+//! Kept as one string in the form we write them (`;a=1;b;c="x;y"`), not as a list of
+//! owned pairs: a parameter is looked up by scanning that string, which for the few short
+//! parameters of a SIP header costs less than the two allocations per parameter a list
+//! would make on every message.
+
+use std::fmt;
+
+/// Parameters in the order they arrived, each written `;name` or `;name=value`, name and
+/// value trimmed, empty ones left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Params {
+    text: String,
+    /// Where a parameter with an unclosed quote ends (0: none has one). A peer's last
+    /// parameter may open a quote it never closes (`;x="abc`); it then takes in every
+    /// `;` after it, so a parameter we append (`received`, `tag`) must not be read as
+    /// part of it: the text is split in two here.
+    open_until: usize,
+}
+
+impl Params {
+    /// The parameters of `text` (`;a=1;b`). With `uri_part`, the text before the first
+    /// `;` is a URI's body and is skipped; otherwise it is a parameter like the others.
+    pub(crate) fn parse(text: &str, uri_part: bool) -> Self {
+        let mut out = String::new();
+        let mut pieces = split_unquoted(text);
+        if uri_part {
+            pieces.next();
+        }
+        for piece in pieces {
+            let piece = piece.trim();
+            if piece.is_empty() {
+                continue;
+            }
+            out.reserve(piece.len() + 1);
+            out.push(';');
+            match piece.split_once('=') {
+                Some((n, v)) => {
+                    out.push_str(n.trim());
+                    out.push('=');
+                    out.push_str(v.trim());
+                }
+                None => out.push_str(piece),
+            }
+        }
+        let open_until = if ends_quoted(&out) { out.len() } else { 0 };
+        Self {
+            text: out,
+            open_until,
+        }
+    }
+
+    /// Each parameter as name and value (`None` without `=`).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        let (peer, ours) = self
+            .text
+            .split_at_checked(self.open_until)
+            .unwrap_or((&self.text, ""));
+        pairs(peer).chain(pairs(ours))
+    }
+
+    /// The first parameter `name` (case aside): `Some(None)` when present without a value.
+    pub(crate) fn get(&self, name: &str) -> Option<Option<&str>> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// Removes every parameter for which `remove(name)` holds.
+    pub(crate) fn remove_where(&mut self, mut remove: impl FnMut(&str) -> bool) {
+        if !self.iter().any(|(n, _)| remove(n)) {
+            return;
+        }
+        let mut kept = Self {
+            text: String::with_capacity(self.text.len()),
+            open_until: 0,
+        };
+        for (n, v) in self.iter().filter(|(n, _)| !remove(n)) {
+            push_pair(&mut kept.text, n, v);
+            if kept.open_until == 0 && ends_quoted(&kept.text) {
+                kept.open_until = kept.text.len();
+            }
+        }
+        *self = kept;
+    }
+
+    /// Appends `;name` or `;name=value`.
+    pub(crate) fn push(&mut self, name: &str, value: Option<&str>) {
+        push_pair(&mut self.text, name, value);
+    }
+
+    /// As written: `;a=1;b`, or nothing.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+fn push_pair(out: &mut String, name: &str, value: Option<&str>) {
+    out.push(';');
+    out.push_str(name);
+    if let Some(v) = value {
+        out.push('=');
+        out.push_str(v);
+    }
+}
+
+/// The pairs of parameter text as [`Params`] writes it, or as a URI carries it: pieces,
+/// names and values trimmed (a no-op for our own text), empty pieces skipped.
+pub(crate) fn pairs(text: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    split_unquoted(text)
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (p, None),
+        })
+}
+
+/// The first parameter `name` (case aside) of parameter text, as [`pairs`] reads it.
+pub(crate) fn find<'a>(text: &'a str, name: &str) -> Option<Option<&'a str>> {
+    pairs(text)
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// Whether `text` ends inside a quoted string.
+fn ends_quoted(text: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for c in text.bytes() {
+        match c {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            _ => {}
+        }
+    }
+    quoted
+}
+
+/// Splits at each `;` outside a quoted string (a backslash escapes inside one).
+fn split_unquoted(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let (mut quoted, mut escaped) = (false, false);
+        let semicolon = text.bytes().position(|c| {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b';' if !quoted => return true,
+                _ => {}
+            }
+            false
+        });
+        match semicolon {
+            Some(i) => {
+                rest = text.get(i + 1..);
+                text.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(text)
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_trimmed_and_quoted_semicolons_kept() {
+        let p = Params::parse(r#" ; tag = a ;; lr; x="1;2" ;q=0.5"#, false);
+        assert_eq!(p.as_str(), r#";tag=a;lr;x="1;2";q=0.5"#);
+        assert_eq!(p.get("TAG"), Some(Some("a")));
+        assert_eq!(p.get("lr"), Some(None));
+        assert_eq!(p.get("x"), Some(Some(r#""1;2""#)));
+        assert_eq!(p.get("nope"), None);
+    }
+
+    #[test]
+    fn a_uri_body_before_the_first_semicolon_is_skipped() {
+        let p = Params::parse("host:5060;transport=tcp;lr", true);
+        assert_eq!(p.as_str(), ";transport=tcp;lr");
+        assert_eq!(Params::parse("host:5060", true).as_str(), "");
+    }
+
+    #[test]
+    fn removing_and_adding_keeps_the_order_of_the_rest() {
+        let mut p = Params::parse(";branch=z9hG4bK1;rport;received=1.2.3.4", false);
+        p.remove_where(|n| n.eq_ignore_ascii_case("received") || n == "rport");
+        p.push("received", Some("5.6.7.8"));
+        p.push("rport", Some("4000"));
+        assert_eq!(p.as_str(), ";branch=z9hG4bK1;received=5.6.7.8;rport=4000");
+    }
+
+    #[test]
+    fn an_unclosed_quote_takes_the_rest_of_the_peers_text_but_not_ours() {
+        let mut p = Params::parse(r#";x="abc;y=1"#, false);
+        assert_eq!(
+            p.iter().collect::<Vec<_>>(),
+            vec![("x", Some(r#""abc;y=1"#))]
+        );
+        p.push("received", Some("192.0.2.1"));
+        assert_eq!(p.get("received"), Some(Some("192.0.2.1")));
+        p.remove_where(|n| n == "received");
+        p.push("tag", Some("t"));
+        assert_eq!(p.as_str(), r#";x="abc;y=1;tag=t"#);
+        assert_eq!(p.get("tag"), Some(Some("t")));
+        assert_eq!(p.get("x"), Some(Some(r#""abc;y=1"#)));
+    }
+}
