@@ -1,6 +1,7 @@
 //! Finding one message's bytes: in a datagram (RFC 3261 §18.3, message per datagram) or in
 //! a byte stream (TCP, where Content-Length is the only frame boundary).
 
+use super::trim;
 use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 
@@ -194,9 +195,9 @@ fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
         if line.starts_with([' ', '\t']) {
             continue;
         }
-        let name = name.trim();
+        let name = trim(name);
         if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
-            let value = value.trim();
+            let value = trim(value);
             if value.is_empty() || value.len() > 9 || !value.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(FramingError::BadContentLength);
             }

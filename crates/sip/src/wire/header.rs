@@ -1,3 +1,4 @@
+use super::trim;
 use std::fmt;
 
 /// A header field name in its canonical spelling.
@@ -95,7 +96,7 @@ const LONGEST_KNOWN: usize = 24;
 impl HeaderName {
     /// The canonical name for `raw`, expanding compact forms.
     pub fn new(raw: &str) -> Self {
-        let raw = raw.trim();
+        let raw = trim(raw);
         let mut lower = [0u8; LONGEST_KNOWN];
         if let Some(buf) = lower.get_mut(..raw.len()) {
             buf.copy_from_slice(raw.as_bytes());
@@ -278,7 +279,7 @@ pub(crate) fn split_list(value: &str) -> impl Iterator<Item = &str> {
                 text
             }
         };
-        let part = part.trim();
+        let part = trim(part);
         if !part.is_empty() {
             return Some(part);
         }

@@ -2,6 +2,7 @@
 //! (§20.42) that says where to send. Peer bytes: every step looks at bytes through
 //! `get`/`split_once`, never at a computed index.
 
+use super::trim;
 use std::borrow::Cow;
 use std::net::Ipv6Addr;
 
@@ -16,7 +17,7 @@ pub(crate) type HostError = &'static str;
 /// (no leading zeros, four decimal octets), so an IPv4 address that parses is already in
 /// the form it would be written in.
 pub(crate) fn parse_host_port(text: &str) -> Result<(Cow<'_, str>, Option<u16>), HostError> {
-    let text = text.trim();
+    let text = trim(text);
     if let Some(rest) = text.strip_prefix('[') {
         // IPv6reference = "[" IPv6address "]"
         let (inside, after) = rest.split_once(']').ok_or("unclosed IPv6 reference")?;
@@ -52,17 +53,21 @@ fn check_host_name(host: &str) -> Result<(), HostError> {
     if host.is_empty() {
         return Err("empty host");
     }
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
     let labels = host.strip_suffix('.').unwrap_or(host);
-    if labels.split('.').all(label_ok) {
-        Ok(())
-    } else {
-        Err("bad host name")
+    // Every label non-empty: no dot first, last or after another.
+    let mut after_dot = true;
+    for b in labels.bytes() {
+        after_dot = match b {
+            b'.' if after_dot => return Err("bad host name"),
+            b'.' => true,
+            b if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' => false,
+            _ => return Err("bad host name"),
+        };
     }
+    if after_dot {
+        return Err("bad host name");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

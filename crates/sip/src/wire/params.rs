@@ -6,6 +6,7 @@
 //! parameters of a SIP header costs less than the two allocations per parameter a list
 //! would make on every message.
 
+use super::trim;
 use std::fmt;
 
 /// Parameters in the order they arrived, each written `;name` or `;name=value`, name and
@@ -30,7 +31,7 @@ impl Params {
             pieces.next();
         }
         for piece in pieces {
-            let piece = piece.trim();
+            let piece = trim(piece);
             if piece.is_empty() {
                 continue;
             }
@@ -38,9 +39,9 @@ impl Params {
             out.push(';');
             match piece.split_once('=') {
                 Some((n, v)) => {
-                    out.push_str(n.trim());
+                    out.push_str(trim(n));
                     out.push('=');
-                    out.push_str(v.trim());
+                    out.push_str(trim(v));
                 }
                 None => out.push_str(piece),
             }
@@ -116,10 +117,10 @@ fn push_pair(out: &mut String, name: &str, value: Option<&str>) {
 /// names and values trimmed (a no-op for our own text), empty pieces skipped.
 pub(crate) fn pairs(text: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
     split_unquoted(text)
-        .map(str::trim)
+        .map(trim)
         .filter(|p| !p.is_empty())
         .map(|p| match p.split_once('=') {
-            Some((n, v)) => (n.trim(), Some(v.trim())),
+            Some((n, v)) => (trim(n), Some(trim(v))),
             None => (p, None),
         })
 }

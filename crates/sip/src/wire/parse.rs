@@ -7,6 +7,7 @@ use super::framing::{frame_datagram, FramingError};
 use super::header::{split_list, HeaderName, Headers};
 use super::message::{CSeq, Message, Request, Response, StatusCode};
 use super::method::{is_token_byte, Method};
+use super::trim;
 use super::uri::{NameAddr, SipUri};
 use super::via::Via;
 
@@ -211,25 +212,25 @@ fn for_each_header<'a>(
             if let Some((_, value)) = pending.as_mut() {
                 let value = value.to_mut();
                 value.push(' ');
-                value.push_str(line.trim());
+                value.push_str(trim(line));
             }
             continue;
         }
         if let Some((name, value)) = pending.take() {
-            field(name, value.trim())?;
+            field(name, trim(&value))?;
         }
         let name_value = line
             .split_once(':')
             .map(|(n, v)| (n.trim_end_matches([' ', '\t']), v));
         match name_value {
             Some((n, v)) if !n.is_empty() && n.bytes().all(is_token_byte) => {
-                pending = Some((n, Cow::Borrowed(v.trim())));
+                pending = Some((n, Cow::Borrowed(trim(v))));
             }
             _ => return Err(ParseError::HeaderLine(line.chars().take(80).collect())),
         }
     }
     if let Some((name, value)) = pending {
-        field(name, value.trim())?;
+        field(name, trim(&value))?;
     }
     Ok(())
 }
@@ -256,7 +257,7 @@ struct Core {
 
 impl CoreHeaders {
     fn take(&mut self, name: HeaderName, value: &str) -> Result<(), ParseError> {
-        let value = value.trim();
+        let value = trim(value);
         if name == HeaderName::VIA {
             for v in split_list(value) {
                 self.vias.push(Via::parse(v)?);

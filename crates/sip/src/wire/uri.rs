@@ -5,6 +5,7 @@ use std::ops::Range;
 use super::host::parse_host_port;
 use super::params::{self, Params};
 use super::parse::ParseError;
+use super::trim;
 
 /// A SIP (or other scheme) URI, kept as it arrived plus the parts we route on.
 ///
@@ -49,7 +50,7 @@ impl SipUri {
     /// Parses a URI; a non-SIP scheme is kept opaque, a SIP one must have a valid host and
     /// port.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let text = text.trim();
+        let text = trim(text);
         let bad = |why: &str| ParseError::Uri(format!("{why}: {text:?}"));
         let (scheme, rest) = text.split_once(':').ok_or_else(|| bad("no scheme"))?;
         if scheme.is_empty()
@@ -192,17 +193,17 @@ impl NameAddr {
 
     /// Parses a name-addr or an addr-spec with header parameters.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let text = text.trim();
+        let text = trim(text);
         // The codec's name-addr splitter handles quoted display names and both forms; we
         // only take its boundaries and keep our own copies of the parts.
         if let Some(lt) = find_unquoted(text, b'<') {
             let (display, rest) = text.split_at_checked(lt).unwrap_or_default();
-            let (display, rest) = (display.trim(), rest.strip_prefix('<').unwrap_or(rest));
+            let (display, rest) = (trim(display), rest.strip_prefix('<').unwrap_or(rest));
             let (uri, after) = rest
                 .split_once('>')
                 .ok_or_else(|| ParseError::Uri(format!("missing '>': {text:?}")))?;
             let uri = SipUri::parse(uri)?;
-            let params = Params::parse(after.trim(), false);
+            let params = Params::parse(trim(after), false);
             // RFC 3261 §25.1: display-name = *(token LWS) / quoted-string.
             let quoted = display.starts_with('"');
             if quoted && !(display.len() >= 2 && display.ends_with('"')) {
@@ -293,7 +294,7 @@ fn find_unquoted(text: &str, wanted: u8) -> Option<usize> {
 }
 
 fn unquote(display: &str) -> String {
-    let d = display.trim();
+    let d = trim(display);
     if let Some(inner) = d.strip_prefix('"').and_then(|d| d.strip_suffix('"')) {
         let mut out = String::with_capacity(d.len());
         let mut escaped = false;

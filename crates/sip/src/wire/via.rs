@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use super::host::parse_host_port;
 use super::params::Params;
 use super::parse::ParseError;
+use super::trim;
 
 /// The transport named in a Via (RFC 3261 §20.42).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,14 +110,14 @@ impl Via {
 
     /// Parses one Via value (`SIP/2.0/UDP host:port;params`).
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let text = text.trim();
+        let text = trim(text);
         let bad = |why: &str| ParseError::Header {
             name: "Via",
             why: format!("{why}: {text:?}"),
         };
         let (proto, rest) = text.split_once('/').ok_or_else(|| bad("no protocol"))?;
         let (version, rest) = rest.split_once('/').ok_or_else(|| bad("no version"))?;
-        if !proto.trim().eq_ignore_ascii_case("SIP") || version.trim() != "2.0" {
+        if !trim(proto).eq_ignore_ascii_case("SIP") || trim(version) != "2.0" {
             return Err(bad("not SIP/2.0"));
         }
         let rest = rest.trim_start();
