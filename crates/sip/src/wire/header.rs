@@ -203,10 +203,31 @@ impl Headers {
 
     /// Appends a header field.
     pub fn push(&mut self, name: HeaderName, value: impl AsRef<str>) {
+        self.make_room(value.as_ref().len());
         let start = self.text.len();
         self.text.push_str(value.as_ref());
         let end = self.text.len();
         self.fields.push((name, Span { start, end }));
+    }
+
+    /// Appends a header field whose value is `parts` one after the other.
+    pub(crate) fn push_joined(&mut self, name: HeaderName, parts: &[&str]) {
+        self.make_room(parts.iter().map(|p| p.len()).sum());
+        let start = self.text.len();
+        for part in parts {
+            self.text.push_str(part);
+        }
+        let end = self.text.len();
+        self.fields.push((name, Span { start, end }));
+    }
+
+    /// The first field makes room for a few (a message has several or none): the buffers
+    /// then do not grow a few bytes at a time.
+    fn make_room(&mut self, bytes: usize) {
+        if self.fields.capacity() == 0 {
+            self.fields.reserve(6);
+            self.text.reserve(bytes.max(160));
+        }
     }
 
     /// Replaces every value of `name` with one.

@@ -25,7 +25,8 @@ impl Params {
     /// The parameters of `text` (`;a=1;b`). With `uri_part`, the text before the first
     /// `;` is a URI's body and is skipped; otherwise it is a parameter like the others.
     pub(crate) fn parse(text: &str, uri_part: bool) -> Self {
-        let mut out = String::new();
+        // Never longer than the text plus a leading `;`: one allocation, or none.
+        let mut out = String::with_capacity(if text.is_empty() { 0 } else { text.len() + 1 });
         let mut pieces = split_unquoted(text);
         if uri_part {
             pieces.next();
@@ -35,7 +36,6 @@ impl Params {
             if piece.is_empty() {
                 continue;
             }
-            out.reserve(piece.len() + 1);
             out.push(';');
             match piece.split_once('=') {
                 Some((n, v)) => {
