@@ -1,5 +1,5 @@
 use crate::ids::Branch;
-use crate::wire::{Method, Request, Response};
+use crate::wire::{Method, Request, Response, MAGIC_COOKIE};
 
 /// What identifies a transaction.
 ///
@@ -28,9 +28,9 @@ impl TsxKey {
             ref m => m.clone(),
         };
         let via = request.top_via();
-        let branch = Branch::from(via.and_then(|v| v.branch()).unwrap_or_default());
+        let branch = via.and_then(|v| v.branch()).unwrap_or_default();
         let scope = match via {
-            Some(v) if v.has_rfc3261_branch() => v.sent_by(),
+            Some(v) if branch.starts_with(MAGIC_COOKIE) => v.sent_by(),
             _ => format!(
                 "2543|{}|{}|{}|{}",
                 request.call_id,
@@ -40,7 +40,7 @@ impl TsxKey {
             ),
         };
         Self {
-            branch,
+            branch: Branch::from(branch),
             scope,
             method,
             server: true,

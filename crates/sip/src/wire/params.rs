@@ -64,9 +64,11 @@ impl Params {
 
     /// The first parameter `name` (case aside): `Some(None)` when present without a value.
     pub(crate) fn get(&self, name: &str) -> Option<Option<&str>> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        let (peer, ours) = self
+            .text
+            .split_at_checked(self.open_until)
+            .unwrap_or((&self.text, ""));
+        find_written(peer, name).or_else(|| find_written(ours, name))
     }
 
     /// Removes every parameter for which `remove(name)` holds.
@@ -132,6 +134,23 @@ pub(crate) fn find<'a>(text: &'a str, name: &str) -> Option<Option<&'a str>> {
         .map(|(_, v)| v)
 }
 
+/// [`find`] for text as [`Params`] writes it (names trimmed, no empty piece): a piece is
+/// the one wanted when it starts with `name` followed by `=` or its end, which spares the
+/// trimming and splitting of every piece before it (branch, tag and rport are looked up
+/// several times per message).
+fn find_written<'a>(text: &'a str, name: &str) -> Option<Option<&'a str>> {
+    split_unquoted(text).find_map(|piece| {
+        let (head, rest) = piece.split_at_checked(name.len())?;
+        if piece.is_empty() || !head.eq_ignore_ascii_case(name) {
+            return None;
+        }
+        match rest.strip_prefix('=') {
+            Some(value) => Some(Some(value)),
+            None => rest.is_empty().then_some(None),
+        }
+    })
+}
+
 /// Whether `text` ends inside a quoted string.
 fn ends_quoted(text: &str) -> bool {
     let (mut quoted, mut escaped) = (false, false);
@@ -148,20 +167,26 @@ fn ends_quoted(text: &str) -> bool {
 
 /// Splits at each `;` outside a quoted string (a backslash escapes inside one).
 fn split_unquoted(text: &str) -> impl Iterator<Item = &str> {
+    // Without a quote, every `;` separates (found by memchr).
+    let plain = memchr::memchr(b'"', text.as_bytes()).is_none();
     let mut rest = Some(text);
     std::iter::from_fn(move || {
         let text = rest?;
         let (mut quoted, mut escaped) = (false, false);
-        let semicolon = text.bytes().position(|c| {
-            match c {
-                _ if escaped => escaped = false,
-                b'\\' if quoted => escaped = true,
-                b'"' => quoted = !quoted,
-                b';' if !quoted => return true,
-                _ => {}
-            }
-            false
-        });
+        let semicolon = if plain {
+            memchr::memchr(b';', text.as_bytes())
+        } else {
+            text.bytes().position(|c| {
+                match c {
+                    _ if escaped => escaped = false,
+                    b'\\' if quoted => escaped = true,
+                    b'"' => quoted = !quoted,
+                    b';' if !quoted => return true,
+                    _ => {}
+                }
+                false
+            })
+        };
         match semicolon {
             Some(i) => {
                 rest = text.get(i + 1..);

@@ -209,10 +209,13 @@ impl Via {
 
     /// `sent-by` as `host[:port]`, used to match CANCEL and RFC 2543 transactions.
     pub fn sent_by(&self) -> String {
-        match self.port {
-            Some(p) => format!("{}:{p}", self.host),
-            None => self.host.clone(),
+        let mut text = String::with_capacity(self.host.len() + 6);
+        text.push_str(&self.host);
+        if let Some(p) = self.port {
+            text.push(':');
+            text.push_str(itoa::Buffer::new().format(p));
         }
+        text
     }
 
     /// Writes the Via as [`fmt::Display`] does, without the formatting machinery (what
