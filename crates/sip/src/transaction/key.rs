@@ -8,7 +8,7 @@ use crate::wire::{Method, Request, Response, MAGIC_COOKIE};
 /// transaction of its own with the same branch. Requests from RFC 2543 elements lack the
 /// cookie and are matched on Call-ID, From tag, CSeq number and the top Via instead.
 /// §17.1.3: a response matches a client transaction by branch and CSeq method.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TsxKey {
     /// The top Via's branch: for a client transaction one we generated, for a server
     /// transaction the peer's (empty when it sent none).
@@ -18,6 +18,25 @@ pub struct TsxKey {
     scope: String,
     method: Method,
     server: bool,
+    /// The other fields hashed once, when the key is made (see the `Hash` impl). Last, so
+    /// the derived order is the fields' order as before.
+    fingerprint: u64,
+}
+
+/// A key is looked up several times per message (its transaction, the timer heap, the
+/// switch's index): it is hashed once, with keys random per process (std's SipHash, so a
+/// peer choosing branches cannot aim at one bucket), and each table hashes that number.
+impl std::hash::Hash for TsxKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fingerprint);
+    }
+}
+
+fn fingerprint(branch: &Branch, scope: &str, method: &Method, server: bool) -> u64 {
+    use std::hash::BuildHasher;
+    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEYS.get_or_init(std::hash::RandomState::new)
+        .hash_one((branch, scope, method, server))
 }
 
 impl TsxKey {
@@ -39,8 +58,10 @@ impl TsxKey {
                 via.map(|v| v.sent_by()).unwrap_or_default(),
             ),
         };
+        let branch = Branch::from(branch);
         Self {
-            branch: Branch::from(branch),
+            fingerprint: fingerprint(&branch, &scope, &method, true),
+            branch,
             scope,
             method,
             server: true,
@@ -51,6 +72,7 @@ impl TsxKey {
     pub fn cancelled_invite(cancel: &Request) -> Self {
         let mut key = Self::server(cancel);
         key.method = Method::Invite;
+        key.fingerprint = fingerprint(&key.branch, &key.scope, &key.method, key.server);
         key
     }
 
@@ -61,6 +83,7 @@ impl TsxKey {
             m => m.clone(),
         };
         Self {
+            fingerprint: fingerprint(&branch, "", &method, false),
             branch,
             scope: String::new(),
             method,

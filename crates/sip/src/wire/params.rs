@@ -25,6 +25,20 @@ impl Params {
     /// The parameters of `text` (`;a=1;b`). With `uri_part`, the text before the first
     /// `;` is a URI's body and is skipped; otherwise it is a parameter like the others.
     pub(crate) fn parse(text: &str, uri_part: bool) -> Self {
+        // Nearly always the text is already in our form: `;` first, no whitespace to trim
+        // (every byte printable ASCII), no empty piece. It is then kept as it is.
+        let written = !uri_part
+            && text.starts_with(';')
+            && !text.ends_with(';')
+            && text.bytes().all(|b| (b'!'..=b'~').contains(&b))
+            && memchr::memmem::find(text.as_bytes(), b";;").is_none();
+        if written {
+            let open = memchr::memchr(b'"', text.as_bytes()).is_some() && ends_quoted(text);
+            return Self {
+                text: text.to_owned(),
+                open_until: if open { text.len() } else { 0 },
+            };
+        }
         // Never longer than the text plus a leading `;`: one allocation, or none.
         let mut out = String::with_capacity(if text.is_empty() { 0 } else { text.len() + 1 });
         let mut pieces = split_unquoted(text);

@@ -52,7 +52,10 @@ impl SipUri {
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let text = trim(text);
         let bad = |why: &str| ParseError::Uri(format!("{why}: {text:?}"));
-        let (scheme, rest) = text.split_once(':').ok_or_else(|| bad("no scheme"))?;
+        let bytes = text.as_bytes();
+        let colon = memchr::memchr(b':', bytes).ok_or_else(|| bad("no scheme"))?;
+        let scheme = text.get(..colon).unwrap_or_default();
+        let rest = text.get(colon + 1..).unwrap_or_default();
         if scheme.is_empty()
             || !scheme
                 .bytes()
@@ -73,32 +76,44 @@ impl SipUri {
                 params: 0..0,
             });
         }
-        if text
-            .bytes()
-            .any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b'"')
+        if bytes
+            .iter()
+            .any(|&b| b <= b' ' || b == b'<' || b == b'>' || b == b'"')
         {
             return Err(bad("forbidden character"));
         }
         // RFC 3261 §19.1.1 / RFC 4475 §3.1.1.2: the user part may hold unescaped `;`, `?`,
         // `/` and `,`, so it ends at the last `@`; the codec then reads what follows.
-        let (user, host_part) = match rest.rsplit_once('@') {
-            Some((user, host_part)) => (
-                Some(place(text, user.split(':').next().unwrap_or(""))),
-                host_part,
-            ),
+        // (The separators are ASCII: every place found is a character boundary.)
+        let (user, host_part) = match memchr::memrchr(b'@', rest.as_bytes()) {
+            Some(at) => {
+                let user = rest.get(..at).unwrap_or_default();
+                let password = memchr::memchr(b':', user.as_bytes()).unwrap_or(user.len());
+                (
+                    Some(place(text, user.get(..password).unwrap_or_default())),
+                    rest.get(at + 1..).unwrap_or_default(),
+                )
+            }
             None => (None, rest),
         };
-        // hostport ends where the URI parameters or headers begin.
-        let host_port = host_part.split([';', '?']).next().unwrap_or_default();
+        // hostport ends where the URI parameters or headers begin; the parameters end
+        // where the headers begin.
+        let cut = memchr::memchr2(b';', b'?', host_part.as_bytes());
+        let host_port = host_part
+            .get(..cut.unwrap_or(host_part.len()))
+            .unwrap_or_default();
         let (host, port) = parse_host_port(host_port).map_err(bad)?;
         let host = match host {
             Cow::Borrowed(h) => Host::Raw(place(text, h)),
             Cow::Owned(h) => Host::Canonical(h.into()),
         };
-        let before_headers = host_part.split('?').next().unwrap_or("");
-        let params = match before_headers.split_once(';') {
-            Some((_, params)) => place(text, params),
-            None => 0..0,
+        let params = match cut {
+            Some(i) if host_part.as_bytes().get(i) == Some(&b';') => {
+                let after = host_part.get(i + 1..).unwrap_or_default();
+                let end = memchr::memchr(b'?', after.as_bytes()).unwrap_or(after.len());
+                place(text, after.get(..end).unwrap_or_default())
+            }
+            _ => 0..0,
         };
         Ok(Self {
             raw: text.to_owned(),
