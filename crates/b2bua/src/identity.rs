@@ -172,25 +172,37 @@ fn verstat_of(na: &NameAddr) -> Option<String> {
 }
 
 /// A header value may list several addresses (RFC 3325 allows a sip: and a tel: one);
-/// commas inside `<…>` or quotes do not split.
-fn split_addresses(value: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut start, mut angle, mut quoted) = (0, false, false);
-    for (i, c) in value.char_indices() {
-        match c {
-            '"' if !angle => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !angle && !quoted => {
-                out.push(value[start..i].trim());
-                start = i + 1;
+/// commas inside `<…>` or quotes do not split. Each address trimmed, empty ones left out.
+fn split_addresses(value: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || loop {
+        let text = rest?;
+        let (mut angle, mut quoted) = (false, false);
+        let comma = text.bytes().position(|c| {
+            match c {
+                b'"' if !angle => quoted = !quoted,
+                b'<' if !quoted => angle = true,
+                b'>' if !quoted => angle = false,
+                b',' if !angle && !quoted => return true,
+                _ => {}
             }
-            _ => {}
+            false
+        });
+        let address = match comma {
+            Some(i) => {
+                rest = text.get(i + 1..);
+                text.get(..i).unwrap_or_default()
+            }
+            None => {
+                rest = None;
+                text
+            }
+        };
+        let address = address.trim();
+        if !address.is_empty() {
+            return Some(address);
         }
-    }
-    out.push(value[start..].trim());
-    out.retain(|s| !s.is_empty());
-    out
+    })
 }
 
 #[cfg(test)]

@@ -189,6 +189,15 @@ fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
     let text = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
     let mut found: Option<usize> = None;
     for line in super::parse::crlf_lines(text).skip(1) {
+        // A name that starts with another letter or digit is not this one (only one that
+        // starts with whitespace or a non-ASCII byte needs the full look: trimmed, it may be).
+        if line
+            .as_bytes()
+            .first()
+            .is_some_and(|b| b.is_ascii_alphanumeric() && !matches!(b, b'c' | b'C' | b'l' | b'L'))
+        {
+            continue;
+        }
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
