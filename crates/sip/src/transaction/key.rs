@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use crate::ids::Branch;
 use crate::wire::{Method, Request, Response, MAGIC_COOKIE};
 
@@ -14,8 +16,8 @@ pub struct TsxKey {
     /// transaction the peer's (empty when it sent none).
     branch: Branch,
     /// What else tells server transactions apart: the top Via's sent-by, or for an RFC 2543
-    /// request the headers that stand in for a cookie branch. Empty for a client key.
-    scope: String,
+    /// request the headers that stand in for a cookie branch. None for a client key.
+    scope: Scope,
     method: Method,
     server: bool,
     /// The other fields hashed once, when the key is made (see the `Hash` impl). Last, so
@@ -32,7 +34,19 @@ impl std::hash::Hash for TsxKey {
     }
 }
 
-fn fingerprint(branch: &Branch, scope: &str, method: &Method, server: bool) -> u64 {
+/// What tells server transactions with one branch apart (see [`TsxKey`]). Kept as parts,
+/// not as the text `host:port`: the Via's host is shared, so a key costs no copy of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Scope {
+    /// A client transaction's key.
+    None,
+    /// The top Via's sent-by, host and port (§17.2.3).
+    SentBy(Arc<str>, Option<u16>),
+    /// An RFC 2543 request's Call-ID, From tag, CSeq number and top Via, as one text.
+    Rfc2543(Arc<str>),
+}
+
+fn fingerprint(branch: &Branch, scope: &Scope, method: &Method, server: bool) -> u64 {
     use std::hash::BuildHasher;
     static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
     KEYS.get_or_init(std::hash::RandomState::new)
@@ -49,13 +63,16 @@ impl TsxKey {
         let via = request.top_via();
         let branch = via.and_then(|v| v.branch()).unwrap_or_default();
         let scope = match via {
-            Some(v) if branch.starts_with(MAGIC_COOKIE) => v.sent_by(),
-            _ => format!(
-                "2543|{}|{}|{}|{}",
-                request.call_id,
-                request.from.tag().unwrap_or_default(),
-                request.cseq.seq,
-                via.map(|v| v.sent_by()).unwrap_or_default(),
+            Some(v) if branch.starts_with(MAGIC_COOKIE) => Scope::SentBy(v.host.clone(), v.port),
+            _ => Scope::Rfc2543(
+                format!(
+                    "2543|{}|{}|{}|{}",
+                    request.call_id,
+                    request.from.tag().unwrap_or_default(),
+                    request.cseq.seq,
+                    via.map(|v| v.sent_by()).unwrap_or_default(),
+                )
+                .into(),
             ),
         };
         let branch = Branch::from(branch);
@@ -83,9 +100,9 @@ impl TsxKey {
             m => m.clone(),
         };
         Self {
-            fingerprint: fingerprint(&branch, "", &method, false),
+            fingerprint: fingerprint(&branch, &Scope::None, &method, false),
             branch,
-            scope: String::new(),
+            scope: Scope::None,
             method,
             server: false,
         }

@@ -6,14 +6,18 @@
 //! parameters of a SIP header costs less than the two allocations per parameter a list
 //! would make on every message.
 
-use super::trim;
 use std::fmt;
+use std::sync::Arc;
+
+use super::trim;
 
 /// Parameters in the order they arrived, each written `;name` or `;name=value`, name and
-/// value trimmed, empty ones left out.
+/// value trimmed, empty ones left out. The text is shared: a header copied into a
+/// response (every Via, From and To) shares its parameters with the request's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Params {
-    text: String,
+    /// `None` when there are none.
+    text: Option<Arc<str>>,
     /// Where a parameter with an unclosed quote ends (0: none has one). A peer's last
     /// parameter may open a quote it never closes (`;x="abc`); it then takes in every
     /// `;` after it, so a parameter we append (`received`, `tag`) must not be read as
@@ -35,11 +39,11 @@ impl Params {
         if written {
             let open = memchr::memchr(b'"', text.as_bytes()).is_some() && ends_quoted(text);
             return Self {
-                text: text.to_owned(),
+                text: Some(text.into()),
                 open_until: if open { text.len() } else { 0 },
             };
         }
-        // Never longer than the text plus a leading `;`: one allocation, or none.
+        // Never longer than the text plus a leading `;`.
         let mut out = String::with_capacity(if text.is_empty() { 0 } else { text.len() + 1 });
         let mut pieces = split_unquoted(text);
         if uri_part {
@@ -61,62 +65,73 @@ impl Params {
             }
         }
         let open_until = if ends_quoted(&out) { out.len() } else { 0 };
+        Self::of(out, open_until)
+    }
+
+    fn of(text: String, open_until: usize) -> Self {
         Self {
-            text: out,
+            text: (!text.is_empty()).then(|| text.into()),
             open_until,
         }
     }
 
+    /// Our own parameters, in order.
+    pub(crate) fn from_pairs(pairs: &[(&str, Option<&str>)]) -> Self {
+        Self::default().replace(|_| false, pairs)
+    }
+
     /// Each parameter as name and value (`None` without `=`).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
-        let (peer, ours) = self
-            .text
-            .split_at_checked(self.open_until)
-            .unwrap_or((&self.text, ""));
+        let (peer, ours) = self.halves();
         pairs(peer).chain(pairs(ours))
+    }
+
+    /// The peer's text up to the end of an unclosed quote, and what follows it.
+    fn halves(&self) -> (&str, &str) {
+        let text = self.as_str();
+        text.split_at_checked(self.open_until).unwrap_or((text, ""))
     }
 
     /// The first parameter `name` (case aside): `Some(None)` when present without a value.
     pub(crate) fn get(&self, name: &str) -> Option<Option<&str>> {
-        let (peer, ours) = self
-            .text
-            .split_at_checked(self.open_until)
-            .unwrap_or((&self.text, ""));
+        let (peer, ours) = self.halves();
         find_written(peer, name).or_else(|| find_written(ours, name))
     }
 
-    /// Removes every parameter for which `remove(name)` holds.
-    pub(crate) fn remove_where(&mut self, mut remove: impl FnMut(&str) -> bool) {
-        if !self.iter().any(|(n, _)| remove(n)) {
-            return;
-        }
-        let mut kept = Self {
-            text: String::with_capacity(self.text.len()),
-            open_until: 0,
-        };
+    /// These parameters without every one for which `remove(name)` holds, and with `add`
+    /// appended: written anew once.
+    pub(crate) fn replace(
+        &self,
+        mut remove: impl FnMut(&str) -> bool,
+        add: &[(&str, Option<&str>)],
+    ) -> Self {
+        let extra: usize = add
+            .iter()
+            .map(|(n, v)| n.len() + v.map_or(0, |v| v.len() + 1) + 1)
+            .sum();
+        let mut text = String::with_capacity(self.as_str().len() + extra);
+        let mut open_until = 0;
         for (n, v) in self.iter().filter(|(n, _)| !remove(n)) {
-            push_pair(&mut kept.text, n, v);
-            if kept.open_until == 0 && ends_quoted(&kept.text) {
-                kept.open_until = kept.text.len();
+            push_pair(&mut text, n, v);
+            if open_until == 0 && ends_quoted(&text) {
+                open_until = text.len();
             }
         }
-        *self = kept;
-    }
-
-    /// Appends `;name` or `;name=value`.
-    pub(crate) fn push(&mut self, name: &str, value: Option<&str>) {
-        push_pair(&mut self.text, name, value);
+        for (n, v) in add {
+            push_pair(&mut text, n, *v);
+        }
+        Self::of(text, open_until)
     }
 
     /// As written: `;a=1;b`, or nothing.
     pub(crate) fn as_str(&self) -> &str {
-        &self.text
+        self.text.as_deref().unwrap_or_default()
     }
 }
 
 impl fmt::Display for Params {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(self.as_str())
     }
 }
 
@@ -237,24 +252,24 @@ mod tests {
 
     #[test]
     fn removing_and_adding_keeps_the_order_of_the_rest() {
-        let mut p = Params::parse(";branch=z9hG4bK1;rport;received=1.2.3.4", false);
-        p.remove_where(|n| n.eq_ignore_ascii_case("received") || n == "rport");
-        p.push("received", Some("5.6.7.8"));
-        p.push("rport", Some("4000"));
+        let p = Params::parse(";branch=z9hG4bK1;rport;received=1.2.3.4", false);
+        let p = p.replace(
+            |n| n.eq_ignore_ascii_case("received") || n == "rport",
+            &[("received", Some("5.6.7.8")), ("rport", Some("4000"))],
+        );
         assert_eq!(p.as_str(), ";branch=z9hG4bK1;received=5.6.7.8;rport=4000");
     }
 
     #[test]
     fn an_unclosed_quote_takes_the_rest_of_the_peers_text_but_not_ours() {
-        let mut p = Params::parse(r#";x="abc;y=1"#, false);
+        let p = Params::parse(r#";x="abc;y=1"#, false);
         assert_eq!(
             p.iter().collect::<Vec<_>>(),
             vec![("x", Some(r#""abc;y=1"#))]
         );
-        p.push("received", Some("192.0.2.1"));
+        let p = p.replace(|_| false, &[("received", Some("192.0.2.1"))]);
         assert_eq!(p.get("received"), Some(Some("192.0.2.1")));
-        p.remove_where(|n| n == "received");
-        p.push("tag", Some("t"));
+        let p = p.replace(|n| n == "received", &[("tag", Some("t"))]);
         assert_eq!(p.as_str(), r#";x="abc;y=1;tag=t"#);
         assert_eq!(p.get("tag"), Some(Some("t")));
         assert_eq!(p.get("x"), Some(Some(r#""abc;y=1"#)));

@@ -1,6 +1,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::host::parse_host_port;
 use super::params::{self, Params};
@@ -11,11 +12,13 @@ use super::trim;
 ///
 /// The text is kept verbatim so that a URI we echo (Request-URI of an ACK, Contact of a
 /// dialog's remote target) is byte-for-byte what the peer sent. The parts are places in
-/// that text, so a URI is one allocation; only an IP address written other than in its
-/// canonical form (`[2001:DB8:0::1]`) and a scheme other than `sip`/`sips` keep a copy.
+/// that text, so a URI is one allocation (and a copy of it none); only an IP address
+/// written other than in its canonical form (`[2001:DB8:0::1]`) and a scheme other than
+/// `sip`/`sips` keep a copy.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SipUri {
-    raw: String,
+    /// Shared: a URI is copied into responses (From, To) and dialogs.
+    raw: Arc<str>,
     scheme: Scheme,
     user: Option<Range<usize>>,
     host: Host,
@@ -68,7 +71,7 @@ impl SipUri {
             // tel:, urn: … are legal Request-URIs we may not route; keep them opaque.
             let user = rest.split(';').next().unwrap_or("");
             return Ok(Self {
-                raw: text.to_owned(),
+                raw: text.into(),
                 scheme: Scheme::Other(scheme.to_ascii_lowercase().into()),
                 user: Some(place(text, user)),
                 host: Host::Raw(0..0),
@@ -116,7 +119,7 @@ impl SipUri {
             _ => 0..0,
         };
         Ok(Self {
-            raw: text.to_owned(),
+            raw: text.into(),
             scheme: if sips { Scheme::Sips } else { Scheme::Sip },
             user,
             host,
@@ -263,8 +266,9 @@ impl NameAddr {
 
     /// The same with `tag` set (replacing any other).
     pub fn with_tag(mut self, tag: &str) -> Self {
-        self.params.remove_where(|n| n.eq_ignore_ascii_case("tag"));
-        self.params.push("tag", Some(tag));
+        self.params = self
+            .params
+            .replace(|n| n.eq_ignore_ascii_case("tag"), &[("tag", Some(tag))]);
         self
     }
 

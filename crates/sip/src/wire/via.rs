@@ -1,5 +1,7 @@
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::host::parse_host_port;
 use super::params::Params;
@@ -76,8 +78,9 @@ pub struct Via {
     pub transport: Transport,
     /// The token of a transport we do not know (upper case), kept to echo it.
     other_token: Option<Box<str>>,
-    /// `sent-by` host as written; an IPv6 reference keeps its brackets.
-    pub host: String,
+    /// `sent-by` host as written; an IPv6 reference keeps its brackets. Shared: it is
+    /// copied into every response's Via and into the transaction's key.
+    pub host: Arc<str>,
     /// `sent-by` port, if written.
     pub port: Option<u16>,
     /// Via parameters (`branch`, `received`, `rport`, …), in order.
@@ -92,13 +95,11 @@ impl Via {
     /// Our own Via for a request we send: the branch and a bare `rport` (RFC 3581).
     pub fn new(
         transport: Transport,
-        host: impl Into<String>,
+        host: impl Into<Arc<str>>,
         port: Option<u16>,
         branch: &str,
     ) -> Self {
-        let mut params = Params::default();
-        params.push("branch", Some(branch));
-        params.push("rport", None);
+        let params = Params::from_pairs(&[("branch", Some(branch)), ("rport", None)]);
         Self {
             transport,
             other_token: None,
@@ -145,7 +146,10 @@ impl Via {
             transport,
             other_token: (transport == Transport::Other)
                 .then(|| transport_token.to_ascii_uppercase().into()),
-            host: host.into_owned(),
+            host: match host {
+                Cow::Borrowed(h) => h.into(),
+                Cow::Owned(h) => h.into(),
+            },
             port,
             params,
         })
@@ -195,16 +199,23 @@ impl Via {
             // The common case: nothing to remove, nothing to add.
             return;
         }
-        self.params.remove_where(|n| {
-            n.eq_ignore_ascii_case("received") || (wants_rport && n.eq_ignore_ascii_case("rport"))
-        });
-        if !host_is_source || wants_rport {
-            self.params.push("received", Some(&ip.to_string()));
-        }
-        if wants_rport {
-            let mut port = itoa::Buffer::new();
-            self.params.push("rport", Some(port.format(source.port())));
-        }
+        let received = (!host_is_source || wants_rport).then(|| ip.to_string());
+        let mut port = itoa::Buffer::new();
+        let rport = wants_rport.then(|| port.format(source.port()));
+        let add: Vec<(&str, Option<&str>)> = [
+            received.as_deref().map(|r| ("received", Some(r))),
+            rport.map(|p| ("rport", Some(p))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.params = self.params.replace(
+            |n| {
+                n.eq_ignore_ascii_case("received")
+                    || (wants_rport && n.eq_ignore_ascii_case("rport"))
+            },
+            &add,
+        );
     }
 
     /// `sent-by` as `host[:port]`, used to match CANCEL and RFC 2543 transactions.
@@ -247,7 +258,7 @@ mod tests {
     #[test]
     fn ipv6_via_with_rport() {
         let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1]:5070;branch=z9hG4bKas3-111;rport").unwrap();
-        assert_eq!(v.host, "[2001:db8::9:1]");
+        assert_eq!(&*v.host, "[2001:db8::9:1]");
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.branch(), Some("z9hG4bKas3-111"));
         assert_eq!(v.rport(), Some(None));
