@@ -60,7 +60,8 @@ pub fn answer_with(
     let mut session_ip: Option<IpAddr> = None;
     let mut media: Option<(u16, Vec<u8>)> = None;
     let mut media_ip: Option<IpAddr> = None;
-    let mut rtpmap: Vec<(u8, String)> = Vec::new();
+    // Encoding names as offered: compared case aside, never copied.
+    let mut rtpmap: Vec<(u8, &str)> = Vec::new();
     let mut ptime = None;
     let mut direction = "sendrecv";
     let mut in_audio = false;
@@ -126,7 +127,7 @@ pub fn answer_with(
                 } else if let Some(map) = value.strip_prefix("rtpmap:") {
                     if let Some((pt, name)) = map.split_once(' ') {
                         if let Ok(pt) = pt.trim().parse() {
-                            rtpmap.push((pt, name.trim().to_ascii_lowercase()));
+                            rtpmap.push((pt, name.trim()));
                         }
                     }
                 } else if let Some(p) = value.strip_prefix("ptime:") {
@@ -145,14 +146,13 @@ pub fn answer_with(
     }
     let (port, payloads) =
         media.ok_or_else(|| OfferError::NotAcceptable("no audio stream offered".into()))?;
-    let named = |pt: u8| {
-        rtpmap
-            .iter()
-            .find(|(p, _)| *p == pt)
-            .map(|(_, n)| n.as_str())
+    let named = |pt: u8| rtpmap.iter().find(|(p, _)| *p == pt).map(|(_, n)| *n);
+    let starts_with = |name: &str, want: &str| {
+        name.get(..want.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(want))
     };
     let is = |pt: u8, want: &str, static_pt: u8| match named(pt) {
-        Some(n) => n.starts_with(want),
+        Some(n) => starts_with(n, want),
         None => pt == static_pt,
     };
     let (payload_type, codec) = [("pcmu/8000", 0u8, "PCMU"), ("pcma/8000", 8u8, "PCMA")]
@@ -169,7 +169,7 @@ pub fn answer_with(
     let telephone_event = payloads
         .iter()
         .copied()
-        .find(|pt| named(*pt).is_some_and(|n| n.starts_with("telephone-event/8000")));
+        .find(|pt| named(*pt).is_some_and(|n| starts_with(n, "telephone-event/8000")));
     // RFC 4568 §7.1.1: the answer takes the first offered line we can use.
     let chosen = crypto.into_iter().next();
     let secure = proto_offered == "RTP/SAVP";

@@ -211,7 +211,7 @@ impl Headers {
     }
 
     /// Appends a header field whose value is `parts` one after the other.
-    pub(crate) fn push_joined(&mut self, name: HeaderName, parts: &[&str]) {
+    pub fn push_joined(&mut self, name: HeaderName, parts: &[&str]) {
         self.make_room(parts.iter().map(|p| p.len()).sum());
         let start = self.text.len();
         for part in parts {
