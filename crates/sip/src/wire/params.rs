@@ -23,6 +23,25 @@ pub(crate) struct Params {
     /// `;` after it, so a parameter we append (`received`, `tag`) must not be read as
     /// part of it: the text is split in two here.
     open_until: usize,
+    /// Where each of [`LOOKED_UP`] is, found once when the text is made.
+    found: [Found; LOOKED_UP.len()],
+}
+
+/// The parameters read several times for every message (transaction keys, response
+/// routing, dialog ids): found once when the parameters are made, not by a scan per look.
+const LOOKED_UP: [&str; 4] = ["branch", "tag", "rport", "received"];
+
+/// Whether and where a parameter of [`LOOKED_UP`] is in the text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Found {
+    #[default]
+    Absent,
+    /// Present without a value.
+    Bare,
+    /// Its value's place in the text.
+    Value(u32, u32),
+    /// Beyond 4 GiB into the text (never from the wire): looked up by a scan.
+    Unplaced,
 }
 
 impl Params {
@@ -38,10 +57,7 @@ impl Params {
             && memchr::memmem::find(text.as_bytes(), b";;").is_none();
         if written {
             let open = memchr::memchr(b'"', text.as_bytes()).is_some() && ends_quoted(text);
-            return Self {
-                text: Some(text.into()),
-                open_until: if open { text.len() } else { 0 },
-            };
+            return Self::indexed(Some(text.into()), if open { text.len() } else { 0 });
         }
         // Never longer than the text plus a leading `;`.
         let mut out = String::with_capacity(if text.is_empty() { 0 } else { text.len() + 1 });
@@ -69,10 +85,43 @@ impl Params {
     }
 
     fn of(text: String, open_until: usize) -> Self {
-        Self {
-            text: (!text.is_empty()).then(|| text.into()),
+        Self::indexed((!text.is_empty()).then(|| text.into()), open_until)
+    }
+
+    /// The parameters of `text`, with [`LOOKED_UP`] found.
+    fn indexed(text: Option<Arc<str>>, open_until: usize) -> Self {
+        let mut params = Self {
+            text,
             open_until,
+            found: Default::default(),
+        };
+        let whole = params.as_str();
+        let (peer, ours) = params.halves();
+        let mut found = [Found::Absent; LOOKED_UP.len()];
+        for piece in split_unquoted(peer).chain(split_unquoted(ours)) {
+            let (name, value) = match piece.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (piece, None),
+            };
+            let slot = LOOKED_UP
+                .iter()
+                .zip(found.iter_mut())
+                .find(|(wanted, _)| name.eq_ignore_ascii_case(wanted));
+            if let Some((_, slot @ Found::Absent)) = slot {
+                *slot = match value {
+                    None => Found::Bare,
+                    Some(v) => {
+                        let start = (v.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+                        match (u32::try_from(start), u32::try_from(start + v.len())) {
+                            (Ok(start), Ok(end)) => Found::Value(start, end),
+                            _ => Found::Unplaced,
+                        }
+                    }
+                };
+            }
         }
+        params.found = found;
+        params
     }
 
     /// Our own parameters, in order.
@@ -94,6 +143,18 @@ impl Params {
 
     /// The first parameter `name` (case aside): `Some(None)` when present without a value.
     pub(crate) fn get(&self, name: &str) -> Option<Option<&str>> {
+        if let Some(i) = LOOKED_UP.iter().position(|k| *k == name) {
+            match self.found.get(i) {
+                Some(Found::Absent) => return None,
+                Some(Found::Bare) => return Some(None),
+                Some(Found::Value(start, end)) => {
+                    if let Some(value) = self.as_str().get(*start as usize..*end as usize) {
+                        return Some(Some(value));
+                    }
+                }
+                Some(Found::Unplaced) | None => {}
+            }
+        }
         let (peer, ours) = self.halves();
         find_written(peer, name).or_else(|| find_written(ours, name))
     }
