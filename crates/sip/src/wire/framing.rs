@@ -178,9 +178,7 @@ fn head_length_from(data: &[u8], from: usize) -> Option<usize> {
 
 /// Length of the header section including the terminating empty line.
 fn head_length(data: &[u8]) -> Option<usize> {
-    data.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
+    memchr::memmem::find(data, b"\r\n\r\n").map(|i| i + 4)
 }
 
 /// The Content-Length the header section declares, if any (full or compact name `l`).
