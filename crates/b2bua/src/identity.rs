@@ -94,7 +94,8 @@ pub fn identify(invite: &Request, source: IpAddr, trusted: &TrustedPeers) -> Cal
 /// Works out the caller of `invite`, which came from a trusted peer or not (by address,
 /// or by a verified client certificate).
 pub(crate) fn identify_source(invite: &Request, trusted_source: bool) -> CallerIdentity {
-    let from = NameAddr::new(invite.from.uri.clone());
+    // Only the From URI counts (its display name and parameters are not read).
+    let from = &invite.from;
     let asserted = trusted_source
         .then(|| {
             invite
@@ -102,23 +103,27 @@ pub(crate) fn identify_source(invite: &Request, trusted_source: bool) -> CallerI
                 .get_all(&HeaderName::P_ASSERTED_IDENTITY)
                 .flat_map(split_addresses)
                 .filter_map(|v| NameAddr::parse(v).ok())
-                .find(|na| number_of(na).is_some())
+                .find_map(|na| number_of(&na).map(|number| (na, number)))
         })
         .flatten();
     // A trusted peer that sent PAI without a number in it asserted nothing: its From is
     // then no more than claimed.
     let pai_sent = invite.headers.contains(&HeaderName::P_ASSERTED_IDENTITY);
-    let (used, vouched) = match &asserted {
-        Some(na) => (na, true),
-        None => (&from, trusted_source && !pai_sent),
+    let (used, vouched, number) = match &asserted {
+        Some((na, number)) => (na, true, number.clone()),
+        None => (
+            from,
+            trusted_source && !pai_sent,
+            number_of(from).unwrap_or_default(),
+        ),
     };
-    let number = number_of(used).unwrap_or_default();
     let verified = vouched && !number.is_empty();
     let verstat = verified.then(|| verstat_of(used)).flatten();
     let private = invite
         .headers
-        .get_all(&HeaderName::new("Privacy"))
-        .flat_map(|v| v.split(';'))
+        .iter()
+        .filter(|(name, _)| name.as_str().eq_ignore_ascii_case("Privacy"))
+        .flat_map(|(_, v)| v.split(';'))
         .any(|p| {
             let p = p.trim();
             ["id", "user", "header"]
@@ -167,25 +172,37 @@ fn verstat_of(na: &NameAddr) -> Option<String> {
 }
 
 /// A header value may list several addresses (RFC 3325 allows a sip: and a tel: one);
-/// commas inside `<…>` or quotes do not split.
-fn split_addresses(value: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut start, mut angle, mut quoted) = (0, false, false);
-    for (i, c) in value.char_indices() {
-        match c {
-            '"' if !angle => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !angle && !quoted => {
-                out.push(value[start..i].trim());
-                start = i + 1;
+/// commas inside `<…>` or quotes do not split. Each address trimmed, empty ones left out.
+fn split_addresses(value: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || loop {
+        let text = rest?;
+        let (mut angle, mut quoted) = (false, false);
+        let comma = text.bytes().position(|c| {
+            match c {
+                b'"' if !angle => quoted = !quoted,
+                b'<' if !quoted => angle = true,
+                b'>' if !quoted => angle = false,
+                b',' if !angle && !quoted => return true,
+                _ => {}
             }
-            _ => {}
+            false
+        });
+        let address = match comma {
+            Some(i) => {
+                rest = text.get(i + 1..);
+                text.get(..i).unwrap_or_default()
+            }
+            None => {
+                rest = None;
+                text
+            }
+        };
+        let address = address.trim();
+        if !address.is_empty() {
+            return Some(address);
         }
-    }
-    out.push(value[start..].trim());
-    out.retain(|s| !s.is_empty());
-    out
+    })
 }
 
 #[cfg(test)]

@@ -275,7 +275,7 @@ fn rfc5923_a_tcp_caller_gets_tcp_contacts_and_our_bye_on_its_own_connection() {
         bye.uri.as_str(),
         "sip:phone@192.168.1.20:5060;transport=tcp"
     );
-    assert_eq!(bye.vias[0].transport_token.to_ascii_uppercase(), "TCP");
+    assert_eq!(bye.vias[0].transport_token().to_ascii_uppercase(), "TCP");
 }
 
 #[test]

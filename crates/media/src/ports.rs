@@ -44,13 +44,21 @@ impl RtpPorts {
                 break;
             }
             self.resting.pop_front();
-            self.free.push(port);
+            if !self.retired.contains(&port) {
+                self.free.push(port);
+            }
         }
-        if self.free.is_empty() {
-            return None;
+        loop {
+            if self.free.is_empty() {
+                return None;
+            }
+            let i = self.rng.gen_range(0..self.free.len());
+            let port = self.free.swap_remove(i);
+            // A retired port still in the pool leaves it here (see `retire`).
+            if !self.retired.contains(&port) {
+                return Some(port);
+            }
         }
-        let i = self.rng.gen_range(0..self.free.len());
-        Some(self.free.swap_remove(i))
     }
 
     /// Gives `port` back at `now`; it becomes free again after its rest.
@@ -60,12 +68,12 @@ impl RtpPorts {
         }
     }
 
-    /// The port could not be bound (another program has it): take it out of the pool.
+    /// The port could not be bound (another program has it): it is never handed out
+    /// again. Marked only: `allocate` drops it when it meets it, so a retirement costs
+    /// no pass over tens of thousands of free ports (other programs' sockets in the range
+    /// make this happen on a busy machine).
     pub fn retire(&mut self, port: u16) {
-        if self.retired.insert(port) {
-            self.free.retain(|p| *p != port);
-            self.resting.retain(|(_, p)| *p != port);
-        }
+        self.retired.insert(port);
     }
 }
 

@@ -6,6 +6,7 @@
 // character, or an index past the end, would be a remote panic. Use `get(..)` instead.
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::sdes::{CryptoAttribute, SrtpKeying, SrtpPolicy};
@@ -59,7 +60,8 @@ pub fn answer_with(
     let mut session_ip: Option<IpAddr> = None;
     let mut media: Option<(u16, Vec<u8>)> = None;
     let mut media_ip: Option<IpAddr> = None;
-    let mut rtpmap: Vec<(u8, String)> = Vec::new();
+    // Encoding names as offered: compared case aside, never copied.
+    let mut rtpmap: Vec<(u8, &str)> = Vec::new();
     let mut ptime = None;
     let mut direction = "sendrecv";
     let mut in_audio = false;
@@ -125,7 +127,7 @@ pub fn answer_with(
                 } else if let Some(map) = value.strip_prefix("rtpmap:") {
                     if let Some((pt, name)) = map.split_once(' ') {
                         if let Ok(pt) = pt.trim().parse() {
-                            rtpmap.push((pt, name.trim().to_ascii_lowercase()));
+                            rtpmap.push((pt, name.trim()));
                         }
                     }
                 } else if let Some(p) = value.strip_prefix("ptime:") {
@@ -144,14 +146,13 @@ pub fn answer_with(
     }
     let (port, payloads) =
         media.ok_or_else(|| OfferError::NotAcceptable("no audio stream offered".into()))?;
-    let named = |pt: u8| {
-        rtpmap
-            .iter()
-            .find(|(p, _)| *p == pt)
-            .map(|(_, n)| n.as_str())
+    let named = |pt: u8| rtpmap.iter().find(|(p, _)| *p == pt).map(|(_, n)| *n);
+    let starts_with = |name: &str, want: &str| {
+        name.get(..want.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(want))
     };
     let is = |pt: u8, want: &str, static_pt: u8| match named(pt) {
-        Some(n) => n.starts_with(want),
+        Some(n) => starts_with(n, want),
         None => pt == static_pt,
     };
     let (payload_type, codec) = [("pcmu/8000", 0u8, "PCMU"), ("pcma/8000", 8u8, "PCMA")]
@@ -168,7 +169,7 @@ pub fn answer_with(
     let telephone_event = payloads
         .iter()
         .copied()
-        .find(|pt| named(*pt).is_some_and(|n| n.starts_with("telephone-event/8000")));
+        .find(|pt| named(*pt).is_some_and(|n| starts_with(n, "telephone-event/8000")));
     // RFC 4568 §7.1.1: the answer takes the first offered line we can use.
     let chosen = crypto.into_iter().next();
     let secure = proto_offered == "RTP/SAVP";
@@ -213,34 +214,77 @@ pub fn answer_with(
         .filter(|ip| !ip.is_unspecified() && port != 0)
         .map(|ip| SocketAddr::new(ip, port));
     let family = if local.is_ipv4() { "IP4" } else { "IP6" };
-    let local_ip = local.ip();
-    let mut fmts = vec![payload_type.to_string()];
-    let mut attrs = vec![format!("a=rtpmap:{payload_type} {codec}/8000")];
-    if let Some(te) = telephone_event {
-        fmts.push(te.to_string());
-        attrs.push(format!("a=rtpmap:{te} telephone-event/8000"));
-        attrs.push(format!("a=fmtp:{te} 0-16"));
+    // Written piece by piece into one buffer (this runs for every call answered); the
+    // address is formatted once and copied to its second place.
+    let mut sdp = String::with_capacity(320);
+    let mut number = itoa::Buffer::new();
+    let version = number.format(session_version).to_owned();
+    for piece in [
+        "v=0\r\no=concierge ",
+        &version,
+        " ",
+        &version,
+        " IN ",
+        family,
+        " ",
+    ] {
+        sdp.push_str(piece);
     }
-    attrs.push(format!("a=ptime:{ptime_ms}"));
-    attrs.push(format!("a={answer_direction}"));
+    let ip_at = sdp.len();
+    let _ = write!(sdp, "{}", local.ip());
+    let ip = sdp.get(ip_at..).unwrap_or_default().to_owned();
+    for piece in [
+        "\r\ns=concierge\r\nc=IN ",
+        family,
+        " ",
+        &ip,
+        "\r\nt=0 0\r\nm=audio ",
+    ] {
+        sdp.push_str(piece);
+    }
+    sdp.push_str(number.format(local.port()));
+    sdp.push(' ');
+    sdp.push_str(proto_offered);
+    sdp.push(' ');
+    let pt = number.format(payload_type).to_owned();
+    sdp.push_str(&pt);
+    let te = telephone_event.map(|te| number.format(te).to_owned());
+    if let Some(te) = &te {
+        sdp.push(' ');
+        sdp.push_str(te);
+    }
+    for piece in ["\r\na=rtpmap:", &pt, " ", codec, "/8000\r\n"] {
+        sdp.push_str(piece);
+    }
+    if let Some(te) = &te {
+        for piece in [
+            "a=rtpmap:",
+            te,
+            " telephone-event/8000\r\na=fmtp:",
+            te,
+            " 0-16\r\n",
+        ] {
+            sdp.push_str(piece);
+        }
+    }
+    for piece in [
+        "a=ptime:",
+        number.format(ptime_ms),
+        "\r\na=",
+        answer_direction,
+        "\r\n",
+    ] {
+        sdp.push_str(piece);
+    }
     if let Some((theirs, ours)) = &srtp {
         // Same tag and suite as the line we took, our own key (RFC 4568 §7.1.2).
-        attrs.push(
-            CryptoAttribute {
-                tag: theirs.tag,
-                profile: theirs.profile,
-                key: ours.clone(),
-            }
-            .line(),
-        );
-    }
-    let mut sdp = format!(
-        "v=0\r\no=concierge {session_version} {session_version} IN {family} {local_ip}\r\ns=concierge\r\nc=IN {family} {local_ip}\r\nt=0 0\r\nm=audio {} {proto_offered} {}\r\n",
-        local.port(),
-        fmts.join(" ")
-    );
-    for a in attrs {
-        sdp.push_str(&a);
+        let line = CryptoAttribute {
+            tag: theirs.tag,
+            profile: theirs.profile,
+            key: ours.clone(),
+        }
+        .line();
+        sdp.push_str(&line);
         sdp.push_str("\r\n");
     }
     // RFC 3264 §6: every offered stream gets a line in the answer; ones we refuse, port 0.

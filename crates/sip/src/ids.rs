@@ -1,6 +1,6 @@
 //! The identifiers that tie messages together: [`CallId`], [`Tag`] and [`Branch`].
 //!
-//! Each is an owned string with its own type, so a tag cannot be passed where a Call-ID or
+//! Each is a string with its own type, so a tag cannot be passed where a Call-ID or
 //! a branch is expected. The split follows where a value lives: the codec (`wire`) hands
 //! out header values as the raw text it parsed (`request.call_id`, `from.tag()`,
 //! `via.branch()` are `String`/`&str`), and the identity layer — [`DialogId`],
@@ -19,13 +19,16 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::sync::Arc;
 
-/// Defines one string newtype with the conversions and comparisons all three share.
+/// Defines one string newtype with the conversions and comparisons all three share. The
+/// text is shared (`Arc<str>`): an id is copied into every key, dialog and message that
+/// names it, and a copy is then a count, not an allocation.
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// The text as it goes into a header.
@@ -35,7 +38,7 @@ macro_rules! string_id {
 
             /// The owned text, for a message field that holds a `String`.
             pub fn into_string(self) -> String {
-                self.0
+                self.0.as_ref().to_owned()
             }
         }
 
@@ -60,31 +63,31 @@ macro_rules! string_id {
 
         impl From<String> for $name {
             fn from(text: String) -> Self {
-                Self(text)
+                Self(text.into())
             }
         }
 
         impl From<&str> for $name {
             fn from(text: &str) -> Self {
-                Self(text.to_owned())
+                Self(text.into())
             }
         }
 
         impl From<$name> for String {
             fn from(id: $name) -> Self {
-                id.0
+                id.into_string()
             }
         }
 
         impl PartialEq<str> for $name {
             fn eq(&self, other: &str) -> bool {
-                self.0 == other
+                *self.0 == *other
             }
         }
 
         impl PartialEq<&str> for $name {
             fn eq(&self, other: &&str) -> bool {
-                self.0 == *other
+                *self.0 == **other
             }
         }
     };

@@ -48,7 +48,7 @@ fn wsinv_short_tortuous_invite() {
         "one Via line and a compact one with two values"
     );
     assert_eq!(r.vias[1].branch(), Some("z9hG4bK9ikj8"));
-    assert_eq!(r.vias[2].host, "192.168.255.111");
+    assert_eq!(&*r.vias[2].host, "192.168.255.111");
     assert_eq!(r.to.tag(), Some("1918181833n"));
     assert_eq!(r.from.tag(), Some("98asjd8"));
     assert_eq!(r.from.display.as_deref(), Some("J Rosenberg \\\""));

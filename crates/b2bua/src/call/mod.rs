@@ -215,13 +215,18 @@ impl Call {
             transfer,
             ..
         } = self;
-        let early = setup::early_dialog_id(&inbound.invite, &caller.local_tag);
+        // The early dialog is the confirmed one once answered (same tags): its key then
+        // comes with the leg's, and is not made (three strings) to be removed twice.
+        let invite = &inbound.invite;
+        let answered = caller.state.dialog().is_some_and(|d| {
+            d.id.call_id == *invite.call_id
+                && d.id.local_tag == caller.local_tag
+                && d.id.remote_tag == *invite.from.tag().unwrap_or_default()
+        });
+        let early = (!answered).then(|| setup::early_dialog_id(invite, &caller.local_tag));
         let call_id = inbound.invite.call_id.into_bytes();
-        let mut keys = vec![
-            Key::Invite(inbound.key),
-            Key::CallId(call_id),
-            Key::Dialog(early),
-        ];
+        let mut keys = vec![Key::Invite(inbound.key), Key::CallId(call_id)];
+        keys.extend(early.map(Key::Dialog));
         keys.extend(caller.into_keys());
         match transfer {
             Transfer::Idle => {}

@@ -227,7 +227,7 @@ impl SipLeg {
 
 /// Session-Expires in a 2xx of ours, with `Require: timer` when the peer knows it.
 pub(crate) fn push_session_expires(headers: &mut Headers, se: &SessionExpires, require: bool) {
-    headers.push(HeaderName::SESSION_EXPIRES, se.value());
+    se.push_to(headers, HeaderName::SESSION_EXPIRES);
     if require {
         headers.push(HeaderName::REQUIRE, "timer");
     }

@@ -154,9 +154,12 @@ impl Index {
     }
 }
 
+/// One lookup when the key leads to `value` (nearly always); put back when it led elsewhere.
 fn remove_if<K: std::hash::Hash + Eq, V: PartialEq>(map: &mut HashMap<K, V>, key: &K, value: &V) {
-    if map.get(key) == Some(value) {
-        map.remove(key);
+    if let Some((k, v)) = map.remove_entry(key) {
+        if v != *value {
+            map.insert(k, v);
+        }
     }
 }
 

@@ -16,6 +16,9 @@ pub(crate) struct Records {
     pub(crate) webhook: Option<super::webhook::Webhook>,
     /// Also shows each record and call event on the live console (`[console] listen`).
     pub(crate) console: Option<std::sync::Arc<crate::console::Hub>>,
+    /// The line being written, kept between records: its buffer is grown once, not
+    /// for every call.
+    line: Vec<u8>,
 }
 
 impl Records {
@@ -29,6 +32,7 @@ impl Records {
             file,
             webhook: None,
             console: None,
+            line: Vec::new(),
         })
     }
 
@@ -52,19 +56,18 @@ impl Records {
         if let Some(console) = &self.console {
             console.record(record);
         }
-        let mut line = match serde_json::to_vec(record) {
-            Ok(l) => l,
-            Err(e) => {
-                error!(error = %e, call_id = %record.call_id, "call record not serialisable");
-                return;
-            }
-        };
+        let line = &mut self.line;
+        line.clear();
+        if let Err(e) = serde_json::to_writer(&mut *line, record) {
+            error!(error = %e, call_id = %record.call_id, "call record not serialisable");
+            return;
+        }
         if let Some(webhook) = &mut self.webhook {
             webhook.offer(line.clone());
         }
         line.push(b'\n');
         // One write per line keeps lines whole under O_APPEND; flush hands it to the OS.
-        if let Err(e) = self.file.write_all(&line).and_then(|_| self.file.flush()) {
+        if let Err(e) = self.file.write_all(line).and_then(|_| self.file.flush()) {
             error!(error = %e, path = %self.path.display(), call_id = %record.call_id, "call record write failed");
         }
     }

@@ -30,14 +30,24 @@ pub enum DialogRole {
 /// URI, needs no parameter. A `sips:` Contact is for dialogs a SIPS URI set up
 /// ([`sips_contact`]): a phone that dialled `sip:…;transport=tls` may not speak `sips:`.
 pub fn local_contact(user: &str, host: &str, port: u16, transport: Transport) -> SipUri {
-    let text = match transport {
-        Transport::Udp => format!("sip:{user}@{host}:{port}"),
-        Transport::Wss => format!("sips:{user}@{host}:{port};transport=wss"),
-        other => format!(
-            "sip:{user}@{host}:{port};transport={}",
-            other.as_str().to_ascii_lowercase()
-        ),
+    let (scheme, param) = match transport {
+        Transport::Udp => ("sip:", ""),
+        Transport::Wss => ("sips:", ";transport=wss"),
+        Transport::Tcp => ("sip:", ";transport=tcp"),
+        Transport::Tls => ("sip:", ";transport=tls"),
+        Transport::Sctp => ("sip:", ";transport=sctp"),
+        Transport::Ws => ("sip:", ";transport=ws"),
+        Transport::Other => ("sip:", ";transport=other"),
     };
+    // Written piece by piece: this runs for every answer we give.
+    let mut port_text = itoa::Buffer::new();
+    let port_text = port_text.format(port);
+    let mut text = String::with_capacity(
+        scheme.len() + user.len() + host.len() + port_text.len() + param.len() + 2,
+    );
+    for piece in [scheme, user, "@", host, ":", port_text, param] {
+        text.push_str(piece);
+    }
     SipUri::parse(&text).unwrap_or_else(|_| {
         // The host was validated with the config; only a broken user could fail here.
         SipUri::parse(&format!("sip:{host}:{port}")).expect("a host and port make a SIP URI")

@@ -71,9 +71,27 @@ impl SessionExpires {
 
     /// The header value.
     pub fn value(&self) -> String {
+        let mut value = String::with_capacity(24);
+        self.parts(|part| value.push_str(part));
+        value
+    }
+
+    /// Appends the header (`name`: [`Self::value`]) to `headers` without a string of its
+    /// own.
+    pub fn push_to(&self, headers: &mut Headers, name: HeaderName) {
+        let mut delta = itoa::Buffer::new();
+        let delta = delta.format(self.delta);
         match self.refresher {
-            Some(r) => format!("{};refresher={}", self.delta, r.as_str()),
-            None => self.delta.to_string(),
+            Some(r) => headers.push_joined(name, &[delta, ";refresher=", r.as_str()]),
+            None => headers.push(name, delta),
+        }
+    }
+
+    fn parts(&self, mut part: impl FnMut(&str)) {
+        part(itoa::Buffer::new().format(self.delta));
+        if let Some(r) = self.refresher {
+            part(";refresher=");
+            part(r.as_str());
         }
     }
 }

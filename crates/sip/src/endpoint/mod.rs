@@ -231,8 +231,8 @@ impl Endpoint {
     /// Our Via to `peer` carrying `branch`.
     fn via_with(&self, peer: Peer, branch: &Branch) -> Via {
         let host = match &self.cfg.via_host_v6 {
-            Some(v6) if peer.addr.is_ipv6() => v6.clone(),
-            _ => self.cfg.via_host.clone(),
+            Some(v6) if peer.addr.is_ipv6() => v6.as_str(),
+            _ => self.cfg.via_host.as_str(),
         };
         let port = match (peer.transport, self.cfg.via_tls_port) {
             (Transport::Tls, Some(p)) => p,

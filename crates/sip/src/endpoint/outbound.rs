@@ -22,21 +22,16 @@ impl Endpoint {
             return;
         };
         let bytes = response.to_bytes();
-        let outputs = match &mut entry.machine {
+        let output = match &mut entry.machine {
             Machine::InviteServer(m) => m.send_response(now, response.status, bytes),
-            Machine::NonInviteServer(m) => m
-                .send_response(now, response.status, bytes)
-                .into_iter()
-                .collect(),
-            _ => Vec::new(),
+            Machine::NonInviteServer(m) => m.send_response(now, response.status, bytes),
+            _ => None,
         };
-        for out in outputs {
-            if let TsxOutput::Transmit(bytes) = out {
-                self.transmits.push_back(Transmit {
-                    peer: entry.peer,
-                    bytes,
-                });
-            }
+        if let Some(TsxOutput::Transmit(bytes)) = output {
+            self.transmits.push_back(Transmit {
+                peer: entry.peer,
+                bytes,
+            });
         }
         self.rearm(key);
     }

@@ -74,13 +74,13 @@ impl InviteServer {
         now: Instant,
         status: StatusCode,
         bytes: Bytes,
-    ) -> Vec<TsxOutput> {
+    ) -> Option<TsxOutput> {
         if self.state != InviteServerState::Proceeding {
             // A final answer was already given; RFC 6026 lets 2xx retransmissions through.
             if self.state == InviteServerState::Accepted && status.is_success() {
-                return vec![TsxOutput::Transmit(bytes)];
+                return Some(TsxOutput::Transmit(bytes));
             }
-            return Vec::new();
+            return None;
         }
         self.last_response = Some(bytes.clone());
         if status.is_provisional() {
@@ -95,7 +95,7 @@ impl InviteServer {
             }
             self.timers.set(TsxTimer::H, now + self.cfg.timeout());
         }
-        vec![TsxOutput::Transmit(bytes)]
+        Some(TsxOutput::Transmit(bytes))
     }
 
     /// An ACK matched this transaction. Returns whether it is for the transaction

@@ -1,5 +1,7 @@
+use std::sync::Arc;
+
 use crate::ids::Branch;
-use crate::wire::{Method, Request, Response};
+use crate::wire::{Method, Request, Response, MAGIC_COOKIE};
 
 /// What identifies a transaction.
 ///
@@ -8,16 +10,47 @@ use crate::wire::{Method, Request, Response};
 /// transaction of its own with the same branch. Requests from RFC 2543 elements lack the
 /// cookie and are matched on Call-ID, From tag, CSeq number and the top Via instead.
 /// §17.1.3: a response matches a client transaction by branch and CSeq method.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TsxKey {
     /// The top Via's branch: for a client transaction one we generated, for a server
     /// transaction the peer's (empty when it sent none).
     branch: Branch,
     /// What else tells server transactions apart: the top Via's sent-by, or for an RFC 2543
-    /// request the headers that stand in for a cookie branch. Empty for a client key.
-    scope: String,
+    /// request the headers that stand in for a cookie branch. None for a client key.
+    scope: Scope,
     method: Method,
     server: bool,
+    /// The other fields hashed once, when the key is made (see the `Hash` impl). Last, so
+    /// the derived order is the fields' order as before.
+    fingerprint: u64,
+}
+
+/// A key is looked up several times per message (its transaction, the timer heap, the
+/// switch's index): it is hashed once, with keys random per process (std's SipHash, so a
+/// peer choosing branches cannot aim at one bucket), and each table hashes that number.
+impl std::hash::Hash for TsxKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fingerprint);
+    }
+}
+
+/// What tells server transactions with one branch apart (see [`TsxKey`]). Kept as parts,
+/// not as the text `host:port`: the Via's host is shared, so a key costs no copy of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Scope {
+    /// A client transaction's key.
+    None,
+    /// The top Via's sent-by, host and port (§17.2.3).
+    SentBy(Arc<str>, Option<u16>),
+    /// An RFC 2543 request's Call-ID, From tag, CSeq number and top Via, as one text.
+    Rfc2543(Arc<str>),
+}
+
+fn fingerprint(branch: &Branch, scope: &Scope, method: &Method, server: bool) -> u64 {
+    use std::hash::BuildHasher;
+    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEYS.get_or_init(std::hash::RandomState::new)
+        .hash_one((branch, scope, method, server))
 }
 
 impl TsxKey {
@@ -28,18 +61,23 @@ impl TsxKey {
             ref m => m.clone(),
         };
         let via = request.top_via();
-        let branch = Branch::from(via.and_then(|v| v.branch()).unwrap_or_default());
+        let branch = via.and_then(|v| v.branch()).unwrap_or_default();
         let scope = match via {
-            Some(v) if v.has_rfc3261_branch() => v.sent_by(),
-            _ => format!(
-                "2543|{}|{}|{}|{}",
-                request.call_id,
-                request.from.tag().unwrap_or_default(),
-                request.cseq.seq,
-                via.map(|v| v.sent_by()).unwrap_or_default(),
+            Some(v) if branch.starts_with(MAGIC_COOKIE) => Scope::SentBy(v.host.clone(), v.port),
+            _ => Scope::Rfc2543(
+                format!(
+                    "2543|{}|{}|{}|{}",
+                    request.call_id,
+                    request.from.tag().unwrap_or_default(),
+                    request.cseq.seq,
+                    via.map(|v| v.sent_by()).unwrap_or_default(),
+                )
+                .into(),
             ),
         };
+        let branch = Branch::from(branch);
         Self {
+            fingerprint: fingerprint(&branch, &scope, &method, true),
             branch,
             scope,
             method,
@@ -51,6 +89,7 @@ impl TsxKey {
     pub fn cancelled_invite(cancel: &Request) -> Self {
         let mut key = Self::server(cancel);
         key.method = Method::Invite;
+        key.fingerprint = fingerprint(&key.branch, &key.scope, &key.method, key.server);
         key
     }
 
@@ -61,8 +100,9 @@ impl TsxKey {
             m => m.clone(),
         };
         Self {
+            fingerprint: fingerprint(&branch, &Scope::None, &method, false),
             branch,
-            scope: String::new(),
+            scope: Scope::None,
             method,
             server: false,
         }

@@ -1,6 +1,7 @@
 //! Finding one message's bytes: in a datagram (RFC 3261 §18.3, message per datagram) or in
 //! a byte stream (TCP, where Content-Length is the only frame boundary).
 
+use super::trim;
 use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 
@@ -177,9 +178,7 @@ fn head_length_from(data: &[u8], from: usize) -> Option<usize> {
 
 /// Length of the header section including the terminating empty line.
 fn head_length(data: &[u8]) -> Option<usize> {
-    data.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
+    memchr::memmem::find(data, b"\r\n\r\n").map(|i| i + 4)
 }
 
 /// The Content-Length the header section declares, if any (full or compact name `l`).
@@ -187,16 +186,25 @@ fn head_length(data: &[u8]) -> Option<usize> {
 fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
     let text = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
     let mut found: Option<usize> = None;
-    for line in text.split("\r\n").skip(1) {
+    for line in super::parse::crlf_lines(text).skip(1) {
+        // A name that starts with another letter or digit is not this one (only one that
+        // starts with whitespace or a non-ASCII byte needs the full look: trimmed, it may be).
+        if line
+            .as_bytes()
+            .first()
+            .is_some_and(|b| b.is_ascii_alphanumeric() && !matches!(b, b'c' | b'C' | b'l' | b'L'))
+        {
+            continue;
+        }
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
         if line.starts_with([' ', '\t']) {
             continue;
         }
-        let name = name.trim();
+        let name = trim(name);
         if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
-            let value = value.trim();
+            let value = trim(value);
             if value.is_empty() || value.len() > 9 || !value.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(FramingError::BadContentLength);
             }

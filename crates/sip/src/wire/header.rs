@@ -1,84 +1,119 @@
-use std::borrow::Cow;
+use super::trim;
 use std::fmt;
 
 /// A header field name in its canonical spelling.
 ///
 /// Names compare case-insensitively (RFC 3261 §7.3.1) and compact forms are expanded when
-/// a message is parsed (§7.3.3), so `i:` and `CALL-ID:` both become `Call-ID`.
+/// a message is parsed (§7.3.3), so `i:` and `CALL-ID:` both become `Call-ID`. A name we
+/// know is a number into [`KNOWN`], so comparing two of them (every header of every
+/// message is compared with the core ones) is one integer comparison, and making one
+/// allocates nothing; any other name keeps its own spelling.
 #[derive(Debug, Clone)]
-pub struct HeaderName(Cow<'static, str>);
+pub struct HeaderName(Name);
+
+#[derive(Debug, Clone)]
+enum Name {
+    /// An index into [`KNOWN`].
+    Known(u8),
+    /// A name not in [`KNOWN`] (so never equal to a known one), as written.
+    Other(Box<str>),
+}
 
 macro_rules! known_headers {
-    ($($konst:ident = $name:literal $(, $compact:literal)?;)*) => {
+    ($($konst:ident = $name:literal: $($lower:literal)|+;)*) => {
+        /// The canonical spelling of each known name, by its index.
+        const KNOWN: &[&str] = &[$($name),*];
+
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        #[repr(u8)]
+        enum Index { $($konst),* }
+
         impl HeaderName {
             $(
                 #[doc = concat!("`", $name, "`.")]
-                pub const $konst: Self = Self(Cow::Borrowed($name));
+                pub const $konst: Self = Self(Name::Known(Index::$konst as u8));
             )*
 
-            /// The canonical name for `raw`, expanding compact forms.
-            pub fn new(raw: &str) -> Self {
-                let raw = raw.trim();
-                $(
-                    if raw.eq_ignore_ascii_case($name) $(|| raw.eq_ignore_ascii_case($compact))? {
-                        return Self::$konst;
-                    }
-                )*
-                Self(Cow::Owned(raw.to_owned()))
+            /// The known name `lower` (lower case) spells, long or compact form.
+            fn known(lower: &[u8]) -> Option<Self> {
+                match lower {
+                    $($($lower)|+ => Some(Self::$konst),)*
+                    _ => None,
+                }
             }
         }
     };
 }
 
 known_headers! {
-    ACCEPT = "Accept";
-    ALLOW = "Allow";
-    ALLOW_EVENTS = "Allow-Events", "u";
-    AUTHORIZATION = "Authorization";
-    CALL_ID = "Call-ID", "i";
-    CONTACT = "Contact", "m";
-    CONTENT_ENCODING = "Content-Encoding", "e";
-    CONTENT_LENGTH = "Content-Length", "l";
-    CONTENT_TYPE = "Content-Type", "c";
-    CSEQ = "CSeq";
-    EVENT = "Event", "o";
-    EXPIRES = "Expires";
-    FROM = "From", "f";
-    MAX_FORWARDS = "Max-Forwards";
-    MIN_EXPIRES = "Min-Expires";
-    MIN_SE = "Min-SE";
-    P_ASSERTED_IDENTITY = "P-Asserted-Identity";
-    PATH = "Path";
-    PROXY_AUTHENTICATE = "Proxy-Authenticate";
-    PROXY_AUTHORIZATION = "Proxy-Authorization";
-    PROXY_REQUIRE = "Proxy-Require";
-    RACK = "RAck";
-    REASON = "Reason";
-    RECORD_ROUTE = "Record-Route";
-    REFER_TO = "Refer-To", "r";
-    REFERRED_BY = "Referred-By", "b";
-    REQUIRE = "Require";
-    RETRY_AFTER = "Retry-After";
-    ROUTE = "Route";
-    RSEQ = "RSeq";
-    SERVER = "Server";
-    SERVICE_ROUTE = "Service-Route";
-    SESSION_EXPIRES = "Session-Expires", "x";
-    SUBJECT = "Subject", "s";
-    SUBSCRIPTION_STATE = "Subscription-State";
-    SUPPORTED = "Supported", "k";
-    TIMESTAMP = "Timestamp";
-    TO = "To", "t";
-    UNSUPPORTED = "Unsupported";
-    USER_AGENT = "User-Agent";
-    VIA = "Via", "v";
-    WWW_AUTHENTICATE = "WWW-Authenticate";
+    ACCEPT = "Accept": b"accept";
+    ALLOW = "Allow": b"allow";
+    ALLOW_EVENTS = "Allow-Events": b"allow-events" | b"u";
+    AUTHORIZATION = "Authorization": b"authorization";
+    CALL_ID = "Call-ID": b"call-id" | b"i";
+    CONTACT = "Contact": b"contact" | b"m";
+    CONTENT_ENCODING = "Content-Encoding": b"content-encoding" | b"e";
+    CONTENT_LENGTH = "Content-Length": b"content-length" | b"l";
+    CONTENT_TYPE = "Content-Type": b"content-type" | b"c";
+    CSEQ = "CSeq": b"cseq";
+    EVENT = "Event": b"event" | b"o";
+    EXPIRES = "Expires": b"expires";
+    FROM = "From": b"from" | b"f";
+    MAX_FORWARDS = "Max-Forwards": b"max-forwards";
+    MIN_EXPIRES = "Min-Expires": b"min-expires";
+    MIN_SE = "Min-SE": b"min-se";
+    P_ASSERTED_IDENTITY = "P-Asserted-Identity": b"p-asserted-identity";
+    PATH = "Path": b"path";
+    PROXY_AUTHENTICATE = "Proxy-Authenticate": b"proxy-authenticate";
+    PROXY_AUTHORIZATION = "Proxy-Authorization": b"proxy-authorization";
+    PROXY_REQUIRE = "Proxy-Require": b"proxy-require";
+    RACK = "RAck": b"rack";
+    REASON = "Reason": b"reason";
+    RECORD_ROUTE = "Record-Route": b"record-route";
+    REFER_TO = "Refer-To": b"refer-to" | b"r";
+    REFERRED_BY = "Referred-By": b"referred-by" | b"b";
+    REQUIRE = "Require": b"require";
+    RETRY_AFTER = "Retry-After": b"retry-after";
+    ROUTE = "Route": b"route";
+    RSEQ = "RSeq": b"rseq";
+    SERVER = "Server": b"server";
+    SERVICE_ROUTE = "Service-Route": b"service-route";
+    SESSION_EXPIRES = "Session-Expires": b"session-expires" | b"x";
+    SUBJECT = "Subject": b"subject" | b"s";
+    SUBSCRIPTION_STATE = "Subscription-State": b"subscription-state";
+    SUPPORTED = "Supported": b"supported" | b"k";
+    TIMESTAMP = "Timestamp": b"timestamp";
+    TO = "To": b"to" | b"t";
+    UNSUPPORTED = "Unsupported": b"unsupported";
+    USER_AGENT = "User-Agent": b"user-agent";
+    VIA = "Via": b"via" | b"v";
+    WWW_AUTHENTICATE = "WWW-Authenticate": b"www-authenticate";
 }
 
+/// Longer than every known name: such a name is not looked up.
+const LONGEST_KNOWN: usize = 24;
+
 impl HeaderName {
+    /// The canonical name for `raw`, expanding compact forms.
+    pub fn new(raw: &str) -> Self {
+        let raw = trim(raw);
+        let mut lower = [0u8; LONGEST_KNOWN];
+        if let Some(buf) = lower.get_mut(..raw.len()) {
+            buf.copy_from_slice(raw.as_bytes());
+            buf.make_ascii_lowercase();
+            if let Some(known) = Self::known(buf) {
+                return known;
+            }
+        }
+        Self(Name::Other(raw.into()))
+    }
+
     /// The canonical spelling.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Name::Known(i) => KNOWN.get(usize::from(*i)).copied().unwrap_or_default(),
+            Name::Other(name) => name,
+        }
     }
 
     /// Headers whose value is a comma-separated list that RFC 3261 §7.3.1 lets a sender
@@ -100,21 +135,40 @@ impl HeaderName {
 
 impl PartialEq for HeaderName {
     fn eq(&self, other: &Self) -> bool {
-        self.0.eq_ignore_ascii_case(&other.0)
+        match (&self.0, &other.0) {
+            (Name::Known(a), Name::Known(b)) => a == b,
+            (Name::Other(a), Name::Other(b)) => a.eq_ignore_ascii_case(b),
+            // `new` makes every spelling of a known name the known one.
+            _ => false,
+        }
     }
 }
 impl Eq for HeaderName {}
 
 impl fmt::Display for HeaderName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 /// The headers of a message other than the ones [`super::Request`] and
 /// [`super::Response`] keep parsed, in the order they arrived.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers(Vec<(HeaderName, String)>);
+///
+/// The values share one buffer (a field is its name and where its value lies), so a
+/// message's headers cost two allocations however many there are. A removed field's text
+/// stays in the buffer until the headers are dropped.
+#[derive(Clone, Default)]
+pub struct Headers {
+    text: String,
+    fields: Vec<(HeaderName, Span)>,
+}
+
+/// Where a value lies in [`Headers::text`].
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+}
 
 impl Headers {
     /// No headers.
@@ -122,82 +176,135 @@ impl Headers {
         Self::default()
     }
 
+    fn value(&self, span: Span) -> &str {
+        self.text.get(span.start..span.end).unwrap_or_default()
+    }
+
     /// The first value of `name`.
     pub fn get(&self, name: &HeaderName) -> Option<&str> {
-        self.0
+        self.fields
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| self.value(*v))
     }
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
+        self.fields
             .iter()
             .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| self.value(*v))
     }
 
     /// Whether `name` appears.
     pub fn contains(&self, name: &HeaderName) -> bool {
-        self.get(name).is_some()
+        self.fields.iter().any(|(n, _)| n == name)
     }
 
     /// Appends a header field.
-    pub fn push(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.push((name, value.into()));
+    pub fn push(&mut self, name: HeaderName, value: impl AsRef<str>) {
+        self.make_room(value.as_ref().len());
+        let start = self.text.len();
+        self.text.push_str(value.as_ref());
+        let end = self.text.len();
+        self.fields.push((name, Span { start, end }));
+    }
+
+    /// Appends a header field whose value is `parts` one after the other.
+    pub fn push_joined(&mut self, name: HeaderName, parts: &[&str]) {
+        self.make_room(parts.iter().map(|p| p.len()).sum());
+        let start = self.text.len();
+        for part in parts {
+            self.text.push_str(part);
+        }
+        let end = self.text.len();
+        self.fields.push((name, Span { start, end }));
+    }
+
+    /// The first field makes room for a few (a message has several or none): the buffers
+    /// then do not grow a few bytes at a time.
+    fn make_room(&mut self, bytes: usize) {
+        if self.fields.capacity() == 0 {
+            self.fields.reserve(6);
+            self.text.reserve(bytes.max(160));
+        }
     }
 
     /// Replaces every value of `name` with one.
-    pub fn set(&mut self, name: HeaderName, value: impl Into<String>) {
+    pub fn set(&mut self, name: HeaderName, value: impl AsRef<str>) {
         self.remove(&name);
         self.push(name, value);
     }
 
     /// Removes every field named `name`.
     pub fn remove(&mut self, name: &HeaderName) {
-        self.0.retain(|(n, _)| n != name);
+        self.fields.retain(|(n, _)| n != name);
     }
 
     /// Every field in order.
     pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &str)> {
-        self.0.iter().map(|(n, v)| (n, v.as_str()))
+        self.fields.iter().map(|(n, v)| (n, self.value(*v)))
     }
 
     /// How many fields.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.fields.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.fields.is_empty()
+    }
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+impl Eq for Headers {}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
 /// Splits a header value at the commas that separate list elements, ignoring commas inside
-/// quoted strings and `<…>` (a display name or a URI may hold one).
-pub(crate) fn split_list(value: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
-    let mut start = 0;
-    for (i, c) in value.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            '<' if !in_quotes => in_angle = true,
-            '>' if !in_quotes => in_angle = false,
-            ',' if !in_quotes && !in_angle => {
-                parts.push(value.get(start..i).unwrap_or_default().trim());
-                start = i + 1;
+/// quoted strings and `<…>` (a display name or a URI may hold one); yields each element
+/// trimmed, empty ones left out.
+pub(crate) fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || loop {
+        let text = rest?;
+        let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
+        let comma = text.bytes().position(|c| {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' if in_quotes => escaped = true,
+                b'"' => in_quotes = !in_quotes,
+                b'<' if !in_quotes => in_angle = true,
+                b'>' if !in_quotes => in_angle = false,
+                b',' if !in_quotes && !in_angle => return true,
+                _ => {}
             }
-            _ => {}
+            false
+        });
+        let part = match comma {
+            Some(i) => {
+                rest = text.get(i + 1..);
+                text.get(..i).unwrap_or_default()
+            }
+            None => {
+                rest = None;
+                text
+            }
+        };
+        let part = trim(part);
+        if !part.is_empty() {
+            return Some(part);
         }
-    }
-    parts.push(value.get(start..).unwrap_or_default().trim());
-    parts.retain(|p| !p.is_empty());
-    parts
+    })
 }
 
 #[cfg(test)]
@@ -231,7 +338,7 @@ mod tests {
     fn list_split_respects_quotes_and_angle_brackets() {
         let v = r#""Smith, John" <sip:a@b;x=1,2>;q=1, <sip:c@d>"#;
         assert_eq!(
-            split_list(v),
+            split_list(v).collect::<Vec<_>>(),
             vec![r#""Smith, John" <sip:a@b;x=1,2>;q=1"#, "<sip:c@d>"]
         );
     }

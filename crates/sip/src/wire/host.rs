@@ -2,7 +2,9 @@
 //! (§20.42) that says where to send. Peer bytes: every step looks at bytes through
 //! `get`/`split_once`, never at a computed index.
 
-use std::net::{IpAddr, Ipv6Addr};
+use super::trim;
+use std::borrow::Cow;
+use std::net::Ipv6Addr;
 
 /// Why a `hostport` is not one.
 pub(crate) type HostError = &'static str;
@@ -10,9 +12,12 @@ pub(crate) type HostError = &'static str;
 /// Splits and checks `host [":" port]`, whitespace around the colon allowed (`COLON`,
 /// §25.1). The host comes back as written, except that an IP address is written in its
 /// canonical form (`[2001:DB8:0::1]` becomes `[2001:db8::1]`), so two spellings of one
-/// address compare equal; an IPv6 reference keeps its brackets.
-pub(crate) fn parse_host_port(text: &str) -> Result<(String, Option<u16>), HostError> {
-    let text = text.trim();
+/// address compare equal; an IPv6 reference keeps its brackets. Only a rewritten IPv6
+/// reference is a new string: std's IPv4 parser takes exactly the canonical dotted quad
+/// (no leading zeros, four decimal octets), so an IPv4 address that parses is already in
+/// the form it would be written in.
+pub(crate) fn parse_host_port(text: &str) -> Result<(Cow<'_, str>, Option<u16>), HostError> {
+    let text = trim(text);
     if let Some(rest) = text.strip_prefix('[') {
         // IPv6reference = "[" IPv6address "]"
         let (inside, after) = rest.split_once(']').ok_or("unclosed IPv6 reference")?;
@@ -23,18 +28,14 @@ pub(crate) fn parse_host_port(text: &str) -> Result<(String, Option<u16>), HostE
                 after.strip_prefix(':').ok_or("junk after IPv6 reference")?,
             )?),
         };
-        return Ok((format!("[{ip}]"), port));
+        return Ok((Cow::Owned(format!("[{ip}]")), port));
     }
     let (host, port) = match text.split_once(':') {
         Some((host, port)) => (host.trim_end(), Some(parse_port(port)?)),
         None => (text, None),
     };
     check_host_name(host)?;
-    let host = match host.parse::<IpAddr>() {
-        Ok(ip) => ip.to_string(),
-        Err(_) => host.to_owned(),
-    };
-    Ok((host, port))
+    Ok((Cow::Borrowed(host), port))
 }
 
 /// `port = 1*DIGIT`, and it must fit a port number.
@@ -52,17 +53,21 @@ fn check_host_name(host: &str) -> Result<(), HostError> {
     if host.is_empty() {
         return Err("empty host");
     }
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
     let labels = host.strip_suffix('.').unwrap_or(host);
-    if labels.split('.').all(label_ok) {
-        Ok(())
-    } else {
-        Err("bad host name")
+    // Every label non-empty: no dot first, last or after another.
+    let mut after_dot = true;
+    for b in labels.bytes() {
+        after_dot = match b {
+            b'.' if after_dot => return Err("bad host name"),
+            b'.' => true,
+            b if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' => false,
+            _ => return Err("bad host name"),
+        };
     }
+    if after_dot {
+        return Err("bad host name");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -106,6 +111,33 @@ mod tests {
         ] {
             assert!(parse_host_port(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_ipv4_address_that_parses_is_already_written_canonically() {
+        // Why an IPv4 host is kept as written: std reads only the canonical form.
+        for text in [
+            "192.0.2.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3.256",
+            "1.2.3",
+            "1.2.3.4.5",
+            "0x1.2.3.4",
+            "1.2.3.+4",
+            "1.2.3.0000",
+            "00.0.0.0",
+        ] {
+            if let Ok(ip) = text.parse::<std::net::Ipv4Addr>() {
+                assert_eq!(ip.to_string(), text);
+            }
+        }
+        assert!(matches!(
+            parse_host_port("192.0.2.1:5060"),
+            Ok((Cow::Borrowed(_), _))
+        ));
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod header;
 mod host;
 mod message;
 mod method;
+mod params;
 mod parse;
 mod peek;
 mod reply;
@@ -26,6 +27,18 @@ mod sanity;
 mod uri;
 mod via;
 mod write;
+
+/// `text.trim()`, without the Unicode whitespace tables when neither end can be whitespace
+/// (a printable ASCII byte at each end: nearly every value in a SIP message).
+pub(crate) fn trim(text: &str) -> &str {
+    let printable = |b: Option<&u8>| b.is_some_and(|b| (b'!'..=b'~').contains(b));
+    let bytes = text.as_bytes();
+    if printable(bytes.first()) && printable(bytes.last()) {
+        text
+    } else {
+        text.trim()
+    }
+}
 
 pub use framing::{
     frame_datagram, Framed, FramingError, StreamFramer, StreamItem, MAX_MESSAGE_SIZE,

@@ -7,6 +7,7 @@ use super::framing::{frame_datagram, FramingError};
 use super::header::{split_list, HeaderName, Headers};
 use super::message::{CSeq, Message, Request, Response, StatusCode};
 use super::method::{is_token_byte, Method};
+use super::trim;
 use super::uri::{NameAddr, SipUri};
 use super::via::Via;
 
@@ -67,7 +68,7 @@ pub fn parse_datagram(data: &[u8]) -> Result<Option<Message>, ParseError> {
 pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
     let head = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
     check_line_ends(head)?;
-    let (start_line, header_section) = head.split_once("\r\n").ok_or(FramingError::NoHeaderEnd)?;
+    let (start_line, header_section) = split_crlf_once(head).ok_or(FramingError::NoHeaderEnd)?;
     // §8.2: an unsupported version is 505 whatever else is wrong; decide it first.
     if let Some(version) = start_line.rsplit(' ').next() {
         let is_response = start_line.starts_with("SIP/") || start_line.starts_with("sip/");
@@ -160,15 +161,40 @@ fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
 /// writer as a line end: a header the peer injected into our answer (found by fuzzing).
 fn check_line_ends(head: &str) -> Result<(), ParseError> {
     let bytes = head.as_bytes();
-    let bare = bytes.iter().enumerate().position(|(i, b)| match b {
-        b'\r' => bytes.get(i + 1) != Some(&b'\n'),
-        b'\n' => i == 0 || bytes.get(i - 1) != Some(&b'\r'),
-        _ => false,
+    let bare = memchr::memchr2_iter(b'\r', b'\n', bytes).find(|&i| match bytes.get(i) {
+        Some(b'\r') => bytes.get(i + 1) != Some(&b'\n'),
+        _ => i == 0 || bytes.get(i - 1) != Some(&b'\r'),
     });
     match bare {
         None => Ok(()),
         Some(i) => Err(ParseError::HeaderLine(format!("bare CR or LF at byte {i}"))),
     }
+}
+
+/// `text.split_once("\r\n")`, with the line end found by memchr.
+fn split_crlf_once(text: &str) -> Option<(&str, &str)> {
+    let bytes = text.as_bytes();
+    let lf =
+        memchr::memchr_iter(b'\n', bytes).find(|&i| i > 0 && bytes.get(i - 1) == Some(&b'\r'))?;
+    Some((text.get(..lf - 1)?, text.get(lf + 1..)?))
+}
+
+/// The lines of `text` split at each CRLF, as `text.split("\r\n")` yields them.
+pub(crate) fn crlf_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match split_crlf_once(text) {
+            Some((line, after)) => {
+                rest = Some(after);
+                Some(line)
+            }
+            None => {
+                rest = None;
+                Some(text)
+            }
+        }
+    })
 }
 
 /// Splits the header section into fields and hands each to `field` as name and value,
@@ -181,30 +207,30 @@ fn for_each_header<'a>(
     mut field: impl FnMut(&'a str, &str) -> Result<(), ParseError>,
 ) -> Result<(), ParseError> {
     let mut pending: Option<(&'a str, Cow<'a, str>)> = None;
-    for line in section.split("\r\n").take_while(|l| !l.is_empty()) {
+    for line in crlf_lines(section).take_while(|l| !l.is_empty()) {
         if line.starts_with([' ', '\t']) {
             if let Some((_, value)) = pending.as_mut() {
                 let value = value.to_mut();
                 value.push(' ');
-                value.push_str(line.trim());
+                value.push_str(trim(line));
             }
             continue;
         }
         if let Some((name, value)) = pending.take() {
-            field(name, value.trim())?;
+            field(name, trim(&value))?;
         }
         let name_value = line
             .split_once(':')
             .map(|(n, v)| (n.trim_end_matches([' ', '\t']), v));
         match name_value {
             Some((n, v)) if !n.is_empty() && n.bytes().all(is_token_byte) => {
-                pending = Some((n, Cow::Borrowed(v.trim())));
+                pending = Some((n, Cow::Borrowed(trim(v))));
             }
             _ => return Err(ParseError::HeaderLine(line.chars().take(80).collect())),
         }
     }
     if let Some((name, value)) = pending {
-        field(name, value.trim())?;
+        field(name, trim(&value))?;
     }
     Ok(())
 }
@@ -231,7 +257,7 @@ struct Core {
 
 impl CoreHeaders {
     fn take(&mut self, name: HeaderName, value: &str) -> Result<(), ParseError> {
-        let value = value.trim();
+        let value = trim(value);
         if name == HeaderName::VIA {
             for v in split_list(value) {
                 self.vias.push(Via::parse(v)?);

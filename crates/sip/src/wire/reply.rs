@@ -45,7 +45,7 @@ pub fn dialog_response_to(
     }
     response
         .headers
-        .push(HeaderName::CONTACT, format!("<{contact}>"));
+        .push_joined(HeaderName::CONTACT, &["<", contact.as_str(), ">"]);
     response
 }
 

@@ -1,29 +1,64 @@
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
 
 use super::host::parse_host_port;
+use super::params::{self, Params};
 use super::parse::ParseError;
+use super::trim;
 
 /// A SIP (or other scheme) URI, kept as it arrived plus the parts we route on.
 ///
 /// The text is kept verbatim so that a URI we echo (Request-URI of an ACK, Contact of a
-/// dialog's remote target) is byte-for-byte what the peer sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// dialog's remote target) is byte-for-byte what the peer sent. The parts are places in
+/// that text, so a URI is one allocation (and a copy of it none); only an IP address
+/// written other than in its canonical form (`[2001:DB8:0::1]`) and a scheme other than
+/// `sip`/`sips` keep a copy.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SipUri {
-    raw: String,
-    scheme: String,
-    user: Option<String>,
-    host: String,
+    /// Shared: a URI is copied into responses (From, To) and dialogs.
+    raw: Arc<str>,
+    scheme: Scheme,
+    user: Option<Range<usize>>,
+    host: Host,
     port: Option<u16>,
-    params: Vec<(String, Option<String>)>,
+    /// The URI parameters (`;transport=tcp;lr`), before any `?headers`.
+    params: Range<usize>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Scheme {
+    Sip,
+    Sips,
+    /// Another scheme, lower case.
+    Other(Box<str>),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Host {
+    /// As written (also the empty host of another scheme).
+    Raw(Range<usize>),
+    /// An IP address rewritten in its canonical form.
+    Canonical(Box<str>),
+}
+
+/// Where `inner`, a slice of `outer`, lies in it.
+fn place(outer: &str, inner: &str) -> Range<usize> {
+    let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
+    start..start + inner.len()
 }
 
 impl SipUri {
     /// Parses a URI; a non-SIP scheme is kept opaque, a SIP one must have a valid host and
     /// port.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let text = text.trim();
+        let text = trim(text);
         let bad = |why: &str| ParseError::Uri(format!("{why}: {text:?}"));
-        let (scheme, rest) = text.split_once(':').ok_or_else(|| bad("no scheme"))?;
+        let bytes = text.as_bytes();
+        let colon = memchr::memchr(b':', bytes).ok_or_else(|| bad("no scheme"))?;
+        let scheme = text.get(..colon).unwrap_or_default();
+        let rest = text.get(colon + 1..).unwrap_or_default();
         if scheme.is_empty()
             || !scheme
                 .bytes()
@@ -31,63 +66,97 @@ impl SipUri {
         {
             return Err(bad("bad scheme"));
         }
-        if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
+        let sips = scheme.eq_ignore_ascii_case("sips");
+        if !sips && !scheme.eq_ignore_ascii_case("sip") {
             // tel:, urn: … are legal Request-URIs we may not route; keep them opaque.
+            let user = rest.split(';').next().unwrap_or("");
             return Ok(Self {
-                raw: text.to_owned(),
-                scheme: scheme.to_ascii_lowercase(),
-                user: Some(rest.split(';').next().unwrap_or("").to_owned()),
-                host: String::new(),
+                raw: text.into(),
+                scheme: Scheme::Other(scheme.to_ascii_lowercase().into()),
+                user: Some(place(text, user)),
+                host: Host::Raw(0..0),
                 port: None,
-                params: Vec::new(),
+                params: 0..0,
             });
         }
-        if text
-            .bytes()
-            .any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b'"')
+        if bytes
+            .iter()
+            .any(|&b| b <= b' ' || b == b'<' || b == b'>' || b == b'"')
         {
             return Err(bad("forbidden character"));
         }
         // RFC 3261 §19.1.1 / RFC 4475 §3.1.1.2: the user part may hold unescaped `;`, `?`,
         // `/` and `,`, so it ends at the last `@`; the codec then reads what follows.
-        let (user, host_part) = match rest.rsplit_once('@') {
-            Some((user, host_part)) => (
-                Some(user.split(':').next().unwrap_or("").to_owned()),
-                host_part,
-            ),
+        // (The separators are ASCII: every place found is a character boundary.)
+        let (user, host_part) = match memchr::memrchr(b'@', rest.as_bytes()) {
+            Some(at) => {
+                let user = rest.get(..at).unwrap_or_default();
+                let password = memchr::memchr(b':', user.as_bytes()).unwrap_or(user.len());
+                (
+                    Some(place(text, user.get(..password).unwrap_or_default())),
+                    rest.get(at + 1..).unwrap_or_default(),
+                )
+            }
             None => (None, rest),
         };
-        // hostport ends where the URI parameters or headers begin.
-        let host_port = host_part.split([';', '?']).next().unwrap_or_default();
+        // hostport ends where the URI parameters or headers begin; the parameters end
+        // where the headers begin.
+        let cut = memchr::memchr2(b';', b'?', host_part.as_bytes());
+        let host_port = host_part
+            .get(..cut.unwrap_or(host_part.len()))
+            .unwrap_or_default();
         let (host, port) = parse_host_port(host_port).map_err(bad)?;
+        let host = match host {
+            Cow::Borrowed(h) => Host::Raw(place(text, h)),
+            Cow::Owned(h) => Host::Canonical(h.into()),
+        };
+        let params = match cut {
+            Some(i) if host_part.as_bytes().get(i) == Some(&b';') => {
+                let after = host_part.get(i + 1..).unwrap_or_default();
+                let end = memchr::memchr(b'?', after.as_bytes()).unwrap_or(after.len());
+                place(text, after.get(..end).unwrap_or_default())
+            }
+            _ => 0..0,
+        };
         Ok(Self {
-            raw: text.to_owned(),
-            scheme: scheme.to_ascii_lowercase(),
+            raw: text.into(),
+            scheme: if sips { Scheme::Sips } else { Scheme::Sip },
             user,
             host,
             port,
-            params: split_params(host_part.split('?').next().unwrap_or(""), true),
+            params,
         })
+    }
+
+    fn part(&self, range: &Range<usize>) -> &str {
+        self.raw.get(range.clone()).unwrap_or_default()
     }
 
     /// `sip` or `sips`; another scheme (`tel`, …) is carried but not routable by us.
     pub fn scheme(&self) -> &str {
-        &self.scheme
+        match &self.scheme {
+            Scheme::Sip => "sip",
+            Scheme::Sips => "sips",
+            Scheme::Other(s) => s,
+        }
     }
 
     /// Whether the scheme is `sip` or `sips`.
     pub fn is_sip(&self) -> bool {
-        self.scheme == "sip" || self.scheme == "sips"
+        !matches!(self.scheme, Scheme::Other(_))
     }
 
     /// The user part, without a password (the opaque part of another scheme).
     pub fn user(&self) -> Option<&str> {
-        self.user.as_deref()
+        self.user.as_ref().map(|u| self.part(u))
     }
 
     /// The host as written, an IPv6 reference in brackets.
     pub fn host(&self) -> &str {
-        &self.host
+        match &self.host {
+            Host::Raw(range) => self.part(range),
+            Host::Canonical(host) => host,
+        }
     }
 
     /// The port, if written.
@@ -97,7 +166,7 @@ impl SipUri {
 
     /// A URI parameter: `Some(None)` when present without a value.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        find_param(&self.params, name)
+        params::find(self.part(&self.params), name)
     }
 
     /// The URI exactly as received.
@@ -112,6 +181,12 @@ impl fmt::Display for SipUri {
     }
 }
 
+impl fmt::Debug for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SipUri").field(&self.raw).finish()
+    }
+}
+
 /// `name-addr` / `addr-spec` with header parameters: the value of From, To, Contact,
 /// Route, Record-Route, Refer-To (RFC 3261 §20.10).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +196,7 @@ pub struct NameAddr {
     /// The URI inside the angle brackets.
     pub uri: SipUri,
     /// Header parameters (`tag`, …), in order.
-    pub params: Vec<(String, Option<String>)>,
+    params: Params,
 }
 
 impl NameAddr {
@@ -130,23 +205,23 @@ impl NameAddr {
         Self {
             display: None,
             uri,
-            params: Vec::new(),
+            params: Params::default(),
         }
     }
 
     /// Parses a name-addr or an addr-spec with header parameters.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let text = text.trim();
+        let text = trim(text);
         // The codec's name-addr splitter handles quoted display names and both forms; we
         // only take its boundaries and keep our own copies of the parts.
-        if let Some(lt) = find_unquoted(text, '<') {
+        if let Some(lt) = find_unquoted(text, b'<') {
             let (display, rest) = text.split_at_checked(lt).unwrap_or_default();
-            let (display, rest) = (display.trim(), rest.strip_prefix('<').unwrap_or(rest));
+            let (display, rest) = (trim(display), rest.strip_prefix('<').unwrap_or(rest));
             let (uri, after) = rest
                 .split_once('>')
                 .ok_or_else(|| ParseError::Uri(format!("missing '>': {text:?}")))?;
             let uri = SipUri::parse(uri)?;
-            let params = split_params(after.trim(), false);
+            let params = Params::parse(trim(after), false);
             // RFC 3261 §25.1: display-name = *(token LWS) / quoted-string.
             let quoted = display.starts_with('"');
             if quoted && !(display.len() >= 2 && display.ends_with('"')) {
@@ -170,8 +245,8 @@ impl NameAddr {
         }
         // addr-spec form: RFC 3261 §20.10, parameters after the URI are header parameters.
         let (uri_part, params) = match text.find(';').and_then(|i| text.split_at_checked(i)) {
-            Some((uri_part, params)) => (uri_part, split_params(params, false)),
-            None => (text, Vec::new()),
+            Some((uri_part, params)) => (uri_part, Params::parse(params, false)),
+            None => (text, Params::default()),
         };
         Ok(Self::new(SipUri::parse(uri_part)?)).map(|mut na| {
             na.params = params;
@@ -181,111 +256,64 @@ impl NameAddr {
 
     /// The `tag` parameter.
     pub fn tag(&self) -> Option<&str> {
-        find_param(&self.params, "tag").flatten()
+        self.params.get("tag").flatten()
     }
 
     /// A header parameter: `Some(None)` when present without a value.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        find_param(&self.params, name)
+        self.params.get(name)
     }
 
     /// The same with `tag` set (replacing any other).
     pub fn with_tag(mut self, tag: &str) -> Self {
-        self.params.retain(|(n, _)| !n.eq_ignore_ascii_case("tag"));
-        self.params.push(("tag".into(), Some(tag.into())));
+        self.params = self
+            .params
+            .replace(|n| n.eq_ignore_ascii_case("tag"), &[("tag", Some(tag))]);
         self
+    }
+
+    /// Writes the name-addr as [`fmt::Display`] does, without the formatting machinery
+    /// (what the message writer calls for every From and To).
+    pub(crate) fn write(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        if let Some(d) = &self.display {
+            out.write_char('"')?;
+            for c in d.chars() {
+                if c == '\\' || c == '"' {
+                    out.write_char('\\')?;
+                }
+                out.write_char(c)?;
+            }
+            out.write_str("\" ")?;
+        }
+        out.write_char('<')?;
+        out.write_str(self.uri.as_str())?;
+        out.write_char('>')?;
+        out.write_str(self.params.as_str())
     }
 }
 
 impl fmt::Display for NameAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(d) = &self.display {
-            write!(f, "\"{}\" ", d.replace('\\', "\\\\").replace('"', "\\\""))?;
-        }
-        write!(f, "<{}>", self.uri)?;
-        write_params(f, &self.params)
+        self.write(f)
     }
 }
 
-pub(crate) fn write_params(
-    f: &mut fmt::Formatter<'_>,
-    params: &[(String, Option<String>)],
-) -> fmt::Result {
-    for (name, value) in params {
-        match value {
-            Some(v) => write!(f, ";{name}={v}")?,
-            None => write!(f, ";{name}")?,
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn find_param<'a>(
-    params: &'a [(String, Option<String>)],
-    name: &str,
-) -> Option<Option<&'a str>> {
-    params
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_deref())
-}
-
-/// `;a=1;b;c="x;y"` → pairs. With `uri_part`, the text before the first `;` is the URI
-/// body and is skipped.
-pub(crate) fn split_params(text: &str, uri_part: bool) -> Vec<(String, Option<String>)> {
-    let mut out = Vec::new();
-    let mut pieces = split_unquoted(text, ';').into_iter();
-    if uri_part {
-        pieces.next();
-    }
-    for piece in pieces {
-        let piece = piece.trim();
-        if piece.is_empty() {
-            continue;
-        }
-        match piece.split_once('=') {
-            Some((n, v)) => out.push((n.trim().to_owned(), Some(v.trim().to_owned()))),
-            None => out.push((piece.to_owned(), None)),
-        }
-    }
-    out
-}
-
-fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut quoted, mut escaped, mut start) = (false, false, 0);
-    for (i, c) in text.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            c if c == sep && !quoted => {
-                out.push(text.get(start..i).unwrap_or_default());
-                start = i + c.len_utf8();
-            }
-            _ => {}
-        }
-    }
-    out.push(text.get(start..).unwrap_or_default());
-    out
-}
-
-fn find_unquoted(text: &str, wanted: char) -> Option<usize> {
+fn find_unquoted(text: &str, wanted: u8) -> Option<usize> {
     let (mut quoted, mut escaped) = (false, false);
-    for (i, c) in text.char_indices() {
+    text.bytes().position(|c| {
         match c {
             _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            c if c == wanted && !quoted => return Some(i),
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            c if c == wanted && !quoted => return true,
             _ => {}
         }
-    }
-    None
+        false
+    })
 }
 
 fn unquote(display: &str) -> String {
-    let d = display.trim();
+    let d = trim(display);
     if let Some(inner) = d.strip_prefix('"').and_then(|d| d.strip_suffix('"')) {
         let mut out = String::with_capacity(d.len());
         let mut escaped = false;

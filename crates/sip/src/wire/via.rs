@@ -1,9 +1,12 @@
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::host::parse_host_port;
+use super::params::Params;
 use super::parse::ParseError;
-use super::uri::{find_param, split_params, write_params};
+use super::trim;
 
 /// The transport named in a Via (RFC 3261 §20.42).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,16 +30,19 @@ pub enum Transport {
 impl Transport {
     /// The transport a Via token names, case aside; `None` if it is not a token.
     pub fn parse(token: &str) -> Option<Self> {
-        Some(match token.to_ascii_uppercase().as_str() {
-            "UDP" => Self::Udp,
-            "TCP" => Self::Tcp,
-            "TLS" => Self::Tls,
-            "SCTP" => Self::Sctp,
-            "WS" => Self::Ws,
-            "WSS" => Self::Wss,
-            t if !t.is_empty() && t.bytes().all(crate::wire::method::is_token_byte) => Self::Other,
-            _ => return None,
-        })
+        const KNOWN: [(&str, Transport); 6] = [
+            ("UDP", Transport::Udp),
+            ("TCP", Transport::Tcp),
+            ("TLS", Transport::Tls),
+            ("SCTP", Transport::Sctp),
+            ("WS", Transport::Ws),
+            ("WSS", Transport::Wss),
+        ];
+        if let Some((_, t)) = KNOWN.iter().find(|(n, _)| token.eq_ignore_ascii_case(n)) {
+            return Some(*t);
+        }
+        (!token.is_empty() && token.bytes().all(crate::wire::method::is_token_byte))
+            .then_some(Self::Other)
     }
 
     /// The token as written in a Via.
@@ -70,14 +76,15 @@ impl fmt::Display for Transport {
 pub struct Via {
     /// The transport named.
     pub transport: Transport,
-    /// The transport token as written (kept for one we do not know).
-    pub transport_token: String,
-    /// `sent-by` host as written; an IPv6 reference keeps its brackets.
-    pub host: String,
+    /// The token of a transport we do not know (upper case), kept to echo it.
+    other_token: Option<Box<str>>,
+    /// `sent-by` host as written; an IPv6 reference keeps its brackets. Shared: it is
+    /// copied into every response's Via and into the transaction's key.
+    pub host: Arc<str>,
     /// `sent-by` port, if written.
     pub port: Option<u16>,
     /// Via parameters (`branch`, `received`, `rport`, …), in order.
-    pub params: Vec<(String, Option<String>)>,
+    params: Params,
 }
 
 /// RFC 3261 §8.1.1.7: a branch starting with this cookie was made by an RFC 3261 element
@@ -88,32 +95,30 @@ impl Via {
     /// Our own Via for a request we send: the branch and a bare `rport` (RFC 3581).
     pub fn new(
         transport: Transport,
-        host: impl Into<String>,
+        host: impl Into<Arc<str>>,
         port: Option<u16>,
         branch: &str,
     ) -> Self {
+        let params = Params::from_pairs(&[("branch", Some(branch)), ("rport", None)]);
         Self {
             transport,
-            transport_token: transport.as_str().to_owned(),
+            other_token: None,
             host: host.into(),
             port,
-            params: vec![
-                ("branch".into(), Some(branch.into())),
-                ("rport".into(), None),
-            ],
+            params,
         }
     }
 
     /// Parses one Via value (`SIP/2.0/UDP host:port;params`).
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let text = text.trim();
+        let text = trim(text);
         let bad = |why: &str| ParseError::Header {
             name: "Via",
             why: format!("{why}: {text:?}"),
         };
         let (proto, rest) = text.split_once('/').ok_or_else(|| bad("no protocol"))?;
         let (version, rest) = rest.split_once('/').ok_or_else(|| bad("no version"))?;
-        if !proto.trim().eq_ignore_ascii_case("SIP") || version.trim() != "2.0" {
+        if !trim(proto).eq_ignore_ascii_case("SIP") || trim(version) != "2.0" {
             return Err(bad("not SIP/2.0"));
         }
         let rest = rest.trim_start();
@@ -128,27 +133,39 @@ impl Via {
         let sent_by = sent_by_and_params.split(';').next().unwrap_or_default();
         let (host, port) = parse_host_port(sent_by).map_err(bad)?;
         let params = match text.find(';').and_then(|i| text.get(i..)) {
-            Some(params) => split_params(params, false),
-            None => Vec::new(),
+            Some(params) => Params::parse(params, false),
+            None => Params::default(),
         };
         // RFC 3581 §4: rport carries a port or nothing.
-        if let Some(Some(rport)) = find_param(&params, "rport") {
+        if let Some(Some(rport)) = params.get("rport") {
             if rport.parse::<u16>().is_err() {
                 return Err(bad("bad rport"));
             }
         }
         Ok(Self {
             transport,
-            transport_token: transport_token.to_ascii_uppercase(),
-            host,
+            other_token: (transport == Transport::Other)
+                .then(|| transport_token.to_ascii_uppercase().into()),
+            host: match host {
+                Cow::Borrowed(h) => h.into(),
+                Cow::Owned(h) => h.into(),
+            },
             port,
             params,
         })
     }
 
+    /// The transport token as written in the Via (upper case; kept for one we do not
+    /// know).
+    pub fn transport_token(&self) -> &str {
+        self.other_token
+            .as_deref()
+            .unwrap_or(self.transport.as_str())
+    }
+
     /// The `branch` parameter.
     pub fn branch(&self) -> Option<&str> {
-        find_param(&self.params, "branch").flatten()
+        self.params.get("branch").flatten()
     }
 
     /// Whether the branch carries the RFC 3261 magic cookie.
@@ -158,12 +175,14 @@ impl Via {
 
     /// The `received` parameter.
     pub fn received(&self) -> Option<&str> {
-        find_param(&self.params, "received").flatten()
+        self.params.get("received").flatten()
     }
 
     /// `Some(None)` for a bare `rport` (RFC 3581 §3: the client asks for it to be filled).
     pub fn rport(&self) -> Option<Option<u16>> {
-        find_param(&self.params, "rport").map(|v| v.and_then(|p| p.parse().ok()))
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|p| p.parse().ok()))
     }
 
     /// RFC 3261 §18.2.1 and RFC 3581 §4: a server stamps the top Via with the address the
@@ -176,35 +195,58 @@ impl Via {
             .parse::<IpAddr>()
             .is_ok_and(|h| h == ip);
         let wants_rport = self.rport().is_some();
-        self.params.retain(|(n, _)| {
-            !(n.eq_ignore_ascii_case("received")
-                || (wants_rport && n.eq_ignore_ascii_case("rport")))
-        });
-        if !host_is_source || wants_rport {
-            self.params.push(("received".into(), Some(ip.to_string())));
+        if host_is_source && !wants_rport && self.params.get("received").is_none() {
+            // The common case: nothing to remove, nothing to add.
+            return;
         }
-        if wants_rport {
-            self.params
-                .push(("rport".into(), Some(source.port().to_string())));
-        }
+        let received = (!host_is_source || wants_rport).then(|| ip.to_string());
+        let mut port = itoa::Buffer::new();
+        let rport = wants_rport.then(|| port.format(source.port()));
+        let add: Vec<(&str, Option<&str>)> = [
+            received.as_deref().map(|r| ("received", Some(r))),
+            rport.map(|p| ("rport", Some(p))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.params = self.params.replace(
+            |n| {
+                n.eq_ignore_ascii_case("received")
+                    || (wants_rport && n.eq_ignore_ascii_case("rport"))
+            },
+            &add,
+        );
     }
 
     /// `sent-by` as `host[:port]`, used to match CANCEL and RFC 2543 transactions.
     pub fn sent_by(&self) -> String {
-        match self.port {
-            Some(p) => format!("{}:{p}", self.host),
-            None => self.host.clone(),
+        let mut text = String::with_capacity(self.host.len() + 6);
+        text.push_str(&self.host);
+        if let Some(p) = self.port {
+            text.push(':');
+            text.push_str(itoa::Buffer::new().format(p));
         }
+        text
+    }
+
+    /// Writes the Via as [`fmt::Display`] does, without the formatting machinery (what
+    /// the message writer calls for every Via).
+    pub(crate) fn write(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        out.write_str("SIP/2.0/")?;
+        out.write_str(self.transport_token())?;
+        out.write_char(' ')?;
+        out.write_str(&self.host)?;
+        if let Some(p) = self.port {
+            out.write_char(':')?;
+            out.write_str(itoa::Buffer::new().format(p))?;
+        }
+        out.write_str(self.params.as_str())
     }
 }
 
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIP/2.0/{} {}", self.transport_token, self.host)?;
-        if let Some(p) = self.port {
-            write!(f, ":{p}")?;
-        }
-        write_params(f, &self.params)
+        self.write(f)
     }
 }
 
@@ -216,7 +258,7 @@ mod tests {
     #[test]
     fn ipv6_via_with_rport() {
         let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1]:5070;branch=z9hG4bKas3-111;rport").unwrap();
-        assert_eq!(v.host, "[2001:db8::9:1]");
+        assert_eq!(&*v.host, "[2001:db8::9:1]");
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.branch(), Some("z9hG4bKas3-111"));
         assert_eq!(v.rport(), Some(None));

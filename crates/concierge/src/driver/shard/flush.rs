@@ -26,14 +26,8 @@ impl Shard {
                 }
                 Output::Sip(t) => match t.peer.transport {
                     Transport::Udp => {
-                        // From the socket of the destination's family (IPv6 beside IPv4).
                         let to = t.peer.addr;
-                        let socket = self
-                            .udp
-                            .iter()
-                            .chain(self.extra_udp.iter())
-                            .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == to.is_ipv4()))
-                            .or(self.udp.as_ref());
+                        let socket = self.udp_by_family[usize::from(to.is_ipv6())].as_ref();
                         if let Some(udp) = socket {
                             if let Err(e) = udp.send_to(&t.bytes, to).await {
                                 self.udp_error(&e, Some(to));

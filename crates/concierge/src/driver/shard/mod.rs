@@ -38,10 +38,11 @@ pub(super) struct Shard {
     /// Received RTP, in batches from the RTP thread.
     pub(super) rtp_rx: mpsc::Receiver<RtpBatch>,
     pub(super) udp: Option<Arc<UdpSocket>>,
-    /// The UDP sockets of the other `[sip] listen` addresses (IPv6 beside IPv4); their
-    /// datagrams come through `extra_udp_rx`.
-    pub(super) extra_udp: Vec<Arc<UdpSocket>>,
+    /// What the UDP sockets of the other `[sip] listen` addresses (IPv6 beside IPv4)
+    /// received.
     pub(super) extra_udp_rx: mpsc::Receiver<(SocketAddr, Bytes)>,
+    /// The socket each family's datagrams leave from, `[IPv4, IPv6]` ([`udp_by_family`]).
+    pub(super) udp_by_family: [Option<Arc<UdpSocket>>; 2],
     pub(super) tcp: Option<tcp::Tcp>,
     /// SIP over TLS: the listener's connections, and outbound ones to `sips:` targets.
     pub(super) tls: tcp::Tcp,
@@ -210,6 +211,23 @@ impl Shard {
             },
         );
     }
+}
+
+/// The socket a datagram to each family leaves from, `[IPv4, IPv6]`: the first SIP socket
+/// of that family (IPv6 beside IPv4), else the main one. Found once at start: asking a
+/// socket its address is a system call, which every answer sent used to make.
+pub(super) fn udp_by_family(
+    udp: Option<&Arc<UdpSocket>>,
+    extra: &[Arc<UdpSocket>],
+) -> [Option<Arc<UdpSocket>>; 2] {
+    let of_family = |v4: bool| {
+        udp.into_iter()
+            .chain(extra.iter())
+            .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == v4))
+            .or(udp)
+            .cloned()
+    };
+    [of_family(true), of_family(false)]
 }
 
 async fn recv(udp: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {

@@ -29,7 +29,7 @@ fn compact_headers_folding_and_several_vias() {
     ));
     assert_eq!(r.method, Method::Invite);
     assert_eq!(r.vias.len(), 3);
-    assert_eq!(r.vias[2].host, "[2001:db8::1]");
+    assert_eq!(&*r.vias[2].host, "[2001:db8::1]");
     assert_eq!(r.from.display.as_deref(), Some("Alice, A."));
     assert_eq!(r.from.tag(), Some("1928"));
     assert_eq!(r.call_id, "abc@host");
@@ -115,7 +115,7 @@ fn ipv6_via_sent_by_with_port_and_params() {
     );
     let v = &r.vias[0];
     assert_eq!(v.transport, crate::wire::Transport::Tcp);
-    assert_eq!(v.host, "[2001:db8::1]");
+    assert_eq!(&*v.host, "[2001:db8::1]");
     assert_eq!(v.port, Some(5071));
     assert_eq!(v.branch(), Some("z9hG4bK7"));
     for bad in ["[2001:db8::1", "[zz::1]:5060", "[::1]:99999"] {

@@ -1,0 +1,338 @@
+//! `;name=value` parameters: of a Via (RFC 3261 §20.42), of a name-addr (§20.10) and of a
+//! URI (§19.1.1).
+//!
+//! Kept as one string in the form we write them (`;a=1;b;c="x;y"`), not as a list of
+//! owned pairs: a parameter is looked up by scanning that string, which for the few short
+//! parameters of a SIP header costs less than the two allocations per parameter a list
+//! would make on every message.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::trim;
+
+/// Parameters in the order they arrived, each written `;name` or `;name=value`, name and
+/// value trimmed, empty ones left out. The text is shared: a header copied into a
+/// response (every Via, From and To) shares its parameters with the request's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Params {
+    /// `None` when there are none.
+    text: Option<Arc<str>>,
+    /// Where a parameter with an unclosed quote ends (0: none has one). A peer's last
+    /// parameter may open a quote it never closes (`;x="abc`); it then takes in every
+    /// `;` after it, so a parameter we append (`received`, `tag`) must not be read as
+    /// part of it: the text is split in two here.
+    open_until: usize,
+    /// Where each of [`LOOKED_UP`] is, found once when the text is made.
+    found: [Found; LOOKED_UP.len()],
+}
+
+/// The parameters read several times for every message (transaction keys, response
+/// routing, dialog ids): found once when the parameters are made, not by a scan per look.
+const LOOKED_UP: [&str; 4] = ["branch", "tag", "rport", "received"];
+
+/// Whether and where a parameter of [`LOOKED_UP`] is in the text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Found {
+    #[default]
+    Absent,
+    /// Present without a value.
+    Bare,
+    /// Its value's place in the text.
+    Value(u32, u32),
+    /// Beyond 4 GiB into the text (never from the wire): looked up by a scan.
+    Unplaced,
+}
+
+impl Params {
+    /// The parameters of `text` (`;a=1;b`). With `uri_part`, the text before the first
+    /// `;` is a URI's body and is skipped; otherwise it is a parameter like the others.
+    pub(crate) fn parse(text: &str, uri_part: bool) -> Self {
+        // Nearly always the text is already in our form: `;` first, no whitespace to trim
+        // (every byte printable ASCII), no empty piece. It is then kept as it is.
+        let written = !uri_part
+            && text.starts_with(';')
+            && !text.ends_with(';')
+            && text.bytes().all(|b| (b'!'..=b'~').contains(&b))
+            && memchr::memmem::find(text.as_bytes(), b";;").is_none();
+        if written {
+            let open = memchr::memchr(b'"', text.as_bytes()).is_some() && ends_quoted(text);
+            return Self::indexed(Some(text.into()), if open { text.len() } else { 0 });
+        }
+        // Never longer than the text plus a leading `;`.
+        let mut out = String::with_capacity(if text.is_empty() { 0 } else { text.len() + 1 });
+        let mut pieces = split_unquoted(text);
+        if uri_part {
+            pieces.next();
+        }
+        for piece in pieces {
+            let piece = trim(piece);
+            if piece.is_empty() {
+                continue;
+            }
+            out.push(';');
+            match piece.split_once('=') {
+                Some((n, v)) => {
+                    out.push_str(trim(n));
+                    out.push('=');
+                    out.push_str(trim(v));
+                }
+                None => out.push_str(piece),
+            }
+        }
+        let open_until = if ends_quoted(&out) { out.len() } else { 0 };
+        Self::of(out, open_until)
+    }
+
+    fn of(text: String, open_until: usize) -> Self {
+        Self::indexed((!text.is_empty()).then(|| text.into()), open_until)
+    }
+
+    /// The parameters of `text`, with [`LOOKED_UP`] found.
+    fn indexed(text: Option<Arc<str>>, open_until: usize) -> Self {
+        let mut params = Self {
+            text,
+            open_until,
+            found: Default::default(),
+        };
+        let whole = params.as_str();
+        let (peer, ours) = params.halves();
+        let mut found = [Found::Absent; LOOKED_UP.len()];
+        for piece in split_unquoted(peer).chain(split_unquoted(ours)) {
+            let (name, value) = match piece.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (piece, None),
+            };
+            let slot = LOOKED_UP
+                .iter()
+                .zip(found.iter_mut())
+                .find(|(wanted, _)| name.eq_ignore_ascii_case(wanted));
+            if let Some((_, slot @ Found::Absent)) = slot {
+                *slot = match value {
+                    None => Found::Bare,
+                    Some(v) => {
+                        let start = (v.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+                        match (u32::try_from(start), u32::try_from(start + v.len())) {
+                            (Ok(start), Ok(end)) => Found::Value(start, end),
+                            _ => Found::Unplaced,
+                        }
+                    }
+                };
+            }
+        }
+        params.found = found;
+        params
+    }
+
+    /// Our own parameters, in order.
+    pub(crate) fn from_pairs(pairs: &[(&str, Option<&str>)]) -> Self {
+        Self::default().replace(|_| false, pairs)
+    }
+
+    /// Each parameter as name and value (`None` without `=`).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        let (peer, ours) = self.halves();
+        pairs(peer).chain(pairs(ours))
+    }
+
+    /// The peer's text up to the end of an unclosed quote, and what follows it.
+    fn halves(&self) -> (&str, &str) {
+        let text = self.as_str();
+        text.split_at_checked(self.open_until).unwrap_or((text, ""))
+    }
+
+    /// The first parameter `name` (case aside): `Some(None)` when present without a value.
+    pub(crate) fn get(&self, name: &str) -> Option<Option<&str>> {
+        if let Some(i) = LOOKED_UP.iter().position(|k| *k == name) {
+            match self.found.get(i) {
+                Some(Found::Absent) => return None,
+                Some(Found::Bare) => return Some(None),
+                Some(Found::Value(start, end)) => {
+                    if let Some(value) = self.as_str().get(*start as usize..*end as usize) {
+                        return Some(Some(value));
+                    }
+                }
+                Some(Found::Unplaced) | None => {}
+            }
+        }
+        let (peer, ours) = self.halves();
+        find_written(peer, name).or_else(|| find_written(ours, name))
+    }
+
+    /// These parameters without every one for which `remove(name)` holds, and with `add`
+    /// appended: written anew once.
+    pub(crate) fn replace(
+        &self,
+        mut remove: impl FnMut(&str) -> bool,
+        add: &[(&str, Option<&str>)],
+    ) -> Self {
+        let extra: usize = add
+            .iter()
+            .map(|(n, v)| n.len() + v.map_or(0, |v| v.len() + 1) + 1)
+            .sum();
+        let mut text = String::with_capacity(self.as_str().len() + extra);
+        let mut open_until = 0;
+        for (n, v) in self.iter().filter(|(n, _)| !remove(n)) {
+            push_pair(&mut text, n, v);
+            if open_until == 0 && ends_quoted(&text) {
+                open_until = text.len();
+            }
+        }
+        for (n, v) in add {
+            push_pair(&mut text, n, *v);
+        }
+        Self::of(text, open_until)
+    }
+
+    /// As written: `;a=1;b`, or nothing.
+    pub(crate) fn as_str(&self) -> &str {
+        self.text.as_deref().unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn push_pair(out: &mut String, name: &str, value: Option<&str>) {
+    out.push(';');
+    out.push_str(name);
+    if let Some(v) = value {
+        out.push('=');
+        out.push_str(v);
+    }
+}
+
+/// The pairs of parameter text as [`Params`] writes it, or as a URI carries it: pieces,
+/// names and values trimmed (a no-op for our own text), empty pieces skipped.
+pub(crate) fn pairs(text: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    split_unquoted(text)
+        .map(trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((n, v)) => (trim(n), Some(trim(v))),
+            None => (p, None),
+        })
+}
+
+/// The first parameter `name` (case aside) of parameter text, as [`pairs`] reads it.
+pub(crate) fn find<'a>(text: &'a str, name: &str) -> Option<Option<&'a str>> {
+    pairs(text)
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// [`find`] for text as [`Params`] writes it (names trimmed, no empty piece): a piece is
+/// the one wanted when it starts with `name` followed by `=` or its end, which spares the
+/// trimming and splitting of every piece before it (branch, tag and rport are looked up
+/// several times per message).
+fn find_written<'a>(text: &'a str, name: &str) -> Option<Option<&'a str>> {
+    split_unquoted(text).find_map(|piece| {
+        let (head, rest) = piece.split_at_checked(name.len())?;
+        if piece.is_empty() || !head.eq_ignore_ascii_case(name) {
+            return None;
+        }
+        match rest.strip_prefix('=') {
+            Some(value) => Some(Some(value)),
+            None => rest.is_empty().then_some(None),
+        }
+    })
+}
+
+/// Whether `text` ends inside a quoted string.
+fn ends_quoted(text: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for c in text.bytes() {
+        match c {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            _ => {}
+        }
+    }
+    quoted
+}
+
+/// Splits at each `;` outside a quoted string (a backslash escapes inside one).
+fn split_unquoted(text: &str) -> impl Iterator<Item = &str> {
+    // Without a quote, every `;` separates (found by memchr).
+    let plain = memchr::memchr(b'"', text.as_bytes()).is_none();
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let (mut quoted, mut escaped) = (false, false);
+        let semicolon = if plain {
+            memchr::memchr(b';', text.as_bytes())
+        } else {
+            text.bytes().position(|c| {
+                match c {
+                    _ if escaped => escaped = false,
+                    b'\\' if quoted => escaped = true,
+                    b'"' => quoted = !quoted,
+                    b';' if !quoted => return true,
+                    _ => {}
+                }
+                false
+            })
+        };
+        match semicolon {
+            Some(i) => {
+                rest = text.get(i + 1..);
+                text.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(text)
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_trimmed_and_quoted_semicolons_kept() {
+        let p = Params::parse(r#" ; tag = a ;; lr; x="1;2" ;q=0.5"#, false);
+        assert_eq!(p.as_str(), r#";tag=a;lr;x="1;2";q=0.5"#);
+        assert_eq!(p.get("TAG"), Some(Some("a")));
+        assert_eq!(p.get("lr"), Some(None));
+        assert_eq!(p.get("x"), Some(Some(r#""1;2""#)));
+        assert_eq!(p.get("nope"), None);
+    }
+
+    #[test]
+    fn a_uri_body_before_the_first_semicolon_is_skipped() {
+        let p = Params::parse("host:5060;transport=tcp;lr", true);
+        assert_eq!(p.as_str(), ";transport=tcp;lr");
+        assert_eq!(Params::parse("host:5060", true).as_str(), "");
+    }
+
+    #[test]
+    fn removing_and_adding_keeps_the_order_of_the_rest() {
+        let p = Params::parse(";branch=z9hG4bK1;rport;received=1.2.3.4", false);
+        let p = p.replace(
+            |n| n.eq_ignore_ascii_case("received") || n == "rport",
+            &[("received", Some("5.6.7.8")), ("rport", Some("4000"))],
+        );
+        assert_eq!(p.as_str(), ";branch=z9hG4bK1;received=5.6.7.8;rport=4000");
+    }
+
+    #[test]
+    fn an_unclosed_quote_takes_the_rest_of_the_peers_text_but_not_ours() {
+        let p = Params::parse(r#";x="abc;y=1"#, false);
+        assert_eq!(
+            p.iter().collect::<Vec<_>>(),
+            vec![("x", Some(r#""abc;y=1"#))]
+        );
+        let p = p.replace(|_| false, &[("received", Some("192.0.2.1"))]);
+        assert_eq!(p.get("received"), Some(Some("192.0.2.1")));
+        let p = p.replace(|n| n == "received", &[("tag", Some("t"))]);
+        assert_eq!(p.as_str(), r#";x="abc;y=1;tag=t"#);
+        assert_eq!(p.get("tag"), Some(Some("t")));
+        assert_eq!(p.get("x"), Some(Some(r#""abc;y=1"#)));
+    }
+}
