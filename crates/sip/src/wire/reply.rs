@@ -41,7 +41,7 @@ pub fn dialog_response_to(
     for route in request.headers.get_all(&HeaderName::RECORD_ROUTE) {
         response
             .headers
-            .push(HeaderName::RECORD_ROUTE, route.to_owned());
+            .push(HeaderName::RECORD_ROUTE, route);
     }
     response
         .headers
