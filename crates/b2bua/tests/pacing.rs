@@ -1,4 +1,4 @@
-//! The pacing tick in virtual time: every call's packets leave on the shard's 10 ms grid,
+//! The pacing tick in virtual time: every call's packets leave on the shard's 2 ms grid,
 //! each call on its own 20 ms ptime, and the switch is woken only for ticks a call is due
 //! at. A late wake-up catches up by at most three frames; a call whose media restarts is
 //! never sent a packet twice; an ended call's ticks end with it.
@@ -101,7 +101,7 @@ fn a_late_wake_up_sends_at_most_three_frames_then_the_grid_goes_on() {
     assert_eq!(seqs.len(), 3, "a burst of three, not five");
     assert!(seqs.windows(2).all(|p| p[1] == p[0].wrapping_add(1)));
     let next = next.expect("the call is still paced");
-    assert_eq!(ms(&kit, next) % 10, 0, "back on the grid");
+    assert_eq!(ms(&kit, next) % 2, 0, "back on the 2 ms tick grid");
     assert!(next > kit.now && next <= kit.now + Duration::from_millis(30));
     let (out, _) = kit.wake();
     assert_eq!(packets(&out).len(), 1);
