@@ -28,7 +28,7 @@ pub(crate) struct CallMedia {
     pub(crate) ptime: Duration,
     /// Whether the SDP lets us send (not on hold).
     pub(crate) may_send: bool,
-    /// When the next packet is due; on the switch's 10 ms grid.
+    /// When the next packet is due; on the switch's 2 ms grid.
     pub(crate) next_send: Option<Instant>,
     /// Prompts still to play; the front one is playing at `frame`.
     pub(crate) playlist: VecDeque<Arc<Prompt>>,

@@ -55,8 +55,7 @@ fn pcma_only_and_dynamic_telephone_event_96() {
 
 #[test]
 fn no_common_codec_is_not_acceptable() {
-    let offer =
-        "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    let offer = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
     assert!(matches!(
         answer(offer, local(), 1),
         Err(OfferError::NotAcceptable(_))
@@ -126,8 +125,7 @@ fn the_first_usable_crypto_line_wins_and_32_bit_tags_work() {
         "a=crypto:1 AES_CM_128_HMAC_SHA1_80",
         "a=crypto:1 F8_128_HMAC_SHA1_80",
     );
-    let (s, sdp) =
-        answer_with(&offer, local(), 1, SrtpPolicy::Optional, Some(&our_key())).unwrap();
+    let (s, sdp) = answer_with(&offer, local(), 1, SrtpPolicy::Optional, Some(&our_key())).unwrap();
     assert!(
         sdp.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"),
         "{sdp}"
@@ -137,8 +135,7 @@ fn the_first_usable_crypto_line_wins_and_32_bit_tags_work() {
 
 #[test]
 fn a_plain_offer_gets_plain_rtp_unless_srtp_is_mandatory() {
-    let (s, sdp) =
-        answer_with(SIPP, local(), 1, SrtpPolicy::Optional, Some(&our_key())).unwrap();
+    let (s, sdp) = answer_with(SIPP, local(), 1, SrtpPolicy::Optional, Some(&our_key())).unwrap();
     assert!(s.srtp.is_none() && !sdp.contains("crypto") && sdp.contains("RTP/AVP 0"));
     let e = answer_with(SIPP, local(), 1, SrtpPolicy::Mandatory, Some(&our_key()));
     assert!(matches!(e, Err(OfferError::NotAcceptable(w)) if w.contains("mandatory")));
@@ -157,8 +154,7 @@ fn srtp_off_refuses_savp_and_savp_without_usable_keys_is_refused() {
 #[test]
 fn best_effort_crypto_on_avp_is_taken() {
     let offer = PJSIP_SAVP.replace("RTP/SAVP", "RTP/AVP");
-    let (s, sdp) =
-        answer_with(&offer, local(), 1, SrtpPolicy::Optional, Some(&our_key())).unwrap();
+    let (s, sdp) = answer_with(&offer, local(), 1, SrtpPolicy::Optional, Some(&our_key())).unwrap();
     assert!(s.srtp.is_some() && sdp.contains("RTP/AVP 0 101") && sdp.contains("a=crypto:1"));
     // With srtp off the keys are ignored and the answer is plain.
     let (s, sdp) = answer_with(&offer, local(), 1, SrtpPolicy::Off, None).unwrap();

@@ -39,9 +39,7 @@ pub fn dialog_response_to(
 ) -> Response {
     let mut response = response_to(request, status, Some(to_tag));
     for route in request.headers.get_all(&HeaderName::RECORD_ROUTE) {
-        response
-            .headers
-            .push(HeaderName::RECORD_ROUTE, route);
+        response.headers.push(HeaderName::RECORD_ROUTE, route);
     }
     response
         .headers
