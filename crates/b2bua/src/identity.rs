@@ -13,7 +13,7 @@
 
 use std::net::IpAddr;
 
-use concierge_sip::wire::{HeaderName, NameAddr, Request};
+use concierge_sip::wire::{split_list, HeaderName, NameAddr, Request};
 use ipnet::IpNet;
 use thiserror::Error;
 
@@ -101,7 +101,8 @@ pub(crate) fn identify_source(invite: &Request, trusted_source: bool) -> CallerI
             invite
                 .headers
                 .get_all(&HeaderName::P_ASSERTED_IDENTITY)
-                .flat_map(split_addresses)
+                // One header may list a sip: and a tel: address (RFC 3325).
+                .flat_map(split_list)
                 .filter_map(|v| NameAddr::parse(v).ok())
                 .find_map(|na| number_of(&na).map(|number| (na, number)))
         })
@@ -169,40 +170,6 @@ fn verstat_of(na: &NameAddr) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-');
     ok.then_some(value)
-}
-
-/// A header value may list several addresses (RFC 3325 allows a sip: and a tel: one);
-/// commas inside `<…>` or quotes do not split. Each address trimmed, empty ones left out.
-fn split_addresses(value: &str) -> impl Iterator<Item = &str> {
-    let mut rest = Some(value);
-    std::iter::from_fn(move || loop {
-        let text = rest?;
-        let (mut angle, mut quoted) = (false, false);
-        let comma = text.bytes().position(|c| {
-            match c {
-                b'"' if !angle => quoted = !quoted,
-                b'<' if !quoted => angle = true,
-                b'>' if !quoted => angle = false,
-                b',' if !angle && !quoted => return true,
-                _ => {}
-            }
-            false
-        });
-        let address = match comma {
-            Some(i) => {
-                rest = text.get(i + 1..);
-                text.get(..i).unwrap_or_default()
-            }
-            None => {
-                rest = None;
-                text
-            }
-        };
-        let address = address.trim();
-        if !address.is_empty() {
-            return Some(address);
-        }
-    })
 }
 
 #[cfg(test)]

@@ -273,7 +273,7 @@ impl fmt::Debug for Headers {
 /// Splits a header value at the commas that separate list elements, ignoring commas inside
 /// quoted strings and `<…>` (a display name or a URI may hold one); yields each element
 /// trimmed, empty ones left out.
-pub(crate) fn split_list(value: &str) -> impl Iterator<Item = &str> {
+pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(value);
     std::iter::from_fn(move || loop {
         let text = rest?;

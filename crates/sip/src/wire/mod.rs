@@ -43,7 +43,7 @@ pub(crate) fn trim(text: &str) -> &str {
 pub use framing::{
     frame_datagram, Framed, FramingError, StreamFramer, StreamItem, MAX_MESSAGE_SIZE,
 };
-pub use header::{HeaderName, Headers};
+pub use header::{split_list, HeaderName, Headers};
 pub use message::{CSeq, Message, Request, Response, StatusCode};
 pub use method::Method;
 pub use parse::{parse_datagram, parse_message, ParseError};
