@@ -536,15 +536,17 @@ fn check_loads_the_tls_files_as_run_would_and_names_the_field_of_a_missing_one()
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     };
-    write(
-        "tls_listen = \"127.0.0.1:5061\"\ntls_cert = \"missing.pem\"\ntls_key = \"missing.key\"\n",
-    );
+    // `check` binds nothing, but a port of our own keeps the demo's out of the suite.
+    let tls = free_port();
+    write(&format!(
+        "tls_listen = \"127.0.0.1:{tls}\"\ntls_cert = \"missing.pem\"\ntls_key = \"missing.key\"\n"
+    ));
     let (ok, text) = check();
     assert!(
         !ok && text.contains("tls_cert") && text.contains("missing.pem"),
         "{text}"
     );
-    write("tls_listen = \"127.0.0.1:5061\"\n");
+    write(&format!("tls_listen = \"127.0.0.1:{tls}\"\n"));
     let (ok, text) = check();
     assert!(ok && text.contains("self-signed"), "{text}");
 }
