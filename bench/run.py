@@ -152,11 +152,25 @@ def start_concierge(workdir, port, flow=None):
         text += '[demo]\ndirectory = false\n'
     with open(cfg, "w") as f:
         f.write(text)
-    proc = subprocess.Popen([SERVER_BIN[0], "run", "--config", cfg],
+    proc = subprocess.Popen([SERVER_BIN[0], "run", "--config", cfg], preexec_fn=more_open_files,
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "server.log"), "w"))
     wait_options(port)
     METRICS[proc.pid] = f"http://127.0.0.1:{metrics}/metrics"
     return proc
+
+
+def more_open_files():
+    """The server's open-files limit as a production unit sets it (systemd's LimitNOFILE,
+    docker's default): with 65,536 the sockets of all 25,000 ports of the range stay bound
+    between calls (`[rtp]` parking, README "Capacity"); the soft limit of a login shell
+    would park fewer."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def start_sipp_uas(workdir, port):
@@ -267,7 +281,7 @@ PERF = {"seconds": 0}  # --perf: profile the server this long from ALL_UP of eac
 def start_perf(pid, cwd, label):
     """`perf record -g` of `pid` for PERF seconds; returns the process and its data file."""
     data = os.path.join(cwd, f"perf-{label}.data")
-    p = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(pid), "-o", data, "--",
+    p = subprocess.Popen(["perf", "record", "--call-graph", os.environ.get("PERF_CALL_GRAPH", "fp"), "-F", "999", "-p", str(pid), "-o", data, "--",
                           "sleep", str(PERF["seconds"])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return p, data
 

@@ -1,7 +1,8 @@
 //! The RTP thread against hostile media traffic, on 127.0.0.1: a flood of datagrams on one
 //! call's port (garbage, empty, oversized and RTP-shaped, from a stranger and from the
 //! caller's own address) must not keep another call's keys from counting, and datagrams for
-//! a port whose call has ended reach nothing; the server keeps answering throughout.
+//! a port whose call has ended reach nothing — not the next call given the port either (its
+//! socket stays bound between calls); the server keeps answering throughout.
 
 mod common;
 
@@ -90,7 +91,7 @@ fn datagrams_for_a_port_whose_call_ended_reach_nothing() {
     call.rtp.send_to(&audio(0, 0xca11), media).unwrap();
     call.bye();
     wait_record(&server, "closed1");
-    // The port is closed: the kernel answers these, not the server.
+    // The port rests, its socket parked: the RTP thread reads and drops these.
     flood(&call.rtp, media, 10_000);
     // A new call works, and hears its prompt.
     let mut next = RawCall::invite(server.port, "+46700000024", "closed2", "0 101");
@@ -100,4 +101,44 @@ fn datagrams_for_a_port_whose_call_ended_reach_nothing() {
     assert!(!heard.is_empty(), "the next call hears its prompt");
     next.bye();
     wait_record(&server, "closed2");
+}
+
+#[test]
+fn a_port_back_from_its_rest_carries_the_next_call_and_none_of_the_last() {
+    // One port in the range, so the next call is given the first call's port. Few TCP
+    // connections, so even a low open-files limit leaves room to keep its socket bound.
+    let (min, _) = common::free_rtp_range(2);
+    let server = start_vip(
+        "rtp-reuse",
+        |f| f,
+        &format!(
+            "[rtp]\nport_min = {min}\nport_max = {}\n[tcp]\nmax_connections = 10\n",
+            min + 2
+        ),
+    );
+    let mut first = RawCall::invite(server.port, "+46700000025", "reuse1", "0 101");
+    let media = first.answer_and_ack();
+    assert_eq!(media.port(), min);
+    first.rtp.send_to(&audio(0, 0xca11), media).unwrap();
+    first.bye();
+    wait_record(&server, "reuse1");
+    // Late packets of the old call, and a stranger's, while the port rests.
+    flood(&first.rtp, media, 2_000);
+    flood(&UdpSocket::bind("127.0.0.1:0").unwrap(), media, 2_000);
+    // The rest is 4 s (until then a new call would find the pool empty).
+    std::thread::sleep(Duration::from_millis(4_500));
+    let mut next = RawCall::invite(server.port, "+46700000026", "reuse2", "0 101");
+    let next_media = next.answer_and_ack();
+    assert_eq!(next_media, media, "the only port, back from its rest");
+    for i in 0..5 {
+        next.rtp.send_to(&audio(i, 0xbeef), next_media).unwrap();
+    }
+    press(&next.rtp, next_media, "101010", 0xbeef, 1_000_000);
+    let refer = next.sip.expect("REFER ", WAIT);
+    let refer_to = common::header(&refer, "Refer-To").unwrap().to_owned();
+    assert!(refer_to.contains("vip-desk"), "{refer_to}");
+    next.bye();
+    let rec = wait_record(&server, "reuse2");
+    // Nothing that arrived while the port rested reached the new call.
+    assert_eq!(rec["rtp_foreign_dropped"].as_u64(), Some(0), "{rec}");
 }

@@ -1,12 +1,19 @@
 //! RTP sockets as the shard sees them: one UDP socket per call port (two with an IPv6
-//! media address beside IPv4), bound when the switch asks for the port and closed when it
-//! releases it. The switch waits for the bind's outcome before the port goes into an SDP
-//! answer; a port another program holds is retired and the call gets another. So the bind
-//! happens here, on the shard's thread; the socket then belongs to the RTP thread
-//! (`rtp_io.rs`), which reads it and sends from it. The switch writes a drain's packets
-//! straight into batches (`Output::Rtp`), which go over as they are and back to the switch
-//! once sent (one wake-up of the RTP thread per pacing tick); received datagrams come in
-//! batches too (see [`RtpSockets::start`]).
+//! media address beside IPv4), bound when the switch first asks for the port. The switch
+//! waits for the bind's outcome before the port goes into an SDP answer; a port another
+//! program holds is retired and the call gets another. So the bind happens here, on the
+//! shard's thread; the socket then belongs to the RTP thread (`rtp_io.rs`), which reads it
+//! and sends from it. The switch writes a drain's packets straight into batches
+//! (`Output::Rtp`), which go over as they are and back to the switch once sent (one wake-up
+//! of the RTP thread per pacing tick); received datagrams come in batches too (see
+//! [`RtpSockets::start`]).
+//!
+//! A released port's socket is parked, not closed: it stays bound and watched, what arrives
+//! on it is read and dropped (the late packets the port's rest keeps from the next call),
+//! and the next call given the port takes it over without a system call. Opening, watching
+//! and closing a socket per call was 7-11 % of a plain call's CPU (`bench/RESULTS.md`).
+//! At most [`RtpSockets::start`]'s `keep` sockets are parked; beyond, a released port's
+//! socket is closed as before.
 
 use std::net::{IpAddr, UdpSocket};
 use std::os::fd::OwnedFd;
@@ -31,8 +38,11 @@ pub(crate) struct RtpSockets {
     /// The IPv6 media address beside an IPv4 `ip`: each port is bound on both, and a
     /// packet leaves from the socket of its destination's family.
     ip_v6: Option<IpAddr>,
-    /// Indexed by port: whether it is bound (a lookup per packet sent).
-    open: Vec<bool>,
+    /// Indexed by port: whether its socket is closed, in a call's use, or parked.
+    ports: Vec<PortState>,
+    /// Sockets parked now, and at most (counted per socket: two a port with IPv6 beside).
+    parked: usize,
+    keep: usize,
     commands: Sender<Command>,
     /// The RTP thread's eventfd.
     wake: Arc<OwnedFd>,
@@ -53,10 +63,12 @@ pub(crate) struct RtpSockets {
 
 impl RtpSockets {
     /// Starts the RTP thread. Received datagrams arrive on the returned channel in batches,
-    /// each to be handed back with [`RtpSockets::recycle`] once handled.
+    /// each to be handed back with [`RtpSockets::recycle`] once handled. Up to `keep`
+    /// sockets of released ports stay bound for the next call ([`parking_budget`]).
     pub(crate) fn start(
         ip: IpAddr,
         ip_v6: Option<IpAddr>,
+        keep: usize,
     ) -> std::io::Result<(Self, tokio::sync::mpsc::Receiver<Batch>)> {
         use rustix::event::{eventfd, EventfdFlags};
         let wake = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
@@ -79,7 +91,9 @@ impl RtpSockets {
         let sockets = Self {
             ip,
             ip_v6,
-            open: vec![false; usize::from(u16::MAX) + 1],
+            ports: vec![PortState::Closed; usize::from(u16::MAX) + 1],
+            parked: 0,
+            keep,
             commands,
             wake,
             unannounced: false,
@@ -93,30 +107,44 @@ impl RtpSockets {
         Ok((sockets, received))
     }
 
-    /// Binds `port`. Failure (the port is taken by another program) is reported so the
-    /// switch can give the call another port or refuse it.
+    /// Binds `port`, or takes over its parked socket. Failure (the port is taken by
+    /// another program) is reported so the switch can give the call another port or
+    /// refuse it.
     pub(crate) fn open(&mut self, port: u16) -> std::io::Result<()> {
-        if self.is_open(port) {
-            return Ok(());
+        match self.state(port) {
+            PortState::Open => return Ok(()),
+            PortState::Parked => {
+                self.parked -= self.families();
+                self.set_state(port, PortState::Open);
+                self.command(Command::Unpark { port });
+                return Ok(());
+            }
+            PortState::Closed => {}
         }
         let mut sockets = vec![bind(self.ip, port)?];
         if let Some(ip) = self.ip_v6 {
             sockets.push(bind(ip, port)?);
         }
         self.command(Command::Open { port, sockets });
-        if let Some(open) = self.open.get_mut(usize::from(port)) {
-            *open = true;
-        }
+        self.set_state(port, PortState::Open);
         Ok(())
     }
 
+    /// The call is done with `port`: its socket is parked while the budget allows, else
+    /// closed. The switch's packets from it in this drain went over first (`Output::Rtp`
+    /// comes before the drain's other outputs): the thread sends them, then parks or
+    /// closes.
     pub(crate) fn close(&mut self, port: u16) {
-        if let Some(open) = self.open.get_mut(usize::from(port)) {
-            // The switch's packets from it in this drain went over first (`Output::Rtp`
-            // comes before the drain's other outputs): the thread sends them, then closes.
-            if std::mem::take(open) {
-                self.command(Command::Close { port });
-            }
+        if self.state(port) != PortState::Open {
+            return;
+        }
+        if self.parked + self.families() <= self.keep {
+            self.parked += self.families();
+            self.set_state(port, PortState::Parked);
+            self.command(Command::Park { port });
+        } else {
+            self.set_state(port, PortState::Closed);
+            self.command(Command::Close { port });
         }
     }
 
@@ -174,8 +202,17 @@ impl RtpSockets {
         let _ = self.free.send(batch);
     }
 
-    fn is_open(&self, port: u16) -> bool {
-        self.open.get(usize::from(port)).copied().unwrap_or(false)
+    fn state(&self, port: u16) -> PortState {
+        self.ports[usize::from(port)]
+    }
+
+    fn set_state(&mut self, port: u16, state: PortState) {
+        self.ports[usize::from(port)] = state;
+    }
+
+    /// Sockets a port has: one, or two with an IPv6 media address beside IPv4.
+    fn families(&self) -> usize {
+        1 + usize::from(self.ip_v6.is_some())
     }
 
     /// Queues a command. Only packets to send wake the RTP thread: an open or a close waits
@@ -211,8 +248,64 @@ impl Drop for RtpSockets {
     }
 }
 
+/// Where a port's socket is (indexed by port in [`RtpSockets`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortState {
+    /// No socket: bound on the switch's next `MediaOpen`.
+    Closed,
+    /// A call's.
+    Open,
+    /// Bound and watched, what arrives dropped, until a call is given the port again.
+    Parked,
+}
+
+/// How many released ports' sockets to keep bound: as many as the port range has (every
+/// port then binds once, on its first call), but at most half of the descriptors the open
+/// files limit leaves beside `reserved` ones (TCP connections, HTTP, records), so that the
+/// calls' own sockets always find room.
+pub(crate) fn parking_budget(
+    range: (u16, u16),
+    families: usize,
+    fd_limit: Option<u64>,
+    reserved: usize,
+) -> usize {
+    let ports = usize::from(range.1.saturating_sub(range.0)).div_ceil(2);
+    let wanted = ports * families;
+    match fd_limit.and_then(|l| usize::try_from(l).ok()) {
+        Some(limit) => wanted.min(limit.saturating_sub(reserved) / 2),
+        None => wanted,
+    }
+}
+
 fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
     let socket = UdpSocket::bind((ip, port))?;
     socket.set_nonblocking(true)?;
     Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parking_budget;
+
+    #[test]
+    fn every_port_of_the_range_is_kept_when_the_fd_limit_has_room() {
+        assert_eq!(
+            parking_budget((10_000, 20_000), 1, Some(65_536), 1_128),
+            5_000
+        );
+        assert_eq!(
+            parking_budget((10_000, 20_000), 2, Some(65_536), 1_128),
+            10_000
+        );
+        assert_eq!(parking_budget((10_000, 20_000), 1, None, 1_128), 5_000);
+    }
+
+    #[test]
+    fn parked_sockets_take_at_most_half_the_descriptors_left_beside_the_reserved() {
+        assert_eq!(
+            parking_budget((10_000, 60_000), 1, Some(20_000), 2_000),
+            9_000
+        );
+        assert_eq!(parking_budget((10_000, 60_000), 1, Some(1_024), 2_000), 0);
+    }
 }

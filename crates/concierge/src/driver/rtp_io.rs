@@ -45,6 +45,10 @@ pub(crate) enum Command {
     Open { port: u16, sockets: Vec<UdpSocket> },
     /// The call is over: close the port's sockets.
     Close { port: u16 },
+    /// The call is over, the sockets stay: what arrives on them is read and dropped.
+    Park { port: u16 },
+    /// A new call has the parked port: what arrives goes to the shard again.
+    Unpark { port: u16 },
     /// Send these packets (the switch's `Output::Rtp`, handed over at `queued`), each
     /// from its port's socket of the destination's family; the batch goes back to the
     /// shard empty, and from there to the switch.
@@ -95,6 +99,8 @@ pub(crate) struct RtpThread {
     commands: Receiver<Command>,
     /// Indexed by `port * 2 + family` (0 the media address, 1 the IPv6 one beside it).
     sockets: Vec<Option<UdpSocket>>,
+    /// Indexed by port: whether its sockets are parked (what they receive is dropped).
+    parked: Vec<bool>,
     to_shard: tokio::sync::mpsc::Sender<Batch>,
     /// Received batches the shard has handled.
     free: Receiver<Batch>,
@@ -139,6 +145,7 @@ impl RtpThread {
             wake,
             commands,
             sockets,
+            parked: vec![false; usize::from(u16::MAX) + 1],
             to_shard,
             free,
             allocated: 0,
@@ -207,6 +214,10 @@ impl RtpThread {
                     continue;
                 };
                 let port = (token / 2) as u16;
+                if self.parked[usize::from(port)] {
+                    drop_parked(socket, batch.as_mut().and_then(Batch::spare), reads);
+                    continue;
+                }
                 for _ in 0..reads {
                     if batch.as_mut().is_none_or(|b| b.spare().is_none()) {
                         if let Some(full) = batch.take() {
@@ -289,6 +300,8 @@ impl RtpThread {
             match self.commands.try_recv() {
                 Ok(Command::Open { port, sockets }) => self.open(port, sockets),
                 Ok(Command::Close { port }) => self.close(port),
+                Ok(Command::Park { port }) => self.parked[usize::from(port)] = true,
+                Ok(Command::Unpark { port }) => self.parked[usize::from(port)] = false,
                 Ok(Command::Send { batch, queued }) => self.send(batch, queued),
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return Err(Stopped),
                 Err(TryRecvError::Empty) => return Ok(()),
@@ -311,6 +324,7 @@ impl RtpThread {
     }
 
     fn close(&mut self, port: u16) {
+        self.parked[usize::from(port)] = false;
         for token in [usize::from(port) * 2, usize::from(port) * 2 + 1] {
             if let Some(socket) = self.sockets.get_mut(token).and_then(Option::take) {
                 let _ = epoll::delete(&self.epoll, &socket);
@@ -343,6 +357,22 @@ impl RtpThread {
         batch.clear();
         // The shard is gone when this fails; the batch with it.
         let _ = self.spent.send(batch);
+    }
+}
+
+/// Reads and drops what a parked port received (late packets of its last call, or a
+/// stranger's), as many datagrams as a call's socket is read in the round, so a flooded
+/// parked port costs no more than a call's. `room` is where they are read to: the batch's
+/// free space, left uncommitted; without one (the shard holds every batch) they stay for a
+/// later round.
+fn drop_parked(socket: &UdpSocket, room: Option<&mut [u8]>, reads: usize) {
+    let Some(room) = room else {
+        return;
+    };
+    for _ in 0..reads {
+        if rustix::net::recv(socket, &mut *room, RecvFlags::DONTWAIT).is_err() {
+            return;
+        }
     }
 }
 

@@ -55,6 +55,10 @@ impl Server {
         // Outbound TLS (bridge legs to sips: targets) works without a listener.
         let tls_setup = tls::TlsSetup::from_config(&cfg.sip, &cfg.advertised_host())?;
         let tls_addrs: Vec<SocketAddr> = cfg.sip.tls_listen.into_iter().collect();
+        // Descriptors the sockets of released RTP ports must leave to the TCP and TLS
+        // listeners' connections and to `fd_reserve`.
+        let stream_fds = limits.max_connections()
+            * (usize::from(tcp.is_some()) + usize::from(!tls_addrs.is_empty()));
         let tls = tcp::Tcp::start(&tls_addrs, limits, stream_tx, Some(tls_setup))
             .await
             .map_err(|(addr, source)| StartError::BindTls { addr, source })?;
@@ -66,8 +70,18 @@ impl Server {
             .map_err(bind("UDP", addr))?;
         let media_ip = cfg.media_ip();
         let media_ip_v6 = cfg.media_ip_v6();
+        let keep = rtp::parking_budget(
+            (cfg.rtp.port_min, cfg.rtp.port_max),
+            1 + usize::from(media_ip_v6.is_some()),
+            tcp::open_files_limit(),
+            cfg.tcp.fd_reserve + stream_fds,
+        );
+        info!(
+            sockets = keep,
+            "RTP: the sockets of released ports stay bound for the next call, this many at most"
+        );
         let (rtp, rtp_rx) =
-            rtp::RtpSockets::start(media_ip, media_ip_v6).map_err(StartError::Rtp)?;
+            rtp::RtpSockets::start(media_ip, media_ip_v6, keep).map_err(StartError::Rtp)?;
         if let Some(tcp) = &tcp {
             operate.metrics.set_tcp_probe(tcp.probe());
         }

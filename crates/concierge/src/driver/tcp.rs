@@ -51,6 +51,11 @@ pub(super) struct TcpLimits {
 }
 
 impl TcpLimits {
+    /// Connections at most, each a descriptor.
+    pub(super) fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
     pub(super) fn from_config(cfg: &TcpConfig) -> Self {
         let mut max_connections = cfg.max_connections;
         if let Some(fds) = open_files_limit() {
@@ -79,7 +84,7 @@ impl TcpLimits {
 
 /// The soft RLIMIT_NOFILE, read from procfs (the crate forbids the unsafe a libc call
 /// needs); `None` where there is no procfs or the limit is unlimited.
-fn open_files_limit() -> Option<u64> {
+pub(super) fn open_files_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = text.lines().find(|l| l.starts_with("Max open files"))?;
     line.trim_start_matches("Max open files")

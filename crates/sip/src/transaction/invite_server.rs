@@ -82,13 +82,18 @@ impl InviteServer {
             }
             return None;
         }
-        self.last_response = Some(bytes.clone());
         if status.is_provisional() {
             // Stays in Proceeding; the response is kept for INVITE retransmissions.
+            self.last_response = Some(bytes.clone());
         } else if status.is_success() {
+            // Accepted absorbs INVITE retransmissions without answering (RFC 6026;
+            // the 2xx's own retransmissions are the dialog's): nothing to keep for the
+            // 32 s of timer L, which at thousands of calls a second is memory that counts.
+            self.last_response = None;
             self.state = InviteServerState::Accepted;
             self.timers.set(TsxTimer::L, now + self.cfg.timeout());
         } else {
+            self.last_response = Some(bytes.clone());
             self.state = InviteServerState::Completed;
             if !self.reliable {
                 self.timers.set(TsxTimer::G, now + self.g_interval);
