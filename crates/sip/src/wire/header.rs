@@ -118,6 +118,7 @@ impl HeaderName {
 
     /// Headers whose value is a comma-separated list that RFC 3261 §7.3.1 lets a sender
     /// split over several lines or join on one; we always hold one entry per element.
+    #[inline]
     pub(crate) fn is_list(&self) -> bool {
         [
             Self::VIA,
@@ -134,6 +135,9 @@ impl HeaderName {
 }
 
 impl PartialEq for HeaderName {
+    // Inlined: the parser compares every header's name with the core ones, and a known
+    // name against a constant then folds to one byte comparison.
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         match (&self.0, &other.0) {
             (Name::Known(a), Name::Known(b)) => a == b,

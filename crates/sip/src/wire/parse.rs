@@ -3,13 +3,13 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use thiserror::Error;
 
-use super::framing::{frame_datagram, FramingError};
+use super::framing::{frame_datagram_text, FramingError};
 use super::header::{split_list, HeaderName, Headers};
 use super::message::{CSeq, Message, Request, Response, StatusCode};
 use super::method::{is_token_byte, Method};
-use super::trim;
 use super::uri::{NameAddr, SipUri};
 use super::via::Via;
+use super::{split_at_byte, trim};
 
 /// Why bytes are not a usable SIP message.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -58,15 +58,20 @@ impl ParseError {
 
 /// Parses one whole datagram. `Ok(None)` is a keep-alive.
 pub fn parse_datagram(data: &[u8]) -> Result<Option<Message>, ParseError> {
-    match frame_datagram(data)? {
+    match frame_datagram_text(data)? {
         None => Ok(None),
-        Some(f) => parse_message(f.head, f.body).map(Some),
+        Some((head, body)) => parse_text(head, body).map(Some),
     }
 }
 
 /// Parses a framed message: `head` is the header section including its empty line.
 pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
     let head = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
+    parse_text(head, body)
+}
+
+/// [`parse_message`] of a header section framing already found to be text.
+pub(crate) fn parse_text(head: &str, body: &[u8]) -> Result<Message, ParseError> {
     check_line_ends(head)?;
     let (start_line, header_section) = split_crlf_once(head).ok_or(FramingError::NoHeaderEnd)?;
     // §8.2: an unsupported version is 505 whatever else is wrong; decide it first.
@@ -179,19 +184,23 @@ fn split_crlf_once(text: &str) -> Option<(&str, &str)> {
     Some((text.get(..lf - 1)?, text.get(lf + 1..)?))
 }
 
-/// The lines of `text` split at each CRLF, as `text.split("\r\n")` yields them.
+/// The lines of `text` split at each CRLF, as `text.split("\r\n")` yields them: one
+/// memchr pass over the text, however many lines.
 pub(crate) fn crlf_lines(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = Some(text);
+    let bytes = text.as_bytes();
+    let mut line_ends = memchr::memchr_iter(b'\n', bytes)
+        .filter(move |&i| i > 0 && bytes.get(i - 1) == Some(&b'\r'));
+    let mut start = Some(0);
     std::iter::from_fn(move || {
-        let text = rest?;
-        match split_crlf_once(text) {
-            Some((line, after)) => {
-                rest = Some(after);
-                Some(line)
+        let from = start?;
+        match line_ends.next() {
+            Some(lf) => {
+                start = Some(lf + 1);
+                text.get(from..lf - 1)
             }
             None => {
-                rest = None;
-                Some(text)
+                start = None;
+                text.get(from..)
             }
         }
     })
@@ -219,9 +228,8 @@ fn for_each_header<'a>(
         if let Some((name, value)) = pending.take() {
             field(name, trim(&value))?;
         }
-        let name_value = line
-            .split_once(':')
-            .map(|(n, v)| (n.trim_end_matches([' ', '\t']), v));
+        let name_value =
+            split_at_byte(line, b':').map(|(n, v)| (n.trim_end_matches([' ', '\t']), v));
         match name_value {
             Some((n, v)) if !n.is_empty() && n.bytes().all(is_token_byte) => {
                 pending = Some((n, Cow::Borrowed(trim(v))));
