@@ -11,7 +11,7 @@ use super::{Endpoint, EndpointEvent, Entry, Machine, Peer, Transmit};
 use crate::transaction::{InviteServer, InviteServerState, NonInviteServer, TsxKey, TsxOutput};
 use crate::untrusted::Untrusted;
 use crate::wire::{
-    bad_request_for, check_request, frame_datagram_text, parse_message, parse_text, response_to,
+    bad_request_for, check_request, datagram_head, parse_datagram_head, parse_message, response_to,
     Message, Method, ParseError, Request, Response, StatusCode, MAGIC_COOKIE,
 };
 
@@ -22,9 +22,9 @@ impl Endpoint {
     /// the status its error maps to) when enough of it survives, else dropped; keep-alives
     /// are ignored. Then drain [`Self::poll_transmit`] and [`Self::poll_event`].
     pub fn handle_datagram(&mut self, now: Instant, peer: Peer, data: &[u8]) {
-        match frame_datagram_text(data) {
+        match datagram_head(data) {
             Ok(None) => {}
-            Ok(Some((head, body))) => match parse_text(head, body) {
+            Ok(Some((head, rest))) => match parse_datagram_head(head, rest) {
                 Ok(message) => self.handle_message(now, peer, message),
                 Err(e) => self.reject_unparsable(now, peer, head.as_bytes(), &e),
             },

@@ -1,8 +1,11 @@
 //! Finding one message's bytes: in a datagram (RFC 3261 §18.3, message per datagram) or in
 //! a byte stream (TCP, where Content-Length is the only frame boundary).
 
-use super::trim;
+use std::sync::LazyLock;
+
+use super::content_length::content_length_of;
 use bytes::{Buf, Bytes, BytesMut};
+use memchr::memmem::Finder;
 use thiserror::Error;
 
 /// Upper bound for one message on any transport. A UDP datagram cannot be larger; on TCP
@@ -54,15 +57,19 @@ pub struct Framed<'a> {
 /// Content-Length larger than what arrived makes the message unusable (a request gets
 /// 400, which the caller builds from [`FramingError`] and the head).
 pub fn frame_datagram(data: &[u8]) -> Result<Option<Framed<'_>>, FramingError> {
-    Ok(frame_datagram_text(data)?.map(|(head, body)| Framed {
+    let Some((head, rest)) = datagram_head(data)? else {
+        return Ok(None);
+    };
+    let body = datagram_body(rest, content_length_of(head)?)?;
+    Ok(Some(Framed {
         head: head.as_bytes(),
         body,
     }))
 }
 
-/// [`frame_datagram`], with the header section handed on as the text it was checked to be:
-/// the parser then need not check its UTF-8 again.
-pub(crate) fn frame_datagram_text(data: &[u8]) -> Result<Option<(&str, &[u8])>, FramingError> {
+/// The first steps of [`frame_datagram`]: the header section as text and every byte after
+/// it, Content-Length not yet read. `Ok(None)` is a keep-alive.
+pub(crate) fn datagram_head(data: &[u8]) -> Result<Option<(&str, &[u8])>, FramingError> {
     if data.len() > MAX_MESSAGE_SIZE {
         return Err(FramingError::TooLarge);
     }
@@ -75,14 +82,19 @@ pub(crate) fn frame_datagram_text(data: &[u8]) -> Result<Option<(&str, &[u8])>, 
         .split_at_checked(head_len)
         .ok_or(FramingError::NoHeaderEnd)?;
     let head = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
-    let body = match content_length_of(head)? {
-        None => rest,
+    Ok(Some((head, rest)))
+}
+
+/// The last step of [`frame_datagram`]: the body, given what follows the header section
+/// and the Content-Length it declared.
+pub(crate) fn datagram_body(rest: &[u8], declared: Option<usize>) -> Result<&[u8], FramingError> {
+    match declared {
+        None => Ok(rest),
         Some(declared) => rest.get(..declared).ok_or(FramingError::BodyTruncated {
             declared,
             available: rest.len(),
-        })?,
-    };
-    Ok(Some((head, body)))
+        }),
+    }
 }
 
 /// What a [`StreamFramer`] yields.
@@ -188,62 +200,14 @@ fn head_length_from(data: &[u8], from: usize) -> Option<usize> {
 
 /// Length of the header section including the terminating empty line.
 fn head_length(data: &[u8]) -> Option<usize> {
-    memchr::memmem::find(data, b"\r\n\r\n").map(|i| i + 4)
+    // Built once: `memmem::find` would build a searcher for every message.
+    static EMPTY_LINE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
+    EMPTY_LINE.find(data).map(|i| i + 4)
 }
 
-/// The Content-Length the header section declares, if any (full or compact name `l`).
-/// Two different values make the message unframeable.
+/// The Content-Length the header section declares, if any (see [`content_length_of`]).
 fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
     content_length_of(std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?)
-}
-
-/// [`content_length`] of a header section already known to be text.
-///
-/// The lines are those the parser cuts (at each CRLF; a bare CR or LF is inside a line,
-/// refused by the parser later). Only a line whose first byte could begin this name once
-/// trimmed is looked at further.
-fn content_length_of(head: &str) -> Result<Option<usize>, FramingError> {
-    let mut found: Option<usize> = None;
-    for line in super::parse::crlf_lines(head).skip(1) {
-        if let Some(n) = declared_length(line)? {
-            if found.is_some_and(|f| f != n) {
-                return Err(FramingError::BadContentLength);
-            }
-            found = Some(n);
-        }
-    }
-    Ok(found)
-}
-
-/// The length one header line declares, if it is a Content-Length line.
-fn declared_length(line: &str) -> Result<Option<usize>, FramingError> {
-    // A name that starts with another letter or digit is not this one (only one that
-    // starts with whitespace or a non-ASCII byte needs the full look: trimmed, it may be).
-    let first = line.as_bytes().first();
-    if first.is_none_or(|b| b.is_ascii_alphanumeric() && !matches!(b, b'c' | b'C' | b'l' | b'L'))
-        || first.is_some_and(|b| matches!(b, b' ' | b'\t'))
-    {
-        return Ok(None);
-    }
-    let Some(colon) = memchr::memchr(b':', line.as_bytes()) else {
-        return Ok(None);
-    };
-    let (name, value) = (
-        line.get(..colon).unwrap_or_default(),
-        line.get(colon + 1..).unwrap_or_default(),
-    );
-    let name = trim(name);
-    if !name.eq_ignore_ascii_case("content-length") && !name.eq_ignore_ascii_case("l") {
-        return Ok(None);
-    }
-    let value = trim(value);
-    if value.is_empty() || value.len() > 9 || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(FramingError::BadContentLength);
-    }
-    value
-        .parse()
-        .map(Some)
-        .map_err(|_| FramingError::BadContentLength)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 // character, or an index past the end, would be a remote panic. Use `get(..)` instead.
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
+mod content_length;
 mod framing;
 mod header;
 mod host;
@@ -47,14 +48,14 @@ pub(crate) fn split_at_byte(text: &str, byte: u8) -> Option<(&str, &str)> {
     Some((text.get(..i)?, text.get(i + 1..)?))
 }
 
-pub(crate) use framing::frame_datagram_text;
+pub(crate) use framing::datagram_head;
 pub use framing::{
     frame_datagram, Framed, FramingError, StreamFramer, StreamItem, MAX_MESSAGE_SIZE,
 };
 pub use header::{split_list, HeaderName, Headers};
 pub use message::{CSeq, Message, Request, Response, StatusCode};
 pub use method::Method;
-pub(crate) use parse::parse_text;
+pub(crate) use parse::parse_datagram_head;
 pub use parse::{parse_datagram, parse_message, ParseError};
 pub use peek::{peek_invite, stateless_response, InvitePeek};
 pub use reply::{bad_request_for, dialog_response_to, response_to};

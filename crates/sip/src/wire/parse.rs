@@ -3,7 +3,8 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use thiserror::Error;
 
-use super::framing::{frame_datagram_text, FramingError};
+use super::content_length::{content_length_of, DeclaredLength};
+use super::framing::{datagram_body, datagram_head, FramingError};
 use super::header::{split_list, HeaderName, Headers};
 use super::message::{CSeq, Message, Request, Response, StatusCode};
 use super::method::{is_token_byte, Method};
@@ -58,20 +59,44 @@ impl ParseError {
 
 /// Parses one whole datagram. `Ok(None)` is a keep-alive.
 pub fn parse_datagram(data: &[u8]) -> Result<Option<Message>, ParseError> {
-    match frame_datagram_text(data)? {
+    match datagram_head(data)? {
         None => Ok(None),
-        Some((head, body)) => parse_text(head, body).map(Some),
+        Some((head, rest)) => parse_datagram_head(head, rest).map(Some),
     }
+}
+
+/// Parses a datagram from its header section (as [`datagram_head`] found it) and `rest`,
+/// every byte after it: the same answer as framing it with
+/// [`frame_datagram`](super::frame_datagram) and parsing the frame, for one walk over the
+/// header lines instead of two. The parser reads Content-Length on its way, by framing's
+/// rules, and cuts the body with it. Framing's errors come first, as they would: when the
+/// parse fails, Content-Length is read again the framing way to see whether one of them
+/// is the answer (only a broken message pays for the second walk).
+pub(crate) fn parse_datagram_head(head: &str, rest: &[u8]) -> Result<Message, ParseError> {
+    parse_text(head, After::Datagram(rest)).map_err(|parse_error| {
+        match content_length_of(head).and_then(|declared| datagram_body(rest, declared)) {
+            Err(framing) => framing.into(),
+            Ok(_) => parse_error,
+        }
+    })
 }
 
 /// Parses a framed message: `head` is the header section including its empty line.
 pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
     let head = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
-    parse_text(head, body)
+    parse_text(head, After::Body(body))
 }
 
-/// [`parse_message`] of a header section framing already found to be text.
-pub(crate) fn parse_text(head: &str, body: &[u8]) -> Result<Message, ParseError> {
+/// What follows the header section given to [`parse_text`].
+enum After<'a> {
+    /// Exactly the body: the message was framed.
+    Body(&'a [u8]),
+    /// The rest of a datagram, to cut the body from by its Content-Length.
+    Datagram(&'a [u8]),
+}
+
+/// [`parse_message`] of a header section known to be text.
+fn parse_text(head: &str, after: After<'_>) -> Result<Message, ParseError> {
     check_line_ends(head)?;
     let (start_line, header_section) = split_crlf_once(head).ok_or(FramingError::NoHeaderEnd)?;
     // §8.2: an unsupported version is 505 whatever else is wrong; decide it first.
@@ -87,9 +112,17 @@ pub(crate) fn parse_text(head: &str, body: &[u8]) -> Result<Message, ParseError>
     }
 
     let mut core = CoreHeaders::default();
-    for_each_header(header_section, |name, value| {
-        core.take(HeaderName::new(name), value)
-    })?;
+    let mut declared = DeclaredLength::default();
+    let reads_length = matches!(after, After::Datagram(_));
+    for_each_header(
+        header_section,
+        reads_length.then_some(&mut declared),
+        |name, value| core.take(HeaderName::new(name), value),
+    )?;
+    let body = match after {
+        After::Body(body) => body,
+        After::Datagram(rest) => datagram_body(rest, declared.value())?,
+    };
     let body = Bytes::copy_from_slice(body);
 
     if let Some(rest) = start_line
@@ -211,12 +244,17 @@ pub(crate) fn crlf_lines(text: &str) -> impl Iterator<Item = &str> {
 /// starting with whitespace joins the field above with one space (§7.3.1 folding); one
 /// before any field has nothing to continue and is ignored. A line without a colon, or
 /// whose name is not a token, is an error. The section ends at the first empty line.
+/// With `declared`, each line is also read for Content-Length as framing reads it.
 fn for_each_header<'a>(
     section: &'a str,
+    mut declared: Option<&mut DeclaredLength>,
     mut field: impl FnMut(&'a str, &str) -> Result<(), ParseError>,
 ) -> Result<(), ParseError> {
     let mut pending: Option<(&'a str, Cow<'a, str>)> = None;
     for line in crlf_lines(section).take_while(|l| !l.is_empty()) {
+        if let Some(declared) = declared.as_deref_mut() {
+            declared.line(line)?;
+        }
         if line.starts_with([' ', '\t']) {
             if let Some((_, value)) = pending.as_mut() {
                 let value = value.to_mut();

@@ -1,0 +1,77 @@
+//! Content-Length as framing reads it (RFC 3261 §18.3, §20.14): the one header whose
+//! value decides where a message ends, so it is read from the raw lines, before the
+//! parser unfolds or checks anything.
+
+use super::framing::FramingError;
+use super::parse::crlf_lines;
+use super::trim;
+
+/// The Content-Length a header section (start line to the empty line, as text) declares,
+/// if any (full or compact name `l`). Two different values make the message unframeable.
+pub(crate) fn content_length_of(head: &str) -> Result<Option<usize>, FramingError> {
+    let mut declared = DeclaredLength::default();
+    for line in crlf_lines(head).skip(1) {
+        declared.line(line)?;
+    }
+    Ok(declared.value())
+}
+
+/// Content-Length read line by line: [`content_length_of`] feeds it every line of a
+/// header section, and so does the parser while it walks a datagram's lines, which then
+/// need no second pass (reading lines costs more than the check of each).
+///
+/// The lines are those the parser cuts (at each CRLF; a bare CR or LF is inside a line,
+/// refused by the parser later), each as it is: a folded value is not joined.
+#[derive(Debug, Default)]
+pub(crate) struct DeclaredLength(Option<usize>);
+
+impl DeclaredLength {
+    /// Reads one header line (not the start line).
+    pub(crate) fn line(&mut self, line: &str) -> Result<(), FramingError> {
+        if let Some(n) = declared_length(line)? {
+            if self.0.is_some_and(|f| f != n) {
+                return Err(FramingError::BadContentLength);
+            }
+            self.0 = Some(n);
+        }
+        Ok(())
+    }
+
+    /// The length declared by the lines read so far.
+    pub(crate) fn value(&self) -> Option<usize> {
+        self.0
+    }
+}
+
+/// The length one header line declares, if it is a Content-Length line.
+fn declared_length(line: &str) -> Result<Option<usize>, FramingError> {
+    // A name that starts with another letter or digit is not this one (only one that
+    // starts with a non-ASCII or other byte needs the full look: trimmed, it may be); a
+    // line that starts with whitespace continues the one above.
+    let first = line.as_bytes().first();
+    if first.is_none_or(|b| {
+        (b.is_ascii_alphanumeric() && !matches!(b, b'c' | b'C' | b'l' | b'L'))
+            || matches!(b, b' ' | b'\t')
+    }) {
+        return Ok(None);
+    }
+    let Some(colon) = memchr::memchr(b':', line.as_bytes()) else {
+        return Ok(None);
+    };
+    let (name, value) = (
+        line.get(..colon).unwrap_or_default(),
+        line.get(colon + 1..).unwrap_or_default(),
+    );
+    let name = trim(name);
+    if !name.eq_ignore_ascii_case("content-length") && !name.eq_ignore_ascii_case("l") {
+        return Ok(None);
+    }
+    let value = trim(value);
+    if value.is_empty() || value.len() > 9 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FramingError::BadContentLength);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| FramingError::BadContentLength)
+}
