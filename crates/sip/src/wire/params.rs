@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::trim;
+use super::{split_at_byte, trim};
 
 /// Parameters in the order they arrived, each written `;name` or `;name=value`, name and
 /// value trimmed, empty ones left out. The text is shared: a header copied into a
@@ -50,13 +50,8 @@ impl Params {
     pub(crate) fn parse(text: &str, uri_part: bool) -> Self {
         // Nearly always the text is already in our form: `;` first, no whitespace to trim
         // (every byte printable ASCII), no empty piece. It is then kept as it is.
-        let written = !uri_part
-            && text.starts_with(';')
-            && !text.ends_with(';')
-            && text.bytes().all(|b| (b'!'..=b'~').contains(&b))
-            && memchr::memmem::find(text.as_bytes(), b";;").is_none();
-        if written {
-            let open = memchr::memchr(b'"', text.as_bytes()).is_some() && ends_quoted(text);
+        if let Some(quoted) = (!uri_part).then(|| written_form(text)).flatten() {
+            let open = quoted && ends_quoted(text);
             return Self::indexed(Some(text.into()), if open { text.len() } else { 0 });
         }
         // Never longer than the text plus a leading `;`.
@@ -71,7 +66,7 @@ impl Params {
                 continue;
             }
             out.push(';');
-            match piece.split_once('=') {
+            match split_at_byte(piece, b'=') {
                 Some((n, v)) => {
                     out.push_str(trim(n));
                     out.push('=');
@@ -99,7 +94,7 @@ impl Params {
         let (peer, ours) = params.halves();
         let mut found = [Found::Absent; LOOKED_UP.len()];
         for piece in split_unquoted(peer).chain(split_unquoted(ours)) {
-            let (name, value) = match piece.split_once('=') {
+            let (name, value) = match split_at_byte(piece, b'=') {
                 Some((name, value)) => (name, Some(value)),
                 None => (piece, None),
             };
@@ -196,6 +191,25 @@ impl fmt::Display for Params {
     }
 }
 
+/// Whether `text` is parameters in the form we write them: `;` first and not last, every
+/// byte printable ASCII (nothing to trim), no `;;` (no empty piece). `Some(true)` when it
+/// holds a quote. One pass over the bytes.
+fn written_form(text: &str) -> Option<bool> {
+    let bytes = text.as_bytes();
+    if bytes.first() != Some(&b';') || bytes.last() == Some(&b';') {
+        return None;
+    }
+    let (mut previous, mut quoted) = (0u8, false);
+    for &b in bytes {
+        if !(b'!'..=b'~').contains(&b) || (b == b';' && previous == b';') {
+            return None;
+        }
+        quoted |= b == b'"';
+        previous = b;
+    }
+    Some(quoted)
+}
+
 fn push_pair(out: &mut String, name: &str, value: Option<&str>) {
     out.push(';');
     out.push_str(name);
@@ -211,7 +225,7 @@ pub(crate) fn pairs(text: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
     split_unquoted(text)
         .map(trim)
         .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
+        .map(|p| match split_at_byte(p, b'=') {
             Some((n, v)) => (trim(n), Some(trim(v))),
             None => (p, None),
         })

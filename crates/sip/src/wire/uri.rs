@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::host::parse_host_port;
 use super::params::{self, Params};
 use super::parse::ParseError;
-use super::trim;
+use super::{split_at_byte, trim};
 
 /// A SIP (or other scheme) URI, kept as it arrived plus the parts we route on.
 ///
@@ -217,8 +217,7 @@ impl NameAddr {
         if let Some(lt) = find_unquoted(text, b'<') {
             let (display, rest) = text.split_at_checked(lt).unwrap_or_default();
             let (display, rest) = (trim(display), rest.strip_prefix('<').unwrap_or(rest));
-            let (uri, after) = rest
-                .split_once('>')
+            let (uri, after) = split_at_byte(rest, b'>')
                 .ok_or_else(|| ParseError::Uri(format!("missing '>': {text:?}")))?;
             let uri = SipUri::parse(uri)?;
             let params = Params::parse(trim(after), false);
@@ -244,7 +243,8 @@ impl NameAddr {
             });
         }
         // addr-spec form: RFC 3261 §20.10, parameters after the URI are header parameters.
-        let (uri_part, params) = match text.find(';').and_then(|i| text.split_at_checked(i)) {
+        let semicolon = memchr::memchr(b';', text.as_bytes());
+        let (uri_part, params) = match semicolon.and_then(|i| text.split_at_checked(i)) {
             Some((uri_part, params)) => (uri_part, Params::parse(params, false)),
             None => (text, Params::default()),
         };
