@@ -27,6 +27,7 @@ pub(crate) struct DeclaredLength(Option<usize>);
 
 impl DeclaredLength {
     /// Reads one header line (not the start line).
+    #[inline]
     pub(crate) fn line(&mut self, line: &str) -> Result<(), FramingError> {
         if let Some(n) = declared_length(line)? {
             if self.0.is_some_and(|f| f != n) {
@@ -45,14 +46,23 @@ impl DeclaredLength {
 
 /// The length one header line declares, if it is a Content-Length line.
 fn declared_length(line: &str) -> Result<Option<usize>, FramingError> {
-    // A name that starts with another letter or digit is not this one (only one that
-    // starts with a non-ASCII or other byte needs the full look: trimmed, it may be); a
-    // line that starts with whitespace continues the one above.
-    let first = line.as_bytes().first();
-    if first.is_none_or(|b| {
-        (b.is_ascii_alphanumeric() && !matches!(b, b'c' | b'C' | b'l' | b'L'))
-            || matches!(b, b' ' | b'\t')
-    }) {
+    // Only a line that starts `content-length` (case aside), or `l` and not another
+    // letter, digit or `-`, or with a byte that is neither whitespace nor a letter or
+    // digit, can have this name once trimmed (trimming strips whitespace, ASCII or not,
+    // only after the name here); a line that starts with whitespace continues the one
+    // above.
+    let bytes = line.as_bytes();
+    let candidate = match bytes.first() {
+        None | Some(b' ' | b'\t') => false,
+        Some(b'c' | b'C') => bytes
+            .get(..14)
+            .is_some_and(|name| name.eq_ignore_ascii_case(b"content-length")),
+        Some(b'l' | b'L') => !bytes
+            .get(1)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'-'),
+        Some(b) => !b.is_ascii_alphanumeric(),
+    };
+    if !candidate {
         return Ok(None);
     }
     let Some(colon) = memchr::memchr(b':', line.as_bytes()) else {

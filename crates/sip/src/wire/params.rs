@@ -48,6 +48,9 @@ impl Params {
     /// The parameters of `text` (`;a=1;b`). With `uri_part`, the text before the first
     /// `;` is a URI's body and is skipped; otherwise it is a parameter like the others.
     pub(crate) fn parse(text: &str, uri_part: bool) -> Self {
+        if text.is_empty() {
+            return Self::default();
+        }
         // Nearly always the text is already in our form: `;` first, no whitespace to trim
         // (every byte printable ASCII), no empty piece. It is then kept as it is.
         if let Some(quoted) = (!uri_part).then(|| written_form(text)).flatten() {
@@ -271,26 +274,22 @@ fn ends_quoted(text: &str) -> bool {
 
 /// Splits at each `;` outside a quoted string (a backslash escapes inside one).
 fn split_unquoted(text: &str) -> impl Iterator<Item = &str> {
-    // Without a quote, every `;` separates (found by memchr).
-    let plain = memchr::memchr(b'"', text.as_bytes()).is_none();
+    // A byte loop, not memchr: parameter text is short, and a search call costs more
+    // than the few bytes it would skip.
     let mut rest = Some(text);
     std::iter::from_fn(move || {
         let text = rest?;
         let (mut quoted, mut escaped) = (false, false);
-        let semicolon = if plain {
-            memchr::memchr(b';', text.as_bytes())
-        } else {
-            text.bytes().position(|c| {
-                match c {
-                    _ if escaped => escaped = false,
-                    b'\\' if quoted => escaped = true,
-                    b'"' => quoted = !quoted,
-                    b';' if !quoted => return true,
-                    _ => {}
-                }
-                false
-            })
-        };
+        let semicolon = text.bytes().position(|c| {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b';' if !quoted => return true,
+                _ => {}
+            }
+            false
+        });
         match semicolon {
             Some(i) => {
                 rest = text.get(i + 1..);
