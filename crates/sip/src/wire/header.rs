@@ -137,7 +137,7 @@ impl HeaderName {
 impl PartialEq for HeaderName {
     // Inlined: the parser compares every header's name with the core ones, and a known
     // name against a constant then folds to one byte comparison.
-    #[inline]
+    #[inline(always)]
     fn eq(&self, other: &Self) -> bool {
         match (&self.0, &other.0) {
             (Name::Known(a), Name::Known(b)) => a == b,
