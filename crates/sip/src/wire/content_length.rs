@@ -4,7 +4,7 @@
 
 use super::framing::FramingError;
 use super::parse::crlf_lines;
-use super::trim;
+use super::{find_byte, trim};
 
 /// The Content-Length a header section (start line to the empty line, as text) declares,
 /// if any (full or compact name `l`). Two different values make the message unframeable.
@@ -65,7 +65,7 @@ fn declared_length(line: &str) -> Result<Option<usize>, FramingError> {
     if !candidate {
         return Ok(None);
     }
-    let Some(colon) = memchr::memchr(b':', line.as_bytes()) else {
+    let Some(colon) = find_byte(b':', line.as_bytes()) else {
         return Ok(None);
     };
     let (name, value) = (

@@ -103,9 +103,9 @@ impl Params {
             };
             let slot = LOOKED_UP
                 .iter()
-                .zip(found.iter_mut())
-                .find(|(wanted, _)| name.eq_ignore_ascii_case(wanted));
-            if let Some((_, slot @ Found::Absent)) = slot {
+                .position(|wanted| name.eq_ignore_ascii_case(wanted))
+                .and_then(|i| found.get_mut(i));
+            if let Some(slot @ Found::Absent) = slot {
                 *slot = match value {
                     None => Found::Bare,
                     Some(v) => {

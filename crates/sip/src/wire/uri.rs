@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::host::parse_host_port;
 use super::params::{self, Params};
 use super::parse::ParseError;
-use super::{split_at_byte, trim};
+use super::{find_byte, split_at_byte, trim};
 
 /// A SIP (or other scheme) URI, kept as it arrived plus the parts we route on.
 ///
@@ -56,7 +56,7 @@ impl SipUri {
         let text = trim(text);
         let bad = |why: &str| ParseError::Uri(format!("{why}: {text:?}"));
         let bytes = text.as_bytes();
-        let colon = memchr::memchr(b':', bytes).ok_or_else(|| bad("no scheme"))?;
+        let colon = find_byte(b':', bytes).ok_or_else(|| bad("no scheme"))?;
         let scheme = text.get(..colon).unwrap_or_default();
         let rest = text.get(colon + 1..).unwrap_or_default();
         if scheme.is_empty()
@@ -92,7 +92,7 @@ impl SipUri {
         let (user, host_part) = match memchr::memrchr(b'@', rest.as_bytes()) {
             Some(at) => {
                 let user = rest.get(..at).unwrap_or_default();
-                let password = memchr::memchr(b':', user.as_bytes()).unwrap_or(user.len());
+                let password = find_byte(b':', user.as_bytes()).unwrap_or(user.len());
                 (
                     Some(place(text, user.get(..password).unwrap_or_default())),
                     rest.get(at + 1..).unwrap_or_default(),
@@ -114,7 +114,7 @@ impl SipUri {
         let params = match cut {
             Some(i) if host_part.as_bytes().get(i) == Some(&b';') => {
                 let after = host_part.get(i + 1..).unwrap_or_default();
-                let end = memchr::memchr(b'?', after.as_bytes()).unwrap_or(after.len());
+                let end = find_byte(b'?', after.as_bytes()).unwrap_or(after.len());
                 place(text, after.get(..end).unwrap_or_default())
             }
             _ => 0..0,
@@ -244,7 +244,7 @@ impl NameAddr {
             });
         }
         // addr-spec form: RFC 3261 §20.10, parameters after the URI are header parameters.
-        let semicolon = memchr::memchr(b';', text.as_bytes());
+        let semicolon = find_byte(b';', text.as_bytes());
         let (uri_part, params) = match semicolon.and_then(|i| text.split_at_checked(i)) {
             Some((uri_part, params)) => (uri_part, Params::parse(params, false)),
             None => (text, Params::default()),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::host::parse_host_port;
 use super::params::Params;
 use super::parse::ParseError;
-use super::{split_at_byte, trim};
+use super::{find_byte, split_at_byte, trim};
 
 /// The transport named in a Via (RFC 3261 §20.42).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,7 +132,7 @@ impl Via {
         }
         // The first `;` of the value: none can come before the sent-by (the protocol,
         // version and transport are tokens).
-        let (sent_by, params) = match memchr::memchr(b';', sent_by_and_params.as_bytes()) {
+        let (sent_by, params) = match find_byte(b';', sent_by_and_params.as_bytes()) {
             Some(i) => sent_by_and_params.split_at_checked(i).unwrap_or_default(),
             None => (sent_by_and_params, ""),
         };
