@@ -29,6 +29,9 @@ impl DeclaredLength {
     /// Reads one header line (not the start line).
     #[inline]
     pub(crate) fn line(&mut self, line: &str) -> Result<(), FramingError> {
+        if !may_declare(line.as_bytes()) {
+            return Ok(());
+        }
         if let Some(n) = declared_length(line)? {
             if self.0.is_some_and(|f| f != n) {
                 return Err(FramingError::BadContentLength);
@@ -44,27 +47,27 @@ impl DeclaredLength {
     }
 }
 
-/// The length one header line declares, if it is a Content-Length line.
-fn declared_length(line: &str) -> Result<Option<usize>, FramingError> {
-    // Only a line that starts `content-length` (case aside), or `l` and not another
-    // letter, digit or `-`, or with a byte that is neither whitespace nor a letter or
-    // digit, can have this name once trimmed (trimming strips whitespace, ASCII or not,
-    // only after the name here); a line that starts with whitespace continues the one
-    // above.
-    let bytes = line.as_bytes();
-    let candidate = match bytes.first() {
+/// Whether a line may be a Content-Length line: only one that starts `content-length`
+/// (case aside), or `l` and not another letter, digit or `-`, or with a byte that is
+/// neither whitespace nor a letter or digit, can have this name once trimmed (trimming
+/// strips whitespace, ASCII or not, only after the name here); a line that starts with
+/// whitespace continues the one above. Inlined into the walk: most lines stop here.
+#[inline(always)]
+fn may_declare(line: &[u8]) -> bool {
+    match line.first() {
         None | Some(b' ' | b'\t') => false,
-        Some(b'c' | b'C') => bytes
+        Some(b'c' | b'C') => line
             .get(..14)
             .is_some_and(|name| name.eq_ignore_ascii_case(b"content-length")),
-        Some(b'l' | b'L') => !bytes
+        Some(b'l' | b'L') => !line
             .get(1)
             .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'-'),
         Some(b) => !b.is_ascii_alphanumeric(),
-    };
-    if !candidate {
-        return Ok(None);
     }
+}
+
+/// The length one header line declares, if it is a Content-Length line.
+fn declared_length(line: &str) -> Result<Option<usize>, FramingError> {
     let Some(colon) = find_byte(b':', line.as_bytes()) else {
         return Ok(None);
     };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::host::parse_host_port;
 use super::params::{self, Params};
 use super::parse::ParseError;
-use super::{find_byte, split_at_byte, trim};
+use super::{find_byte, find_either, split_at_byte, trim};
 
 /// A SIP (or other scheme) URI, kept as it arrived plus the parts we route on.
 ///
@@ -102,7 +102,7 @@ impl SipUri {
         };
         // hostport ends where the URI parameters or headers begin; the parameters end
         // where the headers begin.
-        let cut = memchr::memchr2(b';', b'?', host_part.as_bytes());
+        let cut = find_either(b';', b'?', host_part.as_bytes());
         let host_port = host_part
             .get(..cut.unwrap_or(host_part.len()))
             .unwrap_or_default();
