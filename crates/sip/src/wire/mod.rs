@@ -60,6 +60,24 @@ pub(crate) fn split_at_byte(text: &str, byte: u8) -> Option<(&str, &str)> {
     Some((text.get(..i)?, text.get(i + 1..)?))
 }
 
+/// `text.split(byte)` for an ASCII `byte`, cut by [`find_byte`].
+pub(crate) fn split_bytes(text: &str, byte: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match split_at_byte(text, byte) {
+            Some((piece, after)) => {
+                rest = Some(after);
+                Some(piece)
+            }
+            None => {
+                rest = None;
+                Some(text)
+            }
+        }
+    })
+}
+
 /// Where `a` or `b` first is in `bytes`, as [`find_byte`] finds one byte.
 pub(crate) fn find_either(a: u8, b: u8, bytes: &[u8]) -> Option<usize> {
     if bytes.len() <= 32 {

@@ -10,7 +10,7 @@ use super::message::{CSeq, Message, Request, Response, StatusCode};
 use super::method::{is_token_byte, Method};
 use super::uri::{NameAddr, SipUri};
 use super::via::Via;
-use super::{split_at_byte, trim};
+use super::{split_at_byte, split_bytes, trim};
 
 /// Why bytes are not a usable SIP message.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -100,7 +100,8 @@ fn parse_text(head: &str, after: After<'_>) -> Result<Message, ParseError> {
     check_line_ends(head)?;
     let (start_line, header_section) = split_crlf_once(head).ok_or(FramingError::NoHeaderEnd)?;
     // §8.2: an unsupported version is 505 whatever else is wrong; decide it first.
-    if let Some(version) = start_line.rsplit(' ').next() {
+    let last_space = start_line.bytes().rposition(|b| b == b' ');
+    if let Some(version) = start_line.get(last_space.map_or(0, |i| i + 1)..) {
         let is_response = start_line.starts_with("SIP/") || start_line.starts_with("sip/");
         if !is_response
             && version.len() > 4
@@ -129,13 +130,12 @@ fn parse_text(head: &str, after: After<'_>) -> Result<Message, ParseError> {
         .strip_prefix("SIP/")
         .or_else(|| start_line.strip_prefix("sip/"))
     {
-        let (version, rest) = rest
-            .split_once(' ')
-            .ok_or_else(|| ParseError::StartLine(start_line.into()))?;
+        let (version, rest) =
+            split_at_byte(rest, b' ').ok_or_else(|| ParseError::StartLine(start_line.into()))?;
         if version != "2.0" {
             return Err(ParseError::Version(format!("SIP/{version}")));
         }
-        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        let (code, reason) = split_at_byte(rest, b' ').unwrap_or((rest, ""));
         let code: u16 = code
             .parse()
             .ok()
@@ -156,7 +156,7 @@ fn parse_text(head: &str, after: After<'_>) -> Result<Message, ParseError> {
     }
 
     // Request-Line = Method SP Request-URI SP SIP-Version (§7.1): single spaces, no LWS.
-    let mut parts = start_line.split(' ');
+    let mut parts = split_bytes(start_line, b' ');
     let (Some(method), Some(uri), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
