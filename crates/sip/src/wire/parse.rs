@@ -314,8 +314,8 @@ struct Core {
 }
 
 impl CoreHeaders {
+    /// Takes one header field; `value` comes trimmed from [`for_each_header`].
     fn take(&mut self, name: HeaderName, value: &str) -> Result<(), ParseError> {
-        let value = trim(value);
         if name == HeaderName::VIA {
             for v in split_list(value) {
                 self.vias.push(Via::parse(v)?);
