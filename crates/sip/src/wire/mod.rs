@@ -6,10 +6,13 @@
 //! CSeq) already parsed and checked, and every other header as an ordered name/value list.
 //!
 //! Parsing is split in steps, each with its own file:
-//! `framing` finds one message in a datagram or a stream (Content-Length, size limits),
-//! `parse` splits the start line and the header fields and turns them into our types
-//! (`via`, `uri` and `host` for the structured values), and `sanity` applies the
-//! checks of RFC 3261 §8.2 that decide which error response a broken request gets.
+//! `framing` finds one message in a datagram or a stream (size limits, the empty line;
+//! `content_length` reads the header that delimits the body), `parse` splits the start
+//! line and the header fields and turns them into our types (`via`, `uri` and `host` for
+//! the structured values), and `sanity` applies the checks of RFC 3261 §8.2 that decide
+//! which error response a broken request gets. A datagram is not walked twice: the parser
+//! reads Content-Length by framing's rules on its own walk over the lines, and framing's
+//! answers keep their precedence (see `parse_datagram_head`).
 // Peer bytes reach every function here: a slice at a byte offset inside a multi-byte
 // character, or an index past the end, would be a remote panic. Use `get(..)` instead.
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
