@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{split_at_byte, trim};
+use super::{find_byte, split_at_byte, split_bytes, trim};
 
 /// Parameters in the order they arrived, each written `;name` or `;name=value`, name and
 /// value trimmed, empty ones left out. The text is shared: a header copied into a
@@ -96,7 +96,7 @@ impl Params {
         let whole = params.as_str();
         let (peer, ours) = params.halves();
         let mut found = [Found::Absent; LOOKED_UP.len()];
-        for piece in split_unquoted(peer).chain(split_unquoted(ours)) {
+        let mut index = |piece: &str| {
             let (name, value) = match split_at_byte(piece, b'=') {
                 Some((name, value)) => (name, Some(value)),
                 None => (piece, None),
@@ -117,6 +117,15 @@ impl Params {
                     }
                 };
             }
+        };
+        // Without a quote (nearly always) every `;` separates: a plain split, not the
+        // quote-tracking one (both give these pieces; an empty one matches nothing).
+        if find_byte(b'"', whole.as_bytes()).is_none() {
+            split_bytes(whole, b';').for_each(&mut index);
+        } else {
+            split_unquoted(peer)
+                .chain(split_unquoted(ours))
+                .for_each(&mut index);
         }
         params.found = found;
         params
