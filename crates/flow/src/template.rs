@@ -227,20 +227,22 @@ pub fn normalize_e164(user: &str) -> String {
         .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
         .collect();
     let (plus, digits) = match compact.strip_prefix('+') {
-        Some(rest) => (true, rest.to_owned()),
+        Some(rest) => (true, rest),
         None => match compact.strip_prefix("00") {
-            Some(rest) if !rest.is_empty() => (true, rest.to_owned()),
-            _ => (false, compact.clone()),
+            Some(rest) if !rest.is_empty() => (true, rest),
+            _ => (false, compact.as_str()),
         },
     };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
         return user.to_owned();
     }
+    // Written once (a call's caller is normalised on every set-up).
+    let mut number = String::with_capacity(digits.len() + 1);
     if plus {
-        format!("+{digits}")
-    } else {
-        digits
+        number.push('+');
     }
+    number.push_str(digits);
+    number
 }
 
 #[cfg(test)]

@@ -70,10 +70,7 @@ pub fn answer_with(
     // The usable `a=crypto` lines of the audio stream, and whether there were any at all.
     let mut crypto: Vec<CryptoAttribute> = Vec::new();
     let mut crypto_lines = 0usize;
-    for line in offer.lines().map(str::trim) {
-        let Some((kind, value)) = line.split_once('=') else {
-            continue;
-        };
+    for (kind, value) in fields::fields(offer) {
         match kind {
             "c" => {
                 let ip = value
@@ -231,7 +228,20 @@ pub fn answer_with(
         sdp.push_str(piece);
     }
     let ip_at = sdp.len();
-    let _ = write!(sdp, "{}", local.ip());
+    match local.ip() {
+        // The dotted quad as Display writes it, without the formatting machinery.
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    sdp.push('.');
+                }
+                sdp.push_str(number.format(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(sdp, "{v6}");
+        }
+    }
     let ip = sdp.get(ip_at..).unwrap_or_default().to_owned();
     for piece in [
         "\r\ns=concierge\r\nc=IN ",
@@ -403,6 +413,7 @@ pub fn accept_with(answer_sdp: &str, ours: Option<&MasterKey>) -> Result<AudioSe
     Ok(audio)
 }
 
+mod fields;
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests;

@@ -11,15 +11,22 @@ use std::time::Instant;
 use crate::digest::Challenge;
 use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent, Peer};
 use crate::wire::{
-    check_request, frame_datagram, parse_datagram, parse_message, response_to, Message, StatusCode,
-    StreamFramer, StreamItem, Transport,
+    check_request, frame_datagram, parse_datagram, parse_message, response_to, Message, ParseError,
+    StatusCode, StreamFramer, StreamItem, Transport,
 };
 
 /// One UDP datagram through the parser and a whole [`Endpoint`], as the server receives
 /// it. Every message the endpoint sends in answer must itself parse: an answer our own
 /// parser rejects would be garbage on the wire.
 pub fn datagram(now: Instant, data: &[u8]) {
-    if let Ok(Some(message)) = parse_datagram(data) {
+    let parsed = parse_datagram(data);
+    // Parsing a datagram reads Content-Length on its walk over the header lines; the
+    // answer must be the one framing it first, then parsing the frame, gives.
+    let framed_then_parsed = frame_datagram(data)
+        .map_err(ParseError::from)
+        .and_then(|f| f.map(|f| parse_message(f.head, f.body)).transpose());
+    assert_eq!(parsed, framed_then_parsed, "one walk and two disagree");
+    if let Ok(Some(message)) = parsed {
         // What we parsed we can write, and what we write we can read back.
         let bytes = message.to_bytes();
         if let Err(e) = parse_datagram(&bytes) {

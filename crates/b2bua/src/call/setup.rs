@@ -300,7 +300,12 @@ pub(crate) fn local_sdp(
         let ours = crate::leg::offer_key(policy, key);
         return Ok((None, sdp::offer_with(local, version, ours)));
     }
-    let offer = String::from_utf8_lossy(body);
+    // Valid UTF-8 (nearly every offer) is read in place; `from_utf8_lossy` checks it more
+    // slowly.
+    let offer = match std::str::from_utf8(body) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(body),
+    };
     let (audio, sdp) = sdp::answer_with(&offer, local, version, policy, Some(key))?;
     Ok((Some(audio), sdp))
 }

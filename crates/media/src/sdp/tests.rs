@@ -192,3 +192,20 @@ fn our_srtp_offer_and_its_answer() {
         "{leg}"
     );
 }
+
+#[test]
+fn the_answer_names_our_address_as_std_writes_it() {
+    for local in [
+        "0.0.0.0:1",
+        "10.20.30.40:4000",
+        "255.255.255.255:2",
+        "[2001:db8::7]:4000",
+    ] {
+        let local: SocketAddr = local.parse().unwrap();
+        let (_, sdp) = answer(SIPP, local, 1).unwrap();
+        let family = if local.is_ipv4() { "IP4" } else { "IP6" };
+        let ip = local.ip();
+        assert!(sdp.contains(&format!("IN {family} {ip}\r\ns=")), "{sdp}");
+        assert!(sdp.contains(&format!("c=IN {family} {ip}\r\n")), "{sdp}");
+    }
+}

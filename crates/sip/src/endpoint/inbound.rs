@@ -11,8 +11,8 @@ use super::{Endpoint, EndpointEvent, Entry, Machine, Peer, Transmit};
 use crate::transaction::{InviteServer, InviteServerState, NonInviteServer, TsxKey, TsxOutput};
 use crate::untrusted::Untrusted;
 use crate::wire::{
-    bad_request_for, check_request, frame_datagram, parse_message, response_to, Message, Method,
-    ParseError, Request, Response, StatusCode, MAGIC_COOKIE,
+    bad_request_for, check_request, datagram_head, parse_datagram_head, parse_message, response_to,
+    Message, Method, ParseError, Request, Response, StatusCode, MAGIC_COOKIE,
 };
 
 impl Endpoint {
@@ -22,9 +22,12 @@ impl Endpoint {
     /// the status its error maps to) when enough of it survives, else dropped; keep-alives
     /// are ignored. Then drain [`Self::poll_transmit`] and [`Self::poll_event`].
     pub fn handle_datagram(&mut self, now: Instant, peer: Peer, data: &[u8]) {
-        match frame_datagram(data) {
+        match datagram_head(data) {
             Ok(None) => {}
-            Ok(Some(f)) => self.handle_framed(now, peer, f.head, f.body),
+            Ok(Some((head, rest))) => match parse_datagram_head(head, rest) {
+                Ok(message) => self.handle_message(now, peer, message),
+                Err(e) => self.reject_unparsable(now, peer, head.as_bytes(), &e),
+            },
             Err(e) => self.reject_unparsable(now, peer, data, &ParseError::from(e)),
         }
     }
@@ -34,9 +37,15 @@ impl Endpoint {
     /// then handled as [`Self::handle_datagram`] handles a datagram.
     pub fn handle_framed(&mut self, now: Instant, peer: Peer, head: &[u8], body: &[u8]) {
         match parse_message(head, body) {
-            Ok(Message::Request(r)) => self.handle_request(now, peer, r),
-            Ok(Message::Response(r)) => self.handle_response(now, peer, r),
+            Ok(message) => self.handle_message(now, peer, message),
             Err(e) => self.reject_unparsable(now, peer, head, &e),
+        }
+    }
+
+    fn handle_message(&mut self, now: Instant, peer: Peer, message: Message) {
+        match message {
+            Message::Request(r) => self.handle_request(now, peer, r),
+            Message::Response(r) => self.handle_response(now, peer, r),
         }
     }
 

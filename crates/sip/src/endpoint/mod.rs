@@ -225,7 +225,10 @@ impl Endpoint {
     /// A fresh branch for a request of ours: the RFC 3261 magic cookie and 64 random bits
     /// (§8.1.1.7), so it is unique per transaction and marks us as RFC 3261 compliant.
     fn new_branch(&mut self) -> Branch {
-        Branch::from(format!("{MAGIC_COOKIE}{:016x}", self.rng.gen::<u64>()))
+        let mut branch = String::with_capacity(MAGIC_COOKIE.len() + 16);
+        branch.push_str(MAGIC_COOKIE);
+        push_hex(&mut branch, self.rng.gen::<u64>(), 16);
+        Branch::from(branch)
     }
 
     /// Our Via to `peer` carrying `branch`.
@@ -250,7 +253,9 @@ impl Endpoint {
     /// A fresh random tag for the From of a request we place or the To of an answer we give
     /// (RFC 3261 §19.3): 48 bits from the endpoint's generator as twelve hex digits.
     pub fn new_tag(&mut self) -> Tag {
-        Tag::from(format!("{:012x}", self.rng.gen::<u64>() & 0xffff_ffff_ffff))
+        let mut tag = String::with_capacity(12);
+        push_hex(&mut tag, self.rng.gen::<u64>(), 12);
+        Tag::from(tag)
     }
 
     /// A random number from the endpoint's generator, for what the call logic makes itself:
@@ -269,5 +274,15 @@ impl Endpoint {
     /// [`Self::poll_transmit`].
     pub fn poll_event(&mut self) -> Option<EndpointEvent> {
         self.events.pop_front()
+    }
+}
+
+/// Appends the last `digits` hex digits of `value`, lower case and zero-padded: what
+/// `format!("{:0digits$x}")` writes for a value that fits, without the formatting
+/// machinery (a tag is made for every call).
+fn push_hex(out: &mut String, value: u64, digits: u32) {
+    for place in (0..digits).rev() {
+        let nibble = value.checked_shr(4 * place).unwrap_or(0) & 0xf;
+        out.push(char::from_digit(nibble as u32, 16).unwrap_or('0'));
     }
 }

@@ -211,3 +211,22 @@ fn our_tags_and_branches_are_fresh_and_a_branch_keys_its_transaction() {
         Some(key.branch().as_str())
     );
 }
+
+#[test]
+fn tags_and_branches_are_the_hex_digits_format_writes() {
+    for value in [
+        0,
+        1,
+        0xabc,
+        0xffff_ffff_ffff,
+        u64::MAX,
+        0x0123_4567_89ab_cdef,
+    ] {
+        let mut tag = String::new();
+        super::push_hex(&mut tag, value & 0xffff_ffff_ffff, 12);
+        assert_eq!(tag, format!("{:012x}", value & 0xffff_ffff_ffff));
+        let mut branch = String::new();
+        super::push_hex(&mut branch, value, 16);
+        assert_eq!(branch, format!("{value:016x}"));
+    }
+}

@@ -1,8 +1,11 @@
 //! Finding one message's bytes: in a datagram (RFC 3261 §18.3, message per datagram) or in
 //! a byte stream (TCP, where Content-Length is the only frame boundary).
 
-use super::trim;
+use std::sync::LazyLock;
+
+use super::content_length::content_length_of;
 use bytes::{Buf, Bytes, BytesMut};
+use memchr::memmem::Finder;
 use thiserror::Error;
 
 /// Upper bound for one message on any transport. A UDP datagram cannot be larger; on TCP
@@ -54,6 +57,19 @@ pub struct Framed<'a> {
 /// Content-Length larger than what arrived makes the message unusable (a request gets
 /// 400, which the caller builds from [`FramingError`] and the head).
 pub fn frame_datagram(data: &[u8]) -> Result<Option<Framed<'_>>, FramingError> {
+    let Some((head, rest)) = datagram_head(data)? else {
+        return Ok(None);
+    };
+    let body = datagram_body(rest, content_length_of(head)?)?;
+    Ok(Some(Framed {
+        head: head.as_bytes(),
+        body,
+    }))
+}
+
+/// The first steps of [`frame_datagram`]: the header section as text and every byte after
+/// it, Content-Length not yet read. `Ok(None)` is a keep-alive.
+pub(crate) fn datagram_head(data: &[u8]) -> Result<Option<(&str, &[u8])>, FramingError> {
     if data.len() > MAX_MESSAGE_SIZE {
         return Err(FramingError::TooLarge);
     }
@@ -65,14 +81,20 @@ pub fn frame_datagram(data: &[u8]) -> Result<Option<Framed<'_>>, FramingError> {
     let (head, rest) = data
         .split_at_checked(head_len)
         .ok_or(FramingError::NoHeaderEnd)?;
-    let body = match content_length(head)? {
-        None => rest,
+    let head = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
+    Ok(Some((head, rest)))
+}
+
+/// The last step of [`frame_datagram`]: the body, given what follows the header section
+/// and the Content-Length it declared.
+pub(crate) fn datagram_body(rest: &[u8], declared: Option<usize>) -> Result<&[u8], FramingError> {
+    match declared {
+        None => Ok(rest),
         Some(declared) => rest.get(..declared).ok_or(FramingError::BodyTruncated {
             declared,
             available: rest.len(),
-        })?,
-    };
-    Ok(Some(Framed { head, body }))
+        }),
+    }
 }
 
 /// What a [`StreamFramer`] yields.
@@ -178,44 +200,14 @@ fn head_length_from(data: &[u8], from: usize) -> Option<usize> {
 
 /// Length of the header section including the terminating empty line.
 fn head_length(data: &[u8]) -> Option<usize> {
-    memchr::memmem::find(data, b"\r\n\r\n").map(|i| i + 4)
+    // Built once: `memmem::find` would build a searcher for every message.
+    static EMPTY_LINE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
+    EMPTY_LINE.find(data).map(|i| i + 4)
 }
 
-/// The Content-Length the header section declares, if any (full or compact name `l`).
-/// Two different values make the message unframeable.
+/// The Content-Length the header section declares, if any (see [`content_length_of`]).
 fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
-    let text = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
-    let mut found: Option<usize> = None;
-    for line in super::parse::crlf_lines(text).skip(1) {
-        // A name that starts with another letter or digit is not this one (only one that
-        // starts with whitespace or a non-ASCII byte needs the full look: trimmed, it may be).
-        if line
-            .as_bytes()
-            .first()
-            .is_some_and(|b| b.is_ascii_alphanumeric() && !matches!(b, b'c' | b'C' | b'l' | b'L'))
-        {
-            continue;
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if line.starts_with([' ', '\t']) {
-            continue;
-        }
-        let name = trim(name);
-        if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
-            let value = trim(value);
-            if value.is_empty() || value.len() > 9 || !value.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(FramingError::BadContentLength);
-            }
-            let n: usize = value.parse().map_err(|_| FramingError::BadContentLength)?;
-            if found.is_some_and(|f| f != n) {
-                return Err(FramingError::BadContentLength);
-            }
-            found = Some(n);
-        }
-    }
-    Ok(found)
+    content_length_of(std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?)
 }
 
 #[cfg(test)]

@@ -99,8 +99,10 @@ impl HeaderName {
         let raw = trim(raw);
         let mut lower = [0u8; LONGEST_KNOWN];
         if let Some(buf) = lower.get_mut(..raw.len()) {
-            buf.copy_from_slice(raw.as_bytes());
-            buf.make_ascii_lowercase();
+            // Lowered while copied: names are short, a memcpy call costs more.
+            for (to, from) in buf.iter_mut().zip(raw.bytes()) {
+                *to = from.to_ascii_lowercase();
+            }
             if let Some(known) = Self::known(buf) {
                 return known;
             }
@@ -118,6 +120,7 @@ impl HeaderName {
 
     /// Headers whose value is a comma-separated list that RFC 3261 §7.3.1 lets a sender
     /// split over several lines or join on one; we always hold one entry per element.
+    #[inline]
     pub(crate) fn is_list(&self) -> bool {
         [
             Self::VIA,
@@ -134,6 +137,9 @@ impl HeaderName {
 }
 
 impl PartialEq for HeaderName {
+    // Inlined: the parser compares every header's name with the core ones, and a known
+    // name against a constant then folds to one byte comparison.
+    #[inline(always)]
     fn eq(&self, other: &Self) -> bool {
         match (&self.0, &other.0) {
             (Name::Known(a), Name::Known(b)) => a == b,

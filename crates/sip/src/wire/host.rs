@@ -2,7 +2,7 @@
 //! (§20.42) that says where to send. Peer bytes: every step looks at bytes through
 //! `get`/`split_once`, never at a computed index.
 
-use super::trim;
+use super::{split_at_byte, trim};
 use std::borrow::Cow;
 use std::net::Ipv6Addr;
 
@@ -30,7 +30,7 @@ pub(crate) fn parse_host_port(text: &str) -> Result<(Cow<'_, str>, Option<u16>),
         };
         return Ok((Cow::Owned(format!("[{ip}]")), port));
     }
-    let (host, port) = match text.split_once(':') {
+    let (host, port) = match split_at_byte(text, b':') {
         Some((host, port)) => (host.trim_end(), Some(parse_port(port)?)),
         None => (text, None),
     };
@@ -44,7 +44,13 @@ fn parse_port(text: &str) -> Result<u16, HostError> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err("bad port");
     }
-    text.parse().map_err(|_| "port out of range")
+    // Digits only, so the value is the decimal number (leading zeros allowed, as
+    // `str::parse` allows them); read without the general integer parser.
+    text.bytes()
+        .try_fold(0u16, |n, digit| {
+            n.checked_mul(10)?.checked_add(u16::from(digit - b'0'))
+        })
+        .ok_or("port out of range")
 }
 
 /// `hostname / IPv4address` (§25.1): labels of letters, digits and `-`, joined by dots,

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::trim;
+use super::{find_byte, split_at_byte, split_bytes, trim};
 
 /// Parameters in the order they arrived, each written `;name` or `;name=value`, name and
 /// value trimmed, empty ones left out. The text is shared: a header copied into a
@@ -48,15 +48,13 @@ impl Params {
     /// The parameters of `text` (`;a=1;b`). With `uri_part`, the text before the first
     /// `;` is a URI's body and is skipped; otherwise it is a parameter like the others.
     pub(crate) fn parse(text: &str, uri_part: bool) -> Self {
+        if text.is_empty() {
+            return Self::default();
+        }
         // Nearly always the text is already in our form: `;` first, no whitespace to trim
         // (every byte printable ASCII), no empty piece. It is then kept as it is.
-        let written = !uri_part
-            && text.starts_with(';')
-            && !text.ends_with(';')
-            && text.bytes().all(|b| (b'!'..=b'~').contains(&b))
-            && memchr::memmem::find(text.as_bytes(), b";;").is_none();
-        if written {
-            let open = memchr::memchr(b'"', text.as_bytes()).is_some() && ends_quoted(text);
+        if let Some(quoted) = (!uri_part).then(|| written_form(text)).flatten() {
+            let open = quoted && ends_quoted(text);
             return Self::indexed(Some(text.into()), if open { text.len() } else { 0 });
         }
         // Never longer than the text plus a leading `;`.
@@ -71,7 +69,7 @@ impl Params {
                 continue;
             }
             out.push(';');
-            match piece.split_once('=') {
+            match split_at_byte(piece, b'=') {
                 Some((n, v)) => {
                     out.push_str(trim(n));
                     out.push('=');
@@ -98,16 +96,16 @@ impl Params {
         let whole = params.as_str();
         let (peer, ours) = params.halves();
         let mut found = [Found::Absent; LOOKED_UP.len()];
-        for piece in split_unquoted(peer).chain(split_unquoted(ours)) {
-            let (name, value) = match piece.split_once('=') {
+        let mut index = |piece: &str| {
+            let (name, value) = match split_at_byte(piece, b'=') {
                 Some((name, value)) => (name, Some(value)),
                 None => (piece, None),
             };
             let slot = LOOKED_UP
                 .iter()
-                .zip(found.iter_mut())
-                .find(|(wanted, _)| name.eq_ignore_ascii_case(wanted));
-            if let Some((_, slot @ Found::Absent)) = slot {
+                .position(|wanted| name.eq_ignore_ascii_case(wanted))
+                .and_then(|i| found.get_mut(i));
+            if let Some(slot @ Found::Absent) = slot {
                 *slot = match value {
                     None => Found::Bare,
                     Some(v) => {
@@ -119,6 +117,15 @@ impl Params {
                     }
                 };
             }
+        };
+        // Without a quote (nearly always) every `;` separates: a plain split, not the
+        // quote-tracking one (both give these pieces; an empty one matches nothing).
+        if find_byte(b'"', whole.as_bytes()).is_none() {
+            split_bytes(whole, b';').for_each(&mut index);
+        } else {
+            split_unquoted(peer)
+                .chain(split_unquoted(ours))
+                .for_each(&mut index);
         }
         params.found = found;
         params
@@ -196,6 +203,25 @@ impl fmt::Display for Params {
     }
 }
 
+/// Whether `text` is parameters in the form we write them: `;` first and not last, every
+/// byte printable ASCII (nothing to trim), no `;;` (no empty piece). `Some(true)` when it
+/// holds a quote. One pass over the bytes.
+fn written_form(text: &str) -> Option<bool> {
+    let bytes = text.as_bytes();
+    if bytes.first() != Some(&b';') || bytes.last() == Some(&b';') {
+        return None;
+    }
+    let (mut previous, mut quoted) = (0u8, false);
+    for &b in bytes {
+        if !(b'!'..=b'~').contains(&b) || (b == b';' && previous == b';') {
+            return None;
+        }
+        quoted |= b == b'"';
+        previous = b;
+    }
+    Some(quoted)
+}
+
 fn push_pair(out: &mut String, name: &str, value: Option<&str>) {
     out.push(';');
     out.push_str(name);
@@ -211,7 +237,7 @@ pub(crate) fn pairs(text: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
     split_unquoted(text)
         .map(trim)
         .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
+        .map(|p| match split_at_byte(p, b'=') {
             Some((n, v)) => (trim(n), Some(trim(v))),
             None => (p, None),
         })
@@ -257,26 +283,22 @@ fn ends_quoted(text: &str) -> bool {
 
 /// Splits at each `;` outside a quoted string (a backslash escapes inside one).
 fn split_unquoted(text: &str) -> impl Iterator<Item = &str> {
-    // Without a quote, every `;` separates (found by memchr).
-    let plain = memchr::memchr(b'"', text.as_bytes()).is_none();
+    // A byte loop, not memchr: parameter text is short, and a search call costs more
+    // than the few bytes it would skip.
     let mut rest = Some(text);
     std::iter::from_fn(move || {
         let text = rest?;
         let (mut quoted, mut escaped) = (false, false);
-        let semicolon = if plain {
-            memchr::memchr(b';', text.as_bytes())
-        } else {
-            text.bytes().position(|c| {
-                match c {
-                    _ if escaped => escaped = false,
-                    b'\\' if quoted => escaped = true,
-                    b'"' => quoted = !quoted,
-                    b';' if !quoted => return true,
-                    _ => {}
-                }
-                false
-            })
-        };
+        let semicolon = text.bytes().position(|c| {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b';' if !quoted => return true,
+                _ => {}
+            }
+            false
+        });
         match semicolon {
             Some(i) => {
                 rest = text.get(i + 1..);

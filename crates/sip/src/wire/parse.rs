@@ -3,13 +3,14 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use thiserror::Error;
 
-use super::framing::{frame_datagram, FramingError};
+use super::content_length::{content_length_of, DeclaredLength};
+use super::framing::{datagram_body, datagram_head, FramingError};
 use super::header::{split_list, HeaderName, Headers};
 use super::message::{CSeq, Message, Request, Response, StatusCode};
 use super::method::{is_token_byte, Method};
-use super::trim;
 use super::uri::{NameAddr, SipUri};
 use super::via::Via;
+use super::{split_at_byte, split_bytes, trim};
 
 /// Why bytes are not a usable SIP message.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -58,19 +59,49 @@ impl ParseError {
 
 /// Parses one whole datagram. `Ok(None)` is a keep-alive.
 pub fn parse_datagram(data: &[u8]) -> Result<Option<Message>, ParseError> {
-    match frame_datagram(data)? {
+    match datagram_head(data)? {
         None => Ok(None),
-        Some(f) => parse_message(f.head, f.body).map(Some),
+        Some((head, rest)) => parse_datagram_head(head, rest).map(Some),
     }
+}
+
+/// Parses a datagram from its header section (as [`datagram_head`] found it) and `rest`,
+/// every byte after it: the same answer as framing it with
+/// [`frame_datagram`](super::frame_datagram) and parsing the frame, for one walk over the
+/// header lines instead of two. The parser reads Content-Length on its way, by framing's
+/// rules, and cuts the body with it. Framing's errors come first, as they would: when the
+/// parse fails, Content-Length is read again the framing way to see whether one of them
+/// is the answer (only a broken message pays for the second walk).
+pub(crate) fn parse_datagram_head(head: &str, rest: &[u8]) -> Result<Message, ParseError> {
+    parse_text(head, After::Datagram(rest)).map_err(|parse_error| {
+        match content_length_of(head).and_then(|declared| datagram_body(rest, declared)) {
+            Err(framing) => framing.into(),
+            Ok(_) => parse_error,
+        }
+    })
 }
 
 /// Parses a framed message: `head` is the header section including its empty line.
 pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
     let head = std::str::from_utf8(head).map_err(|_| FramingError::NotUtf8)?;
+    parse_text(head, After::Body(body))
+}
+
+/// What follows the header section given to [`parse_text`].
+enum After<'a> {
+    /// Exactly the body: the message was framed.
+    Body(&'a [u8]),
+    /// The rest of a datagram, to cut the body from by its Content-Length.
+    Datagram(&'a [u8]),
+}
+
+/// [`parse_message`] of a header section known to be text.
+fn parse_text(head: &str, after: After<'_>) -> Result<Message, ParseError> {
     check_line_ends(head)?;
     let (start_line, header_section) = split_crlf_once(head).ok_or(FramingError::NoHeaderEnd)?;
     // §8.2: an unsupported version is 505 whatever else is wrong; decide it first.
-    if let Some(version) = start_line.rsplit(' ').next() {
+    let last_space = start_line.bytes().rposition(|b| b == b' ');
+    if let Some(version) = start_line.get(last_space.map_or(0, |i| i + 1)..) {
         let is_response = start_line.starts_with("SIP/") || start_line.starts_with("sip/");
         if !is_response
             && version.len() > 4
@@ -82,22 +113,29 @@ pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
     }
 
     let mut core = CoreHeaders::default();
-    for_each_header(header_section, |name, value| {
-        core.take(HeaderName::new(name), value)
-    })?;
+    let mut declared = DeclaredLength::default();
+    let reads_length = matches!(after, After::Datagram(_));
+    for_each_header(
+        header_section,
+        reads_length.then_some(&mut declared),
+        |name, value| core.take(HeaderName::new(name), value),
+    )?;
+    let body = match after {
+        After::Body(body) => body,
+        After::Datagram(rest) => datagram_body(rest, declared.value())?,
+    };
     let body = Bytes::copy_from_slice(body);
 
     if let Some(rest) = start_line
         .strip_prefix("SIP/")
         .or_else(|| start_line.strip_prefix("sip/"))
     {
-        let (version, rest) = rest
-            .split_once(' ')
-            .ok_or_else(|| ParseError::StartLine(start_line.into()))?;
+        let (version, rest) =
+            split_at_byte(rest, b' ').ok_or_else(|| ParseError::StartLine(start_line.into()))?;
         if version != "2.0" {
             return Err(ParseError::Version(format!("SIP/{version}")));
         }
-        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        let (code, reason) = split_at_byte(rest, b' ').unwrap_or((rest, ""));
         let code: u16 = code
             .parse()
             .ok()
@@ -118,7 +156,7 @@ pub fn parse_message(head: &[u8], body: &[u8]) -> Result<Message, ParseError> {
     }
 
     // Request-Line = Method SP Request-URI SP SIP-Version (§7.1): single spaces, no LWS.
-    let mut parts = start_line.split(' ');
+    let mut parts = split_bytes(start_line, b' ');
     let (Some(method), Some(uri), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
@@ -161,6 +199,18 @@ fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
 /// writer as a line end: a header the peer injected into our answer (found by fuzzing).
 fn check_line_ends(head: &str) -> Result<(), ParseError> {
     let bytes = head.as_bytes();
+    // Each byte is a CR exactly when the next is an LF, the first is no LF and the last
+    // no CR. Folded over every pair without stopping early, so the loop vectorises (a
+    // search that stops at each of the many CRs and LFs costs several times more).
+    let next = bytes.get(1..).unwrap_or_default();
+    let unpaired = bytes
+        .iter()
+        .zip(next)
+        .fold(false, |bad, (a, b)| bad | ((*a == b'\r') != (*b == b'\n')));
+    if !unpaired && bytes.first() != Some(&b'\n') && bytes.last() != Some(&b'\r') {
+        return Ok(());
+    }
+    // Where, for the answer.
     let bare = memchr::memchr2_iter(b'\r', b'\n', bytes).find(|&i| match bytes.get(i) {
         Some(b'\r') => bytes.get(i + 1) != Some(&b'\n'),
         _ => i == 0 || bytes.get(i - 1) != Some(&b'\r'),
@@ -179,19 +229,23 @@ fn split_crlf_once(text: &str) -> Option<(&str, &str)> {
     Some((text.get(..lf - 1)?, text.get(lf + 1..)?))
 }
 
-/// The lines of `text` split at each CRLF, as `text.split("\r\n")` yields them.
+/// The lines of `text` split at each CRLF, as `text.split("\r\n")` yields them: one
+/// memchr pass over the text, however many lines.
 pub(crate) fn crlf_lines(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = Some(text);
+    let bytes = text.as_bytes();
+    let mut line_ends = memchr::memchr_iter(b'\n', bytes)
+        .filter(move |&i| i > 0 && bytes.get(i - 1) == Some(&b'\r'));
+    let mut start = Some(0);
     std::iter::from_fn(move || {
-        let text = rest?;
-        match split_crlf_once(text) {
-            Some((line, after)) => {
-                rest = Some(after);
-                Some(line)
+        let from = start?;
+        match line_ends.next() {
+            Some(lf) => {
+                start = Some(lf + 1);
+                text.get(from..lf - 1)
             }
             None => {
-                rest = None;
-                Some(text)
+                start = None;
+                text.get(from..)
             }
         }
     })
@@ -202,12 +256,17 @@ pub(crate) fn crlf_lines(text: &str) -> impl Iterator<Item = &str> {
 /// starting with whitespace joins the field above with one space (§7.3.1 folding); one
 /// before any field has nothing to continue and is ignored. A line without a colon, or
 /// whose name is not a token, is an error. The section ends at the first empty line.
+/// With `declared`, each line is also read for Content-Length as framing reads it.
 fn for_each_header<'a>(
     section: &'a str,
+    mut declared: Option<&mut DeclaredLength>,
     mut field: impl FnMut(&'a str, &str) -> Result<(), ParseError>,
 ) -> Result<(), ParseError> {
     let mut pending: Option<(&'a str, Cow<'a, str>)> = None;
     for line in crlf_lines(section).take_while(|l| !l.is_empty()) {
+        if let Some(declared) = declared.as_deref_mut() {
+            declared.line(line)?;
+        }
         if line.starts_with([' ', '\t']) {
             if let Some((_, value)) = pending.as_mut() {
                 let value = value.to_mut();
@@ -219,9 +278,8 @@ fn for_each_header<'a>(
         if let Some((name, value)) = pending.take() {
             field(name, trim(&value))?;
         }
-        let name_value = line
-            .split_once(':')
-            .map(|(n, v)| (n.trim_end_matches([' ', '\t']), v));
+        let name_value =
+            split_at_byte(line, b':').map(|(n, v)| (n.trim_end_matches([' ', '\t']), v));
         match name_value {
             Some((n, v)) if !n.is_empty() && n.bytes().all(is_token_byte) => {
                 pending = Some((n, Cow::Borrowed(trim(v))));
@@ -256,8 +314,8 @@ struct Core {
 }
 
 impl CoreHeaders {
+    /// Takes one header field; `value` comes trimmed from [`for_each_header`].
     fn take(&mut self, name: HeaderName, value: &str) -> Result<(), ParseError> {
-        let value = trim(value);
         if name == HeaderName::VIA {
             for v in split_list(value) {
                 self.vias.push(Via::parse(v)?);

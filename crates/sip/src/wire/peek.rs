@@ -28,7 +28,16 @@ pub fn peek_invite(message: &[u8]) -> Option<InvitePeek<'_>> {
     }
     let mut call_id = None;
     let mut to_tag = false;
-    for (name, value) in header_lines(message) {
+    // Only a line whose first byte can start `call-id`, `i`, `to` or `t`, or is
+    // whitespace `trim` strips, can name one of them: the others are not cut at their
+    // colon at all.
+    let wanted = |line: &[u8]| {
+        matches!(
+            line.first(),
+            Some(b'c' | b'C' | b'i' | b'I' | b't' | b'T' | b'\r' | b'\n' | b'\x0c')
+        )
+    };
+    for (name, value) in header_lines(message, wanted) {
         if is_header(name, b"call-id", b"i") {
             call_id = Some(trim(value));
         } else if is_header(name, b"to", b"t") {
@@ -54,7 +63,7 @@ pub fn stateless_response(
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(format!("SIP/2.0 {status} {reason}\r\n").as_bytes());
     let mut seen = [false; 5];
-    for (name, value) in header_lines(skip_leading_crlf(request)) {
+    for (name, value) in header_lines(skip_leading_crlf(request), |_| true) {
         let which = [
             is_header(name, b"via", b"v"),
             is_header(name, b"from", b"f"),
@@ -87,22 +96,44 @@ pub fn stateless_response(
     Some(Bytes::from(out))
 }
 
-/// The header lines of a message as (name, value) byte slices, up to the blank line.
+/// The header lines of a message as (name, value) byte slices, up to the blank line,
+/// of those lines `wanted` keeps (it sees each line before it is cut at its colon).
 /// A folded continuation line (leading space or tab) is not joined: it is skipped, and a
 /// header that needs it comes out with its first line only, which is still a valid value
 /// for the five headers a refusal copies.
-fn header_lines(message: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    message
-        .split(|b| *b == b'\n')
+fn header_lines(
+    message: &[u8],
+    wanted: impl Fn(&[u8]) -> bool,
+) -> impl Iterator<Item = (&[u8], &[u8])> {
+    lines(message)
         .skip(1)
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
         .take_while(|line| !line.is_empty())
         .filter(|line| !matches!(line.first(), Some(b' ' | b'\t')))
+        .filter(move |line| wanted(line))
         .filter_map(|line| {
             let colon = line.iter().position(|b| *b == b':')?;
             let (name, rest) = line.split_at(colon);
             Some((trim(name), rest.get(1..).unwrap_or_default()))
         })
+}
+
+/// `message.split(|b| *b == b'\n')`, each line found by memchr rather than a test per byte.
+fn lines(message: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(message);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match memchr::memchr(b'\n', text) {
+            Some(lf) => {
+                rest = text.get(lf + 1..);
+                text.get(..lf)
+            }
+            None => {
+                rest = None;
+                Some(text)
+            }
+        }
+    })
 }
 
 /// RFC 3261 §7.5: CRLFs before the start line are ignored; they must not hide an INVITE.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::host::parse_host_port;
 use super::params::{self, Params};
 use super::parse::ParseError;
-use super::trim;
+use super::{find_byte, find_either, split_at_byte, trim};
 
 /// A SIP (or other scheme) URI, kept as it arrived plus the parts we route on.
 ///
@@ -56,7 +56,7 @@ impl SipUri {
         let text = trim(text);
         let bad = |why: &str| ParseError::Uri(format!("{why}: {text:?}"));
         let bytes = text.as_bytes();
-        let colon = memchr::memchr(b':', bytes).ok_or_else(|| bad("no scheme"))?;
+        let colon = find_byte(b':', bytes).ok_or_else(|| bad("no scheme"))?;
         let scheme = text.get(..colon).unwrap_or_default();
         let rest = text.get(colon + 1..).unwrap_or_default();
         if scheme.is_empty()
@@ -79,10 +79,11 @@ impl SipUri {
                 params: 0..0,
             });
         }
-        if bytes
-            .iter()
-            .any(|&b| b <= b' ' || b == b'<' || b == b'>' || b == b'"')
-        {
+        // Folded over every byte without stopping early, so the loop vectorises.
+        let forbidden = bytes.iter().fold(false, |found, &b| {
+            found | (b <= b' ') | (b == b'<') | (b == b'>') | (b == b'"')
+        });
+        if forbidden {
             return Err(bad("forbidden character"));
         }
         // RFC 3261 §19.1.1 / RFC 4475 §3.1.1.2: the user part may hold unescaped `;`, `?`,
@@ -91,7 +92,7 @@ impl SipUri {
         let (user, host_part) = match memchr::memrchr(b'@', rest.as_bytes()) {
             Some(at) => {
                 let user = rest.get(..at).unwrap_or_default();
-                let password = memchr::memchr(b':', user.as_bytes()).unwrap_or(user.len());
+                let password = find_byte(b':', user.as_bytes()).unwrap_or(user.len());
                 (
                     Some(place(text, user.get(..password).unwrap_or_default())),
                     rest.get(at + 1..).unwrap_or_default(),
@@ -101,7 +102,7 @@ impl SipUri {
         };
         // hostport ends where the URI parameters or headers begin; the parameters end
         // where the headers begin.
-        let cut = memchr::memchr2(b';', b'?', host_part.as_bytes());
+        let cut = find_either(b';', b'?', host_part.as_bytes());
         let host_port = host_part
             .get(..cut.unwrap_or(host_part.len()))
             .unwrap_or_default();
@@ -113,7 +114,7 @@ impl SipUri {
         let params = match cut {
             Some(i) if host_part.as_bytes().get(i) == Some(&b';') => {
                 let after = host_part.get(i + 1..).unwrap_or_default();
-                let end = memchr::memchr(b'?', after.as_bytes()).unwrap_or(after.len());
+                let end = find_byte(b'?', after.as_bytes()).unwrap_or(after.len());
                 place(text, after.get(..end).unwrap_or_default())
             }
             _ => 0..0,
@@ -217,8 +218,7 @@ impl NameAddr {
         if let Some(lt) = find_unquoted(text, b'<') {
             let (display, rest) = text.split_at_checked(lt).unwrap_or_default();
             let (display, rest) = (trim(display), rest.strip_prefix('<').unwrap_or(rest));
-            let (uri, after) = rest
-                .split_once('>')
+            let (uri, after) = split_at_byte(rest, b'>')
                 .ok_or_else(|| ParseError::Uri(format!("missing '>': {text:?}")))?;
             let uri = SipUri::parse(uri)?;
             let params = Params::parse(trim(after), false);
@@ -244,7 +244,8 @@ impl NameAddr {
             });
         }
         // addr-spec form: RFC 3261 §20.10, parameters after the URI are header parameters.
-        let (uri_part, params) = match text.find(';').and_then(|i| text.split_at_checked(i)) {
+        let semicolon = find_byte(b';', text.as_bytes());
+        let (uri_part, params) = match semicolon.and_then(|i| text.split_at_checked(i)) {
             Some((uri_part, params)) => (uri_part, Params::parse(params, false)),
             None => (text, Params::default()),
         };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::host::parse_host_port;
 use super::params::Params;
 use super::parse::ParseError;
-use super::trim;
+use super::{find_byte, split_at_byte, trim};
 
 /// The transport named in a Via (RFC 3261 §20.42).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,25 +116,30 @@ impl Via {
             name: "Via",
             why: format!("{why}: {text:?}"),
         };
-        let (proto, rest) = text.split_once('/').ok_or_else(|| bad("no protocol"))?;
-        let (version, rest) = rest.split_once('/').ok_or_else(|| bad("no version"))?;
+        let (proto, rest) = split_at_byte(text, b'/').ok_or_else(|| bad("no protocol"))?;
+        let (version, rest) = split_at_byte(rest, b'/').ok_or_else(|| bad("no version"))?;
         if !trim(proto).eq_ignore_ascii_case("SIP") || trim(version) != "2.0" {
             return Err(bad("not SIP/2.0"));
         }
         let rest = rest.trim_start();
-        let transport_token = rest.split(|c: char| c.is_whitespace()).next().unwrap_or("");
+        let transport_token = until_whitespace(rest);
         let transport = Transport::parse(transport_token).ok_or_else(|| bad("bad transport"))?;
         // sent-protocol LWS sent-by: the host starts after whitespace and ends where the
         // parameters begin.
-        let sent_by_and_params = rest.strip_prefix(transport_token).unwrap_or_default();
+        let sent_by_and_params = rest.get(transport_token.len()..).unwrap_or_default();
         if !sent_by_and_params.starts_with(|c: char| c.is_whitespace()) {
             return Err(bad("no sent-by"));
         }
-        let sent_by = sent_by_and_params.split(';').next().unwrap_or_default();
+        // The first `;` of the value: none can come before the sent-by (the protocol,
+        // version and transport are tokens).
+        let (sent_by, params) = match find_byte(b';', sent_by_and_params.as_bytes()) {
+            Some(i) => sent_by_and_params.split_at_checked(i).unwrap_or_default(),
+            None => (sent_by_and_params, ""),
+        };
         let (host, port) = parse_host_port(sent_by).map_err(bad)?;
-        let params = match text.find(';').and_then(|i| text.get(i..)) {
-            Some(params) => Params::parse(params, false),
-            None => Params::default(),
+        let params = match params {
+            "" => Params::default(),
+            params => Params::parse(params, false),
         };
         // RFC 3581 §4: rport carries a port or nothing.
         if let Some(Some(rport)) = params.get("rport") {
@@ -247,6 +252,22 @@ impl Via {
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.write(f)
+    }
+}
+
+/// `text` up to its first whitespace character (all of it if none).
+fn until_whitespace(text: &str) -> &str {
+    // ASCII first (`char::is_whitespace` takes 0x0B, `u8::is_ascii_whitespace` does not);
+    // only a non-ASCII byte needs the Unicode look.
+    let end = text
+        .bytes()
+        .position(|b| b.is_ascii_whitespace() || b == 0x0b || !b.is_ascii());
+    match end {
+        None => text,
+        Some(i) if text.as_bytes().get(i).is_some_and(u8::is_ascii) => {
+            text.get(..i).unwrap_or_default()
+        }
+        Some(_) => text.split(char::is_whitespace).next().unwrap_or_default(),
     }
 }
 
