@@ -53,20 +53,28 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
+def free_port(span=1):
+    """A port free for UDP and TCP, with the `span - 1` above it free for UDP too (SIPp's
+    -mp binds the port and the ones above it; the server's parked RTP sockets hold even
+    ports of its range for as long as it runs)."""
     while True:
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u.bind(("127.0.0.1", 0))
         port = u.getsockname()[1]
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        above = []
         try:
             t.bind(("127.0.0.1", port))
+            for q in range(port + 1, port + span):
+                a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                above.append(a)
+                a.bind(("127.0.0.1", q))
             return port
         except OSError:
             continue
         finally:
-            u.close()
-            t.close()
+            for a in [u, t, *above]:
+                a.close()
 
 
 def cpu_seconds(pid):
@@ -203,7 +211,7 @@ def run_uac(workdir, port, rate, seconds, scenario=("-sn", "uac")):
     total = int(rate * seconds)
     out = os.path.join(workdir, f"uac-{port}-{rate}")
     os.makedirs(out, exist_ok=True)
-    cmd = ["sipp", *scenario, "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_port()),
+    cmd = ["sipp", *scenario, "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_port(4)),
            "-r", str(rate), "-m", str(total),
            "-l", str(max(rate * 4, 1000)), "-nostdin", "-buff_size", "4194304", "-timeout", str(seconds + 30),
            "-timeout_error", "-trace_stat", "-stf", "stat.csv", "-trace_rtt", "-rtt_freq", "1",
@@ -448,7 +456,7 @@ def sipp_prompt_step(workdir, n, hold):
     with open(scenario, "w") as f:
         f.write(text)
     port = free_port()
-    uas = subprocess.Popen(["sipp", "-sf", scenario, "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port()),
+    uas = subprocess.Popen(["sipp", "-sf", scenario, "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port(4)),
                             "-nostdin", "-buff_size", "4194304"],
                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
