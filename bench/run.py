@@ -138,7 +138,7 @@ def start_concierge(workdir, port, flow=None):
             f'[calls]\nmax_calls = 100000\n'
             # The benchmark measures capacity: admission's rate limits are off.
             f'invite_rate = 0\nsource_invite_rate = 0\n'
-            f'[rtp]\nport_min = 10000\nport_max = 60000\n'
+            f'[rtp]\nport_min = {RTP_PORTS[0]}\nport_max = {RTP_PORTS[1]}\n'
             f'[records]\npath = "{workdir}/calls-{port}.jsonl"\n[log]\nfilter = "warn"\n'
             f'[metrics]\nlisten = "127.0.0.1:{metrics}"\n')
     if flow:
@@ -167,14 +167,22 @@ def start_concierge(workdir, port, flow=None):
     return proc
 
 
+RTP_PORTS = [10000, 60000]  # --rtp-ports
+NOFILE = [65536]  # --nofile
+
+
 def more_open_files():
     """The server's open-files limit as a production unit sets it (systemd's LimitNOFILE,
     docker's default): with 65,536 the sockets of all 25,000 ports of the range stay bound
-    between calls (`[rtp]` parking, README "Capacity"); the soft limit of a login shell
-    would park fewer."""
+    between calls (`[rtp]` parking, README "Capacity"); where the hard limit is lower, it
+    is the hard limit, and fewer are kept. `--nofile` sets another (a low one turns the
+    parking off: an A/B of it with one binary)."""
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 65536
+    want = NOFILE[0]
+    if want < soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        return
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
     except (ValueError, OSError):
@@ -531,6 +539,10 @@ def main():
                     help="profile the server (perf record -g) this many seconds from each media step's ALL_UP; "
                          "the summary is printed and kept beside the results")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--rtp-ports", default="10000-60000",
+                    help="the server's [rtp] port range, MIN-MAX (6,000 calls/s keep 24,000 ports resting)")
+    ap.add_argument("--nofile", type=int, default=65536,
+                    help="the server's open-files limit (capped at the hard limit); 1100 keeps no RTP socket parked")
     args = ap.parse_args()
     if not shutil.which("sipp"):
         sys.exit("sipp is required: apt-get install -y sip-tester")
@@ -546,6 +558,8 @@ def main():
     PERF["seconds"] = args.perf
     if args.server_bin:
         SERVER_BIN[0] = os.path.abspath(args.server_bin)
+    RTP_PORTS[:] = [int(p) for p in args.rtp_ports.split("-")]
+    NOFILE[0] = args.nofile
     rates = [int(r) for r in args.rates.split(",") if r]
     workdir = tempfile.mkdtemp(prefix="concierge-bench-")
     rows = []
