@@ -21,7 +21,8 @@
 //! all, this thread stops reading, the kernel's buffers hold (and then drop) what arrives,
 //! and the shard's overload signal sees the lag; when this thread falls behind, its send
 //! lag turns the same signal on. Garbage is handed on as received (the switch judges it); a
-//! datagram for a closed port never reaches a socket.
+//! datagram for a closed port never reaches a socket, and one for a parked port (a released
+//! port whose socket stays bound for its next call, `rtp.rs`) is read and dropped here.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::OwnedFd;
