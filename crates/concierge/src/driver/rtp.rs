@@ -210,9 +210,8 @@ impl RtpSockets {
         self.ports[usize::from(port)] = state;
     }
 
-    /// Sockets a port has: one, or two with an IPv6 media address beside IPv4.
     fn families(&self) -> usize {
-        1 + usize::from(self.ip_v6.is_some())
+        sockets_per_port(self.ip_v6)
     }
 
     /// Queues a command. Only packets to send wake the RTP thread: an open or a close waits
@@ -257,6 +256,11 @@ enum PortState {
     Open,
     /// Bound and watched, what arrives dropped, until a call is given the port again.
     Parked,
+}
+
+/// Sockets a port has: one, or two with an IPv6 media address (`ip_v6`) beside IPv4.
+pub(crate) fn sockets_per_port(ip_v6: Option<IpAddr>) -> usize {
+    1 + usize::from(ip_v6.is_some())
 }
 
 /// How many released ports' sockets to keep bound: as many as the port range has (every

@@ -72,7 +72,7 @@ impl Server {
         let media_ip_v6 = cfg.media_ip_v6();
         let keep = rtp::parking_budget(
             (cfg.rtp.port_min, cfg.rtp.port_max),
-            1 + usize::from(media_ip_v6.is_some()),
+            rtp::sockets_per_port(media_ip_v6),
             tcp::open_files_limit(),
             cfg.tcp.fd_reserve + stream_fds,
         );
