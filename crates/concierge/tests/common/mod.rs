@@ -488,13 +488,23 @@ pub struct RawPeer {
     pub sock: UdpSocket,
     pub port: u16,
     pub server: u16,
+    /// The one call this peer takes part in, once known: [`Self::expect`] passes over
+    /// messages of any other. The kernel hands a fresh socket a recently closed port, and
+    /// a server still retransmits to it what the port's last owner left unanswered (a
+    /// REFER goes on for 32 s, RFC 3261 §17.1.2.2).
+    pub call_id: Option<String>,
 }
 
 impl RawPeer {
     pub fn new(server: u16) -> Self {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
         let port = sock.local_addr().expect("addr").port();
-        Self { sock, port, server }
+        Self {
+            sock,
+            port,
+            server,
+            call_id: None,
+        }
     }
 
     pub fn send(&self, message: &str) {
@@ -509,10 +519,19 @@ impl RawPeer {
         let mut seen = Vec::new();
         while Instant::now() < deadline {
             for m in collect(&self.sock, Duration::from_millis(50)) {
+                let first = m.lines().next().unwrap_or_default().to_owned();
+                if self
+                    .call_id
+                    .as_deref()
+                    .is_some_and(|id| header(&m, "Call-ID") != Some(id))
+                {
+                    seen.push(format!("{first} (another call's)"));
+                    continue;
+                }
                 if m.starts_with(prefix) {
                     return m;
                 }
-                seen.push(m.lines().next().unwrap_or_default().to_owned());
+                seen.push(first);
             }
         }
         panic!("no {prefix:?} within {within:?}; saw {seen:?}");
@@ -685,7 +704,8 @@ impl RawCall {
         payloads: &str,
         extra: &str,
     ) -> Self {
-        let sip = RawPeer::new(server);
+        let mut sip = RawPeer::new(server);
+        sip.call_id = Some(call_id.to_owned());
         let rtp = UdpSocket::bind("127.0.0.1:0").expect("rtp");
         let rtp_port = rtp.local_addr().expect("addr").port();
         let mut sdp = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP {payloads}\r\na=rtpmap:0 PCMU/8000\r\n");
