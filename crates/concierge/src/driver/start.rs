@@ -207,6 +207,7 @@ impl Server {
             rtp,
             rtp_rx,
             udp_by_family: super::shard::udp_by_family(udp.as_ref(), &extra_udp),
+            udp_out: Default::default(),
             udp,
             extra_udp_rx,
             tcp,

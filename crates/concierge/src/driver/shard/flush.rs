@@ -12,6 +12,7 @@ impl Shard {
             match self.switch.poll_output() {
                 Output::Timeout(at) => {
                     if ports.is_empty() {
+                        self.send_udp().await;
                         self.rtp.flush();
                         // The batches sent meanwhile, for the switch's next packets.
                         while let Some(batch) = self.rtp.sent() {
@@ -25,15 +26,7 @@ impl Shard {
                     }
                 }
                 Output::Sip(t) => match t.peer.transport {
-                    Transport::Udp => {
-                        let to = t.peer.addr;
-                        let socket = self.udp_by_family[usize::from(to.is_ipv6())].as_ref();
-                        if let Some(udp) = socket {
-                            if let Err(e) = udp.send_to(&t.bytes, to).await {
-                                self.udp_error(&e, Some(to));
-                            }
-                        }
-                    }
+                    Transport::Udp => self.udp_out.push(t.peer.addr, t.bytes),
                     Transport::Tls => self.tls.send(t.peer.addr, t.bytes),
                     _ => match &self.tcp {
                         Some(tcp) => tcp.send(t.peer.addr, t.bytes),

@@ -5,6 +5,7 @@
 
 mod flush;
 mod load;
+pub(super) mod send;
 
 use super::*;
 
@@ -43,6 +44,8 @@ pub(super) struct Shard {
     pub(super) extra_udp_rx: mpsc::Receiver<(SocketAddr, Bytes)>,
     /// The socket each family's datagrams leave from, `[IPv4, IPv6]` ([`udp_by_family`]).
     pub(super) udp_by_family: [Option<Arc<UdpSocket>>; 2],
+    /// The UDP datagrams of this turn of the loop, sent in batches as it ends.
+    pub(super) udp_out: send::UdpOut,
     pub(super) tcp: Option<tcp::Tcp>,
     /// SIP over TLS: the listener's connections, and outbound ones to `sips:` targets.
     pub(super) tls: tcp::Tcp,
