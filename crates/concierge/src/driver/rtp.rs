@@ -281,10 +281,19 @@ pub(crate) fn parking_budget(
     }
 }
 
+/// A non-blocking UDP socket bound to `ip:port`, in two system calls (a port not parked
+/// is opened on the set-up path; std's `bind` then `set_nonblocking` takes three).
 fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
-    let socket = UdpSocket::bind((ip, port))?;
-    socket.set_nonblocking(true)?;
-    Ok(socket)
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let family = if ip.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    let fd = rustix::net::socket_with(family, SocketType::DGRAM, flags, None)?;
+    rustix::net::bind(&fd, &std::net::SocketAddr::new(ip, port))?;
+    Ok(UdpSocket::from(fd))
 }
 
 #[cfg(test)]
