@@ -218,3 +218,72 @@ fn a_wait_returns_when_its_event_comes_and_a_timeout_names_what_was_last_seen() 
     // Where running out is the answer, it is one.
     assert_eq!(poll(Duration::from_millis(100), || None::<()>), None);
 }
+
+/// A shell wrapper that lowers the server's open-files limit to 300, then execs it.
+const ULIMIT_300: &[&str] = &["sh", "-c", "ulimit -n 300 && exec \"$0\" \"$@\""];
+
+/// The descriptors process `pid` holds.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// `n` plain calls at `rate` a second, each held `hold_ms`, all of which must succeed.
+fn calls(server: &Server, n: u32, rate: u32, hold_ms: u32) {
+    let (n, rate, hold) = (n.to_string(), rate.to_string(), hold_ms.to_string());
+    let out = common::sipp(
+        server,
+        &[
+            "-sn",
+            "uac",
+            "-m",
+            &n,
+            "-r",
+            &rate,
+            "-l",
+            "400",
+            "-d",
+            &hold,
+            "-timeout",
+            "60",
+            "-timeout_error",
+        ],
+    );
+    common::assert_sipp_ok(&out, server);
+}
+
+#[test]
+fn under_a_low_open_files_limit_a_call_s_socket_takes_the_place_of_a_parked_one() {
+    // 300 descriptors, 64 reserved and 10 for TCP connections: RTP sockets may hold 196
+    // (seven eighths of the 226 left).
+    let (min, max) = common::free_rtp_range(1_200);
+    let server = Server::start_wrapped(
+        "rtp-fd-budget",
+        "",
+        &format!(
+            "[rtp]\nport_min = {min}\nport_max = {max}\n[tcp]\nmax_connections = 10\nfd_reserve = 64\n"
+        ),
+        ULIMIT_300,
+    );
+    let idle = open_fds(server.pid());
+    // Short calls first: the ports they release rest with their sockets parked, as many
+    // as the budget allows.
+    calls(&server, 250, 100, 0);
+    let parked = open_fds(server.pid());
+    assert!(
+        parked >= idle + 150,
+        "{idle} descriptors idle, {parked} parked"
+    );
+    // Then 150 calls at a time while those still rest: each port bound for a call closes
+    // a parked socket to make room, instead of running out of descriptors.
+    calls(&server, 300, 75, 2_000);
+    let log = server.log();
+    assert!(
+        !log.contains("cannot bind the RTP port"),
+        "{}",
+        common::tail(&log, 20)
+    );
+    let held = open_fds(server.pid());
+    assert!(held < 300, "{held} descriptors");
+}

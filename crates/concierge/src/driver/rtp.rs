@@ -12,8 +12,10 @@
 //! on it is read and dropped (the late packets the port's rest keeps from the next call),
 //! and the next call given the port takes it over without a system call. Opening, watching
 //! and closing a socket per call was 7-11 % of a plain call's CPU (`bench/RESULTS.md`).
-//! At most [`RtpSockets::start`]'s `keep` sockets are parked; beyond, a released port's
-//! socket is closed as before.
+//! The descriptors the open files limit leaves ([`parking_budget`]) are shared: calls'
+//! sockets come first, and a port bound for a call when they are all taken closes the
+//! longest-parked socket to make room. Beyond the budget a released port's socket is closed
+//! as before.
 
 use std::net::{IpAddr, UdpSocket};
 use std::os::fd::OwnedFd;
@@ -40,9 +42,17 @@ pub(crate) struct RtpSockets {
     ip_v6: Option<IpAddr>,
     /// Indexed by port: whether its socket is closed, in a call's use, or parked.
     ports: Vec<PortState>,
-    /// Sockets parked now, and at most (counted per socket: two a port with IPv6 beside).
+    /// Sockets parked now (counted per socket: two a port with IPv6 beside).
     parked: usize,
-    keep: usize,
+    /// Sockets in calls' use now.
+    open: usize,
+    budget: RtpFdBudget,
+    /// Parked ports in the order they were parked. A call that needs room closes the last
+    /// parked: the port pool hands ports out after their rest, oldest first, so the port
+    /// parked last is the one a call will want last. A port taken over by a call stays
+    /// in it until met (its state says it is no longer parked), and a port parked again
+    /// has a second entry; [`RtpSockets::tidy`] bounds it.
+    parked_order: Vec<u16>,
     commands: Sender<Command>,
     /// The RTP thread's eventfd.
     wake: Arc<OwnedFd>,
@@ -63,12 +73,12 @@ pub(crate) struct RtpSockets {
 
 impl RtpSockets {
     /// Starts the RTP thread. Received datagrams arrive on the returned channel in batches,
-    /// each to be handed back with [`RtpSockets::recycle`] once handled. Up to `keep`
-    /// sockets of released ports stay bound for the next call ([`parking_budget`]).
+    /// each to be handed back with [`RtpSockets::recycle`] once handled. Released ports'
+    /// sockets stay bound for the next call within `budget` ([`parking_budget`]).
     pub(crate) fn start(
         ip: IpAddr,
         ip_v6: Option<IpAddr>,
-        keep: usize,
+        budget: RtpFdBudget,
     ) -> std::io::Result<(Self, tokio::sync::mpsc::Receiver<Batch>)> {
         use rustix::event::{eventfd, EventfdFlags};
         let wake = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
@@ -93,7 +103,9 @@ impl RtpSockets {
             ip_v6,
             ports: vec![PortState::Closed; usize::from(u16::MAX) + 1],
             parked: 0,
-            keep,
+            open: 0,
+            budget,
+            parked_order: Vec::new(),
             commands,
             wake,
             unannounced: false,
@@ -115,19 +127,57 @@ impl RtpSockets {
             PortState::Open => return Ok(()),
             PortState::Parked => {
                 self.parked -= self.families();
+                self.open += self.families();
                 self.set_state(port, PortState::Open);
                 self.command(Command::Unpark { port });
                 return Ok(());
             }
             PortState::Closed => {}
         }
+        self.make_room();
         let mut sockets = vec![bind(self.ip, port)?];
         if let Some(ip) = self.ip_v6 {
             sockets.push(bind(ip, port)?);
         }
         self.command(Command::Open { port, sockets });
+        self.open += self.families();
         self.set_state(port, PortState::Open);
         Ok(())
+    }
+
+    /// Closes the last-parked sockets until a call's port fits in the budget. The RTP
+    /// thread closes them at its next round; the budget's headroom covers the wait.
+    fn make_room(&mut self) {
+        while self.open + self.parked + self.families() > self.budget.sockets {
+            let Some(port) = self.parked_order.pop() else {
+                return;
+            };
+            if self.state(port) == PortState::Parked {
+                self.parked -= self.families();
+                self.set_state(port, PortState::Closed);
+                self.command(Command::Close { port });
+            }
+        }
+    }
+
+    /// Keeps [`Self::parked_order`] within twice the parked ports (plus a constant): once
+    /// beyond, the entries of ports no longer parked and the earlier entries of ports
+    /// parked twice go, in one pass (amortised over as many parkings).
+    fn tidy(&mut self) {
+        let parked_ports = self.parked / self.families();
+        if self.parked_order.len() <= 2 * parked_ports + 1024 {
+            return;
+        }
+        let mut seen = vec![false; self.ports.len()];
+        let mut kept = Vec::with_capacity(parked_ports);
+        for &port in self.parked_order.iter().rev() {
+            let i = usize::from(port);
+            if self.ports[i] == PortState::Parked && !std::mem::replace(&mut seen[i], true) {
+                kept.push(port);
+            }
+        }
+        kept.reverse();
+        self.parked_order = kept;
     }
 
     /// The call is done with `port`: its socket is parked while the budget allows, else
@@ -138,10 +188,15 @@ impl RtpSockets {
         if self.state(port) != PortState::Open {
             return;
         }
-        if self.parked + self.families() <= self.keep {
+        self.open = self.open.saturating_sub(self.families());
+        if self.parked + self.families() <= self.budget.parked
+            && self.open + self.parked + self.families() <= self.budget.sockets
+        {
             self.parked += self.families();
             self.set_state(port, PortState::Parked);
             self.command(Command::Park { port });
+            self.parked_order.push(port);
+            self.tidy();
         } else {
             self.set_state(port, PortState::Closed);
             self.command(Command::Close { port });
@@ -263,21 +318,37 @@ pub(crate) fn sockets_per_port(ip_v6: Option<IpAddr>) -> usize {
     1 + usize::from(ip_v6.is_some())
 }
 
-/// How many released ports' sockets to keep bound: as many as the port range has (every
-/// port then binds once, on its first call), but at most half of the descriptors the open
-/// files limit leaves beside `reserved` ones (TCP connections, HTTP, records), so that the
-/// calls' own sockets always find room.
+/// The descriptors RTP sockets may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RtpFdBudget {
+    /// Calls' sockets and parked ones together, at most: beyond, a call's new socket
+    /// closes a parked one first. Calls' sockets alone are not capped here (a bind the
+    /// kernel refuses gives the call another port, or a 503).
+    pub(crate) sockets: usize,
+    /// Parked sockets at most: as many as the port range has.
+    pub(crate) parked: usize,
+}
+
+/// How many descriptors RTP sockets may hold: seven eighths of what the open files limit
+/// leaves beside `reserved` ones (TCP connections, HTTP, records). The eighth left is
+/// headroom for the parked sockets being closed to make room, which the RTP thread closes
+/// a round later. Parked sockets: at most the port range's (every port then binds once,
+/// on its first call).
 pub(crate) fn parking_budget(
     range: (u16, u16),
     families: usize,
     fd_limit: Option<u64>,
     reserved: usize,
-) -> usize {
+) -> RtpFdBudget {
     let ports = usize::from(range.1.saturating_sub(range.0)).div_ceil(2);
     let wanted = ports * families;
-    match fd_limit.and_then(|l| usize::try_from(l).ok()) {
-        Some(limit) => wanted.min(limit.saturating_sub(reserved) / 2),
-        None => wanted,
+    let sockets = match fd_limit.and_then(|l| usize::try_from(l).ok()) {
+        Some(limit) => limit.saturating_sub(reserved) / 8 * 7,
+        None => usize::MAX,
+    };
+    RtpFdBudget {
+        sockets,
+        parked: wanted.min(sockets),
     }
 }
 
@@ -298,27 +369,32 @@ fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
 
 #[cfg(test)]
 mod tests {
-    use super::parking_budget;
+    use super::{parking_budget, RtpFdBudget};
 
     #[test]
     fn every_port_of_the_range_is_kept_when_the_fd_limit_has_room() {
-        assert_eq!(
-            parking_budget((10_000, 20_000), 1, Some(65_536), 1_128),
-            5_000
-        );
-        assert_eq!(
-            parking_budget((10_000, 20_000), 2, Some(65_536), 1_128),
-            10_000
-        );
-        assert_eq!(parking_budget((10_000, 20_000), 1, None, 1_128), 5_000);
+        let parked =
+            |families, limit| parking_budget((10_000, 20_000), families, limit, 1_128).parked;
+        assert_eq!(parked(1, Some(65_536)), 5_000);
+        assert_eq!(parked(2, Some(65_536)), 10_000);
+        assert_eq!(parked(1, None), 5_000);
     }
 
     #[test]
-    fn parked_sockets_take_at_most_half_the_descriptors_left_beside_the_reserved() {
+    fn rtp_sockets_take_seven_eighths_of_the_descriptors_left_beside_the_reserved() {
         assert_eq!(
             parking_budget((10_000, 60_000), 1, Some(20_000), 2_000),
-            9_000
+            RtpFdBudget {
+                sockets: 15_750,
+                parked: 15_750
+            }
         );
-        assert_eq!(parking_budget((10_000, 60_000), 1, Some(1_024), 2_000), 0);
+        assert_eq!(
+            parking_budget((10_000, 60_000), 1, Some(1_024), 2_000),
+            RtpFdBudget {
+                sockets: 0,
+                parked: 0
+            }
+        );
     }
 }

@@ -70,18 +70,20 @@ impl Server {
             .map_err(bind("UDP", addr))?;
         let media_ip = cfg.media_ip();
         let media_ip_v6 = cfg.media_ip_v6();
-        let keep = rtp::parking_budget(
+        let budget = rtp::parking_budget(
             (cfg.rtp.port_min, cfg.rtp.port_max),
             rtp::sockets_per_port(media_ip_v6),
             tcp::open_files_limit(),
             cfg.tcp.fd_reserve + stream_fds,
         );
         info!(
-            sockets = keep,
-            "RTP: the sockets of released ports stay bound for the next call, this many at most"
+            parked = budget.parked,
+            sockets = budget.sockets,
+            "RTP: the sockets of released ports stay bound for the next call, this many at most \
+             (and fewer as calls need the descriptors)"
         );
         let (rtp, rtp_rx) =
-            rtp::RtpSockets::start(media_ip, media_ip_v6, keep).map_err(StartError::Rtp)?;
+            rtp::RtpSockets::start(media_ip, media_ip_v6, budget).map_err(StartError::Rtp)?;
         if let Some(tcp) = &tcp {
             operate.metrics.set_tcp_probe(tcp.probe());
         }
