@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use common::{header, path_of, wait_record, RawCall, Server};
 
+const WAIT: Duration = Duration::from_secs(10);
+
 /// The shipped config's flows, prompts and customers, unmodified, with the demo directory
 /// on a port of the test's choosing (the demo's default may be held by a running demo).
 fn shipped_flows_with_directory_on(port: u16) -> Server {
@@ -286,4 +288,31 @@ fn under_a_low_open_files_limit_a_call_s_socket_takes_the_place_of_a_parked_one(
     );
     let held = open_fds(server.pid());
     assert!(held < 300, "{held} descriptors");
+}
+
+#[test]
+fn a_draining_server_lets_go_of_its_parked_ports_for_the_instance_replacing_it() {
+    // Two ports: the first call's rests parked, the second carries a call that keeps the
+    // old server draining after SIGTERM.
+    let (min, max) = common::free_rtp_range(4);
+    let rtp = format!("[rtp]\nport_min = {min}\nport_max = {max}\n");
+    let mut old = Server::start("drain-old", "", &rtp);
+    let mut first = RawCall::invite(old.port, "+46700000031", "drain1", "0");
+    let parked = first.answer_and_ack();
+    first.bye();
+    first.sip.expect("SIP/2.0 200", WAIT);
+    wait_record(&old, "drain1");
+    let mut held = RawCall::invite(old.port, "+46700000032", "drain2", "0");
+    let in_call = held.answer_and_ack();
+    assert_ne!(parked, in_call);
+    old.signal("-TERM");
+    old.wait_log("draining: new calls get 503");
+    // The instance replacing it, same range: the parked port is free for its call.
+    let new = Server::start("drain-new", "", &rtp);
+    let mut call = RawCall::invite(new.port, "+46700000033", "drain3", "0");
+    let media = call.answer_and_ack();
+    assert_eq!(media.port(), parked.port());
+    call.bye();
+    held.bye();
+    assert_eq!(old.wait_exit(Duration::from_secs(10)), Some(true));
 }

@@ -145,6 +145,21 @@ impl RtpSockets {
         Ok(())
     }
 
+    /// The server drains: no new call will take a parked socket, so every parked one
+    /// closes now and a released port's socket closes from here on. An instance started
+    /// on this host to replace this one (a rolling restart with the same port range) can
+    /// then bind the range at once, instead of finding it held and retiring the ports.
+    pub(crate) fn stop_parking(&mut self) {
+        self.budget.parked = 0;
+        for port in std::mem::take(&mut self.parked_order) {
+            if self.state(port) == PortState::Parked {
+                self.parked -= self.families();
+                self.set_state(port, PortState::Closed);
+                self.command(Command::Close { port });
+            }
+        }
+    }
+
     /// Closes the last-parked sockets until a call's port fits in the budget. The RTP
     /// thread closes them at its next round; the budget's headroom covers the wait.
     fn make_room(&mut self) {

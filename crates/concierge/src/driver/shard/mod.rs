@@ -155,11 +155,13 @@ impl Shard {
                     match state {
                         Shutdown::Running => {}
                         Shutdown::Drain => {
+                            self.rtp.stop_parking();
                             info!(calls = self.switch.call_count(), "draining: new calls get 503");
                             self.switch.handle_input(now, Input::Command(Command::Drain));
                             drain_deadline = Some(Instant::from_std(now) + self.drain_timeout);
                         }
                         Shutdown::Now => {
+                            self.rtp.stop_parking();
                             self.switch.handle_input(now, Input::Command(Command::Drain));
                             self.switch.handle_input(now, Input::Command(Command::HangUpAll { why: SHUTTING_DOWN }));
                             hung_up = true;
