@@ -225,6 +225,7 @@ impl Server {
             sip_drained_at: Instant::now(),
             rtp_lag: Duration::ZERO,
             udp_errors: concierge_sip::LogLimiter::new(Duration::from_secs(10), 10),
+            bind_errors: concierge_sip::LogLimiter::new(Duration::from_secs(10), 10),
         };
         let shard = tokio::spawn(shard.run());
         Ok(Self {

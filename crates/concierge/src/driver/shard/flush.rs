@@ -49,7 +49,12 @@ impl Shard {
                         } else {
                             PortError::Other
                         };
-                        warn!(error = %e, port, "cannot bind the RTP port");
+                        // Out of descriptors or ports, one a call: a few lines, then a count.
+                        log_within(
+                            &mut self.bind_errors,
+                            "RTP ports that could not be bound",
+                            || warn!(error = %e, port, "cannot bind the RTP port"),
+                        );
                         ports.push(Input::PortFailed { port, error });
                     }
                 },

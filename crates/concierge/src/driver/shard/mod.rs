@@ -67,6 +67,8 @@ pub(super) struct Shard {
     /// UDP send/receive errors: a peer can cause one per datagram (ICMP unreachable for
     /// answers to spoofed sources), so they are logged within a budget.
     pub(super) udp_errors: concierge_sip::LogLimiter,
+    /// RTP ports the kernel would not bind (another program's, or no descriptor left).
+    pub(super) bind_errors: concierge_sip::LogLimiter,
 }
 
 impl Shard {
