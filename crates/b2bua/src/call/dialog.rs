@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use concierge_media::sdp::OfferError;
-use concierge_sip::dialog::DialogId;
+use concierge_sip::dialog::DialogKey;
 use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::{response_to, HeaderName, Method, Request, Response, StatusCode};
 use tracing::{debug, info, warn};
@@ -19,20 +19,14 @@ use crate::switch::Key;
 use crate::transfer::{self, ReferProgress};
 
 impl Call {
-    /// A request in one of the call's dialogs (`dialog`): the caller's, or the bridge
-    /// leg's.
-    pub(crate) fn on_request(
-        &mut self,
-        cx: &mut Cx<'_>,
-        key: TsxKey,
-        request: Request,
-        dialog: &DialogId,
-    ) {
+    /// A request in one of the call's dialogs (the one its Call-ID and tags name): the
+    /// caller's, or the bridge leg's.
+    pub(crate) fn on_request(&mut self, cx: &mut Cx<'_>, key: TsxKey, request: Request) {
         let leg_dialog = self
             .transfer
             .bridge()
             .and_then(|b| b.leg.state.dialog())
-            .is_some_and(|d| d.id == *dialog);
+            .is_some_and(|d| DialogKey::of_incoming(&request) == Some(d.id.key()));
         if leg_dialog {
             return self.on_leg_request(cx, key, request);
         }
@@ -230,18 +224,24 @@ impl Call {
         }
     }
 
-    /// A 2xx in dialog `dialog` that matched no transaction: the ACK we sent for it was
-    /// lost, so it goes again (§13.2.2.4).
-    pub(crate) fn on_stray_answer(
-        &mut self,
-        cx: &mut Cx<'_>,
-        dialog: &DialogId,
-        response: &Response,
-    ) {
-        if self.caller.state.dialog().is_some_and(|d| d.id == *dialog) {
+    /// A 2xx in one of the call's dialogs that matched no transaction: the ACK we sent
+    /// for it was lost, so it goes again (§13.2.2.4).
+    pub(crate) fn on_stray_answer(&mut self, cx: &mut Cx<'_>, response: &Response) {
+        let dialog = DialogKey::of_response(response);
+        if self
+            .caller
+            .state
+            .dialog()
+            .is_some_and(|d| d.id.key() == dialog)
+        {
             self.caller.reack(cx, response, None);
         } else if let Some(bridge) = self.transfer.bridge() {
-            if bridge.leg.state.dialog().is_some_and(|d| d.id == *dialog) {
+            if bridge
+                .leg
+                .state
+                .dialog()
+                .is_some_and(|d| d.id.key() == dialog)
+            {
                 bridge.leg.reack(cx, response, bridge.ack.as_ref());
             }
         }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use concierge_sip::dialog::DialogId;
+use concierge_sip::dialog::{AsDialogKey, DialogId, DialogKey};
 use concierge_sip::transaction::TsxKey;
 
 use crate::output::{CallRef, ResolveId};
@@ -57,8 +57,8 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    pub(crate) fn dialog(&self, id: &DialogId) -> Option<CallRef> {
-        self.dialogs.get(id).copied()
+    pub(crate) fn dialog(&self, key: DialogKey<'_>) -> Option<CallRef> {
+        self.dialogs.get(&key as &dyn AsDialogKey).copied()
     }
 
     pub(crate) fn invite(&self, key: &TsxKey) -> Option<CallRef> {

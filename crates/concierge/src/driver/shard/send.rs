@@ -80,8 +80,10 @@ fn send_batch(udp: &UdpSocket, batch: &[(SocketAddr, Bytes)]) -> Result<usize, E
     }
     let addrs: Vec<SocketAddrAny> = batch.iter().map(|(to, _)| to.as_any()).collect();
     let iovs: Vec<[IoSlice<'_>; 1]> = batch.iter().map(|(_, b)| [IoSlice::new(b)]).collect();
-    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> =
-        batch.iter().map(|_| SendAncillaryBuffer::default()).collect();
+    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = batch
+        .iter()
+        .map(|_| SendAncillaryBuffer::default())
+        .collect();
     let mut msgs: Vec<MMsgHdr<'_>> = addrs
         .iter()
         .zip(&iovs)
