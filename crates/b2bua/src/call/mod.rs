@@ -206,9 +206,10 @@ impl Transfer {
 }
 
 impl Call {
-    /// Everything the switch may have indexed this call by, for when it leaves: the
-    /// switch removes each key that still leads to this call.
-    pub(crate) fn into_keys(self) -> impl Iterator<Item = Key> {
+    /// Everything the switch may have indexed this call by, each handed to `key`, for
+    /// when it leaves: the switch removes each key that still leads to this call. (Handed
+    /// out, not collected: a call's end allocates no list of them.)
+    pub(crate) fn into_keys(self, mut key: impl FnMut(Key)) {
         let Self {
             caller,
             inbound,
@@ -224,15 +225,16 @@ impl Call {
                 && d.id.remote_tag == *invite.from.tag().unwrap_or_default()
         });
         let early = (!answered).then(|| setup::early_dialog_id(invite, &caller.local_tag));
-        let call_id = inbound.invite.call_id.into_bytes();
-        let mut keys = vec![Key::Invite(inbound.key), Key::CallId(call_id)];
-        keys.extend(early.map(Key::Dialog));
-        keys.extend(caller.into_keys());
+        key(Key::Invite(inbound.key));
+        key(Key::CallId(inbound.invite.call_id.into_bytes()));
+        if let Some(early) = early {
+            key(Key::Dialog(early));
+        }
+        caller.into_keys().for_each(&mut key);
         match transfer {
             Transfer::Idle => {}
-            Transfer::Refer(refer) => keys.extend(refer.key.map(Key::Request)),
-            Transfer::Bridge(bridge) => keys.extend(bridge.into_keys()),
+            Transfer::Refer(refer) => refer.key.map(Key::Request).into_iter().for_each(key),
+            Transfer::Bridge(bridge) => bridge.into_keys().for_each(key),
         }
-        keys.into_iter()
     }
 }

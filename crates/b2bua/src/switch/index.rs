@@ -110,11 +110,9 @@ impl Index {
         }
     }
 
-    /// Call `id` left: every one of `keys` that still leads to it goes.
-    pub(crate) fn forget(&mut self, id: CallRef, keys: impl Iterator<Item = Key>) {
-        for key in keys {
-            self.remove(id, key);
-        }
+    /// Call `id` left: `key` goes if it still leads to it.
+    pub(crate) fn forget(&mut self, id: CallRef, key: Key) {
+        self.remove(id, key);
     }
 
     fn add(&mut self, id: CallRef, key: Key) {
@@ -174,7 +172,7 @@ mod tests {
         index.apply(a, [Change::Add(Key::Port(10_000))].into_iter());
         // The port went back to the pool and on to call b; a's leaving must not take it.
         index.apply(b, [Change::Add(Key::Port(10_000))].into_iter());
-        index.forget(a, [Key::Port(10_000)].into_iter());
+        index.forget(a, Key::Port(10_000));
         assert_eq!(index.port(10_000), Some(b));
         index.apply(b, [Change::Remove(Key::Port(10_000))].into_iter());
         assert_eq!(index.port(10_000), None);
@@ -185,7 +183,7 @@ mod tests {
         let mut index = Index::default();
         index.add_trunk(Key::Resolve(ResolveId(9)));
         let call = CallRef { seq: 1, slot: 0 };
-        index.forget(call, [Key::Resolve(ResolveId(9))].into_iter());
+        index.forget(call, Key::Resolve(ResolveId(9)));
         assert_eq!(index.resolve(ResolveId(9)), Some(Owner::Trunk));
         index.remove_trunk(Key::Resolve(ResolveId(9)));
         assert_eq!(index.resolve(ResolveId(9)), None);
