@@ -157,6 +157,6 @@ pub(crate) fn response_tagged(
         r.headers.push(HeaderName::ALLOW, ALLOW);
         r.headers.push(HeaderName::SUPPORTED, SUPPORTED);
     }
-    r.headers.push(HeaderName::SERVER, cfg.user_agent.clone());
+    r.headers.push(HeaderName::SERVER, &cfg.user_agent);
     r
 }

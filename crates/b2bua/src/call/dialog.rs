@@ -146,7 +146,8 @@ impl Call {
             };
         self.inbound.local_sdp = sdp.clone();
         let mut ok = response_to(&request, StatusCode::OK, None);
-        ok.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
+        ok.headers
+            .push_joined(HeaderName::CONTACT, &["<", contact.as_str(), ">"]);
         ok.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
         ok.body = sdp.into();
         self.caller.refreshed_by_peer(cx, &request, &mut ok.headers);
@@ -168,7 +169,8 @@ impl Call {
         }
         let contact = family::uas_contact(cx.cfg, self.caller.peer, &self.inbound.invite.uri);
         let mut ok = response_to(&request, StatusCode::OK, None);
-        ok.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
+        ok.headers
+            .push_joined(HeaderName::CONTACT, &["<", contact.as_str(), ">"]);
         self.caller.refreshed_by_peer(cx, &request, &mut ok.headers);
         cx.respond(&key, ok);
     }

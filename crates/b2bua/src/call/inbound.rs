@@ -89,8 +89,7 @@ impl Call {
         let contact = family::uas_contact(cx.cfg, self.caller.peer, &invite.uri);
         let tag = self.caller.local_tag.as_str();
         let mut r = dialog_response_to(invite, status, tag, &contact);
-        r.headers
-            .push(HeaderName::SERVER, cx.cfg.user_agent.clone());
+        r.headers.push(HeaderName::SERVER, &cx.cfg.user_agent);
         if sdp {
             r.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
             r.body = self.inbound.local_sdp.clone().into();

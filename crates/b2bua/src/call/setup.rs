@@ -210,8 +210,7 @@ impl Call {
         let mut ok = dialog_response_to(invite, StatusCode::OK, tag, &contact);
         ok.headers.push(HeaderName::ALLOW, ALLOW);
         ok.headers.push(HeaderName::SUPPORTED, SUPPORTED);
-        ok.headers
-            .push(HeaderName::SERVER, cx.cfg.user_agent.clone());
+        ok.headers.push(HeaderName::SERVER, &cx.cfg.user_agent);
         self.answer_session_timer(cx, &mut ok.headers);
         ok.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
         ok.body = self.inbound.local_sdp.clone().into();

@@ -275,7 +275,10 @@ impl Dialog {
             method,
             Method::Invite | Method::Update | Method::Subscribe | Method::Refer | Method::Notify
         ) {
-            headers.push(HeaderName::CONTACT, format!("<{}>", self.local_contact));
+            headers.push_joined(
+                HeaderName::CONTACT,
+                &["<", self.local_contact.as_str(), ">"],
+            );
         }
         Request {
             method: method.clone(),
