@@ -106,7 +106,7 @@ impl Call {
             return;
         };
         let peer = self.caller.peer;
-        let contact = family::uas_contact(cx.cfg, peer, &self.inbound.invite.uri);
+        let contact = family::uas_contact(cx.cfg, cx.contacts, peer, &self.inbound.invite.uri);
         let local = SocketAddr::new(family::media_ip_for(cx.cfg, peer.addr.ip()), port);
         self.inbound.sdp_version += 1;
         let version = self.inbound.sdp_version;
@@ -167,7 +167,12 @@ impl Call {
             }
             return self.on_offer(cx, key, request);
         }
-        let contact = family::uas_contact(cx.cfg, self.caller.peer, &self.inbound.invite.uri);
+        let contact = family::uas_contact(
+            cx.cfg,
+            cx.contacts,
+            self.caller.peer,
+            &self.inbound.invite.uri,
+        );
         let mut ok = response_to(&request, StatusCode::OK, None);
         ok.headers
             .push_joined(HeaderName::CONTACT, &["<", contact.as_str(), ">"]);

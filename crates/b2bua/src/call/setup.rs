@@ -205,7 +205,7 @@ impl Call {
             return;
         }
         let invite = &self.inbound.invite;
-        let contact = family::uas_contact(cx.cfg, self.caller.peer, &invite.uri);
+        let contact = family::uas_contact(cx.cfg, cx.contacts, self.caller.peer, &invite.uri);
         let tag = self.caller.local_tag.as_str();
         let mut ok = dialog_response_to(invite, StatusCode::OK, tag, &contact);
         ok.headers.push(HeaderName::ALLOW, ALLOW);
