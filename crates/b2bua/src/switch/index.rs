@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use concierge_sip::dialog::{AsDialogKey, DialogId, DialogKey};
-use concierge_sip::transaction::TsxKey;
+use concierge_sip::transaction::{TsxKey, TsxMap};
 
 use crate::output::{CallRef, ResolveId};
 
@@ -47,8 +47,8 @@ pub(crate) enum Owner {
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     dialogs: HashMap<DialogId, CallRef>,
-    invites: HashMap<TsxKey, CallRef>,
-    requests: HashMap<TsxKey, Owner>,
+    invites: TsxMap<CallRef>,
+    requests: TsxMap<Owner>,
     /// Indexed by port number (grown to the highest port used): the RTP path finds the
     /// port's call with no hashing. Ports are ours, never a peer's choice.
     ports: Vec<Option<CallRef>>,
@@ -153,7 +153,11 @@ impl Index {
 }
 
 /// One lookup when the key leads to `value` (nearly always); put back when it led elsewhere.
-fn remove_if<K: std::hash::Hash + Eq, V: PartialEq>(map: &mut HashMap<K, V>, key: &K, value: &V) {
+fn remove_if<K: std::hash::Hash + Eq, V: PartialEq, S: std::hash::BuildHasher>(
+    map: &mut HashMap<K, V, S>,
+    key: &K,
+    value: &V,
+) {
     if let Some((k, v)) = map.remove_entry(key) {
         if v != *value {
             map.insert(k, v);

@@ -7,7 +7,7 @@
 //! [`Endpoint::poll_timeout`] and call [`Endpoint::handle_timeout`].
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::ids::{Branch, Tag};
 use crate::transaction::{
-    InviteClient, InviteServer, NonInviteClient, NonInviteServer, TimerConfig, TsxKey,
+    InviteClient, InviteServer, NonInviteClient, NonInviteServer, TimerConfig, TsxKey, TsxMap,
 };
 use crate::untrusted::LogLimiter;
 use crate::wire::{Request, Response, Transport, Via, MAGIC_COOKIE};
@@ -167,7 +167,7 @@ impl Entry {
 /// crate documentation for the run loop.
 pub struct Endpoint {
     cfg: EndpointConfig,
-    tsxs: HashMap<TsxKey, Entry>,
+    tsxs: TsxMap<Entry>,
     /// Min-heap of (deadline, key); one entry per armed transaction plus stale ones.
     timers: BinaryHeap<Reverse<(Instant, TsxKey)>>,
     transmits: VecDeque<Transmit>,
@@ -189,7 +189,7 @@ impl Endpoint {
         let rng = SmallRng::seed_from_u64(cfg.seed);
         Self {
             cfg,
-            tsxs: HashMap::new(),
+            tsxs: TsxMap::default(),
             timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),

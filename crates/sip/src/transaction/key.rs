@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::ids::Branch;
@@ -128,5 +130,33 @@ impl TsxKey {
     /// Whether this is a server transaction's key.
     pub fn is_server(&self) -> bool {
         self.server
+    }
+}
+
+/// A map keyed by [`TsxKey`] that takes the key's fingerprint as the table's hash. The
+/// fingerprint already is a keyed SipHash (random per process) of the key's parts, so a
+/// peer choosing branches cannot aim at one bucket; hashing it a second time with SipHash,
+/// as a std map would, costs about a hundred instructions a look-up and adds nothing.
+pub type TsxMap<V> = HashMap<TsxKey, V, BuildHasherDefault<FingerprintHasher>>;
+
+/// The hasher of a [`TsxMap`]: the fingerprint [`TsxKey`]'s `Hash` writes is the hash.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FingerprintHasher(u64);
+
+impl Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    /// Only a `TsxKey` is hashed here, and it writes one `u64`; anything else is mixed in
+    /// (FNV-1a) rather than lost.
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
     }
 }
