@@ -55,7 +55,7 @@ impl DialogId {
 /// A [`DialogId`]'s three strings borrowed from a message: what an incoming request or
 /// response is looked up by, without copying them. Hashes and compares as the id with
 /// the same strings does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DialogKey<'a> {
     /// The Call-ID.
     pub call_id: &'a str,
@@ -100,6 +100,21 @@ impl<'a> DialogKey<'a> {
 pub trait AsDialogKey {
     /// The three strings.
     fn dialog_key(&self) -> DialogKey<'_>;
+}
+
+/// The three strings in one write (see [`crate::hash_parts`]): a dialog is hashed for
+/// every in-dialog message.
+impl Hash for DialogKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        crate::hash_parts::write_parts(
+            state,
+            &[
+                self.call_id.as_bytes(),
+                self.local_tag.as_bytes(),
+                self.remote_tag.as_bytes(),
+            ],
+        );
+    }
 }
 
 impl AsDialogKey for DialogId {

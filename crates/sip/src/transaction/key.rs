@@ -38,7 +38,7 @@ impl std::hash::Hash for TsxKey {
 
 /// What tells server transactions with one branch apart (see [`TsxKey`]). Kept as parts,
 /// not as the text `host:port`: the Via's host is shared, so a key costs no copy of it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Scope {
     /// A client transaction's key.
     None,
@@ -48,11 +48,32 @@ enum Scope {
     Rfc2543(Arc<str>),
 }
 
+/// The parts of a key hashed in one write (see [`crate::hash_parts`]); equal keys have
+/// equal parts.
 fn fingerprint(branch: &Branch, scope: &Scope, method: &Method, server: bool) -> u64 {
     use std::hash::BuildHasher;
     static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
-    KEYS.get_or_init(std::hash::RandomState::new)
-        .hash_one((branch, scope, method, server))
+    let (kind, text, port): (u8, &str, Option<u16>) = match scope {
+        Scope::None => (0, "", None),
+        Scope::SentBy(host, port) => (1, host, *port),
+        Scope::Rfc2543(text) => (2, text, None),
+    };
+    let port = port.map_or([0; 3], |p| {
+        let [high, low] = p.to_be_bytes();
+        [1, high, low]
+    });
+    let mut state = KEYS.get_or_init(std::hash::RandomState::new).build_hasher();
+    crate::hash_parts::write_parts(
+        &mut state,
+        &[
+            branch.as_str().as_bytes(),
+            &[kind, u8::from(server)],
+            text.as_bytes(),
+            &port,
+            method.as_str().as_bytes(),
+        ],
+    );
+    state.finish()
 }
 
 impl TsxKey {
