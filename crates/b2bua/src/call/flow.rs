@@ -55,7 +55,7 @@ impl Call {
         // Asked now, the store's lockout answer comes while the phone rings.
         let store = self.ask_store(cx, &flow);
         let (run, action) = Run::start(flow, vars, program.env.clone());
-        self.flow = Some(FlowState {
+        self.flow = Some(Box::new(FlowState {
             run,
             waiting: Waiting::Nothing,
             deferred: None,
@@ -64,7 +64,7 @@ impl Call {
             in_flight: None,
             told: 0,
             store,
-        });
+        }));
         self.step(cx, action);
         true
     }
