@@ -222,13 +222,13 @@ impl Call {
         // comes with the leg's, and is not made (three strings) to be removed twice.
         let invite = &inbound.invite;
         let answered = caller.state.dialog().is_some_and(|d| {
-            d.id.call_id == *invite.call_id
+            d.id.call_id == invite.call_id
                 && d.id.local_tag == caller.local_tag
                 && d.id.remote_tag == *invite.from.tag().unwrap_or_default()
         });
         let early = (!answered).then(|| setup::early_dialog_id(invite, &caller.local_tag));
         key(Key::Invite(inbound.key));
-        key(Key::CallId(inbound.invite.call_id.into_bytes()));
+        key(Key::CallId(inbound.invite.call_id));
         if let Some(early) = early {
             key(Key::Dialog(early));
         }

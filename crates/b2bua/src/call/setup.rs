@@ -81,7 +81,7 @@ impl Call {
         });
         cx.respond(&key, response_to(&invite, StatusCode::TRYING, None));
         cx.index(Key::Invite(key.clone()));
-        cx.index(Key::CallId(invite.call_id.as_bytes().to_vec()));
+        cx.index(Key::CallId(invite.call_id.clone()));
         let mut caller = SipLeg::new(peer, local_tag, LegState::Early, srtp_key);
         caller.audio = audio;
         caller.session = carrier.session;
@@ -312,7 +312,7 @@ pub(crate) fn local_sdp(
 /// The early dialog our 18x created: what the confirmed dialog will be too.
 pub(crate) fn early_dialog_id(invite: &Request, local_tag: &Tag) -> DialogId {
     DialogId {
-        call_id: invite.call_id.as_str().into(),
+        call_id: invite.call_id.clone(),
         local_tag: local_tag.clone(),
         remote_tag: invite.from.tag().unwrap_or_default().into(),
     }

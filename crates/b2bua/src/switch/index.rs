@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use concierge_sip::dialog::{AsDialogKey, DialogId, DialogKey};
+use concierge_sip::ids::CallId;
 use concierge_sip::transaction::{TsxKey, TsxMap};
 
 use crate::output::{CallRef, ResolveId};
@@ -23,7 +24,7 @@ pub(crate) enum Key {
     /// An RTP port of one of the call's legs.
     Port(u16),
     /// A Call-ID of one of the call's legs: an INVITE with it is not a new call.
-    CallId(Vec<u8>),
+    CallId(CallId),
     /// A name lookup the call waits for.
     Resolve(ResolveId),
 }
@@ -52,7 +53,7 @@ pub(crate) struct Index {
     /// Indexed by port number (grown to the highest port used): the RTP path finds the
     /// port's call with no hashing. Ports are ours, never a peer's choice.
     ports: Vec<Option<CallRef>>,
-    call_ids: HashMap<Vec<u8>, CallRef>,
+    call_ids: HashMap<CallId, CallRef>,
     resolves: HashMap<ResolveId, Owner>,
 }
 
@@ -74,6 +75,8 @@ impl Index {
     }
 
     pub(crate) fn call_id(&self, call_id: &[u8]) -> Option<CallRef> {
+        // Every Call-ID indexed is text: bytes that are not match none.
+        let call_id = std::str::from_utf8(call_id).ok()?;
         self.call_ids.get(call_id).copied()
     }
 
@@ -197,7 +200,7 @@ mod tests {
     fn changes_apply_in_the_order_the_call_made_them() {
         let id = CallRef { seq: 7, slot: 3 };
         let mut index = Index::default();
-        let call_id = b"c1".to_vec();
+        let call_id = CallId::from("c1");
         index.apply(
             id,
             [

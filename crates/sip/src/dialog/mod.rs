@@ -208,7 +208,7 @@ impl Dialog {
             .unwrap_or_else(|| invite.from.uri.clone());
         Self {
             id: DialogId {
-                call_id: CallId::from(invite.call_id.as_str()),
+                call_id: invite.call_id.clone(),
                 local_tag: local_tag.clone(),
                 remote_tag: Tag::from(invite.from.tag().unwrap_or_default()),
             },
@@ -231,7 +231,7 @@ impl Dialog {
         route_set.reverse();
         Some(Self {
             id: DialogId {
-                call_id: CallId::from(invite.call_id.as_str()),
+                call_id: invite.call_id.clone(),
                 local_tag: Tag::from(invite.from.tag().unwrap_or_default()),
                 remote_tag,
             },
@@ -301,7 +301,7 @@ impl Dialog {
             vias,
             from: self.local.clone(),
             to: self.remote.clone(),
-            call_id: self.id.call_id.as_str().to_owned(),
+            call_id: self.id.call_id.clone(),
             cseq: CSeq { seq, method },
             max_forwards: Some(70),
             headers,
