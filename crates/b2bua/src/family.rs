@@ -16,13 +16,67 @@ fn is_v6(ip: IpAddr) -> bool {
 }
 
 /// Our Contact in a dialog the caller set up with `request_uri`: a SIPS URI when it dialled
-/// one over TLS (RFC 3261 §12.1.1), else [`local_contact`].
-pub(crate) fn uas_contact(cfg: &SwitchConfig, peer: Peer, request_uri: &SipUri) -> SipUri {
+/// one over TLS (RFC 3261 §12.1.1), else [`local_contact`] (from `contacts`, made once).
+pub(crate) fn uas_contact(
+    cfg: &SwitchConfig,
+    contacts: &LocalContacts,
+    peer: Peer,
+    request_uri: &SipUri,
+) -> SipUri {
     if peer.transport == Transport::Tls && request_uri.scheme().eq_ignore_ascii_case("sips") {
         let (host, port) = host_and_port(cfg, peer);
         return concierge_sip::dialog::sips_contact("concierge", host, port);
     }
-    local_contact(cfg, peer)
+    contacts.of(cfg, peer)
+}
+
+/// [`local_contact`] for every address family and transport, made once when the switch
+/// starts (its configuration never changes after): every call's 18x and 200 carry one,
+/// and a copy of a URI is a count, not a URI written and parsed again.
+pub(crate) struct LocalContacts {
+    /// For IPv4 peers then IPv6 ones, each in the order of [`TRANSPORTS`].
+    uris: Vec<SipUri>,
+}
+
+const TRANSPORTS: [Transport; 7] = [
+    Transport::Udp,
+    Transport::Tcp,
+    Transport::Tls,
+    Transport::Sctp,
+    Transport::Ws,
+    Transport::Wss,
+    Transport::Other,
+];
+
+impl LocalContacts {
+    pub(crate) fn new(cfg: &SwitchConfig) -> Self {
+        let families = [
+            IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ];
+        let uris = families
+            .into_iter()
+            .flat_map(|ip| {
+                TRANSPORTS.map(|transport| {
+                    let addr = std::net::SocketAddr::new(ip, 0);
+                    local_contact(cfg, Peer { transport, addr })
+                })
+            })
+            .collect();
+        Self { uris }
+    }
+
+    /// Our Contact for a dialog with `peer`: [`local_contact`] of `cfg`, the one these
+    /// were made from.
+    pub(crate) fn of(&self, cfg: &SwitchConfig, peer: Peer) -> SipUri {
+        let family = usize::from(is_v6(peer.addr.ip()));
+        TRANSPORTS
+            .iter()
+            .position(|t| *t == peer.transport)
+            .and_then(|t| self.uris.get(family * TRANSPORTS.len() + t))
+            .cloned()
+            .unwrap_or_else(|| local_contact(cfg, peer))
+    }
 }
 
 /// Our media address for a session with `remote` (usable while a call is borrowed).

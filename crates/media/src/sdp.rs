@@ -211,62 +211,48 @@ pub fn answer_with(
         .filter(|ip| !ip.is_unspecified() && port != 0)
         .map(|ip| SocketAddr::new(ip, port));
     let family = if local.is_ipv4() { "IP4" } else { "IP6" };
-    // Written piece by piece into one buffer (this runs for every call answered); the
-    // address is formatted once and copied to its second place.
+    // Written piece by piece into one buffer (this runs for every call answered); each
+    // number that appears twice has its own formatting buffer, so nothing is copied out.
     let mut sdp = String::with_capacity(320);
     let mut number = itoa::Buffer::new();
-    let version = number.format(session_version).to_owned();
+    let (mut version, mut pt, mut te) = (
+        itoa::Buffer::new(),
+        itoa::Buffer::new(),
+        itoa::Buffer::new(),
+    );
+    let version = version.format(session_version);
     for piece in [
         "v=0\r\no=concierge ",
-        &version,
+        version,
         " ",
-        &version,
+        version,
         " IN ",
         family,
         " ",
     ] {
         sdp.push_str(piece);
     }
-    let ip_at = sdp.len();
-    match local.ip() {
-        // The dotted quad as Display writes it, without the formatting machinery.
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    sdp.push('.');
-                }
-                sdp.push_str(number.format(octet));
-            }
-        }
-        IpAddr::V6(v6) => {
-            let _ = write!(sdp, "{v6}");
-        }
-    }
-    let ip = sdp.get(ip_at..).unwrap_or_default().to_owned();
-    for piece in [
-        "\r\ns=concierge\r\nc=IN ",
-        family,
-        " ",
-        &ip,
-        "\r\nt=0 0\r\nm=audio ",
-    ] {
+    push_ip(&mut sdp, local.ip());
+    for piece in ["\r\ns=concierge\r\nc=IN ", family, " "] {
         sdp.push_str(piece);
     }
+    push_ip(&mut sdp, local.ip());
+    sdp.push_str("\r\nt=0 0\r\nm=audio ");
     sdp.push_str(number.format(local.port()));
     sdp.push(' ');
     sdp.push_str(proto_offered);
     sdp.push(' ');
-    let pt = number.format(payload_type).to_owned();
-    sdp.push_str(&pt);
-    let te = telephone_event.map(|te| number.format(te).to_owned());
-    if let Some(te) = &te {
+    let pt = pt.format(payload_type);
+    sdp.push_str(pt);
+    let te = telephone_event.map(|t| te.format(t));
+    if let Some(te) = te {
         sdp.push(' ');
         sdp.push_str(te);
     }
-    for piece in ["\r\na=rtpmap:", &pt, " ", codec, "/8000\r\n"] {
+    for piece in ["\r\na=rtpmap:", pt, " ", codec, "/8000\r\n"] {
         sdp.push_str(piece);
     }
-    if let Some(te) = &te {
+    if let Some(te) = te {
         for piece in [
             "a=rtpmap:",
             te,
@@ -316,6 +302,25 @@ pub fn answer_with(
         }),
     };
     Ok((session, sdp))
+}
+
+/// `ip` as Display writes it; an IPv4 address (nearly every call) without the formatting
+/// machinery.
+fn push_ip(sdp: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut number = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    sdp.push('.');
+                }
+                sdp.push_str(number.format(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(sdp, "{v6}");
+        }
+    }
 }
 
 /// Our offer, for an INVITE that came without one (RFC 3261 §13.2.1 late offer): we offer

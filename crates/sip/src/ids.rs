@@ -27,7 +27,7 @@ use std::sync::Arc;
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
         pub struct $name(Arc<str>);
 
         impl $name {
@@ -90,6 +90,12 @@ macro_rules! string_id {
                 *self.0 == **other
             }
         }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                *self.0 == **other
+            }
+        }
     };
 }
 
@@ -127,6 +133,26 @@ string_id! {
     /// peer's branch may lack the cookie (an RFC 2543 element); then transactions are
     /// matched on other headers (§17.2.3).
     Branch
+}
+
+/// A Call-ID reads as its text: it is a message's field (`Request::call_id`), and a
+/// message's `Debug` (what the codec's verdicts print) shows it as the text it was.
+impl fmt::Debug for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Tag").field(&self.0).finish()
+    }
+}
+
+impl fmt::Debug for Branch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Branch").field(&self.0).finish()
+    }
 }
 
 impl Branch {

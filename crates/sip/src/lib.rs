@@ -24,6 +24,7 @@ pub mod digest;
 pub mod endpoint;
 #[doc(hidden)]
 pub mod fuzzing;
+mod hash_parts;
 pub mod ids;
 pub mod registration;
 pub mod transaction;

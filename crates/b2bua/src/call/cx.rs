@@ -15,6 +15,7 @@ use concierge_sip::{Endpoint, Peer};
 use rand::RngCore;
 
 use crate::config::SwitchConfig;
+use crate::family::LocalContacts;
 use crate::lockout::Lockout;
 use crate::output::{CallRef, Output, Resolve, ResolveId};
 use crate::program::Program;
@@ -35,6 +36,8 @@ pub(crate) struct Cx<'a> {
     /// The call being run.
     pub(crate) id: CallRef,
     pub(crate) cfg: &'a SwitchConfig,
+    /// Our Contact URIs, made from `cfg` once.
+    pub(crate) contacts: &'a LocalContacts,
     pub(crate) endpoint: &'a mut Endpoint,
     pub(crate) out: &'a mut VecDeque<Output>,
     /// What calls arriving now run (a call in progress keeps the one its flow started with).
@@ -157,6 +160,6 @@ pub(crate) fn response_tagged(
         r.headers.push(HeaderName::ALLOW, ALLOW);
         r.headers.push(HeaderName::SUPPORTED, SUPPORTED);
     }
-    r.headers.push(HeaderName::SERVER, cfg.user_agent.clone());
+    r.headers.push(HeaderName::SERVER, &cfg.user_agent);
     r
 }

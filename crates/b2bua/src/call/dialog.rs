@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use concierge_media::sdp::OfferError;
-use concierge_sip::dialog::DialogId;
+use concierge_sip::dialog::DialogKey;
 use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::{response_to, HeaderName, Method, Request, Response, StatusCode};
 use tracing::{debug, info, warn};
@@ -19,20 +19,14 @@ use crate::switch::Key;
 use crate::transfer::{self, ReferProgress};
 
 impl Call {
-    /// A request in one of the call's dialogs (`dialog`): the caller's, or the bridge
-    /// leg's.
-    pub(crate) fn on_request(
-        &mut self,
-        cx: &mut Cx<'_>,
-        key: TsxKey,
-        request: Request,
-        dialog: &DialogId,
-    ) {
+    /// A request in one of the call's dialogs (the one its Call-ID and tags name): the
+    /// caller's, or the bridge leg's.
+    pub(crate) fn on_request(&mut self, cx: &mut Cx<'_>, key: TsxKey, request: Request) {
         let leg_dialog = self
             .transfer
             .bridge()
             .and_then(|b| b.leg.state.dialog())
-            .is_some_and(|d| d.id == *dialog);
+            .is_some_and(|d| DialogKey::of_incoming(&request) == Some(d.id.key()));
         if leg_dialog {
             return self.on_leg_request(cx, key, request);
         }
@@ -112,7 +106,7 @@ impl Call {
             return;
         };
         let peer = self.caller.peer;
-        let contact = family::uas_contact(cx.cfg, peer, &self.inbound.invite.uri);
+        let contact = family::uas_contact(cx.cfg, cx.contacts, peer, &self.inbound.invite.uri);
         let local = SocketAddr::new(family::media_ip_for(cx.cfg, peer.addr.ip()), port);
         self.inbound.sdp_version += 1;
         let version = self.inbound.sdp_version;
@@ -152,7 +146,8 @@ impl Call {
             };
         self.inbound.local_sdp = sdp.clone();
         let mut ok = response_to(&request, StatusCode::OK, None);
-        ok.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
+        ok.headers
+            .push_joined(HeaderName::CONTACT, &["<", contact.as_str(), ">"]);
         ok.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
         ok.body = sdp.into();
         self.caller.refreshed_by_peer(cx, &request, &mut ok.headers);
@@ -172,9 +167,15 @@ impl Call {
             }
             return self.on_offer(cx, key, request);
         }
-        let contact = family::uas_contact(cx.cfg, self.caller.peer, &self.inbound.invite.uri);
+        let contact = family::uas_contact(
+            cx.cfg,
+            cx.contacts,
+            self.caller.peer,
+            &self.inbound.invite.uri,
+        );
         let mut ok = response_to(&request, StatusCode::OK, None);
-        ok.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
+        ok.headers
+            .push_joined(HeaderName::CONTACT, &["<", contact.as_str(), ">"]);
         self.caller.refreshed_by_peer(cx, &request, &mut ok.headers);
         cx.respond(&key, ok);
     }
@@ -230,18 +231,24 @@ impl Call {
         }
     }
 
-    /// A 2xx in dialog `dialog` that matched no transaction: the ACK we sent for it was
-    /// lost, so it goes again (§13.2.2.4).
-    pub(crate) fn on_stray_answer(
-        &mut self,
-        cx: &mut Cx<'_>,
-        dialog: &DialogId,
-        response: &Response,
-    ) {
-        if self.caller.state.dialog().is_some_and(|d| d.id == *dialog) {
+    /// A 2xx in one of the call's dialogs that matched no transaction: the ACK we sent
+    /// for it was lost, so it goes again (§13.2.2.4).
+    pub(crate) fn on_stray_answer(&mut self, cx: &mut Cx<'_>, response: &Response) {
+        let dialog = DialogKey::of_response(response);
+        if self
+            .caller
+            .state
+            .dialog()
+            .is_some_and(|d| d.id.key() == dialog)
+        {
             self.caller.reack(cx, response, None);
         } else if let Some(bridge) = self.transfer.bridge() {
-            if bridge.leg.state.dialog().is_some_and(|d| d.id == *dialog) {
+            if bridge
+                .leg
+                .state
+                .dialog()
+                .is_some_and(|d| d.id.key() == dialog)
+            {
                 bridge.leg.reack(cx, response, bridge.ack.as_ref());
             }
         }

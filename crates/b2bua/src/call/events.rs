@@ -61,7 +61,7 @@ impl Call {
                 flow: name.clone(),
                 node: node.unwrap_or_default().to_owned(),
             };
-            cx.emit(event(&self.inbound.invite.call_id, cx.now, kind));
+            cx.emit(event(self.inbound.invite.call_id.as_str(), cx.now, kind));
         }
         flow.told = visits;
     }
@@ -112,7 +112,7 @@ impl Call {
     }
 
     fn tell(&self, cx: &mut Cx<'_>, kind: CallEventKind) {
-        cx.emit(event(&self.inbound.invite.call_id, cx.now, kind));
+        cx.emit(event(self.inbound.invite.call_id.as_str(), cx.now, kind));
     }
 }
 

@@ -38,7 +38,10 @@ impl Call {
         );
         vars.insert("system.caller_private".into(), identity.private.to_string());
         vars.insert("system.called".into(), called.to_owned());
-        vars.insert("system.call_id".into(), self.inbound.invite.call_id.clone());
+        vars.insert(
+            "system.call_id".into(),
+            self.inbound.invite.call_id.as_str().to_owned(),
+        );
         vars.insert(
             "system.local_host".into(),
             format!("{}:{}", cx.cfg.advertised_host, cx.cfg.sip_port),
@@ -55,7 +58,7 @@ impl Call {
         // Asked now, the store's lockout answer comes while the phone rings.
         let store = self.ask_store(cx, &flow);
         let (run, action) = Run::start(flow, vars, program.env.clone());
-        self.flow = Some(FlowState {
+        self.flow = Some(Box::new(FlowState {
             run,
             waiting: Waiting::Nothing,
             deferred: None,
@@ -64,7 +67,7 @@ impl Call {
             in_flight: None,
             told: 0,
             store,
-        });
+        }));
         self.step(cx, action);
         true
     }
@@ -240,7 +243,12 @@ impl Call {
                 identity.number.as_str()
             };
             let unix_s = cx.wall.unix_ms(cx.now) / 1000;
-            signer.sign(&mut headers, &self.inbound.invite.call_id, caller, unix_s);
+            signer.sign(
+                &mut headers,
+                self.inbound.invite.call_id.as_str(),
+                caller,
+                unix_s,
+            );
         }
         let dialled = via.as_ref().map(|v| v.dial(&target));
         let uri = with_uri_headers(dialled.as_deref().unwrap_or(&target), &headers);

@@ -86,11 +86,10 @@ impl Call {
     /// reliably when 100rel is in use.
     fn send_provisional(&mut self, cx: &mut Cx<'_>, status: StatusCode, sdp: bool) {
         let invite = &self.inbound.invite;
-        let contact = family::uas_contact(cx.cfg, self.caller.peer, &invite.uri);
+        let contact = family::uas_contact(cx.cfg, cx.contacts, self.caller.peer, &invite.uri);
         let tag = self.caller.local_tag.as_str();
         let mut r = dialog_response_to(invite, status, tag, &contact);
-        r.headers
-            .push(HeaderName::SERVER, cx.cfg.user_agent.clone());
+        r.headers.push(HeaderName::SERVER, &cx.cfg.user_agent);
         if sdp {
             r.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
             r.body = self.inbound.local_sdp.clone().into();

@@ -68,12 +68,12 @@ impl Call {
     /// drop it (forged, replayed, or SRTCP on the RTP port, which we do not use).
     fn unprotect(&mut self, port: u16, data: &[u8], out: &mut Vec<u8>) -> Option<bool> {
         let session = if self.caller.port.is(port) {
-            self.caller.srtp.session.as_mut()
+            self.caller.srtp.session.as_deref_mut()
         } else {
             self.transfer
                 .bridge_mut()
                 .filter(|b| b.leg.port.is(port))
-                .and_then(|b| b.leg.srtp.session.as_mut())
+                .and_then(|b| b.leg.srtp.session.as_deref_mut())
         };
         let Some(session) = session else {
             return Some(false);
@@ -121,7 +121,7 @@ impl Call {
             let room = out.room();
             let (n, done) = self.media.next_packet(room);
             if let (true, Some(to)) = (n > 0, self.media.remote()) {
-                if let Some(n) = protect(self.caller.srtp.session.as_mut(), room, n) {
+                if let Some(n) = protect(self.caller.srtp.session.as_deref_mut(), room, n) {
                     out.commit(port, to, now, n);
                 }
             }

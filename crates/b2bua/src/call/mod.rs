@@ -55,8 +55,10 @@ pub(crate) struct Call {
     /// The caller's RTP as the IVR hears and feeds it: receiver, paced sender, prompts,
     /// digits.
     pub(crate) media: CallMedia,
-    /// The call's flow run, when a flow handles the called number.
-    pub(crate) flow: Option<FlowState>,
+    /// The call's flow run, when a flow handles the called number. Boxed: 880 bytes a
+    /// call without a flow would carry, and copy with every move of the call, for
+    /// nothing; one with a flow pays one allocation.
+    pub(crate) flow: Option<Box<FlowState>>,
     /// The transfer under way, if any.
     pub(crate) transfer: Transfer,
     /// What only the call's record reads.
@@ -206,9 +208,10 @@ impl Transfer {
 }
 
 impl Call {
-    /// Everything the switch may have indexed this call by, for when it leaves: the
-    /// switch removes each key that still leads to this call.
-    pub(crate) fn into_keys(self) -> impl Iterator<Item = Key> {
+    /// Everything the switch may have indexed this call by, each handed to `key`, for
+    /// when it leaves: the switch removes each key that still leads to this call. (Handed
+    /// out, not collected: a call's end allocates no list of them.)
+    pub(crate) fn into_keys(self, mut key: impl FnMut(Key)) {
         let Self {
             caller,
             inbound,
@@ -219,20 +222,21 @@ impl Call {
         // comes with the leg's, and is not made (three strings) to be removed twice.
         let invite = &inbound.invite;
         let answered = caller.state.dialog().is_some_and(|d| {
-            d.id.call_id == *invite.call_id
+            d.id.call_id == invite.call_id
                 && d.id.local_tag == caller.local_tag
                 && d.id.remote_tag == *invite.from.tag().unwrap_or_default()
         });
         let early = (!answered).then(|| setup::early_dialog_id(invite, &caller.local_tag));
-        let call_id = inbound.invite.call_id.into_bytes();
-        let mut keys = vec![Key::Invite(inbound.key), Key::CallId(call_id)];
-        keys.extend(early.map(Key::Dialog));
-        keys.extend(caller.into_keys());
+        key(Key::Invite(inbound.key));
+        key(Key::CallId(inbound.invite.call_id));
+        if let Some(early) = early {
+            key(Key::Dialog(early));
+        }
+        caller.into_keys().for_each(&mut key);
         match transfer {
             Transfer::Idle => {}
-            Transfer::Refer(refer) => keys.extend(refer.key.map(Key::Request)),
-            Transfer::Bridge(bridge) => keys.extend(bridge.into_keys()),
+            Transfer::Refer(refer) => refer.key.map(Key::Request).into_iter().for_each(key),
+            Transfer::Bridge(bridge) => bridge.into_keys().for_each(key),
         }
-        keys.into_iter()
     }
 }

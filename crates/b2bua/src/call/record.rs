@@ -31,7 +31,7 @@ impl Call {
         let invite = &self.inbound.invite;
         let identity = &self.identity;
         CallRecord {
-            call_id: invite.call_id.clone(),
+            call_id: invite.call_id.as_str().to_owned(),
             flow: flow.map(|f| f.run.flow().name.clone()),
             flow_version: flow.map(|f| f.run.flow().version.clone()),
             outcome,

@@ -58,10 +58,10 @@ impl Call {
         let mut refer = dialog.new_request(Method::Refer);
         refer
             .headers
-            .push(HeaderName::REFER_TO, format!("<{target}>"));
+            .push_joined(HeaderName::REFER_TO, &["<", target, ">"]);
         refer
             .headers
-            .push(HeaderName::REFERRED_BY, format!("<{contact}>"));
+            .push_joined(HeaderName::REFERRED_BY, &["<", contact.as_str(), ">"]);
         info!(target = %shown(self.notes.redact_target, target), "transferring by REFER");
         let key = cx.send(refer, peer);
         cx.index(Key::Request(key.clone()));
@@ -90,7 +90,8 @@ impl Call {
             StatusCode::MOVED_TEMPORARILY,
             Some(tag),
         );
-        r.headers.push(HeaderName::CONTACT, format!("<{target}>"));
+        r.headers
+            .push_joined(HeaderName::CONTACT, &["<", target, ">"]);
         self.notes.transfer = Some(TransferRecord {
             mode: TransferMode::Redirect,
             target: target.to_owned(),

@@ -81,7 +81,7 @@ impl Call {
         });
         cx.respond(&key, response_to(&invite, StatusCode::TRYING, None));
         cx.index(Key::Invite(key.clone()));
-        cx.index(Key::CallId(invite.call_id.as_bytes().to_vec()));
+        cx.index(Key::CallId(invite.call_id.clone()));
         let mut caller = SipLeg::new(peer, local_tag, LegState::Early, srtp_key);
         caller.audio = audio;
         caller.session = carrier.session;
@@ -205,13 +205,12 @@ impl Call {
             return;
         }
         let invite = &self.inbound.invite;
-        let contact = family::uas_contact(cx.cfg, self.caller.peer, &invite.uri);
+        let contact = family::uas_contact(cx.cfg, cx.contacts, self.caller.peer, &invite.uri);
         let tag = self.caller.local_tag.as_str();
         let mut ok = dialog_response_to(invite, StatusCode::OK, tag, &contact);
         ok.headers.push(HeaderName::ALLOW, ALLOW);
         ok.headers.push(HeaderName::SUPPORTED, SUPPORTED);
-        ok.headers
-            .push(HeaderName::SERVER, cx.cfg.user_agent.clone());
+        ok.headers.push(HeaderName::SERVER, &cx.cfg.user_agent);
         self.answer_session_timer(cx, &mut ok.headers);
         ok.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
         ok.body = self.inbound.local_sdp.clone().into();
@@ -313,7 +312,7 @@ pub(crate) fn local_sdp(
 /// The early dialog our 18x created: what the confirmed dialog will be too.
 pub(crate) fn early_dialog_id(invite: &Request, local_tag: &Tag) -> DialogId {
     DialogId {
-        call_id: invite.call_id.as_str().into(),
+        call_id: invite.call_id.clone(),
         local_tag: local_tag.clone(),
         remote_tag: invite.from.tag().unwrap_or_default().into(),
     }

@@ -258,7 +258,9 @@ impl LegState {
 /// exchange keyed them. Every packet in and out of the leg's port goes through them.
 pub(crate) struct LegSrtp {
     pub(crate) key: MasterKey,
-    pub(crate) session: Option<SrtpSession>,
+    /// Boxed: nearly 2 KiB of cipher and replay state that a plain leg (most) does not
+    /// have, and a call would otherwise carry, and copy with every move, all the same.
+    pub(crate) session: Option<Box<SrtpSession>>,
 }
 
 impl LegSrtp {
@@ -274,7 +276,7 @@ impl LegSrtp {
     pub(crate) fn keyed(&mut self, keying: Option<&SrtpKeying>) {
         match (keying, self.session.as_mut()) {
             (Some(keying), Some(session)) => session.rekey(keying),
-            (Some(keying), None) => self.session = Some(SrtpSession::new(keying)),
+            (Some(keying), None) => self.session = Some(Box::new(SrtpSession::new(keying))),
             (None, _) => self.session = None,
         }
     }

@@ -6,8 +6,9 @@
 
 use std::collections::HashMap;
 
-use concierge_sip::dialog::DialogId;
-use concierge_sip::transaction::TsxKey;
+use concierge_sip::dialog::{AsDialogKey, DialogId, DialogKey};
+use concierge_sip::ids::CallId;
+use concierge_sip::transaction::{TsxKey, TsxMap};
 
 use crate::output::{CallRef, ResolveId};
 
@@ -23,7 +24,7 @@ pub(crate) enum Key {
     /// An RTP port of one of the call's legs.
     Port(u16),
     /// A Call-ID of one of the call's legs: an INVITE with it is not a new call.
-    CallId(Vec<u8>),
+    CallId(CallId),
     /// A name lookup the call waits for.
     Resolve(ResolveId),
 }
@@ -47,18 +48,18 @@ pub(crate) enum Owner {
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     dialogs: HashMap<DialogId, CallRef>,
-    invites: HashMap<TsxKey, CallRef>,
-    requests: HashMap<TsxKey, Owner>,
+    invites: TsxMap<CallRef>,
+    requests: TsxMap<Owner>,
     /// Indexed by port number (grown to the highest port used): the RTP path finds the
     /// port's call with no hashing. Ports are ours, never a peer's choice.
     ports: Vec<Option<CallRef>>,
-    call_ids: HashMap<Vec<u8>, CallRef>,
+    call_ids: HashMap<CallId, CallRef>,
     resolves: HashMap<ResolveId, Owner>,
 }
 
 impl Index {
-    pub(crate) fn dialog(&self, id: &DialogId) -> Option<CallRef> {
-        self.dialogs.get(id).copied()
+    pub(crate) fn dialog(&self, key: DialogKey<'_>) -> Option<CallRef> {
+        self.dialogs.get(&key as &dyn AsDialogKey).copied()
     }
 
     pub(crate) fn invite(&self, key: &TsxKey) -> Option<CallRef> {
@@ -74,6 +75,8 @@ impl Index {
     }
 
     pub(crate) fn call_id(&self, call_id: &[u8]) -> Option<CallRef> {
+        // Every Call-ID indexed is text: bytes that are not match none.
+        let call_id = std::str::from_utf8(call_id).ok()?;
         self.call_ids.get(call_id).copied()
     }
 
@@ -110,11 +113,9 @@ impl Index {
         }
     }
 
-    /// Call `id` left: every one of `keys` that still leads to it goes.
-    pub(crate) fn forget(&mut self, id: CallRef, keys: impl Iterator<Item = Key>) {
-        for key in keys {
-            self.remove(id, key);
-        }
+    /// Call `id` left: `key` goes if it still leads to it.
+    pub(crate) fn forget(&mut self, id: CallRef, key: Key) {
+        self.remove(id, key);
     }
 
     fn add(&mut self, id: CallRef, key: Key) {
@@ -155,7 +156,11 @@ impl Index {
 }
 
 /// One lookup when the key leads to `value` (nearly always); put back when it led elsewhere.
-fn remove_if<K: std::hash::Hash + Eq, V: PartialEq>(map: &mut HashMap<K, V>, key: &K, value: &V) {
+fn remove_if<K: std::hash::Hash + Eq, V: PartialEq, S: std::hash::BuildHasher>(
+    map: &mut HashMap<K, V, S>,
+    key: &K,
+    value: &V,
+) {
     if let Some((k, v)) = map.remove_entry(key) {
         if v != *value {
             map.insert(k, v);
@@ -174,7 +179,7 @@ mod tests {
         index.apply(a, [Change::Add(Key::Port(10_000))].into_iter());
         // The port went back to the pool and on to call b; a's leaving must not take it.
         index.apply(b, [Change::Add(Key::Port(10_000))].into_iter());
-        index.forget(a, [Key::Port(10_000)].into_iter());
+        index.forget(a, Key::Port(10_000));
         assert_eq!(index.port(10_000), Some(b));
         index.apply(b, [Change::Remove(Key::Port(10_000))].into_iter());
         assert_eq!(index.port(10_000), None);
@@ -185,7 +190,7 @@ mod tests {
         let mut index = Index::default();
         index.add_trunk(Key::Resolve(ResolveId(9)));
         let call = CallRef { seq: 1, slot: 0 };
-        index.forget(call, [Key::Resolve(ResolveId(9))].into_iter());
+        index.forget(call, Key::Resolve(ResolveId(9)));
         assert_eq!(index.resolve(ResolveId(9)), Some(Owner::Trunk));
         index.remove_trunk(Key::Resolve(ResolveId(9)));
         assert_eq!(index.resolve(ResolveId(9)), None);
@@ -195,7 +200,7 @@ mod tests {
     fn changes_apply_in_the_order_the_call_made_them() {
         let id = CallRef { seq: 7, slot: 3 };
         let mut index = Index::default();
-        let call_id = b"c1".to_vec();
+        let call_id = CallId::from("c1");
         index.apply(
             id,
             [

@@ -29,6 +29,7 @@ pub(crate) use rtp_out::RtpOut;
 use crate::admission::Admission;
 use crate::call::Cx;
 use crate::config::SwitchConfig;
+use crate::family::LocalContacts;
 use crate::lockout::Lockout;
 use crate::output::{CallRef, Output};
 use crate::program::Program;
@@ -73,6 +74,8 @@ struct Books {
 /// The switch's fields a call may touch while it runs, lent to it as a [`Cx`].
 struct Shared {
     cfg: SwitchConfig,
+    /// Our Contact URIs, made from `cfg` once.
+    contacts: LocalContacts,
     endpoint: Endpoint,
     outputs: VecDeque<Output>,
     /// What new calls run; each call keeps the one it started with (`Command::Install`).
@@ -104,6 +107,7 @@ impl Shared {
             now,
             id,
             cfg: &self.cfg,
+            contacts: &self.contacts,
             endpoint: &mut self.endpoint,
             out: &mut self.outputs,
             program: &self.program,
@@ -172,6 +176,7 @@ impl Switch {
                 next_resolve: 1,
                 authenticated_input: false,
                 trunks: Trunks::new(cfg.seed),
+                contacts: LocalContacts::new(&cfg),
                 cfg,
             },
         };

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use concierge_sip::dialog::DialogId;
+use concierge_sip::dialog::DialogKey;
 use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::{CSeq, HeaderName, Method, Request, Response, StatusCode};
 use concierge_sip::{EndpointEvent, Peer, Untrusted};
@@ -24,7 +24,7 @@ impl Switch {
                     self.on_request(now, key, request, peer)
                 }
                 EndpointEvent::Ack { request, .. } => {
-                    match DialogId::of_incoming(&request).and_then(|d| self.books.index.dialog(&d))
+                    match DialogKey::of_incoming(&request).and_then(|d| self.books.index.dialog(d))
                     {
                         Some(id) => _ = self.run(now, id, |call, cx| call.on_ack(cx, request)),
                         None => {
@@ -72,7 +72,7 @@ impl Switch {
     }
 
     fn on_request(&mut self, now: Instant, key: TsxKey, request: Request, peer: Peer) {
-        let in_dialog = DialogId::of_incoming(&request);
+        let in_dialog = DialogKey::of_incoming(&request).map(|d| self.books.index.dialog(d));
         let r = match (&request.method, in_dialog) {
             (Method::Invite, None) => return self.on_new_invite(now, key, request, peer),
             (Method::Options, None) if self.draining => {
@@ -93,15 +93,11 @@ impl Switch {
                 r.headers.push(HeaderName::ALLOW, ALLOW);
                 r
             }
-            (_, Some(dialog)) => match self.books.index.dialog(&dialog) {
-                Some(id) => {
-                    self.run(now, id, |call, cx| {
-                        call.on_request(cx, key, request, &dialog)
-                    });
-                    return;
-                }
-                None => self.response(&request, StatusCode::CALL_DOES_NOT_EXIST),
-            },
+            (_, Some(Some(id))) => {
+                self.run(now, id, |call, cx| call.on_request(cx, key, request));
+                return;
+            }
+            (_, Some(None)) => self.response(&request, StatusCode::CALL_DOES_NOT_EXIST),
             (_, None) => {
                 // REGISTER, SUBSCRIBE, MESSAGE … outside a dialog: known, but not ours.
                 let status = match request.method {
@@ -186,15 +182,8 @@ impl Switch {
         response: Response,
         transaction_peer: Option<Peer>,
     ) {
-        let dialog = DialogId {
-            call_id: response.call_id.as_str().into(),
-            local_tag: response.from.tag().unwrap_or_default().into(),
-            remote_tag: response.to.tag().unwrap_or_default().into(),
-        };
-        if let Some(id) = self.books.index.dialog(&dialog) {
-            self.run(now, id, |call, cx| {
-                call.on_stray_answer(cx, &dialog, &response)
-            });
+        if let Some(id) = self.books.index.dialog(DialogKey::of_response(&response)) {
+            self.run(now, id, |call, cx| call.on_stray_answer(cx, &response));
             return;
         }
         let Some(peer) = transaction_peer else {

@@ -52,7 +52,8 @@ impl Switch {
     /// A call the switch just accepted: indexed, armed and kept.
     pub(super) fn admit(&mut self, id: CallRef, mut call: Call) {
         if self.books.settle(&self.shared.cfg, &mut call, id, true) {
-            return self.books.index.forget(id, call.into_keys());
+            let index = &mut self.books.index;
+            return call.into_keys(|key| index.forget(id, key));
         }
         self.books.deadlines.expire_at(call.expires, id);
         self.calls.insert(id, call);
@@ -64,7 +65,8 @@ impl Switch {
             return;
         };
         self.books.deadlines.forget(call.expires, id);
-        self.books.index.forget(id, call.into_keys());
+        let index = &mut self.books.index;
+        call.into_keys(|key| index.forget(id, key));
     }
 }
 

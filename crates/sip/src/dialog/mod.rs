@@ -12,6 +12,9 @@ pub mod session_timer;
 pub use answer::{AnswerEvent, AnswerRetransmit};
 pub use route::{local_contact, peer_for_uri, sips_contact, DialogRole};
 
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
+
 use bytes::Bytes;
 
 use crate::ids::{CallId, Tag};
@@ -20,8 +23,9 @@ use crate::wire::{
 };
 
 /// §12: Call-ID plus the local and remote tags. The call logic keys its dialogs by it and
-/// looks up each in-dialog request with [`DialogId::of_incoming`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// looks up each in-dialog request by its [`DialogKey`] (a map of ids is searched with a
+/// key borrowed from the request, no id made).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DialogId {
     /// The Call-ID shared by both sides.
     pub call_id: CallId,
@@ -35,11 +39,121 @@ impl DialogId {
     /// The dialog an incoming request claims to belong to (its To tag is ours). `None` for
     /// a dialog-creating request, which has no To tag.
     pub fn of_incoming(request: &Request) -> Option<Self> {
+        DialogKey::of_incoming(request).map(DialogKey::to_id)
+    }
+
+    /// The same three strings, borrowed.
+    pub fn key(&self) -> DialogKey<'_> {
+        DialogKey {
+            call_id: self.call_id.as_str(),
+            local_tag: self.local_tag.as_str(),
+            remote_tag: self.remote_tag.as_str(),
+        }
+    }
+}
+
+/// A [`DialogId`]'s three strings borrowed from a message: what an incoming request or
+/// response is looked up by, without copying them. Hashes and compares as the id with
+/// the same strings does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialogKey<'a> {
+    /// The Call-ID.
+    pub call_id: &'a str,
+    /// Our tag.
+    pub local_tag: &'a str,
+    /// The peer's tag (empty when it sent none).
+    pub remote_tag: &'a str,
+}
+
+impl<'a> DialogKey<'a> {
+    /// The dialog an incoming request claims to belong to (its To tag is ours). `None` for
+    /// a dialog-creating request, which has no To tag.
+    pub fn of_incoming(request: &'a Request) -> Option<Self> {
         Some(Self {
-            call_id: CallId::from(request.call_id.as_str()),
-            local_tag: Tag::from(request.to.tag()?),
-            remote_tag: Tag::from(request.from.tag().unwrap_or_default()),
+            call_id: request.call_id.as_str(),
+            local_tag: request.to.tag()?,
+            remote_tag: request.from.tag().unwrap_or_default(),
         })
+    }
+
+    /// The dialog of a response to a request of ours: our tag is its From tag.
+    pub fn of_response(response: &'a Response) -> Self {
+        Self {
+            call_id: response.call_id.as_str(),
+            local_tag: response.from.tag().unwrap_or_default(),
+            remote_tag: response.to.tag().unwrap_or_default(),
+        }
+    }
+
+    /// The owned id.
+    pub fn to_id(self) -> DialogId {
+        DialogId {
+            call_id: CallId::from(self.call_id),
+            local_tag: Tag::from(self.local_tag),
+            remote_tag: Tag::from(self.remote_tag),
+        }
+    }
+}
+
+/// What a map keyed by [`DialogId`] is searched with (`map.get(&key as &dyn AsDialogKey)`):
+/// an id, or a [`DialogKey`] borrowed from a message.
+pub trait AsDialogKey {
+    /// The three strings.
+    fn dialog_key(&self) -> DialogKey<'_>;
+}
+
+/// The three strings in one write (see [`crate::hash_parts`]): a dialog is hashed for
+/// every in-dialog message.
+impl Hash for DialogKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        crate::hash_parts::write_parts(
+            state,
+            &[
+                self.call_id.as_bytes(),
+                self.local_tag.as_bytes(),
+                self.remote_tag.as_bytes(),
+            ],
+        );
+    }
+}
+
+impl AsDialogKey for DialogId {
+    fn dialog_key(&self) -> DialogKey<'_> {
+        self.key()
+    }
+}
+
+impl AsDialogKey for DialogKey<'_> {
+    fn dialog_key(&self) -> DialogKey<'_> {
+        *self
+    }
+}
+
+impl PartialEq for dyn AsDialogKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.dialog_key() == other.dialog_key()
+    }
+}
+
+impl Eq for dyn AsDialogKey + '_ {}
+
+impl Hash for dyn AsDialogKey + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.dialog_key().hash(state);
+    }
+}
+
+/// Hashed as its key, so that `Borrow` below keeps the contract (equal values, equal
+/// hashes).
+impl Hash for DialogId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl<'a> Borrow<dyn AsDialogKey + 'a> for DialogId {
+    fn borrow(&self) -> &(dyn AsDialogKey + 'a) {
+        self
     }
 }
 
@@ -94,7 +208,7 @@ impl Dialog {
             .unwrap_or_else(|| invite.from.uri.clone());
         Self {
             id: DialogId {
-                call_id: CallId::from(invite.call_id.as_str()),
+                call_id: invite.call_id.clone(),
                 local_tag: local_tag.clone(),
                 remote_tag: Tag::from(invite.from.tag().unwrap_or_default()),
             },
@@ -117,7 +231,7 @@ impl Dialog {
         route_set.reverse();
         Some(Self {
             id: DialogId {
-                call_id: CallId::from(invite.call_id.as_str()),
+                call_id: invite.call_id.clone(),
                 local_tag: Tag::from(invite.from.tag().unwrap_or_default()),
                 remote_tag,
             },
@@ -176,7 +290,10 @@ impl Dialog {
             method,
             Method::Invite | Method::Update | Method::Subscribe | Method::Refer | Method::Notify
         ) {
-            headers.push(HeaderName::CONTACT, format!("<{}>", self.local_contact));
+            headers.push_joined(
+                HeaderName::CONTACT,
+                &["<", self.local_contact.as_str(), ">"],
+            );
         }
         Request {
             method: method.clone(),
@@ -184,7 +301,7 @@ impl Dialog {
             vias,
             from: self.local.clone(),
             to: self.remote.clone(),
-            call_id: self.id.call_id.as_str().to_owned(),
+            call_id: self.id.call_id.clone(),
             cseq: CSeq { seq, method },
             max_forwards: Some(70),
             headers,

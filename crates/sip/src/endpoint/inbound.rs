@@ -125,8 +125,7 @@ impl Endpoint {
                         armed: None,
                     },
                 );
-                let supported: Vec<&str> = self.cfg.supported.iter().map(String::as_str).collect();
-                if let Err(rejection) = check_request(&request, &supported) {
+                if let Err(rejection) = check_request(&request, &self.cfg.supported) {
                     debug!(call_id = %Untrusted(&request.call_id), status = %rejection.status, why = %Untrusted(&rejection.why), "request rejected");
                     let tag = self.new_tag();
                     let response = rejection.response(&request, tag.as_str());

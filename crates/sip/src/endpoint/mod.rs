@@ -7,7 +7,7 @@
 //! [`Endpoint::poll_timeout`] and call [`Endpoint::handle_timeout`].
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::ids::{Branch, Tag};
 use crate::transaction::{
-    InviteClient, InviteServer, NonInviteClient, NonInviteServer, TimerConfig, TsxKey,
+    InviteClient, InviteServer, NonInviteClient, NonInviteServer, TimerConfig, TsxKey, TsxMap,
 };
 use crate::untrusted::LogLimiter;
 use crate::wire::{Request, Response, Transport, Via, MAGIC_COOKIE};
@@ -167,7 +167,7 @@ impl Entry {
 /// crate documentation for the run loop.
 pub struct Endpoint {
     cfg: EndpointConfig,
-    tsxs: HashMap<TsxKey, Entry>,
+    tsxs: TsxMap<Entry>,
     /// Min-heap of (deadline, key); one entry per armed transaction plus stale ones.
     timers: BinaryHeap<Reverse<(Instant, TsxKey)>>,
     transmits: VecDeque<Transmit>,
@@ -189,7 +189,7 @@ impl Endpoint {
         let rng = SmallRng::seed_from_u64(cfg.seed);
         Self {
             cfg,
-            tsxs: HashMap::new(),
+            tsxs: TsxMap::default(),
             timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -225,10 +225,11 @@ impl Endpoint {
     /// A fresh branch for a request of ours: the RFC 3261 magic cookie and 64 random bits
     /// (§8.1.1.7), so it is unique per transaction and marks us as RFC 3261 compliant.
     fn new_branch(&mut self) -> Branch {
-        let mut branch = String::with_capacity(MAGIC_COOKIE.len() + 16);
-        branch.push_str(MAGIC_COOKIE);
-        push_hex(&mut branch, self.rng.gen::<u64>(), 16);
-        Branch::from(branch)
+        let mut text = [0u8; MAGIC_COOKIE.len() + 16];
+        let (cookie, digits) = text.split_at_mut(MAGIC_COOKIE.len());
+        cookie.copy_from_slice(MAGIC_COOKIE.as_bytes());
+        write_hex(digits, self.rng.gen::<u64>());
+        Branch::from(ascii(&text))
     }
 
     /// Our Via to `peer` carrying `branch`.
@@ -253,9 +254,9 @@ impl Endpoint {
     /// A fresh random tag for the From of a request we place or the To of an answer we give
     /// (RFC 3261 §19.3): 48 bits from the endpoint's generator as twelve hex digits.
     pub fn new_tag(&mut self) -> Tag {
-        let mut tag = String::with_capacity(12);
-        push_hex(&mut tag, self.rng.gen::<u64>(), 12);
-        Tag::from(tag)
+        let mut digits = [0u8; 12];
+        write_hex(&mut digits, self.rng.gen::<u64>());
+        Tag::from(ascii(&digits))
     }
 
     /// A random number from the endpoint's generator, for what the call logic makes itself:
@@ -277,12 +278,20 @@ impl Endpoint {
     }
 }
 
-/// Appends the last `digits` hex digits of `value`, lower case and zero-padded: what
-/// `format!("{:0digits$x}")` writes for a value that fits, without the formatting
-/// machinery (a tag is made for every call).
-fn push_hex(out: &mut String, value: u64, digits: u32) {
-    for place in (0..digits).rev() {
+/// Writes the last `out.len()` hex digits of `value` into `out`, lower case and
+/// zero-padded: what `format!("{:0digits$x}")` writes for a value that fits, without the
+/// formatting machinery (a tag is made for every call).
+fn write_hex(out: &mut [u8], value: u64) {
+    let digits = out.len();
+    for (i, digit) in out.iter_mut().enumerate() {
+        let place = (digits - 1 - i) as u32;
         let nibble = value.checked_shr(4 * place).unwrap_or(0) & 0xf;
-        out.push(char::from_digit(nibble as u32, 16).unwrap_or('0'));
+        *digit = char::from_digit(nibble as u32, 16).map_or(b'0', |c| c as u8);
     }
+}
+
+/// Text written on the stack (ASCII: hex digits, the magic cookie) as a `str`, for an id
+/// made of it to cost one allocation, its own, not a `String`'s before it.
+fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
 }

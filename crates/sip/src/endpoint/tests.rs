@@ -222,11 +222,14 @@ fn tags_and_branches_are_the_hex_digits_format_writes() {
         u64::MAX,
         0x0123_4567_89ab_cdef,
     ] {
-        let mut tag = String::new();
-        super::push_hex(&mut tag, value & 0xffff_ffff_ffff, 12);
-        assert_eq!(tag, format!("{:012x}", value & 0xffff_ffff_ffff));
-        let mut branch = String::new();
-        super::push_hex(&mut branch, value, 16);
-        assert_eq!(branch, format!("{value:016x}"));
+        let mut tag = [0u8; 12];
+        super::write_hex(&mut tag, value & 0xffff_ffff_ffff);
+        assert_eq!(
+            super::ascii(&tag),
+            format!("{:012x}", value & 0xffff_ffff_ffff)
+        );
+        let mut branch = [0u8; 16];
+        super::write_hex(&mut branch, value);
+        assert_eq!(super::ascii(&branch), format!("{value:016x}"));
     }
 }

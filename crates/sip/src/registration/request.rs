@@ -43,7 +43,7 @@ impl Registration {
             vias: Vec::new(),
             from: aor.clone().with_tag(self.from_tag.as_str()),
             to: aor,
-            call_id: self.call_id.as_str().to_owned(),
+            call_id: self.call_id.clone(),
             cseq: CSeq {
                 seq: self.cseq,
                 method: Method::Register,
@@ -69,7 +69,7 @@ impl Registration {
             vias: Vec::new(),
             from: NameAddr::new(self.aor.clone()).with_tag(self.from_tag.as_str()),
             to: NameAddr::new(self.cfg.registrar.clone()),
-            call_id: self.ping_call_id.as_str().to_owned(),
+            call_id: self.ping_call_id.clone(),
             cseq: CSeq {
                 seq: self.ping_cseq,
                 method: Method::Options,

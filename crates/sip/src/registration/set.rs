@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::{Registration, RegistrationEvent, RegistrationOutput, RequestId, Status};
 use crate::endpoint::{Endpoint, Peer};
-use crate::transaction::TsxKey;
+use crate::transaction::{TsxKey, TsxMap};
 use crate::wire::{Response, SipUri};
 
 /// What the owner of [`Registrations`] must do besides sending (which they do themselves).
@@ -52,7 +52,7 @@ pub struct Registrations {
     /// The live slot of each trunk name.
     by_name: BTreeMap<String, u64>,
     /// Our client transactions: which slot and request each belongs to.
-    keys: HashMap<TsxKey, (u64, RequestId)>,
+    keys: TsxMap<(u64, RequestId)>,
     /// Lookups under way: which slot waits for each.
     resolves: HashMap<u64, u64>,
     next_slot: u64,

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::ids::Branch;
@@ -36,7 +38,7 @@ impl std::hash::Hash for TsxKey {
 
 /// What tells server transactions with one branch apart (see [`TsxKey`]). Kept as parts,
 /// not as the text `host:port`: the Via's host is shared, so a key costs no copy of it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Scope {
     /// A client transaction's key.
     None,
@@ -46,11 +48,32 @@ enum Scope {
     Rfc2543(Arc<str>),
 }
 
+/// The parts of a key hashed in one write (see [`crate::hash_parts`]); equal keys have
+/// equal parts.
 fn fingerprint(branch: &Branch, scope: &Scope, method: &Method, server: bool) -> u64 {
     use std::hash::BuildHasher;
     static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
-    KEYS.get_or_init(std::hash::RandomState::new)
-        .hash_one((branch, scope, method, server))
+    let (kind, text, port): (u8, &str, Option<u16>) = match scope {
+        Scope::None => (0, "", None),
+        Scope::SentBy(host, port) => (1, host, *port),
+        Scope::Rfc2543(text) => (2, text, None),
+    };
+    let port = port.map_or([0; 3], |p| {
+        let [high, low] = p.to_be_bytes();
+        [1, high, low]
+    });
+    let mut state = KEYS.get_or_init(std::hash::RandomState::new).build_hasher();
+    crate::hash_parts::write_parts(
+        &mut state,
+        &[
+            branch.as_str().as_bytes(),
+            &[kind, u8::from(server)],
+            text.as_bytes(),
+            &port,
+            method.as_str().as_bytes(),
+        ],
+    );
+    state.finish()
 }
 
 impl TsxKey {
@@ -128,5 +151,33 @@ impl TsxKey {
     /// Whether this is a server transaction's key.
     pub fn is_server(&self) -> bool {
         self.server
+    }
+}
+
+/// A map keyed by [`TsxKey`] that takes the key's fingerprint as the table's hash. The
+/// fingerprint already is a keyed SipHash (random per process) of the key's parts, so a
+/// peer choosing branches cannot aim at one bucket; hashing it a second time with SipHash,
+/// as a std map would, costs about a hundred instructions a look-up and adds nothing.
+pub type TsxMap<V> = HashMap<TsxKey, V, BuildHasherDefault<FingerprintHasher>>;
+
+/// The hasher of a [`TsxMap`]: the fingerprint [`TsxKey`]'s `Hash` writes is the hash.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FingerprintHasher(u64);
+
+impl Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    /// Only a `TsxKey` is hashed here, and it writes one `u64`; anything else is mixed in
+    /// (FNV-1a) rather than lost.
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
     }
 }

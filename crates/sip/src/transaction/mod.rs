@@ -19,7 +19,7 @@ mod timers;
 
 pub use invite_client::{InviteClient, InviteClientState};
 pub use invite_server::{InviteServer, InviteServerState};
-pub use key::TsxKey;
+pub use key::{FingerprintHasher, TsxKey, TsxMap};
 pub use non_invite_client::{NonInviteClient, NonInviteClientState};
 pub use non_invite_server::{NonInviteServer, NonInviteServerState};
 pub use timers::{TimerConfig, TsxTimer, TsxTimers};

@@ -6,6 +6,7 @@ use super::header::{HeaderName, Headers};
 use super::method::Method;
 use super::uri::{NameAddr, SipUri};
 use super::via::Via;
+use crate::ids::CallId;
 
 /// A parsed SIP message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +21,8 @@ impl Message {
     /// The Call-ID of either.
     pub fn call_id(&self) -> &str {
         match self {
-            Self::Request(r) => &r.call_id,
-            Self::Response(r) => &r.call_id,
+            Self::Request(r) => r.call_id.as_str(),
+            Self::Response(r) => r.call_id.as_str(),
         }
     }
 }
@@ -195,8 +196,8 @@ pub struct Request {
     pub from: NameAddr,
     /// To.
     pub to: NameAddr,
-    /// Call-ID.
-    pub call_id: String,
+    /// Call-ID: shared, so a response, a dialog and a key copy it without allocating.
+    pub call_id: CallId,
     /// CSeq.
     pub cseq: CSeq,
     /// Max-Forwards, when present.
@@ -220,8 +221,8 @@ pub struct Response {
     pub from: NameAddr,
     /// To.
     pub to: NameAddr,
-    /// Call-ID.
-    pub call_id: String,
+    /// Call-ID: shared, so a response, a dialog and a key copy it without allocating.
+    pub call_id: CallId,
     /// CSeq.
     pub cseq: CSeq,
     /// Every other header, in order.

@@ -57,8 +57,7 @@ impl Params {
             let open = quoted && ends_quoted(text);
             return Self::indexed(Some(text.into()), if open { text.len() } else { 0 });
         }
-        // Never longer than the text plus a leading `;`.
-        let mut out = String::with_capacity(if text.is_empty() { 0 } else { text.len() + 1 });
+        let mut out = Text::default();
         let mut pieces = split_unquoted(text);
         if uri_part {
             pieces.next();
@@ -68,22 +67,17 @@ impl Params {
             if piece.is_empty() {
                 continue;
             }
-            out.push(';');
             match split_at_byte(piece, b'=') {
-                Some((n, v)) => {
-                    out.push_str(trim(n));
-                    out.push('=');
-                    out.push_str(trim(v));
-                }
-                None => out.push_str(piece),
+                Some((n, v)) => out.pair(trim(n), Some(trim(v))),
+                None => out.pair(piece, None),
             }
         }
-        let open_until = if ends_quoted(&out) { out.len() } else { 0 };
-        Self::of(out, open_until)
-    }
-
-    fn of(text: String, open_until: usize) -> Self {
-        Self::indexed((!text.is_empty()).then(|| text.into()), open_until)
+        let open_until = if ends_quoted(out.as_str()) {
+            out.len()
+        } else {
+            0
+        };
+        Self::indexed(out.shared(), open_until)
     }
 
     /// The parameters of `text`, with [`LOOKED_UP`] found.
@@ -173,22 +167,18 @@ impl Params {
         mut remove: impl FnMut(&str) -> bool,
         add: &[(&str, Option<&str>)],
     ) -> Self {
-        let extra: usize = add
-            .iter()
-            .map(|(n, v)| n.len() + v.map_or(0, |v| v.len() + 1) + 1)
-            .sum();
-        let mut text = String::with_capacity(self.as_str().len() + extra);
+        let mut text = Text::default();
         let mut open_until = 0;
         for (n, v) in self.iter().filter(|(n, _)| !remove(n)) {
-            push_pair(&mut text, n, v);
-            if open_until == 0 && ends_quoted(&text) {
+            text.pair(n, v);
+            if open_until == 0 && ends_quoted(text.as_str()) {
                 open_until = text.len();
             }
         }
         for (n, v) in add {
-            push_pair(&mut text, n, *v);
+            text.pair(n, *v);
         }
-        Self::of(text, open_until)
+        Self::indexed(text.shared(), open_until)
     }
 
     /// As written: `;a=1;b`, or nothing.
@@ -222,12 +212,72 @@ fn written_form(text: &str) -> Option<bool> {
     Some(quoted)
 }
 
-fn push_pair(out: &mut String, name: &str, value: Option<&str>) {
-    out.push(';');
-    out.push_str(name);
-    if let Some(v) = value {
-        out.push('=');
-        out.push_str(v);
+/// Parameter text being written: on the stack while it fits (nearly always), so that
+/// sharing it costs one allocation, the `Arc`'s, where a `String` made into one costs two.
+enum Text {
+    Short([u8; SHORT], usize),
+    Long(String),
+}
+
+/// What parameters we write (a tag, received and rport added to a peer's) nearly always
+/// fit in.
+const SHORT: usize = 192;
+
+impl Default for Text {
+    fn default() -> Self {
+        Self::Short([0; SHORT], 0)
+    }
+}
+
+impl Text {
+    fn push(&mut self, s: &str) {
+        match self {
+            Self::Short(buf, len) => match buf.get_mut(*len..*len + s.len()) {
+                Some(room) => {
+                    room.copy_from_slice(s.as_bytes());
+                    *len += s.len();
+                }
+                None => {
+                    let mut long = String::with_capacity(*len + s.len() + SHORT);
+                    long.push_str(self.as_str());
+                    long.push_str(s);
+                    *self = Self::Long(long);
+                }
+            },
+            Self::Long(text) => text.push_str(s),
+        }
+    }
+
+    fn pair(&mut self, name: &str, value: Option<&str>) {
+        self.push(";");
+        self.push(name);
+        if let Some(v) = value {
+            self.push("=");
+            self.push(v);
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Only whole `str`s were copied in: always UTF-8.
+            Self::Short(buf, len) => buf
+                .get(..*len)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            Self::Long(text) => text,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Short(_, len) => *len,
+            Self::Long(text) => text.len(),
+        }
+    }
+
+    /// The text to keep; `None` when empty.
+    fn shared(&self) -> Option<Arc<str>> {
+        (self.len() > 0).then(|| Arc::from(self.as_str()))
     }
 }
 
@@ -324,6 +374,17 @@ mod tests {
         assert_eq!(p.get("lr"), Some(None));
         assert_eq!(p.get("x"), Some(Some(r#""1;2""#)));
         assert_eq!(p.get("nope"), None);
+    }
+
+    #[test]
+    fn parameters_longer_than_the_stack_buffer_are_kept_whole() {
+        let long = "v".repeat(300);
+        let p = Params::parse(&format!(" ; a = 1 ; long = {long} ; b"), false);
+        assert_eq!(p.as_str(), format!(";a=1;long={long};b"));
+        assert_eq!(p.get("long"), Some(Some(long.as_str())));
+        let p = p.replace(|n| n == "a", &[("tag", Some("t"))]);
+        assert_eq!(p.as_str(), format!(";long={long};b;tag=t"));
+        assert_eq!(p.get("tag"), Some(Some("t")));
     }
 
     #[test]

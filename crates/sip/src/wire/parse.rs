@@ -11,6 +11,7 @@ use super::method::{is_token_byte, Method};
 use super::uri::{NameAddr, SipUri};
 use super::via::Via;
 use super::{split_at_byte, split_bytes, trim};
+use crate::ids::CallId;
 
 /// Why bytes are not a usable SIP message.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -298,7 +299,7 @@ struct CoreHeaders {
     vias: Vec<Via>,
     from: Option<NameAddr>,
     to: Option<NameAddr>,
-    call_id: Option<String>,
+    call_id: Option<CallId>,
     cseq: Option<CSeq>,
     max_forwards: Option<u32>,
     headers: Headers,
@@ -308,7 +309,7 @@ struct Core {
     vias: Vec<Via>,
     from: NameAddr,
     to: NameAddr,
-    call_id: String,
+    call_id: CallId,
     cseq: CSeq,
     headers: Headers,
 }
@@ -332,7 +333,7 @@ impl CoreHeaders {
                     why: format!("{value:?}"),
                 });
             }
-            set_once(&mut self.call_id, "Call-ID", value.to_owned())?;
+            set_once(&mut self.call_id, "Call-ID", CallId::from(value))?;
         } else if name == HeaderName::CSEQ {
             set_once(&mut self.cseq, "CSeq", parse_cseq(value)?)?;
         } else if name == HeaderName::MAX_FORWARDS {

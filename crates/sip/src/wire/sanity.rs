@@ -44,7 +44,7 @@ impl Rejection {
 }
 
 /// Checks `request` against §8.2.1–§8.2.2. `supported` lists the option tags we implement.
-pub fn check_request(request: &Request, supported: &[&str]) -> Result<(), Rejection> {
+pub fn check_request(request: &Request, supported: &[impl AsRef<str>]) -> Result<(), Rejection> {
     // §8.1.1.5: the CSeq method matches the request method (CANCEL and ACK included).
     if request.cseq.method != request.method {
         return Err(Rejection::new(
@@ -86,7 +86,9 @@ pub fn check_request(request: &Request, supported: &[&str]) -> Result<(), Reject
             .get_all(&HeaderName::REQUIRE)
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .filter(|t| !t.is_empty() && !supported.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            .filter(|t| {
+                !t.is_empty() && !supported.iter().any(|s| s.as_ref().eq_ignore_ascii_case(t))
+            })
             .map(str::to_owned)
             .collect();
         if !unsupported.is_empty() {

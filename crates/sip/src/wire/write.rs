@@ -29,7 +29,7 @@ impl Request {
         out.rest(
             &self.from,
             &self.to,
-            &self.call_id,
+            self.call_id.as_str(),
             &self.cseq,
             &self.headers,
             &self.body,
@@ -55,7 +55,7 @@ impl Response {
         out.rest(
             &self.from,
             &self.to,
-            &self.call_id,
+            self.call_id.as_str(),
             &self.cseq,
             &self.headers,
             &self.body,

@@ -66,7 +66,8 @@ impl Call {
                     let local = SocketAddr::new(family::media_ip_for(cx.cfg, peer.addr.ip()), port);
                     let contact = family::local_contact(cx.cfg, peer);
                     let key = bridge.leg.srtp.offer_key(cx.cfg.srtp);
-                    r.headers.push(HeaderName::CONTACT, format!("<{contact}>"));
+                    r.headers
+                        .push_joined(HeaderName::CONTACT, &["<", contact.as_str(), ">"]);
                     r.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
                     r.body = sdp::offer_for_with(local, 2, caller, key).into();
                 }

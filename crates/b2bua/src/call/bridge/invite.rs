@@ -296,9 +296,9 @@ impl Bridge {
             h.push(HeaderName::ROUTE, route.to_string());
         }
         let contact = family::local_contact(cfg, self.leg.peer);
-        h.push(HeaderName::CONTACT, format!("<{contact}>"));
+        h.push_joined(HeaderName::CONTACT, &["<", contact.as_str(), ">"]);
         h.push(HeaderName::CONTENT_TYPE, "application/sdp");
-        h.push(HeaderName::USER_AGENT, cfg.user_agent.clone());
+        h.push(HeaderName::USER_AGENT, &cfg.user_agent);
         if identity.verified && !private {
             let pai = format!("<sip:{}@{host}>", identity.number);
             h.push(HeaderName::P_ASSERTED_IDENTITY, pai);
@@ -307,7 +307,7 @@ impl Bridge {
             h.push(HeaderName::new("Privacy"), "id");
         }
         for (name, value) in &self.headers {
-            h.push(HeaderName::new(name), value.clone());
+            h.push(HeaderName::new(name), value);
         }
         // §7.1: the leg's INVITE asks for our interval; we support the extension, so the
         // target may make either side the refresher.

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use concierge_media::SourcePolicy;
+use concierge_sip::ids::CallId;
 use concierge_sip::transaction::TsxKey;
 use concierge_sip::wire::{Request, SipUri, Transport};
 use concierge_sip::Peer;
@@ -41,7 +42,7 @@ pub(crate) struct Bridge {
     pub(crate) uri: SipUri,
     /// Extra headers for the INVITE (the flow's transfer headers).
     pub(crate) headers: Vec<(String, String)>,
-    pub(crate) call_id: String,
+    pub(crate) call_id: CallId,
     pub(crate) cseq: u32,
     /// Our INVITE as last sent (without our Via): for the ACK of its 2xx, a retry with
     /// credentials, the next address, and the offer of a refresh re-INVITE.
@@ -91,7 +92,7 @@ impl Bridge {
 
     /// Every key the switch may have indexed the call by for this leg.
     pub(super) fn into_keys(self) -> impl Iterator<Item = Key> {
-        let call_id = Key::CallId(self.call_id.into_bytes());
+        let call_id = Key::CallId(self.call_id);
         let invite = self.key.map(Key::Request);
         self.leg
             .into_keys()
@@ -143,13 +144,13 @@ impl Call {
         let Some(port) = cx.ports.allocate(cx.now) else {
             return self.bridge_failed(cx, target.to_owned(), TransferFailure::NoPort);
         };
-        let call_id = format!("{:016x}-b2b", cx.endpoint.random_u64());
+        let call_id = CallId::from(format!("{:016x}-b2b", cx.endpoint.random_u64()));
         let local_tag = cx.endpoint.new_tag();
         let srtp_key = cx.new_srtp_key();
         let trunk = via.as_ref().map(|v| v.name.as_str());
         info!(target = %shown(self.notes.redact_target, target), trunk, "bridging: calling the target");
         // The target's re-INVITEs in this leg are not new calls for admission control.
-        cx.index(Key::CallId(call_id.as_bytes().to_vec()));
+        cx.index(Key::CallId(call_id.clone()));
         let state = LegState::Binding { dns: None };
         let mut leg = SipLeg::new(peer, local_tag, state, srtp_key);
         leg.port.open(cx, port);

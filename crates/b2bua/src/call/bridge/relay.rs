@@ -51,14 +51,14 @@ impl Call {
             };
             bridge.relayed[1] += 1;
             let events = (leg_event, caller_event);
-            (out, to, self.caller.srtp.session.as_mut(), events)
+            (out, to, self.caller.srtp.session.as_deref_mut(), events)
         } else {
             let (Some(out), Some(to)) = (bridge.leg.port.number(), bridge.media_to()) else {
                 return true;
             };
             bridge.relayed[0] += 1;
             let events = (caller_event, leg_event);
-            (out, to, bridge.leg.srtp.session.as_mut(), events)
+            (out, to, bridge.leg.srtp.session.as_deref_mut(), events)
         };
         // Written once, where it leaves from: copied in, renumbered, encrypted again
         // with the other leg's own key (it was decrypted on the way in).
