@@ -115,7 +115,7 @@ async fn dispatch(sip: Rc<UdpSocket>, routes: Routes) {
             Message::Request(r) => r.call_id.clone(),
             Message::Response(r) => r.call_id.clone(),
         };
-        if let Some(tx) = routes.borrow().get(&call_id) {
+        if let Some(tx) = routes.borrow().get(call_id.as_str()) {
             let _ = tx.send(msg);
         }
     }
