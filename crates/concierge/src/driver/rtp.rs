@@ -14,7 +14,7 @@
 //! and closing a socket per call was 7-11 % of a plain call's CPU (`bench/RESULTS.md`).
 //! The descriptors the open files limit leaves ([`parking_budget`]) are shared: calls'
 //! sockets come first, and a port bound for a call when they are all taken closes the
-//! longest-parked socket to make room. Beyond the budget a released port's socket is closed
+//! last-parked socket to make room. Beyond the budget a released port's socket is closed
 //! as before.
 
 use std::net::{IpAddr, UdpSocket};
@@ -152,11 +152,7 @@ impl RtpSockets {
     pub(crate) fn stop_parking(&mut self) {
         self.budget.parked = 0;
         for port in std::mem::take(&mut self.parked_order) {
-            if self.state(port) == PortState::Parked {
-                self.parked -= self.families();
-                self.set_state(port, PortState::Closed);
-                self.command(Command::Close { port });
-            }
+            self.close_parked(port);
         }
     }
 
@@ -167,11 +163,17 @@ impl RtpSockets {
             let Some(port) = self.parked_order.pop() else {
                 return;
             };
-            if self.state(port) == PortState::Parked {
-                self.parked -= self.families();
-                self.set_state(port, PortState::Closed);
-                self.command(Command::Close { port });
-            }
+            self.close_parked(port);
+        }
+    }
+
+    /// Closes `port`'s socket if it is parked (an entry of [`Self::parked_order`] may be
+    /// for a port a call has taken over since).
+    fn close_parked(&mut self, port: u16) {
+        if self.state(port) == PortState::Parked {
+            self.parked -= self.families();
+            self.set_state(port, PortState::Closed);
+            self.command(Command::Close { port });
         }
     }
 
