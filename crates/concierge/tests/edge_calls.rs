@@ -81,6 +81,9 @@ fn rfc4733_keys_from_a_second_source_are_ignored_and_the_callers_own_keys_work()
     // An unknown number: the flow asks for a code (101010 would be the VIP desk, gold).
     let mut call = RawCall::invite(server.port, "+46700000009", "inject1", "0 101");
     let media = call.answer_and_ack();
+    // Media starts with the ACK: audio the RTP thread hands over before the shard has
+    // read the ACK from the SIP socket is dropped, and would leave the stream unlatched.
+    server.wait_confirmed("inject1");
     for i in 0..5 {
         call.rtp.send_to(&audio(i, 0xca11), media).unwrap();
     }
