@@ -280,9 +280,11 @@ fn under_a_low_open_files_limit_a_call_s_socket_takes_the_place_of_a_parked_one(
     // Then 150 calls at a time while those still rest: each port bound for a call closes
     // a parked socket to make room, instead of running out of descriptors.
     calls(&server, 300, 75, 2_000);
+    // No bind ran out of descriptors (a port some other program on this busy machine
+    // holds is another matter: the call is given another port).
     let log = server.log();
     assert!(
-        !log.contains("cannot bind the RTP port"),
+        !log.contains("Too many open files"),
         "{}",
         common::tail(&log, 20)
     );
