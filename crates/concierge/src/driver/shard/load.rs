@@ -22,11 +22,28 @@ impl Shard {
     /// not cross it (a REFER resent after its 202 came in derails the peer's dialog).
     /// Returns whether the socket was emptied.
     pub(super) fn take_waiting_datagrams(&mut self, buf: &mut [u8]) -> bool {
-        for _ in 0..MAX_WAITING_DATAGRAMS {
-            let Some(Ok((n, from))) = self.udp.as_ref().map(|u| u.try_recv_from(buf)) else {
-                return true;
+        let Some(udp) = self.udp.clone() else {
+            return true;
+        };
+        let mut taken = 0;
+        while taken < MAX_WAITING_DATAGRAMS {
+            let received = match receive::read_batch(&udp, buf) {
+                Ok(r) => r,
+                Err(e) => {
+                    // ICMP errors of earlier sends surface here on some platforms.
+                    self.udp_error(&e, None);
+                    return true;
+                }
             };
-            self.handle_udp(from, &buf[..n]);
+            for (i, &(from, len)) in received.datagrams[..received.count].iter().enumerate() {
+                if let Some(from) = from {
+                    self.handle_udp(from, receive::slot(buf, i, len));
+                }
+            }
+            taken += received.count;
+            if received.emptied {
+                return true;
+            }
         }
         false
     }

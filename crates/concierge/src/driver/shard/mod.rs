@@ -5,6 +5,7 @@
 
 mod flush;
 mod load;
+mod receive;
 pub(super) mod send;
 
 use super::*;
@@ -73,7 +74,7 @@ pub(super) struct Shard {
 
 impl Shard {
     pub(super) async fn run(mut self) {
-        let mut buf = vec![0u8; 65_536];
+        let mut buf = receive::buffer();
         let mut drain_deadline: Option<Instant> = None;
         // Whether the remaining calls were hung up; the next deadline then drops them.
         let mut hung_up = false;
@@ -83,14 +84,11 @@ impl Shard {
             let wake = next.map(Instant::from_std).unwrap_or(far);
             let wake = drain_deadline.map_or(wake, |d| wake.min(d));
             tokio::select! {
-                r = recv(self.udp.as_deref(), &mut buf) => match r {
-                    Ok((n, from)) => {
-                        self.handle_udp(from, &buf[..n]);
-                        // Whatever else is waiting comes in the same turn.
+                r = sip_readable(self.udp.as_deref()) => match r {
+                    Ok(()) => {
                         let emptied = self.take_waiting_datagrams(&mut buf);
                         self.report_load(emptied);
                     }
-                    // ICMP errors from earlier sends surface here on some platforms; not fatal.
                     Err(e) => self.udp_error(&e, None),
                 },
                 Some(input) = self.stream_rx.recv() => match input {
@@ -237,9 +235,10 @@ pub(super) fn udp_by_family(
     [of_family(true), of_family(false)]
 }
 
-async fn recv(udp: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+/// Resolves when the SIP socket has datagrams waiting.
+async fn sip_readable(udp: Option<&UdpSocket>) -> std::io::Result<()> {
     match udp {
-        Some(u) => u.recv_from(buf).await,
+        Some(udp) => udp.readable().await,
         None => std::future::pending().await,
     }
 }
