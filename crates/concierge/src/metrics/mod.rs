@@ -13,7 +13,7 @@ mod labels;
 mod process;
 mod shared;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod text;
 mod trunks;
 

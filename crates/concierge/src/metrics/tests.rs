@@ -21,7 +21,8 @@ fn http_outcomes_are_a_fixed_set_whatever_the_api_said() {
     }
 }
 
-fn record() -> CallRecord {
+/// A failed call's record with a path, a transfer and a lockout: every kind of field.
+pub(crate) fn record() -> CallRecord {
     let step = |node: &str, exit: &str| concierge_b2bua::PathStep {
         node: node.into(),
         exit: Some(exit.into()),

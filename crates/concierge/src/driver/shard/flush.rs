@@ -12,6 +12,9 @@ impl Shard {
             match self.switch.poll_output() {
                 Output::Timeout(at) => {
                     if ports.is_empty() {
+                        // The records of the calls this turn ended are on disk before the
+                        // messages that end them leave.
+                        self.records.write_pending();
                         self.send_udp().await;
                         self.rtp.flush();
                         // The batches sent meanwhile, for the switch's next packets.
