@@ -119,11 +119,11 @@ impl Endpoint {
                 };
                 self.tsxs.insert(
                     key.clone(),
-                    Entry {
+                    Box::new(Entry {
                         machine,
                         peer,
                         armed: None,
-                    },
+                    }),
                 );
                 if let Err(rejection) = check_request(&request, &self.cfg.supported) {
                     debug!(call_id = %Untrusted(&request.call_id), status = %rejection.status, why = %Untrusted(&rejection.why), "request rejected");
@@ -149,11 +149,11 @@ impl Endpoint {
         let reliable = peer.transport.is_reliable();
         self.tsxs.insert(
             key.clone(),
-            Entry {
+            Box::new(Entry {
                 machine: Machine::NonInviteServer(NonInviteServer::new(reliable, self.cfg.timers)),
                 peer,
                 armed: None,
-            },
+            }),
         );
         let status = if in_progress.is_some() {
             StatusCode::OK

@@ -167,7 +167,9 @@ impl Entry {
 /// crate documentation for the run loop.
 pub struct Endpoint {
     cfg: EndpointConfig,
-    tsxs: TsxMap<Entry>,
+    /// Boxed: the map holds tens of thousands of transactions resting for Timer J and L
+    /// (32 s), so its buckets stay small and an entry never moves once made.
+    tsxs: TsxMap<Box<Entry>>,
     /// Min-heap of (deadline, key); one entry per armed transaction plus stale ones.
     timers: BinaryHeap<Reverse<(Instant, TsxKey)>>,
     transmits: VecDeque<Transmit>,

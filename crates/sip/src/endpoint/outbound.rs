@@ -62,11 +62,11 @@ impl Endpoint {
         }
         self.tsxs.insert(
             key.clone(),
-            Entry {
+            Box::new(Entry {
                 machine,
                 peer,
                 armed: None,
-            },
+            }),
         );
         self.rearm(&key);
         key
@@ -119,11 +119,11 @@ impl Endpoint {
         }
         self.tsxs.insert(
             key.clone(),
-            Entry {
+            Box::new(Entry {
                 machine: Machine::NonInviteClient(tsx),
                 peer,
                 armed: None,
-            },
+            }),
         );
         self.rearm(&key);
         Some(key)
