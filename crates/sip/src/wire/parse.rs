@@ -7,7 +7,7 @@ use super::content_length::{content_length_of, DeclaredLength};
 use super::framing::{datagram_body, datagram_head, FramingError};
 use super::header::{split_list, HeaderName, Headers};
 use super::message::{CSeq, Message, Request, Response, StatusCode};
-use super::method::{is_token_byte, Method};
+use super::method::Method;
 use super::uri::{NameAddr, SipUri};
 use super::via::Via;
 use super::{split_at_byte, split_bytes, trim};
@@ -119,7 +119,7 @@ fn parse_text(head: &str, after: After<'_>) -> Result<Message, ParseError> {
     for_each_header(
         header_section,
         reads_length.then_some(&mut declared),
-        |name, value| core.take(HeaderName::new(name), value),
+        |name, value| core.take(name, value),
     )?;
     let body = match after {
         After::Body(body) => body,
@@ -261,9 +261,9 @@ pub(crate) fn crlf_lines(text: &str) -> impl Iterator<Item = &str> {
 fn for_each_header<'a>(
     section: &'a str,
     mut declared: Option<&mut DeclaredLength>,
-    mut field: impl FnMut(&'a str, &str) -> Result<(), ParseError>,
+    mut field: impl FnMut(HeaderName, &str) -> Result<(), ParseError>,
 ) -> Result<(), ParseError> {
-    let mut pending: Option<(&'a str, Cow<'a, str>)> = None;
+    let mut pending: Option<(HeaderName, Cow<'a, str>)> = None;
     for line in crlf_lines(section).take_while(|l| !l.is_empty()) {
         if let Some(declared) = declared.as_deref_mut() {
             declared.line(line)?;
@@ -279,13 +279,13 @@ fn for_each_header<'a>(
         if let Some((name, value)) = pending.take() {
             field(name, trim(&value))?;
         }
-        let name_value =
-            split_at_byte(line, b':').map(|(n, v)| (n.trim_end_matches([' ', '\t']), v));
+        let name_value = split_at_byte(line, b':').and_then(|(n, v)| {
+            let name = HeaderName::from_token(n.trim_end_matches([' ', '\t']))?;
+            Some((name, v))
+        });
         match name_value {
-            Some((n, v)) if !n.is_empty() && n.bytes().all(is_token_byte) => {
-                pending = Some((n, Cow::Borrowed(trim(v))));
-            }
-            _ => return Err(ParseError::HeaderLine(line.chars().take(80).collect())),
+            Some((name, v)) => pending = Some((name, Cow::Borrowed(trim(v)))),
+            None => return Err(ParseError::HeaderLine(line.chars().take(80).collect())),
         }
     }
     if let Some((name, value)) = pending {
