@@ -312,6 +312,12 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(value);
     std::iter::from_fn(move || loop {
         let text = rest?;
+        // Nearly every value is one element: without a comma there is nothing to track.
+        if !has_comma(text.as_bytes()) {
+            rest = None;
+            let part = trim(text);
+            return (!part.is_empty()).then_some(part);
+        }
         let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
         let comma = text.bytes().position(|c| {
             match c {
@@ -340,6 +346,12 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
             return Some(part);
         }
     })
+}
+
+/// Whether `bytes` holds a comma. Folded over every byte without stopping early, so the
+/// loop vectorises (values are short; a search call costs more than the bytes it skips).
+fn has_comma(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |found, b| found | (*b == b','))
 }
 
 #[cfg(test)]
@@ -376,5 +388,9 @@ mod tests {
             split_list(v).collect::<Vec<_>>(),
             vec![r#""Smith, John" <sip:a@b;x=1,2>;q=1"#, "<sip:c@d>"]
         );
+        // One element (no comma): trimmed, and nothing when it is blank.
+        assert_eq!(split_list(" <sip:c@d> ").collect::<Vec<_>>(), vec!["<sip:c@d>"]);
+        assert_eq!(split_list(" \t ").count(), 0);
+        assert_eq!(split_list("a, ").collect::<Vec<_>>(), vec!["a"]);
     }
 }
