@@ -284,7 +284,12 @@ fn for_each_header<'a>(
             Some((name, v))
         });
         match name_value {
-            Some((name, v)) => pending = Some((name, Cow::Borrowed(trim(v)))),
+            // The one space after the colon goes first: what is left then usually has
+            // printable ends, the trim's quick case.
+            Some((name, v)) => {
+                let v = v.strip_prefix(' ').unwrap_or(v);
+                pending = Some((name, Cow::Borrowed(trim(v))));
+            }
             None => return Err(ParseError::HeaderLine(line.chars().take(80).collect())),
         }
     }
