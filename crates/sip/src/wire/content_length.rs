@@ -68,23 +68,29 @@ fn may_declare(line: &[u8]) -> bool {
 
 /// The length one header line declares, if it is a Content-Length line.
 fn declared_length(line: &str) -> Result<Option<usize>, FramingError> {
-    let Some(colon) = find_byte(b':', line.as_bytes()) else {
-        return Ok(None);
+    let value = match line.as_bytes().get(..15) {
+        // The usual spelling, the colon right after the name: no colon to search for
+        // and no name to trim.
+        Some([name @ .., b':']) if name.eq_ignore_ascii_case(b"content-length") => {
+            line.get(15..).unwrap_or_default()
+        }
+        _ => {
+            let Some(colon) = find_byte(b':', line.as_bytes()) else {
+                return Ok(None);
+            };
+            let name = trim(line.get(..colon).unwrap_or_default());
+            if !name.eq_ignore_ascii_case("content-length") && !name.eq_ignore_ascii_case("l") {
+                return Ok(None);
+            }
+            line.get(colon + 1..).unwrap_or_default()
+        }
     };
-    let (name, value) = (
-        line.get(..colon).unwrap_or_default(),
-        line.get(colon + 1..).unwrap_or_default(),
-    );
-    let name = trim(name);
-    if !name.eq_ignore_ascii_case("content-length") && !name.eq_ignore_ascii_case("l") {
-        return Ok(None);
-    }
-    let value = trim(value);
+    let value = trim(value.strip_prefix(' ').unwrap_or(value));
     if value.is_empty() || value.len() > 9 || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(FramingError::BadContentLength);
     }
-    value
-        .parse()
-        .map(Some)
-        .map_err(|_| FramingError::BadContentLength)
+    // At most nine digits: the number fits, and is what `str::parse` would read.
+    Ok(Some(value.bytes().fold(0, |n, digit| {
+        n * 10 + usize::from(digit - b'0')
+    })))
 }
