@@ -28,6 +28,7 @@ mod parse;
 mod peek;
 mod reply;
 mod sanity;
+mod shared;
 mod uri;
 mod via;
 mod write;

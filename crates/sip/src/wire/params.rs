@@ -7,17 +7,22 @@
 //! would make on every message.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
+use super::shared::Shared;
 use super::{find_byte, split_at_byte, split_bytes, trim};
 
 /// Parameters in the order they arrived, each written `;name` or `;name=value`, name and
 /// value trimmed, empty ones left out. The text is shared: a header copied into a
-/// response (every Via, From and To) shares its parameters with the request's.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// response (every Via, From and To) shares its parameters with the request's, and
+/// parameters parsed from a message share its header section (see [`Shared`]).
+#[derive(Clone, Default)]
 pub(crate) struct Params {
     /// `None` when there are none.
     text: Option<Arc<str>>,
+    /// Where the parameters lie in `text`.
+    span: Range<usize>,
     /// Where a parameter with an unclosed quote ends (0: none has one). A peer's last
     /// parameter may open a quote it never closes (`;x="abc`); it then takes in every
     /// `;` after it, so a parameter we append (`received`, `tag`) must not be read as
@@ -47,7 +52,14 @@ enum Found {
 impl Params {
     /// The parameters of `text` (`;a=1;b`). With `uri_part`, the text before the first
     /// `;` is a URI's body and is skipped; otherwise it is a parameter like the others.
+    #[cfg(test)]
     pub(crate) fn parse(text: &str, uri_part: bool) -> Self {
+        Self::parse_in(None, text, uri_part)
+    }
+
+    /// [`Params::parse`] of `text`, keeping a share of `shared` when `text` is written
+    /// as we write parameters and lies in it.
+    pub(crate) fn parse_in(shared: Option<&Shared<'_>>, text: &str, uri_part: bool) -> Self {
         if text.is_empty() {
             return Self::default();
         }
@@ -55,7 +67,8 @@ impl Params {
         // (every byte printable ASCII), no empty piece. It is then kept as it is.
         if let Some(quoted) = (!uri_part).then(|| written_form(text)).flatten() {
             let open = quoted && ends_quoted(text);
-            return Self::indexed(Some(text.into()), if open { text.len() } else { 0 });
+            let (kept, span) = Shared::keep(shared, text);
+            return Self::indexed(Some(kept), span, if open { text.len() } else { 0 });
         }
         let mut out = Text::default();
         let mut pieces = split_unquoted(text);
@@ -77,13 +90,14 @@ impl Params {
         } else {
             0
         };
-        Self::indexed(out.shared(), open_until)
+        Self::indexed(out.shared(), 0..out.len(), open_until)
     }
 
-    /// The parameters of `text`, with [`LOOKED_UP`] found.
-    fn indexed(text: Option<Arc<str>>, open_until: usize) -> Self {
+    /// The parameters at `span` in `text`, with [`LOOKED_UP`] found.
+    fn indexed(text: Option<Arc<str>>, span: Range<usize>, open_until: usize) -> Self {
         let mut params = Self {
             text,
+            span,
             open_until,
             found: Default::default(),
         };
@@ -178,12 +192,38 @@ impl Params {
         for (n, v) in add {
             text.pair(n, *v);
         }
-        Self::indexed(text.shared(), open_until)
+        Self::indexed(text.shared(), 0..text.len(), open_until)
     }
 
     /// As written: `;a=1;b`, or nothing.
     pub(crate) fn as_str(&self) -> &str {
-        self.text.as_deref().unwrap_or_default()
+        self.text
+            .as_deref()
+            .and_then(|text| text.get(self.span.clone()))
+            .unwrap_or_default()
+    }
+}
+
+/// Equal when written alike, wherever the text lies (`found` is placed in that text).
+impl PartialEq for Params {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+            && self.open_until == other.open_until
+            && self.found == other.found
+    }
+}
+impl Eq for Params {}
+
+/// As the derived one printed it when each held its own text (the codec's verdicts are
+/// compared as text).
+impl fmt::Debug for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.text.as_ref().map(|_| self.as_str());
+        f.debug_struct("Params")
+            .field("text", &text)
+            .field("open_until", &self.open_until)
+            .field("found", &self.found)
+            .finish()
     }
 }
 

@@ -8,6 +8,7 @@ use super::framing::{datagram_body, datagram_head, FramingError};
 use super::header::{split_list, HeaderName, Headers};
 use super::message::{CSeq, Message, Request, Response, StatusCode};
 use super::method::Method;
+use super::shared::Shared;
 use super::uri::{NameAddr, SipUri};
 use super::via::Via;
 use super::{split_at_byte, split_bytes, trim};
@@ -113,13 +114,15 @@ fn parse_text(head: &str, after: After<'_>) -> Result<Message, ParseError> {
         }
     }
 
+    // The URIs and parameters kept from this message share one copy of its head.
+    let shared = Shared::new(head);
     let mut core = CoreHeaders::default();
     let mut declared = DeclaredLength::default();
     let reads_length = matches!(after, After::Datagram(_));
     for_each_header(
         header_section,
         reads_length.then_some(&mut declared),
-        |name, value| core.take(name, value),
+        |name, value| core.take(name, value, &shared),
     )?;
     let body = match after {
         After::Body(body) => body,
@@ -170,7 +173,7 @@ fn parse_text(head: &str, after: After<'_>) -> Result<Message, ParseError> {
         }
         return Err(ParseError::StartLine(start_line.into()));
     }
-    let uri = SipUri::parse(uri)?;
+    let uri = SipUri::parse_in(Some(&shared), uri)?;
     let max_forwards = core.max_forwards.take();
     let c = core.finish()?;
     Ok(Message::Request(Request {
@@ -320,16 +323,22 @@ struct Core {
 }
 
 impl CoreHeaders {
-    /// Takes one header field; `value` comes trimmed from [`for_each_header`].
-    fn take(&mut self, name: HeaderName, value: &str) -> Result<(), ParseError> {
+    /// Takes one header field; `value` comes trimmed from [`for_each_header`]. What is
+    /// kept of it shares `shared` (the message's head) where it can.
+    fn take(
+        &mut self,
+        name: HeaderName,
+        value: &str,
+        shared: &Shared<'_>,
+    ) -> Result<(), ParseError> {
         if name == HeaderName::VIA {
             for v in split_list(value) {
-                self.vias.push(Via::parse(v)?);
+                self.vias.push(Via::parse_in(Some(shared), v)?);
             }
         } else if name == HeaderName::FROM {
-            set_once(&mut self.from, "From", name_addr("From", value)?)?;
+            set_once(&mut self.from, "From", name_addr("From", value, shared)?)?;
         } else if name == HeaderName::TO {
-            set_once(&mut self.to, "To", name_addr("To", value)?)?;
+            set_once(&mut self.to, "To", name_addr("To", value, shared)?)?;
         } else if name == HeaderName::CALL_ID {
             // §25.1: callid = word [ "@" word ]; no whitespace inside.
             if value.is_empty() || value.contains(char::is_whitespace) {
@@ -386,8 +395,12 @@ fn set_once<T>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(),
     Ok(())
 }
 
-fn name_addr(name: &'static str, value: &str) -> Result<NameAddr, ParseError> {
-    NameAddr::parse(value).map_err(|e| ParseError::Header {
+fn name_addr(
+    name: &'static str,
+    value: &str,
+    shared: &Shared<'_>,
+) -> Result<NameAddr, ParseError> {
+    NameAddr::parse_in(Some(shared), value).map_err(|e| ParseError::Header {
         name,
         why: e.to_string(),
     })

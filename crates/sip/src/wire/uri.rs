@@ -6,19 +6,23 @@ use std::sync::Arc;
 use super::host::parse_host_port;
 use super::params::{self, Params};
 use super::parse::ParseError;
+use super::shared::Shared;
 use super::{find_byte, find_either, split_at_byte, trim};
 
 /// A SIP (or other scheme) URI, kept as it arrived plus the parts we route on.
 ///
 /// The text is kept verbatim so that a URI we echo (Request-URI of an ACK, Contact of a
 /// dialog's remote target) is byte-for-byte what the peer sent. The parts are places in
-/// that text, so a URI is one allocation (and a copy of it none); only an IP address
-/// written other than in its canonical form (`[2001:DB8:0::1]`) and a scheme other than
-/// `sip`/`sips` keep a copy.
-#[derive(Clone, PartialEq, Eq)]
+/// that text, so a URI is one allocation (and a copy of it none; one parsed from a
+/// message shares the message's, see [`Shared`]); only an IP address written other than
+/// in its canonical form (`[2001:DB8:0::1]`) and a scheme other than `sip`/`sips` keep a
+/// copy.
+#[derive(Clone)]
 pub struct SipUri {
     /// Shared: a URI is copied into responses (From, To) and dialogs.
     raw: Arc<str>,
+    /// Where the URI lies in `raw`; the places below are in the URI.
+    span: Range<usize>,
     scheme: Scheme,
     user: Option<Range<usize>>,
     host: Host,
@@ -53,6 +57,11 @@ impl SipUri {
     /// Parses a URI; a non-SIP scheme is kept opaque, a SIP one must have a valid host and
     /// port.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
+        Self::parse_in(None, text)
+    }
+
+    /// [`SipUri::parse`], keeping a share of `shared` when `text` lies in it.
+    pub(crate) fn parse_in(shared: Option<&Shared<'_>>, text: &str) -> Result<Self, ParseError> {
         let text = trim(text);
         let bad = |why: &str| ParseError::Uri(format!("{why}: {text:?}"));
         let bytes = text.as_bytes();
@@ -70,8 +79,10 @@ impl SipUri {
         if !sips && !scheme.eq_ignore_ascii_case("sip") {
             // tel:, urn: … are legal Request-URIs we may not route; keep them opaque.
             let user = rest.split(';').next().unwrap_or("");
+            let (raw, span) = Shared::keep(shared, text);
             return Ok(Self {
-                raw: text.into(),
+                raw,
+                span,
                 scheme: Scheme::Other(scheme.to_ascii_lowercase().into()),
                 user: Some(place(text, user)),
                 host: Host::Raw(0..0),
@@ -119,8 +130,10 @@ impl SipUri {
             }
             _ => 0..0,
         };
+        let (raw, span) = Shared::keep(shared, text);
         Ok(Self {
-            raw: text.into(),
+            raw,
+            span,
             scheme: if sips { Scheme::Sips } else { Scheme::Sip },
             user,
             host,
@@ -130,7 +143,7 @@ impl SipUri {
     }
 
     fn part(&self, range: &Range<usize>) -> &str {
-        self.raw.get(range.clone()).unwrap_or_default()
+        self.as_str().get(range.clone()).unwrap_or_default()
     }
 
     /// `sip` or `sips`; another scheme (`tel`, …) is carried but not routable by us.
@@ -172,19 +185,32 @@ impl SipUri {
 
     /// The URI exactly as received.
     pub fn as_str(&self) -> &str {
-        &self.raw
+        self.raw.get(self.span.clone()).unwrap_or_default()
     }
 }
 
+/// Equal when written alike, wherever the text lies.
+impl PartialEq for SipUri {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+            && self.scheme == other.scheme
+            && self.user == other.user
+            && self.host == other.host
+            && self.port == other.port
+            && self.params == other.params
+    }
+}
+impl Eq for SipUri {}
+
 impl fmt::Display for SipUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.raw)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for SipUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SipUri").field(&self.raw).finish()
+        f.debug_tuple("SipUri").field(&self.as_str()).finish()
     }
 }
 
@@ -212,6 +238,13 @@ impl NameAddr {
 
     /// Parses a name-addr or an addr-spec with header parameters.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
+        // The URI and the parameters share one copy of the text.
+        Self::parse_in(Some(&Shared::new(text)), text)
+    }
+
+    /// [`NameAddr::parse`], the URI and parameters keeping a share of `shared` when they
+    /// lie in it.
+    pub(crate) fn parse_in(shared: Option<&Shared<'_>>, text: &str) -> Result<Self, ParseError> {
         let text = trim(text);
         // The codec's name-addr splitter handles quoted display names and both forms; we
         // only take its boundaries and keep our own copies of the parts.
@@ -220,8 +253,8 @@ impl NameAddr {
             let (display, rest) = (trim(display), rest.strip_prefix('<').unwrap_or(rest));
             let (uri, after) = split_at_byte(rest, b'>')
                 .ok_or_else(|| ParseError::Uri(format!("missing '>': {text:?}")))?;
-            let uri = SipUri::parse(uri)?;
-            let params = Params::parse(trim(after), false);
+            let uri = SipUri::parse_in(shared, uri)?;
+            let params = Params::parse_in(shared, trim(after), false);
             // RFC 3261 §25.1: display-name = *(token LWS) / quoted-string.
             let quoted = display.starts_with('"');
             if quoted && !(display.len() >= 2 && display.ends_with('"')) {
@@ -246,10 +279,10 @@ impl NameAddr {
         // addr-spec form: RFC 3261 §20.10, parameters after the URI are header parameters.
         let semicolon = find_byte(b';', text.as_bytes());
         let (uri_part, params) = match semicolon.and_then(|i| text.split_at_checked(i)) {
-            Some((uri_part, params)) => (uri_part, Params::parse(params, false)),
+            Some((uri_part, params)) => (uri_part, Params::parse_in(shared, params, false)),
             None => (text, Params::default()),
         };
-        Ok(Self::new(SipUri::parse(uri_part)?)).map(|mut na| {
+        Ok(Self::new(SipUri::parse_in(shared, uri_part)?)).map(|mut na| {
             na.params = params;
             na
         })

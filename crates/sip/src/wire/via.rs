@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::host::parse_host_port;
 use super::params::Params;
 use super::parse::ParseError;
+use super::shared::Shared;
 use super::{find_byte, split_at_byte, trim};
 
 /// The transport named in a Via (RFC 3261 §20.42).
@@ -111,6 +112,11 @@ impl Via {
 
     /// Parses one Via value (`SIP/2.0/UDP host:port;params`).
     pub fn parse(text: &str) -> Result<Self, ParseError> {
+        Self::parse_in(None, text)
+    }
+
+    /// [`Via::parse`], the parameters keeping a share of `shared` when they lie in it.
+    pub(crate) fn parse_in(shared: Option<&Shared<'_>>, text: &str) -> Result<Self, ParseError> {
         let text = trim(text);
         let bad = |why: &str| ParseError::Header {
             name: "Via",
@@ -139,7 +145,7 @@ impl Via {
         let (host, port) = parse_host_port(sent_by).map_err(bad)?;
         let params = match params {
             "" => Params::default(),
-            params => Params::parse(params, false),
+            params => Params::parse_in(shared, params, false),
         };
         // RFC 3581 §4: rport carries a port or nothing.
         if let Some(Some(rport)) = params.get("rport") {
