@@ -90,7 +90,9 @@ fn declared_length(line: &str) -> Result<Option<usize>, FramingError> {
         return Err(FramingError::BadContentLength);
     }
     // At most nine digits: the number fits, and is what `str::parse` would read.
-    Ok(Some(value.bytes().fold(0, |n, digit| {
-        n * 10 + usize::from(digit - b'0')
-    })))
+    Ok(Some(
+        value
+            .bytes()
+            .fold(0, |n, digit| n * 10 + usize::from(digit - b'0')),
+    ))
 }

@@ -389,7 +389,10 @@ mod tests {
             vec![r#""Smith, John" <sip:a@b;x=1,2>;q=1"#, "<sip:c@d>"]
         );
         // One element (no comma): trimmed, and nothing when it is blank.
-        assert_eq!(split_list(" <sip:c@d> ").collect::<Vec<_>>(), vec!["<sip:c@d>"]);
+        assert_eq!(
+            split_list(" <sip:c@d> ").collect::<Vec<_>>(),
+            vec!["<sip:c@d>"]
+        );
         assert_eq!(split_list(" \t ").count(), 0);
         assert_eq!(split_list("a, ").collect::<Vec<_>>(), vec!["a"]);
     }

@@ -395,11 +395,7 @@ fn set_once<T>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(),
     Ok(())
 }
 
-fn name_addr(
-    name: &'static str,
-    value: &str,
-    shared: &Shared<'_>,
-) -> Result<NameAddr, ParseError> {
+fn name_addr(name: &'static str, value: &str, shared: &Shared<'_>) -> Result<NameAddr, ParseError> {
     NameAddr::parse_in(Some(shared), value).map_err(|e| ParseError::Header {
         name,
         why: e.to_string(),
