@@ -11,7 +11,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::shared::Shared;
-use super::{find_byte, split_at_byte, split_bytes, trim};
+use super::{find_byte, split_at_byte, trim};
 
 /// Parameters in the order they arrived, each written `;name` or `;name=value`, name and
 /// value trimmed, empty ones left out. The text is shared: a header copied into a
@@ -68,7 +68,12 @@ impl Params {
         if let Some(quoted) = (!uri_part).then(|| written_form(text)).flatten() {
             let open = quoted && ends_quoted(text);
             let (kept, span) = Shared::keep(shared, text);
-            return Self::indexed(Some(kept), span, if open { text.len() } else { 0 });
+            return Self::indexed(
+                Some(kept),
+                span,
+                if open { text.len() } else { 0 },
+                Some(quoted),
+            );
         }
         let mut out = Text::default();
         let mut pieces = split_unquoted(text);
@@ -90,30 +95,46 @@ impl Params {
         } else {
             0
         };
-        Self::indexed(out.shared(), 0..out.len(), open_until)
+        Self::indexed(out.shared(), 0..out.len(), open_until, None)
     }
 
-    /// The parameters at `span` in `text`, with [`LOOKED_UP`] found.
-    fn indexed(text: Option<Arc<str>>, span: Range<usize>, open_until: usize) -> Self {
+    /// The parameters at `span` in `text`, with [`LOOKED_UP`] found. `quoted`: whether
+    /// the text may hold a quote (`None`: not known yet).
+    fn indexed(
+        text: Option<Arc<str>>,
+        span: Range<usize>,
+        open_until: usize,
+        quoted: Option<bool>,
+    ) -> Self {
         let mut params = Self {
             text,
             span,
             open_until,
             found: Default::default(),
         };
-        let whole = params.as_str();
-        let (peer, ours) = params.halves();
+        let whole = params.as_str().as_bytes();
         let mut found = [Found::Absent; LOOKED_UP.len()];
-        let mut index = |piece: &str| {
-            let (name, value) = match split_at_byte(piece, b'=') {
-                Some((name, value)) => (name, Some(value)),
+        let mut index = |piece: &[u8]| {
+            let (name, value) = match piece.iter().position(|b| *b == b'=') {
+                Some(eq) => (
+                    piece.get(..eq).unwrap_or_default(),
+                    piece.get(eq + 1..),
+                ),
                 None => (piece, None),
             };
-            let slot = LOOKED_UP
-                .iter()
-                .position(|wanted| name.eq_ignore_ascii_case(wanted))
-                .and_then(|i| found.get_mut(i));
-            if let Some(slot @ Found::Absent) = slot {
+            // The four names differ in length: one comparison finds the candidate.
+            let slot = match name.len() {
+                6 => 0,
+                3 => 1,
+                5 => 2,
+                8 => 3,
+                _ => return,
+            };
+            let wanted = LOOKED_UP.get(slot).map_or(&[][..], |w| w.as_bytes());
+            if !name.eq_ignore_ascii_case(wanted) {
+                return;
+            }
+            if let Some(slot @ Found::Absent) = found.get_mut(slot) {
                 *slot = match value {
                     None => Found::Bare,
                     Some(v) => {
@@ -128,12 +149,14 @@ impl Params {
         };
         // Without a quote (nearly always) every `;` separates: a plain split, not the
         // quote-tracking one (both give these pieces; an empty one matches nothing).
-        if find_byte(b'"', whole.as_bytes()).is_none() {
-            split_bytes(whole, b';').for_each(&mut index);
+        let quoted = quoted.unwrap_or_else(|| find_byte(b'"', whole).is_some());
+        if !quoted {
+            whole.split(|b| *b == b';').for_each(&mut index);
         } else {
+            let (peer, ours) = params.halves();
             split_unquoted(peer)
                 .chain(split_unquoted(ours))
-                .for_each(&mut index);
+                .for_each(|piece| index(piece.as_bytes()));
         }
         params.found = found;
         params
@@ -192,7 +215,7 @@ impl Params {
         for (n, v) in add {
             text.pair(n, *v);
         }
-        Self::indexed(text.shared(), 0..text.len(), open_until)
+        Self::indexed(text.shared(), 0..text.len(), open_until, None)
     }
 
     /// As written: `;a=1;b`, or nothing.
