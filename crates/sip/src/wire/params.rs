@@ -116,10 +116,7 @@ impl Params {
         let mut found = [Found::Absent; LOOKED_UP.len()];
         let mut index = |piece: &[u8]| {
             let (name, value) = match piece.iter().position(|b| *b == b'=') {
-                Some(eq) => (
-                    piece.get(..eq).unwrap_or_default(),
-                    piece.get(eq + 1..),
-                ),
+                Some(eq) => (piece.get(..eq).unwrap_or_default(), piece.get(eq + 1..)),
                 None => (piece, None),
             };
             // The four names differ in length: one comparison finds the candidate.

@@ -351,10 +351,8 @@ impl CoreHeaders {
         } else if name == HeaderName::CSEQ {
             set_once(&mut self.cseq, "CSeq", parse_cseq(value)?)?;
         } else if name == HeaderName::MAX_FORWARDS {
-            let n = value
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n <= 255 && value.bytes().all(|b| b.is_ascii_digit()))
+            let n = decimal(value)
+                .filter(|n| *n <= 255)
                 .ok_or_else(|| ParseError::Header {
                     name: "Max-Forwards",
                     why: format!("{value:?}"),
@@ -412,14 +410,24 @@ fn parse_cseq(value: &str) -> Result<CSeq, ParseError> {
         return Err(bad());
     };
     // §8.1.1.5: the sequence number is a 32-bit unsigned integer less than 2**31.
-    let seq: u32 = seq
-        .parse()
-        .ok()
-        .filter(|n| *n < 1 << 31 && seq.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(bad)?;
+    let seq: u32 = decimal(seq).filter(|n| *n < 1 << 31).ok_or_else(bad)?;
     Ok(CSeq {
         seq,
         method: Method::parse(method).ok_or_else(bad)?,
+    })
+}
+
+/// `1*DIGIT` as a number: `None` for anything but ASCII digits, for nothing, and for a
+/// number beyond `u32` (what `str::parse` with an all-digits check gave, without the
+/// general integer parser).
+fn decimal(text: &str) -> Option<u32> {
+    if text.is_empty() {
+        return None;
+    }
+    text.bytes().try_fold(0u32, |n, b| {
+        let digit = b.wrapping_sub(b'0');
+        (digit < 10).then_some(())?;
+        n.checked_mul(10)?.checked_add(u32::from(digit))
     })
 }
 

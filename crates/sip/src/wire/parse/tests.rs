@@ -277,3 +277,26 @@ fn bare_cr_or_lf_in_a_header_is_rejected() {
     let folded = format!("OPTIONS sip:a@b SIP/2.0\r\nSubject: a\r\n b\r\n{REST}");
     assert!(parse_datagram(folded.as_bytes()).is_ok());
 }
+
+#[test]
+fn decimals_read_as_str_parse_with_an_all_digits_check_read_them() {
+    for text in [
+        "0",
+        "70",
+        "0070",
+        "4294967295",
+        "4294967296",
+        "",
+        "+5",
+        "-1",
+        "1 ",
+        "٣",
+        "00000000000001",
+    ] {
+        let want = text
+            .parse::<u32>()
+            .ok()
+            .filter(|_| text.bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(decimal(text), want, "{text:?}");
+    }
+}
