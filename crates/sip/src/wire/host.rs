@@ -31,7 +31,7 @@ pub(crate) fn parse_host_port(text: &str) -> Result<(Cow<'_, str>, Option<u16>),
         return Ok((Cow::Owned(format!("[{ip}]")), port));
     }
     let (host, port) = match split_at_byte(text, b':') {
-        Some((host, port)) => (host.trim_end(), Some(parse_port(port)?)),
+        Some((host, port)) => (trim_end(host), Some(parse_port(port)?)),
         None => (text, None),
     };
     check_host_name(host)?;
@@ -40,7 +40,11 @@ pub(crate) fn parse_host_port(text: &str) -> Result<(Cow<'_, str>, Option<u16>),
 
 /// `port = 1*DIGIT`, and it must fit a port number.
 fn parse_port(text: &str) -> Result<u16, HostError> {
-    let text = text.trim_start();
+    // Nearly always a digit comes first: nothing to trim.
+    let text = match text.as_bytes().first() {
+        Some(b'0'..=b'9') => text,
+        _ => text.trim_start(),
+    };
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err("bad port");
     }
@@ -63,10 +67,9 @@ fn check_host_name(host: &str) -> Result<(), HostError> {
     // Every label non-empty: no dot first, last or after another.
     let mut after_dot = true;
     for b in labels.bytes() {
-        after_dot = match b {
-            b'.' if after_dot => return Err("bad host name"),
-            b'.' => true,
-            b if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' => false,
+        after_dot = match HOST_BYTES.get(usize::from(b)) {
+            Some(HostByte::Label) => false,
+            Some(HostByte::Dot) if !after_dot => true,
             _ => return Err("bad host name"),
         };
     }
@@ -74,6 +77,44 @@ fn check_host_name(host: &str) -> Result<(), HostError> {
         return Err("bad host name");
     }
     Ok(())
+}
+
+/// What a byte can be in a host name: one load per byte tells, where the tests of
+/// `is_ascii_alphanumeric` and the punctuation were several.
+#[derive(Clone, Copy)]
+enum HostByte {
+    Bad,
+    Label,
+    Dot,
+}
+
+/// [`HostByte`] of every byte value.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "built at compile time, where an index out of bounds fails the build"
+)]
+static HOST_BYTES: [HostByte; 256] = {
+    let mut table = [HostByte::Bad; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            table[b] = HostByte::Label;
+        } else if c == b'.' {
+            table[b] = HostByte::Dot;
+        }
+        b += 1;
+    }
+    table
+};
+
+/// `text.trim_end()`, without the Unicode look when the last byte is printable ASCII
+/// (nothing to trim).
+fn trim_end(text: &str) -> &str {
+    match text.as_bytes().last() {
+        Some(b'!'..=b'~') => text,
+        _ => text.trim_end(),
+    }
 }
 
 #[cfg(test)]
