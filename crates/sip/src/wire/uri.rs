@@ -65,16 +65,22 @@ impl SipUri {
         let text = trim(text);
         let bad = |why: &str| ParseError::Uri(format!("{why}: {text:?}"));
         let bytes = text.as_bytes();
-        let colon = find_byte(b':', bytes).ok_or_else(|| bad("no scheme"))?;
-        let scheme = text.get(..colon).unwrap_or_default();
-        let rest = text.get(colon + 1..).unwrap_or_default();
-        if scheme.is_empty()
-            || !scheme
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-        {
-            return Err(bad("bad scheme"));
-        }
+        // Nearly every URI is `sip:` as written here: no scheme to search for and check.
+        let (scheme, rest) = match text.strip_prefix("sip:") {
+            Some(rest) => ("sip", rest),
+            None => {
+                let colon = find_byte(b':', bytes).ok_or_else(|| bad("no scheme"))?;
+                let scheme = text.get(..colon).unwrap_or_default();
+                if scheme.is_empty()
+                    || !scheme
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                {
+                    return Err(bad("bad scheme"));
+                }
+                (scheme, text.get(colon + 1..).unwrap_or_default())
+            }
+        };
         let sips = scheme.eq_ignore_ascii_case("sips");
         if !sips && !scheme.eq_ignore_ascii_case("sip") {
             // tel:, urn: … are legal Request-URIs we may not route; keep them opaque.
