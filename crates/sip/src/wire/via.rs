@@ -122,17 +122,32 @@ impl Via {
             name: "Via",
             why: format!("{why}: {text:?}"),
         };
-        let (proto, rest) = split_at_byte(text, b'/').ok_or_else(|| bad("no protocol"))?;
-        let (version, rest) = split_at_byte(rest, b'/').ok_or_else(|| bad("no version"))?;
-        if !trim(proto).eq_ignore_ascii_case("SIP") || trim(version) != "2.0" {
-            return Err(bad("not SIP/2.0"));
-        }
-        let rest = rest.trim_start();
-        let transport_token = until_whitespace(rest);
-        let transport = Transport::parse(transport_token).ok_or_else(|| bad("bad transport"))?;
-        // sent-protocol LWS sent-by: the host starts after whitespace and ends where the
-        // parameters begin.
-        let sent_by_and_params = rest.get(transport_token.len()..).unwrap_or_default();
+        // Nearly every Via starts as one of these: the protocol, version and transport
+        // then need no splitting, trimming or comparing.
+        let usual = match text.strip_prefix("SIP/2.0/").map(|t| t.split_at_checked(3)) {
+            Some(Some(("UDP", after))) => Some((Transport::Udp, "UDP", after)),
+            Some(Some(("TCP", after))) => Some((Transport::Tcp, "TCP", after)),
+            Some(Some(("TLS", after))) => Some((Transport::Tls, "TLS", after)),
+            _ => None,
+        };
+        let (transport, transport_token, sent_by_and_params) = match usual {
+            Some(usual @ (_, _, after)) if after.starts_with(' ') => usual,
+            _ => {
+                let (proto, rest) = split_at_byte(text, b'/').ok_or_else(|| bad("no protocol"))?;
+                let (version, rest) = split_at_byte(rest, b'/').ok_or_else(|| bad("no version"))?;
+                if !trim(proto).eq_ignore_ascii_case("SIP") || trim(version) != "2.0" {
+                    return Err(bad("not SIP/2.0"));
+                }
+                let rest = rest.trim_start();
+                let transport_token = until_whitespace(rest);
+                let transport =
+                    Transport::parse(transport_token).ok_or_else(|| bad("bad transport"))?;
+                // sent-protocol LWS sent-by: the host starts after whitespace and ends
+                // where the parameters begin.
+                let after = rest.get(transport_token.len()..).unwrap_or_default();
+                (transport, transport_token, after)
+            }
+        };
         if !sent_by_and_params.starts_with(|c: char| c.is_whitespace()) {
             return Err(bad("no sent-by"));
         }
