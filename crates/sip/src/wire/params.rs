@@ -65,15 +65,25 @@ impl Params {
         }
         // Nearly always the text is already in our form: `;` first, no whitespace to trim
         // (every byte printable ASCII), no empty piece. It is then kept as it is.
-        if let Some(quoted) = (!uri_part).then(|| written_form(text)).flatten() {
-            let open = quoted && ends_quoted(text);
+        if let Some(scan) = (!uri_part).then(|| written_form(text)).flatten() {
             let (kept, span) = Shared::keep(shared, text);
-            return Self::indexed(
-                Some(kept),
-                span,
-                if open { text.len() } else { 0 },
-                Some(quoted),
-            );
+            return match scan {
+                Written::Plain(found) => Self {
+                    text: Some(kept),
+                    span,
+                    open_until: 0,
+                    found,
+                },
+                Written::Quoted => {
+                    let open = ends_quoted(text);
+                    Self::indexed(
+                        Some(kept),
+                        span,
+                        if open { text.len() } else { 0 },
+                        Some(true),
+                    )
+                }
+            };
         }
         let mut out = Text::default();
         let mut pieces = split_unquoted(text);
@@ -115,34 +125,9 @@ impl Params {
         let whole = params.as_str().as_bytes();
         let mut found = [Found::Absent; LOOKED_UP.len()];
         let mut index = |piece: &[u8]| {
-            let (name, value) = match piece.iter().position(|b| *b == b'=') {
-                Some(eq) => (piece.get(..eq).unwrap_or_default(), piece.get(eq + 1..)),
-                None => (piece, None),
-            };
-            // The four names differ in length: one comparison finds the candidate.
-            let slot = match name.len() {
-                6 => 0,
-                3 => 1,
-                5 => 2,
-                8 => 3,
-                _ => return,
-            };
-            let wanted = LOOKED_UP.get(slot).map_or(&[][..], |w| w.as_bytes());
-            if !name.eq_ignore_ascii_case(wanted) {
-                return;
-            }
-            if let Some(slot @ Found::Absent) = found.get_mut(slot) {
-                *slot = match value {
-                    None => Found::Bare,
-                    Some(v) => {
-                        let start = (v.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
-                        match (u32::try_from(start), u32::try_from(start + v.len())) {
-                            (Ok(start), Ok(end)) => Found::Value(start, end),
-                            _ => Found::Unplaced,
-                        }
-                    }
-                };
-            }
+            let start = (piece.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+            let eq = piece.iter().position(|b| *b == b'=').map(|i| start + i);
+            note(&mut found, whole, start, eq, start + piece.len());
         };
         // Without a quote (nearly always) every `;` separates: a plain split, not the
         // quote-tracking one (both give these pieces; an empty one matches nothing).
@@ -253,27 +238,79 @@ impl fmt::Display for Params {
     }
 }
 
+/// What [`written_form`] found in text in the form we write parameters.
+enum Written {
+    /// No quote: every `;` separates, and [`LOOKED_UP`] were found on the way.
+    Plain([Found; LOOKED_UP.len()]),
+    /// A quote: the pieces need the quote-tracking split.
+    Quoted,
+}
+
 /// Whether `text` is parameters in the form we write them: `;` first and not last, every
-/// byte printable ASCII (nothing to trim), no `;;` (no empty piece). `Some(true)` when it
-/// holds a quote. Each test is folded over every byte without stopping early, so the
-/// loops vectorise (a byte loop carrying the previous byte does not, and costs more).
-fn written_form(text: &str) -> Option<bool> {
+/// byte printable ASCII (nothing to trim), no `;;` (no empty piece). One pass over the
+/// bytes, which also cuts the pieces and finds [`LOOKED_UP`] in them (as
+/// [`Params::indexed`] would) while no quote has been seen.
+fn written_form(text: &str) -> Option<Written> {
     let bytes = text.as_bytes();
     if bytes.first() != Some(&b';') || bytes.last() == Some(&b';') {
         return None;
     }
-    let unprintable = bytes
-        .iter()
-        .fold(false, |bad, b| bad | !(b'!'..=b'~').contains(b));
-    let next = bytes.get(1..).unwrap_or_default();
-    let double = bytes
-        .iter()
-        .zip(next)
-        .fold(false, |bad, (a, b)| bad | ((*a == b';') & (*b == b';')));
-    if unprintable || double {
-        return None;
+    let mut found = [Found::Absent; LOOKED_UP.len()];
+    let mut quoted = false;
+    // The piece being read starts after its `;`; `eq` is where its first `=` is.
+    let (mut start, mut eq) = (1, None);
+    for (i, &b) in bytes.iter().enumerate().skip(1) {
+        match b {
+            b';' if i == start => return None,
+            b';' => {
+                note(&mut found, bytes, start, eq, i);
+                (start, eq) = (i + 1, None);
+            }
+            b'=' if eq.is_none() => eq = Some(i),
+            b'"' => quoted = true,
+            b'!'..=b'~' => {}
+            _ => return None,
+        }
     }
-    Some(bytes.iter().fold(false, |quoted, b| quoted | (*b == b'"')))
+    note(&mut found, bytes, start, eq, bytes.len());
+    Some(if quoted {
+        Written::Quoted
+    } else {
+        Written::Plain(found)
+    })
+}
+
+/// Records the piece `bytes[start..end]` (its first `=` at `eq`) in `found` if it is the
+/// first of a [`LOOKED_UP`] name.
+#[inline(always)]
+fn note(
+    found: &mut [Found; LOOKED_UP.len()],
+    bytes: &[u8],
+    start: usize,
+    eq: Option<usize>,
+    end: usize,
+) {
+    let name = bytes.get(start..eq.unwrap_or(end)).unwrap_or_default();
+    // The four names differ in length: one comparison finds the candidate.
+    let slot = match name.len() {
+        6 => 0,
+        3 => 1,
+        5 => 2,
+        8 => 3,
+        _ => return,
+    };
+    let wanted = LOOKED_UP.get(slot).map_or(&[][..], |w| w.as_bytes());
+    if let Some(slot @ Found::Absent) = found.get_mut(slot) {
+        if name.eq_ignore_ascii_case(wanted) {
+            *slot = match eq {
+                None => Found::Bare,
+                Some(eq) => match (u32::try_from(eq + 1), u32::try_from(end)) {
+                    (Ok(start), Ok(end)) => Found::Value(start, end),
+                    _ => Found::Unplaced,
+                },
+            };
+        }
+    }
 }
 
 /// Parameter text being written: on the stack while it fits (nearly always), so that
@@ -449,6 +486,22 @@ mod tests {
         let p = p.replace(|n| n == "a", &[("tag", Some("t"))]);
         assert_eq!(p.as_str(), format!(";long={long};b;tag=t"));
         assert_eq!(p.get("tag"), Some(Some("t")));
+    }
+
+    #[test]
+    fn the_one_pass_over_written_text_finds_what_indexing_finds() {
+        for text in [
+            ";branch=z9hG4bK1;rport;received=1.2.3.4",
+            ";TAG=a;tag=b;Branch;rport=5060;x=y=z",
+            ";branchx=1;tags=2;rport5=3;received",
+            ";a=\"x;tag=1\";tag=2",
+            ";=1;tag=",
+        ] {
+            let parsed = Params::parse(text, false);
+            let indexed = Params::indexed(Some(text.into()), 0..text.len(), 0, None);
+            assert_eq!(parsed.as_str(), text);
+            assert_eq!(parsed.found, indexed.found, "{text}");
+        }
     }
 
     #[test]
