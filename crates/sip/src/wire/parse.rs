@@ -280,7 +280,7 @@ fn for_each_header<'a>(
             continue;
         }
         if let Some((name, value)) = pending.take() {
-            field(name, trim(&value))?;
+            field(name, joined_trim(&value))?;
         }
         let name_value = split_at_byte(line, b':').and_then(|(n, v)| {
             let name = HeaderName::from_token(n.trim_end_matches([' ', '\t']))?;
@@ -297,9 +297,18 @@ fn for_each_header<'a>(
         }
     }
     if let Some((name, value)) = pending {
-        field(name, trim(&value))?;
+        field(name, joined_trim(&value))?;
     }
     Ok(())
+}
+
+/// A field's value as [`for_each_header`] hands it on: one cut from a single line was
+/// trimmed when cut; one joined from folded lines is trimmed now.
+fn joined_trim<'v>(value: &'v Cow<'_, str>) -> &'v str {
+    match value {
+        Cow::Borrowed(value) => value,
+        Cow::Owned(joined) => trim(joined),
+    }
 }
 
 #[derive(Default)]
