@@ -275,9 +275,12 @@ impl NameAddr {
                     "display name must be tokens or quoted: {display:?}"
                 )));
             }
-            let display = unquote(display);
+            // Nearly always there is none: nothing to unquote.
+            let display = (!display.is_empty())
+                .then(|| unquote(display))
+                .filter(|d| !d.is_empty());
             return Ok(Self {
-                display: (!display.is_empty()).then_some(display),
+                display,
                 uri,
                 params,
             });
@@ -352,8 +355,8 @@ fn find_unquoted(text: &str, wanted: u8) -> Option<usize> {
     })
 }
 
-fn unquote(display: &str) -> String {
-    let d = trim(display);
+/// `display` (trimmed) without its quotes and escapes, when quoted.
+fn unquote(d: &str) -> String {
     if let Some(inner) = d.strip_prefix('"').and_then(|d| d.strip_suffix('"')) {
         let mut out = String::with_capacity(d.len());
         let mut escaped = false;
