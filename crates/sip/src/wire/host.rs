@@ -17,6 +17,14 @@ pub(crate) type HostError = &'static str;
 /// (no leading zeros, four decimal octets), so an IPv4 address that parses is already in
 /// the form it would be written in.
 pub(crate) fn parse_host_port(text: &str) -> Result<(Cow<'_, str>, Option<u16>), HostError> {
+    match usual_host_port(text) {
+        Some((host, port)) => Ok((Cow::Borrowed(host), port)),
+        None => any_host_port(text),
+    }
+}
+
+/// [`parse_host_port`] of any text, the general way.
+fn any_host_port(text: &str) -> Result<(Cow<'_, str>, Option<u16>), HostError> {
     let text = trim(text);
     if let Some(rest) = text.strip_prefix('[') {
         // IPv6reference = "[" IPv6address "]"
@@ -36,6 +44,41 @@ pub(crate) fn parse_host_port(text: &str) -> Result<(Cow<'_, str>, Option<u16>),
     };
     check_host_name(host)?;
     Ok((Cow::Borrowed(host), port))
+}
+
+/// `hostname [":" port]` written with nothing to trim, as nearly every one is: the host
+/// and port in one pass over the bytes. `None` for anything else (also for a broken
+/// one), which [`parse_host_port`] then reads the general way; what this accepts, that
+/// way reads the same.
+fn usual_host_port(text: &str) -> Option<(&str, Option<u16>)> {
+    let bytes = text.as_bytes();
+    // As check_host_name: no dot first or after another; one may end the name.
+    let mut after_dot = true;
+    let mut colon = None;
+    for (i, b) in bytes.iter().enumerate() {
+        after_dot = match HOST_BYTES.get(usize::from(*b)) {
+            Some(HostByte::Label) => false,
+            Some(HostByte::Dot) if !after_dot => true,
+            _ if *b == b':' => {
+                colon = Some(i);
+                break;
+            }
+            _ => return None,
+        };
+    }
+    let Some(colon) = colon else {
+        return (!bytes.is_empty()).then_some((text, None));
+    };
+    let (host, port) = (text.get(..colon)?, bytes.get(colon + 1..)?);
+    if host.is_empty() || port.is_empty() {
+        return None;
+    }
+    let port = port.iter().try_fold(0u16, |n, b| {
+        let digit = b.wrapping_sub(b'0');
+        (digit < 10).then_some(())?;
+        n.checked_mul(10)?.checked_add(u16::from(digit))
+    })?;
+    Some((host, Some(port)))
 }
 
 /// `port = 1*DIGIT`, and it must fit a port number.
@@ -185,6 +228,56 @@ mod tests {
             parse_host_port("192.0.2.1:5060"),
             Ok((Cow::Borrowed(_), _))
         ));
+    }
+
+    #[test]
+    fn the_usual_way_reads_what_the_general_way_reads() {
+        for text in [
+            "example.com",
+            "a-b.example.com.",
+            "192.0.2.1:5060",
+            "h:0065535",
+            "h:65536",
+            "a..b",
+            ".a",
+            "a.:5",
+            "_sip.x",
+            "host:",
+            ":5060",
+            "h:5x",
+            "h:+5",
+            "h:5:6",
+            "",
+            ".",
+        ] {
+            if let Some((host, port)) = usual_host_port(text) {
+                assert_eq!(
+                    any_host_port(text),
+                    Ok((Cow::Borrowed(host), port)),
+                    "{text:?}"
+                );
+            }
+        }
+        // And on strings made of the bytes that matter.
+        let mut x: u32 = 0x9e37_79b9;
+        for len in 0..12usize {
+            for _ in 0..500 {
+                let text: String = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        ['a', '.', ':', '5', '0', ' ', '-', '[', 'é'][x as usize % 9]
+                    })
+                    .collect();
+                if let Some((host, port)) = usual_host_port(&text) {
+                    assert_eq!(any_host_port(&text), Ok((Cow::Borrowed(host), port)));
+                }
+            }
+        }
+        assert_eq!(usual_host_port("h:5060"), Some(("h", Some(5060))));
+        assert_eq!(usual_host_port("a."), Some(("a.", None)));
+        assert_eq!(usual_host_port("a..b"), None);
     }
 
     #[test]
