@@ -82,15 +82,6 @@ pub(crate) fn split_bytes(text: &str, byte: u8) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Where `a` or `b` first is in `bytes`, as [`find_byte`] finds one byte.
-pub(crate) fn find_either(a: u8, b: u8, bytes: &[u8]) -> Option<usize> {
-    if bytes.len() <= 32 {
-        bytes.iter().position(|c| *c == a || *c == b)
-    } else {
-        memchr::memchr2(a, b, bytes)
-    }
-}
-
 /// Where `byte` first is in `bytes`. Most header values are a few dozen bytes, where a
 /// plain loop costs less than a memchr call's set-up; longer ones go to memchr.
 pub(crate) fn find_byte(byte: u8, bytes: &[u8]) -> Option<usize> {

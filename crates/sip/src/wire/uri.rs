@@ -7,7 +7,7 @@ use super::host::parse_host_port;
 use super::params::{self, Params};
 use super::parse::ParseError;
 use super::shared::Shared;
-use super::{find_byte, find_either, split_at_byte, trim};
+use super::{find_byte, split_at_byte, trim};
 
 /// A SIP (or other scheme) URI, kept as it arrived plus the parts we route on.
 ///
@@ -46,6 +46,71 @@ enum Host {
     /// An IP address rewritten in its canonical form.
     Canonical(Box<str>),
 }
+
+/// What [`SipUri::parse_in`] looks for after the scheme, found in one pass.
+struct Marks {
+    /// The last `@`: the user part ends there.
+    last_at: Option<usize>,
+    /// The first `:` (a password follows it when it is in the user part).
+    first_colon: Option<usize>,
+    /// The first `;` or `?` after the last `@`: the host and port end there.
+    cut: Option<usize>,
+}
+
+impl Marks {
+    /// `None` when a byte may not be in a URI: whitespace or a control byte, `<`, `>`,
+    /// `"`.
+    fn of(bytes: &[u8]) -> Option<Self> {
+        let mut marks = Self {
+            last_at: None,
+            first_colon: None,
+            cut: None,
+        };
+        for (i, b) in bytes.iter().enumerate() {
+            match URI_BYTES.get(usize::from(*b)) {
+                Some(UriByte::Plain) => {}
+                Some(UriByte::At) => (marks.last_at, marks.cut) = (Some(i), None),
+                Some(UriByte::Colon) => {
+                    marks.first_colon = marks.first_colon.or(Some(i));
+                }
+                Some(UriByte::Cut) => marks.cut = marks.cut.or(Some(i)),
+                Some(UriByte::Forbidden) | None => return None,
+            }
+        }
+        Some(marks)
+    }
+}
+
+/// What a byte is to [`Marks::of`].
+#[derive(Clone, Copy)]
+enum UriByte {
+    Plain,
+    Forbidden,
+    At,
+    Colon,
+    Cut,
+}
+
+/// [`UriByte`] of every byte value.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "built at compile time, where an index out of bounds fails the build"
+)]
+static URI_BYTES: [UriByte; 256] = {
+    let mut table = [UriByte::Plain; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            0..=b' ' | b'<' | b'>' | b'"' => UriByte::Forbidden,
+            b'@' => UriByte::At,
+            b':' => UriByte::Colon,
+            b';' | b'?' => UriByte::Cut,
+            _ => UriByte::Plain,
+        };
+        b += 1;
+    }
+    table
+};
 
 /// Where `inner`, a slice of `outer`, lies in it.
 fn place(outer: &str, inner: &str) -> Range<usize> {
@@ -96,30 +161,27 @@ impl SipUri {
                 params: 0..0,
             });
         }
-        // Folded over every byte without stopping early, so the loop vectorises.
-        let forbidden = bytes.iter().fold(false, |found, &b| {
-            found | (b <= b' ') | (b == b'<') | (b == b'>') | (b == b'"')
-        });
-        if forbidden {
+        // One pass over what follows the scheme finds what the steps below need.
+        let Some(marks) = Marks::of(rest.as_bytes()) else {
             return Err(bad("forbidden character"));
-        }
+        };
         // RFC 3261 §19.1.1 / RFC 4475 §3.1.1.2: the user part may hold unescaped `;`, `?`,
         // `/` and `,`, so it ends at the last `@`; the codec then reads what follows.
         // (The separators are ASCII: every place found is a character boundary.)
-        let (user, host_part) = match memchr::memrchr(b'@', rest.as_bytes()) {
+        let (user, host_part, cut) = match marks.last_at {
             Some(at) => {
                 let user = rest.get(..at).unwrap_or_default();
-                let password = find_byte(b':', user.as_bytes()).unwrap_or(user.len());
+                let password = marks.first_colon.filter(|c| *c < at).unwrap_or(at);
                 (
                     Some(place(text, user.get(..password).unwrap_or_default())),
                     rest.get(at + 1..).unwrap_or_default(),
+                    marks.cut.map(|c| c - (at + 1)),
                 )
             }
-            None => (None, rest),
+            None => (None, rest, marks.cut),
         };
         // hostport ends where the URI parameters or headers begin; the parameters end
         // where the headers begin.
-        let cut = find_either(b';', b'?', host_part.as_bytes());
         let host_port = host_part
             .get(..cut.unwrap_or(host_part.len()))
             .unwrap_or_default();
