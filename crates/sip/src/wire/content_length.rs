@@ -56,9 +56,14 @@ impl DeclaredLength {
 fn may_declare(line: &[u8]) -> bool {
     match line.first() {
         None | Some(b' ' | b'\t') => false,
-        Some(b'c' | b'C') => line
-            .get(..14)
-            .is_some_and(|name| name.eq_ignore_ascii_case(b"content-length")),
+        // Byte 8 first: it tells this name from the other `c` names (Content-Type,
+        // Contact, CSeq, Call-ID) before the whole name is compared.
+        Some(b'c' | b'C') => {
+            matches!(line.get(8), Some(b'l' | b'L'))
+                && line
+                    .get(..14)
+                    .is_some_and(|name| name.eq_ignore_ascii_case(b"content-length"))
+        }
         Some(b'l' | b'L') => !line
             .get(1)
             .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'-'),
