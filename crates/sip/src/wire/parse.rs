@@ -97,7 +97,9 @@ enum After<'a> {
     Datagram(&'a [u8]),
 }
 
-/// [`parse_message`] of a header section known to be text.
+/// [`parse_message`] of a header section known to be text. Inlined into its two callers:
+/// the message it returns is then built where the caller keeps it, not copied out.
+#[inline(always)]
 fn parse_text(head: &str, after: After<'_>) -> Result<Message, ParseError> {
     check_line_ends(head)?;
     let (start_line, header_section) = split_crlf_once(head).ok_or(FramingError::NoHeaderEnd)?;
