@@ -82,10 +82,11 @@ pub(crate) fn split_bytes(text: &str, byte: u8) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Where `byte` first is in `bytes`. Most header values are a few dozen bytes, where a
-/// plain loop costs less than a memchr call's set-up; longer ones go to memchr.
+/// Where `byte` first is in `bytes`. Up to 16 bytes a plain loop costs less than a
+/// memchr call's set-up; from there memchr's wide compares win (measured on call_cost:
+/// 8 and 32 both cost more than 16).
 pub(crate) fn find_byte(byte: u8, bytes: &[u8]) -> Option<usize> {
-    if bytes.len() <= 32 {
+    if bytes.len() <= 16 {
         bytes.iter().position(|b| *b == byte)
     } else {
         memchr::memchr(byte, bytes)
