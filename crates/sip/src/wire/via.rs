@@ -157,6 +157,9 @@ impl Via {
             Some(i) => sent_by_and_params.split_at_checked(i).unwrap_or_default(),
             None => (sent_by_and_params, ""),
         };
+        // The space after the transport goes first (the host is read trimmed), so the
+        // usual `host:port` takes parse_host_port's quick way.
+        let sent_by = sent_by.strip_prefix(' ').unwrap_or(sent_by);
         let (host, port) = parse_host_port(sent_by).map_err(bad)?;
         let params = match params {
             "" => Params::default(),
