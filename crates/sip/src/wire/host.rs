@@ -267,7 +267,9 @@ mod tests {
                         x ^= x << 13;
                         x ^= x >> 17;
                         x ^= x << 5;
-                        ['a', '.', ':', '5', '0', ' ', '-', '[', 'é'][x as usize % 9]
+                        *['a', '.', ':', '5', '0', ' ', '-', '[', 'é']
+                            .get(x as usize % 9)
+                            .unwrap_or(&'a')
                     })
                     .collect();
                 if let Some((host, port)) = usual_host_port(&text) {

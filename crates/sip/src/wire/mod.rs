@@ -12,7 +12,11 @@
 //! the structured values), and `sanity` applies the checks of RFC 3261 §8.2 that decide
 //! which error response a broken request gets. A datagram is not walked twice: the parser
 //! reads Content-Length by framing's rules on its own walk over the lines, and framing's
-//! answers keep their precedence (see `parse_datagram_head`).
+//! answers keep their precedence (see `parse_datagram_head`). The URIs and parameters
+//! a message keeps share one copy of its header section (`shared`) instead of a copy
+//! each. The usual spellings (`sip:`, `SIP/2.0/UDP `, a canonical header name,
+//! `host:port` with nothing to trim) take quick ways that give what the general ones
+//! give; anything else takes the general way.
 // Peer bytes reach every function here: a slice at a byte offset inside a multi-byte
 // character, or an index past the end, would be a remote panic. Use `get(..)` instead.
 #![deny(clippy::string_slice, clippy::indexing_slicing)]

@@ -306,6 +306,10 @@ fn for_each_header<'a>(
 
 /// A field's value as [`for_each_header`] hands it on: one cut from a single line was
 /// trimmed when cut; one joined from folded lines is trimmed now.
+#[allow(
+    clippy::ptr_arg,
+    reason = "whether the value was joined (owned) or cut (borrowed) is what it reads"
+)]
 fn joined_trim<'v>(value: &'v Cow<'_, str>) -> &'v str {
     match value {
         Cow::Borrowed(value) => value,

@@ -14,7 +14,7 @@ use super::{find_byte, split_at_byte, trim};
 /// The text is kept verbatim so that a URI we echo (Request-URI of an ACK, Contact of a
 /// dialog's remote target) is byte-for-byte what the peer sent. The parts are places in
 /// that text, so a URI is one allocation (and a copy of it none; one parsed from a
-/// message shares the message's, see [`Shared`]); only an IP address written other than
+/// message shares the message's head, see `wire/shared.rs`); only an IP address written other than
 /// in its canonical form (`[2001:DB8:0::1]`) and a scheme other than `sip`/`sips` keep a
 /// copy.
 #[derive(Clone)]
