@@ -356,7 +356,12 @@ impl CoreHeaders {
             set_once(&mut self.to, "To", name_addr("To", value, shared)?)?;
         } else if name == HeaderName::CALL_ID {
             // §25.1: callid = word [ "@" word ]; no whitespace inside.
-            if value.is_empty() || value.contains(char::is_whitespace) {
+            // Printable ASCII throughout (nearly always) holds no whitespace: only other
+            // text needs the look at each character.
+            let printable = value
+                .bytes()
+                .fold(true, |ok, b| ok & (b'!'..=b'~').contains(&b));
+            if value.is_empty() || (!printable && value.contains(char::is_whitespace)) {
                 return Err(ParseError::Header {
                     name: "Call-ID",
                     why: format!("{value:?}"),
