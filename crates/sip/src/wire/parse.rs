@@ -420,14 +420,30 @@ fn name_addr(name: &'static str, value: &str, shared: &Shared<'_>) -> Result<Nam
     })
 }
 
+/// `CSeq: 1*DIGIT LWS Method` (§20.16), from `value` trimmed as [`CoreHeaders::take`]
+/// hands it on.
 fn parse_cseq(value: &str) -> Result<CSeq, ParseError> {
     let bad = || ParseError::Header {
         name: "CSeq",
         why: format!("{value:?}"),
     };
-    let mut parts = value.split_whitespace();
-    let (Some(seq), Some(method), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(bad());
+    // `value` comes trimmed: printable ASCII around one space (nearly always) is two
+    // words split there, as `split_whitespace` would split them.
+    let spaces = value
+        .bytes()
+        .fold(0usize, |n, b| n + usize::from(b == b' '));
+    let printable = value
+        .bytes()
+        .fold(true, |ok, b| ok & (b == b' ' || (b'!'..=b'~').contains(&b)));
+    let (seq, method) = match split_at_byte(value, b' ') {
+        Some(words) if spaces == 1 && printable => words,
+        _ => {
+            let mut parts = value.split_whitespace();
+            let (Some(seq), Some(method), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(bad());
+            };
+            (seq, method)
+        }
     };
     // §8.1.1.5: the sequence number is a 32-bit unsigned integer less than 2**31.
     let seq: u32 = decimal(seq).filter(|n| *n < 1 << 31).ok_or_else(bad)?;

@@ -300,3 +300,22 @@ fn decimals_read_as_str_parse_with_an_all_digits_check_read_them() {
         assert_eq!(decimal(text), want, "{text:?}");
     }
 }
+
+#[test]
+fn cseq_words_split_as_split_whitespace_splits_them() {
+    for (value, want) in [
+        ("1 INVITE", Some((1, "INVITE"))),
+        ("1  INVITE", Some((1, "INVITE"))),
+        ("1\tINVITE", Some((1, "INVITE"))),
+        ("1\u{a0}INVITE", Some((1, "INVITE"))),
+        ("1 INVITE x", None),
+        ("1", None),
+        ("x INVITE", None),
+        ("2147483648 BYE", None),
+    ] {
+        let got = parse_cseq(value)
+            .ok()
+            .map(|c| (c.seq, c.method.as_str().to_owned()));
+        assert_eq!(got, want.map(|(n, m)| (n, m.to_owned())), "{value:?}");
+    }
+}
