@@ -285,7 +285,12 @@ fn for_each_header<'a>(
             field(name, joined_trim(&value))?;
         }
         let name_value = split_at_byte(line, b':').and_then(|(n, v)| {
-            let name = HeaderName::from_token(n.trim_end_matches([' ', '\t']))?;
+            // A name nearly always ends at its colon: nothing to trim.
+            let n = match n.as_bytes().last() {
+                Some(b' ' | b'\t') => n.trim_end_matches([' ', '\t']),
+                _ => n,
+            };
+            let name = HeaderName::from_token(n)?;
             Some((name, v))
         });
         match name_value {
