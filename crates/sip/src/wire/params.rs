@@ -44,8 +44,10 @@ enum Found {
     /// Present without a value.
     Bare,
     /// Its value's place in the text.
-    Value(u32, u32),
-    /// Beyond 4 GiB into the text (never from the wire): looked up by a scan.
+    Value(u16, u16),
+    /// Beyond 64 KiB into the text (never from the wire, where a message is smaller;
+    /// possible in text we write): looked up by a scan. The places are 16 bits so that a
+    /// `Params`, moved about with every URI and name-addr, stays small.
     Unplaced,
 }
 
@@ -304,7 +306,7 @@ fn note(
         if name.eq_ignore_ascii_case(wanted) {
             *slot = match eq {
                 None => Found::Bare,
-                Some(eq) => match (u32::try_from(eq + 1), u32::try_from(end)) {
+                Some(eq) => match (u16::try_from(eq + 1), u16::try_from(end)) {
                     (Ok(start), Ok(end)) => Found::Value(start, end),
                     _ => Found::Unplaced,
                 },
@@ -502,6 +504,15 @@ mod tests {
             assert_eq!(parsed.as_str(), text);
             assert_eq!(parsed.found, indexed.found, "{text}");
         }
+    }
+
+    #[test]
+    fn a_parameter_beyond_64_kib_is_found_by_a_scan() {
+        let long = "v".repeat(70_000);
+        let p = Params::parse(&format!(";a={long};tag=t;branch=b"), false);
+        assert_eq!(p.get("tag"), Some(Some("t")));
+        assert_eq!(p.get("branch"), Some(Some("b")));
+        assert_eq!(p.get("a"), Some(Some(long.as_str())));
     }
 
     #[test]
