@@ -22,13 +22,13 @@ pub struct SipUri {
     /// Shared: a URI is copied into responses (From, To) and dialogs.
     raw: Arc<str>,
     /// Where the URI lies in `raw`; the places below are in the URI.
-    span: Range<usize>,
+    span: Place,
     scheme: Scheme,
-    user: Option<Range<usize>>,
+    user: Option<Place>,
     host: Host,
     port: Option<u16>,
     /// The URI parameters (`;transport=tcp;lr`), before any `?headers`.
-    params: Range<usize>,
+    params: Place,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ enum Scheme {
 #[derive(Clone, PartialEq, Eq)]
 enum Host {
     /// As written (also the empty host of another scheme).
-    Raw(Range<usize>),
+    Raw(Place),
     /// An IP address rewritten in its canonical form.
     Canonical(Box<str>),
 }
@@ -113,9 +113,36 @@ static URI_BYTES: [UriByte; 256] = {
 };
 
 /// Where `inner`, a slice of `outer`, lies in it.
-fn place(outer: &str, inner: &str) -> Range<usize> {
+fn place(outer: &str, inner: &str) -> Place {
     let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
-    start..start + inner.len()
+    Place::new(start..start + inner.len())
+}
+
+/// A range of a URI's text in 32 bits a bound: a `SipUri`, moved with every message, name
+/// and dialog, stays small. (A URI is never near 4 GiB; one that was would read its parts
+/// as empty rather than wrong.)
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Place {
+    start: u32,
+    end: u32,
+}
+
+impl Place {
+    fn new(range: Range<usize>) -> Self {
+        match (u32::try_from(range.start), u32::try_from(range.end)) {
+            (Ok(start), Ok(end)) => Self { start, end },
+            _ => Self {
+                start: u32::MAX,
+                end: 0,
+            },
+        }
+    }
+
+    /// This place in `text` (empty when it is not in it).
+    fn of(self, text: &str) -> &str {
+        text.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
 }
 
 impl SipUri {
@@ -153,12 +180,12 @@ impl SipUri {
             let (raw, span) = Shared::keep(shared, text);
             return Ok(Self {
                 raw,
-                span,
+                span: Place::new(span),
                 scheme: Scheme::Other(scheme.to_ascii_lowercase().into()),
                 user: Some(place(text, user)),
-                host: Host::Raw(0..0),
+                host: Host::Raw(Place::default()),
                 port: None,
-                params: 0..0,
+                params: Place::default(),
             });
         }
         // One pass over what follows the scheme finds what the steps below need.
@@ -196,12 +223,12 @@ impl SipUri {
                 let end = find_byte(b'?', after.as_bytes()).unwrap_or(after.len());
                 place(text, after.get(..end).unwrap_or_default())
             }
-            _ => 0..0,
+            _ => Place::default(),
         };
         let (raw, span) = Shared::keep(shared, text);
         Ok(Self {
             raw,
-            span,
+            span: Place::new(span),
             scheme: if sips { Scheme::Sips } else { Scheme::Sip },
             user,
             host,
@@ -210,8 +237,8 @@ impl SipUri {
         })
     }
 
-    fn part(&self, range: &Range<usize>) -> &str {
-        self.as_str().get(range.clone()).unwrap_or_default()
+    fn part(&self, place: Place) -> &str {
+        place.of(self.as_str())
     }
 
     /// `sip` or `sips`; another scheme (`tel`, …) is carried but not routable by us.
@@ -230,13 +257,13 @@ impl SipUri {
 
     /// The user part, without a password (the opaque part of another scheme).
     pub fn user(&self) -> Option<&str> {
-        self.user.as_ref().map(|u| self.part(u))
+        self.user.map(|u| self.part(u))
     }
 
     /// The host as written, an IPv6 reference in brackets.
     pub fn host(&self) -> &str {
         match &self.host {
-            Host::Raw(range) => self.part(range),
+            Host::Raw(place) => self.part(*place),
             Host::Canonical(host) => host,
         }
     }
@@ -248,12 +275,12 @@ impl SipUri {
 
     /// A URI parameter: `Some(None)` when present without a value.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        params::find(self.part(&self.params), name)
+        params::find(self.part(self.params), name)
     }
 
     /// The URI exactly as received.
     pub fn as_str(&self) -> &str {
-        self.raw.get(self.span.clone()).unwrap_or_default()
+        self.span.of(&self.raw)
     }
 }
 
