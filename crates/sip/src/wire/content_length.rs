@@ -56,9 +56,14 @@ impl DeclaredLength {
 fn may_declare(line: &[u8]) -> bool {
     match line.first() {
         None | Some(b' ' | b'\t') => false,
-        Some(b'c' | b'C') => line
-            .get(..14)
-            .is_some_and(|name| name.eq_ignore_ascii_case(b"content-length")),
+        // Byte 8 first: it tells this name from the other `c` names (Content-Type,
+        // Contact, CSeq, Call-ID) before the whole name is compared.
+        Some(b'c' | b'C') => {
+            matches!(line.get(8), Some(b'l' | b'L'))
+                && line
+                    .get(..14)
+                    .is_some_and(|name| name.eq_ignore_ascii_case(b"content-length"))
+        }
         Some(b'l' | b'L') => !line
             .get(1)
             .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'-'),
@@ -68,23 +73,31 @@ fn may_declare(line: &[u8]) -> bool {
 
 /// The length one header line declares, if it is a Content-Length line.
 fn declared_length(line: &str) -> Result<Option<usize>, FramingError> {
-    let Some(colon) = find_byte(b':', line.as_bytes()) else {
-        return Ok(None);
+    let value = match line.as_bytes().get(..15) {
+        // The usual spelling, the colon right after the name: no colon to search for
+        // and no name to trim.
+        Some([name @ .., b':']) if name.eq_ignore_ascii_case(b"content-length") => {
+            line.get(15..).unwrap_or_default()
+        }
+        _ => {
+            let Some(colon) = find_byte(b':', line.as_bytes()) else {
+                return Ok(None);
+            };
+            let name = trim(line.get(..colon).unwrap_or_default());
+            if !name.eq_ignore_ascii_case("content-length") && !name.eq_ignore_ascii_case("l") {
+                return Ok(None);
+            }
+            line.get(colon + 1..).unwrap_or_default()
+        }
     };
-    let (name, value) = (
-        line.get(..colon).unwrap_or_default(),
-        line.get(colon + 1..).unwrap_or_default(),
-    );
-    let name = trim(name);
-    if !name.eq_ignore_ascii_case("content-length") && !name.eq_ignore_ascii_case("l") {
-        return Ok(None);
-    }
-    let value = trim(value);
+    let value = trim(value.strip_prefix(' ').unwrap_or(value));
     if value.is_empty() || value.len() > 9 || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(FramingError::BadContentLength);
     }
-    value
-        .parse()
-        .map(Some)
-        .map_err(|_| FramingError::BadContentLength)
+    // At most nine digits: the number fits, and is what `str::parse` would read.
+    Ok(Some(
+        value
+            .bytes()
+            .fold(0, |n, digit| n * 10 + usize::from(digit - b'0')),
+    ))
 }

@@ -1,3 +1,4 @@
+use super::method::is_token_byte;
 use super::trim;
 use std::fmt;
 
@@ -38,6 +39,15 @@ macro_rules! known_headers {
             fn known(lower: &[u8]) -> Option<Self> {
                 match lower {
                     $($($lower)|+ => Some(Self::$konst),)*
+                    _ => None,
+                }
+            }
+
+            /// The known name `raw` is in its canonical spelling.
+            #[inline]
+            fn canonical(raw: &str) -> Option<Self> {
+                match raw {
+                    $($name => Some(Self::$konst),)*
                     _ => None,
                 }
             }
@@ -97,17 +107,35 @@ impl HeaderName {
     /// The canonical name for `raw`, expanding compact forms.
     pub fn new(raw: &str) -> Self {
         let raw = trim(raw);
-        let mut lower = [0u8; LONGEST_KNOWN];
-        if let Some(buf) = lower.get_mut(..raw.len()) {
-            // Lowered while copied: names are short, a memcpy call costs more.
-            for (to, from) in buf.iter_mut().zip(raw.bytes()) {
-                *to = from.to_ascii_lowercase();
-            }
-            if let Some(known) = Self::known(buf) {
-                return known;
-            }
+        Self::lookup(raw).unwrap_or_else(|| Self(Name::Other(raw.into())))
+    }
+
+    /// The name of a header line as the parser cut it (no whitespace around it): `None`
+    /// when it is not a token (RFC 3261 §7.3.1). The same name as [`HeaderName::new`]
+    /// gives: a token has nothing to trim. A known name is all token characters, so only
+    /// an unknown one is checked byte by byte.
+    pub(crate) fn from_token(name: &str) -> Option<Self> {
+        if let Some(known) = Self::lookup(name) {
+            return Some(known);
         }
-        Self(Name::Other(raw.into()))
+        (!name.is_empty() && name.bytes().all(is_token_byte))
+            .then(|| Self(Name::Other(name.into())))
+    }
+
+    /// The known name `raw` spells, case aside. Senders nearly always write the canonical
+    /// spelling, which is matched as it is; any other is lowered first.
+    #[inline]
+    fn lookup(raw: &str) -> Option<Self> {
+        if let Some(known) = Self::canonical(raw) {
+            return Some(known);
+        }
+        let mut lower = [0u8; LONGEST_KNOWN];
+        let buf = lower.get_mut(..raw.len())?;
+        // Lowered while copied: names are short, a memcpy call costs more.
+        for (to, from) in buf.iter_mut().zip(raw.bytes()) {
+            *to = from.to_ascii_lowercase();
+        }
+        Self::known(buf)
     }
 
     /// The canonical spelling.
@@ -284,6 +312,12 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(value);
     std::iter::from_fn(move || loop {
         let text = rest?;
+        // Nearly every value is one element: without a comma there is nothing to track.
+        if !has_comma(text.as_bytes()) {
+            rest = None;
+            let part = trim(text);
+            return (!part.is_empty()).then_some(part);
+        }
         let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
         let comma = text.bytes().position(|c| {
             match c {
@@ -312,6 +346,12 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
             return Some(part);
         }
     })
+}
+
+/// Whether `bytes` holds a comma. Folded over every byte without stopping early, so the
+/// loop vectorises (values are short; a search call costs more than the bytes it skips).
+fn has_comma(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |found, b| found | (*b == b','))
 }
 
 #[cfg(test)]
@@ -348,5 +388,12 @@ mod tests {
             split_list(v).collect::<Vec<_>>(),
             vec![r#""Smith, John" <sip:a@b;x=1,2>;q=1"#, "<sip:c@d>"]
         );
+        // One element (no comma): trimmed, and nothing when it is blank.
+        assert_eq!(
+            split_list(" <sip:c@d> ").collect::<Vec<_>>(),
+            vec!["<sip:c@d>"]
+        );
+        assert_eq!(split_list(" \t ").count(), 0);
+        assert_eq!(split_list("a, ").collect::<Vec<_>>(), vec!["a"]);
     }
 }

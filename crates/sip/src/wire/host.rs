@@ -17,6 +17,14 @@ pub(crate) type HostError = &'static str;
 /// (no leading zeros, four decimal octets), so an IPv4 address that parses is already in
 /// the form it would be written in.
 pub(crate) fn parse_host_port(text: &str) -> Result<(Cow<'_, str>, Option<u16>), HostError> {
+    match usual_host_port(text) {
+        Some((host, port)) => Ok((Cow::Borrowed(host), port)),
+        None => any_host_port(text),
+    }
+}
+
+/// [`parse_host_port`] of any text, the general way.
+fn any_host_port(text: &str) -> Result<(Cow<'_, str>, Option<u16>), HostError> {
     let text = trim(text);
     if let Some(rest) = text.strip_prefix('[') {
         // IPv6reference = "[" IPv6address "]"
@@ -31,16 +39,55 @@ pub(crate) fn parse_host_port(text: &str) -> Result<(Cow<'_, str>, Option<u16>),
         return Ok((Cow::Owned(format!("[{ip}]")), port));
     }
     let (host, port) = match split_at_byte(text, b':') {
-        Some((host, port)) => (host.trim_end(), Some(parse_port(port)?)),
+        Some((host, port)) => (trim_end(host), Some(parse_port(port)?)),
         None => (text, None),
     };
     check_host_name(host)?;
     Ok((Cow::Borrowed(host), port))
 }
 
+/// `hostname [":" port]` written with nothing to trim, as nearly every one is: the host
+/// and port in one pass over the bytes. `None` for anything else (also for a broken
+/// one), which [`parse_host_port`] then reads the general way; what this accepts, that
+/// way reads the same.
+fn usual_host_port(text: &str) -> Option<(&str, Option<u16>)> {
+    let bytes = text.as_bytes();
+    // As check_host_name: no dot first or after another; one may end the name.
+    let mut after_dot = true;
+    let mut colon = None;
+    for (i, b) in bytes.iter().enumerate() {
+        after_dot = match HOST_BYTES.get(usize::from(*b)) {
+            Some(HostByte::Label) => false,
+            Some(HostByte::Dot) if !after_dot => true,
+            _ if *b == b':' => {
+                colon = Some(i);
+                break;
+            }
+            _ => return None,
+        };
+    }
+    let Some(colon) = colon else {
+        return (!bytes.is_empty()).then_some((text, None));
+    };
+    let (host, port) = (text.get(..colon)?, bytes.get(colon + 1..)?);
+    if host.is_empty() || port.is_empty() {
+        return None;
+    }
+    let port = port.iter().try_fold(0u16, |n, b| {
+        let digit = b.wrapping_sub(b'0');
+        (digit < 10).then_some(())?;
+        n.checked_mul(10)?.checked_add(u16::from(digit))
+    })?;
+    Some((host, Some(port)))
+}
+
 /// `port = 1*DIGIT`, and it must fit a port number.
 fn parse_port(text: &str) -> Result<u16, HostError> {
-    let text = text.trim_start();
+    // Nearly always a digit comes first: nothing to trim.
+    let text = match text.as_bytes().first() {
+        Some(b'0'..=b'9') => text,
+        _ => text.trim_start(),
+    };
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err("bad port");
     }
@@ -63,10 +110,9 @@ fn check_host_name(host: &str) -> Result<(), HostError> {
     // Every label non-empty: no dot first, last or after another.
     let mut after_dot = true;
     for b in labels.bytes() {
-        after_dot = match b {
-            b'.' if after_dot => return Err("bad host name"),
-            b'.' => true,
-            b if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' => false,
+        after_dot = match HOST_BYTES.get(usize::from(b)) {
+            Some(HostByte::Label) => false,
+            Some(HostByte::Dot) if !after_dot => true,
             _ => return Err("bad host name"),
         };
     }
@@ -74,6 +120,44 @@ fn check_host_name(host: &str) -> Result<(), HostError> {
         return Err("bad host name");
     }
     Ok(())
+}
+
+/// What a byte can be in a host name: one load per byte tells, where the tests of
+/// `is_ascii_alphanumeric` and the punctuation were several.
+#[derive(Clone, Copy)]
+enum HostByte {
+    Bad,
+    Label,
+    Dot,
+}
+
+/// [`HostByte`] of every byte value.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "built at compile time, where an index out of bounds fails the build"
+)]
+static HOST_BYTES: [HostByte; 256] = {
+    let mut table = [HostByte::Bad; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            table[b] = HostByte::Label;
+        } else if c == b'.' {
+            table[b] = HostByte::Dot;
+        }
+        b += 1;
+    }
+    table
+};
+
+/// `text.trim_end()`, without the Unicode look when the last byte is printable ASCII
+/// (nothing to trim).
+fn trim_end(text: &str) -> &str {
+    match text.as_bytes().last() {
+        Some(b'!'..=b'~') => text,
+        _ => text.trim_end(),
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +228,58 @@ mod tests {
             parse_host_port("192.0.2.1:5060"),
             Ok((Cow::Borrowed(_), _))
         ));
+    }
+
+    #[test]
+    fn the_usual_way_reads_what_the_general_way_reads() {
+        for text in [
+            "example.com",
+            "a-b.example.com.",
+            "192.0.2.1:5060",
+            "h:0065535",
+            "h:65536",
+            "a..b",
+            ".a",
+            "a.:5",
+            "_sip.x",
+            "host:",
+            ":5060",
+            "h:5x",
+            "h:+5",
+            "h:5:6",
+            "",
+            ".",
+        ] {
+            if let Some((host, port)) = usual_host_port(text) {
+                assert_eq!(
+                    any_host_port(text),
+                    Ok((Cow::Borrowed(host), port)),
+                    "{text:?}"
+                );
+            }
+        }
+        // And on strings made of the bytes that matter.
+        let mut x: u32 = 0x9e37_79b9;
+        for len in 0..12usize {
+            for _ in 0..500 {
+                let text: String = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        *['a', '.', ':', '5', '0', ' ', '-', '[', 'é']
+                            .get(x as usize % 9)
+                            .unwrap_or(&'a')
+                    })
+                    .collect();
+                if let Some((host, port)) = usual_host_port(&text) {
+                    assert_eq!(any_host_port(&text), Ok((Cow::Borrowed(host), port)));
+                }
+            }
+        }
+        assert_eq!(usual_host_port("h:5060"), Some(("h", Some(5060))));
+        assert_eq!(usual_host_port("a."), Some(("a.", None)));
+        assert_eq!(usual_host_port("a..b"), None);
     }
 
     #[test]

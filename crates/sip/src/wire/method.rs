@@ -37,10 +37,6 @@ pub enum Method {
 impl Method {
     /// The method named by `token` (case-sensitive, RFC 3261 §7.1); `None` if not a token.
     pub fn parse(token: &str) -> Option<Self> {
-        // RFC 3261 §25.1: a method is a token; anything else is not a method at all.
-        if token.is_empty() || !token.bytes().all(is_token_byte) {
-            return None;
-        }
         Some(match token {
             "INVITE" => Self::Invite,
             "ACK" => Self::Ack,
@@ -55,7 +51,12 @@ impl Method {
             "UPDATE" => Self::Update,
             "PRACK" => Self::Prack,
             "MESSAGE" => Self::Message,
-            other => Self::Other(other.to_owned()),
+            // RFC 3261 §25.1: a method is a token; anything else is not a method at all.
+            // (The names above are tokens: only another needs the check.)
+            other if !other.is_empty() && other.bytes().all(is_token_byte) => {
+                Self::Other(other.to_owned())
+            }
+            _ => return None,
         })
     }
 

@@ -7,17 +7,22 @@
 //! would make on every message.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
-use super::{find_byte, split_at_byte, split_bytes, trim};
+use super::shared::Shared;
+use super::{find_byte, split_at_byte, trim};
 
 /// Parameters in the order they arrived, each written `;name` or `;name=value`, name and
 /// value trimmed, empty ones left out. The text is shared: a header copied into a
-/// response (every Via, From and To) shares its parameters with the request's.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// response (every Via, From and To) shares its parameters with the request's, and
+/// parameters parsed from a message share its header section (see [`Shared`]).
+#[derive(Clone, Default)]
 pub(crate) struct Params {
     /// `None` when there are none.
     text: Option<Arc<str>>,
+    /// Where the parameters lie in `text`.
+    span: Range<usize>,
     /// Where a parameter with an unclosed quote ends (0: none has one). A peer's last
     /// parameter may open a quote it never closes (`;x="abc`); it then takes in every
     /// `;` after it, so a parameter we append (`received`, `tag`) must not be read as
@@ -39,23 +44,48 @@ enum Found {
     /// Present without a value.
     Bare,
     /// Its value's place in the text.
-    Value(u32, u32),
-    /// Beyond 4 GiB into the text (never from the wire): looked up by a scan.
+    Value(u16, u16),
+    /// Beyond 64 KiB into the text (never from the wire, where a message is smaller;
+    /// possible in text we write): looked up by a scan. The places are 16 bits so that a
+    /// `Params`, moved about with every URI and name-addr, stays small.
     Unplaced,
 }
 
 impl Params {
     /// The parameters of `text` (`;a=1;b`). With `uri_part`, the text before the first
     /// `;` is a URI's body and is skipped; otherwise it is a parameter like the others.
+    #[cfg(test)]
     pub(crate) fn parse(text: &str, uri_part: bool) -> Self {
+        Self::parse_in(None, text, uri_part)
+    }
+
+    /// [`Params::parse`] of `text`, keeping a share of `shared` when `text` is written
+    /// as we write parameters and lies in it.
+    pub(crate) fn parse_in(shared: Option<&Shared<'_>>, text: &str, uri_part: bool) -> Self {
         if text.is_empty() {
             return Self::default();
         }
         // Nearly always the text is already in our form: `;` first, no whitespace to trim
         // (every byte printable ASCII), no empty piece. It is then kept as it is.
-        if let Some(quoted) = (!uri_part).then(|| written_form(text)).flatten() {
-            let open = quoted && ends_quoted(text);
-            return Self::indexed(Some(text.into()), if open { text.len() } else { 0 });
+        if let Some(scan) = (!uri_part).then(|| written_form(text)).flatten() {
+            let (kept, span) = Shared::keep(shared, text);
+            return match scan {
+                Written::Plain(found) => Self {
+                    text: Some(kept),
+                    span,
+                    open_until: 0,
+                    found,
+                },
+                Written::Quoted => {
+                    let open = ends_quoted(text);
+                    Self::indexed(
+                        Some(kept),
+                        span,
+                        if open { text.len() } else { 0 },
+                        Some(true),
+                    )
+                }
+            };
         }
         let mut out = Text::default();
         let mut pieces = split_unquoted(text);
@@ -77,49 +107,40 @@ impl Params {
         } else {
             0
         };
-        Self::indexed(out.shared(), open_until)
+        Self::indexed(out.shared(), 0..out.len(), open_until, None)
     }
 
-    /// The parameters of `text`, with [`LOOKED_UP`] found.
-    fn indexed(text: Option<Arc<str>>, open_until: usize) -> Self {
+    /// The parameters at `span` in `text`, with [`LOOKED_UP`] found. `quoted`: whether
+    /// the text may hold a quote (`None`: not known yet).
+    fn indexed(
+        text: Option<Arc<str>>,
+        span: Range<usize>,
+        open_until: usize,
+        quoted: Option<bool>,
+    ) -> Self {
         let mut params = Self {
             text,
+            span,
             open_until,
             found: Default::default(),
         };
-        let whole = params.as_str();
-        let (peer, ours) = params.halves();
+        let whole = params.as_str().as_bytes();
         let mut found = [Found::Absent; LOOKED_UP.len()];
-        let mut index = |piece: &str| {
-            let (name, value) = match split_at_byte(piece, b'=') {
-                Some((name, value)) => (name, Some(value)),
-                None => (piece, None),
-            };
-            let slot = LOOKED_UP
-                .iter()
-                .position(|wanted| name.eq_ignore_ascii_case(wanted))
-                .and_then(|i| found.get_mut(i));
-            if let Some(slot @ Found::Absent) = slot {
-                *slot = match value {
-                    None => Found::Bare,
-                    Some(v) => {
-                        let start = (v.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
-                        match (u32::try_from(start), u32::try_from(start + v.len())) {
-                            (Ok(start), Ok(end)) => Found::Value(start, end),
-                            _ => Found::Unplaced,
-                        }
-                    }
-                };
-            }
+        let mut index = |piece: &[u8]| {
+            let start = (piece.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+            let eq = piece.iter().position(|b| *b == b'=').map(|i| start + i);
+            note(&mut found, whole, start, eq, start + piece.len());
         };
         // Without a quote (nearly always) every `;` separates: a plain split, not the
         // quote-tracking one (both give these pieces; an empty one matches nothing).
-        if find_byte(b'"', whole.as_bytes()).is_none() {
-            split_bytes(whole, b';').for_each(&mut index);
+        let quoted = quoted.unwrap_or_else(|| find_byte(b'"', whole).is_some());
+        if !quoted {
+            whole.split(|b| *b == b';').for_each(&mut index);
         } else {
+            let (peer, ours) = params.halves();
             split_unquoted(peer)
                 .chain(split_unquoted(ours))
-                .for_each(&mut index);
+                .for_each(|piece| index(piece.as_bytes()));
         }
         params.found = found;
         params
@@ -178,12 +199,38 @@ impl Params {
         for (n, v) in add {
             text.pair(n, *v);
         }
-        Self::indexed(text.shared(), open_until)
+        Self::indexed(text.shared(), 0..text.len(), open_until, None)
     }
 
     /// As written: `;a=1;b`, or nothing.
     pub(crate) fn as_str(&self) -> &str {
-        self.text.as_deref().unwrap_or_default()
+        self.text
+            .as_deref()
+            .and_then(|text| text.get(self.span.clone()))
+            .unwrap_or_default()
+    }
+}
+
+/// Equal when written alike, wherever the text lies (`found` is placed in that text).
+impl PartialEq for Params {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+            && self.open_until == other.open_until
+            && self.found == other.found
+    }
+}
+impl Eq for Params {}
+
+/// As the derived one printed it when each held its own text (the codec's verdicts are
+/// compared as text).
+impl fmt::Debug for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.text.as_ref().map(|_| self.as_str());
+        f.debug_struct("Params")
+            .field("text", &text)
+            .field("open_until", &self.open_until)
+            .field("found", &self.found)
+            .finish()
     }
 }
 
@@ -193,23 +240,79 @@ impl fmt::Display for Params {
     }
 }
 
+/// What [`written_form`] found in text in the form we write parameters.
+enum Written {
+    /// No quote: every `;` separates, and [`LOOKED_UP`] were found on the way.
+    Plain([Found; LOOKED_UP.len()]),
+    /// A quote: the pieces need the quote-tracking split.
+    Quoted,
+}
+
 /// Whether `text` is parameters in the form we write them: `;` first and not last, every
-/// byte printable ASCII (nothing to trim), no `;;` (no empty piece). `Some(true)` when it
-/// holds a quote. One pass over the bytes.
-fn written_form(text: &str) -> Option<bool> {
+/// byte printable ASCII (nothing to trim), no `;;` (no empty piece). One pass over the
+/// bytes, which also cuts the pieces and finds [`LOOKED_UP`] in them (as
+/// [`Params::indexed`] would) while no quote has been seen.
+fn written_form(text: &str) -> Option<Written> {
     let bytes = text.as_bytes();
     if bytes.first() != Some(&b';') || bytes.last() == Some(&b';') {
         return None;
     }
-    let (mut previous, mut quoted) = (0u8, false);
-    for &b in bytes {
-        if !(b'!'..=b'~').contains(&b) || (b == b';' && previous == b';') {
-            return None;
+    let mut found = [Found::Absent; LOOKED_UP.len()];
+    let mut quoted = false;
+    // The piece being read starts after its `;`; `eq` is where its first `=` is.
+    let (mut start, mut eq) = (1, None);
+    for (i, &b) in bytes.iter().enumerate().skip(1) {
+        match b {
+            b';' if i == start => return None,
+            b';' => {
+                note(&mut found, bytes, start, eq, i);
+                (start, eq) = (i + 1, None);
+            }
+            b'=' if eq.is_none() => eq = Some(i),
+            b'"' => quoted = true,
+            b'!'..=b'~' => {}
+            _ => return None,
         }
-        quoted |= b == b'"';
-        previous = b;
     }
-    Some(quoted)
+    note(&mut found, bytes, start, eq, bytes.len());
+    Some(if quoted {
+        Written::Quoted
+    } else {
+        Written::Plain(found)
+    })
+}
+
+/// Records the piece `bytes[start..end]` (its first `=` at `eq`) in `found` if it is the
+/// first of a [`LOOKED_UP`] name.
+#[inline(always)]
+fn note(
+    found: &mut [Found; LOOKED_UP.len()],
+    bytes: &[u8],
+    start: usize,
+    eq: Option<usize>,
+    end: usize,
+) {
+    let name = bytes.get(start..eq.unwrap_or(end)).unwrap_or_default();
+    // The four names differ in length: one comparison finds the candidate.
+    let slot = match name.len() {
+        6 => 0,
+        3 => 1,
+        5 => 2,
+        8 => 3,
+        _ => return,
+    };
+    let wanted = LOOKED_UP.get(slot).map_or(&[][..], |w| w.as_bytes());
+    if let Some(slot @ Found::Absent) = found.get_mut(slot) {
+        if name.eq_ignore_ascii_case(wanted) {
+            *slot = match eq {
+                None => Found::Bare,
+                Some(eq) => match (u16::try_from(eq + 1), u16::try_from(end)) {
+                    (Ok(start), Ok(end)) => Found::Value(start, end),
+                    _ => Found::Unplaced,
+                },
+            };
+        }
+    }
 }
 
 /// Parameter text being written: on the stack while it fits (nearly always), so that
@@ -385,6 +488,31 @@ mod tests {
         let p = p.replace(|n| n == "a", &[("tag", Some("t"))]);
         assert_eq!(p.as_str(), format!(";long={long};b;tag=t"));
         assert_eq!(p.get("tag"), Some(Some("t")));
+    }
+
+    #[test]
+    fn the_one_pass_over_written_text_finds_what_indexing_finds() {
+        for text in [
+            ";branch=z9hG4bK1;rport;received=1.2.3.4",
+            ";TAG=a;tag=b;Branch;rport=5060;x=y=z",
+            ";branchx=1;tags=2;rport5=3;received",
+            ";a=\"x;tag=1\";tag=2",
+            ";=1;tag=",
+        ] {
+            let parsed = Params::parse(text, false);
+            let indexed = Params::indexed(Some(text.into()), 0..text.len(), 0, None);
+            assert_eq!(parsed.as_str(), text);
+            assert_eq!(parsed.found, indexed.found, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_parameter_beyond_64_kib_is_found_by_a_scan() {
+        let long = "v".repeat(70_000);
+        let p = Params::parse(&format!(";a={long};tag=t;branch=b"), false);
+        assert_eq!(p.get("tag"), Some(Some("t")));
+        assert_eq!(p.get("branch"), Some(Some("b")));
+        assert_eq!(p.get("a"), Some(Some(long.as_str())));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use super::content_length::{content_length_of, DeclaredLength};
 use super::framing::{datagram_body, datagram_head, FramingError};
 use super::header::{split_list, HeaderName, Headers};
 use super::message::{CSeq, Message, Request, Response, StatusCode};
-use super::method::{is_token_byte, Method};
+use super::method::Method;
+use super::shared::Shared;
 use super::uri::{NameAddr, SipUri};
 use super::via::Via;
 use super::{split_at_byte, split_bytes, trim};
@@ -96,7 +97,9 @@ enum After<'a> {
     Datagram(&'a [u8]),
 }
 
-/// [`parse_message`] of a header section known to be text.
+/// [`parse_message`] of a header section known to be text. Inlined into its two callers:
+/// the message it returns is then built where the caller keeps it, not copied out.
+#[inline(always)]
 fn parse_text(head: &str, after: After<'_>) -> Result<Message, ParseError> {
     check_line_ends(head)?;
     let (start_line, header_section) = split_crlf_once(head).ok_or(FramingError::NoHeaderEnd)?;
@@ -113,13 +116,15 @@ fn parse_text(head: &str, after: After<'_>) -> Result<Message, ParseError> {
         }
     }
 
+    // The URIs and parameters kept from this message share one copy of its head.
+    let shared = Shared::new(head);
     let mut core = CoreHeaders::default();
     let mut declared = DeclaredLength::default();
     let reads_length = matches!(after, After::Datagram(_));
     for_each_header(
         header_section,
         reads_length.then_some(&mut declared),
-        |name, value| core.take(HeaderName::new(name), value),
+        |name, value| core.take(name, value, &shared),
     )?;
     let body = match after {
         After::Body(body) => body,
@@ -170,7 +175,7 @@ fn parse_text(head: &str, after: After<'_>) -> Result<Message, ParseError> {
         }
         return Err(ParseError::StartLine(start_line.into()));
     }
-    let uri = SipUri::parse(uri)?;
+    let uri = SipUri::parse_in(Some(&shared), uri)?;
     let max_forwards = core.max_forwards.take();
     let c = core.finish()?;
     Ok(Message::Request(Request {
@@ -261,9 +266,9 @@ pub(crate) fn crlf_lines(text: &str) -> impl Iterator<Item = &str> {
 fn for_each_header<'a>(
     section: &'a str,
     mut declared: Option<&mut DeclaredLength>,
-    mut field: impl FnMut(&'a str, &str) -> Result<(), ParseError>,
+    mut field: impl FnMut(HeaderName, &str) -> Result<(), ParseError>,
 ) -> Result<(), ParseError> {
-    let mut pending: Option<(&'a str, Cow<'a, str>)> = None;
+    let mut pending: Option<(HeaderName, Cow<'a, str>)> = None;
     for line in crlf_lines(section).take_while(|l| !l.is_empty()) {
         if let Some(declared) = declared.as_deref_mut() {
             declared.line(line)?;
@@ -277,21 +282,44 @@ fn for_each_header<'a>(
             continue;
         }
         if let Some((name, value)) = pending.take() {
-            field(name, trim(&value))?;
+            field(name, joined_trim(&value))?;
         }
-        let name_value =
-            split_at_byte(line, b':').map(|(n, v)| (n.trim_end_matches([' ', '\t']), v));
+        let name_value = split_at_byte(line, b':').and_then(|(n, v)| {
+            // A name nearly always ends at its colon: nothing to trim.
+            let n = match n.as_bytes().last() {
+                Some(b' ' | b'\t') => n.trim_end_matches([' ', '\t']),
+                _ => n,
+            };
+            let name = HeaderName::from_token(n)?;
+            Some((name, v))
+        });
         match name_value {
-            Some((n, v)) if !n.is_empty() && n.bytes().all(is_token_byte) => {
-                pending = Some((n, Cow::Borrowed(trim(v))));
+            // The one space after the colon goes first: what is left then usually has
+            // printable ends, the trim's quick case.
+            Some((name, v)) => {
+                let v = v.strip_prefix(' ').unwrap_or(v);
+                pending = Some((name, Cow::Borrowed(trim(v))));
             }
-            _ => return Err(ParseError::HeaderLine(line.chars().take(80).collect())),
+            None => return Err(ParseError::HeaderLine(line.chars().take(80).collect())),
         }
     }
     if let Some((name, value)) = pending {
-        field(name, trim(&value))?;
+        field(name, joined_trim(&value))?;
     }
     Ok(())
+}
+
+/// A field's value as [`for_each_header`] hands it on: one cut from a single line was
+/// trimmed when cut; one joined from folded lines is trimmed now.
+#[allow(
+    clippy::ptr_arg,
+    reason = "whether the value was joined (owned) or cut (borrowed) is what it reads"
+)]
+fn joined_trim<'v>(value: &'v Cow<'_, str>) -> &'v str {
+    match value {
+        Cow::Borrowed(value) => value,
+        Cow::Owned(joined) => trim(joined),
+    }
 }
 
 #[derive(Default)]
@@ -315,19 +343,30 @@ struct Core {
 }
 
 impl CoreHeaders {
-    /// Takes one header field; `value` comes trimmed from [`for_each_header`].
-    fn take(&mut self, name: HeaderName, value: &str) -> Result<(), ParseError> {
+    /// Takes one header field; `value` comes trimmed from [`for_each_header`]. What is
+    /// kept of it shares `shared` (the message's head) where it can.
+    fn take(
+        &mut self,
+        name: HeaderName,
+        value: &str,
+        shared: &Shared<'_>,
+    ) -> Result<(), ParseError> {
         if name == HeaderName::VIA {
             for v in split_list(value) {
-                self.vias.push(Via::parse(v)?);
+                self.vias.push(Via::parse_in(Some(shared), v)?);
             }
         } else if name == HeaderName::FROM {
-            set_once(&mut self.from, "From", name_addr("From", value)?)?;
+            set_once(&mut self.from, "From", name_addr("From", value, shared)?)?;
         } else if name == HeaderName::TO {
-            set_once(&mut self.to, "To", name_addr("To", value)?)?;
+            set_once(&mut self.to, "To", name_addr("To", value, shared)?)?;
         } else if name == HeaderName::CALL_ID {
             // §25.1: callid = word [ "@" word ]; no whitespace inside.
-            if value.is_empty() || value.contains(char::is_whitespace) {
+            // Printable ASCII throughout (nearly always) holds no whitespace: only other
+            // text needs the look at each character.
+            let printable = value
+                .bytes()
+                .fold(true, |ok, b| ok & (b'!'..=b'~').contains(&b));
+            if value.is_empty() || (!printable && value.contains(char::is_whitespace)) {
                 return Err(ParseError::Header {
                     name: "Call-ID",
                     why: format!("{value:?}"),
@@ -337,10 +376,8 @@ impl CoreHeaders {
         } else if name == HeaderName::CSEQ {
             set_once(&mut self.cseq, "CSeq", parse_cseq(value)?)?;
         } else if name == HeaderName::MAX_FORWARDS {
-            let n = value
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n <= 255 && value.bytes().all(|b| b.is_ascii_digit()))
+            let n = decimal(value)
+                .filter(|n| *n <= 255)
                 .ok_or_else(|| ParseError::Header {
                     name: "Max-Forwards",
                     why: format!("{value:?}"),
@@ -381,31 +418,57 @@ fn set_once<T>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(),
     Ok(())
 }
 
-fn name_addr(name: &'static str, value: &str) -> Result<NameAddr, ParseError> {
-    NameAddr::parse(value).map_err(|e| ParseError::Header {
+fn name_addr(name: &'static str, value: &str, shared: &Shared<'_>) -> Result<NameAddr, ParseError> {
+    NameAddr::parse_in(Some(shared), value).map_err(|e| ParseError::Header {
         name,
         why: e.to_string(),
     })
 }
 
+/// `CSeq: 1*DIGIT LWS Method` (§20.16), from `value` trimmed as [`CoreHeaders::take`]
+/// hands it on.
 fn parse_cseq(value: &str) -> Result<CSeq, ParseError> {
     let bad = || ParseError::Header {
         name: "CSeq",
         why: format!("{value:?}"),
     };
-    let mut parts = value.split_whitespace();
-    let (Some(seq), Some(method), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(bad());
+    // `value` comes trimmed: printable ASCII around one space (nearly always) is two
+    // words split there, as `split_whitespace` would split them.
+    let spaces = value
+        .bytes()
+        .fold(0usize, |n, b| n + usize::from(b == b' '));
+    let printable = value
+        .bytes()
+        .fold(true, |ok, b| ok & (b == b' ' || (b'!'..=b'~').contains(&b)));
+    let (seq, method) = match split_at_byte(value, b' ') {
+        Some(words) if spaces == 1 && printable => words,
+        _ => {
+            let mut parts = value.split_whitespace();
+            let (Some(seq), Some(method), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(bad());
+            };
+            (seq, method)
+        }
     };
     // §8.1.1.5: the sequence number is a 32-bit unsigned integer less than 2**31.
-    let seq: u32 = seq
-        .parse()
-        .ok()
-        .filter(|n| *n < 1 << 31 && seq.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(bad)?;
+    let seq: u32 = decimal(seq).filter(|n| *n < 1 << 31).ok_or_else(bad)?;
     Ok(CSeq {
         seq,
         method: Method::parse(method).ok_or_else(bad)?,
+    })
+}
+
+/// `1*DIGIT` as a number: `None` for anything but ASCII digits, for nothing, and for a
+/// number beyond `u32` (what `str::parse` with an all-digits check gave, without the
+/// general integer parser).
+fn decimal(text: &str) -> Option<u32> {
+    if text.is_empty() {
+        return None;
+    }
+    text.bytes().try_fold(0u32, |n, b| {
+        let digit = b.wrapping_sub(b'0');
+        (digit < 10).then_some(())?;
+        n.checked_mul(10)?.checked_add(u32::from(digit))
     })
 }
 

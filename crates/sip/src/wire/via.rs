@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::host::parse_host_port;
 use super::params::Params;
 use super::parse::ParseError;
+use super::shared::Shared;
 use super::{find_byte, split_at_byte, trim};
 
 /// The transport named in a Via (RFC 3261 §20.42).
@@ -111,22 +112,42 @@ impl Via {
 
     /// Parses one Via value (`SIP/2.0/UDP host:port;params`).
     pub fn parse(text: &str) -> Result<Self, ParseError> {
+        Self::parse_in(None, text)
+    }
+
+    /// [`Via::parse`], the parameters keeping a share of `shared` when they lie in it.
+    pub(crate) fn parse_in(shared: Option<&Shared<'_>>, text: &str) -> Result<Self, ParseError> {
         let text = trim(text);
         let bad = |why: &str| ParseError::Header {
             name: "Via",
             why: format!("{why}: {text:?}"),
         };
-        let (proto, rest) = split_at_byte(text, b'/').ok_or_else(|| bad("no protocol"))?;
-        let (version, rest) = split_at_byte(rest, b'/').ok_or_else(|| bad("no version"))?;
-        if !trim(proto).eq_ignore_ascii_case("SIP") || trim(version) != "2.0" {
-            return Err(bad("not SIP/2.0"));
-        }
-        let rest = rest.trim_start();
-        let transport_token = until_whitespace(rest);
-        let transport = Transport::parse(transport_token).ok_or_else(|| bad("bad transport"))?;
-        // sent-protocol LWS sent-by: the host starts after whitespace and ends where the
-        // parameters begin.
-        let sent_by_and_params = rest.get(transport_token.len()..).unwrap_or_default();
+        // Nearly every Via starts as one of these: the protocol, version and transport
+        // then need no splitting, trimming or comparing.
+        let usual = match text.strip_prefix("SIP/2.0/").map(|t| t.split_at_checked(3)) {
+            Some(Some(("UDP", after))) => Some((Transport::Udp, "UDP", after)),
+            Some(Some(("TCP", after))) => Some((Transport::Tcp, "TCP", after)),
+            Some(Some(("TLS", after))) => Some((Transport::Tls, "TLS", after)),
+            _ => None,
+        };
+        let (transport, transport_token, sent_by_and_params) = match usual {
+            Some(usual @ (_, _, after)) if after.starts_with(' ') => usual,
+            _ => {
+                let (proto, rest) = split_at_byte(text, b'/').ok_or_else(|| bad("no protocol"))?;
+                let (version, rest) = split_at_byte(rest, b'/').ok_or_else(|| bad("no version"))?;
+                if !trim(proto).eq_ignore_ascii_case("SIP") || trim(version) != "2.0" {
+                    return Err(bad("not SIP/2.0"));
+                }
+                let rest = rest.trim_start();
+                let transport_token = until_whitespace(rest);
+                let transport =
+                    Transport::parse(transport_token).ok_or_else(|| bad("bad transport"))?;
+                // sent-protocol LWS sent-by: the host starts after whitespace and ends
+                // where the parameters begin.
+                let after = rest.get(transport_token.len()..).unwrap_or_default();
+                (transport, transport_token, after)
+            }
+        };
         if !sent_by_and_params.starts_with(|c: char| c.is_whitespace()) {
             return Err(bad("no sent-by"));
         }
@@ -136,10 +157,13 @@ impl Via {
             Some(i) => sent_by_and_params.split_at_checked(i).unwrap_or_default(),
             None => (sent_by_and_params, ""),
         };
+        // The space after the transport goes first (the host is read trimmed), so the
+        // usual `host:port` takes parse_host_port's quick way.
+        let sent_by = sent_by.strip_prefix(' ').unwrap_or(sent_by);
         let (host, port) = parse_host_port(sent_by).map_err(bad)?;
         let params = match params {
             "" => Params::default(),
-            params => Params::parse(params, false),
+            params => Params::parse_in(shared, params, false),
         };
         // RFC 3581 §4: rport carries a port or nothing.
         if let Some(Some(rport)) = params.get("rport") {

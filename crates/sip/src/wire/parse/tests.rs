@@ -277,3 +277,45 @@ fn bare_cr_or_lf_in_a_header_is_rejected() {
     let folded = format!("OPTIONS sip:a@b SIP/2.0\r\nSubject: a\r\n b\r\n{REST}");
     assert!(parse_datagram(folded.as_bytes()).is_ok());
 }
+
+#[test]
+fn decimals_read_as_str_parse_with_an_all_digits_check_read_them() {
+    for text in [
+        "0",
+        "70",
+        "0070",
+        "4294967295",
+        "4294967296",
+        "",
+        "+5",
+        "-1",
+        "1 ",
+        "٣",
+        "00000000000001",
+    ] {
+        let want = text
+            .parse::<u32>()
+            .ok()
+            .filter(|_| text.bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(decimal(text), want, "{text:?}");
+    }
+}
+
+#[test]
+fn cseq_words_split_as_split_whitespace_splits_them() {
+    for (value, want) in [
+        ("1 INVITE", Some((1, "INVITE"))),
+        ("1  INVITE", Some((1, "INVITE"))),
+        ("1\tINVITE", Some((1, "INVITE"))),
+        ("1\u{a0}INVITE", Some((1, "INVITE"))),
+        ("1 INVITE x", None),
+        ("1", None),
+        ("x INVITE", None),
+        ("2147483648 BYE", None),
+    ] {
+        let got = parse_cseq(value)
+            .ok()
+            .map(|c| (c.seq, c.method.as_str().to_owned()));
+        assert_eq!(got, want.map(|(n, m)| (n, m.to_owned())), "{value:?}");
+    }
+}
