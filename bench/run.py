@@ -665,9 +665,10 @@ def main():
             "",
             "| calls | failed | server CPU µs per call-second | floor µs per call-second | ratio | "
             "lean floor µs per call-second | ratio | SIPp UAS µs per call-second (failed) | ratio | "
-            "server send jitter p50 / p99 / max ms | floor jitter p50 / p99 / max ms | RSS per call KiB | server peak RSS MiB | "
+            "server send jitter p50 / p99 / max ms | floor jitter p50 / p99 / max ms | lean floor jitter p50 / p99 / max ms | "
+            "RSS per call KiB | server peak RSS MiB | "
             "server CPU ns per RTP packet | load generator µs per call-second |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|",
         ]
         for n, res, floor, lean, ref in media_rows:
             c, f, l = res.get("cpu_us_per_call_s"), floor.get("cpu_us_per_call_s"), lean.get("cpu_us_per_call_s")
@@ -678,7 +679,7 @@ def main():
             uas = f"{num(u)} ({ref.get('failed', '–')})" if ref else "–"
             uas_ratio = f"{c / u:.2f}" if c and u else "–"
             lines.append(f"| {n} | {res.get('failed', '–')} | {num(c)} | {num(f)} | {ratio} | {num(l)} | {lean_ratio} | "
-                         f"{uas} | {uas_ratio} | {jitter_ms(res)} | {jitter_ms(floor)} | {num(rss)} | "
+                         f"{uas} | {uas_ratio} | {jitter_ms(res)} | {jitter_ms(floor)} | {jitter_ms(lean)} | {num(rss)} | "
                          f"{res.get('peak_rss_mib', 0):.1f} | {num(res.get('cpu_ns_per_packet'))} | "
                          f"{num(res.get('loadgen_us_per_call_s'))} |")
         lines += [
@@ -686,7 +687,7 @@ def main():
             "CPU per call-second: server user+system CPU between the moment all N calls were up and the "
             "first one ended, over N × that time. Jitter: |gap − 20 ms| between consecutive packets of "
             "the server as each caller's socket received them (the kernel's receive timestamps, so the "
-            "callers' own scheduling is not in it); floor jitter is the same measure of the packet pump's streams, so where both "
+            "callers' own scheduling is not in it); floor jitter is the same measure of the packet pumps' streams, so where both "
             "rise together the bound is the machine, not the server. The floor is `concierge-loadgen pump`, a "
             "tokio task and timer per port (the floor issue 22 states its targets against); the lean floor is "
             "`pump --lean`, the same ports on one epoll thread with one deadline heap (the bare system calls). "
