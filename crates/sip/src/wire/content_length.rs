@@ -4,7 +4,7 @@
 
 use super::framing::FramingError;
 use super::parse::crlf_lines;
-use super::{find_byte, trim};
+use super::{decimal, find_byte, trim};
 
 /// The Content-Length a header section (start line to the empty line, as text) declares,
 /// if any (full or compact name `l`). Two different values make the message unframeable.
@@ -91,13 +91,12 @@ fn declared_length(line: &str) -> Result<Option<usize>, FramingError> {
         }
     };
     let value = trim(value.strip_prefix(' ').unwrap_or(value));
-    if value.is_empty() || value.len() > 9 || !value.bytes().all(|b| b.is_ascii_digit()) {
+    // At most nine digits, so the number fits whatever it is.
+    if value.len() > 9 {
         return Err(FramingError::BadContentLength);
     }
-    // At most nine digits: the number fits, and is what `str::parse` would read.
-    Ok(Some(
-        value
-            .bytes()
-            .fold(0, |n, digit| n * 10 + usize::from(digit - b'0')),
-    ))
+    decimal(value)
+        .and_then(|n| usize::try_from(n).ok())
+        .map(Some)
+        .ok_or(FramingError::BadContentLength)
 }

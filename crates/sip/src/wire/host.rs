@@ -2,7 +2,7 @@
 //! (§20.42) that says where to send. Peer bytes: every step looks at bytes through
 //! `get`/`split_once`, never at a computed index.
 
-use super::{split_at_byte, trim};
+use super::{decimal, split_at_byte, trim};
 use std::borrow::Cow;
 use std::net::Ipv6Addr;
 
@@ -69,15 +69,11 @@ fn usual_host_port(text: &str) -> Option<(&str, Option<u16>)> {
     let Some(colon) = colon else {
         return (!bytes.is_empty()).then_some((text, None));
     };
-    let (host, port) = (text.get(..colon)?, bytes.get(colon + 1..)?);
-    if host.is_empty() || port.is_empty() {
+    let (host, port) = (text.get(..colon)?, text.get(colon + 1..)?);
+    if host.is_empty() {
         return None;
     }
-    let port = port.iter().try_fold(0u16, |n, b| {
-        let digit = b.wrapping_sub(b'0');
-        (digit < 10).then_some(())?;
-        n.checked_mul(10)?.checked_add(u16::from(digit))
-    })?;
+    let port = decimal(port).and_then(|n| u16::try_from(n).ok())?;
     Some((host, Some(port)))
 }
 
@@ -91,12 +87,10 @@ fn parse_port(text: &str) -> Result<u16, HostError> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err("bad port");
     }
-    // Digits only, so the value is the decimal number (leading zeros allowed, as
-    // `str::parse` allows them); read without the general integer parser.
-    text.bytes()
-        .try_fold(0u16, |n, digit| {
-            n.checked_mul(10)?.checked_add(u16::from(digit - b'0'))
-        })
+    // Digits only, so nothing but its size can fail it (leading zeros allowed, as
+    // `str::parse` allows them).
+    decimal(text)
+        .and_then(|n| u16::try_from(n).ok())
         .ok_or("port out of range")
 }
 

@@ -68,6 +68,22 @@ pub(crate) fn split_at_byte(text: &str, byte: u8) -> Option<(&str, &str)> {
     Some((text.get(..i)?, text.get(i + 1..)?))
 }
 
+/// `1*DIGIT` as a number: `None` for anything but ASCII digits, for nothing, and for a
+/// number beyond `u32` (what `str::parse` with an all-digits check gave, without the
+/// general integer parser). Every number the codec reads (CSeq, Max-Forwards,
+/// Content-Length, a port) is read by this one fold.
+#[inline]
+pub(crate) fn decimal(text: &str) -> Option<u32> {
+    if text.is_empty() {
+        return None;
+    }
+    text.bytes().try_fold(0u32, |n, b| {
+        let digit = b.wrapping_sub(b'0');
+        (digit < 10).then_some(())?;
+        n.checked_mul(10)?.checked_add(u32::from(digit))
+    })
+}
+
 /// `text.split(byte)` for an ASCII `byte`, cut by [`find_byte`].
 pub(crate) fn split_bytes(text: &str, byte: u8) -> impl Iterator<Item = &str> {
     let mut rest = Some(text);

@@ -35,6 +35,13 @@ pub(crate) struct Params {
 /// The parameters read several times for every message (transaction keys, response
 /// routing, dialog ids): found once when the parameters are made, not by a scan per look.
 const LOOKED_UP: [&str; 4] = ["branch", "tag", "rport", "received"];
+// [`note`] tells these apart by length alone: the build fails if a name changes length.
+const _: () = assert!(
+    LOOKED_UP[0].len() == 6
+        && LOOKED_UP[1].len() == 3
+        && LOOKED_UP[2].len() == 5
+        && LOOKED_UP[3].len() == 8
+);
 
 /// Whether and where a parameter of [`LOOKED_UP`] is in the text.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

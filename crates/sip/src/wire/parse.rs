@@ -11,7 +11,7 @@ use super::method::Method;
 use super::shared::Shared;
 use super::uri::{NameAddr, SipUri};
 use super::via::Via;
-use super::{split_at_byte, split_bytes, trim};
+use super::{decimal, split_at_byte, split_bytes, trim};
 use crate::ids::CallId;
 
 /// Why bytes are not a usable SIP message.
@@ -455,20 +455,6 @@ fn parse_cseq(value: &str) -> Result<CSeq, ParseError> {
     Ok(CSeq {
         seq,
         method: Method::parse(method).ok_or_else(bad)?,
-    })
-}
-
-/// `1*DIGIT` as a number: `None` for anything but ASCII digits, for nothing, and for a
-/// number beyond `u32` (what `str::parse` with an all-digits check gave, without the
-/// general integer parser).
-fn decimal(text: &str) -> Option<u32> {
-    if text.is_empty() {
-        return None;
-    }
-    text.bytes().try_fold(0u32, |n, b| {
-        let digit = b.wrapping_sub(b'0');
-        (digit < 10).then_some(())?;
-        n.checked_mul(10)?.checked_add(u32::from(digit))
     })
 }
 
