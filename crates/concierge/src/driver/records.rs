@@ -85,12 +85,12 @@ impl Records {
         if self.pending.is_empty() {
             return;
         }
-        let lines = self.pending.iter().filter(|&&b| b == b'\n').count();
         if let Err(e) = self
             .file
             .write_all(&self.pending)
             .and_then(|_| self.file.flush())
         {
+            let lines = self.pending.iter().filter(|&&b| b == b'\n').count();
             error!(error = %e, path = %self.path.display(), lines, "call records write failed");
         }
         self.pending.clear();

@@ -117,14 +117,7 @@ impl Endpoint {
                 } else {
                     Machine::NonInviteServer(NonInviteServer::new(reliable, self.cfg.timers))
                 };
-                self.tsxs.insert(
-                    key.clone(),
-                    Box::new(Entry {
-                        machine,
-                        peer,
-                        armed: None,
-                    }),
-                );
+                self.tsxs.insert(key.clone(), Entry::boxed(machine, peer));
                 if let Err(rejection) = check_request(&request, &self.cfg.supported) {
                     debug!(call_id = %Untrusted(&request.call_id), status = %rejection.status, why = %Untrusted(&rejection.why), "request rejected");
                     let tag = self.new_tag();
@@ -149,11 +142,10 @@ impl Endpoint {
         let reliable = peer.transport.is_reliable();
         self.tsxs.insert(
             key.clone(),
-            Box::new(Entry {
-                machine: Machine::NonInviteServer(NonInviteServer::new(reliable, self.cfg.timers)),
+            Entry::boxed(
+                Machine::NonInviteServer(NonInviteServer::new(reliable, self.cfg.timers)),
                 peer,
-                armed: None,
-            }),
+            ),
         );
         let status = if in_progress.is_some() {
             StatusCode::OK

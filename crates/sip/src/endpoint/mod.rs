@@ -152,6 +152,15 @@ struct Entry {
 }
 
 impl Entry {
+    /// A new transaction's entry, not yet armed.
+    fn boxed(machine: Machine, peer: Peer) -> Box<Self> {
+        Box::new(Self {
+            machine,
+            peer,
+            armed: None,
+        })
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         match &self.machine {
             Machine::InviteServer(m) => m.poll_timeout(),

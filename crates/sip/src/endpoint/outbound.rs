@@ -60,14 +60,7 @@ impl Endpoint {
         if let TsxOutput::Transmit(bytes) = first {
             self.transmits.push_back(Transmit { peer, bytes });
         }
-        self.tsxs.insert(
-            key.clone(),
-            Box::new(Entry {
-                machine,
-                peer,
-                armed: None,
-            }),
-        );
+        self.tsxs.insert(key.clone(), Entry::boxed(machine, peer));
         self.rearm(&key);
         key
     }
@@ -119,11 +112,7 @@ impl Endpoint {
         }
         self.tsxs.insert(
             key.clone(),
-            Box::new(Entry {
-                machine: Machine::NonInviteClient(tsx),
-                peer,
-                armed: None,
-            }),
+            Entry::boxed(Machine::NonInviteClient(tsx), peer),
         );
         self.rearm(&key);
         Some(key)
