@@ -2,10 +2,12 @@
 //! media address beside IPv4), bound when the switch first asks for the port. The switch
 //! waits for the bind's outcome before the port goes into an SDP answer; a port another
 //! program holds is retired and the call gets another. So the bind happens here, on the
-//! shard's thread; the socket then belongs to the RTP thread (`rtp_io.rs`), which reads it
-//! and sends from it. The switch writes a drain's packets straight into batches
-//! (`Output::Rtp`), which go over as they are and back to the switch once sent (one wake-up
-//! of the RTP thread per pacing tick); received datagrams come in batches too (see
+//! shard's thread; the RTP thread (`rtp_io.rs`) then reads it, and both send from it (the
+//! socket is shared, and closes when both have let go). The switch writes a drain's packets
+//! straight into batches (`Output::Rtp`). A tick of many calls' packets goes over to the RTP
+//! thread as it is and back to the switch once sent (one wake-up of that thread per pacing
+//! tick); a batch of a few ([`SEND_HERE`]) is sent here, which spares the wake-up when
+//! there is little to send. Received datagrams come in batches too (see
 //! [`RtpSockets::start`]).
 //!
 //! A released port's socket is parked, not closed: it stays bound and watched, what arrives
@@ -25,7 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
-use tracing::warn;
+use rustix::net::SendFlags;
+use tracing::{debug, warn};
 
 use super::rtp_io::{Command, RtpThread, RECEIVE_BATCHES};
 use concierge_b2bua::RtpBatch as Batch;
@@ -34,6 +37,13 @@ use concierge_b2bua::RtpBatch as Batch;
 /// packets). Beyond, the RTP thread is behind and the switch's packets are dropped: they
 /// would only arrive late.
 const SEND_BATCHES: usize = 32;
+
+/// A batch of at most this many packets is sent by the shard itself when the RTP thread
+/// has none of its batches left to send: a call set-up's first packet, or a tick of a few
+/// calls, costs a `sendto` here instead of waking the other thread (an eventfd write, its
+/// wake-up, read and wait: 10-15 µs of a plain call at 1,000 calls/s). A tick of many
+/// calls still goes to the RTP thread, so the shard's core stays on deciding.
+const SEND_HERE: usize = 16;
 
 pub(crate) struct RtpSockets {
     ip: IpAddr,
@@ -53,6 +63,9 @@ pub(crate) struct RtpSockets {
     /// in it until met (its state says it is no longer parked), and a port parked again
     /// has a second entry; [`RtpSockets::tidy`] bounds it.
     parked_order: Vec<u16>,
+    /// Indexed by `port * 2 + family` (0 the media address, 1 the IPv6 one beside it): the
+    /// sockets of open and parked ports, shared with the RTP thread, which reads them.
+    sockets: Vec<Option<Arc<UdpSocket>>>,
     commands: Sender<Command>,
     /// The RTP thread's eventfd.
     wake: Arc<OwnedFd>,
@@ -69,6 +82,7 @@ pub(crate) struct RtpSockets {
     /// Packets were dropped since the last [`RtpSockets::behind_by`].
     dropping: bool,
     dropped: concierge_sip::LogLimiter,
+    send_errors: concierge_sip::LogLimiter,
 }
 
 impl RtpSockets {
@@ -95,6 +109,8 @@ impl RtpSockets {
             spent_tx,
             send_lag_us.clone(),
         )?;
+        let mut sockets = Vec::new();
+        sockets.resize_with(2 * (usize::from(u16::MAX) + 1), || None);
         std::thread::Builder::new()
             .name("rtp".into())
             .spawn(move || thread.run())?;
@@ -106,6 +122,7 @@ impl RtpSockets {
             open: 0,
             budget,
             parked_order: Vec::new(),
+            sockets,
             commands,
             wake,
             unannounced: false,
@@ -115,6 +132,7 @@ impl RtpSockets {
             send_lag_us,
             dropping: false,
             dropped: concierge_sip::LogLimiter::new(Duration::from_secs(10), 1),
+            send_errors: concierge_sip::LogLimiter::new(Duration::from_secs(10), 10),
         };
         Ok((sockets, received))
     }
@@ -135,9 +153,12 @@ impl RtpSockets {
             PortState::Closed => {}
         }
         self.make_room();
-        let mut sockets = vec![bind(self.ip, port)?];
+        let mut sockets = vec![Arc::new(bind(self.ip, port)?)];
         if let Some(ip) = self.ip_v6 {
-            sockets.push(bind(ip, port)?);
+            sockets.push(Arc::new(bind(ip, port)?));
+        }
+        for (family, socket) in sockets.iter().enumerate() {
+            self.sockets[usize::from(port) * 2 + family] = Some(socket.clone());
         }
         self.command(Command::Open { port, sockets });
         self.open += self.families();
@@ -172,8 +193,7 @@ impl RtpSockets {
     fn close_parked(&mut self, port: u16) {
         if self.state(port) == PortState::Parked {
             self.parked -= self.families();
-            self.set_state(port, PortState::Closed);
-            self.command(Command::Close { port });
+            self.shut(port);
         }
     }
 
@@ -215,15 +235,34 @@ impl RtpSockets {
             self.parked_order.push(port);
             self.tidy();
         } else {
-            self.set_state(port, PortState::Closed);
-            self.command(Command::Close { port });
+            self.shut(port);
         }
     }
 
-    /// Hands the switch's packets to the RTP thread (it sends them when woken, at the
-    /// drain's end: [`RtpSockets::flush`]). When it holds [`SEND_BATCHES`] already, it is
-    /// behind: the packets are dropped and the batch comes back at once, for the switch.
-    pub(crate) fn send(&mut self, batch: Batch) -> Option<Batch> {
+    /// Closes `port`'s sockets: this side lets go of them now, the RTP thread at its next
+    /// round, and the last to let go closes them.
+    fn shut(&mut self, port: u16) {
+        self.set_state(port, PortState::Closed);
+        let first = usize::from(port) * 2;
+        self.sockets[first] = None;
+        self.sockets[first + 1] = None;
+        self.command(Command::Close { port });
+    }
+
+    /// Sends the switch's packets: [`SEND_HERE`] or fewer, with none of the RTP thread's
+    /// left to send (so a stream's packets keep their order), right here; else hands them
+    /// to the RTP thread (it sends them when woken, at the drain's end:
+    /// [`RtpSockets::flush`]). When it holds [`SEND_BATCHES`] already, it is behind: the
+    /// packets are dropped. A batch that comes back is empty, for the switch.
+    pub(crate) fn send(&mut self, mut batch: Batch) -> Option<Batch> {
+        if self.in_flight == 0 && batch.len() <= SEND_HERE {
+            for (d, bytes) in batch.iter() {
+                let socket = socket_for(&self.sockets, d.port, d.peer);
+                send_one(socket, bytes, d, &mut self.send_errors);
+            }
+            batch.clear();
+            return Some(batch);
+        }
         if self.in_flight >= SEND_BATCHES {
             self.behind();
             return Some(batch);
@@ -330,6 +369,44 @@ enum PortState {
     Parked,
 }
 
+/// The socket a packet from `port` to `peer` leaves from: the port's IPv6 one for an IPv6
+/// peer when it has one, else its first. `sockets` is indexed by `port * 2 + family`.
+pub(crate) fn socket_for(
+    sockets: &[Option<Arc<UdpSocket>>],
+    port: u16,
+    peer: std::net::SocketAddr,
+) -> Option<&UdpSocket> {
+    let first = usize::from(port) * 2;
+    let v6 = sockets
+        .get(first + 1)
+        .and_then(Option::as_ref)
+        .filter(|_| peer.is_ipv6());
+    v6.or_else(|| sockets.get(first).and_then(Option::as_ref))
+        .map(|s| &**s)
+}
+
+/// Sends one of the switch's packets from `socket` (`None`: its port closed meanwhile).
+/// A full socket buffer drops it (it would be late anyway); other errors (a route gone, a
+/// peer's ICMP) a peer can cause once per packet, so they are logged within `errors`'
+/// budget, with a summary of the rest.
+pub(crate) fn send_one(
+    socket: Option<&UdpSocket>,
+    bytes: &[u8],
+    d: &concierge_b2bua::RtpDatagram,
+    errors: &mut concierge_sip::LogLimiter,
+) {
+    let Some(socket) = socket else {
+        debug!(port = d.port, "RTP send on a closed port dropped");
+        return;
+    };
+    match rustix::net::sendto(socket, bytes, SendFlags::DONTWAIT, &d.peer) {
+        Ok(_) | Err(Errno::AGAIN) => {}
+        Err(e) => super::log_within(errors, "RTP send errors", || {
+            warn!(error = %e, to = %d.peer, "RTP send failed");
+        }),
+    }
+}
+
 /// Sockets a port has: one, or two with an IPv6 media address (`ip_v6`) beside IPv4.
 pub(crate) fn sockets_per_port(ip_v6: Option<IpAddr>) -> usize {
     1 + usize::from(ip_v6.is_some())
@@ -386,7 +463,119 @@ fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parking_budget, RtpFdBudget};
+    use super::*;
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    /// The RTP side of a shard on loopback, and a port of it bound for a call.
+    fn sockets_with_a_port() -> (RtpSockets, u16) {
+        let budget = RtpFdBudget {
+            sockets: 64,
+            parked: 0,
+        };
+        let (mut rtp, _received) =
+            RtpSockets::start(IpAddr::from([127, 0, 0, 1]), None, budget).unwrap();
+        // A port the kernel just gave out and took back is free unless another test
+        // grabbed it in between: try a few.
+        for _ in 0..20 {
+            let port = UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if rtp.open(port).is_ok() {
+                return (rtp, port);
+            }
+        }
+        panic!("no free port to bind");
+    }
+
+    /// A phone's socket, and the batch of `n` packets to it from `port`, numbered.
+    fn phone_and_batch(port: u16, n: u8) -> (UdpSocket, Batch) {
+        let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+        phone
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let to: SocketAddr = phone.local_addr().unwrap();
+        let mut batch = Batch::new();
+        for i in 0..n {
+            assert!(batch.push(port, to, Instant::now(), &[i; 12]));
+        }
+        (phone, batch)
+    }
+
+    fn received(phone: &UdpSocket, n: usize) -> Vec<u8> {
+        let mut buf = [0u8; 64];
+        (0..n)
+            .map(|_| {
+                let (len, _) = phone.recv_from(&mut buf).unwrap();
+                assert_eq!(len, 12);
+                buf[0]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_few_packets_leave_from_the_shard_itself_and_their_batch_comes_back_empty() {
+        let (mut rtp, port) = sockets_with_a_port();
+        let (phone, batch) = phone_and_batch(port, 3);
+        let back = rtp.send(batch).expect("sent here, so given back at once");
+        assert!(back.is_empty());
+        assert_eq!(received(&phone, 3), vec![0, 1, 2]);
+        assert_eq!(rtp.in_flight, 0, "the RTP thread was not handed anything");
+    }
+
+    #[test]
+    fn a_tick_of_many_packets_goes_to_the_rtp_thread_and_comes_back_once_sent() {
+        let (mut rtp, port) = sockets_with_a_port();
+        let (phone, batch) = phone_and_batch(port, SEND_HERE as u8 + 1);
+        assert!(rtp.send(batch).is_none(), "handed to the RTP thread");
+        rtp.flush();
+        assert_eq!(
+            received(&phone, SEND_HERE + 1),
+            (0..=SEND_HERE as u8).collect::<Vec<_>>()
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let back = loop {
+            if let Some(b) = rtp.sent() {
+                break b;
+            }
+            assert!(Instant::now() < deadline, "the batch never came back");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert!(back.is_empty());
+        assert_eq!(rtp.in_flight, 0);
+    }
+
+    #[test]
+    fn a_few_packets_wait_behind_a_batch_the_rtp_thread_has_not_sent_so_a_stream_keeps_its_order() {
+        let (mut rtp, port) = sockets_with_a_port();
+        let (phone, first) = phone_and_batch(port, SEND_HERE as u8 + 1);
+        let to = phone.local_addr().unwrap();
+        let mut second = Batch::new();
+        assert!(second.push(port, to, Instant::now(), &[99; 12]));
+        assert!(rtp.send(first).is_none());
+        assert!(
+            rtp.send(second).is_none(),
+            "queued behind the first, not sent here"
+        );
+        rtp.flush();
+        let mut want: Vec<u8> = (0..=SEND_HERE as u8).collect();
+        want.push(99);
+        assert_eq!(received(&phone, SEND_HERE + 2), want);
+    }
+
+    #[test]
+    fn a_closed_port_sends_nothing_from_the_shard() {
+        let (mut rtp, port) = sockets_with_a_port();
+        let (phone, batch) = phone_and_batch(port, 1);
+        rtp.close(port);
+        assert!(rtp.send(batch).is_some());
+        phone
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        assert!(phone.recv_from(&mut [0u8; 64]).is_err(), "nothing arrived");
+    }
 
     #[test]
     fn every_port_of_the_range_is_kept_when_the_fd_limit_has_room() {

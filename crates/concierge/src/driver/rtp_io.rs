@@ -1,8 +1,8 @@
 //! The RTP thread: every call's RTP socket on one level-triggered epoll, on a thread of its
-//! own beside the shard's. All of RTP's system calls are made here — the reads, and the
-//! sends of the packets the shard's pacing tick queued — so the one switch's thread spends
-//! its core on deciding, and the kernel's socket work of thousands of calls runs on the
-//! other.
+//! own beside the shard's. RTP's system calls are made here — the reads, and the sends of
+//! the packets the shard's pacing tick queued (all but a tick of a few, which the shard
+//! sends itself: `rtp.rs`) — so the one switch's thread spends its core on deciding, and the
+//! kernel's socket work of thousands of calls runs on the other.
 //!
 //! Reading works in rounds at most every [`ROUND`]: one `epoll_wait`, then one datagram
 //! read from each ready socket into a [`Batch`], and the batch handed to the shard (one
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{epoll, Timespec};
 use rustix::io::Errno;
-use rustix::net::{RecvFlags, SendFlags};
+use rustix::net::RecvFlags;
 use tokio::sync::mpsc::error::TrySendError;
 use tracing::{debug, warn};
 
@@ -43,7 +43,10 @@ use concierge_b2bua::RtpBatch as Batch;
 pub(crate) enum Command {
     /// Read (and send from) these sockets, bound to `port`: the media address's first, the
     /// IPv6 one beside it second.
-    Open { port: u16, sockets: Vec<UdpSocket> },
+    Open {
+        port: u16,
+        sockets: Vec<Arc<UdpSocket>>,
+    },
     /// The call is over: close the port's sockets.
     Close { port: u16 },
     /// The call is over, the sockets stay: what arrives on them is read and dropped.
@@ -99,7 +102,7 @@ pub(crate) struct RtpThread {
     wake: Arc<OwnedFd>,
     commands: Receiver<Command>,
     /// Indexed by `port * 2 + family` (0 the media address, 1 the IPv6 one beside it).
-    sockets: Vec<Option<UdpSocket>>,
+    sockets: Vec<Option<Arc<UdpSocket>>>,
     /// Indexed by port: whether its sockets are parked (what they receive is dropped).
     parked: Vec<bool>,
     to_shard: tokio::sync::mpsc::Sender<Batch>,
@@ -310,11 +313,11 @@ impl RtpThread {
         }
     }
 
-    fn open(&mut self, port: u16, sockets: Vec<UdpSocket>) {
+    fn open(&mut self, port: u16, sockets: Vec<Arc<UdpSocket>>) {
         for (family, socket) in sockets.into_iter().enumerate().take(2) {
             let token = usize::from(port) * 2 + family;
             let data = epoll::EventData::new_u64(token as u64);
-            if let Err(e) = epoll::add(&self.epoll, &socket, data, epoll::EventFlags::IN) {
+            if let Err(e) = epoll::add(&self.epoll, &*socket, data, epoll::EventFlags::IN) {
                 // Kept all the same: the call's packets still go out from it.
                 warn!(error = %e, port, "RTP thread: cannot watch the port; what arrives on it is lost");
             }
@@ -337,23 +340,8 @@ impl RtpThread {
         let lag = u64::try_from(queued.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.send_lag_us.fetch_max(lag, Ordering::Relaxed);
         for (d, bytes) in batch.iter() {
-            let first = usize::from(d.port) * 2;
-            let v6 = self
-                .sockets
-                .get(first + 1)
-                .and_then(Option::as_ref)
-                .filter(|_| d.peer.is_ipv6());
-            let Some(socket) = v6.or_else(|| self.sockets.get(first).and_then(Option::as_ref))
-            else {
-                debug!(port = d.port, "RTP send on a closed port dropped");
-                continue;
-            };
-            match rustix::net::sendto(socket, bytes, SendFlags::DONTWAIT, &d.peer) {
-                Ok(_) => {}
-                // The socket's buffer is full: the packet would be late anyway.
-                Err(Errno::AGAIN) => {}
-                Err(e) => send_failed(&mut self.send_errors, e, d.peer),
-            }
+            let socket = super::rtp::socket_for(&self.sockets, d.port, d.peer);
+            super::rtp::send_one(socket, bytes, d, &mut self.send_errors);
         }
         batch.clear();
         // The shard is gone when this fails; the batch with it.
@@ -415,12 +403,4 @@ fn ship(
         }
         Err(TrySendError::Closed(_)) => Err(Stopped),
     }
-}
-
-/// A send error (a route gone, a peer's ICMP): a peer can cause one per packet, so they are
-/// logged within a budget, with a summary of the rest.
-fn send_failed(limiter: &mut concierge_sip::LogLimiter, e: Errno, to: SocketAddr) {
-    super::log_within(limiter, "RTP send errors", || {
-        warn!(error = %e, %to, "RTP send failed");
-    });
 }
