@@ -327,8 +327,9 @@ impl RtpThread {
         }
     }
 
-    /// Closing a socket takes it out of the epoll too (this thread holds its only
-    /// descriptor), so no `EPOLL_CTL_DEL` is made first.
+    /// Closing a socket takes it out of the epoll too, so no `EPOLL_CTL_DEL` is made first:
+    /// the shard let go of its share before it sent the command, so this drop is the last
+    /// and closes the descriptor.
     fn close(&mut self, port: u16) {
         self.parked[usize::from(port)] = false;
         for token in [usize::from(port) * 2, usize::from(port) * 2 + 1] {
