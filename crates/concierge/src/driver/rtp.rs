@@ -63,9 +63,8 @@ pub(crate) struct RtpSockets {
     /// in it until met (its state says it is no longer parked), and a port parked again
     /// has a second entry; [`RtpSockets::tidy`] bounds it.
     parked_order: Vec<u16>,
-    /// Indexed by `port * 2 + family` (0 the media address, 1 the IPv6 one beside it): the
-    /// sockets of open and parked ports, shared with the RTP thread, which reads them.
-    sockets: Vec<Option<Arc<UdpSocket>>>,
+    /// The sockets of open and parked ports, shared with the RTP thread, which reads them.
+    sockets: PortSockets,
     commands: Sender<Command>,
     /// The RTP thread's eventfd.
     wake: Arc<OwnedFd>,
@@ -109,8 +108,6 @@ impl RtpSockets {
             spent_tx,
             send_lag_us.clone(),
         )?;
-        let mut sockets = Vec::new();
-        sockets.resize_with(2 * (usize::from(u16::MAX) + 1), || None);
         std::thread::Builder::new()
             .name("rtp".into())
             .spawn(move || thread.run())?;
@@ -122,7 +119,7 @@ impl RtpSockets {
             open: 0,
             budget,
             parked_order: Vec::new(),
-            sockets,
+            sockets: PortSockets::new(),
             commands,
             wake,
             unannounced: false,
@@ -158,7 +155,7 @@ impl RtpSockets {
             sockets.push(Arc::new(bind(ip, port)?));
         }
         for (family, socket) in sockets.iter().enumerate() {
-            self.sockets[usize::from(port) * 2 + family] = Some(socket.clone());
+            self.sockets.set(port, family, socket.clone());
         }
         self.command(Command::Open { port, sockets });
         self.open += self.families();
@@ -243,9 +240,7 @@ impl RtpSockets {
     /// round, and the last to let go closes them.
     fn shut(&mut self, port: u16) {
         self.set_state(port, PortState::Closed);
-        let first = usize::from(port) * 2;
-        self.sockets[first] = None;
-        self.sockets[first + 1] = None;
+        self.sockets.remove(port);
         self.command(Command::Close { port });
     }
 
@@ -257,7 +252,7 @@ impl RtpSockets {
     pub(crate) fn send(&mut self, mut batch: Batch) -> Option<Batch> {
         if self.in_flight == 0 && batch.len() <= SEND_HERE {
             for (d, bytes) in batch.iter() {
-                let socket = socket_for(&self.sockets, d.port, d.peer);
+                let socket = self.sockets.to_send(d.port, d.peer);
                 send_one(socket, bytes, d, &mut self.send_errors);
             }
             batch.clear();
@@ -369,20 +364,56 @@ enum PortState {
     Parked,
 }
 
-/// The socket a packet from `port` to `peer` leaves from: the port's IPv6 one for an IPv6
-/// peer when it has one, else its first. `sockets` is indexed by `port * 2 + family`.
-pub(crate) fn socket_for(
-    sockets: &[Option<Arc<UdpSocket>>],
-    port: u16,
-    peer: std::net::SocketAddr,
-) -> Option<&UdpSocket> {
-    let first = usize::from(port) * 2;
-    let v6 = sockets
-        .get(first + 1)
-        .and_then(Option::as_ref)
-        .filter(|_| peer.is_ipv6());
-    v6.or_else(|| sockets.get(first).and_then(Option::as_ref))
-        .map(|s| &**s)
+/// The sockets of RTP ports, indexed by `port * 2 + family` (family 0 the media address,
+/// 1 the IPv6 one beside it): the index is also the RTP thread's epoll token of the socket.
+pub(crate) struct PortSockets(Vec<Option<Arc<UdpSocket>>>);
+
+impl PortSockets {
+    /// A slot for each family of every port, all empty.
+    pub(crate) fn new() -> Self {
+        let mut slots = Vec::new();
+        slots.resize_with(2 * (usize::from(u16::MAX) + 1), || None);
+        Self(slots)
+    }
+
+    /// The index (and epoll token) of `port`'s socket of `family`.
+    pub(crate) fn token(port: u16, family: usize) -> usize {
+        usize::from(port) * 2 + family
+    }
+
+    pub(crate) fn set(&mut self, port: u16, family: usize, socket: Arc<UdpSocket>) {
+        if let Some(slot) = self.0.get_mut(Self::token(port, family)) {
+            *slot = Some(socket);
+        }
+    }
+
+    /// Lets go of `port`'s sockets (each closes once every share of it is gone).
+    pub(crate) fn remove(&mut self, port: u16) {
+        for family in 0..2 {
+            drop(
+                self.0
+                    .get_mut(Self::token(port, family))
+                    .and_then(Option::take),
+            );
+        }
+    }
+
+    /// The socket an epoll event's `token` stands for, if it is still open.
+    pub(crate) fn by_token(&self, token: u64) -> Option<&UdpSocket> {
+        let token = usize::try_from(token).ok()?;
+        self.0.get(token)?.as_deref()
+    }
+
+    /// The socket a packet from `port` to `peer` leaves from: the port's IPv6 one for an
+    /// IPv6 peer when it has one, else its first.
+    pub(crate) fn to_send(&self, port: u16, peer: std::net::SocketAddr) -> Option<&UdpSocket> {
+        let slot = |family| {
+            self.0
+                .get(Self::token(port, family))
+                .and_then(Option::as_deref)
+        };
+        slot(1).filter(|_| peer.is_ipv6()).or_else(|| slot(0))
+    }
 }
 
 /// Sends one of the switch's packets from `socket` (`None`: its port closed meanwhile).

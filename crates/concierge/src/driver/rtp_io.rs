@@ -12,8 +12,9 @@
 //! data is simply reported again next round). Between rounds the thread waits on the
 //! shard's eventfd alone, so a batch of packets to send leaves at once, not at the next
 //! round; within a round it looks at the shard's commands every [`SENDS_EVERY`] sockets, so
-//! a long round does not hold a tick's packets back. Sockets, epoll and the eventfd go through rustix, straight system calls. Batches
-//! go back and forth to be reused, so a packet costs no allocation.
+//! a long round does not hold a tick's packets back. Sockets, epoll and the eventfd go
+//! through rustix, straight system calls. Batches go back and forth to be reused, so a
+//! packet costs no allocation.
 //!
 //! Bounded under abuse: a port flooded with datagrams is read once a round (1,000 a second
 //! at most; the kernel drops the rest from its socket buffer), or [`CATCH_UP_READS`] times
@@ -38,6 +39,7 @@ use rustix::net::RecvFlags;
 use tokio::sync::mpsc::error::TrySendError;
 use tracing::{debug, warn};
 
+use super::rtp::PortSockets;
 use concierge_b2bua::RtpBatch as Batch;
 
 /// What the shard asks of the RTP thread, in the order it asked.
@@ -109,8 +111,7 @@ pub(crate) struct RtpThread {
     /// Written by the shard when it handed over packets to send, or stops.
     wake: Arc<OwnedFd>,
     commands: Receiver<Command>,
-    /// Indexed by `port * 2 + family` (0 the media address, 1 the IPv6 one beside it).
-    sockets: Vec<Option<Arc<UdpSocket>>>,
+    sockets: PortSockets,
     /// Indexed by port: whether its sockets are parked (what they receive is dropped).
     parked: Vec<bool>,
     to_shard: tokio::sync::mpsc::Sender<Batch>,
@@ -149,14 +150,12 @@ impl RtpThread {
                 epoll::EventFlags::IN,
             )?;
         }
-        let mut sockets = Vec::new();
-        sockets.resize_with(2 * (usize::from(u16::MAX) + 1), || None);
         Ok(Self {
             epoll,
             wake_only,
             wake,
             commands,
-            sockets,
+            sockets: PortSockets::new(),
             parked: vec![false; usize::from(u16::MAX) + 1],
             to_shard,
             free,
@@ -223,10 +222,7 @@ impl RtpThread {
                     self.drain_wake();
                     continue;
                 }
-                let Some(Some(socket)) = usize::try_from(token)
-                    .ok()
-                    .and_then(|t| self.sockets.get(t))
-                else {
+                let Some(socket) = self.sockets.by_token(token) else {
                     continue;
                 };
                 let port = (token / 2) as u16;
@@ -327,15 +323,13 @@ impl RtpThread {
 
     fn open(&mut self, port: u16, sockets: Vec<Arc<UdpSocket>>) {
         for (family, socket) in sockets.into_iter().enumerate().take(2) {
-            let token = usize::from(port) * 2 + family;
+            let token = PortSockets::token(port, family);
             let data = epoll::EventData::new_u64(token as u64);
             if let Err(e) = epoll::add(&self.epoll, &*socket, data, epoll::EventFlags::IN) {
                 // Kept all the same: the call's packets still go out from it.
                 warn!(error = %e, port, "RTP thread: cannot watch the port; what arrives on it is lost");
             }
-            if let Some(slot) = self.sockets.get_mut(token) {
-                *slot = Some(socket);
-            }
+            self.sockets.set(port, family, socket);
         }
     }
 
@@ -344,16 +338,14 @@ impl RtpThread {
     /// and closes the descriptor.
     fn close(&mut self, port: u16) {
         self.parked[usize::from(port)] = false;
-        for token in [usize::from(port) * 2, usize::from(port) * 2 + 1] {
-            drop(self.sockets.get_mut(token).and_then(Option::take));
-        }
+        self.sockets.remove(port);
     }
 
     fn send(&mut self, mut batch: Batch, queued: Instant) {
         let lag = u64::try_from(queued.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.send_lag_us.fetch_max(lag, Ordering::Relaxed);
         for (d, bytes) in batch.iter() {
-            let socket = super::rtp::socket_for(&self.sockets, d.port, d.peer);
+            let socket = self.sockets.to_send(d.port, d.peer);
             super::rtp::send_one(socket, bytes, d, &mut self.send_errors);
         }
         batch.clear();
