@@ -83,6 +83,37 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def thread_seconds(pid):
+    """CPU seconds of each of `pid`'s threads so far, summed by thread name."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def thread_shares(res, which=6):
+    """Each thread's CPU between ALL_UP and FIRST_END as a share of one core (%), by name:
+    `which` 6 is the measured process, 7 the load generator."""
+    m = res.get("marks", {})
+    if "ALL_UP" not in m or "FIRST_END" not in m:
+        return {}
+    (t0, a), (t1, b) = (m["ALL_UP"][0], m["ALL_UP"][which]), (m["FIRST_END"][0], m["FIRST_END"][which])
+    if t1 <= t0:
+        return {}
+    return {k: (v - a.get(k, 0)) / (t1 - t0) * 100 for k, v in b.items()}
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -311,11 +342,21 @@ def perf_summary(data):
                      and not l.lstrip().startswith("|") and not l.lstrip().startswith("-"))
 
 
+def udp_receive_drops():
+    """Datagrams the kernel dropped on this machine for a full socket receive buffer so far
+    (/proc/net/snmp, Udp RcvbufErrors): loopback loses nothing else, so a step where this
+    grows lost packets between a sender and a reader that fell behind."""
+    with open("/proc/net/snmp") as f:
+        rows = [l.split() for l in f if l.startswith("Udp:")]
+    return int(rows[1][rows[0].index("RcvbufErrors")])
+
+
 def timed_run(cmd, pid, cwd, profile=None):
     """Runs a loadgen mode; samples `pid`'s CPU (and the load generator's own) at ALL_UP and
     FIRST_END; returns its JSON. With `profile` (a label) and --perf, profiles `pid` from
     ALL_UP."""
     start_allocs = allocations(pid)
+    start_drops = udp_receive_drops()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     marks = {}
     summary = {}
@@ -326,11 +367,12 @@ def timed_run(cmd, pid, cwd, profile=None):
             perf = start_perf(pid, cwd, profile)
         if line in ("ALL_UP", "FIRST_END"):
             marks[line] = (time.time(), cpu_seconds(pid), rss_now_kib(pid), cpu_seconds(proc.pid), allocations(pid),
-                           rtp_packets(pid))
+                           rtp_packets(pid), thread_seconds(pid), thread_seconds(proc.pid))
         elif line.startswith("{"):
             summary = json.loads(line)
     proc.wait()
     summary["marks"] = marks
+    summary["udp_receive_drops"] = udp_receive_drops() - start_drops
     if perf:
         perf[0].wait()
         summary["perf"] = perf_summary(perf[1])
@@ -387,6 +429,13 @@ def media_step(workdir, n, hold):
         res["loadgen_us_per_call_s"] = cpu_per_call_second(res, n, 3)
         res["allocs_per_call_s"] = cpu_per_call_second(res, n, 4)
         res["cpu_ns_per_packet"] = cpu_per_packet(res)
+        # The RTP thread's share of a core against the rest of the server's, and the load
+        # generator's media thread beside them: at 4,000 calls on two cores these say
+        # whether the machine, not one thread, is the limit.
+        shares = thread_shares(res)
+        res["rtp_thread_pct"] = shares.pop("rtp", None)
+        res["other_threads_pct"] = sum(shares.values()) if shares else None
+        res["loadgen_media_pct"] = thread_shares(res, 7).get("media")
         up = res.get("marks", {}).get("ALL_UP")
         res["rss_per_call_kib"] = (up[2] - base) / n if up else None
         res["peak_rss_mib"] = rss_kib(server.pid) / 1024
@@ -622,7 +671,9 @@ def main():
               f"floor={floor.get('cpu_us_per_call_s')} lean floor={lean.get('cpu_us_per_call_s')} "
               f"loadgen={res.get('loadgen_us_per_call_s')} allocs/call-s={res.get('allocs_per_call_s')} "
               f"allocs/call={res.get('allocs_per_call')} rss/call={res.get('rss_per_call_kib')} "
-              f"ns/packet={res.get('cpu_ns_per_packet')} sent/received={res.get('rtp_sent')}/{res.get('rtp_received')} "
+              f"ns/packet={res.get('cpu_ns_per_packet')} udp drops={res.get('udp_receive_drops')} "
+              f"rtp thread %={res.get('rtp_thread_pct')} other threads %={res.get('other_threads_pct')} "
+              f"loadgen media thread %={res.get('loadgen_media_pct')} sent/received={res.get('rtp_sent')}/{res.get('rtp_received')} "
               f"jitter={res.get('jitter')} floor jitter={floor.get('jitter')} lean jitter={lean.get('jitter')} "
               f"sipp uas={ref.get('cpu_us_per_call_s')} failed={ref.get('failed')} {ref.get('failures')}", flush=True)
         if res.get("failed", 1) != 0:
@@ -667,8 +718,10 @@ def main():
             "lean floor µs per call-second | ratio | SIPp UAS µs per call-second (failed) | ratio | "
             "server send jitter p50 / p99 / max ms | floor jitter p50 / p99 / max ms | lean floor jitter p50 / p99 / max ms | "
             "RSS per call KiB | server peak RSS MiB | "
-            "server CPU ns per RTP packet | load generator µs per call-second |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|",
+            "server CPU ns per RTP packet | load generator µs per call-second | "
+            "% of a core: server RTP thread / other server threads / load generator media thread | "
+            "datagrams the kernel dropped (server, callers) | lean floor's dropped |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---|---:|---:|",
         ]
         for n, res, floor, lean, ref in media_rows:
             c, f, l = res.get("cpu_us_per_call_s"), floor.get("cpu_us_per_call_s"), lean.get("cpu_us_per_call_s")
@@ -681,7 +734,9 @@ def main():
             lines.append(f"| {n} | {res.get('failed', '–')} | {num(c)} | {num(f)} | {ratio} | {num(l)} | {lean_ratio} | "
                          f"{uas} | {uas_ratio} | {jitter_ms(res)} | {jitter_ms(floor)} | {jitter_ms(lean)} | {num(rss)} | "
                          f"{res.get('peak_rss_mib', 0):.1f} | {num(res.get('cpu_ns_per_packet'))} | "
-                         f"{num(res.get('loadgen_us_per_call_s'))} |")
+                         f"{num(res.get('loadgen_us_per_call_s'))} | {num(res.get('rtp_thread_pct'))} / "
+                         f"{num(res.get('other_threads_pct'))} / {num(res.get('loadgen_media_pct'))} | "
+                         f"{num(res.get('udp_receive_drops'))} | {num(lean.get('udp_receive_drops'))} |")
         lines += [
             "",
             "CPU per call-second: server user+system CPU between the moment all N calls were up and the "
@@ -693,7 +748,11 @@ def main():
             "`pump --lean`, the same ports on one epoll thread with one deadline heap (the bare system calls). "
             "CPU per RTP packet: the server's CPU between the same marks over the RTP packets it sent and received "
             "(its /metrics), which a starved server cannot flatter by sending less. Load generator: "
-            "`concierge-loadgen callers`' own CPU between the marks, on the same two cores. RSS per call: resident memory "
+            "`concierge-loadgen callers`' own CPU between the marks, on the same two cores; % of a core: each "
+            "thread's CPU between the same marks (the server's RTP thread makes its RTP system calls, the others "
+            "run the switch and SIP; the load generator's media thread sends and reads every caller's RTP). "
+            "Dropped: datagrams the kernel dropped for a full socket receive buffer during the whole step "
+            "(/proc/net/snmp RcvbufErrors, on any socket of the machine: a reader that fell behind). RSS per call: resident memory "
             "growth from the idle server to all calls up. SIPp UAS: `bench/sipp/uas_prompt.xml`, SIPp answering "
             "the same callers (no transfer; they hang up after the hold) and playing the welcome prompt in a loop "
             "(play_pcap_audio, 20 ms PCMU), its CPU sampled the same way; it neither decodes the callers' audio "

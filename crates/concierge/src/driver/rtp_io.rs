@@ -12,7 +12,9 @@
 //! data is simply reported again next round). Between rounds the thread waits on the
 //! shard's eventfd alone, so a batch of packets to send leaves at once, not at the next
 //! round; within a round it looks at the shard's commands every [`SENDS_EVERY`] sockets, so
-//! a long round does not hold a tick's packets back. Sockets, epoll and the eventfd go
+//! a long round does not hold a tick's packets back. Those [`SENDS_EVERY`] sockets are
+//! looked up together before any is read, as a tick's sockets are before any is sent from
+//! (`rtp::send_all`). Sockets, epoll and the eventfd go
 //! through rustix, straight system calls. Batches go back and forth to be reused, so a
 //! packet costs no allocation.
 //!
@@ -27,7 +29,7 @@
 //! port whose socket stays bound for its next call, `rtp.rs`) is read and dropped here.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
@@ -93,7 +95,7 @@ const CATCH_UP_READS: usize = 4;
 /// whole round: a round after a stall reads up to [`CATCH_UP_READS`] datagrams from each of
 /// thousands of sockets, and sends that waited for it went out up to 50 ms late at 4,000
 /// calls (`bench/RESULTS.md`).
-const SENDS_EVERY: usize = 64;
+pub(crate) const SENDS_EVERY: usize = 64;
 
 /// How many ready sockets one round takes at most; the rest stay ready for the next.
 const EVENTS: usize = 4096;
@@ -212,49 +214,55 @@ impl RtpThread {
             };
             last_round = round;
             let mut batch = Some(batch);
-            'events: for (i, event) in events.iter().enumerate() {
+            'events: for (i, chunk) in events.chunks(SENDS_EVERY).enumerate() {
                 // A tick's packets wait for at most SENDS_EVERY reads, not for the round.
-                if i % SENDS_EVERY == SENDS_EVERY - 1 && self.commands().is_err() {
+                if i > 0 && self.commands().is_err() {
                     return;
                 }
-                let token = event.data.u64();
-                if token == WAKE {
+                if chunk.iter().any(|e| e.data.u64() == WAKE) {
                     self.drain_wake();
-                    continue;
                 }
-                let Some(socket) = self.sockets.by_token(token) else {
-                    continue;
-                };
-                let port = (token / 2) as u16;
-                if self.parked[usize::from(port)] {
-                    drop_parked(socket, batch.as_mut().and_then(Batch::spare), reads);
-                    continue;
+                // The chunk's sockets, all looked up before any is read (`rtp::send_all`
+                // says why).
+                let mut ahead = [None; SENDS_EVERY];
+                for (slot, event) in ahead.iter_mut().zip(chunk) {
+                    let token = event.data.u64();
+                    *slot = self.sockets.by_token(token).map(|socket| {
+                        let port = (token / 2) as u16;
+                        (port, socket.as_fd(), self.parked[usize::from(port)])
+                    });
                 }
-                for _ in 0..reads {
-                    if batch.as_mut().is_none_or(|b| b.spare().is_none()) {
-                        if let Some(full) = batch.take() {
-                            if ship(&self.to_shard, full, &mut self.idle).is_err() {
-                                return;
-                            }
-                        }
-                        batch = take_batch(&mut self.idle, &self.free, &mut self.allocated);
+                for (port, socket, parked) in ahead.into_iter().flatten() {
+                    if parked {
+                        drop_parked(socket, batch.as_mut().and_then(Batch::spare), reads);
+                        continue;
                     }
-                    // The shard holds every batch: the rest stay ready for a later round.
-                    let Some(room) = batch.as_mut().and_then(Batch::spare) else {
-                        break 'events;
-                    };
-                    match rustix::net::recvfrom(socket, room, RecvFlags::DONTWAIT) {
-                        Ok((n, _, Some(from))) => {
-                            if let (Ok(from), Some(b)) =
-                                (SocketAddr::try_from(from), batch.as_mut())
-                            {
-                                b.commit(port, from, round, n);
+                    for _ in 0..reads {
+                        if batch.as_mut().is_none_or(|b| b.spare().is_none()) {
+                            if let Some(full) = batch.take() {
+                                if ship(&self.to_shard, full, &mut self.idle).is_err() {
+                                    return;
+                                }
                             }
+                            batch = take_batch(&mut self.idle, &self.free, &mut self.allocated);
                         }
-                        Ok((_, _, None)) => {}
-                        Err(Errno::AGAIN) => break,
-                        // An ICMP error for an earlier send, reported once.
-                        Err(e) => debug!(error = %e, port, "RTP receive error"),
+                        // The shard holds every batch: the rest stay ready for a later round.
+                        let Some(room) = batch.as_mut().and_then(Batch::spare) else {
+                            break 'events;
+                        };
+                        match rustix::net::recvfrom(socket, room, RecvFlags::DONTWAIT) {
+                            Ok((n, _, Some(from))) => {
+                                if let (Ok(from), Some(b)) =
+                                    (SocketAddr::try_from(from), batch.as_mut())
+                                {
+                                    b.commit(port, from, round, n);
+                                }
+                            }
+                            Ok((_, _, None)) => {}
+                            Err(Errno::AGAIN) => break,
+                            // An ICMP error for an earlier send, reported once.
+                            Err(e) => debug!(error = %e, port, "RTP receive error"),
+                        }
                     }
                 }
             }
@@ -344,10 +352,7 @@ impl RtpThread {
     fn send(&mut self, mut batch: Batch, queued: Instant) {
         let lag = u64::try_from(queued.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.send_lag_us.fetch_max(lag, Ordering::Relaxed);
-        for (d, bytes) in batch.iter() {
-            let socket = self.sockets.to_send(d.port, d.peer);
-            super::rtp::send_one(socket, bytes, d, &mut self.send_errors);
-        }
+        super::rtp::send_all(&self.sockets, &batch, &mut self.send_errors);
         batch.clear();
         // The shard is gone when this fails; the batch with it.
         let _ = self.spent.send(batch);
@@ -359,7 +364,7 @@ impl RtpThread {
 /// parked port costs no more than a call's. `room` is where they are read to: the batch's
 /// free space, left uncommitted; without one (the shard holds every batch) they stay for a
 /// later round.
-fn drop_parked(socket: &UdpSocket, room: Option<&mut [u8]>, reads: usize) {
+fn drop_parked(socket: BorrowedFd<'_>, room: Option<&mut [u8]>, reads: usize) {
     let Some(room) = room else {
         return;
     };
