@@ -29,6 +29,12 @@ pub(crate) struct StreamStats {
 pub(crate) struct Stream {
     pub(crate) socket: UdpSocket,
     pub(crate) to: Option<SocketAddr>,
+    /// Whether the socket is connected to `to`, as a phone's RTP socket often is: its
+    /// sends then take the socket's cached route, and what arrives for it is found by the
+    /// kernel's early demultiplexing. On loopback the server's sends pay for this socket's
+    /// receiving, so the unconnected socket charged the server for a route lookup per
+    /// packet that no network would make it pay.
+    connected: bool,
     sender: RtpSender,
     /// When the next frame is due; `None` until the stream starts sending.
     pub(crate) next_send: Option<Instant>,
@@ -48,6 +54,7 @@ impl Stream {
         Self {
             socket,
             to: None,
+            connected: false,
             sender: RtpSender::new(seed as u32, (seed >> 32) as u16, (seed >> 16) as u32, 0),
             next_send: None,
             key_at: None,
@@ -68,8 +75,8 @@ impl Stream {
         digits: &str,
         key_after: Duration,
     ) {
-        if to.is_some() {
-            self.to = to;
+        if let Some(to) = to {
+            self.aim(to);
         }
         self.next_send = Some(now);
         self.pending_keys
@@ -114,9 +121,21 @@ impl Stream {
                 self.sender.write(&payload, self.stats.sent == 0, &mut out)
             }
         };
-        if self.socket.send_to(&out[..n], to).is_ok() {
+        let sent = if self.connected {
+            self.socket.send(&out[..n])
+        } else {
+            self.socket.send_to(&out[..n], to)
+        };
+        if sent.is_ok() {
             self.stats.sent += 1;
         }
+    }
+
+    /// Sends to `to` from now on, over a connected socket where the kernel allows it (from
+    /// then on it takes only what `to` sends: symmetric RTP, as the server promises).
+    fn aim(&mut self, to: SocketAddr) {
+        self.to = Some(to);
+        self.connected = self.socket.connect(to).is_ok();
     }
 
     fn start_key(&mut self, event: u8) {
@@ -147,7 +166,7 @@ impl Stream {
         let mut learnt = false;
         // Symmetric RTP: answer where the other side really sends from.
         if self.to.is_none() {
-            self.to = Some(from);
+            self.aim(from);
             learnt = true;
         }
         if let (Some(last), Some(at)) = (self.last_rx, at) {
