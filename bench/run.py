@@ -720,7 +720,7 @@ def main():
             "RSS per call KiB | server peak RSS MiB | "
             "server CPU ns per RTP packet | load generator µs per call-second | "
             "% of a core: server RTP thread / other server threads / load generator media thread | "
-            "datagrams the kernel dropped (server, callers) | lean floor's dropped |",
+            "datagrams the kernel dropped | lean floor's dropped |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---|---:|---:|",
         ]
         for n, res, floor, lean, ref in media_rows:
