@@ -14,9 +14,8 @@
 //! round; within a round it looks at the shard's commands every [`SENDS_EVERY`] sockets, so
 //! a long round does not hold a tick's packets back. Those [`SENDS_EVERY`] sockets are
 //! looked up together before any is read, as a tick's sockets are before any is sent from
-//! (`rtp::send_all`). Sockets, epoll and the eventfd go
-//! through rustix, straight system calls. Batches go back and forth to be reused, so a
-//! packet costs no allocation.
+//! (`rtp::send_all`). Sockets, epoll and the eventfd go through rustix, straight system
+//! calls. Batches go back and forth to be reused, so a packet costs no allocation.
 //!
 //! Bounded under abuse: a port flooded with datagrams is read once a round (1,000 a second
 //! at most; the kernel drops the rest from its socket buffer), or [`CATCH_UP_READS`] times
