@@ -42,8 +42,9 @@ def media(workdir, n, rounds, hold):
         lean = b.floor_step(workdir, n, hold, lean=True)
         out.append((res, lean))
         print(f"media {n} round {i + 1}: failed {res.get('failed')}, server {res['cpu_us_per_call_s']:.0f} µs per "
-              f"call-second, jitter {b.jitter_ms(res)}; lean floor {lean['cpu_us_per_call_s']:.0f}, "
-              f"jitter {b.jitter_ms(lean)}", flush=True)
+              f"call-second, jitter {b.jitter_ms(res)}, {res.get('udp_receive_drops')} datagrams dropped; "
+              f"lean floor {lean['cpu_us_per_call_s']:.0f}, jitter {b.jitter_ms(lean)}, "
+              f"{lean.get('udp_receive_drops')} dropped", flush=True)
     return out
 
 
@@ -72,6 +73,8 @@ def main():
     if m:
         p99 = lambda res: ((res.get("jitter") or {}).get("p99_us") or 0) / 1000 or None
         print(f"| media {args.media}, failed calls | {len(m)} | {', '.join(str(r.get('failed')) for r, _ in m)} |")
+        drops = ", ".join(f"{r.get('udp_receive_drops')} / {l.get('udp_receive_drops')}" for r, l in m)
+        print(f"| media {args.media}, datagrams the kernel dropped (server / lean floor) | {len(m)} | {drops} |")
         print(f"| media {args.media}, server jitter p99 ms | {len(m)} | {spread([p99(r) for r, _ in m])} |")
         print(f"| media {args.media}, lean floor jitter p99 ms | {len(m)} | {spread([p99(l) for _, l in m])} |")
         print(f"| media {args.media}, server / lean floor CPU | {len(m)} | "
