@@ -560,12 +560,18 @@ mod tests {
         panic!("no {n} free ports to bind");
     }
 
-    /// A phone's socket, and the batch of `n` packets to it from `port`, numbered.
-    fn phone_and_batch(port: u16, n: u8) -> (UdpSocket, Batch) {
+    /// A phone's socket on loopback, its reads bounded so a test fails rather than hangs.
+    fn phone() -> UdpSocket {
         let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
         phone
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
+        phone
+    }
+
+    /// A phone's socket, and the batch of `n` packets to it from `port`, numbered.
+    fn phone_and_batch(port: u16, n: u8) -> (UdpSocket, Batch) {
+        let phone = phone();
         let to: SocketAddr = phone.local_addr().unwrap();
         let mut batch = Batch::new();
         for i in 0..n {
@@ -638,15 +644,7 @@ mod tests {
     #[test]
     fn a_tick_longer_than_one_look_ahead_leaves_in_order_each_packet_from_its_own_port() {
         let (mut rtp, _received, ports) = sockets_with_ports(2);
-        let phones: Vec<UdpSocket> = (0..2)
-            .map(|_| {
-                let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
-                phone
-                    .set_read_timeout(Some(Duration::from_secs(5)))
-                    .unwrap();
-                phone
-            })
-            .collect();
+        let phones = [phone(), phone()];
         // Two calls' packets interleaved, past two look-aheads and into a third.
         let n = 2 * LOOKUP_AHEAD + 5;
         let mut batch = Batch::new();

@@ -218,18 +218,20 @@ impl RtpThread {
                 if i > 0 && self.commands().is_err() {
                     return;
                 }
-                if chunk.iter().any(|e| e.data.u64() == WAKE) {
-                    self.drain_wake();
-                }
                 // The chunk's sockets, all looked up before any is read (`rtp::send_all`
                 // says why).
                 let mut ahead = [None; SENDS_EVERY];
+                let mut wake_seen = false;
                 for (slot, event) in ahead.iter_mut().zip(chunk) {
                     let token = event.data.u64();
+                    wake_seen |= token == WAKE;
                     *slot = self.sockets.by_token(token).map(|socket| {
                         let port = (token / 2) as u16;
                         (port, socket.as_fd(), self.parked[usize::from(port)])
                     });
+                }
+                if wake_seen {
+                    self.drain_wake();
                 }
                 for (port, socket, parked) in ahead.into_iter().flatten() {
                     if parked {
