@@ -567,6 +567,28 @@ def commit():
         return "unknown"
 
 
+def machine():
+    """The CPU model and what one system call costs here (`perf bench syscall basic`, the
+    median of three): runs on different hosts differ most in the kernel's cost per system
+    call (its CPU and mitigations), which the RTP figures are made of."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), model)
+    except OSError:
+        pass
+    costs = []
+    for _ in range(3):
+        try:
+            out = subprocess.run(["perf", "bench", "syscall", "basic"], capture_output=True, text=True).stdout
+        except OSError:
+            break
+        costs += [float(l.split()[0]) * 1000 for l in out.splitlines() if "usecs/op" in l]
+    if not costs:
+        return model
+    return f"{model}, a system call {statistics.median(costs):.0f} ns (`perf bench syscall basic`)"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--step", type=float, default=30.0, help="seconds per rate step (default 30)")
@@ -681,7 +703,7 @@ def main():
 
     lines = [
         f"# Benchmark results\n",
-        f"{datetime.date.today().isoformat()} · {os.cpu_count()} cores · commit {commit()} · "
+        f"{datetime.date.today().isoformat()} · {os.cpu_count()} cores ({machine()}) · commit {commit()} · "
         f"{args.step:.0f} s per step · `python3 bench/run.py --step {args.step:.0f}`\n",
         "| workload | calls/s | ok | failed | p50 ms | p99 ms | server CPU µs/call | SIPp UAS CPU µs/call | ratio "
         "| SIPp UAS with 100 Trying µs/call | ratio |",
