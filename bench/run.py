@@ -583,7 +583,12 @@ def machine():
             out = subprocess.run(["perf", "bench", "syscall", "basic"], capture_output=True, text=True).stdout
         except OSError:
             break
-        costs += [float(l.split()[0]) * 1000 for l in out.splitlines() if "usecs/op" in l]
+        for line in out.splitlines():
+            if "usecs/op" in line:
+                try:
+                    costs.append(float(line.split()[0]) * 1000)
+                except ValueError:
+                    pass
     if not costs:
         return model
     return f"{model}, a system call {statistics.median(costs):.0f} ns (`perf bench syscall basic`)"
