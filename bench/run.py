@@ -77,10 +77,16 @@ def free_port(span=1):
                 a.close()
 
 
+def stat_cpu_seconds(stat):
+    """User plus system CPU seconds from the text of a /proc `stat` file (a process's or a
+    thread's): fields 14 and 15, counted after the name, which may hold spaces."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return stat_cpu_seconds(f.read())
 
 
 def thread_seconds(pid):
@@ -97,8 +103,7 @@ def thread_seconds(pid):
         except OSError:
             continue
         name = text[text.index("(") + 1:text.rindex(")")]
-        fields = text.rsplit(")", 1)[1].split()
-        out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+        out[name] = out.get(name, 0) + stat_cpu_seconds(text)
     return out
 
 
