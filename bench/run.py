@@ -204,6 +204,7 @@ def start_concierge(workdir, port, flow=None):
 
 
 RTP_PORTS = [10000, 60000]  # --rtp-ports
+WARM_UP_SECONDS = 8  # each workload's uncounted first calls, at its first rate
 NOFILE = [65536]  # --nofile
 
 
@@ -251,10 +252,10 @@ def wait_options(port, within=20):
     sys.exit(f"server on {port} did not answer OPTIONS")
 
 
-def run_uac(workdir, port, rate, seconds, scenario=("-sn", "uac")):
+def run_uac(workdir, port, rate, seconds, scenario=("-sn", "uac"), tag=""):
     scenario = list(scenario)
     total = int(rate * seconds)
-    out = os.path.join(workdir, f"uac-{port}-{rate}")
+    out = os.path.join(workdir, f"uac-{port}-{rate}{tag}")
     os.makedirs(out, exist_ok=True)
     cmd = ["sipp", *scenario, "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_port(4)),
            "-r", str(rate), "-m", str(total),
@@ -264,7 +265,7 @@ def run_uac(workdir, port, rate, seconds, scenario=("-sn", "uac")):
     r = subprocess.run(cmd, cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ok, failed = last_stat(os.path.join(out, "stat.csv"))
     rtts = response_times(out)
-    return {"rc": r.returncode, "ok": ok, "failed": failed, "p50": pct(rtts, 50), "p99": pct(rtts, 99)}
+    return {"rc": r.returncode, "ok": ok, "failed": failed, "p50": pct(rtts, 50), "p99": pct(rtts, 99), "rtts": rtts}
 
 
 def last_stat(path):
@@ -300,18 +301,51 @@ def ms(v):
     return "–" if v is None else f"{v:.1f}"
 
 
-def step(workdir, pid, port, rate, seconds, scenario=("-sn", "uac"), profile=None):
+def step(workdir, pid, port, rate, seconds, scenario=("-sn", "uac"), profile=None, tag=""):
     before, allocs = cpu_seconds(pid), allocations(pid)
     perf = start_perf(pid, workdir, profile) if profile and PERF["seconds"] > 0 else None
-    res = run_uac(workdir, port, rate, seconds, scenario)
+    res = run_uac(workdir, port, rate, seconds, scenario, tag)
     if perf:
         perf[0].wait()
         print(f"perf profile of the server, {profile} ({perf[1]}):\n{perf_summary(perf[1])}", flush=True)
-    used = cpu_seconds(pid) - before
-    res["cpu_us_per_call"] = used / res["ok"] * 1e6 if res["ok"] else None
+    res["cpu_s"] = cpu_seconds(pid) - before
+    res["cpu_us_per_call"] = res["cpu_s"] / res["ok"] * 1e6 if res["ok"] else None
     after = allocations(pid)
-    res["allocs_per_call"] = (after - allocs) / res["ok"] if res["ok"] and allocs is not None and after else None
+    res["allocs"] = after - allocs if allocs is not None and after else None
+    res["allocs_per_call"] = res["allocs"] / res["ok"] if res["ok"] and res["allocs"] is not None else None
     return res
+
+
+def interleaved(workdir, targets, rate, seconds, rounds, scenario, profile=None):
+    """The same plain step against several answering processes (`targets`: pid, port) in
+    `rounds` rounds of `seconds / rounds` each, taking turns, so a drift of the shared
+    machine (a neighbour, the host's clock) falls on all of them alike instead of on the one
+    whose turn it was: each one's calls, failures, CPU and response times pooled over its
+    rounds. The first target's first round is the profiled one."""
+    parts = [[] for _ in targets]
+    for r in range(rounds):
+        for i, (pid, port) in enumerate(targets):
+            label = profile if i == 0 and r == 0 else None
+            parts[i].append(step(workdir, pid, port, rate, seconds / rounds, scenario, label, f"-r{r}"))
+    return [pooled(p) for p in parts]
+
+
+def pooled(parts):
+    """One result from the rounds of a step: sums of calls, CPU and allocations, the
+    response-time percentiles of all of them."""
+    ok = sum(p["ok"] for p in parts)
+    rtts = [v for p in parts for v in p["rtts"]]
+    allocs = [p["allocs"] for p in parts]
+    cpu = sum(p["cpu_s"] for p in parts)
+    return {
+        "rc": max(p["rc"] for p in parts),
+        "ok": ok,
+        "failed": -1 if any(p["failed"] < 0 for p in parts) else sum(p["failed"] for p in parts),
+        "p50": pct(rtts, 50),
+        "p99": pct(rtts, 99),
+        "cpu_us_per_call": cpu / ok * 1e6 if ok else None,
+        "allocs_per_call": sum(allocs) / ok if ok and None not in allocs else None,
+    }
 
 
 def stop(server):
@@ -609,6 +643,9 @@ def main():
     ap.add_argument("--media-hold", type=float, default=30.0, help="seconds each media call lasts from its answer")
     ap.add_argument("--sipp-media-max", type=int, default=1000,
                     help="largest N for the SIPp UAS reference (a thread per call; it saturates near 1,000-2,000)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="plain set-up: the server and the SIPp UAS references take turns in this many rounds of "
+                         "step/rounds seconds, pooled (1: one step each, one after the other)")
     ap.add_argument("--skip-setup", action="store_true", help="only the concurrent media workload")
     ap.add_argument("--no-lean-floor", action="store_true", help="skip the lean floor (the pump on one epoll thread)")
     ap.add_argument("--no-alloc-count", action="store_true",
@@ -669,11 +706,20 @@ def main():
             ref100_port = free_port()
             ref100 = start_sipp_uas(workdir, ref100_port, ("-sf", os.path.join(ROOT, "bench", "sipp", "uas_setup.xml")))
         try:
+            # Uncounted: a fresh server binds each RTP port the first time it hands it out
+            # (afterwards the port's socket is parked and taken over), and the first step
+            # would carry those binds; every answering process gets the same warm-up.
+            for answering in [p for p in (port, ref_port, ref100_port) if p and rates]:
+                run_uac(workdir, answering, rates[0], WARM_UP_SECONDS, scenario, "-warm-up")
             for rate in rates:
                 label = f"{name.split()[0]}-{rate}".replace("/", "")
-                res = step(workdir, server.pid, port, rate, args.step, scenario, profile=label)
-                refres = step(workdir, ref.pid, ref_port, rate, args.step) if ref else None
-                ref100res = step(workdir, ref100.pid, ref100_port, rate, args.step) if ref100 else None
+                if ref:
+                    res, refres, ref100res = interleaved(
+                        workdir, [(server.pid, port), (ref.pid, ref_port), (ref100.pid, ref100_port)],
+                        rate, args.step, args.rounds, scenario, profile=label)
+                else:
+                    res = step(workdir, server.pid, port, rate, args.step, scenario, profile=label)
+                    refres = ref100res = None
                 held = res["failed"] == 0 and res["ok"] >= rate * args.step * 0.99
                 rows.append((name, rate, res, refres, ref100res, held))
                 print(f"{name} {rate}/s: ok={res['ok']} failed={res['failed']} cpu/call={res['cpu_us_per_call']} "
@@ -735,9 +781,14 @@ def main():
     lines.append("")
     lines.append("p50/p99: SIPp response time (INVITE to the 200, to the REFER, or to the 302), in ms at SIPp's 1 ms "
                  "resolution. CPU µs/call: server user+system CPU during the step over successful calls. "
-                 "A failed step is the first rate that did not hold. SIPp UAS: `sipp -sn uas` (180, 200; no 100 Trying); "
+                 "A failed step is the first rate that did not hold. Each workload starts with "
+                 f"{WARM_UP_SECONDS} s of calls at its first rate that are not counted (a fresh server binds each RTP port "
+                 "the first time it hands it out), against the references too. SIPp UAS: `sipp -sn uas` (180, 200; no 100 Trying); "
                  "with 100 Trying: `bench/sipp/uas_setup.xml`, the same scenario sending the server's "
-                 "INVITE-100-180-200-ACK-BYE. Both answer the same `sipp -sn uac` at the same rate, one after the other.")
+                 "INVITE-100-180-200-ACK-BYE. The server and both references answer the same `sipp -sn uac` at the same rate "
+                 f"in {args.rounds} rounds of {args.step / args.rounds:.0f} s each, taking turns (server, UAS, UAS with 100 "
+                 "Trying, again), each one's calls and CPU pooled over its rounds, so a drift of the machine falls on all "
+                 "three alike.")
     if media_rows:
         lines += [
             "",
