@@ -338,7 +338,6 @@ def pooled(parts):
     allocs = [p["allocs"] for p in parts]
     cpu = sum(p["cpu_s"] for p in parts)
     return {
-        "rc": max(p["rc"] for p in parts),
         "ok": ok,
         "failed": -1 if any(p["failed"] < 0 for p in parts) else sum(p["failed"] for p in parts),
         "p50": pct(rtts, 50),
@@ -709,8 +708,9 @@ def main():
             # Uncounted: a fresh server binds each RTP port the first time it hands it out
             # (afterwards the port's socket is parked and taken over), and the first step
             # would carry those binds; every answering process gets the same warm-up.
-            for answering in [p for p in (port, ref_port, ref100_port) if p and rates]:
-                run_uac(workdir, answering, rates[0], WARM_UP_SECONDS, scenario, "-warm-up")
+            if rates:
+                for answering in [p for p in (port, ref_port, ref100_port) if p]:
+                    run_uac(workdir, answering, rates[0], WARM_UP_SECONDS, scenario, "-warm-up")
             for rate in rates:
                 label = f"{name.split()[0]}-{rate}".replace("/", "")
                 if ref:
