@@ -642,8 +642,8 @@ def main():
     ap.add_argument("--media-hold", type=float, default=30.0, help="seconds each media call lasts from its answer")
     ap.add_argument("--sipp-media-max", type=int, default=1000,
                     help="largest N for the SIPp UAS reference (a thread per call; it saturates near 1,000-2,000)")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="plain set-up: the server and the SIPp UAS references take turns in this many rounds of "
+    ap.add_argument("--rounds", type=int, default=6,
+                    help="plain set-up: the server and the SIPp UAS reference take turns in this many rounds of "
                          "step/rounds seconds, pooled (1: one step each, one after the other)")
     ap.add_argument("--skip-setup", action="store_true", help="only the concurrent media workload")
     ap.add_argument("--no-lean-floor", action="store_true", help="skip the lean floor (the pump on one epoll thread)")
@@ -696,45 +696,41 @@ def main():
     for name, flow, scenario, rates, with_reference in workloads:
         port = free_port()
         server = start_concierge(workdir, port, flow)
-        ref = ref_port = ref100 = ref100_port = None
+        ref = ref_port = None
         if with_reference:
+            # SIPp's built-in UAS answers with the server's own messages: 180 and 200 at
+            # once (no 100 Trying: both ring within §17.2.1's 200 ms), 200 to the BYE.
             ref_port = free_port()
             ref = start_sipp_uas(workdir, ref_port)
-            # The issue's set-up is INVITE-100-180-200-ACK-BYE; SIPp's built-in UAS sends no
-            # 100, so a second reference sends it too and the server is measured against both.
-            ref100_port = free_port()
-            ref100 = start_sipp_uas(workdir, ref100_port, ("-sf", os.path.join(ROOT, "bench", "sipp", "uas_setup.xml")))
         try:
             # Uncounted: a fresh server binds each RTP port the first time it hands it out
             # (afterwards the port's socket is parked and taken over), and the first step
             # would carry those binds; every answering process gets the same warm-up.
             if rates:
-                for answering in [p for p in (port, ref_port, ref100_port) if p]:
+                for answering in [p for p in (port, ref_port) if p]:
                     run_uac(workdir, answering, rates[0], WARM_UP_SECONDS, scenario, "-warm-up")
             for rate in rates:
                 label = f"{name.split()[0]}-{rate}".replace("/", "")
                 if ref:
-                    res, refres, ref100res = interleaved(
-                        workdir, [(server.pid, port), (ref.pid, ref_port), (ref100.pid, ref100_port)],
+                    res, refres = interleaved(
+                        workdir, [(server.pid, port), (ref.pid, ref_port)],
                         rate, args.step, args.rounds, scenario, profile=label)
                 else:
                     res = step(workdir, server.pid, port, rate, args.step, scenario, profile=label)
-                    refres = ref100res = None
+                    refres = None
                 held = res["failed"] == 0 and res["ok"] >= rate * args.step * 0.99
-                rows.append((name, rate, res, refres, ref100res, held))
+                rows.append((name, rate, res, refres, held))
                 print(f"{name} {rate}/s: ok={res['ok']} failed={res['failed']} cpu/call={res['cpu_us_per_call']} "
                       f"allocs/call={res.get('allocs_per_call')}"
-                      + (f" | sipp uas cpu/call={refres['cpu_us_per_call']}" if refres else "")
-                      + (f" | sipp uas+100 cpu/call={ref100res['cpu_us_per_call']}" if ref100res else ""), flush=True)
+                      + (f" | sipp uas cpu/call={refres['cpu_us_per_call']}" if refres else ""), flush=True)
                 if not held:
                     break
                 best[name] = rate
             peak_rss[name] = rss_kib(server.pid)
         finally:
             stop(server)
-            for r in (ref, ref100):
-                if r:
-                    r.terminate()
+            if ref:
+                ref.terminate()
 
     media_rows = []
     for n in [int(x) for x in args.media.split(",") if x]:
@@ -761,19 +757,16 @@ def main():
         f"# Benchmark results\n",
         f"{datetime.date.today().isoformat()} · {os.cpu_count()} cores ({machine()}) · commit {commit()} · "
         f"{args.step:.0f} s per step · `python3 bench/run.py --step {args.step:.0f}`\n",
-        "| workload | calls/s | ok | failed | p50 ms | p99 ms | server CPU µs/call | SIPp UAS CPU µs/call | ratio "
-        "| SIPp UAS with 100 Trying µs/call | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| workload | calls/s | ok | failed | p50 ms | p99 ms | server CPU µs/call | SIPp UAS CPU µs/call | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     num = lambda v: "–" if v is None else f"{v:.0f}"
-    for name, rate, res, refres, ref100res, held in rows:
+    for name, rate, res, refres, held in rows:
         c = res["cpu_us_per_call"]
-        r, r100 = (refres or {}).get("cpu_us_per_call"), (ref100res or {}).get("cpu_us_per_call")
+        r = (refres or {}).get("cpu_us_per_call")
         ratio = f"{c / r:.2f}" if c and r else "–"
-        ratio100 = f"{c / r100:.2f}" if c and r100 else "–"
         lines.append(f"| {name}{'' if held else ' (failed)'} | {rate} | {res['ok']} | {res['failed']} | {ms(res['p50'])} | "
-                     f"{ms(res['p99'])} | {c or 0:.0f} | {f'{r:.0f}' if r else '–'} | {ratio} | "
-                     f"{f'{r100:.0f}' if r100 else '–'} | {ratio100} |")
+                     f"{ms(res['p99'])} | {c or 0:.0f} | {f'{r:.0f}' if r else '–'} | {ratio} |")
     lines.append("")
     for name, _, _, _, _ in workloads:
         lines.append(f"- {name}: highest rate held with 0 failed calls **{best.get(name, 0)} calls/s**; "
@@ -783,12 +776,11 @@ def main():
                  "resolution. CPU µs/call: server user+system CPU during the step over successful calls. "
                  "A failed step is the first rate that did not hold. Each workload starts with "
                  f"{WARM_UP_SECONDS} s of calls at its first rate that are not counted (a fresh server binds each RTP port "
-                 "the first time it hands it out), against the references too. SIPp UAS: `sipp -sn uas` (180, 200; no 100 Trying); "
-                 "with 100 Trying: `bench/sipp/uas_setup.xml`, the same scenario sending the server's "
-                 "INVITE-100-180-200-ACK-BYE. The server and both references answer the same `sipp -sn uac` at the same rate "
-                 f"in {args.rounds} rounds of {args.step / args.rounds:.0f} s each, taking turns (server, UAS, UAS with 100 "
-                 "Trying, again), each one's calls and CPU pooled over its rounds, so a drift of the machine falls on all "
-                 "three alike.")
+                 "the first time it hands it out), against the reference too. SIPp UAS: `sipp -sn uas`, which answers "
+                 "with the server's own messages (180 and 200 at once, no 100 Trying; 200 to the BYE). The server and the "
+                 f"reference answer the same `sipp -sn uac` at the same rate in {args.rounds} rounds of "
+                 f"{args.step / args.rounds:.0f} s each, taking turns (server, UAS, again), each one's calls and CPU pooled "
+                 "over its rounds, so a drift of the machine falls on both alike.")
     if media_rows:
         lines += [
             "",

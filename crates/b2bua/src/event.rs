@@ -36,8 +36,8 @@ pub struct CallEvent {
 /// What happened to a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallEventKind {
-    /// A new call was admitted (its INVITE answered 100 Trying); its flow starts once
-    /// its RTP port is bound.
+    /// A new call was admitted (an RTP port reserved, its offer acceptable); its flow
+    /// starts once its RTP port is bound.
     Arrived(Arrival),
     /// The call's flow entered a node (each node once per visit, conditions and sets too).
     NodeEntered {

@@ -96,13 +96,14 @@ fn request(m: &Message) -> &Request {
 
 const INVITE: &str = "INVITE sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKcall1;rport\r\nFrom: <sip:+46706170786@127.0.0.1>;tag=ph\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:phone@127.0.0.1:5061>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
 
-/// INVITE → 100, 180, 200; ACK. Returns our To tag.
+/// INVITE → 180, 200 (rung in the INVITE's own turn: no 100 Trying); ACK. Returns our
+/// To tag.
 fn answered_call(rig: &mut Rig) -> String {
     let out = rig.send(INVITE);
     assert_eq!(rig.open_ports.len(), 1, "one RTP port per call");
     let codes: Vec<u16> = out.iter().map(|m| response(m).status.0).collect();
-    assert_eq!(codes, vec![100, 180, 200]);
-    let tag = response(&out[2]).to.tag().unwrap().to_owned();
+    assert_eq!(codes, vec![180, 200]);
+    let tag = response(&out[1]).to.tag().unwrap().to_owned();
     rig.send(&format!(
         "ACK sip:concierge@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKack1;rport\r\nFrom: <sip:+46706170786@127.0.0.1>;tag=ph\r\nTo: <sip:ivr@127.0.0.1>;tag={tag}\r\nCall-ID: c1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
     ));
@@ -121,6 +122,45 @@ fn reply(req: &Request, code: u16) -> String {
         concierge_sip::wire::response_to(req, concierge_sip::wire::StatusCode(code), Some("agent"));
     r.reason = String::new();
     String::from_utf8(r.to_bytes().to_vec()).unwrap()
+}
+
+#[test]
+fn rfc3261_17_2_1_an_invite_rung_in_its_own_turn_gets_no_100_trying() {
+    // "The server transaction MUST generate a 100 (Trying) response unless it knows that
+    // the TU will generate a provisional or final response within 200 ms": the 180 is
+    // already out, so no 100 follows, then or later.
+    let mut rig = Rig::new();
+    let out = rig.send(INVITE);
+    let codes: Vec<u16> = out.iter().map(|m| response(m).status.0).collect();
+    assert_eq!(codes, vec![180, 200]);
+    let later = rig.advance(Duration::from_secs(2));
+    assert!(
+        later.iter().all(|m| response(m).status.0 == 200),
+        "only the unACKed 200 again: {later:?}"
+    );
+}
+
+#[test]
+fn rfc3261_17_2_1_an_invite_unanswered_for_200_ms_gets_100_trying_and_its_retransmission_too() {
+    // A slow driver: the port is not bound, so nothing can answer the INVITE yet.
+    let mut rig = Rig::new();
+    rig.binds_late = true;
+    assert!(rig.send(INVITE).is_empty());
+    assert!(rig.advance(Duration::from_millis(199)).is_empty());
+    let out = rig.advance(Duration::from_millis(1));
+    assert_eq!(out.len(), 1, "{out:?}");
+    let trying = response(&out[0]);
+    assert_eq!(trying.status.0, 100);
+    assert_eq!(trying.to.tag(), None, "no dialog exists yet");
+    assert_eq!(trying.call_id, "c1");
+    // §17.2.1: a retransmitted INVITE gets the most recent provisional again.
+    let again = rig.send(INVITE);
+    let codes: Vec<u16> = again.iter().map(|m| response(m).status.0).collect();
+    assert_eq!(codes, vec![100]);
+    // Once bound, the call rings and answers as ever.
+    rig.bind_late();
+    let codes: Vec<u16> = rig.drain().iter().map(|m| response(m).status.0).collect();
+    assert_eq!(codes, vec![180, 200]);
 }
 
 #[test]
@@ -257,7 +297,7 @@ fn redirect_answers_302_with_the_target_as_contact() {
         Default::default(),
     );
     let out = rig.send(INVITE);
-    assert_eq!(out.len(), 2, "100 and 180, not yet answered");
+    assert_eq!(out.len(), 1, "180, not yet answered");
     rig.transfer("c1", TransferMode::Redirect, "sip:vip@queue.example.com");
     let out = rig.drain();
     let r = response(&out[0]);
@@ -282,7 +322,7 @@ fn redirect_answers_302_with_the_target_as_contact() {
 fn missing_ack_means_retransmitted_200_then_bye() {
     let mut rig = Rig::new();
     let out = rig.send(INVITE);
-    assert_eq!(out.len(), 3);
+    assert_eq!(out.len(), 2);
     let out = rig.advance(Duration::from_secs(40));
     let retransmits = out
         .iter()
@@ -345,7 +385,7 @@ fn an_http_result_that_never_comes_is_taken_as_a_timeout() {
     let codes: Vec<u16> = out.iter().map(|m| response(m).status.0).collect();
     assert_eq!(
         codes,
-        vec![100, 180],
+        vec![180],
         "the lookup runs while the caller hears ringing"
     );
     assert!(rig.advance(Duration::from_millis(2900)).is_empty());
@@ -425,8 +465,8 @@ fn a_port_another_program_holds_is_skipped_before_any_sdp_names_it() {
     rig.held_ports = vec![10_000, 10_002];
     let out = rig.send(INVITE);
     let codes: Vec<u16> = out.iter().map(|m| response(m).status.0).collect();
-    assert_eq!(codes, vec![100, 180, 200]);
-    let sdp = String::from_utf8_lossy(&response(&out[2]).body).into_owned();
+    assert_eq!(codes, vec![180, 200]);
+    let sdp = String::from_utf8_lossy(&response(&out[1]).body).into_owned();
     assert!(sdp.contains("m=audio 10004 "), "{sdp}");
     assert_eq!(rig.open_ports, vec![10_004]);
 }
@@ -441,8 +481,8 @@ fn a_call_for_which_no_port_can_be_bound_gets_503() {
     rig.held_ports = vec![10_000, 10_002, 10_004];
     let out = rig.send(INVITE);
     let codes: Vec<u16> = out.iter().map(|m| response(m).status.0).collect();
-    assert_eq!(codes, vec![100, 503]);
-    assert!(response(&out[1])
+    assert_eq!(codes, vec![503]);
+    assert!(response(&out[0])
         .headers
         .get(&concierge_sip::wire::HeaderName::RETRY_AFTER)
         .is_some());

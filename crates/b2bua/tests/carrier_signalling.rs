@@ -171,8 +171,8 @@ fn short_timers() -> SwitchConfig {
 fn require_100rel_gets_a_reliable_180_and_the_200_waits_for_the_prack() {
     let mut rig = Rig::new();
     let out = rig.send(&invite("Require: 100rel\r\nSupported: 100rel\r\n"));
-    assert_eq!(codes(&out), vec![100, 180], "the 200 waits for the PRACK");
-    let ringing = response(&out[1]).clone();
+    assert_eq!(codes(&out), vec![180], "the 200 waits for the PRACK");
+    let ringing = response(&out[0]).clone();
     assert_eq!(header(&ringing, "Require"), Some("100rel"));
     let rseq: u32 = header(&ringing, "RSeq").unwrap().parse().unwrap();
     assert!((1..1 << 31).contains(&rseq));
@@ -232,7 +232,7 @@ fn without_a_prack_the_180_is_retransmitted_then_the_invite_fails_with_504() {
 fn a_prack_that_matches_nothing_gets_481() {
     let mut rig = Rig::new();
     let out = rig.send(&invite("Require: 100rel\r\n"));
-    let ringing = response(&out[1]).clone();
+    let ringing = response(&out[0]).clone();
     let tag = ringing.to.tag().unwrap().to_owned();
     let rseq: u32 = header(&ringing, "RSeq").unwrap().parse().unwrap();
     let out = rig.send(&in_dialog(
@@ -251,8 +251,8 @@ fn a_prack_that_matches_nothing_gets_481() {
 fn a_caller_that_only_supports_100rel_gets_it_when_the_config_prefers_it() {
     let mut rig = Rig::new();
     let out = rig.send(&invite("Supported: 100rel\r\n"));
-    assert_eq!(codes(&out), vec![100, 180, 200], "not preferred by default");
-    assert_eq!(header(response(&out[1]), "RSeq"), None);
+    assert_eq!(codes(&out), vec![180, 200], "not preferred by default");
+    assert_eq!(header(response(&out[0]), "RSeq"), None);
 
     let mut rig = Rig::with(
         SwitchConfig {
@@ -262,8 +262,8 @@ fn a_caller_that_only_supports_100rel_gets_it_when_the_config_prefers_it() {
         Default::default(),
     );
     let out = rig.send(&invite("Supported: 100rel\r\n"));
-    assert_eq!(codes(&out), vec![100, 180]);
-    assert!(header(response(&out[1]), "RSeq").is_some());
+    assert_eq!(codes(&out), vec![180]);
+    assert!(header(response(&out[0]), "RSeq").is_some());
 }
 
 // ---- RFC 4028 ---------------------------------------------------------------------
@@ -470,8 +470,8 @@ fn update_in_the_early_dialog() {
         Default::default(),
     );
     let out = rig.send(&invite(""));
-    assert_eq!(codes(&out), vec![100, 180]);
-    let tag = response(&out[1]).to.tag().unwrap().to_owned();
+    assert_eq!(codes(&out), vec![180]);
+    let tag = response(&out[0]).to.tag().unwrap().to_owned();
     let out = rig.send(&in_dialog("UPDATE", 2, &tag, "", ""));
     assert_eq!(
         codes(&out),
@@ -500,7 +500,7 @@ fn a_bye_in_the_early_dialog_ends_the_call_with_487() {
         Default::default(),
     );
     let out = rig.send(&invite(""));
-    let tag = response(&out[1]).to.tag().unwrap().to_owned();
+    let tag = response(&out[0]).to.tag().unwrap().to_owned();
     let out = rig.send(&in_dialog("BYE", 2, &tag, "", ""));
     assert_eq!(codes(&out), vec![200, 487]);
     assert_eq!(rig.records.len(), 1);
@@ -550,8 +550,8 @@ fn early_program(flow: &str) -> concierge_b2bua::Program {
 fn early_media_plays_the_prompt_in_a_reliable_183_and_answers_for_the_keypad() {
     let mut rig = Rig::with(SwitchConfig::default(), early_program(EARLY_FLOW));
     let out = rig.send(&invite("Require: 100rel\r\n"));
-    assert_eq!(codes(&out), vec![100, 183]);
-    let progress = response(&out[1]).clone();
+    assert_eq!(codes(&out), vec![183]);
+    let progress = response(&out[0]).clone();
     assert_eq!(header(&progress, "Require"), Some("100rel"));
     assert!(String::from_utf8_lossy(&progress.body).contains("m=audio"));
     let tag = progress.to.tag().unwrap().to_owned();
@@ -608,8 +608,8 @@ prompt = "welcome"
 "#;
     let mut rig = Rig::with(SwitchConfig::default(), early_program(flow));
     let out = rig.send(&invite(""));
-    assert_eq!(codes(&out), vec![100, 183], "unreliable 183 without 100rel");
-    assert_eq!(header(response(&out[1]), "RSeq"), None);
+    assert_eq!(codes(&out), vec![183], "unreliable 183 without 100rel");
+    assert_eq!(header(response(&out[0]), "RSeq"), None);
     let out = rig.advance(Duration::from_secs(2));
     let codes = codes(&out);
     assert_eq!(codes[0], 480, "the announcement, then a rejection");

@@ -151,7 +151,8 @@ fn a_known_vip_through_a_trusted_carrier_walks_the_contract_to_the_vip_desk() {
     };
     let mut walk: Vec<(String, Vec<String>)> = Vec::new();
 
-    // 1. The INVITE: 100 Trying at once; a port to bind before any SDP names it.
+    // 1. The INVITE: a port to bind before any SDP names it, and 100 Trying owed in
+    //    200 ms should nothing answer the INVITE before (§17.2.1).
     let invite = from_carrier(
         &format!("INVITE sip:vip@{HOST}:{SIP_PORT}"),
         "z9hG4bKw1",
@@ -254,8 +255,7 @@ fn a_known_vip_through_a_trusted_carrier_walks_the_contract_to_the_vip_desk() {
 /// The walk as `docs/ARCHITECTURE.md` shows it (the prompts here are a few frames long).
 const WALK: &str = r#"Datagram(INVITE)
     MediaOpen { port }
-    Sip(100 Trying) → 127.0.0.2:5060
-    Timeout(+14400000 ms)
+    Timeout(+200 ms)
 
 PortBound
     Http(GET http://crm.test/customers/%2B46706170786)

@@ -86,7 +86,7 @@ fn answered_call(rig: &mut Rig) -> String {
         "INVITE sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKd1;rport\r\nFrom: <sip:+46706170786@127.0.0.1>;tag=ph\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: d1\r\nCSeq: 1 INVITE\r\nContact: <sip:phone@127.0.0.1:5061>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
         SDP.len()
     ));
-    let Message::Response(ok) = &out[2] else {
+    let Message::Response(ok) = &out[1] else {
         panic!("200 expected: {out:?}")
     };
     let tag = ok.to.tag().unwrap().to_owned();

@@ -14,7 +14,7 @@ fn the_lookup_runs_while_the_phone_rings_and_asks_the_crm_for_the_caller() {
     let mut kit = Kit::vip();
     let mut c = Caller::carrier("ring", VIP_NUMBER);
     let out = c.invite(&mut kit);
-    assert_eq!(answers(&out), vec!["100 INVITE", "180 INVITE"]);
+    assert_eq!(answers(&out), vec!["180 INVITE"]);
     let req = kit.http_request();
     assert_eq!(
         (req.method.as_str(), req.url.as_str()),

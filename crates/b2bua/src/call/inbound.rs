@@ -13,7 +13,7 @@ use concierge_sip::wire::{
 };
 use tracing::{debug, info, warn};
 
-use super::{Call, Cx};
+use super::{Call, CallTimer, Cx};
 use crate::family;
 use crate::leg::{push_session_expires, SessionRefresh};
 use crate::record::EndedBy;
@@ -109,7 +109,7 @@ impl Call {
         let early = super::setup::early_dialog_id(invite, &self.caller.local_tag);
         cx.index(Key::Dialog(early));
         if send_now {
-            cx.respond(&self.inbound.key, r);
+            self.respond_to_invite(cx, r);
         } else {
             debug!(peer = %self.caller.peer.addr, "reliable 18x queued behind an unacknowledged one");
         }
@@ -177,7 +177,24 @@ impl Call {
     pub(super) fn answer_invite(&mut self, cx: &mut Cx<'_>, status: StatusCode) {
         let tag = self.caller.local_tag.as_str();
         let r = response_to(&self.inbound.invite, status, Some(tag));
-        cx.respond(&self.inbound.key, r);
+        self.respond_to_invite(cx, r);
+    }
+
+    /// Every response to the caller's INVITE goes out here: once one has, no 100 Trying
+    /// is owed.
+    pub(super) fn respond_to_invite(&mut self, cx: &mut Cx<'_>, response: Response) {
+        self.timers.stop(CallTimer::Trying);
+        cx.respond(&self.inbound.key, response);
+    }
+
+    /// The INVITE went [`TRYING_WITHIN`](super::setup::TRYING_WITHIN) without an answer
+    /// (the port still binding, or a slow driver): 100 Trying, so the caller stops
+    /// retransmitting it (§17.2.1). It carries no To tag: no dialog exists yet.
+    pub(crate) fn trying_due(&mut self, cx: &mut Cx<'_>) {
+        if self.caller.state.is_early() {
+            let r = response_to(&self.inbound.invite, StatusCode::TRYING, None);
+            cx.respond(&self.inbound.key, r);
+        }
     }
 
     /// RFC 3262 §3: a PRACK that acknowledges the outstanding reliable 18x gets 200 and

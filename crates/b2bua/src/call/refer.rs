@@ -100,7 +100,7 @@ impl Call {
             relayed: None,
         });
         info!(target = %shown(self.notes.redact_target, target), "redirected with 302");
-        cx.respond(&self.inbound.key, r);
+        self.respond_to_invite(cx, r);
         self.tell_transferred(cx, TransferMode::Redirect, target);
         self.tell_transfer_ended(cx);
         self.end(cx, EndedBy::Concierge, "redirected");

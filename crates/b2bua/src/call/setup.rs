@@ -9,7 +9,7 @@ use concierge_media::srtp::MasterKey;
 use concierge_media::AudioSession;
 use concierge_sip::dialog::{AnswerRetransmit, Dialog, DialogId};
 use concierge_sip::transaction::TsxKey;
-use concierge_sip::wire::{dialog_response_to, response_to, HeaderName, Request, StatusCode};
+use concierge_sip::wire::{dialog_response_to, HeaderName, Request, StatusCode};
 use concierge_sip::{Peer, Tag, Untrusted};
 use tracing::{info, info_span, warn};
 
@@ -20,10 +20,19 @@ use crate::output::PortError;
 use crate::record::EndedBy;
 use crate::switch::{Key, ALLOW, SUPPORTED};
 
+/// How long the INVITE may go unanswered before 100 Trying is sent. RFC 3261 §17.2.1: the
+/// server transaction sends 100 "unless it knows that the TU will generate a provisional or
+/// final response within 200 ms". The call rings (180) as soon as its RTP port is bound,
+/// nearly always in the turn the INVITE arrived: a 100 there would reach the caller a few
+/// microseconds before the 180, one datagram more a call for nothing. It still goes out
+/// whenever the answer is slower.
+pub(crate) const TRYING_WITHIN: std::time::Duration = std::time::Duration::from_millis(200);
+
 impl Call {
     /// A new INVITE the switch admitted: the session timer (422), an RTP port (503 when
-    /// none is free), the SDP answer (488 when nothing fits), who is calling; then 100
-    /// Trying and the port to bind. `None` when the INVITE was refused (and answered).
+    /// none is free), the SDP answer (488 when nothing fits), who is calling; then the
+    /// port to bind, and 100 Trying owed should nothing answer the INVITE within
+    /// [`TRYING_WITHIN`]. `None` when the INVITE was refused (and answered).
     pub(crate) fn accept(
         cx: &mut Cx<'_>,
         key: TsxKey,
@@ -79,7 +88,6 @@ impl Call {
                 "incoming call"
             )
         });
-        cx.respond(&key, response_to(&invite, StatusCode::TRYING, None));
         cx.index(Key::Invite(key.clone()));
         cx.index(Key::CallId(invite.call_id.clone()));
         let mut caller = SipLeg::new(peer, local_tag, LegState::Early, srtp_key);
@@ -87,7 +95,7 @@ impl Call {
         caller.session = carrier.session;
         // The port goes into an SDP only once the driver has bound it (`Input::PortBound`).
         caller.port.open(cx, port);
-        let call = Self {
+        let mut call = Self {
             span,
             caller,
             inbound: Inbound {
@@ -117,6 +125,7 @@ impl Call {
             expires: cx.now + cx.cfg.max_call_duration,
             finished: false,
         };
+        call.timers.set(CallTimer::Trying, cx.now + TRYING_WITHIN);
         call.tell_arrived(cx);
         Some(call)
     }
@@ -173,7 +182,7 @@ impl Call {
         let tag = self.caller.local_tag.clone();
         let r = cx.unavailable(&self.inbound.invite, Some(tag.as_str()));
         cx.stats.refused_no_port += 1;
-        cx.respond(&self.inbound.key, r);
+        self.respond_to_invite(cx, r);
         self.end(cx, EndedBy::Concierge, "no RTP port");
     }
 
@@ -221,7 +230,7 @@ impl Call {
         let retransmit = AnswerRetransmit::new(cx.now, bytes, reliable, cx.cfg.timers);
         self.caller.state = LegState::Answered { dialog, retransmit };
         self.notes.answered = Some(cx.now);
-        cx.respond(&self.inbound.key, ok);
+        self.respond_to_invite(cx, ok);
         info!("answered");
     }
 

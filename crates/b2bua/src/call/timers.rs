@@ -11,6 +11,8 @@ use std::time::Instant;
 /// One kind of deadline a call has. When several are due at once they fire in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CallTimer {
+    /// Nothing answered the INVITE yet: 100 Trying goes out (RFC 3261 §17.2.1).
+    Trying,
     /// Answer the ringing call (`SwitchConfig::answer_after`).
     Answer,
     /// An HTTP request is slow: comfort audio starts (its node's `comfort.after_ms`).
@@ -42,7 +44,8 @@ pub(crate) enum CallTimer {
 }
 
 impl CallTimer {
-    const ALL: [Self; 13] = [
+    const ALL: [Self; 14] = [
+        Self::Trying,
         Self::Answer,
         Self::Comfort,
         Self::StoreAnswer,
@@ -166,6 +169,7 @@ impl super::Call {
             let at = self.timers.get(timer).unwrap_or(cx.now);
             self.timers.stop(timer);
             match timer {
+                CallTimer::Trying => self.trying_due(cx),
                 CallTimer::Answer => self.answer_due(cx),
                 CallTimer::Comfort => self.comfort_due(cx),
                 CallTimer::StoreAnswer => self.store_overdue(cx),

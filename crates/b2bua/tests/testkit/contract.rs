@@ -150,6 +150,9 @@ impl Kit {
                     other => self.take(other),
                 }
             }
+            if self.binds_late {
+                self.late_binds.append(&mut to_bind);
+            }
             if to_bind.is_empty() {
                 return;
             }
@@ -165,6 +168,14 @@ impl Kit {
                 };
                 self.switch.handle_input(self.now, input);
             }
+        }
+    }
+
+    /// The slow driver (`binds_late`) binds the ports it was asked for now.
+    pub(crate) fn bind_late(&mut self) {
+        for port in std::mem::take(&mut self.late_binds) {
+            self.open_ports.push(port);
+            self.input(Input::PortBound { port });
         }
     }
 

@@ -149,6 +149,10 @@ pub(crate) struct Kit {
     pub(crate) closed: Vec<u16>,
     /// Ports "another program" holds: binding them fails.
     pub(crate) held_ports: Vec<u16>,
+    /// A slow driver: ports are not bound until `bind_late` (the ones asked for wait
+    /// in `late_binds`).
+    pub(crate) binds_late: bool,
+    pub(crate) late_binds: Vec<u16>,
     /// Requests not answered yet, oldest first.
     pub(crate) http: VecDeque<HttpCall>,
     /// Every request the switch asked for.
@@ -256,6 +260,8 @@ impl Kit {
             opened: Vec::new(),
             closed: Vec::new(),
             held_ports: Vec::new(),
+            binds_late: false,
+            late_binds: Vec::new(),
             http: VecDeque::new(),
             http_log: Vec::new(),
             resolves: VecDeque::new(),

@@ -1,5 +1,5 @@
 //! SIP over UDP leaves in batches: what one turn of the loop produced for a socket goes
-//! out in one `sendmmsg` (a plain call's 100, 180 and 200 are one system call, and a busy
+//! out in one `sendmmsg` (a plain call's 180 and 200 are one system call, and a busy
 //! turn's answers to many callers are one), instead of a `sendto` each.
 //!
 //! Nothing waits for a batch that is not full: the batch is sent as the turn ends, before
