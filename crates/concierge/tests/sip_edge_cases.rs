@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{header, udp_exchange, RawPeer, Server};
 
@@ -63,6 +63,45 @@ fn unknown_method_gets_501_and_bye_for_no_dialog_gets_481() {
         );
     peer.send(&bye);
     peer.expect("SIP/2.0 481", WAIT);
+}
+
+#[test]
+fn rfc3261_17_2_1_a_call_that_rings_at_once_gets_no_100_trying_before_its_180() {
+    // A 100 is owed only when nothing answers the INVITE within 200 ms. The server rings in
+    // the turn the INVITE arrives, so the caller sees 180 then 200; a 100 could only come
+    // from a server that took 200 ms to ring, and never after the 180.
+    let server = Server::start("no-trying", "", "");
+    let peer = RawPeer::new(server.port);
+    let sent = Instant::now();
+    peer.send(&peer.invite("nt1", "nt1"));
+    let mut seen: Vec<(Duration, String)> = Vec::new();
+    common::recv_until(&peer.sock, WAIT, |bytes| {
+        let m = String::from_utf8_lossy(bytes);
+        if header(&m, "Call-ID") != Some("nt1") {
+            // The kernel may hand this socket a port whose last owner is still answered.
+            return None;
+        }
+        let status = m.lines().next().unwrap_or_default().to_owned();
+        let done = status.starts_with("SIP/2.0 200");
+        seen.push((sent.elapsed(), status));
+        done.then_some(())
+    })
+    .unwrap_or_else(|| panic!("no 200 within {WAIT:?}: {seen:?}"));
+    let without_trying: Vec<&str> = seen
+        .iter()
+        .map(|(_, s)| s.as_str())
+        .filter(|s| !s.starts_with("SIP/2.0 100"))
+        .collect();
+    assert_eq!(without_trying, ["SIP/2.0 180 Ringing", "SIP/2.0 200 OK"]);
+    let ringing_at = seen.iter().position(|(_, s)| s.starts_with("SIP/2.0 180"));
+    for (i, (at, status)) in seen.iter().enumerate() {
+        if status.starts_with("SIP/2.0 100") {
+            assert!(
+                *at >= Duration::from_millis(200) && Some(i) < ringing_at,
+                "a 100 the caller did not need: {seen:?}"
+            );
+        }
+    }
 }
 
 #[test]
