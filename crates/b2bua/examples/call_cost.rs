@@ -14,9 +14,9 @@
 //! The difference of the two `I refs` over `N` is the instructions per call (the `0` run
 //! counts the start-up: parsing the flow, building prompts).
 //!
-//! - `plain`: no flow — INVITE, 100, (bind) 180, 200, ACK, the caller's BYE and its 200.
+//! - `plain`: no flow — INVITE, (bind) 180, 200, ACK, the caller's BYE and its 200.
 //! - `vip`: the reference flow (`config/flows/vip.toml`) for a VIP through a trusted
-//!   carrier — INVITE, 100, (bind) 180 and the CRM lookup, the lookup's answer injected,
+//!   carrier — INVITE, (bind) 180 and the CRM lookup, the lookup's answer injected,
 //!   200, ACK, the 1.4 s greeting paced out (70 RTP packets), REFER, 202, NOTIFY 200, our
 //!   BYE and its 200.
 //! - `rtp`: one plain call, then `N` RTP packets (PCMU, 20 ms) from the caller to its port,
