@@ -157,25 +157,29 @@ impl Kit {
                 return;
             }
             for port in to_bind {
-                let input = if self.held_ports.contains(&port) {
-                    Input::PortFailed {
-                        port,
-                        error: PortError::InUse,
-                    }
-                } else {
-                    self.open_ports.push(port);
-                    Input::PortBound { port }
-                };
+                let input = self.bind(port);
                 self.switch.handle_input(self.now, input);
             }
         }
     }
 
+    /// Binds `port` as the driver would: it fails when another program holds it.
+    fn bind(&mut self, port: u16) -> Input<'static> {
+        if self.held_ports.contains(&port) {
+            return Input::PortFailed {
+                port,
+                error: PortError::InUse,
+            };
+        }
+        self.open_ports.push(port);
+        Input::PortBound { port }
+    }
+
     /// The slow driver (`binds_late`) binds the ports it was asked for now.
     pub(crate) fn bind_late(&mut self) {
         for port in std::mem::take(&mut self.late_binds) {
-            self.open_ports.push(port);
-            self.input(Input::PortBound { port });
+            let input = self.bind(port);
+            self.input(input);
         }
     }
 
